@@ -1,0 +1,975 @@
+"""M3UA layer management: the ASP and AS state machines of RFC 4666 §4.3, sans-I/O.
+
+One :class:`M3uaLayer` serves every association of the node, in one of two roles:
+
+* ``client``: we are an ASP toward an SGP or IPSP server (an STP). On association up we send
+  ASP Up (§3.5.1), on its Ack ASP Active (§3.7.1) with our Routing Context and Traffic Mode
+  Type, retrying each with the T(ack) timer and exponential backoff (§4.3.4.1, §4.3.4.3).
+  :meth:`M3uaLayer.shutdown` sends ASP Inactive then ASP Down (§4.3.4.4, §4.3.4.2).
+* ``server``: we accept ASPs (as an SGP/IPSP would). Each association has an ASP state
+  (ASP-DOWN / ASP-INACTIVE / ASP-ACTIVE, §4.3.1) and the one Application Server we serve has an
+  AS state (AS-DOWN / AS-INACTIVE / AS-ACTIVE / AS-PENDING with the recovery timer T(r),
+  §4.3.2) under the traffic mode override, loadshare or broadcast (§4.3.4.3). AS state changes
+  are announced with Notify (§4.3.4.5); an override take-over tells the old ASP "Alternate ASP
+  Active". Routing keys may be registered dynamically (REG REQ, §4.4.1).
+
+In both roles: BEAT is answered with BEAT Ack echoing the Heartbeat Data and we send our own
+BEATs when ``beat_interval`` > 0, closing the association if no Ack comes within
+``beat_timeout`` (§3.5.5, §4.3.4.6); DAUD is answered with DAVA for our own point code and DUNA
+for the rest (§3.4.3, §4.5); a message we cannot accept gets an Error (§3.8.1, §4.5) with the
+first octets of the offending message as Diagnostic Information, and the association stays up.
+
+The state machines are tables (``_ASP_TRANSITIONS`` and the ``_ACCEPTS`` tables); a message not
+in a table for the current state is answered with ERR "Unexpected Message".
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from scp.codecs.errors import CodecError
+from scp.codecs.m3ua import (
+    AffectedPointCode,
+    AsStateChange,
+    DeregistrationResult,
+    DeregistrationStatus,
+    ErrorCode,
+    M3uaDecodeError,
+    M3uaMessage,
+    MessageType,
+    OtherStatus,
+    RegistrationResult,
+    RegistrationStatus,
+    StatusType,
+    TrafficMode,
+    decode,
+    decode_data,
+    encode,
+    encode_data,
+    make,
+)
+from scp.core.primitives import MtpTransfer
+from scp.core.timers import Timers
+
+__all__ = [
+    "M3uaLayer",
+    "AspState",
+    "AsState",
+    "Transmit",
+    "Deliver",
+    "CloseAssociation",
+    "AspStateChanged",
+    "AsStateChanged",
+    "Dropped",
+    "MtpStatus",
+    "PeerNotify",
+    "Output",
+    "DATA_STREAMS",
+]
+
+DATA_STREAMS = 16
+"""SCTP streams 1..16 carry DATA, chosen by SLS so one signalling relation stays in order."""
+
+DIAGNOSTIC_OCTETS = 40
+"""How much of an offending message an ERR echoes as Diagnostic Information (§3.8.1)."""
+
+MAX_PENDING_QUEUE = 1024
+"""DATA buffered while the AS is AS-PENDING (§4.3.2); beyond this it is dropped."""
+
+MAX_BACKOFF = 30.0
+
+
+class AspState(enum.Enum):
+    """ASP state as seen by this side (RFC 4666 §4.3.1)."""
+
+    DOWN = "ASP-DOWN"
+    INACTIVE = "ASP-INACTIVE"
+    ACTIVE = "ASP-ACTIVE"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class AsState(enum.Enum):
+    """Application Server state (RFC 4666 §4.3.2)."""
+
+    DOWN = "AS-DOWN"
+    INACTIVE = "AS-INACTIVE"
+    ACTIVE = "AS-ACTIVE"
+    PENDING = "AS-PENDING"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Transmit:
+    """Bytes to send on an association; stream 0 for management, 1.. for DATA (SCTP only)."""
+
+    assoc_id: int
+    stream: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """MTP-TRANSFER indication for the user part (SCCP)."""
+
+    xfer: MtpTransfer
+
+
+@dataclass(frozen=True, slots=True)
+class CloseAssociation:
+    """The adapter must close this association (e.g. heartbeat timeout)."""
+
+    assoc_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AspStateChanged:
+    """The ASP state of an association changed."""
+
+    assoc_id: int
+    old: AspState
+    new: AspState
+
+
+@dataclass(frozen=True, slots=True)
+class AsStateChanged:
+    """The state of the Application Server we serve changed (server role)."""
+
+    routing_context: int | None
+    old: AsState
+    new: AsState
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A message we could not send or did not accept; for the log."""
+
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MtpStatus:
+    """MTP-PAUSE / MTP-RESUME / MTP-STATUS indication from SSNM (RFC 4666 §1.4.2.2, §3.4)."""
+
+    kind: Literal["pause", "resume", "status"]
+    affected: tuple[int, ...]
+    cause: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PeerNotify:
+    """A Notify received from the peer (§3.8.2): Status Type and Status Information."""
+
+    assoc_id: int
+    status_type: int
+    status_info: int
+    asp_identifier: int | None = None
+
+
+Output = (
+    Transmit
+    | Deliver
+    | CloseAssociation
+    | AspStateChanged
+    | AsStateChanged
+    | Dropped
+    | MtpStatus
+    | PeerNotify
+)
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------
+
+_D, _I, _A = AspState.DOWN, AspState.INACTIVE, AspState.ACTIVE
+_ANY = frozenset({_D, _I, _A})
+_UP = frozenset({_I, _A})
+MT = MessageType
+
+# ASP state transitions (RFC 4666 §4.3.1 figure 3), keyed by the primitive that drives them:
+# on the server the received ASPSM/ASPTM message, on the client the received acknowledgement.
+_ASP_TRANSITIONS: dict[tuple[AspState, str], AspState] = {
+    (_D, "ASPUP"): _I,
+    (_I, "ASPUP"): _I,
+    (_A, "ASPUP"): _I,
+    (_I, "ASPAC"): _A,
+    (_A, "ASPAC"): _A,
+    (_I, "ASPIA"): _I,
+    (_A, "ASPIA"): _I,
+    (_D, "ASPDN"): _D,
+    (_I, "ASPDN"): _D,
+    (_A, "ASPDN"): _D,
+    (_D, "ASPUP_ACK"): _I,
+    (_I, "ASPUP_ACK"): _I,
+    (_A, "ASPUP_ACK"): _A,
+    (_I, "ASPAC_ACK"): _A,
+    (_A, "ASPAC_ACK"): _A,
+    (_I, "ASPIA_ACK"): _I,
+    (_A, "ASPIA_ACK"): _I,
+    (_D, "ASPDN_ACK"): _D,
+    (_I, "ASPDN_ACK"): _D,
+    (_A, "ASPDN_ACK"): _D,
+    (_A, "ALTERNATE_ASP_ACTIVE"): _I,
+    (_I, "ALTERNATE_ASP_ACTIVE"): _I,
+    (_D, "ASP_FAILURE"): _D,
+    (_I, "ASP_FAILURE"): _D,
+    (_A, "ASP_FAILURE"): _D,
+}
+
+# Which received messages each role accepts in which ASP state (§4.3.4, §4.5). Absent pairs are
+# answered with ERR Unexpected Message.
+_SERVER_ACCEPTS: dict[int, frozenset[AspState]] = {
+    MT.ERR: _ANY,
+    MT.NTFY: _ANY,
+    MT.BEAT: _ANY,
+    MT.BEAT_ACK: _ANY,
+    MT.ASPUP: _ANY,
+    MT.ASPDN: _ANY,
+    MT.ASPAC: _UP,
+    MT.ASPIA: _UP,
+    MT.DATA: frozenset({_A}),
+    MT.DAUD: _UP,
+    MT.DUNA: _UP,
+    MT.DAVA: _UP,
+    MT.SCON: _UP,
+    MT.DUPU: _UP,
+    MT.DRST: _UP,
+    MT.REG_REQ: _UP,
+    MT.DEREG_REQ: _UP,
+}
+_CLIENT_ACCEPTS: dict[int, frozenset[AspState]] = {
+    MT.ERR: _ANY,
+    MT.NTFY: _ANY,
+    MT.BEAT: _ANY,
+    MT.BEAT_ACK: _ANY,
+    MT.ASPUP_ACK: _ANY,
+    MT.ASPDN_ACK: _ANY,
+    MT.ASPAC_ACK: _UP,
+    MT.ASPIA_ACK: _UP,
+    MT.DATA: frozenset({_A}),
+    MT.DAUD: _UP,
+    MT.DUNA: _UP,
+    MT.DAVA: _UP,
+    MT.SCON: _UP,
+    MT.DUPU: _UP,
+    MT.DRST: _UP,
+    MT.REG_REQ: _UP,
+    MT.DEREG_REQ: _UP,
+    MT.REG_RSP: _UP,
+    MT.DEREG_RSP: _UP,
+}
+
+_TRAFFIC_MODES = {
+    "override": TrafficMode.OVERRIDE,
+    "loadshare": TrafficMode.LOADSHARE,
+    "broadcast": TrafficMode.BROADCAST,
+}
+_AS_NOTIFY = {
+    AsState.INACTIVE: AsStateChange.AS_INACTIVE,
+    AsState.ACTIVE: AsStateChange.AS_ACTIVE,
+    AsState.PENDING: AsStateChange.AS_PENDING,
+}
+
+
+@dataclass(slots=True)
+class _Asp:
+    """What we know about the ASP at the far end of one association (or, client role, us)."""
+
+    assoc_id: int
+    state: AspState = AspState.DOWN
+    asp_identifier: int | None = None
+    activated: int = 0  # order of activation, for override (the newest wins)
+    pending: str | None = None  # client: the ASPSM/ASPTM request awaiting its Ack
+    retries: int = 0
+    beat_data: bytes | None = None  # our outstanding BEAT
+    unavailable: list[AffectedPointCode] = field(default_factory=list)  # DUNA'd destinations
+
+
+class M3uaLayer:
+    """The M3UA layer of the node: ASP/AS state machines, DATA in and out, per association."""
+
+    def __init__(
+        self,
+        *,
+        role: Literal["client", "server"],
+        local_pc: int,
+        routing_context: int | None,
+        network_indicator: int = 2,
+        traffic_mode: Literal["override", "loadshare", "broadcast"] = "loadshare",
+        asp_identifier: int | None = None,
+        beat_interval: float = 30.0,
+        beat_timeout: float = 10.0,
+        ack_timeout: float = 2.0,
+        recovery_timeout: float = 2.0,
+    ) -> None:
+        if role not in ("client", "server"):
+            raise ValueError(f"role must be 'client' or 'server', not {role!r}")
+        if traffic_mode not in _TRAFFIC_MODES:
+            raise ValueError(f"unknown traffic mode {traffic_mode!r}")
+        self.role = role
+        self.local_pc = local_pc
+        self.routing_context = routing_context
+        self.network_indicator = network_indicator
+        self.traffic_mode = traffic_mode
+        self._tmt = _TRAFFIC_MODES[traffic_mode]
+        self.asp_identifier = asp_identifier
+        self.beat_interval = beat_interval
+        self.beat_timeout = beat_timeout
+        self.ack_timeout = ack_timeout
+        self.recovery_timeout = recovery_timeout
+        self._asps: dict[int, _Asp] = {}
+        self._timers = Timers()
+        self._as_state = AsState.DOWN
+        self._registered: set[int] = set()  # RCs handed out by REG REQ (server)
+        self._next_rc = 1
+        self._activations = 0
+        self._beat_seq = 0
+        self._pending_queue: list[MtpTransfer] = []
+        self._stopping = False
+        self._accepts = _SERVER_ACCEPTS if role == "server" else _CLIENT_ACCEPTS
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def asp_state(self, assoc_id: int) -> AspState:
+        asp = self._asps.get(assoc_id)
+        return asp.state if asp is not None else AspState.DOWN
+
+    @property
+    def as_state(self) -> AsState:
+        """State of the Application Server we serve (server role; client role tracks none)."""
+        return self._as_state
+
+    @property
+    def is_active(self) -> bool:
+        """Whether any ASP is active for our routing context, i.e. DATA can leave."""
+        return any(a.state is AspState.ACTIVE for a in self._asps.values())
+
+    def next_deadline(self) -> float | None:
+        return self._timers.next_deadline()
+
+    # -- transport events --------------------------------------------------------------------
+
+    def association_up(self, assoc_id: int, now: float) -> list[Output]:
+        """The transport connected; the client starts the ASP Up procedure (§4.3.4.1)."""
+        out: list[Output] = []
+        if assoc_id in self._asps:
+            out += self._drop_asp(assoc_id, now)
+        asp = _Asp(assoc_id)
+        self._asps[assoc_id] = asp
+        if self.beat_interval > 0:
+            self._timers.start(("beat", assoc_id), now, self.beat_interval)
+        if self.role == "client" and not self._stopping:
+            self._client_request(asp, "ASPUP", now, out)
+        return out
+
+    def association_down(self, assoc_id: int, now: float) -> list[Output]:
+        """The transport was lost or closed: the ASP is ASP-DOWN (§4.3.1, SCTP CDI)."""
+        return self._drop_asp(assoc_id, now)
+
+    # -- received messages -------------------------------------------------------------------
+
+    def receive(self, assoc_id: int, data: bytes, now: float, stream: int = 0) -> list[Output]:
+        """One whole M3UA message received on ``assoc_id``."""
+        asp = self._asps.get(assoc_id)
+        if asp is None:
+            return [Dropped("message on an unknown association", f"assoc={assoc_id}")]
+        out: list[Output] = []
+        try:
+            if data[2:4] == b"\x01\x01":  # DATA: the hot path skips the generic decoder
+                self._on_data(asp, data, out)
+                return out
+            msg = decode(data)
+            mt = msg.msg_type
+            states = self._accepts.get(mt)
+            if states is None or asp.state not in states:
+                raise M3uaDecodeError(2, f"{msg.name} in {asp.state}", ErrorCode.UNEXPECTED_MESSAGE)
+            handler = _HANDLERS[mt]
+            handler(self, asp, msg, data, now, out)
+        except M3uaDecodeError as e:
+            out += self._error(asp, data, e.error_code, e.reason)
+        except CodecError as e:
+            out += self._error(asp, data, ErrorCode.PROTOCOL_ERROR, str(e))
+        except Exception as e:  # noqa: BLE001 - the peer's bytes must never crash the node
+            out.append(Dropped("internal error handling message", f"{type(e).__name__}: {e}"))
+        return out
+
+    def _error(
+        self,
+        asp: _Asp,
+        data: bytes,
+        code: ErrorCode,
+        reason: str,
+        routing_context: int | None = None,
+    ) -> list[Output]:
+        """ERR for a message we refuse (§3.8.1); an ERR itself is never answered (no loops)."""
+        dropped = Dropped(f"refused: {code.name}", f"assoc={asp.assoc_id} {reason}")
+        if data[2:4] == b"\x00\x00":
+            return [dropped]
+        err = make(
+            MT.ERR,
+            error_code=code,
+            routing_context=routing_context,
+            diagnostic_information=bytes(data[:DIAGNOSTIC_OCTETS]),
+        )
+        return [Transmit(asp.assoc_id, 0, encode(err)), dropped]
+
+    def _send(self, asp: _Asp, msg: M3uaMessage, out: list[Output]) -> None:
+        out.append(Transmit(asp.assoc_id, 0, encode(msg)))
+
+    def _rc_ok(self, rc: int) -> bool:
+        return rc == self.routing_context or rc in self._registered
+
+    @property
+    def _our_rc(self) -> int | None:
+        if self.routing_context is not None:
+            return self.routing_context
+        return min(self._registered) if self._registered else None
+
+    def _on_data(self, asp: _Asp, data: bytes, out: list[Output]) -> None:
+        d = decode_data(data)
+        if asp.state is not AspState.ACTIVE:
+            raise M3uaDecodeError(2, f"DATA in {asp.state}", ErrorCode.UNEXPECTED_MESSAGE)
+        rc = d.routing_context
+        if rc is not None and not self._rc_ok(rc):
+            out += self._error(
+                asp,
+                data,
+                ErrorCode.INVALID_ROUTING_CONTEXT,
+                f"DATA for routing context {rc}",
+                routing_context=rc,
+            )
+            return
+        out.append(Deliver(d.xfer))
+
+    # -- ASPSM / ASPTM, server role (§4.3.4) ---------------------------------------------------
+
+    def _set_state(self, asp: _Asp, event: str, out: list[Output]) -> None:
+        old = asp.state
+        new = _ASP_TRANSITIONS[(old, event)]
+        if new is not old:
+            asp.state = new
+            if new is AspState.ACTIVE:
+                self._activations += 1
+                asp.activated = self._activations
+            out.append(AspStateChanged(asp.assoc_id, old, new))
+
+    def _on_aspup(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        was_active = asp.state is AspState.ACTIVE
+        if msg.asp_identifier is not None:
+            asp.asp_identifier = msg.asp_identifier
+        self._send(asp, make(MT.ASPUP_ACK, asp_identifier=self.asp_identifier), out)
+        if was_active:
+            # §4.3.4.1: ASP Up from an active ASP is acknowledged, flagged, and deactivates it.
+            out += self._error(asp, data, ErrorCode.UNEXPECTED_MESSAGE, "ASPUP in ASP-ACTIVE")
+        self._set_state(asp, "ASPUP", out)
+        if not self._update_as(now, out) and self._as_state in _AS_NOTIFY:
+            self._notify(asp, StatusType.AS_STATE_CHANGE, _AS_NOTIFY[self._as_state], out)
+
+    def _on_aspdn(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        self._send(asp, make(MT.ASPDN_ACK), out)
+        self._set_state(asp, "ASPDN", out)
+        self._update_as(now, out)
+
+    def _on_aspac(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        tmt = msg.traffic_mode
+        if tmt is not None and tmt != self._tmt:
+            raise M3uaDecodeError(
+                8,
+                f"traffic mode {tmt}, the AS uses {self._tmt.name}",
+                ErrorCode.UNSUPPORTED_TRAFFIC_MODE_TYPE,
+            )
+        rcs = msg.routing_contexts
+        for rc in rcs or ():
+            if not self._rc_ok(rc):
+                out += self._error(
+                    asp,
+                    data,
+                    ErrorCode.INVALID_ROUTING_CONTEXT,
+                    f"ASPAC for routing context {rc}",
+                    routing_context=rc,
+                )
+                return
+        self._send(
+            asp,
+            make(
+                MT.ASPAC_ACK, traffic_mode=self._tmt, routing_context=rcs if rcs else self._our_rc
+            ),
+            out,
+        )
+        if asp.state is AspState.ACTIVE:
+            return
+        if self._tmt is TrafficMode.OVERRIDE:
+            # §4.3.4.3: in override the newcomer takes over; the old active ASP is told so.
+            for other in self._asps.values():
+                if other is not asp and other.state is AspState.ACTIVE:
+                    self._set_state(other, "ALTERNATE_ASP_ACTIVE", out)
+                    self._notify(
+                        other,
+                        StatusType.OTHER,
+                        OtherStatus.ALTERNATE_ASP_ACTIVE,
+                        out,
+                        asp_identifier=asp.asp_identifier,
+                    )
+        self._set_state(asp, "ASPAC", out)
+        self._update_as(now, out)
+
+    def _on_aspia(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        for rc in msg.routing_contexts or ():
+            if not self._rc_ok(rc):
+                out += self._error(
+                    asp,
+                    data,
+                    ErrorCode.INVALID_ROUTING_CONTEXT,
+                    f"ASPIA for routing context {rc}",
+                    routing_context=rc,
+                )
+                return
+        self._send(
+            asp, make(MT.ASPIA_ACK, routing_context=msg.routing_contexts or self._our_rc), out
+        )
+        self._set_state(asp, "ASPIA", out)
+        self._update_as(now, out)
+
+    # -- ASPSM / ASPTM acknowledgements, client role -----------------------------------------
+
+    def _client_request(self, asp: _Asp, what: str, now: float, out: list[Output]) -> None:
+        """Send ASPUP/ASPAC/ASPIA/ASPDN and arm T(ack) for its acknowledgement."""
+        if asp.pending != what:
+            asp.retries = 0
+        asp.pending = what
+        if what == "ASPUP":
+            msg = make(MT.ASPUP, asp_identifier=self.asp_identifier)
+        elif what == "ASPAC":
+            msg = make(MT.ASPAC, traffic_mode=self._tmt, routing_context=self.routing_context)
+        elif what == "ASPIA":
+            msg = make(MT.ASPIA, routing_context=self.routing_context)
+        else:
+            msg = make(MT.ASPDN)
+        self._send(asp, msg, out)
+        backoff = min(
+            max(self.ack_timeout, MAX_BACKOFF), self.ack_timeout * (2 ** min(asp.retries, 10))
+        )
+        self._timers.start(("ack", asp.assoc_id), now, backoff)
+
+    def _client_done(self, asp: _Asp) -> None:
+        asp.pending = None
+        asp.retries = 0
+        self._timers.cancel(("ack", asp.assoc_id))
+
+    def _on_aspup_ack(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        if asp.pending != "ASPUP":
+            return  # a duplicate or late Ack changes nothing (§4.3.4.1)
+        self._client_done(asp)
+        self._set_state(asp, "ASPUP_ACK", out)
+        if self._stopping:
+            self._client_request(asp, "ASPDN", now, out)
+        else:
+            self._client_request(asp, "ASPAC", now, out)
+
+    def _on_aspac_ack(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        if asp.pending != "ASPAC":
+            return
+        self._client_done(asp)
+        self._set_state(asp, "ASPAC_ACK", out)
+
+    def _on_aspia_ack(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        if asp.pending != "ASPIA":
+            return
+        self._client_done(asp)
+        self._set_state(asp, "ASPIA_ACK", out)
+        if self._stopping:
+            self._client_request(asp, "ASPDN", now, out)
+
+    def _on_aspdn_ack(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        solicited = asp.pending == "ASPDN"
+        self._client_done(asp)
+        self._set_state(asp, "ASPDN_ACK", out)
+        if not solicited and not self._stopping:
+            # §4.3.4.2: an unsolicited ASP Down Ack (e.g. management lockout): try again later.
+            asp.pending = "ASPUP"
+            asp.retries = 1
+            self._timers.start(("ack", asp.assoc_id), now, self.ack_timeout)
+
+    def _on_ack_timer(self, assoc_id: int, now: float, out: list[Output]) -> None:
+        asp = self._asps.get(assoc_id)
+        if asp is None or asp.pending is None:
+            return
+        what = asp.pending
+        if self._stopping and what in ("ASPIA", "ASPDN"):
+            if what == "ASPIA":
+                self._client_request(asp, "ASPDN", now, out)
+            else:  # no answer to our ASP Down: consider ourselves down anyway
+                self._client_done(asp)
+                self._set_state(asp, "ASPDN_ACK", out)
+            return
+        out.append(Dropped(f"no acknowledgement of {what}, retrying", f"assoc={assoc_id}"))
+        asp.retries += 1
+        self._client_request(asp, what, now, out)
+
+    # -- management, both roles ----------------------------------------------------------------
+
+    def _on_beat(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        self._send(asp, make(MT.BEAT_ACK, heartbeat_data=msg.heartbeat_data), out)
+
+    def _on_beat_ack(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        if asp.beat_data is not None and msg.heartbeat_data == asp.beat_data:
+            asp.beat_data = None
+            self._timers.cancel(("beat_ack", asp.assoc_id))
+        else:
+            out.append(Dropped("BEAT Ack with unexpected Heartbeat Data", f"assoc={asp.assoc_id}"))
+
+    def _on_beat_timer(self, assoc_id: int, now: float, out: list[Output]) -> None:
+        asp = self._asps.get(assoc_id)
+        if asp is None:
+            return
+        self._beat_seq = (self._beat_seq + 1) & 0xFFFFFFFF
+        asp.beat_data = struct.pack("!II", assoc_id & 0xFFFFFFFF, self._beat_seq)
+        self._send(asp, make(MT.BEAT, heartbeat_data=asp.beat_data), out)
+        if not self._timers.running(("beat_ack", assoc_id)):
+            self._timers.start(("beat_ack", assoc_id), now, self.beat_timeout)
+        self._timers.start(("beat", assoc_id), now, self.beat_interval)
+
+    def _on_err(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        code = msg.error_code
+        try:
+            name = ErrorCode(code).name if code is not None else "?"
+        except ValueError:
+            name = f"0x{code:02x}"
+        out.append(
+            Dropped(
+                f"ERR from peer: {name}",
+                f"assoc={asp.assoc_id} diagnostic={(msg.diagnostic_information or b'').hex()}",
+            )
+        )
+
+    def _on_ntfy(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        st = msg.status or (0, 0)
+        out.append(PeerNotify(asp.assoc_id, st[0], st[1], msg.asp_identifier))
+        if self.role != "client":
+            return
+        if (
+            st == (StatusType.OTHER, OtherStatus.ALTERNATE_ASP_ACTIVE)
+            and asp.state is AspState.ACTIVE
+        ):
+            # §4.3.4.3 override: another ASP took over the traffic; we are standby now.
+            self._set_state(asp, "ALTERNATE_ASP_ACTIVE", out)
+        elif (
+            st == (StatusType.AS_STATE_CHANGE, AsStateChange.AS_PENDING)
+            and asp.state is AspState.INACTIVE
+            and asp.pending is None
+            and not self._stopping
+        ):
+            # §4.3.4.5: the active ASP failed and T(r) runs; a standby ASP steps in.
+            self._client_request(asp, "ASPAC", now, out)
+
+    def _notify(
+        self,
+        asp: _Asp,
+        status_type: int,
+        info: int,
+        out: list[Output],
+        asp_identifier: int | None = None,
+    ) -> None:
+        self._send(
+            asp,
+            make(
+                MT.NTFY,
+                status=(status_type, info),
+                asp_identifier=asp_identifier,
+                routing_context=self._our_rc,
+            ),
+            out,
+        )
+
+    # -- SSNM (§3.4, §4.5) ---------------------------------------------------------------------
+
+    def _on_daud(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        rcs = msg.routing_contexts
+        for rc in rcs or ():
+            if not self._rc_ok(rc):
+                out += self._error(
+                    asp,
+                    data,
+                    ErrorCode.INVALID_ROUTING_CONTEXT,
+                    f"DAUD for routing context {rc}",
+                    routing_context=rc,
+                )
+                return
+        apcs = msg.affected_point_codes
+        ours = any(a.covers(self.local_pc) for a in apcs)
+        others = [a for a in apcs if not a.covers(self.local_pc)]
+        answer_rc = rcs[0] if rcs else self._our_rc
+        if ours:
+            self._send(
+                asp,
+                make(MT.DAVA, routing_context=answer_rc, affected_point_codes=[self.local_pc]),
+                out,
+            )
+        if others:
+            self._send(
+                asp, make(MT.DUNA, routing_context=answer_rc, affected_point_codes=others), out
+            )
+
+    def _on_ssnm(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        apcs = msg.affected_point_codes
+        pcs = tuple(a.pc for a in apcs)
+        mt = msg.msg_type
+        if mt == MT.DUNA:
+            asp.unavailable += [a for a in apcs if a not in asp.unavailable]
+            out.append(MtpStatus("pause", pcs))
+        elif mt == MT.DAVA:
+            asp.unavailable = [u for u in asp.unavailable if not any(a.covers(u.pc) for a in apcs)]
+            out.append(MtpStatus("resume", pcs))
+        elif mt == MT.DUPU:
+            uc = msg.user_cause or (0, 0)
+            out.append(MtpStatus("status", pcs, cause=uc[0]))
+        elif mt == MT.SCON:
+            out.append(MtpStatus("status", pcs, cause=msg.u32(0x0205)))
+        else:  # DRST: restricted is still available for our purposes (§3.4.6)
+            out.append(MtpStatus("status", pcs))
+
+    # -- RKM (§3.6, §4.4) ----------------------------------------------------------------------
+
+    def _on_reg_req(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        results = []
+        for rk in msg.routing_keys:
+            status = RegistrationStatus.SUCCESSFULLY_REGISTERED
+            rc = 0
+            if rk.dpc != self.local_pc:
+                status = RegistrationStatus.INVALID_DPC
+            elif rk.routing_context is not None and not self._rc_ok(rk.routing_context):
+                status = RegistrationStatus.ROUTING_KEY_NOT_PROVISIONED
+            elif rk.traffic_mode is not None and rk.traffic_mode != self._tmt:
+                status = RegistrationStatus.UNSUPPORTED_TRAFFIC_HANDLING_MODE
+            elif self.routing_context is not None:
+                rc = self.routing_context
+            else:
+                # A single-AS node without a configured RC hands out one RC for its one AS.
+                rc = self._our_rc or self._next_rc
+                self._registered.add(rc)
+            results.append(RegistrationResult(rk.local_rk_identifier, status, rc))
+        self._send(asp, make(MT.REG_RSP, registration_results=results), out)
+
+    def _on_dereg_req(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        results = []
+        for rc in msg.routing_contexts or ():
+            if not self._rc_ok(rc):
+                status = DeregistrationStatus.INVALID_ROUTING_CONTEXT
+            elif asp.state is AspState.ACTIVE:
+                status = DeregistrationStatus.ASP_CURRENTLY_ACTIVE
+            elif rc in self._registered:
+                status = DeregistrationStatus.SUCCESSFULLY_DEREGISTERED
+                if not any(a.state is AspState.ACTIVE for a in self._asps.values()):
+                    self._registered.discard(rc)
+            else:  # statically configured: not ours to remove
+                status = DeregistrationStatus.PERMISSION_DENIED
+            results.append(DeregistrationResult(rc, status))
+        self._send(asp, make(MT.DEREG_RSP, deregistration_results=results), out)
+
+    def _on_rkm_rsp(
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+    ) -> None:
+        out.append(
+            Dropped(f"{msg.name} ignored: we register no routing keys", f"assoc={asp.assoc_id}")
+        )
+
+    # -- AS state (server role, §4.3.2) --------------------------------------------------------
+
+    def _update_as(self, now: float, out: list[Output], recovery_expired: bool = False) -> bool:
+        """Recompute the AS state from the ASP states; announce a change. True if it changed."""
+        if self.role != "server":
+            return False
+        old = self._as_state
+        active = any(a.state is AspState.ACTIVE for a in self._asps.values())
+        up = any(a.state is not AspState.DOWN for a in self._asps.values())
+        if active:
+            new = AsState.ACTIVE
+        elif (
+            old in (AsState.ACTIVE, AsState.PENDING) and not recovery_expired and not self._stopping
+        ):
+            new = AsState.PENDING  # T(r) gives an alternate ASP the chance to take over
+        elif up:
+            new = AsState.INACTIVE
+        else:
+            new = AsState.DOWN
+        if new is old:
+            return False
+        self._as_state = new
+        out.append(AsStateChanged(self.routing_context, old, new))
+        if new is AsState.PENDING:
+            self._timers.start(("T_r",), now, self.recovery_timeout)
+        else:
+            self._timers.cancel(("T_r",))
+        info = _AS_NOTIFY.get(new)
+        if info is not None:
+            for a in self._asps.values():
+                if a.state is not AspState.DOWN:
+                    self._notify(a, StatusType.AS_STATE_CHANGE, info, out)
+        if new is AsState.ACTIVE and self._pending_queue:
+            queued, self._pending_queue = self._pending_queue, []
+            for x in queued:
+                out += self.send_transfer(x, now)
+        elif new in (AsState.INACTIVE, AsState.DOWN) and self._pending_queue:
+            out.append(
+                Dropped(
+                    "AS not recovered within T(r)",
+                    f"{len(self._pending_queue)} queued DATA discarded",
+                )
+            )
+            self._pending_queue = []
+        return True
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def send_transfer(self, xfer: MtpTransfer, now: float) -> list[Output]:
+        """MTP-TRANSFER request: DATA to the ASP(s) the traffic mode picks; never raises."""
+        active = [a for a in self._asps.values() if a.state is AspState.ACTIVE]
+        if self.role == "client":
+            active = [a for a in active if not any(u.covers(xfer.dpc) for u in a.unavailable)]
+        if not active:
+            if self._as_state is AsState.PENDING and len(self._pending_queue) < MAX_PENDING_QUEUE:
+                self._pending_queue.append(xfer)
+                return []
+            return [Dropped("no ASP active", f"dpc={xfer.dpc} sls={xfer.sls}")]
+        try:
+            data = encode_data(xfer, self._our_rc)
+        except CodecError as e:
+            return [Dropped("cannot encode DATA", str(e))]
+        stream = 1 + xfer.sls % DATA_STREAMS
+        if self._tmt is TrafficMode.BROADCAST:
+            return [Transmit(a.assoc_id, stream, data) for a in active]
+        if self._tmt is TrafficMode.OVERRIDE:
+            target = max(active, key=lambda a: a.activated)
+        else:
+            active.sort(key=lambda a: a.assoc_id)
+            target = active[xfer.sls % len(active)]
+        return [Transmit(target.assoc_id, stream, data)]
+
+    def shutdown(self, now: float) -> list[Output]:
+        """Clean stop: ASPIA then ASPDN (client), unsolicited ASPDN Ack to every ASP (server)."""
+        out: list[Output] = []
+        self._stopping = True
+        for asp in list(self._asps.values()):
+            self._timers.cancel(("beat", asp.assoc_id))
+            self._timers.cancel(("beat_ack", asp.assoc_id))
+            if self.role == "client":
+                if asp.state is AspState.ACTIVE:
+                    self._client_request(asp, "ASPIA", now, out)
+                elif asp.state is AspState.INACTIVE:
+                    self._client_request(asp, "ASPDN", now, out)
+                else:
+                    self._client_done(asp)
+            elif asp.state is not AspState.DOWN:
+                # §4.3.4.2: the SGP may send an unsolicited ASP Down Ack; the ASP is down.
+                self._send(asp, make(MT.ASPDN_ACK, info_string="shutdown"), out)
+                self._set_state(asp, "ASPDN", out)
+        self._update_as(now, out)
+        return out
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def handle_timer(self, now: float) -> list[Output]:
+        out: list[Output] = []
+        for name in self._timers.expired(now):
+            assert isinstance(name, tuple)
+            kind = name[0]
+            if kind == "beat":
+                self._on_beat_timer(name[1], now, out)
+            elif kind == "beat_ack":
+                out.append(CloseAssociation(name[1], "M3UA heartbeat timeout (no BEAT Ack)"))
+                out += self._drop_asp(name[1], now)
+            elif kind == "ack":
+                self._on_ack_timer(name[1], now, out)
+            elif kind == "T_r":
+                self._update_as(now, out, recovery_expired=True)
+        return out
+
+    def _drop_asp(self, assoc_id: int, now: float) -> list[Output]:
+        out: list[Output] = []
+        asp = self._asps.pop(assoc_id, None)
+        if asp is None:
+            return out
+        names: tuple[Hashable, ...] = (
+            ("beat", assoc_id),
+            ("beat_ack", assoc_id),
+            ("ack", assoc_id),
+        )
+        for n in names:
+            self._timers.cancel(n)
+        if asp.state is not AspState.DOWN:
+            out.append(AspStateChanged(assoc_id, asp.state, AspState.DOWN))
+            asp.state = AspState.DOWN
+        self._update_as(now, out)
+        return out
+
+
+_HANDLERS: dict[int, Callable[..., None]] = {
+    MT.ERR: M3uaLayer._on_err,
+    MT.NTFY: M3uaLayer._on_ntfy,
+    MT.BEAT: M3uaLayer._on_beat,
+    MT.BEAT_ACK: M3uaLayer._on_beat_ack,
+    MT.ASPUP: M3uaLayer._on_aspup,
+    MT.ASPDN: M3uaLayer._on_aspdn,
+    MT.ASPAC: M3uaLayer._on_aspac,
+    MT.ASPIA: M3uaLayer._on_aspia,
+    MT.ASPUP_ACK: M3uaLayer._on_aspup_ack,
+    MT.ASPDN_ACK: M3uaLayer._on_aspdn_ack,
+    MT.ASPAC_ACK: M3uaLayer._on_aspac_ack,
+    MT.ASPIA_ACK: M3uaLayer._on_aspia_ack,
+    MT.DAUD: M3uaLayer._on_daud,
+    MT.DUNA: M3uaLayer._on_ssnm,
+    MT.DAVA: M3uaLayer._on_ssnm,
+    MT.SCON: M3uaLayer._on_ssnm,
+    MT.DUPU: M3uaLayer._on_ssnm,
+    MT.DRST: M3uaLayer._on_ssnm,
+    MT.REG_REQ: M3uaLayer._on_reg_req,
+    MT.DEREG_REQ: M3uaLayer._on_dereg_req,
+    MT.REG_RSP: M3uaLayer._on_rkm_rsp,
+    MT.DEREG_RSP: M3uaLayer._on_rkm_rsp,
+}
