@@ -240,6 +240,9 @@ class PAbortCause(enum.IntEnum):
     BADLY_FORMATTED_TRANSACTION_PORTION = 2
     INCORRECT_TRANSACTION_PORTION = 3
     RESOURCE_LIMITATION = 4
+    # Local only, never on the wire: the TC-P-ABORT "abnormal dialogue" of Q.771 §3.1.2.2.2.5
+    # (a provider ABRT or a dialogue portion we cannot accept on an open dialogue).
+    ABNORMAL_DIALOGUE = 126
 
 
 @dataclass(frozen=True, slots=True)

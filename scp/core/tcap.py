@@ -177,9 +177,8 @@ class DialogueState(enum.Enum):
 
 
 # An ABRT from the dialogue service provider, or a dialogue portion we cannot accept, is
-# "abnormal dialogue" in Q.771 §3.1.2.2.2.5. PAbortCause only lists the wire values of
-# Q.773 §3.1, so the TC-user sees the closest one.
-ABNORMAL_DIALOGUE = PAbortCause.INCORRECT_TRANSACTION_PORTION
+# "abnormal dialogue" in Q.771 §3.1.2.2.2.5: a local-only cause, only ever indicated upward.
+ABNORMAL_DIALOGUE = PAbortCause.ABNORMAL_DIALOGUE
 
 _IR = DialogueState.INITIATION_RECEIVED
 _IS = DialogueState.INITIATION_SENT

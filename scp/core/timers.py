@@ -29,6 +29,14 @@ class Timers:
         self._deadline[name] = deadline
         self._seq += 1
         heapq.heappush(self._heap, (deadline, self._seq, name))
+        if len(self._heap) > 2 * len(self._deadline) + 64:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop stale heap entries (cancelled or re-armed timers); amortised O(1) per start."""
+        live = self._deadline
+        self._heap = [e for e in self._heap if live.get(e[2]) == e[0]]
+        heapq.heapify(self._heap)
 
     def cancel(self, name: Hashable) -> None:
         """Disarm ``name``; cancelling a timer that is not running is a no-op."""

@@ -1,0 +1,56 @@
+# mcn-scp: the two Quick start commands (README) and a few helpers.
+#   make run   - the node on embedded defaults (embedded PostgreSQL, console SMS sink)
+#   make test  - installs what the tests need (venv, tshark, the test SMSC) and runs them all
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+CONFIG ?= conf/example.toml
+PYTEST_ARGS ?=
+# root installs system packages directly; a normal user goes through sudo when it is allowed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+
+.PHONY: run test install deps-test tshark smsc lint typecheck bench clean inap-asn
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/mcn-scp run --config $(CONFIG)
+
+tshark:
+	@command -v tshark >/dev/null || { \
+	  echo "installing tshark (Wireshark's decoder, the tests' independent oracle)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get update -qq && \
+	  echo "wireshark-common wireshark-common/install-setuid boolean false" | $(SUDO) debconf-set-selections && \
+	  $(SUDO) apt-get install -y -qq tshark >/dev/null; }
+	@tshark --version | head -1
+
+smsc:
+	@if [ -f tests/smppd/package.json ] && [ ! -d tests/smppd/node_modules ]; then \
+	  npm ci --prefix tests/smppd --no-audit --no-fund --loglevel=error; fi
+
+deps-test: install tshark smsc
+
+test: deps-test
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check scp tests bench
+	$(VENV)/bin/mypy scp
+
+bench: install
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
+
+inap-asn: install
+	$(PY) -m scp.codecs.asn.regen
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info tests/smppd/node_modules

@@ -1,0 +1,163 @@
+"""M3UA over TCP: each message framed by the length in its own common header (RFC 4666 §3.1).
+
+This is how Osmocom (``osmo-stp`` with ``transport-proto tcp``) and jSS7 carry M3UA when SCTP
+is unavailable. The adapter is asyncio glue only: bytes in, whole messages out to the node via
+:class:`~scp.adapters.transport.AssociationHandler`; framing lives in
+:mod:`scp.core.m3ua_framing`. Server role listens; client role keeps every configured peer
+connected, reconnecting with exponential backoff after a loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+import structlog
+
+from scp.adapters.transport import AssociationHandler, Backoff, new_assoc_id
+from scp.core.m3ua_framing import M3uaFramingError, M3uaStreamReader
+
+log = structlog.get_logger("scp.tcp")
+
+
+class _M3uaTcpProtocol(asyncio.Protocol):
+    """One TCP connection = one M3UA association."""
+
+    def __init__(self, owner: TcpTransport, on_lost: asyncio.Future[None] | None = None) -> None:
+        self.owner = owner
+        self.assoc_id = new_assoc_id()
+        self.reader = M3uaStreamReader()
+        self.transport: asyncio.Transport | None = None
+        self.on_lost = on_lost
+        self.closing_reason = "peer closed"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Signalling is latency-bound: never wait for Nagle to fill a segment.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")[:2]
+        local = transport.get_extra_info("sockname")[:2]
+        self.owner._conns[self.assoc_id] = self
+        self.owner.handler.association_up(self.assoc_id, peer, local)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self.reader.feed(data)
+        except M3uaFramingError as e:
+            # A length we cannot trust means we have lost the message boundaries for good.
+            log.warning("m3ua framing lost, closing", assoc=self.assoc_id, error=str(e))
+            self.closing_reason = f"framing error: {e}"
+            if self.transport is not None:
+                self.transport.close()
+            return
+        handler = self.owner.handler
+        for m in messages:
+            handler.association_data(self.assoc_id, m, 0)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner._conns.pop(self.assoc_id, None)
+        reason = self.closing_reason if exc is None else f"{self.closing_reason}: {exc}"
+        self.owner.handler.association_down(self.assoc_id, reason)
+        if self.on_lost is not None and not self.on_lost.done():
+            self.on_lost.set_result(None)
+
+
+class TcpTransport:
+    """M3UA/TCP in server role (``listen``) or client role (``peers``)."""
+
+    def __init__(
+        self,
+        *,
+        handler: AssociationHandler,
+        role: str,
+        listen: tuple[str, int] | None = None,
+        peers: tuple[tuple[str, int], ...] = (),
+        reconnect_min: float = 1.0,
+        reconnect_max: float = 30.0,
+    ) -> None:
+        self.handler = handler
+        self.role = role
+        self.listen_addr = listen
+        self.peers = peers
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self._conns: dict[int, _M3uaTcpProtocol] = {}
+        self._server: asyncio.Server | None = None
+        self._clients: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    @property
+    def listening(self) -> list[tuple[str, int]]:
+        if self._server is None:
+            return []
+        return [s.getsockname()[:2] for s in self._server.sockets]
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.role == "server":
+            assert self.listen_addr is not None
+            host, port = self.listen_addr
+            self._server = await loop.create_server(
+                lambda: _M3uaTcpProtocol(self), host, port, reuse_address=True
+            )
+            log.info("m3ua tcp listening", addresses=self.listening)
+        else:
+            for peer in self.peers:
+                self._clients.append(asyncio.create_task(self._keep_connected(peer)))
+
+    async def _keep_connected(self, peer: tuple[str, int]) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = Backoff(self.reconnect_min, self.reconnect_max)
+        while not self._stopping:
+            lost: asyncio.Future[None] = loop.create_future()
+            try:
+                await loop.create_connection(lambda: _M3uaTcpProtocol(self, lost), *peer)
+            except OSError as e:
+                delay = backoff.next_delay()
+                log.warning("m3ua tcp connect failed", peer=f"{peer[0]}:{peer[1]}", error=str(e),
+                            retry_in=delay)
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            log.info("m3ua tcp connected", peer=f"{peer[0]}:{peer[1]}")
+            await lost
+            if not self._stopping:
+                delay = backoff.next_delay()
+                log.warning("m3ua tcp association lost", peer=f"{peer[0]}:{peer[1]}", retry_in=delay)
+                await asyncio.sleep(delay)
+
+    def send(self, assoc_id: int, stream: int, data: bytes) -> bool:
+        conn = self._conns.get(assoc_id)
+        if conn is None or conn.transport is None or conn.transport.is_closing():
+            return False
+        conn.transport.write(data)
+        return True
+
+    def close_association(self, assoc_id: int, reason: str) -> None:
+        conn = self._conns.get(assoc_id)
+        if conn is not None and conn.transport is not None:
+            conn.closing_reason = reason
+            conn.transport.close()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for t in self._clients:
+            t.cancel()
+        for t in self._clients:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._conns.values()):
+            conn.closing_reason = "shutdown"
+            if conn.transport is not None:
+                conn.transport.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+        # Let connection_lost callbacks run so every association is reported down.
+        await asyncio.sleep(0)

@@ -1,0 +1,60 @@
+"""What every M3UA transport adapter (TCP, SCTP) offers the node, and what it calls back.
+
+The adapters only move whole M3UA messages between sockets and the sans-I/O stack: the node
+implements :class:`AssociationHandler`; an adapter implements :class:`Transport`. Association
+IDs are small integers the adapter allocates, unique for the life of the process.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Protocol
+
+_assoc_ids = itertools.count(1)
+
+
+def new_assoc_id() -> int:
+    """A process-wide unique association ID (TCP and SCTP share the space)."""
+    return next(_assoc_ids)
+
+
+class AssociationHandler(Protocol):
+    """Callbacks from a transport into the node; each must return quickly and never raise."""
+
+    def association_up(self, assoc_id: int, peer: tuple[str, int], local: tuple[str, int]) -> None: ...
+
+    def association_data(self, assoc_id: int, data: bytes, stream: int) -> None: ...
+
+    def association_down(self, assoc_id: int, reason: str) -> None: ...
+
+
+class Transport(Protocol):
+    """A started transport: servers listen, clients keep their peers connected."""
+
+    async def start(self) -> None: ...
+
+    def send(self, assoc_id: int, stream: int, data: bytes) -> bool: ...
+
+    def close_association(self, assoc_id: int, reason: str) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    @property
+    def listening(self) -> list[tuple[str, int]]: ...
+
+
+class Backoff:
+    """Exponential reconnect backoff: ``min`` doubling up to ``max`` seconds, reset on success."""
+
+    def __init__(self, minimum: float, maximum: float) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        self._next = minimum
+
+    def next_delay(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.minimum

@@ -1,0 +1,287 @@
+"""Composition root: builds the protocol cores and the adapters from the config and wires them.
+
+The node owns one :class:`~scp.core.stack.SigtranStack` (M3UA + SCCP + TCAP cores), one TC-user
+(:class:`~scp.service.dialogue.TcUser`) and one transport adapter (TCP or SCTP). Everything
+protocol happens in the cores; this module only carries outputs to where they go: bytes to the
+transport, TC indications to the TC-user and its requests back to the stack, log lines to
+structlog, and one asyncio timer set to the stack's ``next_deadline()``.
+
+Shutdown (SIGINT/SIGTERM, ARCHITECTURE §3): M3UA takes the ASPs down (ASPIA/ASPDN in client
+role, so the peer sees a clean stop), waits briefly for the acknowledgements, then closes every
+socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from scp.adapters.tcp import TcpTransport
+from scp.adapters.transport import AssociationHandler
+from scp.capture import SctpPcapWriter
+from scp.config import Config, ConfigError, _host_port
+from scp.core.m3ua_asp import AspStateChanged, CloseAssociation, M3uaLayer, Transmit
+from scp.core.sccp import SccpLayer
+from scp.core.stack import TC_TYPES, SigtranStack
+from scp.core.tcap import TcapLayer
+from scp.core.primitives import TcEnd, TcPrimitive, TcUAbort
+from scp.service.dialogue import ContinueUser, Dispatcher, DialogueUser
+
+log = structlog.get_logger("scp.node")
+
+SHUTDOWN_GRACE = 1.0  # s to wait for ASPDN_ACK / queued writes before closing sockets
+
+
+def build_stack(cfg: Config) -> SigtranStack:
+    """The cores exactly as the live node uses them (replay, simulator and bench call this too)."""
+    m = cfg.m3ua
+    return SigtranStack(
+        m3ua=M3uaLayer(
+            role=m.role,
+            local_pc=m.local_pc,
+            routing_context=m.routing_context,
+            network_indicator=m.network_indicator,
+            traffic_mode=m.traffic_mode,
+            asp_identifier=m.asp_identifier,
+            beat_interval=m.beat_interval,
+            beat_timeout=m.beat_timeout,
+            ack_timeout=m.ack_timeout,
+        ),
+        sccp=SccpLayer(
+            local_pc=m.local_pc,
+            global_title=cfg.sccp.global_title,
+            local_ssns=(cfg.sccp.ssn.cap, cfg.sccp.ssn.map, cfg.sccp.ssn.sc, cfg.sccp.ssn.inap),
+            ni=m.network_indicator,
+            default_dpc=cfg.sccp.default_dpc or None,
+            max_udt_data=cfg.sccp.max_udt_data,
+            reassembly_timeout=cfg.sccp.reassembly_timeout,
+        ),
+        tcap=TcapLayer(
+            worker_id=cfg.node.worker_id,
+            idle_timeout=cfg.tcap.idle_timeout,
+            invoke_timeout=cfg.tcap.invoke_timeout,
+            max_dialogues=cfg.tcap.max_dialogues,
+        ),
+    )
+
+
+class Node(AssociationHandler):
+    """One running SCP process: stack + TC-user + transport + timer."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], float] = time.time,
+        capture: str | Path | None = None,
+        users: Callable[[Node], list[DialogueUser]] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.wallclock = wallclock
+        self.stack = build_stack(cfg)
+        # TC-users, first match wins on TC-BEGIN; the interim call control until call handling.
+        self.user = Dispatcher(users(self) if users is not None else [ContinueUser()])
+        self.transport = self._build_transport()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._stopped = asyncio.Event()
+        self._peers: dict[int, tuple[tuple[str, int], tuple[str, int]]] = {}
+        self._capture = SctpPcapWriter.open(str(capture)) if capture else None
+        self.log = log.bind(node=cfg.node.name)
+
+    def _build_transport(self) -> TcpTransport:
+        m = self.cfg.m3ua
+        listen = _host_port(m.listen, "m3ua.listen") if m.role == "server" else None
+        peers = tuple(_host_port(p, f"m3ua.peers[{i}]") for i, p in enumerate(m.peers))
+        kwargs = dict(handler=self, role=m.role, listen=listen, peers=peers,
+                      reconnect_min=m.reconnect_min, reconnect_max=m.reconnect_max)
+        if m.transport == "sctp":
+            from scp.adapters.sctp import SctpTransport, sctp_available
+
+            ok, why = sctp_available()
+            if not ok:
+                raise ConfigError("m3ua.transport", f"sctp is not usable here: {why}")
+            return SctpTransport(**kwargs)  # type: ignore[arg-type,return-value]
+        return TcpTransport(**kwargs)  # type: ignore[arg-type]
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.transport.start()
+        self.log.info(
+            "scp node up",
+            role=self.cfg.m3ua.role,
+            transport=self.cfg.m3ua.transport,
+            listen=[f"{h}:{p}" for h, p in self.transport.listening],
+            peers=list(self.cfg.m3ua.peers),
+            local_pc=self.cfg.m3ua.local_pc,
+            routing_context=self.cfg.m3ua.routing_context,
+            gt=self.cfg.sccp.global_title,
+        )
+
+    async def serve_forever(self, *, install_signals: bool = True) -> None:
+        """Run until SIGINT/SIGTERM (or :meth:`request_stop`), then shut down cleanly."""
+        loop = asyncio.get_running_loop()
+        if install_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self._stopped.wait()
+        finally:
+            if install_signals:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+        await self.stop()
+
+    def request_stop(self) -> None:
+        self.log.info("shutdown requested")
+        self._stopped.set()
+
+    async def stop(self) -> None:
+        """ASP down toward every peer, a short grace for the acknowledgements, sockets closed."""
+        self._process(self.stack.shutdown(self.clock()))
+        deadline = self.clock() + SHUTDOWN_GRACE
+        while self.stack.m3ua.is_active and self.clock() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)  # let the last writes leave the socket buffers
+        await self.transport.stop()
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._capture is not None:
+            self._capture.close()
+            self._capture = None
+        self.log.info("scp node stopped")
+
+    # -- AssociationHandler ----------------------------------------------------------------------
+
+    def association_up(self, assoc_id: int, peer: tuple[str, int], local: tuple[str, int]) -> None:
+        self._peers[assoc_id] = (peer, local)
+        self.log.info("association up", assoc=assoc_id, peer=f"{peer[0]}:{peer[1]}")
+        self._process(self.stack.association_up(assoc_id, self.clock()))
+
+    def association_data(self, assoc_id: int, data: bytes, stream: int) -> None:
+        if self._capture is not None:
+            peer, local = self._peers.get(assoc_id, (("0.0.0.0", 0), ("0.0.0.0", 0)))
+            self._capture.write(data, ts=self.wallclock(), src=peer, dst=local, stream=stream)
+        self._process(self.stack.receive(assoc_id, data, self.clock(), stream))
+
+    def association_down(self, assoc_id: int, reason: str) -> None:
+        self.log.info("association down", assoc=assoc_id, reason=reason)
+        self._process(self.stack.association_down(assoc_id, self.clock()))
+        self._peers.pop(assoc_id, None)
+
+    # -- TC-user entry points ------------------------------------------------------------------
+
+    def tc_send(self, req: TcPrimitive) -> None:
+        """Send a TC request from a TC-user that answers later (after an await)."""
+        if isinstance(req, (TcEnd, TcUAbort)):
+            self.user.release(req.dialogue_id)
+        self._process(self.stack.tc_request(req, self.clock()))
+
+    def new_dialogue_id(self, user: DialogueUser) -> int:
+        """A dialogue ID for a dialogue we open (TC-BEGIN request) owned by ``user``."""
+        did = self.stack.tcap.new_dialogue_id()
+        self.user.bind(did, user)
+        return did
+
+    # -- output routing --------------------------------------------------------------------------
+
+    def _process(self, outputs: list[object]) -> None:
+        now = self.clock()
+        while outputs:
+            pending: list[object] = []
+            for o in outputs:
+                t = type(o)
+                if t is Transmit:
+                    self._transmit(o)  # type: ignore[arg-type]
+                elif t in TC_TYPES:
+                    for req in self.user.handle(o):
+                        pending += self.stack.tc_request(req, now)  # type: ignore[arg-type]
+                elif t is CloseAssociation:
+                    self.log.warning("closing association", assoc=o.assoc_id, reason=o.reason)  # type: ignore[attr-defined]
+                    self.transport.close_association(o.assoc_id, o.reason)  # type: ignore[attr-defined]
+                elif t is AspStateChanged:
+                    self.log.info("asp state", assoc=o.assoc_id, old=str(o.old), new=str(o.new))  # type: ignore[attr-defined]
+                else:
+                    self._log_output(o)
+            outputs = pending
+        self._arm_timer()
+
+    def _transmit(self, o: Transmit) -> None:
+        if not self.transport.send(o.assoc_id, o.stream, o.data):
+            self.log.warning("transmit on a closed association dropped", assoc=o.assoc_id)
+            return
+        if self._capture is not None:
+            peer, local = self._peers.get(o.assoc_id, (("0.0.0.0", 0), ("0.0.0.0", 0)))
+            self._capture.write(o.data, ts=self.wallclock(), src=local, dst=peer, stream=o.stream)
+
+    def _log_output(self, o: object) -> None:
+        fields = {k: getattr(o, k) for k in getattr(o, "__dataclass_fields__", {})}
+        for k, v in list(fields.items()):
+            if isinstance(v, bytes):
+                fields[k] = v.hex()
+        self.log.info(type(o).__name__, **fields)
+
+    def _arm_timer(self) -> None:
+        deadline = self.stack.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, deadline - self.clock())
+            self._timer = loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        try:
+            self._process(self.stack.handle_timer(self.clock()))
+        except Exception:  # never let one bad timer kill the loop; the cores are tested not to raise
+            self.log.exception("timer handling failed")
+            self._arm_timer()
+
+
+async def open_state(cfg: Config):  # type: ignore[no-untyped-def]
+    """The PostgreSQL pool (``$MCN_DATABASE_URL`` or the embedded server), migrated to our schema.
+
+    Refuses a database whose schema is newer than this code (another node was upgraded first).
+    """
+    from scp.state.db import open_pool
+    from scp.state.migrate import migrate
+
+    pool = await open_pool()
+    try:
+        applied = await migrate(pool)
+    except BaseException:
+        await pool.close()
+        raise
+    if applied:
+        log.info("database migrated", applied=applied)
+    return pool
+
+
+async def run_node(cfg: Config, *, capture: str | None = None) -> None:
+    pool = await open_state(cfg)
+    try:
+        node = Node(cfg, capture=capture)
+        await node.start()
+        await node.serve_forever()
+    finally:
+        await pool.close()
+
+
+def main_run(cfg: Config, *, capture: str | None = None) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_node(cfg, capture=capture))

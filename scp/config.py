@@ -1,0 +1,336 @@
+"""The configuration contract (ARCHITECTURE §3): TOML in, frozen dataclasses out, validated once.
+
+Every section of the contract parses and is checked at start-up, even the ones whose behaviour
+lands later, so a typo in ``[ivr]`` stops the node today rather than surprising it next month.
+An unknown key or a bad value raises :class:`ConfigError` naming the key as ``section.key``.
+
+Environment overrides: ``MCN_CONFIG`` (the file when ``--config`` is not given), ``MCN_HOME``
+and ``MCN_DATABASE_URL`` (read by ``scp.state``; not part of the file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "example.toml"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; ``key`` names the offending ``section.key``."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}" if key else reason)
+        self.key = key
+        self.reason = reason
+
+
+def _host_port(value: str, key: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(key, f"expected host:port, got {value!r}")
+    host = host.strip("[]")
+    try:
+        p = int(port)
+    except ValueError:
+        raise ConfigError(key, f"port is not a number in {value!r}") from None
+    if not 0 <= p < 65536:  # 0: any free port (tests, ad-hoc labs)
+        raise ConfigError(key, f"port out of range in {value!r}")
+    return host, p
+
+
+def _digits(value: str, key: str, *, min_len: int = 1, max_len: int = 20) -> str:
+    if not value.isdigit() or not min_len <= len(value) <= max_len:
+        raise ConfigError(key, f"expected {min_len}-{max_len} decimal digits, got {value!r}")
+    return value
+
+
+def _range(value: float, key: str, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        raise ConfigError(key, f"must be between {lo} and {hi}, got {value}")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """[node]: identity of this SCP process."""
+
+    name: str = "scp-1"
+    worker_id: int = 0
+
+    def validate(self) -> None:
+        _range(self.worker_id, "node.worker_id", 0, 255)
+        if not self.name:
+            raise ConfigError("node.name", "must not be empty")
+
+
+@dataclass(frozen=True)
+class M3uaConfig:
+    """[m3ua]: the SIGTRAN association(s) and our point code."""
+
+    role: Literal["server", "client"] = "server"
+    transport: Literal["tcp", "sctp"] = "tcp"
+    listen: str = "127.0.0.1:2905"
+    peers: tuple[str, ...] = ()
+    routing_context: int = 1
+    local_pc: int = 100
+    network_indicator: int = 2
+    traffic_mode: Literal["override", "loadshare", "broadcast"] = "loadshare"
+    beat_interval: float = 30.0
+    beat_timeout: float = 10.0
+    ack_timeout: float = 2.0
+    reconnect_min: float = 1.0
+    reconnect_max: float = 30.0
+    asp_identifier: int | None = None
+
+    def validate(self) -> None:
+        if self.role == "server":
+            host, _ = _host_port(self.listen, "m3ua.listen")
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                if host != "localhost":
+                    raise ConfigError("m3ua.listen", f"not an IP address: {host!r}") from None
+        for i, p in enumerate(self.peers):
+            _host_port(p, f"m3ua.peers[{i}]")
+        if self.role == "client" and not self.peers:
+            raise ConfigError("m3ua.peers", "role = 'client' needs at least one peer")
+        _range(self.routing_context, "m3ua.routing_context", 0, 0xFFFFFFFF)
+        _range(self.local_pc, "m3ua.local_pc", 0, 0x3FFF)  # ITU 14-bit point code
+        _range(self.network_indicator, "m3ua.network_indicator", 0, 3)
+        _range(self.beat_interval, "m3ua.beat_interval", 0, 3600)
+        _range(self.beat_timeout, "m3ua.beat_timeout", 0.1, 3600)
+        _range(self.ack_timeout, "m3ua.ack_timeout", 0.1, 60)
+        _range(self.reconnect_min, "m3ua.reconnect_min", 0.01, 3600)
+        _range(self.reconnect_max, "m3ua.reconnect_max", self.reconnect_min, 3600)
+        if self.asp_identifier is not None:
+            _range(self.asp_identifier, "m3ua.asp_identifier", 0, 0xFFFFFFFF)
+
+
+@dataclass(frozen=True)
+class SsnConfig:
+    """[sccp.ssn]: the local subsystems behind our one global title."""
+
+    cap: int = 146
+    map: int = 147
+    sc: int = 8
+    inap: int = 241
+
+    def validate(self) -> None:
+        seen: dict[int, str] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            _range(v, f"sccp.ssn.{f.name}", 2, 254)
+            if v in seen and not {seen[v], f.name} <= {"map", "sc"}:
+                raise ConfigError(f"sccp.ssn.{f.name}", f"SSN {v} already used by {seen[v]}")
+            seen[v] = f.name
+
+
+@dataclass(frozen=True)
+class SccpConfig:
+    """[sccp]: our global title, SSNs and the connectionless timers."""
+
+    global_title: str = "8613800000"
+    ssn: SsnConfig = field(default_factory=SsnConfig)
+    default_dpc: int = 0
+    reassembly_timeout: float = 10.0
+    max_udt_data: int = 200
+
+    def validate(self) -> None:
+        _digits(self.global_title, "sccp.global_title", max_len=15)
+        self.ssn.validate()
+        _range(self.default_dpc, "sccp.default_dpc", 0, 0x3FFF)
+        _range(self.reassembly_timeout, "sccp.reassembly_timeout", 0.1, 60)
+        _range(self.max_udt_data, "sccp.max_udt_data", 32, 247)
+
+
+@dataclass(frozen=True)
+class TcapConfig:
+    """[tcap]: dialogue and operation timers."""
+
+    idle_timeout: float = 60.0
+    invoke_timeout: float = 10.0
+    max_dialogues: int = 100_000
+
+    def validate(self) -> None:
+        _range(self.idle_timeout, "tcap.idle_timeout", 0.1, 3600)
+        _range(self.invoke_timeout, "tcap.invoke_timeout", 0.1, 1800)
+        _range(self.max_dialogues, "tcap.max_dialogues", 1, 10_000_000)
+
+
+@dataclass(frozen=True)
+class SmppConfig:
+    """[smpp]: the operator's SMSC, or the console sink."""
+
+    backend: Literal["smpp", "console"] = "smpp"
+    host: str = "127.0.0.1"
+    port: int = 2775
+    system_id: str = "mcn"
+    password: str = "secret"
+    source_addr: str = "12599"
+    window: int = 10
+
+    def validate(self) -> None:
+        _range(self.port, "smpp.port", 1, 65535)
+        if not 1 <= len(self.system_id) <= 15:
+            raise ConfigError("smpp.system_id", "must be 1-15 characters (SMPP 3.4 §5.2.1)")
+        if len(self.password) > 8:
+            raise ConfigError("smpp.password", "must be at most 8 characters (SMPP 3.4 §5.2.2)")
+        _digits(self.source_addr, "smpp.source_addr")
+        _range(self.window, "smpp.window", 1, 1000)
+
+
+@dataclass(frozen=True)
+class IvrConfig:
+    """[ivr]: how callers reach the media server, and where the menu sends them."""
+
+    mode: Literal["connect", "ctr", "etc"] = "connect"
+    number: str = "8613800999"
+    operator: str = "8613800100"
+    voicemail_deposit: str = "8613800200"
+
+    def validate(self) -> None:
+        _digits(self.number, "ivr.number")
+        _digits(self.operator, "ivr.operator")
+        _digits(self.voicemail_deposit, "ivr.voicemail_deposit")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """[service]: service keys and the notification window."""
+
+    terminating_service_key: int = 100
+    selfcare_service_key: int = 200
+    window_hours: int = 24
+
+    def validate(self) -> None:
+        _range(self.terminating_service_key, "service.terminating_service_key", 0, 2**31 - 1)
+        _range(self.selfcare_service_key, "service.selfcare_service_key", 0, 2**31 - 1)
+        if self.selfcare_service_key == self.terminating_service_key:
+            raise ConfigError("service.selfcare_service_key", "must differ from terminating_service_key")
+        _range(self.window_hours, "service.window_hours", 1, 24 * 30)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """[log]: level and output format (JSON when not on a TTY, by default)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+    def validate(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration."""
+
+    node: NodeConfig = field(default_factory=NodeConfig)
+    m3ua: M3uaConfig = field(default_factory=M3uaConfig)
+    sccp: SccpConfig = field(default_factory=SccpConfig)
+    tcap: TcapConfig = field(default_factory=TcapConfig)
+    smpp: SmppConfig = field(default_factory=SmppConfig)
+    ivr: IvrConfig = field(default_factory=IvrConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    source: str = "<defaults>"
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if hasattr(v, "validate"):
+                v.validate()
+
+
+def _check_type(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it converted where lossless."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            raise ConfigError(key, f"must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_type(value, a, key)
+            except ConfigError as e:
+                errors.append(e.reason)
+        raise ConfigError(key, "; ".join(errors))
+    if origin is tuple:
+        (item,) = get_args(tp)[:1]
+        if not isinstance(value, list):
+            raise ConfigError(key, f"expected a list, got {type(value).__name__}")
+        return tuple(_check_type(v, item, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(key, f"expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"expected a string, got {value!r}")
+        return value
+    raise ConfigError(key, f"unsupported type {tp}")  # pragma: no cover - a bug in this module
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(prefix, f"expected a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    kwargs: dict[str, Any] = {}
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if k not in names:
+            raise ConfigError(key, "unknown key")
+        tp = hints[k]
+        if dataclasses.is_dataclass(tp):
+            kwargs[k] = _build(tp, v, key)  # type: ignore[arg-type]
+        else:
+            kwargs[k] = _check_type(v, tp, key)
+    return cls(**kwargs)
+
+
+def parse_config(text: str, source: str = "<string>") -> Config:
+    """Parse and validate TOML text; raise :class:`ConfigError` naming what is wrong."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("", f"{source}: not valid TOML: {e}") from None
+    cfg = _build(Config, data, "")
+    cfg = dataclasses.replace(cfg, source=source)
+    cfg.validate()
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load the file named by ``path``, else ``$MCN_CONFIG``, else ``conf/example.toml``."""
+    if path is None:
+        path = os.environ.get("MCN_CONFIG") or DEFAULT_CONFIG
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError("", f"cannot read config {p}: {e.strerror}") from None
+    return parse_config(text, str(p))

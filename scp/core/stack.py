@@ -1,0 +1,120 @@
+"""The SIGTRAN stack as one sans-I/O object: M3UA (RFC 4666) -> SCCP (Q.714) -> TCAP (Q.774).
+
+It only routes primitives between the three layer cores, as the Q.700-series layering does:
+M3UA's ``Deliver(MTP-TRANSFER)`` goes to SCCP, SCCP's N-UNITDATA / N-NOTICE go to TCAP,
+TCAP's N-UNITDATA requests go back down through SCCP to M3UA. What leaves the stack is either
+for the transport adapter (:class:`Transmit`, :class:`CloseAssociation`), for the TC-user (the
+TC primitives of :mod:`scp.core.primitives`) or worth a log line (everything else).
+
+The live node, the pcap replay, the simulator and the benchmarks all drive this same object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from scp.core.m3ua_asp import CloseAssociation, Deliver, M3uaLayer, Transmit
+from scp.core.primitives import (
+    MtpTransfer,
+    NNotice,
+    NUnitdata,
+    TcBegin,
+    TcComponentEvent,
+    TcContinue,
+    TcEnd,
+    TcNotice,
+    TcPAbort,
+    TcPrimitive,
+    TcUAbort,
+    TcUni,
+)
+from scp.core.sccp import SccpLayer
+from scp.core.tcap import TcapLayer
+
+TC_TYPES = (TcBegin, TcContinue, TcEnd, TcUAbort, TcPAbort, TcUni, TcNotice, TcComponentEvent)
+
+__all__ = ["SigtranStack", "Transmit", "CloseAssociation", "TC_TYPES"]
+
+
+class SigtranStack:
+    """M3UA + SCCP + TCAP wired together; every method returns the outputs that leave the stack."""
+
+    def __init__(self, *, m3ua: M3uaLayer, sccp: SccpLayer, tcap: TcapLayer) -> None:
+        self.m3ua = m3ua
+        self.sccp = sccp
+        self.tcap = tcap
+
+    # -- inputs from the transport adapter -----------------------------------------------------
+
+    def association_up(self, assoc_id: int, now: float) -> list[object]:
+        return self._from_m3ua(self.m3ua.association_up(assoc_id, now), now)
+
+    def association_down(self, assoc_id: int, now: float) -> list[object]:
+        return self._from_m3ua(self.m3ua.association_down(assoc_id, now), now)
+
+    def receive(self, assoc_id: int, data: bytes, now: float, stream: int = 0) -> list[object]:
+        """One whole M3UA message from association ``assoc_id``."""
+        return self._from_m3ua(self.m3ua.receive(assoc_id, data, now, stream), now)
+
+    def shutdown(self, now: float) -> list[object]:
+        return self._from_m3ua(self.m3ua.shutdown(now), now)
+
+    # -- inputs from the TC-user ---------------------------------------------------------------
+
+    def tc_request(self, req: TcPrimitive, now: float) -> list[object]:
+        """A TC request (TC-BEGIN/CONTINUE/END/U-ABORT/UNI) from the TC-user."""
+        return self._from_tcap(self.tcap.handle_tc(req, now), now)
+
+    # -- timers ----------------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        deadlines = [
+            d
+            for d in (
+                self.m3ua.next_deadline(),
+                self.sccp.next_deadline(),
+                self.tcap.next_deadline(),
+            )
+            if d is not None
+        ]
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> list[object]:
+        out = self._from_m3ua(self.m3ua.handle_timer(now), now)
+        out += self._from_sccp(self.sccp.handle_timer(now), now)
+        out += self._from_tcap(self.tcap.handle_timer(now), now)
+        return out
+
+    # -- routing between the layers --------------------------------------------------------------
+
+    def _from_m3ua(self, outputs: Iterable[object], now: float) -> list[object]:
+        result: list[object] = []
+        for o in outputs:
+            if type(o) is Deliver:
+                result += self._from_sccp(self.sccp.handle_mtp_transfer(o.xfer, now), now)
+            else:
+                result.append(o)
+        return result
+
+    def _from_sccp(self, outputs: Iterable[object], now: float) -> list[object]:
+        result: list[object] = []
+        for o in outputs:
+            t = type(o)
+            if t is MtpTransfer:
+                result += self.m3ua.send_transfer(o, now)  # type: ignore[arg-type]
+            elif t is NUnitdata:
+                result += self._from_tcap(self.tcap.handle_n_unitdata(o, now), now)  # type: ignore[arg-type]
+            elif t is NNotice:
+                result += self._from_tcap(self.tcap.handle_n_notice(o, now), now)  # type: ignore[arg-type]
+            else:
+                result.append(o)
+        return result
+
+    def _from_tcap(self, outputs: Iterable[object], now: float) -> list[object]:
+        result: list[object] = []
+        for o in outputs:
+            if type(o) is NUnitdata:
+                result += self._from_sccp(self.sccp.handle_n_unitdata(o, now), now)  # type: ignore[arg-type]
+            else:
+                result.append(o)
+        return result

@@ -1,0 +1,205 @@
+"""The node end to end over loopback M3UA/TCP against a peer ASP (issue: foundation).
+
+Handshake, DATA both ways (an InitialDP answered by Continue in TC-END in the proposed
+application context), heartbeat, peer disconnect and reconnect, clean shutdown; every frame
+both sides saw is read back by tshark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scp.app import Node
+from scp.config import parse_config
+from scp.core.primitives import (
+    GlobalTitle,
+    Invoke,
+    Reject,
+    RoutingIndicator,
+    SccpAddress,
+    TcBegin,
+    TcEnd,
+    TcUAbort,
+)
+from scp.service.dialogue import AC_CAP_V2_GSMSSF_SCF, AC_CAP_V4_GSMSSF_SCF, AC_INAP_CS1_SSF_SCF
+from tests import tshark
+from tests.integration.peer import PeerAsp, connect_peer
+
+# InitialDPArg { serviceKey [0] 100, eventTypeBCSM [28] termAttemptAuthorized (12) }
+IDP_ARG = bytes.fromhex("3007" "800164" "9f1c010c")
+
+NODE_CONFIG = """
+[m3ua]
+listen = "127.0.0.1:0"
+beat_interval = {beat}
+beat_timeout = 2.0
+[tcap]
+idle_timeout = 5.0
+"""
+
+SCP = SccpAddress(ri=RoutingIndicator.GT, ssn=146, gt=GlobalTitle("8613800000"))
+MSC = SccpAddress(ri=RoutingIndicator.GT, ssn=146, gt=GlobalTitle("8613900000"))
+SCP_INAP = SccpAddress(ri=RoutingIndicator.GT, ssn=241, gt=GlobalTitle("8613800000"))
+MSC_INAP = SccpAddress(ri=RoutingIndicator.GT, ssn=241, gt=GlobalTitle("8613900000"))
+
+
+def idp_begin(peer: PeerAsp, ac: tuple[int, ...], *, called: SccpAddress = SCP,
+              calling: SccpAddress = MSC) -> int:
+    did = peer.stack.tcap.new_dialogue_id()
+    peer.request(TcBegin(dialogue_id=did, called=called, calling=calling, application_context=ac,
+                         components=(Invoke(invoke_id=1, opcode=0, parameter=IDP_ARG),)))
+    return did
+
+
+def answers(peer: PeerAsp, did: int) -> list[object]:
+    return [i for i in peer.indications if getattr(i, "dialogue_id", None) == did]
+
+
+async def start_node(tmp_path: Path, *, beat: float = 0.0) -> Node:
+    node = Node(parse_config(NODE_CONFIG.format(beat=beat)), capture=tmp_path / "node.pcap")
+    await node.start()
+    return node
+
+
+@pytest.mark.tshark
+async def test_initialdp_answered_with_continue_in_the_proposed_context(tmp_path: Path) -> None:
+    node = await start_node(tmp_path)
+    port = node.transport.listening[0][1]
+    peer = await connect_peer(port, tmp_path / "peer.pcap")
+    try:
+        await peer.wait(lambda: peer.active)
+        for ac, called, calling in [
+            (AC_CAP_V2_GSMSSF_SCF, SCP, MSC),
+            (AC_CAP_V4_GSMSSF_SCF, SCP, MSC),
+            (AC_INAP_CS1_SSF_SCF, SCP_INAP, MSC_INAP),
+        ]:
+            did = idp_begin(peer, ac, called=called, calling=calling)
+            await peer.wait(lambda did=did: bool(answers(peer, did)))
+            (end,) = answers(peer, did)
+            assert isinstance(end, TcEnd), end
+            assert end.application_context == ac
+            (cue,) = end.components
+            assert isinstance(cue, Invoke) and cue.opcode == 31 and cue.parameter is None
+        # An operation the node does not serve yet gets a Reject, not silence.
+        did = peer.stack.tcap.new_dialogue_id()
+        peer.request(TcBegin(dialogue_id=did, called=SCP, calling=MSC,
+                             application_context=AC_CAP_V2_GSMSSF_SCF,
+                             components=(Invoke(invoke_id=5, opcode=22, parameter=bytes.fromhex("04029090")),)))
+        await peer.wait(lambda: bool(answers(peer, did)))
+        (end,) = answers(peer, did)
+        assert isinstance(end, TcEnd)
+        assert isinstance(end.components[0], Reject) and end.components[0].invoke_id == 5
+        # An application context the node does not serve is refused in an AARE.
+        did = peer.stack.tcap.new_dialogue_id()
+        peer.request(TcBegin(dialogue_id=did, called=SCP, calling=MSC,
+                             application_context=(0, 4, 0, 0, 1, 0, 19, 2),
+                             components=(Invoke(invoke_id=1, opcode=59, parameter=bytes.fromhex("3000")),)))
+        await peer.wait(lambda: bool(answers(peer, did)))
+        (ab,) = answers(peer, did)
+        assert isinstance(ab, TcUAbort), ab
+    finally:
+        peer.close()
+        await node.stop()
+        peer.finish()
+    tshark.assert_clean(tmp_path / "node.pcap")
+    tshark.assert_clean(tmp_path / "peer.pcap")
+    # camel.local / inap.code.local: the local operation code inside the opcode CHOICE.
+    rows = tshark.fields(tmp_path / "node.pcap", ["camel.local", "inap.code.local"],
+                         display_filter="camel.local || inap.code.local")
+    ops = [r for r in rows if any(r)]
+    # IDP in, Continue out, for CAP v2, CAP v4 and INAP, plus the rejected ReleaseCall invoke.
+    assert sum(1 for r in ops if "0" in r[0].split(",") or "0" in r[1].split(",")) >= 3
+    assert sum(1 for r in ops if "31" in r[0].split(",") or "31" in r[1].split(",")) >= 3
+
+
+@pytest.mark.tshark
+async def test_heartbeat_disconnect_reconnect_and_clean_shutdown(tmp_path: Path) -> None:
+    node = await start_node(tmp_path, beat=0.2)
+    port = node.transport.listening[0][1]
+    peer = PeerAsp(tmp_path / "peer.pcap")
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.create_connection(lambda: peer, "127.0.0.1", port)
+        await peer.wait(lambda: peer.active)
+        # BEAT from the node every 0.2 s, BEAT_ACK from the peer's M3UA layer.
+        await peer.wait(lambda: sum(1 for m in peer.received if m[2:4] == b"\x03\x03") >= 2)
+        assert any(m[2:4] == b"\x03\x06" for m in peer.sent)
+        # The peer drops the association: the node notices, the peer comes back and works.
+        peer.close()
+        await peer.closed.wait()
+        await asyncio.sleep(0.05)
+        assert not node.stack.m3ua.is_active
+        await loop.create_connection(lambda: peer, "127.0.0.1", port)
+        await peer.wait(lambda: peer.active)
+        did = idp_begin(peer, AC_CAP_V2_GSMSSF_SCF)
+        await peer.wait(lambda: bool(answers(peer, did)))
+        assert isinstance(answers(peer, did)[0], TcEnd)
+    finally:
+        await node.stop()
+    # The node closed its side on stop: the peer sees the association go.
+    await asyncio.wait_for(peer.closed.wait(), 2)
+    peer.finish()
+    tshark.assert_clean(tmp_path / "node.pcap")
+    tshark.assert_clean(tmp_path / "peer.pcap")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.tshark
+async def test_mcn_scp_run_shuts_down_cleanly_on_sigterm_and_sigint(tmp_path: Path, db_dsn: str) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        port = _free_port()
+        conf = tmp_path / f"node-{sig}.toml"
+        conf.write_text(f'[m3ua]\nlisten = "127.0.0.1:{port}"\n[smpp]\nbackend = "console"\n')
+        env = dict(os.environ, MCN_CONFIG=str(conf), MCN_DATABASE_URL=db_dsn)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scp", "run", "--config", str(conf), "--capture", str(tmp_path / "run.pcap")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        )
+        try:
+            peer = None
+            deadline = time.monotonic() + 20
+            while peer is None:
+                try:
+                    peer = await connect_peer(port, tmp_path / f"peer-{sig}.pcap")
+                except OSError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise
+                    await asyncio.sleep(0.1)
+            await peer.wait(lambda: peer.active, timeout=10)
+            did = idp_begin(peer, AC_CAP_V2_GSMSSF_SCF)
+            await peer.wait(lambda: bool(answers(peer, did)))
+            proc.send_signal(sig)
+            await asyncio.wait_for(peer.closed.wait(), 5)
+            rc = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            err = proc.stderr.read().decode() if proc.stderr else ""
+        assert rc == 0, err
+        assert "scp node stopped" in err
+        peer.finish()
+        tshark.assert_clean(tmp_path / "run.pcap")
+        tshark.assert_clean(tmp_path / f"peer-{sig}.pcap")
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    conf = tmp_path / "bad.toml"
+    conf.write_text('[m3ua]\ntraffic_mode = "roundrobin"\n')
+    out = subprocess.run([sys.executable, "-m", "scp", "run", "--config", str(conf)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "m3ua.traffic_mode" in out.stderr

@@ -1,0 +1,88 @@
+"""The config contract (ARCHITECTURE §3): the example parses; every bad key or value is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scp.config import DEFAULT_CONFIG, ConfigError, load_config, parse_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_example_is_the_contract() -> None:
+    cfg = load_config(REPO / "conf" / "example.toml")
+    assert cfg.m3ua.role == "server"
+    assert cfg.m3ua.transport == "tcp"
+    assert cfg.m3ua.listen == "127.0.0.1:2905"
+    assert cfg.m3ua.routing_context == 1
+    assert cfg.m3ua.local_pc == 100
+    assert cfg.m3ua.network_indicator == 2
+    assert cfg.m3ua.traffic_mode == "loadshare"
+    assert cfg.sccp.global_title == "8613800000"
+    assert (cfg.sccp.ssn.cap, cfg.sccp.ssn.map, cfg.sccp.ssn.sc, cfg.sccp.ssn.inap) == (146, 147, 8, 241)
+    assert cfg.smpp.window == 10 and cfg.smpp.source_addr == "12599"
+    assert cfg.ivr.mode == "connect" and cfg.ivr.number == "8613800999"
+    assert cfg.service.terminating_service_key == 100
+    assert cfg.service.selfcare_service_key == 200
+    assert cfg.service.window_hours == 24
+    assert DEFAULT_CONFIG == REPO / "conf" / "example.toml"
+
+
+def test_empty_file_gives_defaults() -> None:
+    cfg = parse_config("")
+    assert cfg.m3ua.local_pc == 100 and cfg.sccp.ssn.inap == 241
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[m3ua]\nrole = 'gateway'", "m3ua.role"),
+        ("[m3ua]\ntransport = 'udp'", "m3ua.transport"),
+        ("[m3ua]\nlisten = '127.0.0.1'", "m3ua.listen"),
+        ("[m3ua]\nlisten = 'example:99999'", "m3ua.listen"),
+        ("[m3ua]\nrole = 'client'", "m3ua.peers"),
+        ("[m3ua]\nrole = 'client'\npeers = ['1.2.3.4']", "m3ua.peers[0]"),
+        ("[m3ua]\nlocal_pc = 16384", "m3ua.local_pc"),
+        ("[m3ua]\nlocal_pc = '100'", "m3ua.local_pc"),
+        ("[m3ua]\nnetwork_indicator = 4", "m3ua.network_indicator"),
+        ("[m3ua]\ntraffic_mode = 'roundrobin'", "m3ua.traffic_mode"),
+        ("[m3ua]\nrouting_contxt = 1", "m3ua.routing_contxt"),
+        ("[sccp]\nglobal_title = '86-138'", "sccp.global_title"),
+        ("[sccp.ssn]\ncap = 0", "sccp.ssn.cap"),
+        ("[sccp.ssn]\ninap = 146", "sccp.ssn.inap"),
+        ("[sccp.ssn]\nussd = 9", "sccp.ssn.ussd"),
+        ("[smpp]\nbackend = 'http'", "smpp.backend"),
+        ("[smpp]\nwindow = 0", "smpp.window"),
+        ("[smpp]\npassword = 'far-too-long'", "smpp.password"),
+        ("[ivr]\nmode = 'sip'", "ivr.mode"),
+        ("[ivr]\nnumber = '+86138'", "ivr.number"),
+        ("[service]\nselfcare_service_key = 100", "service.selfcare_service_key"),
+        ("[service]\nwindow_hours = 0", "service.window_hours"),
+        ("[node]\nworker_id = 256", "node.worker_id"),
+        ("[nodes]\nname = 'x'", "nodes"),
+        ("[tcap]\nidle_timeout = true", "tcap.idle_timeout"),
+    ],
+)
+def test_bad_values_are_named(text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config(text)
+    assert e.value.key == key, str(e.value)
+
+
+def test_not_toml_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        parse_config("[m3ua\nrole=", "x.toml")
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_env_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[node]\nname = 'scp-9'\n")
+    monkeypatch.setenv("MCN_CONFIG", str(f))
+    assert load_config().node.name == "scp-9"
