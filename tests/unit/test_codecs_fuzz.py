@@ -1,0 +1,134 @@
+"""Fuzz the CAP / INAP / MAP decoders: seeded random and mutated parameters, >= 10,000 each.
+
+Only DecodeError may come out of a decoder; whatever decodes must re-encode (or refuse with an
+EncodeError, never anything else).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import pytest
+
+from scp.codecs import cap, inap, ops
+from scp.codecs import map as m
+from scp.codecs.errors import CodecError, DecodeError
+from tests.unit import test_codecs_cap as tc
+from tests.unit import test_codecs_inap as ti
+from tests.unit import test_codecs_map as tm
+
+FRAMES = 10_000
+
+
+def _seeds_cap() -> list[tuple[int, bytes | None, tuple[int, ...] | None]]:
+    out = []
+    for _n, op, acs in tc.CASES:
+        code, p = cap.encode_arg(op, ac=acs[0])
+        out.append((code, p, acs[0]))
+    return out
+
+
+def _seeds_inap() -> list[tuple[int, bytes | None, tuple[int, ...] | None]]:
+    return [(*inap.encode_arg(op, ac=ti.AC), ti.AC) for _n, op in ti.CASES]  # type: ignore[misc]
+
+
+def _seeds_map() -> list[tuple[int, bytes | None, tuple[int, ...] | None]]:
+    return [(*m.encode_arg(op, ac=ac), ac) for _n, op, ac, _c in tm.ARGS]  # type: ignore[misc]
+
+
+def _mutate(rng: random.Random, data: bytes) -> bytes:
+    b = bytearray(data)
+    for _ in range(rng.randrange(1, 4)):
+        what = rng.randrange(5)
+        if what == 0 and b:
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        elif what == 1 and b:
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        elif what == 2 and b:
+            del b[rng.randrange(len(b)) :]
+        elif what == 3:
+            b.insert(rng.randrange(len(b) + 1), rng.randrange(256))
+        elif b:
+            i = rng.randrange(len(b))
+            b[i:i] = b[i : i + rng.randrange(1, 8)]
+    return bytes(b)
+
+
+def _run(
+    layer: str,
+    seeds: list[tuple[int, bytes | None, tuple[int, ...] | None]],
+    decode: Callable[..., ops.Operation],
+    encode: Callable[..., object],
+    decode_result: Callable[..., ops.Operation],
+    decode_error: Callable[..., ops.Operation],
+    opcodes: list[int],
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    decoded = 0
+    for i in range(FRAMES):
+        if i % 4 == 0:
+            code = rng.choice(opcodes)
+            p: bytes | None = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
+            ac = rng.choice(seeds)[2]
+        else:
+            code, base, ac = rng.choice(seeds)
+            p = _mutate(rng, base or b"\x30\x00")
+        if i % 7 == 0 and p:
+            p = p[:2] + b"\x80" + p[3:]  # indefinite-length forms
+        for fn in (decode, decode_result, decode_error):
+            try:
+                v = fn(code, p or None, ac=ac)
+            except DecodeError as exc:
+                assert exc.layer == layer
+                continue
+            decoded += 1
+            if fn is decode:
+                try:
+                    encode(v, ac=ac)
+                except CodecError:
+                    pass
+    assert decoded > 0
+
+
+@pytest.mark.parametrize("seed", [1])
+def test_fuzz_cap(seed: int) -> None:
+    _run(
+        "cap",
+        _seeds_cap(),
+        cap.decode_arg,
+        cap.encode_arg,
+        cap.decode_result,
+        cap.decode_error,
+        sorted(cap.OPCODES),
+        seed,
+    )
+
+
+@pytest.mark.parametrize("seed", [2])
+def test_fuzz_inap(seed: int) -> None:
+    _run(
+        "inap",
+        _seeds_inap(),
+        inap.decode_arg,
+        inap.encode_arg,
+        inap.decode_result,
+        inap.decode_error,
+        sorted(inap.OPCODES),
+        seed,
+    )
+
+
+@pytest.mark.parametrize("seed", [3])
+def test_fuzz_map(seed: int) -> None:
+    _run(
+        "map",
+        _seeds_map(),
+        m.decode_arg,
+        m.encode_arg,
+        m.decode_result,
+        m.decode_error,
+        [45, 47, 49, 64, 66, 71, 89, 2, 7, 56],
+        seed,
+    )
