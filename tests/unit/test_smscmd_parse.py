@@ -1,0 +1,40 @@
+"""SMS command parsing (issue 6, 来话点播 by SMS): named cases and a fuzz run."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from scp.service.smscmd import Command, parse_command
+
+
+@pytest.mark.parametrize(("text", "cmd"), [
+    ("CX", Command("CX")),
+    ("cx", Command("CX")),
+    (" Cx \n", Command("CX")),
+    ("ＣＸ", Command("CX")),  # full-width, as some handsets send
+    ("KT", Command("KT")),
+    ("qx", Command("QX")),
+    ("HMD 13800138000", Command("HMD", "13800138000")),
+    ("hmd13800138000", Command("HMD", "13800138000")),
+    ("HMD 138 0013 8000", Command("HMD", "13800138000")),
+    ("ＨＭＤ　１３８００１３８０００", Command("HMD", "13800138000")),
+    ("QHMD +8613800138000", Command("QHMD", "+8613800138000")),
+    ("QHMD", Command("QHMD", "")),
+    ("CX now", Command("HELP")),
+    ("help", Command("HELP")),
+    ("", Command("HELP")),
+    ("退订", Command("HELP")),
+])
+def test_commands(text: str, cmd: Command) -> None:
+    assert parse_command(text) == cmd
+
+
+def test_fuzz_never_raises() -> None:
+    rng = random.Random(6)
+    alphabet = "CXKTQHMDcxkthmdq 0123456789+\n\t　ＣＸ退订,.!\u200b\U0001f600"
+    for _ in range(10_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 24)))
+        c = parse_command(text)
+        assert c.verb in ("CX", "KT", "QX", "HMD", "QHMD", "HELP")
