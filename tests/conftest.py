@@ -1,0 +1,145 @@
+"""Shared fixtures: a real PostgreSQL for integration tests, never a mock.
+
+The session starts one private server with pgserver in a temporary directory (deleted at the
+end), or uses ``MCN_TEST_DATABASE_URL`` (an admin DSN allowed to CREATE/DROP DATABASE) if set.
+Each test module that asks for ``db_dsn`` / ``pool`` gets a fresh database with all migrations
+applied; ``clean_pool`` truncates every table before the test for full isolation.
+
+pytest-asyncio runs in auto mode with one session event loop (see pyproject), so pools
+created by module-scoped fixtures are usable from every test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+
+def _in_thread(coro_fn: Any) -> Any:
+    """Run an async helper on its own loop in a thread: safe from sync fixtures while the
+    pytest-asyncio session loop exists (asyncio.run in the main thread would disturb it)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["v"] = asyncio.run(coro_fn())
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            box["e"] = e
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if "e" in box:
+        raise box["e"]
+    return box.get("v")
+
+
+def with_database(dsn: str, name: str) -> str:
+    """``dsn`` pointing at database ``name`` (URL form, host/socket and options kept)."""
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> Iterator[str]:
+    """Admin DSN of the test PostgreSQL (started for the session unless given by env)."""
+    url = os.environ.get("MCN_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+    # Our own temp dir, not tmp_path_factory's: pytest prunes old basetemps of the same user,
+    # and a concurrent pytest run could delete a live data directory under us.
+    top = Path(tempfile.mkdtemp(prefix="mcn-test-pg-"))
+    server = pgserver.get_server(top / "data", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def create_database(admin_dsn: str, prefix: str = "t", *, migrated: bool = True) -> str:
+    """Create a fresh database (migrated unless told otherwise); return its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+    async def go() -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        if migrated:
+            from scp.state.migrate import migrate
+
+            c2 = await asyncpg.connect(with_database(admin_dsn, name))
+            try:
+                await migrate(c2)
+            finally:
+                await c2.close()
+
+    _in_thread(go)
+    return with_database(admin_dsn, name)
+
+
+def drop_database(admin_dsn: str, dsn: str) -> None:
+    """Drop the database named in ``dsn`` (terminating leftover sessions)."""
+    name = urlsplit(dsn).path.lstrip("/")
+
+    async def go() -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    _in_thread(go)
+
+
+@pytest.fixture(scope="module")
+def db_dsn(pg_admin_dsn: str) -> Iterator[str]:
+    """A fresh, fully migrated database for this test module."""
+    dsn = create_database(pg_admin_dsn)
+    yield dsn
+    drop_database(pg_admin_dsn, dsn)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """An asyncpg pool (scp.state.db.open_pool: our codecs) on the module's database."""
+    from scp.state.db import open_pool
+
+    p = await open_pool(db_dsn, min_size=1, max_size=5)
+    yield p
+    await p.close()
+
+
+async def truncate_all(db: asyncpg.Pool | asyncpg.Connection) -> None:
+    """Empty every table of the schema except the version table."""
+    q = ("SELECT string_agg(format('%I', tablename), ', ') FROM pg_tables"
+         " WHERE schemaname = 'public' AND tablename <> 'schema_version'")
+    tables = await db.fetchval(q)
+    if tables:
+        await db.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def clean_pool(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
+    """The module's pool on emptied tables."""
+    await truncate_all(pool)
+    yield pool

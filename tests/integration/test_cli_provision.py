@@ -1,0 +1,210 @@
+"""`mcn-scp` provisioning and database commands end to end: exit codes (0 / 2 naming the field
+/ 1), --json output, audit channel, and the embedded PostgreSQL shared across processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import asyncpg
+import pytest
+from click.testing import CliRunner, Result
+
+from scp.state import db as dbmod
+
+pytestmark = pytest.mark.integration
+
+MCN_SCP = str(Path(sys.executable).parent / "mcn-scp")
+
+
+def cli(db_dsn: str, *args: str, input: str | None = None) -> Result:
+    """`mcn-scp ARGS` in-process, in a thread (the command runs its own event loop)."""
+    from scp.cli import main
+
+    box: list[Result] = []
+    t = threading.Thread(target=lambda: box.append(CliRunner().invoke(
+        main, list(args), input=input, env={"MCN_DATABASE_URL": db_dsn})))
+    t.start()
+    t.join()
+    return box[0]
+
+
+def ok(res: Result) -> Result:
+    assert res.exit_code == 0, (res.stdout, res.stderr, res.exception)
+    return res
+
+
+async def test_subscriber_lifecycle(clean_pool: asyncpg.Pool, db_dsn: str) -> None:
+    r = ok(cli(db_dsn, "subscriber", "add", "013800138000", "--services", "missed-call,busy",
+               "--pin", "123456", "--group", "vip", "--language", "en", "--json"))
+    data = json.loads(r.stdout)
+    assert data["msisdn"] == "8613800138000" and data["pin_set"] is True
+    assert {s["service"] for s in data["subscriptions"]} == {"missed-call", "busy"}
+    r = ok(cli(db_dsn, "subscriber", "show", "8613800138000"))
+    assert "vip" in r.stdout and "pin          set" in r.stdout
+    r = ok(cli(db_dsn, "subscriber", "set", "8613800138000", "--status", "suspended", "--json"))
+    assert json.loads(r.stdout)["status"] == "suspended"
+    ok(cli(db_dsn, "service", "disable", "8613800138000", "busy"))
+    ok(cli(db_dsn, "service", "enable", "8613800138000", "voicemail", "--end", "2099-01-01"))
+    r = ok(cli(db_dsn, "subscriber", "list", "--json"))
+    (only,) = json.loads(r.stdout)
+    assert only["msisdn"] == "8613800138000"
+    r = ok(cli(db_dsn, "subscriber", "list"))
+    assert "missed-call,voicemail" in r.stdout
+    ok(cli(db_dsn, "subscriber", "del", "8613800138000"))
+    r = cli(db_dsn, "subscriber", "show", "8613800138000")
+    assert r.exit_code == 1 and "does not exist" in r.stderr
+    rows = await clean_pool.fetch("SELECT channel, action FROM audit_log ORDER BY id")
+    assert [x["action"] for x in rows] == ["create", "update", "disable-service",
+                                           "enable-service", "delete"]
+    assert {x["channel"] for x in rows} == {"cli"}
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    (["subscriber", "add", "12"], "msisdn"),
+    (["subscriber", "add", "8613800000001", "--services", "x"], "services"),
+    (["subscriber", "add", "8613800000001", "--language", "fr"], "language"),
+    (["subscriber", "add", "8613800000001", "--pin", "12"], "pin"),
+    (["subscriber", "set", "8613800000001"], "nothing to change"),
+    (["service", "enable", "8613800000001", "busy", "--start", "tomorrow"], "start"),
+    (["blacklist", "add", "8613800000001", "abc"], "number"),
+    (["blacklist", "add", "8613800000001", "86x", "--prefix"], "number"),
+    (["ads", "add", "hello", "--window", "8-22"], "window"),
+    (["rates", "add", "galactic"], "call_category"),
+    (["rates", "add", "local", "", "--per-minute", "abc"], "per_minute"),
+    (["sms", "list", "--status", "lost"], "status"),
+    (["cdr", "export", "--since", "yesterday"], "since"),
+])
+async def test_bad_input_exits_2_naming_field(clean_pool: asyncpg.Pool, db_dsn: str,
+                                              args: list[str], field: str) -> None:
+    r = cli(db_dsn, *args)
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    assert r.stderr.startswith("error: ") and field in r.stderr
+
+
+async def test_blacklist_pin_ads_rates_sms_cdr(clean_pool: asyncpg.Pool, db_dsn: str,
+                                               tmp_path: Path) -> None:
+    ok(cli(db_dsn, "subscriber", "add", "8613800000001"))
+    ok(cli(db_dsn, "blacklist", "add", "8613800000001", "13900000000"))
+    ok(cli(db_dsn, "blacklist", "add", "8613800000001", "86177", "--prefix"))
+    r = ok(cli(db_dsn, "blacklist", "list", "8613800000001", "--json"))
+    assert json.loads(r.stdout) == [
+        {"owner": "8613800000001", "number": "8613900000000", "kind": "exact"},
+        {"owner": "8613800000001", "number": "86177", "kind": "prefix"}]
+    ok(cli(db_dsn, "blacklist", "del", "8613800000001", "8613900000000"))
+    assert cli(db_dsn, "blacklist", "del", "8613800000001", "8613900000000").exit_code == 1
+
+    ok(cli(db_dsn, "pin", "set", "8613800000001", "246810"))
+    r = ok(cli(db_dsn, "pin", "set", "8613800000001", input="135790\n135790\n"))
+    assert "pin set" in r.stdout
+    await clean_pool.execute("UPDATE subscriber SET pin_failed_attempts = 3,"
+                             " pin_locked_at = now()")
+    ok(cli(db_dsn, "pin", "unlock", "8613800000001"))
+    ok(cli(db_dsn, "pin", "reset", "8613800000001"))
+    assert await clean_pool.fetchval("SELECT pin_hash FROM subscriber") is None
+
+    r = ok(cli(db_dsn, "ads", "add", "5G now!", "--window", "08:00-22:00", "--caller-prefix",
+               "86138", "--group", "vip", "--priority", "3", "--json"))
+    ad_id = json.loads(r.stdout)["id"]
+    r = ok(cli(db_dsn, "ads", "list"))
+    assert "08:00-22:00" in r.stdout and "5G now!" in r.stdout
+    ok(cli(db_dsn, "ads", "del", str(ad_id)))
+    assert cli(db_dsn, "ads", "del", str(ad_id)).exit_code == 1
+
+    ok(cli(db_dsn, "rates", "add", "international", "852", "--per-minute", "1.2"))
+    f = tmp_path / "rates.csv"
+    f.write_text("call_category,prefix,per_minute,per_sms\nlocal,,0.1,0.05\nhmt,853,0.9,0.2\n")
+    ok(cli(db_dsn, "rates", "import", str(f)))
+    r = ok(cli(db_dsn, "rates", "list", "--json"))
+    assert {x["prefix"] for x in json.loads(r.stdout)} == {"", "852", "853"}
+    f.write_text("call_category,prefix,per_minute\nlocal,,0.1\nspace,1,1\n")
+    r = cli(db_dsn, "rates", "import", str(f))
+    assert r.exit_code == 2 and "line 3: call_category" in r.stderr
+
+    sid = await clean_pool.fetchval(
+        "INSERT INTO sms_outbox (idempotency_key, destination, text, status)"
+        " VALUES ('k', '8613800000001', 'hi', 'expired') RETURNING id")
+    r = ok(cli(db_dsn, "sms", "list", "--status", "expired", "--json"))
+    assert json.loads(r.stdout)[0]["id"] == sid
+    ok(cli(db_dsn, "sms", "retry", str(sid)))
+    assert cli(db_dsn, "sms", "retry", str(sid)).exit_code == 1
+
+    await clean_pool.execute(
+        "INSERT INTO missed_call (caller, callee, occurred_at, reason)"
+        " VALUES ('8613900000000', '8613800000001', now(), 'no-answer')")
+    r = ok(cli(db_dsn, "missed-calls", "list", "--callee", "8613800000001", "--json"))
+    assert json.loads(r.stdout)[0]["reason"] == "no-answer"
+    r = ok(cli(db_dsn, "callbacks", "list", "--pending"))
+    assert "(none)" in r.stdout
+
+    await clean_pool.execute(
+        "INSERT INTO cdr (record_type, msisdn, callee, started_at, duration_s, charge) VALUES"
+        " ('call', '8613800000001', '8613900000000', '2026-11-20T10:00:00Z', 42, 0.3),"
+        " ('sms', '8613800000001', NULL, '2026-11-21T10:00:00Z', NULL, 0.1)")
+    r = ok(cli(db_dsn, "cdr", "export", "--since", "2026-11-01"))
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("id,record_type,msisdn") and len(lines) == 3
+    assert "2 CDRs exported" in r.stderr
+    out = tmp_path / "cdr.jsonl"
+    ok(cli(db_dsn, "cdr", "export", "--format", "json", "-o", str(out), "--until",
+           "2026-11-21"))
+    (one,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert one["duration_s"] == 42 and one["charge"] == "0.3000"
+
+    acts = {(x["entity"], x["action"]) for x in await clean_pool.fetch(
+        "SELECT entity, action FROM audit_log")}
+    assert {("blacklist", "create"), ("blacklist", "delete"), ("subscriber", "set-pin"),
+            ("subscriber", "unlock-pin"), ("ad_rule", "create"), ("ad_rule", "delete"),
+            ("rate", "upsert"), ("sms_outbox", "retry")} <= acts
+
+
+async def test_db_migrate_and_url(clean_pool: asyncpg.Pool, db_dsn: str) -> None:
+    r = ok(cli(db_dsn, "db", "migrate", "--json"))
+    assert json.loads(r.stdout)["applied"] == []
+    assert ok(cli(db_dsn, "db", "url")).stdout.strip() == db_dsn
+    r = cli(db_dsn, "db", "stop")
+    assert r.exit_code == 1 and "external" in r.stderr
+
+
+def test_unreachable_database_exits_1() -> None:
+    r = cli("postgresql://nobody@/nodb?host=/nonexistent-socket-dir", "subscriber", "list")
+    assert r.exit_code == 1 and "cannot connect" in r.stderr
+
+
+def test_embedded_server_shared_across_processes_and_stopped() -> None:
+    home = Path(tempfile.mkdtemp(prefix="mcn-home-"))
+    env = {k: v for k, v in os.environ.items() if k != "MCN_DATABASE_URL"}
+    env["MCN_HOME"] = str(home)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([MCN_SCP, *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    try:
+        r = run("db", "url")
+        assert r.returncode == 0, r.stderr
+        dsn = r.stdout.strip()
+        assert dsn.endswith(f"/mcn?host={home.resolve()}/pgdata")
+        pid = dbmod.embedded_status(home)
+        assert pid is not None
+        r = run("subscriber", "add", "8613800000001", "--json")  # a second process reuses it
+        assert r.returncode == 0, r.stderr
+        assert dbmod.embedded_status(home) == pid
+        assert run("db", "url").stdout.strip() == dsn
+        r = run("subscriber", "show", "8613800000001")
+        assert r.returncode == 0 and "8613800000001" in r.stdout
+        r = run("db", "stop")
+        assert r.returncode == 0 and r.stdout.strip() == "stopped"
+        assert dbmod.embedded_status(home) is None
+        assert run("db", "stop").stdout.strip() == "not running"
+        r = run("subscriber", "show", "8613800000001")  # started again, data kept
+        assert r.returncode == 0, r.stderr
+        assert dbmod.embedded_status(home) not in (None, pid)
+    finally:
+        dbmod.stop_embedded(home)
+        subprocess.run(["rm", "-rf", str(home)], check=False)
