@@ -34,7 +34,10 @@ tshark:
 	@tshark --version | head -1
 
 smsc:
-	@if [ -f tests/smppd/package.json ] && [ ! -d tests/smppd/node_modules ]; then \
+	@command -v npm >/dev/null || { \
+	  echo "installing Node.js and npm (the test SMSC is the npm package smpp)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
+	@if [ ! -d tests/smppd/node_modules ]; then \
 	  npm ci --prefix tests/smppd --no-audit --no-fund --loglevel=error; fi
 
 deps-test: install tshark smsc

@@ -27,11 +27,11 @@ from scp.adapters.transport import AssociationHandler
 from scp.capture import SctpPcapWriter
 from scp.config import Config, ConfigError, _host_port
 from scp.core.m3ua_asp import AspStateChanged, CloseAssociation, M3uaLayer, Transmit
+from scp.core.primitives import TcEnd, TcPrimitive, TcUAbort
 from scp.core.sccp import SccpLayer
 from scp.core.stack import TC_TYPES, SigtranStack
 from scp.core.tcap import TcapLayer
-from scp.core.primitives import TcEnd, TcPrimitive, TcUAbort
-from scp.service.dialogue import ContinueUser, Dispatcher, DialogueUser
+from scp.service.dialogue import ContinueUser, DialogueUser, Dispatcher
 
 log = structlog.get_logger("scp.node")
 

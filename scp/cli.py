@@ -13,6 +13,7 @@ import sys
 import click
 import structlog
 
+from scp.cli_provision import BadInputError, register
 from scp.config import Config, ConfigError, load_config
 
 
@@ -42,15 +43,6 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
                         format="%(levelname)s %(name)s: %(message)s")
 
 
-class BadInput(click.ClickException):
-    """Bad input from the operator: exit code 2 and a message naming the field or line."""
-
-    exit_code = 2
-
-    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
-        click.echo(f"error: {self.format_message()}", err=True)
-
-
 def get_config(ctx: click.Context) -> Config:
     """The validated config for this invocation, loaded once (exit 2 naming the key if bad)."""
     obj = ctx.ensure_object(dict)
@@ -58,7 +50,7 @@ def get_config(ctx: click.Context) -> Config:
         try:
             obj["config"] = load_config(obj.get("config_path"))
         except ConfigError as e:
-            raise BadInput(f"config: {e}") from None
+            raise BadInputError(f"config: {e}") from None
     return obj["config"]
 
 
@@ -90,14 +82,13 @@ def run(ctx: click.Context, config_path: str | None, capture: str | None) -> Non
     cfg = get_config(ctx)
     configure_logging(ctx.obj.get("log_level") or cfg.log.level, cfg.log.format)
     from scp.app import main_run
-
     from scp.state.db import DatabaseError
     from scp.state.migrate import SchemaVersionError
 
     try:
         main_run(cfg, capture=capture)
     except ConfigError as e:
-        raise BadInput(f"config: {e}") from None
+        raise BadInputError(f"config: {e}") from None
     except (SchemaVersionError, DatabaseError) as e:
         structlog.get_logger("scp").error("database unusable", error=str(e))
         raise click.ClickException(str(e)) from None
@@ -105,7 +96,5 @@ def run(ctx: click.Context, config_path: str | None, capture: str | None) -> Non
         structlog.get_logger("scp").error("node failed", error=str(e))
         raise click.ClickException(str(e)) from None
 
-
-from scp.cli_provision import register  # noqa: E402 - the groups attach to ``main`` above
 
 register(main)

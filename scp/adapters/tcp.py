@@ -116,7 +116,7 @@ class TcpTransport:
         while not self._stopping:
             lost: asyncio.Future[None] = loop.create_future()
             try:
-                await loop.create_connection(lambda: _M3uaTcpProtocol(self, lost), *peer)
+                await loop.create_connection(lambda lost=lost: _M3uaTcpProtocol(self, lost), *peer)
             except OSError as e:
                 delay = backoff.next_delay()
                 log.warning("m3ua tcp connect failed", peer=f"{peer[0]}:{peer[1]}", error=str(e),

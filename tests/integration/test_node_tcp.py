@@ -179,9 +179,9 @@ async def test_mcn_scp_run_shuts_down_cleanly_on_sigterm_and_sigint(tmp_path: Pa
                     if time.monotonic() > deadline or proc.poll() is not None:
                         raise
                     await asyncio.sleep(0.1)
-            await peer.wait(lambda: peer.active, timeout=10)
+            await peer.wait(lambda p=peer: p.active, timeout=10)
             did = idp_begin(peer, AC_CAP_V2_GSMSSF_SCF)
-            await peer.wait(lambda: bool(answers(peer, did)))
+            await peer.wait(lambda p=peer, d=did: bool(answers(p, d)))
             proc.send_signal(sig)
             await asyncio.wait_for(peer.closed.wait(), 5)
             rc = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
