@@ -127,8 +127,8 @@ class Node(AssociationHandler):
             gt=self.cfg.sccp.global_title,
         )
 
-    async def serve_forever(self, *, install_signals: bool = True) -> None:
-        """Run until SIGINT/SIGTERM (or :meth:`request_stop`), then shut down cleanly."""
+    async def serve_forever(self, *, install_signals: bool = True, stop: bool = True) -> None:
+        """Run until SIGINT/SIGTERM (or :meth:`request_stop`); then stop the node if ``stop``."""
         loop = asyncio.get_running_loop()
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -139,7 +139,8 @@ class Node(AssociationHandler):
             if install_signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
-        await self.stop()
+        if stop:
+            await self.stop()
 
     def request_stop(self) -> None:
         self.log.info("shutdown requested")
@@ -272,12 +273,87 @@ async def open_state(cfg: Config):  # type: ignore[no-untyped-def]
     return pool
 
 
-async def run_node(cfg: Config, *, capture: str | None = None) -> None:
+class Services:
+    """The node with its service side: call control, MAP presence, the SMS outbox and gateway.
+
+    Start order: database (migrated) -> node (TC-users wired) -> SMPP gateway -> outbox sender
+    and HLR-alert originator. Stop order is the reverse, so nothing in flight is dropped: the
+    sender stops claiming, MAP requests in flight finish, the gateway unbinds, then M3UA goes
+    down and the pool closes.
+    """
+
+    def __init__(self, cfg: Config, pool, *, capture: str | None = None) -> None:  # type: ignore[no-untyped-def]
+        from scp.adapters.smpp import make_gateway
+        from scp.callflow import build_call_user
+        from scp.mapuser import build_map_user
+        from scp.state.outbox_store import build_outbox
+
+        self.cfg = cfg
+        self.pool = pool
+        self.outbox = build_outbox(pool, cfg)
+        self.gateway = make_gateway(cfg.smpp, on_receipt=self.outbox.record_receipt,
+                                    on_mo=self.outbox.record_mo)
+        self.map_user = None
+
+        def users(node: Node) -> list[DialogueUser]:
+            self.map_user = build_map_user(node, pool, cfg)
+            return [build_call_user(node, pool, cfg), self.map_user]
+
+        self.node = Node(cfg, capture=capture, users=users)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.sender = None
+
+    async def start(self) -> None:
+        from scp.mapuser import run_alert_originator
+        from scp.service.outbox import OutboxSender
+        from scp.state.outbox_store import retry_policy
+
+        await self.node.start()
+        self.gateway.start()
+        self.sender = OutboxSender(outbox=self.outbox, gateway=self.gateway,
+                                   window=self.cfg.smpp.window, policy=retry_policy(self.cfg))
+        self._tasks = [
+            asyncio.create_task(self.sender.run(), name="outbox-sender"),
+            asyncio.create_task(
+                run_alert_originator(self.map_user, self.pool, self.cfg,  # type: ignore[arg-type]
+                                     ready=lambda: self.node.stack.m3ua.is_active,
+                                     stop=self._stop),
+                name="hlr-alert-originator"),
+        ]
+
+    async def stop(self) -> None:
+        if self.sender is not None:
+            self.sender.stop()
+        self._stop.set()
+        if self.map_user is not None:
+            await self.map_user.drain()
+        for t in self._tasks:
+            try:
+                await asyncio.wait_for(t, 10)
+            except (TimeoutError, asyncio.CancelledError):
+                t.cancel()
+            except Exception:  # a failed background task must not block the shutdown
+                log.exception("background task failed", task=t.get_name())
+        await self.gateway.stop()
+        await self.node.stop()
+
+
+async def run_node(cfg: Config, *, capture: str | None = None,
+                   on_started: Callable[[Services], object] | None = None) -> None:
+    """``mcn-scp run``: everything up, serve until SIGINT/SIGTERM, everything down cleanly."""
     pool = await open_state(cfg)
     try:
-        node = Node(cfg, capture=capture)
-        await node.start()
-        await node.serve_forever()
+        services = Services(cfg, pool, capture=capture)
+        await services.start()
+        try:
+            if on_started is not None:
+                res = on_started(services)
+                if asyncio.iscoroutine(res):
+                    asyncio.create_task(res)
+            await services.node.serve_forever(stop=False)
+        finally:
+            await services.stop()
     finally:
         await pool.close()
 
