@@ -292,7 +292,8 @@ class Services:
         self.pool = pool
         self.outbox = build_outbox(pool, cfg)
         self.gateway = make_gateway(cfg.smpp, on_receipt=self.outbox.record_receipt,
-                                    on_mo=self.outbox.record_mo)
+                                    on_mo=self.outbox.record_mo,
+                                    on_foreign_receipt=self.outbox.record_foreign_receipt)
         self.map_user = None
 
         def users(node: Node) -> list[DialogueUser]:

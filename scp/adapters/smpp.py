@@ -155,6 +155,10 @@ class SmsLike(Protocol):
 
 
 ReceiptHandler = Callable[[str, str, datetime], Awaitable[None] | None]
+# (owner, destination, message_id, stat, at) for a receipt of a message we did not submit: the
+# SMSC forwarding the receipt of a subscriber's own SMS (短信回执). In a receipt deliver_sm the
+# source_addr is the original recipient and destination_addr the original sender (SMPP 3.4 §2.11).
+ForeignReceiptHandler = Callable[[str, str, str, str, datetime], Awaitable[None] | None]
 MoHandler = Callable[[str, str, str, datetime], Awaitable[None] | None]
 Tap = Callable[[str, bytes], None]
 
@@ -266,9 +270,11 @@ class SmppGateway:
     """
 
     def __init__(self, config: SmppGatewayConfig, *, on_receipt: ReceiptHandler | None = None,
-                 on_mo: MoHandler | None = None, tap: Tap | None = None) -> None:
+                 on_mo: MoHandler | None = None, tap: Tap | None = None,
+                 on_foreign_receipt: ForeignReceiptHandler | None = None) -> None:
         self.config = config
         self._on_receipt = on_receipt
+        self._on_foreign_receipt = on_foreign_receipt
         self._on_mo = on_mo
         self._tap = tap
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -843,6 +849,10 @@ class SmppGateway:
                 stat = max(agg, key=lambda s: _STAT_RANK.get(s, 2))
             if self._on_receipt is not None:
                 self._call_soon(self._dispatch, self._on_receipt, primary, stat, at)
+            if hit is None and self._on_foreign_receipt is not None:
+                owner = _addr(pdu.destination_addr)
+                dst = _addr(pdu.source_addr)
+                self._call_soon(self._dispatch, self._on_foreign_receipt, owner, dst, mid, stat, at)
             return ESME_ROK
         # mobile originated
         try:
@@ -996,8 +1006,10 @@ class ConsoleSink:
 
 
 def make_gateway(cfg: SmppConfig, *, on_receipt: ReceiptHandler | None = None,
-                 on_mo: MoHandler | None = None) -> SmppGateway | ConsoleSink:
+                 on_mo: MoHandler | None = None,
+                 on_foreign_receipt: ForeignReceiptHandler | None = None) -> SmppGateway | ConsoleSink:
     """The backend [smpp].backend names."""
     if cfg.backend == "console":
         return ConsoleSink(source_addr=cfg.source_addr, on_receipt=on_receipt, on_mo=on_mo)
-    return SmppGateway(SmppGatewayConfig.from_config(cfg), on_receipt=on_receipt, on_mo=on_mo)
+    return SmppGateway(SmppGatewayConfig.from_config(cfg), on_receipt=on_receipt, on_mo=on_mo,
+                       on_foreign_receipt=on_foreign_receipt)

@@ -41,15 +41,35 @@ DeliveredHook = Callable[[asyncpg.Connection, str, dt.datetime], Awaitable[objec
 MoHook = Callable[[asyncpg.Connection, int, str, str, str, dt.datetime], Awaitable[object]]
 """(conn, mo_id, source, destination, text, at) in the MO's transaction."""
 
+SubscriberReceiptHook = Callable[[asyncpg.Connection, str, str, str, dt.datetime], Awaitable[object]]
+"""(conn, owner, destination, smsc_message_id, at) for the receipt of a subscriber's own SMS."""
+
 
 class NotifyingOutbox(PgOutbox):
     """PgOutbox whose receipts mark presence and whose MO SMS run commands."""
 
     def __init__(self, pool: asyncpg.Pool, *, lease: dt.timedelta = dt.timedelta(minutes=1),
-                 on_delivered: DeliveredHook | None = None, on_mo: MoHook | None = None) -> None:
+                 on_delivered: DeliveredHook | None = None, on_mo: MoHook | None = None,
+                 on_subscriber_receipt: SubscriberReceiptHook | None = None) -> None:
         super().__init__(pool, lease=lease)
         self.on_delivered = on_delivered
         self.on_mo = on_mo
+        self.on_subscriber_receipt = on_subscriber_receipt
+
+    async def record_foreign_receipt(self, owner: str, destination: str, smsc_message_id: str,
+                                     status: str, at: dt.datetime) -> None:
+        """A receipt for a message we did not submit: a subscriber's own SMS (短信回执).
+
+        Checked against the outbox inside the transaction, so a receipt of one of ours whose id
+        the gateway no longer remembered (restart) is never mistaken for a subscriber's.
+        """
+        if status != "DELIVRD" or self.on_subscriber_receipt is None:
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            ours = await conn.fetchval("SELECT 1 FROM sms_outbox WHERE smsc_message_id = $1"
+                                       " LIMIT 1", smsc_message_id)
+            if ours is None:
+                await self.on_subscriber_receipt(conn, owner, destination, smsc_message_id, at)
 
     async def _delivered(self, conn: asyncpg.Connection, where: str, key: object,
                          at: dt.datetime) -> None:
@@ -105,8 +125,14 @@ def build_outbox(pool: asyncpg.Pool, cfg: Config) -> NotifyingOutbox:
         await smscmd.handle_mo(conn, mo_id=mo_id, source=source, destination=destination,
                                text=text, at=at, cfg=cfg)
 
+    async def subscriber_receipt(conn: asyncpg.Connection, owner: str, destination: str,
+                                 message_id: str, at: dt.datetime) -> None:
+        await notifications.on_subscriber_receipt(conn, owner=owner, destination=destination,
+                                                  message_id=message_id, at=at, cfg=cfg)
+
     return NotifyingOutbox(pool, lease=dt.timedelta(seconds=cfg.notify.lease),
-                           on_delivered=delivered, on_mo=mo)
+                           on_delivered=delivered, on_mo=mo,
+                           on_subscriber_receipt=subscriber_receipt)
 
 
 def retry_policy(cfg: Config) -> RetryPolicy:

@@ -130,6 +130,11 @@ class Smppd:
             body["data_coding"] = data_coding
         return int(self.control("POST", "/mo", body)["sent"])
 
+    def forward_receipt(self, message_id: str, owner: str, destination: str) -> int:
+        """Make the SMSC forward the receipt of ``owner``'s own SMS to ``destination``."""
+        body = {"id": message_id, "owner": owner, "destination": destination}
+        return int(self.control("POST", "/forward-receipt", body)["sent"])
+
     def set_receipt_stat(self, stat: str) -> None:
         self.control("POST", "/receipt", {"stat": stat})
 

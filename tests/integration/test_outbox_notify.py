@@ -199,3 +199,37 @@ async def test_alert_to_handset_through_the_real_smsc(clean_pool: asyncpg.Pool,
     assert got[callee]["data_coding"] == 8  # UCS-2
     assert bytes.fromhex(got[callee]["raw"]).decode("utf-16-be").startswith("您好,用户13700000042于")
     assert bytes.fromhex(got[caller]["raw"]).decode("utf-16-be") == "您好,用户13912340000已可达,请及时联系。"
+
+
+async def test_forwarded_receipt_of_a_subscribers_own_sms(clean_pool: asyncpg.Pool,
+                                                          smppd: Smppd) -> None:
+    """短信回执: the SMSC forwards the receipt of a subscriber's own SMS; a subscriber with the
+    delivery-receipt service gets "您发给{dst}的短信已送达。"; one without it gets nothing, and a
+    receipt of one of our own SMS is never taken for a subscriber's."""
+    pool = clean_pool
+    owner, other, dst = "8613912345001", "8613912345002", "8613700000099"
+    actor = prov.Actor("cli", "t")
+    await prov.add_subscriber(pool, actor, owner, services=["missed-call", "delivery-receipt"])
+    await prov.add_subscriber(pool, actor, other, services=["missed-call"])
+    ob = build_outbox(pool, CFG)
+    gw = SmppGateway(SmppGatewayConfig(host="127.0.0.1", port=smppd.port),
+                     on_receipt=ob.record_receipt, on_mo=ob.record_mo,
+                     on_foreign_receipt=ob.record_foreign_receipt)
+    gw.start()
+    await gw.wait_ready()
+    try:
+        assert smppd.forward_receipt("ext-1", owner, dst) == 1
+        assert smppd.forward_receipt("ext-2", other, dst) == 1
+        # The gateway hands receipts over in order: once ext-3 is settled, ext-2 was too.
+        assert smppd.forward_receipt("ext-3", owner, dst) == 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30  # generous: a loaded CI machine, not a speed check
+        while await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE destination = $1",
+                                  owner) < 2:
+            assert loop.time() < deadline, "forwarded receipts did not arrive"
+            await asyncio.sleep(0.05)
+    finally:
+        await gw.stop()
+    rows = await pool.fetch("SELECT destination, text FROM sms_outbox ORDER BY id")
+    assert [r["destination"] for r in rows] == [owner, owner]
+    assert rows[0]["text"].startswith("您发给13700000099的短信已送达。")

@@ -15,6 +15,7 @@
 //   POST /hold {"on":true|false}             hold submit_sm_resp (to observe the ESME window)
 //   POST /mo {"source":"..","destination":"..","text":"..","data_coding":0|8}
 //   POST /receipt {"stat":"DELIVRD"}         stat used in later receipts
+//   POST /forward-receipt {"id","owner","destination"}  receipt of a subscriber's own SMS
 //   POST /crash                              exit at once (between PDUs: an SMSC crash)
 //   GET  /stats                              counters, bound sessions, held responses
 //
@@ -218,6 +219,12 @@ const control = http.createServer((req, res) => {
 			out.sent = startMo(body);
 		} else if (req.method === 'POST' && req.url === '/receipt') {
 			state.receiptStat = String(body.stat || 'DELIVRD');
+		} else if (req.method === 'POST' && req.url === '/forward-receipt') {
+			// the receipt of an SMS a subscriber sent through this SMSC (not through the ESME),
+			// forwarded to every bound ESME: source = original recipient, destination = sender
+			const fake = {destination_addr: String(body.destination), source_addr: String(body.owner)};
+			sessions.forEach((sess) => sendReceipt(sess, fake, String(body.id), '', new Date()));
+			out.sent = sessions.size;
 		} else if (req.method === 'POST' && req.url === '/crash') {
 			// exit from the event loop: never between logging a submit and answering it
 			res.writeHead(200, {'Content-Type': 'application/json'});
