@@ -218,6 +218,162 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class AnnouncementConfig:
+    """[call.announcements]: elementaryMessageIDs of the media server's recorded prompts."""
+
+    menu: int = 1001             # "press 1 SMS when reachable, 2 voice message, 3 other number, 0 operator"
+    invalid: int = 1002          # "your choice is not valid"
+    goodbye: int = 1003
+    enter_number: int = 1004     # "dial the number, then #"
+    callback_ok: int = 1005      # "you will get an SMS when the subscriber can be reached"
+    pin: int = 2001              # self-service: "enter your PIN, then #"
+    pin_wrong: int = 2002
+    pin_locked: int = 2003
+    selfcare_menu: int = 2004
+    missed_calls: int = 2005     # variable message: count, then the numbers
+    done: int = 2006             # "your request is done"
+    not_subscribed: int = 2007
+    on_off: int = 2008           # "1 on, 2 off"
+    add_remove: int = 2009       # "1 add, 2 remove, then the number"
+    new_pin: int = 2010
+    notify_mode: int = 2011      # "1 one SMS per call, 2 a summary, 3 none"
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            _range(getattr(self, f.name), f"call.announcements.{f.name}", 0, 2**31 - 1)
+
+
+@dataclass(frozen=True)
+class CallConfig:
+    """[call]: call handling (issue 5): triggers, the caller's menu, forwarding and charging."""
+
+    no_answer_timer: int = 20    # s, applicationTimer of the tNoAnswer DP (TS 29.078 §7.6)
+    not_reachable_causes: tuple[int, ...] = (18, 19, 20, 27, 31)  # Q.850 busyCause values
+    ivr_called_party: Literal["original-called", "redirecting", "prefix"] = "original-called"
+    forwarding: bool = True      # forward busy / not-reachable calls of subscribers with forward_to
+    forward_no_answer: bool = False
+    charging_period: int = 300   # s, maxCallPeriodDuration of each ApplyCharging
+    menu_retries: int = 3        # prompts before the goodbye announcement
+    first_digit_timeout: int = 10
+    inter_digit_timeout: int = 5
+    digit_callback: str = "1"
+    digit_voicemail: str = "2"
+    digit_other_number: str = "3"
+    digit_operator: str = "0"
+    assist_timeout: float = 10.0  # s to wait for the media server's AssistRequestInstructions
+    announcement_timeout: float = 60.0  # s to wait for SpecializedResourceReport
+    release_cause: int = 31      # Q.850 cause of our ReleaseCall (normal, unspecified)
+    callback_fee: str = "0.10"   # CNY per callback request, charged to the caller
+    callback_hours: int = 24     # a callback request expires after this
+    voicemail_retrieval: str = "8613800201"  # self-service: where mailbox owners are connected
+    announcements: AnnouncementConfig = field(default_factory=AnnouncementConfig)
+
+    def validate(self) -> None:
+        from decimal import Decimal, InvalidOperation
+
+        _range(self.no_answer_timer, "call.no_answer_timer", 1, 120)
+        for i, c in enumerate(self.not_reachable_causes):
+            _range(c, f"call.not_reachable_causes[{i}]", 1, 127)
+        if 17 in self.not_reachable_causes:
+            raise ConfigError("call.not_reachable_causes", "17 (user busy) is busy, not unreachable")
+        _range(self.charging_period, "call.charging_period", 1, 86400)
+        _range(self.menu_retries, "call.menu_retries", 1, 9)
+        _range(self.first_digit_timeout, "call.first_digit_timeout", 1, 127)
+        _range(self.inter_digit_timeout, "call.inter_digit_timeout", 1, 127)
+        digits = [self.digit_callback, self.digit_voicemail, self.digit_other_number,
+                  self.digit_operator]
+        for name, d in zip(("digit_callback", "digit_voicemail", "digit_other_number",
+                            "digit_operator"), digits, strict=True):
+            if len(d) != 1 or d not in "0123456789*#":
+                raise ConfigError(f"call.{name}", f"must be one key 0-9 * #, got {d!r}")
+        if len(set(digits)) != len(digits):
+            raise ConfigError("call.digit_callback", "menu digits must differ")
+        _range(self.assist_timeout, "call.assist_timeout", 0.1, 60)
+        _range(self.announcement_timeout, "call.announcement_timeout", 0.1, 1800)
+        _range(self.release_cause, "call.release_cause", 1, 127)
+        try:
+            fee = Decimal(self.callback_fee)
+        except InvalidOperation:
+            raise ConfigError("call.callback_fee", f"not a number: {self.callback_fee!r}") from None
+        if not fee.is_finite() or fee < 0:
+            raise ConfigError("call.callback_fee", "must be >= 0")
+        _range(self.callback_hours, "call.callback_hours", 1, 24 * 30)
+        _digits(self.voicemail_retrieval, "call.voicemail_retrieval")
+        self.announcements.validate()
+
+
+@dataclass(frozen=True)
+class RatingConfig:
+    """[rating]: call category prefix rules (scp.service.rating); tariffs live in the database."""
+
+    country_code: str = "86"
+    local_prefixes: tuple[str, ...] = ()      # E.164 prefixes rated local, e.g. ["8610"]
+    hmt_prefixes: tuple[str, ...] = ("852", "853", "886")
+
+    def validate(self) -> None:
+        _digits(self.country_code, "rating.country_code", max_len=3)
+        for i, p in enumerate(self.local_prefixes):
+            _digits(p, f"rating.local_prefixes[{i}]", max_len=15)
+        for i, p in enumerate(self.hmt_prefixes):
+            _digits(p, f"rating.hmt_prefixes[{i}]", max_len=15)
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """[notify]: notification SMS, HLR alert registration and SMS commands (issue 6)."""
+
+    language: Literal["zh", "en"] = "zh"  # for recipients who are not subscribers
+    templates_dir: str = ""  # empty: conf/templates of the installation
+    timezone: str = "Asia/Shanghai"  # local time shown in texts and used by ad windows
+    busy_window: float = 60.0  # s: busy attempts from one caller within it make one SMS
+    callback_sms: bool = True  # tell callers who pressed 1 that the callee is reachable
+    alert_via_hlr: bool = True  # SRI-SM + ReportSM-DeliveryStatus after a not-reachable call
+    hlr_gt: str = ""  # empty: address the HLR by the callee's MSISDN as global title
+    hlr_ssn: int = 6
+    sc_address: str = ""  # our SC address for the HLR's MWD list; empty: sccp.global_title
+    alert_refresh: float = 3600.0  # s: do not register again within this after a success
+    alert_max_attempts: int = 5
+    alert_retry: float = 30.0  # s before retrying a failed registration, doubled each time
+    alert_timeout: float = 10.0  # s to wait for the HLR's answer
+    alert_poll: float = 1.0  # s between looks for pending registrations
+    ad_segment_budget: int = 1  # segments the SMS with its ad may take; 0: no ads
+    max_attempts: int = 8  # outbox: submit attempts before giving up
+    retry_base: float = 5.0  # s before the 2nd attempt, then doubled
+    retry_cap: float = 3600.0
+    lease: float = 60.0  # s a claimed row stays with its sender before another may take it
+    service_number: str = ""  # MO SMS commands (CX, KT...) go here; empty: smpp.source_addr
+    command_category: Literal["local", "national", "hmt", "international"] = "local"
+
+    def validate(self) -> None:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError("notify.timezone", f"unknown time zone {self.timezone!r}") from None
+        if self.templates_dir and not Path(self.templates_dir).is_dir():
+            raise ConfigError("notify.templates_dir", f"not a directory: {self.templates_dir!r}")
+        _range(self.busy_window, "notify.busy_window", 0, 3600)
+        if self.hlr_gt:
+            _digits(self.hlr_gt, "notify.hlr_gt", max_len=15)
+        _range(self.hlr_ssn, "notify.hlr_ssn", 2, 254)
+        if self.sc_address:
+            _digits(self.sc_address, "notify.sc_address", max_len=15)
+        _range(self.alert_refresh, "notify.alert_refresh", 0, 30 * 86400)
+        _range(self.alert_max_attempts, "notify.alert_max_attempts", 1, 100)
+        _range(self.alert_retry, "notify.alert_retry", 0.1, 86400)
+        _range(self.alert_timeout, "notify.alert_timeout", 0.1, 600)
+        _range(self.alert_poll, "notify.alert_poll", 0.01, 600)
+        _range(self.ad_segment_budget, "notify.ad_segment_budget", 0, 10)
+        _range(self.max_attempts, "notify.max_attempts", 1, 1000)
+        _range(self.retry_base, "notify.retry_base", 0.01, 86400)
+        _range(self.retry_cap, "notify.retry_cap", self.retry_base, 7 * 86400)
+        _range(self.lease, "notify.lease", 1, 86400)
+        if self.service_number:
+            _digits(self.service_number, "notify.service_number")
+
+
+@dataclass(frozen=True)
 class LogConfig:
     """[log]: level and output format (JSON when not on a TTY, by default)."""
 
@@ -239,6 +395,9 @@ class Config:
     smpp: SmppConfig = field(default_factory=SmppConfig)
     ivr: IvrConfig = field(default_factory=IvrConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    call: CallConfig = field(default_factory=CallConfig)
+    rating: RatingConfig = field(default_factory=RatingConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     log: LogConfig = field(default_factory=LogConfig)
     source: str = "<defaults>"
 

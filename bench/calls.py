@@ -1,0 +1,426 @@
+"""Benchmark: busy-to-IVR call flows through M3UA/TCP against a separate SCP process (issue 5).
+
+One flow = the switch opens a CAP v2 dialogue with InitialDP (TAA) for a subscriber, the SCP
+loads the subscriber from PostgreSQL and answers RRBE + Continue in a TC-CONTINUE; the switch
+reports EventReportBCSM tBusy (busyCause 17); the SCP writes the missed call (one transaction,
+notifications hook included when installed) and answers Connect to the IVR in a TC-END.
+
+The SCP runs in its own process (``--serve``: the same wiring ``mcn-scp run`` gets: migrated
+pool + ``build_call_user`` in place of ContinueUser) on an embedded PostgreSQL (pgserver); this
+process is the switch (the same cores as the peer of the integration tests) over loopback TCP.
+
+Phases: saturation (closed loop, ``--concurrency`` flows in flight) gives flows/s; then an open
+loop at half that rate gives p50 / p99 of InitialDP -> answer and EventReportBCSM -> answer;
+then the SCP is restarted under cProfile for a CPU profile of the same flows. Prints one JSON
+object. Target: >= 1,000 flows/s, p99 < 20 ms at 500/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import os
+import pstats
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scp.codecs import cap, ops  # noqa: E402
+from scp.codecs.numbers import CalledPartyNumber, CallingPartyNumber, Cause  # noqa: E402
+from scp.core.primitives import (  # noqa: E402
+    GlobalTitle,
+    Invoke,
+    RoutingIndicator,
+    SccpAddress,
+    TcBegin,
+    TcContinue,
+    TcEnd,
+    TcUAbort,
+)
+from scp.service.dialogue import AC_CAP_V2_GSMSSF_SCF as AC  # noqa: E402
+
+SCP = SccpAddress(ri=RoutingIndicator.GT, ssn=146, gt=GlobalTitle("8613800000"))
+MSC = SccpAddress(ri=RoutingIndicator.GT, ssn=146, gt=GlobalTitle("8613900000"))
+N_SUBSCRIBERS = 10_000
+ASYNC_COMMIT = "--async-commit" in sys.argv
+SUB_BASE = 8613900000000
+
+CONFIG = """
+[m3ua]
+listen = "127.0.0.1:{port}"
+beat_interval = 0
+[tcap]
+idle_timeout = 30.0
+[ivr]
+mode = "connect"
+[log]
+level = "warning"
+format = "json"
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# SCP side (separate process)
+# --------------------------------------------------------------------------------------------
+
+
+async def _serve(config: str, profile: str | None) -> None:
+    from scp.app import Node, open_state
+    from scp.callflow import build_call_user
+    from scp.cli import configure_logging
+    from scp.config import load_config
+
+    cfg = load_config(config)
+    configure_logging(cfg.log.level, cfg.log.format)
+    if "--no-notify" in sys.argv:  # experiment: the call path alone, without issue 6's hook
+        from scp.state import calls_store
+
+        calls_store._notifications = None  # type: ignore[assignment]
+    pool = await open_state(cfg)
+    users: list[Any] = []
+    node = Node(cfg, users=lambda n: users.append(build_call_user(n, pool, cfg)) or users)
+    prof = cProfile.Profile() if profile else None
+    await node.start()
+    print("READY", flush=True)
+    if prof:
+        prof.enable()
+    try:
+        await node.serve_forever()
+    finally:
+        if prof:
+            prof.disable()
+            prof.dump_stats(profile)  # type: ignore[arg-type]
+        await users[0].aclose()
+        await pool.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Switch side (this process)
+# --------------------------------------------------------------------------------------------
+
+
+def _params() -> tuple[list[bytes], bytes]:
+    idps = []
+    for i in range(N_SUBSCRIBERS):
+        o = ops.InitialDP(100, CalledPartyNumber(str(SUB_BASE + i)),
+                          CallingPartyNumber("8613700001111"), event_type_bcsm=12)
+        idps.append(cap.encode_arg(o, ac=AC)[1] or b"")
+    erb = ops.EventReportBCSM(13, ops.EventSpecificInfo("tBusySpecificInfo", Cause(17)),
+                              ops.LegID(2), message_type=0)
+    return idps, cap.encode_arg(erb, ac=AC)[1] or b""
+
+
+class Driver:
+    """The switch: a client-role stack over TCP; one future per dialogue answer."""
+
+    def __init__(self, port: int) -> None:
+        from tests.integration.peer import PeerAsp
+
+        self.port = port
+        self.waiting: dict[int, asyncio.Future[object]] = {}
+        driver = self
+
+        class _Peer(PeerAsp):
+            def _process(self, outputs: list[object]) -> None:  # type: ignore[override]
+                rest = []
+                for o in outputs:
+                    did = getattr(o, "dialogue_id", None)
+                    f = driver.waiting.pop(did, None) if did is not None else None  # type: ignore[arg-type]
+                    if f is not None and not f.done() and type(o) in (TcContinue, TcEnd, TcUAbort):
+                        f.set_result(o)
+                    elif type(o).__name__ == "Transmit" or type(o) not in (TcContinue, TcEnd):
+                        rest.append(o)
+                super()._process(rest)
+
+        self.peer_cls = _Peer
+        self.idps, self.erb = _params()
+        self.i = 0
+
+    async def connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        _, self.peer = await loop.create_connection(lambda: self.peer_cls(None), "127.0.0.1",
+                                                    self.port)
+        await self.peer.wait(lambda: self.peer.active, timeout=10)
+
+    def _wait(self, did: int) -> asyncio.Future[object]:
+        f: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self.waiting[did] = f
+        return f
+
+    async def flow(self) -> tuple[float, float] | None:
+        """One busy-to-IVR flow; (IDP->answer, ERB->answer) seconds, None if it went wrong."""
+        p = self.peer
+        did = p.stack.tcap.new_dialogue_id()
+        self.i = (self.i + 1) % N_SUBSCRIBERS
+        f = self._wait(did)
+        t0 = time.perf_counter()
+        p.request(TcBegin(did, SCP, MSC, AC, components=(Invoke(1, 0, self.idps[self.i]),)))
+        a = await asyncio.wait_for(f, 10)
+        t1 = time.perf_counter()
+        if type(a) is not TcContinue:
+            return None
+        f = self._wait(did)
+        t2 = time.perf_counter()
+        p.request(TcContinue(did, components=(Invoke(2, 24, self.erb, op_class=4),)))
+        b = await asyncio.wait_for(f, 10)
+        t3 = time.perf_counter()
+        if type(b) is not TcEnd:
+            return None
+        return t1 - t0, t3 - t2
+
+
+async def saturate(d: Driver, seconds: float, concurrency: int) -> dict[str, Any]:
+    done = 0
+    bad = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done, bad
+        while time.perf_counter() < stop_at:
+            try:
+                r = await d.flow()
+            except TimeoutError:
+                r = None
+            if r is None:
+                bad += 1
+            else:
+                done += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    el = time.perf_counter() - t0
+    return {"flows": done, "failed": bad, "seconds": round(el, 2),
+            "flows_per_s": round(done / el, 1)}
+
+
+async def open_loop(d: Driver, rate: float, seconds: float) -> dict[str, Any]:
+    lat_idp: list[float] = []
+    lat_erb: list[float] = []
+    bad = 0
+    tasks = []
+
+    async def one() -> None:
+        nonlocal bad
+        try:
+            r = await d.flow()
+        except TimeoutError:
+            r = None
+        if r is None:
+            bad += 1
+        else:
+            lat_idp.append(r[0])
+            lat_erb.append(r[1])
+
+    n = int(rate * seconds)
+    t0 = time.perf_counter()
+    for k in range(n):
+        delay = t0 + k / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(one()))
+    await asyncio.gather(*tasks)
+
+    def pct(v: list[float], q: float) -> float:
+        v = sorted(v)
+        return round(v[min(len(v) - 1, int(q * len(v)))] * 1000, 2) if v else float("nan")
+
+    return {"rate_per_s": rate, "flows": len(lat_idp), "failed": bad,
+            "idp_to_answer_ms": {"p50": pct(lat_idp, 0.5), "p99": pct(lat_idp, 0.99)},
+            "erb_to_answer_ms": {"p50": pct(lat_erb, 0.5), "p99": pct(lat_erb, 0.99)}}
+
+
+# --------------------------------------------------------------------------------------------
+# Orchestration
+# --------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _provision(dsn: str) -> None:
+    import asyncpg
+
+    from scp.state.migrate import migrate
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        if ASYNC_COMMIT:
+            await conn.execute("SELECT set_config('synchronous_commit', 'off', false)")
+            db = await conn.fetchval("SELECT current_database()")
+            await conn.execute(f'ALTER DATABASE "{db}" SET synchronous_commit = off')
+        await conn.execute("TRUNCATE subscriber, missed_call, cdr RESTART IDENTITY CASCADE")
+        subs = [(str(SUB_BASE + i),) for i in range(N_SUBSCRIBERS)]
+        await conn.copy_records_to_table("subscriber", records=subs, columns=["msisdn"])
+        await conn.copy_records_to_table("subscription", records=[(s[0], "missed-call")
+                                                                   for s in subs],
+                                         columns=["msisdn", "service"])
+    finally:
+        await conn.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start_scp(config: Path, dsn: str, profile: str | None = None) -> subprocess.Popen[str]:
+    cmd = [sys.executable, __file__, "--serve", str(config)]
+    if "--no-notify" in sys.argv:
+        cmd.append("--no-notify")
+    if profile:
+        cmd += ["--profile", profile]
+    env = dict(os.environ, MCN_DATABASE_URL=dsn)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=env)
+    assert proc.stdout is not None
+    while True:  # structlog may print to stdout before we are ready
+        line = proc.stdout.readline()
+        if not line:
+            proc.kill()
+            raise RuntimeError("SCP did not start")
+        if line.startswith("READY"):
+            break
+    import threading
+
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+    return proc
+
+
+def _stop_scp(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def _run(args: argparse.Namespace, dsn: str, tmp: Path) -> dict[str, Any]:
+    await _provision(dsn)
+    port = _free_port()
+    config = tmp / "scp.toml"
+    config.write_text(CONFIG.format(port=port))
+    out: dict[str, Any] = {"bench": "calls", "flow": "CAP v2 IDP -> RRBE+Continue; "
+                           "ERB tBusy -> missed call written -> Connect(IVR)",
+                           "notifications_hook": not args.no_notify,
+                           "cpus": os.cpu_count(),
+                           "python": sys.version.split()[0]}
+    proc = _start_scp(config, dsn)
+    try:
+        d = Driver(port)
+        await d.connect()
+        await saturate(d, 1.0, args.concurrency)  # warm-up
+        cpu0 = _cpu_seconds(proc.pid)
+        me0 = time.process_time()
+        sat = await saturate(d, args.seconds, args.concurrency)
+        cpu = _cpu_seconds(proc.pid) - cpu0
+        sat["driver_cpu_utilisation"] = round((time.process_time() - me0) / sat["seconds"], 2)
+        sat["scp_cpu_ms_per_flow"] = round(cpu * 1000 / max(1, sat["flows"]), 3)
+        sat["scp_cpu_utilisation"] = round(cpu / sat["seconds"], 2)
+        out["saturation"] = sat
+        out["half_load"] = await open_loop(d, round(sat["flows_per_s"] / 2), args.seconds)
+        out["at_500_per_s"] = await open_loop(d, 500, args.seconds)
+        d.peer.close()
+    finally:
+        _stop_scp(proc)
+    prof = str(tmp / "scp.prof")
+    proc = _start_scp(config, dsn, prof)
+    try:
+        d = Driver(port)
+        await d.connect()
+        await saturate(d, min(3.0, args.seconds), args.concurrency)
+        d.peer.close()
+    finally:
+        _stop_scp(proc)
+    out["profile"] = _profile_summary(prof)
+    return out
+
+
+# Where self time goes, by layer (idle time in epoll excluded).
+_BUCKETS = (
+    ("pycrate (CAP/INAP ASN.1 BER)", ("pycrate",)),
+    ("scp codecs (ops, numbers, tcap, sccp, m3ua)", ("/scp/codecs/",)),
+    ("scp protocol cores (m3ua, sccp, tcap)", ("/scp/core/",)),
+    ("call service + executor", ("/scp/service/", "/scp/callflow.py", "/scp/state/")),
+    ("node + adapters", ("/scp/app.py", "/scp/adapters/", "/scp/capture.py")),
+    ("asyncpg (PostgreSQL client)", ("asyncpg",)),
+    ("logging", ("structlog", "logging")),
+)
+
+
+def _profile_summary(path: str) -> dict[str, Any]:
+    st = pstats.Stats(path, stream=io.StringIO())
+    stats = st.stats  # type: ignore[attr-defined]
+    idle = sum(v[2] for k, v in stats.items() if k[2] == "<method 'poll' of 'select.epoll' objects>")
+    busy = sum(v[2] for v in stats.values()) - idle
+    buckets: dict[str, float] = {}
+    rows = []
+    for (file, line, fn), (_cc, _nc, tt, _ct, _) in stats.items():
+        if fn == "<method 'poll' of 'select.epoll' objects>":
+            continue
+        name = "asyncio, sockets, builtins"
+        for label, needles in _BUCKETS:
+            if any(n in file for n in needles):
+                name = label
+                break
+        if file == "~" and ("send" in fn or "recv" in fn):
+            name = "socket syscalls"
+        buckets[name] = buckets.get(name, 0.0) + tt
+        rows.append((tt, f"{Path(file).name}:{line}:{fn}"))
+    rows.sort(reverse=True)
+    return {
+        "busy_cpu_s": round(busy, 3),
+        "by_layer_pct": {k: round(100 * v / busy, 1)
+                         for k, v in sorted(buckets.items(), key=lambda kv: -kv[1])},
+        "top_functions_self_pct": {r[1]: round(100 * r[0] / busy, 1) for r in rows[:12]},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--serve", help="run the SCP with this config (internal)")
+    ap.add_argument("--profile", help="with --serve: write a cProfile here on exit")
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--concurrency", type=int, default=200)
+    ap.add_argument("--no-notify", action="store_true",
+                    help="experiment: leave out the notifications hook (issue 6)")
+    ap.add_argument("--async-commit", action="store_true",
+                    help="experiment: synchronous_commit = off on the bench database")
+    args = ap.parse_args()
+    if args.serve:
+        asyncio.run(_serve(args.serve, args.profile))
+        return
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+    tmp = Path(tempfile.mkdtemp(prefix="mcn-bench-"))
+    dsn = os.environ.get("MCN_DATABASE_URL")
+    server = None
+    if not dsn:
+        server = pgserver.get_server(tmp / "pg", cleanup_mode="delete")
+        dsn = server.get_uri()
+    try:
+        print(json.dumps(asyncio.run(_run(args, dsn, tmp)), indent=2))
+    finally:
+        if server is not None:
+            server.cleanup()
+
+
+if __name__ == "__main__":
+    main()

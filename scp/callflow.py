@@ -1,0 +1,654 @@
+"""Call handling executor: the CAP / INAP TC-user that carries out :mod:`scp.service.calls`.
+
+ARCHITECTURE §2 / §4: the service decides, this module loads what the decision needs and
+carries the actions out, in that order: decode the components (``scp.codecs.cap`` /
+``scp.codecs.inap``, by the dialogue's application context: TS 29.078 §6.1.3 / §6.2.3,
+ETS 300 374-1 §5), load the subscriber, blacklist verdict and tariffs from PostgreSQL, call the
+pure session, write in ONE transaction what must be written (missed call + notification hook,
+callback, voicemail, CDRs), then send the operations as TC requests (Q.771 §3).
+
+Per dialogue, indications are handled strictly in arrival order (one asyncio task drains a
+queue per call; the media server's assist dialogue joins its call's queue once its
+AssistRequestInstructions names the correlation ID). TC-U-ABORT, TC-P-ABORT, TC-END and the
+TCAP idle timer end a session; a TC-CONTINUE for a dialogue we no longer know gets a
+TC-U-ABORT. Nothing raises into the node: a failure becomes a protocol answer (Continue when
+the InitialDP could not be served, TC-U-ABORT on the dialogues of a session that broke).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from scp.codecs import appctx, cap, inap, ops
+from scp.codecs.errors import CodecError
+from scp.core.primitives import (
+    Invoke,
+    LCancel,
+    Reject,
+    ReturnError,
+    ReturnResult,
+    TcBegin,
+    TcComponentEvent,
+    TcContinue,
+    TcEnd,
+    TcPAbort,
+    TcPrimitive,
+    TcUAbort,
+)
+from scp.service import calls as C
+from scp.service.calls import CallSession, CallSettings
+from scp.service.rating import RateTable, RatingRules
+from scp.service.selfcare import SelfcareSession, ServiceAnswer, ServiceRequest
+from scp.state import calls_store as store
+
+log = structlog.get_logger("scp.callflow")
+
+__all__ = ["CallUser", "build_call_user"]
+
+OP_INITIAL_DP = 0
+OP_ARI = 16
+OP_PACUI = 48
+OP_CONTINUE = 31
+OP_RELEASE_CALL = 22
+ERR_UNEXPECTED_COMPONENT_SEQUENCE = 14  # TS 29.078 §7.7, ETS 300 374-1 §6.2
+ERR_TASK_REFUSED = 12
+
+# Operation classes (TS 29.078 §8 / Q.1218 §7): 1 result and error, 2 error only, 4 neither.
+OP_CLASS = {OP_CONTINUE: 4, OP_RELEASE_CALL: 4, OP_PACUI: 1, 18: 2}
+# ApplyChargingReport, AssistRequestInstructions, CallInformationReport... have an error outcome.
+REFUSABLE = {16, 36}
+
+# Operations whose wire form repeats from call to call: decoded / encoded once per context.
+# EventReportBCSM (24), ApplyChargingReport (36), SpecializedResourceReport (49).
+_DECODE_CACHED = frozenset({24, 36, 49})
+_CACHE_MAX = 4096
+
+# We initiate this one ourselves (CAP v4 gsmSCF-to-gsmSSF): never accepted from a peer.
+_NOT_OFFERED = {appctx.CAP_V4_SCF_GSMSSF}
+
+
+class _Lanes:
+    """A few connections kept out of the pool while calls flow, released after ``idle`` s.
+
+    asyncpg resets a connection (one more round trip) each time it goes back to the pool; the
+    call path does one read and one write transaction per call, so keeping its connections out
+    of the pool while traffic flows saves a fifth of its database round trips. A connection
+    that saw an error goes back to the pool (which resets or discards it).
+    """
+
+    def __init__(self, pool: Any, size: int, idle: float = 2.0) -> None:
+        self.pool = pool
+        self.size = size
+        self.idle = idle
+        self.free: list[tuple[Any, float]] = []
+        self.count = 0
+        self.waiters: deque[asyncio.Future[Any]] = deque()
+        self._reaper: asyncio.TimerHandle | None = None
+
+    @asynccontextmanager
+    async def conn(self) -> AsyncIterator[Any]:
+        c = await self._get()
+        ok = False
+        try:
+            yield c
+            ok = True
+        finally:
+            self._put(c, ok)
+
+    async def _get(self) -> Any:
+        while True:
+            if self.free:
+                return self.free.pop()[0]
+            if self.count < self.size:
+                self.count += 1
+                try:
+                    return await self.pool.acquire()
+                except BaseException:
+                    self.count -= 1
+                    raise
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self.waiters.append(fut)
+            c = await fut
+            if c is not None:
+                return c
+            # None: a lane went back to the pool; loop to take its place.
+
+    def _put(self, c: Any, ok: bool) -> None:
+        loop = asyncio.get_running_loop()
+        if not ok:
+            self.count -= 1
+            loop.create_task(self._release(c))
+            c = None
+        while self.waiters:
+            f = self.waiters.popleft()
+            if not f.done():
+                f.set_result(c)
+                return
+        if c is not None:
+            self.free.append((c, loop.time()))
+            if self._reaper is None:
+                self._reaper = loop.call_later(self.idle, self._reap)
+
+    def _reap(self) -> None:
+        self._reaper = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        keep = []
+        for c, t in self.free:
+            if now - t >= self.idle:
+                self.count -= 1
+                loop.create_task(self._release(c))
+            else:
+                keep.append((c, t))
+        self.free = keep
+        if keep:
+            self._reaper = loop.call_later(self.idle, self._reap)
+
+    async def _release(self, c: Any) -> None:
+        try:
+            await self.pool.release(c)
+        except Exception:  # the pool discards a broken connection itself
+            log.debug("lane release failed", exc_info=True)
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+        free, self.free = self.free, []
+        for c, _ in free:
+            self.count -= 1
+            await self._release(c)
+
+
+def _protocol(ac: tuple[int, ...] | None) -> str | None:
+    a = appctx.lookup(ac)
+    if a is None or a.oid in _NOT_OFFERED:
+        return None
+    if a.protocol is appctx.Protocol.INAP:
+        return "inap"
+    if a.protocol is appctx.Protocol.CAP:
+        return f"cap{a.version}"
+    return None
+
+
+@dataclass(eq=False)
+class _Leg:
+    did: int
+    ac: tuple[int, ...] | None
+    codec: Any
+    answered: bool = False  # first backward message sent (it carries the AARE)
+    open: bool = True
+    next_iid: int = 0
+    invokes: dict[int, int] = field(default_factory=dict)  # our invoke id -> opcode
+
+
+@dataclass(eq=False)
+class _Ctx:
+    """One call being handled: its dialogues, session, queue and timer."""
+
+    call: _Leg
+    proto: str
+    assist: _Leg | None = None
+    session: CallSession | None = None
+    queue: deque[tuple[str, object]] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+    timer: asyncio.TimerHandle | None = None
+    timer_at: float | None = None
+    current: tuple[_Leg, int] | None = None  # the invoke being handled (for a Refuse)
+    missed_call_id: int | None = None
+    corr: str | None = None
+    finished: bool = False
+
+
+class CallUser:
+    """TC-user for CAP v2/v3/v4 and INAP CS-1 call control and their assist dialogues."""
+
+    def __init__(self, node: Any, pool: Any, cfg: Any, *, rates_ttl: float = 60.0) -> None:
+        self.node = node
+        self.pool = pool
+        self.cfg = cfg
+        # Leave a few pool connections to the other users (MAP, SMS sender, self-service).
+        size = pool.get_max_size() - 3 if hasattr(pool, "get_max_size") else 2
+        self._lanes = _Lanes(pool, max(1, size))
+        self.s = CallSettings.from_config(cfg)
+        self.rules = RatingRules(cfg.rating.country_code, cfg.rating.local_prefixes,
+                                 cfg.rating.hmt_prefixes)
+        self.rates = RateTable(self.rules)
+        self.rates_ttl = rates_ttl
+        self._rates_at: float | None = None
+        self.ctx: dict[int, _Ctx] = {}
+        # Decoded values are frozen: sharing them between calls is safe; pycrate is the cost.
+        self._dec: dict[tuple[Any, ...], ops.Operation] = {}
+        self._enc: dict[tuple[Any, ...], tuple[Any, bytes | None]] = {}
+        self.by_corr: dict[str, _Ctx] = {}
+        self.log = log.bind(node=cfg.node.name)
+
+    # -- DialogueUser ---------------------------------------------------------------------------
+
+    def accepts(self, begin: TcBegin) -> bool:
+        return _protocol(begin.application_context) is not None
+
+    def handle(self, ind: object) -> list[TcPrimitive]:
+        try:
+            return self._handle(ind)
+        except Exception:  # never into the node: the dialogue gets an abort instead
+            self.log.exception("call indication failed")
+            did = getattr(ind, "dialogue_id", None)
+            if did is not None and not isinstance(ind, (TcEnd, TcUAbort, TcPAbort)):
+                return [TcUAbort(did)]
+            return []
+
+    def _handle(self, ind: object) -> list[TcPrimitive]:
+        did: int = ind.dialogue_id  # type: ignore[attr-defined]
+        t = type(ind)
+        if t is TcBegin:
+            assert isinstance(ind, TcBegin)
+            return self._begin(ind)
+        ctx = self.ctx.get(did)
+        if ctx is None:
+            if t is TcContinue:
+                # A dialogue we no longer know (session over, process restarted): say so.
+                self.log.info("continue for an unknown call dialogue: abort", dialogue=did)
+                return [TcUAbort(did)]
+            return []
+        self._enqueue(ctx, "ind", ind)
+        return []
+
+    def _begin(self, b: TcBegin) -> list[TcPrimitive]:
+        proto = _protocol(b.application_context)
+        assert proto is not None
+        codec = inap if proto == "inap" else cap
+        leg = _Leg(b.dialogue_id, b.application_context, codec)
+        invokes = [c for c in b.components if type(c) is Invoke]
+        if invokes and invokes[0].opcode == OP_ARI:
+            # The media server's own dialogue (ETC): join it to its call by correlation ID.
+            try:
+                ari = codec.decode_arg(OP_ARI, invokes[0].parameter, ac=b.application_context)
+            except CodecError:
+                ari = None
+            ctx = (self.by_corr.get(ari.correlation_id.digits)
+                   if isinstance(ari, ops.AssistRequestInstructions) else None)
+            if ctx is None or ctx.assist is not None or ctx.finished:
+                self.log.info("AssistRequestInstructions for no waiting call", dialogue=b.dialogue_id)
+                return [TcUAbort(b.dialogue_id)]
+            ctx.assist = leg
+            self.ctx[b.dialogue_id] = ctx
+            self._enqueue(ctx, "ind", b)
+            return []
+        ctx = _Ctx(call=leg, proto=proto)
+        self.ctx[b.dialogue_id] = ctx
+        self._enqueue(ctx, "ind", b)
+        return []
+
+    # -- ordering -------------------------------------------------------------------------------
+
+    def _enqueue(self, ctx: _Ctx, kind: str, item: object) -> None:
+        ctx.queue.append((kind, item))
+        if ctx.task is None:
+            ctx.task = asyncio.get_running_loop().create_task(self._drain(ctx))
+
+    async def _drain(self, ctx: _Ctx) -> None:
+        try:
+            while ctx.queue:
+                kind, item = ctx.queue.popleft()
+                try:
+                    if kind == "timer":
+                        await self._on_timer(ctx)
+                    else:
+                        await self._indication(ctx, item)
+                except Exception:
+                    self.log.exception("call handling failed", dialogue=ctx.call.did)
+                    self._abort_all(ctx)
+                self._arm(ctx)
+        finally:
+            ctx.task = None
+            if ctx.queue and not ctx.finished:
+                ctx.task = asyncio.get_running_loop().create_task(self._drain(ctx))
+
+    def _arm(self, ctx: _Ctx) -> None:
+        s = ctx.session
+        at = None if s is None or ctx.finished else s.next_deadline()
+        if at == ctx.timer_at:
+            return
+        if ctx.timer is not None:
+            ctx.timer.cancel()
+            ctx.timer = None
+        ctx.timer_at = at
+        if at is not None:
+            delay = max(0.0, at - self.node.clock())
+            ctx.timer = asyncio.get_running_loop().call_later(
+                delay, lambda: self._enqueue(ctx, "timer", None))
+
+    async def _on_timer(self, ctx: _Ctx) -> None:
+        ctx.timer = None
+        ctx.timer_at = None
+        if ctx.session is not None and not ctx.finished:
+            await self._execute(ctx, ctx.session.handle_timer(self.node.clock(), self._at()))
+
+    # -- indications ----------------------------------------------------------------------------
+
+    def _at(self) -> dt.datetime:
+        return store.utcnow(self.node.wallclock())
+
+    async def _indication(self, ctx: _Ctx, ind: object) -> None:
+        if ctx.finished:
+            return
+        did: int = ind.dialogue_id  # type: ignore[attr-defined]
+        leg = ctx.call if did == ctx.call.did else ctx.assist
+        if leg is None:
+            return
+        name = C.CALL if leg is ctx.call else C.ASSIST
+        t = type(ind)
+        if t is TcBegin and name == C.CALL:
+            await self._initial(ctx, ind)  # type: ignore[arg-type]
+            return
+        if t in (TcUAbort, TcPAbort):
+            leg.open = False
+            self._forget_leg(ctx, leg)
+            await self._feed(ctx, C.LegClosed(name, aborted=True))
+            return
+        if t is TcComponentEvent:
+            comp = ind.component  # type: ignore[attr-defined]
+            await self._component_event(ctx, leg, name, comp)
+            return
+        comps = getattr(ind, "components", ())
+        if t is TcEnd:
+            leg.open = False
+        for c in comps:
+            if ctx.finished:
+                break
+            await self._component(ctx, leg, name, c)
+        if t is TcEnd:
+            self._forget_leg(ctx, leg)
+            if not ctx.finished:
+                await self._feed(ctx, C.LegClosed(name))
+
+    async def _initial(self, ctx: _Ctx, b: TcBegin) -> None:
+        leg = ctx.call
+        invokes = [c for c in b.components if type(c) is Invoke]
+        idp: ops.Operation | None = None
+        if invokes and invokes[0].opcode == OP_INITIAL_DP:
+            try:
+                idp = leg.codec.decode_arg(OP_INITIAL_DP, invokes[0].parameter, ac=leg.ac)
+            except CodecError as e:
+                self.log.info("InitialDP does not decode", dialogue=leg.did, error=str(e))
+        if not isinstance(idp, ops.InitialDP):
+            # Not an InitialDP opening the dialogue: the call continues untouched.
+            self._send(ctx, C.Send((ops.Continue(),), C.CALL, "end"))
+            self._finish(ctx)
+            return
+        selfcare = idp.service_key == self.s.selfcare_service_key
+        cls = SelfcareSession if selfcare else CallSession
+        corr = f"{leg.did % 10**10:010d}"
+        session = cls(self.s, call_ref=f"{self.cfg.node.name}:{leg.did:08x}", protocol=ctx.proto,
+                      rates=await self._rates(), correlation_id=corr)
+        ctx.session = session
+        ctx.corr = corr
+        cg = idp.calling_party_number
+        caller = C.e164(cg.digits, cg.nai) if cg is not None else None
+        if selfcare:  # the owner calls the access number: the calling party is the subscriber
+            who, other = caller, None
+        else:
+            cd = idp.called_party_number
+            who, other = (C.e164(cd.digits, cd.nai) if cd is not None else None), caller
+        try:
+            callee = None
+            if who:
+                async with self._db() as conn:
+                    callee = await store.load_callee(conn, who, other)
+        except Exception:
+            self.log.exception("subscriber lookup failed: call continues", dialogue=leg.did)
+            self._send(ctx, C.Send((ops.Continue(),), C.CALL, "end"))
+            self._finish(ctx)
+            return
+        await self._execute(ctx, session.start(idp, callee, self.node.clock(), self._at()))
+
+    async def _component(self, ctx: _Ctx, leg: _Leg, name: str, c: object) -> None:
+        t = type(c)
+        if t is Invoke:
+            assert isinstance(c, Invoke)
+            try:
+                op = self._decode(leg, c.opcode, c.parameter)
+            except CodecError as e:
+                self.log.info("operation does not decode", dialogue=leg.did, error=str(e))
+                if c.opcode in REFUSABLE:
+                    self._error(leg, c.invoke_id, ERR_UNEXPECTED_COMPONENT_SEQUENCE)
+                return
+            ctx.current = (leg, c.invoke_id) if c.opcode in REFUSABLE else None
+            await self._feed(ctx, C.OpReceived(op, name))
+            ctx.current = None
+        elif t is ReturnResult:
+            assert isinstance(c, ReturnResult)
+            opcode = leg.invokes.pop(c.invoke_id, None)
+            if opcode == OP_PACUI:
+                try:
+                    res = leg.codec.decode_result(OP_PACUI, c.parameter, ac=leg.ac)
+                except CodecError:
+                    res = None
+                if isinstance(res, ops.ReceivedInformation):
+                    await self._feed(ctx, C.DigitsCollected(res.digits.digits, name))
+                else:
+                    await self._feed(ctx, C.OpFailed("badResult", name))
+        elif t is ReturnError:
+            assert isinstance(c, ReturnError)
+            opcode = leg.invokes.pop(c.invoke_id, None)
+            try:
+                err = leg.codec.decode_error(c.error_code, c.parameter, ac=leg.ac)
+                ename = err.name
+            except CodecError:
+                ename = str(c.error_code)
+            if opcode is not None:
+                await self._feed(ctx, C.OpFailed(ename, name))
+        elif t is Reject:
+            await self._component_event(ctx, leg, name, c)
+
+    async def _component_event(self, ctx: _Ctx, leg: _Leg, name: str, comp: object) -> None:
+        if isinstance(comp, LCancel):
+            # Class 2 operations end by their timer without an error: that is success.
+            if leg.invokes.pop(comp.invoke_id, None) == OP_PACUI:
+                await self._feed(ctx, C.OpFailed("timeout", name))
+        elif isinstance(comp, Reject) and comp.invoke_id is not None:
+            if leg.invokes.pop(comp.invoke_id, None) is not None:
+                await self._feed(ctx, C.OpFailed("rejected", name))
+
+    async def _feed(self, ctx: _Ctx, ev: object) -> None:
+        if ctx.session is None or ctx.finished:
+            return
+        await self._execute(ctx, ctx.session.handle(ev, self.node.clock(), self._at()))  # type: ignore[arg-type]
+
+    # -- actions --------------------------------------------------------------------------------
+
+    async def _execute(self, ctx: _Ctx, actions: list[Any]) -> None:
+        records = [a for a in actions if isinstance(a, (C.RecordMissedCall, C.RecordCallback,
+                                                         C.RecordVoicemail, C.WriteCdr))]
+        if records:
+            try:
+                async with self._db() as conn:
+                    ctx.missed_call_id = await store.write_records(
+                        conn, records, cfg=self.cfg, missed_call_id=ctx.missed_call_id)
+            except Exception:
+                # The caller is still treated; the loss is logged for ops (no silent drop).
+                self.log.exception("call records not written", dialogue=ctx.call.did,
+                                   records=[type(r).__name__ for r in records])
+        for a in actions:
+            t = type(a)
+            if t is C.Send:
+                self._send(ctx, a)
+            elif t is C.Refuse:
+                if ctx.current is not None:
+                    leg, iid = ctx.current
+                    self._error(leg, iid, ERR_UNEXPECTED_COMPONENT_SEQUENCE)
+            elif t is C.ExpectAssist:
+                ctx.corr = a.correlation_id
+                self.by_corr[a.correlation_id] = ctx
+            elif t is ServiceRequest:
+                answer = await self._provision(a)
+                if ctx.session is not None and not ctx.finished:
+                    await self._execute(ctx, ctx.session.handle(  # type: ignore[arg-type]
+                        answer, self.node.clock(), self._at()))
+            elif t is C.Finished:
+                self.log.debug("call finished", dialogue=ctx.call.did, outcome=a.outcome)
+                self._finish(ctx)
+
+    def _send(self, ctx: _Ctx, a: C.Send) -> None:
+        leg = ctx.call if a.leg == C.CALL else ctx.assist
+        if leg is None or not leg.open:
+            return
+        if not a.ops and a.close == "continue":
+            return
+        if a.close == "abort":
+            leg.open = False
+            self._forget_leg(ctx, leg)
+            self.node.tc_send(TcUAbort(leg.did))
+            return
+        comps: list[Invoke] = []
+        try:
+            for op in a.ops:
+                opcode, param = self._encode(leg, op)
+                leg.next_iid = (leg.next_iid + 1) % 128
+                iid = leg.next_iid
+                cls = OP_CLASS.get(opcode, 2) if isinstance(opcode, int) else 2  # type: ignore[arg-type]
+                timeout = None
+                if opcode == OP_PACUI or isinstance(op, ops.PlayAnnouncement):
+                    timeout = self.s.announcement_timeout * 5  # long operation timer (29.078)
+                comps.append(Invoke(iid, opcode, param, op_class=cls, timeout=timeout))
+                if cls != 4:
+                    leg.invokes[iid] = opcode  # type: ignore[assignment]
+        except CodecError as e:
+            self.log.error("operation does not encode: dialogue aborted", dialogue=leg.did,
+                           error=str(e))
+            leg.open = False
+            self._forget_leg(ctx, leg)
+            self.node.tc_send(TcUAbort(leg.did))
+            return
+        ac = None if leg.answered else leg.ac
+        leg.answered = True
+        req: TcPrimitive
+        if a.close == "end":
+            leg.open = False
+            self._forget_leg(ctx, leg)
+            req = TcEnd(leg.did, application_context=ac, components=tuple(comps))
+        else:
+            req = TcContinue(leg.did, application_context=ac, components=tuple(comps))
+        self.node.tc_send(req)
+
+    def _decode(self, leg: _Leg, opcode: Any, parameter: bytes | None) -> ops.Operation:
+        if opcode not in _DECODE_CACHED:
+            return leg.codec.decode_arg(opcode, parameter, ac=leg.ac)  # type: ignore[no-any-return]
+        key = (leg.ac, opcode, parameter)
+        op = self._dec.get(key)
+        if op is None:
+            op = leg.codec.decode_arg(opcode, parameter, ac=leg.ac)
+            if len(self._dec) >= _CACHE_MAX:
+                self._dec.clear()
+            self._dec[key] = op
+        return op
+
+    def _encode(self, leg: _Leg, op: ops.Operation) -> tuple[Any, bytes | None]:
+        key = (leg.ac, repr(op))
+        hit = self._enc.get(key)
+        if hit is None:
+            hit = leg.codec.encode_arg(op, ac=leg.ac)
+            if len(self._enc) >= _CACHE_MAX:
+                self._enc.clear()
+            self._enc[key] = hit
+        return hit
+
+    def _error(self, leg: _Leg, iid: int, code: int) -> None:
+        if not leg.open:
+            return
+        ac = None if leg.answered else leg.ac
+        leg.answered = True
+        self.node.tc_send(TcContinue(leg.did, application_context=ac,
+                                     components=(ReturnError(iid, code),)))
+
+    def _forget_leg(self, ctx: _Ctx, leg: _Leg) -> None:
+        if self.ctx.get(leg.did) is ctx and not (leg is ctx.call and ctx.assist and ctx.assist.open):
+            del self.ctx[leg.did]
+
+    def _finish(self, ctx: _Ctx) -> None:
+        ctx.finished = True
+        for leg in (ctx.call, ctx.assist):
+            if leg is not None and self.ctx.get(leg.did) is ctx:
+                del self.ctx[leg.did]
+        if ctx.corr is not None and self.by_corr.get(ctx.corr) is ctx:
+            del self.by_corr[ctx.corr]
+        if ctx.timer is not None:
+            ctx.timer.cancel()
+            ctx.timer = None
+            ctx.timer_at = None
+
+    def _abort_all(self, ctx: _Ctx) -> None:
+        for leg in (ctx.assist, ctx.call):
+            if leg is not None and leg.open:
+                leg.open = False
+                self.node.tc_send(TcUAbort(leg.did))
+        self._finish(ctx)
+
+    # -- data -----------------------------------------------------------------------------------
+
+    async def _rates(self) -> RateTable:
+        now = self.node.clock()
+        if self._rates_at is None or now - self._rates_at > self.rates_ttl:
+            self._rates_at = now
+            try:
+                self.rates = await store.load_rates(self.pool, self.rules)
+            except Exception:
+                self.log.exception("tariffs not loaded: keeping the previous ones")
+        return self.rates
+
+    async def _provision(self, r: ServiceRequest) -> ServiceAnswer:
+        """Carry out a self-service request with the CLI's own functions (channel "ivr")."""
+        from scp.service import provisioning as P
+
+        actor = P.Actor("ivr", r.msisdn)
+        try:
+            if r.op == "verify_pin":
+                check = await P.verify_pin(self.pool, actor, r.msisdn, r.arg or "")
+                return ServiceAnswer(r.op, check.outcome == "ok", check.outcome)
+            if r.op == "missed_calls":
+                rows = await P.list_missed_calls(self.pool, callee=r.msisdn, limit=20)
+                return ServiceAnswer(r.op, True, [x["caller"] for x in rows if x["caller"]])
+            if r.op == "enable_service":
+                await P.enable_service(self.pool, actor, r.msisdn, r.arg or "")
+            elif r.op == "disable_service":
+                await P.disable_service(self.pool, actor, r.msisdn, r.arg or "")
+            elif r.op == "blacklist_add":
+                await P.blacklist_add(self.pool, actor, r.msisdn, r.arg or "")
+            elif r.op == "blacklist_del":
+                await P.blacklist_del(self.pool, actor, r.msisdn, r.arg or "")
+            elif r.op == "set_pin":
+                await P.set_pin(self.pool, actor, r.msisdn, r.arg or "")
+            elif r.op == "set_notify_mode":
+                await P.update_subscriber(self.pool, actor, r.msisdn, notify_mode=r.arg)
+            else:
+                return ServiceAnswer(r.op, False, "unknown request")
+        except P.ProvisioningError as e:
+            return ServiceAnswer(r.op, False, str(e))
+        return ServiceAnswer(r.op, True)
+
+    def _db(self) -> Any:
+        """A connection for the call path (an async context manager)."""
+        return self._lanes.conn()
+
+    async def aclose(self) -> None:
+        """Give the call path's connections back to the pool (before ``pool.close()``)."""
+        await self._lanes.close()
+
+    @property
+    def active_calls(self) -> int:
+        """Calls being handled (for metrics and tests)."""
+        return len({id(c) for c in self.ctx.values()})
+
+
+def build_call_user(node: Any, pool: Any, cfg: Any) -> CallUser:
+    """The call-control TC-user for ``Node(cfg, users=lambda node: [build_call_user(...)])``."""
+    return CallUser(node, pool, cfg)

@@ -1,0 +1,141 @@
+"""Named SQL of call handling (issue 5): what one call reads and writes in PostgreSQL.
+
+Reads: the called subscriber with its services in force today and whether the caller is on
+its blacklist, in one round trip (:data:`LOAD_CALLEE`); the tariffs and the per-number
+category overrides for :class:`scp.service.rating.RateTable`. Writes: everything a call
+decision produces, in ONE transaction (:func:`write_records`): missed call (and, in the same
+transaction, ``scp.service.notifications.on_missed_call`` when that module is installed),
+callback request, voicemail record, CDRs. Schema: migrations 0001 and 0010.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from scp.service.calls import (
+    Callee,
+    RecordCallback,
+    RecordMissedCall,
+    RecordVoicemail,
+    WriteCdr,
+)
+from scp.service.rating import RateTable, RatingRules, Tariff
+
+try:  # issue 6 (notifications) is built concurrently: call it when it is there
+    from scp.service import notifications as _notifications
+except ImportError:  # pragma: no cover - depends on the other module's presence
+    _notifications = None  # type: ignore[assignment]
+
+LOAD_CALLEE = """
+SELECT s.status = 'active' AS active, s.forward_to,
+       ARRAY(SELECT service FROM subscription u
+             WHERE u.msisdn = s.msisdn AND u.start_date <= current_date
+               AND (u.end_date IS NULL OR current_date < u.end_date)) AS services,
+       ($2::text IS NOT NULL AND EXISTS (
+           SELECT 1 FROM blacklist b WHERE b.owner = s.msisdn AND (
+               (b.kind = 'exact' AND b.number = $2) OR
+               (b.kind = 'prefix' AND left($2, length(b.number)) = b.number)))) AS blacklisted
+FROM subscriber s WHERE s.msisdn = $1
+"""
+
+INSERT_MISSED_CALL = """
+INSERT INTO missed_call (caller, callee, occurred_at, reason, cause, call_ref)
+VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
+"""
+
+# At most one open request per pair (index callback_request_open_uq): asking again renews it.
+INSERT_CALLBACK = """
+INSERT INTO callback_request (caller, callee, requested_at, expires_at, missed_call_id)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (caller, callee) WHERE notified_at IS NULL
+DO UPDATE SET requested_at = EXCLUDED.requested_at, expires_at = EXCLUDED.expires_at,
+              missed_call_id = coalesce(EXCLUDED.missed_call_id, callback_request.missed_call_id)
+RETURNING id
+"""
+
+INSERT_VOICEMAIL = """
+INSERT INTO voicemail (callee, caller, recorded_at, duration_s, media_uri)
+VALUES ($1, $2, $3, 0, $4) RETURNING id
+"""
+
+INSERT_CDR = """
+INSERT INTO cdr (record_type, msisdn, caller, callee, service, call_category, started_at,
+                 ended_at, duration_s, charge, call_ref)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+"""
+
+LOAD_TARIFFS = """
+SELECT call_category, prefix, per_minute, per_sms, per_use, valid_from FROM rate
+"""
+
+LOAD_OVERRIDES = "SELECT number, kind, call_category FROM rate_override"
+
+
+async def load_callee(db: asyncpg.Pool | asyncpg.Connection, msisdn: str,
+                      caller: str | None) -> Callee | None:
+    """The subscriber ``msisdn`` as the call logic needs it, or None if not provisioned."""
+    row = await db.fetchrow(LOAD_CALLEE, msisdn, caller)
+    if row is None:
+        return None
+    return Callee(msisdn, bool(row["active"]), frozenset(row["services"]), row["forward_to"],
+                  bool(row["blacklisted"]))
+
+
+async def load_rates(db: asyncpg.Pool | asyncpg.Connection, rules: RatingRules) -> RateTable:
+    """Every tariff line and override (small tables: cached by the executor)."""
+    tariffs = [Tariff(r["call_category"], r["prefix"], r["per_minute"], r["per_sms"],
+                      r["per_use"], r["valid_from"]) for r in await db.fetch(LOAD_TARIFFS)]
+    exact: dict[str, str] = {}
+    prefix: dict[str, str] = {}
+    for r in await db.fetch(LOAD_OVERRIDES):
+        (exact if r["kind"] == "exact" else prefix)[r["number"]] = r["call_category"]
+    return RateTable(rules, tuple(tariffs), exact, prefix)
+
+
+Record = RecordMissedCall | RecordCallback | RecordVoicemail | WriteCdr
+
+
+async def write_records(db: asyncpg.Pool | asyncpg.Connection, records: Sequence[Record], *,
+                        cfg: Any, missed_call_id: int | None = None) -> int | None:
+    """Write ``records`` in one transaction; return the id of the missed call written, if any.
+
+    ``missed_call_id`` links a callback request to the missed call of the same call.
+    """
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            return await write_records(conn, records, cfg=cfg, missed_call_id=missed_call_id)
+    conn = db
+    mc_id = missed_call_id
+    async with conn.transaction():
+        for r in records:
+            t = type(r)
+            if t is RecordMissedCall:
+                assert isinstance(r, RecordMissedCall)
+                mc_id = await conn.fetchval(INSERT_MISSED_CALL, r.caller, r.callee, r.at,
+                                            r.reason, r.cause, r.call_ref)
+                if _notifications is not None and hasattr(_notifications, "on_missed_call"):
+                    await _notifications.on_missed_call(
+                        conn, missed_call_id=mc_id, caller=r.caller, callee=r.callee,
+                        reason=r.reason, at=r.at, cfg=cfg)
+            elif t is RecordCallback:
+                assert isinstance(r, RecordCallback)
+                await conn.fetchval(INSERT_CALLBACK, r.caller, r.callee, r.at, r.expires_at,
+                                    mc_id)
+            elif t is RecordVoicemail:
+                assert isinstance(r, RecordVoicemail)
+                await conn.fetchval(INSERT_VOICEMAIL, r.callee, r.caller, r.at, r.media_uri)
+            elif t is WriteCdr:
+                assert isinstance(r, WriteCdr)
+                await conn.execute(INSERT_CDR, r.record_type, r.msisdn, r.caller, r.callee,
+                                   r.service, r.call_category, r.started_at, r.ended_at,
+                                   r.duration_s, r.charge, r.call_ref)
+    return mc_id
+
+
+def utcnow(wall: float) -> dt.datetime:
+    """A wall-clock epoch as an aware UTC datetime (timestamptz columns)."""
+    return dt.datetime.fromtimestamp(wall, dt.UTC)

@@ -1,0 +1,82 @@
+"""Named SQL of call handling (scp.state.calls_store) on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import types
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from scp.config import Config
+from scp.service import provisioning as P
+from scp.service.calls import RecordCallback, RecordMissedCall, RecordVoicemail, WriteCdr
+from scp.service.rating import RatingRules
+from scp.state import calls_store as store
+
+ADMIN = P.Actor("cli", "test")
+AT = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+CALLEE = "8613912345678"
+CALLER = "8613700001111"
+
+
+async def test_load_callee_services_forward_and_blacklist(clean_pool: Any) -> None:
+    assert await store.load_callee(clean_pool, CALLEE, CALLER) is None
+    await P.add_subscriber(clean_pool, ADMIN, CALLEE, services=("missed-call", "forwarding"))
+    await P.update_subscriber(clean_pool, ADMIN, CALLEE, forward_to="8613800001111")
+    c = await store.load_callee(clean_pool, CALLEE, CALLER)
+    assert c is not None and c.active and not c.blacklisted
+    assert c.services == {"missed-call", "forwarding"} and c.forward_to == "8613800001111"
+    await P.disable_service(clean_pool, ADMIN, CALLEE, "forwarding")
+    await P.blacklist_add(clean_pool, ADMIN, CALLEE, "861370000", prefix=True)
+    c = await store.load_callee(clean_pool, CALLEE, CALLER)
+    assert c is not None and c.services == {"missed-call"} and c.blacklisted
+    c = await store.load_callee(clean_pool, CALLEE, None)  # unknown caller: never blacklisted
+    assert c is not None and not c.blacklisted
+    await P.update_subscriber(clean_pool, ADMIN, CALLEE, status="suspended")
+    c = await store.load_callee(clean_pool, CALLEE, "8613600000000")
+    assert c is not None and not c.active
+
+
+async def test_records_in_one_transaction_with_the_notification_hook(
+        clean_pool: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    await P.add_subscriber(clean_pool, ADMIN, CALLEE, services=("missed-call",))
+    seen: list[dict[str, Any]] = []
+
+    async def on_missed_call(conn: Any, **kw: Any) -> None:
+        assert conn.is_in_transaction()
+        seen.append(kw)
+        if kw["caller"] == "8613600000000":
+            raise RuntimeError("hook failed")
+
+    monkeypatch.setattr(store, "_notifications", types.SimpleNamespace(on_missed_call=on_missed_call))
+    cfg = Config()
+    mc = await store.write_records(clean_pool, [
+        RecordMissedCall(CALLER, CALLEE, "busy", 17, "scp-1:1", AT)], cfg=cfg)
+    assert mc is not None and seen[0]["missed_call_id"] == mc and seen[0]["reason"] == "busy"
+    await store.write_records(clean_pool, [
+        RecordCallback(CALLER, CALLEE, AT, AT + dt.timedelta(hours=24)),
+        RecordCallback(CALLER, CALLEE, AT, AT + dt.timedelta(hours=48)),  # same open request
+        RecordVoicemail(CALLEE, CALLER, AT, "vm://x/1"),
+        WriteCdr("fee", CALLER, CALLER, CALLEE, "callback", None, AT, AT, None,
+                 Decimal("0.10"), "scp-1:1"),
+    ], cfg=cfg, missed_call_id=mc)
+    cb = await clean_pool.fetch("SELECT missed_call_id, expires_at FROM callback_request")
+    assert len(cb) == 1 and cb[0]["missed_call_id"] == mc
+    assert cb[0]["expires_at"] == AT + dt.timedelta(hours=48)
+    assert await clean_pool.fetchval("SELECT count(*) FROM voicemail") == 1
+    # The hook fails: the missed call is not left behind either.
+    with pytest.raises(RuntimeError):
+        await store.write_records(clean_pool, [
+            RecordMissedCall("8613600000000", CALLEE, "busy", None, "scp-1:2", AT)], cfg=cfg)
+    assert await clean_pool.fetchval("SELECT count(*) FROM missed_call") == 1
+
+
+async def test_load_rates_and_overrides(clean_pool: Any) -> None:
+    await P.add_rate(clean_pool, ADMIN, "national", "", per_minute="0.30")
+    await clean_pool.execute("INSERT INTO rate_override (number, kind, call_category) VALUES"
+                             " ('862188887777', 'exact', 'local'), ('8621', 'prefix', 'hmt')")
+    t = await store.load_rates(clean_pool, RatingRules())
+    assert t.category("862188887777") == "local" and t.category("862100000000") == "hmt"
+    assert t.rate_call("862088887777", 90, dt.date.today()).charge == Decimal("0.60")

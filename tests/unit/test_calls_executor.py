@@ -1,0 +1,200 @@
+"""The call-control executor (scp.callflow) with a fake node and fake state: ordering, unknown
+dialogues, AARE on the first answer, and a fuzz run of random TC primitives that must never
+raise nor hit the executor's last-resort handler."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import pytest
+
+from scp import callflow
+from scp.codecs import cap, inap, ops
+from scp.codecs.numbers import CalledPartyNumber, CallingPartyNumber, Cause
+from scp.config import parse_config
+from scp.core.primitives import (
+    GlobalTitle,
+    Invoke,
+    LCancel,
+    PAbortCause,
+    ProblemType,
+    Reject,
+    ReturnError,
+    ReturnResult,
+    RoutingIndicator,
+    SccpAddress,
+    TcBegin,
+    TcComponentEvent,
+    TcContinue,
+    TcEnd,
+    TcPAbort,
+    TcUAbort,
+)
+from scp.service.calls import Callee
+from scp.service.dialogue import AC_CAP_V2_GSMSSF_SCF, AC_CAP_V4_GSMSSF_SCF, AC_INAP_CS1_SSF_SCF
+from scp.service.rating import RateTable
+
+A = SccpAddress(ri=RoutingIndicator.GT, ssn=146, gt=GlobalTitle("8613800000"))
+CALLEE = "8613912345678"
+
+
+class FakeNode:
+    def __init__(self) -> None:
+        self.sent: list[object] = []
+        self.t = 100.0
+
+    def clock(self) -> float:
+        return self.t
+
+    def wallclock(self) -> float:
+        return 1_790_000_000.0 + self.t
+
+    def tc_send(self, req: object) -> None:
+        self.sent.append(req)
+
+
+@pytest.fixture
+def user(monkeypatch: pytest.MonkeyPatch) -> Any:
+    written: list[object] = []
+
+    async def load_callee(pool: Any, msisdn: str, caller: str | None) -> Callee | None:
+        await asyncio.sleep(0)
+        if msisdn != CALLEE:
+            return None
+        return Callee(CALLEE, True, frozenset({"missed-call"}))
+
+    async def write_records(pool: Any, records: Any, **kw: Any) -> int:
+        await asyncio.sleep(0)
+        written.extend(records)
+        return 1
+
+    async def load_rates(pool: Any, rules: Any) -> RateTable:
+        return RateTable(rules)
+
+    monkeypatch.setattr(callflow.store, "load_callee", load_callee)
+    monkeypatch.setattr(callflow.store, "write_records", write_records)
+    monkeypatch.setattr(callflow.store, "load_rates", load_rates)
+    cfg = parse_config('[ivr]\nmode = "connect"\n')
+
+    class FakePool:
+        async def acquire(self) -> object:
+            return object()
+
+        async def release(self, c: object) -> None:
+            pass
+
+    u = callflow.CallUser(FakeNode(), FakePool(), cfg)
+    u.written = written
+
+    u.failures = []
+
+    def boom(*a: Any, **k: Any) -> None:
+        import sys
+
+        u.failures.append((a, k, repr(sys.exc_info()[1])))
+
+    u.log = type("L", (), {"exception": boom, "info": lambda *a, **k: None,
+                           "debug": lambda *a, **k: None, "error": lambda *a, **k: None})()
+    yield u
+    assert u.failures == []  # the last-resort handler never ran
+
+
+def idp_param(ac: tuple[int, ...], callee: str = CALLEE) -> bytes:
+    codec = inap if ac == AC_INAP_CS1_SSF_SCF else cap
+    o = ops.InitialDP(100, CalledPartyNumber(callee), CallingPartyNumber("8613700001111"),
+                      event_type_bcsm=12)
+    return codec.encode_arg(o, ac=ac)[1] or b""
+
+
+def erb_param(ac: tuple[int, ...]) -> bytes:
+    codec = inap if ac == AC_INAP_CS1_SSF_SCF else cap
+    o = ops.EventReportBCSM(13, ops.EventSpecificInfo("tBusySpecificInfo", Cause(17)),
+                            ops.LegID(2), message_type=0)
+    return codec.encode_arg(o, ac=ac)[1] or b""
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("ac", [AC_CAP_V2_GSMSSF_SCF, AC_CAP_V4_GSMSSF_SCF, AC_INAP_CS1_SSF_SCF])
+async def test_busy_ladder_in_order_with_aare_on_first_answer(user: Any,
+                                                              ac: tuple[int, ...]) -> None:
+    assert user.accepts(TcBegin(1, A, A, ac))
+    # IDP and the ERB arrive back to back: the ERB waits for the IDP's database round trip.
+    assert user.handle(TcBegin(1, A, A, ac, components=(Invoke(1, 0, idp_param(ac)),))) == []
+    assert user.handle(TcContinue(1, components=(Invoke(2, 24, erb_param(ac), op_class=4),))) == []
+    await settle()
+    first, second = user.node.sent
+    assert isinstance(first, TcContinue) and first.application_context == ac
+    assert [c.opcode for c in first.components] == [23, 31]  # type: ignore[union-attr]
+    assert isinstance(second, TcEnd) and second.application_context is None
+    assert [c.opcode for c in second.components] == [20]  # type: ignore[union-attr]
+    assert [type(r).__name__ for r in user.written] == ["RecordMissedCall"]
+    assert user.active_calls == 0
+
+
+async def test_unknown_dialogue_gets_u_abort(user: Any) -> None:
+    erb = Invoke(2, 24, erb_param(AC_CAP_V2_GSMSSF_SCF), op_class=4)
+    assert user.handle(TcContinue(77, components=(erb,))) == [TcUAbort(77)]
+    assert user.handle(TcEnd(77)) == []
+
+
+async def test_not_a_subscriber_and_non_idp_begin_continue(user: Any) -> None:
+    ac = AC_CAP_V2_GSMSSF_SCF
+    user.handle(TcBegin(3, A, A, ac, components=(Invoke(1, 0, idp_param(ac, "8613911112222")),)))
+    user.handle(TcBegin(4, A, A, ac, components=(Invoke(1, 22, b"\x04\x02\x80\x90"),)))
+    await settle()
+    assert [(type(r).__name__, r.dialogue_id, [c.opcode for c in r.components])  # type: ignore[union-attr]
+            for r in sorted(user.node.sent, key=lambda r: r.dialogue_id)] == [  # type: ignore[attr-defined]
+        ("TcEnd", 3, [31]), ("TcEnd", 4, [31])]
+
+
+def _random_component(rng: random.Random) -> object:
+    blob = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 24)))
+    k = rng.randrange(6)
+    if k == 0:
+        return Invoke(rng.randrange(128), rng.choice((0, 16, 24, 36, 44, 49, 99)),
+                      rng.choice((blob, erb_param(AC_CAP_V2_GSMSSF_SCF), None)))
+    if k == 1:
+        return ReturnResult(rng.randrange(8), 48, rng.choice((blob, None, b"\x80\x02\x01\x12")))
+    if k == 2:
+        return ReturnError(rng.randrange(8), rng.randrange(20), rng.choice((blob, None)))
+    if k == 3:
+        return Reject(rng.randrange(8), ProblemType.INVOKE, 1, "remote")
+    return Invoke(rng.randrange(128), 0, idp_param(AC_CAP_V2_GSMSSF_SCF))
+
+
+async def test_fuzz_random_primitives_never_raise(user: Any) -> None:
+    rng = random.Random(11)
+    acs = [AC_CAP_V2_GSMSSF_SCF, AC_CAP_V4_GSMSSF_SCF, AC_INAP_CS1_SSF_SCF,
+           (0, 4, 0, 0, 1, 0, 52, 1)]
+    n = 0
+    for _round in range(200):
+        for _ in range(60):
+            did = rng.randrange(1, 40)
+            k = rng.randrange(7)
+            comps = tuple(_random_component(rng) for _ in range(rng.randrange(0, 3)))
+            if k == 0:
+                ind: object = TcBegin(did, A, A, rng.choice(acs), components=comps)
+            elif k in (1, 2):
+                ind = TcContinue(did, components=comps)
+            elif k == 3:
+                ind = TcEnd(did, components=comps)
+            elif k == 4:
+                ind = rng.choice((TcUAbort(did), TcPAbort(did, PAbortCause.RESOURCE_LIMITATION)))
+            elif k == 5:
+                ind = TcComponentEvent(did, rng.choice((LCancel(rng.randrange(8)),
+                                                        Reject(rng.randrange(8), ProblemType.GENERAL, 0, "local"))))
+            else:
+                ind = TcBegin(did, A, A, AC_CAP_V2_GSMSSF_SCF,
+                              components=(Invoke(1, 0, idp_param(AC_CAP_V2_GSMSSF_SCF)),))
+            user.handle(ind)
+            n += 1
+            if rng.random() < 0.1:
+                user.node.t += rng.random() * 30
+        await settle()
+    assert n >= 10_000
