@@ -295,10 +295,12 @@ class Services:
                                     on_mo=self.outbox.record_mo,
                                     on_foreign_receipt=self.outbox.record_foreign_receipt)
         self.map_user = None
+        self.call_user = None
 
         def users(node: Node) -> list[DialogueUser]:
             self.map_user = build_map_user(node, pool, cfg)
-            return [build_call_user(node, pool, cfg), self.map_user]
+            self.call_user = build_call_user(node, pool, cfg)
+            return [self.call_user, self.map_user]
 
         self.node = Node(cfg, capture=capture, users=users)
         self._stop = asyncio.Event()
@@ -338,6 +340,9 @@ class Services:
                 log.exception("background task failed", task=t.get_name())
         await self.gateway.stop()
         await self.node.stop()
+        if self.call_user is not None:
+            # Returns the connections the call path holds, before the pool closes.
+            await self.call_user.aclose()
 
 
 async def run_node(cfg: Config, *, capture: str | None = None,

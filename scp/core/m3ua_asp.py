@@ -332,6 +332,10 @@ class M3uaLayer:
         self.ack_timeout = ack_timeout
         self.recovery_timeout = recovery_timeout
         self._asps: dict[int, _Asp] = {}
+        # Point codes seen as OPC of DATA, per association: answers to a switch go back over an
+        # association that reaches it, not to whichever ASP the SLS picks (several switches,
+        # with different point codes, may be ASPs of our AS at once).
+        self._reaches: dict[int, set[int]] = {}
         self._timers = Timers()
         self._as_state = AsState.DOWN
         self._registered: set[int] = set()  # RCs handed out by REG REQ (server)
@@ -453,6 +457,12 @@ class M3uaLayer:
                 routing_context=rc,
             )
             return
+        opc = d.xfer.opc
+        routes = self._reaches.get(opc)
+        if routes is None:
+            self._reaches[opc] = {asp.assoc_id}
+        elif asp.assoc_id not in routes:
+            routes.add(asp.assoc_id)
         out.append(Deliver(d.xfer))
 
     # -- ASPSM / ASPTM, server role (§4.3.4) ---------------------------------------------------
@@ -882,6 +892,11 @@ class M3uaLayer:
         except CodecError as e:
             return [Dropped("cannot encode DATA", str(e))]
         stream = 1 + xfer.sls % DATA_STREAMS
+        via = self._reaches.get(xfer.dpc)
+        if via:
+            reaching = [a for a in active if a.assoc_id in via]
+            if reaching:
+                active = reaching
         if self._tmt is TrafficMode.BROADCAST:
             return [Transmit(a.assoc_id, stream, data) for a in active]
         if self._tmt is TrafficMode.OVERRIDE:
@@ -935,6 +950,10 @@ class M3uaLayer:
         asp = self._asps.pop(assoc_id, None)
         if asp is None:
             return out
+        for pc in [pc for pc, ids in self._reaches.items() if assoc_id in ids]:
+            self._reaches[pc].discard(assoc_id)
+            if not self._reaches[pc]:
+                del self._reaches[pc]
         names: tuple[Hashable, ...] = (
             ("beat", assoc_id),
             ("beat_ack", assoc_id),

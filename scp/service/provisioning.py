@@ -8,6 +8,7 @@ Numbers are normalised by ``scp.state.msisdn.normalise_msisdn``; PINs follow ``s
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -526,7 +527,8 @@ async def is_blacklisted(db: Db, owner: str, caller: str) -> bool:
 async def set_pin(db: Db, actor: Actor, msisdn: str, pin: str) -> None:
     """Set a new PIN; clears failed attempts and the lock."""
     m = valid_msisdn(msisdn)
-    h = pins.hash_pin(valid_pin(pin))
+    # scrypt costs tens of ms: off the event loop, or every call in flight stalls meanwhile.
+    h = await asyncio.to_thread(pins.hash_pin, valid_pin(pin))
     async with transaction(db) as conn:
         await _must_load(conn, m, lock=True)
         await conn.execute("UPDATE subscriber SET pin_hash = $2, pin_failed_attempts = 0,"
@@ -572,10 +574,10 @@ async def verify_pin(db: Db, actor: Actor, msisdn: str, pin: str) -> PinCheck:
             return PinCheck("locked")
         if row["pin_hash"] is None:
             return PinCheck("no-pin")
-        if pins.verify_pin(pin, row["pin_hash"]):
+        if await asyncio.to_thread(pins.verify_pin, pin, row["pin_hash"]):
             if row["pin_failed_attempts"] or pins.needs_rehash(row["pin_hash"]):
-                new_hash = (pins.hash_pin(pin) if pins.needs_rehash(row["pin_hash"])
-                            else row["pin_hash"])
+                new_hash = (await asyncio.to_thread(pins.hash_pin, pin)
+                            if pins.needs_rehash(row["pin_hash"]) else row["pin_hash"])
                 await conn.execute("UPDATE subscriber SET pin_failed_attempts = 0,"
                                    " pin_hash = $2 WHERE msisdn = $1", m, new_hash)
             return PinCheck("ok", pins.MAX_FAILED_ATTEMPTS)

@@ -211,6 +211,26 @@ def test_loadshare_across_two_asps(nets: list[Net]) -> None:
     assert all(targets[s] == targets[s % 2] for s in range(16))  # same SLS, same ASP
 
 
+def test_answers_go_back_over_the_association_that_reaches_the_switch(nets: list[Net]) -> None:
+    """Two switches (PC 201 and 202) are ASPs of our AS: an answer to 201 never leaves via 202,
+    whatever its SLS; a point code never seen still loadshares."""
+    net = active(nets, 2)
+    net.run(1, net.clients[1].send_transfer(xfer(sls=0, opc=201, dpc=100), net.now))
+    net.run(2, net.clients[2].send_transfer(xfer(sls=0, opc=202, dpc=100), net.now))
+    for sls in range(16):
+        (o,) = net.server.send_transfer(xfer(sls=sls, opc=100, dpc=201), net.now)
+        assert isinstance(o, Transmit) and o.assoc_id == 1
+        (o,) = net.server.send_transfer(xfer(sls=sls, opc=100, dpc=202), net.now)
+        assert isinstance(o, Transmit) and o.assoc_id == 2
+    seen = {net.server.send_transfer(xfer(sls=s, opc=100, dpc=300), net.now)[0].assoc_id  # type: ignore[union-attr]
+            for s in range(16)}
+    assert seen == {1, 2}
+    # The switch's association goes: its answers fall back to the AS-wide choice.
+    net.disconnect(1)
+    (o,) = net.server.send_transfer(xfer(sls=0, opc=100, dpc=201), net.now)
+    assert isinstance(o, Transmit) and o.assoc_id == 2
+
+
 def test_broadcast_reaches_every_active_asp(nets: list[Net]) -> None:
     net = active(
         nets, 2, server={"traffic_mode": "broadcast"}, client={"traffic_mode": "broadcast"}
