@@ -1,10 +1,13 @@
-"""Benchmark: typed CAP/MAP codecs (scp.codecs) against raw pycrate, in the same run.
+"""Benchmark: typed CAP/INAP/MAP codecs (scp.codecs) against raw pycrate, in the same run.
 
 Prints one JSON object: for each operation the decode and encode time in microseconds through
-the typed layer (bytes <-> ops dataclasses) and through raw pycrate (bytes <-> pycrate value
-notation, ``from_ber`` + ``get_val`` / ``set_val`` + ``to_ber``), and the typed/raw ratio.
-Times are the best of ``--repeat`` rounds of ``--number`` calls (the machine's quietest
-moment), so concurrent load shifts both columns alike.
+the typed layer as the SCP uses it (bytes <-> ops dataclasses, the hand-written BER fast path
+of ``scp.codecs.fastber`` first), through raw pycrate (bytes <-> pycrate value notation,
+``from_ber`` + ``get_val`` / ``set_val`` + ``to_ber``) and the typed/raw ``ratio`` (issue 3
+target: <= 1.15); for reference also the typed layer with the fast path switched off
+(``typed_pycrate_only_us``, ``ratio_pycrate_only``). Times are the best of ``--repeat``
+rounds of ``--number`` calls (the machine's quietest moment), interleaved so that
+concurrent load shifts every column alike.
 
     python bench/codecs.py [--number 1000] [--repeat 5]
 """
@@ -18,7 +21,7 @@ import timeit
 from collections.abc import Callable
 from typing import Any
 
-from scp.codecs import appctx, cap, ops
+from scp.codecs import appctx, cap, fastber, inap, ops
 from scp.codecs import map as m
 from scp.codecs.numbers import (
     AddressString,
@@ -61,10 +64,53 @@ PACUI = ops.PromptAndCollectUserInformation(
     ops.InformationToSend(message_ids=(10,)),
 )
 ASC = ops.AlertServiceCentre(AddressString("8613912345678"), AddressString("8613800000"))
+NOTE_MM = ops.NoteMMEvent(11, 2, "460001234567890", AddressString("8613912345678"))
+ARI = ops.AssistRequestInstructions(GenericDigits("1234"), b"\x01")
+ACR = ops.ApplyChargingReport(ops.LegID(1), ops.TimeInformation(time_if_no_tariff_switch=260))
+RELEASE = ops.ReleaseCall(Cause(16))
+PA = ops.PlayAnnouncement(ops.InformationToSend(message_ids=(10,)))
+INAP_IDP = ops.InitialDP(
+    service_key=100,
+    called_party_number=CalledPartyNumber("1062345678", nai=3),
+    calling_party_number=CallingPartyNumber("02087654321", nai=3),
+    calling_partys_category=10,
+    event_type_bcsm=12,
+)
+INAP_AC = appctx.INAP_CS1_SSP_SCP
 
 
 def best(fn: Callable[[], Any], number: int, repeat: int) -> float:
     return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
+
+
+def _pycrate_only(fn: Callable[[], Any]) -> Callable[[], Any]:
+    def run() -> Any:
+        fastber.ENABLED = False
+        try:
+            return fn()
+        finally:
+            fastber.ENABLED = True
+
+    return run
+
+
+def _measure(
+    typed_fn: Callable[[], Any], raw_fn: Callable[[], Any], number: int, repeat: int
+) -> dict[str, Any]:
+    """Best-of-rounds of the typed layer (fast path on / off) and raw pycrate, interleaved."""
+    slow_fn = _pycrate_only(typed_fn)
+    ty = rw = sl = float("inf")
+    for _ in range(repeat):
+        ty = min(ty, best(typed_fn, number, 1))
+        rw = min(rw, best(raw_fn, number, 1))
+        sl = min(sl, best(slow_fn, number, 1))
+    return {
+        "typed_us": round(ty, 2),
+        "raw_pycrate_us": round(rw, 2),
+        "ratio": round(ty / rw, 3) if rw else None,
+        "typed_pycrate_only_us": round(sl, 2),
+        "ratio_pycrate_only": round(sl / rw, 3) if rw else None,
+    }
 
 
 def case(
@@ -102,21 +148,12 @@ def case(
             t.set_val(v)
             t.to_ber()
 
-    out = {}
+    out: dict[str, Any] = {}
     for what, typed_fn, raw_fn in (
         ("decode", typed_decode, raw_decode),
         ("encode", typed_encode, raw_encode),
     ):
-        # Interleave the rounds so load affects both sides alike.
-        ty = rw = float("inf")
-        for _ in range(repeat):
-            ty = min(ty, best(typed_fn, number, 1))
-            rw = min(rw, best(raw_fn, number, 1))
-        out[what] = {
-            "typed_us": round(ty, 2),
-            "raw_pycrate_us": round(rw, 2),
-            "ratio": round(ty / rw, 3) if rw else None,
-        }
+        out[what] = _measure(typed_fn, raw_fn, number, repeat)
     out["bytes"] = sum(len(p or b"") for _m, _c, p, _a in wires)
     return out
 
@@ -139,6 +176,25 @@ def main() -> None:
         "PACUI ReceivedInformation result": _result_case(a.number, a.repeat),
         "AlertServiceCentre": case(
             "ASC", [(m, ASC, appctx.MAP_SHORT_MSG_ALERT_V2)], a.number, a.repeat
+        ),
+        "NoteMM-Event": case(
+            "NoteMM", [(m, NOTE_MM, appctx.MAP_MM_EVENT_REPORTING_V3)], a.number, a.repeat
+        ),
+        "AssistRequestInstructions": case(
+            "ARI", [(cap, ARI, appctx.CAP_V2_GSMSRF_SCF)], a.number, a.repeat
+        ),
+        "ApplyChargingReport": case("ACR", [(cap, ACR, V2)], a.number, a.repeat),
+        "ReleaseCall": case("RC", [(cap, RELEASE, V2)], a.number, a.repeat),
+        "PlayAnnouncement": case("PA", [(cap, PA, appctx.CAP_V2_GSMSRF_SCF)], a.number, a.repeat),
+        "INAP InitialDP": case("INAP IDP", [(inap, INAP_IDP, INAP_AC)], a.number, a.repeat),
+        "INAP RequestReportBCSMEvent+Connect": case(
+            "INAP RRBE+CON",
+            [
+                (inap, RRBE, INAP_AC),
+                (inap, ops.Connect((CalledPartyNumber("1062345678", 3),)), INAP_AC),
+            ],
+            a.number,
+            a.repeat,
         ),
     }
     print(json.dumps({"unit": "microseconds per message (best round)", "results": res}, indent=2))
@@ -164,15 +220,7 @@ def _result_case(number: int, repeat: int) -> dict[str, Any]:
         ("decode", lambda: cap.decode_result(48, wire), raw_decode),
         ("encode", lambda: cap.encode_result(48, ri), raw_encode),
     ):
-        ty = rw = float("inf")
-        for _ in range(repeat):
-            ty = min(ty, best(tf, number, 1))
-            rw = min(rw, best(rf, number, 1))
-        out[what] = {
-            "typed_us": round(ty, 2),
-            "raw_pycrate_us": round(rw, 2),
-            "ratio": round(ty / rw, 3),
-        }
+        out[what] = _measure(tf, rf, number, repeat)
     return out
 
 

@@ -23,8 +23,9 @@ from typing import Any
 
 from pycrate_asn1dir import TCAP_CAP as _T
 
-from scp.codecs import ops
+from scp.codecs import fastber, ops
 from scp.codecs.errors import CodecError, DecodeError, EncodeError
+from scp.codecs.fast_cap import dec_acr_fast
 from scp.codecs.numbers import (
     AddressString,
     CalledPartyNumber,
@@ -231,6 +232,17 @@ class OperationCodec:
         self.enums = dict(enums)
         self.version_of = version_of
         self.aliases: dict[str, str] = {}
+        # Hand-written BER fast path (scp.codecs.fastber) for the hot operations: opcodes
+        # whose argument / result is tried there first; it declines to pycrate on anything
+        # unusual. ``canon``: this codec leaves DEFAULT values out (X.690 §11.5) like
+        # its ber_encode does.
+        self.fast_decode: frozenset[int] = frozenset()
+        self.fast_encode: frozenset[int] = frozenset()
+        self.fast_results: frozenset[int] = frozenset()
+        self.canon = False
+        # opcode -> hand-written typed conversion tried before the general one (it returns
+        # fastber.DECLINE when unsure), e.g. ApplyChargingReport's CAMEL-CallResult.
+        self.fast_convert: dict[int, Callable[[Any, int], Any]] = {}
 
     def default(self, opcode: int, component: str, fallback: Any) -> Any:
         """The ASN.1 DEFAULT of a component of ``opcode``'s argument (``fallback`` if none)."""
@@ -266,6 +278,22 @@ class OperationCodec:
             raise
         except Exception as exc:
             raise EncodeError(self.layer, f"{t._name}: {exc}") from None
+
+    def fast_or_ber_decode(self, t: Any, parameter: bytes) -> Any:
+        """``ber_decode`` through the fast path first (same value, or it declines)."""
+        if fastber.ENABLED:
+            value = fastber.decode(t, parameter, self.canon)
+            if value is not fastber.DECLINE:
+                return value
+        return self.ber_decode(t, parameter)
+
+    def fast_or_ber_encode(self, t: Any, value: Any) -> bytes:
+        """``ber_encode`` through the fast path first (same octets, or it declines)."""
+        if fastber.ENABLED:
+            out = fastber.encode(t, value, self.canon)
+            if out is not fastber.DECLINE:
+                return out  # type: ignore[return-value]
+        return self.ber_encode(t, value)
 
     # ---- operations ------------------------------------------------------------------------
 
@@ -304,7 +332,10 @@ class OperationCodec:
             if parameter is None or t is None:
                 return ops.GenericOperation(opcode, name, None, parameter)
             try:
-                value = self.ber_decode(t, parameter)
+                if opcode in self.fast_decode:
+                    value = self.fast_or_ber_decode(t, parameter)
+                else:
+                    value = self.ber_decode(t, parameter)
             except DecodeError:
                 read_tlv(parameter, 0, self.layer)  # framing must still hold
                 value = None
@@ -320,7 +351,18 @@ class OperationCodec:
             raise DecodeError(self.layer, 0, f"{name}: argument missing")
         if typed[0] in _RAW_DECODED:
             return self._convert(typed[1], parameter, version, name)
-        value = self.ber_decode(t, parameter)
+        if opcode in self.fast_decode:
+            value = self.fast_or_ber_decode(t, parameter)
+            conv = self.fast_convert.get(opcode)  # type: ignore[arg-type]
+            if conv is not None and fastber.ENABLED:
+                try:
+                    op = conv(value, version)
+                except (IndexError, KeyError, TypeError, ValueError):
+                    op = fastber.DECLINE  # the general conversion below says what is wrong
+                if op is not fastber.DECLINE:
+                    return op  # type: ignore[no-any-return]
+        else:
+            value = self.ber_decode(t, parameter)
         return self._convert(typed[1], value, version, name)
 
     def encode_arg(
@@ -344,6 +386,8 @@ class OperationCodec:
         t = self.args[code][1]
         if t is None:
             return code, None
+        if code in self.fast_encode:
+            return code, self.fast_or_ber_encode(t, value)
         return code, self.ber_encode(t, value)
 
     def decode_result(
@@ -366,7 +410,10 @@ class OperationCodec:
                 read_tlv(parameter, 0, self.layer)
                 value = None
             return ops.GenericOperation(opcode, name, value, parameter)
-        value = self.ber_decode(t, parameter)
+        if opcode in self.fast_results:
+            value = self.fast_or_ber_decode(t, parameter)
+        else:
+            value = self.ber_decode(t, parameter)
         return self._convert(typed[1], value, version, name)
 
     def encode_result(
@@ -396,7 +443,10 @@ class OperationCodec:
         if hit is None:
             raise EncodeError(self.layer, f"{type(result).__name__} is not a {self.layer} result")
         code, enc = hit
-        return self.ber_encode(self.results[code][1], self._run_encoder(enc, result, version))
+        value = self._run_encoder(enc, result, version)
+        if code in self.fast_results:
+            return self.fast_or_ber_encode(self.results[code][1], value)
+        return self.ber_encode(self.results[code][1], value)
 
     def decode_error(
         self, errcode: int | tuple[int, ...], parameter: bytes | None, ac: tuple[int, ...] | None
@@ -1406,6 +1456,20 @@ CODEC = OperationCodec(
     enums=_CAP_ENUMS,
     version_of=cap_version,
 )
+# The hot operations of a call (issue 3): InitialDP, AssistRequestInstructions,
+# EventReportBCSM, ApplyChargingReport come in; RequestReportBCSMEvent, Connect,
+# ConnectToResource, PlayAnnouncement, PromptAndCollectUserInformation, ReleaseCall,
+# ApplyCharging, EstablishTemporaryConnection go out (Continue and DisconnectForwardConnection
+# have no argument); the PromptAndCollectUserInformation result (ReceivedInformation) both
+# ways. Each set goes through the fast path in both directions: the peer's side (simulator,
+# test switch, replay) runs the other direction just as often.
+HOT_DECODE = frozenset((0, 16, 24, 36))
+HOT_ENCODE = frozenset((17, 19, 20, 22, 23, 35, 47, 48))
+HOT = HOT_DECODE | HOT_ENCODE
+CODEC.fast_decode = HOT
+CODEC.fast_encode = HOT
+CODEC.fast_results = frozenset((48,))
+CODEC.fast_convert = {36: dec_acr_fast}
 
 
 def decode_arg(

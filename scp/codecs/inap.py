@@ -21,6 +21,7 @@ from typing import Any
 from scp.codecs import asn as _asn
 from scp.codecs import ops
 from scp.codecs.cap import (
+    HOT,
     OperationCodec,
     _Enum,
     dec_received_info,
@@ -98,6 +99,12 @@ def _build() -> _InapCodec:
     )
     codec.aliases["requestAnnouncementCompleteNotification"] = "requestAnnouncementComplete"
     codec.aliases["dpSpecificCriteria"] = "dPSpecificCriteria"
+    # Hot operations through scp.codecs.fastber first (the same sets as CAP); INAP's encoder
+    # leaves DEFAULT values out, so the fast path does too.
+    codec.fast_decode = HOT
+    codec.fast_encode = HOT
+    codec.fast_results = frozenset((48,))
+    codec.canon = True
     return codec
 
 

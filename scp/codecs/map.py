@@ -386,6 +386,12 @@ CODEC_V2 = OperationCodec(
 )
 
 
+# Hot operations through scp.codecs.fastber first: alertServiceCentre (v2 and v1), NoteMM-Event.
+for _c in (CODEC, CODEC_V2):
+    _c.fast_decode = frozenset((49, 64, 89))
+    _c.fast_encode = frozenset((49, 64, 89))
+
+
 def _codec(ac: tuple[int, ...] | None) -> OperationCodec:
     return CODEC_V2 if ac is not None and len(ac) == 8 and ac[7] <= 2 else CODEC
 
@@ -402,7 +408,7 @@ def encode_arg(
 ) -> tuple[int | tuple[int, ...], bytes | None]:
     """Typed ops value -> (opcode, parameter TLV)."""
     if isinstance(op, ops.AlertServiceCentre) and op.without_result:
-        return 49, CODEC.ber_encode(_ARGS[64][1], enc_asc(CODEC, op, 1))
+        return 49, CODEC.fast_or_ber_encode(_ARGS[64][1], enc_asc(CODEC, op, 1))
     return _codec(ac).encode_arg(op, ac)
 
 

@@ -121,9 +121,19 @@ GOLDEN = [
         ops.PlayAnnouncement(ops.InformationToSend(message_ids=(10,))),
         47,
         # a0 07 informationToSend [0] | a0 05 inbandInfo [0] | a0 03 messageID [0] |
-        # 80 01 0a elementaryMessageID 10 | 82 01 ff requestAnnouncementComplete TRUE (the
-        # transcription's DEFAULT is FALSE; disconnectFromIPForbidden TRUE is the DEFAULT)
-        bytes.fromhex("30 0c a0 07 a0 05 a0 03 80 01 0a 82 01 ff"),
+        # 80 01 0a elementaryMessageID 10; disconnectFromIPForbidden and
+        # requestAnnouncementComplete are TRUE, both their DEFAULT (Q.1218 / ETS 300 374-1
+        # PlayAnnouncementArg), so neither is sent (X.690 §11.5)
+        bytes.fromhex("30 09 a0 07 a0 05 a0 03 80 01 0a"),
+    ),
+    (
+        "PlayAnnouncement without completion report",
+        ops.PlayAnnouncement(
+            ops.InformationToSend(message_ids=(10,)), request_announcement_complete=False
+        ),
+        47,
+        # as above, then 82 01 00 requestAnnouncementComplete FALSE (not the DEFAULT)
+        bytes.fromhex("30 0c a0 07 a0 05 a0 03 80 01 0a 82 01 00"),
     ),
 ]
 

@@ -1060,7 +1060,7 @@ class Core_INAP_CS1_DataTypes:
     PlayAnnouncementArg = SEQ(name='PlayAnnouncementArg', mode=MODE_TYPE)
     _PlayAnnouncementArg_informationToSend = CHOICE(name='informationToSend', mode=MODE_TYPE, tag=(0, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'InformationToSend')))
     _PlayAnnouncementArg_disconnectFromIPForbidden = BOOL(name='disconnectFromIPForbidden', mode=MODE_TYPE, tag=(1, TAG_CONTEXT_SPEC, TAG_IMPLICIT), default=True)
-    _PlayAnnouncementArg_requestAnnouncementComplete = BOOL(name='requestAnnouncementComplete', mode=MODE_TYPE, tag=(2, TAG_CONTEXT_SPEC, TAG_IMPLICIT), default=False)
+    _PlayAnnouncementArg_requestAnnouncementComplete = BOOL(name='requestAnnouncementComplete', mode=MODE_TYPE, tag=(2, TAG_CONTEXT_SPEC, TAG_IMPLICIT), default=True)
     _PlayAnnouncementArg_extensions = SEQ_OF(name='extensions', mode=MODE_TYPE, tag=(3, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'Extensions')), opt=True)
     PlayAnnouncementArg._cont = ASN1Dict([
         ('informationToSend', _PlayAnnouncementArg_informationToSend),
