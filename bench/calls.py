@@ -5,9 +5,9 @@ loads the subscriber from PostgreSQL and answers RRBE + Continue in a TC-CONTINU
 reports EventReportBCSM tBusy (busyCause 17); the SCP writes the missed call (one transaction,
 notifications hook included when installed) and answers Connect to the IVR in a TC-END.
 
-The SCP runs in its own process (``--serve``: the same wiring ``mcn-scp run`` gets: migrated
-pool + ``build_call_user`` in place of ContinueUser) on an embedded PostgreSQL (pgserver); this
-process is the switch (the same cores as the peer of the integration tests) over loopback TCP.
+The SCP runs in its own process (``--serve``: ``scp.app.run_node``, which is ``mcn-scp run``:
+migrated pool, call control and MAP users, console SMS sink, outbox sender) on an embedded
+PostgreSQL (pgserver); this process is the switch (the same cores as the peer of the integration tests) over loopback TCP.
 
 Phases: saturation (closed loop, ``--concurrency`` flows in flight) gives flows/s; then an open
 loop at half that rate gives p50 / p99 of InitialDP -> answer and EventReportBCSM -> answer;
@@ -63,6 +63,8 @@ beat_interval = 0
 idle_timeout = 30.0
 [ivr]
 mode = "connect"
+[smpp]
+backend = "console"
 [log]
 level = "warning"
 format = "json"
@@ -75,8 +77,8 @@ format = "json"
 
 
 async def _serve(config: str, profile: str | None) -> None:
-    from scp.app import Node, open_state
-    from scp.callflow import build_call_user
+    """Exactly ``mcn-scp run`` (``scp.app.run_node``), optionally under cProfile once up."""
+    from scp.app import run_node
     from scp.cli import configure_logging
     from scp.config import load_config
 
@@ -86,22 +88,19 @@ async def _serve(config: str, profile: str | None) -> None:
         from scp.state import calls_store
 
         calls_store._notifications = None  # type: ignore[assignment]
-    pool = await open_state(cfg)
-    users: list[Any] = []
-    node = Node(cfg, users=lambda n: users.append(build_call_user(n, pool, cfg)) or users)
     prof = cProfile.Profile() if profile else None
-    await node.start()
-    print("READY", flush=True)
-    if prof:
-        prof.enable()
+
+    def started(_services: object) -> None:
+        print("READY", flush=True)
+        if prof:
+            prof.enable()
+
     try:
-        await node.serve_forever()
+        await run_node(cfg, on_started=started)
     finally:
         if prof:
             prof.disable()
             prof.dump_stats(profile)  # type: ignore[arg-type]
-        await users[0].aclose()
-        await pool.close()
 
 
 # --------------------------------------------------------------------------------------------
