@@ -42,7 +42,8 @@ smsc:
 
 deps-test: install tshark smsc
 
-test: deps-test
+test: deps-test lint
+	$(PY) -m scp.codecs.asn.regen --check
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install

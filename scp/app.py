@@ -19,6 +19,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -294,8 +295,8 @@ class Services:
         self.gateway = make_gateway(cfg.smpp, on_receipt=self.outbox.record_receipt,
                                     on_mo=self.outbox.record_mo,
                                     on_foreign_receipt=self.outbox.record_foreign_receipt)
-        self.map_user = None
-        self.call_user = None
+        self.map_user: Any = None
+        self.call_user: Any = None
 
         def users(node: Node) -> list[DialogueUser]:
             self.map_user = build_map_user(node, pool, cfg)
@@ -305,7 +306,7 @@ class Services:
         self.node = Node(cfg, capture=capture, users=users)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.sender = None
+        self.sender: Any = None
 
     async def start(self) -> None:
         from scp.mapuser import run_alert_originator

@@ -270,7 +270,11 @@ async def _wait_connected(loop: asyncio.AbstractEventLoop, sk: Any) -> None:
     """Wait for a non-blocking connect to finish; raise OSError if it failed."""
     fut: asyncio.Future[None] = loop.create_future()
     fd = sk.fileno()
-    loop.add_writer(fd, lambda: fut.done() or fut.set_result(None))
+    def writable() -> None:
+        if not fut.done():
+            fut.set_result(None)
+
+    loop.add_writer(fd, writable)
     try:
         await fut
     finally:

@@ -115,8 +115,12 @@ class TcpTransport:
         backoff = Backoff(self.reconnect_min, self.reconnect_max)
         while not self._stopping:
             lost: asyncio.Future[None] = loop.create_future()
+
+            def protocol(lost: asyncio.Future[None] = lost) -> _M3uaTcpProtocol:
+                return _M3uaTcpProtocol(self, lost)
+
             try:
-                await loop.create_connection(lambda lost=lost: _M3uaTcpProtocol(self, lost), *peer)
+                await loop.create_connection(protocol, *peer)
             except OSError as e:
                 delay = backoff.next_delay()
                 log.warning("m3ua tcp connect failed", peer=f"{peer[0]}:{peer[1]}", error=str(e),

@@ -92,10 +92,10 @@ class Dispatcher:
     def handle(self, ind: object) -> list[TcPrimitive]:
         did = getattr(ind, "dialogue_id", None)
         if type(ind) is TcBegin:
-            for user in self.users:
-                if user.accepts(ind):
-                    self._owner[ind.dialogue_id] = user
-                    return self._track(user.handle(ind))
+            for candidate in self.users:
+                if candidate.accepts(ind):
+                    self._owner[ind.dialogue_id] = candidate
+                    return self._track(candidate.handle(ind))
             return [
                 TcUAbort(
                     dialogue_id=ind.dialogue_id,
@@ -104,7 +104,7 @@ class Dispatcher:
                     diagnostic=DialogueDiagnostic.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED,
                 )
             ]
-        user = self._owner.get(did) if did is not None else None
+        user: DialogueUser | None = self._owner.get(did) if did is not None else None
         if isinstance(ind, _ENDING):
             self._owner.pop(did, None)  # type: ignore[arg-type]
         if user is None:
