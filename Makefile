@@ -22,7 +22,9 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(VENV)/bin/mcn-scp run --config $(CONFIG)
+	@echo "mcn-scp: starting the SCP on $(CONFIG) (embedded PostgreSQL under $${MCN_HOME:-~/.local/share/mcn-scp}, console SMS);"
+	@echo "         M3UA/TCP on 127.0.0.1:2905; the demo replays a missed call against it. Ctrl-C stops it."
+	$(VENV)/bin/mcn-scp run --config $(CONFIG) --demo
 
 tshark:
 	@command -v tshark >/dev/null || { \

@@ -354,17 +354,27 @@ async def run_node(cfg: Config, *, capture: str | None = None,
         services = Services(cfg, pool, capture=capture)
         await services.start()
         try:
+            extra: asyncio.Task[object] | None = None
             if on_started is not None:
                 res = on_started(services)
                 if asyncio.iscoroutine(res):
-                    asyncio.create_task(res)
+                    extra = asyncio.create_task(res, name="on-started")
             await services.node.serve_forever(stop=False)
+            if extra is not None and not extra.done():
+                extra.cancel()
         finally:
             await services.stop()
     finally:
         await pool.close()
 
 
-def main_run(cfg: Config, *, capture: str | None = None) -> None:
+def main_run(cfg: Config, *, capture: str | None = None, demo: bool = False) -> None:
+    on_started = None
+    if demo:
+        from scp.demo import run_demo
+
+        def on_started(services: Services) -> object:
+            return run_demo(services.node, services.pool, cfg)
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_node(cfg, capture=capture))
+        asyncio.run(run_node(cfg, capture=capture, on_started=on_started))

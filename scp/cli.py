@@ -74,8 +74,11 @@ def main(ctx: click.Context, config_path: str | None, log_level: str | None) -> 
               help="TOML config file (ARCHITECTURE §3 contract).")
 @click.option("--capture", type=click.Path(dir_okay=False), default=None,
               help="Write all M3UA traffic both ways to this pcap (SCTP-framed, flushed per packet).")
+@click.option("--demo", is_flag=True,
+              help="Once up: seed two demo subscribers and replay pcaps/demo-missed-call.pcap "
+                   "against this node, showing a missed call become an SMS (what `make run` does).")
 @click.pass_context
-def run(ctx: click.Context, config_path: str | None, capture: str | None) -> None:
+def run(ctx: click.Context, config_path: str | None, capture: str | None, demo: bool) -> None:
     """Run the SCP node until SIGINT/SIGTERM."""
     if config_path:
         ctx.obj["config_path"] = config_path
@@ -86,7 +89,7 @@ def run(ctx: click.Context, config_path: str | None, capture: str | None) -> Non
     from scp.state.migrate import SchemaVersionError
 
     try:
-        main_run(cfg, capture=capture)
+        main_run(cfg, capture=capture, demo=demo)
     except ConfigError as e:
         raise BadInputError(f"config: {e}") from None
     except (SchemaVersionError, DatabaseError) as e:
