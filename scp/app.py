@@ -173,7 +173,11 @@ class Node(AssociationHandler):
         if self._capture is not None:
             peer, local = self._peers.get(assoc_id, (("0.0.0.0", 0), ("0.0.0.0", 0)))
             self._capture.write(data, ts=self.wallclock(), src=peer, dst=local, stream=stream)
-        self._process(self.stack.receive(assoc_id, data, self.clock(), stream))
+        try:
+            self._process(self.stack.receive(assoc_id, data, self.clock(), stream))
+        except Exception:  # the cores answer bad input themselves; this is a bug, logged, not fatal
+            self.log.exception("message handling failed", assoc=assoc_id, data=data.hex())
+            self._arm_timer()
 
     def association_down(self, assoc_id: int, reason: str) -> None:
         self.log.info("association down", assoc=assoc_id, reason=reason)
@@ -226,10 +230,11 @@ class Node(AssociationHandler):
             self._capture.write(o.data, ts=self.wallclock(), src=local, dst=peer, stream=o.stream)
 
     def _log_output(self, o: object) -> None:
-        fields = {k: getattr(o, k) for k in getattr(o, "__dataclass_fields__", {})}
-        for k, v in list(fields.items()):
-            if isinstance(v, bytes):
-                fields[k] = v.hex()
+        fields: dict[str, object] = {}
+        for k in getattr(o, "__dataclass_fields__", {}):
+            v = getattr(o, k)
+            # "event" is structlog's own key (SccpLog/TcapLog carry one): keep both.
+            fields["what" if k == "event" else k] = v.hex() if isinstance(v, bytes) else v
         self.log.info(type(o).__name__, **fields)
 
     def _arm_timer(self) -> None:

@@ -14,6 +14,7 @@ import click
 import structlog
 
 from scp.cli_provision import BadInputError, register
+from scp.cli_tools import register as register_tools
 from scp.config import Config, ConfigError, load_config
 
 
@@ -101,3 +102,4 @@ def run(ctx: click.Context, config_path: str | None, capture: str | None, demo: 
 
 
 register(main)
+register_tools(main)

@@ -1,0 +1,1612 @@
+"""Replay SIGTRAN captures: a message ladder, an in-process SCP that answers them, and a live peer.
+
+Network engineers test IN services by replaying captures from the live network against the lab
+SCP (ARCHITECTURE §1, §3 ``mcn-scp replay``). This module has three layers, all fed by
+:func:`scp.pcapread.read_capture` (pcap / pcapng, M3UA over SCTP or TCP, MTP3 over M2PA / M2UA):
+
+* **Ladder** (:class:`LadderDecoder`): each MTP-TRANSFER (Q.704 §2.2 routing label) is decoded
+  down through SCCP (Q.713 §4: UDT/XUDT/LUDT and their services, segmented XUDT reassembled per
+  Q.714 §4.1.1.2.3), TCAP (Q.773 §3.1 message type, otid / dtid, §4.2 dialogue portion) and the
+  component portion (§3.2) to the CAP (TS 29.078), INAP CS-1 (ETS 300 374-1) or MAP (TS 29.002)
+  operation with its key fields (numbers, event, cause, service key). The protocol of a
+  dialogue is taken from its application context name, else from the SCCP subsystem number, as
+  Wireshark's TCAP dissector does, so the ladder agrees with what Wireshark shows.
+* **Offline replay** (:func:`replay_offline`): the messages a switch, HLR or VLR sent are fed to
+  an in-process SCP (the same cores and TC-users as ``mcn-scp run``); transaction IDs are
+  rewritten (Q.774 §3.2.1: the dtid of a continuation names the receiver's transaction) so the
+  capture's later messages reach the dialogues *our* SCP opened. Per dialogue the output shows
+  what our SCP answered, the capture's own answer beside it with ``--compare``, and the SMS it
+  queued.
+* **Live replay** (:func:`replay_live`): the same messages are sent as an M3UA ASP (RFC 4666
+  §4.3 ASP-UP / ASP-ACTIVE, client role) toward a running SCP, at capture timing, faster, or as
+  fast as possible; answers are correlated through the transaction IDs and their latency
+  reported.
+
+Nothing here raises on a bad capture: undecodable layers become a note on the ladder line or a
+:class:`~scp.pcapread.CaptureWarning`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scp.codecs import appctx
+from scp.codecs import sccp as sccp_codec
+from scp.codecs import tcap as tcap_codec
+from scp.codecs.errors import DecodeError, EncodeError
+from scp.core.primitives import (
+    SI_SCCP,
+    Invoke,
+    MtpTransfer,
+    ReturnError,
+    ReturnResult,
+    RoutingIndicator,
+    SccpAddress,
+)
+from scp.pcapread import CapturedMessage, CaptureWarning, read_capture
+
+__all__ = [
+    "OpInfo",
+    "LadderEntry",
+    "LadderDecoder",
+    "LadderFilter",
+    "JsonLines",
+    "NumberRewriter",
+    "InProcessScp",
+    "ReplaySummary",
+    "decode_capture",
+    "format_entry",
+    "entry_json",
+    "rewrite_tids",
+    "replay_offline",
+    "replay_live",
+    "DEFAULT_SSN_PROTOCOLS",
+    "preload_codecs",
+]
+
+# SSN -> protocol when the application context does not say (3GPP TS 23.003 §8.1 / Q.713
+# Annex B: 5-10 MAP entities, 146 gsmSCF CAP, 147 gsmSCF MAP; 106/241 the INAP SSNs that
+# tests/tshark.py registers). Wireshark's defaults plus this SCP's own SSNs.
+DEFAULT_SSN_PROTOCOLS: dict[int, str] = {
+    5: "map", 6: "map", 7: "map", 8: "map", 9: "map", 10: "map",
+    145: "map", 147: "map", 148: "map", 149: "map", 150: "map",
+    146: "cap",
+    106: "inap", 241: "inap",
+}
+
+_TCAP_NAMES = {0x61: "Unidirectional", 0x62: "Begin", 0x64: "End", 0x65: "Continue", 0x67: "Abort"}
+_SCCP_NAMES = {
+    sccp_codec.Udt: "UDT", sccp_codec.Udts: "UDTS", sccp_codec.Xudt: "XUDT",
+    sccp_codec.Xudts: "XUDTS", sccp_codec.Ludt: "LUDT", sccp_codec.Ludts: "LUDTS",
+}
+_SERVICES = (sccp_codec.Udts, sccp_codec.Xudts, sccp_codec.Ludts)
+_SERVICE_NAMES = frozenset({"UDTS", "XUDTS", "LUDTS"})
+
+# Short ladder names for the fields operators read first (TS 29.078 / 29.002 component names).
+_SHORT = {
+    "service_key": "sk",
+    "called_party_number": "called",
+    "calling_party_number": "calling",
+    "called_party_bcd_number": "called_bcd",
+    "event_type_bcsm": "event",
+    "destination_routing_address": "dra",
+    "service_centre_address": "sc",
+    "ip_routing_address": "ip",
+    "assisting_ssp_ip_routing_address": "assist",
+    "correlation_id": "corr",
+    "original_called_party_id": "ocn",
+    "redirecting_party_id": "rdn",
+    "network_node_number": "nnn",
+    "max_call_period_duration": "max_period",
+}
+_SKIP = frozenset({"extra", "leg_id", "call_reference_number", "redirection_information",
+                   "scf_id", "alerting_pattern", "time_and_timezone", "msc_address",
+                   "information_to_send", "lmsi", "ip_ssp_capabilities"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Ladder values
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpInfo:
+    """One TCAP component as the ladder shows it: kind, invoke ID, operation and key fields."""
+
+    kind: str  # invoke | result | error | reject | bad
+    invoke_id: int | None
+    code: int | tuple[int, ...] | None
+    name: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def text(self) -> str:
+        args = " ".join(f"{k}={_fmt(v)}" for k, v in self.fields.items())
+        label = self.name if self.kind == "invoke" else f"{self.kind}:{self.name}"
+        return f"{label}({args})" if args else label
+
+
+@dataclass(frozen=True, slots=True)
+class LadderEntry:
+    """One SCCP message of a capture (or of our SCP), decoded as far as it goes."""
+
+    frame: int
+    ts: float
+    opc: int
+    dpc: int
+    sccp: str
+    called_ssn: int | None = None
+    calling_ssn: int | None = None
+    called_gt: str | None = None
+    calling_gt: str | None = None
+    tcap: str | None = None
+    otid: str | None = None
+    dtid: str | None = None
+    ac: str | None = None
+    protocol: str | None = None
+    ops: tuple[OpInfo, ...] = ()
+    note: str | None = None
+    source: str = "capture"  # capture | ours | sent
+    tcap_data: bytes | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def numbers(self) -> list[str]:
+        """Every digit string the message carries (GTs and operation numbers), for filtering."""
+        out = [g for g in (self.called_gt, self.calling_gt) if g]
+        for op in self.ops:
+            for v in op.fields.values():
+                if isinstance(v, str) and v[:1].isdigit():
+                    out.append(v)
+                elif isinstance(v, list):
+                    out += [x for x in v if isinstance(x, str)]
+        return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, list):
+        return ",".join(str(x) for x in v)
+    return str(v)
+
+
+_OID_TEXT: dict[tuple[int, ...], str] = {}
+
+
+def _oid(ac: Sequence[int] | None) -> str | None:
+    if ac is None:
+        return None
+    t = tuple(ac)
+    text = _OID_TEXT.get(t)
+    if text is None:
+        text = ".".join(str(a) for a in t)
+        if len(_OID_TEXT) < 1024:
+            _OID_TEXT[t] = text
+    return text
+
+
+def _ev_name(v: int) -> str:
+    try:
+        name = appctx_event_names[v]
+    except KeyError:
+        return str(v)
+    return name
+
+
+def _camel_case(enum_name: str) -> str:
+    # O_CALLED_PARTY_BUSY -> oCalledPartyBusy, the spelling of TS 29.078 EventTypeBCSM.
+    parts = enum_name.lower().split("_")
+    return parts[0] + "".join(p.capitalize() for p in parts[1:])
+
+
+def _event_names() -> dict[int, str]:
+    from scp.codecs.ops import EventTypeBCSM
+
+    return {int(e): _camel_case(e.name) for e in EventTypeBCSM}
+
+
+appctx_event_names = _event_names()
+
+
+def _scalar(name: str, v: Any) -> Any:
+    """A ladder-friendly form of one operation field, or None to leave it out."""
+    if v is None or isinstance(v, (bytes, bytearray)):
+        return None
+    if isinstance(v, bool):
+        return v if v else None
+    if isinstance(v, int):
+        if name in ("event_type_bcsm", "event"):
+            return _ev_name(int(v))
+        return int(v)
+    if isinstance(v, str):
+        return v
+    digits = getattr(v, "digits", None)
+    if isinstance(digits, str):
+        return digits
+    if hasattr(v, "value") and type(v).__name__ == "Cause":
+        return int(v.value)
+    if isinstance(v, tuple):
+        items = [_scalar(name, x) for x in v]
+        items = [x for x in items if x is not None and not isinstance(x, dict)]
+        return items or None
+    if dataclasses.is_dataclass(v):
+        ev = getattr(v, "event_type_bcsm", None)
+        if ev is not None:
+            return _ev_name(int(ev))
+    return None
+
+
+def op_fields(op: Any) -> dict[str, Any]:
+    """The key fields of a typed CAP/INAP/MAP value (numbers as digit strings, events by name)."""
+    out: dict[str, Any] = {}
+    if not dataclasses.is_dataclass(op) or type(op).__name__ in ("GenericOperation",
+                                                                 "EmptyResult"):
+        return out
+    for f in dataclasses.fields(op):
+        if f.name in _SKIP:
+            continue
+        v = getattr(op, f.name)
+        if f.name == "event_specific_information" and v is not None:
+            out["info"] = v.kind
+            if v.cause is not None:
+                out["cause"] = int(v.cause.value)
+            continue
+        if f.name == "collected_digits" and v is not None:
+            out["max_digits"] = v.maximum_nb_of_digits
+            continue
+        s = _scalar(f.name, v)
+        if s is not None:
+            out[_SHORT.get(f.name, f.name)] = s
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The ladder decoder
+# ---------------------------------------------------------------------------------------------
+
+
+_CODECS: dict[str, Any] = {}
+
+
+def _codec(protocol: str) -> Any:
+    """The operation codec module of a protocol, imported on first use (pycrate loads slowly)."""
+    mod = _CODECS.get(protocol)
+    if mod is None:
+        import importlib
+
+        mod = importlib.import_module(f"scp.codecs.{protocol}")
+        _CODECS[protocol] = mod
+    return mod
+
+
+_AC_PROTOCOL: dict[tuple[int, ...], str | None] = {}
+
+
+def preload_codecs(protocols: Sequence[str] = ("cap", "map")) -> None:
+    """Import operation codecs now (they load pycrate's ASN.1: about a second for CAP + MAP)."""
+    for protocol in protocols:
+        _codec(protocol)
+
+
+def protocol_of_ac(ac: Sequence[int] | None) -> str | None:
+    """CAP / INAP / MAP from an application context name (TS 29.078 §6, 29.002 §17.3.3)."""
+    if ac is None:
+        return None
+    t = tuple(ac)
+    try:
+        return _AC_PROTOCOL[t]
+    except KeyError:
+        pass
+    p = _protocol_of_ac(t)
+    if len(_AC_PROTOCOL) < 1024:
+        _AC_PROTOCOL[t] = p
+    return p
+
+
+def _protocol_of_ac(ac: tuple[int, ...]) -> str | None:
+    known = appctx.lookup(tuple(ac))
+    if known is not None:
+        return known.protocol.value
+    t = tuple(ac)
+    if len(t) == 8 and t[:6] == (0, 4, 0, 0, 1, 0):
+        return "cap" if 50 <= t[6] <= 52 else "map"
+    if len(t) >= 7 and t[:5] == (0, 4, 0, 0, 1) and t[5] in (20, 21, 22, 23):
+        return "cap"
+    if len(t) >= 5 and t[:5] == (0, 4, 0, 1, 1):
+        return "inap"
+    return None
+
+
+_Head = tuple[int, float, int, int, str, "int | None", "int | None", "str | None", "str | None"]
+"""frame, ts, OPC, DPC, SCCP message, called / calling SSN, called / calling GT."""
+
+
+class LadderDecoder:
+    """MTP-TRANSFER -> :class:`LadderEntry`: SCCP, TCAP and operations, with dialogue memory.
+
+    ``ssn_protocols`` maps SCCP SSNs to ``cap`` / ``inap`` / ``map`` for dialogues whose
+    application context is absent or unknown (Wireshark's ``camel.tcap.ssn`` etc. prefs).
+    ``with_fields`` False skips the argument decoding (opcodes and names only).
+    """
+
+    def __init__(self, ssn_protocols: dict[int, str] | None = None, *,
+                 with_fields: bool = True) -> None:
+        self.ssn_protocols = dict(DEFAULT_SSN_PROTOCOLS if ssn_protocols is None else ssn_protocols)
+        self.with_fields = with_fields
+        self._ac_by_tid: dict[bytes, tuple[int, ...]] = {}
+        self._segments: dict[tuple[int, int, int], list[bytes]] = {}
+        self._field_cache: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._op_cache: dict[tuple[Any, ...], OpInfo] = {}
+
+    def decode(self, msg: CapturedMessage, source: str = "capture") -> LadderEntry | None:
+        """The ladder line of a captured message; None for M3UA management (no MSU)."""
+        if msg.mtp3 is None:
+            return None
+        return self.decode_transfer(msg.mtp3, frame=msg.frame, ts=msg.ts, source=source)
+
+    def decode_transfer(self, x: MtpTransfer, *, frame: int = 0, ts: float = 0.0,
+                        source: str = "capture") -> LadderEntry:
+        # The per-message hot path of ``replay --json`` (bench/replay.py): entries are built
+        # positionally from a head tuple (frame, ts, opc, dpc) + SCCP part.
+        if x.si != SI_SCCP:
+            return LadderEntry(frame, ts, x.opc, x.dpc, f"SI={x.si}", note="not SCCP",
+                               source=source)
+        try:
+            m = sccp_codec.decode(x.data)
+        except DecodeError as e:
+            return LadderEntry(frame, ts, x.opc, x.dpc, "?", note=f"SCCP: {e}", source=source)
+        except Exception as e:  # noqa: BLE001 - a codec bug must not end the replay
+            return LadderEntry(frame, ts, x.opc, x.dpc, "?",
+                               note=f"SCCP: {type(e).__name__}: {e}", source=source)
+        cd, cg = m.called, m.calling
+        head: _Head = (frame, ts, x.opc, x.dpc, _SCCP_NAMES.get(type(m)) or type(m).__name__,
+                cd.ssn, cg.ssn, cd.gt.digits if cd.gt else None, cg.gt.digits if cg.gt else None)
+        data = m.data
+        note = None
+        if isinstance(m, _SERVICES):
+            note = f"returned, cause {m.return_cause}"
+        seg = getattr(m, "segmentation", None)
+        if seg is not None and not (seg.first and seg.remaining == 0):
+            key = (x.opc, seg.local_reference, x.dpc)
+            if seg.first:
+                self._segments[key] = [data]
+            elif key in self._segments:
+                self._segments[key].append(data)
+            else:
+                return LadderEntry(*head, note="segment without its first", source=source)
+            if seg.remaining:
+                return LadderEntry(*head, note=f"segment, {seg.remaining} to come",
+                                   source=source)
+            data = b"".join(self._segments.pop(key))
+            note = (note + "; " if note else "") + "reassembled"
+        if cd.ssn == 1 and cg.ssn == 1:
+            return LadderEntry(*head, note="SCCP management", source=source)
+        return self._tcap(data, head, note, source)
+
+    def _tcap(self, data: bytes, head: _Head, note: str | None,
+              source: str) -> LadderEntry:
+        try:
+            t = tcap_codec.decode(data)
+        except DecodeError as e:
+            if data[:1] and data[0] in (0xE1, 0xE2, 0xE3, 0xE4):
+                reason = "ANSI TCAP (not decoded)"
+            else:
+                reason = f"TCAP: {e}"
+            return LadderEntry(*head, note=_join(note, reason), source=source, tcap_data=data)
+        except Exception as e:  # noqa: BLE001
+            return LadderEntry(*head, note=_join(note, f"TCAP: {type(e).__name__}"),
+                               source=source, tcap_data=data)
+        ac = self._remember_ac(t)
+        protocol = protocol_of_ac(ac)
+        if protocol is None:
+            protocol = (self.ssn_protocols.get(head[5] or -1)
+                        or self.ssn_protocols.get(head[6] or -1))
+        ops_ = self._components(t, protocol, ac) if t.components or t.bad_components else ()
+        extra = None
+        if t.p_abort_cause is not None:
+            extra = f"P-Abort cause {t.p_abort_cause}"
+        elif t.dialogue is not None:
+            if isinstance(t.dialogue, tcap_codec.Aare) and t.dialogue.result:
+                extra = f"AARE reject diagnostic {t.dialogue.diagnostic}"
+            elif isinstance(t.dialogue, tcap_codec.Abrt):
+                extra = "U-Abort"
+        return LadderEntry(
+            *head,
+            _TCAP_NAMES.get(t.message_type) or str(t.message_type),
+            t.otid.hex() if t.otid else None,
+            t.dtid.hex() if t.dtid else None,
+            _oid(ac), protocol, ops_, _join(note, extra), source, data,
+        )
+
+    def _remember_ac(self, t: tcap_codec.TcapMessage) -> tuple[int, ...] | None:
+        d = t.dialogue
+        ac = getattr(d, "application_context", None) if d is not None else None
+        if ac is not None:
+            ac = tuple(ac)
+            if len(self._ac_by_tid) > 100_000:
+                self._ac_by_tid.clear()
+            for tid in (t.otid, t.dtid):
+                if tid:
+                    self._ac_by_tid[tid] = ac
+            return ac
+        for tid in (t.dtid, t.otid):
+            if tid and tid in self._ac_by_tid:
+                return self._ac_by_tid[tid]
+        return None
+
+    def _components(self, t: tcap_codec.TcapMessage, protocol: str | None,
+                    ac: tuple[int, ...] | None) -> tuple[OpInfo, ...]:
+        cac = ac if protocol_of_ac(ac) == protocol else None
+        cache = self._op_cache
+        out = []
+        for c in t.components or ():
+            # Components are frozen values: the same component in the same context reads the
+            # same, so its ladder form is built once (the same RRBE or Continue every call).
+            key = (protocol, cac, c)
+            op = cache.get(key)
+            if op is None:
+                op = self._component(c, protocol, cac)
+                if len(cache) >= 8192:
+                    cache.clear()
+                cache[key] = op
+            out.append(op)
+        for b in t.bad_components:
+            out.append(OpInfo("bad", b.invoke_id, None, b.reason))
+        return tuple(out)
+
+    def _component(self, c: Any, protocol: str | None, cac: tuple[int, ...] | None) -> OpInfo:
+        codec = _codec(protocol) if protocol else None
+        names: dict[Any, str] = getattr(codec, "OPCODES", {}) if codec else {}
+        errors: dict[Any, str] = getattr(codec, "ERRORS", {}) if codec else {}
+        if isinstance(c, Invoke):
+            return OpInfo("invoke", c.invoke_id, c.opcode, names.get(c.opcode, _code(c.opcode)),
+                          self._fields(codec, "decode_arg", c.opcode, c.parameter, cac))
+        if isinstance(c, ReturnResult):
+            if c.opcode is None:
+                return OpInfo("result", c.invoke_id, None, "result")
+            return OpInfo("result", c.invoke_id, c.opcode, names.get(c.opcode, _code(c.opcode)),
+                          self._fields(codec, "decode_result", c.opcode, c.parameter, cac))
+        if isinstance(c, ReturnError):
+            return OpInfo("error", c.invoke_id, c.error_code,
+                          errors.get(c.error_code, _code(c.error_code)))
+        return OpInfo("reject", c.invoke_id, None,
+                      f"{c.problem_type.name.lower()}/{c.problem_code}")
+
+    def _fields(self, codec: Any, fn: str, code: Any, parameter: bytes | None,
+                ac: tuple[int, ...] | None) -> dict[str, Any]:
+        if codec is None or not self.with_fields or not isinstance(code, int):
+            return {}
+        # Switches repeat most arguments byte for byte (RRBE, ERB, Connect to the IVR...):
+        # the key fields of an argument already seen are reused (read-only) without pycrate.
+        key = (codec.__name__, fn, code, parameter, ac)
+        hit = self._field_cache.get(key)
+        if hit is not None:
+            return hit
+        if code == 0 and fn == "decode_arg" and parameter is not None and \
+                codec.__name__ == "scp.codecs.cap":
+            quick = idp_summary(parameter)
+            if quick is not None:
+                return quick  # callers differ call by call: not worth caching
+        try:
+            op = getattr(codec, fn)(code, parameter, ac=ac)
+            out = op_fields(op)
+        except (DecodeError, EncodeError) as e:
+            out = {"undecoded": e.reason if hasattr(e, "reason") else str(e)}
+        except Exception as e:  # noqa: BLE001 - pycrate edge cases are contained in codecs, but be safe
+            out = {"undecoded": type(e).__name__}
+        if len(self._field_cache) >= 8192:
+            self._field_cache.clear()
+        self._field_cache[key] = out
+        return out
+
+
+# InitialDPArg (TS 29.078 §6.1.2.1 / 3GPP CAP ASN.1): context tags whose values the ladder
+# shows, and tags it may skip because op_fields() leaves them out anyway (extensions and
+# CAMEL blobs). Any other tag, or any oddity, falls back to the full codec.
+_IDP_NUMBER_TAGS = {0x82: ("called", "cpn"), 0x83: ("calling", "cgpn"),
+                    0x8A: ("location_number", "cgpn"), 0x8C: ("ocn", "rdn"),
+                    0x9D: ("rdn", "rdn")}
+_IDP_SKIP = frozenset({0x87, 0x88, 0xAF, 0x97, 0xBB, 0x9E, 0xB3, 0xB4, 0xB5, 0xB6, 0xB7, 0xB9,
+                       0x99})
+# Position of each tag in the SEQUENCE definition: components must come in this order (X.680
+# §25), and a decoder that finds one out of place drops it, so the fast path steps aside.
+_IDP_ORDER = {t: i for i, t in enumerate(
+    (0x80, 0x82, 0x83, 0x85, 0x87, 0x88, 0x8A, 0x8C, 0xAF, 0x97, 0x99, 0xBB, 0x9C, 0x9D, 0x9E,
+     0x100 | 50, 0x100 | 51, 0x100 | 52, 0x100 | 53, 0x100 | 54, 0x100 | 55, 0x100 | 56,
+     0x100 | 57))}
+
+
+def idp_summary(p: bytes) -> dict[str, Any] | None:
+    """The ladder fields of a CAP InitialDP argument read straight from its BER, or None.
+
+    The hot path of ``replay --json``: pycrate takes ~30 µs per InitialDP and most captures
+    are mostly InitialDPs with different numbers. Only definite lengths and the tags above are
+    read; anything else returns None and the caller uses :mod:`scp.codecs.cap`. The unit tests
+    check that both give the same fields.
+    """
+    from scp.codecs.numbers import (
+        AddressString,
+        CalledPartyNumber,
+        CallingPartyNumber,
+        RedirectingNumber,
+        decode_tbcd,
+    )
+
+    n = len(p)
+    if n < 2 or p[0] != 0x30 or p[1] & 0x80 and p[1] != 0x81:
+        return None
+    pos, end = (2, 2 + p[1]) if p[1] < 0x80 else (3, 3 + p[2] if n > 2 else 0)
+    if end != n:
+        return None
+    sk = event = category = None
+    nums: dict[str, str] = {}
+    imsi = bcd = None
+    last = -1
+    try:
+        while pos < end:
+            tag = p[pos]
+            pos += 1
+            if tag & 0x1F == 0x1F:  # two-octet tag number (>= 31)
+                if pos >= end or p[pos] & 0x80:
+                    return None
+                tag = 0x100 | p[pos]  # 0x100 + tag number
+                pos += 1
+            if pos >= end:
+                return None
+            ln = p[pos]
+            pos += 1
+            if ln & 0x80:
+                if ln != 0x81 or pos >= end:
+                    return None
+                ln = p[pos]
+                pos += 1
+            v = p[pos:pos + ln]
+            pos += ln
+            if pos > end:
+                return None
+            rank = _IDP_ORDER.get(tag)
+            if rank is None or rank <= last:
+                return None
+            last = rank
+            if tag == 0x80:
+                if not 1 <= ln <= 4:
+                    return None
+                sk = int.from_bytes(v, "big", signed=True)
+            elif tag in _IDP_NUMBER_TAGS:
+                name, kind = _IDP_NUMBER_TAGS[tag]
+                cls: Any = {"cpn": CalledPartyNumber, "cgpn": CallingPartyNumber,
+                       "rdn": RedirectingNumber}[kind]
+                nums[name] = cls.decode(v).digits
+            elif tag == 0x85:
+                category = v[0] if v else 0
+            elif tag == 0x9C:  # [28] eventTypeBCSM
+                if ln != 1:
+                    return None
+                event = v[0]
+            elif tag == 0x100 | 50:
+                imsi = decode_tbcd(v)
+            elif tag == 0x100 | 56:
+                bcd = AddressString.decode(v).digits
+            elif tag in _IDP_SKIP or tag in (0x100 | 54, 0x100 | 55, 0x100 | 57, 0x100 | 51,
+                                             0x100 | 52, 0x100 | 53):
+                continue
+            else:
+                return None
+    except (DecodeError, IndexError, ValueError):
+        return None
+    if sk is None:
+        return None
+    out: dict[str, Any] = {"sk": sk}
+    if "called" in nums:
+        out["called"] = nums["called"]
+    if "calling" in nums:
+        out["calling"] = nums["calling"]
+    if category is not None:
+        out["calling_partys_category"] = category
+    if "location_number" in nums:
+        out["location_number"] = nums["location_number"]
+    if "ocn" in nums:
+        out["ocn"] = nums["ocn"]
+    if event is not None:
+        out["event"] = _ev_name(event)
+    if "rdn" in nums:
+        out["rdn"] = nums["rdn"]
+    if imsi is not None:
+        out["imsi"] = imsi
+    if bcd is not None:
+        out["called_bcd"] = bcd
+    return out
+
+
+def _code(code: Any) -> str:
+    return str(code) if isinstance(code, int) else ".".join(map(str, code or ()))
+
+
+def _join(a: str | None, b: str | None) -> str | None:
+    if a and b:
+        return f"{a}; {b}"
+    return a or b
+
+
+def decode_capture(path: str | Path, decoder: LadderDecoder | None = None
+                   ) -> Iterator[LadderEntry | CaptureWarning]:
+    """Every ladder line of a capture and every warning, in capture order (never raises)."""
+    dec = decoder or LadderDecoder()
+    for item in read_capture(str(path)):
+        if type(item) is CaptureWarning:
+            yield item
+            continue
+        try:
+            entry = dec.decode(item)  # type: ignore[arg-type]
+        except Exception as e:  # noqa: BLE001 - one bad frame is a warning, not the end
+            yield CaptureWarning(item.frame, f"could not decode: {type(e).__name__}: {e}")  # type: ignore[union-attr]
+            continue
+        if entry is not None:
+            yield entry
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------
+
+
+def format_entry(e: LadderEntry, t0: float = 0.0) -> str:
+    """One ladder line: time, OPC -> DPC, SCCP / TCAP type, tids, operations with key fields."""
+    tag = {"capture": "  ", "ours": "<=", "sent": "=>"}.get(e.source, "  ")
+    head = f"{e.ts - t0:9.3f} {tag} #{e.frame:<5} {e.opc:>5} -> {e.dpc:<5} {e.sccp:<5}"
+    parts = [head]
+    if e.tcap:
+        tids = []
+        if e.otid:
+            tids.append(f"otid={e.otid}")
+        if e.dtid:
+            tids.append(f"dtid={e.dtid}")
+        parts.append(f"{e.tcap:<8} {' '.join(tids)}")
+        if e.protocol:
+            parts.append(f"[{e.protocol}]")
+        if e.ops:
+            parts.append(" ".join(o.text() for o in e.ops))
+    if e.note:
+        parts.append(f"({e.note})")
+    return " ".join(parts)
+
+
+def entry_json(e: LadderEntry) -> dict[str, Any]:
+    """A JSON-ready dict of one ladder line (``--json`` prints one per line)."""
+    d = _entry_head(e)
+    if e.ops:
+        d["ops"] = _ops_json(e.ops)
+    return d
+
+
+def _ops_json(ops_: tuple[OpInfo, ...]) -> list[dict[str, Any]]:
+    out = []
+    for o in ops_:
+        od: dict[str, Any] = {"kind": o.kind, "id": o.invoke_id, "code": o.code, "name": o.name}
+        if o.fields:
+            od["fields"] = o.fields
+        out.append(od)
+    return out
+
+
+def _entry_head(e: LadderEntry) -> dict[str, Any]:
+    d: dict[str, Any] = {"type": "message", "source": e.source, "frame": e.frame,
+                         "ts": round(e.ts, 6), "opc": e.opc, "dpc": e.dpc, "sccp": e.sccp}
+    # Spelled out rather than a getattr loop: one call per message of ``replay --json``.
+    if e.called_ssn is not None:
+        d["called_ssn"] = e.called_ssn
+    if e.calling_ssn is not None:
+        d["calling_ssn"] = e.calling_ssn
+    if e.called_gt is not None:
+        d["called_gt"] = e.called_gt
+    if e.calling_gt is not None:
+        d["calling_gt"] = e.calling_gt
+    if e.tcap is not None:
+        d["tcap"] = e.tcap
+    if e.otid is not None:
+        d["otid"] = e.otid
+    if e.dtid is not None:
+        d["dtid"] = e.dtid
+    if e.ac is not None:
+        d["ac"] = e.ac
+    if e.protocol is not None:
+        d["protocol"] = e.protocol
+    if e.note is not None:
+        d["note"] = e.note
+    return d
+
+
+class JsonLines:
+    """``entry_json`` as one compact JSON line, with the ``ops`` part cached.
+
+    The ladder decoder hands out the same :class:`OpInfo` objects for a component it has seen
+    (same RRBE, same Continue on every call), so their JSON text is made once. The cache keeps
+    the OpInfo objects alive, so the ``id()`` in its key cannot be reused by another object.
+    """
+
+    def __init__(self) -> None:
+        self._encode = json.JSONEncoder(separators=(",", ":")).encode
+        self._ops: dict[tuple[int, ...], tuple[tuple[OpInfo, ...], str]] = {}
+
+    def line(self, e: LadderEntry) -> str:
+        ops_ = e.ops
+        if not ops_:
+            return self._encode(entry_json(e))
+        key = tuple(map(id, ops_))
+        hit = self._ops.get(key)
+        if hit is None:
+            hit = (ops_, self._encode(_ops_json(ops_)))
+            if len(self._ops) >= 4096:
+                self._ops.clear()
+            self._ops[key] = hit
+        head = self._encode(_entry_head(e))
+        return f'{head[:-1]},"ops":{hit[1]}}}'
+
+
+class LadderFilter:
+    """``--filter`` terms, all of which must match: ``KEY=VALUE`` or a bare word.
+
+    Keys: ``pc`` (OPC or DPC), ``opc``, ``dpc``, ``tcap`` (begin, continue...), ``op``
+    (operation name, substring, case-insensitive), ``tid`` (otid or dtid, hex), ``number``
+    (digits anywhere: GTs and operation numbers, substring), ``protocol`` (cap / inap / map),
+    ``ssn``. A bare word matches operation names, e.g. ``initialDP``.
+    """
+
+    KEYS = ("pc", "opc", "dpc", "tcap", "op", "tid", "number", "protocol", "ssn")
+
+    def __init__(self, terms: Iterable[str]) -> None:
+        self.terms: list[tuple[str, str]] = []
+        for raw in terms:
+            for term in raw.split(","):
+                term = term.strip()
+                if not term:
+                    continue
+                key, sep, val = term.partition("=")
+                if not sep:
+                    key, val = "op", term
+                key = key.strip().lower()
+                if key not in self.KEYS:
+                    raise ValueError(f"filter key {key!r} is not one of {', '.join(self.KEYS)}")
+                if key in ("pc", "opc", "dpc", "ssn") and not val.strip().isdigit():
+                    raise ValueError(f"filter {key}= needs a number, got {val!r}")
+                self.terms.append((key, val.strip().lower()))
+
+    def __bool__(self) -> bool:
+        return bool(self.terms)
+
+    def match(self, e: LadderEntry) -> bool:
+        for key, val in self.terms:
+            if key == "pc" and int(val) not in (e.opc, e.dpc):
+                return False
+            if key == "opc" and int(val) != e.opc:
+                return False
+            if key == "dpc" and int(val) != e.dpc:
+                return False
+            if key == "ssn" and int(val) not in (e.called_ssn, e.calling_ssn):
+                return False
+            if key == "tcap" and (e.tcap or "").lower() != val:
+                return False
+            if key == "protocol" and (e.protocol or "") != val:
+                return False
+            if key == "tid" and val not in ((e.otid or ""), (e.dtid or "")):
+                return False
+            if key == "op" and not any(val in o.name.lower() for o in e.ops):
+                return False
+            if key == "number" and not any(val in n.lower() for n in e.numbers):
+                return False
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Rewriting: transaction IDs (Q.773 §3.1) and numbers
+# ---------------------------------------------------------------------------------------------
+
+
+def _tlv_head(tag: int, n: int) -> bytes:
+    if n < 0x80:
+        return bytes((tag, n))
+    ln = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(ln))) + ln
+
+
+def rewrite_tids(data: bytes, *, otid: bytes | None = None, dtid: bytes | None = None) -> bytes:
+    """The TCAP message with its OrigTransactionID / DestTransactionID replaced.
+
+    Only the transaction portion is rebuilt (the outer length follows the new IDs); the
+    dialogue and component portions are copied byte for byte. Raises DecodeError if the
+    transaction portion cannot be read.
+    """
+    from scp.codecs.cap import read_tlv
+
+    tag, vs, ve, _ = read_tlv(data, 0, "tcap")
+    if data[1] == 0x80:
+        ve = len(data) - 2  # indefinite outer length: keep the end-of-contents
+    body = bytearray()
+    pos = vs
+    while pos < ve:
+        t, cs, ce, nxt = read_tlv(data, pos, "tcap")
+        if t == tcap_codec.TAG_OTID and otid is not None:
+            body += _tlv_head(t, len(otid)) + otid
+        elif t == tcap_codec.TAG_DTID and dtid is not None:
+            body += _tlv_head(t, len(dtid)) + dtid
+        else:
+            body += data[pos:nxt]
+        if t not in (tcap_codec.TAG_OTID, tcap_codec.TAG_DTID):
+            body += data[nxt:ve]
+            break
+        pos = nxt
+    return _tlv_head(tag, len(body)) + bytes(body)
+
+
+def _swap_bcd(digits: str, filler: int) -> bytes:
+    out = bytearray()
+    vals = [int(c, 16) for c in digits]
+    for i in range(0, len(vals), 2):
+        lo = vals[i]
+        hi = vals[i + 1] if i + 1 < len(vals) else filler
+        out.append((hi << 4) | lo)
+    return bytes(out)
+
+
+class NumberRewriter:
+    """``--rewrite-number OLD=NEW``: replace numbers wherever they are BCD-coded in a message.
+
+    ISUP numbers (Q.763 §3.9, filler 0), MAP TBCD strings (TS 29.002 §17.7.8, filler F) and
+    SCCP global titles (Q.713 §3.4.2.3) all store digits as swapped nibbles, so a number is
+    found and replaced at byte level with no re-encoding. OLD and NEW must have the same number
+    of digits (the lengths around them stay valid); a different length raises ValueError.
+    """
+
+    def __init__(self, pairs: Iterable[str]) -> None:
+        self.subs: list[tuple[bytes, bytes]] = []
+        for p in pairs:
+            old, sep, new = p.partition("=")
+            old, new = old.strip().lstrip("+"), new.strip().lstrip("+")
+            if not sep or not old.isdigit() or not new.isdigit():
+                raise ValueError(f"--rewrite-number {p!r}: expected OLD=NEW with digits only")
+            if len(old) != len(new):
+                raise ValueError(f"--rewrite-number {p!r}: OLD and NEW need the same number of "
+                                 "digits (the fields around them keep their length)")
+            if len(old) < 4:
+                raise ValueError(f"--rewrite-number {p!r}: numbers shorter than 4 digits are "
+                                 "ambiguous at byte level")
+            fillers = (0x0, 0xF) if len(old) % 2 else (0x0,)
+            for f in fillers:
+                self.subs.append((_swap_bcd(old, f), _swap_bcd(new, f)))
+
+    def __bool__(self) -> bool:
+        return bool(self.subs)
+
+    def apply(self, data: bytes) -> bytes:
+        for old, new in self.subs:
+            if old in data:
+                data = data.replace(old, new)
+        return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Roles in a capture: who is the SCP?
+# ---------------------------------------------------------------------------------------------
+
+# Operations a switch, HLR, VLR or SRF sends *to* an SCP (TS 29.078 §6: InitialDP 0,
+# AssistRequestInstructions 16; TS 29.002: alertServiceCentre 64 / 49, NoteMM-Event 89).
+_TO_SCP = {("cap", 0), ("inap", 0), ("cap", 16), ("inap", 16), ("map", 64), ("map", 49),
+           ("map", 89)}
+
+
+def guess_scp_pc(entries: Sequence[LadderEntry]) -> int | None:
+    """The SCP's point code: DPC of the first Begin carrying an operation sent to an SCP."""
+    first_begin = None
+    for e in entries:
+        if e.tcap != "Begin":
+            continue
+        if first_begin is None:
+            first_begin = e.dpc
+        for o in e.ops:
+            if o.kind == "invoke" and (e.protocol, o.code) in _TO_SCP:
+                return e.dpc
+    return first_begin
+
+
+# ---------------------------------------------------------------------------------------------
+# The in-process SCP (offline replay, the simulator's default target, demo captures)
+# ---------------------------------------------------------------------------------------------
+
+
+class _LoopbackTransport:
+    """Stands in for the TCP/SCTP adapter: what the node sends goes to a callback."""
+
+    def __init__(self, deliver: Callable[[bytes], None]) -> None:
+        self.deliver = deliver
+        self.listening: list[tuple[str, int]] = []
+
+    def send(self, assoc_id: int, stream: int, data: bytes) -> bool:
+        self.deliver(data)
+        return True
+
+    def close_association(self, assoc_id: int, reason: str) -> None:
+        pass
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+def default_users(pool: Any, cfg: Any) -> Callable[[Any], list[Any]] | None:
+    """The node's real TC-users (call handling, MAP presence) when those modules exist.
+
+    Returns None (the node's interim ContinueUser) without a database or before issues 5 and 6
+    land, so replay works either way.
+    """
+    if pool is None:
+        return None
+    makers: list[Callable[[Any, Any, Any], Any]] = []
+    try:
+        from scp.callflow import build_call_user  # type: ignore[import-not-found,unused-ignore]
+
+        makers.append(build_call_user)
+    except ImportError:
+        pass
+    try:
+        from scp.mapuser import build_map_user  # type: ignore[import-not-found,unused-ignore]
+
+        makers.append(build_map_user)
+    except ImportError:
+        pass
+    if not makers:
+        return None
+
+    def users(node: Any) -> list[Any]:
+        out: list[Any] = [m(node, pool, cfg) for m in makers]
+        if len(makers) == 1 and makers[0].__name__ == "build_map_user":
+            from scp.service.dialogue import ContinueUser
+
+            out.insert(0, ContinueUser())
+        return out
+
+    return users
+
+
+class InProcessScp:
+    """An SCP node (same cores, same TC-users) whose association is a function call.
+
+    ``feed(m3ua)`` delivers one M3UA message from the peer; what the node sends lands in
+    ``sent`` and in ``on_send``. The node's ASP is brought up by sending ASPUP / ASPAC for the
+    peer (RFC 4666 §4.3.4.1, §4.3.4.3), so DATA is accepted exactly as on the wire.
+    Needs a running event loop (the node arms asyncio timers).
+    """
+
+    PEER = ("127.0.0.2", 2906)
+    LOCAL = ("127.0.0.1", 2905)
+
+    def __init__(self, cfg: Any, *, pool: Any = None,
+                 users: Callable[[Any], list[Any]] | None = None,
+                 on_send: Callable[[bytes], None] | None = None) -> None:
+        from scp.app import Node
+
+        # The replayer plays the ASP that connects in: the node is the server side of a TCP
+        # association that never opens a socket, whatever the config says for the live node.
+        m = cfg.m3ua
+        if m.role != "server" or m.transport != "tcp":
+            cfg = dataclasses.replace(cfg, m3ua=dataclasses.replace(m, role="server",
+                                                                     transport="tcp"))
+        self.cfg = cfg
+        self.sent: list[bytes] = []
+        self.on_send = on_send
+        self.changed = asyncio.Event()
+        self.node = Node(cfg, users=users if users is not None else default_users(pool, cfg))
+        self.node.transport = _LoopbackTransport(self._sent)  # type: ignore[assignment]
+        self.assoc_id = 1
+
+    def _sent(self, data: bytes) -> None:
+        self.sent.append(data)
+        self.changed.set()
+        if self.on_send is not None:
+            self.on_send(data)
+
+    def start(self) -> None:
+        """Association up and the peer ASP active (ASPUP, ASPAC with our routing context)."""
+        from scp.codecs import m3ua
+
+        self.node.association_up(self.assoc_id, self.PEER, self.LOCAL)
+        rc = self.cfg.m3ua.routing_context
+        self.feed(m3ua.encode(m3ua.make(m3ua.MessageType.ASPUP)))
+        self.feed(m3ua.encode(m3ua.make(m3ua.MessageType.ASPAC, routing_context=rc,
+                                        traffic_mode=_traffic_mode(self.cfg))))
+
+    def feed(self, data: bytes) -> None:
+        self.node.association_data(self.assoc_id, data, 1)
+
+    def feed_transfer(self, x: MtpTransfer) -> None:
+        from scp.codecs import m3ua
+
+        self.feed(m3ua.encode_data(x, rc=self.cfg.m3ua.routing_context))
+
+    async def settle(self, quiet: float = 0.05, limit: float = 3.0) -> None:
+        """Wait until the node has sent nothing for ``quiet`` s (its users may await the DB)."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), quiet)
+            except TimeoutError:
+                return
+
+    async def stop(self) -> None:
+        self.node.association_down(self.assoc_id, "replay done")
+        if self.node._timer is not None:
+            self.node._timer.cancel()
+        # The real users hold database work in flight: let it finish before the pool closes.
+        for user in self.node.user.users:
+            for name in ("drain", "aclose"):
+                fn = getattr(user, name, None)
+                if fn is not None:
+                    try:
+                        await asyncio.wait_for(fn(), 5.0)
+                    except Exception:  # noqa: BLE001 - shutting down: report nothing more
+                        pass
+
+
+def _traffic_mode(cfg: Any) -> int:
+    return {"override": 1, "loadshare": 2, "broadcast": 3}[cfg.m3ua.traffic_mode]
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline replay
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DialogueReport:
+    """What one captured dialogue looked like and what our SCP did with it."""
+
+    key: str  # the network side's otid (hex)
+    first_frame: int
+    network: list[LadderEntry] = field(default_factory=list)
+    capture_answers: list[LadderEntry] = field(default_factory=list)
+    our_answers: list[LadderEntry] = field(default_factory=list)
+    our_tid: bytes | None = None
+    capture_scp_tid: bytes | None = None
+    closed_by_us: bool = False
+    skipped: int = 0
+
+
+@dataclass
+class ReplaySummary:
+    """Counts of one replay run (printed last; ``--json`` as a ``summary`` line)."""
+
+    frames_with_sccp: int = 0
+    messages: int = 0
+    fed: int = 0
+    answers: int = 0
+    warnings: int = 0
+    dialogues: int = 0
+    sms: list[dict[str, Any]] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    unanswered: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "summary", "messages": self.messages, "fed": self.fed,
+                             "answers": self.answers, "warnings": self.warnings,
+                             "dialogues": self.dialogues, "sms": len(self.sms)}
+        if self.latencies:
+            s = sorted(self.latencies)
+            d["latency_ms"] = {"p50": round(_pct(s, 50) * 1000, 3),
+                               "p95": round(_pct(s, 95) * 1000, 3),
+                               "max": round(s[-1] * 1000, 3)}
+            d["unanswered"] = self.unanswered
+        return d
+
+
+def _pct(s: Sequence[float], p: float) -> float:
+    if not s:
+        return 0.0
+    k = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
+    return s[k]
+
+
+Emit = Callable[[str, Any], None]
+"""Output sink: ``emit(kind, payload)`` with kind message / warning / dialogue / sms / summary."""
+
+
+def _our_ssn(cfg: Any, protocol: str | None, e: LadderEntry) -> int:
+    ssn = cfg.sccp.ssn
+    if protocol == "inap":
+        return ssn.inap
+    if protocol == "map":
+        if any(o.code in (64, 49) for o in e.ops if o.kind == "invoke"):
+            return ssn.sc
+        return ssn.map
+    return ssn.cap
+
+
+def retarget(x: MtpTransfer, cfg: Any, e: LadderEntry, *, dpc: int | None = None,
+             opc: int | None = None, tcap_data: bytes | None = None,
+             numbers: NumberRewriter | None = None) -> MtpTransfer:
+    """The captured MSU re-addressed to our SCP: DPC, called SSN, calling PC; new TCAP bytes.
+
+    The called party becomes our SSN routed on SSN (Q.713 §3.4.1), so it reaches our TC-users
+    whatever SSN the capture's SCP used; the calling party keeps its GT/SSN and gains the
+    capture's OPC so our answer is routed back on the point code.
+    """
+    m = sccp_codec.decode(x.data)
+    called = SccpAddress(ri=RoutingIndicator.SSN, pc=cfg.m3ua.local_pc if dpc is None else dpc,
+                         ssn=_our_ssn(cfg, e.protocol, e))
+    calling = m.calling
+    src_pc = x.opc if opc is None else opc
+    calling = dataclasses.replace(calling, pc=src_pc, ri=RoutingIndicator.SSN) \
+        if calling.ssn is not None else dataclasses.replace(calling, pc=src_pc)
+    data = tcap_data if tcap_data is not None else e.tcap_data
+    if data is None:
+        data = m.data
+    if numbers:
+        data = numbers.apply(data)
+    seg_free: dict[str, Any] = {}
+    if hasattr(m, "segmentation"):
+        seg_free["segmentation"] = None
+    # A reassembled message is sent whole: XUDT (or LUDT when long) lets our SCCP take it.
+    if len(data) > 255 or (getattr(m, "segmentation", None) is not None):
+        new: Any = sccp_codec.Xudt(called=called, calling=calling, data=data,
+                                   protocol_class=getattr(m, "protocol_class", 0))
+        if len(data) > 254:
+            new = sccp_codec.Ludt(called=called, calling=calling, data=data,
+                                  protocol_class=getattr(m, "protocol_class", 0))
+    else:
+        new = dataclasses.replace(m, called=called, calling=calling, data=data, **seg_free)
+    return MtpTransfer(opc=src_pc, dpc=cfg.m3ua.local_pc if dpc is None else dpc, si=SI_SCCP,
+                       ni=cfg.m3ua.network_indicator, mp=x.mp, sls=x.sls,
+                       data=sccp_codec.encode(new))
+
+
+def _load(path: str | Path, ssn_protocols: dict[int, str] | None, emit: Emit,
+          summary: ReplaySummary, scp_pc: int | None
+          ) -> tuple[list[tuple[CapturedMessage, LadderEntry]], int | None]:
+    """Every SCCP message of the capture with its ladder line, and the SCP's point code."""
+    dec = LadderDecoder(ssn_protocols)
+    items: list[tuple[CapturedMessage, LadderEntry]] = []
+    for item in read_capture(str(path)):
+        if type(item) is CaptureWarning:
+            summary.warnings += 1
+            emit("warning", item)
+            continue
+        try:
+            e = dec.decode(item)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - one bad frame is a warning, not the end
+            summary.warnings += 1
+            emit("warning", CaptureWarning(item.frame, f"could not decode: {exc!r}"))  # type: ignore[union-attr]
+            continue
+        if e is not None:
+            items.append((item, e))  # type: ignore[arg-type]
+    summary.messages = len(items)
+    scp = scp_pc if scp_pc is not None else guess_scp_pc([e for _, e in items])
+    return items, scp
+
+
+def _writer(capture_out: str | Path | None) -> Any:
+    if capture_out is None:
+        return None
+    from scp.capture import SctpPcapWriter
+
+    return SctpPcapWriter.open(str(capture_out))
+
+
+async def replay_offline(
+    path: str | Path,
+    cfg: Any,
+    *,
+    pool: Any = None,
+    emit: Emit,
+    compare: bool = False,
+    flt: LadderFilter | None = None,
+    scp_pc: int | None = None,
+    numbers: NumberRewriter | None = None,
+    ssn_protocols: dict[int, str] | None = None,
+    users: Callable[[Any], list[Any]] | None = None,
+    capture_out: str | Path | None = None,
+    settle: float = 0.05,
+) -> ReplaySummary:
+    """Feed the network side of a capture to an in-process SCP and report what it answered.
+
+    The capture's own SCP is the DPC of the first Begin carrying an operation sent to an SCP
+    (InitialDP, AssistRequestInstructions, AlertServiceCentre, NoteMM-Event), or ``scp_pc``.
+    Dialogues the capture's network side opened are replayed; messages the capture's SCP sent
+    are shown only with ``compare``. ``capture_out`` writes what was fed and answered as an
+    SCTP-framed pcap (Wireshark reads it).
+    """
+    summary = ReplaySummary()
+    items, scp = _load(path, ssn_protocols, emit, summary, scp_pc)
+    writer = _writer(capture_out)
+    our_dec = LadderDecoder(ssn_protocols)
+    dialogues: dict[bytes, DialogueReport] = {}
+    by_capture_scp_tid: dict[bytes, DialogueReport] = {}
+    by_our_tid: dict[bytes, DialogueReport] = {}
+    current: list[LadderEntry] = []
+    frame_now = [0]
+    first_answer_at: list[float] = []
+
+    def on_send(data: bytes) -> None:
+        from scp.codecs import m3ua
+
+        if writer is not None:
+            writer.write(data, ts=time.time(), src=InProcessScp.LOCAL, dst=InProcessScp.PEER)
+        try:
+            d = m3ua.decode_data(data)
+        except DecodeError:
+            return  # ASP management answers (ASPUP_ACK...): not part of the ladder
+        le = our_dec.decode_transfer(d.xfer, frame=frame_now[0], ts=time.time(), source="ours")
+        if not current:
+            first_answer_at.append(time.monotonic())
+        current.append(le)
+
+    node = InProcessScp(cfg, pool=pool, users=users, on_send=on_send)
+    sms_floor = await _sms_floor(pool)
+    node.start()
+    current.clear()
+    try:
+        for msg, e in items:
+            show = flt is None or not flt or flt.match(e)
+            from_network = scp is None or e.opc != scp
+            if e.tcap is None or e.tcap_data is None:
+                if show:
+                    emit("message", e)
+                continue
+            if e.sccp in _SERVICE_NAMES:
+                # A message SCCP returned (UDTS/XUDTS/LUDTS, Q.714 §4.2) answers what the
+                # capture's SCP sent, not ours: shown, never fed.
+                if show and (compare or e.opc != scp):
+                    emit("message", dataclasses.replace(
+                        e, note=_join(e.note, "not fed: a returned message")))
+                continue
+            otid = bytes.fromhex(e.otid) if e.otid else None
+            dtid = bytes.fromhex(e.dtid) if e.dtid else None
+            if not from_network:
+                # The capture's own SCP answering: learn its transaction ID for the rewrite.
+                rep = dialogues.get(dtid) if dtid else None
+                if rep is not None:
+                    if otid and rep.capture_scp_tid is None:
+                        rep.capture_scp_tid = otid
+                        by_capture_scp_tid[otid] = rep
+                    rep.capture_answers.append(e)
+                if compare and show:
+                    emit("message", e)
+                continue
+            summary.frames_with_sccp += 1
+            if e.tcap in ("Begin", "Unidirectional"):
+                rep = DialogueReport(key=e.otid or f"uni-{e.frame}", first_frame=e.frame)
+                if otid:
+                    dialogues[otid] = rep
+                summary.dialogues += 1
+                new_dtid = None
+            else:
+                rep = (by_capture_scp_tid.get(dtid) if dtid else None) or \
+                      (dialogues.get(otid) if otid else None)
+                new_dtid = rep.our_tid if rep is not None else None
+                if rep is not None and (rep.closed_by_us or new_dtid is None):
+                    rep.skipped += 1
+                    rep.network.append(e)
+                    if show:
+                        emit("message", dataclasses.replace(
+                            e, note=_join(e.note, "not fed: our SCP closed this dialogue")))
+                    continue
+            if rep is None:
+                if show:
+                    emit("message", dataclasses.replace(e, note=_join(
+                        e.note, "not fed: its dialogue began before the capture")))
+                continue
+            if show:
+                emit("message", e)
+            rep.network.append(e)
+            try:
+                tdata = e.tcap_data
+                if new_dtid is not None:
+                    tdata = rewrite_tids(tdata, dtid=new_dtid)
+                x = retarget(msg.mtp3, cfg, e, tcap_data=tdata, numbers=numbers)  # type: ignore[arg-type]
+                from scp.codecs import m3ua
+
+                wire = m3ua.encode_data(x, rc=cfg.m3ua.routing_context)
+            except (DecodeError, EncodeError) as exc:
+                summary.warnings += 1
+                emit("warning", CaptureWarning(e.frame, f"cannot re-address for our SCP: {exc}"))
+                continue
+            if writer is not None:
+                writer.write(wire, ts=time.time(), src=InProcessScp.PEER, dst=InProcessScp.LOCAL)
+            frame_now[0] = e.frame
+            current.clear()
+            first_answer_at.clear()
+            sent_at = time.monotonic()
+            try:
+                node.feed(wire)
+            except Exception as exc:  # noqa: BLE001 - a node bug is reported, the replay goes on
+                summary.warnings += 1
+                emit("warning", CaptureWarning(
+                    e.frame, f"our SCP failed on this message: {type(exc).__name__}: {exc}"))
+                continue
+            summary.fed += 1
+            await node.settle(settle)
+            if first_answer_at:
+                summary.latencies.append(first_answer_at[0] - sent_at)
+            for ans in current:
+                ans = dataclasses.replace(ans, ts=e.ts)  # shown beside what triggered it
+                summary.answers += 1
+                target = rep
+                ans_d = bytes.fromhex(ans.dtid) if ans.dtid else None
+                if ans_d and ans_d in dialogues:
+                    target = dialogues[ans_d]
+                target.our_answers.append(ans)
+                if ans.otid and target.our_tid is None:
+                    target.our_tid = bytes.fromhex(ans.otid)
+                    by_our_tid[target.our_tid] = target
+                if ans.tcap in ("End", "Abort"):
+                    target.closed_by_us = True
+                if flt is None or not flt or flt.match(ans) or show:
+                    emit("message", ans)
+            current.clear()
+        await node.settle(settle)
+        for ans in current:  # late answers (timers)
+            summary.answers += 1
+            emit("message", ans)
+        summary.sms = await _sms_since(pool, sms_floor)
+        for rep in dialogues.values():
+            emit("dialogue", rep)
+        for s in summary.sms:
+            emit("sms", s)
+    finally:
+        await node.stop()
+        if writer is not None:
+            writer.close()
+    return summary
+
+
+async def _sms_floor(pool: Any) -> int:
+    if pool is None:
+        return 0
+    try:
+        return int(await pool.fetchval("SELECT coalesce(max(id), 0) FROM sms_outbox"))
+    except Exception:  # noqa: BLE001 - no outbox table: nothing to show
+        return 0
+
+
+async def _sms_since(pool: Any, floor: int) -> list[dict[str, Any]]:
+    if pool is None:
+        return []
+    try:
+        rows = await pool.fetch("SELECT id, destination, text, status FROM sms_outbox"
+                                " WHERE id > $1 ORDER BY id", floor)
+    except Exception:  # noqa: BLE001
+        return []
+    return [dict(r) for r in rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# Live replay: an M3UA ASP toward a running SCP
+# ---------------------------------------------------------------------------------------------
+
+
+class M3uaClient(asyncio.Protocol):
+    """A client-role M3UA ASP (RFC 4666 §4.3) over TCP whose DATA goes to a callback.
+
+    Only the M3UA layer of the stack is used: the payload is replayed and read raw, so the
+    captured TCAP reaches the SCP byte for byte (after the rewrites) and answers are read by
+    the ladder decoder instead of a TCAP state machine.
+    """
+
+    def __init__(self, *, local_pc: int, routing_context: int,
+                 on_data: Callable[[MtpTransfer], None],
+                 on_wire: Callable[[bytes, bool], None] | None = None) -> None:
+        from scp.core.m3ua_asp import M3uaLayer
+        from scp.core.m3ua_framing import M3uaStreamReader
+
+        self.m3ua = M3uaLayer(role="client", local_pc=local_pc, routing_context=routing_context,
+                              beat_interval=0.0)
+        self.reader = M3uaStreamReader()
+        self.transport: asyncio.Transport | None = None
+        self.on_data = on_data
+        self.on_wire = on_wire
+        self.active = asyncio.Event()
+        self.closed = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self._process(self.m3ua.association_up(1, time.monotonic()))
+
+    def data_received(self, data: bytes) -> None:
+        for m in self.reader.feed(data):
+            if self.on_wire is not None:
+                self.on_wire(m, False)
+            self._process(self.m3ua.receive(1, m, time.monotonic(), 0))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.closed.set()
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _process(self, outputs: Iterable[object]) -> None:
+        from scp.core.m3ua_asp import Deliver, Transmit
+
+        for o in outputs:
+            if type(o) is Transmit:
+                if self.transport is not None:
+                    self.transport.write(o.data)  # type: ignore[attr-defined]
+                if self.on_wire is not None:
+                    self.on_wire(o.data, True)  # type: ignore[attr-defined]
+            elif type(o) is Deliver:
+                self.on_data(o.xfer)  # type: ignore[attr-defined]
+        if self.m3ua.is_active:
+            self.active.set()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        d = self.m3ua.next_deadline()
+        if d is not None:
+            self._timer = asyncio.get_running_loop().call_later(
+                max(0.0, d - time.monotonic()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._process(self.m3ua.handle_timer(time.monotonic()))
+
+    def send(self, x: MtpTransfer) -> None:
+        self._process(self.m3ua.send_transfer(x, time.monotonic()))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self._process(self.m3ua.shutdown(time.monotonic()))
+            self.transport.close()
+
+
+def parse_target(target: str) -> tuple[str, int]:
+    """``HOST:PORT`` -> (host, port); ValueError naming the problem."""
+    host, sep, port = target.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--target {target!r}: expected HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+async def replay_live(
+    path: str | Path,
+    cfg: Any,
+    target: str,
+    *,
+    emit: Emit,
+    speed: float | None = None,
+    flt: LadderFilter | None = None,
+    scp_pc: int | None = None,
+    numbers: NumberRewriter | None = None,
+    ssn_protocols: dict[int, str] | None = None,
+    peer_pc: int = 200,
+    answer_timeout: float = 3.0,
+    capture_out: str | Path | None = None,
+    connect_timeout: float = 5.0,
+) -> ReplaySummary:
+    """Play the capture's switch / HLR side toward a running SCP and report its answers.
+
+    ``speed`` None: as fast as possible (each message waits for the previous answer or
+    ``answer_timeout``); 1.0: capture timing; 10: ten times faster. Transaction IDs: our
+    continuations carry the dtid the target SCP gave, not the capture's. ``cfg`` describes the
+    target (its point code and routing context); the replaying ASP uses ``peer_pc``.
+    """
+    host, port = parse_target(target)
+    summary = ReplaySummary()
+    items, scp = _load(path, ssn_protocols, emit, summary, scp_pc)
+    writer = _writer(capture_out)
+    ans_dec = LadderDecoder(ssn_protocols)
+    # our otid (sent) -> (send time, report); capture SCP tid -> target SCP tid
+    pending: dict[bytes, float] = {}
+    tid_map: dict[bytes, bytes] = {}
+    shown: set[bytes] = set()  # network otids of the dialogues --filter lets through
+    answered = asyncio.Event()
+
+    def on_wire(data: bytes, outgoing: bool) -> None:
+        if writer is not None:
+            src, dst = (("127.0.0.2", 2906), ("127.0.0.1", 2905))
+            writer.write(data, ts=time.time(), src=src if outgoing else dst,
+                         dst=dst if outgoing else src)
+
+    def on_data(x: MtpTransfer) -> None:
+        e = ans_dec.decode_transfer(x, frame=0, ts=time.time(), source="ours")
+        summary.answers += 1
+        d = bytes.fromhex(e.dtid) if e.dtid else None
+        if d is not None and d in pending:
+            lat = time.monotonic() - pending.pop(d)
+            summary.latencies.append(lat)
+            e = dataclasses.replace(e, note=_join(e.note, f"answered in {lat * 1000:.1f} ms"))
+            if e.otid:
+                # The target's transaction ID for this dialogue: later continuations use it.
+                tid_map.setdefault(d, bytes.fromhex(e.otid))
+        if not flt or (d is not None and d in shown) or flt.match(e):
+            emit("message", e)
+        answered.set()
+
+    loop = asyncio.get_running_loop()
+    client = M3uaClient(local_pc=peer_pc, routing_context=cfg.m3ua.routing_context,
+                        on_data=on_data, on_wire=on_wire)
+    try:
+        await asyncio.wait_for(loop.create_connection(lambda: client, host, port),
+                               connect_timeout)
+        await asyncio.wait_for(client.active.wait(), connect_timeout)
+    except (OSError, TimeoutError) as exc:
+        if writer is not None:
+            writer.close()
+        raise ConnectionError(f"cannot reach an active M3UA SCP at {target}: {exc}") from None
+    # capture SCP tid -> network otid, learned from the capture's own answers
+    cap_scp_to_net: dict[bytes, bytes] = {}
+    for _, e in items:
+        if scp is not None and e.opc == scp and e.otid and e.dtid:
+            cap_scp_to_net.setdefault(bytes.fromhex(e.otid), bytes.fromhex(e.dtid))
+    prev_ts: float | None = None
+    try:
+        for msg, e in items:
+            if e.tcap is None or e.tcap_data is None or (scp is not None and e.opc == scp) \
+                    or e.sccp in _SERVICE_NAMES:
+                continue
+            # --filter limits what is shown, not what is replayed (the SCP needs whole dialogues).
+            visible = not flt or flt.match(e)
+            if speed is not None and prev_ts is not None and speed > 0:
+                gap = (e.ts - prev_ts) / speed
+                if gap > 0:
+                    await asyncio.sleep(min(gap, 60.0))
+            prev_ts = e.ts
+            otid = bytes.fromhex(e.otid) if e.otid else None
+            dtid = bytes.fromhex(e.dtid) if e.dtid else None
+            new_dtid = None
+            if dtid is not None:
+                net = cap_scp_to_net.get(dtid, dtid)
+                new_dtid = tid_map.get(net)
+                # Causality beats capture timing: a continuation waits for the target's answer
+                # to the message it continues (the target may be slower than the capture's SCP).
+                deadline = time.monotonic() + answer_timeout
+                while new_dtid is None and net in pending and time.monotonic() < deadline:
+                    answered.clear()
+                    try:
+                        await asyncio.wait_for(answered.wait(), deadline - time.monotonic())
+                    except TimeoutError:
+                        break
+                    new_dtid = tid_map.get(net)
+                if new_dtid is None:
+                    if visible:
+                        emit("message", dataclasses.replace(e, note=_join(
+                            e.note, "not sent: the target never answered this dialogue")))
+                    continue
+            if otid is not None and e.tcap == "Begin":
+                tid_map.pop(otid, None)  # a reused transaction ID starts a new dialogue
+            if otid is not None and visible:
+                shown.add(otid)
+            try:
+                tdata = rewrite_tids(e.tcap_data, dtid=new_dtid) if new_dtid else e.tcap_data
+                x = retarget(msg.mtp3, cfg, e, opc=peer_pc, tcap_data=tdata,  # type: ignore[arg-type]
+                             numbers=numbers)
+            except (DecodeError, EncodeError) as exc:
+                summary.warnings += 1
+                emit("warning", CaptureWarning(e.frame, f"cannot re-address: {exc}"))
+                continue
+            if visible:
+                emit("message", dataclasses.replace(e, source="sent", ts=time.time()))
+            if otid is not None and e.tcap in ("Begin", "Continue"):
+                pending[otid] = time.monotonic()
+            answered.clear()
+            client.send(x)
+            summary.fed += 1
+            if speed is None and otid is not None and e.tcap in ("Begin", "Continue"):
+                try:
+                    await asyncio.wait_for(answered.wait(), answer_timeout)
+                except TimeoutError:
+                    pass
+        # Answers to the last messages.
+        deadline = time.monotonic() + answer_timeout
+        while pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        summary.unanswered = len(pending)
+    finally:
+        client.close()
+        await asyncio.sleep(0.05)
+        if writer is not None:
+            writer.close()
+    return summary
