@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from scp.adapters.transport import AssociationHandler, Backoff, new_assoc_id
+from scp.adapters.transport import AssociationHandler, Backoff, keep_connected, new_assoc_id
 
 log = structlog.get_logger("scp.sctp")
 
@@ -218,28 +218,24 @@ class SctpTransport:
 
     async def _keep_connected(self, peer: tuple[str, int]) -> None:
         loop = asyncio.get_running_loop()
-        backoff = Backoff(self.reconnect_min, self.reconnect_max)
-        while not self._stopping:
+
+        async def connect_once() -> asyncio.Future[None]:
             sk = self.socket_factory()
             try:
                 sk.setblocking(False)
                 with contextlib.suppress(BlockingIOError, InterruptedError):
                     sk.connect(peer)
                 await _wait_connected(loop, sk)
-            except OSError as e:
+            except OSError:
                 with contextlib.suppress(OSError):
                     sk.close()
-                delay = backoff.next_delay()
-                log.warning("m3ua sctp connect failed", peer=f"{peer[0]}:{peer[1]}", error=str(e),
-                            retry_in=delay)
-                await asyncio.sleep(delay)
-                continue
-            backoff.reset()
+                raise
             lost: asyncio.Future[None] = loop.create_future()
             SctpAssociation(self, sk, peer, lost).open()
-            await lost
-            if not self._stopping:
-                await asyncio.sleep(backoff.next_delay())
+            return lost
+
+        await keep_connected(peer, connect_once, backoff=Backoff(self.reconnect_min, self.reconnect_max),
+                             stopping=lambda: self._stopping, log=log, transport="sctp")
 
     def send(self, assoc_id: int, stream: int, data: bytes) -> bool:
         a = self._assocs.get(assoc_id)

@@ -15,7 +15,7 @@ import socket
 
 import structlog
 
-from scp.adapters.transport import AssociationHandler, Backoff, new_assoc_id
+from scp.adapters.transport import AssociationHandler, Backoff, keep_connected, new_assoc_id
 from scp.core.m3ua_framing import M3uaFramingError, M3uaStreamReader
 
 log = structlog.get_logger("scp.tcp")
@@ -112,28 +112,14 @@ class TcpTransport:
 
     async def _keep_connected(self, peer: tuple[str, int]) -> None:
         loop = asyncio.get_running_loop()
-        backoff = Backoff(self.reconnect_min, self.reconnect_max)
-        while not self._stopping:
+
+        async def connect_once() -> asyncio.Future[None]:
             lost: asyncio.Future[None] = loop.create_future()
+            await loop.create_connection(lambda: _M3uaTcpProtocol(self, lost), *peer)
+            return lost
 
-            def protocol(lost: asyncio.Future[None] = lost) -> _M3uaTcpProtocol:
-                return _M3uaTcpProtocol(self, lost)
-
-            try:
-                await loop.create_connection(protocol, *peer)
-            except OSError as e:
-                delay = backoff.next_delay()
-                log.warning("m3ua tcp connect failed", peer=f"{peer[0]}:{peer[1]}", error=str(e),
-                            retry_in=delay)
-                await asyncio.sleep(delay)
-                continue
-            backoff.reset()
-            log.info("m3ua tcp connected", peer=f"{peer[0]}:{peer[1]}")
-            await lost
-            if not self._stopping:
-                delay = backoff.next_delay()
-                log.warning("m3ua tcp association lost", peer=f"{peer[0]}:{peer[1]}", retry_in=delay)
-                await asyncio.sleep(delay)
+        await keep_connected(peer, connect_once, backoff=Backoff(self.reconnect_min, self.reconnect_max),
+                             stopping=lambda: self._stopping, log=log, transport="tcp")
 
     def send(self, assoc_id: int, stream: int, data: bytes) -> bool:
         conn = self._conns.get(assoc_id)

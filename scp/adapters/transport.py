@@ -7,8 +7,10 @@ IDs are small integers the adapter allocates, unique for the life of the process
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 _assoc_ids = itertools.count(1)
 
@@ -58,3 +60,35 @@ class Backoff:
 
     def reset(self) -> None:
         self._next = self.minimum
+
+
+async def keep_connected(
+    peer: tuple[str, int],
+    connect_once: Callable[[], Awaitable[asyncio.Future[None]]],
+    *,
+    backoff: Backoff,
+    stopping: Callable[[], bool],
+    log: Any,
+    transport: str,
+) -> None:
+    """Client role: connect to ``peer``, wait for the association to be lost, reconnect.
+
+    ``connect_once`` opens one association and returns a future resolved when it is lost; an
+    ``OSError`` means the attempt failed. Both failures and losses wait ``backoff``.
+    """
+    name = f"{peer[0]}:{peer[1]}"
+    while not stopping():
+        try:
+            lost = await connect_once()
+        except OSError as e:
+            delay = backoff.next_delay()
+            log.warning(f"m3ua {transport} connect failed", peer=name, error=str(e), retry_in=delay)
+            await asyncio.sleep(delay)
+            continue
+        backoff.reset()
+        log.info(f"m3ua {transport} connected", peer=name)
+        await lost
+        if not stopping():
+            delay = backoff.next_delay()
+            log.warning(f"m3ua {transport} association lost", peer=name, retry_in=delay)
+            await asyncio.sleep(delay)

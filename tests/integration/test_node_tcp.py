@@ -203,3 +203,39 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "m3ua.traffic_mode" in out.stderr
+
+
+async def test_client_role_connects_brings_asp_active_and_reconnects(tmp_path: Path) -> None:
+    """[m3ua] role = client: the node connects out, goes ASP-ACTIVE, and after the far end
+    goes away it reconnects with backoff once the far end is back (both ends our cores)."""
+    far = Node(parse_config(NODE_CONFIG.format(beat=0)), capture=tmp_path / "far.pcap")
+    await far.start()
+    port = far.transport.listening[0][1]
+    client_cfg = parse_config(
+        "[node]\nworker_id = 9\n[m3ua]\nrole = 'client'\n"
+        f"peers = ['127.0.0.1:{port}']\nlocal_pc = 200\nbeat_interval = 0\n"
+        "ack_timeout = 0.2\nreconnect_min = 0.05\nreconnect_max = 0.2\n"
+    )
+    client = Node(client_cfg, capture=tmp_path / "client.pcap")
+    await client.start()
+
+    async def until(pred, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while not pred():
+            assert time.monotonic() < deadline, "condition not met in time"
+            await asyncio.sleep(0.02)
+
+    try:
+        await until(lambda: client.stack.m3ua.is_active and far.stack.m3ua.is_active)
+        await far.stop()  # the far end goes: unsolicited ASPDN_ACK, then the socket closes
+        await until(lambda: not client.stack.m3ua.is_active)
+        far = Node(parse_config(NODE_CONFIG.format(beat=0).replace(
+            'listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"')),
+            capture=tmp_path / "far2.pcap")
+        await far.start()
+        await until(lambda: client.stack.m3ua.is_active and far.stack.m3ua.is_active)
+    finally:
+        await client.stop()
+        await far.stop()
+    for name in ("far.pcap", "client.pcap", "far2.pcap"):
+        tshark.assert_clean(tmp_path / name)

@@ -61,6 +61,13 @@ class FakeSctpSocket:
         self._r.close()
         self._w.close()
 
+    # client role
+    def connect(self, addr: tuple[str, int]) -> None:
+        self.connected_to = addr
+
+    def getsockopt(self, level: int, opt: int) -> int:
+        return 0  # SO_ERROR: the non-blocking connect succeeded
+
     # what the test calls: the "peer" sends
     def peer_sends(self, msg: bytes, stream: int, ppid: int = PPID_M3UA) -> None:
         self.inbox.append((0, msg, FakeSndRcvInfo(stream, socket.htonl(ppid))))
@@ -180,6 +187,29 @@ async def test_foreign_ppid_is_dropped_and_shutdown_event_closes() -> None:
     assert conn.closed
     assert not t.send(rec.events[0][1], 0, ASPUP)
     await t.stop()
+
+
+async def test_client_connects_and_reconnects_after_the_peer_shuts_down() -> None:
+    made: list[FakeSctpSocket] = []
+
+    def factory() -> FakeSctpSocket:
+        made.append(FakeSctpSocket())
+        return made[-1]
+
+    rec = Recorder()
+    t = SctpTransport(handler=rec, role="client", peers=(("127.0.0.1", 2905),),
+                      reconnect_min=0.01, reconnect_max=0.02, socket_factory=factory)
+    await t.start()
+    await rec.wait_for("up")
+    assert made[0].connected_to == ("127.0.0.1", 2905)
+    made[0].peer_shuts_down()
+    await rec.wait_for("down")
+    await rec.wait_for("up", 2)  # a new socket, a new association
+    assert len(made) == 2 and made[0].closed
+    assert t.send(rec.events[-1][1], 0, ASPUP)
+    assert made[1].sent == [(ASPUP, PPID_M3UA, 0)]
+    await t.stop()
+    assert made[1].closed
 
 
 def test_live_sctp_socket() -> None:
