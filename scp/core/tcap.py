@@ -277,9 +277,12 @@ def _reject_source(r: Reject) -> str:
     """TC-R-REJECT when the peer's TCAP found the problem, TC-U-REJECT when its TC-user did.
 
     The wire does not say which; the problems the component sub-layer itself detects
-    (Q.774 §3.2.2.2: every General problem, duplicate and unrecognized invoke IDs) are remote.
+    (Q.774 §3.2.2.2: every General problem, duplicate and unrecognized invoke IDs, an
+    unrecognized linked ID) are remote.
     """
     if r.problem_type == ProblemType.GENERAL or r.problem_code == 0:
+        return "remote"
+    if r.problem_type == ProblemType.INVOKE and r.problem_code == InvokeProblem.UNRECOGNIZED_LINKED_ID:
         return "remote"
     return "user"
 
@@ -626,13 +629,19 @@ class TcapLayer:
         return [TcPAbort(did, ABNORMAL_DIALOGUE)]
 
     def _unknown_transaction(self, ind: NUnitdata, msg: TcapMessage) -> list[Output]:
-        """Q.774 §3.2.1.1.5: P-Abort unrecognizedTransactionID if the sender can be answered."""
+        """Q.774 §3.2.1.1.5: P-Abort unrecognizedTransactionID if the sender can be answered.
+
+        A DTID whose first byte names another worker belongs to a live dialogue of that worker
+        (ARCHITECTURE §5, loadshare across workers): aborting it would kill that worker's call,
+        so it is only logged and dropped here.
+        """
         dtid = msg.dtid
         foreign = dtid is not None and len(dtid) == 4 and dtid[0] != self.worker_id
-        detail = (
-            f"{msg.message_type.name} for {'another worker' if foreign else 'no open dialogue'}"
-        )
-        log = TcapLog("unknown_dtid", detail, None, msg.otid, dtid)
+        if foreign:
+            return [TcapLog("foreign_dtid", f"{msg.message_type.name} for worker {dtid[0]}"  # type: ignore[index]
+                            " dropped", None, msg.otid, dtid)]
+        log = TcapLog("unknown_dtid", f"{msg.message_type.name} for no open dialogue", None,
+                      msg.otid, dtid)
         if msg.otid is None:
             return [log]
         return [self._p_abort_to(ind, msg.otid, PAbortCause.UNRECOGNIZED_TRANSACTION_ID), log]
@@ -703,6 +712,12 @@ class TcapLayer:
                 if until is not None and until > now:
                     rejects.append(
                         Reject(iid, ProblemType.INVOKE, InvokeProblem.DUPLICATE_INVOKE_ID)
+                    )
+                    continue
+                if c.linked_id is not None and c.linked_id not in dlg.invokes:
+                    # Q.774 §3.2.2.2: linked to no invocation of ours that is still active.
+                    rejects.append(
+                        Reject(iid, ProblemType.INVOKE, InvokeProblem.UNRECOGNIZED_LINKED_ID)
                     )
                     continue
                 dlg.peer_invokes[iid] = now + self.invoke_timeout

@@ -383,11 +383,14 @@ def test_continue_for_unknown_dtid_gets_p_abort() -> None:
     assert only(logs(out)).event == "unknown_dtid"
 
 
-def test_continue_for_another_worker_is_logged_as_such() -> None:
+def test_continue_for_another_worker_is_dropped_not_aborted() -> None:
+    """ARCHITECTURE §5: the DTID names worker 7's live dialogue; a P-Abort would kill it."""
     link = Link()
     cont = tcap.encode_message(MessageType.CONTINUE, otid=b"\xaa", dtid=b"\x07\x00\x00\x01")
     out = link.scp.handle_n_unitdata(NUnitdata(SCP, PEER, cont), link.now)
-    assert "another worker" in only(logs(out)).detail
+    assert sent(out) == []
+    log = only(logs(out))
+    assert log.event == "foreign_dtid" and "worker 7" in log.detail
 
 
 @pytest.mark.parametrize("mtype", [MessageType.END, MessageType.ABORT])
@@ -493,6 +496,24 @@ def test_duplicate_invoke_id_is_rejected() -> None:
     assert only([o for o in up(out) if type(o) is TcContinue]).components == ()
     ind = only(up(link.to_msc(out)))  # the Reject goes back at once in a Continue
     assert ind == TcContinue(mid, None, None, (Reject(1, ProblemType.INVOKE, 0, "remote"),))
+
+
+def test_invoke_linked_to_no_active_invoke_is_rejected() -> None:
+    """Q.774 §3.2.2.2: linked ID 9 names nothing we invoked; linked ID 3 (our PACUI) does."""
+    link = Link()
+    mid, sid, _ = link.open()
+    link.to_msc(link.scp.handle_tc(
+        TcContinue(sid, CAP_V2, None, (Invoke(3, 48, bytes.fromhex("3007a005a003810101"), op_class=1),)),
+        link.now))
+    out = link.to_scp(link.msc.handle_tc(
+        TcContinue(mid, components=(Invoke(2, 49, b"\x05\x00", linked_id=9),
+                                    Invoke(4, 49, b"\x05\x00", linked_id=3))), link.now))
+    _record(out)
+    ind = only([o for o in up(out) if type(o) is TcContinue])
+    assert ind.components == (Invoke(4, 49, b"\x05\x00", linked_id=3),)
+    assert TcComponentEvent(sid, Reject(2, ProblemType.INVOKE, 5, "local")) in out
+    back = only(up(link.to_msc(out)))
+    assert back == TcContinue(mid, None, None, (Reject(2, ProblemType.INVOKE, 5, "remote"),))
 
 
 def test_answered_invoke_id_may_be_reused() -> None:
