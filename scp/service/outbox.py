@@ -17,6 +17,17 @@ Delivery guarantee (what operations can promise):
   ``mark_submitted`` commit). The row then goes out once more on retry / lease expiry: the SMS is
   delivered at least once and, per such crash, at most twice. A multipart SMS keeps its UDH
   reference (derived from the row id) across retries, so a handset discards the repeated parts.
+- How many SMS one crash can duplicate: a window slot is freed when the submit_sm_resp
+  arrives, before its ``mark_submitted`` commits (the store commits marks in groups, see
+  scp/state/outbox.py), and the sender claims nothing while ``commit_window`` marks are
+  outstanding. Accepted-but-uncommitted SMS are therefore at most
+  ``window + prefetch + commit_window`` per sender; with the defaults (``prefetch = window``,
+  ``commit_window = 10 * (window + prefetch)``) that is ``22 * window``, 220 for
+  ``[smpp] window = 10``. Only those can be sent twice, each at most once more. A row is never
+  marked submitted before its submit_sm_resp. (The PostgreSQL store commits a group within
+  ``flush_delay`` + one transaction, ~10 ms, so in practice far fewer are outstanding.)
+- :meth:`OutboxSender.run` ends (after :meth:`~OutboxSender.stop`) only when every accepted
+  submit's mark is committed and the outbox's ``flush()`` ran (rows claimed ahead go back).
 - ``attempts`` counts claims: ``claim`` increments it before handing the row out.
 """
 
@@ -25,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -73,9 +84,15 @@ class OutboxPort(Protocol):
         """Gave up (permanent refusal, or the attempt limit)."""
         ...
 
-    async def record_receipt(self, smsc_message_id: str, status: str, at: datetime) -> None: ...
+    def record_receipt(self, smsc_message_id: str, status: str, at: datetime) -> Awaitable[None]:
+        """A delivery receipt; may be queued at call time and committed with others."""
+        ...
 
     async def record_mo(self, source: str, destination: str, text: str, at: datetime) -> None: ...
+
+    async def flush(self) -> None:
+        """Commit everything queued and give back rows claimed ahead (the sender's stop)."""
+        ...
 
 
 class SmsGatewayPort(Protocol):
@@ -112,14 +129,21 @@ class OutboxSender:
     gateway so that a submit_sm_resp frees a slot that the gateway thread refills at once,
     without a round trip through the event loop (it doubles throughput on loopback). They are
     claimed rows: a crash leaves them to the store's lease, like the in-flight ones.
+    An accepted SMS leaves its slot at once; its ``mark_submitted`` commit is awaited outside
+    the window, at most ``commit_window`` (default ``10 * (window + prefetch)``) at a time.
     """
 
     def __init__(self, *, outbox: OutboxPort, gateway: SmsGatewayPort, window: int = 10,
                  prefetch: int | None = None, policy: RetryPolicy | None = None,
-                 poll_interval: float = 0.5, clock: Callable[[], datetime] = _utcnow) -> None:
+                 poll_interval: float = 0.5, clock: Callable[[], datetime] = _utcnow,
+                 commit_window: int | None = None) -> None:
         self.outbox = outbox
         self.gateway = gateway
         self.window = window + (window if prefetch is None else prefetch)
+        # marks commit in groups every few ms: 10 windows keep the SMSC busy meanwhile
+        self.commit_window = 10 * self.window if commit_window is None else max(commit_window, 1)
+        self._committing: set[asyncio.Task[None]] = set()
+        self._uncommitted = 0  # marks queued with the store's mark_submitted_nowait
         self.policy = policy or RetryPolicy()
         self.poll_interval = poll_interval
         self.clock = clock
@@ -139,13 +163,29 @@ class OutboxSender:
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Claim and submit until :meth:`stop`; then let in-flight submits settle."""
+        """Claim and submit until :meth:`stop`; then let in-flight submits settle, their marks
+        commit and the outbox flush."""
         try:
             while not self._stopped:
                 await self._step()
         finally:
-            if self._inflight:
-                await asyncio.gather(*self._inflight, return_exceptions=True)
+            await self._settle_all()
+
+    async def _settle_all(self) -> None:
+        """Wait for every submit and mark, then ``outbox.flush()`` (never raises)."""
+        while self._inflight or self._committing or self._uncommitted:
+            if self._inflight or self._committing:
+                await asyncio.gather(*self._inflight, *self._committing, return_exceptions=True)
+                continue
+            self._wakeup.clear()
+            if self._uncommitted:
+                await self._wakeup.wait()  # set by _committed
+        flush = getattr(self.outbox, "flush", None)
+        if flush is not None:
+            try:
+                await flush()
+            except Exception as e:  # a failed flush leaves rows to the lease: never lost
+                log.error("sms.flush_failed", error=repr(e))
 
     async def run_until_idle(self, idle_for: float = 0.3, timeout: float = 60.0) -> None:
         """Tests and the bench: run until nothing was due or in flight for ``idle_for`` s."""
@@ -154,11 +194,13 @@ class OutboxSender:
         idle_since: float | None = None
         while loop.time() < deadline:
             claimed = await self._step(max_wait=min(self.poll_interval, idle_for / 3))
-            if claimed or self._inflight or not self.gateway.ready:
+            if (claimed or self._inflight or self._committing or self._uncommitted
+                    or not self.gateway.ready):
                 idle_since = None
             elif idle_since is None:
                 idle_since = loop.time()
             elif loop.time() - idle_since >= idle_for:
+                await self._settle_all()
                 return
         raise TimeoutError("outbox did not drain in time")
 
@@ -169,8 +211,8 @@ class OutboxSender:
             return 0
         free = self.window - len(self._inflight)
         self._wakeup.clear()
-        if free <= 0:
-            await self._wakeup.wait()  # a slot frees when a submit settles
+        if free <= 0 or len(self._committing) + self._uncommitted >= self.commit_window:
+            await self._wakeup.wait()  # a slot frees when a submit (or a mark) settles
             return 0
         rows = await self.outbox.claim(free, self.clock())
         for row in rows:
@@ -183,9 +225,17 @@ class OutboxSender:
 
     def _settled(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
+        self._committing.discard(task)
         self._wakeup.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("sms.sender_failed", error=repr(task.exception()))
+
+    def _committed(self, fut: asyncio.Future[None]) -> None:
+        self._uncommitted -= 1
+        self._wakeup.set()
+        if not fut.cancelled() and fut.exception() is not None:
+            # the row stays 'sending' and goes out again after its lease: never lost
+            log.error("sms.mark_failed", error=repr(fut.exception()))
 
     async def _idle(self, wait: float) -> None:
         """Sleep until woken, a submit settles (a window slot frees) or ``wait`` passes."""
@@ -216,6 +266,19 @@ class OutboxSender:
                 await self.outbox.mark_retry(sms.id, str(e), self.clock() + self.policy.delay(sms.attempts))
             return
         self.submitted += 1
+        # the SMSC has it: free the window slot now, commit the mark outside the window
+        nowait = getattr(self.outbox, "mark_submitted_nowait", None)
+        if nowait is not None:
+            fut: asyncio.Future[None] = nowait(sms.id, message_id)
+            self._uncommitted += 1
+            fut.add_done_callback(self._committed)
+            return
+        task = asyncio.current_task()
+        if task in self._inflight:
+            assert task is not None
+            self._inflight.discard(task)
+            self._committing.add(task)
+            self._wakeup.set()
         await self.outbox.mark_submitted(sms.id, message_id)
 
 
@@ -315,6 +378,9 @@ class InMemoryOutbox:
 
     async def record_mo(self, source: str, destination: str, text: str, at: datetime) -> None:
         self.mo.append((source, destination, text, at))
+
+    async def flush(self) -> None:
+        """Nothing is queued here: every call took effect at once."""
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows.values() if r.status == status)

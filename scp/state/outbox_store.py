@@ -7,22 +7,28 @@ in the transaction that records the SMPP event:
 
 * a DELIVRD receipt for one of our SMS proves its destination reachable (ARCHITECTURE §4
   "Subscriber present"): ``on_delivered(conn, destination, at)``, normally
-  :func:`scp.service.notifications.on_present` with source ``delivery-receipt``;
+  :func:`scp.service.notifications.on_present` with source ``delivery-receipt`` (called for
+  subscribers only: on_present does nothing for anyone else, and the group statement tells
+  which destinations are subscribers without a query per SMS);
 * a mobile-originated SMS is stored in ``sms_mo`` and handed to ``on_mo(conn, mo_id, source,
   destination, text, at)``, normally :func:`scp.service.smscmd.handle_mo` (SMS commands), so
   the command, its CDR and its reply commit with the MO or not at all.
 
 Crash window (the guarantee operations can quote): a sender that dies after the SMSC accepted
-a submit_sm but before ``mark_submitted`` commits leaves the row ``sending``; after its lease
-another sender submits it again. A crash therefore causes at most one duplicate per SMS in
-flight at that moment (at most ``window + prefetch`` per sender) and never a loss; the UDH
-reference of a long SMS is derived from the row id, so handsets drop repeated parts.
+a submit_sm but before its ``mark_submitted`` group commits leaves the row ``sending``; after
+its lease another sender submits it again. A crash therefore causes at most one duplicate per
+SMS that was in flight or accepted-but-uncommitted at that moment: at most
+``window + prefetch + commit_window`` per sender (``OutboxSender``; 22 x ``[smpp] window``
+with the defaults, 220 for window 10), and never a loss; the UDH reference of a long SMS is derived from the row id, so
+handsets drop repeated parts. Receipts and presence are committed in groups (PgOutbox), each
+group in one transaction with the hooks it triggers; the gateway acknowledges deliver_sm
+before that commit, so a crash may lose the receipts of the last few milliseconds, as before.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -46,13 +52,29 @@ SubscriberReceiptHook = Callable[[asyncpg.Connection, str, str, str, dt.datetime
 
 
 class NotifyingOutbox(PgOutbox):
-    """PgOutbox whose receipts mark presence and whose MO SMS run commands."""
+    """PgOutbox whose receipts mark presence and whose MO SMS run commands.
+
+    ``subscribers_only``: call ``on_delivered`` only for destinations that are subscribers
+    (filtered inside the group statement), for a hook that does nothing for anyone else.
+    """
 
     def __init__(self, pool: asyncpg.Pool, *, lease: dt.timedelta = dt.timedelta(minutes=1),
                  on_delivered: DeliveredHook | None = None, on_mo: MoHook | None = None,
-                 on_subscriber_receipt: SubscriberReceiptHook | None = None) -> None:
-        super().__init__(pool, lease=lease)
+                 on_subscriber_receipt: SubscriberReceiptHook | None = None,
+                 subscribers_only: bool = False,
+                 claim_ahead: int = 256, flush_delay: float = 0.005,
+                 max_batch: int = 500) -> None:
+        super().__init__(pool, lease=lease, claim_ahead=claim_ahead, flush_delay=flush_delay,
+                         max_batch=max_batch)
         self.on_delivered = on_delivered
+        self.subscribers_only = subscribers_only
+        if on_delivered is None:
+            self.settled_filter = "false"
+        elif subscribers_only:
+            self.settled_filter = ("EXISTS (SELECT 1 FROM subscriber s"
+                                   " WHERE s.msisdn = d.destination)")
+        else:
+            self.settled_filter = "true"
         self.on_mo = on_mo
         self.on_subscriber_receipt = on_subscriber_receipt
 
@@ -61,47 +83,26 @@ class NotifyingOutbox(PgOutbox):
         """A receipt for a message we did not submit: a subscriber's own SMS (短信回执).
 
         Checked against the outbox inside the transaction, so a receipt of one of ours whose id
-        the gateway no longer remembered (restart) is never mistaken for a subscriber's.
+        the gateway no longer remembered (restart) is never mistaken for a subscriber's; queued
+        marks are committed first, so one of ours is in the table when it is checked.
         """
         if status != "DELIVRD" or self.on_subscriber_receipt is None:
             return
+        await self._drain()
         async with self.pool.acquire() as conn, conn.transaction():
             ours = await conn.fetchval("SELECT 1 FROM sms_outbox WHERE smsc_message_id = $1"
                                        " LIMIT 1", smsc_message_id)
             if ours is None:
                 await self.on_subscriber_receipt(conn, owner, destination, smsc_message_id, at)
 
-    async def _delivered(self, conn: asyncpg.Connection, where: str, key: object,
-                         at: dt.datetime) -> None:
-        if self.on_delivered is None:
-            return
-        for r in await conn.fetch(f"SELECT destination FROM sms_outbox WHERE {where}", key):
-            await self.on_delivered(conn, r["destination"], at)
-
-    async def record_receipt(self, smsc_message_id: str, status: str, at: dt.datetime) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("INSERT INTO sms_receipt (smsc_message_id, status, received_at)"
-                               " VALUES ($1, $2, $3)", smsc_message_id, status, at)
-            # the rows this receipt settles, read before it changes their status
-            pending = await conn.fetch(
-                "SELECT id FROM sms_outbox WHERE smsc_message_id = $1"
-                " AND status IN ('sending', 'submitted') FOR UPDATE", smsc_message_id)
-            await self._apply_receipt(conn, smsc_message_id, status, at)
-            if status == "DELIVRD" and pending:
-                await self._delivered(conn, "id = ANY($1::bigint[])",
-                                      [r["id"] for r in pending], at)
-
-    async def mark_submitted(self, sms_id: int, smsc_message_id: str) -> None:
-        await super().mark_submitted(sms_id, smsc_message_id)
-        if self.on_delivered is None:
-            return
-        # a DELIVRD receipt that overtook this commit: record_receipt could not match it
-        async with self.pool.acquire() as conn, conn.transaction():
-            at = await conn.fetchval("SELECT received_at FROM sms_receipt"
-                                     " WHERE smsc_message_id = $1 AND status = 'DELIVRD'"
-                                     " ORDER BY id DESC LIMIT 1", smsc_message_id)
-            if at is not None:
-                await self._delivered(conn, "id = $1", sms_id, at)
+    async def _settled_by_receipt(self, conn: asyncpg.Connection,
+                                  rows: Sequence[asyncpg.Record]) -> None:
+        # rows a receipt settled in this transaction (a receipt applied on arrival, or one that
+        # overtook the submit and was applied with the mark): DELIVRD proves presence
+        delivered = [(r["destination"], r["at"]) for r in rows if r["stat"] == "DELIVRD"]
+        if self.on_delivered is not None:
+            for destination, at in delivered:
+                await self.on_delivered(conn, destination, at)
 
     async def record_mo(self, source: str, destination: str, text: str, at: dt.datetime) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -132,7 +133,10 @@ def build_outbox(pool: asyncpg.Pool, cfg: Config) -> NotifyingOutbox:
 
     return NotifyingOutbox(pool, lease=dt.timedelta(seconds=cfg.notify.lease),
                            on_delivered=delivered, on_mo=mo,
-                           on_subscriber_receipt=subscriber_receipt)
+                           on_subscriber_receipt=subscriber_receipt,
+                           # on_present does nothing for a number that is no subscriber
+                           # (notify_store.load_recipient returns None)
+                           subscribers_only=True)
 
 
 def retry_policy(cfg: Config) -> RetryPolicy:

@@ -233,3 +233,50 @@ async def test_forwarded_receipt_of_a_subscribers_own_sms(clean_pool: asyncpg.Po
     rows = await pool.fetch("SELECT destination, text FROM sms_outbox ORDER BY id")
     assert [r["destination"] for r in rows] == [owner, owner]
     assert rows[0]["text"].startswith("您发给13700000099的短信已送达。")
+
+
+async def test_grouped_receipts_mark_presence_of_subscribers_only(
+        clean_pool: asyncpg.Pool) -> None:
+    """DELIVRD receipts committed in one group call the presence hook in that transaction, for
+    subscribers only (the node's on_present does nothing for anyone else), also when the
+    receipt overtook the mark; a receipt queued while our mark is queued is never taken for a
+    subscriber's own SMS."""
+    from scp.state.outbox_store import NotifyingOutbox
+
+    pool = clean_pool
+    sub, other = "8613912345001", "8613912345002"
+    await prov.add_subscriber(pool, prov.Actor("cli", "t"), sub, services=["missed-call"])
+    seen: list[tuple[str, bool]] = []
+
+    async def delivered(conn: asyncpg.Connection, destination: str, at: dt.datetime) -> None:
+        seen.append((destination, conn.is_in_transaction()))
+
+    foreign: list[str] = []
+
+    async def subscriber_receipt(conn: asyncpg.Connection, owner: str, destination: str,
+                                 mid: str, at: dt.datetime) -> None:
+        foreign.append(mid)
+
+    now = dt.datetime.now(dt.UTC)
+    for only in (True, False):
+        await pool.execute("TRUNCATE sms_outbox, sms_receipt")
+        seen.clear()
+        ob = NotifyingOutbox(pool, on_delivered=delivered, subscribers_only=only,
+                             on_subscriber_receipt=subscriber_receipt, flush_delay=0.05)
+        for i, d in enumerate((sub, other, sub, other)):
+            await ob.enqueue(d, "x", idempotency_key=f"p{i}", now=now)
+        rows = await ob.claim(4, now)
+        await ob.record_receipt(f"e{rows[0].id}", "DELIVRD", now)  # overtakes its mark
+        await ob.record_receipt(f"e{rows[1].id}", "DELIVRD", now)
+        marks = [asyncio.ensure_future(ob.mark_submitted(r.id, f"e{r.id}")) for r in rows]
+        await asyncio.sleep(0)
+        # while those marks wait for their group: a "foreign" receipt of one of ours
+        await ob.record_foreign_receipt(sub, other, f"e{rows[2].id}", "DELIVRD", now)
+        assert all(m.done() for m in marks)
+        await asyncio.gather(ob.record_receipt(f"e{rows[2].id}", "DELIVRD", now),
+                             ob.record_receipt(f"e{rows[3].id}", "DELIVRD", now))
+        want = [sub, sub] if only else [sub, other, sub, other]
+        assert sorted(d for d, _ in seen) == sorted(want) and all(tx for _, tx in seen)
+        assert await pool.fetchval("SELECT count(*) FROM sms_outbox"
+                                   " WHERE status = 'delivered'") == 4
+    assert foreign == []

@@ -161,3 +161,64 @@ def test_parse_receipt(text: str, expected: dict[str, str]) -> None:
         assert got[k] == v
     if not expected:
         assert got == {}
+
+
+class SlowCommitOutbox(InMemoryOutbox):
+    """Marks take effect only when ``commit`` is set: a store that commits in groups."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commit = asyncio.Event()
+        self.flushed = 0
+
+    async def mark_submitted(self, sms_id: int, smsc_message_id: str) -> None:
+        await self.commit.wait()
+        await super().mark_submitted(sms_id, smsc_message_id)
+
+    async def flush(self) -> None:
+        self.flushed += 1
+
+
+async def test_commit_window_bounds_accepted_but_uncommitted() -> None:
+    """A slot frees at submit_sm_resp; while marks are not committed the sender stops at
+    window + prefetch + commit_window accepted SMS (the crash duplicate bound)."""
+    outbox = SlowCommitOutbox()
+    for i in range(100):
+        outbox.enqueue(f"8613900{i:05d}", f"t{i}", idempotency_key=f"k{i}", now=T0)
+    gw = FakeGateway()
+    sender = OutboxSender(outbox=outbox, gateway=gw, window=3, prefetch=2, commit_window=7,
+                          poll_interval=0.01, clock=Clock())
+    task = asyncio.create_task(sender.run())
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+    assert 7 <= len(gw.calls) <= 3 + 2 + 7 and outbox.count("submitted") == 0
+    assert gw.max_concurrent <= 5
+    outbox.commit.set()
+    for _ in range(300):
+        if outbox.count("submitted") == 100:
+            break
+        await asyncio.sleep(0.01)
+    sender.stop()
+    await task
+    assert outbox.count("submitted") == 100 and len(gw.calls) == 100
+    assert outbox.flushed == 1  # run() ends with the outbox's flush
+
+
+async def test_stop_waits_for_uncommitted_marks() -> None:
+    outbox = SlowCommitOutbox()
+    for i in range(10):
+        outbox.enqueue(f"8613900{i:05d}", f"t{i}", idempotency_key=f"k{i}", now=T0)
+    gw = FakeGateway()
+    sender = OutboxSender(outbox=outbox, gateway=gw, window=5, poll_interval=0.01,
+                          clock=Clock())
+    task = asyncio.create_task(sender.run())
+    for _ in range(100):
+        if len(gw.calls) == 10:
+            break
+        await asyncio.sleep(0.01)
+    sender.stop()
+    await asyncio.sleep(0.05)
+    assert not task.done()  # accepted SMS whose marks are not committed yet hold the stop
+    outbox.commit.set()
+    await task
+    assert outbox.count("submitted") == 10 and outbox.flushed == 1
