@@ -10,6 +10,10 @@ Flows (ARCHITECTURE §4 "Subscriber present"):
   presence, and the HLR is asked to alert us (``hlr_alert`` row, consumed by
   :mod:`scp.mapuser`: MAP SendRoutingInfoForSM then ReportSM-DeliveryStatus, TS 29.002 §12.3,
   §12.4, TS 23.040 §10.2).
+* :func:`record_missed_call` is the call path's form of the same: the missed call and
+  :func:`on_missed_call`'s decision written by one statement (migration 0030), the decision
+  taken in Python on a forecast of the state that the statement checks under the same locks;
+  a wrong forecast costs one more round trip, never a different row.
 * :func:`on_present` runs when MAP AlertServiceCentre (§12.5) / NoteMM-Event (§8.11.2) /
   ReadyForSM or an SMSC delivery receipt shows the subscriber reachable: one SMS per caller
   (``notify_mode`` sms) or one digest (``digest``) to the callee, and "callee reachable" to every
@@ -63,6 +67,7 @@ __all__ = [
     "on_missed_call",
     "on_present",
     "on_subscriber_receipt",
+    "record_missed_call",
     "render",
 ]
 
@@ -306,6 +311,86 @@ async def on_missed_call(conn: asyncpg.Connection, *, missed_call_id: int, calle
             expires_at=at + _window(cfg))
     await store.mark_missed_calls(conn, [missed_call_id], at, "queued")
     return Queued((sms_id,) if sms_id is not None else ())
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What :func:`on_missed_call` would write on a given state (see :func:`_plan`)."""
+
+    hlr: bool = False
+    outcome: str | None = None
+    text: str | None = None
+    count: int = 0
+    first_at: dt.datetime | None = None
+    not_before: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+
+
+def _plan(st: store.MissedCallState, *, caller: str | None, callee: str, reason: str,
+          at: dt.datetime, cfg: Config) -> _Plan:
+    """:func:`on_missed_call`'s decision, taken on ``st`` instead of reading as it goes."""
+    rcpt = st.recipient
+    if rcpt is None:
+        return _Plan()  # not a subscriber: nothing but the call
+    if reason == "not-reachable":
+        off = "missed-call" not in rcpt.services or rcpt.notify_mode == "none"
+        return _Plan(hlr=cfg.notify.alert_via_hlr, outcome="suppressed" if off else None)
+    wanted = {"busy": ("busy", "missed-call")}.get(reason, ("missed-call",))
+    if rcpt.notify_mode == "none" or not any(s in rcpt.services for s in wanted):
+        return _Plan(outcome="suppressed")
+    tz = _tz(cfg)
+    t = templates_for(cfg, rcpt.language)
+    # calls_since once this call is in: the open SMS's calls plus this one
+    if st.open_id is not None:
+        count = st.count + 1
+        first_at = min(st.first_at, at) if st.first_at is not None else at
+    else:
+        count, first_at = 1, at
+    if reason == "busy":
+        core = busy_text(caller, count, first_at, t, tz)
+    else:
+        core = render(t["missed_call"], caller=display_number(caller, t), count=count,
+                      **time_values(at, tz))
+    budget = cfg.notify.ad_segment_budget
+    text = core if budget <= 0 else append_ad(
+        core, st.ads, budget=budget, separator=t["ad_separator"], at=at, tz=tz, caller=caller,
+        user_group=rcpt.user_group)
+    return _Plan(False, "queued", text, count, first_at,
+                 at + dt.timedelta(seconds=cfg.notify.busy_window), at + _window(cfg))
+
+
+async def record_missed_call(conn: asyncpg.Connection, *, caller: str | None, callee: str,
+                             reason: str, cause: int | None, call_ref: str | None,
+                             at: dt.datetime, cfg: Config, attempts: int = 3) -> int | None:
+    """Record a missed call and do :func:`on_missed_call`'s work in one statement.
+
+    The decision is taken on a forecast of the state (``notify_store.forecast_missed_call``)
+    and ``mcn_record_missed_call`` (migration 0030) writes it only if, under the same locks,
+    the state is that forecast; if not, it returns the state it found and the decision is
+    taken again on it: usually one round trip, two when the forecast was wrong. Returns the
+    missed call's id, or None after ``attempts`` tries without a write (nothing written: the
+    caller runs the transactional path, insert + :func:`on_missed_call`).
+    """
+    day = at.astimezone(_tz(cfg)).date()
+    prefix: str | None = None
+    if reason != "not-reachable":
+        prefix = f"{'busy' if reason == 'busy' else 'missed'}:{callee}:{caller or '-'}:"
+    want_ads = cfg.notify.ad_segment_budget > 0
+    st = store.forecast_missed_call(callee=callee, prefix=prefix, at=at, ads=want_ads)
+    refresh = dt.timedelta(seconds=cfg.notify.alert_refresh)
+    for _ in range(attempts):
+        plan = (_plan(st, caller=caller, callee=callee, reason=reason, at=at, cfg=cfg)
+                if st is not None else _Plan())
+        w = await store.record_missed_call(
+            conn, caller=caller, callee=callee, at=at, reason=reason, cause=cause,
+            call_ref=call_ref, day=day, state=st, hlr=plan.hlr, refresh=refresh, prefix=prefix,
+            count=plan.count, first_at=plan.first_at, text=plan.text,
+            not_before=plan.not_before, expires_at=plan.expires_at, outcome=plan.outcome,
+            want_ads=want_ads)
+        if w.done:
+            return w.missed_call_id
+        st = w.state
+    return None
 
 
 async def on_present(conn: asyncpg.Connection, *, msisdn: str, source: str, at: dt.datetime,

@@ -1,11 +1,15 @@
 """Named SQL of call handling (issue 5): what one call reads and writes in PostgreSQL.
 
 Reads: the called subscriber with its services in force today and whether the caller is on
-its blacklist, in one round trip (:data:`LOAD_CALLEE`); the tariffs and the per-number
+its blacklist, in one round trip (:data:`LOAD_CALLEE`, which also reads the subscriber as a
+notification recipient: the forecast of ``scp.service.notifications.record_missed_call``); the tariffs and the per-number
 category overrides for :class:`scp.service.rating.RateTable`. Writes: everything a call
 decision produces, in ONE transaction (:func:`write_records`): missed call (and, in the same
 transaction, ``scp.service.notifications.on_missed_call`` when that module is installed),
-callback request, voicemail record, CDRs. Schema: migrations 0001 and 0010.
+callback request, voicemail record, CDRs. Schema: migrations 0001, 0010 and 0030. A lone
+record is one statement (its implicit transaction: no BEGIN / COMMIT round trips); a lone
+missed call with its notifications too (``scp.service.notifications.record_missed_call``,
+migration 0030), usually in one round trip.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from scp.service.calls import (
     WriteCdr,
 )
 from scp.service.rating import RateTable, RatingRules, Tariff
+from scp.state import notify_store
 
 try:  # issue 6 (notifications) is built concurrently: call it when it is there
     from scp.service import notifications as _notifications
@@ -38,8 +43,11 @@ SELECT s.status = 'active' AS active, s.forward_to,
        ($2::text IS NOT NULL AND EXISTS (
            SELECT 1 FROM blacklist b WHERE b.owner = s.msisdn AND (
                (b.kind = 'exact' AND b.number = $2) OR
-               (b.kind = 'prefix' AND left($2, length(b.number)) = b.number)))) AS blacklisted
-FROM subscriber s WHERE s.msisdn = $1
+               (b.kind = 'prefix' AND left($2, length(b.number)) = b.number)))) AS blacklisted,
+       CASE WHEN r.msisdn IS NULL THEN NULL ELSE r::text END AS rcpt, r.language,
+       r.user_group, r.notify_mode, r.status AS rcpt_status, r.services AS rcpt_services
+FROM subscriber s CROSS JOIN LATERAL mcn_recipient(s.msisdn, current_date) r
+WHERE s.msisdn = $1
 """
 
 INSERT_MISSED_CALL = """
@@ -81,6 +89,10 @@ async def load_callee(db: asyncpg.Pool | asyncpg.Connection, msisdn: str,
     row = await db.fetchrow(LOAD_CALLEE, msisdn, caller)
     if row is None:
         return None
+    # In passing, the notification recipient: the forecast a missed call of this call is
+    # decided on (checked by the write, migration 0030), which saves that call a round trip.
+    notify_store.remember_recipient(msisdn, row["rcpt"], row["language"], row["user_group"],
+                                    row["notify_mode"], row["rcpt_status"], row["rcpt_services"])
     return Callee(msisdn, bool(row["active"]), frozenset(row["services"]), row["forward_to"],
                   bool(row["blacklisted"]))
 
@@ -109,6 +121,12 @@ async def write_records(db: asyncpg.Pool | asyncpg.Connection, records: Sequence
         async with db.acquire() as conn:
             return await write_records(conn, records, cfg=cfg, missed_call_id=missed_call_id)
     conn = db
+    if len(records) == 1 and not conn.is_in_transaction():
+        # One record is one statement: its implicit transaction is the transaction, without
+        # the BEGIN and COMMIT round trips (migration 0030 for the missed call + notification).
+        mc_id = await _write_one(conn, records[0], cfg=cfg, missed_call_id=missed_call_id)
+        if mc_id is not _STATE_CHANGED:
+            return mc_id  # type: ignore[return-value]
     mc_id = missed_call_id
     async with conn.transaction():
         for r in records:
@@ -134,6 +152,40 @@ async def write_records(db: asyncpg.Pool | asyncpg.Connection, records: Sequence
                                    r.service, r.call_category, r.started_at, r.ended_at,
                                    r.duration_s, r.charge, r.call_ref)
     return mc_id
+
+
+_STATE_CHANGED = object()  # _write_one: the fast path wrote nothing, take the transaction
+
+
+async def _write_one(conn: asyncpg.Connection, r: Record, *, cfg: Any,
+                     missed_call_id: int | None) -> int | None | object:
+    """``r`` in one statement outside any explicit transaction; the missed call id (or
+    ``missed_call_id``), or :data:`_STATE_CHANGED` when the caller must use the transaction."""
+    t = type(r)
+    if t is RecordMissedCall:
+        assert isinstance(r, RecordMissedCall)
+        if _notifications is None:
+            return await conn.fetchval(INSERT_MISSED_CALL, r.caller, r.callee, r.at, r.reason,
+                                       r.cause, r.call_ref)
+        fast = getattr(_notifications, "record_missed_call", None)
+        if fast is None:  # only the transactional hook: it must share the insert's transaction
+            return _STATE_CHANGED
+        mc_id = await fast(conn, caller=r.caller, callee=r.callee, reason=r.reason,
+                           cause=r.cause, call_ref=r.call_ref, at=r.at, cfg=cfg)
+        return _STATE_CHANGED if mc_id is None else mc_id
+    if t is RecordCallback:
+        assert isinstance(r, RecordCallback)
+        await conn.fetchval(INSERT_CALLBACK, r.caller, r.callee, r.at, r.expires_at,
+                            missed_call_id)
+    elif t is RecordVoicemail:
+        assert isinstance(r, RecordVoicemail)
+        await conn.fetchval(INSERT_VOICEMAIL, r.callee, r.caller, r.at, r.media_uri)
+    elif t is WriteCdr:
+        assert isinstance(r, WriteCdr)
+        await conn.execute(INSERT_CDR, r.record_type, r.msisdn, r.caller, r.callee, r.service,
+                           r.call_category, r.started_at, r.ended_at, r.duration_s, r.charge,
+                           r.call_ref)
+    return missed_call_id
 
 
 def utcnow(wall: float) -> dt.datetime:

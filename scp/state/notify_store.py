@@ -11,9 +11,11 @@ SMS it causes commit together or not at all.
 from __future__ import annotations
 
 import datetime as dt
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeVar
 
 import asyncpg
 
@@ -32,6 +34,12 @@ __all__ = [
     "hlr_alert_registered",
     "hlr_alert_retry",
     "insert_cdr",
+    "MissedCallState",
+    "MissedCallWrite",
+    "forecast_missed_call",
+    "forget_forecasts",
+    "record_missed_call",
+    "remember_recipient",
     "insert_mo",
     "load_recipient",
     "lock_open_busy_sms",
@@ -94,6 +102,147 @@ async def load_recipient(conn: asyncpg.Connection, msisdn: str, day: dt.date
     services = frozenset(row["services"]) if row["status"] == "active" else frozenset()
     return Recipient(row["msisdn"], row["language"], row["user_group"], row["notify_mode"],
                      services)
+
+
+# -- missed call in one statement (migration 0030) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MissedCallState:
+    """What the missed-call decision reads: a forecast, or what the database held."""
+
+    recipient: Recipient | None
+    rcpt: str | None  # the recipient row's text form: the write checks it
+    open_id: int | None  # open busy / no-answer SMS of this caller (lock_open_busy_sms)
+    open_key: str | None
+    open_due: dt.datetime | None  # its next_attempt_at: a sender claims it from then on
+    count: int  # calls the open SMS already counts (calls_since), this one not included
+    first_at: dt.datetime | None
+    ads: tuple[AdRule, ...]
+    ads_digest: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MissedCallWrite:
+    """Outcome of :func:`record_missed_call`: written, or the state found instead."""
+
+    done: bool
+    missed_call_id: int | None = None
+    sms_id: int | None = None
+    hlr_alert: bool = False
+    state: MissedCallState | None = None
+
+
+# Forecasts for the write (process memory, bounded): the recipient as the InitialDP's lookup
+# saw it, the open SMS per key prefix as this process left it, the last ads seen. A wrong
+# forecast costs one more round trip, never a wrong row: the write checks them under its locks.
+_FORECAST_MAX = 50_000
+_rcpt_seen: OrderedDict[str, tuple[str, Recipient]] = OrderedDict()
+_open_seen: OrderedDict[str, tuple[int, str, dt.datetime | None, int, dt.datetime]] = (
+    OrderedDict())
+_ads_seen: list[tuple[str, tuple[AdRule, ...]]] = []
+
+
+_V = TypeVar("_V")
+
+
+def _bounded_put(d: OrderedDict[str, _V], key: str, value: _V) -> None:
+    d[key] = value
+    d.move_to_end(key)
+    if len(d) > _FORECAST_MAX:
+        d.popitem(last=False)
+
+
+def _recipient(msisdn: str, r: asyncpg.Record) -> Recipient:
+    services = frozenset(r["services"]) if r["status"] == "active" else frozenset()
+    return Recipient(msisdn, r["language"], r["user_group"], r["notify_mode"], services)
+
+
+def remember_recipient(msisdn: str, rcpt: str | None, language: str, user_group: str,
+                       notify_mode: str, status: str, services: Sequence[str]) -> None:
+    """Keep a lookup's ``mcn_recipient`` row (``rcpt``: its text form) as the forecast for a
+    missed call of ``msisdn`` (the InitialDP's subscriber lookup reads it in passing)."""
+    if rcpt is not None:
+        svc = frozenset(services) if status == "active" else frozenset()
+        _bounded_put(_rcpt_seen, msisdn,
+                     (rcpt, Recipient(msisdn, language, user_group, notify_mode, svc)))
+
+
+def forget_forecasts() -> None:
+    """Drop every forecast (tests; a database reset)."""
+    _rcpt_seen.clear()
+    _open_seen.clear()
+    _ads_seen.clear()
+
+
+def forecast_missed_call(*, callee: str, prefix: str | None, at: dt.datetime,
+                         ads: bool) -> MissedCallState | None:
+    """The state a missed call of ``callee`` will probably find; None if nothing is known."""
+    seen = _rcpt_seen.get(callee)
+    if seen is None or (ads and not _ads_seen):
+        return None
+    rcpt_text, rcpt = seen
+    open_id = open_key = open_due = first_at = None
+    count = 0
+    o = _open_seen.get(prefix) if prefix is not None else None
+    if o is not None and at < o[4]:
+        open_id, open_key, first_at, count, open_due = o
+    digest, rules = _ads_seen[0] if ads else (None, ())
+    return MissedCallState(rcpt, rcpt_text, open_id, open_key, open_due, count, first_at,
+                           rules, digest)
+
+
+_RECORD = ("SELECT * FROM mcn_record_missed_call($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+           " $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)")
+
+
+async def record_missed_call(conn: asyncpg.Connection, *, caller: str | None, callee: str,
+                             at: dt.datetime, reason: str, cause: int | None,
+                             call_ref: str | None, day: dt.date, state: MissedCallState | None,
+                             hlr: bool, refresh: dt.timedelta, prefix: str | None,
+                             count: int, first_at: dt.datetime | None, text: str | None,
+                             not_before: dt.datetime | None, expires_at: dt.datetime | None,
+                             outcome: str | None, want_ads: bool) -> MissedCallWrite:
+    """One statement (its own transaction): the missed call and what was decided on ``state``
+    (HLR alert, the SMS under ``prefix`` with ``text`` rendered for ``count`` / ``first_at``,
+    the call marked ``outcome``), if under the locks the state is ``state``; else nothing is
+    written and the state found is returned (``state`` None: only read it). Must not run
+    inside a transaction that expects the write (it may not happen)."""
+    known = state is not None
+    r = await conn.fetchrow(
+        _RECORD, caller, callee, at, reason, cause, call_ref, day, known,
+        state.rcpt if state else None, hlr, refresh, prefix,
+        state.open_id if state and text is not None else None, count, first_at,
+        state.ads_digest if state and text is not None and want_ads else None, want_ads, text,
+        not_before, expires_at, outcome)
+    assert r is not None
+    if not r["done"] and want_ads and r["ads_digest"] is not None:  # the ads read again
+        rules = tuple(AdRule(a["id"], a["text"], a["window_start"], a["window_end"],
+                             tuple(a["caller_prefixes"]), tuple(a["user_groups"]),
+                             a["priority"], a["valid_from"], a["valid_until"])
+                      for a in (r["ads"] or ()))
+        _ads_seen[:] = [(r["ads_digest"], rules)]
+    if r["done"]:
+        mc_id = int(r["missed_call_id"])
+        if text is not None and prefix is not None and state is not None:
+            sms_id = r["sms_id"]
+            if sms_id is None:  # the key existed (a replay): nothing known about it
+                _open_seen.pop(prefix, None)
+            elif r["open_id"] is not None:  # its text updated: one more call counted
+                _bounded_put(_open_seen, prefix, (sms_id, r["open_key"], first_at, count,
+                                                  r["open_due"]))
+            elif not_before is not None:
+                _bounded_put(_open_seen, prefix, (sms_id, prefix + str(mc_id), first_at, 1,
+                                                  not_before))
+        return MissedCallWrite(True, mc_id, r["sms_id"], bool(r["hlr_alert"]))
+    rcpt = _recipient(callee, r) if r["rcpt"] is not None else None
+    if rcpt is not None:
+        _bounded_put(_rcpt_seen, callee, (r["rcpt"], rcpt))
+    rules = _ads_seen[0][1] if want_ads and _ads_seen else ()
+    found = MissedCallState(rcpt, r["rcpt"], r["open_id"], r["open_key"], r["open_due"],
+                            int(r["n"]), r["first_at"], rules,
+                            _ads_seen[0][0] if want_ads and _ads_seen else None)
+    return MissedCallWrite(False, state=found)
 
 
 async def msisdn_by_imsi(conn: asyncpg.Connection, imsi: str) -> str | None:
