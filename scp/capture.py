@@ -1,9 +1,11 @@
 """Write M3UA traffic as an SCTP-framed pcap that Wireshark decodes down to CAP/INAP/MAP.
 
-Each M3UA message becomes one IPv4 packet (linktype 101, raw IP) carrying an SCTP common header
-(RFC 9260 §3.1) and one DATA chunk (§3.3.1) with payload protocol identifier 3 (M3UA, RFC 4666
-§1.4.7). The CRC32c checksum is computed for real so Wireshark's optional checksum validation
-passes. The file is flushed after every packet so ``tshark`` can read it while we write.
+Each M3UA message becomes one IPv4 or IPv6 packet (linktype 101, raw IP) carrying an SCTP common
+header (RFC 9260 §3.1) and one DATA chunk (§3.3.1) with payload protocol identifier 3 (M3UA,
+RFC 4666 §1.4.7); a message too large for one packet is split into fragments (B/E flags) as SCTP
+would, so Wireshark reassembles it. The CRC32c checksum is computed for real so Wireshark's
+optional checksum validation passes. The file is flushed after every packet so ``tshark`` can
+read it while we write.
 
 The TCP transport carries the same M3UA bytes; the capture still frames them as SCTP because
 that is how Wireshark recognises M3UA without port preferences.
@@ -11,6 +13,7 @@ that is how Wireshark recognises M3UA without port preferences.
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 from typing import BinaryIO
 
@@ -41,8 +44,19 @@ def _ip_checksum(header: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def _ipv4(src: str, dst: str) -> tuple[bytes, bytes]:
-    return bytes(int(x) for x in src.split(".")), bytes(int(x) for x in dst.split("."))
+MAX_FRAGMENT = 60000  # user data per DATA chunk: keeps every packet under the 16-bit IP length
+
+
+def _ip_header(src: str, dst: str, payload_len: int, ip_id: int) -> bytes:
+    """An IPv4 or IPv6 header for an SCTP payload (protocol 132) between two addresses."""
+    s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    if s.version == 6 or d.version == 6:
+        s6 = s if s.version == 6 else ipaddress.IPv6Address(f"::ffff:{s}")
+        d6 = d if d.version == 6 else ipaddress.IPv6Address(f"::ffff:{d}")
+        return struct.pack("!IHBB16s16s", 0x60000000, payload_len, 132, 64, s6.packed, d6.packed)
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + payload_len, ip_id, 0, 64, 132, 0,
+                      s.packed, d.packed)
+    return hdr[:10] + struct.pack("!H", _ip_checksum(hdr)) + hdr[12:]
 
 
 class SctpPcapWriter:
@@ -72,30 +86,29 @@ class SctpPcapWriter:
     ) -> None:
         """Write one M3UA message sent from ``src`` to ``dst`` at time ``ts`` (epoch seconds)."""
         key = (src[0], src[1], dst[0], dst[1])
-        tsn = self._tsn.get(key, 1)
-        self._tsn[key] = tsn + 1
         skey = (*key, stream)
         ssn = self._ssn.get(skey, 0)
         self._ssn[skey] = (ssn + 1) & 0xFFFF
-        pad = (-len(m3ua)) % 4
-        chunk = (
-            struct.pack("!BBHIHHI", 0, 0x03, 16 + len(m3ua), tsn, stream, ssn, ppid)
-            + m3ua
-            + b"\x00" * pad
-        )
-        common = struct.pack("!HHII", src[1], dst[1], 0x1, 0)
-        sctp = common + chunk
-        sctp = sctp[:8] + struct.pack("<I", crc32c(sctp)) + sctp[12:]
-        self._ip_id = (self._ip_id + 1) & 0xFFFF
-        s, d = _ipv4(src[0], dst[0])
-        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(sctp), self._ip_id, 0, 64, 132, 0, s, d)
-        hdr = hdr[:10] + struct.pack("!H", _ip_checksum(hdr)) + hdr[12:]
-        packet = hdr + sctp
-        sec = int(ts)
-        usec = int(round((ts - sec) * 1_000_000))
-        if usec >= 1_000_000:
-            sec, usec = sec + 1, usec - 1_000_000
-        self._f.write(struct.pack("<IIII", sec, usec, len(packet), len(packet)) + packet)
+        pieces = [m3ua[i : i + MAX_FRAGMENT] for i in range(0, len(m3ua), MAX_FRAGMENT)] or [b""]
+        for n, piece in enumerate(pieces):
+            flags = (0x02 if n == 0 else 0) | (0x01 if n == len(pieces) - 1 else 0)
+            tsn = self._tsn.get(key, 1)
+            self._tsn[key] = tsn + 1
+            pad = (-len(piece)) % 4
+            chunk = (
+                struct.pack("!BBHIHHI", 0, flags, 16 + len(piece), tsn, stream, ssn, ppid)
+                + piece
+                + b"\x00" * pad
+            )
+            sctp = struct.pack("!HHII", src[1], dst[1], 0x1, 0) + chunk
+            sctp = sctp[:8] + struct.pack("<I", crc32c(sctp)) + sctp[12:]
+            self._ip_id = (self._ip_id + 1) & 0xFFFF
+            packet = _ip_header(src[0], dst[0], len(sctp), self._ip_id) + sctp
+            sec = int(ts)
+            usec = int(round((ts - sec) * 1_000_000))
+            if usec >= 1_000_000:
+                sec, usec = sec + 1, usec - 1_000_000
+            self._f.write(struct.pack("<IIII", sec, usec, len(packet), len(packet)) + packet)
         self._f.flush()
 
     def close(self) -> None:
