@@ -27,8 +27,8 @@ from scp.adapters.tcp import TcpTransport
 from scp.adapters.transport import AssociationHandler
 from scp.capture import SctpPcapWriter
 from scp.config import Config, ConfigError, _host_port
-from scp.core.m3ua_asp import AspStateChanged, CloseAssociation, M3uaLayer, Transmit
-from scp.core.primitives import TcEnd, TcPrimitive, TcUAbort
+from scp.core.m3ua_asp import AspState, AspStateChanged, CloseAssociation, M3uaLayer, Transmit
+from scp.core.primitives import TcBegin, TcEnd, TcPrimitive, TcUAbort
 from scp.core.sccp import SccpLayer
 from scp.core.stack import TC_TYPES, SigtranStack
 from scp.core.tcap import TcapLayer
@@ -148,10 +148,17 @@ class Node(AssociationHandler):
         self._stopped.set()
 
     async def stop(self) -> None:
-        """ASP down toward every peer, a short grace for the acknowledgements, sockets closed."""
-        self._process(self.stack.shutdown(self.clock()))
+        """Open dialogues aborted toward their peers (a switch mid-call applies its default
+        call handling at once instead of waiting for its own timers), then ASP down toward every
+        peer with a short grace for the acknowledgements, then the sockets closed."""
+        for did in self.stack.tcap.open_dialogues():
+            self.tc_send(TcUAbort(did))
+        self._guarded("shutdown", lambda: self.stack.shutdown(self.clock()))
         deadline = self.clock() + SHUTDOWN_GRACE
-        while self.stack.m3ua.is_active and self.clock() < deadline:
+        m3ua = self.stack.m3ua
+        while self.clock() < deadline and any(
+            m3ua.asp_state(a) is not AspState.DOWN for a in list(self._peers)
+        ):
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.05)  # let the last writes leave the socket buffers
         await self.transport.stop()
@@ -167,22 +174,21 @@ class Node(AssociationHandler):
     def association_up(self, assoc_id: int, peer: tuple[str, int], local: tuple[str, int]) -> None:
         self._peers[assoc_id] = (peer, local)
         self.log.info("association up", assoc=assoc_id, peer=f"{peer[0]}:{peer[1]}")
-        self._process(self.stack.association_up(assoc_id, self.clock()))
+        self._guarded("association up", lambda: self.stack.association_up(assoc_id, self.clock()))
 
     def association_data(self, assoc_id: int, data: bytes, stream: int) -> None:
-        if self._capture is not None:
-            peer, local = self._peers.get(assoc_id, (("0.0.0.0", 0), ("0.0.0.0", 0)))
-            self._capture.write(data, ts=self.wallclock(), src=peer, dst=local, stream=stream)
-        try:
-            self._process(self.stack.receive(assoc_id, data, self.clock(), stream))
-        except Exception:  # the cores answer bad input themselves; this is a bug, logged, not fatal
-            self.log.exception("message handling failed", assoc=assoc_id, data=data.hex())
-            self._arm_timer()
+        self._capture_write(assoc_id, data, stream, inbound=True)
+        self._guarded("message handling",
+                      lambda: self.stack.receive(assoc_id, data, self.clock(), stream),
+                      assoc=assoc_id, data=data.hex())
 
     def association_down(self, assoc_id: int, reason: str) -> None:
         self.log.info("association down", assoc=assoc_id, reason=reason)
-        self._process(self.stack.association_down(assoc_id, self.clock()))
-        self._peers.pop(assoc_id, None)
+        try:
+            self._guarded("association down",
+                          lambda: self.stack.association_down(assoc_id, self.clock()))
+        finally:
+            self._peers.pop(assoc_id, None)
 
     # -- TC-user entry points ------------------------------------------------------------------
 
@@ -190,7 +196,10 @@ class Node(AssociationHandler):
         """Send a TC request from a TC-user that answers later (after an await)."""
         if isinstance(req, (TcEnd, TcUAbort)):
             self.user.release(req.dialogue_id)
-        self._process(self.stack.tc_request(req, self.clock()))
+        self._guarded("tc request", lambda: self.stack.tc_request(req, self.clock()))
+        if type(req) is TcBegin and self.stack.tcap.dialogue_state(req.dialogue_id) is None:
+            # TCAP refused to open it (encode error, resource limit): nobody will ever end it.
+            self.user.release(req.dialogue_id)
 
     def new_dialogue_id(self, user: DialogueUser) -> int:
         """A dialogue ID for a dialogue we open (TC-BEGIN request) owned by ``user``."""
@@ -200,24 +209,40 @@ class Node(AssociationHandler):
 
     # -- output routing --------------------------------------------------------------------------
 
+    def _guarded(self, what: str, produce: Callable[[], list[object]], **ctx: object) -> None:
+        """Run a core entry point and route its outputs; a bug is logged, never raised into
+        asyncio (the cores answer bad input themselves, so this is only a safety net)."""
+        try:
+            outputs = produce()
+        except Exception:
+            self.log.exception(f"{what} failed", **ctx)
+            self._arm_timer()
+            return
+        self._process(outputs)
+
     def _process(self, outputs: list[object]) -> None:
         now = self.clock()
         while outputs:
             pending: list[object] = []
             for o in outputs:
-                t = type(o)
-                if t is Transmit:
-                    self._transmit(o)  # type: ignore[arg-type]
-                elif t in TC_TYPES:
-                    for req in self.user.handle(o):
-                        pending += self.stack.tc_request(req, now)  # type: ignore[arg-type]
-                elif t is CloseAssociation:
-                    self.log.warning("closing association", assoc=o.assoc_id, reason=o.reason)  # type: ignore[attr-defined]
-                    self.transport.close_association(o.assoc_id, o.reason)  # type: ignore[attr-defined]
-                elif t is AspStateChanged:
-                    self.log.info("asp state", assoc=o.assoc_id, old=str(o.old), new=str(o.new))  # type: ignore[attr-defined]
-                else:
-                    self._log_output(o)
+                # One output that fails must not cost the others (e.g. the idle-timer aborts of
+                # many dialogues arrive in one list; each must still reach its switch).
+                try:
+                    t = type(o)
+                    if t is Transmit:
+                        self._transmit(o)  # type: ignore[arg-type]
+                    elif t in TC_TYPES:
+                        for req in self.user.handle(o):
+                            pending += self.stack.tc_request(req, now)  # type: ignore[arg-type]
+                    elif t is CloseAssociation:
+                        self.log.warning("closing association", assoc=o.assoc_id, reason=o.reason)  # type: ignore[attr-defined]
+                        self.transport.close_association(o.assoc_id, o.reason)  # type: ignore[attr-defined]
+                    elif t is AspStateChanged:
+                        self.log.info("asp state", assoc=o.assoc_id, old=str(o.old), new=str(o.new))  # type: ignore[attr-defined]
+                    else:
+                        self._log_output(o)
+                except Exception:
+                    self.log.exception("output handling failed", output=type(o).__name__)
             outputs = pending
         self._arm_timer()
 
@@ -225,9 +250,17 @@ class Node(AssociationHandler):
         if not self.transport.send(o.assoc_id, o.stream, o.data):
             self.log.warning("transmit on a closed association dropped", assoc=o.assoc_id)
             return
-        if self._capture is not None:
-            peer, local = self._peers.get(o.assoc_id, (("0.0.0.0", 0), ("0.0.0.0", 0)))
-            self._capture.write(o.data, ts=self.wallclock(), src=local, dst=peer, stream=o.stream)
+        self._capture_write(o.assoc_id, o.data, o.stream, inbound=False)
+
+    def _capture_write(self, assoc_id: int, data: bytes, stream: int, *, inbound: bool) -> None:
+        if self._capture is None:
+            return
+        peer, local = self._peers.get(assoc_id, (("0.0.0.0", 0), ("0.0.0.0", 0)))
+        src, dst = (peer, local) if inbound else (local, peer)
+        try:
+            self._capture.write(data, ts=self.wallclock(), src=src, dst=dst, stream=stream)
+        except (OSError, ValueError) as e:  # a full disk must not stop the signalling
+            self.log.warning("capture write failed", error=str(e))
 
     def _log_output(self, o: object) -> None:
         fields: dict[str, object] = {}
@@ -323,13 +356,32 @@ class Services:
         self.sender = OutboxSender(outbox=self.outbox, gateway=self.gateway,
                                    window=self.cfg.smpp.window, policy=retry_policy(self.cfg))
         self._tasks = [
-            asyncio.create_task(self.sender.run(), name="outbox-sender"),
-            asyncio.create_task(
-                run_alert_originator(self.map_user, self.pool, self.cfg,  # type: ignore[arg-type]
-                                     ready=lambda: self.node.stack.m3ua.is_active,
-                                     stop=self._stop),
+            asyncio.create_task(self._keep_running("outbox-sender", self.sender.run),
+                                name="outbox-sender"),
+            asyncio.create_task(self._keep_running(
+                "hlr-alert-originator",
+                lambda: run_alert_originator(self.map_user, self.pool, self.cfg,
+                                             ready=lambda: self.node.stack.m3ua.is_active,
+                                             stop=self._stop)),
                 name="hlr-alert-originator"),
         ]
+
+    async def _keep_running(self, name: str, run: Callable[[], Any]) -> None:
+        """A background loop that must not die silently: restarted with backoff if it fails."""
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                await run()
+                return  # it ended because it was told to stop
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background task failed, restarting", task=name, retry_in=delay)
+                try:
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, 60.0)
 
     async def stop(self) -> None:
         if self.sender is not None:

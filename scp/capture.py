@@ -81,10 +81,16 @@ class SctpPcapWriter:
         ts: float,
         src: tuple[str, int] = ("127.0.0.1", 2905),
         dst: tuple[str, int] = ("127.0.0.2", 2905),
-        stream: int = 1,
+        stream: int | None = None,
         ppid: int = PPID_M3UA,
     ) -> None:
-        """Write one M3UA message sent from ``src`` to ``dst`` at time ``ts`` (epoch seconds)."""
+        """Write one M3UA message sent from ``src`` to ``dst`` at time ``ts`` (epoch seconds).
+
+        ``stream`` defaults as RFC 4666 §1.4.7 places messages: DATA on stream 1, everything
+        else (management, ASP maintenance) on stream 0.
+        """
+        if stream is None:
+            stream = 1 if m3ua[2:4] == b"\x01\x01" else 0
         key = (src[0], src[1], dst[0], dst[1])
         skey = (*key, stream)
         ssn = self._ssn.get(skey, 0)

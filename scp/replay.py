@@ -1021,7 +1021,8 @@ class InProcessScp:
                                         traffic_mode=_traffic_mode(self.cfg))))
 
     def feed(self, data: bytes) -> None:
-        self.node.association_data(self.assoc_id, data, 1)
+        # As an SCTP peer would: management on stream 0, DATA on a data stream (RFC 4666 §1.4.7)
+        self.node.association_data(self.assoc_id, data, 1 if data[2:4] == b"\x01\x01" else 0)
 
     def feed_transfer(self, x: MtpTransfer) -> None:
         from scp.codecs import m3ua

@@ -66,13 +66,15 @@ def problems(pcap: Path, *, prefs: Sequence[str] = PREFS) -> list[list[str]]:
     )
 
 
-def assert_clean(pcap: Path, *, expect_frames: int | None = None,
+def assert_clean(pcap: Path, *, expect_frames: int | None = None, min_frames: int = 1,
                  prefs: Sequence[str] = PREFS) -> None:
-    """Fail if any frame is malformed or has an expert error; optionally check the count."""
+    """Fail if any frame is malformed or has an expert error, or if fewer than ``min_frames``
+    were read (an empty capture would make the check vacuous); optionally check the count."""
     bad = problems(pcap, prefs=prefs)
     assert not bad, f"tshark flags frames in {pcap}: {bad}"
+    n = len(fields(pcap, ["frame.number"], prefs=prefs))
+    assert n >= min_frames, f"tshark read {n} frames from {pcap}, expected at least {min_frames}"
     if expect_frames is not None:
-        n = len(fields(pcap, ["frame.number"], prefs=prefs))
         assert n == expect_frames, f"tshark read {n} frames, expected {expect_frames}"
 
 

@@ -80,6 +80,15 @@ class SctpAssociation:
         self._loop = asyncio.get_running_loop()
 
     def open(self) -> None:
+        # The peer may grant fewer outbound streams than we asked for (STPs often allow 2-8):
+        # sending on a stream beyond that fails, so DATA streams are folded into what we got.
+        self.out_streams = OUT_STREAMS
+        try:
+            granted = int(self.sock.get_status().outstrms)
+            if granted > 0:
+                self.out_streams = granted
+        except (AttributeError, OSError, ValueError):
+            pass
         self.sock.setblocking(False)
         self._loop.add_reader(self.sock.fileno(), self.on_readable)
         self.owner._assocs[self.assoc_id] = self
@@ -113,6 +122,8 @@ class SctpAssociation:
     def send(self, stream: int, data: bytes) -> bool:
         if self._closed:
             return False
+        if stream >= self.out_streams:
+            stream = 1 + (stream - 1) % (self.out_streams - 1) if self.out_streams > 1 else 0
         if self._pending:
             self._pending.append((stream, data))
             return True

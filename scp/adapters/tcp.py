@@ -20,6 +20,8 @@ from scp.core.m3ua_framing import M3uaFramingError, M3uaStreamReader
 
 log = structlog.get_logger("scp.tcp")
 
+MAX_WRITE_BUFFER = 8 * 1024 * 1024  # bytes queued toward one peer before it counts as stuck
+
 
 class _M3uaTcpProtocol(asyncio.Protocol):
     """One TCP connection = one M3UA association."""
@@ -124,6 +126,11 @@ class TcpTransport:
     def send(self, assoc_id: int, stream: int, data: bytes) -> bool:
         conn = self._conns.get(assoc_id)
         if conn is None or conn.transport is None or conn.transport.is_closing():
+            return False
+        if conn.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            # The peer stopped reading: queueing more would only grow memory without bound.
+            log.warning("m3ua tcp peer not reading, closing", assoc=assoc_id)
+            self.close_association(assoc_id, "peer not reading (write buffer full)")
             return False
         conn.transport.write(data)
         return True

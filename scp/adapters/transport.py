@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 _assoc_ids = itertools.count(1)
 
+STABLE_ASSOCIATION = 10.0  # s an association must last before the reconnect backoff starts over
+
 
 def new_assoc_id() -> int:
     """A process-wide unique association ID (TCP and SCTP share the space)."""
@@ -74,9 +76,12 @@ async def keep_connected(
     """Client role: connect to ``peer``, wait for the association to be lost, reconnect.
 
     ``connect_once`` opens one association and returns a future resolved when it is lost; an
-    ``OSError`` means the attempt failed. Both failures and losses wait ``backoff``.
+    ``OSError`` means the attempt failed. Both failures and losses wait ``backoff``; the backoff
+    only starts over after an association that lasted, so a peer that accepts and drops at once
+    (an STP refusing an unknown ASP) is not redialled at the minimum delay forever.
     """
     name = f"{peer[0]}:{peer[1]}"
+    loop = asyncio.get_running_loop()
     while not stopping():
         try:
             lost = await connect_once()
@@ -85,9 +90,11 @@ async def keep_connected(
             log.warning(f"m3ua {transport} connect failed", peer=name, error=str(e), retry_in=delay)
             await asyncio.sleep(delay)
             continue
-        backoff.reset()
         log.info(f"m3ua {transport} connected", peer=name)
+        since = loop.time()
         await lost
+        if loop.time() - since >= STABLE_ASSOCIATION:
+            backoff.reset()
         if not stopping():
             delay = backoff.next_delay()
             log.warning(f"m3ua {transport} association lost", peer=name, retry_in=delay)

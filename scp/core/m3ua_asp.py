@@ -396,6 +396,10 @@ class M3uaLayer:
             if data[2:4] == b"\x01\x01":  # DATA: the hot path skips the generic decoder
                 self._on_data(asp, data, out)
                 return out
+            if stream != 0 and len(data) >= 4 and data[2] != 1:
+                # RFC 4666 §3.8.1 / §4.3.4: management and ASP maintenance travel on stream 0.
+                raise M3uaDecodeError(2, f"class {data[2]} message on stream {stream}",
+                                      ErrorCode.INVALID_STREAM_IDENTIFIER)
             msg = decode(data)
             mt = msg.msg_type
             states = self._accepts.get(mt)

@@ -50,6 +50,7 @@ class PeerAsp(asyncio.Protocol):
         self.pcap = SctpPcapWriter.open(str(pcap)) if pcap else None
         self._timer: asyncio.TimerHandle | None = None
         self.assoc_id = 1
+        self.deaf = False  # True: read nothing any more (a peer that hangs without closing)
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -59,6 +60,8 @@ class PeerAsp(asyncio.Protocol):
         self._process(self.stack.association_up(self.assoc_id, time.monotonic()))
 
     def data_received(self, data: bytes) -> None:
+        if self.deaf:
+            return
         for m in self.reader.feed(data):
             self.received.append(m)
             if self.pcap:

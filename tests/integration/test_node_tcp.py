@@ -152,6 +152,27 @@ async def test_heartbeat_disconnect_reconnect_and_clean_shutdown(tmp_path: Path)
     tshark.assert_clean(tmp_path / "peer.pcap")
 
 
+@pytest.mark.tshark
+async def test_heartbeat_timeout_drops_a_peer_that_hangs(tmp_path: Path) -> None:
+    """A peer that stops answering BEAT (hung, socket still open) is dropped after
+    beat_timeout, and the node's M3UA state follows."""
+    node = await start_node(tmp_path, beat=0.2)
+    port = node.transport.listening[0][1]
+    peer = await connect_peer(port, tmp_path / "peer.pcap")
+    try:
+        await peer.wait(lambda: peer.active)
+        peer.deaf = True
+        await asyncio.wait_for(peer.closed.wait(), 10)  # 0.2 s to the BEAT + 2 s beat_timeout
+        assert not node.stack.m3ua.is_active
+    finally:
+        peer.close()
+        await node.stop()
+        peer.finish()
+    tshark.assert_clean(tmp_path / "node.pcap")
+    rows = tshark.fields(tmp_path / "node.pcap", ["m3ua.message_class", "m3ua.message_type"])
+    assert ["3", "3"] in rows  # the BEAT that went unanswered
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -184,6 +205,8 @@ async def test_mcn_scp_run_shuts_down_cleanly_on_sigterm_and_sigint(tmp_path: Pa
             await peer.wait(lambda p=peer, d=did: bool(answers(p, d)))
             proc.send_signal(sig)
             await asyncio.wait_for(peer.closed.wait(), 5)
+            # ASP-DOWN sent before the socket closed (an unsolicited ASPDN_ACK, RFC 4666 §4.3.4.2)
+            assert any(m[2:4] == b"\x03\x04" for m in peer.received), "no ASPDN_ACK from the node"
             rc = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
         finally:
             if proc.poll() is None:

@@ -211,6 +211,16 @@ def test_loadshare_across_two_asps(nets: list[Net]) -> None:
     assert all(targets[s] == targets[s % 2] for s in range(16))  # same SLS, same ASP
 
 
+def test_management_on_a_data_stream_gets_err_invalid_stream(nets: list[Net]) -> None:
+    net = active(nets)
+    beat = M.encode(M.make(M.MessageType.BEAT, heartbeat_data=b"hb"))
+    outs = net.server.receive(1, beat, net.now, stream=3)
+    (err,) = [M.decode(o.data) for o in outs if isinstance(o, Transmit)]
+    assert err.msg_type == M.MessageType.ERR and err.error_code == 0x09
+    assert net.server.asp_state(1) is AspState.ACTIVE  # the association stays up
+    assert any(isinstance(o, Transmit) for o in net.server.receive(1, beat, net.now, stream=0))
+
+
 def test_answers_go_back_over_the_association_that_reaches_the_switch(nets: list[Net]) -> None:
     """Two switches (PC 201 and 202) are ASPs of our AS: an answer to 201 never leaves via 202,
     whatever its SLS; a point code never seen still loadshares."""

@@ -61,6 +61,14 @@ class FakeSctpSocket:
         self._r.close()
         self._w.close()
 
+    def get_status(self) -> object:
+        class Status:
+            outstrms = self.granted_streams
+
+        return Status()
+
+    granted_streams = 17
+
     # client role
     def connect(self, addr: tuple[str, int]) -> None:
         self.connected_to = addr
@@ -210,6 +218,23 @@ async def test_client_connects_and_reconnects_after_the_peer_shuts_down() -> Non
     assert made[1].sent == [(ASPUP, PPID_M3UA, 0)]
     await t.stop()
     assert made[1].closed
+
+
+async def test_data_streams_fold_into_the_streams_the_peer_granted() -> None:
+    conn = FakeSctpSocket()
+    conn.granted_streams = 3  # stream 0 for management, 1 and 2 for DATA
+    listener = FakeListener([conn])
+    rec = Recorder()
+    t = SctpTransport(handler=rec, role="server", listen=("127.0.0.1", 2905),
+                      socket_factory=lambda: listener)
+    await t.start()
+    listener.peer_connects()
+    await rec.wait_for("up")
+    assoc = rec.events[0][1]
+    for stream in (0, 1, 2, 3, 4, 16):
+        assert t.send(assoc, stream, ASPUP)
+    assert [s for _, _, s in conn.sent] == [0, 1, 2, 1, 2, 2]
+    await t.stop()
 
 
 def test_live_sctp_socket() -> None:
