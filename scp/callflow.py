@@ -62,6 +62,8 @@ ERR_UNEXPECTED_COMPONENT_SEQUENCE = 14  # TS 29.078 §7.7, ETS 300 374-1 §6.2
 ERR_TASK_REFUSED = 12
 
 # Operation classes (TS 29.078 §8 / Q.1218 §7): 1 result and error, 2 error only, 4 neither.
+CHARGING_GRACE = 30.0  # s beyond the charging period for the switch's ApplyChargingReport
+CALL_MONITOR_LIMIT = 4 * 3600.0  # s a CallInformationRequest may wait for the call to end
 OP_CLASS = {OP_CONTINUE: 4, OP_RELEASE_CALL: 4, OP_PACUI: 1, 18: 2}
 # ApplyChargingReport, AssistRequestInstructions, CallInformationReport... have an error outcome.
 REFUSABLE = {16, 36}
@@ -386,6 +388,14 @@ class CallUser:
             self._finish(ctx)
             return
         selfcare = idp.service_key == self.s.selfcare_service_key
+        if not selfcare and idp.service_key != self.cfg.service.terminating_service_key:
+            # A trigger for a service this SCP does not provide (another serviceKey routed
+            # here): the call continues untouched, nothing armed, nothing recorded.
+            self.log.info("InitialDP for another service key", dialogue=leg.did,
+                          service_key=idp.service_key)
+            self._send(ctx, C.Send((ops.Continue(),), C.CALL, "end"))
+            self._finish(ctx)
+            return
         cls = SelfcareSession if selfcare else CallSession
         corr = f"{leg.did % 10**10:010d}"
         session = cls(self.s, call_ref=f"{self.cfg.node.name}:{leg.did:08x}", protocol=ctx.proto,
@@ -519,6 +529,12 @@ class CallUser:
                 timeout = None
                 if opcode == OP_PACUI or isinstance(op, ops.PlayAnnouncement):
                     timeout = self.s.announcement_timeout * 5  # long operation timer (29.078)
+                elif isinstance(op, ops.ApplyCharging):
+                    # The switch reports at the end of the period: keep the invocation (and so
+                    # the dialogue, which TCAP does not count as idle meanwhile) until then.
+                    timeout = self.cfg.call.charging_period + CHARGING_GRACE
+                elif isinstance(op, ops.CallInformationRequest):
+                    timeout = CALL_MONITOR_LIMIT  # the report comes when the call ends
                 comps.append(Invoke(iid, opcode, param, op_class=cls, timeout=timeout))
                 if cls != 4:
                     leg.invokes[iid] = opcode  # type: ignore[assignment]

@@ -318,6 +318,10 @@ class TcapLayer:
         dlg = self._dialogues.get(dialogue_id)
         return dlg.state if dlg else None
 
+    def open_dialogues(self) -> list[int]:
+        """The dialogue IDs still open (e.g. to abort them toward their peers at shutdown)."""
+        return list(self._dialogues)
+
     # -- identifiers ---------------------------------------------------------------------------
 
     def new_dialogue_id(self) -> int:
@@ -364,6 +368,12 @@ class TcapLayer:
             if dlg is None:
                 continue
             if kind == "idle":
+                if dlg.invokes:
+                    # An operation of ours is still running (e.g. ApplyCharging waiting for the
+                    # switch's report at the end of the period): the dialogue is not idle, and
+                    # that invocation's own timer bounds the wait.
+                    self._timers.start(("idle", did), now, self.idle_timeout)
+                    continue
                 out += self._idle_expired(dlg)
             else:
                 iid: int = name[2]

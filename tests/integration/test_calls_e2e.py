@@ -63,7 +63,7 @@ NODE_CONFIG = """
 [m3ua]
 listen = "127.0.0.1:0"
 [tcap]
-idle_timeout = 20.0
+idle_timeout = {idle}
 [ivr]
 mode = "{mode}"
 [rating]
@@ -151,8 +151,8 @@ class Rig:
         self.sw = Switch(peer)
 
 
-async def start(tmp: Path, pool: Any, mode: str) -> Rig:
-    cfg = parse_config(NODE_CONFIG.format(mode=mode))
+async def start(tmp: Path, pool: Any, mode: str, *, idle: float = 20.0) -> Rig:
+    cfg = parse_config(NODE_CONFIG.format(mode=mode, idle=idle))
     node = Node(cfg, users=lambda n: [build_call_user(n, pool, cfg)], capture=tmp / "node.pcap")
     await node.start()
     peer = await connect_peer(node.transport.listening[0][1], tmp / "peer.pcap")
@@ -200,6 +200,11 @@ async def test_cap_v2_busy_connects_to_the_ivr_and_records_the_missed_call(
         bl = sw.begin(AC_CAP_V2_GSMSSF_SCF, idp())
         (e3,) = await sw.next(bl)
         assert isinstance(e3, TcEnd) and names(sw, e3) == ["Continue"]
+        # A trigger for another service (serviceKey 555) routed here: untouched, not recorded.
+        await P.blacklist_del(clean_pool, ADMIN, CALLEE, "86137", prefix=True)
+        foreign = sw.begin(AC_CAP_V2_GSMSSF_SCF, idp(key=555))
+        (e4,) = await sw.next(foreign)
+        assert isinstance(e4, TcEnd) and names(sw, e4) == ["Continue"]
     finally:
         await stop(rig)
     rows = await clean_pool.fetch("SELECT caller, callee, reason, cause FROM missed_call")
@@ -281,7 +286,9 @@ async def test_inap_no_answer_etc_menu_other_number_is_charged(tmp_path: Path,
 async def test_cap_v3_forwarding_with_apply_charging(tmp_path: Path, clean_pool: Any) -> None:
     await provision(clean_pool, services=("missed-call", "forwarding"), forward_to="8613855556666")
     await P.add_rate(clean_pool, ADMIN, "national", "", per_minute="0.30")
-    rig = await start(tmp_path, clean_pool, "connect")
+    # A short idle timer: the forwarded call talks for longer than it before the switch's first
+    # report, and the dialogue must survive (our ApplyCharging is still running).
+    rig = await start(tmp_path, clean_pool, "connect", idle=0.5)
     sw = rig.sw
     try:
         did = sw.begin(AC_CAP_V3_GSMSSF_SCF, idp())
@@ -289,6 +296,8 @@ async def test_cap_v3_forwarding_with_apply_charging(tmp_path: Path, clean_pool:
         sw.cont(did, erb(13, 17))
         msgs = await sw.next(did, 2)
         assert names(sw, msgs[1]) == ["ApplyCharging", "Connect"]
+        await asyncio.sleep(1.5)
+        assert len(sw.got(did)) == 2, sw.got(did)  # no TC-U-ABORT meanwhile
         acr = ops.ApplyChargingReport(ops.LegID(1), ops.TimeInformation(3000), call_active=True)
         sw.cont(did, acr)
         msgs = await sw.next(did, 3)
