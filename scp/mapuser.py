@@ -38,7 +38,7 @@ from scp.codecs import map as mapc
 from scp.codecs import ops
 from scp.codecs.appctx import Protocol, lookup, map_ac_decision
 from scp.codecs.errors import DecodeError, EncodeError
-from scp.codecs.numbers import AddressString
+from scp.codecs.numbers import CHINA, AddressString, NatureOfAddress
 from scp.core.primitives import (
     ApplicationContext,
     DialogueDiagnostic,
@@ -150,6 +150,14 @@ def _reject(invoke_id: int, code: int) -> Reject:
     return Reject(invoke_id=invoke_id, problem_type=ProblemType.INVOKE, problem_code=code)
 
 
+def _e164(a: AddressString) -> str:
+    """MSISDN as stored (E.164): an HLR or VLR may send it national (TS 29.002 §17.7.8 AddressString
+    nature of address 2) or unknown; Q.763 natures are what the numbering plan understands."""
+    nai = {1: NatureOfAddress.INTERNATIONAL, 2: NatureOfAddress.NATIONAL}.get(
+        a.nai, NatureOfAddress.UNKNOWN)
+    return CHINA.to_e164(a.digits, nai)
+
+
 def plan_begin(begin: TcBegin) -> BeginPlan:
     """The answer to a MAP TC-BEGIN (pure: no database, no clock; never raises)."""
     ac = begin.application_context
@@ -180,7 +188,7 @@ def plan_begin(begin: TcBegin) -> BeginPlan:
         except Exception:  # noqa: BLE001 - a core answers, never raises (STYLE habit 3)
             arg = None
         if op in (OP_ASC, OP_ASC_V1) and isinstance(arg, ops.AlertServiceCentre):
-            events.append(PresenceEvent(True, "alert-sc", msisdn=arg.msisdn.digits,
+            events.append(PresenceEvent(True, "alert-sc", msisdn=_e164(arg.msisdn),
                                         detail=f"sc={arg.service_centre_address.digits}"))
             if op == OP_ASC:
                 ok.append(ReturnResult(invoke_id=iid, opcode=OP_ASC))
@@ -189,7 +197,7 @@ def plan_begin(begin: TcBegin) -> BeginPlan:
         if op == OP_NOTE_MM_EVENT and isinstance(arg, ops.NoteMMEvent):
             if arg.event_met in MM_PRESENT or arg.event_met in MM_ABSENT:
                 events.append(PresenceEvent(arg.event_met in MM_PRESENT, "note-mm-event",
-                                            msisdn=arg.msisdn.digits, imsi=arg.imsi,
+                                            msisdn=_e164(arg.msisdn), imsi=arg.imsi,
                                             detail=f"mm-code={arg.event_met}"))
             # NoteMM-Event-Res ::= SEQUENCE { extensionContainer OPTIONAL, ... } (v3 only)
             ok.append(ReturnResult(invoke_id=iid, opcode=op, parameter=b"\x30\x00"))
@@ -478,8 +486,8 @@ async def run_alert_originator(user: MapUser, pool: asyncpg.Pool, cfg: Config, *
         if cfg.notify.alert_via_hlr and ready():
             try:
                 claimed = await alert_once(user, pool, cfg)
-            except (OSError, asyncpg.PostgresError) as e:
-                log.error("map.alert_loop_db", error=repr(e))
+            except Exception as e:  # noqa: BLE001 - database, driver or a bug: the loop goes on
+                log.error("map.alert_loop_failed", error=repr(e))
         if not claimed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), cfg.notify.alert_poll)

@@ -790,8 +790,11 @@ async def retry_sms(db: Db, actor: Actor, sms_id: int) -> None:
             raise NotFound(f"sms {sms_id} does not exist")
         if row["status"] not in ("failed", "expired"):
             raise Conflict(f"sms {sms_id} is {row['status']}: only failed or expired SMS are retried")
+        # A real retry: a fresh attempt budget, and no validity left over from the first try
+        # (an expired row would only be expired again by the next claim).
         await conn.execute("UPDATE sms_outbox SET status = 'queued', next_attempt_at = now(),"
-                           " last_error = NULL, updated_at = now() WHERE id = $1", sms_id)
+                           " attempts = 0, expires_at = NULL, last_error = NULL,"
+                           " updated_at = now() WHERE id = $1", sms_id)
         await audit(conn, actor, "retry", "sms_outbox", str(sms_id),
                     {"status": row["status"]}, {"status": "queued"})
 

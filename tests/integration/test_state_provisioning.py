@@ -213,6 +213,20 @@ async def test_sms_retry_and_lists(clean_pool: asyncpg.Pool) -> None:
     assert (row["status"], row["last_error"]) == ("queued", None)
     with pytest.raises(Conflict):
         await prov.retry_sms(clean_pool, CLI, sid)
+    # An expired SMS that had used up its attempts is really sent again: the outbox hands it to
+    # a sender (not expired again by the claim, a full attempt budget).
+    from scp.state.outbox import PgOutbox
+
+    exp = await clean_pool.fetchval(
+        "INSERT INTO sms_outbox (idempotency_key, destination, text, status, attempts, expires_at)"
+        " VALUES ('k3', '8613900000001', 'late', 'expired', 8, now() - interval '1 hour')"
+        " RETURNING id")
+    await clean_pool.execute("UPDATE sms_outbox SET status = 'delivered' WHERE id = $1", sid)
+    await prov.retry_sms(clean_pool, CLI, exp)
+    box = PgOutbox(clean_pool)
+    claimed = await box.claim(10, dt.datetime.now(dt.UTC))
+    await box.flush()
+    assert [(c.id, c.attempts) for c in claimed] == [(exp, 1)]
     with pytest.raises(NotFound):
         await prov.retry_sms(clean_pool, CLI, 999)
     with pytest.raises(InvalidInput):

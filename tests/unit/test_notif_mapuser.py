@@ -66,6 +66,16 @@ def test_alert_service_centre_v2_gets_an_empty_result() -> None:
     assert p.end(p.ok) == TcEnd(dialogue_id=7, application_context=AC_ALERT_V2, components=p.ok)
 
 
+def test_national_msisdn_is_stored_as_e164() -> None:
+    """An HLR sending the MSISDN in national form (AddressString nature 2, 0xa1) must still find
+    the subscriber: the presence is keyed by the E.164 number the subscriber was provisioned with."""
+    # 30 11 | 04 07 a1 31 19 32 54 76 f8 (msisdn 13912345678, national) | 04 06 91 ... (SC)
+    national = bytes.fromhex("30110407a1311932547 6f80406916831080000".replace(" ", ""))
+    p = plan_begin(begin(AC_ALERT_V2, Invoke(1, 64, national)))
+    assert p.events == (PresenceEvent(True, "alert-sc", msisdn="8613912345678",
+                                      detail="sc=8613800000"),)
+
+
 def test_alert_without_result_v1_and_without_dialogue_portion() -> None:
     for ac in (AC_ALERT_V1, None):
         p = plan_begin(begin(ac, Invoke(3, 49, ASC, op_class=4)))
