@@ -63,13 +63,19 @@ def _actor(channel: str = "cli") -> Actor:
 
 
 def _run(fn: Callable[[asyncpg.Connection], Awaitable[T]], *, migrate_first: bool = True) -> T:
-    """Open one connection, bring the schema up to date, run ``fn``, map errors to exit codes."""
+    """Open one connection, check the schema, run ``fn``, map errors to exit codes.
+
+    A brand-new database (the embedded default on first use) is migrated on the spot; an
+    existing one is only checked: upgrading a schema shared with running nodes is for
+    `mcn-scp db migrate` (or `run`), never a side effect of `subscriber list`.
+    """
 
     async def main() -> T:
         conn = await dbmod.connect()
         try:
             if migrate_first:
-                await migrate(conn)
+                if await current_version(conn) == 0:
+                    await migrate(conn)
                 await check_schema_version(conn)
             return await fn(conn)
         finally:

@@ -208,3 +208,36 @@ def test_embedded_server_shared_across_processes_and_stopped() -> None:
     finally:
         dbmod.stop_embedded(home)
         subprocess.run(["rm", "-rf", str(home)], check=False)
+
+
+def test_commands_migrate_only_a_new_database(pg_admin_dsn: str) -> None:
+    """A fresh database is set up on first use; an existing, older one is left alone (other
+    nodes still run that schema) and the command says to run `mcn-scp db migrate`."""
+    import asyncio
+
+    from scp.state.migrate import current_version, latest_version, migrate
+    from tests.conftest import create_database, drop_database
+
+    async def version(dsn: str, target: int | None = None) -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            if target is not None:
+                await migrate(conn, target=target)
+            return await current_version(conn)
+        finally:
+            await conn.close()
+
+    fresh = create_database(pg_admin_dsn, "fresh", migrated=False)
+    old = create_database(pg_admin_dsn, "old", migrated=False)
+    try:
+        ok(cli(fresh, "subscriber", "list"))
+        assert asyncio.run(version(fresh)) == latest_version()
+        assert asyncio.run(version(old, target=1)) == 1
+        res = cli(old, "subscriber", "list")
+        assert res.exit_code == 1 and "db migrate" in res.stderr
+        assert asyncio.run(version(old)) == 1
+        ok(cli(old, "db", "migrate"))
+        ok(cli(old, "subscriber", "list"))
+    finally:
+        drop_database(pg_admin_dsn, fresh)
+        drop_database(pg_admin_dsn, old)
