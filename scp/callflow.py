@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import structlog
 
 from scp.codecs import appctx, cap, inap, ops
@@ -62,6 +63,16 @@ ERR_UNEXPECTED_COMPONENT_SEQUENCE = 14  # TS 29.078 §7.7, ETS 300 374-1 §6.2
 ERR_TASK_REFUSED = 12
 
 # Operation classes (TS 29.078 §8 / Q.1218 §7): 1 result and error, 2 error only, 4 neither.
+# Within the switch's operation timer for the EventReportBCSM answer (29.078: short, 1-10 s).
+RECORD_RETRY_DELAYS = (0.2, 0.5, 1.0)
+RETRYABLE_DB_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # connection refused / reset before the statement ran
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,  # rolled back by the server: safe to run again
+    asyncpg.DeadlockDetectedError,
+    asyncio.TimeoutError,  # pool acquire timed out: nothing ran
+)
 CHARGING_GRACE = 30.0  # s beyond the charging period for the switch's ApplyChargingReport
 CALL_MONITOR_LIMIT = 4 * 3600.0  # s a CallInformationRequest may wait for the call to end
 OP_CLASS = {OP_CONTINUE: 4, OP_RELEASE_CALL: 4, OP_PACUI: 1, 18: 2}
@@ -480,14 +491,28 @@ class CallUser:
         records = [a for a in actions if isinstance(a, (C.RecordMissedCall, C.RecordCallback,
                                                          C.RecordVoicemail, C.WriteCdr))]
         if records:
-            try:
-                async with self._db() as conn:
-                    ctx.missed_call_id = await store.write_records(
-                        conn, records, cfg=self.cfg, missed_call_id=ctx.missed_call_id)
-            except Exception:
-                # The caller is still treated; the loss is logged for ops (no silent drop).
-                self.log.exception("call records not written", dialogue=ctx.call.did,
-                                   records=[type(r).__name__ for r in records])
+            for delay in (*RECORD_RETRY_DELAYS, None):
+                try:
+                    async with self._db() as conn:
+                        ctx.missed_call_id = await store.write_records(
+                            conn, records, cfg=self.cfg, missed_call_id=ctx.missed_call_id)
+                    break
+                except RETRYABLE_DB_ERRORS as e:
+                    # Nothing was committed (no connection, or the transaction was rolled
+                    # back): try again within the switch's patience rather than lose the call.
+                    if delay is None:
+                        self.log.error("call records not written after retries",
+                                       dialogue=ctx.call.did, error=repr(e),
+                                       records=[type(r).__name__ for r in records])
+                        break
+                    self.log.warning("call records write failed, retrying", dialogue=ctx.call.did,
+                                     error=repr(e), retry_in=delay)
+                    await asyncio.sleep(delay)
+                except Exception:
+                    # The caller is still treated; the loss is logged for ops (no silent drop).
+                    self.log.exception("call records not written", dialogue=ctx.call.did,
+                                       records=[type(r).__name__ for r in records])
+                    break
         for a in actions:
             t = type(a)
             if t is C.Send:

@@ -96,7 +96,8 @@ def user(monkeypatch: pytest.MonkeyPatch) -> Any:
         u.failures.append((a, k, repr(sys.exc_info()[1])))
 
     u.log = type("L", (), {"exception": boom, "info": lambda *a, **k: None,
-                           "debug": lambda *a, **k: None, "error": lambda *a, **k: None})()
+                           "debug": lambda *a, **k: None, "error": lambda *a, **k: None,
+                           "warning": lambda *a, **k: None})()
     yield u
     assert u.failures == []  # the last-resort handler never ran
 
@@ -135,6 +136,31 @@ async def test_busy_ladder_in_order_with_aare_on_first_answer(user: Any,
     assert [c.opcode for c in second.components] == [20]  # type: ignore[union-attr]
     assert [type(r).__name__ for r in user.written] == ["RecordMissedCall"]
     assert user.active_calls == 0
+
+
+async def test_missed_call_write_retried_through_a_database_blip(
+        user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database refuses connections twice: the missed call is still written (nothing
+    committed by the failed tries, so retrying is safe) before the caller is connected."""
+    calls = {"n": 0}
+    real = callflow.store.write_records
+
+    async def flaky(pool: Any, records: Any, **kw: Any) -> int:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise ConnectionRefusedError("database restarting")
+        return await real(pool, records, **kw)
+
+    monkeypatch.setattr(callflow.store, "write_records", flaky)
+    monkeypatch.setattr(callflow, "RECORD_RETRY_DELAYS", (0.0, 0.0, 0.0))
+    ac = AC_CAP_V2_GSMSSF_SCF
+    user.handle(TcBegin(1, A, A, ac, components=(Invoke(1, 0, idp_param(ac)),)))
+    user.handle(TcContinue(1, components=(Invoke(2, 24, erb_param(ac), op_class=4),)))
+    for _ in range(10):
+        await settle()
+    assert calls["n"] == 3
+    assert [type(r).__name__ for r in user.written] == ["RecordMissedCall"]
+    assert isinstance(user.node.sent[-1], TcEnd)
 
 
 async def test_unknown_dialogue_gets_u_abort(user: Any) -> None:
