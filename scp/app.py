@@ -364,6 +364,9 @@ class Services:
                                              ready=lambda: self.node.stack.m3ua.is_active,
                                              stop=self._stop)),
                 name="hlr-alert-originator"),
+            # MO SMS whose command failed stay stored and unhandled: retried with backoff.
+            asyncio.create_task(self._keep_running(
+                "mo-retry", lambda: self.outbox.run_mo_retry(self._stop)), name="mo-retry"),
         ]
 
     async def _keep_running(self, name: str, run: Callable[[], Any]) -> None:

@@ -28,6 +28,32 @@ Behaviour (what an SMSC operator expects from an ESME):
   mismatch some SMSCs have. A multipart SMS is reported under the id of its first segment once
   every segment has a receipt, with the worst status.
 - Mobile-originated deliver_sm: decoded text (concatenated parts reassembled) to ``on_mo``.
+
+Nothing lost on the receive side (§4.6.2 deliver_sm_resp, §2.5 responses in any order, §5.1.3
+ESME_RX_T_APPN 0x64 "temporary application error": the SMSC delivers again later):
+- A deliver_sm whose handler returns an awaitable (the outbox's receipt / MO commit) is answered
+  only when that awaitable has completed: the gateway thread hands the PDU to the event loop and
+  keeps serving (submits go on); the loop posts ``(token, status)`` back through the wake-up
+  socketpair and the thread sends deliver_sm_resp ESME_ROK, or ESME_RX_T_APPN if the handler
+  raised or did not finish within ``deliver_timeout`` s. A link lost meanwhile drops the pending
+  answers (the SMSC redelivers what it never saw answered). Handlers still run one after the
+  other in arrival order on the loop; one not started yet when its deliver_sm was answered by
+  the timeout or lost its link is skipped, so a stalled database costs redeliveries, not
+  duplicates. A handler already running when its timeout fires may still commit: that
+  deliver_sm is then stored twice (the at-most-one-duplicate window of the receive side; keep
+  ``deliver_timeout`` above the worst database stall and below the SMSC's response timeout).
+- Concatenated MO: every part is held unanswered until the whole message is stored, then all
+  parts get the answer of that one store (the simpler of the two correct choices: nothing of an
+  unanswered part needs to survive a crash; the SMSC redelivers it). Incomplete messages are
+  dropped after ``deliver_timeout`` (their parts are answered ESME_RX_T_APPN by the timeout).
+  An SMSC that never has more than one deliver_sm outstanding cannot complete a concatenated MO
+  this way; such SMSCs normally deliver MO reassembled or in message_payload.
+- Receipts of a multipart SMS: the receipts of all but the last segment are answered at once and
+  kept in memory (like the segment-id map they are matched with); the receipt completing the
+  set is answered after the aggregate commits, and if that fails the set is restored so the
+  redelivery completes it again. The aggregation is bounded: at most ``receipt_agg_max`` open
+  sets, each at most ``receipt_agg_age`` s old; an overflowing or expired set is settled with
+  the worst status of the receipts that arrived.
 """
 
 from __future__ import annotations
@@ -82,6 +108,7 @@ __all__ = [
 ESME_ROK = 0x00
 ESME_RMSGQFUL = 0x14
 ESME_RTHROTTLED = 0x58
+ESME_RX_T_APPN = 0x64  # temporary application error: the SMSC retries the deliver_sm later
 THROTTLE_STATUSES = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL})
 # Errors about the message itself: sending it again cannot succeed.
 PERMANENT_STATUSES = frozenset({
@@ -187,6 +214,9 @@ class SmppGatewayConfig:
     throttle_min: float = 0.1
     throttle_max: float = 5.0
     submit_timeout: float = 60.0  # a segment still queued (never sent) after this fails
+    deliver_timeout: float = 20.0  # a deliver_sm whose handler has not committed: RX_T_APPN
+    receipt_agg_max: int = 10_000  # open multipart receipt sets
+    receipt_agg_age: float = 600.0  # s a multipart receipt set waits for its other segments
 
     @classmethod
     def from_config(cls, cfg: SmppConfig, **overrides: Any) -> SmppGatewayConfig:
@@ -240,6 +270,20 @@ class _Submit:
 
 
 @dataclass(eq=False)
+class _ReceiptSet:
+    """The receipts of a multipart SMS so far (stat words), until every segment reported."""
+
+    total: int
+    stats: list[str]
+    first: float  # monotonic time of the first receipt
+    at: datetime
+
+
+def _worst(stats: list[str]) -> str:
+    return max(stats, key=lambda s: _STAT_RANK.get(s, 2))
+
+
+@dataclass(eq=False)
 class _Segment:
     submit: _Submit
     index: int
@@ -264,8 +308,11 @@ class SmppGateway:
     """ESME transceiver: ``start()``, ``await submit(sms) -> message_id``, ``await stop()``.
 
     ``on_receipt(message_id, stat, at)`` and ``on_mo(source, destination, text, at)`` run on
-    the event loop that called ``start()`` (coroutines are scheduled as tasks); their
-    signatures match OutboxPort.record_receipt / record_mo. ``tap(direction, pdu)`` sees every
+    the event loop that called ``start()`` (awaitables are awaited one after the other, in
+    arrival order); their signatures match OutboxPort.record_receipt / record_mo. The
+    deliver_sm is answered ESME_ROK when the awaitable completed, ESME_RX_T_APPN when it raised
+    or took longer than ``deliver_timeout``: a handler returns (or resolves) only once what it
+    stores is committed. ``tap(direction, pdu)`` sees every
     PDU ("out" / "in") on the gateway thread, for captures.
     """
 
@@ -302,9 +349,19 @@ class SmppGateway:
         self._enquire_sent: float | None = None
         self._rxbuf = bytearray()
         self._receipt_map: collections.OrderedDict[str, tuple[str, int]] = collections.OrderedDict()
-        self._receipt_agg: dict[str, list[str]] = {}
-        self._mo_parts: collections.OrderedDict[tuple[str, int, int], dict[int, str]] = (
+        # primary id -> the receipts of its segments so far (insertion order: oldest first)
+        self._receipt_agg: collections.OrderedDict[str, _ReceiptSet] = collections.OrderedDict()
+        # (source, ref, total) -> (first arrival, {seq: (text, token)})
+        self._mo_parts: collections.OrderedDict[
+            tuple[str, int, int], tuple[float, dict[int, tuple[str, int]]]] = (
             collections.OrderedDict())
+        # deliver_sm awaiting their handler: token -> (sequence_number, deadline, on failure)
+        self._deferred: dict[int, tuple[int, float, Callable[[], None] | None]] = {}
+        self._next_token = 0
+        # every token <= this is answered already (timeout) or died with its link: a handler of
+        # such a deliver_sm that has not started yet is skipped (the SMSC delivers it again)
+        self._dead_upto = 0
+        self._acks: list[tuple[int, int]] = []  # (token, status) posted by the loop
         self.stats = collections.Counter[str]()
         self.max_inflight = 0
 
@@ -361,6 +418,11 @@ class SmppGateway:
     async def stop(self, timeout: float = 5.0) -> None:
         """Unbind, close and join the thread; what is still queued fails with SmppLinkError.
         A stopped gateway is not restarted: build a new one."""
+        d = self._drainer
+        if d is not None and self._thread is not None:
+            # handlers still committing: their deliver_sm_resp go out before the unbind
+            with contextlib.suppress(Exception):
+                await asyncio.wait({d}, timeout=timeout / 2)
         self._stopping = True
         with contextlib.suppress(OSError):
             self._wake_w.send(b"\0")  # unconditionally: the thread may be in select()
@@ -411,11 +473,62 @@ class SmppGateway:
             log.exception("smpp.callback_failed", callback=getattr(cb, "__name__", repr(cb)))
             return
         if inspect.isawaitable(r):
-            self._awaiting.append(r)
-            if self._drainer is None:
-                self._drainer = asyncio.ensure_future(self._drain_awaiting())
-                self._tasks.add(self._drainer)
-                self._drainer.add_done_callback(self._task_done)
+            self._enqueue_awaitable(r)
+
+    def _enqueue_awaitable(self, r: Awaitable[Any]) -> None:
+        self._awaiting.append(r)
+        if self._drainer is None:
+            self._drainer = asyncio.ensure_future(self._drain_awaiting())
+            self._tasks.add(self._drainer)
+            self._drainer.add_done_callback(self._task_done)
+
+    def _dispatch_acked(self, tokens: list[int],
+                        calls: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
+        """Run the handlers of one deliver_sm (or of every part of a concatenated MO) on the
+        loop; when what they return has completed, post the deliver_sm_resp status back."""
+        aws: list[Awaitable[Any]] = []
+        failed = False
+        for cb, args in calls:
+            try:
+                r = cb(*args)
+            except Exception:
+                log.exception("smpp.callback_failed", callback=getattr(cb, "__name__", repr(cb)))
+                failed = True
+                continue
+            if inspect.isawaitable(r):
+                aws.append(r)
+        if not aws:
+            self._post_ack(tokens, ESME_RX_T_APPN if failed else ESME_ROK)
+            return
+        self._enqueue_awaitable(self._settle_deliver(aws, tokens, failed))
+
+    async def _settle_deliver(self, aws: list[Awaitable[Any]], tokens: list[int],
+                              failed: bool) -> None:
+        status = ESME_RX_T_APPN
+        try:
+            for aw in aws:
+                if (max(tokens) <= self._dead_upto and inspect.iscoroutine(aw)
+                        and inspect.getcoroutinestate(aw) == inspect.CORO_CREATED):
+                    # its answer went out (RX_T_APPN) or its link is gone: running it now
+                    # would store what the SMSC is about to deliver again
+                    aw.close()
+                    self.stats["deliver_sm_skipped"] += 1
+                    failed = True
+                    continue
+                try:
+                    await aw
+                except Exception:
+                    log.exception("smpp.callback_failed")
+                    failed = True
+            status = ESME_RX_T_APPN if failed else ESME_ROK
+        finally:
+            self._post_ack(tokens, status)
+
+    def _post_ack(self, tokens: list[int], status: int) -> None:
+        """Loop -> gateway thread: answer these deliver_sm with ``status``."""
+        with self._lock:
+            self._acks.extend((t, status) for t in tokens)
+        self._wake()
 
     async def _drain_awaiting(self) -> None:
         try:
@@ -596,6 +709,11 @@ class SmppGateway:
             now = time.monotonic()
             self._take_incoming()
             self._expire_queued(now)
+            answers: list[bytes] = []
+            self._take_acks(answers)
+            self._expire_receive_side(now, answers)
+            if answers:
+                self._send(answers)
             if now >= self._paused_until:
                 self._fill_window(now)
             # timers: enquire_link on silence, response timeouts
@@ -640,6 +758,10 @@ class SmppGateway:
                         self._send(out)
             self._flush()
         if self._stopping:
+            out = []
+            self._take_acks(out)
+            if out:
+                self._send(out)
             self._unbind()
 
     def _fill_window(self, now: float) -> None:
@@ -673,8 +795,8 @@ class SmppGateway:
             self._on_submit_resp(pdu)
         elif cmd == "deliver_sm":
             status = self._on_deliver(pdu)
-            resp = _answer("deliver_sm_resp", pdu.sequence, status)
-            out.append(resp)
+            if status is not None:  # else answered when its handler has committed
+                out.append(_answer("deliver_sm_resp", pdu.sequence, status))
         elif cmd == "enquire_link":
             resp = _answer("enquire_link_resp", pdu.sequence)
             out.append(resp)
@@ -769,6 +891,9 @@ class SmppGateway:
         self._enquire_sent = None
         self._paused_until = 0.0
         self._throttle_delay = 0.0
+        # unanswered deliver_sm die with the link: the SMSC delivers them again
+        self._deferred.clear()
+        self._dead_upto = self._next_token
 
     def _unbind(self) -> None:
         """§4.2: unbind and wait briefly for unbind_resp (answers still arriving are handled)."""
@@ -812,7 +937,98 @@ class SmppGateway:
                 hit = self._receipt_map.get(str(int(mid, 16)))
         return hit
 
-    def _on_deliver(self, pdu: Any) -> int:
+    # -- deliver_sm answered after the commit -------------------------------------------------
+
+    def _defer(self, sequence: int, restore: Callable[[], None] | None = None) -> int:
+        """Register a deliver_sm answered later; its token."""
+        self._next_token += 1
+        token = self._next_token
+        self._deferred[token] = (sequence, time.monotonic() + self.config.deliver_timeout,
+                                 restore)
+        return token
+
+    def _defer_calls(self, sequence: int, calls: list[tuple[Callable[..., Any], tuple[Any, ...]]],
+                     restore: Callable[[], None] | None = None) -> int | None:
+        """Hand the handlers of one deliver_sm to the loop; None (answered later), or ESME_ROK
+        at once when there is nothing to run."""
+        if not calls:
+            return ESME_ROK
+        token = self._defer(sequence, restore)
+        self._call_soon(self._dispatch_acked, [token], calls)
+        return None
+
+    def _take_acks(self, out: list[bytes]) -> None:
+        """deliver_sm_resp for every deliver_sm whose handler has finished (§2.5: responses may
+        go in any order; the SMSC matches them by sequence_number)."""
+        with self._lock:
+            if not self._acks:
+                return
+            acks, self._acks = self._acks, []
+        for token, status in acks:
+            entry = self._deferred.pop(token, None)
+            if entry is None:
+                continue  # timed out already, or the link it came on is gone
+            seq, _deadline, restore = entry
+            out.append(_answer("deliver_sm_resp", seq, status))
+            if status == ESME_ROK:
+                self.stats["deliver_sm_ok"] += 1
+            else:
+                self.stats["deliver_sm_temp_error"] += 1
+                if restore is not None:
+                    restore()
+
+    def _expire_receive_side(self, now: float, out: list[bytes]) -> None:
+        """Timers of the receive side: deliver_sm unanswered for ``deliver_timeout`` get
+        ESME_RX_T_APPN; incomplete MO and receipt sets past their age are dropped / settled."""
+        while self._deferred:
+            token, (seq, deadline, restore) = next(iter(self._deferred.items()))
+            if deadline > now:
+                break
+            del self._deferred[token]
+            self._dead_upto = max(self._dead_upto, token)  # deadlines grow with the token
+            out.append(_answer("deliver_sm_resp", seq, ESME_RX_T_APPN))
+            self.stats["deliver_sm_timeout"] += 1
+            log.warning("smpp.deliver_sm_timeout", sequence=seq)
+            if restore is not None:
+                restore()
+        while self._mo_parts:
+            key, (first, _parts) = next(iter(self._mo_parts.items()))
+            if now - first <= self.config.deliver_timeout:
+                break
+            # its parts were answered ESME_RX_T_APPN by their own timeout: the SMSC retries
+            del self._mo_parts[key]
+            self.stats["mo_incomplete"] += 1
+        while self._receipt_agg:
+            primary, rs = next(iter(self._receipt_agg.items()))
+            if now - rs.first <= self.config.receipt_agg_age:
+                break
+            self._settle_receipt_set(primary)
+
+    def _settle_receipt_set(self, primary: str) -> None:
+        """Report an incomplete multipart receipt set with what arrived (expiry or overflow)."""
+        rs = self._receipt_agg.pop(primary)
+        self.stats["receipt_sets_expired"] += 1
+        log.info("smpp.receipt_set_incomplete", message_id=primary, got=len(rs.stats),
+                 total=rs.total)
+        if self._on_receipt is not None:
+            self._call_soon(self._dispatch, self._on_receipt, primary, _worst(rs.stats), rs.at)
+
+    def _restore_receipt_set(self, primary: str, rs: _ReceiptSet, prior: list[str]) -> None:
+        """The aggregate's commit failed: keep what arrived so the redelivery completes it."""
+        cur = self._receipt_agg.get(primary)
+        if cur is None:
+            self._receipt_agg[primary] = _ReceiptSet(rs.total, list(prior), rs.first, rs.at)
+            self._bound_receipt_sets()
+        else:
+            cur.stats[:0] = prior
+
+    def _bound_receipt_sets(self) -> None:
+        while len(self._receipt_agg) > max(self.config.receipt_agg_max, 1):
+            self._settle_receipt_set(next(iter(self._receipt_agg)))
+
+    def _on_deliver(self, pdu: Any) -> int | None:
+        """Handle one deliver_sm: its command_status now, or None if it is answered when its
+        handler has committed (:meth:`_take_acks`)."""
         esm = int(pdu.esm_class or 0)
         raw = pdu.short_message or b""
         if isinstance(raw, str):
@@ -822,6 +1038,7 @@ class SmppGateway:
             if isinstance(raw, str):
                 raw = raw.encode("latin-1", "replace")
         now = datetime.now(UTC)
+        seq = int(pdu.sequence)
         mtype = esm & ESM_CLASS_TYPE_MASK
         if mtype in (ESM_CLASS_RECEIPT, ESM_CLASS_INTERMEDIATE):
             self.stats["receipts"] += 1
@@ -840,49 +1057,75 @@ class SmppGateway:
                 return ESME_ROK  # not final: nothing to record
             hit = self._lookup(mid)
             primary, total = hit if hit is not None else (mid, 1)
+            restore: Callable[[], None] | None = None
             if total > 1:
-                agg = self._receipt_agg.setdefault(primary, [])
-                agg.append(stat)
-                if len(agg) < total:
-                    return ESME_ROK
-                del self._receipt_agg[primary]
-                stat = max(agg, key=lambda s: _STAT_RANK.get(s, 2))
+                rs = self._receipt_agg.get(primary)
+                if rs is None:
+                    rs = _ReceiptSet(total, [], time.monotonic(), at)
+                    self._receipt_agg[primary] = rs
+                    self._bound_receipt_sets()
+                rs.stats.append(stat)
+                if len(rs.stats) < total:
+                    return ESME_ROK  # kept in memory; the last segment's receipt commits all
+                self._receipt_agg.pop(primary, None)
+                stat = _worst(rs.stats)
+                prior = rs.stats[:-1]
+
+                def restore(primary: str = primary, rs: _ReceiptSet = rs,
+                            prior: list[str] = prior) -> None:
+                    self._restore_receipt_set(primary, rs, prior)
+            calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
             if self._on_receipt is not None:
-                self._call_soon(self._dispatch, self._on_receipt, primary, stat, at)
+                calls.append((self._on_receipt, (primary, stat, at)))
             if hit is None and self._on_foreign_receipt is not None:
                 owner = _addr(pdu.destination_addr)
                 dst = _addr(pdu.source_addr)
-                self._call_soon(self._dispatch, self._on_foreign_receipt, owner, dst, mid, stat, at)
-            return ESME_ROK
+                calls.append((self._on_foreign_receipt, (owner, dst, mid, stat, at)))
+            return self._defer_calls(seq, calls, restore)
         # mobile originated
         try:
             msg = decode_short_message(bytes(raw), int(pdu.data_coding or 0), esm)
         except CodecError as e:
             log.warning("smpp.mo_undecodable", error=str(e))
-            return 0x00  # accept: refusing would make the SMSC redeliver a message we can't read
+            return ESME_ROK  # accept: refusing would make the SMSC redeliver a message we can't read
         source = _addr(pdu.source_addr)
         dest = _addr(pdu.destination_addr)
         self.stats["mo"] += 1
+        if self._on_mo is None:
+            return ESME_ROK
         text = msg.text
         if msg.concat is not None and msg.concat.total > 1:
-            text_or_none = self._reassemble(source, msg.concat, text)
-            if text_or_none is None:
-                return ESME_ROK
-            text = text_or_none
-        if self._on_mo is not None:
-            self._call_soon(self._dispatch, self._on_mo, source, dest, text, now)
-        return ESME_ROK
+            token = self._defer(seq)
+            done = self._reassemble(source, msg.concat, text, token)
+            if done is None:
+                return None  # answered with the whole message's store
+            text, tokens = done
+            self._call_soon(self._dispatch_acked, tokens, [(self._on_mo, (source, dest, text, now))])
+            return None
+        return self._defer_calls(seq, [(self._on_mo, (source, dest, text, now))])
 
-    def _reassemble(self, source: str, c: ConcatInfo, text: str) -> str | None:
+    def _reassemble(self, source: str, c: ConcatInfo, text: str,
+                    token: int) -> tuple[str, list[int]] | None:
+        """Collect the parts of a concatenated MO; when complete, its text and the tokens of
+        every part (answered together once the whole message is stored)."""
         key = (source, c.ref, c.total)
-        parts = self._mo_parts.setdefault(key, {})
-        parts[c.seq] = text
+        entry = self._mo_parts.get(key)
+        if entry is None:
+            entry = (time.monotonic(), {})
+            self._mo_parts[key] = entry
+        parts = entry[1]
+        old = parts.get(c.seq)
+        if old is not None:
+            self._deferred.pop(old[1], None)  # a redelivered part: answer the new one
+        parts[c.seq] = (text, token)
         while len(self._mo_parts) > 10_000:
+            # the oldest incomplete message goes: its parts get RX_T_APPN at their timeout
             self._mo_parts.popitem(last=False)
         if len(parts) < c.total:
             return None
         del self._mo_parts[key]
-        return "".join(parts[i] for i in sorted(parts))
+        order = sorted(parts)
+        return "".join(parts[i][0] for i in order), [parts[i][1] for i in order]
 
 
 def build_submit_sm(config: SmppGatewayConfig, client: _SeqClient, destination: str,

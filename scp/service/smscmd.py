@@ -16,7 +16,11 @@ Each command calls the same provisioning functions as the CLI and the IVR
 (:mod:`scp.service.provisioning`, channel ``sms``; ARCHITECTURE §2), so the channels stay
 identical. The reply is an outbox SMS keyed ``mo-reply:<sms_mo id>`` and a charged command
 writes one CDR (record_type ``sms``, ``per_sms`` of the ``[notify].command_category`` tariff
-for the sender) - all in the MO's own transaction, so a command is answered and charged once.
+for the sender) - all in the command's transaction, which also marks the ``sms_mo`` row handled
+(:meth:`scp.state.outbox_store.NotifyingOutbox.handle_mo`; the row itself was committed before,
+on its own, when the SMSC's deliver_sm was answered). That transaction commits everything or
+nothing, and a retry of a failed one (the MO re-scan) writes the reply under the same key, so a
+command is answered and charged exactly once per MO row.
 """
 
 from __future__ import annotations

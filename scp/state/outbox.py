@@ -38,8 +38,9 @@ Crash bound: a submit accepted by the SMSC whose mark is not yet committed is re
 after the lease. The sender frees a window slot at submit_sm_resp and never has more than
 ``commit_window`` marks outstanding (scp/service/outbox.py), so one crash duplicates at most
 ``window + prefetch + commit_window`` SMS per sender (``22 * window`` with the defaults) and
-loses none. Receipts: the gateway answers deliver_sm before they commit (unchanged), so a crash
-may lose the receipts of the last group (≤ ``flush_delay`` + one transaction).
+loses none. Receipts: the gateway answers deliver_sm only after the receipt's group committed
+(ESME_RX_T_APPN when its awaitable raises; scp/adapters/smpp.py), so a crash loses no receipt:
+the SMSC delivers an unanswered one again.
 """
 
 from __future__ import annotations

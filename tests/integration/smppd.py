@@ -130,6 +130,13 @@ class Smppd:
             body["data_coding"] = data_coding
         return int(self.control("POST", "/mo", body)["sent"])
 
+    def send_mo_parts(self, source: str, destination: str, parts: list[bytes],
+                      data_coding: int) -> int:
+        """A concatenated MO: one deliver_sm (esm_class 0x40) per part, UDH included."""
+        body = {"source": source, "destination": destination, "data_coding": data_coding,
+                "parts": [p.hex() for p in parts]}
+        return int(self.control("POST", "/mo", body)["sent"])
+
     def forward_receipt(self, message_id: str, owner: str, destination: str) -> int:
         """Make the SMSC forward the receipt of ``owner``'s own SMS to ``destination``."""
         body = {"id": message_id, "owner": owner, "destination": destination}
@@ -137,6 +144,13 @@ class Smppd:
 
     def set_receipt_stat(self, stat: str) -> None:
         self.control("POST", "/receipt", {"stat": stat})
+
+    def delivers(self) -> list[dict[str, Any]]:
+        """Every deliver_sm_resp the SMSC got: kind, attempt, seq, sent_at, resp_at, status."""
+        return list(self.control("GET", "/delivers"))
+
+    def set_redeliver(self, max_attempts: int = 5, delay_ms: int = 200) -> None:
+        self.control("POST", "/redeliver", {"max": max_attempts, "delay_ms": delay_ms})
 
     def stats(self) -> dict[str, Any]:
         return dict(self.control("GET", "/stats"))

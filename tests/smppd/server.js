@@ -14,10 +14,16 @@
 //   POST /throttle {"count":N,"status":88}  answer the next N submit_sm with that status
 //   POST /hold {"on":true|false}             hold submit_sm_resp (to observe the ESME window)
 //   POST /mo {"source":"..","destination":"..","text":"..","data_coding":0|8}
+//        or {"source","destination","data_coding","parts":["hex",..]}: one deliver_sm per
+//        part, esm_class 0x40 (UDHI), short_message = the part's octets (UDH included)
 //   POST /receipt {"stat":"DELIVRD"}         stat used in later receipts
 //   POST /forward-receipt {"id","owner","destination"}  receipt of a subscriber's own SMS
 //   POST /crash                              exit at once (between PDUs: an SMSC crash)
+//   POST /redeliver {"max":N,"delay_ms":D}   a deliver_sm answered with an error is sent again
+//                                            (new sequence_number) after D ms, up to N times
 //   GET  /stats                              counters, bound sessions, held responses
+//   GET  /delivers                           every deliver_sm_resp seen: kind (mo / receipt),
+//                                            attempt, seq, sent_at, resp_at (s), status
 //
 // Every submit_sm is logged as one JSON line before it is answered (a synchronous write, so a
 // crash never loses a submit that was acknowledged): seq, status, message_id, source,
@@ -62,6 +68,25 @@ const state = {
 	binds: 0,
 };
 const sessions = new Set();
+const redeliver = {max: 5, delayMs: 200};
+const delivers = [];
+
+// §4.6: send a deliver_sm built by make(); its deliver_sm_resp is logged and, if it is not
+// ESME_ROK, the message is delivered again later, as an SMSC retries (ESME_RX_T_APPN etc.).
+function deliver(session, kind, make, attempt, done) {
+	const sentAt = Date.now() / 1000;
+	session.deliver_sm(make(), (resp) => {
+		delivers.push({kind, attempt, seq: resp.sequence_number, sent_at: sentAt,
+			resp_at: Date.now() / 1000, status: resp.command_status});
+		if (resp.command_status === 0) {
+			if (done) done();
+		} else if (attempt < redeliver.max) {
+			setTimeout(() => {
+				if (sessions.has(session)) deliver(session, kind, make, attempt + 1, done);
+			}, redeliver.delayMs);
+		}
+	});
+}
 
 function logLine(obj) {
 	if (logFd !== null) fs.writeSync(logFd, JSON.stringify(obj) + '\n');
@@ -80,7 +105,7 @@ function sendReceipt(session, pdu, messageId, text, submitted) {
 		' submit date:' + ts(submitted) + ' done date:' + ts(new Date()) +
 		' stat:' + stat + ' err:000 text:' + String(text || '').replace(/[^\x20-\x7e]/g, '.').slice(0, 20);
 	const states = {DELIVRD: 2, EXPIRED: 3, DELETED: 4, UNDELIV: 5, ACCEPTD: 6, UNKNOWN: 7, REJECTD: 8};
-	session.deliver_sm({
+	deliver(session, 'receipt', () => ({
 		source_addr: pdu.destination_addr,
 		destination_addr: pdu.source_addr,
 		esm_class: 0x04,
@@ -88,7 +113,7 @@ function sendReceipt(session, pdu, messageId, text, submitted) {
 		short_message: Buffer.from(body, 'ascii'),
 		receipted_message_id: messageId,
 		message_state: states[stat] || 7,
-	}, () => { state.receipts++; });
+	}), 1, () => { state.receipts++; });
 }
 
 function onSubmit(session, pdu) {
@@ -188,14 +213,30 @@ function startMo(body) {
 	const text = String(body.text || '');
 	const dc = body.data_coding !== undefined ? body.data_coding : (/^[\x20-\x7e]*$/.test(text) ? 0 : 8);
 	let n = 0;
+	if (Array.isArray(body.parts)) {
+		for (const s of sessions) {
+			for (const hex of body.parts) {
+				deliver(s, 'mo', () => ({
+					source_addr: String(body.source || ''),
+					destination_addr: String(body.destination || ''),
+					esm_class: 0x40,
+					data_coding: Number(body.data_coding || 0),
+					short_message: Buffer.from(String(hex), 'hex'),
+				}), 1, null);
+			}
+			n++;
+		}
+		state.mo += n;
+		return n;
+	}
 	for (const s of sessions) {
-		s.deliver_sm({
+		deliver(s, 'mo', () => ({
 			source_addr: String(body.source || ''),
 			destination_addr: String(body.destination || ''),
 			esm_class: 0,
 			data_coding: dc,
 			short_message: text,
-		});
+		}), 1, null);
 		n++;
 	}
 	state.mo += n;
@@ -230,6 +271,11 @@ const control = http.createServer((req, res) => {
 			res.writeHead(200, {'Content-Type': 'application/json'});
 			res.end(JSON.stringify(out), () => process.exit(0));
 			return;
+		} else if (req.method === 'POST' && req.url === '/redeliver') {
+			redeliver.max = Number(body.max !== undefined ? body.max : 5);
+			redeliver.delayMs = Number(body.delay_ms !== undefined ? body.delay_ms : 200);
+		} else if (req.method === 'GET' && req.url === '/delivers') {
+			out = delivers;
 		} else if (req.method === 'GET' && req.url === '/stats') {
 			out = Object.assign({}, state, {held: state.held.length, sessions: sessions.size});
 		} else {
