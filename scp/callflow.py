@@ -648,9 +648,10 @@ class CallUser:
 
     async def _provision(self, r: ServiceRequest) -> ServiceAnswer:
         """Carry out a self-service request with the CLI's own functions (channel "ivr")."""
-        from scp.service import provisioning as P
+        from scp.service.provisioning import Actor, ProvisioningError
+        from scp.state import provisioning as P
 
-        actor = P.Actor("ivr", r.msisdn)
+        actor = Actor("ivr", r.msisdn)
         try:
             if r.op == "verify_pin":
                 check = await P.verify_pin(self.pool, actor, r.msisdn, r.arg or "")
@@ -672,7 +673,7 @@ class CallUser:
                 await P.update_subscriber(self.pool, actor, r.msisdn, notify_mode=r.arg)
             else:
                 return ServiceAnswer(r.op, False, "unknown request")
-        except P.ProvisioningError as e:
+        except ProvisioningError as e:
             return ServiceAnswer(r.op, False, str(e))
         return ServiceAnswer(r.op, True)
 

@@ -1,6 +1,6 @@
 """Operations commands of ``mcn-scp`` (ARCHITECTURE §3): provisioning, OSS bulk load, database.
 
-Every command is a thin shell over ``scp.service.provisioning`` (the functions IVR, SMS, web
+Every command is a thin shell over ``scp.state.provisioning`` (the functions IVR, SMS, web
 and operator channels call too), so features stay identical across channels. Exit codes:
 0 done; 2 bad input (the message names the field, or the file's line); 1 failure.
 ``--json`` wherever the output is data. The database is ``$MCN_DATABASE_URL`` or the embedded
@@ -22,10 +22,18 @@ from typing import IO, Any, TypeVar
 import asyncpg
 import click
 
-from scp.service import provisioning as prov
-from scp.service.provisioning import Actor, InvalidInput, ProvisioningError
+from scp.service.provisioning import (
+    SERVICES,
+    SMS_STATUSES,
+    Actor,
+    InvalidInput,
+    ProvisioningError,
+    Subscriber,
+    to_json,
+)
 from scp.state import db as dbmod
 from scp.state import importer
+from scp.state import provisioning as prov
 from scp.state.migrate import (
     SchemaVersionError,
     check_schema_version,
@@ -97,7 +105,7 @@ def _run(fn: Callable[[asyncpg.Connection], Awaitable[T]], *, migrate_first: boo
 
 def _emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
     if as_json:
-        click.echo(json.dumps(prov.to_json(data), ensure_ascii=False, indent=None))
+        click.echo(json.dumps(to_json(data), ensure_ascii=False, indent=None))
     else:
         out = text(data)
         if out:
@@ -172,7 +180,7 @@ def db_stop() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _sub_text(s: prov.Subscriber) -> str:
+def _sub_text(s: Subscriber) -> str:
     today = dt.date.today()
     svc = ", ".join(
         f"{x.service}{'' if x.active_on(today) else ' (ended)'}"
@@ -193,7 +201,7 @@ def subscriber_group() -> None:
 
 @subscriber_group.command("add")
 @click.argument("msisdn")
-@click.option("--services", default="", help="Comma-separated: " + ",".join(prov.SERVICES))
+@click.option("--services", default="", help="Comma-separated: " + ",".join(SERVICES))
 @click.option("--pin", default=None, help="Initial PIN, 6-10 digits.")
 @click.option("--group", default="default", show_default=True)
 @click.option("--language", default="zh", show_default=True)
@@ -568,7 +576,7 @@ def rates_add(call_category: str, prefix: str, per_minute: str, per_sms: str, pe
 def rates_list(category: str | None, as_json: bool) -> None:
     """Tariff lines."""
     _emit(_run(lambda c: prov.list_rates(c, call_category=category)), as_json,
-          lambda rs: _table([prov.to_json(r) for r in rs], _RATE_TEXT_COLS))
+          lambda rs: _table([to_json(r) for r in rs], _RATE_TEXT_COLS))
 
 
 @rates_group.command("import")
@@ -590,7 +598,7 @@ def sms_group() -> None:
 
 
 @sms_group.command("list")
-@click.option("--status", default=None, help="|".join(prov.SMS_STATUSES))
+@click.option("--status", default=None, help="|".join(SMS_STATUSES))
 @click.option("--destination", default=None)
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100000))
 @json_option
@@ -635,7 +643,7 @@ def cdr_export(since: str | None, until: str | None, fmt: str, output: IO[str]) 
                     w.writerow(["" if v is None else (v.isoformat() if hasattr(v, "isoformat")
                                                       else v) for v in r.values()])
                 else:
-                    output.write(json.dumps(prov.to_json(r), ensure_ascii=False) + "\n")
+                    output.write(json.dumps(to_json(r), ensure_ascii=False) + "\n")
                 n += 1
         return n
 

@@ -1,7 +1,7 @@
 """What ``make run`` shows a newcomer: a missed call becoming an SMS, on the running node.
 
 After the node is up (embedded PostgreSQL, console SMS, ``conf/example.toml``), :func:`run_demo`
-seeds two demo subscribers through :mod:`scp.service.provisioning` (the functions every channel
+seeds two demo subscribers through :mod:`scp.state.provisioning` (the functions every channel
 uses) and replays ``pcaps/demo-missed-call.pcap`` once against the node's own M3UA listener,
 as a switch and HLR would send it (live replay, :func:`scp.replay.replay_live`):
 
@@ -47,16 +47,17 @@ def demo_capture_path() -> Path | None:
 
 async def seed_subscribers(pool: Any) -> list[str]:
     """Add the demo subscribers (missed-call and busy services) unless they exist."""
-    from scp.service import provisioning as prov
+    from scp.service.provisioning import Actor, Conflict
+    from scp.state import provisioning as prov
 
-    actor = prov.Actor("system", "demo")
+    actor = Actor("system", "demo")
     added = []
     for msisdn, lang in DEMO_SUBSCRIBERS:
         try:
             await prov.add_subscriber(pool, actor, msisdn, services=("missed-call", "busy", "voicemail"),
                                       language=lang, pin="246813")
             added.append(msisdn)
-        except prov.Conflict:
+        except Conflict:
             pass
     return added
 

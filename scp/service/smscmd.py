@@ -1,7 +1,9 @@
-"""SMS commands to the service number (来话点播 by SMS, issue 6): the self-care channel "sms".
+"""SMS commands to the service number (来话点播 by SMS, issue 6): the commands and their parsing.
 
-A mobile-originated SMS to ``[notify].service_number`` (default ``[smpp].source_addr``) is one
-command, case-insensitive, full-width characters accepted (NFKC), extra blanks ignored:
+The pure part (ARCHITECTURE §2: ``service/`` decides, it never does I/O): :func:`parse_command`
+reads the one command of a mobile-originated SMS to ``[notify].service_number`` (default
+``[smpp].source_addr``, :func:`service_number`), case-insensitive, full-width characters
+accepted (NFKC), extra blanks ignored:
 
 =============  ====================================================  ==========
 ``CX``         list the missed calls of the last ``[service].window_hours``  charged
@@ -12,41 +14,20 @@ command, case-insensitive, full-width characters accepted (NFKC), extra blanks i
 anything else  the help text                                          free
 =============  ====================================================  ==========
 
-Each command calls the same provisioning functions as the CLI and the IVR
-(:mod:`scp.service.provisioning`, channel ``sms``; ARCHITECTURE §2), so the channels stay
-identical. The reply is an outbox SMS keyed ``mo-reply:<sms_mo id>`` and a charged command
-writes one CDR (record_type ``sms``, ``per_sms`` of the ``[notify].command_category`` tariff
-for the sender) - all in the command's transaction, which also marks the ``sms_mo`` row handled
-(:meth:`scp.state.outbox_store.NotifyingOutbox.handle_mo`; the row itself was committed before,
-on its own, when the SMSC's deliver_sm was answered). That transaction commits everything or
-nothing, and a retry of a failed one (the MO re-scan) writes the reply under the same key, so a
-command is answered and charged exactly once per MO row.
+Carrying a command out (the provisioning change, the reply SMS, the CDR, all in the MO's
+transaction) is :func:`scp.state.smscmd_flow.handle_mo`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import unicodedata
-import zoneinfo
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-import asyncpg
-
-from scp.service import provisioning as prov
-from scp.service.notifications import (
-    Templates,
-    display_number,
-    render,
-    templates_for,
-    time_values,
-)
-from scp.state import notify_store as store
 
 if TYPE_CHECKING:
     from scp.config import Config
 
-__all__ = ["Command", "parse_command", "handle_mo", "service_number"]
+__all__ = ["CHARGED", "Command", "parse_command", "service_number"]
 
 CHARGED = ("CX", "KT", "QX", "HMD", "QHMD")
 
@@ -79,78 +60,3 @@ def parse_command(text: str) -> Command:
 
 def service_number(cfg: Config) -> str:
     return cfg.notify.service_number or cfg.smpp.source_addr
-
-
-async def _reply(conn: asyncpg.Connection, cmd: Command, source: str, at: dt.datetime,
-                 cfg: Config, t: Templates) -> str:
-    """Carry out ``cmd`` for ``source``; the reply text."""
-    actor = prov.Actor("sms", source)
-    tz = zoneinfo.ZoneInfo(cfg.notify.timezone)
-    hours = cfg.service.window_hours
-    if cmd.verb == "KT":
-        await prov.enable_service(conn, actor, source, "missed-call")
-        return t["cmd_kt"]
-    if cmd.verb == "QX":
-        try:
-            await prov.disable_service(conn, actor, source, "missed-call")
-        except prov.NotFound:
-            return t["cmd_qx_none"]
-        return t["cmd_qx"]
-    if cmd.verb == "CX":
-        calls = await store.recent_missed_calls(conn, source, at - dt.timedelta(hours=hours))
-        if not calls:
-            return render(t["cmd_cx_none"], hours=hours)
-        items = t["cmd_cx_separator"].join(
-            render(t["cmd_cx_item"], caller=display_number(c.caller, t),
-                   **time_values(c.occurred_at, tz)) for c in calls)
-        return render(t["cmd_cx"], hours=hours, count=len(calls), items=items)
-    number = cmd.arg
-    try:
-        if cmd.verb == "HMD":
-            entry = await prov.blacklist_add(conn, actor, source, number)
-            return render(t["cmd_hmd"], number=display_number(entry.number, t))
-        e164 = prov.valid_msisdn(number, "number")
-        try:
-            await prov.blacklist_del(conn, actor, source, e164)
-        except prov.NotFound:
-            return render(t["cmd_qhmd_none"], number=display_number(e164, t))
-        return render(t["cmd_qhmd"], number=display_number(e164, t))
-    except prov.InvalidInput:
-        return render(t["cmd_bad_number"], number=number or "-")
-
-
-async def handle_mo(conn: asyncpg.Connection, *, mo_id: int, source: str, destination: str,
-                    text: str, at: dt.datetime, cfg: Config) -> str | None:
-    """Answer one MO SMS (in its transaction); the reply text, or None if not for us."""
-    if destination.lstrip("+") != service_number(cfg):
-        return None
-    try:
-        sender = prov.valid_msisdn(source, "source")
-    except prov.InvalidInput:
-        await store.mark_mo_handled(conn, mo_id, at)  # nobody to answer or charge
-        return None
-    rcpt = await store.load_recipient(conn, sender, at.date())
-    t = templates_for(cfg, rcpt.language if rcpt else None)
-    cmd = parse_command(text)
-    if cmd.verb == "HELP":
-        reply = t["cmd_help"]
-    elif rcpt is None:
-        reply = t["cmd_not_subscriber"]
-    else:
-        try:
-            # a savepoint: a refused change leaves the MO and its reply intact
-            async with conn.transaction():
-                reply = await _reply(conn, cmd, sender, at, cfg, t)
-        except prov.NotFound:
-            reply = t["cmd_not_subscriber"]
-        except prov.ProvisioningError:
-            reply = t["cmd_help"]
-        category = cfg.notify.command_category
-        charge = await store.sms_rate(conn, category, sender, at.date())
-        await store.insert_cdr(conn, msisdn=sender, service=f"sms-command:{cmd.verb.lower()}",
-                               call_category=category, at=at, charge=charge,
-                               call_ref=f"mo:{mo_id}")
-    await store.enqueue_sms(conn, key=f"mo-reply:{mo_id}", destination=sender, text=reply,
-                            source=service_number(cfg))
-    await store.mark_mo_handled(conn, mo_id, at)
-    return reply

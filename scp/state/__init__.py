@@ -2,5 +2,6 @@
 
 ``db`` pool + embedded server, ``migrate`` numbered migrations (``migrations/NNNN_*.sql``),
 ``pin`` PIN hashing, ``msisdn`` provisioning number rule, ``importer`` OSS bulk load,
-``outbox`` the SMS outbox store; the provisioning functions are ``scp.service.provisioning``.
+``outbox`` the SMS outbox store, ``provisioning`` the provisioning functions every channel
+calls (their values and rules: ``scp.service.provisioning``).
 """

@@ -13,7 +13,7 @@ in the transaction that records the SMPP event:
 * a mobile-originated SMS is stored in ``sms_mo`` in a transaction of its own (``record_mo``
   returns, and the gateway answers the deliver_sm, once that committed), then handed to
   ``on_mo(conn, mo_id, source, destination, text, at)``, normally
-  :func:`scp.service.smscmd.handle_mo` (SMS commands), in a second transaction that also sets
+  :func:`scp.state.smscmd_flow.handle_mo` (SMS commands), in a second transaction that also sets
   ``handled_at``: the command, its CDR, its reply and the mark commit together or not at all.
   The first attempt runs right after the MO's commit, in arrival order (a subscriber's ``QX``
   then ``KT`` keep their order), bounded by ``mo_command_timeout`` s; its outcome does not
@@ -207,7 +207,8 @@ class NotifyingOutbox(PgOutbox):
 
 def build_outbox(pool: asyncpg.Pool, cfg: Config) -> NotifyingOutbox:
     """The node's outbox: receipts mark presence, MO SMS to the service number are commands."""
-    from scp.service import notifications, smscmd
+    from scp.service import notifications
+    from scp.state import smscmd_flow as smscmd
 
     async def delivered(conn: asyncpg.Connection, destination: str, at: dt.datetime) -> None:
         await notifications.on_present(conn, msisdn=destination, source="delivery-receipt",

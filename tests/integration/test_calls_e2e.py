@@ -36,13 +36,13 @@ from scp.core.primitives import (
     TcEnd,
     TcUAbort,
 )
-from scp.service import provisioning as P
 from scp.service.dialogue import (
     AC_CAP_V2_GSMSSF_SCF,
     AC_CAP_V3_GSMSSF_SCF,
     AC_CAP_V4_GSMSSF_SCF,
     AC_INAP_CS1_SSF_SCF,
 )
+from scp.state import provisioning as P
 from tests import tshark
 from tests.integration.peer import PeerAsp, connect_peer
 

@@ -18,10 +18,10 @@ import pytest
 
 from scp.config import Config, parse_config
 from scp.service import notifications
-from scp.service import provisioning as P
 from scp.service.calls import RecordMissedCall
 from scp.state import calls_store as store
 from scp.state import notify_store
+from scp.state import provisioning as P
 from tests.conftest import truncate_all
 
 pytestmark = pytest.mark.integration

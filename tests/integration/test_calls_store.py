@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from scp.config import Config
-from scp.service import provisioning as P
 from scp.service.calls import RecordCallback, RecordMissedCall, RecordVoicemail, WriteCdr
 from scp.service.rating import RatingRules
 from scp.state import calls_store as store
+from scp.state import provisioning as P
 
 ADMIN = P.Actor("cli", "test")
 AT = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)

@@ -40,7 +40,7 @@ from scp.core.primitives import (
 )
 from scp.mapuser import MapUser, alert_once, build_map_user
 from scp.service import notifications
-from scp.service import provisioning as prov
+from scp.state import provisioning as prov
 from tests import tshark
 from tests.integration.peer import PeerAsp
 

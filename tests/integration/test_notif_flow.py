@@ -11,7 +11,7 @@ import pytest
 
 from scp.config import Config, parse_config
 from scp.service import notifications
-from scp.service import provisioning as prov
+from scp.state import provisioning as prov
 from scp.state.outbox_store import build_outbox
 
 pytestmark = pytest.mark.integration

@@ -26,8 +26,8 @@ from scp.adapters.smpp import (
     SmppTemporaryError,
 )
 from scp.config import parse_config
-from scp.service import provisioning as prov
 from scp.service.outbox import OutboundSms, OutboxSender, RetryPolicy
+from scp.state import provisioning as prov
 from scp.state.outbox_store import build_outbox
 from tests.integration.smppd import Smppd, smppd_fixture
 

@@ -63,7 +63,7 @@ async def test_live_replay_of_the_demo_capture_queues_the_sms(clean_pool, tmp_pa
 
 @pytest.mark.tshark
 async def test_rewrite_number_reaches_another_subscriber(clean_pool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from scp.service import provisioning as prov
+    from scp.state import provisioning as prov
 
     other = "8613800138999"
     await prov.add_subscriber(clean_pool, prov.Actor("cli", "t"), other,

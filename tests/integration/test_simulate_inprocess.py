@@ -13,8 +13,8 @@ import pytest
 
 from scp.capture import SctpPcapWriter
 from scp.config import parse_config
-from scp.service import provisioning as prov
 from scp.simulate import SCENARIOS, Numbers, Simulator, connect_in_process, run_load, run_scenario
+from scp.state import provisioning as prov
 from tests import tshark
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

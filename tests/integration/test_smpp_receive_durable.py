@@ -26,8 +26,8 @@ import pytest
 
 from scp.adapters.smpp import ESME_ROK, ESME_RX_T_APPN, SmppGateway, SmppGatewayConfig
 from scp.config import parse_config
-from scp.service import provisioning as prov
 from scp.service.outbox import OutboxSender
+from scp.state import provisioning as prov
 from scp.state.outbox_store import build_outbox
 from tests import tshark
 from tests.integration.smppd import Smppd, smppd_fixture, write_smpp_pcap

@@ -1,0 +1,120 @@
+"""SMS commands to the service number (来话点播 by SMS, issue 6): the self-care channel "sms",
+carried out in the MO's transaction.
+
+A mobile-originated SMS to ``[notify].service_number`` (default ``[smpp].source_addr``) is one
+command, case-insensitive, full-width characters accepted (NFKC), extra blanks ignored:
+
+=============  ====================================================  ==========
+``CX``         list the missed calls of the last ``[service].window_hours``  charged
+``KT``         turn the missed-call service on                        charged
+``QX``         turn it off                                            charged
+``HMD n``      add number ``n`` to the sender's blacklist             charged
+``QHMD n``     remove it                                              charged
+anything else  the help text                                          free
+=============  ====================================================  ==========
+
+Each command calls the same provisioning functions as the CLI and the IVR
+(:mod:`scp.state.provisioning`, channel ``sms``; ARCHITECTURE §2), so the channels stay
+identical. The reply is an outbox SMS keyed ``mo-reply:<sms_mo id>`` and a charged command
+writes one CDR (record_type ``sms``, ``per_sms`` of the ``[notify].command_category`` tariff
+for the sender) - all in the command's transaction, which also marks the ``sms_mo`` row handled
+(:meth:`scp.state.outbox_store.NotifyingOutbox.handle_mo`; the row itself was committed before,
+on its own, when the SMSC's deliver_sm was answered). That transaction commits everything or
+nothing, and a retry of a failed one (the MO re-scan) writes the reply under the same key, so a
+command is answered and charged exactly once per MO row. The commands and their parsing are
+the pure :mod:`scp.service.smscmd`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from scp.service.notifications import Templates, display_number, render, templates_for, time_values
+from scp.service.provisioning import Actor, InvalidInput, NotFound, ProvisioningError, valid_msisdn
+from scp.service.smscmd import Command, parse_command, service_number
+from scp.state import notify_store as store
+from scp.state import provisioning as prov
+
+if TYPE_CHECKING:
+    from scp.config import Config
+
+__all__ = ["handle_mo"]
+
+
+async def _reply(conn: asyncpg.Connection, cmd: Command, source: str, at: dt.datetime,
+                 cfg: Config, t: Templates) -> str:
+    """Carry out ``cmd`` for ``source``; the reply text."""
+    actor = Actor("sms", source)
+    tz = zoneinfo.ZoneInfo(cfg.notify.timezone)
+    hours = cfg.service.window_hours
+    if cmd.verb == "KT":
+        await prov.enable_service(conn, actor, source, "missed-call")
+        return t["cmd_kt"]
+    if cmd.verb == "QX":
+        try:
+            await prov.disable_service(conn, actor, source, "missed-call")
+        except NotFound:
+            return t["cmd_qx_none"]
+        return t["cmd_qx"]
+    if cmd.verb == "CX":
+        calls = await store.recent_missed_calls(conn, source, at - dt.timedelta(hours=hours))
+        if not calls:
+            return render(t["cmd_cx_none"], hours=hours)
+        items = t["cmd_cx_separator"].join(
+            render(t["cmd_cx_item"], caller=display_number(c.caller, t),
+                   **time_values(c.occurred_at, tz)) for c in calls)
+        return render(t["cmd_cx"], hours=hours, count=len(calls), items=items)
+    number = cmd.arg
+    try:
+        if cmd.verb == "HMD":
+            entry = await prov.blacklist_add(conn, actor, source, number)
+            return render(t["cmd_hmd"], number=display_number(entry.number, t))
+        e164 = valid_msisdn(number, "number")
+        try:
+            await prov.blacklist_del(conn, actor, source, e164)
+        except NotFound:
+            return render(t["cmd_qhmd_none"], number=display_number(e164, t))
+        return render(t["cmd_qhmd"], number=display_number(e164, t))
+    except InvalidInput:
+        return render(t["cmd_bad_number"], number=number or "-")
+
+
+async def handle_mo(conn: asyncpg.Connection, *, mo_id: int, source: str, destination: str,
+                    text: str, at: dt.datetime, cfg: Config) -> str | None:
+    """Answer one MO SMS (in its transaction); the reply text, or None if not for us."""
+    if destination.lstrip("+") != service_number(cfg):
+        return None
+    try:
+        sender = valid_msisdn(source, "source")
+    except InvalidInput:
+        await store.mark_mo_handled(conn, mo_id, at)  # nobody to answer or charge
+        return None
+    rcpt = await store.load_recipient(conn, sender, at.date())
+    t = templates_for(cfg, rcpt.language if rcpt else None)
+    cmd = parse_command(text)
+    if cmd.verb == "HELP":
+        reply = t["cmd_help"]
+    elif rcpt is None:
+        reply = t["cmd_not_subscriber"]
+    else:
+        try:
+            # a savepoint: a refused change leaves the MO and its reply intact
+            async with conn.transaction():
+                reply = await _reply(conn, cmd, sender, at, cfg, t)
+        except NotFound:
+            reply = t["cmd_not_subscriber"]
+        except ProvisioningError:
+            reply = t["cmd_help"]
+        category = cfg.notify.command_category
+        charge = await store.sms_rate(conn, category, sender, at.date())
+        await store.insert_cdr(conn, msisdn=sender, service=f"sms-command:{cmd.verb.lower()}",
+                               call_category=category, at=at, charge=charge,
+                               call_ref=f"mo:{mo_id}")
+    await store.enqueue_sms(conn, key=f"mo-reply:{mo_id}", destination=sender, text=reply,
+                            source=service_number(cfg))
+    await store.mark_mo_handled(conn, mo_id, at)
+    return reply
