@@ -14,7 +14,7 @@ back.
 
 Inbound: :func:`plan_begin` is the pure decision (what to answer, which presence events to
 record); :class:`MapUser` records the events in one database transaction
-(:func:`scp.service.notifications.on_present`) and only then answers - a database failure is
+(:func:`scp.state.notify_flow.on_present`) and only then answers - a database failure is
 answered with ``systemFailure`` (error 34), so the HLR keeps our address and alerts again.
 
 Outbound: :func:`run_alert_originator` claims ``hlr_alert`` rows (``FOR UPDATE SKIP LOCKED``,
@@ -61,7 +61,7 @@ from scp.core.primitives import (
     TcPrimitive,
     TcUAbort,
 )
-from scp.service import notifications
+from scp.state import notify_flow as notifications
 from scp.state import notify_store as store
 
 if TYPE_CHECKING:

@@ -2,13 +2,13 @@
 
 Reads: the called subscriber with its services in force today and whether the caller is on
 its blacklist, in one round trip (:data:`LOAD_CALLEE`, which also reads the subscriber as a
-notification recipient: the forecast of ``scp.service.notifications.record_missed_call``); the tariffs and the per-number
+notification recipient: the forecast of ``scp.state.notify_flow.record_missed_call``); the tariffs and the per-number
 category overrides for :class:`scp.service.rating.RateTable`. Writes: everything a call
 decision produces, in ONE transaction (:func:`write_records`): missed call (and, in the same
-transaction, ``scp.service.notifications.on_missed_call`` when that module is installed),
+transaction, ``scp.state.notify_flow.on_missed_call`` when that module is installed),
 callback request, voicemail record, CDRs. Schema: migrations 0001, 0010 and 0030. A lone
 record is one statement (its implicit transaction: no BEGIN / COMMIT round trips); a lone
-missed call with its notifications too (``scp.service.notifications.record_missed_call``,
+missed call with its notifications too (``scp.state.notify_flow.record_missed_call``,
 migration 0030), usually in one round trip.
 """
 
@@ -31,7 +31,7 @@ from scp.service.rating import RateTable, RatingRules, Tariff
 from scp.state import notify_store
 
 try:  # issue 6 (notifications) is built concurrently: call it when it is there
-    from scp.service import notifications as _notifications
+    from scp.state import notify_flow as _notifications
 except ImportError:  # pragma: no cover - depends on the other module's presence
     _notifications = None  # type: ignore[assignment]
 

@@ -1,5 +1,6 @@
-"""Named SQL of the notification service (issue 6): what ``scp.service.notifications``,
-``scp.service.smscmd`` and ``scp.mapuser`` read and write, kept out of their decisions.
+"""Named SQL of the notification service (issue 6): what ``scp.state.notify_flow``,
+``scp.state.smscmd_flow`` and ``scp.mapuser`` read and write, kept out of their decisions
+(``scp.service.notifications``, ``scp.service.smscmd``).
 
 Tables: ``missed_call`` / ``callback_request`` (written by call handling), ``presence``,
 ``sms_outbox`` (the durable outbox, ARCHITECTURE §5), ``hlr_alert`` (migration 0020: pending

@@ -7,7 +7,7 @@ in the transaction that records the SMPP event:
 
 * a DELIVRD receipt for one of our SMS proves its destination reachable (ARCHITECTURE §4
   "Subscriber present"): ``on_delivered(conn, destination, at)``, normally
-  :func:`scp.service.notifications.on_present` with source ``delivery-receipt`` (called for
+  :func:`scp.state.notify_flow.on_present` with source ``delivery-receipt`` (called for
   subscribers only: on_present does nothing for anyone else, and the group statement tells
   which destinations are subscribers without a query per SMS);
 * a mobile-originated SMS is stored in ``sms_mo`` in a transaction of its own (``record_mo``
@@ -207,7 +207,7 @@ class NotifyingOutbox(PgOutbox):
 
 def build_outbox(pool: asyncpg.Pool, cfg: Config) -> NotifyingOutbox:
     """The node's outbox: receipts mark presence, MO SMS to the service number are commands."""
-    from scp.service import notifications
+    from scp.state import notify_flow as notifications
     from scp.state import smscmd_flow as smscmd
 
     async def delivered(conn: asyncpg.Connection, destination: str, at: dt.datetime) -> None:

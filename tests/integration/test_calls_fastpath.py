@@ -17,9 +17,9 @@ import asyncpg
 import pytest
 
 from scp.config import Config, parse_config
-from scp.service import notifications
 from scp.service.calls import RecordMissedCall
 from scp.state import calls_store as store
+from scp.state import notify_flow as notifications
 from scp.state import notify_store
 from scp.state import provisioning as P
 from tests.conftest import truncate_all

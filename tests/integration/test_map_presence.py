@@ -39,7 +39,7 @@ from scp.core.primitives import (
     TcUAbort,
 )
 from scp.mapuser import MapUser, alert_once, build_map_user
-from scp.service import notifications
+from scp.state import notify_flow as notifications
 from scp.state import provisioning as prov
 from tests import tshark
 from tests.integration.peer import PeerAsp

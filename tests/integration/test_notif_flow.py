@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from scp.config import Config, parse_config
-from scp.service import notifications
+from scp.state import notify_flow as notifications
 from scp.state import provisioning as prov
 from scp.state.outbox_store import build_outbox
 

@@ -165,7 +165,7 @@ async def test_alert_to_handset_through_the_real_smsc(clean_pool: asyncpg.Pool,
     """AlertServiceCentre recorded -> missed-call SMS and callback SMS queued -> submitted to
     the SMSC as UCS-2 -> its DELIVRD receipt marks the row delivered."""
     from scp.mapuser import PresenceEvent, database_sink
-    from scp.service import notifications
+    from scp.state import notify_flow as notifications
 
     pool = clean_pool
     callee, caller = "8613912340000", "8613700000042"

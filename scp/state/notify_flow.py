@@ -1,0 +1,246 @@
+"""Notification flows (issue 6): the SMS a missed call, a presence event or a receipt causes,
+queued in the event's own transaction.
+
+Flows (ARCHITECTURE §4 "Subscriber present"):
+
+* :func:`on_missed_call` runs in the call handler's transaction right after it records the
+  missed call. ``busy`` and ``no-answer``: the callee is reachable, so the SMS is queued at
+  once, but held for ``[notify].busy_window`` seconds (the outbox row's ``next_attempt_at``)
+  during which further attempts from the same caller only raise the count in its text: three
+  busy attempts within a minute make one SMS saying 3. ``not-reachable``: the call waits for
+  presence, and the HLR is asked to alert us (``hlr_alert`` row, consumed by
+  :mod:`scp.mapuser`: MAP SendRoutingInfoForSM then ReportSM-DeliveryStatus, TS 29.002 §12.3,
+  §12.4, TS 23.040 §10.2).
+* :func:`record_missed_call` is the call path's form of the same: the missed call and
+  :func:`on_missed_call`'s decision written by one statement (migration 0030), the decision
+  taken in Python on a forecast of the state that the statement checks under the same locks;
+  a wrong forecast costs one more round trip, never a different row.
+* :func:`on_present` runs when MAP AlertServiceCentre (§12.5) / NoteMM-Event (§8.11.2) /
+  ReadyForSM or an SMSC delivery receipt shows the subscriber reachable: one SMS per caller
+  (``notify_mode`` sms) or one digest (``digest``) to the callee, and "callee reachable" to every
+  caller who pressed 1. Missed calls older than ``[service].window_hours`` expire unsent.
+* :func:`on_subscriber_receipt`: the 短信回执 service.
+
+Nothing is sent twice: every SMS is an outbox row with an idempotency key derived from the
+events it reports (``present:<callee>:<first missed call id>``, ``callback:<request id>``...),
+inserted with ON CONFLICT DO NOTHING, and the events are marked notified in the same
+transaction under row locks. The texts come from ``conf/templates/<language>.toml``; numbers
+are shown in national form for domestic numbers (:data:`scp.codecs.numbers.CHINA`). An ad
+(``ad_rule``) is appended only if the SMS stays within ``[notify].ad_segment_budget`` segments
+(:func:`scp.codecs.sms.segment_count`); the core text is never cut.
+
+The decisions (grouping, texts, ad choice, :func:`scp.service.notifications.plan_missed_call`)
+are the pure functions of :mod:`scp.service.notifications` (ARCHITECTURE §2: ``service/``
+decides, it never does I/O); the coroutines here load what they need through
+:mod:`scp.state.notify_store`, call them and write the result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from scp.service.notifications import (
+    PRESENCE_SOURCES,
+    MissedCallPlan,
+    Queued,
+    Templates,
+    append_ad,
+    busy_text,
+    digest_text,
+    display_number,
+    group_by_caller,
+    missed_call_texts,
+    notify_tz,
+    notify_window,
+    plan_missed_call,
+    render,
+    templates_for,
+    time_values,
+)
+from scp.state import notify_store as store
+
+if TYPE_CHECKING:
+    from scp.config import Config
+
+__all__ = [
+    "Queued",
+    "on_absent",
+    "on_missed_call",
+    "on_present",
+    "on_subscriber_receipt",
+    "record_missed_call",
+]
+
+
+async def _with_ad(conn: asyncpg.Connection, cfg: Config, core: str, t: Templates, *,
+                   at: dt.datetime, caller: str | None, user_group: str) -> str:
+    if cfg.notify.ad_segment_budget <= 0:
+        return core
+    ads = await store.active_ads(conn, at)
+    return append_ad(core, ads, budget=cfg.notify.ad_segment_budget,
+                     separator=t["ad_separator"], at=at, tz=notify_tz(cfg), caller=caller,
+                     user_group=user_group)
+
+
+
+async def on_missed_call(conn: asyncpg.Connection, *, missed_call_id: int, caller: str | None,
+                         callee: str, reason: str, at: dt.datetime, cfg: Config) -> Queued:
+    """React to a missed call just recorded in this transaction (see the module docstring)."""
+    rcpt = await store.load_recipient(conn, callee, at.astimezone(notify_tz(cfg)).date())
+    if rcpt is None:
+        return Queued()
+    if reason == "not-reachable":
+        asked = False
+        if cfg.notify.alert_via_hlr:
+            asked = await store.request_hlr_alert(
+                conn, callee, at, dt.timedelta(seconds=cfg.notify.alert_refresh))
+        if "missed-call" not in rcpt.services or rcpt.notify_mode == "none":
+            await store.mark_missed_calls(conn, [missed_call_id], at, "suppressed")
+        return Queued(hlr_alert=asked)
+    # busy / no-answer: the callee's phone is on, it can be told now.
+    wanted = {"busy": ("busy", "missed-call")}.get(reason, ("missed-call",))
+    if rcpt.notify_mode == "none" or not any(s in rcpt.services for s in wanted):
+        await store.mark_missed_calls(conn, [missed_call_id], at, "suppressed")
+        return Queued()
+    t = templates_for(cfg, rcpt.language)
+    tmpl_key = "busy" if reason == "busy" else "missed"
+    prefix = f"{tmpl_key}:{callee}:{caller or '-'}:"
+    open_row = await store.lock_open_busy_sms(conn, prefix, callee)
+    if open_row is not None:
+        sms_id, key = open_row
+        first_id = int(key.rsplit(":", 1)[1])
+    else:
+        sms_id, first_id = None, missed_call_id
+    count, first_at = await store.calls_since(conn, callee, caller, first_id, reason)
+    first_at = first_at or at
+    if reason == "busy":
+        core = busy_text(caller, count, first_at, t, notify_tz(cfg))
+    else:
+        core = render(t["missed_call"], caller=display_number(caller, t), count=count,
+                      **time_values(at, notify_tz(cfg)))
+    text = await _with_ad(conn, cfg, core, t, at=at, caller=caller, user_group=rcpt.user_group)
+    if sms_id is not None:
+        await store.update_sms_text(conn, sms_id, text)
+    else:
+        sms_id = await store.enqueue_sms(
+            conn, key=prefix + str(missed_call_id), destination=callee, text=text,
+            not_before=at + dt.timedelta(seconds=cfg.notify.busy_window),
+            expires_at=at + notify_window(cfg))
+    await store.mark_missed_calls(conn, [missed_call_id], at, "queued")
+    return Queued((sms_id,) if sms_id is not None else ())
+
+
+async def record_missed_call(conn: asyncpg.Connection, *, caller: str | None, callee: str,
+                             reason: str, cause: int | None, call_ref: str | None,
+                             at: dt.datetime, cfg: Config, attempts: int = 3) -> int | None:
+    """Record a missed call and do :func:`on_missed_call`'s work in one statement.
+
+    The decision is taken on a forecast of the state (``notify_store.forecast_missed_call``)
+    and ``mcn_record_missed_call`` (migration 0030) writes it only if, under the same locks,
+    the state is that forecast; if not, it returns the state it found and the decision is
+    taken again on it: usually one round trip, two when the forecast was wrong. Returns the
+    missed call's id, or None after ``attempts`` tries without a write (nothing written: the
+    caller runs the transactional path, insert + :func:`on_missed_call`).
+    """
+    day = at.astimezone(notify_tz(cfg)).date()
+    prefix: str | None = None
+    if reason != "not-reachable":
+        prefix = f"{'busy' if reason == 'busy' else 'missed'}:{callee}:{caller or '-'}:"
+    want_ads = cfg.notify.ad_segment_budget > 0
+    st = store.forecast_missed_call(callee=callee, prefix=prefix, at=at, ads=want_ads)
+    refresh = dt.timedelta(seconds=cfg.notify.alert_refresh)
+    for _ in range(attempts):
+        plan = (plan_missed_call(st, caller=caller, callee=callee, reason=reason, at=at, cfg=cfg)
+                if st is not None else MissedCallPlan())
+        w = await store.record_missed_call(
+            conn, caller=caller, callee=callee, at=at, reason=reason, cause=cause,
+            call_ref=call_ref, day=day, state=st, hlr=plan.hlr, refresh=refresh, prefix=prefix,
+            count=plan.count, first_at=plan.first_at, text=plan.text,
+            not_before=plan.not_before, expires_at=plan.expires_at, outcome=plan.outcome,
+            want_ads=want_ads)
+        if w.done:
+            return w.missed_call_id
+        st = w.state
+    return None
+
+
+async def on_present(conn: asyncpg.Connection, *, msisdn: str, source: str, at: dt.datetime,
+                     cfg: Config, detail: str | None = None) -> Queued:
+    """The subscriber is reachable: record it and queue every notification that waited."""
+    if source not in PRESENCE_SOURCES:
+        raise ValueError(f"presence source {source!r}")
+    rcpt = await store.load_recipient(conn, msisdn, at.astimezone(notify_tz(cfg)).date())
+    if rcpt is None:
+        return Queued()
+    await store.set_presence(conn, msisdn, True, at, source, detail)
+    await store.clear_hlr_alert(conn, msisdn)
+    tz, window = notify_tz(cfg), notify_window(cfg)
+    t = templates_for(cfg, rcpt.language)
+    ids: list[int] = []
+
+    pending = await store.pending_missed_calls(conn, msisdn)
+    fresh = [c for c in pending if c.occurred_at >= at - window]
+    await store.mark_missed_calls(conn, [c.id for c in pending if c.occurred_at < at - window],
+                                  at, "expired")
+    if fresh and ("missed-call" not in rcpt.services or rcpt.notify_mode == "none"):
+        await store.mark_missed_calls(conn, [c.id for c in fresh], at, "suppressed")
+        fresh = []
+    if fresh:
+        groups = group_by_caller(fresh)
+        if rcpt.notify_mode == "digest":
+            caller = groups[0].caller if len(groups) == 1 else None
+            batches = [(f"digest:{msisdn}:{min(c.id for c in fresh)}", digest_text(groups, t, tz),
+                        caller, max(g.last_at for g in groups))]
+        else:
+            batches = [(f"present:{msisdn}:{g.ids[0]}", text, g.caller, g.last_at)
+                       for g, text in zip(groups, missed_call_texts(groups, t, tz), strict=True)]
+        for key, core, caller, last_at in batches:
+            text = await _with_ad(conn, cfg, core, t, at=at, caller=caller,
+                                  user_group=rcpt.user_group)
+            sms_id = await store.enqueue_sms(conn, key=key, destination=msisdn, text=text,
+                                             expires_at=last_at + window)
+            if sms_id is not None:
+                ids.append(sms_id)
+        await store.mark_missed_calls(conn, [c.id for c in fresh], at, "queued")
+
+    if cfg.notify.callback_sms:
+        callbacks = await store.pending_callbacks(conn, msisdn)
+        due = [cb for cb in callbacks if (cb.expires_at is None or cb.expires_at > at)
+               and cb.requested_at >= at - window]
+        for cb in due:
+            caller_rcpt = await store.load_recipient(conn, cb.caller, at.date())
+            ct = templates_for(cfg, caller_rcpt.language if caller_rcpt else None)
+            core = render(ct["callback"], callee=display_number(msisdn, ct))
+            text = await _with_ad(conn, cfg, core, ct, at=at, caller=cb.caller,
+                                  user_group=rcpt.user_group)
+            sms_id = await store.enqueue_sms(conn, key=f"callback:{cb.id}", destination=cb.caller,
+                                             text=text, expires_at=at + window)
+            if sms_id is not None:
+                ids.append(sms_id)
+        await store.mark_callbacks(conn, [cb.id for cb in due], at)
+    return Queued(tuple(ids))
+
+
+async def on_absent(conn: asyncpg.Connection, *, msisdn: str, source: str, at: dt.datetime,
+                    detail: str | None = None) -> None:
+    """Evidence the subscriber left (IMSI detach in NoteMM-Event): recorded, nothing sent."""
+    if await conn.fetchval("SELECT 1 FROM subscriber WHERE msisdn = $1", msisdn):
+        await store.set_presence(conn, msisdn, False, at, source, detail)
+
+
+async def on_subscriber_receipt(conn: asyncpg.Connection, *, owner: str, destination: str,
+                                message_id: str, at: dt.datetime, cfg: Config) -> Queued:
+    """短信回执: the SMSC forwarded the receipt of ``owner``'s own SMS to ``destination``."""
+    rcpt = await store.load_recipient(conn, owner, at.astimezone(notify_tz(cfg)).date())
+    if rcpt is None or "delivery-receipt" not in rcpt.services:
+        return Queued()
+    t = templates_for(cfg, rcpt.language)
+    core = render(t["receipt"], dst=display_number(destination, t),
+                  **time_values(at, notify_tz(cfg)))
+    text = await _with_ad(conn, cfg, core, t, at=at, caller=None, user_group=rcpt.user_group)
+    sms_id = await store.enqueue_sms(conn, key=f"receipt:{owner}:{message_id}", destination=owner,
+                                     text=text, expires_at=at + notify_window(cfg))
+    return Queued((sms_id,) if sms_id is not None else ())
