@@ -3,7 +3,7 @@
 This is the loop between the durable outbox (PostgreSQL, rows claimed with
 ``FOR UPDATE SKIP LOCKED``; ARCHITECTURE §5) and the SMSC gateway (:mod:`scp.adapters.smpp`,
 SMPP 3.4). Both sit behind ports so the decisions here are tested with in-memory fakes; the
-asyncpg store implements :class:`OutboxPort` later.
+PostgreSQL store :class:`scp.state.outbox.PgOutbox` implements :class:`OutboxPort`.
 
 Delivery guarantee (what operations can promise):
 - An SMSC outage delays, never drops: the sender claims nothing while the gateway is unbound,
@@ -70,7 +70,7 @@ class OutboundSms:
 
 
 class OutboxPort(Protocol):
-    """The durable SMS outbox (asyncpg later; :class:`InMemoryOutbox` for tests)."""
+    """The durable SMS outbox (``scp.state.outbox.PgOutbox``; :class:`InMemoryOutbox` for tests)."""
 
     async def claim(self, limit: int, now: datetime) -> list[OutboundSms]:
         """Rows due at ``now``, marked 'sending', attempts incremented; at most ``limit``."""
