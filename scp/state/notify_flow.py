@@ -109,9 +109,16 @@ async def on_missed_call(conn: asyncpg.Connection, *, missed_call_id: int, calle
     tmpl_key = "busy" if reason == "busy" else "missed"
     prefix = f"{tmpl_key}:{callee}:{caller or '-'}:"
     open_row = await store.lock_open_busy_sms(conn, prefix, callee)
+    rekey: str | None = None
     if open_row is not None:
         sms_id, key = open_row
         first_id = int(key.rsplit(":", 1)[1])
+        if missed_call_id < first_id:
+            # This call was inserted before the one that opened the window but reached the lock
+            # after it (ids follow inserts, not commits): the window now starts here, or the
+            # count below and every later one would miss this call.
+            first_id = missed_call_id
+            rekey = prefix + str(missed_call_id)
     else:
         sms_id, first_id = None, missed_call_id
     count, first_at = await store.calls_since(conn, callee, caller, first_id, reason)
@@ -123,7 +130,7 @@ async def on_missed_call(conn: asyncpg.Connection, *, missed_call_id: int, calle
                       **time_values(at, notify_tz(cfg)))
     text = await _with_ad(conn, cfg, core, t, at=at, caller=caller, user_group=rcpt.user_group)
     if sms_id is not None:
-        await store.update_sms_text(conn, sms_id, text)
+        await store.update_sms_text(conn, sms_id, text, key=rekey)
     else:
         sms_id = await store.enqueue_sms(
             conn, key=prefix + str(missed_call_id), destination=callee, text=text,

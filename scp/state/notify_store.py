@@ -283,9 +283,11 @@ async def lock_open_busy_sms(conn: asyncpg.Connection, key_prefix: str, destinat
     return (row["id"], row["idempotency_key"]) if row else None
 
 
-async def update_sms_text(conn: asyncpg.Connection, sms_id: int, text: str) -> None:
-    await conn.execute("UPDATE sms_outbox SET text = $2, updated_at = now() WHERE id = $1",
-                       sms_id, text)
+async def update_sms_text(conn: asyncpg.Connection, sms_id: int, text: str, *,
+                          key: str | None = None) -> None:
+    """New text for a queued aggregated SMS; ``key`` moves its window start (idempotency key)."""
+    await conn.execute("UPDATE sms_outbox SET text = $2, idempotency_key = coalesce($3,"
+                       " idempotency_key), updated_at = now() WHERE id = $1", sms_id, text, key)
 
 
 async def calls_since(conn: asyncpg.Connection, callee: str, caller: str | None,
