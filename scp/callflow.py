@@ -657,8 +657,11 @@ class CallUser:
                 check = await P.verify_pin(self.pool, actor, r.msisdn, r.arg or "")
                 return ServiceAnswer(r.op, check.outcome == "ok", check.outcome)
             if r.op == "missed_calls":
-                rows = await P.list_missed_calls(self.pool, callee=r.msisdn, limit=20)
-                return ServiceAnswer(r.op, True, [x["caller"] for x in rows if x["caller"]])
+                # The notification window's calls, hidden callers included in the count ("").
+                since = self._at() - dt.timedelta(hours=self.cfg.service.window_hours)
+                rows = await P.list_missed_calls(self.pool, callee=r.msisdn, limit=500,
+                                                 since=since)
+                return ServiceAnswer(r.op, True, [x["caller"] or "" for x in rows])
             if r.op == "enable_service":
                 await P.enable_service(self.pool, actor, r.msisdn, r.arg or "")
             elif r.op == "disable_service":

@@ -193,8 +193,9 @@ class SelfcareSession(CallSession):
             return self._announce(a["pin_locked"])  # locked, or no PIN set: ops must act
         if ev.op == "missed_calls":
             raw = ev.value if isinstance(ev.value, (list, tuple)) else ()
+            # The count is every call (a hidden caller comes as ""); only real numbers are read.
             numbers = [n for n in raw if isinstance(n, str) and n.isdigit() and len(n) <= 15]
-            parts: list[tuple[str, Any]] = [("integer", len(numbers))]
+            parts: list[tuple[str, Any]] = [("integer", len(raw))]
             parts += [("number", GenericDigits(n).encode())
                       for n in numbers[:MAX_VARIABLE_NUMBERS]]
             its = ops.InformationToSend(extra={"messageID": ("variableMessage", {

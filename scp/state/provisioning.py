@@ -393,15 +393,19 @@ async def verify_pin(db: Db, actor: Actor, msisdn: str, pin: str) -> PinCheck:
 
 
 async def list_missed_calls(db: Db, *, callee: str | None = None, pending: bool = False,
-                            limit: int = 100) -> list[asyncpg.Record]:
-    """Most recent missed calls first, optionally for one callee or only not yet notified."""
+                            limit: int = 100, since: dt.datetime | None = None
+                            ) -> list[asyncpg.Record]:
+    """Most recent missed calls first, optionally for one callee, only not yet notified, or
+    only since a time (the self-service IVR announces the notification window's calls)."""
     c = valid_msisdn(callee, "callee") if callee else None
     async with transaction(db) as conn:
         return await conn.fetch(
             "SELECT id, caller, callee, occurred_at, reason, cause, call_ref, notified_at"
             " FROM missed_call WHERE ($1::text IS NULL OR callee = $1)"
-            " AND (NOT $2 OR notified_at IS NULL) ORDER BY occurred_at DESC, id DESC LIMIT $3",
-            c, pending, limit)
+            " AND (NOT $2 OR notified_at IS NULL)"
+            " AND ($4::timestamptz IS NULL OR occurred_at >= $4)"
+            " ORDER BY occurred_at DESC, id DESC LIMIT $3",
+            c, pending, limit, since)
 
 
 async def list_callbacks(db: Db, *, callee: str | None = None, pending: bool = False,

@@ -237,6 +237,9 @@ async def test_sms_retry_and_lists(clean_pool: asyncpg.Pool) -> None:
         " (NULL, '8613800000001', now(), 'not-reachable')")
     mc = await prov.list_missed_calls(clean_pool, callee="8613800000001")
     assert [r["reason"] for r in mc] == ["not-reachable", "busy"]
+    recent = await prov.list_missed_calls(clean_pool, callee="8613800000001",
+                                          since=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30))
+    assert [r["reason"] for r in recent] == ["not-reachable"]
     await clean_pool.execute("INSERT INTO callback_request (caller, callee) VALUES"
                              " ('8613900000000', '8613800000001')")
     with pytest.raises(asyncpg.UniqueViolationError):  # one open request per pair

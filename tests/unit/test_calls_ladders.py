@@ -352,6 +352,12 @@ def test_selfcare_pin_menu_blacklist_and_mode() -> None:
     pa = out[0].ops[0]  # type: ignore[union-attr]
     parts = pa.information_to_send.extra["messageID"][1]["variableParts"]  # type: ignore[attr-defined]
     assert parts[0] == ("integer", 2) and len(parts) == 3
+    # A caller with presentation restricted counts in the number of calls but is not read out.
+    assert s.handle(DigitsCollected("1"), 7.5, AT) == [ServiceRequest("missed_calls", CALLER)]
+    out = s.handle(ServiceAnswer("missed_calls", True, ["8613700001111", ""]), 7.5, AT)
+    pa = out[0].ops[0]  # type: ignore[union-attr]
+    parts = pa.information_to_send.extra["messageID"][1]["variableParts"]  # type: ignore[attr-defined]
+    assert parts[0] == ("integer", 2) and len(parts) == 2
     out = s.handle(DigitsCollected("2"), 8.0, AT)
     assert names(out[0]) == ["DisconnectForwardConnection", "Connect"]
 
