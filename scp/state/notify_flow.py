@@ -48,7 +48,6 @@ from scp.service.notifications import (
     Queued,
     Templates,
     append_ad,
-    busy_text,
     digest_text,
     display_number,
     group_by_caller,
@@ -88,28 +87,31 @@ async def _with_ad(conn: asyncpg.Connection, cfg: Config, core: str, t: Template
 
 async def on_missed_call(conn: asyncpg.Connection, *, missed_call_id: int, caller: str | None,
                          callee: str, reason: str, at: dt.datetime, cfg: Config) -> Queued:
-    """React to a missed call just recorded in this transaction (see the module docstring)."""
+    """React to a missed call just recorded in this transaction (see the module docstring).
+
+    The decision is :func:`plan_missed_call`'s, the same one :func:`record_missed_call` takes;
+    here the state is read as it goes: first the recipient (enough to suppress or to ask the
+    HLR), then, under the caller's lock, the open busy SMS, its count and the ads.
+    """
     rcpt = await store.load_recipient(conn, callee, at.astimezone(notify_tz(cfg)).date())
     if rcpt is None:
         return Queued()
-    if reason == "not-reachable":
+    first = plan_missed_call(_state(rcpt), caller=caller, callee=callee, reason=reason, at=at,
+                             cfg=cfg)
+    if first.outcome != "queued":
         asked = False
-        if cfg.notify.alert_via_hlr:
+        if first.hlr:
             asked = await store.request_hlr_alert(
                 conn, callee, at, dt.timedelta(seconds=cfg.notify.alert_refresh))
-        if "missed-call" not in rcpt.services or rcpt.notify_mode == "none":
+        if first.outcome == "suppressed":
             await store.mark_missed_calls(conn, [missed_call_id], at, "suppressed")
         return Queued(hlr_alert=asked)
     # busy / no-answer: the callee's phone is on, it can be told now.
-    wanted = {"busy": ("busy", "missed-call")}.get(reason, ("missed-call",))
-    if rcpt.notify_mode == "none" or not any(s in rcpt.services for s in wanted):
-        await store.mark_missed_calls(conn, [missed_call_id], at, "suppressed")
-        return Queued()
-    t = templates_for(cfg, rcpt.language)
-    tmpl_key = "busy" if reason == "busy" else "missed"
-    prefix = f"{tmpl_key}:{callee}:{caller or '-'}:"
+    prefix = f"{'busy' if reason == 'busy' else 'missed'}:{callee}:{caller or '-'}:"
     open_row = await store.lock_open_busy_sms(conn, prefix, callee)
     rekey: str | None = None
+    sms_id: int | None = None
+    count, first_at = 0, None
     if open_row is not None:
         sms_id, key = open_row
         first_id = int(key.rsplit(":", 1)[1])
@@ -119,25 +121,31 @@ async def on_missed_call(conn: asyncpg.Connection, *, missed_call_id: int, calle
             # count below and every later one would miss this call.
             first_id = missed_call_id
             rekey = prefix + str(missed_call_id)
-    else:
-        sms_id, first_id = None, missed_call_id
-    count, first_at = await store.calls_since(conn, callee, caller, first_id, reason)
-    first_at = first_at or at
-    if reason == "busy":
-        core = busy_text(caller, count, first_at, t, notify_tz(cfg))
-    else:
-        core = render(t["missed_call"], caller=display_number(caller, t), count=count,
-                      **time_values(at, notify_tz(cfg)))
-    text = await _with_ad(conn, cfg, core, t, at=at, caller=caller, user_group=rcpt.user_group)
+        n, first_at = await store.calls_since(conn, callee, caller, first_id, reason)
+        count = n - 1  # this call is already in; the plan adds it
+    ads = (tuple(await store.active_ads(conn, at)) if cfg.notify.ad_segment_budget > 0
+           else ())
+    plan = plan_missed_call(_state(rcpt, open_id=sms_id, count=count, first_at=first_at,
+                                   ads=ads),
+                            caller=caller, callee=callee, reason=reason, at=at, cfg=cfg)
+    assert plan.text is not None  # queued plans always carry their text
     if sms_id is not None:
-        await store.update_sms_text(conn, sms_id, text, key=rekey)
+        await store.update_sms_text(conn, sms_id, plan.text, key=rekey)
     else:
-        sms_id = await store.enqueue_sms(
-            conn, key=prefix + str(missed_call_id), destination=callee, text=text,
-            not_before=at + dt.timedelta(seconds=cfg.notify.busy_window),
-            expires_at=at + notify_window(cfg))
+        sms_id = await store.enqueue_sms(conn, key=prefix + str(missed_call_id),
+                                         destination=callee, text=plan.text,
+                                         not_before=plan.not_before, expires_at=plan.expires_at)
     await store.mark_missed_calls(conn, [missed_call_id], at, "queued")
     return Queued((sms_id,) if sms_id is not None else ())
+
+
+def _state(rcpt: store.Recipient, *, open_id: int | None = None, count: int = 0,
+           first_at: dt.datetime | None = None,
+           ads: tuple[store.AdRule, ...] = ()) -> store.MissedCallState:
+    """A decision state read from the database as it goes (no forecast fields)."""
+    return store.MissedCallState(recipient=rcpt, rcpt=None, open_id=open_id, open_key=None,
+                                 open_due=None, count=count, first_at=first_at, ads=ads,
+                                 ads_digest=None)
 
 
 async def record_missed_call(conn: asyncpg.Connection, *, caller: str | None, callee: str,
