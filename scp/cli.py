@@ -13,9 +13,9 @@ import sys
 import click
 import structlog
 
-from scp.cli_provision import BadInputError, register
+from scp.cli_provision import BadInputError, get_config, register
 from scp.cli_tools import register as register_tools
-from scp.config import Config, ConfigError, load_config
+from scp.config import ConfigError
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
@@ -42,17 +42,6 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     )
     logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-
-
-def get_config(ctx: click.Context) -> Config:
-    """The validated config for this invocation, loaded once (exit 2 naming the key if bad)."""
-    obj = ctx.ensure_object(dict)
-    if "config" not in obj:
-        try:
-            obj["config"] = load_config(obj.get("config_path"))
-        except ConfigError as e:
-            raise BadInputError(f"config: {e}") from None
-    return obj["config"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -22,6 +22,7 @@ from typing import IO, Any, TypeVar
 import asyncpg
 import click
 
+from scp.config import Config, ConfigError, load_config
 from scp.service.provisioning import (
     SERVICES,
     SMS_STATUSES,
@@ -60,6 +61,17 @@ class Failure(click.ClickException):
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
+
+
+def get_config(ctx: click.Context) -> Config:
+    """The validated config for this invocation, loaded once (exit 2 naming the key if bad)."""
+    obj = ctx.ensure_object(dict)
+    if "config" not in obj:
+        try:
+            obj["config"] = load_config(obj.get("config_path"))
+        except ConfigError as e:
+            raise BadInputError(f"config: {e}") from None
+    return obj["config"]
 
 
 def _actor(channel: str = "cli") -> Actor:

@@ -15,8 +15,8 @@ from typing import IO, Any
 
 import click
 
-from scp.cli_provision import BadInputError, Failure
-from scp.config import Config, ConfigError, load_config
+from scp.cli_provision import BadInputError, Failure, get_config
+from scp.config import Config, ConfigError
 
 __all__ = ["register", "replay", "simulate"]
 
@@ -24,18 +24,6 @@ __all__ = ["register", "replay", "simulate"]
 # Exit 2 (bad input, the message names the option or file) and exit 1 (could not be done),
 # as every mcn-scp command answers them.
 BadInput = BadInputError
-
-
-def _config(ctx: click.Context) -> Config:
-    obj = ctx.ensure_object(dict)
-    if "config" in obj:
-        return obj["config"]  # type: ignore[no-any-return]
-    try:
-        cfg = load_config(obj.get("config_path"))
-    except ConfigError as e:
-        raise BadInput(f"config: {e}") from None
-    obj["config"] = cfg
-    return cfg
 
 
 def _speed(raw: str | None) -> float | None:
@@ -369,7 +357,7 @@ def replay(ctx: click.Context, file: str, target: str | None, as_json: bool,
     if decode_only:
         printer.summary(_decode_only(file, printer, flt, ssn))
         return
-    cfg = _config(ctx)
+    cfg = get_config(ctx)
     try:
         if target is not None:
             from scp.replay import replay_live
@@ -433,7 +421,7 @@ def simulate(ctx: click.Context, scenario: str | None, target: str | None, calls
             host_port = parse_target(target)
         except ValueError as e:
             raise BadInput(str(e)) from None
-    cfg = _config(ctx)
+    cfg = get_config(ctx)
     kw = {k: v for k, v in (("subscriber", subscriber), ("caller", caller), ("pin", pin))
           if v is not None}
     numbers = Numbers(**kw)
