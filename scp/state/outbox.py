@@ -292,7 +292,7 @@ class PgOutbox:
             "  ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
             " UPDATE sms_outbox o SET status = 'sending', attempts = o.attempts + 1,"
             "  next_attempt_at = $1 + $3::interval, updated_at = now()"
-            " FROM due WHERE o.id = due.id"
+            " WHERE o.id = ANY (ARRAY(SELECT id FROM due))"
             " RETURNING o.id, o.idempotency_key, o.destination, o.text, o.attempts,"
             "  o.expires_at",
             now, limit, self.lease)
