@@ -8,6 +8,11 @@ generic_nack, §5.1.3 command_status, §5.2.12 esm_class (0x04 MC delivery recei
 Appendix B (delivery receipt text ``id:... sub:... dlvrd:... submit date:... done date:...
 stat:... err:... text:...``). Text encoding and concatenation: :mod:`scp.codecs.sms`.
 
+The PDUs of every notification (submit_sm out; submit_sm_resp and deliver_sm in) are built and
+read by a fast path that gives smpplib's own result (:mod:`scp.codecs.smpp_pdu`, checked against
+smpplib in the tests) and leaves anything unusual to smpplib (counted in ``stats``
+``deliver_sm_smpplib``); smpplib's generic codec cost more than the rest of an SMS's handling.
+
 Why a thread: smpplib is blocking; one thread owns the socket and does every read and write, so
 PDUs never interleave. asyncio callers hand it work through a deque and a wake-up socketpair; it
 hands results back with ``loop.call_soon_threadsafe``.
@@ -78,6 +83,7 @@ import smpplib.smpp
 import structlog
 
 from scp.codecs.errors import CodecError
+from scp.codecs.smpp_pdu import DELIVER_SM, decode_deliver_sm, encode_submit_sm
 from scp.codecs.sms import (
     ConcatInfo,
     EncodedSms,
@@ -669,6 +675,11 @@ class SmppGateway:
             self._tap("in", raw)
         if command_id == 0x80000004:  # submit_sm_resp: the hot path
             return _parse_submit_sm_resp(raw, _status, seq)
+        if command_id == DELIVER_SM:  # receipts: the other hot path (smpplib if it declines)
+            fast = decode_deliver_sm(raw)
+            if fast is not None:
+                return fast
+            self.stats["deliver_sm_smpplib"] += 1  # e.g. an SMSC adding network_error_code
         try:
             pdu = smpplib.smpp.parse_pdu(raw, client=self._client, allow_unknown_opt_params=True)
         except Exception as e:  # smpplib raises assorted exceptions on bad PDUs
@@ -1130,9 +1141,20 @@ class SmppGateway:
 
 def build_submit_sm(config: SmppGatewayConfig, client: _SeqClient, destination: str,
                     segment: SmsSegment) -> tuple[int, bytes]:
-    """submit_sm (§4.4.1) for one segment, encoded by smpplib: (sequence_number, PDU)."""
+    """submit_sm (§4.4.1) for one segment: (sequence_number, PDU). The octets smpplib would
+    generate (scp.codecs.smpp_pdu, checked against smpplib in the tests); smpplib itself for
+    anything outside the fast path's simple case."""
+    seq = client.next_sequence()
+    raw = encode_submit_sm(
+        seq, source_addr_ton=config.source_addr_ton, source_addr_npi=config.source_addr_npi,
+        source_addr=config.source_addr, dest_addr_ton=config.dest_addr_ton,
+        dest_addr_npi=config.dest_addr_npi, destination_addr=destination,
+        esm_class=segment.esm_class, data_coding=int(segment.data_coding),
+        registered_delivery=config.registered_delivery, short_message=segment.short_message)
+    if raw is not None:
+        return seq, raw
     pdu = smpplib.smpp.make_pdu(
-        "submit_sm", client=client,
+        "submit_sm", client=_FixedSequence(seq),
         source_addr_ton=config.source_addr_ton, source_addr_npi=config.source_addr_npi,
         source_addr=config.source_addr,
         dest_addr_ton=config.dest_addr_ton, dest_addr_npi=config.dest_addr_npi,
@@ -1188,6 +1210,16 @@ class _Unparsed:
     def __init__(self, command_id: int, sequence: int) -> None:
         self.command_id = command_id
         self.sequence = sequence
+
+
+class _FixedSequence:
+    """A client for smpplib's PDU factory that hands out one sequence number already taken."""
+
+    def __init__(self, sequence: int) -> None:
+        self.sequence = sequence
+
+    def next_sequence(self) -> int:
+        return self.sequence
 
 
 class _SeqClient:
