@@ -4,6 +4,10 @@ Prints one JSON object: rows/s of the import (a subprocess, as ops would run it)
 database, of a reload of the same file (idempotent: nothing changes), of a plain
 ``COPY ... FROM STDIN (FORMAT csv, HEADER)`` of the same file into a bare text table in the same
 database, the import's peak RSS, and the cost of rows carrying a PIN (scrypt, pin.BULK).
+It also times the same COPY into a table with nothing but the subscriber table's keys (the
+MSISDN primary key alone, then with the IMSI and user-group indexes too): no import that can
+upsert idempotently can be faster than that, so ``copy_with_*_vs_copy`` is the ceiling of
+``import_vs_copy`` on the machine it runs on.
 
 Runs against a throw-away database on ``$MCN_DATABASE_URL``'s server if set, else on a
 temporary pgserver instance (deleted afterwards). Usage:
@@ -82,6 +86,35 @@ async def plain_copy(dsn: str, path: Path) -> float:
         await conn.close()
 
 
+# The floor any idempotent import has to stand on: the same COPY into a table that carries the
+# subscriber table's keys (an upsert needs the unique MSISDN; IMSI is unique; the call path
+# reads by user group). No validation, no merge, no service rows, no audit.
+KEYED_TABLES = {
+    "msisdn_key": 'CREATE TABLE keyed_copy ({cols}, PRIMARY KEY (msisdn))',
+    "subscriber_keys": ('CREATE TABLE keyed_copy ({cols}, PRIMARY KEY (msisdn), UNIQUE (imsi));'
+                        ' CREATE INDEX ON keyed_copy ("group")'),
+}
+
+
+async def keyed_copy(dsn: str, path: Path, kind: str) -> float:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DROP TABLE IF EXISTS keyed_copy")
+        header = path.open().readline().strip().split(",")
+        cols = ", ".join(f'"{c}" text COLLATE "C"' for c in header)
+        ddl = KEYED_TABLES[kind].format(cols=cols)
+        if "imsi" not in header:
+            ddl = ddl.replace(", UNIQUE (imsi)", "")
+        await conn.execute(ddl)
+        t0 = time.perf_counter()
+        await conn.copy_to_table("keyed_copy", source=str(path), format="csv", header=True)
+        secs = time.perf_counter() - t0
+        await conn.execute("DROP TABLE keyed_copy")
+        return secs
+    finally:
+        await conn.close()
+
+
 async def admin(dsn: str, sql: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
@@ -127,6 +160,7 @@ def main() -> None:
         rss_mb = peak_rss_mb_children()
         again = run_import(dsn, csv_path)
         copy_secs = asyncio.run(plain_copy(dsn, csv_path))
+        floors = {k: asyncio.run(keyed_copy(dsn, csv_path, k)) for k in KEYED_TABLES}
         pin_path = tmp / "pins.csv"
         generate(pin_path, args.pin_rows, imsi=False, pin=True, start=50_000_000)
         pins = run_import(dsn, pin_path) if args.pin_rows else None
@@ -146,6 +180,10 @@ def main() -> None:
             "plain_copy_rows_per_s": round(n / copy_secs),
             "import_vs_copy": round(copy_secs / first["seconds"], 3),
             "reload_vs_copy": round(copy_secs / again["seconds"], 3),
+            # the same COPY into a table with only the subscriber table's keys: the ceiling of
+            # import_vs_copy for any import that can upsert (see KEYED_TABLES)
+            **{f"copy_with_{k}_seconds": round(v, 2) for k, v in floors.items()},
+            **{f"copy_with_{k}_vs_copy": round(copy_secs / v, 3) for k, v in floors.items()},
             "import_peak_rss_mb": round(rss_mb, 1),
             "import_phases_s": first["result"]["phases"],
             "reload_phases_s": again["result"]["phases"],
