@@ -8,10 +8,11 @@ generic_nack, §5.1.3 command_status, §5.2.12 esm_class (0x04 MC delivery recei
 Appendix B (delivery receipt text ``id:... sub:... dlvrd:... submit date:... done date:...
 stat:... err:... text:...``). Text encoding and concatenation: :mod:`scp.codecs.sms`.
 
-The PDUs of every notification (submit_sm out; submit_sm_resp and deliver_sm in) are built and
-read by a fast path that gives smpplib's own result (:mod:`scp.codecs.smpp_pdu`, checked against
-smpplib in the tests) and leaves anything unusual to smpplib (counted in ``stats``
+submit_sm and deliver_sm, two of the three PDUs of every notification, are built and read by a
+fast path that gives smpplib's own result (:mod:`scp.codecs.smpp_pdu`, checked against smpplib
+in the tests) and leaves anything unusual to smpplib (counted in ``stats``
 ``deliver_sm_smpplib``); smpplib's generic codec cost more than the rest of an SMS's handling.
+The third, submit_sm_resp, is a header and a message_id, read by ``_parse_submit_sm_resp``.
 
 Why a thread: smpplib is blocking; one thread owns the socket and does every read and write, so
 PDUs never interleave. asyncio callers hand it work through a deque and a wake-up socketpair; it
@@ -681,7 +682,9 @@ class SmppGateway:
                 return fast
             self.stats["deliver_sm_smpplib"] += 1  # e.g. an SMSC adding network_error_code
         try:
-            pdu = smpplib.smpp.parse_pdu(raw, client=self._client, allow_unknown_opt_params=True)
+            # a request would take a number from the submit_sm counter; it has its own
+            pdu = smpplib.smpp.parse_pdu(raw, client=_FixedSequence(seq),
+                                         allow_unknown_opt_params=True)
         except Exception as e:  # smpplib raises assorted exceptions on bad PDUs
             log.warning("smpp.bad_pdu", command_id=hex(command_id), error=repr(e))
             pdu = None

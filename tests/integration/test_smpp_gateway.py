@@ -280,7 +280,9 @@ async def test_outbox_sender_end_to_end(smppd: Smppd) -> None:
 
 
 async def test_smsc_crash_and_restart_exactly_once(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """200 SMS; the SMSC crashes twice mid-run and comes back: every SMS lands exactly once."""
+    """1,000 SMS; the SMSC crashes twice mid-run and comes back: every SMS lands exactly once.
+    (Enough SMS that the second crash still finds most of them unsent: the gateway sends
+    several thousand a second.)"""
     gen = smppd_fixture(tmp_path_factory, "smppd-crash")
     server = next(gen)
     try:
@@ -290,16 +292,19 @@ async def test_smsc_crash_and_restart_exactly_once(tmp_path_factory: pytest.Temp
         await gw.wait_ready()
         sender = OutboxSender(outbox=outbox, gateway=gw, window=10, poll_interval=0.02,
                               policy=RetryPolicy(link_delay=0.05, base=0.05))
-        n = 200
+        n = 1000
         for i in range(n):
             text = f"crash-run {i:03d}" + (" " + CHINESE if i % 10 == 0 else "")
             outbox.enqueue(f"86139{i:08d}", text, idempotency_key=f"crash-{i}")
         task = asyncio.create_task(sender.run())
         loop = asyncio.get_running_loop()
-        for threshold in (50, 120):
+        at_crash = []
+        for threshold in (100, 500):
             await eventually(lambda t=threshold: outbox.count("submitted") >= t, 30)
+            at_crash.append(outbox.count("submitted"))
             await loop.run_in_executor(None, server.restart, 0.3)
         await eventually(lambda: outbox.count("submitted") == n, 60)
+        assert max(at_crash) < n, at_crash  # both crashes came in the middle of the run
         sender.stop()
         await task
         await gw.stop()
