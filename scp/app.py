@@ -62,6 +62,7 @@ def build_stack(cfg: Config) -> SigtranStack:
             default_dpc=cfg.sccp.default_dpc or None,
             max_udt_data=cfg.sccp.max_udt_data,
             reassembly_timeout=cfg.sccp.reassembly_timeout,
+            pcf=m.pcf,
         ),
         tcap=TcapLayer(
             worker_id=cfg.node.worker_id,

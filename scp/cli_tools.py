@@ -8,15 +8,17 @@ Thin shells over :mod:`scp.replay` and :mod:`scp.simulate`. Exit codes: 0 done; 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import click
 
 from scp.cli_provision import BadInputError, Failure, get_config
 from scp.config import Config, ConfigError
+from scp.core.primitives import PointCodeFormat
 
 __all__ = ["register", "replay", "simulate"]
 
@@ -247,8 +249,8 @@ async def _offline(path: str, cfg: Config, printer: _Printer, *, live_db: bool =
     return summary.as_dict()
 
 
-def _decode_only(path: str, printer: _Printer, flt: Any, ssn: dict[int, str] | None
-                 ) -> dict[str, Any]:
+def _decode_only(path: str, printer: _Printer, flt: Any, ssn: dict[int, str] | None,
+                 pcf: PointCodeFormat) -> dict[str, Any]:
     import gc
 
     from scp.pcapread import CaptureWarning
@@ -260,7 +262,7 @@ def _decode_only(path: str, printer: _Printer, flt: Any, ssn: dict[int, str] | N
     gc.freeze()
     n = warnings = shown = 0
     fast = printer.message_writer() if printer.as_json else None
-    for item in decode_capture(path, LadderDecoder(ssn)):
+    for item in decode_capture(path, LadderDecoder(ssn, pcf=pcf)):
         if type(item) is CaptureWarning:
             if fast is not None:
                 fast.flush()
@@ -321,11 +323,15 @@ def _check_capture(path: str) -> None:
 @click.option("--live-db", is_flag=True,
               help="Offline: use the configured database itself, not a scratch copy (what the "
                    "replay writes is then real: a running node may send its SMS).")
+@click.option("--pc-format", type=click.Choice(["itu", "china"]), default=None,
+              help="Point codes of the capture's network: itu (14-bit) or china (24-bit). "
+                   "Default: the configuration's [m3ua] pc_format.")
 @click.pass_context
 def replay(ctx: click.Context, file: str, target: str | None, as_json: bool,
            filters: tuple[str, ...], compare: bool, decode_only: bool, speed: str | None,
            rewrites: tuple[str, ...], scp_pc: int | None, ssns: tuple[str, ...],
-           peer_pc: int, capture_out: str | None, live_db: bool) -> None:
+           peer_pc: int, capture_out: str | None, live_db: bool,
+           pc_format: Literal["itu", "china"] | None) -> None:
     """Replay a pcap/pcapng capture: ladder, in-process SCP answers, or live toward a SCP.
 
     Offline (the default), the switch/HLR/VLR messages are fed to an in-process SCP (embedded
@@ -355,9 +361,16 @@ def replay(ctx: click.Context, file: str, target: str | None, as_json: bool,
             raise BadInput(str(e)) from None
     printer = _Printer(as_json)
     if decode_only:
-        printer.summary(_decode_only(file, printer, flt, ssn))
+        pcf = PointCodeFormat(pc_format or get_config(ctx).m3ua.pc_format)
+        printer.summary(_decode_only(file, printer, flt, ssn, pcf))
         return
     cfg = get_config(ctx)
+    if pc_format is not None:
+        cfg = dataclasses.replace(cfg, m3ua=dataclasses.replace(cfg.m3ua, pc_format=pc_format))
+        try:
+            cfg.validate()  # the configured point codes must fit the format asked for
+        except ConfigError as e:
+            raise BadInput(f"--pc-format {pc_format}: {e}") from None
     try:
         if target is not None:
             from scp.replay import replay_live
@@ -473,7 +486,7 @@ async def _simulate(cfg: Config, scenario: str | None, target: tuple[str, int] |
             conn = await connect_tcp(target[0], target[1], scp_pc=cfg.m3ua.local_pc,
                                      routing_context=cfg.m3ua.routing_context,
                                      network_indicator=cfg.m3ua.network_indicator,
-                                     capture=capture)
+                                     capture=capture, pc_format=cfg.m3ua.pc_format)
         else:
             db = _Database(live_db, cfg)
             pool = await db.__aenter__()

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from scp.core.primitives import PointCodeFormat
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "example.toml"
 
 
@@ -80,6 +82,9 @@ class M3uaConfig:
     peers: tuple[str, ...] = ()
     routing_context: int = 1
     local_pc: int = 100
+    # itu: 14-bit point codes (Q.704); china: 24-bit national point codes (GF 001-9001), also
+    # three octets in SCCP addresses and SCMG (YDN 038-1997)
+    pc_format: Literal["itu", "china"] = "itu"
     network_indicator: int = 2
     traffic_mode: Literal["override", "loadshare", "broadcast"] = "loadshare"
     beat_interval: float = 30.0
@@ -102,7 +107,7 @@ class M3uaConfig:
         if self.role == "client" and not self.peers:
             raise ConfigError("m3ua.peers", "role = 'client' needs at least one peer")
         _range(self.routing_context, "m3ua.routing_context", 0, 0xFFFFFFFF)
-        _range(self.local_pc, "m3ua.local_pc", 0, 0x3FFF)  # ITU 14-bit point code
+        _range(self.local_pc, "m3ua.local_pc", 0, self.pcf.max_pc)
         _range(self.network_indicator, "m3ua.network_indicator", 0, 3)
         _range(self.beat_interval, "m3ua.beat_interval", 0, 3600)
         _range(self.beat_timeout, "m3ua.beat_timeout", 0.1, 3600)
@@ -111,6 +116,12 @@ class M3uaConfig:
         _range(self.reconnect_max, "m3ua.reconnect_max", self.reconnect_min, 3600)
         if self.asp_identifier is not None:
             _range(self.asp_identifier, "m3ua.asp_identifier", 0, 0xFFFFFFFF)
+
+
+    @property
+    def pcf(self) -> PointCodeFormat:
+        """``pc_format`` as the codecs take it."""
+        return PointCodeFormat(self.pc_format)
 
 
 @dataclass(frozen=True)
@@ -145,7 +156,7 @@ class SccpConfig:
     def validate(self) -> None:
         _digits(self.global_title, "sccp.global_title", max_len=15)
         self.ssn.validate()
-        _range(self.default_dpc, "sccp.default_dpc", 0, 0x3FFF)
+        _range(self.default_dpc, "sccp.default_dpc", 0, 0xFFFFFF)  # m3ua.pc_format: Config
         _range(self.reassembly_timeout, "sccp.reassembly_timeout", 0.1, 60)
         _range(self.max_udt_data, "sccp.max_udt_data", 32, 247)
 
@@ -406,6 +417,8 @@ class Config:
             v = getattr(self, f.name)
             if hasattr(v, "validate"):
                 v.validate()
+        # a point code of another section must fit the network's format too
+        _range(self.sccp.default_dpc, "sccp.default_dpc", 0, self.m3ua.pcf.max_pc)
 
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:

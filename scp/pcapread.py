@@ -29,7 +29,9 @@ Specs followed, layer by layer:
 * M2UA (RFC 3331): common header §3.1, DATA §3.3.1.1 with Protocol Data 1 (0x0300) or the TTC
   Protocol Data 2 (0x0301, priority octet first).
 * MTP3 MSU (Q.704 §2.2 routing label, §14.2 service information octet): ITU 14-bit DPC / OPC and
-  4-bit SLS, SI and NI from the SIO.
+  4-bit SLS, SI and NI from the SIO; with ``PointCodeFormat.CHINA`` the national routing label
+  of GF 001-9001 (24-bit DPC, then 24-bit OPC, least significant octet first, then an octet
+  whose low 4 bits are the SLS), as Wireshark reads it with ``mtp3.standard`` "Chinese ITU".
 
 Frame numbers count every record of the file from 1, as Wireshark does; a message reassembled
 from several frames (SCTP fragments, TCP segments, IP fragments) carries the number and time of
@@ -46,7 +48,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from scp.core.primitives import MtpTransfer
+from scp.core.primitives import MtpTransfer, PointCodeFormat
 
 __all__ = [
     "CaptureDecoder",
@@ -192,10 +194,12 @@ class CaptureDecoder:
     """Turn captured frames into M3UA messages and MSUs, keeping IP/SCTP/TCP reassembly state.
 
     Sans-I/O: :meth:`decode_frame` takes one frame's bytes and returns what it completed;
-    :meth:`finish` reports what was left incomplete at the end of the capture.
+    :meth:`finish` reports what was left incomplete at the end of the capture. ``pcf`` is the
+    network's point code format, for MTP3 routing labels (M2PA, M2UA); M3UA carries its own.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pcf: PointCodeFormat = PointCodeFormat.ITU) -> None:
+        self.pcf = pcf
         self._out: list[Output] = []
         self._frame = 0
         self._ts = 0.0
@@ -909,6 +913,8 @@ class CaptureDecoder:
 
     def _decode_msu(self, msu: bytes, mp: int | None, layer: str) -> MtpTransfer | None:
         """Q.704 §14.2 SIO and §2.2 ITU routing label: DPC 14 bits, OPC 14 bits, SLS 4 bits."""
+        if self.pcf is not PointCodeFormat.ITU:
+            return self._decode_msu_china(msu, mp, layer)
         if len(msu) < 5:
             self._warn(f"{layer}: MSU of {len(msu)} byte(s) is shorter than SIO + routing label")
             return None
@@ -923,6 +929,22 @@ class CaptureDecoder:
             mp=(sio >> 4) & 0x03 if mp is None else mp,
             sls=label >> 28,
             data=msu[5:],
+        )
+
+    def _decode_msu_china(self, msu: bytes, mp: int | None, layer: str) -> MtpTransfer | None:
+        """SIO and GF 001-9001's 7-octet routing label: DPC 24 bits, OPC 24 bits, SLS 4 bits."""
+        if len(msu) < 8:
+            self._warn(f"{layer}: MSU of {len(msu)} byte(s) is shorter than SIO + routing label")
+            return None
+        sio = msu[0]
+        return MtpTransfer(
+            opc=int.from_bytes(msu[4:7], "little"),
+            dpc=int.from_bytes(msu[1:4], "little"),
+            si=sio & 0x0F,
+            ni=sio >> 6,
+            mp=(sio >> 4) & 0x03 if mp is None else mp,
+            sls=msu[7] & 0x0F,
+            data=msu[8:],
         )
 
     def _msu(
@@ -1030,7 +1052,8 @@ def _pcapng_tail_problem(f: Any, pos: int, size: int, endian: str) -> str | None
     return None
 
 
-def read_capture(path: str | os.PathLike[str]) -> Iterator[CapturedMessage | CaptureWarning]:
+def read_capture(path: str | os.PathLike[str], pcf: PointCodeFormat = PointCodeFormat.ITU
+                 ) -> Iterator[CapturedMessage | CaptureWarning]:
     """Yield every M3UA message / MSU in a pcap or pcapng file, and a warning for each problem.
 
     Files may be gzip-compressed. A file that is not a capture at all gives one
@@ -1045,7 +1068,7 @@ def read_capture(path: str | os.PathLike[str]) -> Iterator[CapturedMessage | Cap
     except Exception as exc:  # noqa: BLE001 - scapy raises several types for unreadable files
         yield CaptureWarning(0, f"not a readable pcap/pcapng file: {exc}")
         return
-    decoder = CaptureDecoder()
+    decoder = CaptureDecoder(pcf)
     pcapng = isinstance(reader, RawPcapNgReader)
     raw_file = isinstance(reader.f, io.BufferedReader)  # False for gzip: no size to check
     size = os.fstat(reader.f.fileno()).st_size if raw_file else 0

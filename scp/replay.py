@@ -45,6 +45,7 @@ from scp.core.primitives import (
     SI_SCCP,
     Invoke,
     MtpTransfer,
+    PointCodeFormat,
     ReturnError,
     ReturnResult,
     RoutingIndicator,
@@ -330,11 +331,13 @@ class LadderDecoder:
 
     ``ssn_protocols`` maps SCCP SSNs to ``cap`` / ``inap`` / ``map`` for dialogues whose
     application context is absent or unknown (Wireshark's ``camel.tcap.ssn`` etc. prefs).
-    ``with_fields`` False skips the argument decoding (opcodes and names only).
+    ``with_fields`` False skips the argument decoding (opcodes and names only). ``pcf`` is the
+    network's point code format (two-octet ITU or three-octet China point codes in SCCP).
     """
 
     def __init__(self, ssn_protocols: dict[int, str] | None = None, *,
-                 with_fields: bool = True) -> None:
+                 with_fields: bool = True, pcf: PointCodeFormat = PointCodeFormat.ITU) -> None:
+        self.pcf = pcf
         self.ssn_protocols = dict(DEFAULT_SSN_PROTOCOLS if ssn_protocols is None else ssn_protocols)
         self.with_fields = with_fields
         self._ac_by_tid: dict[bytes, tuple[int, ...]] = {}
@@ -356,7 +359,7 @@ class LadderDecoder:
             return LadderEntry(frame, ts, x.opc, x.dpc, f"SI={x.si}", note="not SCCP",
                                source=source)
         try:
-            m = sccp_codec.decode(x.data)
+            m = sccp_codec.decode(x.data, self.pcf)
         except DecodeError as e:
             return LadderEntry(frame, ts, x.opc, x.dpc, "?", note=f"SCCP: {e}", source=source)
         except Exception as e:  # noqa: BLE001 - a codec bug must not end the replay
@@ -636,7 +639,7 @@ def decode_capture(path: str | Path, decoder: LadderDecoder | None = None
                    ) -> Iterator[LadderEntry | CaptureWarning]:
     """Every ladder line of a capture and every warning, in capture order (never raises)."""
     dec = decoder or LadderDecoder()
-    for item in read_capture(str(path)):
+    for item in read_capture(str(path), dec.pcf):
         if type(item) is CaptureWarning:
             yield item
             continue
@@ -1136,7 +1139,8 @@ def retarget(x: MtpTransfer, cfg: Any, e: LadderEntry, *, dpc: int | None = None
     whatever SSN the capture's SCP used; the calling party keeps its GT/SSN and gains the
     capture's OPC so our answer is routed back on the point code.
     """
-    m = sccp_codec.decode(x.data)
+    pcf = cfg.m3ua.pcf  # the capture is from the network the SCP is configured for
+    m = sccp_codec.decode(x.data, pcf)
     called = SccpAddress(ri=RoutingIndicator.SSN, pc=cfg.m3ua.local_pc if dpc is None else dpc,
                          ssn=_our_ssn(cfg, e.protocol, e))
     calling = m.calling
@@ -1162,16 +1166,16 @@ def retarget(x: MtpTransfer, cfg: Any, e: LadderEntry, *, dpc: int | None = None
         new = dataclasses.replace(m, called=called, calling=calling, data=data, **seg_free)
     return MtpTransfer(opc=src_pc, dpc=cfg.m3ua.local_pc if dpc is None else dpc, si=SI_SCCP,
                        ni=cfg.m3ua.network_indicator, mp=x.mp, sls=x.sls,
-                       data=sccp_codec.encode(new))
+                       data=sccp_codec.encode(new, pcf))
 
 
 def _load(path: str | Path, ssn_protocols: dict[int, str] | None, emit: Emit,
-          summary: ReplaySummary, scp_pc: int | None
+          summary: ReplaySummary, scp_pc: int | None, pcf: PointCodeFormat
           ) -> tuple[list[tuple[CapturedMessage, LadderEntry]], int | None]:
     """Every SCCP message of the capture with its ladder line, and the SCP's point code."""
-    dec = LadderDecoder(ssn_protocols)
+    dec = LadderDecoder(ssn_protocols, pcf=pcf)
     items: list[tuple[CapturedMessage, LadderEntry]] = []
-    for item in read_capture(str(path)):
+    for item in read_capture(str(path), pcf):
         if type(item) is CaptureWarning:
             summary.warnings += 1
             emit("warning", item)
@@ -1221,9 +1225,9 @@ async def replay_offline(
     SCTP-framed pcap (Wireshark reads it).
     """
     summary = ReplaySummary()
-    items, scp = _load(path, ssn_protocols, emit, summary, scp_pc)
+    items, scp = _load(path, ssn_protocols, emit, summary, scp_pc, cfg.m3ua.pcf)
     writer = _writer(capture_out)
-    our_dec = LadderDecoder(ssn_protocols)
+    our_dec = LadderDecoder(ssn_protocols, pcf=cfg.m3ua.pcf)
     dialogues: dict[bytes, DialogueReport] = {}
     by_capture_scp_tid: dict[bytes, DialogueReport] = {}
     by_our_tid: dict[bytes, DialogueReport] = {}
@@ -1496,9 +1500,9 @@ async def replay_live(
     """
     host, port = parse_target(target)
     summary = ReplaySummary()
-    items, scp = _load(path, ssn_protocols, emit, summary, scp_pc)
+    items, scp = _load(path, ssn_protocols, emit, summary, scp_pc, cfg.m3ua.pcf)
     writer = _writer(capture_out)
-    ans_dec = LadderDecoder(ssn_protocols)
+    ans_dec = LadderDecoder(ssn_protocols, pcf=cfg.m3ua.pcf)
     # our otid (sent) -> (send time, report); capture SCP tid -> target SCP tid
     pending: dict[bytes, float] = {}
     tid_map: dict[bytes, bytes] = {}

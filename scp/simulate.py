@@ -115,6 +115,7 @@ role = "client"
 peers = ["127.0.0.1:1"]
 routing_context = {rc}
 local_pc = {pc}
+pc_format = "{pcf}"
 network_indicator = {ni}
 beat_interval = 0
 [sccp]
@@ -179,11 +180,12 @@ class SimPeer:
 
     def __init__(self, *, scp_pc: int = 100, local_pc: int = 200, routing_context: int = 1,
                  network_indicator: int = 2, scp_ssn: Any = None,
-                 send_bytes: Callable[[bytes], None] | None = None) -> None:
+                 send_bytes: Callable[[bytes], None] | None = None,
+                 pc_format: str = "itu") -> None:
         from scp.app import build_stack
 
         self.cfg: Config = parse_config(PEER_CONFIG.format(
-            rc=routing_context, pc=local_pc, ni=network_indicator, dpc=scp_pc))
+            rc=routing_context, pc=local_pc, ni=network_indicator, dpc=scp_pc, pcf=pc_format))
         self.stack = build_stack(self.cfg)
         self.scp_pc = scp_pc
         self.local_pc = local_pc
@@ -353,10 +355,11 @@ def _wire_writer(capture: Any) -> Callable[[bytes, bool], None] | None:
 
 async def connect_tcp(host: str, port: int, *, scp_pc: int = 100, routing_context: int = 1,
                       network_indicator: int = 2, local_pc: int = 200, capture: Any = None,
-                      timeout: float = 5.0) -> Connection:
-    """The simulator as an M3UA ASP over TCP toward a running SCP; waits for ASP-ACTIVE."""
+                      timeout: float = 5.0, pc_format: str = "itu") -> Connection:
+    """The simulator as an M3UA ASP over TCP toward a running SCP; waits for ASP-ACTIVE.
+    ``pc_format`` is the SCP's ``[m3ua] pc_format``: SCCP addresses carry point codes."""
     peer = SimPeer(scp_pc=scp_pc, local_pc=local_pc, routing_context=routing_context,
-                   network_indicator=network_indicator)
+                   network_indicator=network_indicator, pc_format=pc_format)
     proto = _TcpPeer(peer, _wire_writer(capture))
     loop = asyncio.get_running_loop()
     try:
@@ -387,7 +390,8 @@ async def connect_in_process(cfg: Config, *, pool: Any = None, users: Any = None
     loop = asyncio.get_running_loop()
     wire = _wire_writer(capture)
     peer = SimPeer(scp_pc=cfg.m3ua.local_pc, routing_context=cfg.m3ua.routing_context,
-                   network_indicator=cfg.m3ua.network_indicator)
+                   network_indicator=cfg.m3ua.network_indicator,
+                   pc_format=cfg.m3ua.pc_format)
 
     def to_peer(data: bytes) -> None:
         if wire is not None:

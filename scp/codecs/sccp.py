@@ -7,13 +7,18 @@ Follows ITU-T Q.713 (03/2001):
   part; §4 message formats: UDT (§4.18), UDTS (§4.19), XUDT (§4.18/Table 19), XUDTS
   (Table 20), LUDT (Table 21), LUDTS (Table 22).
 * §3.4 called/calling party address: address indicator (national-use bit, routing indicator,
-  global title indicator, SSN and PC indicators), 14-bit ITU signalling point code, SSN and the
+  global title indicator, SSN and PC indicators), signalling point code (14-bit ITU in two
+  octets; or China's 24-bit national point code in three, YDN 038-1997, with
+  ``PointCodeFormat.CHINA``), SSN and the
   global title in formats GTI 1..4 (§3.4.2.3) with BCD digits, odd/even from the encoding
   scheme or the odd/even indicator, filler 0000 after an odd last digit.
 * §3.6 protocol class (class 0/1, "return message on error" option), §3.12 return cause,
   §3.17 segmentation, §3.18 hop counter, §3.19 importance, §3.20 end of optional parameters.
 * §5 SCCP management messages (SSA, SSP, SST, SOR, SOG, SSC): format identifier, affected SSN,
-  affected PC, subsystem multiplicity indicator, congestion level (SSC).
+  affected PC (two or three octets, as in addresses), subsystem multiplicity indicator,
+  congestion level (SSC).
+
+Every function taking or giving a point code has a ``pcf`` argument (ITU by default).
 
 Hand-written with ``bytes`` indexing because it is on the hot path of every message; address
 encode/decode results are memoised because a node sees the same few addresses over and over.
@@ -27,7 +32,7 @@ import enum
 from dataclasses import dataclass
 
 from scp.codecs.errors import DecodeError, EncodeError
-from scp.core.primitives import GlobalTitle, RoutingIndicator, SccpAddress
+from scp.core.primitives import GlobalTitle, PointCodeFormat, RoutingIndicator, SccpAddress
 
 __all__ = [
     "MessageType",
@@ -205,8 +210,12 @@ class Scmg:
 # Addresses (Q.713 §3.4)
 # ---------------------------------------------------------------------------------------------
 
-_ADDR_DECODE_CACHE: dict[bytes, SccpAddress] = {}
-_ADDR_ENCODE_CACHE: dict[SccpAddress, bytes] = {}
+ITU = PointCodeFormat.ITU
+# one pair per format, picked with ``is``: an Enum's hash is computed in Python, per call
+_ITU_DECODE: dict[bytes, SccpAddress] = {}
+_ITU_ENCODE: dict[SccpAddress, bytes] = {}
+_CHINA_DECODE: dict[bytes, SccpAddress] = {}
+_CHINA_ENCODE: dict[SccpAddress, bytes] = {}
 _CACHE_MAX = 4096
 
 
@@ -216,22 +225,23 @@ def _digits_from(buf: bytes, odd: bool) -> str:
     return text[:-1] if odd and text else text
 
 
-def decode_address(value: bytes, base: int = 0) -> SccpAddress:
+def decode_address(value: bytes, base: int = 0, pcf: PointCodeFormat = ITU) -> SccpAddress:
     """Decode the value of a called/calling party address (its length octet excluded).
 
     ``base`` is the offset of ``value`` in the whole message, for error offsets.
     """
-    cached = _ADDR_DECODE_CACHE.get(value)
+    cache = _ITU_DECODE if pcf is ITU else _CHINA_DECODE
+    cached = cache.get(value)
     if cached is not None:
         return cached
-    addr = _decode_address(value, base)
-    if len(_ADDR_DECODE_CACHE) >= _CACHE_MAX:
-        _ADDR_DECODE_CACHE.clear()
-    _ADDR_DECODE_CACHE[bytes(value)] = addr
+    addr = _decode_address(value, base, pcf)
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[bytes(value)] = addr
     return addr
 
 
-def _decode_address(v: bytes, base: int) -> SccpAddress:
+def _decode_address(v: bytes, base: int, pcf: PointCodeFormat = ITU) -> SccpAddress:
     n = len(v)
     if n == 0:
         raise DecodeError(LAYER, base, "empty party address")
@@ -243,10 +253,16 @@ def _decode_address(v: bytes, base: int) -> SccpAddress:
     pc: int | None = None
     ssn: int | None = None
     if ai & 0x01:
-        if pos + 2 > n:
-            raise DecodeError(LAYER, base + pos, "address too short for its point code")
-        pc = (v[pos] | (v[pos + 1] << 8)) & 0x3FFF
-        pos += 2
+        if pcf is ITU:
+            if pos + 2 > n:
+                raise DecodeError(LAYER, base + pos, "address too short for its point code")
+            pc = (v[pos] | (v[pos + 1] << 8)) & 0x3FFF
+            pos += 2
+        else:
+            if pos + 3 > n:
+                raise DecodeError(LAYER, base + pos, "address too short for its point code")
+            pc = v[pos] | (v[pos + 1] << 8) | (v[pos + 2] << 16)
+            pos += 3
     if ai & 0x02:
         if pos >= n:
             raise DecodeError(LAYER, base + pos, "address too short for its SSN")
@@ -294,26 +310,32 @@ def _bcd(digits: str) -> tuple[bytes, bool]:
     return raw.translate(_NIBBLE_SWAP), bool(odd)
 
 
-def encode_address(a: SccpAddress) -> bytes:
+def encode_address(a: SccpAddress, pcf: PointCodeFormat = ITU) -> bytes:
     """Encode a called/calling party address value (without its length octet)."""
-    cached = _ADDR_ENCODE_CACHE.get(a)
+    cache = _ITU_ENCODE if pcf is ITU else _CHINA_ENCODE
+    cached = cache.get(a)
     if cached is not None:
         return cached
-    raw = _encode_address(a)
-    if len(_ADDR_ENCODE_CACHE) >= _CACHE_MAX:
-        _ADDR_ENCODE_CACHE.clear()
-    _ADDR_ENCODE_CACHE[a] = raw
+    raw = _encode_address(a, pcf)
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[a] = raw
     return raw
 
 
-def _encode_address(a: SccpAddress) -> bytes:
+def _pc_octets(pc: int, pcf: PointCodeFormat) -> bytes:
+    if not 0 <= pc <= pcf.max_pc:
+        raise EncodeError(LAYER, f"point code {pc} does not fit the {pcf.value} format"
+                                 f" (0..{pcf.max_pc})")
+    return pc.to_bytes(pcf.octets, "little")
+
+
+def _encode_address(a: SccpAddress, pcf: PointCodeFormat = ITU) -> bytes:
     ai = 0x40 if a.ri == RoutingIndicator.SSN else 0x00
     out = bytearray(1)
     if a.pc is not None:
-        if not 0 <= a.pc <= 0x3FFF:
-            raise EncodeError(LAYER, f"point code {a.pc} is not a 14-bit ITU point code")
         ai |= 0x01
-        out += bytes((a.pc & 0xFF, a.pc >> 8))
+        out += _pc_octets(a.pc, pcf)
     if a.ssn is not None:
         if not 0 <= a.ssn <= 255:
             raise EncodeError(LAYER, f"SSN {a.ssn} out of range")
@@ -423,7 +445,7 @@ def _protocol_class(data: bytes, pos: int) -> tuple[int, bool]:
     return cls, bool(b & _RETURN_ON_ERROR)
 
 
-def decode(data: bytes) -> SccpMessage:
+def decode(data: bytes, pcf: PointCodeFormat = ITU) -> SccpMessage:
     """Decode one connectionless SCCP message (UDT, UDTS, XUDT, XUDTS, LUDT, LUDTS).
 
     Bytes after the last part (e.g. link padding) are ignored.
@@ -441,8 +463,8 @@ def decode(data: bytes) -> SccpMessage:
             s1, e1 = _part(data, 2, "called party address")
             s2, e2 = _part(data, 3, "calling party address")
             s3, e3 = _part(data, 4, "data")
-            called = decode_address(data[s1:e1], s1)
-            calling = decode_address(data[s2:e2], s2)
+            called = decode_address(data[s1:e1], s1, pcf)
+            calling = decode_address(data[s2:e2], s2, pcf)
             if t == 0x09:
                 cls, ret = _protocol_class(data, 1)
                 return Udt(called, calling, data[s3:e3], cls, ret)
@@ -460,8 +482,8 @@ def decode(data: bytes) -> SccpMessage:
                 if opt_at >= n:
                     raise DecodeError(LAYER, 6, "pointer to optional part beyond the message")
                 seg, imp = _optional(data, opt_at)
-            called = decode_address(data[s1:e1], s1)
-            calling = decode_address(data[s2:e2], s2)
+            called = decode_address(data[s1:e1], s1, pcf)
+            calling = decode_address(data[s2:e2], s2, pcf)
             hop = data[2] & 0x0F
             if t == 0x11:
                 cls, ret = _protocol_class(data, 1)
@@ -479,8 +501,8 @@ def decode(data: bytes) -> SccpMessage:
                 if 10 + p4 >= n:
                     raise DecodeError(LAYER, 9, "pointer to optional part beyond the message")
                 seg, imp = _optional(data, 10 + p4)
-            called = decode_address(data[s1:e1], s1)
-            calling = decode_address(data[s2:e2], s2)
+            called = decode_address(data[s1:e1], s1, pcf)
+            calling = decode_address(data[s2:e2], s2, pcf)
             hop = data[2] & 0x0F
             if t == 0x13:
                 cls, ret = _protocol_class(data, 1)
@@ -491,7 +513,8 @@ def decode(data: bytes) -> SccpMessage:
     raise DecodeError(LAYER, 0, f"message type 0x{t:02x} is not a connectionless message")
 
 
-def salvage_return_info(data: bytes) -> tuple[int, SccpAddress, SccpAddress | None, bytes] | None:
+def salvage_return_info(data: bytes, pcf: PointCodeFormat = ITU
+                        ) -> tuple[int, SccpAddress, SccpAddress | None, bytes] | None:
     """For a UDT/XUDT/LUDT that failed to decode: what the return procedure needs, if readable.
 
     Returns (message type, calling address, called address or None, user data or b"") when
@@ -517,11 +540,11 @@ def salvage_return_info(data: bytes) -> tuple[int, SccpAddress, SccpAddress | No
             return _part(data, ptrs[i], name)
 
         s2, e2 = part(1, "calling party address")
-        calling = _decode_address(data[s2:e2], s2)
+        calling = _decode_address(data[s2:e2], s2, pcf)
         called: SccpAddress | None
         try:
             s1, e1 = part(0, "called party address")
-            called = _decode_address(data[s1:e1], s1)
+            called = _decode_address(data[s1:e1], s1, pcf)
         except (DecodeError, IndexError):
             called = None
         try:
@@ -621,11 +644,11 @@ def _hop(h: int) -> int:
     return h
 
 
-def encode(msg: SccpMessage) -> bytes:
+def encode(msg: SccpMessage, pcf: PointCodeFormat = ITU) -> bytes:
     """Encode one connectionless SCCP message."""
     t = type(msg)
-    cd = encode_address(msg.called)
-    cg = encode_address(msg.calling)
+    cd = encode_address(msg.called, pcf)
+    cg = encode_address(msg.calling, pcf)
     if t is Udt:
         assert isinstance(msg, Udt)
         fixed = bytes((_class_octet(msg.protocol_class, msg.return_option),))
@@ -656,33 +679,35 @@ def encode(msg: SccpMessage) -> bytes:
 # ---------------------------------------------------------------------------------------------
 
 
-def decode_scmg(data: bytes) -> Scmg:
+def decode_scmg(data: bytes, pcf: PointCodeFormat = ITU) -> Scmg:
     """Decode an SCMG message (the data of a UDT/XUDT between SSN 1 and SSN 1)."""
     n = len(data)
-    if n < 5:
-        raise DecodeError("sccp", n, "SCMG message shorter than 5 octets")
+    k = pcf.octets
+    if n < 3 + k:
+        raise DecodeError(LAYER, n, f"SCMG message shorter than {3 + k} octets")
     fmt = data[0]
     if not 1 <= fmt <= 6:
         raise DecodeError(LAYER, 0, f"SCMG format identifier 0x{fmt:02x} unknown")
     congestion: int | None = None
     if fmt == ScmgFormat.SSC:
-        if n < 6:
+        if n < 4 + k:
             raise DecodeError(LAYER, n, "SSC without congestion level")
-        congestion = data[5] & 0x0F
+        congestion = data[3 + k] & 0x0F
     return Scmg(
         format_id=fmt,
         affected_ssn=data[1],
-        affected_pc=(data[2] | (data[3] << 8)) & 0x3FFF,
-        smi=data[4] & 0x03,
+        affected_pc=int.from_bytes(data[2:2 + k], "little") & pcf.max_pc,
+        smi=data[2 + k] & 0x03,
         congestion_level=congestion,
     )
 
 
-def encode_scmg(m: Scmg) -> bytes:
+def encode_scmg(m: Scmg, pcf: PointCodeFormat = ITU) -> bytes:
     """Encode an SCMG message."""
-    if not (1 <= m.format_id <= 6 and 0 <= m.affected_ssn <= 255 and 0 <= m.affected_pc <= 0x3FFF):
+    if not (1 <= m.format_id <= 6 and 0 <= m.affected_ssn <= 255
+            and 0 <= m.affected_pc <= pcf.max_pc):
         raise EncodeError(LAYER, f"SCMG field out of range: {m}")
-    out = bytes((m.format_id, m.affected_ssn, m.affected_pc & 0xFF, m.affected_pc >> 8, m.smi & 3))
+    out = bytes((m.format_id, m.affected_ssn, *_pc_octets(m.affected_pc, pcf), m.smi & 3))
     if m.format_id == ScmgFormat.SSC:
         out += bytes(((m.congestion_level or 0) & 0x0F,))
     return out

@@ -61,6 +61,29 @@ class GlobalTitle:
     nai: int = 4  # international number
 
 
+class PointCodeFormat(enum.Enum):
+    """How wide a signalling point code is, network by network.
+
+    ITU: 14 bits (Q.704 §2.2.3), two octets in an SCCP address or SCMG message (Q.713 §3.4.2.1,
+    §5.1). CHINA: 24 bits in China's national signalling network (GF 001-9001 for MTP3,
+    YDN 038-1997 for SCCP), three octets, least significant first, with the ITU address
+    indicator. M3UA carries either in its 32-bit OPC and DPC fields (RFC 4666 §3.3.1).
+    """
+
+    ITU = "itu"
+    CHINA = "china"
+
+    @property
+    def max_pc(self) -> int:
+        """The largest point code of the format."""
+        return 0x3FFF if self is PointCodeFormat.ITU else 0xFFFFFF
+
+    @property
+    def octets(self) -> int:
+        """Octets of a point code in SCCP addresses and SCMG messages."""
+        return 2 if self is PointCodeFormat.ITU else 3
+
+
 class RoutingIndicator(enum.IntEnum):
     """Routing indicator bit of the address indicator (Q.713 §3.4.1)."""
 

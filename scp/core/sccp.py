@@ -55,6 +55,7 @@ from scp.core.primitives import (
     MtpTransfer,
     NNotice,
     NUnitdata,
+    PointCodeFormat,
     ReturnCause,
     RoutingIndicator,
     SccpAddress,
@@ -134,8 +135,10 @@ class SccpLayer:
         max_udt_data: int = 200,
         reassembly_timeout: float = 10.0,
         hop_counter: int = 15,
+        pcf: PointCodeFormat = PointCodeFormat.ITU,
     ) -> None:
         self.local_pc = local_pc
+        self.pcf = pcf  # point codes in addresses and SCMG: two octets (ITU) or three (China)
         self.global_title = global_title
         self.ni = ni
         self.default_dpc = default_dpc
@@ -190,7 +193,7 @@ class SccpLayer:
         if xfer.dpc != self.local_pc:
             return [SccpLog("drop", f"DPC {xfer.dpc} is not our point code {self.local_pc}")]
         try:
-            msg = decode(xfer.data)
+            msg = decode(xfer.data, self.pcf)
         except DecodeError as err:
             return self._undecodable(xfer, err)
         t = type(msg)
@@ -205,7 +208,7 @@ class SccpLayer:
 
     def _undecodable(self, xfer: MtpTransfer, err: DecodeError) -> list[SccpOutput]:
         """Q.714 §4.2: a syntax error is returned ("unqualified") when the return is readable."""
-        info = salvage_return_info(xfer.data)
+        info = salvage_return_info(xfer.data, self.pcf)
         log = SccpLog("decode_error", f"from OPC {xfer.opc}: {err}")
         if info is None:
             return [log]
@@ -394,7 +397,7 @@ class SccpLayer:
 
     def _scmg(self, msg: _DataMessage, xfer: MtpTransfer) -> list[SccpOutput]:
         try:
-            m = decode_scmg(msg.data)
+            m = decode_scmg(msg.data, self.pcf)
         except DecodeError as err:
             return [SccpLog("drop", f"SCMG from OPC {xfer.opc}: {err}")]
         if m.format_id != ScmgFormat.SST:
@@ -414,13 +417,13 @@ class SccpLayer:
             return [
                 SccpLog("scmg", f"SST from OPC {xfer.opc} for unavailable SSN {ssn}: no answer")
             ]
-        ssa = encode_scmg(Scmg(ScmgFormat.SSA, ssn, self.local_pc, m.smi))
+        ssa = encode_scmg(Scmg(ScmgFormat.SSA, ssn, self.local_pc, m.smi), self.pcf)
         answer = Udt(
             called=SccpAddress(RoutingIndicator.SSN, ssn=SCMG_SSN),
             calling=SccpAddress(RoutingIndicator.SSN, pc=self.local_pc, ssn=SCMG_SSN),
             data=ssa,
         )
-        return [self._transfer(xfer.opc, xfer.sls, encode(answer))]
+        return [self._transfer(xfer.opc, xfer.sls, encode(answer, self.pcf))]
 
     # -- return procedure (Q.714 §4.2) -----------------------------------------------------
 
@@ -456,11 +459,11 @@ class SccpLayer:
         try:
             if kind is Udts:
                 return [
-                    self._transfer(xfer.opc, xfer.sls, encode(Udts(called, calling, data, cause)))
+                    self._transfer(xfer.opc, xfer.sls, encode(Udts(called, calling, data, cause), self.pcf))
                 ]
             if kind is Ludts:
                 msg = Ludts(called, calling, data, cause, self.hop_counter, None, importance)
-                return [self._transfer(xfer.opc, xfer.sls, encode(msg))]
+                return [self._transfer(xfer.opc, xfer.sls, encode(msg, self.pcf))]
             return self._segmented(
                 called, calling, data, xfer.opc, xfer.sls, 0, False, importance, cause
             )
@@ -508,7 +511,7 @@ class SccpLayer:
                         None,
                         req.importance,
                     )
-                return [self._transfer(dpc, sls, encode(msg))]
+                return [self._transfer(dpc, sls, encode(msg, self.pcf))]
             return self._segmented(
                 called,
                 calling,
@@ -547,7 +550,7 @@ class SccpLayer:
         """XUDT (or XUDTS with ``return_cause``), in segments when ``data`` is too long."""
         # The optional-part pointer is one octet: it spans 4 pointer octets, both addresses
         # and the data, each with its length octet, less the 3 pointers it skips (Q.713 §2.3).
-        room = 251 - len(encode_address(called)) - len(encode_address(calling))
+        room = 251 - len(encode_address(called, self.pcf)) - len(encode_address(calling, self.pcf))
         size = max(1, min(self.max_udt_data, room))
         if len(data) <= size:
             if return_cause is None:
@@ -563,7 +566,7 @@ class SccpLayer:
                 )
             else:
                 one = Xudts(called, calling, data, return_cause, self.hop_counter, None, importance)
-            return [self._transfer(dpc, sls, encode(one))]
+            return [self._transfer(dpc, sls, encode(one, self.pcf))]
         count = -(-len(data) // size)
         if count > MAX_SEGMENTS or len(data) > MAX_REASSEMBLED_DATA:
             raise EncodeError(
@@ -588,7 +591,7 @@ class SccpLayer:
                 part = Xudts(
                     called, calling, chunk, return_cause, self.hop_counter, seg, importance
                 )
-            out.append(self._transfer(dpc, sls, encode(part)))
+            out.append(self._transfer(dpc, sls, encode(part, self.pcf)))
         return out
 
     def _transfer(self, dpc: int, sls: int, data: bytes) -> MtpTransfer:
