@@ -8,7 +8,6 @@ Thin shells over :mod:`scp.replay` and :mod:`scp.simulate`. Exit codes: 0 done; 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import sys
@@ -325,7 +324,8 @@ def _check_capture(path: str) -> None:
                    "replay writes is then real: a running node may send its SMS).")
 @click.option("--pc-format", type=click.Choice(["itu", "china"]), default=None,
               help="Point codes of the capture's network: itu (14-bit) or china (24-bit). "
-                   "Default: the configuration's [m3ua] pc_format.")
+                   "Default: the configuration's [m3ua] pc_format. What is sent to the SCP "
+                   "always follows the SCP's own format.")
 @click.pass_context
 def replay(ctx: click.Context, file: str, target: str | None, as_json: bool,
            filters: tuple[str, ...], compare: bool, decode_only: bool, speed: str | None,
@@ -365,24 +365,22 @@ def replay(ctx: click.Context, file: str, target: str | None, as_json: bool,
         printer.summary(_decode_only(file, printer, flt, ssn, pcf))
         return
     cfg = get_config(ctx)
-    if pc_format is not None:
-        cfg = dataclasses.replace(cfg, m3ua=dataclasses.replace(cfg.m3ua, pc_format=pc_format))
-        try:
-            cfg.validate()  # the configured point codes must fit the format asked for
-        except ConfigError as e:
-            raise BadInput(f"--pc-format {pc_format}: {e}") from None
+    # the capture's format; what goes to the SCP follows the SCP's own [m3ua] pc_format
+    capture_pcf = PointCodeFormat(pc_format) if pc_format is not None else None
     try:
         if target is not None:
             from scp.replay import replay_live
 
             s = asyncio.run(replay_live(file, cfg, target, emit=printer, speed=pace, flt=flt,
                                         scp_pc=scp_pc, numbers=numbers, ssn_protocols=ssn,
-                                        peer_pc=peer_pc, capture_out=capture_out))
+                                        peer_pc=peer_pc, capture_out=capture_out,
+                                        capture_pcf=capture_pcf))
             printer.summary(s.as_dict())
         else:
             printer.summary(asyncio.run(_offline(
                 file, cfg, printer, live_db=live_db, compare=compare, flt=flt, scp_pc=scp_pc,
-                numbers=numbers, ssn_protocols=ssn, capture_out=capture_out)))
+                numbers=numbers, ssn_protocols=ssn, capture_out=capture_out,
+                capture_pcf=capture_pcf)))
     except ConnectionError as e:
         raise Failure(str(e)) from None
     except ConfigError as e:

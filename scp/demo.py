@@ -82,6 +82,7 @@ async def run_demo(node: Any, pool: Any, cfg: Any, *, capture: Path | None = Non
 
 
 async def _run(node: Any, pool: Any, cfg: Any, capture: Path | None, wait_sms: float) -> None:
+    from scp.core.primitives import PointCodeFormat
     from scp.replay import replay_live
 
     added = await seed_subscribers(pool)
@@ -117,8 +118,9 @@ async def _run(node: Any, pool: Any, cfg: Any, capture: Path | None, wait_sms: f
         elif kind == "warning":
             _say(f"  warning: {payload.reason}")
 
+    # the bundled capture is ITU; the node may be configured for China's point codes
     summary = await replay_live(path, cfg, f"{host}:{port}", emit=show, speed=1.0,
-                                answer_timeout=3.0)
+                                answer_timeout=3.0, capture_pcf=PointCodeFormat.ITU)
     _say(f"replay done: {summary.fed} message(s) sent, {summary.answers} answer(s)")
     deadline = time.monotonic() + wait_sms
     rows: list[Any] = []

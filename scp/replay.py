@@ -1132,15 +1132,17 @@ def _our_ssn(cfg: Any, protocol: str | None, e: LadderEntry) -> int:
 
 def retarget(x: MtpTransfer, cfg: Any, e: LadderEntry, *, dpc: int | None = None,
              opc: int | None = None, tcap_data: bytes | None = None,
-             numbers: NumberRewriter | None = None) -> MtpTransfer:
+             numbers: NumberRewriter | None = None,
+             capture_pcf: PointCodeFormat | None = None) -> MtpTransfer:
     """The captured MSU re-addressed to our SCP: DPC, called SSN, calling PC; new TCAP bytes.
 
     The called party becomes our SSN routed on SSN (Q.713 §3.4.1), so it reaches our TC-users
     whatever SSN the capture's SCP used; the calling party keeps its GT/SSN and gains the
-    capture's OPC so our answer is routed back on the point code.
+    capture's OPC so our answer is routed back on the point code. The capture is read with
+    ``capture_pcf`` (default: the SCP's format) and written in the SCP's ``[m3ua] pc_format``.
     """
-    pcf = cfg.m3ua.pcf  # the capture is from the network the SCP is configured for
-    m = sccp_codec.decode(x.data, pcf)
+    pcf = cfg.m3ua.pcf
+    m = sccp_codec.decode(x.data, pcf if capture_pcf is None else capture_pcf)
     called = SccpAddress(ri=RoutingIndicator.SSN, pc=cfg.m3ua.local_pc if dpc is None else dpc,
                          ssn=_our_ssn(cfg, e.protocol, e))
     calling = m.calling
@@ -1215,6 +1217,7 @@ async def replay_offline(
     users: Callable[[Any], list[Any]] | None = None,
     capture_out: str | Path | None = None,
     settle: float = 0.05,
+    capture_pcf: PointCodeFormat | None = None,
 ) -> ReplaySummary:
     """Feed the network side of a capture to an in-process SCP and report what it answered.
 
@@ -1222,10 +1225,12 @@ async def replay_offline(
     (InitialDP, AssistRequestInstructions, AlertServiceCentre, NoteMM-Event), or ``scp_pc``.
     Dialogues the capture's network side opened are replayed; messages the capture's SCP sent
     are shown only with ``compare``. ``capture_out`` writes what was fed and answered as an
-    SCTP-framed pcap (Wireshark reads it).
+    SCTP-framed pcap (Wireshark reads it). ``capture_pcf``: the point code format of the
+    capture's network (default: the SCP's ``[m3ua] pc_format``).
     """
     summary = ReplaySummary()
-    items, scp = _load(path, ssn_protocols, emit, summary, scp_pc, cfg.m3ua.pcf)
+    capture_pcf = capture_pcf or cfg.m3ua.pcf
+    items, scp = _load(path, ssn_protocols, emit, summary, scp_pc, capture_pcf)
     writer = _writer(capture_out)
     our_dec = LadderDecoder(ssn_protocols, pcf=cfg.m3ua.pcf)
     dialogues: dict[bytes, DialogueReport] = {}
@@ -1311,7 +1316,8 @@ async def replay_offline(
                 tdata = e.tcap_data
                 if new_dtid is not None:
                     tdata = rewrite_tids(tdata, dtid=new_dtid)
-                x = retarget(msg.mtp3, cfg, e, tcap_data=tdata, numbers=numbers)  # type: ignore[arg-type]
+                x = retarget(msg.mtp3, cfg, e, tcap_data=tdata,  # type: ignore[arg-type]
+                             numbers=numbers, capture_pcf=capture_pcf)
                 from scp.codecs import m3ua
 
                 wire = m3ua.encode_data(x, rc=cfg.m3ua.routing_context)
@@ -1490,17 +1496,20 @@ async def replay_live(
     answer_timeout: float = 3.0,
     capture_out: str | Path | None = None,
     connect_timeout: float = 5.0,
+    capture_pcf: PointCodeFormat | None = None,
 ) -> ReplaySummary:
     """Play the capture's switch / HLR side toward a running SCP and report its answers.
 
     ``speed`` None: as fast as possible (each message waits for the previous answer or
     ``answer_timeout``); 1.0: capture timing; 10: ten times faster. Transaction IDs: our
     continuations carry the dtid the target SCP gave, not the capture's. ``cfg`` describes the
-    target (its point code and routing context); the replaying ASP uses ``peer_pc``.
+    target (its point code, routing context and point code format); the replaying ASP uses
+    ``peer_pc``. ``capture_pcf``: the capture's point code format (default: the target's).
     """
     host, port = parse_target(target)
     summary = ReplaySummary()
-    items, scp = _load(path, ssn_protocols, emit, summary, scp_pc, cfg.m3ua.pcf)
+    capture_pcf = capture_pcf or cfg.m3ua.pcf
+    items, scp = _load(path, ssn_protocols, emit, summary, scp_pc, capture_pcf)
     writer = _writer(capture_out)
     ans_dec = LadderDecoder(ssn_protocols, pcf=cfg.m3ua.pcf)
     # our otid (sent) -> (send time, report); capture SCP tid -> target SCP tid
@@ -1587,7 +1596,7 @@ async def replay_live(
             try:
                 tdata = rewrite_tids(e.tcap_data, dtid=new_dtid) if new_dtid else e.tcap_data
                 x = retarget(msg.mtp3, cfg, e, opc=peer_pc, tcap_data=tdata,  # type: ignore[arg-type]
-                             numbers=numbers)
+                             numbers=numbers, capture_pcf=capture_pcf)
             except (DecodeError, EncodeError) as exc:
                 summary.warnings += 1
                 emit("warning", CaptureWarning(e.frame, f"cannot re-address: {exc}"))

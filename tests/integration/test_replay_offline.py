@@ -68,6 +68,30 @@ async def test_demo_capture_offline_matches_the_capture(clean_pool, tmp_path: Pa
     assert sms and sms[0]["destination"] == "8613800138000", sms
 
 
+@pytest.mark.tshark
+async def test_itu_capture_replayed_against_a_china_scp(clean_pool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The capture is read as ITU (--pc-format itu); what goes to a China-configured SCP and
+    what it answers carry 24-bit point codes in three octets (tshark, "Chinese ITU")."""
+    from scp.core.primitives import PointCodeFormat
+
+    await seed_subscribers(clean_pool)
+    seen, emit = _collect()
+    cfg = parse_config('[m3ua]\npc_format = "china"\nlocal_pc = 1193046\n')
+    out = tmp_path / "china.pcap"
+    s = await replay_offline(DEMO, cfg, pool=clean_pool, emit=emit, capture_out=out,
+                             capture_pcf=PointCodeFormat.ITU)
+    assert s.fed == 3 and s.warnings == 0
+    call, alert = [p for k, p in seen if k == "dialogue"]
+    assert [o.name for e in call.our_answers for o in e.ops] == [
+        "requestReportBCSMEvent", "continue", "connect"]
+    assert [o.name for e in alert.our_answers for o in e.ops] == ["alertServiceCentre"]
+    prefs = ("-o", "mtp3.standard:Chinese ITU", *PREFS)
+    tshark.assert_clean(out, prefs=prefs)
+    called = tshark.fields(out, ["sccp.called.chinese_pc"], display_filter="ip.dst == 127.0.0.1",
+                           prefs=prefs)
+    assert called and {r[0].split(",")[1] for r in called} == {"1193046"}, called
+
+
 async def test_filter_limits_the_ladder_not_the_replay(clean_pool) -> None:  # type: ignore[no-untyped-def]
     await seed_subscribers(clean_pool)
     seen, emit = _collect()

@@ -27,7 +27,14 @@ from scp.core.primitives import (
 from scp.core.sccp import SccpLayer
 from scp.pcapread import CapturedMessage, read_capture
 from tests import tshark
-from tests.unit.test_pcapread import data_chunk, ipv4, m2pa_user_data, sctp, write_pcap
+from tests.unit.test_pcapread import (
+    data_chunk,
+    ipv4,
+    m2pa_user_data,
+    m2ua_data,
+    sctp,
+    write_pcap,
+)
 
 CN = PointCodeFormat.CHINA
 ITU = PointCodeFormat.ITU
@@ -159,16 +166,19 @@ def test_m2pa_capture_with_china_routing_labels(tmp_path: Path) -> None:
     udt = sccp.encode(sccp.Udt(SccpAddress(ri=RoutingIndicator.SSN, pc=0x123456, ssn=146),
                                SccpAddress(ri=RoutingIndicator.SSN, pc=0x0A0B0C, ssn=146),
                                bytes.fromhex("62034801 01"), 0, False), CN)
-    msu = bytes([0x83]) + (0x123456).to_bytes(3, "little") + (0x0A0B0C).to_bytes(3, "little") \
-        + bytes([0x07]) + udt
-    frame = ipv4(sctp([data_chunk(m2pa_user_data(msu), 1, ppid=5)]))
-    pcap = write_pcap(tmp_path / "m2pa-china.pcap", 228, [frame])  # LINKTYPE_IPV4
+    # SIO: NI 2, priority bits 01, SI 3; the label's last octet 0xA7: spare 1010, SLS 0111
+    msu = bytes([0x93]) + (0x123456).to_bytes(3, "little") + (0x0A0B0C).to_bytes(3, "little") \
+        + bytes([0xA7]) + udt
+    frames = [ipv4(sctp([data_chunk(m2pa_user_data(msu, pri=2), 1, ppid=5)])),
+              ipv4(sctp([data_chunk(m2ua_data(msu), 2, ppid=2)]))]
+    pcap = write_pcap(tmp_path / "m2pa-china.pcap", 228, frames)  # LINKTYPE_IPV4
     msgs = [m for m in read_capture(str(pcap), CN) if isinstance(m, CapturedMessage)]
-    assert [m.mtp3 for m in msgs] == [MtpTransfer(opc=0x0A0B0C, dpc=0x123456, si=3, ni=2, mp=0,
-                                                  sls=7, data=udt)]
+    label = {"opc": 0x0A0B0C, "dpc": 0x123456, "si": 3, "ni": 2, "sls": 7, "data": udt}
+    # M2PA carries the priority in its own octet; M2UA leaves it in the SIO's spare bits
+    assert [m.mtp3 for m in msgs] == [MtpTransfer(mp=2, **label), MtpTransfer(mp=1, **label)]
     tshark.assert_clean(pcap, prefs=CN_PREFS)
     rows = tshark.fields(pcap, ["mtp3.opc", "mtp3.dpc", "mtp3.sls"], prefs=CN_PREFS)
-    assert rows == [[str(0x0A0B0C), str(0x123456), "7"]]
+    assert rows == [[str(0x0A0B0C), str(0x123456), "7"]] * 2
     # the same bytes read as ITU are another label altogether: the format has to be told
     itu = [m for m in read_capture(str(pcap)) if isinstance(m, CapturedMessage)]
     assert itu[0].mtp3 is not None and itu[0].mtp3.dpc != 0x123456
