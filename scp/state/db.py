@@ -11,6 +11,11 @@ and makes the parent directories of ``pgdata`` traversable for it.
 Cross-process behaviour (pgserver 0.1.x): start-up and initdb run under an inter-process file
 lock; a process that finds ``postmaster.pid`` naming a live postmaster reuses it, so concurrent
 commands share one server. ``cleanup_mode=None`` keeps the server running after we exit.
+
+A running server started by another installation (another clone or virtualenv, possibly
+deleted or upgraded since) is not reused: its PostgreSQL looks for its libraries (PL/pgSQL,
+which the call path uses) where that installation was. It is given a fast shutdown and ours
+starts on the same data directory (Linux: the postmaster's ``/proc/PID/exe`` is compared).
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import stat
 import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -60,12 +68,57 @@ def embedded_pgdata(home: Path | None = None) -> Path:
     return (home or mcn_home()) / "pgdata"
 
 
+def _server_binary() -> Path:
+    """The postgres executable of this installation's pgserver."""
+    return (Path(_pgserver().__file__).parent / "pginstall" / "bin" / "postgres").resolve()
+
+
+def _foreign_postmaster(home: Path) -> int | None:
+    """PID of a running embedded postmaster whose executable is not this installation's (or
+    was deleted since it started); None if there is none or it cannot be told."""
+    pid = embedded_status(home)
+    if pid is None:
+        return None
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except OSError:  # no /proc, or not allowed to look: reuse it as before
+        return None
+    if exe.endswith(" (deleted)") or Path(exe) != _server_binary():
+        return pid
+    return None
+
+
+def _stop_foreign(home: Path, pid: int, timeout: float = 60.0) -> None:
+    # SIGINT is PostgreSQL's fast shutdown (sessions rolled back, clean checkpoint); the other
+    # installation's pg_ctl may be gone, so the signal is sent directly.
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while embedded_status(home) == pid:
+        if time.monotonic() > deadline:
+            raise DatabaseError(f"embedded PostgreSQL {pid} (another installation's) did not"
+                                f" stop within {timeout:.0f} s; stop it and retry")
+        time.sleep(0.1)
+
+
 def start_embedded(home: Path | None = None) -> str:
     """Start (or reuse) the embedded server under ``home``; return the DSN of its ``mcn`` DB."""
     home = home or mcn_home()
     try:
         home.mkdir(parents=True, exist_ok=True)
+        foreign = _foreign_postmaster(home)
+        if foreign is not None:
+            print(f"mcn-scp: the embedded PostgreSQL under {home} (pid {foreign}) was started by"
+                  " another installation; restarting it with this one", file=sys.stderr)
+            _stop_foreign(home, foreign)
         pgserver = _pgserver()
+        if foreign is not None:
+            # a handle this process may hold still names the stopped server (pgserver keeps
+            # one per data directory): forget it so get_server starts ours
+            getattr(pgserver.PostgresServer, "_instances", {}).pop(
+                (home / "pgdata").expanduser().resolve(), None)
         modes = _ancestor_modes(home / "pgdata") if _system_user() else {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

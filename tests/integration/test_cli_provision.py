@@ -241,3 +241,35 @@ def test_commands_migrate_only_a_new_database(pg_admin_dsn: str) -> None:
     finally:
         drop_database(pg_admin_dsn, fresh)
         drop_database(pg_admin_dsn, old)
+
+
+@pytest.mark.skipif(not Path("/proc/self/exe").exists(), reason="needs /proc to tell binaries")
+def test_embedded_server_of_another_installation_is_restarted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server left running by another clone or virtualenv (its binaries perhaps deleted
+    since) is stopped and started again with ours, on the same data."""
+    import asyncio
+
+    home = Path(tempfile.mkdtemp(prefix="mcn-home-"))
+
+    async def sql(dsn: str, q: str) -> object:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await (conn.fetchval(q) if q.startswith("SELECT") else conn.execute(q))
+        finally:
+            await conn.close()
+
+    try:
+        dsn = dbmod.start_embedded(home)
+        pid = dbmod.embedded_status(home)
+        assert pid is not None and dbmod._foreign_postmaster(home) is None  # ours: reused
+        asyncio.run(sql(dsn, "CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)"))
+        assert dbmod.start_embedded(home) == dsn and dbmod.embedded_status(home) == pid
+        monkeypatch.setattr(dbmod, "_server_binary", lambda: Path("/elsewhere/bin/postgres"))
+        assert dbmod._foreign_postmaster(home) == pid
+        assert dbmod.start_embedded(home) == dsn
+        assert dbmod.embedded_status(home) not in (None, pid)
+        assert asyncio.run(sql(dsn, "SELECT x FROM kept")) == 7
+    finally:
+        dbmod.stop_embedded(home)
+        subprocess.run(["rm", "-rf", str(home)], check=False)
