@@ -70,46 +70,33 @@ def run_import(dsn: str, path: Path) -> dict[str, Any]:
     return {"seconds": secs, "result": json.loads(out)}
 
 
-async def plain_copy(dsn: str, path: Path) -> float:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute("DROP TABLE IF EXISTS bare_copy")
-        header = path.open().readline().strip().split(",")
-        cols = ", ".join(f'"{c}" text' for c in header)
-        await conn.execute(f"CREATE TABLE bare_copy ({cols})")
-        t0 = time.perf_counter()
-        await conn.copy_to_table("bare_copy", source=str(path), format="csv", header=True)
-        secs = time.perf_counter() - t0
-        await conn.execute("DROP TABLE bare_copy")
-        return secs
-    finally:
-        await conn.close()
-
-
 # The floor any idempotent import has to stand on: the same COPY into a table that carries the
 # subscriber table's keys (an upsert needs the unique MSISDN; IMSI is unique; the call path
 # reads by user group). No validation, no merge, no service rows, no audit.
 KEYED_TABLES = {
-    "msisdn_key": 'CREATE TABLE keyed_copy ({cols}, PRIMARY KEY (msisdn))',
-    "subscriber_keys": ('CREATE TABLE keyed_copy ({cols}, PRIMARY KEY (msisdn), UNIQUE (imsi));'
-                        ' CREATE INDEX ON keyed_copy ("group")'),
+    "msisdn_key": 'CREATE TABLE timed_copy ({cols}, PRIMARY KEY (msisdn))',
+    "subscriber_keys": ('CREATE TABLE timed_copy ({cols}, PRIMARY KEY (msisdn), UNIQUE (imsi));'
+                        ' CREATE INDEX ON timed_copy ("group")'),
 }
+BARE_TABLE = "CREATE TABLE timed_copy ({cols})"
 
 
-async def keyed_copy(dsn: str, path: Path, kind: str) -> float:
+async def timed_copy(dsn: str, path: Path, ddl: str) -> float:
+    """Seconds of ``COPY ... FROM STDIN (FORMAT csv, HEADER)`` of ``path`` into a fresh table
+    made by ``ddl`` (``{cols}``: the file's columns as text)."""
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("DROP TABLE IF EXISTS keyed_copy")
+        await conn.execute("DROP TABLE IF EXISTS timed_copy")
         header = path.open().readline().strip().split(",")
         cols = ", ".join(f'"{c}" text COLLATE "C"' for c in header)
-        ddl = KEYED_TABLES[kind].format(cols=cols)
+        ddl = ddl.format(cols=cols)
         if "imsi" not in header:
             ddl = ddl.replace(", UNIQUE (imsi)", "")
         await conn.execute(ddl)
         t0 = time.perf_counter()
-        await conn.copy_to_table("keyed_copy", source=str(path), format="csv", header=True)
+        await conn.copy_to_table("timed_copy", source=str(path), format="csv", header=True)
         secs = time.perf_counter() - t0
-        await conn.execute("DROP TABLE keyed_copy")
+        await conn.execute("DROP TABLE timed_copy")
         return secs
     finally:
         await conn.close()
@@ -159,8 +146,8 @@ def main() -> None:
         first = run_import(dsn, csv_path)
         rss_mb = peak_rss_mb_children()
         again = run_import(dsn, csv_path)
-        copy_secs = asyncio.run(plain_copy(dsn, csv_path))
-        floors = {k: asyncio.run(keyed_copy(dsn, csv_path, k)) for k in KEYED_TABLES}
+        copy_secs = asyncio.run(timed_copy(dsn, csv_path, BARE_TABLE))
+        floors = {k: asyncio.run(timed_copy(dsn, csv_path, ddl)) for k, ddl in KEYED_TABLES.items()}
         pin_path = tmp / "pins.csv"
         generate(pin_path, args.pin_rows, imsi=False, pin=True, start=50_000_000)
         pins = run_import(dsn, pin_path) if args.pin_rows else None

@@ -156,7 +156,7 @@ class SccpConfig:
     def validate(self) -> None:
         _digits(self.global_title, "sccp.global_title", max_len=15)
         self.ssn.validate()
-        _range(self.default_dpc, "sccp.default_dpc", 0, 0xFFFFFF)  # m3ua.pc_format: Config
+        # default_dpc is checked by Config.validate: its range is [m3ua] pc_format's
         _range(self.reassembly_timeout, "sccp.reassembly_timeout", 0.1, 60)
         _range(self.max_udt_data, "sccp.max_udt_data", 32, 247)
 

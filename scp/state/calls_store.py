@@ -139,18 +139,8 @@ async def write_records(db: asyncpg.Pool | asyncpg.Connection, records: Sequence
                     await _notifications.on_missed_call(
                         conn, missed_call_id=mc_id, caller=r.caller, callee=r.callee,
                         reason=r.reason, at=r.at, cfg=cfg)
-            elif t is RecordCallback:
-                assert isinstance(r, RecordCallback)
-                await conn.fetchval(INSERT_CALLBACK, r.caller, r.callee, r.at, r.expires_at,
-                                    mc_id)
-            elif t is RecordVoicemail:
-                assert isinstance(r, RecordVoicemail)
-                await conn.fetchval(INSERT_VOICEMAIL, r.callee, r.caller, r.at, r.media_uri)
-            elif t is WriteCdr:
-                assert isinstance(r, WriteCdr)
-                await conn.execute(INSERT_CDR, r.record_type, r.msisdn, r.caller, r.callee,
-                                   r.service, r.call_category, r.started_at, r.ended_at,
-                                   r.duration_s, r.charge, r.call_ref)
+            else:
+                await _write_other(conn, r, mc_id)
     return mc_id
 
 
@@ -173,6 +163,14 @@ async def _write_one(conn: asyncpg.Connection, r: Record, *, cfg: Any,
         mc_id = await fast(conn, caller=r.caller, callee=r.callee, reason=r.reason,
                            cause=r.cause, call_ref=r.call_ref, at=r.at, cfg=cfg)
         return _STATE_CHANGED if mc_id is None else mc_id
+    await _write_other(conn, r, missed_call_id)
+    return missed_call_id
+
+
+async def _write_other(conn: asyncpg.Connection, r: Record, missed_call_id: int | None) -> None:
+    """A callback request (linked to ``missed_call_id``), voicemail record or CDR: one
+    statement, the same inside the transaction and on its own."""
+    t = type(r)
     if t is RecordCallback:
         assert isinstance(r, RecordCallback)
         await conn.fetchval(INSERT_CALLBACK, r.caller, r.callee, r.at, r.expires_at,
@@ -185,7 +183,6 @@ async def _write_one(conn: asyncpg.Connection, r: Record, *, cfg: Any,
         await conn.execute(INSERT_CDR, r.record_type, r.msisdn, r.caller, r.callee, r.service,
                            r.call_category, r.started_at, r.ended_at, r.duration_s, r.charge,
                            r.call_ref)
-    return missed_call_id
 
 
 def utcnow(wall: float) -> dt.datetime:

@@ -108,13 +108,12 @@ def start_embedded(home: Path | None = None) -> str:
     home = home or mcn_home()
     try:
         home.mkdir(parents=True, exist_ok=True)
+        pgserver = _pgserver()
         foreign = _foreign_postmaster(home)
         if foreign is not None:
             print(f"mcn-scp: the embedded PostgreSQL under {home} (pid {foreign}) was started by"
                   " another installation; restarting it with this one", file=sys.stderr)
             _stop_foreign(home, foreign)
-        pgserver = _pgserver()
-        if foreign is not None:
             # a handle this process may hold still names the stopped server (pgserver keeps
             # one per data directory): forget it so get_server starts ours
             getattr(pgserver.PostgresServer, "_instances", {}).pop(

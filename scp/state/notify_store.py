@@ -100,9 +100,7 @@ async def load_recipient(conn: asyncpg.Connection, msisdn: str, day: dt.date
         " WHERE s.msisdn = $1 GROUP BY s.msisdn", msisdn, day)
     if row is None:
         return None
-    services = frozenset(row["services"]) if row["status"] == "active" else frozenset()
-    return Recipient(row["msisdn"], row["language"], row["user_group"], row["notify_mode"],
-                     services)
+    return _recipient(msisdn, row)
 
 
 # -- missed call in one statement (migration 0030) ---------------------------------------------
@@ -154,9 +152,16 @@ def _bounded_put(d: OrderedDict[str, _V], key: str, value: _V) -> None:
         d.popitem(last=False)
 
 
+def _make_recipient(msisdn: str, language: str, user_group: str, notify_mode: str,
+                    status: str, services: Sequence[str]) -> Recipient:
+    """A subscriber as notifications see it: a suspended or barred one has no service."""
+    svc = frozenset(services) if status == "active" else frozenset()
+    return Recipient(msisdn, language, user_group, notify_mode, svc)
+
+
 def _recipient(msisdn: str, r: asyncpg.Record) -> Recipient:
-    services = frozenset(r["services"]) if r["status"] == "active" else frozenset()
-    return Recipient(msisdn, r["language"], r["user_group"], r["notify_mode"], services)
+    return _make_recipient(msisdn, r["language"], r["user_group"], r["notify_mode"],
+                           r["status"], r["services"])
 
 
 def remember_recipient(msisdn: str, rcpt: str | None, language: str, user_group: str,
@@ -164,9 +169,8 @@ def remember_recipient(msisdn: str, rcpt: str | None, language: str, user_group:
     """Keep a lookup's ``mcn_recipient`` row (``rcpt``: its text form) as the forecast for a
     missed call of ``msisdn`` (the InitialDP's subscriber lookup reads it in passing)."""
     if rcpt is not None:
-        svc = frozenset(services) if status == "active" else frozenset()
-        _bounded_put(_rcpt_seen, msisdn,
-                     (rcpt, Recipient(msisdn, language, user_group, notify_mode, svc)))
+        _bounded_put(_rcpt_seen, msisdn, (rcpt, _make_recipient(
+            msisdn, language, user_group, notify_mode, status, services)))
 
 
 def forget_forecasts() -> None:

@@ -263,13 +263,17 @@ async def disable_service(db: Db, actor: Actor, msisdn: str, service: str) -> Su
 # --------------------------------------------------------------------------------------------
 
 
+def _blacklist_entry(owner: str, number: str, prefix: bool) -> BlacklistEntry:
+    """The validated entry (owner, number, kind) a blacklist command names."""
+    return BlacklistEntry(valid_msisdn(owner, "owner"), valid_blacklist_number(number, prefix),
+                          "prefix" if prefix else "exact")
+
+
 async def blacklist_add(db: Db, actor: Actor, owner: str, number: str, *,
                         prefix: bool = False) -> BlacklistEntry:
     """Block calls from ``number`` (or a prefix) for ``owner``; adding twice is a no-op."""
-    o = valid_msisdn(owner, "owner")
-    n = valid_blacklist_number(number, prefix)
-    kind = "prefix" if prefix else "exact"
-    entry = BlacklistEntry(o, n, kind)
+    entry = _blacklist_entry(owner, number, prefix)
+    o, n, kind = entry.owner, entry.number, entry.kind
     async with transaction(db) as conn:
         await _must_load(conn, o)
         r = await conn.execute("INSERT INTO blacklist (owner, number, kind) VALUES ($1, $2, $3)"
@@ -282,16 +286,14 @@ async def blacklist_add(db: Db, actor: Actor, owner: str, number: str, *,
 async def blacklist_del(db: Db, actor: Actor, owner: str, number: str, *,
                         prefix: bool = False) -> None:
     """Remove a blacklist entry (NotFound if absent)."""
-    o = valid_msisdn(owner, "owner")
-    n = valid_blacklist_number(number, prefix)
-    kind = "prefix" if prefix else "exact"
+    entry = _blacklist_entry(owner, number, prefix)
+    o, n, kind = entry.owner, entry.number, entry.kind
     async with transaction(db) as conn:
         r = await conn.execute("DELETE FROM blacklist WHERE owner = $1 AND number = $2"
                                " AND kind = $3", o, n, kind)
         if r.endswith(" 0"):
             raise NotFound(f"{n} ({kind}) is not on {o}'s blacklist")
-        await audit(conn, actor, "delete", "blacklist", f"{o}:{kind}:{n}",
-                    BlacklistEntry(o, n, kind), None)
+        await audit(conn, actor, "delete", "blacklist", f"{o}:{kind}:{n}", entry, None)
 
 
 async def blacklist_list(db: Db, owner: str) -> list[BlacklistEntry]:

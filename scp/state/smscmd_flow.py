@@ -1,17 +1,9 @@
 """SMS commands to the service number (来话点播 by SMS, issue 6): the self-care channel "sms",
 carried out in the MO's transaction.
 
-A mobile-originated SMS to ``[notify].service_number`` (default ``[smpp].source_addr``) is one
-command, case-insensitive, full-width characters accepted (NFKC), extra blanks ignored:
-
-=============  ====================================================  ==========
-``CX``         list the missed calls of the last ``[service].window_hours``  charged
-``KT``         turn the missed-call service on                        charged
-``QX``         turn it off                                            charged
-``HMD n``      add number ``n`` to the sender's blacklist             charged
-``QHMD n``     remove it                                              charged
-anything else  the help text                                          free
-=============  ====================================================  ==========
+A mobile-originated SMS to ``[notify].service_number`` is one command (CX, KT, QX, HMD n,
+QHMD n, or anything else for the help text; the table and the parsing are in
+:mod:`scp.service.smscmd`).
 
 Each command calls the same provisioning functions as the CLI and the IVR
 (:mod:`scp.state.provisioning`, channel ``sms``; ARCHITECTURE §2), so the channels stay
@@ -21,8 +13,7 @@ for the sender) - all in the command's transaction, which also marks the ``sms_m
 (:meth:`scp.state.outbox_store.NotifyingOutbox.handle_mo`; the row itself was committed before,
 on its own, when the SMSC's deliver_sm was answered). That transaction commits everything or
 nothing, and a retry of a failed one (the MO re-scan) writes the reply under the same key, so a
-command is answered and charged exactly once per MO row. The commands and their parsing are
-the pure :mod:`scp.service.smscmd`.
+command is answered and charged exactly once per MO row.
 """
 
 from __future__ import annotations

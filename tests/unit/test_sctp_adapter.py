@@ -155,16 +155,22 @@ class Recorder:
 ASPUP = bytes.fromhex("0100030100000008")
 
 
-async def test_server_accepts_reads_streams_and_sends_with_ppid_3() -> None:
-    conn = FakeSctpSocket()
+async def server_up(conn: FakeSctpSocket) -> tuple[SctpTransport, Recorder]:
+    """A server-role transport whose listener hands out ``conn``, with its association up."""
     listener = FakeListener([conn])
     rec = Recorder()
     t = SctpTransport(handler=rec, role="server", listen=("127.0.0.1", 2905),
                       socket_factory=lambda: listener)
     await t.start()
-    assert t.listening == [("127.0.0.1", 2905)]
     listener.peer_connects()
     await rec.wait_for("up")
+    return t, rec
+
+
+async def test_server_accepts_reads_streams_and_sends_with_ppid_3() -> None:
+    conn = FakeSctpSocket()
+    t, rec = await server_up(conn)
+    assert t.listening == [("127.0.0.1", 2905)]
     assoc = rec.events[0][1]
     conn.peer_sends(ASPUP, stream=0)
     conn.peer_sends(b"\x01\x00\x01\x01" + b"\x00\x00\x00\x08", stream=5)
@@ -181,13 +187,7 @@ async def test_server_accepts_reads_streams_and_sends_with_ppid_3() -> None:
 
 async def test_foreign_ppid_is_dropped_and_shutdown_event_closes() -> None:
     conn = FakeSctpSocket()
-    listener = FakeListener([conn])
-    rec = Recorder()
-    t = SctpTransport(handler=rec, role="server", listen=("127.0.0.1", 2905),
-                      socket_factory=lambda: listener)
-    await t.start()
-    listener.peer_connects()
-    await rec.wait_for("up")
+    t, rec = await server_up(conn)
     conn.peer_sends(b"not m3ua", stream=1, ppid=46)  # 46 = Diameter
     conn.peer_shuts_down()
     await rec.wait_for("down")
@@ -223,13 +223,7 @@ async def test_client_connects_and_reconnects_after_the_peer_shuts_down() -> Non
 async def test_data_streams_fold_into_the_streams_the_peer_granted() -> None:
     conn = FakeSctpSocket()
     conn.granted_streams = 3  # stream 0 for management, 1 and 2 for DATA
-    listener = FakeListener([conn])
-    rec = Recorder()
-    t = SctpTransport(handler=rec, role="server", listen=("127.0.0.1", 2905),
-                      socket_factory=lambda: listener)
-    await t.start()
-    listener.peer_connects()
-    await rec.wait_for("up")
+    t, rec = await server_up(conn)
     assoc = rec.events[0][1]
     for stream in (0, 1, 2, 3, 4, 16):
         assert t.send(assoc, stream, ASPUP)
