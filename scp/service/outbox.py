@@ -7,7 +7,7 @@ PostgreSQL store :class:`scp.state.outbox.PgOutbox` implements :class:`OutboxPor
 
 Delivery guarantee (what operations can promise):
 - An SMSC outage delays, never drops: the sender claims nothing while the gateway is unbound,
-  and a submit lost with the link (:class:`~scp.adapters.smpp.SmppLinkError`) is retried
+  and a submit lost with the link (:class:`SmppLinkError`) is retried
   without ever being failed for it.
 - A refusal the SMSC calls temporary is retried with exponential backoff
   (``RetryPolicy.base * factor**(attempts-1)``, capped) until ``max_attempts``; a permanent
@@ -43,8 +43,6 @@ from typing import Protocol
 
 import structlog
 
-from scp.adapters.smpp import SmppLinkError, SmppPermanentError
-
 log = structlog.get_logger("scp.outbox")
 
 __all__ = [
@@ -54,6 +52,10 @@ __all__ = [
     "OutboxRow",
     "OutboxSender",
     "RetryPolicy",
+    "SmppError",
+    "SmppLinkError",
+    "SmppPermanentError",
+    "SmppTemporaryError",
     "SmsGatewayPort",
 ]
 
@@ -95,8 +97,29 @@ class OutboxPort(Protocol):
         ...
 
 
+class SmppError(Exception):
+    """A submit did not reach the SMSC (what :meth:`SmsGatewayPort.submit` raises)."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason if status is None else f"{reason} (command_status 0x{status:02X})")
+        self.status = status
+
+
+class SmppTemporaryError(SmppError):
+    """The SMSC refused for now; the same SMS may succeed later (counts as an attempt)."""
+
+
+class SmppLinkError(SmppTemporaryError):
+    """No bound link (outage, lost connection, no response): not the message's fault."""
+
+
+class SmppPermanentError(SmppError):
+    """The SMSC refused the message itself; sending it again cannot succeed."""
+
+
 class SmsGatewayPort(Protocol):
-    """What the sender needs of the SMPP gateway (or the console sink)."""
+    """What the sender needs of the SMPP gateway (or the console sink); ``submit`` returns the
+    SMSC's message id or raises one of the :class:`SmppError` classes."""
 
     @property
     def ready(self) -> bool: ...

@@ -19,14 +19,15 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 
-from scp.adapters.smpp import (
-    SmppGateway,
-    SmppGatewayConfig,
+from scp.adapters.smpp import SmppGateway, SmppGatewayConfig
+from scp.config import parse_config
+from scp.service.outbox import (
+    OutboundSms,
+    OutboxSender,
+    RetryPolicy,
     SmppPermanentError,
     SmppTemporaryError,
 )
-from scp.config import parse_config
-from scp.service.outbox import OutboundSms, OutboxSender, RetryPolicy
 from scp.state import provisioning as prov
 from scp.state.outbox_store import build_outbox
 from tests.integration.smppd import Smppd, smppd_fixture

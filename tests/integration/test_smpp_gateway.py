@@ -15,14 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from scp.adapters.smpp import (
-    SmppGateway,
-    SmppGatewayConfig,
+from scp.adapters.smpp import SmppGateway, SmppGatewayConfig
+from scp.service.outbox import (
+    InMemoryOutbox,
+    OutboundSms,
+    OutboxSender,
+    RetryPolicy,
     SmppLinkError,
     SmppPermanentError,
     SmppTemporaryError,
 )
-from scp.service.outbox import InMemoryOutbox, OutboundSms, OutboxSender, RetryPolicy
 from tests import tshark
 from tests.integration.smppd import Smppd, smppd_fixture, write_smpp_pcap
 

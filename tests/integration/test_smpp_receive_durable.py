@@ -24,7 +24,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from scp.adapters.smpp import ESME_ROK, ESME_RX_T_APPN, SmppGateway, SmppGatewayConfig
+from scp.adapters.smpp import SmppGateway, SmppGatewayConfig
+from scp.codecs.smpp_pdu import ESME_ROK, ESME_RX_T_APPN
 from scp.config import parse_config
 from scp.service.outbox import OutboxSender
 from scp.state import provisioning as prov

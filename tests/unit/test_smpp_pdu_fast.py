@@ -9,9 +9,12 @@ from dataclasses import fields
 import pytest
 import smpplib.smpp
 
-from scp.adapters.smpp import SmppGatewayConfig, _FixedSequence, _SeqClient, build_submit_sm
 from scp.codecs.smpp_pdu import DeliverSm, decode_deliver_sm, encode_submit_sm
 from scp.codecs.sms import encode_sms
+from scp.core.smpp_esme import EsmeConfig
+from tests.unit.smpp_helpers import T0, bound, header, sent
+from tests.unit.smpp_helpers import FixedSequence as _FixedSequence
+from tests.unit.smpp_helpers import SeqClient as _SeqClient
 
 _ATTRS = [f.name for f in fields(DeliverSm)]
 
@@ -61,24 +64,26 @@ def test_submit_sm_outside_the_simple_case_is_declined(change: dict[str, object]
     assert encode_submit_sm(7, **args) is None  # type: ignore[arg-type]
 
 
-def test_gateway_builds_the_same_submit_sm_with_and_without_the_fast_path() -> None:
-    cfg = SmppGatewayConfig(source_addr="12599")
+def test_session_builds_the_submit_sm_smpplib_builds() -> None:
     for text in ("hello", "您好,用户13800138000于11月25日18时呼叫您2次,请回电!" * 3):
-        for seg in encode_sms(text, concat_ref=9).segments:
-            client = _SeqClient()
-            seq, raw = build_submit_sm(cfg, client, "8613900000001", seg)
-            assert seq == 1 and client.sequence == 1
+        s = bound(source_addr="12599")
+        cfg = s.config
+        s.submit("8613900000001", text, concat_ref=9, now=T0)
+        pdus = sent(s)
+        segments = encode_sms(text, concat_ref=9).segments
+        assert len(pdus) == len(segments)
+        for raw, seg in zip(pdus, segments, strict=True):
+            seq = header(raw)[3]
             assert raw == _smpplib_submit(
                 seq, source_addr_ton=cfg.source_addr_ton, source_addr_npi=cfg.source_addr_npi,
                 source_addr=cfg.source_addr, dest_addr_ton=cfg.dest_addr_ton,
                 dest_addr_npi=cfg.dest_addr_npi, destination_addr="8613900000001",
                 esm_class=seg.esm_class, data_coding=int(seg.data_coding),
                 registered_delivery=cfg.registered_delivery, short_message=seg.short_message)
-    # a long source address is smpplib's to truncate: the fallback still numbers it
-    client = _SeqClient()
-    seg = encode_sms("x", concat_ref=1).segments[0]
-    seq, raw = build_submit_sm(SmppGatewayConfig(source_addr="9" * 25), client, "86139", seg)
-    assert seq == 1 and struct.unpack(">I", raw[12:16])[0] == 1
+    # a source address longer than §5.2.8 allows is refused when configured: smpplib would
+    # have cut it to 20 characters without a word
+    with pytest.raises(ValueError, match="source_addr"):
+        EsmeConfig(source_addr="9" * 25)
 
 
 def _deliver(rng: random.Random, **kw: object) -> bytes:

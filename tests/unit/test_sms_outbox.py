@@ -7,14 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scp.adapters.smpp import (
-    ConsoleSink,
+from scp.adapters.smpp import ConsoleSink
+from scp.core.smpp_deliver import parse_receipt
+from scp.service.outbox import (
+    InMemoryOutbox,
+    OutboundSms,
+    OutboxSender,
+    RetryPolicy,
     SmppLinkError,
     SmppPermanentError,
     SmppTemporaryError,
-    parse_receipt,
 )
-from scp.service.outbox import InMemoryOutbox, OutboundSms, OutboxSender, RetryPolicy
 
 T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 
