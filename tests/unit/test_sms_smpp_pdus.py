@@ -18,9 +18,15 @@ from typing import Any
 import pytest
 
 from scp.adapters.smpp import SmppGateway, SmppGatewayConfig
-from scp.codecs.smpp_pdu import DELIVER_SM, ENQUIRE_LINK, ESME_ROK, ESME_RX_T_APPN, RESPONSE
-from scp.codecs.smpp_pdu import GENERIC_NACK as _GENERIC_NACK
-from scp.codecs.smpp_pdu import encode_response as _encode_response
+from scp.codecs.smpp_pdu import (
+    DELIVER_SM,
+    ENQUIRE_LINK,
+    ESME_ROK,
+    ESME_RX_T_APPN,
+    GENERIC_NACK,
+    RESPONSE,
+    encode_response,
+)
 from scp.codecs.sms import encode_sms
 from scp.core.smpp_esme import ConnectionMustClose, EsmeSession, MoReceived, ReceiptReceived
 from scp.service.outbox import SmppLinkError
@@ -28,10 +34,11 @@ from tests.unit.smpp_helpers import T0, bound, deliver_sm, events, header, sent,
 
 
 def _answer(command: str, sequence: int, status: int = ESME_ROK) -> bytes:
+    """The response PDU the session answers with."""
     command_id = {"deliver_sm_resp": DELIVER_SM | RESPONSE,
                   "enquire_link_resp": ENQUIRE_LINK | RESPONSE,
-                  "generic_nack": _GENERIC_NACK}[command]
-    return _encode_response(command_id, sequence, status)
+                  "generic_nack": GENERIC_NACK}[command]
+    return encode_response(command_id, sequence, status)
 
 
 class _Handed:
