@@ -62,7 +62,10 @@ async def test_demo_capture_offline_matches_the_capture(clean_pool, tmp_path: Pa
     ours = [o.name for e in call.our_answers for o in e.ops]
     theirs = [o.name for e in call.capture_answers for o in e.ops]
     assert ours == theirs == ["requestReportBCSMEvent", "continue", "connect"]
-    assert [o.name for e in alert.our_answers for o in e.ops] == ["alertServiceCentre"]
+    # AlertServiceCentre returns no value: the End carries the invoke ID alone, no opcode to
+    # name it by (Q.773 §3.2), as Wireshark shows it too.
+    assert [(o.kind, o.invoke_id, o.code) for e in alert.our_answers for o in e.ops] == [
+        ("result", 1, None)]
     assert [e.tcap for e in alert.our_answers] == ["End"]
     sms = [p for k, p in seen if k == "sms"]
     assert sms and sms[0]["destination"] == "8613800138000", sms
@@ -84,7 +87,7 @@ async def test_itu_capture_replayed_against_a_china_scp(clean_pool, tmp_path: Pa
     call, alert = [p for k, p in seen if k == "dialogue"]
     assert [o.name for e in call.our_answers for o in e.ops] == [
         "requestReportBCSMEvent", "continue", "connect"]
-    assert [o.name for e in alert.our_answers for o in e.ops] == ["alertServiceCentre"]
+    assert [(o.kind, o.code) for e in alert.our_answers for o in e.ops] == [("result", None)]
     prefs = ("-o", "mtp3.standard:Chinese ITU", *PREFS)
     tshark.assert_clean(out, prefs=prefs)
     called = tshark.fields(out, ["sccp.called.chinese_pc"], display_filter="ip.dst == 127.0.0.1",
@@ -99,7 +102,9 @@ async def test_filter_limits_the_ladder_not_the_replay(clean_pool) -> None:  # t
                              flt=LadderFilter(["op=alertServiceCentre"]))
     shown = [p for k, p in seen if k == "message"]
     assert s.fed == 3
-    assert shown and all(any(o.name == "alertServiceCentre" for o in e.ops) for e in shown)
+    # the HLR's AlertServiceCentre, and our answer to it (a result naming no operation)
+    assert [(e.source, [o.name for o in e.ops]) for e in shown] == [
+        ("capture", ["alertServiceCentre"]), ("ours", ["result"])]
 
 
 @pytest.mark.tshark
