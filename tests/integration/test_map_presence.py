@@ -248,10 +248,14 @@ async def test_note_mm_event_and_fallback_refusal(tmp_path: Path, clean_pool: as
         assert ab.diagnostic == DialogueDiagnostic.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED
         assert ab.application_context == AC_ALERT_V2
 
-        # an operation the context does not carry: rejected, dialogue ended
+        # an operation the context does not carry: rejected, dialogue ended. UpdateLocationArg
+        # {imsi, msc-Number 8613800000, vlr-Number 8613800000}: a valid value of another
+        # context, so the strict oracle reads the HLR's frame too.
+        update_location = bytes.fromhex("301a" "0408640010325476 98f0".replace(" ", "")
+                                        + "8106916831080000" "0406916831080000")
         did4 = peer.stack.tcap.new_dialogue_id()
         peer.request(TcBegin(dialogue_id=did4, called=SC, calling=HLR, application_context=AC_ALERT_V2,
-                             components=(Invoke(invoke_id=3, opcode=2, parameter=b"\x30\x00"),)))
+                             components=(Invoke(invoke_id=3, opcode=2, parameter=update_location),)))
         await peer.wait(lambda: answers(peer, did4))
         (end4,) = answers(peer, did4)
         assert isinstance(end4, TcEnd) and isinstance(end4.components[0], Reject)

@@ -16,7 +16,7 @@ from scp.config import parse_config
 from scp.demo import seed_subscribers
 from scp.pcapread import CaptureWarning
 from scp.replay import DEFAULT_SSN_PROTOCOLS, LadderEntry, LadderFilter, replay_offline
-from tests import tshark
+from tests import strict_asn1, tshark
 from tests.unit.test_replay_real import PREFS as MANIFEST_PREFS
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -30,7 +30,8 @@ PREFS = tshark.PREFS + ("-o", "gsm_map.tcap.ssn:5-10,145,147-150")
 
 
 def _assert_ours_clean(pcap: Path) -> None:
-    """tshark finds no malformed frame and no expert error among the frames our SCP sent.
+    """tshark finds no malformed frame and no expert error among the frames our SCP sent, and
+    the strict ASN.1 oracle decodes each of them.
 
     The capture also holds what was fed (third-party bytes, some non-conformant on purpose);
     our SCP's frames are those from InProcessScp.LOCAL (127.0.0.1).
@@ -42,6 +43,8 @@ def _assert_ours_clean(pcap: Path) -> None:
     assert not bad, bad
     assert tshark.fields(pcap, ["frame.number"], display_filter="ip.src == 127.0.0.1",
                          prefs=PREFS)
+    report = strict_asn1.assert_strict(pcap, only_from="127.0.0.1:2905")
+    assert report.checked, "no frame of our SCP reached the strict oracle"
 
 
 def _collect() -> tuple[list[tuple[str, object]], object]:

@@ -180,12 +180,13 @@ GOLDEN: list[tuple[str, TcapMessage, bytes]] = [
             MessageType.CONTINUE,
             otid=b"\x01",
             dtid=b"\x02",
-            components=(ReturnResult(1, 45, h("0400"), last=False),),
+            components=(ReturnResult(1, 48, h("80 04 03 10 21 43"), last=False),),
         ),
         h("""
-            65 14 48 01 01 49 01 02                 # Continue
-              6c 0c a7 0a 02 01 01                  #   ReturnResultNotLast id 1
-                30 05 02 01 2d 04 00                #     {opcode 45, OCTET STRING}
+            65 18 48 01 01 49 01 02                 # Continue
+              6c 10 a7 0e 02 01 01                  #   ReturnResultNotLast id 1
+                30 09 02 01 30                      #     {opcode PACUI (48),
+                  80 04 03 10 21 43                 #      digitsResponse}
         """),
     ),
     (
