@@ -191,6 +191,7 @@ def plan_begin(begin: TcBegin) -> BeginPlan:
             events.append(PresenceEvent(True, "alert-sc", msisdn=_e164(arg.msisdn),
                                         detail=f"sc={arg.service_centre_address.digits}"))
             if op == OP_ASC:
+                # RETURN RESULT TRUE, no value: the TCAP codec sends the invoke ID alone
                 ok.append(ReturnResult(invoke_id=iid, opcode=OP_ASC))
                 failed.append(ReturnError(invoke_id=iid, error_code=ERR_SYSTEM_FAILURE))
             continue
@@ -199,13 +200,15 @@ def plan_begin(begin: TcBegin) -> BeginPlan:
                 events.append(PresenceEvent(arg.event_met in MM_PRESENT, "note-mm-event",
                                             msisdn=_e164(arg.msisdn), imsi=arg.imsi,
                                             detail=f"mm-code={arg.event_met}"))
-            # NoteMM-Event-Res ::= SEQUENCE { extensionContainer OPTIONAL, ... } (v3 only)
+            # RESULT NoteMM-Event-Res is mandatory (TS 29.002 §8.11.2), here empty:
+            # NoteMM-Event-Res ::= SEQUENCE { extensionContainer OPTIONAL, ... }
             ok.append(ReturnResult(invoke_id=iid, opcode=op, parameter=b"\x30\x00"))
             failed.append(ReturnError(invoke_id=iid, error_code=ERR_SYSTEM_FAILURE))
             continue
         if op == OP_READY_FOR_SM and isinstance(arg, ops.ReadyForSM):
             events.append(PresenceEvent(True, "alert-sc", imsi=arg.imsi,
                                         detail=f"ready-for-sm reason={arg.alert_reason}"))
+            # v3: an empty ReadyForSM-Res; v2 defines no result value (invoke ID alone)
             ok.append(ReturnResult(invoke_id=iid, opcode=op,
                                    parameter=b"\x30\x00" if version >= 3 else None))
             failed.append(ReturnError(invoke_id=iid, error_code=ERR_SYSTEM_FAILURE))

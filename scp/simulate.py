@@ -892,8 +892,14 @@ class ReferenceMapUser:
     def handle(self, ind: object) -> list[Any]:
         if type(ind) is not TcBegin:
             return []
-        comps = tuple(ReturnResult(c.invoke_id, c.opcode, None) for c in ind.components
-                      if type(c) is Invoke and c.opcode in (OP_ASC, OP_NOTE_MM))
+        # The empty result each operation defines: none for AlertServiceCentre (RETURN
+        # RESULT TRUE), an empty NoteMM-Event-Res for NoteMM-Event (its RESULT is mandatory).
+        ac = ind.application_context
+        comps = tuple(
+            ReturnResult(c.invoke_id, c.opcode, map_codec.encode_result(c.opcode, None, ac=ac))
+            for c in ind.components
+            if type(c) is Invoke and c.opcode in (OP_ASC, OP_NOTE_MM)
+        )
         return [TcEnd(dialogue_id=ind.dialogue_id, application_context=ind.application_context,
                       components=comps)]
 

@@ -143,3 +143,15 @@ async def clean_pool(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
     """The module's pool on emptied tables."""
     await truncate_all(pool)
     yield pool
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many TCAP messages the strict ASN.1 oracle decoded in this run, per protocol."""
+    from tests.strict_asn1 import TOTALS
+
+    if TOTALS:
+        per = ", ".join(f"{p} {n}" for p, n in sorted(TOTALS.items()))
+        terminalreporter.write_line(
+            f"strict ASN.1 oracle: {sum(TOTALS.values())} TCAP messages decoded and re-encoded "
+            f"to the same octets ({per})"
+        )

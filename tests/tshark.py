@@ -3,6 +3,8 @@
 Tests write what the stack sent with :class:`scp.capture.SctpPcapWriter` and call
 :func:`assert_clean`, which fails if tshark flags any frame malformed or with an expert error,
 and :func:`fields` to compare what Wireshark decoded with what we meant to send.
+:func:`assert_clean` also runs the strict second oracle (:mod:`tests.strict_asn1`) over every
+TCAP message of the same file.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from scp.capture import SctpPcapWriter
+from scp.core.primitives import PointCodeFormat
+from tests import strict_asn1
 
 # SSNs as this SCP uses them (ARCHITECTURE §3): CAP 146, MAP 147 (gsmSCF) and 8, INAP 241.
 PREFS: tuple[str, ...] = (
@@ -67,15 +71,31 @@ def problems(pcap: Path, *, prefs: Sequence[str] = PREFS) -> list[list[str]]:
 
 
 def assert_clean(pcap: Path, *, expect_frames: int | None = None, min_frames: int = 1,
-                 prefs: Sequence[str] = PREFS) -> None:
+                 prefs: Sequence[str] = PREFS, strict_only_from: str | None = None) -> None:
     """Fail if any frame is malformed or has an expert error, or if fewer than ``min_frames``
-    were read (an empty capture would make the check vacuous); optionally check the count."""
+    were read (an empty capture would make the check vacuous); optionally check the count.
+
+    Then the strict oracle (:mod:`tests.strict_asn1`) decodes every TCAP message of the file
+    with pycrate's full ASN.1 definitions and re-encodes it to the same octets; a frame tshark
+    dissects as TCAP that the oracle did not check fails the test too, so nothing is skipped
+    unseen. ``strict_only_from`` (``"ip:port"``) limits the strict decode to the frames that
+    end sent: for captures that carry deliberately malformed peer input.
+    """
     bad = problems(pcap, prefs=prefs)
     assert not bad, f"tshark flags frames in {pcap}: {bad}"
-    n = len(fields(pcap, ["frame.number"], prefs=prefs))
+    rows = fields(pcap, ["frame.number", "frame.protocols"], prefs=prefs)
+    n = len(rows)
     assert n >= min_frames, f"tshark read {n} frames from {pcap}, expected at least {min_frames}"
     if expect_frames is not None:
         assert n == expect_frames, f"tshark read {n} frames, expected {expect_frames}"
+    pcf = PointCodeFormat.CHINA if any("Chinese" in p for p in prefs) else PointCodeFormat.ITU
+    report = strict_asn1.assert_strict(pcap, pcf=pcf, only_from=strict_only_from)
+    tcap_in_tshark = {int(r[0]) for r in rows if "tcap" in r[1].split(":")}
+    unseen = sorted(tcap_in_tshark - report.tcap_frames - report.excluded_frames)
+    assert not unseen, (
+        f"the strict oracle did not check frames {unseen} of {pcap}, which tshark decodes as "
+        f"TCAP (not checked: {dict(report.not_checked)})"
+    )
 
 
 def write_pcap(messages: Iterable[bytes], path: Path | None = None) -> Path:

@@ -697,10 +697,14 @@ def encode_component(c: Component) -> bytes:
         assert isinstance(c, ReturnResult)
         _check_id(c.invoke_id)
         body = _enc_int(0x02, c.invoke_id)
-        if c.opcode is not None:
-            body += tlv(0x30, _enc_code(c.opcode) + (c.parameter or b""))
-        elif c.parameter:
-            raise EncodeError(LAYER, "ReturnResult parameter needs its opcode")
+        # Q.773 §3.2 (X.880 ReturnResult): ``result`` is SEQUENCE { opcode, parameter } with
+        # the parameter mandatory, so a result without a value (AlertServiceCentre v2,
+        # ActivityTest, ReadyForSM v2) is the invoke ID alone, whatever opcode the TC-user
+        # named: an opcode without its parameter is refused by strict ASN.1 decoders.
+        if c.parameter:
+            if c.opcode is None:
+                raise EncodeError(LAYER, "ReturnResult parameter needs its opcode")
+            body += tlv(0x30, _enc_code(c.opcode) + c.parameter)
         return tlv(TAG_RRL if c.last else TAG_RRNL, body)
     if t is ReturnError:
         assert isinstance(c, ReturnError)

@@ -182,7 +182,12 @@ class Invoke:
 
 @dataclass(frozen=True, slots=True)
 class ReturnResult:
-    """TC-RESULT-L (``last``) or TC-RESULT-NL: the outcome of an invoke that succeeded."""
+    """TC-RESULT-L (``last``) or TC-RESULT-NL: the outcome of an invoke that succeeded.
+
+    Without a ``parameter`` (an operation that returns no value) it goes out as the invoke ID
+    alone (Q.773 §3.2); ``opcode`` is then for the TC-user's logs only. A received result
+    that names an opcode without a parameter decodes here as ``opcode`` set, no parameter.
+    """
 
     invoke_id: int
     opcode: Opcode | None = None

@@ -34,8 +34,11 @@ from scp.service.dialogue import AC_CAP_V2_GSMSSF_SCF, AC_CAP_V4_GSMSSF_SCF, AC_
 from tests import tshark
 from tests.integration.peer import PeerAsp, connect_peer
 
-# InitialDPArg { serviceKey [0] 100, eventTypeBCSM [28] termAttemptAuthorized (12) }
-IDP_ARG = bytes.fromhex("3007" "800164" "9f1c010c")
+# InitialDPArg { serviceKey [0] 100, eventTypeBCSM [28] termAttemptAuthorized (12) }; tag 28
+# in one octet (9c): X.690 §8.1.2.2 allows the long form (9f 1c) only from tag 31 on.
+IDP_ARG = bytes.fromhex("3006" "800164" "9c010c")
+# USSD-Arg { ussd-DataCodingScheme 0x0f, ussd-String "*100#" (GSM 7-bit packed) }
+USSD_ARG = bytes.fromhex("300a" "04010f" "0405aa180c3602")
 
 NODE_CONFIG = """
 [m3ua]
@@ -102,7 +105,7 @@ async def test_initialdp_answered_with_continue_in_the_proposed_context(tmp_path
         did = peer.stack.tcap.new_dialogue_id()
         peer.request(TcBegin(dialogue_id=did, called=SCP, calling=MSC,
                              application_context=(0, 4, 0, 0, 1, 0, 19, 2),
-                             components=(Invoke(invoke_id=1, opcode=59, parameter=bytes.fromhex("3000")),)))
+                             components=(Invoke(invoke_id=1, opcode=59, parameter=USSD_ARG),)))
         await peer.wait(lambda: bool(answers(peer, did)))
         (ab,) = answers(peer, did)
         assert isinstance(ab, TcUAbort), ab

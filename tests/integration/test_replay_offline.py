@@ -16,7 +16,7 @@ from scp.config import parse_config
 from scp.demo import seed_subscribers
 from scp.pcapread import CaptureWarning
 from scp.replay import DEFAULT_SSN_PROTOCOLS, LadderEntry, LadderFilter, replay_offline
-from tests import tshark
+from tests import strict_asn1, tshark
 from tests.unit.test_replay_real import PREFS as MANIFEST_PREFS
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -30,7 +30,8 @@ PREFS = tshark.PREFS + ("-o", "gsm_map.tcap.ssn:5-10,145,147-150")
 
 
 def _assert_ours_clean(pcap: Path) -> None:
-    """tshark finds no malformed frame and no expert error among the frames our SCP sent.
+    """tshark finds no malformed frame and no expert error among the frames our SCP sent, and
+    the strict ASN.1 oracle decodes each of them.
 
     The capture also holds what was fed (third-party bytes, some non-conformant on purpose);
     our SCP's frames are those from InProcessScp.LOCAL (127.0.0.1).
@@ -42,6 +43,8 @@ def _assert_ours_clean(pcap: Path) -> None:
     assert not bad, bad
     assert tshark.fields(pcap, ["frame.number"], display_filter="ip.src == 127.0.0.1",
                          prefs=PREFS)
+    report = strict_asn1.assert_strict(pcap, only_from="127.0.0.1:2905")
+    assert report.checked, "no frame of our SCP reached the strict oracle"
 
 
 def _collect() -> tuple[list[tuple[str, object]], object]:
@@ -62,7 +65,10 @@ async def test_demo_capture_offline_matches_the_capture(clean_pool, tmp_path: Pa
     ours = [o.name for e in call.our_answers for o in e.ops]
     theirs = [o.name for e in call.capture_answers for o in e.ops]
     assert ours == theirs == ["requestReportBCSMEvent", "continue", "connect"]
-    assert [o.name for e in alert.our_answers for o in e.ops] == ["alertServiceCentre"]
+    # AlertServiceCentre returns no value: the End carries the invoke ID alone, no opcode to
+    # name it by (Q.773 §3.2), as Wireshark shows it too.
+    assert [(o.kind, o.invoke_id, o.code) for e in alert.our_answers for o in e.ops] == [
+        ("result", 1, None)]
     assert [e.tcap for e in alert.our_answers] == ["End"]
     sms = [p for k, p in seen if k == "sms"]
     assert sms and sms[0]["destination"] == "8613800138000", sms
@@ -84,7 +90,7 @@ async def test_itu_capture_replayed_against_a_china_scp(clean_pool, tmp_path: Pa
     call, alert = [p for k, p in seen if k == "dialogue"]
     assert [o.name for e in call.our_answers for o in e.ops] == [
         "requestReportBCSMEvent", "continue", "connect"]
-    assert [o.name for e in alert.our_answers for o in e.ops] == ["alertServiceCentre"]
+    assert [(o.kind, o.code) for e in alert.our_answers for o in e.ops] == [("result", None)]
     prefs = ("-o", "mtp3.standard:Chinese ITU", *PREFS)
     tshark.assert_clean(out, prefs=prefs)
     called = tshark.fields(out, ["sccp.called.chinese_pc"], display_filter="ip.dst == 127.0.0.1",
@@ -99,7 +105,9 @@ async def test_filter_limits_the_ladder_not_the_replay(clean_pool) -> None:  # t
                              flt=LadderFilter(["op=alertServiceCentre"]))
     shown = [p for k, p in seen if k == "message"]
     assert s.fed == 3
-    assert shown and all(any(o.name == "alertServiceCentre" for o in e.ops) for e in shown)
+    # the HLR's AlertServiceCentre, and our answer to it (a result naming no operation)
+    assert [(e.source, [o.name for o in e.ops]) for e in shown] == [
+        ("capture", ["alertServiceCentre"]), ("ours", ["result"])]
 
 
 @pytest.mark.tshark

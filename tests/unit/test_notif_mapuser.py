@@ -11,6 +11,7 @@ import random
 
 import pytest
 
+from scp.codecs.tcap import encode_component
 from scp.core.primitives import (
     DialogueDiagnostic,
     DialogueResult,
@@ -62,6 +63,8 @@ def test_alert_service_centre_v2_gets_an_empty_result() -> None:
     assert p.events == (PresenceEvent(True, "alert-sc", msisdn="8613912345678",
                                       detail="sc=8613800000"),)
     assert p.ok == (ReturnResult(invoke_id=1, opcode=64),)
+    # on the wire: ReturnResultLast with the invoke ID alone (RETURN RESULT TRUE, no value)
+    assert encode_component(p.ok[0]).hex() == "a203020101"
     assert p.failed == (ReturnError(invoke_id=1, error_code=34),)
     assert p.end(p.ok) == TcEnd(dialogue_id=7, application_context=AC_ALERT_V2, components=p.ok)
 
@@ -89,6 +92,8 @@ def test_note_mm_event_attach_and_detach() -> None:
     assert p.events == (PresenceEvent(True, "note-mm-event", msisdn="8613912345678",
                                       imsi="460001234567890", detail="mm-code=2"),)
     assert p.ok == (ReturnResult(invoke_id=2, opcode=89, parameter=b"\x30\x00"),)
+    # ReturnResultLast { invokeID 2, result { opcode 89, NoteMM-Event-Res {} } }
+    assert encode_component(p.ok[0]).hex() == "a20a020102" "3005020159" "3000"
     p = plan_begin(begin(AC_MM_V3, Invoke(2, 89, NOTE_DETACH)))
     assert p.events[0].present is False
 

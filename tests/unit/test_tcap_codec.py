@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from scp.codecs import ber, tcap
+from scp.codecs.errors import EncodeError
 from scp.codecs.tcap import Aare, Aarq, Abrt, Audt, MessageType, TcapMessage
 from scp.core.primitives import Invoke, ProblemType, Reject, ReturnError, ReturnResult
 from tests.unit.test_tcap_helpers import assert_tshark_clean
@@ -179,12 +180,13 @@ GOLDEN: list[tuple[str, TcapMessage, bytes]] = [
             MessageType.CONTINUE,
             otid=b"\x01",
             dtid=b"\x02",
-            components=(ReturnResult(1, 45, h("0400"), last=False),),
+            components=(ReturnResult(1, 48, h("80 04 03 10 21 43"), last=False),),
         ),
         h("""
-            65 14 48 01 01 49 01 02                 # Continue
-              6c 0c a7 0a 02 01 01                  #   ReturnResultNotLast id 1
-                30 05 02 01 2d 04 00                #     {opcode 45, OCTET STRING}
+            65 18 48 01 01 49 01 02                 # Continue
+              6c 10 a7 0e 02 01 01                  #   ReturnResultNotLast id 1
+                30 09 02 01 30                      #     {opcode PACUI (48),
+                  80 04 03 10 21 43                 #      digitsResponse}
         """),
     ),
     (
@@ -237,6 +239,48 @@ def test_golden_matches_pycrate(name: str, value: TcapMessage, wire: bytes) -> N
 
 def test_golden_tshark_clean() -> None:
     assert_tshark_clean(wire for _, _, wire in GOLDEN)
+
+
+# -- results without a value: strict when we send, lenient when we read -----------------------
+
+# (what the TC-user hands over, the component on the wire)
+RESULTS_WITHOUT_VALUE = [
+    (ReturnResult(1, 64), "a2 03 02 01 01"),  # AlertServiceCentre v2: RETURN RESULT TRUE
+    (ReturnResult(2, 55), "a2 03 02 01 02"),  # CAP / INAP ActivityTest
+    (ReturnResult(3, 66), "a2 03 02 01 03"),  # ReadyForSM v2: no result type
+    (ReturnResult(4), "a2 03 02 01 04"),  # no opcode named at all
+    (ReturnResult(5, 64, b""), "a2 03 02 01 05"),  # an empty parameter is no parameter
+    (ReturnResult(6, 64, last=False), "a7 03 02 01 06"),  # ReturnResultNotLast likewise
+]
+
+
+@pytest.mark.parametrize(("value", "wire"), RESULTS_WITHOUT_VALUE,
+                         ids=[w for _, w in RESULTS_WITHOUT_VALUE])
+def test_result_without_value_is_the_invoke_id_alone(value: ReturnResult, wire: str) -> None:
+    # Q.773 §3.2: ``result`` is SEQUENCE { opcode, parameter } with the parameter mandatory,
+    # so without a value the whole sequence is left out.
+    assert tcap.encode_component(value).hex() == h(wire).hex()
+    assert tcap.decode(tcap.encode(TcapMessage(MessageType.END, dtid=b"\x01", components=(
+        value,)))).components == (ReturnResult(value.invoke_id, None, None, value.last),)
+
+
+def test_peer_result_with_opcode_and_no_parameter_is_accepted() -> None:
+    # A lenient HLR may answer AlertServiceCentre with result { opcode 64 } and nothing else:
+    # we read it (the opcode kept, no parameter) and never send it that way.
+    wire = h("""
+        64 12 49 04 00 00 00 01                     # End, dtid
+          6c 0a a2 08 02 01 01                      #   ReturnResultLast id 1
+            30 03 02 01 40                          #     {opcode 64, no parameter}
+    """)
+    got = tcap.decode(wire)
+    assert got.bad_components == ()
+    assert got.components == (ReturnResult(1, 64, None),)
+    assert tcap.encode(got).hex() == h("64 0d 49 04 00 00 00 01 6c 05 a2 03 02 01 01").hex()
+
+
+def test_result_parameter_without_opcode_is_refused() -> None:
+    with pytest.raises(EncodeError):
+        tcap.encode_component(ReturnResult(1, None, b"\x30\x00"))
 
 
 # -- pycrate as an independent decoder ---------------------------------------------------------

@@ -42,6 +42,10 @@ CAP_V2 = (0, 4, 0, 0, 1, 0, 50, 1)
 CAP_V3 = (0, 4, 0, 0, 1, 21, 3, 4)
 IDP = bytes.fromhex("3003 80012a".replace(" ", ""))  # InitialDPArg {serviceKey 42}
 RRBE = bytes.fromhex("300aa008300680010d810100")  # bcsmEvents {tBusy, interrupted}
+# Real CAP values where a parameter reaches the wire: tshark and the strict oracle read them.
+ERB = bytes.fromhex("300380010d")  # EventReportBCSMArg {eventTypeBCSM tBusy}
+PACUI = bytes.fromhex("300aa008a006800101810101")  # collectedInfo {1 digit}
+DIGITS = bytes.fromhex("800403102143")  # ReceivedInformationArg digitsResponse
 
 EMITTED: list[bytes] = []  # every TCAP message sent in this module, for tshark at the end
 
@@ -138,9 +142,9 @@ def test_begin_continue_end_with_aare_accept() -> None:
 
     # Later messages carry no dialogue portion.
     out = link.msc.handle_tc(
-        TcContinue(mid, components=(Invoke(2, 24, b"\x30\x00", op_class=4),)), link.now
+        TcContinue(mid, components=(Invoke(2, 24, ERB, op_class=4),)), link.now
     )
-    assert only(up(link.to_scp(out))) == TcContinue(sid, None, None, (Invoke(2, 24, b"\x30\x00"),))
+    assert only(up(link.to_scp(out))) == TcContinue(sid, None, None, (Invoke(2, 24, ERB),))
     out = link.scp.handle_tc(TcEnd(sid, components=(Invoke(2, 31, op_class=4),)), link.now)
     nu = only(sent(out))
     assert tcap.decode(nu.data).dialogue is None and nu.return_option is False
@@ -334,7 +338,7 @@ def test_invoke_timer_expiry_gives_l_cancel() -> None:
             CAP_V2,
             None,
             (
-                Invoke(5, 48, b"\x30\x00", op_class=1, timeout=3.0),  # PACUI: result expected
+                Invoke(5, 48, PACUI, op_class=1, timeout=3.0),  # PACUI: result expected
                 Invoke(6, 23, RRBE, op_class=2),  # default timer
                 Invoke(7, 31, op_class=4),  # class 4: no timer at all
             ),
@@ -362,10 +366,10 @@ def test_result_stops_the_invoke_timer() -> None:
     )
     out = link.to_scp(
         link.msc.handle_tc(
-            TcContinue(mid, components=(ReturnResult(5, 48, b"\x80\x01\x01"),)), link.now
+            TcContinue(mid, components=(ReturnResult(5, 48, DIGITS),)), link.now
         )
     )
-    assert only(up(out)) == TcContinue(sid, None, None, (ReturnResult(5, 48, b"\x80\x01\x01"),))
+    assert only(up(out)) == TcContinue(sid, None, None, (ReturnResult(5, 48, DIGITS),))
     assert link.scp.next_deadline() == link.now + 60.0  # only the idle timer is left
 
 
@@ -521,9 +525,9 @@ def test_answered_invoke_id_may_be_reused() -> None:
     mid, sid, _ = link.open(components=(Invoke(1, 0, IDP),))
     link.to_msc(link.scp.handle_tc(TcContinue(sid, CAP_V2, None, (ReturnResult(1),)), link.now))
     out = link.to_scp(
-        link.msc.handle_tc(TcContinue(mid, components=(Invoke(1, 24, b"\x30\x00"),)), link.now)
+        link.msc.handle_tc(TcContinue(mid, components=(Invoke(1, 24, ERB),)), link.now)
     )
-    assert only(up(out)).components == (Invoke(1, 24, b"\x30\x00"),)
+    assert only(up(out)).components == (Invoke(1, 24, ERB),)
 
 
 @pytest.mark.parametrize(
