@@ -469,14 +469,22 @@ def replay(ctx: click.Context, file: str, target: str | None, as_json: bool,
 @click.option("--list", "list_", is_flag=True, help="List the scenarios.")
 @click.option("--live-db", is_flag=True,
               help="In-process SCP: use the configured database, not a scratch copy.")
+@_VERBOSE
 @click.pass_context
 def simulate(ctx: click.Context, scenario: str | None, target: str | None, calls: int | None,
              concurrency: int, as_json: bool, capture_out: str | None, subscriber: str | None,
              caller: str | None, pin: str | None, timeout: float, list_: bool,
-             live_db: bool) -> None:
-    """Act as MSC, SRF, HLR and VLR toward the SCP: a scenario, or --calls N for load."""
+             live_db: bool, verbose: int) -> None:
+    """Act as MSC, SRF, HLR and VLR toward the SCP: a scenario, or --calls N for load.
+
+    A scenario ends with its verdict: ok when what it is about happened (the operations the
+    SCP sent, the rows it wrote, the SMS it queued), "not checked" naming what could not be
+    seen from here, or "contradicted" naming what went otherwise (exit code 1). In-process, on
+    the scratch database, the scenario's subscriber is provisioned there if missing.
+    """
     from scp.simulate import SCENARIOS, Numbers
 
+    _verbosity(ctx, verbose)
     if list_ or (scenario is None and calls is None):
         for name, what in SCENARIOS.items():
             click.echo(f"{name:28} {what}")
@@ -505,14 +513,14 @@ def simulate(ctx: click.Context, scenario: str | None, target: str | None, calls
                                     timeout, capture_out, live_db))
     except ConnectionError as e:
         raise Failure(str(e)) from None
-    failed = False
+    contradicted = False
     for d in out:
-        failed |= d.get("ok") is False or bool(d.get("failed"))
+        contradicted |= d.get("verdict") == "contradicted"
         if as_json:
             click.echo(json.dumps(d, ensure_ascii=False))
         else:
             click.echo(_sim_text(d))
-    if failed and calls is None:
+    if contradicted and calls is None:
         ctx.exit(1)
 
 
@@ -523,19 +531,31 @@ def _sim_text(d: dict[str, Any]) -> str:
                 f"{d['failed']} failed in {d['elapsed_s']} s = {d['calls_per_s']} calls/s; "
                 f"first answer p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; "
                 f"outcomes {d['outcomes']}")
-    line = (f"{d['scenario']}: {'ok' if d['ok'] else 'FAILED'} - {d['outcome']}; "
-            f"SCP sent {' '.join(d['received']) or 'nothing'}")
+    lines = [f"{d['scenario']}: {d['verdict'].upper() if d['verdict'] != 'ok' else 'ok'}"
+             f" - {d['outcome']}"]
+    for key, label in (("contradicted", "contradicted"), ("not_checked", "not checked"),
+                       ("checked", "checked"), ("not_exercised", "not exercised")):
+        for item in d.get(key) or ():
+            lines.append(f"  {label}: {item}")
+    tail = f"  SCP sent: {' '.join(d['received']) or 'nothing'}"
     if "first_answer_ms" in d:
-        line += f"; first answer {d['first_answer_ms']} ms"
+        tail += f"; first answer {d['first_answer_ms']} ms"
     if d.get("map"):
-        line += f"; {d['map']}"
-    return line
+        tail += f"; {d['map']}"
+    return "\n".join([*lines, tail])
 
 
 async def _simulate(cfg: Config, scenario: str | None, target: tuple[str, int] | None,
                     calls: int | None, concurrency: int, numbers: Any, timeout: float,
                     capture_out: str | None, live_db: bool) -> list[dict[str, Any]]:
-    from scp.simulate import Simulator, connect_in_process, connect_tcp, run_load, run_scenario
+    from scp.simulate import (
+        Simulator,
+        connect_in_process,
+        connect_tcp,
+        provision_for_scenarios,
+        run_load,
+        run_scenario,
+    )
 
     capture = None
     if capture_out is not None:
@@ -543,6 +563,7 @@ async def _simulate(cfg: Config, scenario: str | None, target: tuple[str, int] |
 
         capture = SctpPcapWriter.open(capture_out)
     db: _Database | None = None
+    pool: Any = None
     try:
         if target is not None:
             conn = await connect_tcp(target[0], target[1], scp_pc=cfg.m3ua.local_pc,
@@ -552,6 +573,8 @@ async def _simulate(cfg: Config, scenario: str | None, target: tuple[str, int] |
         else:
             db = _Database(live_db, cfg)
             pool = await db.__aenter__()
+            if pool is not None and not live_db:
+                await provision_for_scenarios(pool, numbers)  # the scratch copy only
             conn, _ = await connect_in_process(cfg, pool=pool, capture=capture)
         sim = Simulator(conn.peer, cfg, numbers=numbers, timeout=timeout)
         try:
@@ -560,7 +583,10 @@ async def _simulate(cfg: Config, scenario: str | None, target: tuple[str, int] |
                                      scenario=scenario or "busy")
                 return [rep.as_dict()]
             assert scenario is not None
-            return [(await run_scenario(sim, scenario)).as_dict()]
+            why = ("--target: the SCP's database is not visible from here" if target
+                   else "no database")
+            res = await run_scenario(sim, scenario, pool=pool, why_unseen=why)
+            return [res.as_dict()]
         finally:
             await conn.close()
     finally:
