@@ -843,7 +843,7 @@ async def records_floor(pool: Any, numbers: Numbers) -> dict[str, Any]:
 
 
 async def records_since(pool: Any, floor: dict[str, Any], numbers: Numbers) -> Records:
-    """The rows a scenario's call wrote (named SQL below; read-only)."""
+    """The rows a scenario's call wrote: read-only, past ``floor``, for its two numbers."""
     sub, caller = numbers.subscriber, numbers.caller
     known = await pool.fetchrow(
         "SELECT pin_failed_attempts FROM subscriber WHERE msisdn = $1", sub)
