@@ -2,13 +2,17 @@
 
 Exit codes: 0 done; 2 bad input (the message names the field or the file's line); 1 failure.
 Logs are structured (structlog): human-readable on a terminal, one JSON object per line
-otherwise, so a log shipper can index them.
+otherwise, so a log shipper can index them. Values are readable (enums by value); ``replay``
+and ``simulate`` keep the in-process node to errors unless ``-v`` or ``--log-level`` asks.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import click
 import structlog
@@ -16,6 +20,22 @@ import structlog
 from scp.cli_provision import BadInputError, get_config, register
 from scp.cli_tools import register as register_tools
 from scp.config import ConfigError
+
+# Tools whose output is their stdout (a ladder, a verdict): the node they run in-process logs
+# only errors unless -v or --log-level asks for more.
+QUIET_COMMANDS = frozenset({"replay", "simulate"})
+QUIET_LEVEL = "error"
+
+
+def readable_values(_logger: Any, _method: str,
+                    event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Enums by their value (``AS-ACTIVE``, not ``<AsState.ACTIVE: 'AS-ACTIVE'>``)."""
+    for key, value in event_dict.items():
+        if isinstance(value, enum.Enum):
+            event_dict[key] = value.value
+        elif isinstance(value, (list, tuple)) and any(isinstance(v, enum.Enum) for v in value):
+            event_dict[key] = [v.value if isinstance(v, enum.Enum) else v for v in value]
+    return event_dict
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
@@ -34,14 +54,40 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
+            readable_values,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    handler.setStream(sys.stderr)
+    handler.filters = [_LibraryDetail(debug=lvl <= logging.DEBUG)]
+    root.setLevel(max(lvl, logging.WARNING))
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The one stdlib handler this command installs (libraries' log records go there)."""
+
+
+class _LibraryDetail(logging.Filter):
+    """pycrate logs at INFO what it forgives while decoding (an unknown extension, an open
+    type it cannot look up), and sets its own logger to INFO when imported: decoding detail,
+    not events of ours, so it reaches stderr only when debugging."""
+
+    def __init__(self, *, debug: bool) -> None:
+        super().__init__()
+        self.debug = debug
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.debug or record.levelno >= logging.WARNING or \
+            not record.name.startswith("pycrate")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,7 +102,10 @@ def main(ctx: click.Context, config_path: str | None, log_level: str | None) -> 
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
     ctx.obj["log_level"] = log_level
-    configure_logging(log_level or "info", "auto")
+    # A tool's -v asks for the node's log lines after this ran: the tool calls this back.
+    ctx.obj["configure_logging"] = configure_logging
+    quiet = ctx.invoked_subcommand in QUIET_COMMANDS
+    configure_logging(log_level or (QUIET_LEVEL if quiet else "info"), "auto")
 
 
 @main.command()

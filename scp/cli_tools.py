@@ -43,11 +43,10 @@ def _speed(raw: str | None) -> float | None:
 
 
 def _ssn_map(pairs: tuple[str, ...]) -> dict[int, str] | None:
+    """``--ssn SSN=PROTO`` pairs: overrides of what the capture and the standard SSNs say."""
     if not pairs:
         return None
-    from scp.replay import DEFAULT_SSN_PROTOCOLS
-
-    out = dict(DEFAULT_SSN_PROTOCOLS)
+    out: dict[int, str] = {}
     for p in pairs:
         ssn, sep, proto = p.partition("=")
         if not sep or not ssn.strip().isdigit() or proto.strip() not in ("cap", "inap", "map"):
@@ -56,13 +55,31 @@ def _ssn_map(pairs: tuple[str, ...]) -> dict[int, str] | None:
     return out
 
 
+def _verbosity(ctx: click.Context, verbose: int) -> None:
+    """``-v``: the in-process node's log lines at info, ``-vv`` at debug.
+
+    Replay and simulate print a ladder or a verdict on stdout; the node they drive logs only
+    errors to stderr unless asked (``-v`` here, or ``mcn-scp --log-level``, which wins).
+    """
+    obj = ctx.obj or {}
+    configure = obj.get("configure_logging")
+    if verbose and obj.get("log_level") is None and configure is not None:
+        configure("debug" if verbose > 1 else "info", "auto")
+
+
+_VERBOSE = click.option("-v", "--verbose", count=True,
+                        help="Show the SCP node's log lines (-v info, -vv debug) on stderr.")
+
+
 class _Printer:
     """Text ladder or JSON lines on stdout, buffered; warnings counted."""
 
-    def __init__(self, as_json: bool, out: IO[str] | None = None) -> None:
+    def __init__(self, as_json: bool, out: IO[str] | None = None,
+                 legend: str | None = None) -> None:
         self.as_json = as_json
         self.out = out or sys.stdout
         self.t0: float | None = None
+        self.legend = legend  # one line said before the text ladder (what its marks mean)
 
     def message_writer(self) -> Any:
         """A fast ``write(entry)`` for the decode-only loop: one JSON encoder, batched writes."""
@@ -97,6 +114,8 @@ class _Printer:
             else:
                 if self.t0 is None:
                     self.t0 = e.ts
+                    if self.legend:
+                        w(self.legend + "\n")
                 w(format_entry(e, self.t0) + "\n")
         elif kind == "warning":
             if self.as_json:
@@ -193,7 +212,7 @@ class _Database:
         import asyncpg
 
         from scp.state.db import open_pool, resolve_dsn
-        from scp.state.migrate import migrate
+        from scp.state.migrate import SchemaVersionError, migrate
 
         dsn = await asyncio.to_thread(resolve_dsn)
         name = f"mcn_replay_{os.getpid()}_{secrets.token_hex(3)}"
@@ -209,10 +228,39 @@ class _Database:
             raise Failure(f"cannot create a scratch database for the replay ({e}); "
                           "--live-db uses the configured database instead") from None
         self._admin_dsn, self._name = dsn, name
-        self.pool = await open_pool(scratch, max_size=5)
-        await migrate(self.pool)
+        try:
+            self.pool = await open_pool(scratch, max_size=5)
+            await migrate(self.pool)
+            await self._copy_reference_data(dsn)
+        except BaseException as e:
+            await self.__aexit__(None, None, None)  # the scratch database goes with the error
+            if isinstance(e, SchemaVersionError):
+                raise Failure(str(e)) from None
+            raise
+        return self.pool
+
+    async def _copy_reference_data(self, dsn: str) -> None:
+        import asyncpg
+
+        from scp.state.migrate import (
+            SchemaOutdated,
+            check_schema_version,
+            current_version,
+            migrate,
+        )
+
         live = await asyncpg.connect(dsn)
         try:
+            # A brand-new database (a fresh $MCN_HOME's embedded one) is set up on the spot,
+            # as every command does, so there is a schema to copy from (and nothing in it).
+            version = await current_version(live)
+            if version == 0:
+                await migrate(live)
+            else:
+                try:
+                    await check_schema_version(live)
+                except SchemaOutdated:
+                    pass  # older columns still copy; `db migrate` is the operator's call
             for table in _SCRATCH_COPY:
                 try:
                     rows = await live.fetch(f"SELECT * FROM {table}")  # noqa: S608 - fixed names
@@ -224,7 +272,6 @@ class _Database:
                                err=True)
         finally:
             await live.close()
-        return self.pool
 
     async def __aexit__(self, *exc: object) -> None:
         if self.pool is not None:
@@ -261,7 +308,8 @@ def _decode_only(path: str, printer: _Printer, flt: Any, ssn: dict[int, str] | N
     gc.freeze()
     n = warnings = shown = 0
     fast = printer.message_writer() if printer.as_json else None
-    for item in decode_capture(path, LadderDecoder(ssn, pcf=pcf)):
+    dec = LadderDecoder(ssn, pcf=pcf)
+    for item in decode_capture(path, dec):
         if type(item) is CaptureWarning:
             if fast is not None:
                 fast.flush()
@@ -278,7 +326,11 @@ def _decode_only(path: str, printer: _Printer, flt: Any, ssn: dict[int, str] | N
             printer("message", item)
     if fast is not None:
         fast.flush()
-    return {"type": "summary", "messages": n, "shown": shown, "warnings": warnings}
+    out: dict[str, Any] = {"type": "summary", "messages": n, "shown": shown,
+                           "warnings": warnings}
+    if dec.learned is not None and dec.learned.table():
+        out["learned_ssn"] = dec.learned.table()
+    return out
 
 
 def _check_capture(path: str) -> None:
@@ -296,6 +348,12 @@ def _check_capture(path: str) -> None:
         raise BadInput(f"{path}: not a pcap or pcapng file (magic {magic.hex() or 'empty'})")
 
 
+_LEGEND_OFFLINE = ("time       #frame  OPC -> DPC   every message of the capture; "
+                   "'<=' what our SCP answered to that frame")
+_LEGEND_LIVE = ("time       #frame  OPC -> DPC   '=>' sent to the target; '<=' what it answered; "
+                "unmarked: the capture's own SCP")
+
+
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--target", metavar="HOST:PORT", default=None,
@@ -304,7 +362,9 @@ def _check_capture(path: str) -> None:
 @click.option("--filter", "filters", multiple=True, metavar="EXPR",
               help="Show only matching messages: op=initialDP, number=8613..., pc=100, "
                    "tcap=begin, tid=06f7, protocol=cap, ssn=146 (repeat or comma: all must match).")
-@click.option("--compare", is_flag=True, help="Offline: show the capture's own answers beside ours.")
+@click.option("--compare/--no-compare", default=True, show_default=True,
+              help="Show the capture's own SCP messages in the ladder beside our SCP's answers "
+                   "(--no-compare: only what the network sent and what our SCP answered).")
 @click.option("--decode-only", is_flag=True,
               help="Only print the capture's ladder; do not feed an SCP.")
 @click.option("--speed", default=None, metavar="max|capture|N",
@@ -314,7 +374,8 @@ def _check_capture(path: str) -> None:
 @click.option("--scp-pc", type=int, default=None,
               help="Point code of the SCP in the capture (default: guessed from InitialDP etc.).")
 @click.option("--ssn", "ssns", multiple=True, metavar="SSN=PROTO",
-              help="Decode this SSN as cap, inap or map when the application context is unknown.")
+              help="Decode this SSN as cap, inap or map when the application context is unknown "
+                   "(default: what the capture's other dialogues show on that SSN).")
 @click.option("--peer-pc", type=int, default=200, show_default=True,
               help="Live: our point code as the replaying ASP.")
 @click.option("--capture", "capture_out", type=click.Path(dir_okay=False), default=None,
@@ -326,12 +387,13 @@ def _check_capture(path: str) -> None:
               help="Point codes of the capture's network: itu (14-bit) or china (24-bit). "
                    "Default: the configuration's [m3ua] pc_format. What is sent to the SCP "
                    "always follows the SCP's own format.")
+@_VERBOSE
 @click.pass_context
 def replay(ctx: click.Context, file: str, target: str | None, as_json: bool,
            filters: tuple[str, ...], compare: bool, decode_only: bool, speed: str | None,
            rewrites: tuple[str, ...], scp_pc: int | None, ssns: tuple[str, ...],
            peer_pc: int, capture_out: str | None, live_db: bool,
-           pc_format: Literal["itu", "china"] | None) -> None:
+           pc_format: Literal["itu", "china"] | None, verbose: int) -> None:
     """Replay a pcap/pcapng capture: ladder, in-process SCP answers, or live toward a SCP.
 
     Offline (the default), the switch/HLR/VLR messages are fed to an in-process SCP (embedded
@@ -341,6 +403,7 @@ def replay(ctx: click.Context, file: str, target: str | None, as_json: bool,
     """
     from scp.replay import LadderFilter, NumberRewriter, parse_target
 
+    _verbosity(ctx, verbose)
     if not os.path.exists(file):
         raise BadInput(f"{file}: no such file")
     _check_capture(file)
@@ -359,7 +422,8 @@ def replay(ctx: click.Context, file: str, target: str | None, as_json: bool,
             parse_target(target)
         except ValueError as e:
             raise BadInput(str(e)) from None
-    printer = _Printer(as_json)
+    printer = _Printer(as_json, legend=None if decode_only else _LEGEND_LIVE if target
+                       else _LEGEND_OFFLINE)
     if decode_only:
         pcf = PointCodeFormat(pc_format or get_config(ctx).m3ua.pc_format)
         printer.summary(_decode_only(file, printer, flt, ssn, pcf))
@@ -372,14 +436,14 @@ def replay(ctx: click.Context, file: str, target: str | None, as_json: bool,
             from scp.replay import replay_live
 
             s = asyncio.run(replay_live(file, cfg, target, emit=printer, speed=pace, flt=flt,
-                                        scp_pc=scp_pc, numbers=numbers, ssn_protocols=ssn,
+                                        scp_pc=scp_pc, numbers=numbers, ssn_overrides=ssn,
                                         peer_pc=peer_pc, capture_out=capture_out,
                                         capture_pcf=capture_pcf))
             printer.summary(s.as_dict())
         else:
             printer.summary(asyncio.run(_offline(
                 file, cfg, printer, live_db=live_db, compare=compare, flt=flt, scp_pc=scp_pc,
-                numbers=numbers, ssn_protocols=ssn, capture_out=capture_out,
+                numbers=numbers, ssn_overrides=ssn, capture_out=capture_out,
                 capture_pcf=capture_pcf)))
     except ConnectionError as e:
         raise Failure(str(e)) from None
@@ -405,14 +469,22 @@ def replay(ctx: click.Context, file: str, target: str | None, as_json: bool,
 @click.option("--list", "list_", is_flag=True, help="List the scenarios.")
 @click.option("--live-db", is_flag=True,
               help="In-process SCP: use the configured database, not a scratch copy.")
+@_VERBOSE
 @click.pass_context
 def simulate(ctx: click.Context, scenario: str | None, target: str | None, calls: int | None,
              concurrency: int, as_json: bool, capture_out: str | None, subscriber: str | None,
              caller: str | None, pin: str | None, timeout: float, list_: bool,
-             live_db: bool) -> None:
-    """Act as MSC, SRF, HLR and VLR toward the SCP: a scenario, or --calls N for load."""
+             live_db: bool, verbose: int) -> None:
+    """Act as MSC, SRF, HLR and VLR toward the SCP: a scenario, or --calls N for load.
+
+    A scenario ends with its verdict: ok when what it is about happened (the operations the
+    SCP sent, the rows it wrote, the SMS it queued), "not checked" naming what could not be
+    seen from here, or "contradicted" naming what went otherwise (exit code 1). In-process, on
+    the scratch database, the scenario's subscriber is provisioned there if missing.
+    """
     from scp.simulate import SCENARIOS, Numbers
 
+    _verbosity(ctx, verbose)
     if list_ or (scenario is None and calls is None):
         for name, what in SCENARIOS.items():
             click.echo(f"{name:28} {what}")
@@ -441,14 +513,14 @@ def simulate(ctx: click.Context, scenario: str | None, target: str | None, calls
                                     timeout, capture_out, live_db))
     except ConnectionError as e:
         raise Failure(str(e)) from None
-    failed = False
+    contradicted = False
     for d in out:
-        failed |= d.get("ok") is False or bool(d.get("failed"))
+        contradicted |= d.get("verdict") == "contradicted"
         if as_json:
             click.echo(json.dumps(d, ensure_ascii=False))
         else:
             click.echo(_sim_text(d))
-    if failed and calls is None:
+    if contradicted and calls is None:
         ctx.exit(1)
 
 
@@ -459,19 +531,31 @@ def _sim_text(d: dict[str, Any]) -> str:
                 f"{d['failed']} failed in {d['elapsed_s']} s = {d['calls_per_s']} calls/s; "
                 f"first answer p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; "
                 f"outcomes {d['outcomes']}")
-    line = (f"{d['scenario']}: {'ok' if d['ok'] else 'FAILED'} - {d['outcome']}; "
-            f"SCP sent {' '.join(d['received']) or 'nothing'}")
+    lines = [f"{d['scenario']}: {d['verdict'].upper() if d['verdict'] != 'ok' else 'ok'}"
+             f" - {d['outcome']}"]
+    for key, label in (("contradicted", "contradicted"), ("not_checked", "not checked"),
+                       ("checked", "checked"), ("not_exercised", "not exercised")):
+        for item in d.get(key) or ():
+            lines.append(f"  {label}: {item}")
+    tail = f"  SCP sent: {' '.join(d['received']) or 'nothing'}"
     if "first_answer_ms" in d:
-        line += f"; first answer {d['first_answer_ms']} ms"
+        tail += f"; first answer {d['first_answer_ms']} ms"
     if d.get("map"):
-        line += f"; {d['map']}"
-    return line
+        tail += f"; {d['map']}"
+    return "\n".join([*lines, tail])
 
 
 async def _simulate(cfg: Config, scenario: str | None, target: tuple[str, int] | None,
                     calls: int | None, concurrency: int, numbers: Any, timeout: float,
                     capture_out: str | None, live_db: bool) -> list[dict[str, Any]]:
-    from scp.simulate import Simulator, connect_in_process, connect_tcp, run_load, run_scenario
+    from scp.simulate import (
+        Simulator,
+        connect_in_process,
+        connect_tcp,
+        provision_for_scenarios,
+        run_load,
+        run_scenario,
+    )
 
     capture = None
     if capture_out is not None:
@@ -479,6 +563,7 @@ async def _simulate(cfg: Config, scenario: str | None, target: tuple[str, int] |
 
         capture = SctpPcapWriter.open(capture_out)
     db: _Database | None = None
+    pool: Any = None
     try:
         if target is not None:
             conn = await connect_tcp(target[0], target[1], scp_pc=cfg.m3ua.local_pc,
@@ -488,6 +573,8 @@ async def _simulate(cfg: Config, scenario: str | None, target: tuple[str, int] |
         else:
             db = _Database(live_db, cfg)
             pool = await db.__aenter__()
+            if pool is not None and not live_db:
+                await provision_for_scenarios(pool, numbers)  # the scratch copy only
             conn, _ = await connect_in_process(cfg, pool=pool, capture=capture)
         sim = Simulator(conn.peer, cfg, numbers=numbers, timeout=timeout)
         try:
@@ -496,7 +583,10 @@ async def _simulate(cfg: Config, scenario: str | None, target: tuple[str, int] |
                                      scenario=scenario or "busy")
                 return [rep.as_dict()]
             assert scenario is not None
-            return [(await run_scenario(sim, scenario)).as_dict()]
+            why = ("--target: the SCP's database is not visible from here" if target
+                   else "no database")
+            res = await run_scenario(sim, scenario, pool=pool, why_unseen=why)
+            return [res.as_dict()]
         finally:
             await conn.close()
     finally:

@@ -9,14 +9,19 @@ SCP (ARCHITECTURE §1, §3 ``mcn-scp replay``). This module has three layers, al
   Q.714 §4.1.1.2.3), TCAP (Q.773 §3.1 message type, otid / dtid, §4.2 dialogue portion) and the
   component portion (§3.2) to the CAP (TS 29.078), INAP CS-1 (ETS 300 374-1) or MAP (TS 29.002)
   operation with its key fields (numbers, event, cause, service key). The protocol of a
-  dialogue is taken from its application context name, else from the SCCP subsystem number, as
-  Wireshark's TCAP dissector does, so the ladder agrees with what Wireshark shows.
+  dialogue is taken from its application context name (or that of the dialogue its
+  transaction ID belongs to); for the rest, typically a capture that starts mid-call, from what
+  the capture itself shows each subsystem carrying (:class:`LearnedProtocols`, built by a
+  first pass over the file), then from the standard SSN assignments. Wireshark needs an SSN
+  preference for those; replay names the same operations with no option (``--ssn`` still
+  overrides).
 * **Offline replay** (:func:`replay_offline`): the messages a switch, HLR or VLR sent are fed to
   an in-process SCP (the same cores and TC-users as ``mcn-scp run``); transaction IDs are
   rewritten (Q.774 §3.2.1: the dtid of a continuation names the receiver's transaction) so the
-  capture's later messages reach the dialogues *our* SCP opened. Per dialogue the output shows
-  what our SCP answered, the capture's own answer beside it with ``--compare``, and the SMS it
-  queued.
+  capture's later messages reach the dialogues *our* SCP opened. The ladder shows every message
+  of the capture, both directions, with what our SCP answered after each message it was fed;
+  per dialogue, what the network sent, what our SCP and the capture's SCP answered, and the SMS
+  it queued. The file is streamed twice (learn, then replay), never held in memory.
 * **Live replay** (:func:`replay_live`): the same messages are sent as an M3UA ASP (RFC 4666
   §4.3 ASP-UP / ASP-ACTIVE, client role) toward a running SCP, at capture timing, faster, or as
   fast as possible; answers are correlated through the transaction IDs and their latency
@@ -69,6 +74,11 @@ __all__ = [
     "replay_offline",
     "replay_live",
     "DEFAULT_SSN_PROTOCOLS",
+    "LearnedProtocols",
+    "CaptureSurvey",
+    "ScpGuess",
+    "survey_capture",
+    "learn_protocols",
     "preload_codecs",
 ]
 
@@ -155,6 +165,9 @@ class LadderEntry:
     note: str | None = None
     source: str = "capture"  # capture | ours | sent
     tcap_data: bytes | None = field(default=None, repr=False, compare=False)
+    # What named the protocol: ac, tid (the dialogue's context), --ssn N, learned from ...,
+    # ssn N (the standard assignments).
+    protocol_from: str | None = None
 
     @property
     def numbers(self) -> list[str]:
@@ -319,27 +332,153 @@ def _protocol_of_ac(ac: tuple[int, ...]) -> str | None:
         return "cap"
     if len(t) >= 5 and t[:5] == (0, 4, 0, 1, 1):
         return "inap"
+    if t[:8] == _ERICSSON_CS1_PLUS:
+        return "inap"
     return None
+
+
+# iso(1) member-body(2) gb(826) national(0) ericsson(1249) inDomain(51) inNetwork(1)
+# inNetworkcapabilitySet1plus(1): Ericsson's INAP CS1+, a superset of CS-1 that keeps the
+# Q.1218 / ETS 300 374-1 operation codes (Wireshark's INAP dissector names this arc). Its
+# operations are named and, where their arguments are ETSI's, decoded by the ETSI INAP codec.
+_ERICSSON_CS1_PLUS = (1, 2, 826, 0, 1249, 51, 1, 1)
 
 
 _Head = tuple[int, float, int, int, str, "int | None", "int | None", "str | None", "str | None"]
 """frame, ts, OPC, DPC, SCCP message, called / calling SSN, called / calling GT."""
 
 
+# ---------------------------------------------------------------------------------------------
+# What each subsystem of a capture carries, learned from the capture itself
+# ---------------------------------------------------------------------------------------------
+
+
+class LearnedProtocols:
+    """Which protocol each SCCP subsystem (and point code, global title) carries in a capture.
+
+    Captures from a live network start mid-call: a Continue or End whose Begin is not in the
+    file carries no application context (Q.773 §3.1: the dialogue portion travels only in the
+    first messages of each direction), and Wireshark then needs an SSN preference to decode it.
+    Here every message whose protocol is known from its application context, or from a
+    transaction ID seen with one, votes for the protocol of its two SCCP end points:
+    point code + SSN, global title + SSN, SSN alone, and (weaker, used only when the standard
+    SSN assignments do not say) the global title or point code alone. A key answers only while
+    its votes agree; a key that saw two protocols stays silent. The table holds one small
+    record per end point of the capture (at most ``max_keys``), never per message or dialogue.
+    """
+
+    def __init__(self, max_keys: int = 4096) -> None:
+        self.max_keys = max_keys
+        self._votes: dict[tuple[Any, ...], dict[str, int]] = {}
+        self._acs: dict[tuple[Any, ...], tuple[int, ...] | None] = {}
+
+    def __len__(self) -> int:
+        return len(self._votes)
+
+    @staticmethod
+    def _keys(pc: int, ssn: int | None, gt: str | None) -> tuple[tuple[Any, ...], ...]:
+        out: list[tuple[Any, ...]] = []
+        if ssn:
+            out.append(("pc", pc, ssn))
+            if gt:
+                out.append(("gt", gt, ssn))
+            out.append(("ssn", ssn))
+        if gt:
+            out.append(("gt", gt))
+        out.append(("pc", pc))
+        return tuple(out)
+
+    def observe(self, head: _Head, protocol: str, ac: tuple[int, ...] | None) -> None:
+        """One message whose protocol its application context (or its dialogue's) gave."""
+        for pc, ssn, gt in ((head[3], head[5], head[7]), (head[2], head[6], head[8])):
+            for key in self._keys(pc, ssn, gt):
+                votes = self._votes.get(key)
+                if votes is None:
+                    if len(self._votes) >= self.max_keys:
+                        continue
+                    votes = self._votes[key] = {}
+                    self._acs[key] = ac
+                elif self._acs.get(key) != ac:
+                    self._acs[key] = None  # several contexts: decode by protocol alone
+                votes[protocol] = votes.get(protocol, 0) + 1
+
+    def _answer(self, key: tuple[Any, ...]) -> tuple[str, tuple[int, ...] | None] | None:
+        votes = self._votes.get(key)
+        if votes is None or len(votes) != 1:
+            return None
+        return next(iter(votes)), self._acs.get(key)
+
+    def resolve(self, head: _Head, *, strong: bool
+                ) -> tuple[str, tuple[int, ...] | None, str] | None:
+        """(protocol, application context or None, how it was learned) for a message's ends.
+
+        ``strong``: point code + SSN, global title + SSN, SSN; else global title, point code.
+        """
+        ends = ((head[3], head[5], head[7]), (head[2], head[6], head[8]))
+        for rank in ((0, 1, 2) if strong else (3, 4)):
+            for pc, ssn, gt in ends:
+                key = _learned_key(rank, pc, ssn, gt)
+                if key is None:
+                    continue
+                hit = self._answer(key)
+                if hit is not None:
+                    return hit[0], hit[1], _key_text(key)
+        return None
+
+    def table(self) -> dict[str, str]:
+        """What was learned, by SSN (the ``--ssn`` values an engineer would otherwise give)."""
+        out = {}
+        for key in sorted(k for k in self._votes if k[0] == "ssn"):
+            hit = self._answer(key)
+            out[str(key[1])] = hit[0] if hit else "ambiguous"
+        return out
+
+
+def _learned_key(rank: int, pc: int, ssn: int | None, gt: str | None) -> tuple[Any, ...] | None:
+    if rank == 0:
+        return ("pc", pc, ssn) if ssn else None
+    if rank == 1:
+        return ("gt", gt, ssn) if ssn and gt else None
+    if rank == 2:
+        return ("ssn", ssn) if ssn else None
+    if rank == 3:
+        return ("gt", gt) if gt else None
+    return ("pc", pc)
+
+
+def _key_text(key: tuple[Any, ...]) -> str:
+    if key[0] == "ssn":
+        return f"ssn {key[1]}"
+    if len(key) == 3:
+        return f"{key[0]} {key[1]} ssn {key[2]}"
+    return f"{key[0]} {key[1]}"
+
+
 class LadderDecoder:
     """MTP-TRANSFER -> :class:`LadderEntry`: SCCP, TCAP and operations, with dialogue memory.
 
-    ``ssn_protocols`` maps SCCP SSNs to ``cap`` / ``inap`` / ``map`` for dialogues whose
-    application context is absent or unknown (Wireshark's ``camel.tcap.ssn`` etc. prefs).
+    The protocol of a dialogue (CAP / INAP / MAP) comes, in this order, from its application
+    context name or that of the dialogue its transaction ID belongs to; from ``ssn_overrides``
+    (``--ssn``); from what the capture itself showed about the subsystem (``learned``, a
+    :class:`LearnedProtocols`; with ``learn_from`` a first pass over that file builds it the
+    first time a message needs it); from ``defaults``, the standard SSN assignments (Wireshark's
+    ``camel.tcap.ssn`` etc. prefs); last from a learned global title or point code.
     ``with_fields`` False skips the argument decoding (opcodes and names only). ``pcf`` is the
     network's point code format (two-octet ITU or three-octet China point codes in SCCP).
     """
 
-    def __init__(self, ssn_protocols: dict[int, str] | None = None, *,
-                 with_fields: bool = True, pcf: PointCodeFormat = PointCodeFormat.ITU) -> None:
+    def __init__(self, ssn_overrides: dict[int, str] | None = None, *,
+                 with_fields: bool = True, pcf: PointCodeFormat = PointCodeFormat.ITU,
+                 defaults: dict[int, str] | None = None,
+                 learned: LearnedProtocols | None = None,
+                 learn_from: str | Path | None = None) -> None:
         self.pcf = pcf
-        self.ssn_protocols = dict(DEFAULT_SSN_PROTOCOLS if ssn_protocols is None else ssn_protocols)
+        self.overrides = dict(ssn_overrides or {})
+        self.defaults = DEFAULT_SSN_PROTOCOLS if defaults is None else dict(defaults)
+        self.learned = learned
+        self.learn_from = learn_from
         self.with_fields = with_fields
+        self.observer: LearnedProtocols | None = None  # set by the first pass
         self._ac_by_tid: dict[bytes, tuple[int, ...]] = {}
         self._segments: dict[tuple[int, int, int], list[bytes]] = {}
         self._field_cache: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -403,12 +542,27 @@ class LadderDecoder:
         except Exception as e:  # noqa: BLE001
             return LadderEntry(*head, note=_join(note, f"TCAP: {type(e).__name__}"),
                                source=source, tcap_data=data)
-        ac = self._remember_ac(t)
+        ac, via_tid = self._remember_ac(t)
         protocol = protocol_of_ac(ac)
-        if protocol is None:
-            protocol = (self.ssn_protocols.get(head[5] or -1)
-                        or self.ssn_protocols.get(head[6] or -1))
-        ops_ = self._components(t, protocol, ac) if t.components or t.bad_components else ()
+        learned_note = how = None
+        decode_ac = ac
+        if protocol is not None:
+            how = "tid" if via_tid else "ac"
+            if self.observer is not None:
+                self.observer.observe(head, protocol, ac)
+        else:
+            decode_ac = None
+            found = self._by_address(head)
+            if found is not None:
+                protocol, decode_ac, how = found
+                if how.startswith("learned"):
+                    learned_note = f"{protocol} {how}"
+        if self.observer is not None and t.message_type != 0x62:
+            ops_: tuple[OpInfo, ...] = ()  # the first pass reads only the Begins' operations
+        elif t.components or t.bad_components:
+            ops_ = self._components(t, protocol, decode_ac)
+        else:
+            ops_ = ()
         extra = None
         if t.p_abort_cause is not None:
             extra = f"P-Abort cause {t.p_abort_cause}"
@@ -417,15 +571,43 @@ class LadderDecoder:
                 extra = f"AARE reject diagnostic {t.dialogue.diagnostic}"
             elif isinstance(t.dialogue, tcap_codec.Abrt):
                 extra = "U-Abort"
+        if learned_note is not None:
+            extra = _join(extra, learned_note)
         return LadderEntry(
             *head,
             _TCAP_NAMES.get(t.message_type) or str(t.message_type),
             t.otid.hex() if t.otid else None,
             t.dtid.hex() if t.dtid else None,
-            _oid(ac), protocol, ops_, _join(note, extra), source, data,
+            _oid(ac), protocol, ops_, _join(note, extra), source, data, how,
         )
 
-    def _remember_ac(self, t: tcap_codec.TcapMessage) -> tuple[int, ...] | None:
+    def _by_address(self, head: _Head) -> tuple[str, tuple[int, ...] | None, str] | None:
+        """The protocol of a message whose dialogue named no known application context."""
+        for ssn in (head[5], head[6]):
+            if ssn and ssn in self.overrides:
+                return self.overrides[ssn], None, f"--ssn {ssn}"
+        learned = self._learned()
+        if learned is not None:
+            hit = learned.resolve(head, strong=True)
+            if hit is not None:
+                return hit[0], hit[1], f"learned from {hit[2]}"
+        for ssn in (head[5], head[6]):
+            if ssn and ssn in self.defaults:
+                return self.defaults[ssn], None, f"ssn {ssn}"
+        if learned is not None:
+            hit = learned.resolve(head, strong=False)
+            if hit is not None:
+                return hit[0], hit[1], f"learned from {hit[2]}"
+        return None
+
+    def _learned(self) -> LearnedProtocols | None:
+        if self.learned is None and self.learn_from is not None and self.observer is None:
+            # The first message that needs it: one pass over the whole file, then on as before.
+            self.learned = learn_protocols(self.learn_from, self.pcf, self.overrides)
+        return self.learned
+
+    def _remember_ac(self, t: tcap_codec.TcapMessage) -> tuple[tuple[int, ...] | None, bool]:
+        """The application context of a message's dialogue, and whether only its TID said it."""
         d = t.dialogue
         ac = getattr(d, "application_context", None) if d is not None else None
         if ac is not None:
@@ -435,11 +617,15 @@ class LadderDecoder:
             for tid in (t.otid, t.dtid):
                 if tid:
                     self._ac_by_tid[tid] = ac
-            return ac
+            return ac, False
+        if t.message_type == 0x62 and t.otid:
+            # A Begin opens a new transaction: a reused ID no longer names the old dialogue.
+            self._ac_by_tid.pop(t.otid, None)
+            return None, False
         for tid in (t.dtid, t.otid):
             if tid and tid in self._ac_by_tid:
-                return self._ac_by_tid[tid]
-        return None
+                return self._ac_by_tid[tid], True
+        return None, False
 
     def _components(self, t: tcap_codec.TcapMessage, protocol: str | None,
                     ac: tuple[int, ...] | None) -> tuple[OpInfo, ...]:
@@ -635,10 +821,52 @@ def _join(a: str | None, b: str | None) -> str | None:
     return a or b
 
 
-def decode_capture(path: str | Path, decoder: LadderDecoder | None = None
-                   ) -> Iterator[LadderEntry | CaptureWarning]:
-    """Every ladder line of a capture and every warning, in capture order (never raises)."""
+@dataclass
+class CaptureSurvey:
+    """What a first pass over a capture learns: subsystem protocols and the SCP's point code."""
+
+    protocols: LearnedProtocols
+    scp_pc: int | None
+    messages: int = 0
+
+
+def survey_capture(path: str | Path, pcf: PointCodeFormat = PointCodeFormat.ITU,
+                   ssn_overrides: dict[int, str] | None = None) -> CaptureSurvey:
+    """The first pass: stream the file once, keep only the learned table and the SCP guess."""
+    table = LearnedProtocols()
+    dec = LadderDecoder(ssn_overrides, with_fields=False, pcf=pcf)
+    dec.observer = table
+    scp = ScpGuess()
+    n = 0
+    for item in read_capture(str(path), pcf):
+        if type(item) is CaptureWarning:
+            continue  # the second pass reports them
+        try:
+            e = dec.decode(item)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - the second pass reports it
+            continue
+        if e is not None:
+            n += 1
+            scp.see(e)
+    return CaptureSurvey(table, scp.pc, n)
+
+
+def learn_protocols(path: str | Path, pcf: PointCodeFormat = PointCodeFormat.ITU,
+                    ssn_overrides: dict[int, str] | None = None) -> LearnedProtocols:
+    """Which protocol each subsystem of the capture carries (:class:`LearnedProtocols`)."""
+    return survey_capture(path, pcf, ssn_overrides).protocols
+
+
+def decode_capture(path: str | Path, decoder: LadderDecoder | None = None, *,
+                   learn: bool = True) -> Iterator[LadderEntry | CaptureWarning]:
+    """Every ladder line of a capture and every warning, in capture order (never raises).
+
+    ``learn``: a message whose protocol its dialogue does not name is decoded with what the
+    capture shows about its subsystem (a first pass over the file, run only if one needs it).
+    """
     dec = decoder or LadderDecoder()
+    if learn and dec.learned is None and dec.learn_from is None:
+        dec.learn_from = path
     for item in read_capture(str(path), dec.pcf):
         if type(item) is CaptureWarning:
             yield item
@@ -901,18 +1129,35 @@ _TO_SCP = {("cap", 0), ("inap", 0), ("cap", 16), ("inap", 16), ("map", 64), ("ma
            ("map", 89)}
 
 
-def guess_scp_pc(entries: Sequence[LadderEntry]) -> int | None:
-    """The SCP's point code: DPC of the first Begin carrying an operation sent to an SCP."""
-    first_begin = None
-    for e in entries:
-        if e.tcap != "Begin":
-            continue
-        if first_begin is None:
-            first_begin = e.dpc
+class ScpGuess:
+    """The SCP's point code: DPC of the first Begin carrying an operation sent to an SCP
+    (else of the first Begin), seen one ladder line at a time."""
+
+    def __init__(self) -> None:
+        self.first_begin: int | None = None
+        self.found: int | None = None
+
+    @property
+    def pc(self) -> int | None:
+        return self.found if self.found is not None else self.first_begin
+
+    def see(self, e: LadderEntry) -> None:
+        if self.found is not None or e.tcap != "Begin":
+            return
+        if self.first_begin is None:
+            self.first_begin = e.dpc
         for o in e.ops:
             if o.kind == "invoke" and (e.protocol, o.code) in _TO_SCP:
-                return e.dpc
-    return first_begin
+                self.found = e.dpc
+                return
+
+
+def guess_scp_pc(entries: Iterable[LadderEntry]) -> int | None:
+    """The SCP's point code: DPC of the first Begin carrying an operation sent to an SCP."""
+    g = ScpGuess()
+    for e in entries:
+        g.see(e)
+    return g.pc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1072,6 +1317,7 @@ class DialogueReport:
 
     key: str  # the network side's otid (hex)
     first_frame: int
+    net_tid: bytes | None = None
     network: list[LadderEntry] = field(default_factory=list)
     capture_answers: list[LadderEntry] = field(default_factory=list)
     our_answers: list[LadderEntry] = field(default_factory=list)
@@ -1094,11 +1340,14 @@ class ReplaySummary:
     sms: list[dict[str, Any]] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     unanswered: int = 0
+    learned: dict[str, str] = field(default_factory=dict)  # SSN -> protocol, from the capture
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"type": "summary", "messages": self.messages, "fed": self.fed,
                              "answers": self.answers, "warnings": self.warnings,
                              "dialogues": self.dialogues, "sms": len(self.sms)}
+        if self.learned:
+            d["learned_ssn"] = self.learned
         if self.latencies:
             s = sorted(self.latencies)
             d["latency_ms"] = {"p50": round(_pct(s, 50) * 1000, 3),
@@ -1171,28 +1420,37 @@ def retarget(x: MtpTransfer, cfg: Any, e: LadderEntry, *, dpc: int | None = None
                        data=sccp_codec.encode(new, pcf))
 
 
-def _load(path: str | Path, ssn_protocols: dict[int, str] | None, emit: Emit,
-          summary: ReplaySummary, scp_pc: int | None, pcf: PointCodeFormat
-          ) -> tuple[list[tuple[CapturedMessage, LadderEntry]], int | None]:
-    """Every SCCP message of the capture with its ladder line, and the SCP's point code."""
-    dec = LadderDecoder(ssn_protocols, pcf=pcf)
-    items: list[tuple[CapturedMessage, LadderEntry]] = []
-    for item in read_capture(str(path), pcf):
-        if type(item) is CaptureWarning:
-            summary.warnings += 1
-            emit("warning", item)
-            continue
-        try:
-            e = dec.decode(item)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001 - one bad frame is a warning, not the end
-            summary.warnings += 1
-            emit("warning", CaptureWarning(item.frame, f"could not decode: {exc!r}"))  # type: ignore[union-attr]
-            continue
-        if e is not None:
-            items.append((item, e))  # type: ignore[arg-type]
-    summary.messages = len(items)
-    scp = scp_pc if scp_pc is not None else guess_scp_pc([e for _, e in items])
-    return items, scp
+def _stream(path: str | Path, ssn_overrides: dict[int, str] | None, emit: Emit,
+            summary: ReplaySummary, scp_pc: int | None, pcf: PointCodeFormat
+            ) -> tuple[Iterator[tuple[CapturedMessage, LadderEntry]], int | None]:
+    """The capture's SCCP messages with their ladder lines, streamed, and the SCP's point code.
+
+    Two passes over the file: the first learns which protocol each subsystem carries and where
+    the SCP is (:func:`survey_capture`, a small table); the second, lazily iterated, decodes
+    with it. Warnings are emitted (and counted) as the second pass meets them.
+    """
+    survey = survey_capture(path, pcf, ssn_overrides)
+    summary.learned = survey.protocols.table()
+    dec = LadderDecoder(ssn_overrides, pcf=pcf, learned=survey.protocols)
+
+    def items() -> Iterator[tuple[CapturedMessage, LadderEntry]]:
+        for item in read_capture(str(path), pcf):
+            if type(item) is CaptureWarning:
+                summary.warnings += 1
+                emit("warning", item)
+                continue
+            try:
+                e = dec.decode(item)  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001 - one bad frame is a warning, not the end
+                summary.warnings += 1
+                emit("warning", CaptureWarning(item.frame,  # type: ignore[union-attr]
+                                               f"could not decode: {exc!r}"))
+                continue
+            if e is not None:
+                summary.messages += 1
+                yield item, e  # type: ignore[misc]
+
+    return items(), (scp_pc if scp_pc is not None else survey.scp_pc)
 
 
 def _writer(capture_out: str | Path | None) -> Any:
@@ -1203,17 +1461,22 @@ def _writer(capture_out: str | Path | None) -> Any:
     return SctpPcapWriter.open(str(capture_out))
 
 
+_MAX_OPEN_DIALOGUES = 20_000
+"""Dialogue reports kept while their dialogue is open in the capture; the oldest is reported
+early beyond this (a capture that never shows the end of many dialogues keeps memory flat)."""
+
+
 async def replay_offline(
     path: str | Path,
     cfg: Any,
     *,
     pool: Any = None,
     emit: Emit,
-    compare: bool = False,
+    compare: bool = True,
     flt: LadderFilter | None = None,
     scp_pc: int | None = None,
     numbers: NumberRewriter | None = None,
-    ssn_protocols: dict[int, str] | None = None,
+    ssn_overrides: dict[int, str] | None = None,
     users: Callable[[Any], list[Any]] | None = None,
     capture_out: str | Path | None = None,
     settle: float = 0.05,
@@ -1223,16 +1486,21 @@ async def replay_offline(
 
     The capture's own SCP is the DPC of the first Begin carrying an operation sent to an SCP
     (InitialDP, AssistRequestInstructions, AlertServiceCentre, NoteMM-Event), or ``scp_pc``.
-    Dialogues the capture's network side opened are replayed; messages the capture's SCP sent
-    are shown only with ``compare``. ``capture_out`` writes what was fed and answered as an
-    SCTP-framed pcap (Wireshark reads it). ``capture_pcf``: the point code format of the
-    capture's network (default: the SCP's ``[m3ua] pc_format``).
+    Dialogues the capture's network side opened are replayed. The ladder shows every message
+    of the capture in both directions (``compare`` False leaves out what the capture's SCP
+    sent) and, after each message fed, what our SCP answered to it. A dialogue's report (what
+    the network sent, what our SCP and the capture's SCP answered) is emitted when the capture
+    ends the dialogue, the rest at the end. The file is read twice (:func:`_stream`) and never
+    held in memory. ``capture_out`` writes what was fed and answered as an SCTP-framed pcap
+    (Wireshark reads it). ``capture_pcf``: the point code format of the capture's network
+    (default: the SCP's ``[m3ua] pc_format``).
     """
     summary = ReplaySummary()
     capture_pcf = capture_pcf or cfg.m3ua.pcf
-    items, scp = _load(path, ssn_protocols, emit, summary, scp_pc, capture_pcf)
+    items, scp = _stream(path, ssn_overrides, emit, summary, scp_pc, capture_pcf)
     writer = _writer(capture_out)
-    our_dec = LadderDecoder(ssn_protocols, pcf=cfg.m3ua.pcf)
+    our_dec = LadderDecoder(ssn_overrides, pcf=cfg.m3ua.pcf)
+    # network otid -> report, for the dialogues still open in the capture (insertion order)
     dialogues: dict[bytes, DialogueReport] = {}
     by_capture_scp_tid: dict[bytes, DialogueReport] = {}
     by_our_tid: dict[bytes, DialogueReport] = {}
@@ -1254,6 +1522,14 @@ async def replay_offline(
             first_answer_at.append(time.monotonic())
         current.append(le)
 
+    def report(rep: DialogueReport) -> None:
+        """Emit a dialogue's report and forget it."""
+        for index, key in ((dialogues, rep.net_tid), (by_capture_scp_tid, rep.capture_scp_tid),
+                           (by_our_tid, rep.our_tid)):
+            if key is not None and index.get(key) is rep:
+                del index[key]
+        emit("dialogue", rep)
+
     node = InProcessScp(cfg, pool=pool, users=users, on_send=on_send)
     sms_floor = await _sms_floor(pool)
     node.start()
@@ -1263,18 +1539,19 @@ async def replay_offline(
             show = flt is None or not flt or flt.match(e)
             from_network = scp is None or e.opc != scp
             if e.tcap is None or e.tcap_data is None:
-                if show:
+                if show and (compare or from_network):
                     emit("message", e)
                 continue
             if e.sccp in _SERVICE_NAMES:
                 # A message SCCP returned (UDTS/XUDTS/LUDTS, Q.714 §4.2) answers what the
                 # capture's SCP sent, not ours: shown, never fed.
-                if show and (compare or e.opc != scp):
+                if show and (compare or from_network):
                     emit("message", dataclasses.replace(
                         e, note=_join(e.note, "not fed: a returned message")))
                 continue
             otid = bytes.fromhex(e.otid) if e.otid else None
             dtid = bytes.fromhex(e.dtid) if e.dtid else None
+            ends = e.tcap in ("End", "Abort")
             if not from_network:
                 # The capture's own SCP answering: learn its transaction ID for the rewrite.
                 rep = dialogues.get(dtid) if dtid else None
@@ -1285,12 +1562,20 @@ async def replay_offline(
                     rep.capture_answers.append(e)
                 if compare and show:
                     emit("message", e)
+                if rep is not None and ends:
+                    report(rep)
                 continue
             summary.frames_with_sccp += 1
             if e.tcap in ("Begin", "Unidirectional"):
-                rep = DialogueReport(key=e.otid or f"uni-{e.frame}", first_frame=e.frame)
+                rep = DialogueReport(key=e.otid or f"uni-{e.frame}", first_frame=e.frame,
+                                     net_tid=otid)
                 if otid:
+                    old = dialogues.pop(otid, None)
+                    if old is not None:
+                        report(old)  # the capture reuses the ID: the old dialogue is over
                     dialogues[otid] = rep
+                    if len(dialogues) > _MAX_OPEN_DIALOGUES:
+                        report(next(iter(dialogues.values())))
                 summary.dialogues += 1
                 new_dtid = None
             else:
@@ -1303,6 +1588,8 @@ async def replay_offline(
                     if show:
                         emit("message", dataclasses.replace(
                             e, note=_join(e.note, "not fed: our SCP closed this dialogue")))
+                    if ends:
+                        report(rep)
                     continue
             if rep is None:
                 if show:
@@ -1358,13 +1645,15 @@ async def replay_offline(
                 if flt is None or not flt or flt.match(ans) or show:
                     emit("message", ans)
             current.clear()
+            if ends:
+                report(rep)
         await node.settle(settle)
         for ans in current:  # late answers (timers)
             summary.answers += 1
             emit("message", ans)
         summary.sms = await _sms_since(pool, sms_floor)
-        for rep in dialogues.values():
-            emit("dialogue", rep)
+        for rep in list(dialogues.values()):
+            report(rep)
         for s in summary.sms:
             emit("sms", s)
     finally:
@@ -1491,7 +1780,7 @@ async def replay_live(
     flt: LadderFilter | None = None,
     scp_pc: int | None = None,
     numbers: NumberRewriter | None = None,
-    ssn_protocols: dict[int, str] | None = None,
+    ssn_overrides: dict[int, str] | None = None,
     peer_pc: int = 200,
     answer_timeout: float = 3.0,
     capture_out: str | Path | None = None,
@@ -1509,9 +1798,9 @@ async def replay_live(
     host, port = parse_target(target)
     summary = ReplaySummary()
     capture_pcf = capture_pcf or cfg.m3ua.pcf
-    items, scp = _load(path, ssn_protocols, emit, summary, scp_pc, capture_pcf)
+    items, scp = _stream(path, ssn_overrides, emit, summary, scp_pc, capture_pcf)
     writer = _writer(capture_out)
-    ans_dec = LadderDecoder(ssn_protocols, pcf=cfg.m3ua.pcf)
+    ans_dec = LadderDecoder(ssn_overrides, pcf=cfg.m3ua.pcf)
     # our otid (sent) -> (send time, report); capture SCP tid -> target SCP tid
     pending: dict[bytes, float] = {}
     tid_map: dict[bytes, bytes] = {}
@@ -1550,19 +1839,24 @@ async def replay_live(
         if writer is not None:
             writer.close()
         raise ConnectionError(f"cannot reach an active M3UA SCP at {target}: {exc}") from None
-    # capture SCP tid -> network otid, learned from the capture's own answers
+    # capture SCP tid -> network otid, learned from the capture's own answers as they come
+    # (an answer always precedes the continuation that names its transaction ID)
     cap_scp_to_net: dict[bytes, bytes] = {}
-    for _, e in items:
-        if scp is not None and e.opc == scp and e.otid and e.dtid:
-            cap_scp_to_net.setdefault(bytes.fromhex(e.otid), bytes.fromhex(e.dtid))
     prev_ts: float | None = None
     try:
         for msg, e in items:
-            if e.tcap is None or e.tcap_data is None or (scp is not None and e.opc == scp) \
-                    or e.sccp in _SERVICE_NAMES:
-                continue
             # --filter limits what is shown, not what is replayed (the SCP needs whole dialogues).
             visible = not flt or flt.match(e)
+            if scp is not None and e.opc == scp:
+                if e.otid and e.dtid:
+                    cap_scp_to_net.setdefault(bytes.fromhex(e.otid), bytes.fromhex(e.dtid))
+                if visible:
+                    emit("message", e)  # the capture's own SCP, for comparison
+                continue
+            if e.tcap is None or e.tcap_data is None or e.sccp in _SERVICE_NAMES:
+                if visible:
+                    emit("message", e)
+                continue
             if speed is not None and prev_ts is not None and speed > 0:
                 gap = (e.ts - prev_ts) / speed
                 if gap > 0:

@@ -91,7 +91,7 @@ def test_ladder_of_an_initialdp_names_the_key_fields() -> None:
 
 
 def test_continue_without_dialogue_portion_keeps_the_protocol_of_its_begin() -> None:
-    dec = LadderDecoder(ssn_protocols={})  # no SSN hint: only the remembered AC can say CAP
+    dec = LadderDecoder(defaults={})  # no SSN hint: only the remembered AC can say CAP
     dec.decode_transfer(xfer(CAMEL_BEGIN))
     e = dec.decode_transfer(xfer(CAMEL_CONTINUE))
     assert e.protocol == "cap" and e.ops[0].name == "eventReportBCSM"
