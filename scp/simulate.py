@@ -974,15 +974,17 @@ async def write_demo_captures(out_dir: str, cfg: Config | None = None, *, pool: 
 async def _main(target_dir: str, with_db: bool) -> dict[str, CallResult]:
     if not with_db:
         return await write_demo_captures(target_dir)
+    from scp.adapters.clock import utcnow
     from scp.cli_tools import _Database
     from scp.demo import seed_subscribers
+    from scp.service.notifications import local_day
 
     cfg = parse_config("")
     db = _Database(False, cfg)  # a scratch database: dropped afterwards
     pool = await db.__aenter__()
     try:
         await pool.execute("TRUNCATE subscriber CASCADE")
-        await seed_subscribers(pool)
+        await seed_subscribers(pool, today=local_day(utcnow(), cfg))
         return await write_demo_captures(target_dir, cfg, pool=pool, reference=True) | \
             await _ivr_only(target_dir, pool)
     finally:
