@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import datetime as dt
 import io
 import json
 import os
@@ -264,9 +265,11 @@ async def _provision(dsn: str) -> None:
         await conn.execute("TRUNCATE subscriber, missed_call, cdr RESTART IDENTITY CASCADE")
         subs = [(str(SUB_BASE + i),) for i in range(N_SUBSCRIBERS)]
         await conn.copy_records_to_table("subscriber", records=subs, columns=["msisdn"])
-        await conn.copy_records_to_table("subscription", records=[(s[0], "missed-call")
+        # in force since long before any run of the bench (the date is the caller's to give)
+        since = dt.date(2020, 1, 1)
+        await conn.copy_records_to_table("subscription", records=[(s[0], "missed-call", since)
                                                                    for s in subs],
-                                         columns=["msisdn", "service"])
+                                         columns=["msisdn", "service", "start_date"])
     finally:
         await conn.close()
 

@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 import smpplib.client  # noqa: E402
 import structlog  # noqa: E402
 
+from scp.adapters.clock import utcnow  # noqa: E402
 from scp.adapters.smpp import SmppGateway, SmppGatewayConfig  # noqa: E402
 from scp.config import parse_config  # noqa: E402
 from scp.service.outbox import InMemoryOutbox, OutboxSender  # noqa: E402
@@ -69,8 +70,8 @@ async def _pg_outbox(dsn: str, count: int, run: int):  # type: ignore[no-untyped
     # queued as the service queues them, one row per notification with its idempotency key
     await pool.execute(
         "INSERT INTO sms_outbox (idempotency_key, destination, text, next_attempt_at)"
-        " SELECT 'bench-' || $2::text || '-' || g, '86139' || lpad(g::text, 8, '0'), $1, now()"
-        " FROM generate_series(1, $3) g", TEXT, str(run), count)
+        " SELECT 'bench-' || $2::text || '-' || g, '86139' || lpad(g::text, 8, '0'), $1, $4"
+        " FROM generate_series(1, $3) g", TEXT, str(run), count, utcnow())
     return pool, build_outbox(pool, parse_config(""))
 
 
@@ -80,14 +81,15 @@ async def durable(server: Smppd, count: int, window: int, dsn: str | None,
     if dsn is None:
         outbox = InMemoryOutbox()
         for i in range(count):
-            outbox.enqueue(f"86139{i:08d}", TEXT, idempotency_key=f"bench-{i}")
+            outbox.enqueue(f"86139{i:08d}", TEXT, idempotency_key=f"bench-{i}", now=utcnow())
     else:
         pool, outbox = await _pg_outbox(dsn, count, run)
     gw = SmppGateway(SmppGatewayConfig(port=server.port, window=window),
                      on_receipt=outbox.record_receipt)
     gw.start()
     await gw.wait_ready()
-    sender = OutboxSender(outbox=outbox, gateway=gw, window=window, poll_interval=0.01)
+    sender = OutboxSender(outbox=outbox, gateway=gw, clock=utcnow, window=window,
+                          poll_interval=0.01)
     c0 = _cpu()
     t0 = time.perf_counter()
     task = asyncio.create_task(sender.run())

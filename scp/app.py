@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import signal
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from scp.adapters.clock import from_epoch
 from scp.adapters.tcp import TcpTransport
 from scp.adapters.transport import AssociationHandler
 from scp.capture import SctpPcapWriter
@@ -347,6 +349,10 @@ class Services:
         self._tasks: list[asyncio.Task[None]] = []
         self.sender: Any = None
 
+    def wall_now(self) -> dt.datetime:
+        """The node's wall clock as the background loops and the database see it."""
+        return from_epoch(self.node.wallclock())
+
     async def start(self) -> None:
         from scp.mapuser import run_alert_originator
         from scp.service.outbox import OutboxSender
@@ -354,7 +360,7 @@ class Services:
 
         await self.node.start()
         self.gateway.start()
-        self.sender = OutboxSender(outbox=self.outbox, gateway=self.gateway,
+        self.sender = OutboxSender(outbox=self.outbox, gateway=self.gateway, clock=self.wall_now,
                                    window=self.cfg.smpp.window, policy=retry_policy(self.cfg))
         self._tasks = [
             asyncio.create_task(self._keep_running("outbox-sender", self.sender.run),
@@ -362,12 +368,14 @@ class Services:
             asyncio.create_task(self._keep_running(
                 "hlr-alert-originator",
                 lambda: run_alert_originator(self.map_user, self.pool, self.cfg,
+                                             clock=self.wall_now,
                                              ready=lambda: self.node.stack.m3ua.is_active,
                                              stop=self._stop)),
                 name="hlr-alert-originator"),
             # MO SMS whose command failed stay stored and unhandled: retried with backoff.
             asyncio.create_task(self._keep_running(
-                "mo-retry", lambda: self.outbox.run_mo_retry(self._stop)), name="mo-retry"),
+                "mo-retry", lambda: self.outbox.run_mo_retry(self._stop, self.wall_now)),
+                name="mo-retry"),
         ]
 
     async def _keep_running(self, name: str, run: Callable[[], Any]) -> None:

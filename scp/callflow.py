@@ -28,6 +28,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from scp.adapters.clock import from_epoch
 from scp.codecs import appctx, cap, inap, ops
 from scp.codecs.errors import CodecError
 from scp.core.primitives import (
@@ -46,6 +47,7 @@ from scp.core.primitives import (
 )
 from scp.service import calls as C
 from scp.service.calls import CallSession, CallSettings
+from scp.service.notifications import local_day
 from scp.service.rating import RateTable, RatingRules
 from scp.service.selfcare import SelfcareSession, ServiceAnswer, ServiceRequest
 from scp.state import calls_store as store
@@ -349,7 +351,7 @@ class CallUser:
     # -- indications ----------------------------------------------------------------------------
 
     def _at(self) -> dt.datetime:
-        return store.utcnow(self.node.wallclock())
+        return from_epoch(self.node.wallclock())
 
     async def _indication(self, ctx: _Ctx, ind: object) -> None:
         if ctx.finished:
@@ -420,17 +422,18 @@ class CallUser:
         else:
             cd = idp.called_party_number
             who, other = (C.e164(cd.digits, cd.nai) if cd is not None else None), caller
+        at = self._at()
         try:
             callee = None
             if who:
                 async with self._db() as conn:
-                    callee = await store.load_callee(conn, who, other)
+                    callee = await store.load_callee(conn, who, other, local_day(at, self.cfg))
         except Exception:
             self.log.exception("subscriber lookup failed: call continues", dialogue=leg.did)
             self._send(ctx, C.Send((ops.Continue(),), C.CALL, "end"))
             self._finish(ctx)
             return
-        await self._execute(ctx, session.start(idp, callee, self.node.clock(), self._at()))
+        await self._execute(ctx, session.start(idp, callee, self.node.clock(), at))
 
     async def _component(self, ctx: _Ctx, leg: _Leg, name: str, c: object) -> None:
         t = type(c)
@@ -652,20 +655,23 @@ class CallUser:
         from scp.state import provisioning as P
 
         actor = Actor("ivr", r.msisdn)
+        at = self._at()
         try:
             if r.op == "verify_pin":
                 check = await P.verify_pin(self.pool, actor, r.msisdn, r.arg or "")
                 return ServiceAnswer(r.op, check.outcome == "ok", check.outcome)
             if r.op == "missed_calls":
                 # The notification window's calls, hidden callers included in the count ("").
-                since = self._at() - dt.timedelta(hours=self.cfg.service.window_hours)
+                since = at - dt.timedelta(hours=self.cfg.service.window_hours)
                 rows = await P.list_missed_calls(self.pool, callee=r.msisdn, limit=500,
                                                  since=since)
                 return ServiceAnswer(r.op, True, [x["caller"] or "" for x in rows])
             if r.op == "enable_service":
-                await P.enable_service(self.pool, actor, r.msisdn, r.arg or "")
+                await P.enable_service(self.pool, actor, r.msisdn, r.arg or "",
+                                       today=local_day(at, self.cfg))
             elif r.op == "disable_service":
-                await P.disable_service(self.pool, actor, r.msisdn, r.arg or "")
+                await P.disable_service(self.pool, actor, r.msisdn, r.arg or "",
+                                        today=local_day(at, self.cfg))
             elif r.op == "blacklist_add":
                 await P.blacklist_add(self.pool, actor, r.msisdn, r.arg or "")
             elif r.op == "blacklist_del":

@@ -16,13 +16,16 @@ import getpass
 import json
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import IO, Any, TypeVar
 
 import asyncpg
 import click
 
+from scp.adapters.clock import utcnow
 from scp.config import Config, ConfigError, load_config
+from scp.service.notifications import local_day, notify_tz
 from scp.service.provisioning import (
     SERVICES,
     SMS_STATUSES,
@@ -72,6 +75,12 @@ def get_config(ctx: click.Context) -> Config:
         except ConfigError as e:
             raise BadInputError(f"config: {e}") from None
     return obj["config"]
+
+
+def _today() -> dt.date:
+    """Today in the network's time zone (``[notify].timezone``), as the node counts days: the
+    CLI reads the clock for its default dates, the layers below are told the day."""
+    return local_day(utcnow(), get_config(click.get_current_context()))
 
 
 def _actor(channel: str = "cli") -> Actor:
@@ -193,7 +202,7 @@ def db_stop() -> None:
 
 
 def _sub_text(s: Subscriber) -> str:
-    today = dt.date.today()
+    today = _today()
     svc = ", ".join(
         f"{x.service}{'' if x.active_on(today) else ' (ended)'}"
         f" {x.start_date}..{x.end_date or ''}" for x in s.subscriptions) or "-"
@@ -224,9 +233,10 @@ def subscriber_group() -> None:
 def subscriber_add(msisdn: str, services: str, pin: str | None, group: str, language: str,
                    imsi: str | None, notify_mode: str, forward_to: str | None,
                    as_json: bool) -> None:
-    """Create a subscriber."""
+    """Create a subscriber (services in force from today)."""
+    today = _today()
     sub = _run(lambda c: prov.add_subscriber(
-        c, _actor(), msisdn, services=_csv_list(services), pin=pin, group=group,
+        c, _actor(), msisdn, today=today, services=_csv_list(services), pin=pin, group=group,
         language=language, imsi=imsi, notify_mode=notify_mode, forward_to=forward_to))
     _emit(sub, as_json, _sub_text)
 
@@ -276,7 +286,7 @@ def subscriber_del(msisdn: str) -> None:
 def subscriber_list(group: str | None, after: str | None, limit: int, as_json: bool) -> None:
     """List subscribers in MSISDN order."""
     subs = _run(lambda c: prov.list_subscribers(c, group=group, after=after, limit=limit))
-    today = dt.date.today()
+    today = _today()
     _emit(subs, as_json, lambda ss: _table(
         [{"msisdn": s.msisdn, "status": s.status, "language": s.language, "group": s.user_group,
           "services": ",".join(s.active_services(today))} for s in ss],
@@ -311,16 +321,18 @@ def subscriber_import(file: str, skip_bad: bool, as_json: bool) -> None:
             bar.update(pos - last[0])
             last[0] = pos
 
-    started = dt.datetime.now()
+    today = _today()
+    started = time.monotonic()
     try:
         result = _run(lambda c: importer.import_subscribers(
-            c, _actor("oss"), fh, skip_bad=skip_bad, source=file, progress=progress))
+            c, _actor("oss"), fh, today=today, skip_bad=skip_bad, source=file,
+            progress=progress))
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
         if fh is not sys.stdin.buffer:
             fh.close()
-    secs = (dt.datetime.now() - started).total_seconds()
+    secs = time.monotonic() - started
     for b in result.bad:
         click.echo(f"line {b.line}: {b.reason}", err=True)
     if result.bad_count > len(result.bad):
@@ -363,7 +375,9 @@ def service_enable(msisdn: str, service: str, start: str | None, end: str | None
                    as_json: bool) -> None:
     """Subscribe SERVICE for MSISDN."""
     s, e = _date(start, "start"), _date(end, "end")
-    _emit(_run(lambda c: prov.enable_service(c, _actor(), msisdn, service, start=s, end=e)),
+    today = _today()
+    _emit(_run(lambda c: prov.enable_service(c, _actor(), msisdn, service, today=today, start=s,
+                                             end=e)),
           as_json, _sub_text)
 
 
@@ -373,7 +387,9 @@ def service_enable(msisdn: str, service: str, start: str | None, end: str | None
 @json_option
 def service_disable(msisdn: str, service: str, as_json: bool) -> None:
     """End SERVICE for MSISDN today."""
-    _emit(_run(lambda c: prov.disable_service(c, _actor(), msisdn, service)), as_json, _sub_text)
+    today = _today()
+    _emit(_run(lambda c: prov.disable_service(c, _actor(), msisdn, service, today=today)),
+          as_json, _sub_text)
 
 
 @click.group("blacklist")
@@ -504,13 +520,15 @@ def _window(value: str | None) -> tuple[dt.time, dt.time | None]:
 
 
 def _datetime(value: str | None, name: str) -> dt.datetime | None:
+    """An ISO date/time; without an offset it is the network's local time ([notify].timezone),
+    never the machine's."""
     if not value:
         return None
     try:
         d = dt.datetime.fromisoformat(value)
     except ValueError:
         raise BadInputError(f"{name}: {value!r} is not an ISO date/time") from None
-    return d if d.tzinfo else d.astimezone()
+    return d if d.tzinfo else d.replace(tzinfo=notify_tz(get_config(click.get_current_context())))
 
 
 @ads_group.command("add")
@@ -519,7 +537,8 @@ def _datetime(value: str | None, name: str) -> dt.datetime | None:
 @click.option("--caller-prefix", "prefixes", multiple=True, help="Repeatable; none: any caller.")
 @click.option("--group", "groups", multiple=True, help="Repeatable; none: any user group.")
 @click.option("--priority", default=0, show_default=True, type=int)
-@click.option("--from", "valid_from", default=None, help="ISO date/time (default now).")
+@click.option("--from", "valid_from", default=None,
+              help="ISO date/time (default now; no offset: [notify] timezone).")
 @click.option("--until", "valid_until", default=None, help="ISO date/time (default open).")
 @json_option
 def ads_add(text: str, window: str | None, prefixes: tuple[str, ...], groups: tuple[str, ...],
@@ -528,7 +547,8 @@ def ads_add(text: str, window: str | None, prefixes: tuple[str, ...], groups: tu
     """Add an ad rule."""
     ws, we = _window(window)
     vf, vu = _datetime(valid_from, "from"), _datetime(valid_until, "until")
-    ad = _run(lambda c: prov.add_ad(c, _actor(), text, window_start=ws, window_end=we,
+    now = utcnow()
+    ad = _run(lambda c: prov.add_ad(c, _actor(), text, now=now, window_start=ws, window_end=we,
                                     caller_prefixes=prefixes, user_groups=groups,
                                     priority=priority, valid_from=vf, valid_until=vu))
     _emit(ad, as_json, lambda a: f"ad rule {a.id} added")
@@ -576,7 +596,8 @@ _RATE_TEXT_COLS = ["id", "call_category", "prefix", "per_minute", "per_sms", "pe
 def rates_add(call_category: str, prefix: str, per_minute: str, per_sms: str, per_use: str,
               monthly_fee: str, valid_from: str | None, as_json: bool) -> None:
     """Add or replace a tariff line (CALL_CATEGORY: local|national|hmt|international)."""
-    rate = _run(lambda c: prov.add_rate(c, _actor(), call_category, prefix,
+    today = _today()
+    rate = _run(lambda c: prov.add_rate(c, _actor(), call_category, prefix, today=today,
                                         per_minute=per_minute, per_sms=per_sms, per_use=per_use,
                                         monthly_fee=monthly_fee, valid_from=valid_from))
     _emit(rate, as_json, lambda r: f"rate {r.id} saved")
@@ -600,7 +621,8 @@ def rates_import(file: IO[str]) -> None:
     if not reader.fieldnames or not need <= set(reader.fieldnames):
         raise BadInputError("line 1: header needs call_category,prefix and price columns")
     rows = [(reader.line_num, r) for r in reader]
-    n = _run(lambda c: prov.import_rates(c, _actor("oss"), rows))
+    today = _today()
+    n = _run(lambda c: prov.import_rates(c, _actor("oss"), rows, today=today))
     click.echo(f"{n} rates loaded")
 
 
@@ -624,8 +646,9 @@ def sms_list(status: str | None, destination: str | None, limit: int, as_json: b
 @sms_group.command("retry")
 @click.argument("sms_id", type=int)
 def sms_retry(sms_id: int) -> None:
-    """Requeue a failed or expired SMS."""
-    _run(lambda c: prov.retry_sms(c, _actor(), sms_id))
+    """Requeue a failed or expired SMS (due now)."""
+    now = utcnow()
+    _run(lambda c: prov.retry_sms(c, _actor(), sms_id, now=now))
     click.echo("requeued")
 
 
@@ -635,7 +658,8 @@ def cdr_group() -> None:
 
 
 @cdr_group.command("export")
-@click.option("--since", default=None, help="ISO date/time, inclusive.")
+@click.option("--since", default=None,
+              help="ISO date/time, inclusive (no offset: [notify] timezone).")
 @click.option("--until", default=None, help="ISO date/time, exclusive.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
               show_default=True, help="json: one object per line.")

@@ -15,9 +15,11 @@ from typing import IO, Any, Literal
 
 import click
 
+from scp.adapters.clock import utcnow
 from scp.cli_provision import BadInputError, Failure, get_config
 from scp.config import Config, ConfigError
 from scp.core.primitives import PointCodeFormat
+from scp.service.notifications import local_day
 
 __all__ = ["register", "replay", "simulate"]
 
@@ -574,7 +576,8 @@ async def _simulate(cfg: Config, scenario: str | None, target: tuple[str, int] |
             db = _Database(live_db, cfg)
             pool = await db.__aenter__()
             if pool is not None and not live_db:
-                await provision_for_scenarios(pool, numbers)  # the scratch copy only
+                await provision_for_scenarios(  # the scratch copy only
+                    pool, numbers, today=local_day(utcnow(), cfg))
             conn, _ = await connect_in_process(cfg, pool=pool, capture=capture)
         sim = Simulator(conn.peer, cfg, numbers=numbers, timeout=timeout)
         try:

@@ -335,7 +335,7 @@ class NotifyConfig:
 
     language: Literal["zh", "en"] = "zh"  # for recipients who are not subscribers
     templates_dir: str = ""  # empty: conf/templates of the installation
-    timezone: str = "Asia/Shanghai"  # local time shown in texts and used by ad windows
+    timezone: str = "Asia/Shanghai"  # texts, ad windows, and the day services / tariffs count
     busy_window: float = 60.0  # s: busy attempts from one caller within it make one SMS
     callback_sms: bool = True  # tell callers who pressed 1 that the callee is reachable
     alert_via_hlr: bool = True  # SRI-SM + ReportSM-DeliveryStatus after a not-reachable call

@@ -17,6 +17,7 @@ and the node keeps serving until Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,9 @@ def demo_capture_path() -> Path | None:
     return None
 
 
-async def seed_subscribers(pool: Any) -> list[str]:
-    """Add the demo subscribers (missed-call and busy services) unless they exist."""
+async def seed_subscribers(pool: Any, *, today: dt.date) -> list[str]:
+    """Add the demo subscribers (missed-call and busy services from ``today``) unless they
+    exist."""
     from scp.service.provisioning import Actor, Conflict
     from scp.state import provisioning as prov
 
@@ -54,7 +56,8 @@ async def seed_subscribers(pool: Any) -> list[str]:
     added = []
     for msisdn, lang in DEMO_SUBSCRIBERS:
         try:
-            await prov.add_subscriber(pool, actor, msisdn, services=("missed-call", "busy", "voicemail"),
+            await prov.add_subscriber(pool, actor, msisdn, today=today,
+                                      services=("missed-call", "busy", "voicemail"),
                                       language=lang, pin="246813")
             added.append(msisdn)
         except Conflict:
@@ -82,10 +85,12 @@ async def run_demo(node: Any, pool: Any, cfg: Any, *, capture: Path | None = Non
 
 
 async def _run(node: Any, pool: Any, cfg: Any, capture: Path | None, wait_sms: float) -> None:
+    from scp.adapters.clock import from_epoch
     from scp.core.primitives import PointCodeFormat
     from scp.replay import replay_live
+    from scp.service.notifications import local_day
 
-    added = await seed_subscribers(pool)
+    added = await seed_subscribers(pool, today=local_day(from_epoch(node.wallclock()), cfg))
     subs = ", ".join(m for m, _ in DEMO_SUBSCRIBERS)
     _say(f"demo subscribers: {subs}" + (f" (added {len(added)})" if added else " (already there)"))
     path = capture or demo_capture_path()

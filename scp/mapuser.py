@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import structlog
 
+from scp.adapters.clock import from_epoch
 from scp.codecs import map as mapc
 from scp.codecs import ops
 from scp.codecs.appctx import Protocol, lookup, map_ac_decision
@@ -404,13 +405,10 @@ class MapUser:
 # ---------------------------------------------------------------------------------------------
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def database_sink(pool: asyncpg.Pool, cfg: Config,
-                  clock: Callable[[], dt.datetime] = _utcnow) -> EventSink:
-    """Record presence events in one transaction (queueing what waited for them)."""
+                  clock: Callable[[], dt.datetime]) -> EventSink:
+    """Record presence events in one transaction (queueing what waited for them), at the
+    time ``clock`` (the node's wall clock) tells."""
 
     async def record(events: tuple[PresenceEvent, ...]) -> None:
         at = clock()
@@ -432,11 +430,13 @@ def database_sink(pool: asyncpg.Pool, cfg: Config,
 
 
 def build_map_user(node: object, pool: asyncpg.Pool, cfg: Config) -> MapUser:
-    """The MAP DialogueUser for ``Node(users=...)``; ``node`` gives tc_send / new_dialogue_id."""
+    """The MAP DialogueUser for ``Node(users=...)``; ``node`` gives tc_send / new_dialogue_id
+    and its wall clock."""
+    wallclock: Callable[[], float] = node.wallclock  # type: ignore[attr-defined]
     return MapUser(
         send=node.tc_send,  # type: ignore[attr-defined]
         new_dialogue_id=node.new_dialogue_id,  # type: ignore[attr-defined]
-        record=database_sink(pool, cfg),
+        record=database_sink(pool, cfg, lambda: from_epoch(wallclock())),
         map_ssns=(cfg.sccp.ssn.map, cfg.sccp.ssn.sc),
         own_gt=cfg.sccp.global_title,
         sc_ssn=cfg.sccp.ssn.sc,
@@ -450,10 +450,10 @@ def hlr_address(cfg: Config, msisdn: str) -> SccpAddress:
 
 
 async def alert_once(user: MapUser, pool: asyncpg.Pool, cfg: Config, *,
-                     now: dt.datetime | None = None, limit: int = 32) -> int:
-    """Claim due registrations and run them; how many were claimed."""
+                     clock: Callable[[], dt.datetime], limit: int = 32) -> int:
+    """Claim the registrations due at ``clock()`` and run them; how many were claimed."""
     n = cfg.notify
-    now = now or _utcnow()
+    now = clock()
     lease = dt.timedelta(seconds=2 * (n.alert_timeout + 1.0) * 3 + 5)
     claimed = await store.claim_hlr_alerts(pool, limit, now, lease)
 
@@ -469,26 +469,28 @@ async def alert_once(user: MapUser, pool: asyncpg.Pool, cfg: Config, *,
             else:
                 delay = n.alert_retry * 2 ** (attempt - 1)
                 await store.hlr_alert_retry(pool, msisdn, str(e),
-                                            _utcnow() + dt.timedelta(seconds=delay))
+                                            clock() + dt.timedelta(seconds=delay))
             return
         log.info("map.alert_registered", msisdn=msisdn, detail=note)
-        await store.hlr_alert_registered(pool, msisdn, _utcnow())
+        await store.hlr_alert_registered(pool, msisdn, clock())
 
     await asyncio.gather(*(one(m, a) for m, a in claimed))
     return len(claimed)
 
 
 async def run_alert_originator(user: MapUser, pool: asyncpg.Pool, cfg: Config, *,
+                               clock: Callable[[], dt.datetime],
                                ready: Callable[[], bool] = lambda: True,
                                stop: asyncio.Event | None = None) -> None:
     """Until ``stop``: every ``[notify].alert_poll`` s, run due HLR registrations (if enabled
-    and ``ready()``, e.g. ``lambda: node.stack.m3ua.is_active``)."""
+    and ``ready()``, e.g. ``lambda: node.stack.m3ua.is_active``), timed by the wall
+    ``clock``."""
     stop = stop or asyncio.Event()
     while not stop.is_set():
         claimed = 0
         if cfg.notify.alert_via_hlr and ready():
             try:
-                claimed = await alert_once(user, pool, cfg)
+                claimed = await alert_once(user, pool, cfg, clock=clock)
             except Exception as e:  # noqa: BLE001 - database, driver or a bug: the loop goes on
                 log.error("map.alert_loop_failed", error=repr(e))
         if not claimed:

@@ -33,6 +33,7 @@ which the IVR runs), "contradicted" naming what went otherwise.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -1007,7 +1008,7 @@ def _ops(sent: list[str]) -> str:
     return " ".join(sent) or "nothing"
 
 
-async def provision_for_scenarios(pool: Any, numbers: Numbers) -> bool:
+async def provision_for_scenarios(pool: Any, numbers: Numbers, *, today: dt.date) -> bool:
     """The scenario subscriber (services and PIN the scenarios use), unless it exists.
 
     For the in-process SCP's scratch database only: a fresh installation has no subscriber,
@@ -1019,7 +1020,7 @@ async def provision_for_scenarios(pool: Any, numbers: Numbers) -> bool:
     try:
         await prov.add_subscriber(pool, Actor("system", "simulate"), numbers.subscriber,
                                   services=("missed-call", "busy", "voicemail"),
-                                  pin=numbers.pin, language="en")
+                                  pin=numbers.pin, language="en", today=today)
     except Conflict:
         return False
     return True
@@ -1276,15 +1277,17 @@ async def write_demo_captures(out_dir: str, cfg: Config | None = None, *, pool: 
 async def _main(target_dir: str, with_db: bool) -> dict[str, CallResult]:
     if not with_db:
         return await write_demo_captures(target_dir)
+    from scp.adapters.clock import utcnow
     from scp.cli_tools import _Database
     from scp.demo import seed_subscribers
+    from scp.service.notifications import local_day
 
     cfg = parse_config("")
     db = _Database(False, cfg)  # a scratch database: dropped afterwards
     pool = await db.__aenter__()
     try:
         await pool.execute("TRUNCATE subscriber CASCADE")
-        await seed_subscribers(pool)
+        await seed_subscribers(pool, today=local_day(utcnow(), cfg))
         return await write_demo_captures(target_dir, cfg, pool=pool, reference=True) | \
             await _ivr_only(target_dir, pool)
     finally:

@@ -4,6 +4,7 @@ The session starts one private server with pgserver in a temporary directory (de
 end), or uses ``MCN_TEST_DATABASE_URL`` (an admin DSN allowed to CREATE/DROP DATABASE) if set.
 Each test module that asks for ``db_dsn`` / ``pool`` gets a fresh database with all migrations
 applied; ``clean_pool`` truncates every table before the test for full isolation.
+``any_day`` is the date guard (tests/dates.py): the test runs on the real day and on fake ones.
 
 pytest-asyncio runs in auto mode with one session event loop (see pyproject), so pools
 created by module-scoped fixtures are usable from every test.
@@ -12,6 +13,7 @@ created by module-scoped fixtures are usable from every test.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import shutil
 import tempfile
@@ -26,6 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 import pytest_asyncio
+
+from tests.dates import DAYS, Day, clock_offset
 
 
 def _in_thread(coro_fn: Any) -> Any:
@@ -51,6 +55,24 @@ def with_database(dsn: str, name: str) -> str:
     """``dsn`` pointing at database ``name`` (URL form, host/socket and options kept)."""
     parts = urlsplit(dsn)
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@pytest.fixture(params=DAYS, ids=[d.id for d in DAYS])
+def any_day(request: pytest.FixtureRequest) -> Iterator[dt.datetime | None]:
+    """The test runs once per day of the date guard (tests/dates.py): the real one, then with
+    the process's wall clock and time zone moved to each fake day; yields that start (None:
+    real). Function-scoped fixtures set up after it see the same day."""
+    day: Day = request.param
+    # the test SMSC, where the test talks to one, lives on the same day (tests/dates.py)
+    smsc = request.getfixturevalue("smppd") if "smppd" in request.fixturenames else None
+    with day.travel():
+        if smsc is not None:
+            smsc.set_clock_offset(clock_offset())
+        try:
+            yield day.start
+        finally:
+            if smsc is not None:
+                smsc.set_clock_offset(0.0)
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -100,6 +101,7 @@ class CallSettings:
     release_cause: int = 31
     callback_fee: Decimal = Decimal("0.10")
     callback_hours: int = 24
+    timezone: str = "Asia/Shanghai"  # [notify] timezone: the calendar day tariffs are valid by
     scf_id: bytes = b"\x68\x31\x08\x00\x00"
     ann: dict[str, int] = field(default_factory=dict)
 
@@ -129,6 +131,7 @@ class CallSettings:
             digit_operator=c.digit_operator, assist_timeout=c.assist_timeout,
             announcement_timeout=c.announcement_timeout, release_cause=c.release_cause,
             callback_fee=Decimal(c.callback_fee), callback_hours=c.callback_hours,
+            timezone=cfg.notify.timezone,  # type: ignore[attr-defined]
             # ScfID (TS 29.078 §7.6): network specific; our GT in BCD identifies this SCF.
             scf_id=encode_bcd(gt)[:10],
             ann=asdict(c.announcements),
@@ -639,7 +642,8 @@ class CallSession:
             return []
         self.charge = None
         secs = (c.duration_100ms + 9) // 10
-        rated = self.rates.rate_call(c.destination, secs, c.started_at.date())
+        day = c.started_at.astimezone(zoneinfo.ZoneInfo(self.s.timezone)).date()
+        rated = self.rates.rate_call(c.destination, secs, day)
         caller = self.caller_shown if c.service == "forwarding" else c.msisdn
         return [WriteCdr("call", c.msisdn, caller, c.destination, c.service,
                          rated.call_category, c.started_at, at, secs, rated.charge,

@@ -46,6 +46,7 @@ __all__ = [
     "digest_text",
     "group_by_caller",
     "load_templates",
+    "local_day",
     "missed_call_texts",
     "notify_tz",
     "notify_window",
@@ -227,6 +228,12 @@ def append_ad(core: str, ads: Sequence[AdRule], *, budget: int, separator: str, 
 def notify_tz(cfg: Config) -> zoneinfo.ZoneInfo:
     """The time zone of the texts and of "today" (``[notify].timezone``)."""
     return zoneinfo.ZoneInfo(cfg.notify.timezone)
+
+
+def local_day(at: dt.datetime, cfg: Config) -> dt.date:
+    """The network's calendar day at ``at`` (in ``[notify].timezone``, never the machine's):
+    the "today" of services in force, tariffs, and the CLI's default dates."""
+    return at.astimezone(notify_tz(cfg)).date()
 
 
 def notify_window(cfg: Config) -> dt.timedelta:

@@ -37,8 +37,8 @@ import asyncio
 import contextlib
 import heapq
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
@@ -141,10 +141,6 @@ class RetryPolicy:
         return timedelta(seconds=min(self.base * self.factor ** max(attempts - 1, 0), self.cap))
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class OutboxSender:
     """Keeps ``window + prefetch`` SMS in the gateway, claiming more as each one settles.
 
@@ -154,12 +150,13 @@ class OutboxSender:
     claimed rows: a crash leaves them to the store's lease, like the in-flight ones.
     An accepted SMS leaves its slot at once; its ``mark_submitted`` commit is awaited outside
     the window, at most ``commit_window`` (default ``10 * (window + prefetch)``) at a time.
+    ``clock`` is the wall clock the claims and retries are timed by (the node's; a test's).
     """
 
-    def __init__(self, *, outbox: OutboxPort, gateway: SmsGatewayPort, window: int = 10,
+    def __init__(self, *, outbox: OutboxPort, gateway: SmsGatewayPort,
+                 clock: Callable[[], datetime], window: int = 10,
                  prefetch: int | None = None, policy: RetryPolicy | None = None,
-                 poll_interval: float = 0.5, clock: Callable[[], datetime] = _utcnow,
-                 commit_window: int | None = None) -> None:
+                 poll_interval: float = 0.5, commit_window: int | None = None) -> None:
         self.outbox = outbox
         self.gateway = gateway
         self.window = window + (window if prefetch is None else prefetch)
@@ -316,9 +313,9 @@ class OutboxRow:
     idempotency_key: str
     destination: str
     text: str
+    next_attempt_at: datetime
     status: str = "queued"  # queued | sending | retry | submitted | failed
     attempts: int = 0
-    next_attempt_at: datetime = field(default_factory=_utcnow)
     smsc_message_id: str | None = None
     delivery_status: str | None = None
     delivered_at: datetime | None = None
@@ -340,18 +337,17 @@ class InMemoryOutbox:
         self._next_id = 1
 
     def enqueue(self, destination: str, text: str, *, idempotency_key: str,
-                now: datetime | None = None) -> int:
-        """Queue an SMS once per idempotency key; returns its id."""
+                now: datetime) -> int:
+        """Queue an SMS once per idempotency key, due from ``now``; returns its id."""
         existing = self._by_key.get(idempotency_key)
         if existing is not None:
             return existing
         sms_id = self._next_id
         self._next_id += 1
-        at = now or _utcnow()
         self.rows[sms_id] = OutboxRow(sms_id, idempotency_key, destination, text,
-                                      next_attempt_at=at)
+                                      next_attempt_at=now)
         self._by_key[idempotency_key] = sms_id
-        heapq.heappush(self._due, (at, sms_id))
+        heapq.heappush(self._due, (now, sms_id))
         return sms_id
 
     async def claim(self, limit: int, now: datetime) -> list[OutboundSms]:

@@ -278,8 +278,9 @@ def valid_ad(text: str, *, caller_prefixes: Sequence[str] = (), user_groups: Seq
 
 def valid_rate(call_category: str, prefix: str, per_minute: Any = 0, per_sms: Any = 0,
                per_use: Any = 0, monthly_fee: Any = 0,
-               valid_from: dt.date | str | None = None) -> tuple[Any, ...]:
-    """Validated rate fields as a tuple in column order (without id)."""
+               valid_from: dt.date | str | None = None, *, today: dt.date) -> tuple[Any, ...]:
+    """Validated rate fields as a tuple in column order (without id); a line without
+    ``valid_from`` is valid from the caller's ``today``."""
     valid_choice(call_category, CALL_CATEGORIES, "call_category")
     if prefix and not is_digits(prefix, 1, 15):
         raise InvalidInput("prefix", f"{prefix!r} must be up to 15 digits")
@@ -293,4 +294,4 @@ def valid_rate(call_category: str, prefix: str, per_minute: Any = 0, per_sms: An
         vf = valid_from or None  # type: ignore[assignment]
     return (call_category, prefix or "", _money(per_minute, "per_minute"),
             _money(per_sms, "per_sms"), _money(per_use, "per_use"),
-            _money(monthly_fee, "monthly_fee"), vf or dt.date.today())
+            _money(monthly_fee, "monthly_fee"), vf or today)

@@ -1,8 +1,9 @@
 """Named SQL of call handling (issue 5): what one call reads and writes in PostgreSQL.
 
-Reads: the called subscriber with its services in force today and whether the caller is on
-its blacklist, in one round trip (:data:`LOAD_CALLEE`, which also reads the subscriber as a
-notification recipient: the forecast of ``scp.state.notify_flow.record_missed_call``); the tariffs and the per-number
+Reads: the called subscriber with its services in force on the call's day (passed in: the
+database's clock is not the node's) and whether the caller is on its blacklist, in one round
+trip (:data:`LOAD_CALLEE`, which also reads the subscriber as a notification recipient: the
+forecast of ``scp.state.notify_flow.record_missed_call``); the tariffs and the per-number
 category overrides for :class:`scp.service.rating.RateTable`. Writes: everything a call
 decision produces, in ONE transaction (:func:`write_records`): missed call (and, in the same
 transaction, ``scp.state.notify_flow.on_missed_call`` when that module is installed),
@@ -38,15 +39,15 @@ except ImportError:  # pragma: no cover - depends on the other module's presence
 LOAD_CALLEE = """
 SELECT s.status = 'active' AS active, s.forward_to,
        ARRAY(SELECT service FROM subscription u
-             WHERE u.msisdn = s.msisdn AND u.start_date <= current_date
-               AND (u.end_date IS NULL OR current_date < u.end_date)) AS services,
+             WHERE u.msisdn = s.msisdn AND u.start_date <= $3::date
+               AND (u.end_date IS NULL OR $3::date < u.end_date)) AS services,
        ($2::text IS NOT NULL AND EXISTS (
            SELECT 1 FROM blacklist b WHERE b.owner = s.msisdn AND (
                (b.kind = 'exact' AND b.number = $2) OR
                (b.kind = 'prefix' AND left($2, length(b.number)) = b.number)))) AS blacklisted,
        CASE WHEN r.msisdn IS NULL THEN NULL ELSE r::text END AS rcpt, r.language,
        r.user_group, r.notify_mode, r.status AS rcpt_status, r.services AS rcpt_services
-FROM subscriber s CROSS JOIN LATERAL mcn_recipient(s.msisdn, current_date) r
+FROM subscriber s CROSS JOIN LATERAL mcn_recipient(s.msisdn, $3::date) r
 WHERE s.msisdn = $1
 """
 
@@ -84,9 +85,10 @@ LOAD_OVERRIDES = "SELECT number, kind, call_category FROM rate_override"
 
 
 async def load_callee(db: asyncpg.Pool | asyncpg.Connection, msisdn: str,
-                      caller: str | None) -> Callee | None:
-    """The subscriber ``msisdn`` as the call logic needs it, or None if not provisioned."""
-    row = await db.fetchrow(LOAD_CALLEE, msisdn, caller)
+                      caller: str | None, day: dt.date) -> Callee | None:
+    """The subscriber ``msisdn`` with the services in force on ``day`` (the call's calendar
+    day, ``scp.service.notifications.local_day``), or None if not provisioned."""
+    row = await db.fetchrow(LOAD_CALLEE, msisdn, caller, day)
     if row is None:
         return None
     # In passing, the notification recipient: the forecast a missed call of this call is
@@ -183,8 +185,3 @@ async def _write_other(conn: asyncpg.Connection, r: Record, missed_call_id: int 
         await conn.execute(INSERT_CDR, r.record_type, r.msisdn, r.caller, r.callee, r.service,
                            r.call_category, r.started_at, r.ended_at, r.duration_s, r.charge,
                            r.call_ref)
-
-
-def utcnow(wall: float) -> dt.datetime:
-    """A wall-clock epoch as an aware UTC datetime (timestamptz columns)."""
-    return dt.datetime.fromtimestamp(wall, dt.UTC)

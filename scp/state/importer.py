@@ -13,7 +13,7 @@ How it runs, in ONE transaction so that any failure loads nothing:
    Otherwise the bad lines are dropped from staging.
 4. One merge into ``subscriber``: ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <something
    changed>``. Services listed are added (anti-join insert) or re-opened, services not listed
-   are ended today.
+   are ended, on the caller's ``today`` (the CLI's: the day in ``[notify].timezone``).
    Loading the same file twice changes nothing.
 
 File semantics: the file is the truth for the columns it has. An optional column absent from
@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import datetime as dt
 import multiprocessing
 import os
 import re
@@ -287,10 +288,11 @@ def read_header(reader: Any) -> list[str]:
 
 
 async def import_subscribers(conn: asyncpg.Connection, actor: Actor, stream: IO[bytes], *,
-                             skip_bad: bool = False, source: str = "-",
+                             today: dt.date, skip_bad: bool = False, source: str = "-",
                              progress: Callable[[int], None] | None = None) -> ImportResult:
-    """Validate and load a subscriber CSV (see module doc). Raises ImportFileError for a bad
-    header or encoding; returns the result (``loaded`` false if bad rows blocked it)."""
+    """Validate and load a subscriber CSV (see module doc); services start and end on the
+    caller's ``today``. Raises ImportFileError for a bad header or encoding; returns the result
+    (``loaded`` false if bad rows blocked it)."""
     reader = csv.reader(text_lines(stream), strict=True)
     try:
         header = read_header(reader)
@@ -367,7 +369,7 @@ async def import_subscribers(conn: asyncpg.Connection, actor: Actor, stream: IO[
         if result.bad_count:
             # Bad rows were never copied; only in-file duplicates sit in staging.
             await _drop_duplicates(conn, "imsi" in checker.has)
-        if not await _merge(conn, actor, checker.has, result, skip_bad, phase):
+        if not await _merge(conn, actor, checker.has, result, skip_bad, phase, today):
             await tr.rollback()
             result.bad.sort(key=lambda b: b.line)
             return result
@@ -421,7 +423,8 @@ async def _imsi_taken(conn: asyncpg.Connection, result: ImportResult) -> list[in
 
 
 async def _merge(conn: asyncpg.Connection, actor: Actor, has: frozenset[str],
-                 result: ImportResult, skip_bad: bool, phase: Callable[[str], None]) -> bool:
+                 result: ImportResult, skip_bad: bool, phase: Callable[[str], None],
+                 today: dt.date) -> bool:
     """Merge staging into the tables; False if rows clash with stored IMSIs (and not skipped)."""
     # Columns the file carries are overwritten; absent ones keep their stored values.
     cols = ["user_group", "language"] + [c for c in ("imsi", "notify_mode", "forward_to")
@@ -488,26 +491,27 @@ async def _merge(conn: asyncpg.Connection, actor: Actor, has: frozenset[str],
     # in a first load), then re-open ended ones. A concurrent `service enable` of the same
     # pair in between makes the INSERT fail and the whole import roll back: rerun it.
     status = await conn.execute("""
-        INSERT INTO subscription (msisdn, service)
-        SELECT n.msisdn, n.service
+        INSERT INTO subscription (msisdn, service, start_date)
+        SELECT n.msisdn, n.service, $1::date
         FROM (SELECT msisdn, unnest(services) AS service FROM import_staging) n
         WHERE NOT EXISTS (SELECT 1 FROM subscription t
-                          WHERE t.msisdn = n.msisdn AND t.service = n.service)""")
+                          WHERE t.msisdn = n.msisdn AND t.service = n.service)""", today)
     enabled = int(status.rsplit(" ", 1)[1])
     status = await conn.execute("""
         UPDATE subscription t
-        SET start_date = CASE WHEN t.end_date <= current_date THEN current_date
+        SET start_date = CASE WHEN t.end_date <= $1::date THEN $1::date
                               ELSE t.start_date END,
             end_date = NULL
         FROM (SELECT msisdn, unnest(services) AS service FROM import_staging) n
-        WHERE t.msisdn = n.msisdn AND t.service = n.service AND t.end_date IS NOT NULL""")
+        WHERE t.msisdn = n.msisdn AND t.service = n.service AND t.end_date IS NOT NULL""",
+        today)
     result.services_enabled = enabled + int(status.rsplit(" ", 1)[1])
     phase("merge subscription")
     status = await conn.execute("""
-        UPDATE subscription t SET end_date = greatest(t.start_date, current_date)
+        UPDATE subscription t SET end_date = greatest(t.start_date, $1::date)
         FROM import_staging s
         WHERE t.msisdn = s.msisdn AND t.service <> ALL (s.services)
-          AND (t.end_date IS NULL OR t.end_date > current_date)""")
+          AND (t.end_date IS NULL OR t.end_date > $1::date)""", today)
     result.services_disabled = int(status.rsplit(" ", 1)[1])
     phase("end unlisted services")
     return True

@@ -51,6 +51,7 @@ from scp.service.notifications import (
     digest_text,
     display_number,
     group_by_caller,
+    local_day,
     missed_call_texts,
     notify_tz,
     notify_window,
@@ -93,7 +94,7 @@ async def on_missed_call(conn: asyncpg.Connection, *, missed_call_id: int, calle
     here the state is read as it goes: first the recipient (enough to suppress or to ask the
     HLR), then, under the caller's lock, the open busy SMS, its count and the ads.
     """
-    rcpt = await store.load_recipient(conn, callee, at.astimezone(notify_tz(cfg)).date())
+    rcpt = await store.load_recipient(conn, callee, local_day(at, cfg))
     if rcpt is None:
         return Queued()
     first = plan_missed_call(_state(rcpt), caller=caller, callee=callee, reason=reason, at=at,
@@ -134,7 +135,8 @@ async def on_missed_call(conn: asyncpg.Connection, *, missed_call_id: int, calle
     else:
         sms_id = await store.enqueue_sms(conn, key=prefix + str(missed_call_id),
                                          destination=callee, text=plan.text,
-                                         not_before=plan.not_before, expires_at=plan.expires_at)
+                                         not_before=plan.not_before or at,
+                                         expires_at=plan.expires_at)
     await store.mark_missed_calls(conn, [missed_call_id], at, "queued")
     return Queued((sms_id,) if sms_id is not None else ())
 
@@ -160,7 +162,7 @@ async def record_missed_call(conn: asyncpg.Connection, *, caller: str | None, ca
     missed call's id, or None after ``attempts`` tries without a write (nothing written: the
     caller runs the transactional path, insert + :func:`on_missed_call`).
     """
-    day = at.astimezone(notify_tz(cfg)).date()
+    day = local_day(at, cfg)
     prefix: str | None = None
     if reason != "not-reachable":
         prefix = f"{'busy' if reason == 'busy' else 'missed'}:{callee}:{caller or '-'}:"
@@ -187,7 +189,7 @@ async def on_present(conn: asyncpg.Connection, *, msisdn: str, source: str, at: 
     """The subscriber is reachable: record it and queue every notification that waited."""
     if source not in PRESENCE_SOURCES:
         raise ValueError(f"presence source {source!r}")
-    rcpt = await store.load_recipient(conn, msisdn, at.astimezone(notify_tz(cfg)).date())
+    rcpt = await store.load_recipient(conn, msisdn, local_day(at, cfg))
     if rcpt is None:
         return Queued()
     await store.set_presence(conn, msisdn, True, at, source, detail)
@@ -216,7 +218,7 @@ async def on_present(conn: asyncpg.Connection, *, msisdn: str, source: str, at: 
             text = await _with_ad(conn, cfg, core, t, at=at, caller=caller,
                                   user_group=rcpt.user_group)
             sms_id = await store.enqueue_sms(conn, key=key, destination=msisdn, text=text,
-                                             expires_at=last_at + window)
+                                             not_before=at, expires_at=last_at + window)
             if sms_id is not None:
                 ids.append(sms_id)
         await store.mark_missed_calls(conn, [c.id for c in fresh], at, "queued")
@@ -226,13 +228,13 @@ async def on_present(conn: asyncpg.Connection, *, msisdn: str, source: str, at: 
         due = [cb for cb in callbacks if (cb.expires_at is None or cb.expires_at > at)
                and cb.requested_at >= at - window]
         for cb in due:
-            caller_rcpt = await store.load_recipient(conn, cb.caller, at.date())
+            caller_rcpt = await store.load_recipient(conn, cb.caller, local_day(at, cfg))
             ct = templates_for(cfg, caller_rcpt.language if caller_rcpt else None)
             core = render(ct["callback"], callee=display_number(msisdn, ct))
             text = await _with_ad(conn, cfg, core, ct, at=at, caller=cb.caller,
                                   user_group=rcpt.user_group)
             sms_id = await store.enqueue_sms(conn, key=f"callback:{cb.id}", destination=cb.caller,
-                                             text=text, expires_at=at + window)
+                                             text=text, not_before=at, expires_at=at + window)
             if sms_id is not None:
                 ids.append(sms_id)
         await store.mark_callbacks(conn, [cb.id for cb in due], at)
@@ -249,7 +251,7 @@ async def on_absent(conn: asyncpg.Connection, *, msisdn: str, source: str, at: d
 async def on_subscriber_receipt(conn: asyncpg.Connection, *, owner: str, destination: str,
                                 message_id: str, at: dt.datetime, cfg: Config) -> Queued:
     """短信回执: the SMSC forwarded the receipt of ``owner``'s own SMS to ``destination``."""
-    rcpt = await store.load_recipient(conn, owner, at.astimezone(notify_tz(cfg)).date())
+    rcpt = await store.load_recipient(conn, owner, local_day(at, cfg))
     if rcpt is None or "delivery-receipt" not in rcpt.services:
         return Queued()
     t = templates_for(cfg, rcpt.language)
@@ -257,5 +259,5 @@ async def on_subscriber_receipt(conn: asyncpg.Connection, *, owner: str, destina
                   **time_values(at, notify_tz(cfg)))
     text = await _with_ad(conn, cfg, core, t, at=at, caller=None, user_group=rcpt.user_group)
     sms_id = await store.enqueue_sms(conn, key=f"receipt:{owner}:{message_id}", destination=owner,
-                                     text=text, expires_at=at + notify_window(cfg))
+                                     text=text, not_before=at, expires_at=at + notify_window(cfg))
     return Queued((sms_id,) if sms_id is not None else ())

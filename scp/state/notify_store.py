@@ -258,13 +258,13 @@ async def msisdn_by_imsi(conn: asyncpg.Connection, imsi: str) -> str | None:
 
 
 async def enqueue_sms(conn: asyncpg.Connection, *, key: str, destination: str, text: str,
-                      not_before: dt.datetime | None = None,
-                      expires_at: dt.datetime | None = None,
+                      not_before: dt.datetime, expires_at: dt.datetime | None = None,
                       source: str | None = None) -> int | None:
-    """Queue one SMS unless its idempotency key exists; its id, or None if it did."""
+    """Queue one SMS, due from ``not_before`` (the event's time, or later to hold it), unless
+    its idempotency key exists; its id, or None if it did."""
     return await conn.fetchval(
         "INSERT INTO sms_outbox (idempotency_key, destination, source, text, next_attempt_at,"
-        " expires_at) VALUES ($1, $2, $3, $4, coalesce($5, now()), $6)"
+        " expires_at) VALUES ($1, $2, $3, $4, $5, $6)"
         " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
         key, destination, source, text, not_before, expires_at)
 

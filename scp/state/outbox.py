@@ -209,15 +209,16 @@ class PgOutbox:
         self.transactions = 0  # group commits so far (tests, the bench)
 
     async def enqueue(self, destination: str, text: str, *, idempotency_key: str,
-                      now: datetime | None = None, source: str | None = None,
+                      now: datetime, source: str | None = None,
                       expires_at: datetime | None = None,
                       conn: asyncpg.Connection | None = None) -> int:
-        """Queue an SMS once per idempotency key; return its id. Pass ``conn`` to enqueue in
-        the caller's transaction (e.g. together with marking the missed call notified)."""
+        """Queue an SMS once per idempotency key, due from ``now``; return its id. Pass
+        ``conn`` to enqueue in the caller's transaction (e.g. together with marking the missed
+        call notified)."""
         db = conn or self.pool
         sms_id = await db.fetchval(
             "INSERT INTO sms_outbox (idempotency_key, destination, source, text,"
-            " next_attempt_at, expires_at) VALUES ($1, $2, $3, $4, coalesce($5, now()), $6)"
+            " next_attempt_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)"
             " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
             idempotency_key, destination, source, text, now, expires_at)
         if sms_id is None:
@@ -355,8 +356,9 @@ class PgOutbox:
 
     async def record_mo(self, source: str, destination: str, text: str, at: datetime) -> None:
         """A mobile-originated SMS to our number (SMS self-care channel)."""
-        await self.pool.execute("INSERT INTO sms_mo (source, destination, text, received_at)"
-                                " VALUES ($1, $2, $3, $4)", source, destination, text, at)
+        await self.pool.execute("INSERT INTO sms_mo (source, destination, text, received_at,"
+                                " next_attempt_at) VALUES ($1, $2, $3, $4, $4)",
+                                source, destination, text, at)
 
     # -- group commit --------------------------------------------------------------------------
 

@@ -64,7 +64,8 @@ _MO_DUE = ("SELECT id FROM sms_mo WHERE handled_at IS NULL AND next_attempt_at <
 _MO_LOCK = ("SELECT source, destination, text, received_at FROM sms_mo"
             " WHERE id = $1 AND handled_at IS NULL FOR UPDATE SKIP LOCKED")
 _MO_FAILED = ("UPDATE sms_mo SET attempts = attempts + 1, last_error = $2,"
-              " next_attempt_at = now() + make_interval(secs => least($3 * 2 ^ attempts, $4))"
+              " next_attempt_at = $5::timestamptz"
+              "  + make_interval(secs => least($3 * 2 ^ attempts, $4))"
               " WHERE id = $1 AND handled_at IS NULL")
 
 DeliveredHook = Callable[[asyncpg.Connection, str, dt.datetime], Awaitable[object]]
@@ -143,21 +144,22 @@ class NotifyingOutbox(PgOutbox):
         command is retried by the re-scan, never lost."""
         mo_id = await self.pool.fetchval(
             "INSERT INTO sms_mo (source, destination, text, received_at, next_attempt_at)"
-            " VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) RETURNING id",
+            " VALUES ($1, $2, $3, $4, $4::timestamptz + make_interval(secs => $5)) RETURNING id",
             source, destination, text, at, self.mo_grace)
         if self.on_mo is None:
             return
         try:
-            await asyncio.wait_for(self.handle_mo(mo_id), self.mo_command_timeout)
+            await asyncio.wait_for(self.handle_mo(mo_id, at), self.mo_command_timeout)
         except TimeoutError:
             log.error("sms.mo_command_timeout", mo_id=mo_id)
             with contextlib.suppress(Exception):
                 await self.pool.execute(_MO_FAILED, mo_id, "command timed out",
-                                        float(self.mo_retry_base), float(self.mo_retry_cap))
+                                        float(self.mo_retry_base), float(self.mo_retry_cap), at)
 
-    async def handle_mo(self, mo_id: int) -> bool:
+    async def handle_mo(self, mo_id: int, now: dt.datetime) -> bool:
         """Run the command of one unhandled MO and mark it handled, in one transaction; False
-        if it is handled already, taken by another node, or failed (then due again later)."""
+        if it is handled already, taken by another node, or failed (then due again after a
+        backoff from ``now``)."""
         if self.on_mo is None:
             return False
         try:
@@ -177,26 +179,27 @@ class NotifyingOutbox(PgOutbox):
             log.error("sms.mo_command_failed", mo_id=mo_id, error=repr(e))
             with contextlib.suppress(Exception):  # the database may be away: next re-scan
                 await self.pool.execute(_MO_FAILED, mo_id, repr(e)[:500],
-                                        float(self.mo_retry_base), float(self.mo_retry_cap))
+                                        float(self.mo_retry_base), float(self.mo_retry_cap), now)
             return False
 
-    async def retry_mo(self, now: dt.datetime | None = None, limit: int = 100) -> int:
-        """Run the commands of unhandled MO rows that are due; how many were handled."""
+    async def retry_mo(self, now: dt.datetime, limit: int = 100) -> int:
+        """Run the commands of unhandled MO rows that are due at ``now``; how many were
+        handled."""
         if self.on_mo is None:
             return 0
-        at = now if now is not None else dt.datetime.now(dt.UTC)
-        ids = [r["id"] for r in await self.pool.fetch(_MO_DUE, at, limit)]
+        ids = [r["id"] for r in await self.pool.fetch(_MO_DUE, now, limit)]
         done = 0
         for mo_id in ids:
-            done += await self.handle_mo(mo_id)
+            done += await self.handle_mo(mo_id, now)
         return done
 
-    async def run_mo_retry(self, stop: asyncio.Event, interval: float = 5.0) -> None:
+    async def run_mo_retry(self, stop: asyncio.Event, clock: Callable[[], dt.datetime],
+                           interval: float = 5.0) -> None:
         """Re-scan unhandled MO every ``interval`` s until ``stop`` is set (started next to the
-        outbox sender); database errors only delay it."""
+        outbox sender, timed by the node's wall ``clock``); database errors only delay it."""
         while not stop.is_set():
             try:
-                n = await self.retry_mo()
+                n = await self.retry_mo(clock())
                 if n:
                     log.info("sms.mo_retried", handled=n)
             except Exception as e:

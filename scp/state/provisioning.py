@@ -108,11 +108,13 @@ async def _must_load(conn: asyncpg.Connection, msisdn: str, *, lock: bool = Fals
     return s
 
 
-async def add_subscriber(db: Db, actor: Actor, msisdn: str, *, services: Iterable[str] = (),
-                         pin: str | None = None, group: str = "default", language: str = "zh",
-                         imsi: str | None = None, notify_mode: str = "sms",
-                         forward_to: str | None = None, status: str = "active") -> Subscriber:
-    """Create a subscriber with its services (Conflict if the MSISDN exists)."""
+async def add_subscriber(db: Db, actor: Actor, msisdn: str, *, today: dt.date,
+                         services: Iterable[str] = (), pin: str | None = None,
+                         group: str = "default", language: str = "zh", imsi: str | None = None,
+                         notify_mode: str = "sms", forward_to: str | None = None,
+                         status: str = "active") -> Subscriber:
+    """Create a subscriber with its services in force from ``today`` (Conflict if the MSISDN
+    exists)."""
     m = valid_msisdn(msisdn)
     svcs = valid_services(services)
     grp = valid_group(group)
@@ -132,8 +134,8 @@ async def add_subscriber(db: Db, actor: Actor, msisdn: str, *, services: Iterabl
             what = "imsi" if "imsi" in (e.constraint_name or "") else "msisdn"
             raise Conflict(f"subscriber with this {what} already exists") from None
         if svcs:
-            await conn.executemany("INSERT INTO subscription (msisdn, service) VALUES ($1, $2)",
-                                   [(m, s) for s in svcs])
+            await conn.executemany("INSERT INTO subscription (msisdn, service, start_date)"
+                                   " VALUES ($1, $2, $3)", [(m, s, today) for s in svcs])
         sub = await _must_load(conn, m)
         await audit(conn, actor, "create", "subscriber", m, None, sub)
     return sub
@@ -217,9 +219,10 @@ async def list_subscribers(db: Db, *, group: str | None = None, after: str | Non
 # --------------------------------------------------------------------------------------------
 
 
-async def enable_service(db: Db, actor: Actor, msisdn: str, service: str, *,
+async def enable_service(db: Db, actor: Actor, msisdn: str, service: str, *, today: dt.date,
                          start: dt.date | None = None, end: dt.date | None = None) -> Subscriber:
-    """Subscribe (or re-subscribe) ``service`` from ``start`` (default today) until ``end``."""
+    """Subscribe (or re-subscribe) ``service`` from ``start`` (default ``today``, the caller's
+    calendar day) until ``end``."""
     m = valid_msisdn(msisdn)
     valid_choice(service, SERVICES, "service")
     if start and end and end < start:
@@ -228,20 +231,21 @@ async def enable_service(db: Db, actor: Actor, msisdn: str, service: str, *,
         before = await _must_load(conn, m, lock=True)
         await conn.execute(
             "INSERT INTO subscription (msisdn, service, start_date, end_date)"
-            " VALUES ($1, $2, coalesce($3, current_date), $4)"
+            " VALUES ($1, $2, coalesce($3::date, $5::date), $4)"
             " ON CONFLICT (msisdn, service) DO UPDATE SET start_date = CASE"
-            "   WHEN subscription.end_date IS NULL OR subscription.end_date > current_date"
+            "   WHEN subscription.end_date IS NULL OR subscription.end_date > $5::date"
             "   THEN least(subscription.start_date, EXCLUDED.start_date)"
             "   ELSE EXCLUDED.start_date END, end_date = EXCLUDED.end_date",
-            m, service, start, end)
+            m, service, start, end, today)
         after = await _must_load(conn, m)
         if after != before:
             await audit(conn, actor, "enable-service", "subscriber", m, before, after)
     return after
 
 
-async def disable_service(db: Db, actor: Actor, msisdn: str, service: str) -> Subscriber:
-    """End ``service`` today (kept as history; NotFound if never subscribed)."""
+async def disable_service(db: Db, actor: Actor, msisdn: str, service: str, *,
+                          today: dt.date) -> Subscriber:
+    """End ``service`` on ``today`` (kept as history; NotFound if never subscribed)."""
     m = valid_msisdn(msisdn)
     valid_choice(service, SERVICES, "service")
     async with transaction(db) as conn:
@@ -249,9 +253,9 @@ async def disable_service(db: Db, actor: Actor, msisdn: str, service: str) -> Su
         if service not in {s.service for s in before.subscriptions}:
             raise NotFound(f"subscriber {m} has no {service} service")
         await conn.execute(
-            "UPDATE subscription SET end_date = greatest(start_date, current_date)"
+            "UPDATE subscription SET end_date = greatest(start_date, $3)"
             " WHERE msisdn = $1 AND service = $2"
-            " AND (end_date IS NULL OR end_date > current_date)", m, service)
+            " AND (end_date IS NULL OR end_date > $3)", m, service, today)
         after = await _must_load(conn, m)
         if after != before:
             await audit(conn, actor, "disable-service", "subscriber", m, before, after)
@@ -438,19 +442,21 @@ _AD_COLS = ("id, text, window_start, window_end, caller_prefixes, user_groups, p
             " valid_from, valid_until")
 
 
-async def add_ad(db: Db, actor: Actor, text: str, *, window_start: dt.time = dt.time(0, 0),
-                 window_end: dt.time | None = None, caller_prefixes: Sequence[str] = (),
-                 user_groups: Sequence[str] = (), priority: int = 0,
-                 valid_from: dt.datetime | None = None,
+async def add_ad(db: Db, actor: Actor, text: str, *, now: dt.datetime,
+                 window_start: dt.time = dt.time(0, 0), window_end: dt.time | None = None,
+                 caller_prefixes: Sequence[str] = (), user_groups: Sequence[str] = (),
+                 priority: int = 0, valid_from: dt.datetime | None = None,
                  valid_until: dt.datetime | None = None) -> AdRule:
-    """Add an advertising rule (window_end None: end of day)."""
+    """Add an advertising rule (window_end None: end of day), valid from ``valid_from`` or else
+    from the caller's ``now``."""
+    valid_from = valid_from or now
     valid_ad(text, caller_prefixes=caller_prefixes, user_groups=user_groups,
              valid_from=valid_from, valid_until=valid_until)
     async with transaction(db) as conn:
         row = await conn.fetchrow(
             "INSERT INTO ad_rule (text, window_start, window_end, caller_prefixes, user_groups,"
             " priority, valid_from, valid_until) VALUES ($1, $2, $3,"
-            f" $4, $5, $6, coalesce($7, now()), $8) RETURNING {_AD_COLS}",
+            f" $4, $5, $6, $7, $8) RETURNING {_AD_COLS}",
             text, window_start, window_end, list(caller_prefixes), list(user_groups), priority,
             valid_from, valid_until)
         ad = _ad(row)
@@ -490,19 +496,22 @@ _RATE_UPSERT = (
 
 
 async def add_rate(db: Db, actor: Actor, call_category: str, prefix: str = "", *,
-                   per_minute: Any = 0, per_sms: Any = 0, per_use: Any = 0,
+                   today: dt.date, per_minute: Any = 0, per_sms: Any = 0, per_use: Any = 0,
                    monthly_fee: Any = 0, valid_from: dt.date | str | None = None) -> Rate:
-    """Add (or replace, same category/prefix/valid_from) a tariff line."""
+    """Add (or replace, same category/prefix/valid_from) a tariff line; valid from
+    ``valid_from``, or else from the caller's ``today``."""
     vals = valid_rate(call_category, prefix, per_minute, per_sms, per_use, monthly_fee,
-                      valid_from)
+                      valid_from, today=today)
     async with transaction(db) as conn:
         rate = Rate(**dict(await conn.fetchrow(_RATE_UPSERT, *vals)))
         await audit(conn, actor, "upsert", "rate", str(rate.id), None, rate)
     return rate
 
 
-async def import_rates(db: Db, actor: Actor, rows: Sequence[tuple[int, dict[str, str]]]) -> int:
-    """Upsert many tariff lines (``(line, csv-dict)``); all validated first, else InvalidInput."""
+async def import_rates(db: Db, actor: Actor, rows: Sequence[tuple[int, dict[str, str]]], *,
+                       today: dt.date) -> int:
+    """Upsert many tariff lines (``(line, csv-dict)``; no ``valid_from``: from ``today``); all
+    validated first, else InvalidInput."""
     vals: list[tuple[Any, ...]] = []
     bad: list[str] = []
     for line, r in rows:
@@ -510,7 +519,7 @@ async def import_rates(db: Db, actor: Actor, rows: Sequence[tuple[int, dict[str,
             vals.append(valid_rate(r.get("call_category", ""), r.get("prefix", ""),
                                    r.get("per_minute") or 0, r.get("per_sms") or 0,
                                    r.get("per_use") or 0, r.get("monthly_fee") or 0,
-                                   r.get("valid_from") or None))
+                                   r.get("valid_from") or None, today=today))
         except InvalidInput as e:
             bad.append(f"line {line}: {e}")
     if bad:
@@ -553,8 +562,8 @@ async def list_sms(db: Db, *, status: str | None = None, destination: str | None
             status, d, limit)
 
 
-async def retry_sms(db: Db, actor: Actor, sms_id: int) -> None:
-    """Requeue a failed or expired SMS now (Conflict if it is in any other state)."""
+async def retry_sms(db: Db, actor: Actor, sms_id: int, *, now: dt.datetime) -> None:
+    """Requeue a failed or expired SMS, due at ``now`` (Conflict if it is in any other state)."""
     async with transaction(db) as conn:
         row = await conn.fetchrow("SELECT status, attempts FROM sms_outbox WHERE id = $1"
                                   " FOR UPDATE", sms_id)
@@ -564,9 +573,9 @@ async def retry_sms(db: Db, actor: Actor, sms_id: int) -> None:
             raise Conflict(f"sms {sms_id} is {row['status']}: only failed or expired SMS are retried")
         # A real retry: a fresh attempt budget, and no validity left over from the first try
         # (an expired row would only be expired again by the next claim).
-        await conn.execute("UPDATE sms_outbox SET status = 'queued', next_attempt_at = now(),"
+        await conn.execute("UPDATE sms_outbox SET status = 'queued', next_attempt_at = $2,"
                            " attempts = 0, expires_at = NULL, last_error = NULL,"
-                           " updated_at = now() WHERE id = $1", sms_id)
+                           " updated_at = now() WHERE id = $1", sms_id, now)
         await audit(conn, actor, "retry", "sms_outbox", str(sms_id),
                     {"status": row["status"]}, {"status": "queued"})
 

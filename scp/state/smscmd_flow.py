@@ -19,12 +19,19 @@ command is answered and charged exactly once per MO row.
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from typing import TYPE_CHECKING
 
 import asyncpg
 
-from scp.service.notifications import Templates, display_number, render, templates_for, time_values
+from scp.service.notifications import (
+    Templates,
+    display_number,
+    local_day,
+    notify_tz,
+    render,
+    templates_for,
+    time_values,
+)
 from scp.service.provisioning import Actor, InvalidInput, NotFound, ProvisioningError, valid_msisdn
 from scp.service.smscmd import Command, parse_command, service_number
 from scp.state import notify_store as store
@@ -40,14 +47,15 @@ async def _reply(conn: asyncpg.Connection, cmd: Command, source: str, at: dt.dat
                  cfg: Config, t: Templates) -> str:
     """Carry out ``cmd`` for ``source``; the reply text."""
     actor = Actor("sms", source)
-    tz = zoneinfo.ZoneInfo(cfg.notify.timezone)
+    tz = notify_tz(cfg)
     hours = cfg.service.window_hours
     if cmd.verb == "KT":
-        await prov.enable_service(conn, actor, source, "missed-call")
+        await prov.enable_service(conn, actor, source, "missed-call", today=local_day(at, cfg))
         return t["cmd_kt"]
     if cmd.verb == "QX":
         try:
-            await prov.disable_service(conn, actor, source, "missed-call")
+            await prov.disable_service(conn, actor, source, "missed-call",
+                                       today=local_day(at, cfg))
         except NotFound:
             return t["cmd_qx_none"]
         return t["cmd_qx"]
@@ -84,7 +92,8 @@ async def handle_mo(conn: asyncpg.Connection, *, mo_id: int, source: str, destin
     except InvalidInput:
         await store.mark_mo_handled(conn, mo_id, at)  # nobody to answer or charge
         return None
-    rcpt = await store.load_recipient(conn, sender, at.date())
+    day = local_day(at, cfg)
+    rcpt = await store.load_recipient(conn, sender, day)
     t = templates_for(cfg, rcpt.language if rcpt else None)
     cmd = parse_command(text)
     if cmd.verb == "HELP":
@@ -101,11 +110,11 @@ async def handle_mo(conn: asyncpg.Connection, *, mo_id: int, source: str, destin
         except ProvisioningError:
             reply = t["cmd_help"]
         category = cfg.notify.command_category
-        charge = await store.sms_rate(conn, category, sender, at.date())
+        charge = await store.sms_rate(conn, category, sender, day)
         await store.insert_cdr(conn, msisdn=sender, service=f"sms-command:{cmd.verb.lower()}",
                                call_category=category, at=at, charge=charge,
                                call_ref=f"mo:{mo_id}")
     await store.enqueue_sms(conn, key=f"mo-reply:{mo_id}", destination=sender, text=reply,
-                            source=service_number(cfg))
+                            not_before=at, source=service_number(cfg))
     await store.mark_mo_handled(conn, mo_id, at)
     return reply

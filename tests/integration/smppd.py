@@ -51,13 +51,15 @@ class Smppd:
         self.system_id = system_id
         self.password = password
         self.receipts = receipts
+        self.clock_offset = 0.0  # s the SMSC's clock runs off the machine's (kept on restart)
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
         ensure_node_modules()
         args = ["node", str(SMPPD_DIR / "server.js"), "--port", str(self.port),
                 "--control-port", str(self.control_port), "--log", str(self.log_path),
-                "--system-id", self.system_id, "--password", self.password]
+                "--system-id", self.system_id, "--password", self.password,
+                "--clock-offset-ms", str(round(self.clock_offset * 1000))]
         if not self.receipts:
             args.append("--no-receipts")
         deadline = time.monotonic() + 10
@@ -117,6 +119,13 @@ class Smppd:
                                      method=method, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read() or b"{}")
+
+    def set_clock_offset(self, seconds: float) -> None:
+        """Run the SMSC's clock ``seconds`` off the machine's: its receipts and log times then
+        fall on the day the test process lives in (tests/dates.py)."""
+        self.clock_offset = seconds
+        if self.proc is not None:
+            self.control("POST", "/clock", {"offset_ms": round(seconds * 1000)})
 
     def throttle(self, count: int, status: int = 0x58) -> None:
         self.control("POST", "/throttle", {"count": count, "status": status})

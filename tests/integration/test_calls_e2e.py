@@ -44,9 +44,10 @@ from scp.service.dialogue import (
 )
 from scp.state import provisioning as P
 from tests import tshark
+from tests.dates import today
 from tests.integration.peer import PeerAsp, connect_peer
 
-pytestmark = [pytest.mark.tshark]
+pytestmark = [pytest.mark.tshark, pytest.mark.usefixtures("any_day")]
 
 SCP = SccpAddress(ri=RoutingIndicator.GT, ssn=146, gt=GlobalTitle("8613800000"))
 MSC = SccpAddress(ri=RoutingIndicator.GT, ssn=146, gt=GlobalTitle("8613900000"))
@@ -140,7 +141,7 @@ def erb(et: int, cause: int | None = None) -> ops.EventReportBCSM:
 
 async def provision(pool: Any, *, services: tuple[str, ...] = ("missed-call", "voicemail"),
                     forward_to: str | None = None) -> None:
-    await P.add_subscriber(pool, ADMIN, CALLEE, services=services)
+    await P.add_subscriber(pool, ADMIN, CALLEE, today=today(), services=services)
     if forward_to:
         await P.update_subscriber(pool, ADMIN, CALLEE, forward_to=forward_to)
 
@@ -244,7 +245,8 @@ async def test_cap_v4_not_reachable_ctr_menu_callback(tmp_path: Path, clean_pool
 async def test_inap_no_answer_etc_menu_other_number_is_charged(tmp_path: Path,
                                                                clean_pool: Any) -> None:
     await provision(clean_pool)
-    await P.add_rate(clean_pool, ADMIN, "local", "86139", per_minute="0.20", per_use="0.05")
+    await P.add_rate(clean_pool, ADMIN, "local", "86139", today=today(), per_minute="0.20",
+                     per_use="0.05")
     rig = await start(tmp_path, clean_pool, "etc")
     sw = rig.sw
     try:
@@ -285,7 +287,7 @@ async def test_inap_no_answer_etc_menu_other_number_is_charged(tmp_path: Path,
 
 async def test_cap_v3_forwarding_with_apply_charging(tmp_path: Path, clean_pool: Any) -> None:
     await provision(clean_pool, services=("missed-call", "forwarding"), forward_to="8613855556666")
-    await P.add_rate(clean_pool, ADMIN, "national", "", per_minute="0.30")
+    await P.add_rate(clean_pool, ADMIN, "national", "", today=today(), per_minute="0.30")
     # A short idle timer: the forwarded call talks for longer than it before the switch's first
     # report, and the dialogue must survive (our ApplyCharging is still running).
     rig = await start(tmp_path, clean_pool, "connect", idle=0.5)

@@ -18,16 +18,18 @@ import pytest
 
 from scp.config import Config, parse_config
 from scp.service.calls import RecordMissedCall
+from scp.service.notifications import local_day
 from scp.state import calls_store as store
 from scp.state import notify_flow as notifications
 from scp.state import notify_store
 from scp.state import provisioning as P
 from tests.conftest import truncate_all
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]
 
 ADMIN = P.Actor("cli", "test")
 T0 = dt.datetime(2026, 11, 25, 10, 30, tzinfo=dt.UTC)  # 18:30 in Asia/Shanghai
+DAY = local_day(T0, Config())  # every call of the scripts falls on it
 SUB = "8613912345678"  # missed-call + busy, sms
 NOSVC = "8613912345679"  # busy only: no-answer / not-reachable suppressed
 NONE_MODE = "8613912345670"  # notify_mode none
@@ -68,13 +70,13 @@ async def _setup(pool: asyncpg.Pool) -> None:
                        (NOSVC, {"services": ("busy",)}),
                        (NONE_MODE, {"services": ("missed-call",), "notify_mode": "none"}),
                        (EN, {"services": ("missed-call",), "language": "en", "group": "vip"})):
-        await P.add_subscriber(pool, ADMIN, msisdn, **kw)  # type: ignore[arg-type]
-    await pool.execute("UPDATE subscription SET start_date = $1", T0.date() - dt.timedelta(days=30))
-    await P.add_ad(pool, ADMIN, "Ad for everyone", priority=1,
-                   valid_from=T0 - dt.timedelta(days=1))
-    await P.add_ad(pool, ADMIN, "VIP ad", priority=5, user_groups=("vip",),
-                   valid_from=T0 - dt.timedelta(days=1))
-    await P.add_ad(pool, ADMIN, "Late ad", priority=9, valid_from=T0 + dt.timedelta(seconds=100))
+        await P.add_subscriber(pool, ADMIN, msisdn,  # type: ignore[arg-type]
+                               today=DAY - dt.timedelta(days=30), **kw)
+    await P.add_ad(pool, ADMIN, "Ad for everyone", now=T0 - dt.timedelta(days=1), priority=1)
+    await P.add_ad(pool, ADMIN, "VIP ad", now=T0 - dt.timedelta(days=1), priority=5,
+                   user_groups=("vip",))
+    await P.add_ad(pool, ADMIN, "Late ad", now=T0, priority=9,
+                   valid_from=T0 + dt.timedelta(seconds=100))
     # a sender already holds an older busy SMS of B to SUB: a new window starts
     await pool.execute("INSERT INTO sms_outbox (idempotency_key, destination, text, attempts,"
                        " next_attempt_at) VALUES ($1, $2, 'old', 1, $3)", f"busy:{SUB}:{B}:0",
@@ -88,7 +90,7 @@ async def _dump(pool: asyncpg.Pool) -> dict[str, list[tuple[Any, ...]]]:
 async def _run(pool: asyncpg.Pool, cfg: Config, *, fast: bool, idp: bool = False) -> None:
     for i, (caller, callee, reason, s) in enumerate(SCRIPT):
         if idp:  # the InitialDP's lookup leaves the recipient forecast
-            await store.load_callee(pool, callee, caller)
+            await store.load_callee(pool, callee, caller, DAY)
         rec = RecordMissedCall(caller, callee, reason, 17 if reason == "busy" else None,
                                f"scp-1:{i}", T0 + dt.timedelta(seconds=s))
         if fast:
@@ -159,7 +161,7 @@ async def test_wrong_forecasts_write_nothing_and_are_corrected(
     assert set(made) == {0, 1, 2, 3, 4}
     # a wrong forecast and no second attempt: nothing at all is written
     await _setup(pool)
-    await store.load_callee(pool, SUB, A)
+    await store.load_callee(pool, SUB, A, DAY)
     before = await _dump(pool)
     made.clear()
     made.append(0)  # the next forecast lies about the recipient
@@ -185,7 +187,7 @@ async def test_a_busy_flow_costs_two_statements(pool: asyncpg.Pool) -> None:
         conn.add_query_logger(logger)
         try:
             for i in range(3):  # InitialDP lookup, then the missed call
-                await store.load_callee(conn, SUB, A)
+                await store.load_callee(conn, SUB, A, DAY)
                 await store.write_records(conn, [RecordMissedCall(
                     A, SUB, "busy", 17, f"scp-1:{i}", T0 + dt.timedelta(seconds=i))], cfg=Config())
         finally:
@@ -242,7 +244,7 @@ async def test_random_scripts_write_the_same(pool: asyncpg.Pool, seed: int) -> N
                                    " AND next_attempt_at <= $1", at)
             rec = RecordMissedCall(caller, callee, reason, None, f"r:{i}", at)
             if fast:
-                await store.load_callee(pool, callee, caller)
+                await store.load_callee(pool, callee, caller, DAY)
                 await store.write_records(pool, [rec], cfg=cfg)
             else:
                 async with pool.acquire() as conn, conn.transaction():
@@ -264,7 +266,7 @@ async def test_concurrent_attempts_make_one_sms(pool: asyncpg.Pool) -> None:
 
     async def one(i: int) -> int | None:
         async with pool.acquire() as conn:
-            await store.load_callee(conn, SUB, A)
+            await store.load_callee(conn, SUB, A, DAY)
             return await store.write_records(conn, [RecordMissedCall(
                 A, SUB, "busy", 17, f"c:{i}", T0 + dt.timedelta(milliseconds=i))], cfg=cfg)
 

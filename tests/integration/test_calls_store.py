@@ -15,33 +15,43 @@ from scp.service.rating import RatingRules
 from scp.state import calls_store as store
 from scp.state import provisioning as P
 
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]
+
 ADMIN = P.Actor("cli", "test")
 AT = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+DAY = dt.date(2026, 11, 25)  # AT's day in Shanghai
 CALLEE = "8613912345678"
 CALLER = "8613700001111"
 
 
 async def test_load_callee_services_forward_and_blacklist(clean_pool: Any) -> None:
-    assert await store.load_callee(clean_pool, CALLEE, CALLER) is None
-    await P.add_subscriber(clean_pool, ADMIN, CALLEE, services=("missed-call", "forwarding"))
+    assert await store.load_callee(clean_pool, CALLEE, CALLER, DAY) is None
+    await P.add_subscriber(clean_pool, ADMIN, CALLEE, today=DAY,
+                           services=("missed-call", "forwarding"))
     await P.update_subscriber(clean_pool, ADMIN, CALLEE, forward_to="8613800001111")
-    c = await store.load_callee(clean_pool, CALLEE, CALLER)
+    c = await store.load_callee(clean_pool, CALLEE, CALLER, DAY)
     assert c is not None and c.active and not c.blacklisted
     assert c.services == {"missed-call", "forwarding"} and c.forward_to == "8613800001111"
-    await P.disable_service(clean_pool, ADMIN, CALLEE, "forwarding")
+    # services in force on the day asked for (the call's), not on the database's date
+    c = await store.load_callee(clean_pool, CALLEE, CALLER, DAY - dt.timedelta(days=1))
+    assert c is not None and c.services == frozenset()
+    await P.disable_service(clean_pool, ADMIN, CALLEE, "forwarding",
+                            today=DAY + dt.timedelta(days=1))
     await P.blacklist_add(clean_pool, ADMIN, CALLEE, "861370000", prefix=True)
-    c = await store.load_callee(clean_pool, CALLEE, CALLER)
+    c = await store.load_callee(clean_pool, CALLEE, CALLER, DAY)
+    assert c is not None and c.services == {"missed-call", "forwarding"}  # ends tomorrow
+    c = await store.load_callee(clean_pool, CALLEE, CALLER, DAY + dt.timedelta(days=1))
     assert c is not None and c.services == {"missed-call"} and c.blacklisted
-    c = await store.load_callee(clean_pool, CALLEE, None)  # unknown caller: never blacklisted
+    c = await store.load_callee(clean_pool, CALLEE, None, DAY)  # unknown caller: never blacklisted
     assert c is not None and not c.blacklisted
     await P.update_subscriber(clean_pool, ADMIN, CALLEE, status="suspended")
-    c = await store.load_callee(clean_pool, CALLEE, "8613600000000")
+    c = await store.load_callee(clean_pool, CALLEE, "8613600000000", DAY)
     assert c is not None and not c.active
 
 
 async def test_records_in_one_transaction_with_the_notification_hook(
         clean_pool: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    await P.add_subscriber(clean_pool, ADMIN, CALLEE, services=("missed-call",))
+    await P.add_subscriber(clean_pool, ADMIN, CALLEE, today=DAY, services=("missed-call",))
     seen: list[dict[str, Any]] = []
 
     async def on_missed_call(conn: Any, **kw: Any) -> None:
@@ -74,9 +84,9 @@ async def test_records_in_one_transaction_with_the_notification_hook(
 
 
 async def test_load_rates_and_overrides(clean_pool: Any) -> None:
-    await P.add_rate(clean_pool, ADMIN, "national", "", per_minute="0.30")
+    await P.add_rate(clean_pool, ADMIN, "national", "", today=DAY, per_minute="0.30")
     await clean_pool.execute("INSERT INTO rate_override (number, kind, call_category) VALUES"
                              " ('862188887777', 'exact', 'local'), ('8621', 'prefix', 'hmt')")
     t = await store.load_rates(clean_pool, RatingRules())
     assert t.category("862188887777") == "local" and t.category("862100000000") == "hmt"
-    assert t.rate_call("862088887777", 90, dt.date.today()).charge == Decimal("0.60")
+    assert t.rate_call("862088887777", 90, DAY).charge == Decimal("0.60")

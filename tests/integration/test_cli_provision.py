@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -15,9 +16,14 @@ import asyncpg
 import pytest
 from click.testing import CliRunner, Result
 
+from scp.adapters.clock import utcnow
+from scp.config import load_config
 from scp.state import db as dbmod
+from tests.dates import today
 
 pytestmark = pytest.mark.integration
+# The CLI reads the clock for its default dates: they must follow the network's day on any day.
+any_day = pytest.mark.usefixtures("any_day")
 
 MCN_SCP = str(Path(sys.executable).parent / "mcn-scp")
 
@@ -39,18 +45,28 @@ def ok(res: Result) -> Result:
     return res
 
 
+def cli_today() -> str:
+    """Today as the CLI counts it (its config's zone; tests/dates.py), ISO."""
+    return today(load_config()).isoformat()
+
+
+@any_day
 async def test_subscriber_lifecycle(clean_pool: asyncpg.Pool, db_dsn: str) -> None:
     r = ok(cli(db_dsn, "subscriber", "add", "013800138000", "--services", "missed-call,busy",
                "--pin", "123456", "--group", "vip", "--language", "en", "--json"))
     data = json.loads(r.stdout)
     assert data["msisdn"] == "8613800138000" and data["pin_set"] is True
     assert {s["service"] for s in data["subscriptions"]} == {"missed-call", "busy"}
+    assert {s["start_date"] for s in data["subscriptions"]} == {cli_today()}
     r = ok(cli(db_dsn, "subscriber", "show", "8613800138000"))
     assert "vip" in r.stdout and "pin          set" in r.stdout
     r = ok(cli(db_dsn, "subscriber", "set", "8613800138000", "--status", "suspended", "--json"))
     assert json.loads(r.stdout)["status"] == "suspended"
     ok(cli(db_dsn, "service", "disable", "8613800138000", "busy"))
-    ok(cli(db_dsn, "service", "enable", "8613800138000", "voicemail", "--end", "2099-01-01"))
+    r = ok(cli(db_dsn, "service", "enable", "8613800138000", "voicemail", "--end", "2099-01-01",
+               "--json"))
+    (vm,) = [x for x in json.loads(r.stdout)["subscriptions"] if x["service"] == "voicemail"]
+    assert (vm["start_date"], vm["end_date"]) == (cli_today(), "2099-01-01")
     r = ok(cli(db_dsn, "subscriber", "list", "--json"))
     (only,) = json.loads(r.stdout)
     assert only["msisdn"] == "8613800138000"
@@ -87,6 +103,7 @@ async def test_bad_input_exits_2_naming_field(clean_pool: asyncpg.Pool, db_dsn: 
     assert r.stderr.startswith("error: ") and field in r.stderr
 
 
+@any_day
 async def test_blacklist_pin_ads_rates_sms_cdr(clean_pool: asyncpg.Pool, db_dsn: str,
                                                tmp_path: Path) -> None:
     ok(cli(db_dsn, "subscriber", "add", "8613800000001"))
@@ -113,30 +130,41 @@ async def test_blacklist_pin_ads_rates_sms_cdr(clean_pool: asyncpg.Pool, db_dsn:
     ad_id = json.loads(r.stdout)["id"]
     r = ok(cli(db_dsn, "ads", "list"))
     assert "08:00-22:00" in r.stdout and "5G now!" in r.stdout
+    # a time without an offset is the network's local time, never the machine's
+    r = ok(cli(db_dsn, "ads", "add", "later", "--from", "2026-11-25T18:30", "--json"))
+    assert json.loads(r.stdout)["valid_from"] == "2026-11-25T10:30:00+00:00"
+    assert await clean_pool.fetchval("SELECT valid_from FROM ad_rule WHERE text = 'later'") == (
+        dt.datetime(2026, 11, 25, 10, 30, tzinfo=dt.UTC))
     ok(cli(db_dsn, "ads", "del", str(ad_id)))
     assert cli(db_dsn, "ads", "del", str(ad_id)).exit_code == 1
 
-    ok(cli(db_dsn, "rates", "add", "international", "852", "--per-minute", "1.2"))
+    r = ok(cli(db_dsn, "rates", "add", "international", "852", "--per-minute", "1.2", "--json"))
+    assert json.loads(r.stdout)["valid_from"] == cli_today()
     f = tmp_path / "rates.csv"
     f.write_text("call_category,prefix,per_minute,per_sms\nlocal,,0.1,0.05\nhmt,853,0.9,0.2\n")
     ok(cli(db_dsn, "rates", "import", str(f)))
     r = ok(cli(db_dsn, "rates", "list", "--json"))
     assert {x["prefix"] for x in json.loads(r.stdout)} == {"", "852", "853"}
+    assert {x["valid_from"] for x in json.loads(r.stdout)} == {cli_today()}
     f.write_text("call_category,prefix,per_minute\nlocal,,0.1\nspace,1,1\n")
     r = cli(db_dsn, "rates", "import", str(f))
     assert r.exit_code == 2 and "line 3: call_category" in r.stderr
 
+    long_ago = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     sid = await clean_pool.fetchval(
-        "INSERT INTO sms_outbox (idempotency_key, destination, text, status)"
-        " VALUES ('k', '8613800000001', 'hi', 'expired') RETURNING id")
+        "INSERT INTO sms_outbox (idempotency_key, destination, text, status, next_attempt_at)"
+        " VALUES ('k', '8613800000001', 'hi', 'expired', $1) RETURNING id", long_ago)
     r = ok(cli(db_dsn, "sms", "list", "--status", "expired", "--json"))
     assert json.loads(r.stdout)[0]["id"] == sid
+    asked = utcnow()
     ok(cli(db_dsn, "sms", "retry", str(sid)))
+    due = await clean_pool.fetchval("SELECT next_attempt_at FROM sms_outbox WHERE id = $1", sid)
+    assert asked <= due <= utcnow()  # due now, by the CLI's clock
     assert cli(db_dsn, "sms", "retry", str(sid)).exit_code == 1
 
     await clean_pool.execute(
         "INSERT INTO missed_call (caller, callee, occurred_at, reason)"
-        " VALUES ('8613900000000', '8613800000001', now(), 'no-answer')")
+        " VALUES ('8613900000000', '8613800000001', $1, 'no-answer')", utcnow())
     r = ok(cli(db_dsn, "missed-calls", "list", "--callee", "8613800000001", "--json"))
     assert json.loads(r.stdout)[0]["reason"] == "no-answer"
     r = ok(cli(db_dsn, "callbacks", "list", "--pending"))
@@ -155,6 +183,10 @@ async def test_blacklist_pin_ads_rates_sms_cdr(clean_pool: asyncpg.Pool, db_dsn:
            "2026-11-21"))
     (one,) = [json.loads(x) for x in out.read_text().splitlines()]
     assert one["duration_s"] == 42 and one["charge"] == "0.3000"
+    # 18:00 in Shanghai is 10:00 UTC: the call at 10:00Z is in, whatever the machine's zone
+    r = ok(cli(db_dsn, "cdr", "export", "--since", "2026-11-20T18:00", "--until",
+               "2026-11-20T18:01"))
+    assert len(r.stdout.splitlines()) == 2 and "1 CDRs exported" in r.stderr
 
     acts = {(x["entity"], x["action"]) for x in await clean_pool.fetch(
         "SELECT entity, action FROM audit_log")}

@@ -4,6 +4,7 @@ reload, one transaction, bad rows reported by file line."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import subprocess
@@ -15,20 +16,25 @@ import asyncpg
 import pytest
 from click.testing import CliRunner, Result
 
+from scp.config import load_config
 from scp.service.provisioning import Actor
 from scp.state import importer
 from scp.state import pin as pins
+from tests.dates import today
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]
 
 OSS = Actor("oss", "tester")
+TODAY = dt.date(2026, 11, 25)  # the importer is told the day (the CLI reads the clock)
 HEADER = "msisdn,services,group,language"
 MCN_SCP = str(Path(sys.executable).parent / "mcn-scp")  # the installed entry point
 
 
-async def load(pool: asyncpg.Pool, text: str, **kw: object) -> importer.ImportResult:
+async def load(pool: asyncpg.Pool, text: str, *, today: dt.date = TODAY,
+               **kw: object) -> importer.ImportResult:
     async with pool.acquire() as conn:
-        return await importer.import_subscribers(conn, OSS, io.BytesIO(text.encode()), **kw)  # type: ignore[arg-type]
+        return await importer.import_subscribers(conn, OSS, io.BytesIO(text.encode()),
+                                                 today=today, **kw)  # type: ignore[arg-type]
 
 
 async def snapshot(pool: asyncpg.Pool) -> tuple[list[tuple[object, ...]], ...]:
@@ -73,17 +79,19 @@ async def test_load_normalises_and_is_idempotent(clean_pool: asyncpg.Pool) -> No
 async def test_reload_changes_only_what_differs(clean_pool: asyncpg.Pool) -> None:
     await load(clean_pool, GOOD)
     changed = GOOD.replace("missed-call;busy,vip,en", "busy,vip,zh")
-    r = await load(clean_pool, changed)
+    later, latest = TODAY + dt.timedelta(days=10), TODAY + dt.timedelta(days=20)
+    r = await load(clean_pool, changed, today=later)
     assert (r.updated, r.unchanged, r.services_enabled, r.services_disabled) == (1, 3, 0, 1)
     (upd,) = await clean_pool.fetch("SELECT * FROM audit_log WHERE action = 'update'")
     assert (upd["channel"], upd["entity_key"]) == ("oss", "8613800000001")
     assert (upd["before"]["language"], upd["after"]["language"]) == ("en", "zh")
     assert upd["before"]["imsi"] == upd["after"]["imsi"] == "460000000000001"
-    ended = await clean_pool.fetchrow("SELECT end_date FROM subscription"
-                                      " WHERE msisdn = '8613800000001' AND service = 'missed-call'")
-    assert ended["end_date"] is not None
-    r = await load(clean_pool, GOOD)  # re-enabled
+    mc = ("SELECT start_date, end_date FROM subscription"
+          " WHERE msisdn = '8613800000001' AND service = 'missed-call'")
+    assert tuple(await clean_pool.fetchrow(mc)) == (TODAY, later)  # ended on the day told
+    r = await load(clean_pool, GOOD, today=latest)  # re-enabled: a new start
     assert (r.updated, r.services_enabled) == (1, 1)
+    assert tuple(await clean_pool.fetchrow(mc)) == (latest, None)
     # a file without the optional columns keeps the stored imsi/notify_mode/forward_to
     r = await load(clean_pool, f"{HEADER}\n8613800000002,missed-call,default,zh\n")
     assert r.unchanged == 1
@@ -191,19 +199,19 @@ async def test_bad_encoding_and_csv_abort_everything(clean_pool: asyncpg.Pool) -
     data = (f"{HEADER}\n{rows}").encode() + b"8613800000001,busy,d\xff\xfe,zh\n"
     async with clean_pool.acquire() as conn:
         with pytest.raises(importer.ImportFileError, match="line 20002: not UTF-8"):
-            await importer.import_subscribers(conn, OSS, io.BytesIO(data))
+            await importer.import_subscribers(conn, OSS, io.BytesIO(data), today=TODAY)
     assert await clean_pool.fetchval("SELECT count(*) FROM subscriber") == 0
     data = f'{HEADER}\n{rows}"8613800000001,busy,default,zh\n'.encode()
     async with clean_pool.acquire() as conn:
         with pytest.raises(importer.ImportFileError, match="malformed CSV"):
-            await importer.import_subscribers(conn, OSS, io.BytesIO(data))
+            await importer.import_subscribers(conn, OSS, io.BytesIO(data), today=TODAY)
     assert await clean_pool.fetchval("SELECT count(*) FROM subscriber") == 0
 
 
 async def test_utf8_bom_and_crlf(clean_pool: asyncpg.Pool) -> None:
     data = ("\ufeff" + HEADER + "\r\n8613800000001,busy,default,zh\r\n").encode()
     async with clean_pool.acquire() as conn:
-        r = await importer.import_subscribers(conn, OSS, io.BytesIO(data))
+        r = await importer.import_subscribers(conn, OSS, io.BytesIO(data), today=TODAY)
     assert r.inserted == 1
 
 
@@ -237,6 +245,10 @@ async def test_cli_import_exit_codes(clean_pool: asyncpg.Pool, db_dsn: str,
     assert code == 0 and "13 rows" not in out and "12 rows, 1 good, 11 bad" in out
     code, out, err = cli(db_dsn, "subscriber", "import", "-", input=GOOD)
     assert code == 0 and "4 added" in out
+    # the CLI reads the clock: services start on today in the network's zone, whatever the
+    # machine's date and zone (tests/dates.py)
+    day = today(load_config())
+    assert {r[0] for r in await clean_pool.fetch("SELECT start_date FROM subscription")} == {day}
     code, out, err = cli(db_dsn, "subscriber", "import", "-", "--json", input=GOOD)
     assert code == 0 and '"unchanged": 4' in out
     code, out, err = cli(db_dsn, "subscriber", "import", "-", input="a,b\n")
@@ -324,7 +336,8 @@ async def test_import_fuzz_mutated_files(clean_pool: asyncpg.Pool) -> None:
         before = await clean_pool.fetchval("SELECT count(*) FROM audit_log")
         try:
             async with clean_pool.acquire() as conn:
-                r = await importer.import_subscribers(conn, OSS, io.BytesIO(bytes(data)))
+                r = await importer.import_subscribers(conn, OSS, io.BytesIO(bytes(data)),
+                                                      today=TODAY)
         except importer.ImportFileError as e:
             assert e.line >= 1
             assert await clean_pool.fetchval("SELECT count(*) FROM audit_log") == before

@@ -19,6 +19,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from scp.adapters.clock import utcnow
 from scp.app import Node, build_stack
 from scp.codecs import map as mapc
 from scp.codecs import ops
@@ -42,9 +43,11 @@ from scp.mapuser import MapUser, alert_once, build_map_user
 from scp.state import notify_flow as notifications
 from scp.state import provisioning as prov
 from tests import tshark
+from tests.dates import today
 from tests.integration.peer import PeerAsp
 
-pytestmark = [pytest.mark.integration, pytest.mark.tshark]
+# The node runs on the process's wall clock, and so do the rows written here: on any day.
+pytestmark = [pytest.mark.integration, pytest.mark.tshark, pytest.mark.usefixtures("any_day")]
 
 NODE_CONFIG = """
 [m3ua]
@@ -148,12 +151,13 @@ async def _teardown(node: Node, peer: HlrPeer, tmp_path: Path) -> None:
 
 async def _subscriber(pool: asyncpg.Pool, **kw: object) -> None:
     await prov.add_subscriber(pool, prov.Actor("cli", "test"), CALLEE,
+                              today=today(parse_config(NODE_CONFIG)),
                               services=["missed-call"], imsi=IMSI, **kw)  # type: ignore[arg-type]
 
 
 async def _missed(pool: asyncpg.Pool, cfg: Config, reason: str = "not-reachable",
                   caller: str = CALLER, at: dt.datetime | None = None) -> int:
-    at = at or dt.datetime.now(dt.UTC)
+    at = at or utcnow()
     async with pool.acquire() as conn, conn.transaction():
         mc = await conn.fetchval("INSERT INTO missed_call (caller, callee, occurred_at, reason)"
                                  " VALUES ($1, $2, $3, $4) RETURNING id", caller, CALLEE, at, reason)
@@ -177,8 +181,8 @@ async def test_alert_service_centre_v2_and_v1(tmp_path: Path, clean_pool: asyncp
     try:
         await _subscriber(pool)
         await _missed(pool, cfg)
-        await pool.execute("INSERT INTO callback_request (caller, callee) VALUES ($1, $2)",
-                           CALLER, CALLEE)
+        await pool.execute("INSERT INTO callback_request (caller, callee, requested_at)"
+                           " VALUES ($1, $2, $3)", CALLER, CALLEE, utcnow())
         # v2: AlertServiceCentre, answered with an empty ReturnResult in TC-END
         did = peer.stack.tcap.new_dialogue_id()
         peer.request(TcBegin(dialogue_id=did, called=SC, calling=HLR, application_context=AC_ALERT_V2,
@@ -305,7 +309,7 @@ async def test_sri_sm_then_report_sm_delivery_status(tmp_path: Path,
         await _missed(pool, cfg)
         row = await pool.fetchrow("SELECT status FROM hlr_alert WHERE msisdn = $1", CALLEE)
         assert row["status"] == "pending"
-        assert await alert_once(user, pool, cfg) == 1
+        assert await alert_once(user, pool, cfg, clock=utcnow) == 1
         row = await pool.fetchrow("SELECT status, attempts, registered_at FROM hlr_alert")
         assert row["status"] == "registered" and row["registered_at"] is not None
         assert [(b.application_context, b.components[0].opcode) for b in seen] == [  # type: ignore[union-attr]
@@ -318,7 +322,7 @@ async def test_sri_sm_then_report_sm_delivery_status(tmp_path: Path,
         assert seen[1].called.gt == GlobalTitle("8613900006") and seen[1].called.ssn == 6
         # a second missed call within alert_refresh does not register again
         await _missed(pool, cfg)
-        assert await alert_once(user, pool, cfg) == 0
+        assert await alert_once(user, pool, cfg, clock=utcnow) == 0
     finally:
         task.cancel()
         await _teardown(node, peer, tmp_path)
@@ -340,8 +344,8 @@ async def test_hlr_silent_is_retried_then_given_up(tmp_path: Path, clean_pool: a
         await _subscriber(pool)
         await _missed(pool, cfg)
         # nobody answers: invoke timer (2 s) -> retry with backoff, row visible as pending
-        t0 = dt.datetime.now(dt.UTC)
-        assert await alert_once(user, pool, cfg, now=t0) == 1
+        t0 = utcnow()
+        assert await alert_once(user, pool, cfg, clock=utcnow) == 1
         row = await pool.fetchrow("SELECT status, attempts, last_error, next_attempt_at"
                                   " FROM hlr_alert")
         assert row["status"] == "pending" and row["attempts"] == 1

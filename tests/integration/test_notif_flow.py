@@ -10,11 +10,12 @@ import asyncpg
 import pytest
 
 from scp.config import Config, parse_config
+from scp.service.notifications import local_day
 from scp.state import notify_flow as notifications
 from scp.state import provisioning as prov
 from scp.state.outbox_store import build_outbox
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]
 
 CFG = parse_config("[notify]\nbusy_window = 60.0\n")
 ACTOR = prov.Actor("cli", "test")
@@ -26,10 +27,9 @@ NOW = dt.datetime(2026, 11, 25, 10, 30, tzinfo=dt.UTC)  # 18:30 in Asia/Shanghai
 
 async def subscriber(pool: asyncpg.Pool, msisdn: str = CALLEE, **kw: object) -> None:
     kw.setdefault("services", ["missed-call", "busy"])
-    await prov.add_subscriber(pool, ACTOR, msisdn, **kw)  # type: ignore[arg-type]
     # subscribed for a month already (the calls below are dated around NOW)
-    await pool.execute("UPDATE subscription SET start_date = $2 WHERE msisdn = $1", msisdn,
-                       NOW.date() - dt.timedelta(days=30))
+    await prov.add_subscriber(pool, ACTOR, msisdn,  # type: ignore[arg-type]
+                              today=local_day(NOW - dt.timedelta(days=30), CFG), **kw)
 
 
 async def missed(pool: asyncpg.Pool, caller: str | None, at: dt.datetime,
@@ -149,9 +149,11 @@ async def test_ads_by_group_and_segment_budget(clean_pool: asyncpg.Pool) -> None
     pool = clean_pool
     await subscriber(pool, group="vip")
     await subscriber(pool, "8613912345679", group="default")
-    await prov.add_ad(pool, ACTOR, "【尊享】回电享优惠", user_groups=["vip"], priority=5,
-                      valid_from=NOW - dt.timedelta(days=1))
-    await prov.add_ad(pool, ACTOR, "广" * 60, priority=9, valid_from=NOW - dt.timedelta(days=1))
+    await prov.add_ad(pool, ACTOR, "【尊享】回电享优惠", now=NOW - dt.timedelta(days=1),
+                      user_groups=["vip"], priority=5)
+    await prov.add_ad(pool, ACTOR, "广" * 60, now=NOW - dt.timedelta(days=1), priority=9)
+    await prov.add_ad(pool, ACTOR, "明天起", now=NOW, valid_from=NOW + dt.timedelta(days=1),
+                      priority=99)  # not valid yet at NOW
     await missed(pool, A, NOW - dt.timedelta(minutes=5))
     await missed(pool, A, NOW - dt.timedelta(minutes=5), callee="8613912345679")
     await present(pool)
@@ -191,7 +193,10 @@ async def test_subscriber_receipt_service(clean_pool: asyncpg.Pool) -> None:
 async def test_sms_commands_through_the_mo_path(clean_pool: asyncpg.Pool) -> None:
     pool = clean_pool
     await subscriber(pool)
-    await prov.add_rate(pool, ACTOR, "local", "86139", per_sms="0.10")
+    # the tariff is valid from NOW's day, in the network's time zone (18:30 in Shanghai)
+    await prov.add_rate(pool, ACTOR, "local", "86139", today=local_day(NOW, CFG), per_sms="0.10")
+    await prov.add_rate(pool, ACTOR, "local", "86139", per_sms="9.99",
+                        today=local_day(NOW, CFG) + dt.timedelta(days=1))  # tomorrow's
     ob = build_outbox(pool, CFG)
     await missed(pool, A, NOW - dt.timedelta(hours=1))
     svc = CFG.smpp.source_addr

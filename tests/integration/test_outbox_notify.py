@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 
+from scp.adapters.clock import utcnow
 from scp.adapters.smpp import SmppGateway, SmppGatewayConfig
 from scp.config import parse_config
 from scp.service.outbox import (
@@ -30,11 +31,19 @@ from scp.service.outbox import (
 )
 from scp.state import provisioning as prov
 from scp.state.outbox_store import build_outbox
+from tests.dates import today
 from tests.integration.smppd import Smppd, smppd_fixture
 
-pytestmark = pytest.mark.integration
+# Senders, the gateway and these rows all run on the process's wall clock: on any day.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]
 
 CFG = parse_config("[notify]\nlease = 5.0\n")
+
+
+async def subscriber(pool: asyncpg.Pool, msisdn: str, services: list[str]) -> None:
+    """Subscribed from today, as the CLI would on the machine's clock."""
+    await prov.add_subscriber(pool, prov.Actor("cli", "t"), msisdn,
+                              today=today(CFG), services=services)
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +70,15 @@ class FakeGateway:
 
 async def fill(pool: asyncpg.Pool, n: int, *, prefix: str = "k") -> list[int]:
     ob = build_outbox(pool, CFG)
-    return [await ob.enqueue(f"86139{i:08d}", f"短信 {i}", idempotency_key=f"{prefix}{i}")
-            for i in range(n)]
+    return [await ob.enqueue(f"86139{i:08d}", f"短信 {i}", idempotency_key=f"{prefix}{i}",
+                             now=utcnow()) for i in range(n)]
 
 
 async def test_two_senders_never_submit_a_row_twice(clean_pool: asyncpg.Pool) -> None:
     pool = clean_pool
     await fill(pool, 400)
     gw = FakeGateway()
-    senders = [OutboxSender(outbox=build_outbox(pool, CFG), gateway=gw, window=10,
+    senders = [OutboxSender(clock=utcnow, outbox=build_outbox(pool, CFG), gateway=gw, window=10,
                             poll_interval=0.05) for _ in range(2)]
     await asyncio.gather(*(s.run_until_idle(idle_for=0.3) for s in senders))
     assert len(gw.submits) == 400 and set(gw.submits.values()) == {1}
@@ -88,7 +97,7 @@ async def test_retry_backoff_and_give_up_visible_in_sms_list(clean_pool: asyncpg
             raise SmppPermanentError("ESME_RINVDSTADR", 0x0B)
 
     gw = FakeGateway(fail)
-    sender = OutboxSender(outbox=build_outbox(pool, CFG), gateway=gw, window=5,
+    sender = OutboxSender(clock=utcnow, outbox=build_outbox(pool, CFG), gateway=gw, window=5,
                           poll_interval=0.02,
                           policy=RetryPolicy(max_attempts=3, base=0.05, factor=2.0, cap=1.0))
     await sender.run_until_idle(idle_for=0.5)
@@ -103,13 +112,14 @@ async def test_retry_backoff_and_give_up_visible_in_sms_list(clean_pool: asyncpg
 async def test_window_expiry_while_the_smsc_was_away(clean_pool: asyncpg.Pool) -> None:
     pool = clean_pool
     ob = build_outbox(pool, CFG)
-    now = dt.datetime.now(dt.UTC)
-    stale = await ob.enqueue("8613900000001", "old", idempotency_key="stale",
+    now = utcnow()
+    stale = await ob.enqueue("8613900000001", "old", idempotency_key="stale", now=now,
                              expires_at=now - dt.timedelta(seconds=1))
-    fresh = await ob.enqueue("8613900000002", "new", idempotency_key="fresh",
+    fresh = await ob.enqueue("8613900000002", "new", idempotency_key="fresh", now=now,
                              expires_at=now + dt.timedelta(hours=24))
     gw = FakeGateway()
-    await OutboxSender(outbox=ob, gateway=gw, poll_interval=0.02).run_until_idle(idle_for=0.2)
+    await OutboxSender(clock=utcnow, outbox=ob, gateway=gw,
+                       poll_interval=0.02).run_until_idle(idle_for=0.2)
     assert list(gw.submits) == [fresh]
     assert [r["id"] for r in await prov.list_sms(pool, status="expired")] == [stale]
 
@@ -127,7 +137,7 @@ async def test_smsc_killed_and_restarted_every_sms_exactly_once(
                      on_receipt=ob.record_receipt, on_mo=ob.record_mo)
     gw.start()
     await gw.wait_ready()
-    sender = OutboxSender(outbox=ob, gateway=gw, window=10, poll_interval=0.05,
+    sender = OutboxSender(clock=utcnow, outbox=ob, gateway=gw, window=10, poll_interval=0.05,
                           policy=RetryPolicy(base=0.05, link_delay=0.05))
     run = asyncio.create_task(sender.run())
     try:
@@ -170,8 +180,8 @@ async def test_alert_to_handset_through_the_real_smsc(clean_pool: asyncpg.Pool,
 
     pool = clean_pool
     callee, caller = "8613912340000", "8613700000042"
-    await prov.add_subscriber(pool, prov.Actor("cli", "t"), callee, services=["missed-call"])
-    now = dt.datetime.now(dt.UTC)
+    await subscriber(pool, callee, ["missed-call"])
+    now = utcnow()
     async with pool.acquire() as conn, conn.transaction():
         mc = await conn.fetchval("INSERT INTO missed_call (caller, callee, occurred_at, reason)"
                                  " VALUES ($1, $2, $3, 'not-reachable') RETURNING id",
@@ -179,16 +189,17 @@ async def test_alert_to_handset_through_the_real_smsc(clean_pool: asyncpg.Pool,
         await notifications.on_missed_call(conn, missed_call_id=mc, caller=caller,
                                            callee=callee, reason="not-reachable", at=now,
                                            cfg=CFG)
-        await conn.execute("INSERT INTO callback_request (caller, callee, missed_call_id)"
-                           " VALUES ($1, $2, $3)", caller, callee, mc)
-    await database_sink(pool, CFG)((PresenceEvent(True, "alert-sc", msisdn=callee),))
+        await conn.execute("INSERT INTO callback_request (caller, callee, requested_at,"
+                           " missed_call_id) VALUES ($1, $2, $3, $4)", caller, callee, now, mc)
+    await database_sink(pool, CFG, utcnow)((PresenceEvent(True, "alert-sc", msisdn=callee),))
     ob = build_outbox(pool, CFG)
     gw = SmppGateway(SmppGatewayConfig(host="127.0.0.1", port=smppd.port),
                      on_receipt=ob.record_receipt, on_mo=ob.record_mo)
     gw.start()
     await gw.wait_ready()
     try:
-        await OutboxSender(outbox=ob, gateway=gw, poll_interval=0.05).run_until_idle(idle_for=0.5)
+        await OutboxSender(clock=utcnow, outbox=ob, gateway=gw,
+                           poll_interval=0.05).run_until_idle(idle_for=0.5)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30  # generous: a loaded CI machine, not a speed check
         while await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE status <> 'delivered'"):
@@ -209,9 +220,8 @@ async def test_forwarded_receipt_of_a_subscribers_own_sms(clean_pool: asyncpg.Po
     receipt of one of our own SMS is never taken for a subscriber's."""
     pool = clean_pool
     owner, other, dst = "8613912345001", "8613912345002", "8613700000099"
-    actor = prov.Actor("cli", "t")
-    await prov.add_subscriber(pool, actor, owner, services=["missed-call", "delivery-receipt"])
-    await prov.add_subscriber(pool, actor, other, services=["missed-call"])
+    await subscriber(pool, owner, ["missed-call", "delivery-receipt"])
+    await subscriber(pool, other, ["missed-call"])
     ob = build_outbox(pool, CFG)
     gw = SmppGateway(SmppGatewayConfig(host="127.0.0.1", port=smppd.port),
                      on_receipt=ob.record_receipt, on_mo=ob.record_mo,
@@ -246,7 +256,7 @@ async def test_grouped_receipts_mark_presence_of_subscribers_only(
 
     pool = clean_pool
     sub, other = "8613912345001", "8613912345002"
-    await prov.add_subscriber(pool, prov.Actor("cli", "t"), sub, services=["missed-call"])
+    await subscriber(pool, sub, ["missed-call"])
     seen: list[tuple[str, bool]] = []
 
     async def delivered(conn: asyncpg.Connection, destination: str, at: dt.datetime) -> None:
@@ -258,7 +268,7 @@ async def test_grouped_receipts_mark_presence_of_subscribers_only(
                                  mid: str, at: dt.datetime) -> None:
         foreign.append(mid)
 
-    now = dt.datetime.now(dt.UTC)
+    now = utcnow()
     for only in (True, False):
         await pool.execute("TRUNCATE sms_outbox, sms_receipt")
         seen.clear()

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from scp.demo import DEMO_SUBSCRIBERS
 from tests.conftest import _in_thread
+from tests.dates import today
 from tests.unit.test_replay import _cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +48,7 @@ def seeded(db_dsn: str, monkeypatch: pytest.MonkeyPatch) -> str:
         pool = await open_pool(db_dsn, max_size=2)
         try:
             await truncate_all(pool)
-            await seed_subscribers(pool)
+            await seed_subscribers(pool, today=today())
         finally:
             await pool.close()
 

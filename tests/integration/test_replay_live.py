@@ -18,6 +18,7 @@ from scp.demo import run_demo, seed_subscribers
 from scp.replay import NumberRewriter, default_users, replay_live
 from scp.simulate import Numbers, Simulator, connect_tcp, run_scenario
 from tests import tshark
+from tests.dates import today
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -35,7 +36,7 @@ async def _node(pool, tmp_path: Path) -> Node:  # type: ignore[no-untyped-def]
 
 @pytest.mark.tshark
 async def test_live_replay_of_the_demo_capture_queues_the_sms(clean_pool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    await seed_subscribers(clean_pool)
+    await seed_subscribers(clean_pool, today=today())
     node = await _node(clean_pool, tmp_path)
     seen: list[tuple[str, object]] = []
     try:
@@ -67,7 +68,7 @@ async def test_rewrite_number_reaches_another_subscriber(clean_pool, tmp_path: P
     from scp.state import provisioning as prov
 
     other = "8613800138999"
-    await prov.add_subscriber(clean_pool, prov.Actor("cli", "t"), other,
+    await prov.add_subscriber(clean_pool, prov.Actor("cli", "t"), other, today=today(),
                               services=("missed-call", "busy"))
     node = await _node(clean_pool, tmp_path)
     try:
@@ -95,7 +96,7 @@ async def test_live_replay_to_nowhere_is_a_connection_error(tmp_path: Path) -> N
 async def test_simulator_over_tcp(clean_pool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from scp.capture import SctpPcapWriter
 
-    await seed_subscribers(clean_pool)
+    await seed_subscribers(clean_pool, today=today())
     node = await _node(clean_pool, tmp_path)
     w = SctpPcapWriter.open(str(tmp_path / "sim.pcap"))
     try:
@@ -132,7 +133,7 @@ async def test_cli_live_replay_with_filter(clean_pool, tmp_path: Path) -> None: 
     from tests.unit.test_replay import _cli
 
     main = _cli()
-    await seed_subscribers(clean_pool)
+    await seed_subscribers(clean_pool, today=today())
     node = await _node(clean_pool, tmp_path)
     try:
         port = node.transport.listening[0][1]

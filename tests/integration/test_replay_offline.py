@@ -17,6 +17,7 @@ from scp.demo import seed_subscribers
 from scp.pcapread import CaptureWarning
 from scp.replay import LadderEntry, LadderFilter, replay_offline
 from tests import strict_asn1, tshark
+from tests.dates import today
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -53,7 +54,7 @@ def _collect() -> tuple[list[tuple[str, object]], object]:
 
 @pytest.mark.tshark
 async def test_demo_capture_offline_matches_the_capture(clean_pool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    await seed_subscribers(clean_pool)
+    await seed_subscribers(clean_pool, today=today())
     seen, emit = _collect()
     s = await replay_offline(DEMO, parse_config(""), pool=clean_pool, emit=emit, compare=True,
                              capture_out=tmp_path / "ours.pcap")
@@ -79,7 +80,7 @@ async def test_itu_capture_replayed_against_a_china_scp(clean_pool, tmp_path: Pa
     what it answers carry 24-bit point codes in three octets (tshark, "Chinese ITU")."""
     from scp.core.primitives import PointCodeFormat
 
-    await seed_subscribers(clean_pool)
+    await seed_subscribers(clean_pool, today=today())
     seen, emit = _collect()
     cfg = parse_config('[m3ua]\npc_format = "china"\nlocal_pc = 1193046\n')
     out = tmp_path / "china.pcap"
@@ -102,7 +103,7 @@ async def test_default_ladder_shows_the_whole_call_with_our_answers_beside(clean
     right after each message fed, what our SCP answered to it (same frame number)."""
     from scp.replay import decode_capture
 
-    await seed_subscribers(clean_pool)
+    await seed_subscribers(clean_pool, today=today())
     seen, emit = _collect()
     await replay_offline(DEMO, parse_config(""), pool=clean_pool, emit=emit)
     ladder = [p for k, p in seen if k == "message"]
@@ -118,7 +119,7 @@ async def test_default_ladder_shows_the_whole_call_with_our_answers_beside(clean
 
 
 async def test_filter_limits_the_ladder_not_the_replay(clean_pool) -> None:  # type: ignore[no-untyped-def]
-    await seed_subscribers(clean_pool)
+    await seed_subscribers(clean_pool, today=today())
     seen, emit = _collect()
     s = await replay_offline(DEMO, parse_config(""), pool=clean_pool, emit=emit,
                              flt=LadderFilter(["op=alertServiceCentre"]))
@@ -160,7 +161,7 @@ async def test_every_demo_capture_gets_the_answers_it_holds(path: Path, clean_po
     The captures were made by the simulator against this SCP (pcaps/README.md); a difference
     means the call flow changed: regenerate them with ``python -m scp.simulate pcaps --with-db``.
     """
-    await seed_subscribers(clean_pool)
+    await seed_subscribers(clean_pool, today=today())
     mode = next((m for m in ("ctr", "etc") if path.stem.endswith(m)), "connect")
     seen, emit = _collect()
     s = await replay_offline(path, parse_config(f'[ivr]\nmode = "{mode}"\n'), pool=clean_pool,

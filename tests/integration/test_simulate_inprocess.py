@@ -16,6 +16,7 @@ from scp.config import parse_config
 from scp.simulate import SCENARIOS, Numbers, Simulator, connect_in_process, run_load, run_scenario
 from scp.state import provisioning as prov
 from tests import tshark
+from tests.dates import today
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -40,7 +41,7 @@ EXPECT = {
 
 async def _seed(pool) -> None:  # type: ignore[no-untyped-def]
     actor = prov.Actor("cli", "test")
-    await prov.add_subscriber(pool, actor, N.subscriber,
+    await prov.add_subscriber(pool, actor, N.subscriber, today=today(),
                               services=("missed-call", "busy", "voicemail"),
                               pin=N.pin, language="en")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from scp.adapters.clock import utcnow
 from scp.adapters.smpp import SmppGateway, SmppGatewayConfig
 from scp.service.outbox import (
     InMemoryOutbox,
@@ -266,10 +267,12 @@ async def test_outbox_sender_end_to_end(smppd: Smppd) -> None:
     gw = SmppGateway(config(smppd), on_receipt=outbox.record_receipt, on_mo=outbox.record_mo)
     gw.start()
     await gw.wait_ready()
-    sender = OutboxSender(outbox=outbox, gateway=gw, window=10, poll_interval=0.05)
+    sender = OutboxSender(outbox=outbox, gateway=gw, clock=utcnow, window=10,
+                          poll_interval=0.05)
     dests = [str(next(_dest)) for _ in range(30)]
     for i, d in enumerate(dests):
-        outbox.enqueue(d, CHINESE if i % 3 == 0 else f"missed call {i}", idempotency_key=f"e2e-{i}")
+        outbox.enqueue(d, CHINESE if i % 3 == 0 else f"missed call {i}", idempotency_key=f"e2e-{i}",
+                       now=utcnow())
     try:
         await sender.run_until_idle()
         await eventually(lambda: sum(1 for r in outbox.rows.values() if r.delivery_status) == 30)
@@ -292,12 +295,13 @@ async def test_smsc_crash_and_restart_exactly_once(tmp_path_factory: pytest.Temp
         gw = SmppGateway(config(server), on_receipt=outbox.record_receipt)
         gw.start()
         await gw.wait_ready()
-        sender = OutboxSender(outbox=outbox, gateway=gw, window=10, poll_interval=0.02,
+        sender = OutboxSender(outbox=outbox, gateway=gw, clock=utcnow, window=10,
+                              poll_interval=0.02,
                               policy=RetryPolicy(link_delay=0.05, base=0.05))
         n = 1000
         for i in range(n):
             text = f"crash-run {i:03d}" + (" " + CHINESE if i % 10 == 0 else "")
-            outbox.enqueue(f"86139{i:08d}", text, idempotency_key=f"crash-{i}")
+            outbox.enqueue(f"86139{i:08d}", text, idempotency_key=f"crash-{i}", now=utcnow())
         task = asyncio.create_task(sender.run())
         loop = asyncio.get_running_loop()
         at_crash = []

@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from scp.adapters.clock import utcnow
 from scp.adapters.smpp import SmppGateway, SmppGatewayConfig
 from scp.codecs.smpp_pdu import ESME_ROK, ESME_RX_T_APPN
 from scp.config import parse_config
@@ -31,9 +32,10 @@ from scp.service.outbox import OutboxSender
 from scp.state import provisioning as prov
 from scp.state.outbox_store import build_outbox
 from tests import tshark
+from tests.dates import today
 from tests.integration.smppd import Smppd, smppd_fixture, write_smpp_pcap
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]
 
 CFG = parse_config("[notify]\nlease = 5.0\n")
 SUBSCRIBER = "8613912345077"
@@ -70,7 +72,8 @@ def check_pcap(tap: Tap, path: Path) -> None:
 async def test_mo_answered_after_commit_and_failed_command_rescanned(
         clean_pool: asyncpg.Pool, smppd: Smppd, tmp_path: Path) -> None:
     pool = clean_pool
-    await prov.add_subscriber(pool, prov.Actor("cli", "t"), SUBSCRIBER, services=[])
+    await prov.add_subscriber(pool, prov.Actor("cli", "t"), SUBSCRIBER,
+                              today=today(CFG), services=[])
     ob = build_outbox(pool, CFG)
     ob.mo_retry_base = 0.2  # s: the re-scan test should not wait the production 5 s
     real_hook = ob.on_mo
@@ -108,7 +111,7 @@ async def test_mo_answered_after_commit_and_failed_command_rescanned(
         assert await pool.fetchval("SELECT count(*) FROM sms_outbox") == 0
 
         stop = asyncio.Event()
-        rescan = asyncio.create_task(ob.run_mo_retry(stop, interval=0.05))
+        rescan = asyncio.create_task(ob.run_mo_retry(stop, utcnow, interval=0.05))
 
         async def handled() -> bool:
             return bool(await pool.fetchval("SELECT handled_at IS NOT NULL FROM sms_mo"))
@@ -119,7 +122,7 @@ async def test_mo_answered_after_commit_and_failed_command_rescanned(
         finally:
             stop.set()
             await rescan
-        assert await ob.retry_mo(dt.datetime.now(dt.UTC) + dt.timedelta(days=1)) == 0
+        assert await ob.retry_mo(utcnow() + dt.timedelta(days=1)) == 0
     finally:
         await gw.stop()
     replies = await pool.fetch("SELECT idempotency_key, destination FROM sms_outbox")
@@ -159,8 +162,9 @@ async def test_failed_receipt_answered_rx_t_appn_and_redelivery_recorded(
     await gw.wait_ready()
     smppd.set_redeliver(max_attempts=5, delay_ms=100)
     before = len(smppd.delivers())
-    sms_id = await ob.enqueue("8613700000077", "receipt test", idempotency_key="rcpt-1")
-    sender = OutboxSender(outbox=ob, gateway=gw, window=10, poll_interval=0.05)
+    sms_id = await ob.enqueue("8613700000077", "receipt test", idempotency_key="rcpt-1",
+                              now=utcnow())
+    sender = OutboxSender(outbox=ob, gateway=gw, clock=utcnow, window=10, poll_interval=0.05)
     try:
         await sender.run_until_idle(idle_for=0.2, timeout=20)
 

@@ -4,6 +4,7 @@ the schema of a fresh database equal to the one built step by step (catalog dump
 from __future__ import annotations
 
 import asyncio
+import re
 
 import asyncpg
 import pytest
@@ -81,7 +82,8 @@ async def test_fresh_database_gets_all_migrations_once(empty_dsn: str) -> None:
         assert await migrate(conn) == VERSIONS
         assert await migrate(conn) == []
         assert await check_schema_version(conn) == latest_version()
-        names = [r["name"] for r in await conn.fetch("SELECT name FROM schema_version ORDER BY 1")]
+        names = [r["name"] for r in await conn.fetch("SELECT name FROM schema_version"
+                                                      " ORDER BY version")]
         assert names and names[0] == "initial"
     finally:
         await conn.close()
@@ -132,3 +134,19 @@ async def test_concurrent_migrators_apply_once(empty_dsn: str) -> None:
     finally:
         for c in conns:
             await c.close()
+
+
+async def test_business_time_never_defaults_to_the_database_clock(pool: asyncpg.Pool) -> None:
+    """Only audit stamps take the server's clock; every business time (start and validity
+    dates, due times, request times) must be written by the caller (migration 0060), and the
+    functions the call path runs take theirs as parameters."""
+    defaults = await pool.fetch(
+        "SELECT table_name || '.' || column_name AS col FROM information_schema.columns"
+        " WHERE table_schema = 'public' AND column_default ~* 'now\\(\\)|current_|localtime'")
+    audit = {"created_at", "updated_at", "applied_at", "audit_log.at"}
+    assert sorted(r["col"] for r in defaults
+                  if r["col"].split(".")[1] not in audit and r["col"] not in audit) == []
+    for r in await pool.fetch("SELECT proname, pg_get_functiondef(oid) AS def FROM pg_proc"
+                              " WHERE pronamespace = 'public'::regnamespace"):
+        body = r["def"].replace("updated_at = now()", "")
+        assert not re.search(r"now\(\)|current_date|current_timestamp", body, re.I), r["proname"]

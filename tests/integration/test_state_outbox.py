@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from scp.adapters.clock import utcnow
 from scp.service.outbox import OutboundSms, OutboxSender, RetryPolicy
 from scp.state.outbox import PgOutbox
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]
 
 T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 
@@ -105,11 +106,11 @@ class Gateway:
 
 async def test_outbox_sender_drives_pg_outbox(clean_pool: asyncpg.Pool) -> None:
     ob = PgOutbox(clean_pool)
-    start = datetime.now(UTC)
+    start = utcnow()
     for i in range(40):
         await ob.enqueue(f"86138{i:08d}", f"t{i}", idempotency_key=f"s{i}", now=start)
-    sender = OutboxSender(outbox=ob, gateway=Gateway(), window=5, poll_interval=0.02,
-                          policy=RetryPolicy(base=0.01, cap=0.01))
+    sender = OutboxSender(clock=utcnow, outbox=ob, gateway=Gateway(), window=5,
+                          poll_interval=0.02, policy=RetryPolicy(base=0.01, cap=0.01))
     await sender.run_until_idle(idle_for=0.3, timeout=30)
     counts = dict(await clean_pool.fetch("SELECT status, count(*) FROM sms_outbox GROUP BY 1"))
     assert counts == {"submitted": 40}
@@ -250,7 +251,7 @@ async def test_crash_before_the_group_commit_resends_at_most_the_bound(
         clean_pool: asyncpg.Pool) -> None:
     n, window, prefetch, commit_window = 200, 4, 3, 9
     bound = window + prefetch + commit_window
-    start = datetime.now(UTC)
+    start = utcnow()
     for i in range(n):
         await clean_pool.execute(
             "INSERT INTO sms_outbox (idempotency_key, destination, text, next_attempt_at)"
@@ -258,8 +259,8 @@ async def test_crash_before_the_group_commit_resends_at_most_the_bound(
     gw = CountingGateway()
     lease = timedelta(seconds=0.5)
     crashing = CrashingOutbox(clean_pool, lease=lease, claim_ahead=32)
-    sender = OutboxSender(outbox=crashing, gateway=gw, window=window, prefetch=prefetch,
-                          commit_window=commit_window, poll_interval=0.01)
+    sender = OutboxSender(clock=utcnow, outbox=crashing, gateway=gw, window=window,
+                          prefetch=prefetch, commit_window=commit_window, poll_interval=0.01)
     run = asyncio.create_task(sender.run())
     for _ in range(100):
         await asyncio.sleep(0.01)
@@ -279,8 +280,8 @@ async def test_crash_before_the_group_commit_resends_at_most_the_bound(
         "SELECT count(*) FROM sms_outbox WHERE status = 'submitted'") == 0
     await asyncio.sleep(lease.total_seconds() + 0.1)  # the dead sender's lease ends
     ob = PgOutbox(clean_pool, lease=timedelta(minutes=1))
-    await OutboxSender(outbox=ob, gateway=gw, window=10, poll_interval=0.02).run_until_idle(
-        idle_for=0.2, timeout=30)
+    await OutboxSender(clock=utcnow, outbox=ob, gateway=gw, window=10,
+                       poll_interval=0.02).run_until_idle(idle_for=0.2, timeout=30)
     twice = {i for i, c in gw.submits.items() if c > 1}
     assert twice == set(accepted) and len(twice) <= bound  # only the uncommitted ones
     assert max(gw.submits.values()) == 2 and len(gw.submits) == n
@@ -292,15 +293,16 @@ async def test_stop_flushes_and_senders_never_double_submit(clean_pool: asyncpg.
     """Three senders with read-ahead on one outbox table; one stops half way: its marks are
     committed and its read-ahead given back before run() returns; no row goes out twice."""
     n = 1500
-    start = datetime.now(UTC)
+    start = utcnow()
     await clean_pool.execute(
         "INSERT INTO sms_outbox (idempotency_key, destination, text, next_attempt_at)"
         " SELECT 's' || g, '86139' || lpad(g::text, 8, '0'), 't', $1"
         " FROM generate_series(1, $2) g", start, n)
     gw = CountingGateway()
     quitter_ob = PgOutbox(clean_pool, claim_ahead=100)
-    quitter = OutboxSender(outbox=quitter_ob, gateway=gw, window=10, poll_interval=0.02)
-    others = [OutboxSender(outbox=PgOutbox(clean_pool, claim_ahead=100), gateway=gw,
+    quitter = OutboxSender(clock=utcnow, outbox=quitter_ob, gateway=gw, window=10,
+                           poll_interval=0.02)
+    others = [OutboxSender(clock=utcnow, outbox=PgOutbox(clean_pool, claim_ahead=100), gateway=gw,
                            window=10, poll_interval=0.02) for _ in range(2)]
     run = asyncio.create_task(quitter.run())
     rest = asyncio.gather(*(s.run_until_idle(idle_for=0.3, timeout=60) for s in others))

@@ -13,10 +13,13 @@ from scp.service.provisioning import Actor, Conflict, InvalidInput, NotFound
 from scp.state import pin as pins
 from scp.state import provisioning as prov
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]
 
 CLI = Actor("cli", "tester")
 IVR = Actor("ivr", "ivr-1")
+# The time of the tests: every provisioning function is told the day (the CLI reads the clock)
+NOW = dt.datetime(2026, 11, 25, 10, 30, tzinfo=dt.UTC)
+TODAY = dt.date(2026, 11, 25)
 
 
 async def audit_rows(pool: asyncpg.Pool, entity: str | None = None) -> list[asyncpg.Record]:
@@ -25,11 +28,12 @@ async def audit_rows(pool: asyncpg.Pool, entity: str | None = None) -> list[asyn
 
 
 async def test_add_show_update_delete_with_audit(clean_pool: asyncpg.Pool) -> None:
-    s = await prov.add_subscriber(clean_pool, CLI, "013800138000",
+    s = await prov.add_subscriber(clean_pool, CLI, "013800138000", today=TODAY,
                                   services=["missed-call", "busy", "busy"], pin="123456",
                                   group="vip", language="en", imsi="460001234567890")
     assert s.msisdn == "8613800138000"  # national form normalised (CC 86, trunk prefix 0)
-    assert s.active_services(dt.date.today()) == ("busy", "missed-call")
+    assert s.active_services(TODAY) == ("busy", "missed-call")
+    assert s.active_services(TODAY - dt.timedelta(days=1)) == ()  # from the day it was told
     assert s.pin_set and not s.pin_locked
     got = await prov.get_subscriber(clean_pool, "+8613800138000")
     assert got == s
@@ -66,43 +70,56 @@ async def test_invalid_input_names_field(clean_pool: asyncpg.Pool, kwargs: dict[
     args = {"msisdn": "8613800000001", **kwargs}
     msisdn = args.pop("msisdn")
     with pytest.raises(InvalidInput) as ei:
-        await prov.add_subscriber(clean_pool, CLI, msisdn, **args)  # type: ignore[arg-type]
+        await prov.add_subscriber(clean_pool, CLI, msisdn, today=TODAY,  # type: ignore[arg-type]
+                                  **args)
     assert ei.value.field == field
     assert await clean_pool.fetchval("SELECT count(*) FROM subscriber") == 0
     assert await clean_pool.fetchval("SELECT count(*) FROM audit_log") == 0
 
 
 async def test_duplicate_msisdn_and_imsi_conflict(clean_pool: asyncpg.Pool) -> None:
-    await prov.add_subscriber(clean_pool, CLI, "8613800000001", imsi="460000000000001")
+    await prov.add_subscriber(clean_pool, CLI, "8613800000001", today=TODAY,
+                              imsi="460000000000001")
     with pytest.raises(Conflict, match="msisdn"):
-        await prov.add_subscriber(clean_pool, CLI, "8613800000001")
+        await prov.add_subscriber(clean_pool, CLI, "8613800000001", today=TODAY)
     with pytest.raises(Conflict, match="imsi"):
-        await prov.add_subscriber(clean_pool, CLI, "8613800000002", imsi="460000000000001")
+        await prov.add_subscriber(clean_pool, CLI, "8613800000002", today=TODAY,
+                                  imsi="460000000000001")
     assert await clean_pool.fetchval("SELECT count(*) FROM audit_log") == 1
 
 
 async def test_services_enable_disable_dates(clean_pool: asyncpg.Pool) -> None:
-    today = dt.date.today()
-    await prov.add_subscriber(clean_pool, CLI, "8613800000001", services=["missed-call"])
-    s = await prov.enable_service(clean_pool, CLI, "8613800000001", "voicemail",
-                                  end=today + dt.timedelta(days=30))
+    today = TODAY
+    month = dt.timedelta(days=30)
+    await prov.add_subscriber(clean_pool, CLI, "8613800000001", today=today - month,
+                              services=["missed-call"])
+    s = await prov.enable_service(clean_pool, CLI, "8613800000001", "voicemail", today=today,
+                                  end=today + month)
     vm = next(x for x in s.subscriptions if x.service == "voicemail")
-    assert vm.start_date == today and vm.end_date == today + dt.timedelta(days=30)
-    s = await prov.disable_service(clean_pool, CLI, "8613800000001", "missed-call")
+    assert vm.start_date == today and vm.end_date == today + month
+    s = await prov.disable_service(clean_pool, CLI, "8613800000001", "missed-call", today=today)
+    mc = next(x for x in s.subscriptions if x.service == "missed-call")
+    assert (mc.start_date, mc.end_date) == (today - month, today)  # kept as history
     assert s.active_services(today) == ("voicemail",)
-    s = await prov.enable_service(clean_pool, CLI, "8613800000001", "missed-call")
+    s = await prov.enable_service(clean_pool, CLI, "8613800000001", "missed-call", today=today)
     assert set(s.active_services(today)) == {"missed-call", "voicemail"}
+    # a service ended in the future (still running) keeps its start when renewed
+    s = await prov.enable_service(clean_pool, CLI, "8613800000001", "voicemail",
+                                  today=today + dt.timedelta(days=1))
+    vm = next(x for x in s.subscriptions if x.service == "voicemail")
+    assert (vm.start_date, vm.end_date) == (today, None)
     with pytest.raises(NotFound):
-        await prov.disable_service(clean_pool, CLI, "8613800000001", "forwarding")
+        await prov.disable_service(clean_pool, CLI, "8613800000001", "forwarding", today=today)
     with pytest.raises(InvalidInput) as ei:
-        await prov.enable_service(clean_pool, CLI, "8613800000001", "teleport")
+        await prov.enable_service(clean_pool, CLI, "8613800000001", "teleport", today=today)
     assert ei.value.field == "service"
     acts = [r["action"] for r in await audit_rows(clean_pool)]
-    assert acts == ["create", "enable-service", "disable-service", "enable-service"]
+    assert acts == ["create", "enable-service", "disable-service", "enable-service",
+                    "enable-service"]
 
 
 async def test_blacklist_exact_and_prefix(clean_pool: asyncpg.Pool) -> None:
-    await prov.add_subscriber(clean_pool, CLI, "8613800000001")
+    await prov.add_subscriber(clean_pool, CLI, "8613800000001", today=TODAY)
     await prov.blacklist_add(clean_pool, CLI, "8613800000001", "13900000000")
     await prov.blacklist_add(clean_pool, CLI, "8613800000001", "86177", prefix=True)
     await prov.blacklist_add(clean_pool, CLI, "8613800000001", "86177", prefix=True)  # no-op
@@ -121,7 +138,7 @@ async def test_blacklist_exact_and_prefix(clean_pool: asyncpg.Pool) -> None:
 
 
 async def test_pin_lock_after_three_failures_and_unlock(clean_pool: asyncpg.Pool) -> None:
-    await prov.add_subscriber(clean_pool, CLI, "8613800000001")
+    await prov.add_subscriber(clean_pool, CLI, "8613800000001", today=TODAY)
     assert (await prov.verify_pin(clean_pool, IVR, "8613800000001", "123456")).outcome == "no-pin"
     await prov.set_pin(clean_pool, CLI, "8613800000001", "123456")
     assert (await prov.verify_pin(clean_pool, IVR, "8613800000001", "123456")).outcome == "ok"
@@ -143,7 +160,7 @@ async def test_pin_lock_after_three_failures_and_unlock(clean_pool: asyncpg.Pool
 
 
 async def test_success_resets_counter_and_upgrades_bulk_hash(clean_pool: asyncpg.Pool) -> None:
-    await prov.add_subscriber(clean_pool, CLI, "8613800000001")
+    await prov.add_subscriber(clean_pool, CLI, "8613800000001", today=TODAY)
     await clean_pool.execute("UPDATE subscriber SET pin_hash = $1", pins.hash_pin("7654321",
                                                                                   pins.BULK))
     assert (await prov.verify_pin(clean_pool, IVR, "8613800000001", "7654320")).outcome == "wrong"
@@ -154,8 +171,8 @@ async def test_success_resets_counter_and_upgrades_bulk_hash(clean_pool: asyncpg
 
 async def test_list_subscribers_paging(clean_pool: asyncpg.Pool) -> None:
     for i in range(5):
-        await prov.add_subscriber(clean_pool, CLI, f"861380000000{i}", services=["busy"],
-                                  group="g1" if i % 2 else "g2")
+        await prov.add_subscriber(clean_pool, CLI, f"861380000000{i}", today=TODAY,
+                                  services=["busy"], group="g1" if i % 2 else "g2")
     page = await prov.list_subscribers(clean_pool, limit=2)
     assert [s.msisdn for s in page] == ["8613800000000", "8613800000001"]
     page2 = await prov.list_subscribers(clean_pool, limit=2, after=page[-1].msisdn)
@@ -165,86 +182,97 @@ async def test_list_subscribers_paging(clean_pool: asyncpg.Pool) -> None:
 
 
 async def test_ads_rates(clean_pool: asyncpg.Pool) -> None:
-    ad = await prov.add_ad(clean_pool, CLI, "Try our 5G plan!", window_start=dt.time(8),
+    ad = await prov.add_ad(clean_pool, CLI, "Try our 5G plan!", now=NOW, window_start=dt.time(8),
                            window_end=dt.time(22), caller_prefixes=["86138"],
                            user_groups=["vip"], priority=5)
-    await prov.add_ad(clean_pool, CLI, "low", priority=1)
+    assert ad.valid_from == NOW  # from the caller's now unless told
+    await prov.add_ad(clean_pool, CLI, "low", now=NOW, priority=1)
     assert [a.text for a in await prov.list_ads(clean_pool)] == ["Try our 5G plan!", "low"]
     with pytest.raises(InvalidInput) as ei:
-        await prov.add_ad(clean_pool, CLI, "x", caller_prefixes=["86a"])
+        await prov.add_ad(clean_pool, CLI, "x", now=NOW, caller_prefixes=["86a"])
     assert ei.value.field == "caller_prefixes"
+    with pytest.raises(InvalidInput) as ei:  # ends before it starts: now, when not told
+        await prov.add_ad(clean_pool, CLI, "x", now=NOW, valid_until=NOW - dt.timedelta(hours=1))
+    assert ei.value.field == "valid_until"
     await prov.delete_ad(clean_pool, CLI, ad.id)
     with pytest.raises(NotFound):
         await prov.delete_ad(clean_pool, CLI, ad.id)
-    r = await prov.add_rate(clean_pool, CLI, "international", "852", per_minute="1.5",
-                            per_sms="0.1", valid_from="2026-01-01")
+    r = await prov.add_rate(clean_pool, CLI, "international", "852", today=TODAY,
+                            per_minute="1.5", per_sms="0.1", valid_from="2026-01-01")
     assert r.per_minute == Decimal("1.5000") and r.valid_from == dt.date(2026, 1, 1)
-    r2 = await prov.add_rate(clean_pool, CLI, "international", "852", per_minute="2",
-                             valid_from="2026-01-01")
+    r2 = await prov.add_rate(clean_pool, CLI, "international", "852", today=TODAY,
+                             per_minute="2", valid_from="2026-01-01")
     assert r2.id == r.id and r2.per_minute == Decimal("2")  # same key replaces
+    r3 = await prov.add_rate(clean_pool, CLI, "international", "853", today=TODAY)
+    assert r3.valid_from == TODAY  # no valid_from: the caller's today
     with pytest.raises(InvalidInput) as ei:
-        await prov.add_rate(clean_pool, CLI, "galactic", "1")
+        await prov.add_rate(clean_pool, CLI, "galactic", "1", today=TODAY)
     assert ei.value.field == "call_category"
     with pytest.raises(InvalidInput) as ei:
-        await prov.add_rate(clean_pool, CLI, "local", "", per_minute="-1")
+        await prov.add_rate(clean_pool, CLI, "local", "", today=TODAY, per_minute="-1")
     assert ei.value.field == "per_minute"
     with pytest.raises(InvalidInput, match="line 3"):
         await prov.import_rates(clean_pool, CLI, [
             (2, {"call_category": "local", "prefix": "", "per_minute": "0.1"}),
-            (3, {"call_category": "local", "prefix": "x"})])
+            (3, {"call_category": "local", "prefix": "x"})], today=TODAY)
     n = await prov.import_rates(clean_pool, CLI, [
         (2, {"call_category": "local", "prefix": "", "per_minute": "0.1"}),
-        (3, {"call_category": "hmt", "prefix": "853", "per_minute": "0.9"})])
-    assert n == 2 and len(await prov.list_rates(clean_pool)) == 3
-    assert [x.prefix for x in await prov.list_rates(clean_pool, call_category="hmt")] == ["853"]
+        (3, {"call_category": "hmt", "prefix": "853", "per_minute": "0.9",
+             "valid_from": "2026-12-01"})], today=TODAY)
+    assert n == 2 and len(await prov.list_rates(clean_pool)) == 4
+    assert [(x.prefix, x.valid_from) for x in await prov.list_rates(clean_pool)
+            if x.call_category != "international"] == [
+        ("853", dt.date(2026, 12, 1)), ("", TODAY)]  # by category: hmt, local
 
 
 async def test_sms_retry_and_lists(clean_pool: asyncpg.Pool) -> None:
-    await prov.add_subscriber(clean_pool, CLI, "8613800000001")
+    await prov.add_subscriber(clean_pool, CLI, "8613800000001", today=TODAY)
     sid = await clean_pool.fetchval(
-        "INSERT INTO sms_outbox (idempotency_key, destination, text, status, last_error)"
-        " VALUES ('k1', '8613900000000', 'hi', 'failed', 'boom') RETURNING id")
+        "INSERT INTO sms_outbox (idempotency_key, destination, text, status, last_error,"
+        " next_attempt_at) VALUES ('k1', '8613900000000', 'hi', 'failed', 'boom', $1)"
+        " RETURNING id", NOW - dt.timedelta(days=1))
     await clean_pool.execute(
-        "INSERT INTO sms_outbox (idempotency_key, destination, text, status)"
-        " VALUES ('k2', '8613900000000', 'hi', 'delivered')")
+        "INSERT INTO sms_outbox (idempotency_key, destination, text, status, next_attempt_at)"
+        " VALUES ('k2', '8613900000000', 'hi', 'delivered', $1)", NOW - dt.timedelta(days=1))
     assert len(await prov.list_sms(clean_pool, status="failed")) == 1
-    await prov.retry_sms(clean_pool, CLI, sid)
-    row = await clean_pool.fetchrow("SELECT status, last_error FROM sms_outbox WHERE id = $1", sid)
-    assert (row["status"], row["last_error"]) == ("queued", None)
+    await prov.retry_sms(clean_pool, CLI, sid, now=NOW)
+    row = await clean_pool.fetchrow("SELECT status, last_error, next_attempt_at FROM sms_outbox"
+                                    " WHERE id = $1", sid)
+    assert (row["status"], row["last_error"], row["next_attempt_at"]) == ("queued", None, NOW)
     with pytest.raises(Conflict):
-        await prov.retry_sms(clean_pool, CLI, sid)
+        await prov.retry_sms(clean_pool, CLI, sid, now=NOW)
     # An expired SMS that had used up its attempts is really sent again: the outbox hands it to
     # a sender (not expired again by the claim, a full attempt budget).
     from scp.state.outbox import PgOutbox
 
     exp = await clean_pool.fetchval(
-        "INSERT INTO sms_outbox (idempotency_key, destination, text, status, attempts, expires_at)"
-        " VALUES ('k3', '8613900000001', 'late', 'expired', 8, now() - interval '1 hour')"
-        " RETURNING id")
+        "INSERT INTO sms_outbox (idempotency_key, destination, text, status, attempts,"
+        " next_attempt_at, expires_at) VALUES ('k3', '8613900000001', 'late', 'expired', 8, $1,"
+        " $1::timestamptz + interval '1 hour') RETURNING id", NOW - dt.timedelta(days=1))
     await clean_pool.execute("UPDATE sms_outbox SET status = 'delivered' WHERE id = $1", sid)
-    await prov.retry_sms(clean_pool, CLI, exp)
+    await prov.retry_sms(clean_pool, CLI, exp, now=NOW)
     box = PgOutbox(clean_pool)
-    claimed = await box.claim(10, dt.datetime.now(dt.UTC))
+    claimed = await box.claim(10, NOW)
     await box.flush()
     assert [(c.id, c.attempts) for c in claimed] == [(exp, 1)]
     with pytest.raises(NotFound):
-        await prov.retry_sms(clean_pool, CLI, 999)
+        await prov.retry_sms(clean_pool, CLI, 999, now=NOW)
     with pytest.raises(InvalidInput):
         await prov.list_sms(clean_pool, status="lost")
     await clean_pool.execute(
         "INSERT INTO missed_call (caller, callee, occurred_at, reason) VALUES"
-        " ('8613900000000', '8613800000001', now() - interval '1 minute', 'busy'),"
-        " (NULL, '8613800000001', now(), 'not-reachable')")
+        " ('8613900000000', '8613800000001', $1::timestamptz - interval '1 minute', 'busy'),"
+        " (NULL, '8613800000001', $1, 'not-reachable')", NOW)
     mc = await prov.list_missed_calls(clean_pool, callee="8613800000001")
     assert [r["reason"] for r in mc] == ["not-reachable", "busy"]
     recent = await prov.list_missed_calls(clean_pool, callee="8613800000001",
-                                          since=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30))
+                                          since=NOW - dt.timedelta(seconds=30))
     assert [r["reason"] for r in recent] == ["not-reachable"]
-    await clean_pool.execute("INSERT INTO callback_request (caller, callee) VALUES"
-                             " ('8613900000000', '8613800000001')")
+    await clean_pool.execute("INSERT INTO callback_request (caller, callee, requested_at)"
+                             " VALUES ('8613900000000', '8613800000001', $1)", NOW)
     with pytest.raises(asyncpg.UniqueViolationError):  # one open request per pair
-        await clean_pool.execute("INSERT INTO callback_request (caller, callee) VALUES"
-                                 " ('8613900000000', '8613800000001')")
+        await clean_pool.execute("INSERT INTO callback_request (caller, callee, requested_at)"
+                                 " VALUES ('8613900000000', '8613800000001', $1)", NOW)
     assert len(await prov.list_callbacks(clean_pool, pending=True)) == 1
 
 
@@ -261,15 +289,16 @@ async def test_cdr_iteration(clean_pool: asyncpg.Pool) -> None:
 
 
 async def test_audit_and_change_roll_back_together(clean_pool: asyncpg.Pool) -> None:
-    await prov.add_subscriber(clean_pool, CLI, "8613800000001", imsi="460000000000001")
-    await prov.add_subscriber(clean_pool, CLI, "8613800000002")
+    await prov.add_subscriber(clean_pool, CLI, "8613800000001", today=TODAY,
+                              imsi="460000000000001")
+    await prov.add_subscriber(clean_pool, CLI, "8613800000002", today=TODAY)
     with pytest.raises(Conflict):  # the UPDATE fails: no audit row may survive
         await prov.update_subscriber(clean_pool, CLI, "8613800000002", imsi="460000000000001")
     assert len(await audit_rows(clean_pool)) == 2
     async with clean_pool.acquire() as conn:
         with pytest.raises(RuntimeError):
             async with conn.transaction():
-                await prov.add_subscriber(conn, CLI, "8613800000003")
+                await prov.add_subscriber(conn, CLI, "8613800000003", today=TODAY)
                 raise RuntimeError("caller's transaction fails after the change")
     assert await clean_pool.fetchval("SELECT count(*) FROM subscriber") == 2
     assert len(await audit_rows(clean_pool)) == 2
@@ -277,12 +306,12 @@ async def test_audit_and_change_roll_back_together(clean_pool: asyncpg.Pool) -> 
 
 async def test_outbox_claim_uses_partial_index(clean_pool: asyncpg.Pool) -> None:
     await clean_pool.execute(
-        "INSERT INTO sms_outbox (idempotency_key, destination, text, status)"
+        "INSERT INTO sms_outbox (idempotency_key, destination, text, status, next_attempt_at)"
         " SELECT 'k' || g, '8613900000000', 't', CASE WHEN g % 50 = 0 THEN 'queued'"
-        " ELSE 'delivered' END FROM generate_series(1, 5000) g")
+        " ELSE 'delivered' END, $1 FROM generate_series(1, 5000) g", NOW)
     await clean_pool.execute("ANALYZE sms_outbox")
     plan = "\n".join(r[0] for r in await clean_pool.fetch(
         "EXPLAIN SELECT id FROM sms_outbox WHERE status IN ('queued', 'sending')"
-        " AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT 10"
-        " FOR UPDATE SKIP LOCKED"))
+        " AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 10"
+        " FOR UPDATE SKIP LOCKED", NOW))
     assert "sms_outbox_claim_idx" in plan

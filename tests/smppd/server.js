@@ -8,6 +8,7 @@
 //
 // Usage: node server.js --port 2775 --control-port 2776 --log submits.jsonl
 //                       [--system-id mcn --password secret] [--no-receipts]
+//                       [--clock-offset-ms N]
 // On start it prints one JSON line {"ready":true,"port":..,"control_port":..} on stdout.
 //
 // Control (HTTP on 127.0.0.1:control-port, JSON bodies):
@@ -21,6 +22,7 @@
 //   POST /crash                              exit at once (between PDUs: an SMSC crash)
 //   POST /redeliver {"max":N,"delay_ms":D}   a deliver_sm answered with an error is sent again
 //                                            (new sequence_number) after D ms, up to N times
+//   POST /clock {"offset_ms":N}              the SMSC's clock runs N ms off the machine's
 //   GET  /stats                              counters, bound sessions, held responses
 //   GET  /delivers                           every deliver_sm_resp seen: kind (mo / receipt),
 //                                            attempt, seq, sent_at, resp_at (s), status
@@ -45,12 +47,18 @@ function parseArgs(argv) {
 		else if (a === '--system-id') args.systemId = argv[++i];
 		else if (a === '--password') args.password = argv[++i];
 		else if (a === '--no-receipts') args.receipts = false;
+		else if (a === '--clock-offset-ms') args.clockOffsetMs = Number(argv[++i]);
 		else throw new Error('unknown argument ' + a);
 	}
 	return args;
 }
 
 const args = parseArgs(process.argv);
+// The SMSC's clock (receipt dates, log times): the machine's, shifted by --clock-offset-ms /
+// POST /clock, so that a test that moved its own clock to another day (tests/dates.py) talks
+// to an SMSC living on that day too, as a real SMSC shares the network's time.
+let clockOffsetMs = Number(args.clockOffsetMs || 0);
+function nowMs() { return Date.now() + clockOffsetMs; }
 const logFd = args.log ? fs.openSync(args.log, 'a') : null;
 // Message ids unique across restarts: start time + counter.
 const idBase = Date.now().toString(16);
@@ -74,10 +82,10 @@ const delivers = [];
 // §4.6: send a deliver_sm built by make(); its deliver_sm_resp is logged and, if it is not
 // ESME_ROK, the message is delivered again later, as an SMSC retries (ESME_RX_T_APPN etc.).
 function deliver(session, kind, make, attempt, done) {
-	const sentAt = Date.now() / 1000;
+	const sentAt = nowMs() / 1000;
 	session.deliver_sm(make(), (resp) => {
 		delivers.push({kind, attempt, seq: resp.sequence_number, sent_at: sentAt,
-			resp_at: Date.now() / 1000, status: resp.command_status});
+			resp_at: nowMs() / 1000, status: resp.command_status});
 		if (resp.command_status === 0) {
 			if (done) done();
 		} else if (attempt < redeliver.max) {
@@ -102,7 +110,7 @@ function ts(d) {
 function sendReceipt(session, pdu, messageId, text, submitted) {
 	const stat = state.receiptStat;
 	const body = 'id:' + messageId + ' sub:001 dlvrd:' + (stat === 'DELIVRD' ? '001' : '000') +
-		' submit date:' + ts(submitted) + ' done date:' + ts(new Date()) +
+		' submit date:' + ts(submitted) + ' done date:' + ts(new Date(nowMs())) +
 		' stat:' + stat + ' err:000 text:' + String(text || '').replace(/[^\x20-\x7e]/g, '.').slice(0, 20);
 	const states = {DELIVRD: 2, EXPIRED: 3, DELETED: 4, UNDELIV: 5, ACCEPTD: 6, UNKNOWN: 7, REJECTD: 8};
 	deliver(session, 'receipt', () => ({
@@ -135,7 +143,7 @@ function onSubmit(session, pdu) {
 	const raw = Buffer.isBuffer(pdu._raw_sm) ? pdu._raw_sm.toString('hex') : null;
 	const messageId = status === 0 ? idBase + '-' + (++idCounter).toString(16) : '';
 	logLine({
-		at: Date.now() / 1000,
+		at: nowMs() / 1000,
 		seq: pdu.sequence_number,
 		status,
 		message_id: messageId,
@@ -153,7 +161,7 @@ function onSubmit(session, pdu) {
 	const answer = () => {
 		session.send(resp);
 		if (status === 0 && args.receipts && (pdu.registered_delivery & 0x03)) {
-			const submitted = new Date();
+			const submitted = new Date(nowMs());
 			setImmediate(() => sendReceipt(session, pdu, messageId, text, submitted));
 		}
 	};
@@ -264,8 +272,10 @@ const control = http.createServer((req, res) => {
 			// the receipt of an SMS a subscriber sent through this SMSC (not through the ESME),
 			// forwarded to every bound ESME: source = original recipient, destination = sender
 			const fake = {destination_addr: String(body.destination), source_addr: String(body.owner)};
-			sessions.forEach((sess) => sendReceipt(sess, fake, String(body.id), '', new Date()));
+			sessions.forEach((sess) => sendReceipt(sess, fake, String(body.id), '', new Date(nowMs())));
 			out.sent = sessions.size;
+		} else if (req.method === 'POST' && req.url === '/clock') {
+			clockOffsetMs = Number(body.offset_ms || 0);
 		} else if (req.method === 'POST' && req.url === '/crash') {
 			// exit from the event loop: never between logging a submit and answering it
 			res.writeHead(200, {'Content-Type': 'application/json'});

@@ -5,6 +5,7 @@ raise nor hit the executor's last-resort handler."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 from typing import Any
 
@@ -36,6 +37,9 @@ from scp.service.calls import Callee
 from scp.service.dialogue import AC_CAP_V2_GSMSSF_SCF, AC_CAP_V4_GSMSSF_SCF, AC_INAP_CS1_SSF_SCF
 from scp.service.rating import RateTable
 
+# Fixed times only: the same on any day and in any time zone (tests/dates.py).
+pytestmark = pytest.mark.usefixtures("any_day")
+
 A = SccpAddress(ri=RoutingIndicator.GT, ssn=146, gt=GlobalTitle("8613800000"))
 CALLEE = "8613912345678"
 
@@ -49,7 +53,7 @@ class FakeNode:
         return self.t
 
     def wallclock(self) -> float:
-        return 1_790_000_000.0 + self.t
+        return 1_795_537_700.0 + self.t  # 2026-11-24 16:30 UTC at t = 100
 
     def tc_send(self, req: object) -> None:
         self.sent.append(req)
@@ -59,7 +63,11 @@ class FakeNode:
 def user(monkeypatch: pytest.MonkeyPatch) -> Any:
     written: list[object] = []
 
-    async def load_callee(pool: Any, msisdn: str, caller: str | None) -> Callee | None:
+    async def load_callee(pool: Any, msisdn: str, caller: str | None,
+                          day: dt.date) -> Callee | None:
+        # the node's wall clock says 2026-11-24 16:30 UTC, already the 25th in Shanghai: the
+        # services are looked up on the network's day, not UTC's (nor the machine's)
+        assert day == dt.date(2026, 11, 25)
         await asyncio.sleep(0)
         if msisdn != CALLEE:
             return None

@@ -39,6 +39,9 @@ from scp.service.calls import (
 from scp.service.rating import RateTable, RatingRules, Tariff
 from scp.service.selfcare import SelfcareSession, ServiceAnswer, ServiceRequest
 
+# Fixed times only: the same on any day and in any time zone (tests/dates.py).
+pytestmark = pytest.mark.usefixtures("any_day")
+
 AT = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 CALLEE = "8613912345678"
 CALLER = "8613700001111"
@@ -302,6 +305,24 @@ def test_inap_charging_uses_call_information_request() -> None:
     out = s.handle(OpReceived(rep), 61.0, AT)
     assert isinstance(out[0], WriteCdr) and out[0].duration_s == 60
     assert out[0].call_category == "local" and out[0].charge == Decimal("0.10")
+
+
+def test_tariff_day_is_the_networks_not_utcs() -> None:
+    # 2026-11-30 16:30 UTC is already 1 December in Shanghai ([notify] timezone): the
+    # December tariff applies, whatever UTC's date or the machine's zone says.
+    at = dt.datetime(2026, 11, 30, 16, 30, tzinfo=dt.UTC)
+    rates = RateTable(RatingRules(local_prefixes=("86139",)),
+                      (Tariff("local", "", Decimal("0.10")),
+                       Tariff("local", "", Decimal("0.50"), valid_from=dt.date(2026, 12, 1))))
+    sub = Callee(CALLEE, True, frozenset({"forwarding"}), "8613955556666")
+    for tz, charge in (("Asia/Shanghai", "0.50"), ("UTC", "0.10")):
+        s = CallSession(settings(timezone=tz), call_ref="scp-1:1", protocol="inap", rates=rates,
+                        correlation_id="0000000001")
+        s.start(idp(), sub, 0.0, at)
+        s.handle(erb(13), 1.0, at)
+        rep = ops.CallInformationReport((ops.RequestedInformation(2, 600),))
+        (cdr, *_) = s.handle(OpReceived(rep), 61.0, at + dt.timedelta(minutes=1))
+        assert isinstance(cdr, WriteCdr) and cdr.charge == Decimal(charge), tz
 
 
 def test_out_of_sequence_operation_is_refused() -> None:

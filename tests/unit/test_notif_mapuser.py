@@ -30,6 +30,9 @@ from scp.core.primitives import (
 )
 from scp.mapuser import MapUser, PresenceEvent, is_map_context, plan_begin
 
+# Fixed times only: the same on any day and in any time zone (tests/dates.py).
+pytestmark = pytest.mark.usefixtures("any_day")
+
 SC = SccpAddress(ri=RoutingIndicator.GT, ssn=8, gt=GlobalTitle("8613800000"))
 CAP = SccpAddress(ri=RoutingIndicator.GT, ssn=146, gt=GlobalTitle("8613800000"))
 HLR = SccpAddress(ri=RoutingIndicator.GT, ssn=6, gt=GlobalTitle("8613900006"))

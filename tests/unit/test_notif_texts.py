@@ -26,6 +26,9 @@ from scp.service.notifications import (
 from scp.service.provisioning import AdRule
 from scp.state.notify_store import PendingCall
 
+# Fixed times only: the same on any day and in any time zone (tests/dates.py).
+pytestmark = pytest.mark.usefixtures("any_day")
+
 TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
 ZH = load_templates("zh")
 EN = load_templates("en")

@@ -9,6 +9,9 @@ import pytest
 
 from scp.service.rating import RateTable, RatingRules, Tariff, call_category, started_minutes
 
+# Fixed times only: the same on any day and in any time zone (tests/dates.py).
+pytestmark = pytest.mark.usefixtures("any_day")
+
 RULES = RatingRules(country_code="86", local_prefixes=("8610", "86139"))
 DAY = dt.date(2026, 11, 25)
 

@@ -19,6 +19,9 @@ from scp.service.outbox import (
     SmppTemporaryError,
 )
 
+# Fixed times only: the same on any day and in any time zone (tests/dates.py).
+pytestmark = pytest.mark.usefixtures("any_day")
+
 T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 
 
@@ -59,7 +62,7 @@ async def test_window_and_all_submitted() -> None:
     outbox = InMemoryOutbox()
     for i in range(50):
         outbox.enqueue(f"8613900{i:05d}", f"t{i}", idempotency_key=f"k{i}", now=T0)
-    assert outbox.enqueue("x", "dup", idempotency_key="k3") == 4  # idempotent
+    assert outbox.enqueue("x", "dup", idempotency_key="k3", now=T0) == 4  # idempotent
     gw = FakeGateway()
     sender = OutboxSender(outbox=outbox, gateway=gw, window=5, prefetch=0, poll_interval=0.01,
                           clock=Clock())

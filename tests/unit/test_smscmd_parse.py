@@ -8,6 +8,9 @@ import pytest
 
 from scp.service.smscmd import Command, parse_command
 
+# Fixed times only: the same on any day and in any time zone (tests/dates.py).
+pytestmark = pytest.mark.usefixtures("any_day")
+
 
 @pytest.mark.parametrize(("text", "cmd"), [
     ("CX", Command("CX")),
