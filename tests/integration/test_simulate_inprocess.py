@@ -90,7 +90,8 @@ async def test_a_scenario_whose_outcome_contradicts_it(clean_pool) -> None:  # t
     """menu-voicemail in ctr mode for a subscriber without the voicemail service: the SCP
     plays the menu again on '2' and the call ends elsewhere; no voice message is recorded."""
     await prov.add_subscriber(clean_pool, prov.Actor("cli", "test"), N.subscriber,
-                              services=("missed-call", "busy"), pin=N.pin, language="en")
+                              services=("missed-call", "busy"), pin=N.pin, language="en",
+                              today=today())
     cfg = parse_config('[ivr]\nmode = "ctr"\n')
     conn, _scp = await connect_in_process(cfg, pool=clean_pool)
     try:
