@@ -50,6 +50,7 @@ test: deps-test lint
 
 lint: install
 	$(VENV)/bin/ruff check scp tests bench
+	$(VENV)/bin/ruff format --check scp tests bench
 	$(VENV)/bin/mypy scp
 
 bench: install

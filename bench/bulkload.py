@@ -61,8 +61,12 @@ def run_import(dsn: str, path: Path) -> dict[str, Any]:
     """Run the CLI import in a subprocess; wall time and the child's peak RSS."""
     env = {**os.environ, "MCN_DATABASE_URL": dsn}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([MCN_SCP, "subscriber", "import", str(path), "--json"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [MCN_SCP, "subscriber", "import", str(path), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     out, err = proc.communicate()
     secs = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -74,9 +78,11 @@ def run_import(dsn: str, path: Path) -> dict[str, Any]:
 # subscriber table's keys (an upsert needs the unique MSISDN; IMSI is unique; the call path
 # reads by user group). No validation, no merge, no service rows, no audit.
 KEYED_TABLES = {
-    "msisdn_key": 'CREATE TABLE timed_copy ({cols}, PRIMARY KEY (msisdn))',
-    "subscriber_keys": ('CREATE TABLE timed_copy ({cols}, PRIMARY KEY (msisdn), UNIQUE (imsi));'
-                        ' CREATE INDEX ON timed_copy ("group")'),
+    "msisdn_key": "CREATE TABLE timed_copy ({cols}, PRIMARY KEY (msisdn))",
+    "subscriber_keys": (
+        "CREATE TABLE timed_copy ({cols}, PRIMARY KEY (msisdn), UNIQUE (imsi));"
+        ' CREATE INDEX ON timed_copy ("group")'
+    ),
 }
 BARE_TABLE = "CREATE TABLE timed_copy ({cols})"
 
@@ -141,8 +147,12 @@ def main() -> None:
         generate(csv_path, args.rows, imsi=not args.no_imsi)
         gen_secs = time.perf_counter() - t0
         # Schema first (outside the timing): the import would migrate an empty database itself.
-        subprocess.run([MCN_SCP, "db", "migrate"], env={**os.environ, "MCN_DATABASE_URL": dsn},
-                       check=True, capture_output=True)
+        subprocess.run(
+            [MCN_SCP, "db", "migrate"],
+            env={**os.environ, "MCN_DATABASE_URL": dsn},
+            check=True,
+            capture_output=True,
+        )
         first = run_import(dsn, csv_path)
         rss_mb = peak_rss_mb_children()
         again = run_import(dsn, csv_path)
@@ -177,12 +187,14 @@ def main() -> None:
             "under_60s": first["seconds"] < 60,
         }
         if pins:
-            report.update({
-                "pin_rows": args.pin_rows,
-                "pin_import_seconds": round(pins["seconds"], 2),
-                "pin_rows_per_s": round(args.pin_rows / pins["seconds"]),
-                "pin_ms_per_row": round(pins["seconds"] * 1000 / args.pin_rows, 3),
-            })
+            report.update(
+                {
+                    "pin_rows": args.pin_rows,
+                    "pin_import_seconds": round(pins["seconds"], 2),
+                    "pin_rows_per_s": round(args.pin_rows / pins["seconds"]),
+                    "pin_ms_per_row": round(pins["seconds"] * 1000 / args.pin_rows, 3),
+                }
+            )
         print(json.dumps(report, indent=2))
     finally:
         asyncio.run(admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

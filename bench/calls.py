@@ -112,11 +112,16 @@ async def _serve(config: str, profile: str | None) -> None:
 def _params() -> tuple[list[bytes], bytes]:
     idps = []
     for i in range(N_SUBSCRIBERS):
-        o = ops.InitialDP(100, CalledPartyNumber(str(SUB_BASE + i)),
-                          CallingPartyNumber("8613700001111"), event_type_bcsm=12)
+        o = ops.InitialDP(
+            100,
+            CalledPartyNumber(str(SUB_BASE + i)),
+            CallingPartyNumber("8613700001111"),
+            event_type_bcsm=12,
+        )
         idps.append(cap.encode_arg(o, ac=AC)[1] or b"")
-    erb = ops.EventReportBCSM(13, ops.EventSpecificInfo("tBusySpecificInfo", Cause(17)),
-                              ops.LegID(2), message_type=0)
+    erb = ops.EventReportBCSM(
+        13, ops.EventSpecificInfo("tBusySpecificInfo", Cause(17)), ops.LegID(2), message_type=0
+    )
     return idps, cap.encode_arg(erb, ac=AC)[1] or b""
 
 
@@ -148,8 +153,9 @@ class Driver:
 
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
-        _, self.peer = await loop.create_connection(lambda: self.peer_cls(None), "127.0.0.1",
-                                                    self.port)
+        _, self.peer = await loop.create_connection(
+            lambda: self.peer_cls(None), "127.0.0.1", self.port
+        )
         await self.peer.wait(lambda: self.peer.active, timeout=10)
 
     def _wait(self, did: int) -> asyncio.Future[object]:
@@ -199,8 +205,12 @@ async def saturate(d: Driver, seconds: float, concurrency: int) -> dict[str, Any
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     el = time.perf_counter() - t0
-    return {"flows": done, "failed": bad, "seconds": round(el, 2),
-            "flows_per_s": round(done / el, 1)}
+    return {
+        "flows": done,
+        "failed": bad,
+        "seconds": round(el, 2),
+        "flows_per_s": round(done / el, 1),
+    }
 
 
 async def open_loop(d: Driver, rate: float, seconds: float) -> dict[str, Any]:
@@ -234,9 +244,13 @@ async def open_loop(d: Driver, rate: float, seconds: float) -> dict[str, Any]:
         v = sorted(v)
         return round(v[min(len(v) - 1, int(q * len(v)))] * 1000, 2) if v else float("nan")
 
-    return {"rate_per_s": rate, "flows": len(lat_idp), "failed": bad,
-            "idp_to_answer_ms": {"p50": pct(lat_idp, 0.5), "p99": pct(lat_idp, 0.99)},
-            "erb_to_answer_ms": {"p50": pct(lat_erb, 0.5), "p99": pct(lat_erb, 0.99)}}
+    return {
+        "rate_per_s": rate,
+        "flows": len(lat_idp),
+        "failed": bad,
+        "idp_to_answer_ms": {"p50": pct(lat_idp, 0.5), "p99": pct(lat_idp, 0.99)},
+        "erb_to_answer_ms": {"p50": pct(lat_erb, 0.5), "p99": pct(lat_erb, 0.99)},
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,9 +281,11 @@ async def _provision(dsn: str) -> None:
         await conn.copy_records_to_table("subscriber", records=subs, columns=["msisdn"])
         # in force since long before any run of the bench (the date is the caller's to give)
         since = dt.date(2020, 1, 1)
-        await conn.copy_records_to_table("subscription", records=[(s[0], "missed-call", since)
-                                                                   for s in subs],
-                                         columns=["msisdn", "service", "start_date"])
+        await conn.copy_records_to_table(
+            "subscription",
+            records=[(s[0], "missed-call", since) for s in subs],
+            columns=["msisdn", "service", "start_date"],
+        )
     finally:
         await conn.close()
 
@@ -287,8 +303,9 @@ def _start_scp(config: Path, dsn: str, profile: str | None = None) -> subprocess
     if profile:
         cmd += ["--profile", profile]
     env = dict(os.environ, MCN_DATABASE_URL=dsn)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=env)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )
     assert proc.stdout is not None
     while True:  # structlog may print to stdout before we are ready
         line = proc.stdout.readline()
@@ -316,11 +333,13 @@ async def _run(args: argparse.Namespace, dsn: str, tmp: Path) -> dict[str, Any]:
     port = _free_port()
     config = tmp / "scp.toml"
     config.write_text(CONFIG.format(port=port))
-    out: dict[str, Any] = {"bench": "calls", "flow": "CAP v2 IDP -> RRBE+Continue; "
-                           "ERB tBusy -> missed call written -> Connect(IVR)",
-                           "notifications_hook": not args.no_notify,
-                           "cpus": os.cpu_count(),
-                           "python": sys.version.split()[0]}
+    out: dict[str, Any] = {
+        "bench": "calls",
+        "flow": "CAP v2 IDP -> RRBE+Continue; ERB tBusy -> missed call written -> Connect(IVR)",
+        "notifications_hook": not args.no_notify,
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
     proc = _start_scp(config, dsn)
     try:
         d = Driver(port)
@@ -367,7 +386,9 @@ _BUCKETS = (
 def _profile_summary(path: str) -> dict[str, Any]:
     st = pstats.Stats(path, stream=io.StringIO())
     stats = st.stats  # type: ignore[attr-defined]
-    idle = sum(v[2] for k, v in stats.items() if k[2] == "<method 'poll' of 'select.epoll' objects>")
+    idle = sum(
+        v[2] for k, v in stats.items() if k[2] == "<method 'poll' of 'select.epoll' objects>"
+    )
     busy = sum(v[2] for v in stats.values()) - idle
     buckets: dict[str, float] = {}
     rows = []
@@ -386,8 +407,9 @@ def _profile_summary(path: str) -> dict[str, Any]:
     rows.sort(reverse=True)
     return {
         "busy_cpu_s": round(busy, 3),
-        "by_layer_pct": {k: round(100 * v / busy, 1)
-                         for k, v in sorted(buckets.items(), key=lambda kv: -kv[1])},
+        "by_layer_pct": {
+            k: round(100 * v / busy, 1) for k, v in sorted(buckets.items(), key=lambda kv: -kv[1])
+        },
         "top_functions_self_pct": {r[1]: round(100 * r[0] / busy, 1) for r in rows[:12]},
     }
 
@@ -398,10 +420,16 @@ def main() -> None:
     ap.add_argument("--profile", help="with --serve: write a cProfile here on exit")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--concurrency", type=int, default=200)
-    ap.add_argument("--no-notify", action="store_true",
-                    help="experiment: leave out the notifications hook (issue 6)")
-    ap.add_argument("--async-commit", action="store_true",
-                    help="experiment: synchronous_commit = off on the bench database")
+    ap.add_argument(
+        "--no-notify",
+        action="store_true",
+        help="experiment: leave out the notifications hook (issue 6)",
+    )
+    ap.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="experiment: synchronous_commit = off on the bench database",
+    )
     args = ap.parse_args()
     if args.serve:
         asyncio.run(_serve(args.serve, args.profile))

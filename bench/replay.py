@@ -41,13 +41,27 @@ from scp.pcapread import read_capture  # noqa: E402
 from scp.replay import LadderDecoder, NumberRewriter, rewrite_tids  # noqa: E402
 
 DEMO = ROOT / "pcaps" / "demo-missed-call.pcap"
-PREFS = ["-o", "camel.tcap.ssn:146", "-o", "gsm_map.tcap.ssn:6-9,145,147-150",
-         "-o", "inap.ssn:106,241"]
-TSHARK_FIELDS = ["frame.number", "tcap.otid", "tcap.dtid", "camel.local", "gsm_old.localValue",
-                 "e164.called_party_number.digits"]
+PREFS = [
+    "-o",
+    "camel.tcap.ssn:146",
+    "-o",
+    "gsm_map.tcap.ssn:6-9,145,147-150",
+    "-o",
+    "inap.ssn:106,241",
+]
+TSHARK_FIELDS = [
+    "frame.number",
+    "tcap.otid",
+    "tcap.dtid",
+    "camel.local",
+    "gsm_old.localValue",
+    "e164.called_party_number.digits",
+]
 # Registers the tools commands if scp/cli.py does not yet (the lead wires register()).
-RUN_CLI = ("import sys; from scp.cli import main; from scp.cli_tools import register; "
-           "register(main); sys.argv[0] = 'mcn-scp'; main()")
+RUN_CLI = (
+    "import sys; from scp.cli import main; from scp.cli_tools import register; "
+    "register(main); sys.argv[0] = 'mcn-scp'; main()"
+)
 CALLER = "8613900139000"
 
 
@@ -126,8 +140,17 @@ def main() -> None:
         t0 = time.perf_counter()
         n = write_capture(path, a.messages)
         gen_s = time.perf_counter() - t0
-        ours_cmd = [sys.executable, "-c", RUN_CLI, "--log-level", "warning", "replay",
-                    str(path), "--decode-only", "--json"]
+        ours_cmd = [
+            sys.executable,
+            "-c",
+            RUN_CLI,
+            "--log-level",
+            "warning",
+            "replay",
+            str(path),
+            "--decode-only",
+            "--json",
+        ]
         tshark = shutil.which("tshark")
         theirs_cmd = None
         if tshark:
@@ -152,15 +175,17 @@ def main() -> None:
         }
         if theirs:
             t_wall, t_cpu = min(w for w, _ in theirs), min(c for _, c in theirs)
-            result.update({
-                "tshark_fields_wall_s": round(t_wall, 3),
-                "tshark_fields_cpu_s": round(t_cpu, 3),
-                "tshark_msgs_per_s": round(n / t_cpu),
-                "ratio": round(t_cpu / o_cpu, 2),
-                "ratio_wall": round(t_wall / o_wall, 2),
-                "target_ratio": 0.5,
-                "meets_target": t_cpu / o_cpu >= 0.5,
-            })
+            result.update(
+                {
+                    "tshark_fields_wall_s": round(t_wall, 3),
+                    "tshark_fields_cpu_s": round(t_cpu, 3),
+                    "tshark_msgs_per_s": round(n / t_cpu),
+                    "ratio": round(t_cpu / o_cpu, 2),
+                    "ratio_wall": round(t_wall / o_wall, 2),
+                    "target_ratio": 0.5,
+                    "meets_target": t_cpu / o_cpu >= 0.5,
+                }
+            )
         else:
             result["tshark"] = "not installed"
         print(json.dumps(result))

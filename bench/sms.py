@@ -71,12 +71,18 @@ async def _pg_outbox(dsn: str, count: int, run: int):  # type: ignore[no-untyped
     await pool.execute(
         "INSERT INTO sms_outbox (idempotency_key, destination, text, next_attempt_at)"
         " SELECT 'bench-' || $2::text || '-' || g, '86139' || lpad(g::text, 8, '0'), $1, $4"
-        " FROM generate_series(1, $3) g", TEXT, str(run), count, utcnow())
+        " FROM generate_series(1, $3) g",
+        TEXT,
+        str(run),
+        count,
+        utcnow(),
+    )
     return pool, build_outbox(pool, parse_config(""))
 
 
-async def durable(server: Smppd, count: int, window: int, dsn: str | None,
-                  run: int = 0) -> dict[str, float]:
+async def durable(
+    server: Smppd, count: int, window: int, dsn: str | None, run: int = 0
+) -> dict[str, float]:
     pool = None
     if dsn is None:
         outbox = InMemoryOutbox()
@@ -84,12 +90,14 @@ async def durable(server: Smppd, count: int, window: int, dsn: str | None,
             outbox.enqueue(f"86139{i:08d}", TEXT, idempotency_key=f"bench-{i}", now=utcnow())
     else:
         pool, outbox = await _pg_outbox(dsn, count, run)
-    gw = SmppGateway(SmppGatewayConfig(port=server.port, window=window),
-                     on_receipt=outbox.record_receipt)
+    gw = SmppGateway(
+        SmppGatewayConfig(port=server.port, window=window), on_receipt=outbox.record_receipt
+    )
     gw.start()
     await gw.wait_ready()
-    sender = OutboxSender(outbox=outbox, gateway=gw, clock=utcnow, window=window,
-                          poll_interval=0.01)
+    sender = OutboxSender(
+        outbox=outbox, gateway=gw, clock=utcnow, window=window, poll_interval=0.01
+    )
     c0 = _cpu()
     t0 = time.perf_counter()
     task = asyncio.create_task(sender.run())
@@ -103,13 +111,19 @@ async def durable(server: Smppd, count: int, window: int, dsn: str | None,
     extra = {}
     if pool is not None:
         extra["transactions"] = outbox.transactions  # type: ignore[union-attr,attr-defined]
-        submitted = await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE status IN"
-                                        " ('submitted', 'delivered')")
+        submitted = await pool.fetchval(
+            "SELECT count(*) FROM sms_outbox WHERE status IN ('submitted', 'delivered')"
+        )
         assert submitted == count, f"{submitted} of {count} rows marked submitted"
         await pool.close()
-    return {"sms": count, "seconds": round(elapsed, 3), "sms_per_s": round(count / elapsed, 1),
-            "cpu_us_per_sms": round(cpu / count * 1e6, 1), "max_inflight": gw.max_inflight,
-            **extra}
+    return {
+        "sms": count,
+        "seconds": round(elapsed, 3),
+        "sms_per_s": round(count / elapsed, 1),
+        "cpu_us_per_sms": round(cpu / count * 1e6, 1),
+        "max_inflight": gw.max_inflight,
+        **extra,
+    }
 
 
 def bare(server: Smppd, count: int, window: int) -> dict[str, float]:
@@ -133,17 +147,28 @@ def bare(server: Smppd, count: int, window: int) -> dict[str, float]:
     submitted = 0
     while done < count:
         while submitted < count and submitted - done < window:
-            client.send_message(source_addr_ton=3, source_addr="12599", dest_addr_ton=1,
-                                dest_addr_npi=1, destination_addr=f"86138{submitted:08d}",
-                                short_message=body, data_coding=0, registered_delivery=1)
+            client.send_message(
+                source_addr_ton=3,
+                source_addr="12599",
+                dest_addr_ton=1,
+                dest_addr_npi=1,
+                destination_addr=f"86138{submitted:08d}",
+                short_message=body,
+                data_coding=0,
+                registered_delivery=1,
+            )
             submitted += 1
         client.read_once()
     elapsed = time.perf_counter() - t0
     cpu = _cpu() - c0
     client.unbind()
     client.disconnect()
-    return {"sms": count, "seconds": round(elapsed, 3), "sms_per_s": round(count / elapsed, 1),
-            "cpu_us_per_sms": round(cpu / count * 1e6, 1)}
+    return {
+        "sms": count,
+        "seconds": round(elapsed, 3),
+        "sms_per_s": round(count / elapsed, 1),
+        "cpu_us_per_sms": round(cpu / count * 1e6, 1),
+    }
 
 
 def main() -> None:
@@ -183,20 +208,29 @@ def main() -> None:
     best_bare = max(bares, key=lambda r: r["sms_per_s"])
     best_durable = max(durables, key=lambda r: r["sms_per_s"])
     best_memory = max(memory, key=lambda r: r["sms_per_s"])
-    print(json.dumps({
-        "bench": "sms",
-        "window": args.window,
-        "durable_outbox": "postgresql",
-        "durable": best_durable,
-        "in_memory_outbox": best_memory,
-        "bare_smpplib": best_bare,
-        "runs": {"durable_sms_per_s": [r["sms_per_s"] for r in durables],
-                 "in_memory_sms_per_s": [r["sms_per_s"] for r in memory],
-                 "bare_sms_per_s": [r["sms_per_s"] for r in bares]},
-        "durable_vs_bare": round(best_durable["sms_per_s"] / best_bare["sms_per_s"], 3),
-        "durable_vs_in_memory": round(best_durable["sms_per_s"] / best_memory["sms_per_s"], 3),
-        "targets": {"sms_per_s": 500, "durable_vs_bare": 0.8},
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "bench": "sms",
+                "window": args.window,
+                "durable_outbox": "postgresql",
+                "durable": best_durable,
+                "in_memory_outbox": best_memory,
+                "bare_smpplib": best_bare,
+                "runs": {
+                    "durable_sms_per_s": [r["sms_per_s"] for r in durables],
+                    "in_memory_sms_per_s": [r["sms_per_s"] for r in memory],
+                    "bare_sms_per_s": [r["sms_per_s"] for r in bares],
+                },
+                "durable_vs_bare": round(best_durable["sms_per_s"] / best_bare["sms_per_s"], 3),
+                "durable_vs_in_memory": round(
+                    best_durable["sms_per_s"] / best_memory["sms_per_s"], 3
+                ),
+                "targets": {"sms_per_s": 500, "durable_vs_bare": 0.8},
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

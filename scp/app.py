@@ -105,8 +105,14 @@ class Node(AssociationHandler):
         m = self.cfg.m3ua
         listen = _host_port(m.listen, "m3ua.listen") if m.role == "server" else None
         peers = tuple(_host_port(p, f"m3ua.peers[{i}]") for i, p in enumerate(m.peers))
-        kwargs = dict(handler=self, role=m.role, listen=listen, peers=peers,
-                      reconnect_min=m.reconnect_min, reconnect_max=m.reconnect_max)
+        kwargs = dict(
+            handler=self,
+            role=m.role,
+            listen=listen,
+            peers=peers,
+            reconnect_min=m.reconnect_min,
+            reconnect_max=m.reconnect_max,
+        )
         if m.transport == "sctp":
             from scp.adapters.sctp import SctpTransport, sctp_available
 
@@ -181,15 +187,19 @@ class Node(AssociationHandler):
 
     def association_data(self, assoc_id: int, data: bytes, stream: int) -> None:
         self._capture_write(assoc_id, data, stream, inbound=True)
-        self._guarded("message handling",
-                      lambda: self.stack.receive(assoc_id, data, self.clock(), stream),
-                      assoc=assoc_id, data=data.hex())
+        self._guarded(
+            "message handling",
+            lambda: self.stack.receive(assoc_id, data, self.clock(), stream),
+            assoc=assoc_id,
+            data=data.hex(),
+        )
 
     def association_down(self, assoc_id: int, reason: str) -> None:
         self.log.info("association down", assoc=assoc_id, reason=reason)
         try:
-            self._guarded("association down",
-                          lambda: self.stack.association_down(assoc_id, self.clock()))
+            self._guarded(
+                "association down", lambda: self.stack.association_down(assoc_id, self.clock())
+            )
         finally:
             self._peers.pop(assoc_id, None)
 
@@ -291,7 +301,9 @@ class Node(AssociationHandler):
         self._timer_at = None
         try:
             self._process(self.stack.handle_timer(self.clock()))
-        except Exception:  # never let one bad timer kill the loop; the cores are tested not to raise
+        except (
+            Exception
+        ):  # never let one bad timer kill the loop; the cores are tested not to raise
             self.log.exception("timer handling failed")
             self._arm_timer()
 
@@ -333,9 +345,12 @@ class Services:
         self.cfg = cfg
         self.pool = pool
         self.outbox = build_outbox(pool, cfg)
-        self.gateway = make_gateway(cfg.smpp, on_receipt=self.outbox.record_receipt,
-                                    on_mo=self.outbox.record_mo,
-                                    on_foreign_receipt=self.outbox.record_foreign_receipt)
+        self.gateway = make_gateway(
+            cfg.smpp,
+            on_receipt=self.outbox.record_receipt,
+            on_mo=self.outbox.record_mo,
+            on_foreign_receipt=self.outbox.record_foreign_receipt,
+        )
         self.map_user: Any = None
         self.call_user: Any = None
 
@@ -360,22 +375,38 @@ class Services:
 
         await self.node.start()
         self.gateway.start()
-        self.sender = OutboxSender(outbox=self.outbox, gateway=self.gateway, clock=self.wall_now,
-                                   window=self.cfg.smpp.window, policy=retry_policy(self.cfg))
+        self.sender = OutboxSender(
+            outbox=self.outbox,
+            gateway=self.gateway,
+            clock=self.wall_now,
+            window=self.cfg.smpp.window,
+            policy=retry_policy(self.cfg),
+        )
         self._tasks = [
-            asyncio.create_task(self._keep_running("outbox-sender", self.sender.run),
-                                name="outbox-sender"),
-            asyncio.create_task(self._keep_running(
-                "hlr-alert-originator",
-                lambda: run_alert_originator(self.map_user, self.pool, self.cfg,
-                                             clock=self.wall_now,
-                                             ready=lambda: self.node.stack.m3ua.is_active,
-                                             stop=self._stop)),
-                name="hlr-alert-originator"),
+            asyncio.create_task(
+                self._keep_running("outbox-sender", self.sender.run), name="outbox-sender"
+            ),
+            asyncio.create_task(
+                self._keep_running(
+                    "hlr-alert-originator",
+                    lambda: run_alert_originator(
+                        self.map_user,
+                        self.pool,
+                        self.cfg,
+                        clock=self.wall_now,
+                        ready=lambda: self.node.stack.m3ua.is_active,
+                        stop=self._stop,
+                    ),
+                ),
+                name="hlr-alert-originator",
+            ),
             # MO SMS whose command failed stay stored and unhandled: retried with backoff.
-            asyncio.create_task(self._keep_running(
-                "mo-retry", lambda: self.outbox.run_mo_retry(self._stop, self.wall_now)),
-                name="mo-retry"),
+            asyncio.create_task(
+                self._keep_running(
+                    "mo-retry", lambda: self.outbox.run_mo_retry(self._stop, self.wall_now)
+                ),
+                name="mo-retry",
+            ),
         ]
 
     async def _keep_running(self, name: str, run: Callable[[], Any]) -> None:
@@ -415,8 +446,12 @@ class Services:
             await self.call_user.aclose()
 
 
-async def run_node(cfg: Config, *, capture: str | None = None,
-                   on_started: Callable[[Services], object] | None = None) -> None:
+async def run_node(
+    cfg: Config,
+    *,
+    capture: str | None = None,
+    on_started: Callable[[Services], object] | None = None,
+) -> None:
     """``mcn-scp run``: everything up, serve until SIGINT/SIGTERM, everything down cleanly."""
     pool = await open_state(cfg)
     try:

@@ -234,8 +234,9 @@ class CallUser:
         size = pool.get_max_size() - 3 if hasattr(pool, "get_max_size") else 2
         self._lanes = _Lanes(pool, max(1, size))
         self.s = CallSettings.from_config(cfg)
-        self.rules = RatingRules(cfg.rating.country_code, cfg.rating.local_prefixes,
-                                 cfg.rating.hmt_prefixes)
+        self.rules = RatingRules(
+            cfg.rating.country_code, cfg.rating.local_prefixes, cfg.rating.hmt_prefixes
+        )
         self.rates = RateTable(self.rules)
         self.rates_ttl = rates_ttl
         self._rates_at: float | None = None
@@ -289,10 +290,15 @@ class CallUser:
                 ari = codec.decode_arg(OP_ARI, invokes[0].parameter, ac=b.application_context)
             except CodecError:
                 ari = None
-            ctx = (self.by_corr.get(ari.correlation_id.digits)
-                   if isinstance(ari, ops.AssistRequestInstructions) else None)
+            ctx = (
+                self.by_corr.get(ari.correlation_id.digits)
+                if isinstance(ari, ops.AssistRequestInstructions)
+                else None
+            )
             if ctx is None or ctx.assist is not None or ctx.finished:
-                self.log.info("AssistRequestInstructions for no waiting call", dialogue=b.dialogue_id)
+                self.log.info(
+                    "AssistRequestInstructions for no waiting call", dialogue=b.dialogue_id
+                )
                 return [TcUAbort(b.dialogue_id)]
             ctx.assist = leg
             self.ctx[b.dialogue_id] = ctx
@@ -340,7 +346,8 @@ class CallUser:
         if at is not None:
             delay = max(0.0, at - self.node.clock())
             ctx.timer = asyncio.get_running_loop().call_later(
-                delay, lambda: self._enqueue(ctx, "timer", None))
+                delay, lambda: self._enqueue(ctx, "timer", None)
+            )
 
     async def _on_timer(self, ctx: _Ctx) -> None:
         ctx.timer = None
@@ -404,15 +411,21 @@ class CallUser:
         if not selfcare and idp.service_key != self.cfg.service.terminating_service_key:
             # A trigger for a service this SCP does not provide (another serviceKey routed
             # here): the call continues untouched, nothing armed, nothing recorded.
-            self.log.info("InitialDP for another service key", dialogue=leg.did,
-                          service_key=idp.service_key)
+            self.log.info(
+                "InitialDP for another service key", dialogue=leg.did, service_key=idp.service_key
+            )
             self._send(ctx, C.Send((ops.Continue(),), C.CALL, "end"))
             self._finish(ctx)
             return
         cls = SelfcareSession if selfcare else CallSession
         corr = f"{leg.did % 10**10:010d}"
-        session = cls(self.s, call_ref=f"{self.cfg.node.name}:{leg.did:08x}", protocol=ctx.proto,
-                      rates=await self._rates(), correlation_id=corr)
+        session = cls(
+            self.s,
+            call_ref=f"{self.cfg.node.name}:{leg.did:08x}",
+            protocol=ctx.proto,
+            rates=await self._rates(),
+            correlation_id=corr,
+        )
         ctx.session = session
         ctx.corr = corr
         cg = idp.calling_party_number
@@ -491,30 +504,44 @@ class CallUser:
     # -- actions --------------------------------------------------------------------------------
 
     async def _execute(self, ctx: _Ctx, actions: list[Any]) -> None:
-        records = [a for a in actions if isinstance(a, (C.RecordMissedCall, C.RecordCallback,
-                                                         C.RecordVoicemail, C.WriteCdr))]
+        records = [
+            a
+            for a in actions
+            if isinstance(a, (C.RecordMissedCall, C.RecordCallback, C.RecordVoicemail, C.WriteCdr))
+        ]
         if records:
             for delay in (*RECORD_RETRY_DELAYS, None):
                 try:
                     async with self._db() as conn:
                         ctx.missed_call_id = await store.write_records(
-                            conn, records, cfg=self.cfg, missed_call_id=ctx.missed_call_id)
+                            conn, records, cfg=self.cfg, missed_call_id=ctx.missed_call_id
+                        )
                     break
                 except RETRYABLE_DB_ERRORS as e:
                     # Nothing was committed (no connection, or the transaction was rolled
                     # back): try again within the switch's patience rather than lose the call.
                     if delay is None:
-                        self.log.error("call records not written after retries",
-                                       dialogue=ctx.call.did, error=repr(e),
-                                       records=[type(r).__name__ for r in records])
+                        self.log.error(
+                            "call records not written after retries",
+                            dialogue=ctx.call.did,
+                            error=repr(e),
+                            records=[type(r).__name__ for r in records],
+                        )
                         break
-                    self.log.warning("call records write failed, retrying", dialogue=ctx.call.did,
-                                     error=repr(e), retry_in=delay)
+                    self.log.warning(
+                        "call records write failed, retrying",
+                        dialogue=ctx.call.did,
+                        error=repr(e),
+                        retry_in=delay,
+                    )
                     await asyncio.sleep(delay)
                 except Exception:
                     # The caller is still treated; the loss is logged for ops (no silent drop).
-                    self.log.exception("call records not written", dialogue=ctx.call.did,
-                                       records=[type(r).__name__ for r in records])
+                    self.log.exception(
+                        "call records not written",
+                        dialogue=ctx.call.did,
+                        records=[type(r).__name__ for r in records],
+                    )
                     break
         for a in actions:
             t = type(a)
@@ -530,8 +557,12 @@ class CallUser:
             elif t is ServiceRequest:
                 answer = await self._provision(a)
                 if ctx.session is not None and not ctx.finished:
-                    await self._execute(ctx, ctx.session.handle(  # type: ignore[arg-type]
-                        answer, self.node.clock(), self._at()))
+                    await self._execute(
+                        ctx,
+                        ctx.session.handle(  # type: ignore[arg-type]
+                            answer, self.node.clock(), self._at()
+                        ),
+                    )
             elif t is C.Finished:
                 self.log.debug("call finished", dialogue=ctx.call.did, outcome=a.outcome)
                 self._finish(ctx)
@@ -567,8 +598,9 @@ class CallUser:
                 if cls != 4:
                     leg.invokes[iid] = opcode  # type: ignore[assignment]
         except CodecError as e:
-            self.log.error("operation does not encode: dialogue aborted", dialogue=leg.did,
-                           error=str(e))
+            self.log.error(
+                "operation does not encode: dialogue aborted", dialogue=leg.did, error=str(e)
+            )
             leg.open = False
             self._forget_leg(ctx, leg)
             self.node.tc_send(TcUAbort(leg.did))
@@ -611,11 +643,14 @@ class CallUser:
             return
         ac = None if leg.answered else leg.ac
         leg.answered = True
-        self.node.tc_send(TcContinue(leg.did, application_context=ac,
-                                     components=(ReturnError(iid, code),)))
+        self.node.tc_send(
+            TcContinue(leg.did, application_context=ac, components=(ReturnError(iid, code),))
+        )
 
     def _forget_leg(self, ctx: _Ctx, leg: _Leg) -> None:
-        if self.ctx.get(leg.did) is ctx and not (leg is ctx.call and ctx.assist and ctx.assist.open):
+        if self.ctx.get(leg.did) is ctx and not (
+            leg is ctx.call and ctx.assist and ctx.assist.open
+        ):
             del self.ctx[leg.did]
 
     def _finish(self, ctx: _Ctx) -> None:
@@ -663,15 +698,16 @@ class CallUser:
             if r.op == "missed_calls":
                 # The notification window's calls, hidden callers included in the count ("").
                 since = at - dt.timedelta(hours=self.cfg.service.window_hours)
-                rows = await P.list_missed_calls(self.pool, callee=r.msisdn, limit=500,
-                                                 since=since)
+                rows = await P.list_missed_calls(self.pool, callee=r.msisdn, limit=500, since=since)
                 return ServiceAnswer(r.op, True, [x["caller"] or "" for x in rows])
             if r.op == "enable_service":
-                await P.enable_service(self.pool, actor, r.msisdn, r.arg or "",
-                                       today=local_day(at, self.cfg))
+                await P.enable_service(
+                    self.pool, actor, r.msisdn, r.arg or "", today=local_day(at, self.cfg)
+                )
             elif r.op == "disable_service":
-                await P.disable_service(self.pool, actor, r.msisdn, r.arg or "",
-                                        today=local_day(at, self.cfg))
+                await P.disable_service(
+                    self.pool, actor, r.msisdn, r.arg or "", today=local_day(at, self.cfg)
+                )
             elif r.op == "blacklist_add":
                 await P.blacklist_add(self.pool, actor, r.msisdn, r.arg or "")
             elif r.op == "blacklist_del":

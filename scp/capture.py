@@ -54,8 +54,9 @@ def _ip_header(src: str, dst: str, payload_len: int, ip_id: int) -> bytes:
         s6 = s if s.version == 6 else ipaddress.IPv6Address(f"::ffff:{s}")
         d6 = d if d.version == 6 else ipaddress.IPv6Address(f"::ffff:{d}")
         return struct.pack("!IHBB16s16s", 0x60000000, payload_len, 132, 64, s6.packed, d6.packed)
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + payload_len, ip_id, 0, 64, 132, 0,
-                      s.packed, d.packed)
+    hdr = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + payload_len, ip_id, 0, 64, 132, 0, s.packed, d.packed
+    )
     return hdr[:10] + struct.pack("!H", _ip_checksum(hdr)) + hdr[12:]
 
 

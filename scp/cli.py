@@ -27,8 +27,9 @@ QUIET_COMMANDS = frozenset({"replay", "simulate"})
 QUIET_LEVEL = "error"
 
 
-def readable_values(_logger: Any, _method: str,
-                    event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def readable_values(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """Enums by their value (``AS-ACTIVE``, not ``<AsState.ACTIVE: 'AS-ACTIVE'>``)."""
     for key, value in event_dict.items():
         if isinstance(value, enum.Enum):
@@ -86,15 +87,26 @@ class _LibraryDetail(logging.Filter):
         self.debug = debug
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return self.debug or record.levelno >= logging.WARNING or \
-            not record.name.startswith("pycrate")
+        return (
+            self.debug or record.levelno >= logging.WARNING or not record.name.startswith("pycrate")
+        )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              envvar="MCN_CONFIG", help="TOML config (default: $MCN_CONFIG or conf/example.toml).")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None,
-              help="Override [log].level.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    envvar="MCN_CONFIG",
+    help="TOML config (default: $MCN_CONFIG or conf/example.toml).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default=None,
+    help="Override [log].level.",
+)
 @click.version_option(package_name="mcn-scp", prog_name="mcn-scp")
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, log_level: str | None) -> None:
@@ -109,13 +121,25 @@ def main(ctx: click.Context, config_path: str | None, log_level: str | None) -> 
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="TOML config file (ARCHITECTURE §3 contract).")
-@click.option("--capture", type=click.Path(dir_okay=False), default=None,
-              help="Write all M3UA traffic both ways to this pcap (SCTP-framed, flushed per packet).")
-@click.option("--demo", is_flag=True,
-              help="Once up: seed two demo subscribers and replay pcaps/demo-missed-call.pcap "
-                   "against this node, showing a missed call become an SMS (what `make run` does).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML config file (ARCHITECTURE §3 contract).",
+)
+@click.option(
+    "--capture",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write all M3UA traffic both ways to this pcap (SCTP-framed, flushed per packet).",
+)
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Once up: seed two demo subscribers and replay pcaps/demo-missed-call.pcap "
+    "against this node, showing a missed call become an SMS (what `make run` does).",
+)
 @click.pass_context
 def run(ctx: click.Context, config_path: str | None, capture: str | None, demo: bool) -> None:
     """Run the SCP node until SIGINT/SIGTERM."""

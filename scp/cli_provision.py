@@ -139,8 +139,9 @@ def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
     cells = [[("" if r.get(c) is None else str(r.get(c))) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-              for row in cells]
+    lines += [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
     return "\n".join(lines)
 
 
@@ -171,8 +172,11 @@ def db_migrate(as_json: bool) -> None:
         return {"applied": applied, "version": await current_version(conn)}
 
     res = _run(go, migrate_first=False)
-    _emit(res, as_json, lambda r: f"applied {r['applied'] or 'nothing'}; "
-                                  f"schema version {r['version']}")
+    _emit(
+        res,
+        as_json,
+        lambda r: f"applied {r['applied'] or 'nothing'}; schema version {r['version']}",
+    )
 
 
 @db_group.command("url")
@@ -203,16 +207,28 @@ def db_stop() -> None:
 
 def _sub_text(s: Subscriber) -> str:
     today = _today()
-    svc = ", ".join(
-        f"{x.service}{'' if x.active_on(today) else ' (ended)'}"
-        f" {x.start_date}..{x.end_date or ''}" for x in s.subscriptions) or "-"
-    pin = ("locked" if s.pin_locked else "set" if s.pin_set else "not set")
-    return "\n".join([
-        f"msisdn       {s.msisdn}", f"imsi         {s.imsi or '-'}", f"status       {s.status}",
-        f"language     {s.language}", f"group        {s.user_group}",
-        f"notify_mode  {s.notify_mode}", f"forward_to   {s.forward_to or '-'}",
-        f"pin          {pin} (failed attempts {s.pin_failed_attempts})", f"services     {svc}",
-    ])
+    svc = (
+        ", ".join(
+            f"{x.service}{'' if x.active_on(today) else ' (ended)'}"
+            f" {x.start_date}..{x.end_date or ''}"
+            for x in s.subscriptions
+        )
+        or "-"
+    )
+    pin = "locked" if s.pin_locked else "set" if s.pin_set else "not set"
+    return "\n".join(
+        [
+            f"msisdn       {s.msisdn}",
+            f"imsi         {s.imsi or '-'}",
+            f"status       {s.status}",
+            f"language     {s.language}",
+            f"group        {s.user_group}",
+            f"notify_mode  {s.notify_mode}",
+            f"forward_to   {s.forward_to or '-'}",
+            f"pin          {pin} (failed attempts {s.pin_failed_attempts})",
+            f"services     {svc}",
+        ]
+    )
 
 
 @click.group("subscriber")
@@ -230,14 +246,34 @@ def subscriber_group() -> None:
 @click.option("--notify-mode", default="sms", show_default=True)
 @click.option("--forward-to", default=None)
 @json_option
-def subscriber_add(msisdn: str, services: str, pin: str | None, group: str, language: str,
-                   imsi: str | None, notify_mode: str, forward_to: str | None,
-                   as_json: bool) -> None:
+def subscriber_add(
+    msisdn: str,
+    services: str,
+    pin: str | None,
+    group: str,
+    language: str,
+    imsi: str | None,
+    notify_mode: str,
+    forward_to: str | None,
+    as_json: bool,
+) -> None:
     """Create a subscriber (services in force from today)."""
     today = _today()
-    sub = _run(lambda c: prov.add_subscriber(
-        c, _actor(), msisdn, today=today, services=_csv_list(services), pin=pin, group=group,
-        language=language, imsi=imsi, notify_mode=notify_mode, forward_to=forward_to))
+    sub = _run(
+        lambda c: prov.add_subscriber(
+            c,
+            _actor(),
+            msisdn,
+            today=today,
+            services=_csv_list(services),
+            pin=pin,
+            group=group,
+            language=language,
+            imsi=imsi,
+            notify_mode=notify_mode,
+            forward_to=forward_to,
+        )
+    )
     _emit(sub, as_json, _sub_text)
 
 
@@ -258,13 +294,29 @@ def subscriber_show(msisdn: str, as_json: bool) -> None:
 @click.option("--notify-mode", default=None)
 @click.option("--forward-to", default=None, help="'' clears it.")
 @json_option
-def subscriber_set(msisdn: str, status: str | None, language: str | None, group: str | None,
-                   imsi: str | None, notify_mode: str | None, forward_to: str | None,
-                   as_json: bool) -> None:
+def subscriber_set(
+    msisdn: str,
+    status: str | None,
+    language: str | None,
+    group: str | None,
+    imsi: str | None,
+    notify_mode: str | None,
+    forward_to: str | None,
+    as_json: bool,
+) -> None:
     """Change attributes of a subscriber."""
-    kw: dict[str, Any] = {k: v for k, v in dict(
-        status=status, language=language, group=group, imsi=imsi, notify_mode=notify_mode,
-        forward_to=forward_to).items() if v is not None}
+    kw: dict[str, Any] = {
+        k: v
+        for k, v in dict(
+            status=status,
+            language=language,
+            group=group,
+            imsi=imsi,
+            notify_mode=notify_mode,
+            forward_to=forward_to,
+        ).items()
+        if v is not None
+    }
     if not kw:
         raise BadInputError("nothing to change: give at least one option")
     _emit(_run(lambda c: prov.update_subscriber(c, _actor(), msisdn, **kw)), as_json, _sub_text)
@@ -287,10 +339,23 @@ def subscriber_list(group: str | None, after: str | None, limit: int, as_json: b
     """List subscribers in MSISDN order."""
     subs = _run(lambda c: prov.list_subscribers(c, group=group, after=after, limit=limit))
     today = _today()
-    _emit(subs, as_json, lambda ss: _table(
-        [{"msisdn": s.msisdn, "status": s.status, "language": s.language, "group": s.user_group,
-          "services": ",".join(s.active_services(today))} for s in ss],
-        ["msisdn", "status", "language", "group", "services"]))
+    _emit(
+        subs,
+        as_json,
+        lambda ss: _table(
+            [
+                {
+                    "msisdn": s.msisdn,
+                    "status": s.status,
+                    "language": s.language,
+                    "group": s.user_group,
+                    "services": ",".join(s.active_services(today)),
+                }
+                for s in ss
+            ],
+            ["msisdn", "status", "language", "group", "services"],
+        ),
+    )
 
 
 @subscriber_group.command("import")
@@ -310,8 +375,9 @@ def subscriber_import(file: str, skip_bad: bool, as_json: bool) -> None:
             raise BadInputError(f"file: {e.strerror}: {file}") from None
     bar = None
     if size and sys.stderr.isatty() and not as_json:
-        bar = click.progressbar(length=size, file=sys.stderr, label="importing",
-                                show_pos=False, show_percent=True)
+        bar = click.progressbar(
+            length=size, file=sys.stderr, label="importing", show_pos=False, show_percent=True
+        )
         bar.__enter__()
     last = [0]
 
@@ -324,9 +390,11 @@ def subscriber_import(file: str, skip_bad: bool, as_json: bool) -> None:
     today = _today()
     started = time.monotonic()
     try:
-        result = _run(lambda c: importer.import_subscribers(
-            c, _actor("oss"), fh, today=today, skip_bad=skip_bad, source=file,
-            progress=progress))
+        result = _run(
+            lambda c: importer.import_subscribers(
+                c, _actor("oss"), fh, today=today, skip_bad=skip_bad, source=file, progress=progress
+            )
+        )
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -342,8 +410,10 @@ def subscriber_import(file: str, skip_bad: bool, as_json: bool) -> None:
     else:
         click.echo(f"{file}: {result.summary()} ({secs:.1f} s)", err=not result.loaded)
     if not result.loaded:
-        raise BadInputError(f"{result.bad_count} bad rows, nothing loaded"
-                            " (fix them, or --skip-bad to load the good rows)")
+        raise BadInputError(
+            f"{result.bad_count} bad rows, nothing loaded"
+            " (fix them, or --skip-bad to load the good rows)"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,14 +441,19 @@ def _date(value: str | None, name: str) -> dt.date | None:
 @click.option("--start", default=None, help="YYYY-MM-DD (default today)")
 @click.option("--end", default=None, help="YYYY-MM-DD, exclusive (default open)")
 @json_option
-def service_enable(msisdn: str, service: str, start: str | None, end: str | None,
-                   as_json: bool) -> None:
+def service_enable(
+    msisdn: str, service: str, start: str | None, end: str | None, as_json: bool
+) -> None:
     """Subscribe SERVICE for MSISDN."""
     s, e = _date(start, "start"), _date(end, "end")
     today = _today()
-    _emit(_run(lambda c: prov.enable_service(c, _actor(), msisdn, service, today=today, start=s,
-                                             end=e)),
-          as_json, _sub_text)
+    _emit(
+        _run(
+            lambda c: prov.enable_service(c, _actor(), msisdn, service, today=today, start=s, end=e)
+        ),
+        as_json,
+        _sub_text,
+    )
 
 
 @service_group.command("disable")
@@ -388,8 +463,11 @@ def service_enable(msisdn: str, service: str, start: str | None, end: str | None
 def service_disable(msisdn: str, service: str, as_json: bool) -> None:
     """End SERVICE for MSISDN today."""
     today = _today()
-    _emit(_run(lambda c: prov.disable_service(c, _actor(), msisdn, service, today=today)),
-          as_json, _sub_text)
+    _emit(
+        _run(lambda c: prov.disable_service(c, _actor(), msisdn, service, today=today)),
+        as_json,
+        _sub_text,
+    )
 
 
 @click.group("blacklist")
@@ -422,9 +500,11 @@ def blacklist_del(owner: str, number: str, prefix: bool) -> None:
 @json_option
 def blacklist_list(owner: str, as_json: bool) -> None:
     """OWNER's blacklist."""
-    _emit(_run(lambda c: prov.blacklist_list(c, owner)), as_json,
-          lambda es: _table([{"number": e.number, "kind": e.kind} for e in es],
-                            ["number", "kind"]))
+    _emit(
+        _run(lambda c: prov.blacklist_list(c, owner)),
+        as_json,
+        lambda es: _table([{"number": e.number, "kind": e.kind} for e in es], ["number", "kind"]),
+    )
 
 
 @click.group("pin")
@@ -481,9 +561,11 @@ def missed_calls_group() -> None:
 @json_option
 def missed_calls_list(callee: str | None, pending: bool, limit: int, as_json: bool) -> None:
     """Newest first."""
-    _emit(_run(lambda c: prov.list_missed_calls(c, callee=callee, pending=pending, limit=limit)),
-          as_json, _records_text(["id", "occurred_at", "caller", "callee", "reason",
-                                  "notified_at"]))
+    _emit(
+        _run(lambda c: prov.list_missed_calls(c, callee=callee, pending=pending, limit=limit)),
+        as_json,
+        _records_text(["id", "occurred_at", "caller", "callee", "reason", "notified_at"]),
+    )
 
 
 @click.group("callbacks")
@@ -498,8 +580,11 @@ def callbacks_group() -> None:
 @json_option
 def callbacks_list(callee: str | None, pending: bool, limit: int, as_json: bool) -> None:
     """Newest first."""
-    _emit(_run(lambda c: prov.list_callbacks(c, callee=callee, pending=pending, limit=limit)),
-          as_json, _records_text(["id", "requested_at", "caller", "callee", "notified_at"]))
+    _emit(
+        _run(lambda c: prov.list_callbacks(c, callee=callee, pending=pending, limit=limit)),
+        as_json,
+        _records_text(["id", "requested_at", "caller", "callee", "notified_at"]),
+    )
 
 
 @click.group("ads")
@@ -537,20 +622,43 @@ def _datetime(value: str | None, name: str) -> dt.datetime | None:
 @click.option("--caller-prefix", "prefixes", multiple=True, help="Repeatable; none: any caller.")
 @click.option("--group", "groups", multiple=True, help="Repeatable; none: any user group.")
 @click.option("--priority", default=0, show_default=True, type=int)
-@click.option("--from", "valid_from", default=None,
-              help="ISO date/time (default now; no offset: [notify] timezone).")
+@click.option(
+    "--from",
+    "valid_from",
+    default=None,
+    help="ISO date/time (default now; no offset: [notify] timezone).",
+)
 @click.option("--until", "valid_until", default=None, help="ISO date/time (default open).")
 @json_option
-def ads_add(text: str, window: str | None, prefixes: tuple[str, ...], groups: tuple[str, ...],
-            priority: int, valid_from: str | None, valid_until: str | None,
-            as_json: bool) -> None:
+def ads_add(
+    text: str,
+    window: str | None,
+    prefixes: tuple[str, ...],
+    groups: tuple[str, ...],
+    priority: int,
+    valid_from: str | None,
+    valid_until: str | None,
+    as_json: bool,
+) -> None:
     """Add an ad rule."""
     ws, we = _window(window)
     vf, vu = _datetime(valid_from, "from"), _datetime(valid_until, "until")
     now = utcnow()
-    ad = _run(lambda c: prov.add_ad(c, _actor(), text, now=now, window_start=ws, window_end=we,
-                                    caller_prefixes=prefixes, user_groups=groups,
-                                    priority=priority, valid_from=vf, valid_until=vu))
+    ad = _run(
+        lambda c: prov.add_ad(
+            c,
+            _actor(),
+            text,
+            now=now,
+            window_start=ws,
+            window_end=we,
+            caller_prefixes=prefixes,
+            user_groups=groups,
+            priority=priority,
+            valid_from=vf,
+            valid_until=vu,
+        )
+    )
     _emit(ad, as_json, lambda a: f"ad rule {a.id} added")
 
 
@@ -558,13 +666,26 @@ def ads_add(text: str, window: str | None, prefixes: tuple[str, ...], groups: tu
 @json_option
 def ads_list(as_json: bool) -> None:
     """All ad rules, highest priority first."""
-    _emit(_run(prov.list_ads), as_json, lambda ads: _table(
-        [{"id": a.id, "priority": a.priority,
-          "window": f"{a.window_start:%H:%M}-"
+    _emit(
+        _run(prov.list_ads),
+        as_json,
+        lambda ads: _table(
+            [
+                {
+                    "id": a.id,
+                    "priority": a.priority,
+                    "window": f"{a.window_start:%H:%M}-"
                     f"{a.window_end.strftime('%H:%M') if a.window_end else '24:00'}",
-          "prefixes": ",".join(a.caller_prefixes), "groups": ",".join(a.user_groups),
-          "until": a.valid_until, "text": a.text} for a in ads],
-        ["id", "priority", "window", "prefixes", "groups", "until", "text"]))
+                    "prefixes": ",".join(a.caller_prefixes),
+                    "groups": ",".join(a.user_groups),
+                    "until": a.valid_until,
+                    "text": a.text,
+                }
+                for a in ads
+            ],
+            ["id", "priority", "window", "prefixes", "groups", "until", "text"],
+        ),
+    )
 
 
 @ads_group.command("del")
@@ -580,8 +701,16 @@ def rates_group() -> None:
     """Tariffs by call category and prefix."""
 
 
-_RATE_TEXT_COLS = ["id", "call_category", "prefix", "per_minute", "per_sms", "per_use",
-                   "monthly_fee", "valid_from"]
+_RATE_TEXT_COLS = [
+    "id",
+    "call_category",
+    "prefix",
+    "per_minute",
+    "per_sms",
+    "per_use",
+    "monthly_fee",
+    "valid_from",
+]
 
 
 @rates_group.command("add")
@@ -593,13 +722,32 @@ _RATE_TEXT_COLS = ["id", "call_category", "prefix", "per_minute", "per_sms", "pe
 @click.option("--monthly-fee", default="0")
 @click.option("--valid-from", default=None, help="YYYY-MM-DD (default today)")
 @json_option
-def rates_add(call_category: str, prefix: str, per_minute: str, per_sms: str, per_use: str,
-              monthly_fee: str, valid_from: str | None, as_json: bool) -> None:
+def rates_add(
+    call_category: str,
+    prefix: str,
+    per_minute: str,
+    per_sms: str,
+    per_use: str,
+    monthly_fee: str,
+    valid_from: str | None,
+    as_json: bool,
+) -> None:
     """Add or replace a tariff line (CALL_CATEGORY: local|national|hmt|international)."""
     today = _today()
-    rate = _run(lambda c: prov.add_rate(c, _actor(), call_category, prefix, today=today,
-                                        per_minute=per_minute, per_sms=per_sms, per_use=per_use,
-                                        monthly_fee=monthly_fee, valid_from=valid_from))
+    rate = _run(
+        lambda c: prov.add_rate(
+            c,
+            _actor(),
+            call_category,
+            prefix,
+            today=today,
+            per_minute=per_minute,
+            per_sms=per_sms,
+            per_use=per_use,
+            monthly_fee=monthly_fee,
+            valid_from=valid_from,
+        )
+    )
     _emit(rate, as_json, lambda r: f"rate {r.id} saved")
 
 
@@ -608,8 +756,11 @@ def rates_add(call_category: str, prefix: str, per_minute: str, per_sms: str, pe
 @json_option
 def rates_list(category: str | None, as_json: bool) -> None:
     """Tariff lines."""
-    _emit(_run(lambda c: prov.list_rates(c, call_category=category)), as_json,
-          lambda rs: _table([to_json(r) for r in rs], _RATE_TEXT_COLS))
+    _emit(
+        _run(lambda c: prov.list_rates(c, call_category=category)),
+        as_json,
+        lambda rs: _table([to_json(r) for r in rs], _RATE_TEXT_COLS),
+    )
 
 
 @rates_group.command("import")
@@ -638,9 +789,21 @@ def sms_group() -> None:
 @json_option
 def sms_list(status: str | None, destination: str | None, limit: int, as_json: bool) -> None:
     """Newest first."""
-    _emit(_run(lambda c: prov.list_sms(c, status=status, destination=destination, limit=limit)),
-          as_json, _records_text(["id", "created_at", "destination", "status", "attempts",
-                                  "next_attempt_at", "last_error"]))
+    _emit(
+        _run(lambda c: prov.list_sms(c, status=status, destination=destination, limit=limit)),
+        as_json,
+        _records_text(
+            [
+                "id",
+                "created_at",
+                "destination",
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "last_error",
+            ]
+        ),
+    )
 
 
 @sms_group.command("retry")
@@ -658,11 +821,18 @@ def cdr_group() -> None:
 
 
 @cdr_group.command("export")
-@click.option("--since", default=None,
-              help="ISO date/time, inclusive (no offset: [notify] timezone).")
+@click.option(
+    "--since", default=None, help="ISO date/time, inclusive (no offset: [notify] timezone)."
+)
 @click.option("--until", default=None, help="ISO date/time, exclusive.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
-              show_default=True, help="json: one object per line.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json"]),
+    default="csv",
+    show_default=True,
+    help="json: one object per line.",
+)
 @click.option("-o", "--output", type=click.File("w", encoding="utf-8", lazy=True), default="-")
 def cdr_export(since: str | None, until: str | None, fmt: str, output: IO[str]) -> None:
     """Stream CDRs in start order to a CSV or JSON-lines file (default stdout)."""
@@ -676,8 +846,12 @@ def cdr_export(since: str | None, until: str | None, fmt: str, output: IO[str]) 
         async with conn.transaction():
             async for r in prov.iter_cdrs(conn, since=s, until=u):
                 if w:
-                    w.writerow(["" if v is None else (v.isoformat() if hasattr(v, "isoformat")
-                                                      else v) for v in r.values()])
+                    w.writerow(
+                        [
+                            "" if v is None else (v.isoformat() if hasattr(v, "isoformat") else v)
+                            for v in r.values()
+                        ]
+                    )
                 else:
                     output.write(json.dumps(to_json(r), ensure_ascii=False) + "\n")
                 n += 1
@@ -687,8 +861,19 @@ def cdr_export(since: str | None, until: str | None, fmt: str, output: IO[str]) 
     click.echo(f"{n} CDRs exported", err=True)
 
 
-GROUPS = (db_group, subscriber_group, service_group, blacklist_group, pin_group,
-          missed_calls_group, callbacks_group, ads_group, rates_group, sms_group, cdr_group)
+GROUPS = (
+    db_group,
+    subscriber_group,
+    service_group,
+    blacklist_group,
+    pin_group,
+    missed_calls_group,
+    callbacks_group,
+    ads_group,
+    rates_group,
+    sms_group,
+    cdr_group,
+)
 
 
 def register(main: click.Group) -> None:

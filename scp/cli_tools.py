@@ -69,15 +69,20 @@ def _verbosity(ctx: click.Context, verbose: int) -> None:
         configure("debug" if verbose > 1 else "info", "auto")
 
 
-_VERBOSE = click.option("-v", "--verbose", count=True,
-                        help="Show the SCP node's log lines (-v info, -vv debug) on stderr.")
+_VERBOSE = click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Show the SCP node's log lines (-v info, -vv debug) on stderr.",
+)
 
 
 class _Printer:
     """Text ladder or JSON lines on stdout, buffered; warnings counted."""
 
-    def __init__(self, as_json: bool, out: IO[str] | None = None,
-                 legend: str | None = None) -> None:
+    def __init__(
+        self, as_json: bool, out: IO[str] | None = None, legend: str | None = None
+    ) -> None:
         self.as_json = as_json
         self.out = out or sys.stdout
         self.t0: float | None = None
@@ -121,8 +126,12 @@ class _Printer:
                 w(format_entry(e, self.t0) + "\n")
         elif kind == "warning":
             if self.as_json:
-                w(json.dumps({"type": "warning", "frame": payload.frame,
-                              "reason": payload.reason}) + "\n")
+                w(
+                    json.dumps(
+                        {"type": "warning", "frame": payload.frame, "reason": payload.reason}
+                    )
+                    + "\n"
+                )
             else:
                 where = f"frame {payload.frame}" if payload.frame else "file"
                 w(f"warning: {where}: {payload.reason}\n")
@@ -130,9 +139,17 @@ class _Printer:
             self._dialogue(payload)
         elif kind == "sms":
             if self.as_json:
-                w(json.dumps({"type": "sms", **{k: payload[k] for k in
-                                                ("id", "destination", "text", "status")}},
-                             ensure_ascii=False, default=str) + "\n")
+                w(
+                    json.dumps(
+                        {
+                            "type": "sms",
+                            **{k: payload[k] for k in ("id", "destination", "text", "status")},
+                        },
+                        ensure_ascii=False,
+                        default=str,
+                    )
+                    + "\n"
+                )
             else:
                 w(f"SMS to {payload['destination']}: {payload['text']} [{payload['status']}]\n")
 
@@ -145,9 +162,15 @@ class _Printer:
             return out
 
         if self.as_json:
-            d = {"type": "dialogue", "otid": rep.key, "first_frame": rep.first_frame,
-                 "network": ops_of(rep.network), "ours": ops_of(rep.our_answers),
-                 "capture": ops_of(rep.capture_answers), "not_fed": rep.skipped}
+            d = {
+                "type": "dialogue",
+                "otid": rep.key,
+                "first_frame": rep.first_frame,
+                "network": ops_of(rep.network),
+                "ours": ops_of(rep.our_answers),
+                "capture": ops_of(rep.capture_answers),
+                "not_fed": rep.skipped,
+            }
             self.out.write(json.dumps(d, ensure_ascii=False) + "\n")
             return
         w = self.out.write
@@ -166,9 +189,12 @@ class _Printer:
         if self.as_json:
             self.out.write(json.dumps(d) + "\n")
         else:
-            parts = [f"{k}=" + ("/".join(f"{a}:{b}" for a, b in v.items())
-                                if isinstance(v, dict) else str(v))
-                     for k, v in d.items() if k != "type"]
+            parts = [
+                f"{k}="
+                + ("/".join(f"{a}:{b}" for a, b in v.items()) if isinstance(v, dict) else str(v))
+                for k, v in d.items()
+                if k != "type"
+            ]
             self.out.write("\nsummary: " + " ".join(parts) + "\n")
         self.out.flush()
 
@@ -227,8 +253,10 @@ class _Database:
             finally:
                 await admin.close()
         except (OSError, asyncpg.PostgresError) as e:
-            raise Failure(f"cannot create a scratch database for the replay ({e}); "
-                          "--live-db uses the configured database instead") from None
+            raise Failure(
+                f"cannot create a scratch database for the replay ({e}); "
+                "--live-db uses the configured database instead"
+            ) from None
         self._admin_dsn, self._name = dsn, name
         try:
             self.pool = await open_pool(scratch, max_size=5)
@@ -268,10 +296,12 @@ class _Database:
                     rows = await live.fetch(f"SELECT * FROM {table}")  # noqa: S608 - fixed names
                     if rows:
                         await self.pool.copy_records_to_table(
-                            table, records=[tuple(r) for r in rows], columns=list(rows[0].keys()))
+                            table, records=[tuple(r) for r in rows], columns=list(rows[0].keys())
+                        )
                 except asyncpg.PostgresError as e:
-                    click.echo(f"warning: {table} not copied to the scratch database: {e}",
-                               err=True)
+                    click.echo(
+                        f"warning: {table} not copied to the scratch database: {e}", err=True
+                    )
         finally:
             await live.close()
 
@@ -288,8 +318,9 @@ class _Database:
                 await admin.close()
 
 
-async def _offline(path: str, cfg: Config, printer: _Printer, *, live_db: bool = False,
-                   **kw: Any) -> dict[str, Any]:
+async def _offline(
+    path: str, cfg: Config, printer: _Printer, *, live_db: bool = False, **kw: Any
+) -> dict[str, Any]:
     from scp.replay import replay_offline
 
     async with _Database(live_db, cfg) as pool:
@@ -297,8 +328,9 @@ async def _offline(path: str, cfg: Config, printer: _Printer, *, live_db: bool =
     return summary.as_dict()
 
 
-def _decode_only(path: str, printer: _Printer, flt: Any, ssn: dict[int, str] | None,
-                 pcf: PointCodeFormat) -> dict[str, Any]:
+def _decode_only(
+    path: str, printer: _Printer, flt: Any, ssn: dict[int, str] | None, pcf: PointCodeFormat
+) -> dict[str, Any]:
     import gc
 
     from scp.pcapread import CaptureWarning
@@ -328,8 +360,7 @@ def _decode_only(path: str, printer: _Printer, flt: Any, ssn: dict[int, str] | N
             printer("message", item)
     if fast is not None:
         fast.flush()
-    out: dict[str, Any] = {"type": "summary", "messages": n, "shown": shown,
-                           "warnings": warnings}
+    out: dict[str, Any] = {"type": "summary", "messages": n, "shown": shown, "warnings": warnings}
     if dec.learned is not None and dec.learned.table():
         out["learned_ssn"] = dec.learned.table()
     return out
@@ -342,60 +373,132 @@ def _check_capture(path: str) -> None:
             magic = f.read(4)
     except OSError as e:
         raise BadInput(f"{path}: {e.strerror}") from None
-    known = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
-             b"\x0a\x0d\x0d\x0a", b"\x1f\x8b\x08\x00"[:4]}
+    known = {
+        b"\xd4\xc3\xb2\xa1",
+        b"\xa1\xb2\xc3\xd4",
+        b"\x4d\x3c\xb2\xa1",
+        b"\xa1\xb2\x3c\x4d",
+        b"\x0a\x0d\x0d\x0a",
+        b"\x1f\x8b\x08\x00"[:4],
+    }
     if magic[:2] == b"\x1f\x8b":
         return  # gzip: scapy reads compressed captures
     if magic not in known:
         raise BadInput(f"{path}: not a pcap or pcapng file (magic {magic.hex() or 'empty'})")
 
 
-_LEGEND_OFFLINE = ("time       #frame  OPC -> DPC   every message of the capture; "
-                   "'<=' what our SCP answered to that frame")
-_LEGEND_LIVE = ("time       #frame  OPC -> DPC   '=>' sent to the target; '<=' what it answered; "
-                "unmarked: the capture's own SCP")
+_LEGEND_OFFLINE = (
+    "time       #frame  OPC -> DPC   every message of the capture; "
+    "'<=' what our SCP answered to that frame"
+)
+_LEGEND_LIVE = (
+    "time       #frame  OPC -> DPC   '=>' sent to the target; '<=' what it answered; "
+    "unmarked: the capture's own SCP"
+)
 
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--target", metavar="HOST:PORT", default=None,
-              help="Live: play the switch/HLR as an M3UA ASP toward this running SCP.")
+@click.option(
+    "--target",
+    metavar="HOST:PORT",
+    default=None,
+    help="Live: play the switch/HLR as an M3UA ASP toward this running SCP.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@click.option("--filter", "filters", multiple=True, metavar="EXPR",
-              help="Show only matching messages: op=initialDP, number=8613..., pc=100, "
-                   "tcap=begin, tid=06f7, protocol=cap, ssn=146 (repeat or comma: all must match).")
-@click.option("--compare/--no-compare", default=True, show_default=True,
-              help="Show the capture's own SCP messages in the ladder beside our SCP's answers "
-                   "(--no-compare: only what the network sent and what our SCP answered).")
-@click.option("--decode-only", is_flag=True,
-              help="Only print the capture's ladder; do not feed an SCP.")
-@click.option("--speed", default=None, metavar="max|capture|N",
-              help="Live pacing: max (default), capture timing, or N times faster.")
-@click.option("--rewrite-number", "rewrites", multiple=True, metavar="OLD=NEW",
-              help="Replace a number (same digit count) in SCCP GTs and operation arguments.")
-@click.option("--scp-pc", type=int, default=None,
-              help="Point code of the SCP in the capture (default: guessed from InitialDP etc.).")
-@click.option("--ssn", "ssns", multiple=True, metavar="SSN=PROTO",
-              help="Decode this SSN as cap, inap or map when the application context is unknown "
-                   "(default: what the capture's other dialogues show on that SSN).")
-@click.option("--peer-pc", type=int, default=200, show_default=True,
-              help="Live: our point code as the replaying ASP.")
-@click.option("--capture", "capture_out", type=click.Path(dir_okay=False), default=None,
-              help="Write what was fed and answered to this pcap (SCTP-framed).")
-@click.option("--live-db", is_flag=True,
-              help="Offline: use the configured database itself, not a scratch copy (what the "
-                   "replay writes is then real: a running node may send its SMS).")
-@click.option("--pc-format", type=click.Choice(["itu", "china"]), default=None,
-              help="Point codes of the capture's network: itu (14-bit) or china (24-bit). "
-                   "Default: the configuration's [m3ua] pc_format. What is sent to the SCP "
-                   "always follows the SCP's own format.")
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="EXPR",
+    help="Show only matching messages: op=initialDP, number=8613..., pc=100, "
+    "tcap=begin, tid=06f7, protocol=cap, ssn=146 (repeat or comma: all must match).",
+)
+@click.option(
+    "--compare/--no-compare",
+    default=True,
+    show_default=True,
+    help="Show the capture's own SCP messages in the ladder beside our SCP's answers "
+    "(--no-compare: only what the network sent and what our SCP answered).",
+)
+@click.option(
+    "--decode-only", is_flag=True, help="Only print the capture's ladder; do not feed an SCP."
+)
+@click.option(
+    "--speed",
+    default=None,
+    metavar="max|capture|N",
+    help="Live pacing: max (default), capture timing, or N times faster.",
+)
+@click.option(
+    "--rewrite-number",
+    "rewrites",
+    multiple=True,
+    metavar="OLD=NEW",
+    help="Replace a number (same digit count) in SCCP GTs and operation arguments.",
+)
+@click.option(
+    "--scp-pc",
+    type=int,
+    default=None,
+    help="Point code of the SCP in the capture (default: guessed from InitialDP etc.).",
+)
+@click.option(
+    "--ssn",
+    "ssns",
+    multiple=True,
+    metavar="SSN=PROTO",
+    help="Decode this SSN as cap, inap or map when the application context is unknown "
+    "(default: what the capture's other dialogues show on that SSN).",
+)
+@click.option(
+    "--peer-pc",
+    type=int,
+    default=200,
+    show_default=True,
+    help="Live: our point code as the replaying ASP.",
+)
+@click.option(
+    "--capture",
+    "capture_out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write what was fed and answered to this pcap (SCTP-framed).",
+)
+@click.option(
+    "--live-db",
+    is_flag=True,
+    help="Offline: use the configured database itself, not a scratch copy (what the "
+    "replay writes is then real: a running node may send its SMS).",
+)
+@click.option(
+    "--pc-format",
+    type=click.Choice(["itu", "china"]),
+    default=None,
+    help="Point codes of the capture's network: itu (14-bit) or china (24-bit). "
+    "Default: the configuration's [m3ua] pc_format. What is sent to the SCP "
+    "always follows the SCP's own format.",
+)
 @_VERBOSE
 @click.pass_context
-def replay(ctx: click.Context, file: str, target: str | None, as_json: bool,
-           filters: tuple[str, ...], compare: bool, decode_only: bool, speed: str | None,
-           rewrites: tuple[str, ...], scp_pc: int | None, ssns: tuple[str, ...],
-           peer_pc: int, capture_out: str | None, live_db: bool,
-           pc_format: Literal["itu", "china"] | None, verbose: int) -> None:
+def replay(
+    ctx: click.Context,
+    file: str,
+    target: str | None,
+    as_json: bool,
+    filters: tuple[str, ...],
+    compare: bool,
+    decode_only: bool,
+    speed: str | None,
+    rewrites: tuple[str, ...],
+    scp_pc: int | None,
+    ssns: tuple[str, ...],
+    peer_pc: int,
+    capture_out: str | None,
+    live_db: bool,
+    pc_format: Literal["itu", "china"] | None,
+    verbose: int,
+) -> None:
     """Replay a pcap/pcapng capture: ladder, in-process SCP answers, or live toward a SCP.
 
     Offline (the default), the switch/HLR/VLR messages are fed to an in-process SCP (embedded
@@ -424,8 +527,9 @@ def replay(ctx: click.Context, file: str, target: str | None, as_json: bool,
             parse_target(target)
         except ValueError as e:
             raise BadInput(str(e)) from None
-    printer = _Printer(as_json, legend=None if decode_only else _LEGEND_LIVE if target
-                       else _LEGEND_OFFLINE)
+    printer = _Printer(
+        as_json, legend=None if decode_only else _LEGEND_LIVE if target else _LEGEND_OFFLINE
+    )
     if decode_only:
         pcf = PointCodeFormat(pc_format or get_config(ctx).m3ua.pc_format)
         printer.summary(_decode_only(file, printer, flt, ssn, pcf))
@@ -437,16 +541,41 @@ def replay(ctx: click.Context, file: str, target: str | None, as_json: bool,
         if target is not None:
             from scp.replay import replay_live
 
-            s = asyncio.run(replay_live(file, cfg, target, emit=printer, speed=pace, flt=flt,
-                                        scp_pc=scp_pc, numbers=numbers, ssn_overrides=ssn,
-                                        peer_pc=peer_pc, capture_out=capture_out,
-                                        capture_pcf=capture_pcf))
+            s = asyncio.run(
+                replay_live(
+                    file,
+                    cfg,
+                    target,
+                    emit=printer,
+                    speed=pace,
+                    flt=flt,
+                    scp_pc=scp_pc,
+                    numbers=numbers,
+                    ssn_overrides=ssn,
+                    peer_pc=peer_pc,
+                    capture_out=capture_out,
+                    capture_pcf=capture_pcf,
+                )
+            )
             printer.summary(s.as_dict())
         else:
-            printer.summary(asyncio.run(_offline(
-                file, cfg, printer, live_db=live_db, compare=compare, flt=flt, scp_pc=scp_pc,
-                numbers=numbers, ssn_overrides=ssn, capture_out=capture_out,
-                capture_pcf=capture_pcf)))
+            printer.summary(
+                asyncio.run(
+                    _offline(
+                        file,
+                        cfg,
+                        printer,
+                        live_db=live_db,
+                        compare=compare,
+                        flt=flt,
+                        scp_pc=scp_pc,
+                        numbers=numbers,
+                        ssn_overrides=ssn,
+                        capture_out=capture_out,
+                        capture_pcf=capture_pcf,
+                    )
+                )
+            )
     except ConnectionError as e:
         raise Failure(str(e)) from None
     except ConfigError as e:
@@ -455,28 +584,61 @@ def replay(ctx: click.Context, file: str, target: str | None, as_json: bool,
 
 @click.command()
 @click.argument("scenario", required=False)
-@click.option("--target", metavar="HOST:PORT", default=None,
-              help="The running SCP (M3UA over TCP); default: an in-process SCP.")
-@click.option("--calls", type=click.IntRange(min=1), default=None,
-              help="Load: number of calls (busy call flow unless SCENARIO is given).")
+@click.option(
+    "--target",
+    metavar="HOST:PORT",
+    default=None,
+    help="The running SCP (M3UA over TCP); default: an in-process SCP.",
+)
+@click.option(
+    "--calls",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Load: number of calls (busy call flow unless SCENARIO is given).",
+)
 @click.option("--concurrency", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@click.option("--capture", "capture_out", type=click.Path(dir_okay=False), default=None,
-              help="Write every M3UA message both ways to this pcap.")
+@click.option(
+    "--capture",
+    "capture_out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write every M3UA message both ways to this pcap.",
+)
 @click.option("--subscriber", default=None, help="Called subscriber MSISDN.")
 @click.option("--caller", default=None, help="Calling number (load: the first of a range).")
 @click.option("--pin", default=None, help="Self-service PIN the subscriber enters.")
-@click.option("--timeout", type=float, default=5.0, show_default=True,
-              help="Seconds to wait for each SCP answer.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds to wait for each SCP answer.",
+)
 @click.option("--list", "list_", is_flag=True, help="List the scenarios.")
-@click.option("--live-db", is_flag=True,
-              help="In-process SCP: use the configured database, not a scratch copy.")
+@click.option(
+    "--live-db",
+    is_flag=True,
+    help="In-process SCP: use the configured database, not a scratch copy.",
+)
 @_VERBOSE
 @click.pass_context
-def simulate(ctx: click.Context, scenario: str | None, target: str | None, calls: int | None,
-             concurrency: int, as_json: bool, capture_out: str | None, subscriber: str | None,
-             caller: str | None, pin: str | None, timeout: float, list_: bool,
-             live_db: bool, verbose: int) -> None:
+def simulate(
+    ctx: click.Context,
+    scenario: str | None,
+    target: str | None,
+    calls: int | None,
+    concurrency: int,
+    as_json: bool,
+    capture_out: str | None,
+    subscriber: str | None,
+    caller: str | None,
+    pin: str | None,
+    timeout: float,
+    list_: bool,
+    live_db: bool,
+    verbose: int,
+) -> None:
     """Act as MSC, SRF, HLR and VLR toward the SCP: a scenario, or --calls N for load.
 
     A scenario ends with its verdict: ok when what it is about happened (the operations the
@@ -507,12 +669,18 @@ def simulate(ctx: click.Context, scenario: str | None, target: str | None, calls
         except ValueError as e:
             raise BadInput(str(e)) from None
     cfg = get_config(ctx)
-    kw = {k: v for k, v in (("subscriber", subscriber), ("caller", caller), ("pin", pin))
-          if v is not None}
+    kw = {
+        k: v
+        for k, v in (("subscriber", subscriber), ("caller", caller), ("pin", pin))
+        if v is not None
+    }
     numbers = Numbers(**kw)
     try:
-        out = asyncio.run(_simulate(cfg, scenario, host_port, calls, concurrency, numbers,
-                                    timeout, capture_out, live_db))
+        out = asyncio.run(
+            _simulate(
+                cfg, scenario, host_port, calls, concurrency, numbers, timeout, capture_out, live_db
+            )
+        )
     except ConnectionError as e:
         raise Failure(str(e)) from None
     contradicted = False
@@ -529,14 +697,22 @@ def simulate(ctx: click.Context, scenario: str | None, target: str | None, calls
 def _sim_text(d: dict[str, Any]) -> str:
     if d.get("type") == "load":
         lat = d["first_answer_ms"]
-        return (f"{d['calls']} calls, concurrency {d['concurrency']}: {d['ok']} ok, "
-                f"{d['failed']} failed in {d['elapsed_s']} s = {d['calls_per_s']} calls/s; "
-                f"first answer p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; "
-                f"outcomes {d['outcomes']}")
-    lines = [f"{d['scenario']}: {d['verdict'].upper() if d['verdict'] != 'ok' else 'ok'}"
-             f" - {d['outcome']}"]
-    for key, label in (("contradicted", "contradicted"), ("not_checked", "not checked"),
-                       ("checked", "checked"), ("not_exercised", "not exercised")):
+        return (
+            f"{d['calls']} calls, concurrency {d['concurrency']}: {d['ok']} ok, "
+            f"{d['failed']} failed in {d['elapsed_s']} s = {d['calls_per_s']} calls/s; "
+            f"first answer p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; "
+            f"outcomes {d['outcomes']}"
+        )
+    lines = [
+        f"{d['scenario']}: {d['verdict'].upper() if d['verdict'] != 'ok' else 'ok'}"
+        f" - {d['outcome']}"
+    ]
+    for key, label in (
+        ("contradicted", "contradicted"),
+        ("not_checked", "not checked"),
+        ("checked", "checked"),
+        ("not_exercised", "not exercised"),
+    ):
         for item in d.get(key) or ():
             lines.append(f"  {label}: {item}")
     tail = f"  SCP sent: {' '.join(d['received']) or 'nothing'}"
@@ -547,9 +723,17 @@ def _sim_text(d: dict[str, Any]) -> str:
     return "\n".join([*lines, tail])
 
 
-async def _simulate(cfg: Config, scenario: str | None, target: tuple[str, int] | None,
-                    calls: int | None, concurrency: int, numbers: Any, timeout: float,
-                    capture_out: str | None, live_db: bool) -> list[dict[str, Any]]:
+async def _simulate(
+    cfg: Config,
+    scenario: str | None,
+    target: tuple[str, int] | None,
+    calls: int | None,
+    concurrency: int,
+    numbers: Any,
+    timeout: float,
+    capture_out: str | None,
+    live_db: bool,
+) -> list[dict[str, Any]]:
     from scp.simulate import (
         Simulator,
         connect_in_process,
@@ -568,26 +752,34 @@ async def _simulate(cfg: Config, scenario: str | None, target: tuple[str, int] |
     pool: Any = None
     try:
         if target is not None:
-            conn = await connect_tcp(target[0], target[1], scp_pc=cfg.m3ua.local_pc,
-                                     routing_context=cfg.m3ua.routing_context,
-                                     network_indicator=cfg.m3ua.network_indicator,
-                                     capture=capture, pc_format=cfg.m3ua.pc_format)
+            conn = await connect_tcp(
+                target[0],
+                target[1],
+                scp_pc=cfg.m3ua.local_pc,
+                routing_context=cfg.m3ua.routing_context,
+                network_indicator=cfg.m3ua.network_indicator,
+                capture=capture,
+                pc_format=cfg.m3ua.pc_format,
+            )
         else:
             db = _Database(live_db, cfg)
             pool = await db.__aenter__()
             if pool is not None and not live_db:
                 await provision_for_scenarios(  # the scratch copy only
-                    pool, numbers, today=local_day(utcnow(), cfg))
+                    pool, numbers, today=local_day(utcnow(), cfg)
+                )
             conn, _ = await connect_in_process(cfg, pool=pool, capture=capture)
         sim = Simulator(conn.peer, cfg, numbers=numbers, timeout=timeout)
         try:
             if calls is not None:
-                rep = await run_load(sim, calls=calls, concurrency=concurrency,
-                                     scenario=scenario or "busy")
+                rep = await run_load(
+                    sim, calls=calls, concurrency=concurrency, scenario=scenario or "busy"
+                )
                 return [rep.as_dict()]
             assert scenario is not None
-            why = ("--target: the SCP's database is not visible from here" if target
-                   else "no database")
+            why = (
+                "--target: the SCP's database is not visible from here" if target else "no database"
+            )
             res = await run_scenario(sim, scenario, pool=pool, why_unseen=why)
             return [res.as_dict()]
         finally:
@@ -604,4 +796,3 @@ def register(main: click.Group) -> None:
     for cmd in (replay, simulate):
         if cmd.name not in main.commands:
             main.add_command(cmd)
-

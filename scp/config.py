@@ -117,7 +117,6 @@ class M3uaConfig:
         if self.asp_identifier is not None:
             _range(self.asp_identifier, "m3ua.asp_identifier", 0, 0xFFFFFFFF)
 
-
     @property
     def pcf(self) -> PointCodeFormat:
         """``pc_format`` as the codecs take it."""
@@ -224,7 +223,9 @@ class ServiceConfig:
         _range(self.terminating_service_key, "service.terminating_service_key", 0, 2**31 - 1)
         _range(self.selfcare_service_key, "service.selfcare_service_key", 0, 2**31 - 1)
         if self.selfcare_service_key == self.terminating_service_key:
-            raise ConfigError("service.selfcare_service_key", "must differ from terminating_service_key")
+            raise ConfigError(
+                "service.selfcare_service_key", "must differ from terminating_service_key"
+            )
         _range(self.window_hours, "service.window_hours", 1, 24 * 30)
 
 
@@ -232,22 +233,22 @@ class ServiceConfig:
 class AnnouncementConfig:
     """[call.announcements]: elementaryMessageIDs of the media server's recorded prompts."""
 
-    menu: int = 1001             # "press 1 SMS when reachable, 2 voice message, 3 other number, 0 operator"
-    invalid: int = 1002          # "your choice is not valid"
+    menu: int = 1001  # "press 1 SMS when reachable, 2 voice message, 3 other number, 0 operator"
+    invalid: int = 1002  # "your choice is not valid"
     goodbye: int = 1003
-    enter_number: int = 1004     # "dial the number, then #"
-    callback_ok: int = 1005      # "you will get an SMS when the subscriber can be reached"
-    pin: int = 2001              # self-service: "enter your PIN, then #"
+    enter_number: int = 1004  # "dial the number, then #"
+    callback_ok: int = 1005  # "you will get an SMS when the subscriber can be reached"
+    pin: int = 2001  # self-service: "enter your PIN, then #"
     pin_wrong: int = 2002
     pin_locked: int = 2003
     selfcare_menu: int = 2004
-    missed_calls: int = 2005     # variable message: count, then the numbers
-    done: int = 2006             # "your request is done"
+    missed_calls: int = 2005  # variable message: count, then the numbers
+    done: int = 2006  # "your request is done"
     not_subscribed: int = 2007
-    on_off: int = 2008           # "1 on, 2 off"
-    add_remove: int = 2009       # "1 add, 2 remove, then the number"
+    on_off: int = 2008  # "1 on, 2 off"
+    add_remove: int = 2009  # "1 add, 2 remove, then the number"
     new_pin: int = 2010
-    notify_mode: int = 2011      # "1 one SMS per call, 2 a summary, 3 none"
+    notify_mode: int = 2011  # "1 one SMS per call, 2 a summary, 3 none"
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
@@ -258,13 +259,13 @@ class AnnouncementConfig:
 class CallConfig:
     """[call]: call handling (issue 5): triggers, the caller's menu, forwarding and charging."""
 
-    no_answer_timer: int = 20    # s, applicationTimer of the tNoAnswer DP (TS 29.078 §7.6)
+    no_answer_timer: int = 20  # s, applicationTimer of the tNoAnswer DP (TS 29.078 §7.6)
     not_reachable_causes: tuple[int, ...] = (18, 19, 20, 27, 31)  # Q.850 busyCause values
     ivr_called_party: Literal["original-called", "redirecting", "prefix"] = "original-called"
-    forwarding: bool = True      # forward busy / not-reachable calls of subscribers with forward_to
+    forwarding: bool = True  # forward busy / not-reachable calls of subscribers with forward_to
     forward_no_answer: bool = False
-    charging_period: int = 300   # s, maxCallPeriodDuration of each ApplyCharging
-    menu_retries: int = 3        # prompts before the goodbye announcement
+    charging_period: int = 300  # s, maxCallPeriodDuration of each ApplyCharging
+    menu_retries: int = 3  # prompts before the goodbye announcement
     first_digit_timeout: int = 10
     inter_digit_timeout: int = 5
     digit_callback: str = "1"
@@ -273,9 +274,9 @@ class CallConfig:
     digit_operator: str = "0"
     assist_timeout: float = 10.0  # s to wait for the media server's AssistRequestInstructions
     announcement_timeout: float = 60.0  # s to wait for SpecializedResourceReport
-    release_cause: int = 31      # Q.850 cause of our ReleaseCall (normal, unspecified)
-    callback_fee: str = "0.10"   # CNY per callback request, charged to the caller
-    callback_hours: int = 24     # a callback request expires after this
+    release_cause: int = 31  # Q.850 cause of our ReleaseCall (normal, unspecified)
+    callback_fee: str = "0.10"  # CNY per callback request, charged to the caller
+    callback_hours: int = 24  # a callback request expires after this
     voicemail_retrieval: str = "8613800201"  # self-service: where mailbox owners are connected
     announcements: AnnouncementConfig = field(default_factory=AnnouncementConfig)
 
@@ -286,15 +287,24 @@ class CallConfig:
         for i, c in enumerate(self.not_reachable_causes):
             _range(c, f"call.not_reachable_causes[{i}]", 1, 127)
         if 17 in self.not_reachable_causes:
-            raise ConfigError("call.not_reachable_causes", "17 (user busy) is busy, not unreachable")
+            raise ConfigError(
+                "call.not_reachable_causes", "17 (user busy) is busy, not unreachable"
+            )
         _range(self.charging_period, "call.charging_period", 1, 86400)
         _range(self.menu_retries, "call.menu_retries", 1, 9)
         _range(self.first_digit_timeout, "call.first_digit_timeout", 1, 127)
         _range(self.inter_digit_timeout, "call.inter_digit_timeout", 1, 127)
-        digits = [self.digit_callback, self.digit_voicemail, self.digit_other_number,
-                  self.digit_operator]
-        for name, d in zip(("digit_callback", "digit_voicemail", "digit_other_number",
-                            "digit_operator"), digits, strict=True):
+        digits = [
+            self.digit_callback,
+            self.digit_voicemail,
+            self.digit_other_number,
+            self.digit_operator,
+        ]
+        for name, d in zip(
+            ("digit_callback", "digit_voicemail", "digit_other_number", "digit_operator"),
+            digits,
+            strict=True,
+        ):
             if len(d) != 1 or d not in "0123456789*#":
                 raise ConfigError(f"call.{name}", f"must be one key 0-9 * #, got {d!r}")
         if len(set(digits)) != len(digits):
@@ -318,7 +328,7 @@ class RatingConfig:
     """[rating]: call category prefix rules (scp.service.rating); tariffs live in the database."""
 
     country_code: str = "86"
-    local_prefixes: tuple[str, ...] = ()      # E.164 prefixes rated local, e.g. ["8610"]
+    local_prefixes: tuple[str, ...] = ()  # E.164 prefixes rated local, e.g. ["8610"]
     hmt_prefixes: tuple[str, ...] = ("852", "853", "886")
 
     def validate(self) -> None:

@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEMO_SUBSCRIBERS", "DEMO_CAPTURE", "demo_capture_path", "seed_subscribers",
-           "run_demo"]
+__all__ = ["DEMO_SUBSCRIBERS", "DEMO_CAPTURE", "demo_capture_path", "seed_subscribers", "run_demo"]
 
 # The numbers pcaps/demo-missed-call.pcap carries (scp.simulate.Numbers defaults).
 DEMO_SUBSCRIBERS: tuple[tuple[str, str], ...] = (
@@ -56,9 +55,15 @@ async def seed_subscribers(pool: Any, *, today: dt.date) -> list[str]:
     added = []
     for msisdn, lang in DEMO_SUBSCRIBERS:
         try:
-            await prov.add_subscriber(pool, actor, msisdn, today=today,
-                                      services=("missed-call", "busy", "voicemail"),
-                                      language=lang, pin="246813")
+            await prov.add_subscriber(
+                pool,
+                actor,
+                msisdn,
+                today=today,
+                services=("missed-call", "busy", "voicemail"),
+                language=lang,
+                pin="246813",
+            )
             added.append(msisdn)
         except Conflict:
             pass
@@ -67,15 +72,19 @@ async def seed_subscribers(pool: Any, *, today: dt.date) -> list[str]:
 
 async def _sms_rows(pool: Any, floor: int) -> list[Any]:
     try:
-        return list(await pool.fetch(
-            "SELECT id, destination, text, status FROM sms_outbox WHERE id > $1 ORDER BY id",
-            floor))
+        return list(
+            await pool.fetch(
+                "SELECT id, destination, text, status FROM sms_outbox WHERE id > $1 ORDER BY id",
+                floor,
+            )
+        )
     except Exception:  # noqa: BLE001 - the demo must never take the node down
         return []
 
 
-async def run_demo(node: Any, pool: Any, cfg: Any, *, capture: Path | None = None,
-                   wait_sms: float = 8.0) -> None:
+async def run_demo(
+    node: Any, pool: Any, cfg: Any, *, capture: Path | None = None, wait_sms: float = 8.0
+) -> None:
     """Seed, replay the demo capture against ``node`` once, show the SMS; never raises."""
     try:
         await _run(node, pool, cfg, capture, wait_sms)
@@ -98,8 +107,10 @@ async def _run(node: Any, pool: Any, cfg: Any, capture: Path | None, wait_sms: f
         _say(f"pcaps/{DEMO_CAPTURE} not found: nothing to replay")
         return
     if cfg.m3ua.role != "server" or cfg.m3ua.transport != "tcp" or not node.transport.listening:
-        _say("the demo replays over M3UA/TCP to the node's listener: needs m3ua.role = server "
-             "and transport = tcp")
+        _say(
+            "the demo replays over M3UA/TCP to the node's listener: needs m3ua.role = server "
+            "and transport = tcp"
+        )
         return
     host, port = node.transport.listening[0][:2]
     floor = 0
@@ -107,8 +118,10 @@ async def _run(node: Any, pool: Any, cfg: Any, capture: Path | None, wait_sms: f
         floor = int(await pool.fetchval("SELECT coalesce(max(id), 0) FROM sms_outbox"))
     except Exception:  # noqa: BLE001
         pass
-    _say(f"replaying {path.name} as the MSC and HLR toward {host}:{port}: "
-         "a call to 8613800138000, who is not reachable, then the HLR says they are back")
+    _say(
+        f"replaying {path.name} as the MSC and HLR toward {host}:{port}: "
+        "a call to 8613800138000, who is not reachable, then the HLR says they are back"
+    )
 
     def show(kind: str, payload: Any) -> None:
         if kind == "message":
@@ -124,8 +137,15 @@ async def _run(node: Any, pool: Any, cfg: Any, capture: Path | None, wait_sms: f
             _say(f"  warning: {payload.reason}")
 
     # the bundled capture is ITU; the node may be configured for China's point codes
-    summary = await replay_live(path, cfg, f"{host}:{port}", emit=show, speed=1.0,
-                                answer_timeout=3.0, capture_pcf=PointCodeFormat.ITU)
+    summary = await replay_live(
+        path,
+        cfg,
+        f"{host}:{port}",
+        emit=show,
+        speed=1.0,
+        answer_timeout=3.0,
+        capture_pcf=PointCodeFormat.ITU,
+    )
     _say(f"replay done: {summary.fed} message(s) sent, {summary.answers} answer(s)")
     deadline = time.monotonic() + wait_sms
     rows: list[Any] = []

@@ -91,7 +91,9 @@ ERR_ABSENT_SUBSCRIBER_SM = 6
 ERR_SYSTEM_FAILURE = 34
 # Errors after which asking again cannot help (TS 29.002 §17.6): the HLR does not know or
 # will not serve this subscriber for SMS.
-PERMANENT_ERRORS = frozenset({ERR_UNKNOWN_SUBSCRIBER, 11, 13, 21})  # + teleservice, barred, facility
+PERMANENT_ERRORS = frozenset(
+    {ERR_UNKNOWN_SUBSCRIBER, 11, 13, 21}
+)  # + teleservice, barred, facility
 
 INVOKE_UNRECOGNIZED_OPERATION = 1  # Q.773 §3.2.2.1 InvokeProblem
 INVOKE_MISTYPED_PARAMETER = 2
@@ -131,8 +133,11 @@ class BeginPlan:
     failed: tuple[ReturnResult | ReturnError | Reject, ...] = ()
 
     def end(self, components: tuple[ReturnResult | ReturnError | Reject, ...]) -> TcEnd:
-        return TcEnd(dialogue_id=self.dialogue_id, application_context=self.application_context,
-                     components=components)
+        return TcEnd(
+            dialogue_id=self.dialogue_id,
+            application_context=self.application_context,
+            components=components,
+        )
 
 
 def is_map_context(begin: TcBegin, map_ssns: tuple[int, ...]) -> bool:
@@ -155,7 +160,8 @@ def _e164(a: AddressString) -> str:
     """MSISDN as stored (E.164): an HLR or VLR may send it national (TS 29.002 §17.7.8 AddressString
     nature of address 2) or unknown; Q.763 natures are what the numbering plan understands."""
     nai = {1: NatureOfAddress.INTERNATIONAL, 2: NatureOfAddress.NATIONAL}.get(
-        a.nai, NatureOfAddress.UNKNOWN)
+        a.nai, NatureOfAddress.UNKNOWN
+    )
     return CHINA.to_e164(a.digits, nai)
 
 
@@ -165,10 +171,16 @@ def plan_begin(begin: TcBegin) -> BeginPlan:
     decision = map_ac_decision(ac)
     did = begin.dialogue_id
     if not decision.accept:
-        return BeginPlan(did, ac, refuse=TcUAbort(
-            dialogue_id=did, application_context=decision.ac or ac,
-            result=DialogueResult.REJECT_PERMANENT,
-            diagnostic=DialogueDiagnostic.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED))
+        return BeginPlan(
+            did,
+            ac,
+            refuse=TcUAbort(
+                dialogue_id=did,
+                application_context=decision.ac or ac,
+                result=DialogueResult.REJECT_PERMANENT,
+                diagnostic=DialogueDiagnostic.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED,
+            ),
+        )
     version = decision.version or 1
     events: list[PresenceEvent] = []
     ok: list[ReturnResult | ReturnError | Reject] = []
@@ -189,8 +201,14 @@ def plan_begin(begin: TcBegin) -> BeginPlan:
         except Exception:  # noqa: BLE001 - a core answers, never raises (STYLE habit 3)
             arg = None
         if op in (OP_ASC, OP_ASC_V1) and isinstance(arg, ops.AlertServiceCentre):
-            events.append(PresenceEvent(True, "alert-sc", msisdn=_e164(arg.msisdn),
-                                        detail=f"sc={arg.service_centre_address.digits}"))
+            events.append(
+                PresenceEvent(
+                    True,
+                    "alert-sc",
+                    msisdn=_e164(arg.msisdn),
+                    detail=f"sc={arg.service_centre_address.digits}",
+                )
+            )
             if op == OP_ASC:
                 # RETURN RESULT TRUE, no value: the TCAP codec sends the invoke ID alone
                 ok.append(ReturnResult(invoke_id=iid, opcode=OP_ASC))
@@ -198,20 +216,35 @@ def plan_begin(begin: TcBegin) -> BeginPlan:
             continue
         if op == OP_NOTE_MM_EVENT and isinstance(arg, ops.NoteMMEvent):
             if arg.event_met in MM_PRESENT or arg.event_met in MM_ABSENT:
-                events.append(PresenceEvent(arg.event_met in MM_PRESENT, "note-mm-event",
-                                            msisdn=_e164(arg.msisdn), imsi=arg.imsi,
-                                            detail=f"mm-code={arg.event_met}"))
+                events.append(
+                    PresenceEvent(
+                        arg.event_met in MM_PRESENT,
+                        "note-mm-event",
+                        msisdn=_e164(arg.msisdn),
+                        imsi=arg.imsi,
+                        detail=f"mm-code={arg.event_met}",
+                    )
+                )
             # RESULT NoteMM-Event-Res is mandatory (TS 29.002 §8.11.2), here empty:
             # NoteMM-Event-Res ::= SEQUENCE { extensionContainer OPTIONAL, ... }
             ok.append(ReturnResult(invoke_id=iid, opcode=op, parameter=b"\x30\x00"))
             failed.append(ReturnError(invoke_id=iid, error_code=ERR_SYSTEM_FAILURE))
             continue
         if op == OP_READY_FOR_SM and isinstance(arg, ops.ReadyForSM):
-            events.append(PresenceEvent(True, "alert-sc", imsi=arg.imsi,
-                                        detail=f"ready-for-sm reason={arg.alert_reason}"))
+            events.append(
+                PresenceEvent(
+                    True,
+                    "alert-sc",
+                    imsi=arg.imsi,
+                    detail=f"ready-for-sm reason={arg.alert_reason}",
+                )
+            )
             # v3: an empty ReadyForSM-Res; v2 defines no result value (invoke ID alone)
-            ok.append(ReturnResult(invoke_id=iid, opcode=op,
-                                   parameter=b"\x30\x00" if version >= 3 else None))
+            ok.append(
+                ReturnResult(
+                    invoke_id=iid, opcode=op, parameter=b"\x30\x00" if version >= 3 else None
+                )
+            )
             failed.append(ReturnError(invoke_id=iid, error_code=ERR_SYSTEM_FAILURE))
             continue
         rej = _reject(iid, INVOKE_MISTYPED_PARAMETER)
@@ -276,8 +309,11 @@ class MapUser:
     def _begin(self, begin: TcBegin) -> list[TcPrimitive]:
         plan = plan_begin(begin)
         if plan.refuse is not None:
-            log.info("map.ac_refused", ac=begin.application_context,
-                     offered=plan.refuse.application_context)
+            log.info(
+                "map.ac_refused",
+                ac=begin.application_context,
+                offered=plan.refuse.application_context,
+            )
             return [plan.refuse]
         if not plan.events:
             return [plan.end(plan.ok)]
@@ -322,7 +358,9 @@ class MapUser:
             else:
                 outcome = Outcome("abort")
         elif t in (TcPAbort, TcNotice):
-            outcome = Outcome("abort", error_code=getattr(ind, "cause", getattr(ind, "reason", None)))
+            outcome = Outcome(
+                "abort", error_code=getattr(ind, "cause", getattr(ind, "reason", None))
+            )
         elif t is TcComponentEvent and type(ind.component) is LCancel:  # type: ignore[attr-defined]
             outcome = Outcome("timeout")
             # the HLR never answered: free the transaction now rather than at the idle timer
@@ -333,21 +371,39 @@ class MapUser:
 
     # -- origination -----------------------------------------------------------------------------
 
-    async def request(self, *, called: SccpAddress, ac: ApplicationContext, opcode: int,
-                      parameter: bytes | None, timeout: float) -> Outcome:
+    async def request(
+        self,
+        *,
+        called: SccpAddress,
+        ac: ApplicationContext,
+        opcode: int,
+        parameter: bytes | None,
+        timeout: float,
+    ) -> Outcome:
         """Open a dialogue with one invoke; the outcome (never raises for network trouble)."""
         loop = asyncio.get_running_loop()
         did = self.new_dialogue_id(self)
         fut: asyncio.Future[Outcome] = loop.create_future()
         self._waiters[did] = fut
-        calling = SccpAddress(ri=RoutingIndicator.GT, ssn=self.sc_ssn,
-                              gt=GlobalTitle(self.own_gt))
+        calling = SccpAddress(ri=RoutingIndicator.GT, ssn=self.sc_ssn, gt=GlobalTitle(self.own_gt))
         try:
-            self.send(TcBegin(dialogue_id=did, called=called, calling=calling,
-                              application_context=ac,
-                              components=(Invoke(invoke_id=1, opcode=opcode,
-                                                 parameter=parameter, op_class=1,
-                                                 timeout=timeout),)))
+            self.send(
+                TcBegin(
+                    dialogue_id=did,
+                    called=called,
+                    calling=calling,
+                    application_context=ac,
+                    components=(
+                        Invoke(
+                            invoke_id=1,
+                            opcode=opcode,
+                            parameter=parameter,
+                            op_class=1,
+                            timeout=timeout,
+                        ),
+                    ),
+                )
+            )
             try:
                 return await asyncio.wait_for(fut, timeout + 1.0)
             except TimeoutError:
@@ -356,8 +412,9 @@ class MapUser:
         finally:
             self._waiters.pop(did, None)
 
-    async def register(self, msisdn: str, *, hlr: SccpAddress, sc_address: str,
-                       timeout: float) -> str:
+    async def register(
+        self, msisdn: str, *, hlr: SccpAddress, sc_address: str, timeout: float
+    ) -> str:
         """SRI-SM then ReportSM-DeliveryStatus(absentSubscriber); what the HLR said.
 
         Raises :class:`AlertFailed` if the HLR could not be reached or refused.
@@ -366,18 +423,24 @@ class MapUser:
         subscriber = AddressString(msisdn, nai=1, npi=1)
         sc = AddressString(sc_address, nai=1, npi=1)
         sri_note = ""
-        for op in (ops.SendRoutingInfoForSM(subscriber, sc, sm_rp_pri=False),
-                   ops.ReportSMDeliveryStatus(subscriber, sc, sm_delivery_outcome=1)):
+        for op in (
+            ops.SendRoutingInfoForSM(subscriber, sc, sm_rp_pri=False),
+            ops.ReportSMDeliveryStatus(subscriber, sc, sm_delivery_outcome=1),
+        ):
             for _ in range(3):  # the proposed version, then the one an AARE refusal names
                 ac = SHORT_MSG_GATEWAY + (version,)
                 opcode, param = mapc.encode_arg(op, ac=ac)
                 assert isinstance(opcode, int)
-                out = await self.request(called=hlr, ac=ac, opcode=opcode, parameter=param,
-                                         timeout=timeout)
+                out = await self.request(
+                    called=hlr, ac=ac, opcode=opcode, parameter=param, timeout=timeout
+                )
                 if out.kind == "refused" and out.application_context is not None:
                     offered = out.application_context
-                    if (len(offered) == 8 and tuple(offered[:7]) == SHORT_MSG_GATEWAY
-                            and offered[7] < version):
+                    if (
+                        len(offered) == 8
+                        and tuple(offered[:7]) == SHORT_MSG_GATEWAY
+                        and offered[7] < version
+                    ):
                         version = offered[7]
                         continue
                 break
@@ -385,13 +448,19 @@ class MapUser:
                 if opcode == OP_SRI_SM:
                     sri_note = "sri-sm result"
                 continue
-            if out.kind == "error" and opcode == OP_SRI_SM and out.error_code == ERR_ABSENT_SUBSCRIBER_SM:
+            if (
+                out.kind == "error"
+                and opcode == OP_SRI_SM
+                and out.error_code == ERR_ABSENT_SUBSCRIBER_SM
+            ):
                 sri_note = "sri-sm absentSubscriberSM"
                 continue
             permanent = out.kind == "error" and out.error_code in PERMANENT_ERRORS
-            raise AlertFailed(f"{'SRI-SM' if opcode == OP_SRI_SM else 'ReportSM-DS'} "
-                              f"{out.kind} {out.error_code if out.error_code is not None else ''}"
-                              .strip(), permanent=permanent or out.kind == "refused")
+            raise AlertFailed(
+                f"{'SRI-SM' if opcode == OP_SRI_SM else 'ReportSM-DS'} "
+                f"{out.kind} {out.error_code if out.error_code is not None else ''}".strip(),
+                permanent=permanent or out.kind == "refused",
+            )
         return f"{sri_note}, registered v{version}"
 
     async def drain(self) -> None:
@@ -405,8 +474,7 @@ class MapUser:
 # ---------------------------------------------------------------------------------------------
 
 
-def database_sink(pool: asyncpg.Pool, cfg: Config,
-                  clock: Callable[[], dt.datetime]) -> EventSink:
+def database_sink(pool: asyncpg.Pool, cfg: Config, clock: Callable[[], dt.datetime]) -> EventSink:
     """Record presence events in one transaction (queueing what waited for them), at the
     time ``clock`` (the node's wall clock) tells."""
 
@@ -420,11 +488,13 @@ def database_sink(pool: asyncpg.Pool, cfg: Config,
                 if not msisdn:
                     continue  # not our subscriber: nothing to record, still answered
                 if e.present:
-                    await notifications.on_present(conn, msisdn=msisdn, source=e.source, at=at,
-                                                   cfg=cfg, detail=e.detail)
+                    await notifications.on_present(
+                        conn, msisdn=msisdn, source=e.source, at=at, cfg=cfg, detail=e.detail
+                    )
                 else:
-                    await notifications.on_absent(conn, msisdn=msisdn, source=e.source, at=at,
-                                                  detail=e.detail)
+                    await notifications.on_absent(
+                        conn, msisdn=msisdn, source=e.source, at=at, detail=e.detail
+                    )
 
     return record
 
@@ -445,12 +515,19 @@ def build_map_user(node: object, pool: asyncpg.Pool, cfg: Config) -> MapUser:
 
 def hlr_address(cfg: Config, msisdn: str) -> SccpAddress:
     """The HLR as SCCP called party: its configured GT, else the MSISDN (routed by the STP)."""
-    return SccpAddress(ri=RoutingIndicator.GT, ssn=cfg.notify.hlr_ssn,
-                       gt=GlobalTitle(cfg.notify.hlr_gt or msisdn))
+    return SccpAddress(
+        ri=RoutingIndicator.GT, ssn=cfg.notify.hlr_ssn, gt=GlobalTitle(cfg.notify.hlr_gt or msisdn)
+    )
 
 
-async def alert_once(user: MapUser, pool: asyncpg.Pool, cfg: Config, *,
-                     clock: Callable[[], dt.datetime], limit: int = 32) -> int:
+async def alert_once(
+    user: MapUser,
+    pool: asyncpg.Pool,
+    cfg: Config,
+    *,
+    clock: Callable[[], dt.datetime],
+    limit: int = 32,
+) -> int:
     """Claim the registrations due at ``clock()`` and run them; how many were claimed."""
     n = cfg.notify
     now = clock()
@@ -459,17 +536,21 @@ async def alert_once(user: MapUser, pool: asyncpg.Pool, cfg: Config, *,
 
     async def one(msisdn: str, attempt: int) -> None:
         try:
-            note = await user.register(msisdn, hlr=hlr_address(cfg, msisdn),
-                                       sc_address=n.sc_address or cfg.sccp.global_title,
-                                       timeout=n.alert_timeout)
+            note = await user.register(
+                msisdn,
+                hlr=hlr_address(cfg, msisdn),
+                sc_address=n.sc_address or cfg.sccp.global_title,
+                timeout=n.alert_timeout,
+            )
         except AlertFailed as e:
             if e.permanent or attempt >= n.alert_max_attempts:
                 log.warning("map.alert_failed", msisdn=msisdn, attempts=attempt, error=str(e))
                 await store.hlr_alert_failed(pool, msisdn, str(e))
             else:
                 delay = n.alert_retry * 2 ** (attempt - 1)
-                await store.hlr_alert_retry(pool, msisdn, str(e),
-                                            clock() + dt.timedelta(seconds=delay))
+                await store.hlr_alert_retry(
+                    pool, msisdn, str(e), clock() + dt.timedelta(seconds=delay)
+                )
             return
         log.info("map.alert_registered", msisdn=msisdn, detail=note)
         await store.hlr_alert_registered(pool, msisdn, clock())
@@ -478,10 +559,15 @@ async def alert_once(user: MapUser, pool: asyncpg.Pool, cfg: Config, *,
     return len(claimed)
 
 
-async def run_alert_originator(user: MapUser, pool: asyncpg.Pool, cfg: Config, *,
-                               clock: Callable[[], dt.datetime],
-                               ready: Callable[[], bool] = lambda: True,
-                               stop: asyncio.Event | None = None) -> None:
+async def run_alert_originator(
+    user: MapUser,
+    pool: asyncpg.Pool,
+    cfg: Config,
+    *,
+    clock: Callable[[], dt.datetime],
+    ready: Callable[[], bool] = lambda: True,
+    stop: asyncio.Event | None = None,
+) -> None:
     """Until ``stop``: every ``[notify].alert_poll`` s, run due HLR registrations (if enabled
     and ``ready()``, e.g. ``lambda: node.stack.m3ua.is_active``), timed by the wall
     ``clock``."""

@@ -1052,8 +1052,9 @@ def _pcapng_tail_problem(f: Any, pos: int, size: int, endian: str) -> str | None
     return None
 
 
-def read_capture(path: str | os.PathLike[str], pcf: PointCodeFormat = PointCodeFormat.ITU
-                 ) -> Iterator[CapturedMessage | CaptureWarning]:
+def read_capture(
+    path: str | os.PathLike[str], pcf: PointCodeFormat = PointCodeFormat.ITU
+) -> Iterator[CapturedMessage | CaptureWarning]:
     """Yield every M3UA message / MSU in a pcap or pcapng file, and a warning for each problem.
 
     Files may be gzip-compressed. A file that is not a capture at all gives one

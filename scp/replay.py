@@ -86,16 +86,30 @@ __all__ = [
 # Annex B: 5-10 MAP entities, 146 gsmSCF CAP, 147 gsmSCF MAP; 106/241 the INAP SSNs that
 # tests/tshark.py registers). Wireshark's defaults plus this SCP's own SSNs.
 DEFAULT_SSN_PROTOCOLS: dict[int, str] = {
-    5: "map", 6: "map", 7: "map", 8: "map", 9: "map", 10: "map",
-    145: "map", 147: "map", 148: "map", 149: "map", 150: "map",
+    5: "map",
+    6: "map",
+    7: "map",
+    8: "map",
+    9: "map",
+    10: "map",
+    145: "map",
+    147: "map",
+    148: "map",
+    149: "map",
+    150: "map",
     146: "cap",
-    106: "inap", 241: "inap",
+    106: "inap",
+    241: "inap",
 }
 
 _TCAP_NAMES = {0x61: "Unidirectional", 0x62: "Begin", 0x64: "End", 0x65: "Continue", 0x67: "Abort"}
 _SCCP_NAMES = {
-    sccp_codec.Udt: "UDT", sccp_codec.Udts: "UDTS", sccp_codec.Xudt: "XUDT",
-    sccp_codec.Xudts: "XUDTS", sccp_codec.Ludt: "LUDT", sccp_codec.Ludts: "LUDTS",
+    sccp_codec.Udt: "UDT",
+    sccp_codec.Udts: "UDTS",
+    sccp_codec.Xudt: "XUDT",
+    sccp_codec.Xudts: "XUDTS",
+    sccp_codec.Ludt: "LUDT",
+    sccp_codec.Ludts: "LUDTS",
 }
 _SERVICES = (sccp_codec.Udts, sccp_codec.Xudts, sccp_codec.Ludts)
 _SERVICE_NAMES = frozenset({"UDTS", "XUDTS", "LUDTS"})
@@ -117,9 +131,21 @@ _SHORT = {
     "network_node_number": "nnn",
     "max_call_period_duration": "max_period",
 }
-_SKIP = frozenset({"extra", "leg_id", "call_reference_number", "redirection_information",
-                   "scf_id", "alerting_pattern", "time_and_timezone", "msc_address",
-                   "information_to_send", "lmsi", "ip_ssp_capabilities"})
+_SKIP = frozenset(
+    {
+        "extra",
+        "leg_id",
+        "call_reference_number",
+        "redirection_information",
+        "scf_id",
+        "alerting_pattern",
+        "time_and_timezone",
+        "msc_address",
+        "information_to_send",
+        "lmsi",
+        "ip_ssp_capabilities",
+    }
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,8 +283,7 @@ def _scalar(name: str, v: Any) -> Any:
 def op_fields(op: Any) -> dict[str, Any]:
     """The key fields of a typed CAP/INAP/MAP value (numbers as digit strings, events by name)."""
     out: dict[str, Any] = {}
-    if not dataclasses.is_dataclass(op) or type(op).__name__ in ("GenericOperation",
-                                                                 "EmptyResult"):
+    if not dataclasses.is_dataclass(op) or type(op).__name__ in ("GenericOperation", "EmptyResult"):
         return out
     for f in dataclasses.fields(op):
         if f.name in _SKIP:
@@ -408,14 +433,15 @@ class LearnedProtocols:
             return None
         return next(iter(votes)), self._acs.get(key)
 
-    def resolve(self, head: _Head, *, strong: bool
-                ) -> tuple[str, tuple[int, ...] | None, str] | None:
+    def resolve(
+        self, head: _Head, *, strong: bool
+    ) -> tuple[str, tuple[int, ...] | None, str] | None:
         """(protocol, application context or None, how it was learned) for a message's ends.
 
         ``strong``: point code + SSN, global title + SSN, SSN; else global title, point code.
         """
         ends = ((head[3], head[5], head[7]), (head[2], head[6], head[8]))
-        for rank in ((0, 1, 2) if strong else (3, 4)):
+        for rank in (0, 1, 2) if strong else (3, 4):
             for pc, ssn, gt in ends:
                 key = _learned_key(rank, pc, ssn, gt)
                 if key is None:
@@ -467,11 +493,16 @@ class LadderDecoder:
     network's point code format (two-octet ITU or three-octet China point codes in SCCP).
     """
 
-    def __init__(self, ssn_overrides: dict[int, str] | None = None, *,
-                 with_fields: bool = True, pcf: PointCodeFormat = PointCodeFormat.ITU,
-                 defaults: dict[int, str] | None = None,
-                 learned: LearnedProtocols | None = None,
-                 learn_from: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        ssn_overrides: dict[int, str] | None = None,
+        *,
+        with_fields: bool = True,
+        pcf: PointCodeFormat = PointCodeFormat.ITU,
+        defaults: dict[int, str] | None = None,
+        learned: LearnedProtocols | None = None,
+        learn_from: str | Path | None = None,
+    ) -> None:
         self.pcf = pcf
         self.overrides = dict(ssn_overrides or {})
         self.defaults = DEFAULT_SSN_PROTOCOLS if defaults is None else dict(defaults)
@@ -490,23 +521,35 @@ class LadderDecoder:
             return None
         return self.decode_transfer(msg.mtp3, frame=msg.frame, ts=msg.ts, source=source)
 
-    def decode_transfer(self, x: MtpTransfer, *, frame: int = 0, ts: float = 0.0,
-                        source: str = "capture") -> LadderEntry:
+    def decode_transfer(
+        self, x: MtpTransfer, *, frame: int = 0, ts: float = 0.0, source: str = "capture"
+    ) -> LadderEntry:
         # The per-message hot path of ``replay --json`` (bench/replay.py): entries are built
         # positionally from a head tuple (frame, ts, opc, dpc) + SCCP part.
         if x.si != SI_SCCP:
-            return LadderEntry(frame, ts, x.opc, x.dpc, f"SI={x.si}", note="not SCCP",
-                               source=source)
+            return LadderEntry(
+                frame, ts, x.opc, x.dpc, f"SI={x.si}", note="not SCCP", source=source
+            )
         try:
             m = sccp_codec.decode(x.data, self.pcf)
         except DecodeError as e:
             return LadderEntry(frame, ts, x.opc, x.dpc, "?", note=f"SCCP: {e}", source=source)
         except Exception as e:  # noqa: BLE001 - a codec bug must not end the replay
-            return LadderEntry(frame, ts, x.opc, x.dpc, "?",
-                               note=f"SCCP: {type(e).__name__}: {e}", source=source)
+            return LadderEntry(
+                frame, ts, x.opc, x.dpc, "?", note=f"SCCP: {type(e).__name__}: {e}", source=source
+            )
         cd, cg = m.called, m.calling
-        head: _Head = (frame, ts, x.opc, x.dpc, _SCCP_NAMES.get(type(m)) or type(m).__name__,
-                cd.ssn, cg.ssn, cd.gt.digits if cd.gt else None, cg.gt.digits if cg.gt else None)
+        head: _Head = (
+            frame,
+            ts,
+            x.opc,
+            x.dpc,
+            _SCCP_NAMES.get(type(m)) or type(m).__name__,
+            cd.ssn,
+            cg.ssn,
+            cd.gt.digits if cd.gt else None,
+            cg.gt.digits if cg.gt else None,
+        )
         data = m.data
         note = None
         if isinstance(m, _SERVICES):
@@ -521,16 +564,14 @@ class LadderDecoder:
             else:
                 return LadderEntry(*head, note="segment without its first", source=source)
             if seg.remaining:
-                return LadderEntry(*head, note=f"segment, {seg.remaining} to come",
-                                   source=source)
+                return LadderEntry(*head, note=f"segment, {seg.remaining} to come", source=source)
             data = b"".join(self._segments.pop(key))
             note = (note + "; " if note else "") + "reassembled"
         if cd.ssn == 1 and cg.ssn == 1:
             return LadderEntry(*head, note="SCCP management", source=source)
         return self._tcap(data, head, note, source)
 
-    def _tcap(self, data: bytes, head: _Head, note: str | None,
-              source: str) -> LadderEntry:
+    def _tcap(self, data: bytes, head: _Head, note: str | None, source: str) -> LadderEntry:
         try:
             t = tcap_codec.decode(data)
         except DecodeError as e:
@@ -540,8 +581,9 @@ class LadderDecoder:
                 reason = f"TCAP: {e}"
             return LadderEntry(*head, note=_join(note, reason), source=source, tcap_data=data)
         except Exception as e:  # noqa: BLE001
-            return LadderEntry(*head, note=_join(note, f"TCAP: {type(e).__name__}"),
-                               source=source, tcap_data=data)
+            return LadderEntry(
+                *head, note=_join(note, f"TCAP: {type(e).__name__}"), source=source, tcap_data=data
+            )
         ac, via_tid = self._remember_ac(t)
         protocol = protocol_of_ac(ac)
         learned_note = how = None
@@ -578,7 +620,13 @@ class LadderDecoder:
             _TCAP_NAMES.get(t.message_type) or str(t.message_type),
             t.otid.hex() if t.otid else None,
             t.dtid.hex() if t.dtid else None,
-            _oid(ac), protocol, ops_, _join(note, extra), source, data, how,
+            _oid(ac),
+            protocol,
+            ops_,
+            _join(note, extra),
+            source,
+            data,
+            how,
         )
 
     def _by_address(self, head: _Head) -> tuple[str, tuple[int, ...] | None, str] | None:
@@ -627,8 +675,9 @@ class LadderDecoder:
                 return self._ac_by_tid[tid], True
         return None, False
 
-    def _components(self, t: tcap_codec.TcapMessage, protocol: str | None,
-                    ac: tuple[int, ...] | None) -> tuple[OpInfo, ...]:
+    def _components(
+        self, t: tcap_codec.TcapMessage, protocol: str | None, ac: tuple[int, ...] | None
+    ) -> tuple[OpInfo, ...]:
         cac = ac if protocol_of_ac(ac) == protocol else None
         cache = self._op_cache
         out = []
@@ -652,21 +701,34 @@ class LadderDecoder:
         names: dict[Any, str] = getattr(codec, "OPCODES", {}) if codec else {}
         errors: dict[Any, str] = getattr(codec, "ERRORS", {}) if codec else {}
         if isinstance(c, Invoke):
-            return OpInfo("invoke", c.invoke_id, c.opcode, names.get(c.opcode, _code(c.opcode)),
-                          self._fields(codec, "decode_arg", c.opcode, c.parameter, cac))
+            return OpInfo(
+                "invoke",
+                c.invoke_id,
+                c.opcode,
+                names.get(c.opcode, _code(c.opcode)),
+                self._fields(codec, "decode_arg", c.opcode, c.parameter, cac),
+            )
         if isinstance(c, ReturnResult):
             if c.opcode is None:
                 return OpInfo("result", c.invoke_id, None, "result")
-            return OpInfo("result", c.invoke_id, c.opcode, names.get(c.opcode, _code(c.opcode)),
-                          self._fields(codec, "decode_result", c.opcode, c.parameter, cac))
+            return OpInfo(
+                "result",
+                c.invoke_id,
+                c.opcode,
+                names.get(c.opcode, _code(c.opcode)),
+                self._fields(codec, "decode_result", c.opcode, c.parameter, cac),
+            )
         if isinstance(c, ReturnError):
-            return OpInfo("error", c.invoke_id, c.error_code,
-                          errors.get(c.error_code, _code(c.error_code)))
-        return OpInfo("reject", c.invoke_id, None,
-                      f"{c.problem_type.name.lower()}/{c.problem_code}")
+            return OpInfo(
+                "error", c.invoke_id, c.error_code, errors.get(c.error_code, _code(c.error_code))
+            )
+        return OpInfo(
+            "reject", c.invoke_id, None, f"{c.problem_type.name.lower()}/{c.problem_code}"
+        )
 
-    def _fields(self, codec: Any, fn: str, code: Any, parameter: bytes | None,
-                ac: tuple[int, ...] | None) -> dict[str, Any]:
+    def _fields(
+        self, codec: Any, fn: str, code: Any, parameter: bytes | None, ac: tuple[int, ...] | None
+    ) -> dict[str, Any]:
         if codec is None or not self.with_fields or not isinstance(code, int):
             return {}
         # Switches repeat most arguments byte for byte (RRBE, ERB, Connect to the IVR...):
@@ -675,8 +737,12 @@ class LadderDecoder:
         hit = self._field_cache.get(key)
         if hit is not None:
             return hit
-        if code == 0 and fn == "decode_arg" and parameter is not None and \
-                codec.__name__ == "scp.codecs.cap":
+        if (
+            code == 0
+            and fn == "decode_arg"
+            and parameter is not None
+            and codec.__name__ == "scp.codecs.cap"
+        ):
             quick = idp_summary(parameter)
             if quick is not None:
                 return quick  # callers differ call by call: not worth caching
@@ -696,17 +762,48 @@ class LadderDecoder:
 # InitialDPArg (TS 29.078 §6.1.2.1 / 3GPP CAP ASN.1): context tags whose values the ladder
 # shows, and tags it may skip because op_fields() leaves them out anyway (extensions and
 # CAMEL blobs). Any other tag, or any oddity, falls back to the full codec.
-_IDP_NUMBER_TAGS = {0x82: ("called", "cpn"), 0x83: ("calling", "cgpn"),
-                    0x8A: ("location_number", "cgpn"), 0x8C: ("ocn", "rdn"),
-                    0x9D: ("rdn", "rdn")}
-_IDP_SKIP = frozenset({0x87, 0x88, 0xAF, 0x97, 0xBB, 0x9E, 0xB3, 0xB4, 0xB5, 0xB6, 0xB7, 0xB9,
-                       0x99})
+_IDP_NUMBER_TAGS = {
+    0x82: ("called", "cpn"),
+    0x83: ("calling", "cgpn"),
+    0x8A: ("location_number", "cgpn"),
+    0x8C: ("ocn", "rdn"),
+    0x9D: ("rdn", "rdn"),
+}
+_IDP_SKIP = frozenset(
+    {0x87, 0x88, 0xAF, 0x97, 0xBB, 0x9E, 0xB3, 0xB4, 0xB5, 0xB6, 0xB7, 0xB9, 0x99}
+)
 # Position of each tag in the SEQUENCE definition: components must come in this order (X.680
 # §25), and a decoder that finds one out of place drops it, so the fast path steps aside.
-_IDP_ORDER = {t: i for i, t in enumerate(
-    (0x80, 0x82, 0x83, 0x85, 0x87, 0x88, 0x8A, 0x8C, 0xAF, 0x97, 0x99, 0xBB, 0x9C, 0x9D, 0x9E,
-     0x100 | 50, 0x100 | 51, 0x100 | 52, 0x100 | 53, 0x100 | 54, 0x100 | 55, 0x100 | 56,
-     0x100 | 57))}
+_IDP_ORDER = {
+    t: i
+    for i, t in enumerate(
+        (
+            0x80,
+            0x82,
+            0x83,
+            0x85,
+            0x87,
+            0x88,
+            0x8A,
+            0x8C,
+            0xAF,
+            0x97,
+            0x99,
+            0xBB,
+            0x9C,
+            0x9D,
+            0x9E,
+            0x100 | 50,
+            0x100 | 51,
+            0x100 | 52,
+            0x100 | 53,
+            0x100 | 54,
+            0x100 | 55,
+            0x100 | 56,
+            0x100 | 57,
+        )
+    )
+}
 
 
 def idp_summary(p: bytes) -> dict[str, Any] | None:
@@ -753,7 +850,7 @@ def idp_summary(p: bytes) -> dict[str, Any] | None:
                     return None
                 ln = p[pos]
                 pos += 1
-            v = p[pos:pos + ln]
+            v = p[pos : pos + ln]
             pos += ln
             if pos > end:
                 return None
@@ -767,8 +864,11 @@ def idp_summary(p: bytes) -> dict[str, Any] | None:
                 sk = int.from_bytes(v, "big", signed=True)
             elif tag in _IDP_NUMBER_TAGS:
                 name, kind = _IDP_NUMBER_TAGS[tag]
-                cls: Any = {"cpn": CalledPartyNumber, "cgpn": CallingPartyNumber,
-                       "rdn": RedirectingNumber}[kind]
+                cls: Any = {
+                    "cpn": CalledPartyNumber,
+                    "cgpn": CallingPartyNumber,
+                    "rdn": RedirectingNumber,
+                }[kind]
                 nums[name] = cls.decode(v).digits
             elif tag == 0x85:
                 category = v[0] if v else 0
@@ -780,8 +880,14 @@ def idp_summary(p: bytes) -> dict[str, Any] | None:
                 imsi = decode_tbcd(v)
             elif tag == 0x100 | 56:
                 bcd = AddressString.decode(v).digits
-            elif tag in _IDP_SKIP or tag in (0x100 | 54, 0x100 | 55, 0x100 | 57, 0x100 | 51,
-                                             0x100 | 52, 0x100 | 53):
+            elif tag in _IDP_SKIP or tag in (
+                0x100 | 54,
+                0x100 | 55,
+                0x100 | 57,
+                0x100 | 51,
+                0x100 | 52,
+                0x100 | 53,
+            ):
                 continue
             else:
                 return None
@@ -830,8 +936,11 @@ class CaptureSurvey:
     messages: int = 0
 
 
-def survey_capture(path: str | Path, pcf: PointCodeFormat = PointCodeFormat.ITU,
-                   ssn_overrides: dict[int, str] | None = None) -> CaptureSurvey:
+def survey_capture(
+    path: str | Path,
+    pcf: PointCodeFormat = PointCodeFormat.ITU,
+    ssn_overrides: dict[int, str] | None = None,
+) -> CaptureSurvey:
     """The first pass: stream the file once, keep only the learned table and the SCP guess."""
     table = LearnedProtocols()
     dec = LadderDecoder(ssn_overrides, with_fields=False, pcf=pcf)
@@ -851,14 +960,18 @@ def survey_capture(path: str | Path, pcf: PointCodeFormat = PointCodeFormat.ITU,
     return CaptureSurvey(table, scp.pc, n)
 
 
-def learn_protocols(path: str | Path, pcf: PointCodeFormat = PointCodeFormat.ITU,
-                    ssn_overrides: dict[int, str] | None = None) -> LearnedProtocols:
+def learn_protocols(
+    path: str | Path,
+    pcf: PointCodeFormat = PointCodeFormat.ITU,
+    ssn_overrides: dict[int, str] | None = None,
+) -> LearnedProtocols:
     """Which protocol each subsystem of the capture carries (:class:`LearnedProtocols`)."""
     return survey_capture(path, pcf, ssn_overrides).protocols
 
 
-def decode_capture(path: str | Path, decoder: LadderDecoder | None = None, *,
-                   learn: bool = True) -> Iterator[LadderEntry | CaptureWarning]:
+def decode_capture(
+    path: str | Path, decoder: LadderDecoder | None = None, *, learn: bool = True
+) -> Iterator[LadderEntry | CaptureWarning]:
     """Every ladder line of a capture and every warning, in capture order (never raises).
 
     ``learn``: a message whose protocol its dialogue does not name is decoded with what the
@@ -925,8 +1038,15 @@ def _ops_json(ops_: tuple[OpInfo, ...]) -> list[dict[str, Any]]:
 
 
 def _entry_head(e: LadderEntry) -> dict[str, Any]:
-    d: dict[str, Any] = {"type": "message", "source": e.source, "frame": e.frame,
-                         "ts": round(e.ts, 6), "opc": e.opc, "dpc": e.dpc, "sccp": e.sccp}
+    d: dict[str, Any] = {
+        "type": "message",
+        "source": e.source,
+        "frame": e.frame,
+        "ts": round(e.ts, 6),
+        "opc": e.opc,
+        "dpc": e.dpc,
+        "sccp": e.sccp,
+    }
     # Spelled out rather than a getattr loop: one call per message of ``replay --json``.
     if e.called_ssn is not None:
         d["called_ssn"] = e.called_ssn
@@ -1100,11 +1220,15 @@ class NumberRewriter:
             if not sep or not old.isdigit() or not new.isdigit():
                 raise ValueError(f"--rewrite-number {p!r}: expected OLD=NEW with digits only")
             if len(old) != len(new):
-                raise ValueError(f"--rewrite-number {p!r}: OLD and NEW need the same number of "
-                                 "digits (the fields around them keep their length)")
+                raise ValueError(
+                    f"--rewrite-number {p!r}: OLD and NEW need the same number of "
+                    "digits (the fields around them keep their length)"
+                )
             if len(old) < 4:
-                raise ValueError(f"--rewrite-number {p!r}: numbers shorter than 4 digits are "
-                                 "ambiguous at byte level")
+                raise ValueError(
+                    f"--rewrite-number {p!r}: numbers shorter than 4 digits are "
+                    "ambiguous at byte level"
+                )
             fillers = (0x0, 0xF) if len(old) % 2 else (0x0,)
             for f in fillers:
                 self.subs.append((_swap_bcd(old, f), _swap_bcd(new, f)))
@@ -1125,8 +1249,15 @@ class NumberRewriter:
 
 # Operations a switch, HLR, VLR or SRF sends *to* an SCP (TS 29.078 §6: InitialDP 0,
 # AssistRequestInstructions 16; TS 29.002: alertServiceCentre 64 / 49, NoteMM-Event 89).
-_TO_SCP = {("cap", 0), ("inap", 0), ("cap", 16), ("inap", 16), ("map", 64), ("map", 49),
-           ("map", 89)}
+_TO_SCP = {
+    ("cap", 0),
+    ("inap", 0),
+    ("cap", 16),
+    ("inap", 16),
+    ("map", 64),
+    ("map", 49),
+    ("map", 89),
+}
 
 
 class ScpGuess:
@@ -1233,17 +1364,23 @@ class InProcessScp:
     PEER = ("127.0.0.2", 2906)
     LOCAL = ("127.0.0.1", 2905)
 
-    def __init__(self, cfg: Any, *, pool: Any = None,
-                 users: Callable[[Any], list[Any]] | None = None,
-                 on_send: Callable[[bytes], None] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Any,
+        *,
+        pool: Any = None,
+        users: Callable[[Any], list[Any]] | None = None,
+        on_send: Callable[[bytes], None] | None = None,
+    ) -> None:
         from scp.app import Node
 
         # The replayer plays the ASP that connects in: the node is the server side of a TCP
         # association that never opens a socket, whatever the config says for the live node.
         m = cfg.m3ua
         if m.role != "server" or m.transport != "tcp":
-            cfg = dataclasses.replace(cfg, m3ua=dataclasses.replace(m, role="server",
-                                                                     transport="tcp"))
+            cfg = dataclasses.replace(
+                cfg, m3ua=dataclasses.replace(m, role="server", transport="tcp")
+            )
         self.cfg = cfg
         self.sent: list[bytes] = []
         self.on_send = on_send
@@ -1265,8 +1402,13 @@ class InProcessScp:
         self.node.association_up(self.assoc_id, self.PEER, self.LOCAL)
         rc = self.cfg.m3ua.routing_context
         self.feed(m3ua.encode(m3ua.make(m3ua.MessageType.ASPUP)))
-        self.feed(m3ua.encode(m3ua.make(m3ua.MessageType.ASPAC, routing_context=rc,
-                                        traffic_mode=_traffic_mode(self.cfg))))
+        self.feed(
+            m3ua.encode(
+                m3ua.make(
+                    m3ua.MessageType.ASPAC, routing_context=rc, traffic_mode=_traffic_mode(self.cfg)
+                )
+            )
+        )
 
     def feed(self, data: bytes) -> None:
         # As an SCTP peer would: management on stream 0, DATA on a data stream (RFC 4666 §1.4.7)
@@ -1343,16 +1485,24 @@ class ReplaySummary:
     learned: dict[str, str] = field(default_factory=dict)  # SSN -> protocol, from the capture
 
     def as_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": "summary", "messages": self.messages, "fed": self.fed,
-                             "answers": self.answers, "warnings": self.warnings,
-                             "dialogues": self.dialogues, "sms": len(self.sms)}
+        d: dict[str, Any] = {
+            "type": "summary",
+            "messages": self.messages,
+            "fed": self.fed,
+            "answers": self.answers,
+            "warnings": self.warnings,
+            "dialogues": self.dialogues,
+            "sms": len(self.sms),
+        }
         if self.learned:
             d["learned_ssn"] = self.learned
         if self.latencies:
             s = sorted(self.latencies)
-            d["latency_ms"] = {"p50": round(_pct(s, 50) * 1000, 3),
-                               "p95": round(_pct(s, 95) * 1000, 3),
-                               "max": round(s[-1] * 1000, 3)}
+            d["latency_ms"] = {
+                "p50": round(_pct(s, 50) * 1000, 3),
+                "p95": round(_pct(s, 95) * 1000, 3),
+                "max": round(s[-1] * 1000, 3),
+            }
             d["unanswered"] = self.unanswered
         return d
 
@@ -1379,10 +1529,17 @@ def _our_ssn(cfg: Any, protocol: str | None, e: LadderEntry) -> int:
     return ssn.cap
 
 
-def retarget(x: MtpTransfer, cfg: Any, e: LadderEntry, *, dpc: int | None = None,
-             opc: int | None = None, tcap_data: bytes | None = None,
-             numbers: NumberRewriter | None = None,
-             capture_pcf: PointCodeFormat | None = None) -> MtpTransfer:
+def retarget(
+    x: MtpTransfer,
+    cfg: Any,
+    e: LadderEntry,
+    *,
+    dpc: int | None = None,
+    opc: int | None = None,
+    tcap_data: bytes | None = None,
+    numbers: NumberRewriter | None = None,
+    capture_pcf: PointCodeFormat | None = None,
+) -> MtpTransfer:
     """The captured MSU re-addressed to our SCP: DPC, called SSN, calling PC; new TCAP bytes.
 
     The called party becomes our SSN routed on SSN (Q.713 §3.4.1), so it reaches our TC-users
@@ -1392,12 +1549,18 @@ def retarget(x: MtpTransfer, cfg: Any, e: LadderEntry, *, dpc: int | None = None
     """
     pcf = cfg.m3ua.pcf
     m = sccp_codec.decode(x.data, pcf if capture_pcf is None else capture_pcf)
-    called = SccpAddress(ri=RoutingIndicator.SSN, pc=cfg.m3ua.local_pc if dpc is None else dpc,
-                         ssn=_our_ssn(cfg, e.protocol, e))
+    called = SccpAddress(
+        ri=RoutingIndicator.SSN,
+        pc=cfg.m3ua.local_pc if dpc is None else dpc,
+        ssn=_our_ssn(cfg, e.protocol, e),
+    )
     calling = m.calling
     src_pc = x.opc if opc is None else opc
-    calling = dataclasses.replace(calling, pc=src_pc, ri=RoutingIndicator.SSN) \
-        if calling.ssn is not None else dataclasses.replace(calling, pc=src_pc)
+    calling = (
+        dataclasses.replace(calling, pc=src_pc, ri=RoutingIndicator.SSN)
+        if calling.ssn is not None
+        else dataclasses.replace(calling, pc=src_pc)
+    )
     data = tcap_data if tcap_data is not None else e.tcap_data
     if data is None:
         data = m.data
@@ -1408,21 +1571,40 @@ def retarget(x: MtpTransfer, cfg: Any, e: LadderEntry, *, dpc: int | None = None
         seg_free["segmentation"] = None
     # A reassembled message is sent whole: XUDT (or LUDT when long) lets our SCCP take it.
     if len(data) > 255 or (getattr(m, "segmentation", None) is not None):
-        new: Any = sccp_codec.Xudt(called=called, calling=calling, data=data,
-                                   protocol_class=getattr(m, "protocol_class", 0))
+        new: Any = sccp_codec.Xudt(
+            called=called,
+            calling=calling,
+            data=data,
+            protocol_class=getattr(m, "protocol_class", 0),
+        )
         if len(data) > 254:
-            new = sccp_codec.Ludt(called=called, calling=calling, data=data,
-                                  protocol_class=getattr(m, "protocol_class", 0))
+            new = sccp_codec.Ludt(
+                called=called,
+                calling=calling,
+                data=data,
+                protocol_class=getattr(m, "protocol_class", 0),
+            )
     else:
         new = dataclasses.replace(m, called=called, calling=calling, data=data, **seg_free)
-    return MtpTransfer(opc=src_pc, dpc=cfg.m3ua.local_pc if dpc is None else dpc, si=SI_SCCP,
-                       ni=cfg.m3ua.network_indicator, mp=x.mp, sls=x.sls,
-                       data=sccp_codec.encode(new, pcf))
+    return MtpTransfer(
+        opc=src_pc,
+        dpc=cfg.m3ua.local_pc if dpc is None else dpc,
+        si=SI_SCCP,
+        ni=cfg.m3ua.network_indicator,
+        mp=x.mp,
+        sls=x.sls,
+        data=sccp_codec.encode(new, pcf),
+    )
 
 
-def _stream(path: str | Path, ssn_overrides: dict[int, str] | None, emit: Emit,
-            summary: ReplaySummary, scp_pc: int | None, pcf: PointCodeFormat
-            ) -> tuple[Iterator[tuple[CapturedMessage, LadderEntry]], int | None]:
+def _stream(
+    path: str | Path,
+    ssn_overrides: dict[int, str] | None,
+    emit: Emit,
+    summary: ReplaySummary,
+    scp_pc: int | None,
+    pcf: PointCodeFormat,
+) -> tuple[Iterator[tuple[CapturedMessage, LadderEntry]], int | None]:
     """The capture's SCCP messages with their ladder lines, streamed, and the SCP's point code.
 
     Two passes over the file: the first learns which protocol each subsystem carries and where
@@ -1443,8 +1625,13 @@ def _stream(path: str | Path, ssn_overrides: dict[int, str] | None, emit: Emit,
                 e = dec.decode(item)  # type: ignore[arg-type]
             except Exception as exc:  # noqa: BLE001 - one bad frame is a warning, not the end
                 summary.warnings += 1
-                emit("warning", CaptureWarning(item.frame,  # type: ignore[union-attr]
-                                               f"could not decode: {exc!r}"))
+                emit(
+                    "warning",
+                    CaptureWarning(
+                        item.frame,  # type: ignore[union-attr]
+                        f"could not decode: {exc!r}",
+                    ),
+                )
                 continue
             if e is not None:
                 summary.messages += 1
@@ -1524,8 +1711,11 @@ async def replay_offline(
 
     def report(rep: DialogueReport) -> None:
         """Emit a dialogue's report and forget it."""
-        for index, key in ((dialogues, rep.net_tid), (by_capture_scp_tid, rep.capture_scp_tid),
-                           (by_our_tid, rep.our_tid)):
+        for index, key in (
+            (dialogues, rep.net_tid),
+            (by_capture_scp_tid, rep.capture_scp_tid),
+            (by_our_tid, rep.our_tid),
+        ):
             if key is not None and index.get(key) is rep:
                 del index[key]
         emit("dialogue", rep)
@@ -1546,8 +1736,10 @@ async def replay_offline(
                 # A message SCCP returned (UDTS/XUDTS/LUDTS, Q.714 §4.2) answers what the
                 # capture's SCP sent, not ours: shown, never fed.
                 if show and (compare or from_network):
-                    emit("message", dataclasses.replace(
-                        e, note=_join(e.note, "not fed: a returned message")))
+                    emit(
+                        "message",
+                        dataclasses.replace(e, note=_join(e.note, "not fed: a returned message")),
+                    )
                 continue
             otid = bytes.fromhex(e.otid) if e.otid else None
             dtid = bytes.fromhex(e.dtid) if e.dtid else None
@@ -1567,8 +1759,9 @@ async def replay_offline(
                 continue
             summary.frames_with_sccp += 1
             if e.tcap in ("Begin", "Unidirectional"):
-                rep = DialogueReport(key=e.otid or f"uni-{e.frame}", first_frame=e.frame,
-                                     net_tid=otid)
+                rep = DialogueReport(
+                    key=e.otid or f"uni-{e.frame}", first_frame=e.frame, net_tid=otid
+                )
                 if otid:
                     old = dialogues.pop(otid, None)
                     if old is not None:
@@ -1579,22 +1772,31 @@ async def replay_offline(
                 summary.dialogues += 1
                 new_dtid = None
             else:
-                rep = (by_capture_scp_tid.get(dtid) if dtid else None) or \
-                      (dialogues.get(otid) if otid else None)
+                rep = (by_capture_scp_tid.get(dtid) if dtid else None) or (
+                    dialogues.get(otid) if otid else None
+                )
                 new_dtid = rep.our_tid if rep is not None else None
                 if rep is not None and (rep.closed_by_us or new_dtid is None):
                     rep.skipped += 1
                     rep.network.append(e)
                     if show:
-                        emit("message", dataclasses.replace(
-                            e, note=_join(e.note, "not fed: our SCP closed this dialogue")))
+                        emit(
+                            "message",
+                            dataclasses.replace(
+                                e, note=_join(e.note, "not fed: our SCP closed this dialogue")
+                            ),
+                        )
                     if ends:
                         report(rep)
                     continue
             if rep is None:
                 if show:
-                    emit("message", dataclasses.replace(e, note=_join(
-                        e.note, "not fed: its dialogue began before the capture")))
+                    emit(
+                        "message",
+                        dataclasses.replace(
+                            e, note=_join(e.note, "not fed: its dialogue began before the capture")
+                        ),
+                    )
                 continue
             if show:
                 emit("message", e)
@@ -1603,8 +1805,14 @@ async def replay_offline(
                 tdata = e.tcap_data
                 if new_dtid is not None:
                     tdata = rewrite_tids(tdata, dtid=new_dtid)
-                x = retarget(msg.mtp3, cfg, e, tcap_data=tdata,  # type: ignore[arg-type]
-                             numbers=numbers, capture_pcf=capture_pcf)
+                x = retarget(
+                    msg.mtp3,  # type: ignore[arg-type]
+                    cfg,
+                    e,
+                    tcap_data=tdata,
+                    numbers=numbers,
+                    capture_pcf=capture_pcf,
+                )
                 from scp.codecs import m3ua
 
                 wire = m3ua.encode_data(x, rc=cfg.m3ua.routing_context)
@@ -1622,8 +1830,12 @@ async def replay_offline(
                 node.feed(wire)
             except Exception as exc:  # noqa: BLE001 - a node bug is reported, the replay goes on
                 summary.warnings += 1
-                emit("warning", CaptureWarning(
-                    e.frame, f"our SCP failed on this message: {type(exc).__name__}: {exc}"))
+                emit(
+                    "warning",
+                    CaptureWarning(
+                        e.frame, f"our SCP failed on this message: {type(exc).__name__}: {exc}"
+                    ),
+                )
                 continue
             summary.fed += 1
             await node.settle(settle)
@@ -1676,8 +1888,9 @@ async def _sms_since(pool: Any, floor: int) -> list[dict[str, Any]]:
     if pool is None:
         return []
     try:
-        rows = await pool.fetch("SELECT id, destination, text, status FROM sms_outbox"
-                                " WHERE id > $1 ORDER BY id", floor)
+        rows = await pool.fetch(
+            "SELECT id, destination, text, status FROM sms_outbox WHERE id > $1 ORDER BY id", floor
+        )
     except Exception:  # noqa: BLE001
         return []
     return [dict(r) for r in rows]
@@ -1696,14 +1909,20 @@ class M3uaClient(asyncio.Protocol):
     the ladder decoder instead of a TCAP state machine.
     """
 
-    def __init__(self, *, local_pc: int, routing_context: int,
-                 on_data: Callable[[MtpTransfer], None],
-                 on_wire: Callable[[bytes, bool], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        local_pc: int,
+        routing_context: int,
+        on_data: Callable[[MtpTransfer], None],
+        on_wire: Callable[[bytes, bool], None] | None = None,
+    ) -> None:
         from scp.core.m3ua_asp import M3uaLayer
         from scp.core.m3ua_framing import M3uaStreamReader
 
-        self.m3ua = M3uaLayer(role="client", local_pc=local_pc, routing_context=routing_context,
-                              beat_interval=0.0)
+        self.m3ua = M3uaLayer(
+            role="client", local_pc=local_pc, routing_context=routing_context, beat_interval=0.0
+        )
         self.reader = M3uaStreamReader()
         self.transport: asyncio.Transport | None = None
         self.on_data = on_data
@@ -1747,7 +1966,8 @@ class M3uaClient(asyncio.Protocol):
         d = self.m3ua.next_deadline()
         if d is not None:
             self._timer = asyncio.get_running_loop().call_later(
-                max(0.0, d - time.monotonic()), self._on_timer)
+                max(0.0, d - time.monotonic()), self._on_timer
+            )
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -1810,8 +2030,9 @@ async def replay_live(
     def on_wire(data: bytes, outgoing: bool) -> None:
         if writer is not None:
             src, dst = (("127.0.0.2", 2906), ("127.0.0.1", 2905))
-            writer.write(data, ts=time.time(), src=src if outgoing else dst,
-                         dst=dst if outgoing else src)
+            writer.write(
+                data, ts=time.time(), src=src if outgoing else dst, dst=dst if outgoing else src
+            )
 
     def on_data(x: MtpTransfer) -> None:
         e = ans_dec.decode_transfer(x, frame=0, ts=time.time(), source="ours")
@@ -1829,11 +2050,11 @@ async def replay_live(
         answered.set()
 
     loop = asyncio.get_running_loop()
-    client = M3uaClient(local_pc=peer_pc, routing_context=cfg.m3ua.routing_context,
-                        on_data=on_data, on_wire=on_wire)
+    client = M3uaClient(
+        local_pc=peer_pc, routing_context=cfg.m3ua.routing_context, on_data=on_data, on_wire=on_wire
+    )
     try:
-        await asyncio.wait_for(loop.create_connection(lambda: client, host, port),
-                               connect_timeout)
+        await asyncio.wait_for(loop.create_connection(lambda: client, host, port), connect_timeout)
         await asyncio.wait_for(client.active.wait(), connect_timeout)
     except (OSError, TimeoutError) as exc:
         if writer is not None:
@@ -1880,8 +2101,15 @@ async def replay_live(
                     new_dtid = tid_map.get(net)
                 if new_dtid is None:
                     if visible:
-                        emit("message", dataclasses.replace(e, note=_join(
-                            e.note, "not sent: the target never answered this dialogue")))
+                        emit(
+                            "message",
+                            dataclasses.replace(
+                                e,
+                                note=_join(
+                                    e.note, "not sent: the target never answered this dialogue"
+                                ),
+                            ),
+                        )
                     continue
             if otid is not None and e.tcap == "Begin":
                 tid_map.pop(otid, None)  # a reused transaction ID starts a new dialogue
@@ -1889,8 +2117,15 @@ async def replay_live(
                 shown.add(otid)
             try:
                 tdata = rewrite_tids(e.tcap_data, dtid=new_dtid) if new_dtid else e.tcap_data
-                x = retarget(msg.mtp3, cfg, e, opc=peer_pc, tcap_data=tdata,  # type: ignore[arg-type]
-                             numbers=numbers, capture_pcf=capture_pcf)
+                x = retarget(
+                    msg.mtp3,  # type: ignore[arg-type]
+                    cfg,
+                    e,
+                    opc=peer_pc,
+                    tcap_data=tdata,
+                    numbers=numbers,
+                    capture_pcf=capture_pcf,
+                )
             except (DecodeError, EncodeError) as exc:
                 summary.warnings += 1
                 emit("warning", CaptureWarning(e.frame, f"cannot re-address: {exc}"))

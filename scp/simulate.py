@@ -110,7 +110,7 @@ CAUSE_ABSENT = 20
 SCENARIOS: dict[str, str] = {
     "busy": "subscriber busy (tBusy, busyCause 17); the caller takes menu choice 1",
     "not-reachable-then-present": "subscriber absent (busyCause 20), caller asks for an SMS; "
-                                  "then the HLR sends AlertServiceCentre",
+    "then the HLR sends AlertServiceCentre",
     "present-vlr": "subscriber absent, then the VLR reports IMSI attach (NoteMM-Event)",
     "no-answer": "subscriber does not answer (tNoAnswer); caller takes choice 1",
     "menu-sms": "caller menu choice 1: SMS me when reachable",
@@ -177,18 +177,27 @@ class CallResult:
         return "ok" if self.ok else "contradicted"
 
     def as_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": "call", "scenario": self.scenario,
-                             "ok": self.status == "ok", "verdict": self.status,
-                             "outcome": self.outcome, "received": self.received,
-                             "duration_ms": round(self.duration * 1000, 3)}
+        d: dict[str, Any] = {
+            "type": "call",
+            "scenario": self.scenario,
+            "ok": self.status == "ok",
+            "verdict": self.status,
+            "outcome": self.outcome,
+            "received": self.received,
+            "duration_ms": round(self.duration * 1000, 3),
+        }
         if self.first_answer is not None:
             d["first_answer_ms"] = round(self.first_answer * 1000, 3)
         if self.map_outcome is not None:
             d["map"] = self.map_outcome
         v = self.verdict
         if v is not None:
-            d.update(checked=list(v.checked), contradicted=list(v.missing),
-                     not_checked=list(v.not_checked), not_exercised=list(v.not_exercised))
+            d.update(
+                checked=list(v.checked),
+                contradicted=list(v.missing),
+                not_checked=list(v.not_checked),
+                not_exercised=list(v.not_exercised),
+            )
         return d
 
 
@@ -205,14 +214,24 @@ class SimPeer:
     HLR) goes to ``on_begin``.
     """
 
-    def __init__(self, *, scp_pc: int = 100, local_pc: int = 200, routing_context: int = 1,
-                 network_indicator: int = 2, scp_ssn: Any = None,
-                 send_bytes: Callable[[bytes], None] | None = None,
-                 pc_format: str = "itu") -> None:
+    def __init__(
+        self,
+        *,
+        scp_pc: int = 100,
+        local_pc: int = 200,
+        routing_context: int = 1,
+        network_indicator: int = 2,
+        scp_ssn: Any = None,
+        send_bytes: Callable[[bytes], None] | None = None,
+        pc_format: str = "itu",
+    ) -> None:
         from scp.app import build_stack
 
-        self.cfg: Config = parse_config(PEER_CONFIG.format(
-            rc=routing_context, pc=local_pc, ni=network_indicator, dpc=scp_pc, pcf=pc_format))
+        self.cfg: Config = parse_config(
+            PEER_CONFIG.format(
+                rc=routing_context, pc=local_pc, ni=network_indicator, dpc=scp_pc, pcf=pc_format
+            )
+        )
         self.stack = build_stack(self.cfg)
         self.scp_pc = scp_pc
         self.local_pc = local_pc
@@ -264,7 +283,8 @@ class SimPeer:
         d = self.stack.next_deadline()
         if d is not None:
             self._timer = asyncio.get_running_loop().call_later(
-                max(0.0, d - time.monotonic()), self._on_timer)
+                max(0.0, d - time.monotonic()), self._on_timer
+            )
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -278,13 +298,28 @@ class SimPeer:
     def scp_address(self, ssn: int) -> SccpAddress:
         return SccpAddress(ri=RoutingIndicator.SSN, pc=self.scp_pc, ssn=ssn)
 
-    def begin(self, *, called_ssn: int, calling_ssn: int, ac: ApplicationContext,
-              components: tuple[Any, ...]) -> int:
+    def begin(
+        self,
+        *,
+        called_ssn: int,
+        calling_ssn: int,
+        ac: ApplicationContext,
+        components: tuple[Any, ...],
+    ) -> int:
         did = self.stack.tcap.new_dialogue_id()
         self.queues[did] = asyncio.Queue()
-        self._process(self.stack.tc_request(TcBegin(
-            dialogue_id=did, called=self.scp_address(called_ssn), calling=self.address(calling_ssn),
-            application_context=ac, components=components), time.monotonic()))
+        self._process(
+            self.stack.tc_request(
+                TcBegin(
+                    dialogue_id=did,
+                    called=self.scp_address(called_ssn),
+                    calling=self.address(calling_ssn),
+                    application_context=ac,
+                    components=components,
+                ),
+                time.monotonic(),
+            )
+        )
         return did
 
     def request(self, prim: Any) -> None:
@@ -374,24 +409,40 @@ def _wire_writer(capture: Any) -> Callable[[bytes, bool], None] | None:
     sim, scp = ("10.0.0.2", 2906), ("10.0.0.1", 2905)
 
     def wire(data: bytes, outgoing: bool) -> None:
-        capture.write(data, ts=time.time(), src=sim if outgoing else scp,
-                      dst=scp if outgoing else sim)
+        capture.write(
+            data, ts=time.time(), src=sim if outgoing else scp, dst=scp if outgoing else sim
+        )
 
     return wire
 
 
-async def connect_tcp(host: str, port: int, *, scp_pc: int = 100, routing_context: int = 1,
-                      network_indicator: int = 2, local_pc: int = 200, capture: Any = None,
-                      timeout: float = 5.0, pc_format: str = "itu") -> Connection:
+async def connect_tcp(
+    host: str,
+    port: int,
+    *,
+    scp_pc: int = 100,
+    routing_context: int = 1,
+    network_indicator: int = 2,
+    local_pc: int = 200,
+    capture: Any = None,
+    timeout: float = 5.0,
+    pc_format: str = "itu",
+) -> Connection:
     """The simulator as an M3UA ASP over TCP toward a running SCP; waits for ASP-ACTIVE.
     ``pc_format`` is the SCP's ``[m3ua] pc_format``: SCCP addresses carry point codes."""
-    peer = SimPeer(scp_pc=scp_pc, local_pc=local_pc, routing_context=routing_context,
-                   network_indicator=network_indicator, pc_format=pc_format)
+    peer = SimPeer(
+        scp_pc=scp_pc,
+        local_pc=local_pc,
+        routing_context=routing_context,
+        network_indicator=network_indicator,
+        pc_format=pc_format,
+    )
     proto = _TcpPeer(peer, _wire_writer(capture))
     loop = asyncio.get_running_loop()
     try:
         transport, _ = await asyncio.wait_for(
-            loop.create_connection(lambda: proto, host, port), timeout)
+            loop.create_connection(lambda: proto, host, port), timeout
+        )
         await asyncio.wait_for(peer.active.wait(), timeout)
     except (OSError, TimeoutError) as exc:
         raise ConnectionError(f"cannot reach an active M3UA SCP at {host}:{port}: {exc}") from None
@@ -405,8 +456,9 @@ async def connect_tcp(host: str, port: int, *, scp_pc: int = 100, routing_contex
     return Connection(peer, close)
 
 
-async def connect_in_process(cfg: Config, *, pool: Any = None, users: Any = None,
-                             capture: Any = None) -> tuple[Connection, Any]:
+async def connect_in_process(
+    cfg: Config, *, pool: Any = None, users: Any = None, capture: Any = None
+) -> tuple[Connection, Any]:
     """The simulator wired to an in-process SCP (same cores and TC-users as ``mcn-scp run``).
 
     Returns the connection and the :class:`~scp.replay.InProcessScp`. Bytes cross on the next
@@ -416,9 +468,12 @@ async def connect_in_process(cfg: Config, *, pool: Any = None, users: Any = None
 
     loop = asyncio.get_running_loop()
     wire = _wire_writer(capture)
-    peer = SimPeer(scp_pc=cfg.m3ua.local_pc, routing_context=cfg.m3ua.routing_context,
-                   network_indicator=cfg.m3ua.network_indicator,
-                   pc_format=cfg.m3ua.pc_format)
+    peer = SimPeer(
+        scp_pc=cfg.m3ua.local_pc,
+        routing_context=cfg.m3ua.routing_context,
+        network_indicator=cfg.m3ua.network_indicator,
+        pc_format=cfg.m3ua.pc_format,
+    )
 
     def to_peer(data: bytes) -> None:
         if wire is not None:
@@ -460,8 +515,15 @@ class Simulator:
     wait for the SCP.
     """
 
-    def __init__(self, peer: SimPeer, cfg: Config, *, numbers: Numbers | None = None,
-                 timeout: float = 5.0, cap_ac: ApplicationContext = CAP_V2) -> None:
+    def __init__(
+        self,
+        peer: SimPeer,
+        cfg: Config,
+        *,
+        numbers: Numbers | None = None,
+        timeout: float = 5.0,
+        cap_ac: ApplicationContext = CAP_V2,
+    ) -> None:
         self.peer = peer
         self.cfg = cfg
         self.numbers = numbers or Numbers()
@@ -492,20 +554,24 @@ class Simulator:
             res: Any
             if c.opcode == OP_SRI_SM:
                 if msisdn in self.present:
-                    res = ops.RoutingInfoForSM(imsi=self.numbers.imsi,
-                                               network_node_number=AddressString(self.numbers.msc))
-                    answers.append(ReturnResult(c.invoke_id, c.opcode,
-                                                map_codec.encode_result(c.opcode, res, ac=ac)))
+                    res = ops.RoutingInfoForSM(
+                        imsi=self.numbers.imsi, network_node_number=AddressString(self.numbers.msc)
+                    )
+                    answers.append(
+                        ReturnResult(
+                            c.invoke_id, c.opcode, map_codec.encode_result(c.opcode, res, ac=ac)
+                        )
+                    )
                 else:
-                    err = ops.OperationError(ERR_ABSENT_SUBSCRIBER_SM, "absentSubscriberSM",
-                                             None)
+                    err = ops.OperationError(ERR_ABSENT_SUBSCRIBER_SM, "absentSubscriberSM", None)
                     code, param = map_codec.encode_error(err, ac=ac)
                     answers.append(ReturnError(c.invoke_id, code, param))
             elif c.opcode == OP_ATI:
                 state = "assumedIdle" if msisdn in self.present else "netDetNotReachable"
                 res = ops.AnyTimeInterrogationResult(
                     subscriber_state=state,
-                    not_reachable_reason=None if state == "assumedIdle" else 1)
+                    not_reachable_reason=None if state == "assumedIdle" else 1,
+                )
                 try:
                     param = map_codec.encode_result(c.opcode, res, ac=ac)
                 except EncodeError:
@@ -514,31 +580,42 @@ class Simulator:
             else:
                 # ReportSM-DeliveryStatus and anything else: acknowledged, no parameter.
                 answers.append(ReturnResult(c.invoke_id, c.opcode, None))
-        self.peer.request(TcEnd(dialogue_id=b.dialogue_id, application_context=ac,
-                                components=tuple(answers)))
+        self.peer.request(
+            TcEnd(dialogue_id=b.dialogue_id, application_context=ac, components=tuple(answers))
+        )
 
     async def alert_service_centre(self, msisdn: str) -> str:
         """HLR -> SCP AlertServiceCentre (v2, op 64) to our SC address; the outcome in words."""
         self.present.add(msisdn)
-        arg = ops.AlertServiceCentre(msisdn=AddressString(msisdn),
-                                     service_centre_address=AddressString(
-                                         self.cfg.sccp.global_title))
+        arg = ops.AlertServiceCentre(
+            msisdn=AddressString(msisdn),
+            service_centre_address=AddressString(self.cfg.sccp.global_title),
+        )
         code, param = map_codec.encode_arg(arg, ac=MAP_SHORT_MSG_ALERT_V2)
-        did = self.peer.begin(called_ssn=self.cfg.sccp.ssn.sc, calling_ssn=SSN_HLR,
-                              ac=MAP_SHORT_MSG_ALERT_V2,
-                              components=(Invoke(1, code, param, op_class=1),))
+        did = self.peer.begin(
+            called_ssn=self.cfg.sccp.ssn.sc,
+            calling_ssn=SSN_HLR,
+            ac=MAP_SHORT_MSG_ALERT_V2,
+            components=(Invoke(1, code, param, op_class=1),),
+        )
         return await self._map_outcome(did, "alertServiceCentre")
 
     async def note_mm_event(self, msisdn: str, event_met: int = 2) -> str:
         """VLR -> SCP NoteMM-Event (op 89, M-CSI); 2 = IMSI attach."""
         self.present.add(msisdn)
-        arg = ops.NoteMMEvent(service_key=self.cfg.service.terminating_service_key,
-                              event_met=event_met, imsi=self.numbers.imsi,
-                              msisdn=AddressString(msisdn))
+        arg = ops.NoteMMEvent(
+            service_key=self.cfg.service.terminating_service_key,
+            event_met=event_met,
+            imsi=self.numbers.imsi,
+            msisdn=AddressString(msisdn),
+        )
         code, param = map_codec.encode_arg(arg, ac=MAP_MM_EVENT_REPORTING_V3)
-        did = self.peer.begin(called_ssn=self.cfg.sccp.ssn.map, calling_ssn=SSN_VLR,
-                              ac=MAP_MM_EVENT_REPORTING_V3,
-                              components=(Invoke(1, code, param, op_class=1),))
+        did = self.peer.begin(
+            called_ssn=self.cfg.sccp.ssn.map,
+            calling_ssn=SSN_VLR,
+            ac=MAP_MM_EVENT_REPORTING_V3,
+            components=(Invoke(1, code, param, op_class=1),),
+        )
         return await self._map_outcome(did, "noteMM-Event")
 
     async def _map_outcome(self, did: int, what: str) -> str:
@@ -563,8 +640,9 @@ class Simulator:
 
     # -- the switch and its SRF -------------------------------------------------------------------
 
-    async def call(self, scenario: str, *, caller: str | None = None,
-                   digits: list[str] | None = None) -> CallResult:
+    async def call(
+        self, scenario: str, *, caller: str | None = None, digits: list[str] | None = None
+    ) -> CallResult:
         """One call: InitialDP, then react to the SCP until the dialogue ends."""
         n = self.numbers
         res = CallResult(scenario)
@@ -573,19 +651,33 @@ class Simulator:
         if selfcare:
             sk, called, calling = self.cfg.service.selfcare_service_key, n.selfcare, n.subscriber
         else:
-            sk, called, calling = self.cfg.service.terminating_service_key, n.subscriber, \
-                caller or n.caller
+            sk, called, calling = (
+                self.cfg.service.terminating_service_key,
+                n.subscriber,
+                caller or n.caller,
+            )
         script = list(digits if digits is not None else _DIGITS.get(scenario, ["1"]))
         event = 14 if scenario == "no-answer" else 13
-        cause = CAUSE_ABSENT if scenario in ("not-reachable-then-present", "present-vlr") \
+        cause = (
+            CAUSE_ABSENT
+            if scenario in ("not-reachable-then-present", "present-vlr")
             else CAUSE_USER_BUSY
-        idp = ops.InitialDP(service_key=sk, called_party_number=CalledPartyNumber(called),
-                            calling_party_number=CallingPartyNumber(calling),
-                            event_type_bcsm=12, imsi=n.imsi if not selfcare else None,
-                            called_party_bcd_number=None)
+        )
+        idp = ops.InitialDP(
+            service_key=sk,
+            called_party_number=CalledPartyNumber(called),
+            calling_party_number=CallingPartyNumber(calling),
+            event_type_bcsm=12,
+            imsi=n.imsi if not selfcare else None,
+            called_party_bcd_number=None,
+        )
         code, param = cap_codec.encode_arg(idp, ac=self.cap_ac)
-        did = self.peer.begin(called_ssn=self.cfg.sccp.ssn.cap, calling_ssn=SSN_MSC,
-                              ac=self.cap_ac, components=(Invoke(1, code, param, op_class=2),))
+        did = self.peer.begin(
+            called_ssn=self.cfg.sccp.ssn.cap,
+            calling_ssn=SSN_MSC,
+            ac=self.cap_ac,
+            components=(Invoke(1, code, param, op_class=2),),
+        )
         state = _CallState(did=did, armed=set(), event=event, cause=cause, script=script)
         try:
             await self._drive(state, res, t0)
@@ -649,7 +741,8 @@ class Simulator:
                 elif c.opcode == OP_ETC:
                     corr = op.correlation_id  # type: ignore[attr-defined]
                     assist_task = asyncio.get_running_loop().create_task(
-                        self._assist(corr, st, res))
+                        self._assist(corr, st, res)
+                    )
                 elif c.opcode == OP_DFC:
                     st.on_srf = False
             if isinstance(ind, TcEnd):
@@ -667,8 +760,12 @@ class Simulator:
             if final is not None and not final.startswith("continue"):
                 # Connect/Release: the call goes on in the switch; EDP-Rs left armed end it.
                 res.outcome = final
-                self.peer.request(TcEnd(dialogue_id=st.did, components=(
-                    self._erb(17, None, notify=True),) if 17 in st.armed else ()))
+                self.peer.request(
+                    TcEnd(
+                        dialogue_id=st.did,
+                        components=(self._erb(17, None, notify=True),) if 17 in st.armed else (),
+                    )
+                )
                 break
             if final == "continue" and reported:
                 res.outcome = "continue after the event"
@@ -680,22 +777,24 @@ class Simulator:
             except TimeoutError:
                 assist_task.cancel()
         del dids
-        res.ok = not res.outcome.startswith(("timeout", "aborted", "rejected", "returned",
-                                             "codec"))
+        res.ok = not res.outcome.startswith(("timeout", "aborted", "rejected", "returned", "codec"))
 
     def _erb(self, event: int, cause: int | None, *, notify: bool = False) -> Invoke:
         info = None
         if event == 13:
-            info = ops.EventSpecificInfo("tBusySpecificInfo",
-                                         cause=Cause(cause or CAUSE_USER_BUSY, location=4))
+            info = ops.EventSpecificInfo(
+                "tBusySpecificInfo", cause=Cause(cause or CAUSE_USER_BUSY, location=4)
+            )
         elif event == 14:
             info = ops.EventSpecificInfo("tNoAnswerSpecificInfo")
         elif event == 17:
-            info = ops.EventSpecificInfo("tDisconnectSpecificInfo",
-                                         cause=Cause(16, location=4))
-        erb = ops.EventReportBCSM(event_type_bcsm=event, event_specific_information=info,
-                                  leg_id=ops.LegID(2 if event != 17 else 1),
-                                  message_type=1 if notify else 0)
+            info = ops.EventSpecificInfo("tDisconnectSpecificInfo", cause=Cause(16, location=4))
+        erb = ops.EventReportBCSM(
+            event_type_bcsm=event,
+            event_specific_information=info,
+            leg_id=ops.LegID(2 if event != 17 else 1),
+            message_type=1 if notify else 0,
+        )
         code, param = cap_codec.encode_arg(erb, ac=self.cap_ac)
         return Invoke(self._iid(), code, param, op_class=4)
 
@@ -707,8 +806,9 @@ class Simulator:
         st.prompts += 1
         d = st.script.pop(0) if st.script else "0"
         ri = ops.ReceivedInformation(GenericDigits(d))
-        return ReturnResult(c.invoke_id, c.opcode,
-                            cap_codec.encode_result(c.opcode, ri, ac=self.cap_ac))
+        return ReturnResult(
+            c.invoke_id, c.opcode, cap_codec.encode_result(c.opcode, ri, ac=self.cap_ac)
+        )
 
     def _iid(self) -> int:
         # Our invoke IDs in the call dialogue; 1 is the InitialDP (Q.773 §3.2: -128..127).
@@ -718,11 +818,16 @@ class Simulator:
     async def _assist(self, corr: Any, st: _CallState, res: CallResult) -> None:
         """The media server's own dialogue after EstablishTemporaryConnection (ARI first)."""
         # iPSSPCapabilities is mandatory in CAP (TS 29.078 §6.1.2.1 ARI): basic IP, no voice.
-        ari = ops.AssistRequestInstructions(correlation_id=corr or GenericDigits("1"),
-                                            ip_ssp_capabilities=b"\x01")
+        ari = ops.AssistRequestInstructions(
+            correlation_id=corr or GenericDigits("1"), ip_ssp_capabilities=b"\x01"
+        )
         code, param = cap_codec.encode_arg(ari, ac=CAP_V2_ASSIST)
-        did = self.peer.begin(called_ssn=self.cfg.sccp.ssn.cap, calling_ssn=SSN_MSC,
-                              ac=CAP_V2_ASSIST, components=(Invoke(1, code, param, op_class=2),))
+        did = self.peer.begin(
+            called_ssn=self.cfg.sccp.ssn.cap,
+            calling_ssn=SSN_MSC,
+            ac=CAP_V2_ASSIST,
+            components=(Invoke(1, code, param, op_class=2),),
+        )
         while True:
             ind = await self.peer.next(did, self.timeout)
             if ind is None or isinstance(ind, (TcUAbort, TcPAbort, TcNotice)):
@@ -771,12 +876,24 @@ class MenuChoice:
 
 
 MENU_CHOICES: dict[str, MenuChoice] = {
-    "1": MenuChoice("SMS when reachable", ("playAnnouncement", "releaseCall"),
-                    ("callback", "cdr:callback"), None),
-    "2": MenuChoice("voice message", ("disconnectForwardConnection", "connect"), ("voicemail",),
-                    "voicemail_deposit"),
-    "3": MenuChoice("another number", ("promptAndCollectUserInformation", "applyCharging",
-                                       "connect"), ("cdr:other-number",), "other"),
+    "1": MenuChoice(
+        "SMS when reachable",
+        ("playAnnouncement", "releaseCall"),
+        ("callback", "cdr:callback"),
+        None,
+    ),
+    "2": MenuChoice(
+        "voice message",
+        ("disconnectForwardConnection", "connect"),
+        ("voicemail",),
+        "voicemail_deposit",
+    ),
+    "3": MenuChoice(
+        "another number",
+        ("promptAndCollectUserInformation", "applyCharging", "connect"),
+        ("cdr:other-number",),
+        "other",
+    ),
     "0": MenuChoice("operator", ("disconnectForwardConnection", "connect"), (), "operator"),
 }
 
@@ -794,14 +911,14 @@ class Expectation:
 
 EXPECTATIONS: dict[str, Expectation] = {
     "busy": Expectation(("1",), missed="busy"),
-    "not-reachable-then-present": Expectation(("1",), missed="not-reachable",
-                                              presence="alertServiceCentre"),
+    "not-reachable-then-present": Expectation(
+        ("1",), missed="not-reachable", presence="alertServiceCentre"
+    ),
     "present-vlr": Expectation(("1",), missed="not-reachable", presence="noteMM-Event"),
     "no-answer": Expectation(("1",), missed="no-answer"),
     "menu-sms": Expectation(("1",), missed="busy", menu_is_the_point=True),
     "menu-voicemail": Expectation(("2",), missed="busy", menu_is_the_point=True),
-    "menu-other-number": Expectation(("3", Numbers().other), missed="busy",
-                                     menu_is_the_point=True),
+    "menu-other-number": Expectation(("3", Numbers().other), missed="busy", menu_is_the_point=True),
     "menu-operator": Expectation(("0",), missed="busy", menu_is_the_point=True),
     "selfcare-pin": Expectation((Numbers().pin, "1"), selfcare=True),
 }
@@ -811,8 +928,11 @@ _DIGITS: dict[str, list[str]] = {name: list(e.digits) for name, e in EXPECTATION
 _TO_IVR = {
     "connect": ("requestReportBCSMEvent", "connect"),
     "ctr": ("requestReportBCSMEvent", "connectToResource", "promptAndCollectUserInformation"),
-    "etc": ("requestReportBCSMEvent", "establishTemporaryConnection",
-            "promptAndCollectUserInformation"),
+    "etc": (
+        "requestReportBCSMEvent",
+        "establishTemporaryConnection",
+        "promptAndCollectUserInformation",
+    ),
 }
 
 
@@ -838,40 +958,59 @@ async def records_floor(pool: Any, numbers: Numbers) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for t in _RECORD_TABLES:
         out[t] = int(await pool.fetchval(f"SELECT coalesce(max(id), 0) FROM {t}"))  # noqa: S608
-    out["presence"] = await pool.fetchval("SELECT event_at FROM presence WHERE msisdn = $1",
-                                          numbers.subscriber)
+    out["presence"] = await pool.fetchval(
+        "SELECT event_at FROM presence WHERE msisdn = $1", numbers.subscriber
+    )
     return out
 
 
 async def records_since(pool: Any, floor: dict[str, Any], numbers: Numbers) -> Records:
     """The rows a scenario's call wrote: read-only, past ``floor``, for its two numbers."""
     sub, caller = numbers.subscriber, numbers.caller
-    known = await pool.fetchrow(
-        "SELECT pin_failed_attempts FROM subscriber WHERE msisdn = $1", sub)
-    missed = await pool.fetch("SELECT reason FROM missed_call WHERE id > $1 AND callee = $2"
-                              " AND caller = $3 ORDER BY id", floor["missed_call"], sub, caller)
-    callbacks = await pool.fetchval("SELECT count(*) FROM callback_request WHERE id > $1"
-                                    " AND callee = $2 AND caller = $3",
-                                    floor["callback_request"], sub, caller)
-    voicemails = await pool.fetchval("SELECT count(*) FROM voicemail WHERE id > $1"
-                                     " AND callee = $2", floor["voicemail"], sub)
-    cdrs = await pool.fetch("SELECT service FROM cdr WHERE id > $1 AND msisdn IN ($2, $3)"
-                            " ORDER BY id", floor["cdr"], sub, caller)
-    sms = await pool.fetch("SELECT destination FROM sms_outbox WHERE id > $1"
-                           " AND destination IN ($2, $3) ORDER BY id",
-                           floor["sms_outbox"], sub, caller)
-    presence = await pool.fetchrow("SELECT source, event_at, present FROM presence"
-                                   " WHERE msisdn = $1", sub)
-    written = presence is not None and presence["present"] and \
-        presence["event_at"] != floor["presence"]
+    known = await pool.fetchrow("SELECT pin_failed_attempts FROM subscriber WHERE msisdn = $1", sub)
+    missed = await pool.fetch(
+        "SELECT reason FROM missed_call WHERE id > $1 AND callee = $2 AND caller = $3 ORDER BY id",
+        floor["missed_call"],
+        sub,
+        caller,
+    )
+    callbacks = await pool.fetchval(
+        "SELECT count(*) FROM callback_request WHERE id > $1 AND callee = $2 AND caller = $3",
+        floor["callback_request"],
+        sub,
+        caller,
+    )
+    voicemails = await pool.fetchval(
+        "SELECT count(*) FROM voicemail WHERE id > $1 AND callee = $2", floor["voicemail"], sub
+    )
+    cdrs = await pool.fetch(
+        "SELECT service FROM cdr WHERE id > $1 AND msisdn IN ($2, $3) ORDER BY id",
+        floor["cdr"],
+        sub,
+        caller,
+    )
+    sms = await pool.fetch(
+        "SELECT destination FROM sms_outbox WHERE id > $1 AND destination IN ($2, $3) ORDER BY id",
+        floor["sms_outbox"],
+        sub,
+        caller,
+    )
+    presence = await pool.fetchrow(
+        "SELECT source, event_at, present FROM presence WHERE msisdn = $1", sub
+    )
+    written = (
+        presence is not None and presence["present"] and presence["event_at"] != floor["presence"]
+    )
     return Records(
         subscriber_known=known is not None,
         missed=tuple(r["reason"] for r in missed),
-        callbacks=int(callbacks), voicemails=int(voicemails),
+        callbacks=int(callbacks),
+        voicemails=int(voicemails),
         cdr_services=tuple(r["service"] or "" for r in cdrs),
         sms_to=tuple(r["destination"] for r in sms),
         presence=presence["source"] if written else None,
-        pin_failed=int(known["pin_failed_attempts"]) if known is not None else None)
+        pin_failed=int(known["pin_failed_attempts"]) if known is not None else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -901,8 +1040,15 @@ def _in_order(sent: list[str], want: tuple[str, ...]) -> bool:
     return all(any(op == w for op in it) for w in want)
 
 
-def judge(scenario: str, res: CallResult, cfg: Config, numbers: Numbers,
-          records: Records | None, *, why_unseen: str = "no database to look at") -> Verdict:
+def judge(
+    scenario: str,
+    res: CallResult,
+    cfg: Config,
+    numbers: Numbers,
+    records: Records | None,
+    *,
+    why_unseen: str = "no database to look at",
+) -> Verdict:
     """The verdict of one scenario run: its :data:`EXPECTATIONS` against what was seen.
 
     ``records`` None: the rows and SMS could not be looked at (``why_unseen`` says why).
@@ -924,43 +1070,73 @@ def judge(scenario: str, res: CallResult, cfg: Config, numbers: Numbers,
 
     sent = res.received
     if records is not None and not records.subscriber_known:
-        missing.append(f"{numbers.subscriber} is not a provisioned subscriber "
-                       "(mcn-scp subscriber add, or run without --live-db)")
+        missing.append(
+            f"{numbers.subscriber} is not a provisioned subscriber "
+            "(mcn-scp subscriber add, or run without --live-db)"
+        )
     mode = cfg.ivr.mode
     if exp.selfcare:
-        srf = "connectToResource" if "connectToResource" in sent else \
-            "establishTemporaryConnection"
-        check(_in_order(sent, (srf, "promptAndCollectUserInformation",
-                               "promptAndCollectUserInformation", "playAnnouncement")),
-              "PIN prompted, then the menu, then the missed calls announced",
-              f"PIN, menu and missed-calls announcement not all sent (SCP sent: {_ops(sent)})")
-        rows(records is not None and records.pin_failed == 0, "PIN accepted",
-             "PIN refused (failed attempts counted)")
+        srf = "connectToResource" if "connectToResource" in sent else "establishTemporaryConnection"
+        check(
+            _in_order(
+                sent,
+                (
+                    srf,
+                    "promptAndCollectUserInformation",
+                    "promptAndCollectUserInformation",
+                    "playAnnouncement",
+                ),
+            ),
+            "PIN prompted, then the menu, then the missed calls announced",
+            f"PIN, menu and missed-calls announcement not all sent (SCP sent: {_ops(sent)})",
+        )
+        rows(
+            records is not None and records.pin_failed == 0,
+            "PIN accepted",
+            "PIN refused (failed attempts counted)",
+        )
         return Verdict(tuple(checked), tuple(missing), tuple(unseen))
     to_ivr = _TO_IVR[mode]
-    check(_in_order(sent, to_ivr),
-          f"caller sent to the IVR ({mode} mode: {' '.join(to_ivr)})",
-          f"caller not sent to the IVR: expected {' '.join(to_ivr)}, SCP sent {_ops(sent)}")
+    check(
+        _in_order(sent, to_ivr),
+        f"caller sent to the IVR ({mode} mode: {' '.join(to_ivr)})",
+        f"caller not sent to the IVR: expected {' '.join(to_ivr)}, SCP sent {_ops(sent)}",
+    )
     if mode == "connect":
-        check(res.outcome == f"connect {cfg.ivr.number}",
-              f"connected to the IVR number {cfg.ivr.number}",
-              f"no Connect to the IVR number {cfg.ivr.number} (outcome: {res.outcome})")
-    rows(records is not None and exp.missed in records.missed,
-         f"missed call recorded ({exp.missed})",
-         f"no {exp.missed} missed call recorded for {numbers.caller} -> {numbers.subscriber}"
-         + (f" (recorded: {', '.join(records.missed)})" if records and records.missed else ""))
-    rows(records is not None and numbers.subscriber in records.sms_to,
-         f"SMS queued to {numbers.subscriber}", f"no SMS queued to {numbers.subscriber}")
+        check(
+            res.outcome == f"connect {cfg.ivr.number}",
+            f"connected to the IVR number {cfg.ivr.number}",
+            f"no Connect to the IVR number {cfg.ivr.number} (outcome: {res.outcome})",
+        )
+    rows(
+        records is not None and exp.missed in records.missed,
+        f"missed call recorded ({exp.missed})",
+        f"no {exp.missed} missed call recorded for {numbers.caller} -> {numbers.subscriber}"
+        + (f" (recorded: {', '.join(records.missed)})" if records and records.missed else ""),
+    )
+    rows(
+        records is not None and numbers.subscriber in records.sms_to,
+        f"SMS queued to {numbers.subscriber}",
+        f"no SMS queued to {numbers.subscriber}",
+    )
     if exp.presence is not None:
-        check("acknowledged" in (res.map_outcome or ""), f"{exp.presence} acknowledged",
-              f"{exp.presence} not acknowledged ({res.map_outcome or 'not sent'})")
-        rows(records is not None and records.presence is not None, "presence stored",
-             "no presence stored for the subscriber")
+        check(
+            "acknowledged" in (res.map_outcome or ""),
+            f"{exp.presence} acknowledged",
+            f"{exp.presence} not acknowledged ({res.map_outcome or 'not sent'})",
+        )
+        rows(
+            records is not None and records.presence is not None,
+            "presence stored",
+            "no presence stored for the subscriber",
+        )
     choice = MENU_CHOICES[exp.digits[0]]
     menu_parts = _menu_parts(choice, exp, res, cfg, numbers, records)
     if mode == "connect":
-        why = (f"{choice.what}: connect mode hands the caller to the IVR at {cfg.ivr.number}, "
-               "whose menu this SCP does not run ([ivr] mode = ctr or etc runs it here)")
+        why = (
+            f"{choice.what}: connect mode hands the caller to the IVR at {cfg.ivr.number}, "
+            "whose menu this SCP does not run ([ivr] mode = ctr or etc runs it here)"
+        )
         (unseen if exp.menu_is_the_point else skipped).append(why)
     else:
         for ok, what, otherwise, from_rows in menu_parts:
@@ -971,9 +1147,14 @@ def judge(scenario: str, res: CallResult, cfg: Config, numbers: Numbers,
     return Verdict(tuple(checked), tuple(missing), tuple(unseen), tuple(skipped))
 
 
-def _menu_parts(choice: MenuChoice, exp: Expectation, res: CallResult, cfg: Config,
-                numbers: Numbers, records: Records | None
-                ) -> list[tuple[bool, str, str, bool]]:
+def _menu_parts(
+    choice: MenuChoice,
+    exp: Expectation,
+    res: CallResult,
+    cfg: Config,
+    numbers: Numbers,
+    records: Records | None,
+) -> list[tuple[bool, str, str, bool]]:
     """(ok, what, otherwise, read from rows) for the caller's menu choice, in ctr / etc."""
     sent = res.received
     did = _in_order(sent, choice.ops)
@@ -988,8 +1169,7 @@ def _menu_parts(choice: MenuChoice, exp: Expectation, res: CallResult, cfg: Conf
     for rec in choice.records:
         if rec == "callback":
             ok = records is not None and records.callbacks == 1
-            parts.append((ok, "callback request recorded", "no callback request recorded",
-                          True))
+            parts.append((ok, "callback request recorded", "no callback request recorded", True))
         elif rec == "voicemail":
             ok = records is not None and records.voicemails == 1
             parts.append((ok, "voice message recorded", "no voice message recorded", True))
@@ -999,8 +1179,14 @@ def _menu_parts(choice: MenuChoice, exp: Expectation, res: CallResult, cfg: Conf
             parts.append((ok, f"CDR written ({service})", f"no {service} CDR written", True))
     if exp.presence is not None and "callback" in choice.records:
         ok = records is not None and numbers.caller in records.sms_to
-        parts.append((ok, f"SMS queued to the caller {numbers.caller}",
-                      f"no SMS queued to the caller {numbers.caller}", True))
+        parts.append(
+            (
+                ok,
+                f"SMS queued to the caller {numbers.caller}",
+                f"no SMS queued to the caller {numbers.caller}",
+                True,
+            )
+        )
     return parts
 
 
@@ -1018,17 +1204,28 @@ async def provision_for_scenarios(pool: Any, numbers: Numbers, *, today: dt.date
     from scp.state import provisioning as prov
 
     try:
-        await prov.add_subscriber(pool, Actor("system", "simulate"), numbers.subscriber,
-                                  services=("missed-call", "busy", "voicemail"),
-                                  pin=numbers.pin, language="en", today=today)
+        await prov.add_subscriber(
+            pool,
+            Actor("system", "simulate"),
+            numbers.subscriber,
+            services=("missed-call", "busy", "voicemail"),
+            pin=numbers.pin,
+            language="en",
+            today=today,
+        )
     except Conflict:
         return False
     return True
 
 
-async def run_scenario(sim: Simulator, scenario: str, *, settle: float = 0.3,
-                       pool: Any = None, why_unseen: str = "no database to look at"
-                       ) -> CallResult:
+async def run_scenario(
+    sim: Simulator,
+    scenario: str,
+    *,
+    settle: float = 0.3,
+    pool: Any = None,
+    why_unseen: str = "no database to look at",
+) -> CallResult:
     """One named scenario (see :data:`SCENARIOS`), the presence part included, and its verdict.
 
     With ``pool`` (the database the SCP writes to) the verdict also reads the rows the call
@@ -1080,17 +1277,26 @@ class LoadReport:
             return round(s[min(len(s) - 1, int(p / 100 * len(s)))] * 1000, 3)
 
         return {
-            "type": "load", "calls": self.calls, "concurrency": self.concurrency,
-            "ok": self.ok, "failed": self.failed, "elapsed_s": round(self.elapsed, 3),
+            "type": "load",
+            "calls": self.calls,
+            "concurrency": self.concurrency,
+            "ok": self.ok,
+            "failed": self.failed,
+            "elapsed_s": round(self.elapsed, 3),
             "calls_per_s": round(self.calls / self.elapsed, 1) if self.elapsed else 0.0,
-            "first_answer_ms": {"p50": pct(50), "p95": pct(95), "p99": pct(99),
-                                "max": round(s[-1] * 1000, 3) if s else 0.0},
+            "first_answer_ms": {
+                "p50": pct(50),
+                "p95": pct(95),
+                "p99": pct(99),
+                "max": round(s[-1] * 1000, 3) if s else 0.0,
+            },
             "outcomes": self.outcomes,
         }
 
 
-async def run_load(sim: Simulator, *, calls: int, concurrency: int,
-                   scenario: str = "busy") -> LoadReport:
+async def run_load(
+    sim: Simulator, *, calls: int, concurrency: int, scenario: str = "busy"
+) -> LoadReport:
     """``calls`` calls of ``scenario``, ``concurrency`` at a time, distinct callers."""
     rep = LoadReport(calls=calls, concurrency=concurrency)
     sem = asyncio.Semaphore(max(1, concurrency))
@@ -1151,29 +1357,56 @@ class ReferenceCallUser:
             if called is not None:
                 self._callee[ind.dialogue_id] = called
             if called not in self.subscribers:
-                return [TcEnd(dialogue_id=ind.dialogue_id, application_context=ac,
-                              components=(Invoke(1, cont_code, None, op_class=4),))]
-            events = (ops.BCSMEvent(13, ops.MonitorMode.INTERRUPTED, ops.LegID(2)),
-                      ops.BCSMEvent(14, ops.MonitorMode.INTERRUPTED, ops.LegID(2),
-                                    application_timer=self.cfg.call.no_answer_timer),
-                      ops.BCSMEvent(15, ops.MonitorMode.NOTIFY_AND_CONTINUE, ops.LegID(2)),
-                      ops.BCSMEvent(18, ops.MonitorMode.NOTIFY_AND_CONTINUE, ops.LegID(1)))
+                return [
+                    TcEnd(
+                        dialogue_id=ind.dialogue_id,
+                        application_context=ac,
+                        components=(Invoke(1, cont_code, None, op_class=4),),
+                    )
+                ]
+            events = (
+                ops.BCSMEvent(13, ops.MonitorMode.INTERRUPTED, ops.LegID(2)),
+                ops.BCSMEvent(
+                    14,
+                    ops.MonitorMode.INTERRUPTED,
+                    ops.LegID(2),
+                    application_timer=self.cfg.call.no_answer_timer,
+                ),
+                ops.BCSMEvent(15, ops.MonitorMode.NOTIFY_AND_CONTINUE, ops.LegID(2)),
+                ops.BCSMEvent(18, ops.MonitorMode.NOTIFY_AND_CONTINUE, ops.LegID(1)),
+            )
             code, param = cap_codec.encode_arg(ops.RequestReportBCSMEvent(events), ac=ac)
-            return [TcContinue(dialogue_id=ind.dialogue_id, application_context=ac,
-                               components=(Invoke(1, code, param, op_class=2),
-                                           Invoke(2, cont_code, None, op_class=4)))]
+            return [
+                TcContinue(
+                    dialogue_id=ind.dialogue_id,
+                    application_context=ac,
+                    components=(
+                        Invoke(1, code, param, op_class=2),
+                        Invoke(2, cont_code, None, op_class=4),
+                    ),
+                )
+            ]
         if type(ind) is TcContinue:
             for c in ind.components:
                 if type(c) is Invoke and c.opcode == OP_ERB:
                     # The callee rides in originalCalledPartyID for the IVR ([call]
                     # ivr_called_party = "original-called", the default).
-                    code, param = cap_codec.encode_arg(ops.Connect(
-                        (CalledPartyNumber(self.cfg.ivr.number),),
-                        original_called_party_id=RedirectingNumber(self._callee.get(
-                            ind.dialogue_id, ""))), ac=CAP_V2)
+                    code, param = cap_codec.encode_arg(
+                        ops.Connect(
+                            (CalledPartyNumber(self.cfg.ivr.number),),
+                            original_called_party_id=RedirectingNumber(
+                                self._callee.get(ind.dialogue_id, "")
+                            ),
+                        ),
+                        ac=CAP_V2,
+                    )
                     self._callee.pop(ind.dialogue_id, None)
-                    return [TcEnd(dialogue_id=ind.dialogue_id,
-                                  components=(Invoke(3, code, param, op_class=2),))]
+                    return [
+                        TcEnd(
+                            dialogue_id=ind.dialogue_id,
+                            components=(Invoke(3, code, param, op_class=2),),
+                        )
+                    ]
         return []
 
 
@@ -1183,8 +1416,10 @@ class ReferenceMapUser:
     def accepts(self, begin: TcBegin) -> bool:
         from scp.codecs.appctx import map_ac_decision
 
-        return begin.application_context is not None and \
-            map_ac_decision(begin.application_context).accept
+        return (
+            begin.application_context is not None
+            and map_ac_decision(begin.application_context).accept
+        )
 
     def handle(self, ind: object) -> list[Any]:
         if type(ind) is not TcBegin:
@@ -1197,8 +1432,13 @@ class ReferenceMapUser:
             for c in ind.components
             if type(c) is Invoke and c.opcode in (OP_ASC, OP_NOTE_MM)
         )
-        return [TcEnd(dialogue_id=ind.dialogue_id, application_context=ind.application_context,
-                      components=comps)]
+        return [
+            TcEnd(
+                dialogue_id=ind.dialogue_id,
+                application_context=ind.application_context,
+                components=comps,
+            )
+        ]
 
 
 DEMO_CAPTURES: dict[str, str] = {
@@ -1218,8 +1458,9 @@ IVR_CAPTURES: dict[str, tuple[str, str]] = {
 """Caller menu and self-service captures: need the product's call handling and a database."""
 
 
-async def _capture_one(path: Any, scenario: str, cfg: Config, pool: Any, users: Any,
-                       numbers: Numbers) -> CallResult:
+async def _capture_one(
+    path: Any, scenario: str, cfg: Config, pool: Any, users: Any, numbers: Numbers
+) -> CallResult:
     from scp.capture import SctpPcapWriter
 
     w = SctpPcapWriter.open(str(path))
@@ -1236,9 +1477,14 @@ async def _capture_one(path: Any, scenario: str, cfg: Config, pool: Any, users: 
     return res
 
 
-async def write_demo_captures(out_dir: str, cfg: Config | None = None, *, pool: Any = None,
-                              numbers: Numbers | None = None,
-                              reference: bool | None = None) -> dict[str, CallResult]:
+async def write_demo_captures(
+    out_dir: str,
+    cfg: Config | None = None,
+    *,
+    pool: Any = None,
+    numbers: Numbers | None = None,
+    reference: bool | None = None,
+) -> dict[str, CallResult]:
     """Run each demo scenario against an in-process SCP and write its pcap into ``out_dir``.
 
     :data:`DEMO_CAPTURES` use :class:`ReferenceCallUser` / :class:`ReferenceMapUser` when
@@ -1264,13 +1510,13 @@ async def write_demo_captures(out_dir: str, cfg: Config | None = None, *, pool: 
     out: dict[str, CallResult] = {}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for fname, scenario in DEMO_CAPTURES.items():
-        out[fname] = await _capture_one(Path(out_dir) / fname, scenario, cfg, pool, users,
-                                        numbers)
+        out[fname] = await _capture_one(Path(out_dir) / fname, scenario, cfg, pool, users, numbers)
     if pool is not None:
         for fname, (scenario, mode) in IVR_CAPTURES.items():
             mcfg = parse_config(f'[ivr]\nmode = "{mode}"\n')
-            out[fname] = await _capture_one(Path(out_dir) / fname, scenario, mcfg, pool,
-                                            default_users(pool, mcfg), numbers)
+            out[fname] = await _capture_one(
+                Path(out_dir) / fname, scenario, mcfg, pool, default_users(pool, mcfg), numbers
+            )
     return out
 
 
@@ -1288,8 +1534,9 @@ async def _main(target_dir: str, with_db: bool) -> dict[str, CallResult]:
     try:
         await pool.execute("TRUNCATE subscriber CASCADE")
         await seed_subscribers(pool, today=local_day(utcnow(), cfg))
-        return await write_demo_captures(target_dir, cfg, pool=pool, reference=True) | \
-            await _ivr_only(target_dir, pool)
+        return await write_demo_captures(
+            target_dir, cfg, pool=pool, reference=True
+        ) | await _ivr_only(target_dir, pool)
     finally:
         await db.__aexit__(None, None, None)
 
@@ -1302,8 +1549,9 @@ async def _ivr_only(target_dir: str, pool: Any) -> dict[str, CallResult]:
     out = {}
     for fname, (scenario, mode) in IVR_CAPTURES.items():
         mcfg = parse_config(f'[ivr]\nmode = "{mode}"\n')
-        out[fname] = await _capture_one(Path(target_dir) / fname, scenario, mcfg, pool,
-                                        default_users(pool, mcfg), Numbers())
+        out[fname] = await _capture_one(
+            Path(target_dir) / fname, scenario, mcfg, pool, default_users(pool, mcfg), Numbers()
+        )
     return out
 
 
@@ -1313,6 +1561,7 @@ if __name__ == "__main__":
     import sys
 
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    for name, r in asyncio.run(_main(args[0] if args else "pcaps",
-                                     "--with-db" in sys.argv)).items():
+    for name, r in asyncio.run(
+        _main(args[0] if args else "pcaps", "--with-db" in sys.argv)
+    ).items():
         print(f"{name}: {r.as_dict()}")

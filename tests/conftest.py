@@ -153,8 +153,10 @@ async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 async def truncate_all(db: asyncpg.Pool | asyncpg.Connection) -> None:
     """Empty every table of the schema except the version table."""
-    q = ("SELECT string_agg(format('%I', tablename), ', ') FROM pg_tables"
-         " WHERE schemaname = 'public' AND tablename <> 'schema_version'")
+    q = (
+        "SELECT string_agg(format('%I', tablename), ', ') FROM pg_tables"
+        " WHERE schemaname = 'public' AND tablename <> 'schema_version'"
+    )
     tables = await db.fetchval(q)
     if tables:
         await db.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")

@@ -70,8 +70,12 @@ class Day:
 
 DAYS = (
     Day("today", None),
-    Day("2024-02-29-los-angeles",
-        dt.datetime(2024, 2, 29, 23, 30, tzinfo=zoneinfo.ZoneInfo("America/Los_Angeles"))),
-    Day("2031-07-15-shanghai",
-        dt.datetime(2031, 7, 15, 0, 30, tzinfo=zoneinfo.ZoneInfo("Asia/Shanghai"))),
+    Day(
+        "2024-02-29-los-angeles",
+        dt.datetime(2024, 2, 29, 23, 30, tzinfo=zoneinfo.ZoneInfo("America/Los_Angeles")),
+    ),
+    Day(
+        "2031-07-15-shanghai",
+        dt.datetime(2031, 7, 15, 0, 30, tzinfo=zoneinfo.ZoneInfo("Asia/Shanghai")),
+    ),
 )

@@ -130,8 +130,11 @@ def _map_ac_numbers() -> frozenset[int]:
         for name in mod._obj_:
             obj = getattr(mod, name.replace("-", "_"), None)
             val = getattr(obj, "_val", None)
-            if getattr(obj, "TYPE", None) == "OBJECT IDENTIFIER" and isinstance(val, tuple) \
-                    and len(val) == 8:
+            if (
+                getattr(obj, "TYPE", None) == "OBJECT IDENTIFIER"
+                and isinstance(val, tuple)
+                and len(val) == 8
+            ):
                 out.add(val[6])
     return frozenset(out)
 
@@ -178,7 +181,10 @@ def _cap_phase_2_3_srr(message_type: Any) -> Iterator[None]:
     from pycrate_asn1rt.asnobj_basic import NULL
 
     arguments = [
-        message_type._cont[kind]._cont["components"]._cont._cont["basicROS"]._cont["invoke"]
+        message_type._cont[kind]
+        ._cont["components"]
+        ._cont._cont["basicROS"]
+        ._cont["invoke"]
         ._cont["argument"]
         for kind in ("unidirectional", "begin", "continue", "end")
     ]
@@ -285,9 +291,14 @@ def _decode_exact(asn: Any, data: bytes, what: str, *, open_parameters: bool = F
         except Exception as exc:  # pycrate raises many types: all of them are refusals
             raise StrictError(f"{what}: {exc}") from None
         unknown = [
-            (path, tag) for path, tag in _unknown_parts(value, ())
-            if not (open_parameters and tag.startswith("_unk_") and path
-                    and path[-1] in _PARAMETER_FIELDS)
+            (path, tag)
+            for path, tag in _unknown_parts(value, ())
+            if not (
+                open_parameters
+                and tag.startswith("_unk_")
+                and path
+                and path[-1] in _PARAMETER_FIELDS
+            )
         ]
         if unknown:
             path, tag = unknown[0]
@@ -346,8 +357,12 @@ def _unk_tlv(name: str, content: bytes) -> bytes:
     if num >= 31:
         raise StrictError(f"open type with high tag number {num}: not expected in INAP")
     n = len(content)
-    length = bytes((n,)) if n < 0x80 else bytes((0x80 | ((n.bit_length() + 7) // 8),)) + (
-        n.to_bytes((n.bit_length() + 7) // 8, "big"))
+    length = (
+        bytes((n,))
+        if n < 0x80
+        else bytes((0x80 | ((n.bit_length() + 7) // 8),))
+        + (n.to_bytes((n.bit_length() + 7) // 8, "big"))
+    )
     return bytes(((cls << 6) | (pc << 5) | num,)) + length + content
 
 
@@ -474,8 +489,14 @@ def _map_version(ac: tuple[int, ...] | None) -> int:
     return ac[-1] if ac and protocol_of_ac(ac) == "map" else 3
 
 
-def _check_results(value: Any, protocol: str, ac: tuple[int, ...] | None,
-                   otid: bytes | None, dtid: bytes | None, dlg: _Dialogues) -> None:
+def _check_results(
+    value: Any,
+    protocol: str,
+    ac: tuple[int, ...] | None,
+    otid: bytes | None,
+    dtid: bytes | None,
+    dlg: _Dialogues,
+) -> None:
     """Remember this message's invokes; check its value-less results against theirs."""
     for kind, f in _components(value):
         iid = f.get("invokeId", ("absent", None))[1]
@@ -493,8 +514,9 @@ def _check_results(value: Any, protocol: str, ac: tuple[int, ...] | None,
                 )
 
 
-def _sccp_messages(path: Path, pcf: PointCodeFormat) -> Iterator[
-        tuple[CapturedMessage | None, sccp.SccpMessage | None, str | None]]:
+def _sccp_messages(
+    path: Path, pcf: PointCodeFormat
+) -> Iterator[tuple[CapturedMessage | None, sccp.SccpMessage | None, str | None]]:
     """(message, decoded SCCP, reason it carries no SCCP) for every M3UA/MTP3 message."""
     for item in read_capture(path, pcf):
         if type(item) is not CapturedMessage:
@@ -514,8 +536,9 @@ def _sccp_messages(path: Path, pcf: PointCodeFormat) -> Iterator[
             yield item, None, f"SCCP not decodable ({e})"
 
 
-def check_pcap(path: str | Path, *, pcf: PointCodeFormat = PointCodeFormat.ITU,
-               only_from: str | None = None) -> Report:
+def check_pcap(
+    path: str | Path, *, pcf: PointCodeFormat = PointCodeFormat.ITU, only_from: str | None = None
+) -> Report:
     """Strictly decode every TCAP message in a capture; see the module docstring.
 
     ``only_from`` (``"ip:port"`` as the capture writer wrote the sending end) restricts the
@@ -560,8 +583,13 @@ def check_pcap(path: str | Path, *, pcf: PointCodeFormat = PointCodeFormat.ITU,
         ac = _ac_of(data)
         otid, dtid = _tids(data)
         known = dlg.by_tid.get(dtid) if dtid is not None else None
-        protocol = (protocol_of_ac(ac) if ac else None) or (known[0] if known else None) \
-            or _SSN_PROTOCOL.get(msg.called.ssn) or _SSN_PROTOCOL.get(msg.calling.ssn) or "tcap"
+        protocol = (
+            (protocol_of_ac(ac) if ac else None)
+            or (known[0] if known else None)
+            or _SSN_PROTOCOL.get(msg.called.ssn)
+            or _SSN_PROTOCOL.get(msg.calling.ssn)
+            or "tcap"
+        )
         if ac is None and known is not None:
             ac = known[1]
         for tid in (otid, dtid):
@@ -579,13 +607,15 @@ def check_pcap(path: str | Path, *, pcf: PointCodeFormat = PointCodeFormat.ITU,
     return report
 
 
-def assert_strict(path: str | Path, *, pcf: PointCodeFormat = PointCodeFormat.ITU,
-                  only_from: str | None = None) -> Report:
+def assert_strict(
+    path: str | Path, *, pcf: PointCodeFormat = PointCodeFormat.ITU, only_from: str | None = None
+) -> Report:
     """:func:`check_pcap`, failing with every refused frame named."""
     report = check_pcap(path, pcf=pcf, only_from=only_from)
     bad = report.failures
     if bad:
         lines = [f"frame {c.frame} from {c.src} ({c.protocol}): {c.problem}" for c in bad]
-        raise StrictError(f"strict ASN.1 decode refuses {len(bad)} frame(s) of {path}:\n"
-                          + "\n".join(lines))
+        raise StrictError(
+            f"strict ASN.1 decode refuses {len(bad)} frame(s) of {path}:\n" + "\n".join(lines)
+        )
     return report

@@ -23,16 +23,21 @@ from tests import strict_asn1
 
 # SSNs as this SCP uses them (ARCHITECTURE §3): CAP 146, MAP 147 (gsmSCF) and 8, INAP 241.
 PREFS: tuple[str, ...] = (
-    "-o", "camel.tcap.ssn:146",
-    "-o", "gsm_map.tcap.ssn:6-9,145,147-150",
-    "-o", "inap.ssn:106,241",
+    "-o",
+    "camel.tcap.ssn:146",
+    "-o",
+    "gsm_map.tcap.ssn:6-9,145,147-150",
+    "-o",
+    "inap.ssn:106,241",
 )
 
 
 def tshark_path() -> str:
     path = shutil.which("tshark")
     if path is None:
-        raise RuntimeError("tshark is not installed: `make test` installs it (apt-get install tshark)")
+        raise RuntimeError(
+            "tshark is not installed: `make test` installs it (apt-get install tshark)"
+        )
     return path
 
 
@@ -44,8 +49,13 @@ def _run(pcap: Path, args: Sequence[str], prefs: Sequence[str]) -> str:
     return out.stdout
 
 
-def fields(pcap: Path, names: Sequence[str], *, display_filter: str | None = None,
-           prefs: Sequence[str] = PREFS) -> list[list[str]]:
+def fields(
+    pcap: Path,
+    names: Sequence[str],
+    *,
+    display_filter: str | None = None,
+    prefs: Sequence[str] = PREFS,
+) -> list[list[str]]:
     """One row per frame with the named tshark fields (multi-valued fields joined by ',')."""
     args = ["-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,"]
     for n in names:
@@ -70,8 +80,14 @@ def problems(pcap: Path, *, prefs: Sequence[str] = PREFS) -> list[list[str]]:
     )
 
 
-def assert_clean(pcap: Path, *, expect_frames: int | None = None, min_frames: int = 1,
-                 prefs: Sequence[str] = PREFS, strict_only_from: str | None = None) -> None:
+def assert_clean(
+    pcap: Path,
+    *,
+    expect_frames: int | None = None,
+    min_frames: int = 1,
+    prefs: Sequence[str] = PREFS,
+    strict_only_from: str | None = None,
+) -> None:
     """Fail if any frame is malformed or has an expert error, or if fewer than ``min_frames``
     were read (an empty capture would make the check vacuous); optionally check the count.
 

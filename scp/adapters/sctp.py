@@ -69,7 +69,13 @@ FLAG_NOTIFICATION = 0x8000  # MSG_NOTIFICATION in <netinet/sctp.h>
 class SctpAssociation:
     """One SCTP association: reads messages when the socket is readable, queues writes."""
 
-    def __init__(self, owner: SctpTransport, sock: Any, peer: tuple[str, int], on_lost: asyncio.Future[None] | None = None) -> None:
+    def __init__(
+        self,
+        owner: SctpTransport,
+        sock: Any,
+        peer: tuple[str, int],
+        on_lost: asyncio.Future[None] | None = None,
+    ) -> None:
         self.owner = owner
         self.sock = sock
         self.peer = peer
@@ -106,7 +112,9 @@ class SctpAssociation:
         if flags & FLAG_NOTIFICATION:
             # Association change / shutdown events: a closing peer also gives an empty read.
             kind = type(notif).__name__
-            if kind in ("shutdown_event",) or (kind == "assoc_change" and getattr(notif, "state", None) in (1, 2)):
+            if kind in ("shutdown_event",) or (
+                kind == "assoc_change" and getattr(notif, "state", None) in (1, 2)
+            ):
                 self.close(f"peer {kind}")
             return
         if not msg:
@@ -245,8 +253,14 @@ class SctpTransport:
             SctpAssociation(self, sk, peer, lost).open()
             return lost
 
-        await keep_connected(peer, connect_once, backoff=Backoff(self.reconnect_min, self.reconnect_max),
-                             stopping=lambda: self._stopping, log=log, transport="sctp")
+        await keep_connected(
+            peer,
+            connect_once,
+            backoff=Backoff(self.reconnect_min, self.reconnect_max),
+            stopping=lambda: self._stopping,
+            log=log,
+            transport="sctp",
+        )
 
     def send(self, assoc_id: int, stream: int, data: bytes) -> bool:
         a = self._assocs.get(assoc_id)
@@ -277,6 +291,7 @@ async def _wait_connected(loop: asyncio.AbstractEventLoop, sk: Any) -> None:
     """Wait for a non-blocking connect to finish; raise OSError if it failed."""
     fut: asyncio.Future[None] = loop.create_future()
     fd = sk.fileno()
+
     def writable() -> None:
         if not fut.done():
             fut.set_result(None)

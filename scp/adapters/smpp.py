@@ -121,9 +121,15 @@ class SmppGatewayConfig(EsmeConfig):
 
     @classmethod
     def from_config(cls, cfg: SmppConfig, **overrides: Any) -> SmppGatewayConfig:
-        return cls(host=cfg.host, port=cfg.port, system_id=cfg.system_id,
-                   password=cfg.password, source_addr=cfg.source_addr, window=cfg.window,
-                   **overrides)
+        return cls(
+            host=cfg.host,
+            port=cfg.port,
+            system_id=cfg.system_id,
+            password=cfg.password,
+            source_addr=cfg.source_addr,
+            window=cfg.window,
+            **overrides,
+        )
 
 
 class _Link(asyncio.Protocol):
@@ -150,9 +156,15 @@ class SmppGateway:
     the session and the connection did; ``max_inflight`` is the most submit_sm outstanding.
     """
 
-    def __init__(self, config: SmppGatewayConfig, *, on_receipt: ReceiptHandler | None = None,
-                 on_mo: MoHandler | None = None, tap: Tap | None = None,
-                 on_foreign_receipt: ForeignReceiptHandler | None = None) -> None:
+    def __init__(
+        self,
+        config: SmppGatewayConfig,
+        *,
+        on_receipt: ReceiptHandler | None = None,
+        on_mo: MoHandler | None = None,
+        tap: Tap | None = None,
+        on_foreign_receipt: ForeignReceiptHandler | None = None,
+    ) -> None:
         self.config = config
         self.core = EsmeSession(config=config, deliver_mo=on_mo is not None, tap=tap)
         self.stats = self.core.stats
@@ -208,8 +220,9 @@ class SmppGateway:
         if self._stopping or self._loop is None:
             raise SmppLinkError("gateway not running")
         try:
-            ref = self.core.submit(sms.destination, sms.text, concat_ref=sms.id & 0xFF,
-                                   now=self._loop.time())
+            ref = self.core.submit(
+                sms.destination, sms.text, concat_ref=sms.id & 0xFF, now=self._loop.time()
+            )
         except UnsendableMessage as e:
             raise SmppPermanentError(str(e)) from None
         fut: asyncio.Future[str] = self._loop.create_future()
@@ -270,7 +283,8 @@ class SmppGateway:
             try:
                 await asyncio.wait_for(
                     loop.create_connection(lambda: _Link(self), cfg.host, cfg.port),
-                    cfg.connect_timeout)
+                    cfg.connect_timeout,
+                )
             except (OSError, TimeoutError) as e:
                 self._link_done = None
                 error = str(e) or type(e).__name__
@@ -285,8 +299,9 @@ class SmppGateway:
                 backoff = cfg.reconnect_min
                 continue
             self.stats["connect_failures"] += 1
-            log.warning("smpp.bind_failed", host=cfg.host, port=cfg.port, error=error,
-                        retry_in=backoff)
+            log.warning(
+                "smpp.bind_failed", host=cfg.host, port=cfg.port, error=error, retry_in=backoff
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_stop.wait(), backoff)
             backoff = min(backoff * 2, cfg.reconnect_max)
@@ -307,8 +322,9 @@ class SmppGateway:
         assert self._loop is not None
         self._transport = None
         reason = self._close_reason or (str(exc) if exc else "SMSC closed the connection")
-        self.core.connection_lost(self._loop.time(),
-                                  "gateway stopped" if self._stopping else "link lost")
+        self.core.connection_lost(
+            self._loop.time(), "gateway stopped" if self._stopping else "link lost"
+        )
         self._service()
         link = self._link_done
         if link is not None and not link.done():
@@ -378,11 +394,18 @@ class SmppGateway:
                 self._receipt(ev)
             case MoReceived(tokens=tokens, source_addr=src, destination_addr=dst, text=text):
                 assert self._on_mo is not None  # the session drops MO when there is no handler
-                self._dispatch_acked(tokens, [(self._on_mo, (src, dst, text,
-                                                             self._wall(ev.received_at)))])
+                self._dispatch_acked(
+                    tokens, [(self._on_mo, (src, dst, text, self._wall(ev.received_at)))]
+                )
             case Bound(state=state, smsc_system_id=smsc):
-                log.info("smpp.bound", host=self.config.host, port=self.config.port,
-                         system_id=self.config.system_id, state=str(state), smsc=smsc)
+                log.info(
+                    "smpp.bound",
+                    host=self.config.host,
+                    port=self.config.port,
+                    system_id=self.config.system_id,
+                    state=str(state),
+                    smsc=smsc,
+                )
             case BindFailed(status=status, reason=reason):
                 log.warning("smpp.bind_refused", status=hex(status), reason=reason)
             case Throttled(status=status, pause=pause):
@@ -403,8 +426,12 @@ class SmppGateway:
         at = ev.done_date or self._wall(ev.received_at)
         if not ev.tokens:
             # a multipart set given up on (age, overflow): reported with what arrived
-            log.info("smpp.receipt_set_incomplete", message_id=ev.message_id,
-                     got=ev.segments_reported, total=ev.segments)
+            log.info(
+                "smpp.receipt_set_incomplete",
+                message_id=ev.message_id,
+                got=ev.segments_reported,
+                total=ev.segments,
+            )
             if self._on_receipt is not None:
                 self._dispatch(self._on_receipt, ev.message_id, ev.stat, at)
             return
@@ -412,8 +439,12 @@ class SmppGateway:
         if self._on_receipt is not None:
             calls.append((self._on_receipt, (ev.message_id, ev.stat, at)))
         if not ev.matched and self._on_foreign_receipt is not None:
-            calls.append((self._on_foreign_receipt,
-                          (ev.destination_addr, ev.source_addr, ev.message_id, ev.stat, at)))
+            calls.append(
+                (
+                    self._on_foreign_receipt,
+                    (ev.destination_addr, ev.source_addr, ev.message_id, ev.stat, at),
+                )
+            )
         self._dispatch_acked(ev.tokens, calls)
 
     # -- handlers, in arrival order -------------------------------------------------------------
@@ -456,14 +487,17 @@ class SmppGateway:
             return
         self._enqueue_awaitable(self._settle_deliver(aws, tokens, failed))
 
-    async def _settle_deliver(self, aws: list[Awaitable[Any]], tokens: tuple[int, ...],
-                              failed: bool) -> None:
+    async def _settle_deliver(
+        self, aws: list[Awaitable[Any]], tokens: tuple[int, ...], failed: bool
+    ) -> None:
         ok = False
         try:
             for aw in aws:
-                if (not any(self.core.deliver_pending(t) for t in tokens)
-                        and inspect.iscoroutine(aw)
-                        and inspect.getcoroutinestate(aw) == inspect.CORO_CREATED):
+                if (
+                    not any(self.core.deliver_pending(t) for t in tokens)
+                    and inspect.iscoroutine(aw)
+                    and inspect.getcoroutinestate(aw) == inspect.CORO_CREATED
+                ):
                     # its answer went out (RX_T_APPN) or its link is gone: running it now
                     # would store what the SMSC is about to deliver again
                     aw.close()
@@ -507,8 +541,14 @@ class SmppGateway:
 class ConsoleSink:
     """The ``console`` backend: prints each SMS instead of sending it (``make run`` default)."""
 
-    def __init__(self, *, source_addr: str = "12599", stream: IO[str] | None = None,
-                 on_receipt: ReceiptHandler | None = None, on_mo: MoHandler | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        source_addr: str = "12599",
+        stream: IO[str] | None = None,
+        on_receipt: ReceiptHandler | None = None,
+        on_mo: MoHandler | None = None,
+    ) -> None:
         self.source_addr = source_addr
         self._stream = stream
         self._on_receipt = on_receipt  # never called: nothing is delivered
@@ -534,9 +574,12 @@ class ConsoleSink:
         self._n += 1
         mid = f"console-{self._n}"
         stream = self._stream if self._stream is not None else sys.stdout
-        print(f"SMS {mid} {self.source_addr} -> {sms.destination} "
-              f"[{encoded.data_coding.name}, {len(encoded.segments)} segment(s)]: {sms.text}",
-              file=stream, flush=True)
+        print(
+            f"SMS {mid} {self.source_addr} -> {sms.destination} "
+            f"[{encoded.data_coding.name}, {len(encoded.segments)} segment(s)]: {sms.text}",
+            file=stream,
+            flush=True,
+        )
         self.sent.append((mid, sms.destination, sms.text))
         return mid
 
@@ -544,11 +587,19 @@ class ConsoleSink:
         pass
 
 
-def make_gateway(cfg: SmppConfig, *, on_receipt: ReceiptHandler | None = None,
-                 on_mo: MoHandler | None = None,
-                 on_foreign_receipt: ForeignReceiptHandler | None = None) -> SmppGateway | ConsoleSink:
+def make_gateway(
+    cfg: SmppConfig,
+    *,
+    on_receipt: ReceiptHandler | None = None,
+    on_mo: MoHandler | None = None,
+    on_foreign_receipt: ForeignReceiptHandler | None = None,
+) -> SmppGateway | ConsoleSink:
     """The backend [smpp].backend names."""
     if cfg.backend == "console":
         return ConsoleSink(source_addr=cfg.source_addr, on_receipt=on_receipt, on_mo=on_mo)
-    return SmppGateway(SmppGatewayConfig.from_config(cfg), on_receipt=on_receipt, on_mo=on_mo,
-                       on_foreign_receipt=on_foreign_receipt)
+    return SmppGateway(
+        SmppGatewayConfig.from_config(cfg),
+        on_receipt=on_receipt,
+        on_mo=on_mo,
+        on_foreign_receipt=on_foreign_receipt,
+    )

@@ -120,8 +120,14 @@ class TcpTransport:
             await loop.create_connection(lambda: _M3uaTcpProtocol(self, lost), *peer)
             return lost
 
-        await keep_connected(peer, connect_once, backoff=Backoff(self.reconnect_min, self.reconnect_max),
-                             stopping=lambda: self._stopping, log=log, transport="tcp")
+        await keep_connected(
+            peer,
+            connect_once,
+            backoff=Backoff(self.reconnect_min, self.reconnect_max),
+            stopping=lambda: self._stopping,
+            log=log,
+            transport="tcp",
+        )
 
     def send(self, assoc_id: int, stream: int, data: bytes) -> bool:
         conn = self._conns.get(assoc_id)

@@ -25,7 +25,9 @@ def new_assoc_id() -> int:
 class AssociationHandler(Protocol):
     """Callbacks from a transport into the node; each must return quickly and never raise."""
 
-    def association_up(self, assoc_id: int, peer: tuple[str, int], local: tuple[str, int]) -> None: ...
+    def association_up(
+        self, assoc_id: int, peer: tuple[str, int], local: tuple[str, int]
+    ) -> None: ...
 
     def association_data(self, assoc_id: int, data: bytes, stream: int) -> None: ...
 

@@ -325,8 +325,9 @@ def encode_address(a: SccpAddress, pcf: PointCodeFormat = ITU) -> bytes:
 
 def _pc_octets(pc: int, pcf: PointCodeFormat) -> bytes:
     if not 0 <= pc <= pcf.max_pc:
-        raise EncodeError(LAYER, f"point code {pc} does not fit the {pcf.value} format"
-                                 f" (0..{pcf.max_pc})")
+        raise EncodeError(
+            LAYER, f"point code {pc} does not fit the {pcf.value} format (0..{pcf.max_pc})"
+        )
     return pc.to_bytes(pcf.octets, "little")
 
 
@@ -513,8 +514,9 @@ def decode(data: bytes, pcf: PointCodeFormat = ITU) -> SccpMessage:
     raise DecodeError(LAYER, 0, f"message type 0x{t:02x} is not a connectionless message")
 
 
-def salvage_return_info(data: bytes, pcf: PointCodeFormat = ITU
-                        ) -> tuple[int, SccpAddress, SccpAddress | None, bytes] | None:
+def salvage_return_info(
+    data: bytes, pcf: PointCodeFormat = ITU
+) -> tuple[int, SccpAddress, SccpAddress | None, bytes] | None:
     """For a UDT/XUDT/LUDT that failed to decode: what the return procedure needs, if readable.
 
     Returns (message type, calling address, called address or None, user data or b"") when
@@ -696,7 +698,7 @@ def decode_scmg(data: bytes, pcf: PointCodeFormat = ITU) -> Scmg:
     return Scmg(
         format_id=fmt,
         affected_ssn=data[1],
-        affected_pc=int.from_bytes(data[2:2 + k], "little") & pcf.max_pc,
+        affected_pc=int.from_bytes(data[2 : 2 + k], "little") & pcf.max_pc,
         smi=data[2 + k] & 0x03,
         congestion_level=congestion,
     )
@@ -704,8 +706,9 @@ def decode_scmg(data: bytes, pcf: PointCodeFormat = ITU) -> Scmg:
 
 def encode_scmg(m: Scmg, pcf: PointCodeFormat = ITU) -> bytes:
     """Encode an SCMG message."""
-    if not (1 <= m.format_id <= 6 and 0 <= m.affected_ssn <= 255
-            and 0 <= m.affected_pc <= pcf.max_pc):
+    if not (
+        1 <= m.format_id <= 6 and 0 <= m.affected_ssn <= 255 and 0 <= m.affected_pc <= pcf.max_pc
+    ):
         raise EncodeError(LAYER, f"SCMG field out of range: {m}")
     out = bytes((m.format_id, m.affected_ssn, *_pc_octets(m.affected_pc, pcf), m.smi & 3))
     if m.format_id == ScmgFormat.SSC:

@@ -144,9 +144,18 @@ def _bounded_cstr(value: str, size: int, name: str) -> bytes:
     return value.encode("ascii") + b"\0"
 
 
-def encode_bind(command_id: int, sequence: int, *, system_id: str, password: str,
-                system_type: str = "", interface_version: int = 0x34, addr_ton: int = 0,
-                addr_npi: int = 0, address_range: str = "") -> bytes:
+def encode_bind(
+    command_id: int,
+    sequence: int,
+    *,
+    system_id: str,
+    password: str,
+    system_type: str = "",
+    interface_version: int = 0x34,
+    addr_ton: int = 0,
+    addr_npi: int = 0,
+    address_range: str = "",
+) -> bytes:
     """bind_transmitter / bind_receiver / bind_transceiver (§4.1.1, §4.1.3, §4.1.5): system_id
     (§5.2.1, 16 octets), password (§5.2.2, 9), system_type (§5.2.3, 13), interface_version 0x34
     (§5.2.4), addr_ton, addr_npi, address_range (§5.2.7, 41)."""
@@ -155,10 +164,15 @@ def encode_bind(command_id: int, sequence: int, *, system_id: str, password: str
     octets = (interface_version, addr_ton, addr_npi)
     if not all(0 <= v <= 0xFF for v in octets):
         raise EncodeError(_LAYER, "interface_version, addr_ton and addr_npi are one octet each")
-    body = b"".join((
-        _bounded_cstr(system_id, 16, "system_id"), _bounded_cstr(password, 9, "password"),
-        _bounded_cstr(system_type, 13, "system_type"), bytes(octets),
-        _bounded_cstr(address_range, 41, "address_range")))
+    body = b"".join(
+        (
+            _bounded_cstr(system_id, 16, "system_id"),
+            _bounded_cstr(password, 9, "password"),
+            _bounded_cstr(system_type, 13, "system_type"),
+            bytes(octets),
+            _bounded_cstr(address_range, 41, "address_range"),
+        )
+    )
     return encode_pdu(command_id, sequence, ESME_ROK, body)
 
 
@@ -170,32 +184,61 @@ _EMPTY_MESSAGE_ID = frozenset({DELIVER_SM | RESPONSE, DATA_SM | RESPONSE})
 
 def encode_response(command_id: int, sequence: int, status: int = ESME_ROK) -> bytes:
     """The response ``command_id`` (top bit set) echoing the request's ``sequence`` (§2.5)."""
-    return encode_pdu(command_id, sequence, status,
-                      b"\0" if command_id in _EMPTY_MESSAGE_ID else b"")
+    return encode_pdu(
+        command_id, sequence, status, b"\0" if command_id in _EMPTY_MESSAGE_ID else b""
+    )
 
 
-def encode_submit_sm(sequence: int, *, source_addr_ton: int, source_addr_npi: int,
-                     source_addr: str, dest_addr_ton: int, dest_addr_npi: int,
-                     destination_addr: str, esm_class: int, data_coding: int,
-                     registered_delivery: int, short_message: bytes) -> bytes | None:
+def encode_submit_sm(
+    sequence: int,
+    *,
+    source_addr_ton: int,
+    source_addr_npi: int,
+    source_addr: str,
+    dest_addr_ton: int,
+    dest_addr_npi: int,
+    destination_addr: str,
+    esm_class: int,
+    data_coding: int,
+    registered_delivery: int,
+    short_message: bytes,
+) -> bytes | None:
     """submit_sm (§4.4.1) with service_type, protocol_id, priority_flag, the two times,
     replace_if_present_flag and sm_default_msg_id empty or zero and no TLV; None if outside
     what it builds (see module doc)."""
     src = _cstr(source_addr)
     dst = _cstr(destination_addr)
-    octets = (source_addr_ton, source_addr_npi, dest_addr_ton, dest_addr_npi, esm_class,
-              registered_delivery, data_coding)
-    if (src is None or dst is None or len(short_message) > 254
-            or not all(0 <= v <= 0xFF for v in octets) or not 0 < sequence <= 0x7FFFFFFF):
+    octets = (
+        source_addr_ton,
+        source_addr_npi,
+        dest_addr_ton,
+        dest_addr_npi,
+        esm_class,
+        registered_delivery,
+        data_coding,
+    )
+    if (
+        src is None
+        or dst is None
+        or len(short_message) > 254
+        or not all(0 <= v <= 0xFF for v in octets)
+        or not 0 < sequence <= 0x7FFFFFFF
+    ):
         return None
-    body = b"".join((
-        b"\0", bytes((source_addr_ton, source_addr_npi)), src,
-        bytes((dest_addr_ton, dest_addr_npi)), dst,
-        # esm_class, protocol_id, priority_flag, schedule_delivery_time "", validity_period ""
-        bytes((esm_class, 0, 0, 0, 0)),
-        # registered_delivery, replace_if_present_flag, data_coding, sm_default_msg_id, length
-        bytes((registered_delivery, 0, data_coding, 0, len(short_message))),
-        short_message))
+    body = b"".join(
+        (
+            b"\0",
+            bytes((source_addr_ton, source_addr_npi)),
+            src,
+            bytes((dest_addr_ton, dest_addr_npi)),
+            dst,
+            # esm_class, protocol_id, priority_flag, schedule_delivery_time "", validity_period ""
+            bytes((esm_class, 0, 0, 0, 0)),
+            # registered_delivery, replace_if_present_flag, data_coding, sm_default_msg_id, length
+            bytes((registered_delivery, 0, data_coding, 0, len(short_message))),
+            short_message,
+        )
+    )
     return HEADER.pack(16 + len(body), SUBMIT_SM, 0, sequence) + body
 
 
@@ -206,7 +249,7 @@ def encode_submit_sm(sequence: int, *, source_addr_ton: int, source_addr_npi: in
 def _c_octet_string(raw: bytes, pos: int) -> str:
     """A C-Octet String from ``pos`` up to its NUL or the end of the PDU, as ASCII."""
     end = raw.find(b"\0", pos)
-    return raw[pos:end if end >= 0 else len(raw)].decode("ascii", "replace")
+    return raw[pos : end if end >= 0 else len(raw)].decode("ascii", "replace")
 
 
 def read_submit_sm_resp(raw: bytes) -> str:
@@ -289,7 +332,7 @@ class _Reader:
         end = self.raw.find(b"\0", self.pos)
         if end < 0:
             raise SmppDecodeError(self.pos, "C-Octet String without its NUL", ESME_RINVCMDLEN)
-        value = self.raw[self.pos:end]
+        value = self.raw[self.pos : end]
         self.pos = end + 1
         return value
 
@@ -298,7 +341,7 @@ class _Reader:
         end = self.pos + k
         if end > len(self.raw):
             raise SmppDecodeError(self.pos, "mandatory parameters cut short", ESME_RINVCMDLEN)
-        value = self.raw[self.pos:end]
+        value = self.raw[self.pos : end]
         self.pos = end
         return value
 
@@ -310,8 +353,7 @@ def _read_deliver_sm(raw: bytes) -> tuple[DeliverSm, bool]:
         raise SmppDecodeError(0, "shorter than the PDU header", ESME_RINVCMDLEN)
     length, command_id, status, sequence = HEADER.unpack_from(raw)
     if command_id != DELIVER_SM:
-        raise SmppDecodeError(4, f"command_id 0x{command_id:08X} is not deliver_sm",
-                              ESME_RINVCMDID)
+        raise SmppDecodeError(4, f"command_id 0x{command_id:08X} is not deliver_sm", ESME_RINVCMDID)
     if length != n:
         raise SmppDecodeError(0, f"command_length {length} for {n} octets", ESME_RINVCMDLEN)
     body = _Reader(raw, 16)
@@ -323,19 +365,35 @@ def _read_deliver_sm(raw: bytes) -> tuple[DeliverSm, bool]:
     esm_class, protocol_id, priority_flag = body.octets(3)
     schedule_delivery_time = body.cstr()
     validity_period = body.cstr()
-    registered_delivery, replace_if_present, data_coding, default_msg_id, sm_length = (
-        body.octets(5))
+    registered_delivery, replace_if_present, data_coding, default_msg_id, sm_length = body.octets(5)
     pos = body.pos
     if pos + sm_length > n:
-        raise SmppDecodeError(pos - 1, f"sm_length {sm_length} runs past the PDU",
-                              ESME_RINVMSGLEN)
+        raise SmppDecodeError(pos - 1, f"sm_length {sm_length} runs past the PDU", ESME_RINVMSGLEN)
     # smpplib stops at the end of the body: an empty short_message ending it stays None
-    short_message = None if pos == n else raw[pos:pos + sm_length]
+    short_message = None if pos == n else raw[pos : pos + sm_length]
     pos += sm_length
-    pdu = DeliverSm(sequence, status, service_type, src_ton, src_npi, source_addr, dst_ton,
-                    dst_npi, destination_addr, esm_class, protocol_id, priority_flag,
-                    schedule_delivery_time, validity_period, registered_delivery,
-                    replace_if_present, data_coding, default_msg_id, sm_length, short_message)
+    pdu = DeliverSm(
+        sequence,
+        status,
+        service_type,
+        src_ton,
+        src_npi,
+        source_addr,
+        dst_ton,
+        dst_npi,
+        destination_addr,
+        esm_class,
+        protocol_id,
+        priority_flag,
+        schedule_delivery_time,
+        validity_period,
+        registered_delivery,
+        replace_if_present,
+        data_coding,
+        default_msg_id,
+        sm_length,
+        short_message,
+    )
     simple = True
     while pos < n:
         if pos + 4 > n:
@@ -343,9 +401,10 @@ def _read_deliver_sm(raw: bytes) -> tuple[DeliverSm, bool]:
         tag, tlen = _TLV.unpack_from(raw, pos)
         pos += 4
         if pos + tlen > n:
-            raise SmppDecodeError(pos - 2, f"TLV 0x{tag:04X} length {tlen} runs past the PDU",
-                                  ESME_RINVOPTPARSTREAM)
-        value = raw[pos:pos + tlen]
+            raise SmppDecodeError(
+                pos - 2, f"TLV 0x{tag:04X} length {tlen} runs past the PDU", ESME_RINVOPTPARSTREAM
+            )
+        value = raw[pos : pos + tlen]
         pos += tlen
         simple = simple and tag in _SIMPLE_TLVS
         # a known TLV of the wrong length is left unread (None), not guessed at

@@ -342,7 +342,9 @@ def parse_udh(short_message: bytes) -> tuple[bytes, ConcatInfo | None, int]:
     udhl = short_message[0]
     end = 1 + udhl
     if end > len(short_message):
-        raise DecodeError(_LAYER, 0, f"UDHL {udhl} exceeds short_message length {len(short_message)}")
+        raise DecodeError(
+            _LAYER, 0, f"UDHL {udhl} exceeds short_message length {len(short_message)}"
+        )
     concat: ConcatInfo | None = None
     i = 1
     while i < end:
@@ -360,7 +362,9 @@ def parse_udh(short_message: bytes) -> tuple[bytes, ConcatInfo | None, int]:
     return short_message[:end], concat, end
 
 
-def decode_short_message(short_message: bytes, data_coding: int, esm_class: int = 0) -> DecodedMessage:
+def decode_short_message(
+    short_message: bytes, data_coding: int, esm_class: int = 0
+) -> DecodedMessage:
     """Text of a received short_message by data_coding (SMPP 3.4 §5.2.19): 0 GSM 7-bit
     (unpacked), 1 IA5/ASCII, 3 Latin-1, 8 UCS-2; other 8-bit codings are read as Latin-1.
     DecodeError if the octets do not fit the coding."""

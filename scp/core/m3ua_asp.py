@@ -398,8 +398,11 @@ class M3uaLayer:
                 return out
             if stream != 0 and len(data) >= 4 and data[2] != 1:
                 # RFC 4666 §3.8.1 / §4.3.4: management and ASP maintenance travel on stream 0.
-                raise M3uaDecodeError(2, f"class {data[2]} message on stream {stream}",
-                                      ErrorCode.INVALID_STREAM_IDENTIFIER)
+                raise M3uaDecodeError(
+                    2,
+                    f"class {data[2]} message on stream {stream}",
+                    ErrorCode.INVALID_STREAM_IDENTIFIER,
+                )
             msg = decode(data)
             mt = msg.msg_type
             states = self._accepts.get(mt)

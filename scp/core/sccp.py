@@ -459,7 +459,9 @@ class SccpLayer:
         try:
             if kind is Udts:
                 return [
-                    self._transfer(xfer.opc, xfer.sls, encode(Udts(called, calling, data, cause), self.pcf))
+                    self._transfer(
+                        xfer.opc, xfer.sls, encode(Udts(called, calling, data, cause), self.pcf)
+                    )
                 ]
             if kind is Ludts:
                 msg = Ludts(called, calling, data, cause, self.hop_counter, None, importance)

@@ -39,11 +39,27 @@ __all__ = [
 ]
 
 # §5.3.2.35 message_state -> the Appendix B stat word
-MESSAGE_STATES = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV",
-                  6: "ACCEPTD", 7: "UNKNOWN", 8: "REJECTD"}
+MESSAGE_STATES = {
+    1: "ENROUTE",
+    2: "DELIVRD",
+    3: "EXPIRED",
+    4: "DELETED",
+    5: "UNDELIV",
+    6: "ACCEPTD",
+    7: "UNKNOWN",
+    8: "REJECTD",
+}
 # how bad a stat is, for the status of a multipart SMS: its worst segment's
-_STAT_RANK = {"DELIVRD": 0, "ACCEPTD": 1, "ENROUTE": 1, "UNKNOWN": 2, "EXPIRED": 3,
-              "DELETED": 3, "UNDELIV": 4, "REJECTD": 4}
+_STAT_RANK = {
+    "DELIVRD": 0,
+    "ACCEPTD": 1,
+    "ENROUTE": 1,
+    "UNKNOWN": 2,
+    "EXPIRED": 3,
+    "DELETED": 3,
+    "UNDELIV": 4,
+    "REJECTD": 4,
+}
 
 _RECEIPT_FIELD = re.compile(r"(id|sub|dlvrd|submit date|done date|stat|err):(\S*)", re.I)
 _RECEIPT_TEXT = re.compile(r"text:(.*)$", re.I | re.S)
@@ -68,8 +84,9 @@ def done_date(value: str | None) -> datetime | None:
     if value and len(value) >= 10 and value[:10].isdigit():
         v = value
         with contextlib.suppress(ValueError):
-            return datetime(2000 + int(v[0:2]), int(v[2:4]), int(v[4:6]), int(v[6:8]),
-                            int(v[8:10]), tzinfo=UTC)
+            return datetime(
+                2000 + int(v[0:2]), int(v[2:4]), int(v[4:6]), int(v[6:8]), int(v[8:10]), tzinfo=UTC
+            )
     return None
 
 
@@ -90,8 +107,9 @@ class ReceiptSet:
 class ReceiptMatcher:
     """Segment message ids -> (first segment's id, segment count); open multipart sets."""
 
-    def __init__(self, *, sets_max: int = 10_000, set_age: float = 600.0,
-                 ids_max: int = 500_000) -> None:
+    def __init__(
+        self, *, sets_max: int = 10_000, set_age: float = 600.0, ids_max: int = 500_000
+    ) -> None:
         self.sets_max = max(sets_max, 1)
         self.set_age = set_age
         self.ids_max = ids_max
@@ -119,8 +137,9 @@ class ReceiptMatcher:
                 hit = self._ids.get(str(int(mid, 16)))
         return hit
 
-    def add(self, primary: str, total: int, stat: str, done: datetime | None,
-            now: float) -> tuple[ReceiptSet | None, list[tuple[str, ReceiptSet]]]:
+    def add(
+        self, primary: str, total: int, stat: str, done: datetime | None, now: float
+    ) -> tuple[ReceiptSet | None, list[tuple[str, ReceiptSet]]]:
         """One segment's receipt: (the set if this completed it, sets settled to make room)."""
         settled: list[tuple[str, ReceiptSet]] = []
         rs = self.sets.get(primary)
@@ -134,7 +153,9 @@ class ReceiptMatcher:
         self.sets.pop(primary, None)
         return rs, settled
 
-    def restore(self, primary: str, rs: ReceiptSet, prior: list[str]) -> list[tuple[str, ReceiptSet]]:
+    def restore(
+        self, primary: str, rs: ReceiptSet, prior: list[str]
+    ) -> list[tuple[str, ReceiptSet]]:
         """A completed set's commit failed: keep what arrived before its last receipt, so the
         redelivered one completes it again. Returns sets settled to make room."""
         cur = self.sets.get(primary)
@@ -184,8 +205,9 @@ class MoReassembler:
         self.sets_max = sets_max
         self._open: collections.OrderedDict[MoKey, _MoParts] = collections.OrderedDict()
 
-    def add(self, key: MoKey, seq: int, text: str, token: int, now: float
-            ) -> tuple[tuple[str, tuple[int, ...]] | None, int | None, list[int]]:
+    def add(
+        self, key: MoKey, seq: int, text: str, token: int, now: float
+    ) -> tuple[tuple[str, tuple[int, ...]] | None, int | None, list[int]]:
         """One part: (the whole text and every part's token if now complete, the token of an
         earlier copy of this part that this one replaces, the tokens of the parts of the oldest
         message dropped because too many are open)."""

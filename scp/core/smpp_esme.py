@@ -136,30 +136,36 @@ __all__ = [
 
 THROTTLE_STATUSES = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL})
 # §5.1.3 errors about the message itself: sending it again cannot succeed.
-PERMANENT_STATUSES = frozenset({
-    0x01,  # ESME_RINVMSGLEN
-    0x02,  # ESME_RINVCMDLEN
-    0x03,  # ESME_RINVCMDID
-    0x0A,  # ESME_RINVSRCADR
-    0x0B,  # ESME_RINVDSTADR
-    0x0C,  # ESME_RINVMSGID
-    0x33,  # ESME_RINVNUMDESTS
-    0x34,  # ESME_RINVDLNAME
-    0x40,  # ESME_RINVDESTFLAG
-    0x42,  # ESME_RINVSUBREP
-    0x43,  # ESME_RINVESMCLASS
-    0x48,  # ESME_RINVSRCTON
-    0x49,  # ESME_RINVSRCNPI
-    0x50,  # ESME_RINVDSTTON
-    0x51,  # ESME_RINVDSTNPI
-    0x53,  # ESME_RINVSYSTYP
-    0x61,  # ESME_RINVSCHED
-    0x62,  # ESME_RINVEXPIRY
-    0x63,  # ESME_RINVDFTMSGID
-    0x65,  # ESME_RX_P_APPN (permanent application error)
-    0x66,  # ESME_RX_R_APPN (rejected by the application)
-    0xC0, 0xC1, 0xC2, 0xC3, 0xC4,  # optional parameter errors
-})
+PERMANENT_STATUSES = frozenset(
+    {
+        0x01,  # ESME_RINVMSGLEN
+        0x02,  # ESME_RINVCMDLEN
+        0x03,  # ESME_RINVCMDID
+        0x0A,  # ESME_RINVSRCADR
+        0x0B,  # ESME_RINVDSTADR
+        0x0C,  # ESME_RINVMSGID
+        0x33,  # ESME_RINVNUMDESTS
+        0x34,  # ESME_RINVDLNAME
+        0x40,  # ESME_RINVDESTFLAG
+        0x42,  # ESME_RINVSUBREP
+        0x43,  # ESME_RINVESMCLASS
+        0x48,  # ESME_RINVSRCTON
+        0x49,  # ESME_RINVSRCNPI
+        0x50,  # ESME_RINVDSTTON
+        0x51,  # ESME_RINVDSTNPI
+        0x53,  # ESME_RINVSYSTYP
+        0x61,  # ESME_RINVSCHED
+        0x62,  # ESME_RINVEXPIRY
+        0x63,  # ESME_RINVDFTMSGID
+        0x65,  # ESME_RX_P_APPN (permanent application error)
+        0x66,  # ESME_RX_R_APPN (rejected by the application)
+        0xC0,
+        0xC1,
+        0xC2,
+        0xC3,
+        0xC4,  # optional parameter errors
+    }
+)
 
 ESM_CLASS_TYPE_MASK = 0x3C  # §5.2.12 bits 5-2: message type
 ESM_CLASS_RECEIPT = 0x04  # MC delivery receipt
@@ -282,13 +288,22 @@ class EsmeConfig:
 
     def __post_init__(self) -> None:
         # §5.2.1-5.2.3, §5.2.8: what fits its field; smpplib would cut a longer value silently
-        for name, size in (("system_id", 16), ("password", 9), ("system_type", 13),
-                           ("source_addr", 21)):
+        for name, size in (
+            ("system_id", 16),
+            ("password", 9),
+            ("system_type", 13),
+            ("source_addr", 21),
+        ):
             value = getattr(self, name)
             if len(value) >= size or not value.isascii():
                 raise ValueError(f"smpp.{name}: at most {size - 1} ASCII characters")
-        for name in ("source_addr_ton", "source_addr_npi", "dest_addr_ton", "dest_addr_npi",
-                     "registered_delivery"):
+        for name in (
+            "source_addr_ton",
+            "source_addr_npi",
+            "dest_addr_ton",
+            "dest_addr_npi",
+            "registered_delivery",
+        ):
             if not 0 <= getattr(self, name) <= 0xFF:
                 raise ValueError(f"smpp.{name}: one octet (0-255)")
         if self.bind_mode not in _BIND_COMMANDS:
@@ -445,8 +460,9 @@ _Deferred = tuple[int, float, _Restore | None]
 class EsmeSession:
     """The ESME side of one SMSC, across connections (see module doc)."""
 
-    def __init__(self, *, config: EsmeConfig, deliver_mo: bool = True,
-                 tap: Tap | None = None) -> None:
+    def __init__(
+        self, *, config: EsmeConfig, deliver_mo: bool = True, tap: Tap | None = None
+    ) -> None:
         """``deliver_mo`` False: MO messages are answered ESME_ROK and dropped (no handler).
         ``tap(direction, pdu)`` sees every PDU, "out" and "in", for captures."""
         self.config = config
@@ -474,8 +490,9 @@ class EsmeSession:
         # receive side
         self._next_token = 0
         self._deferred: dict[int, _Deferred] = {}  # insertion order = deadline order
-        self.receipts = ReceiptMatcher(sets_max=config.receipt_agg_max,
-                                       set_age=config.receipt_agg_age)
+        self.receipts = ReceiptMatcher(
+            sets_max=config.receipt_agg_max, set_age=config.receipt_agg_age
+        )
         self.mo = MoReassembler(timeout=config.deliver_timeout, sets_max=_MO_OPEN_MAX)
         self.stats: collections.Counter[str] = collections.Counter()
 
@@ -551,8 +568,15 @@ class EsmeSession:
         self._last_rx = now
         self._bind_seq = self._next_sequence()
         cfg = self.config
-        self._send(encode_bind(self._bind_command, self._bind_seq, system_id=cfg.system_id,
-                               password=cfg.password, system_type=cfg.system_type))
+        self._send(
+            encode_bind(
+                self._bind_command,
+                self._bind_seq,
+                system_id=cfg.system_id,
+                password=cfg.password,
+                system_type=cfg.system_type,
+            )
+        )
         self._timers.start("bind_resp", now, cfg.response_timeout)
 
     def connection_lost(self, now: float, cause: str = "link lost") -> None:
@@ -592,7 +616,9 @@ class EsmeSession:
         the window and the session allow. UnsendableMessage if no SMSC could take it."""
         # §5.2.9 destination_addr: C-Octet String of at most 21 octets with its NUL
         if not (0 < len(destination) <= 20 and destination.isascii() and destination.isprintable()):
-            raise UnsendableMessage(f"destination_addr {destination!r} is not 1-20 ASCII characters")
+            raise UnsendableMessage(
+                f"destination_addr {destination!r} is not 1-20 ASCII characters"
+            )
         try:
             encoded = encode_sms(text, concat_ref=concat_ref)
         except CodecError as e:
@@ -659,8 +685,12 @@ class EsmeSession:
                 self._close("no unbind_resp within unbind_timeout")
         if self._inflight and now >= next(iter(self._inflight.values()))[2] + cfg.response_timeout:
             self._close("submit_sm_resp not received in time")
-        if (self.state in _BOUND and self._enquire_seq is None and self._unbind_seq is None
-                and now >= self._last_rx + cfg.enquire_link_interval):
+        if (
+            self.state in _BOUND
+            and self._enquire_seq is None
+            and self._unbind_seq is None
+            and now >= self._last_rx + cfg.enquire_link_interval
+        ):
             self._enquire_seq = self._next_sequence()
             self._send(encode_pdu(ENQUIRE_LINK, self._enquire_seq))
             self._timers.start("enquire_link_resp", now, cfg.response_timeout)
@@ -720,11 +750,18 @@ class EsmeSession:
             seg = msg.segments[i]
             seq = self._next_sequence()
             raw = encode_submit_sm(
-                seq, source_addr_ton=cfg.source_addr_ton, source_addr_npi=cfg.source_addr_npi,
-                source_addr=cfg.source_addr, dest_addr_ton=cfg.dest_addr_ton,
-                dest_addr_npi=cfg.dest_addr_npi, destination_addr=msg.destination,
-                esm_class=seg.esm_class, data_coding=int(seg.data_coding),
-                registered_delivery=cfg.registered_delivery, short_message=seg.short_message)
+                seq,
+                source_addr_ton=cfg.source_addr_ton,
+                source_addr_npi=cfg.source_addr_npi,
+                source_addr=cfg.source_addr,
+                dest_addr_ton=cfg.dest_addr_ton,
+                dest_addr_npi=cfg.dest_addr_npi,
+                destination_addr=msg.destination,
+                esm_class=seg.esm_class,
+                data_coding=int(seg.data_coding),
+                registered_delivery=cfg.registered_delivery,
+                short_message=seg.short_message,
+            )
             if raw is None:  # unreachable after the checks of submit() and EsmeConfig
                 self._fail(msg, FailureKind.PERMANENT, "cannot build submit_sm")
                 continue
@@ -736,7 +773,9 @@ class EsmeSession:
             if len(inflight) > self.max_inflight:
                 self.max_inflight = len(inflight)
 
-    def _fail(self, msg: _Message, kind: FailureKind, reason: str, status: int | None = None) -> None:
+    def _fail(
+        self, msg: _Message, kind: FailureKind, reason: str, status: int | None = None
+    ) -> None:
         if msg.done:
             return
         msg.done = True
@@ -764,8 +803,9 @@ class EsmeSession:
             # §5.1.3: the SMSC is overloaded; the same segment goes again after a pause
             cfg = self.config
             self.stats["throttled"] += 1
-            self._throttle_delay = min(max(self._throttle_delay * 2, cfg.throttle_min),
-                                       cfg.throttle_max)
+            self._throttle_delay = min(
+                max(self._throttle_delay * 2, cfg.throttle_min), cfg.throttle_max
+            )
             self._paused_until = now + self._throttle_delay
             self._timers.start("throttle", now, self._throttle_delay)
             self._queue.appendleft((msg, i))
@@ -797,15 +837,19 @@ class EsmeSession:
                 return
             if n - pos < length:
                 break
-            raw = bytes(buf[pos:pos + length])
+            raw = bytes(buf[pos : pos + length])
             pos += length
             if self._tap is not None:
                 self._tap("in", raw)
             try:
                 self._on_pdu(raw, command_id, status, seq, now)
             except Exception as e:  # noqa: BLE001 - the SMSC's bytes must never end the session
-                self._events.append(Dropped("internal error handling a PDU",
-                                            f"command_id=0x{command_id:08X} {type(e).__name__}: {e}"))
+                self._events.append(
+                    Dropped(
+                        "internal error handling a PDU",
+                        f"command_id=0x{command_id:08X} {type(e).__name__}: {e}",
+                    )
+                )
             if self.state is _C:
                 return  # closed meanwhile: the buffer went with the connection
         del buf[:pos]
@@ -821,14 +865,16 @@ class EsmeSession:
         states = _ACCEPTS.get(command_id)
         if states is None:
             self._send(encode_pdu(GENERIC_NACK, seq, ESME_RINVCMDID))
-            self._events.append(Dropped("unknown or unsupported request",
-                                        f"command_id=0x{command_id:08X}"))
+            self._events.append(
+                Dropped("unknown or unsupported request", f"command_id=0x{command_id:08X}")
+            )
             return
         if self.state not in states:
             if command_id not in _NO_RESPONSE:
                 self._send(encode_response(command_id | RESPONSE, seq, ESME_RINVBNDSTS))
-            self._events.append(Dropped(f"request not allowed in {self.state}",
-                                        f"command_id=0x{command_id:08X}"))
+            self._events.append(
+                Dropped(f"request not allowed in {self.state}", f"command_id=0x{command_id:08X}")
+            )
             return
         if command_id == DELIVER_SM:
             self._on_deliver(raw, seq, now)
@@ -926,18 +972,39 @@ class EsmeSession:
             done, received_at = rs.done_date, rs.first
             restore = (primary, rs, rs.stats[:-1])
         token = self._defer(seq, now, restore)
-        self._events.append(ReceiptReceived(
-            (token,), primary, stat, done, received_at, hit is not None,
-            pdu.source_addr.decode("ascii", "replace"),
-            pdu.destination_addr.decode("ascii", "replace"), total, total))
+        self._events.append(
+            ReceiptReceived(
+                (token,),
+                primary,
+                stat,
+                done,
+                received_at,
+                hit is not None,
+                pdu.source_addr.decode("ascii", "replace"),
+                pdu.destination_addr.decode("ascii", "replace"),
+                total,
+                total,
+            )
+        )
 
     def _settled(self, sets: list[tuple[str, ReceiptSet]]) -> None:
         """Multipart receipt sets given up on (age, overflow): reported with what arrived."""
         for primary, rs in sets:
             self.stats["receipt_sets_expired"] += 1
-            self._events.append(ReceiptReceived(
-                (), primary, worst_stat(rs.stats), rs.done_date, rs.first, True, "", "",
-                len(rs.stats), rs.total))
+            self._events.append(
+                ReceiptReceived(
+                    (),
+                    primary,
+                    worst_stat(rs.stats),
+                    rs.done_date,
+                    rs.first,
+                    True,
+                    "",
+                    "",
+                    len(rs.stats),
+                    rs.total,
+                )
+            )
 
     def _on_mo(self, pdu: DeliverSm, sm: bytes, now: float) -> None:
         seq = pdu.sequence
@@ -955,17 +1022,21 @@ class EsmeSession:
         source = pdu.source_addr.decode("ascii", "replace")
         dest = pdu.destination_addr.decode("ascii", "replace")
         concat = msg.concat
-        if (concat is None and pdu.sar_msg_ref_num is not None
-                and pdu.sar_total_segments is not None and pdu.sar_segment_seqnum is not None):
+        if (
+            concat is None
+            and pdu.sar_msg_ref_num is not None
+            and pdu.sar_total_segments is not None
+            and pdu.sar_segment_seqnum is not None
+        ):
             # §5.3.2.22-24: the SAR TLVs carry what a UDH would
-            concat = ConcatInfo(pdu.sar_msg_ref_num, pdu.sar_total_segments,
-                                pdu.sar_segment_seqnum)
+            concat = ConcatInfo(pdu.sar_msg_ref_num, pdu.sar_total_segments, pdu.sar_segment_seqnum)
         token = self._defer(seq, now)
         if concat is None or concat.total < 2 or not 1 <= concat.seq <= concat.total:
             self._events.append(MoReceived((token,), source, dest, msg.text, now))
             return
-        whole, replaced, evicted = self.mo.add((source, dest, concat.ref, concat.total),
-                                               concat.seq, msg.text, token, now)
+        whole, replaced, evicted = self.mo.add(
+            (source, dest, concat.ref, concat.total), concat.seq, msg.text, token, now
+        )
         if replaced is not None:
             # the SMSC delivered that part again: only the new copy is answered
             self._deferred.pop(replaced, None)

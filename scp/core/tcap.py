@@ -282,7 +282,10 @@ def _reject_source(r: Reject) -> str:
     """
     if r.problem_type == ProblemType.GENERAL or r.problem_code == 0:
         return "remote"
-    if r.problem_type == ProblemType.INVOKE and r.problem_code == InvokeProblem.UNRECOGNIZED_LINKED_ID:
+    if (
+        r.problem_type == ProblemType.INVOKE
+        and r.problem_code == InvokeProblem.UNRECOGNIZED_LINKED_ID
+    ):
         return "remote"
     return "user"
 
@@ -648,10 +651,19 @@ class TcapLayer:
         dtid = msg.dtid
         foreign = dtid is not None and len(dtid) == 4 and dtid[0] != self.worker_id
         if foreign:
-            return [TcapLog("foreign_dtid", f"{msg.message_type.name} for worker {dtid[0]}"  # type: ignore[index]
-                            " dropped", None, msg.otid, dtid)]
-        log = TcapLog("unknown_dtid", f"{msg.message_type.name} for no open dialogue", None,
-                      msg.otid, dtid)
+            return [
+                TcapLog(
+                    "foreign_dtid",
+                    f"{msg.message_type.name} for worker {dtid[0]}"  # type: ignore[index]
+                    " dropped",
+                    None,
+                    msg.otid,
+                    dtid,
+                )
+            ]
+        log = TcapLog(
+            "unknown_dtid", f"{msg.message_type.name} for no open dialogue", None, msg.otid, dtid
+        )
         if msg.otid is None:
             return [log]
         return [self._p_abort_to(ind, msg.otid, PAbortCause.UNRECOGNIZED_TRANSACTION_ID), log]

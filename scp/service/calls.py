@@ -46,11 +46,33 @@ from scp.codecs.numbers import (
 from scp.service.rating import RateTable
 
 __all__ = [
-    "CallSettings", "Callee", "CallSession", "Phase",
-    "OpReceived", "DigitsCollected", "OpFailed", "LegClosed", "Event",
-    "Send", "Refuse", "RecordMissedCall", "RecordCallback", "RecordVoicemail", "WriteCdr",
-    "ExpectAssist", "Finished", "Action", "MENU_SERVICES", "classify_busy",
-    "CALL", "ASSIST", "TRANSITIONS", "e164", "called_number", "information", "prompt",
+    "CallSettings",
+    "Callee",
+    "CallSession",
+    "Phase",
+    "OpReceived",
+    "DigitsCollected",
+    "OpFailed",
+    "LegClosed",
+    "Event",
+    "Send",
+    "Refuse",
+    "RecordMissedCall",
+    "RecordCallback",
+    "RecordVoicemail",
+    "WriteCdr",
+    "ExpectAssist",
+    "Finished",
+    "Action",
+    "MENU_SERVICES",
+    "classify_busy",
+    "CALL",
+    "ASSIST",
+    "TRANSITIONS",
+    "e164",
+    "called_number",
+    "information",
+    "prompt",
 ]
 
 CALL = "call"
@@ -117,20 +139,31 @@ class CallSettings:
         svc = cfg.service  # type: ignore[attr-defined]
         gt = cfg.sccp.global_title  # type: ignore[attr-defined]
         return cls(
-            ivr_mode=ivr.mode, ivr_number=ivr.number, operator=ivr.operator,
-            voicemail_deposit=ivr.voicemail_deposit, voicemail_retrieval=c.voicemail_retrieval,
+            ivr_mode=ivr.mode,
+            ivr_number=ivr.number,
+            operator=ivr.operator,
+            voicemail_deposit=ivr.voicemail_deposit,
+            voicemail_retrieval=c.voicemail_retrieval,
             terminating_service_key=svc.terminating_service_key,
             selfcare_service_key=svc.selfcare_service_key,
             no_answer_timer=c.no_answer_timer,
             not_reachable_causes=frozenset(c.not_reachable_causes),
-            ivr_called_party=c.ivr_called_party, forwarding=c.forwarding,
-            forward_no_answer=c.forward_no_answer, charging_period=c.charging_period,
-            menu_retries=c.menu_retries, first_digit_timeout=c.first_digit_timeout,
-            inter_digit_timeout=c.inter_digit_timeout, digit_callback=c.digit_callback,
-            digit_voicemail=c.digit_voicemail, digit_other_number=c.digit_other_number,
-            digit_operator=c.digit_operator, assist_timeout=c.assist_timeout,
-            announcement_timeout=c.announcement_timeout, release_cause=c.release_cause,
-            callback_fee=Decimal(c.callback_fee), callback_hours=c.callback_hours,
+            ivr_called_party=c.ivr_called_party,
+            forwarding=c.forwarding,
+            forward_no_answer=c.forward_no_answer,
+            charging_period=c.charging_period,
+            menu_retries=c.menu_retries,
+            first_digit_timeout=c.first_digit_timeout,
+            inter_digit_timeout=c.inter_digit_timeout,
+            digit_callback=c.digit_callback,
+            digit_voicemail=c.digit_voicemail,
+            digit_other_number=c.digit_other_number,
+            digit_operator=c.digit_operator,
+            assist_timeout=c.assist_timeout,
+            announcement_timeout=c.announcement_timeout,
+            release_cause=c.release_cause,
+            callback_fee=Decimal(c.callback_fee),
+            callback_hours=c.callback_hours,
             timezone=cfg.notify.timezone,  # type: ignore[attr-defined]
             # ScfID (TS 29.078 §7.6): network specific; our GT in BCD identifies this SCF.
             scf_id=encode_bcd(gt)[:10],
@@ -272,8 +305,15 @@ class Finished:
 
 _H = Callable[..., "list[Action]"]
 
-Action = Send | Refuse | RecordMissedCall | RecordCallback | RecordVoicemail | WriteCdr | (
-    ExpectAssist | Finished | Any)
+Action = (
+    Send
+    | Refuse
+    | RecordMissedCall
+    | RecordCallback
+    | RecordVoicemail
+    | WriteCdr
+    | (ExpectAssist | Finished | Any)
+)
 """The session outputs; subclasses add their own (selfcare.ServiceRequest)."""
 
 
@@ -307,12 +347,19 @@ def information(*ids: int) -> ops.InformationToSend:
     return ops.InformationToSend(message_ids=tuple(ids))
 
 
-def prompt(ids: tuple[int, ...], *, min_digits: int = 1, max_digits: int = 1,
-           end: bool = False, s: CallSettings) -> ops.PromptAndCollectUserInformation:
+def prompt(
+    ids: tuple[int, ...],
+    *,
+    min_digits: int = 1,
+    max_digits: int = 1,
+    end: bool = False,
+    s: CallSettings,
+) -> ops.PromptAndCollectUserInformation:
     """PromptAndCollectUserInformation playing ``ids`` and collecting digits."""
     return ops.PromptAndCollectUserInformation(
         collected_digits=ops.CollectedDigits(
-            maximum_nb_of_digits=max_digits, minimum_nb_of_digits=min_digits,
+            maximum_nb_of_digits=max_digits,
+            minimum_nb_of_digits=min_digits,
             end_of_reply_digit=b"#" if end else None,
             first_digit_timeout=s.first_digit_timeout,
             inter_digit_timeout=s.inter_digit_timeout,
@@ -326,26 +373,37 @@ def prompt(ids: tuple[int, ...], *, min_digits: int = 1, max_digits: int = 1,
 class Phase(enum.Enum):
     """Where a call session is (TS 29.078 gsmSCF view of the call)."""
 
-    IDLE = "idle"              # nothing received yet
-    ARMED = "armed"            # RRBE + Continue sent: waiting for an EventReportBCSM
+    IDLE = "idle"  # nothing received yet
+    ARMED = "armed"  # RRBE + Continue sent: waiting for an EventReportBCSM
     WAIT_ASSIST = "wait-assist"  # ETC sent: waiting for the media server's ARI
-    MENU = "menu"              # PACUI for the caller's menu outstanding
-    NUMBER = "number"          # PACUI for "another number" outstanding
+    MENU = "menu"  # PACUI for the caller's menu outstanding
+    NUMBER = "number"  # PACUI for "another number" outstanding
     ANNOUNCING = "announcing"  # final PlayAnnouncement: waiting for SpecializedResourceReport
-    CHARGING = "charging"      # Connect + ApplyCharging / CallInformationRequest sent
+    CHARGING = "charging"  # Connect + ApplyCharging / CallInformationRequest sent
     # Self-service IVR (scp.service.selfcare)
-    PIN = "pin"                # PACUI for the PIN outstanding
-    SC_MENU = "sc-menu"        # PACUI for the owner's menu
-    SC_CHOICE = "sc-choice"    # PACUI for a sub-menu choice (on/off, add/remove, mode)
-    SC_NUMBER = "sc-number"    # PACUI for a blacklist number
+    PIN = "pin"  # PACUI for the PIN outstanding
+    SC_MENU = "sc-menu"  # PACUI for the owner's menu
+    SC_CHOICE = "sc-choice"  # PACUI for a sub-menu choice (on/off, add/remove, mode)
+    SC_NUMBER = "sc-number"  # PACUI for a blacklist number
     SC_NEW_PIN = "sc-new-pin"  # PACUI for the new PIN
-    SC_WAIT = "sc-wait"        # a provisioning request is being carried out
+    SC_WAIT = "sc-wait"  # a provisioning request is being carried out
     DONE = "done"
 
 
-_SRF_PHASES = frozenset({Phase.MENU, Phase.NUMBER, Phase.ANNOUNCING, Phase.WAIT_ASSIST, Phase.PIN,
-                         Phase.SC_MENU, Phase.SC_CHOICE, Phase.SC_NUMBER, Phase.SC_NEW_PIN,
-                         Phase.SC_WAIT})
+_SRF_PHASES = frozenset(
+    {
+        Phase.MENU,
+        Phase.NUMBER,
+        Phase.ANNOUNCING,
+        Phase.WAIT_ASSIST,
+        Phase.PIN,
+        Phase.SC_MENU,
+        Phase.SC_CHOICE,
+        Phase.SC_NUMBER,
+        Phase.SC_NEW_PIN,
+        Phase.SC_WAIT,
+    }
+)
 
 
 @dataclass(slots=True)
@@ -367,8 +425,15 @@ class CallSession:
 
     table: dict[tuple[Phase, str], _H]  # the transition table, set below the class
 
-    def __init__(self, settings: CallSettings, *, call_ref: str, protocol: str,
-                 rates: RateTable | None = None, correlation_id: str = "") -> None:
+    def __init__(
+        self,
+        settings: CallSettings,
+        *,
+        call_ref: str,
+        protocol: str,
+        rates: RateTable | None = None,
+        correlation_id: str = "",
+    ) -> None:
         self.s = settings
         self.call_ref = call_ref
         self.protocol = protocol  # cap2 | cap3 | cap4 | inap
@@ -408,8 +473,9 @@ class CallSession:
 
     # -- entry points ---------------------------------------------------------------------------
 
-    def start(self, idp: ops.InitialDP, callee: Callee | None, now: float,
-              at: dt.datetime) -> list[Action]:
+    def start(
+        self, idp: ops.InitialDP, callee: Callee | None, now: float, at: dt.datetime
+    ) -> list[Action]:
         """The InitialDP opening the call dialogue, with the callee as loaded (None: unknown)."""
         self.call_open = True
         cpn = idp.calling_party_number
@@ -418,21 +484,31 @@ class CallSession:
             self.caller_shown = self.caller if cpn.presentation == 0 else None
         if callee is not None:
             self.callee = callee.msisdn
-        if (callee is None or not callee.active or callee.blacklisted
-                or idp.event_type_bcsm not in (None, ET.TERM_ATTEMPT_AUTHORIZED)
-                or not (callee.services & MENU_SERVICES or self._forwards(callee))):
+        if (
+            callee is None
+            or not callee.active
+            or callee.blacklisted
+            or idp.event_type_bcsm not in (None, ET.TERM_ATTEMPT_AUTHORIZED)
+            or not (callee.services & MENU_SERVICES or self._forwards(callee))
+        ):
             # Not ours to treat: the call goes on untouched, nothing armed, nothing recorded.
             return self._end_with((ops.Continue(),), "not-served")
         self.services = callee.services
         self.forward_to = callee.forward_to if self._forwards(callee) else None
         leg2, leg1 = ops.LegID(2, sending=True), ops.LegID(1, sending=True)
-        rrbe = ops.RequestReportBCSMEvent((
-            ops.BCSMEvent(ET.T_BUSY, ops.MonitorMode.INTERRUPTED, leg2),
-            ops.BCSMEvent(ET.T_NO_ANSWER, ops.MonitorMode.INTERRUPTED, leg2,
-                          application_timer=self.s.no_answer_timer),
-            ops.BCSMEvent(ET.T_ANSWER, ops.MonitorMode.NOTIFY_AND_CONTINUE, leg2),
-            ops.BCSMEvent(ET.T_ABANDON, ops.MonitorMode.NOTIFY_AND_CONTINUE, leg1),
-        ))
+        rrbe = ops.RequestReportBCSMEvent(
+            (
+                ops.BCSMEvent(ET.T_BUSY, ops.MonitorMode.INTERRUPTED, leg2),
+                ops.BCSMEvent(
+                    ET.T_NO_ANSWER,
+                    ops.MonitorMode.INTERRUPTED,
+                    leg2,
+                    application_timer=self.s.no_answer_timer,
+                ),
+                ops.BCSMEvent(ET.T_ANSWER, ops.MonitorMode.NOTIFY_AND_CONTINUE, leg2),
+                ops.BCSMEvent(ET.T_ABANDON, ops.MonitorMode.NOTIFY_AND_CONTINUE, leg1),
+            )
+        )
         self.phase = Phase.ARMED
         return [Send((rrbe, ops.Continue()))]
 
@@ -444,8 +520,12 @@ class CallSession:
             return []
         self._now = now
         key = type(ev.op).__name__ if type(ev) is OpReceived else type(ev).__name__
-        if type(ev) is OpReceived and isinstance(ev.op, ops.EventReportBCSM) and (
-                ev.op.event_type_bcsm in _CALLER_GONE) and self.phase is not Phase.ARMED:
+        if (
+            type(ev) is OpReceived
+            and isinstance(ev.op, ops.EventReportBCSM)
+            and (ev.op.event_type_bcsm in _CALLER_GONE)
+            and self.phase is not Phase.ARMED
+        ):
             return self._caller_gone(at)
         h = self.table.get((self.phase, key))
         if h is None:
@@ -470,12 +550,14 @@ class CallSession:
             return self._end_with((ops.Continue(),) if erb.message_type == 0 else (), "other")
         self.reason = reason
         if self.forward_to and (reason != "no-answer" or self.s.forward_no_answer):
-            return self._connect_charged(self.forward_to, self.callee, "forwarding", at,
-                                         leave_srf=False)
+            return self._connect_charged(
+                self.forward_to, self.callee, "forwarding", at, leave_srf=False
+            )
         if not self.services & MENU_SERVICES:
             return self._end_with((ops.Continue(),), "not-served")
-        out: list[Action] = [RecordMissedCall(self.caller_shown, self.callee, reason, cause,
-                                              self.call_ref, at)]
+        out: list[Action] = [
+            RecordMissedCall(self.caller_shown, self.callee, reason, cause, self.call_ref, at)
+        ]
         if self.s.ivr_mode == "connect":
             return out + self._end_with((self._ivr_connect(),), "ivr-connect")
         return out + self._open_srf(now)
@@ -485,7 +567,9 @@ class CallSession:
         if self.s.ivr_mode == "etc":
             etc = ops.EstablishTemporaryConnection(
                 GenericNumber(self.s.ivr_number, nqi=1, nai=NatureOfAddress.INTERNATIONAL),
-                GenericDigits(self.correlation_id), self.s.scf_id)
+                GenericDigits(self.correlation_id),
+                self.s.scf_id,
+            )
             self.phase = Phase.WAIT_ASSIST
             self._deadline = now + self.s.assist_timeout
             return [ExpectAssist(self.correlation_id), Send((etc,))]
@@ -532,15 +616,28 @@ class CallSession:
         s = self.s
         if d == s.digit_callback and self.caller:
             out: list[Action] = [
-                RecordCallback(self.caller, self.callee, at,
-                               at + dt.timedelta(hours=s.callback_hours)),
-                WriteCdr("fee", self.caller, self.caller, self.callee, "callback", None, at, at,
-                         None, s.callback_fee, self.call_ref),
+                RecordCallback(
+                    self.caller, self.callee, at, at + dt.timedelta(hours=s.callback_hours)
+                ),
+                WriteCdr(
+                    "fee",
+                    self.caller,
+                    self.caller,
+                    self.callee,
+                    "callback",
+                    None,
+                    at,
+                    at,
+                    None,
+                    s.callback_fee,
+                    self.call_ref,
+                ),
             ]
             return out + self._announce(s.ann["callback_ok"])
         if d == s.digit_voicemail and "voicemail" in self.services:
-            rec = RecordVoicemail(self.callee, self.caller_shown, at,
-                                  f"vm://{s.voicemail_deposit}/{self.call_ref}")
+            rec = RecordVoicemail(
+                self.callee, self.caller_shown, at, f"vm://{s.voicemail_deposit}/{self.call_ref}"
+            )
             return [rec, *self._leave_srf((self._connect_to(s.voicemail_deposit),), "voicemail")]
         if d == s.digit_other_number and self.caller:
             self.phase = Phase.NUMBER
@@ -588,8 +685,7 @@ class CallSession:
         self._deadline = None
         return self._after_announcement(at)
 
-    def _on_announcement_failed(self, ev: OpFailed, now: float,
-                                at: dt.datetime) -> list[Action]:
+    def _on_announcement_failed(self, ev: OpFailed, now: float, at: dt.datetime) -> list[Action]:
         self._deadline = None
         return self._after_announcement(at)
 
@@ -601,11 +697,15 @@ class CallSession:
     def _charging_ops(self) -> tuple[ops.Operation, ...]:
         if self.protocol == "inap":
             return (ops.CallInformationRequest((RIT_CALL_CONNECTED_ELAPSED_TIME,)),)
-        return (ops.ApplyCharging(self.s.charging_period * 10,
-                                  party_to_charge=ops.LegID(1, sending=True)),)
+        return (
+            ops.ApplyCharging(
+                self.s.charging_period * 10, party_to_charge=ops.LegID(1, sending=True)
+            ),
+        )
 
-    def _connect_charged(self, dest: str, payer: str, service: str, at: dt.datetime, *,
-                         leave_srf: bool) -> list[Action]:
+    def _connect_charged(
+        self, dest: str, payer: str, service: str, at: dt.datetime, *, leave_srf: bool
+    ) -> list[Action]:
         self.charge = _Charge(payer, dest, service, at)
         connect = self._connect_to(dest)
         both = (*self._charging_ops(), connect)
@@ -645,9 +745,21 @@ class CallSession:
         day = c.started_at.astimezone(zoneinfo.ZoneInfo(self.s.timezone)).date()
         rated = self.rates.rate_call(c.destination, secs, day)
         caller = self.caller_shown if c.service == "forwarding" else c.msisdn
-        return [WriteCdr("call", c.msisdn, caller, c.destination, c.service,
-                         rated.call_category, c.started_at, at, secs, rated.charge,
-                         self.call_ref)]
+        return [
+            WriteCdr(
+                "call",
+                c.msisdn,
+                caller,
+                c.destination,
+                c.service,
+                rated.call_category,
+                c.started_at,
+                at,
+                secs,
+                rated.charge,
+                self.call_ref,
+            )
+        ]
 
     def _finish_charge(self, at: dt.datetime, *, close: bool) -> list[Action]:
         out = self._cdr(at)
@@ -658,9 +770,10 @@ class CallSession:
     # -- endings ----------------------------------------------------------------------------
 
     def _connect_to(self, dest: str) -> ops.Connect:
-        return ops.Connect((called_number(dest),),
-                           original_called_party_id=RedirectingNumber(self.callee)
-                           if self.callee else None)
+        return ops.Connect(
+            (called_number(dest),),
+            original_called_party_id=RedirectingNumber(self.callee) if self.callee else None,
+        )
 
     def _leave_srf(self, call_ops: tuple[ops.Operation, ...], outcome: str | None) -> list[Action]:
         """Drop the SRF (assist TC-END or DisconnectForwardConnection), then act on the call."""
@@ -681,8 +794,9 @@ class CallSession:
             out.append(Send((), ASSIST, "end"))
         out += self._cdr(at)
         if self.call_open:
-            out += self._end_with((ops.ReleaseCall(Cause(self.s.release_cause, location=2)),),
-                                  outcome)
+            out += self._end_with(
+                (ops.ReleaseCall(Cause(self.s.release_cause, location=2)),), outcome
+            )
         else:
             out += self._done(outcome)
         return out
@@ -731,7 +845,6 @@ class CallSession:
 
     def _forwards(self, callee: Callee) -> bool:
         return bool(self.s.forwarding and callee.forward_to and "forwarding" in callee.services)
-
 
 
 TRANSITIONS: dict[tuple[Phase, str], _H] = {

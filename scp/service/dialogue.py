@@ -144,8 +144,13 @@ class ContinueUser:
                         problem_code=INVOKE_PROBLEM_UNRECOGNIZED_OPERATION,
                     )
                 )
-        return [TcEnd(dialogue_id=ind.dialogue_id, application_context=ind.application_context,
-                      components=tuple(answer))]
+        return [
+            TcEnd(
+                dialogue_id=ind.dialogue_id,
+                application_context=ind.application_context,
+                components=tuple(answer),
+            )
+        ]
 
 
 def TcUser() -> Dispatcher:  # noqa: N802 - kept as the bench's and tests' entry point

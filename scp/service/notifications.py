@@ -58,10 +58,28 @@ __all__ = [
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "conf" / "templates"
 REQUIRED_KEYS = (
-    "missed_call", "digest", "digest_item", "digest_separator", "busy", "callback", "receipt",
-    "unknown_caller", "ad_separator", "cmd_cx", "cmd_cx_item", "cmd_cx_separator",
-    "cmd_cx_none", "cmd_kt", "cmd_qx", "cmd_qx_none", "cmd_hmd", "cmd_qhmd", "cmd_qhmd_none",
-    "cmd_bad_number", "cmd_not_subscriber", "cmd_help",
+    "missed_call",
+    "digest",
+    "digest_item",
+    "digest_separator",
+    "busy",
+    "callback",
+    "receipt",
+    "unknown_caller",
+    "ad_separator",
+    "cmd_cx",
+    "cmd_cx_item",
+    "cmd_cx_separator",
+    "cmd_cx_none",
+    "cmd_kt",
+    "cmd_qx",
+    "cmd_qx_none",
+    "cmd_hmd",
+    "cmd_qhmd",
+    "cmd_qhmd_none",
+    "cmd_bad_number",
+    "cmd_not_subscriber",
+    "cmd_help",
 )
 PRESENCE_SOURCES = ("alert-sc", "note-mm-event", "delivery-receipt", "call", "operator")
 
@@ -123,8 +141,12 @@ def display_number(e164: str | None, t: Templates) -> str:
 def time_values(at: dt.datetime, tz: zoneinfo.ZoneInfo) -> dict[str, str]:
     """{M} {D} {H} {MI} of ``at`` in local time (no leading zeros, minutes two digits)."""
     local = at.astimezone(tz)
-    return {"M": str(local.month), "D": str(local.day), "H": str(local.hour),
-            "MI": f"{local.minute:02d}"}
+    return {
+        "M": str(local.month),
+        "D": str(local.day),
+        "H": str(local.hour),
+        "MI": f"{local.minute:02d}",
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,30 +168,47 @@ def group_by_caller(calls: Iterable[PendingCall]) -> list[CallerGroup]:
     groups: dict[str | None, list[PendingCall]] = {}
     for c in sorted(calls, key=lambda c: (c.occurred_at, c.id)):
         groups.setdefault(c.caller, []).append(c)
-    return [CallerGroup(caller, tuple(c.id for c in cs), cs[0].occurred_at, cs[-1].occurred_at)
-            for caller, cs in groups.items()]
+    return [
+        CallerGroup(caller, tuple(c.id for c in cs), cs[0].occurred_at, cs[-1].occurred_at)
+        for caller, cs in groups.items()
+    ]
 
 
-def missed_call_texts(groups: Sequence[CallerGroup], t: Templates, tz: zoneinfo.ZoneInfo
-                      ) -> list[str]:
+def missed_call_texts(
+    groups: Sequence[CallerGroup], t: Templates, tz: zoneinfo.ZoneInfo
+) -> list[str]:
     """One text per caller (``missed_call`` template, time of the caller's latest call)."""
-    return [render(t["missed_call"], caller=display_number(g.caller, t), count=g.count,
-                   **time_values(g.last_at, tz)) for g in groups]
+    return [
+        render(
+            t["missed_call"],
+            caller=display_number(g.caller, t),
+            count=g.count,
+            **time_values(g.last_at, tz),
+        )
+        for g in groups
+    ]
 
 
 def digest_text(groups: Sequence[CallerGroup], t: Templates, tz: zoneinfo.ZoneInfo) -> str:
     """One summary text for all callers (``digest`` with ``digest_item`` per caller)."""
     items = t["digest_separator"].join(
-        render(t["digest_item"], caller=display_number(g.caller, t), count=g.count,
-               **time_values(g.last_at, tz)) for g in groups)
-    return render(t["digest"], total=len(groups), calls=sum(g.count for g in groups),
-                  items=items)
+        render(
+            t["digest_item"],
+            caller=display_number(g.caller, t),
+            count=g.count,
+            **time_values(g.last_at, tz),
+        )
+        for g in groups
+    )
+    return render(t["digest"], total=len(groups), calls=sum(g.count for g in groups), items=items)
 
 
-def busy_text(caller: str | None, count: int, first_at: dt.datetime, t: Templates,
-              tz: zoneinfo.ZoneInfo) -> str:
-    return render(t["busy"], caller=display_number(caller, t), count=count,
-                  **time_values(first_at, tz))
+def busy_text(
+    caller: str | None, count: int, first_at: dt.datetime, t: Templates, tz: zoneinfo.ZoneInfo
+) -> str:
+    return render(
+        t["busy"], caller=display_number(caller, t), count=count, **time_values(first_at, tz)
+    )
 
 
 # -- ads ---------------------------------------------------------------------------------------
@@ -184,8 +223,9 @@ def _in_window(rule: AdRule, local: dt.time) -> bool:
     return local >= start or local < end  # spans midnight
 
 
-def ad_matches(rule: AdRule, *, at: dt.datetime, tz: zoneinfo.ZoneInfo, caller: str | None,
-               user_group: str) -> bool:
+def ad_matches(
+    rule: AdRule, *, at: dt.datetime, tz: zoneinfo.ZoneInfo, caller: str | None, user_group: str
+) -> bool:
     """Whether ``rule`` applies to an SMS at ``at`` about ``caller`` for a callee in the group."""
     if at < rule.valid_from or (rule.valid_until is not None and at >= rule.valid_until):
         return False
@@ -202,8 +242,17 @@ def ad_matches(rule: AdRule, *, at: dt.datetime, tz: zoneinfo.ZoneInfo, caller: 
     return True
 
 
-def append_ad(core: str, ads: Sequence[AdRule], *, budget: int, separator: str, at: dt.datetime,
-              tz: zoneinfo.ZoneInfo, caller: str | None, user_group: str) -> str:
+def append_ad(
+    core: str,
+    ads: Sequence[AdRule],
+    *,
+    budget: int,
+    separator: str,
+    at: dt.datetime,
+    tz: zoneinfo.ZoneInfo,
+    caller: str | None,
+    user_group: str,
+) -> str:
     """``core`` plus the highest-priority matching ad that keeps it within ``budget`` segments.
 
     A higher-priority ad that would not fit is skipped for a shorter one; with no room at all
@@ -262,8 +311,15 @@ class MissedCallPlan:
     expires_at: dt.datetime | None = None
 
 
-def plan_missed_call(st: MissedCallState, *, caller: str | None, callee: str, reason: str,
-                     at: dt.datetime, cfg: Config) -> MissedCallPlan:
+def plan_missed_call(
+    st: MissedCallState,
+    *,
+    caller: str | None,
+    callee: str,
+    reason: str,
+    at: dt.datetime,
+    cfg: Config,
+) -> MissedCallPlan:
     """:func:`scp.state.notify_flow.on_missed_call`'s decision, taken on ``st`` instead of
     reading as it goes (``scp.state.notify_flow.record_missed_call`` writes it)."""
     rcpt = st.recipient
@@ -286,13 +342,30 @@ def plan_missed_call(st: MissedCallState, *, caller: str | None, callee: str, re
     if reason == "busy":
         core = busy_text(caller, count, first_at, t, tz)
     else:
-        core = render(t["missed_call"], caller=display_number(caller, t), count=count,
-                      **time_values(at, tz))
+        core = render(
+            t["missed_call"], caller=display_number(caller, t), count=count, **time_values(at, tz)
+        )
     budget = cfg.notify.ad_segment_budget
-    text = core if budget <= 0 else append_ad(
-        core, st.ads, budget=budget, separator=t["ad_separator"], at=at, tz=tz, caller=caller,
-        user_group=rcpt.user_group)
-    return MissedCallPlan(False, "queued", text, count, first_at,
-                          at + dt.timedelta(seconds=cfg.notify.busy_window),
-                          at + notify_window(cfg))
-
+    text = (
+        core
+        if budget <= 0
+        else append_ad(
+            core,
+            st.ads,
+            budget=budget,
+            separator=t["ad_separator"],
+            at=at,
+            tz=tz,
+            caller=caller,
+            user_group=rcpt.user_group,
+        )
+    )
+    return MissedCallPlan(
+        False,
+        "queued",
+        text,
+        count,
+        first_at,
+        at + dt.timedelta(seconds=cfg.notify.busy_window),
+        at + notify_window(cfg),
+    )

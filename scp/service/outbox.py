@@ -153,10 +153,18 @@ class OutboxSender:
     ``clock`` is the wall clock the claims and retries are timed by (the node's; a test's).
     """
 
-    def __init__(self, *, outbox: OutboxPort, gateway: SmsGatewayPort,
-                 clock: Callable[[], datetime], window: int = 10,
-                 prefetch: int | None = None, policy: RetryPolicy | None = None,
-                 poll_interval: float = 0.5, commit_window: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        outbox: OutboxPort,
+        gateway: SmsGatewayPort,
+        clock: Callable[[], datetime],
+        window: int = 10,
+        prefetch: int | None = None,
+        policy: RetryPolicy | None = None,
+        poll_interval: float = 0.5,
+        commit_window: int | None = None,
+    ) -> None:
         self.outbox = outbox
         self.gateway = gateway
         self.window = window + (window if prefetch is None else prefetch)
@@ -214,8 +222,13 @@ class OutboxSender:
         idle_since: float | None = None
         while loop.time() < deadline:
             claimed = await self._step(max_wait=min(self.poll_interval, idle_for / 3))
-            if (claimed or self._inflight or self._committing or self._uncommitted
-                    or not self.gateway.ready):
+            if (
+                claimed
+                or self._inflight
+                or self._committing
+                or self._uncommitted
+                or not self.gateway.ready
+            ):
                 idle_since = None
             elif idle_since is None:
                 idle_since = loop.time()
@@ -274,7 +287,8 @@ class OutboxSender:
             # an outage is not the message's fault: retry soon, never give up for it
             self.retried += 1
             await self.outbox.mark_retry(
-                sms.id, str(e), self.clock() + timedelta(seconds=self.policy.link_delay))
+                sms.id, str(e), self.clock() + timedelta(seconds=self.policy.link_delay)
+            )
             return
         except Exception as e:  # SmppTemporaryError and anything unexpected: retry with backoff
             if sms.attempts >= self.policy.max_attempts:
@@ -283,7 +297,9 @@ class OutboxSender:
                 await self.outbox.mark_failed(sms.id, f"gave up after {sms.attempts}: {e}")
             else:
                 self.retried += 1
-                await self.outbox.mark_retry(sms.id, str(e), self.clock() + self.policy.delay(sms.attempts))
+                await self.outbox.mark_retry(
+                    sms.id, str(e), self.clock() + self.policy.delay(sms.attempts)
+                )
             return
         self.submitted += 1
         # the SMSC has it: free the window slot now, commit the mark outside the window
@@ -336,16 +352,16 @@ class InMemoryOutbox:
         self._early_receipts: dict[str, tuple[str, datetime]] = {}
         self._next_id = 1
 
-    def enqueue(self, destination: str, text: str, *, idempotency_key: str,
-                now: datetime) -> int:
+    def enqueue(self, destination: str, text: str, *, idempotency_key: str, now: datetime) -> int:
         """Queue an SMS once per idempotency key, due from ``now``; returns its id."""
         existing = self._by_key.get(idempotency_key)
         if existing is not None:
             return existing
         sms_id = self._next_id
         self._next_id += 1
-        self.rows[sms_id] = OutboxRow(sms_id, idempotency_key, destination, text,
-                                      next_attempt_at=now)
+        self.rows[sms_id] = OutboxRow(
+            sms_id, idempotency_key, destination, text, next_attempt_at=now
+        )
         self._by_key[idempotency_key] = sms_id
         heapq.heappush(self._due, (now, sms_id))
         return sms_id
@@ -359,8 +375,9 @@ class InMemoryOutbox:
                 continue
             row.status = "sending"
             row.attempts += 1
-            out.append(OutboundSms(row.id, row.idempotency_key, row.destination, row.text,
-                                   row.attempts))
+            out.append(
+                OutboundSms(row.id, row.idempotency_key, row.destination, row.text, row.attempts)
+            )
         return out
 
     async def mark_submitted(self, sms_id: int, smsc_message_id: str) -> None:

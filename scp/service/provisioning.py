@@ -262,8 +262,14 @@ def valid_blacklist_number(number: str, prefix: bool) -> str:
     return valid_msisdn(number, "number")
 
 
-def valid_ad(text: str, *, caller_prefixes: Sequence[str] = (), user_groups: Sequence[str] = (),
-             valid_from: dt.datetime | None = None, valid_until: dt.datetime | None = None) -> None:
+def valid_ad(
+    text: str,
+    *,
+    caller_prefixes: Sequence[str] = (),
+    user_groups: Sequence[str] = (),
+    valid_from: dt.datetime | None = None,
+    valid_until: dt.datetime | None = None,
+) -> None:
     """Check an advertising rule's fields (InvalidInput naming the first bad one)."""
     if not (1 <= len(text) <= 160):
         raise InvalidInput("text", "must be 1-160 characters")
@@ -276,9 +282,17 @@ def valid_ad(text: str, *, caller_prefixes: Sequence[str] = (), user_groups: Seq
         raise InvalidInput("valid_until", "must be after valid_from")
 
 
-def valid_rate(call_category: str, prefix: str, per_minute: Any = 0, per_sms: Any = 0,
-               per_use: Any = 0, monthly_fee: Any = 0,
-               valid_from: dt.date | str | None = None, *, today: dt.date) -> tuple[Any, ...]:
+def valid_rate(
+    call_category: str,
+    prefix: str,
+    per_minute: Any = 0,
+    per_sms: Any = 0,
+    per_use: Any = 0,
+    monthly_fee: Any = 0,
+    valid_from: dt.date | str | None = None,
+    *,
+    today: dt.date,
+) -> tuple[Any, ...]:
     """Validated rate fields as a tuple in column order (without id); a line without
     ``valid_from`` is valid from the caller's ``today``."""
     valid_choice(call_category, CALL_CATEGORIES, "call_category")
@@ -292,6 +306,12 @@ def valid_rate(call_category: str, prefix: str, per_minute: Any = 0, per_sms: An
             raise InvalidInput("valid_from", f"{valid_from!r} is not YYYY-MM-DD") from None
     else:
         vf = valid_from or None  # type: ignore[assignment]
-    return (call_category, prefix or "", _money(per_minute, "per_minute"),
-            _money(per_sms, "per_sms"), _money(per_use, "per_use"),
-            _money(monthly_fee, "monthly_fee"), vf or today)
+    return (
+        call_category,
+        prefix or "",
+        _money(per_minute, "per_minute"),
+        _money(per_sms, "per_sms"),
+        _money(per_use, "per_use"),
+        _money(monthly_fee, "monthly_fee"),
+        vf or today,
+    )

@@ -67,9 +67,12 @@ def _longest(prefixes: Iterable[str], number: str) -> str | None:
     return best
 
 
-def call_category(destination: str, rules: RatingRules,
-                  overrides: Mapping[str, str] | None = None,
-                  prefix_overrides: Mapping[str, str] | None = None) -> str:
+def call_category(
+    destination: str,
+    rules: RatingRules,
+    overrides: Mapping[str, str] | None = None,
+    prefix_overrides: Mapping[str, str] | None = None,
+) -> str:
     """The call category of ``destination`` (E.164 digits) by the rules of the module doc."""
     if overrides and destination in overrides:
         return overrides[destination]

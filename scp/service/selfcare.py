@@ -69,15 +69,27 @@ class ServiceAnswer:
 
 
 MENU_MISSED, MENU_VOICEMAIL, MENU_SERVICE, MENU_BLACKLIST, MENU_PIN, MENU_NOTIFY, MENU_OPERATOR = (
-    "1", "2", "3", "4", "5", "6", "0")
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+    "0",
+)
 NOTIFY_MODES = {"1": "sms", "2": "digest", "3": "none"}
 
 
 class SelfcareSession(CallSession):
     """One self-service call from the owner of ``msisdn``."""
 
-    def start(self, idp: ops.InitialDP, callee: Callee | None, now: float,  # type: ignore[override]
-              at: dt.datetime) -> list[Action]:
+    def start(
+        self,
+        idp: ops.InitialDP,
+        callee: Callee | None,
+        now: float,  # type: ignore[override]
+        at: dt.datetime,
+    ) -> list[Action]:
         """The InitialDP; ``callee`` is the *calling* subscriber as loaded (None: unknown)."""
         self.call_open = True
         self._now = now
@@ -143,8 +155,11 @@ class SelfcareSession(CallSession):
         if d == MENU_VOICEMAIL:
             return self._leave_srf((self._connect_plain(self.s.voicemail_retrieval),), "voicemail")
         if d in (MENU_SERVICE, MENU_BLACKLIST, MENU_NOTIFY):
-            ann = {MENU_SERVICE: a["on_off"], MENU_BLACKLIST: a["add_remove"],
-                   MENU_NOTIFY: a["notify_mode"]}[d]
+            ann = {
+                MENU_SERVICE: a["on_off"],
+                MENU_BLACKLIST: a["add_remove"],
+                MENU_NOTIFY: a["notify_mode"],
+            }[d]
             return self._ask(Phase.SC_CHOICE, ann)
         if d == MENU_PIN:
             return self._ask(Phase.SC_NEW_PIN, a["new_pin"], number=True)
@@ -161,8 +176,7 @@ class SelfcareSession(CallSession):
     def _on_choice(self, ev: DigitsCollected, now: float, at: dt.datetime) -> list[Action]:
         d = ev.digits[:1]
         if self.choice == MENU_SERVICE and d in ("1", "2"):
-            return self._request("enable_service" if d == "1" else "disable_service",
-                                 "missed-call")
+            return self._request("enable_service" if d == "1" else "disable_service", "missed-call")
         if self.choice == MENU_NOTIFY and d in NOTIFY_MODES:
             return self._request("set_notify_mode", NOTIFY_MODES[d])
         if self.choice == MENU_BLACKLIST and d in ("1", "2"):
@@ -196,13 +210,25 @@ class SelfcareSession(CallSession):
             # The count is every call (a hidden caller comes as ""); only real numbers are read.
             numbers = [n for n in raw if isinstance(n, str) and n.isdigit() and len(n) <= 15]
             parts: list[tuple[str, Any]] = [("integer", len(raw))]
-            parts += [("number", GenericDigits(n).encode())
-                      for n in numbers[:MAX_VARIABLE_NUMBERS]]
-            its = ops.InformationToSend(extra={"messageID": ("variableMessage", {
-                "elementaryMessageID": a["missed_calls"], "variableParts": parts})})
+            parts += [("number", GenericDigits(n).encode()) for n in numbers[:MAX_VARIABLE_NUMBERS]]
+            its = ops.InformationToSend(
+                extra={
+                    "messageID": (
+                        "variableMessage",
+                        {"elementaryMessageID": a["missed_calls"], "variableParts": parts},
+                    )
+                }
+            )
             self.phase = Phase.SC_MENU
-            return [Send((ops.PlayAnnouncement(its, request_announcement_complete=False),
-                          prompt((a["selfcare_menu"],), s=self.s)), self.srf_leg)]
+            return [
+                Send(
+                    (
+                        ops.PlayAnnouncement(its, request_announcement_complete=False),
+                        prompt((a["selfcare_menu"],), s=self.s),
+                    ),
+                    self.srf_leg,
+                )
+            ]
         return self._menu(a["done"] if ev.ok else a["invalid"])
 
     def _on_failed(self, ev: OpFailed, now: float, at: dt.datetime) -> list[Action]:
@@ -217,8 +243,12 @@ class SelfcareSession(CallSession):
 
         return ops.Connect((called_number(dest),))
 
-    def handle(self, ev: Event | ServiceAnswer, now: float,  # type: ignore[override]
-               at: dt.datetime) -> list[Action | ServiceRequest]:
+    def handle(
+        self,
+        ev: Event | ServiceAnswer,
+        now: float,  # type: ignore[override]
+        at: dt.datetime,
+    ) -> list[Action | ServiceRequest]:
         return super().handle(ev, now, at)  # type: ignore[arg-type,return-value]
 
     known: bool = False
@@ -247,4 +277,3 @@ SELFCARE_TRANSITIONS = {
 """(phase, event) -> handler of the self-service session."""
 
 SelfcareSession.table = SELFCARE_TRANSITIONS  # type: ignore[assignment]
-

@@ -49,7 +49,7 @@ def parse_command(text: str) -> Command:
     # "HMD13800138000" without the blank is common on handsets
     for v in ("QHMD", "HMD"):
         if verb.startswith(v) and verb != v and not rest:
-            verb, rest = v, [verb[len(v):]]
+            verb, rest = v, [verb[len(v) :]]
             break
     if verb in ("CX", "KT", "QX") and not rest:
         return Command(verb)

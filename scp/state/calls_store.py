@@ -84,8 +84,9 @@ SELECT call_category, prefix, per_minute, per_sms, per_use, valid_from FROM rate
 LOAD_OVERRIDES = "SELECT number, kind, call_category FROM rate_override"
 
 
-async def load_callee(db: asyncpg.Pool | asyncpg.Connection, msisdn: str,
-                      caller: str | None, day: dt.date) -> Callee | None:
+async def load_callee(
+    db: asyncpg.Pool | asyncpg.Connection, msisdn: str, caller: str | None, day: dt.date
+) -> Callee | None:
     """The subscriber ``msisdn`` with the services in force on ``day`` (the call's calendar
     day, ``scp.service.notifications.local_day``), or None if not provisioned."""
     row = await db.fetchrow(LOAD_CALLEE, msisdn, caller, day)
@@ -93,16 +94,37 @@ async def load_callee(db: asyncpg.Pool | asyncpg.Connection, msisdn: str,
         return None
     # In passing, the notification recipient: the forecast a missed call of this call is
     # decided on (checked by the write, migration 0030), which saves that call a round trip.
-    notify_store.remember_recipient(msisdn, row["rcpt"], row["language"], row["user_group"],
-                                    row["notify_mode"], row["rcpt_status"], row["rcpt_services"])
-    return Callee(msisdn, bool(row["active"]), frozenset(row["services"]), row["forward_to"],
-                  bool(row["blacklisted"]))
+    notify_store.remember_recipient(
+        msisdn,
+        row["rcpt"],
+        row["language"],
+        row["user_group"],
+        row["notify_mode"],
+        row["rcpt_status"],
+        row["rcpt_services"],
+    )
+    return Callee(
+        msisdn,
+        bool(row["active"]),
+        frozenset(row["services"]),
+        row["forward_to"],
+        bool(row["blacklisted"]),
+    )
 
 
 async def load_rates(db: asyncpg.Pool | asyncpg.Connection, rules: RatingRules) -> RateTable:
     """Every tariff line and override (small tables: cached by the executor)."""
-    tariffs = [Tariff(r["call_category"], r["prefix"], r["per_minute"], r["per_sms"],
-                      r["per_use"], r["valid_from"]) for r in await db.fetch(LOAD_TARIFFS)]
+    tariffs = [
+        Tariff(
+            r["call_category"],
+            r["prefix"],
+            r["per_minute"],
+            r["per_sms"],
+            r["per_use"],
+            r["valid_from"],
+        )
+        for r in await db.fetch(LOAD_TARIFFS)
+    ]
     exact: dict[str, str] = {}
     prefix: dict[str, str] = {}
     for r in await db.fetch(LOAD_OVERRIDES):
@@ -113,8 +135,13 @@ async def load_rates(db: asyncpg.Pool | asyncpg.Connection, rules: RatingRules) 
 Record = RecordMissedCall | RecordCallback | RecordVoicemail | WriteCdr
 
 
-async def write_records(db: asyncpg.Pool | asyncpg.Connection, records: Sequence[Record], *,
-                        cfg: Any, missed_call_id: int | None = None) -> int | None:
+async def write_records(
+    db: asyncpg.Pool | asyncpg.Connection,
+    records: Sequence[Record],
+    *,
+    cfg: Any,
+    missed_call_id: int | None = None,
+) -> int | None:
     """Write ``records`` in one transaction; return the id of the missed call written, if any.
 
     ``missed_call_id`` links a callback request to the missed call of the same call.
@@ -135,12 +162,19 @@ async def write_records(db: asyncpg.Pool | asyncpg.Connection, records: Sequence
             t = type(r)
             if t is RecordMissedCall:
                 assert isinstance(r, RecordMissedCall)
-                mc_id = await conn.fetchval(INSERT_MISSED_CALL, r.caller, r.callee, r.at,
-                                            r.reason, r.cause, r.call_ref)
+                mc_id = await conn.fetchval(
+                    INSERT_MISSED_CALL, r.caller, r.callee, r.at, r.reason, r.cause, r.call_ref
+                )
                 if _notifications is not None and hasattr(_notifications, "on_missed_call"):
                     await _notifications.on_missed_call(
-                        conn, missed_call_id=mc_id, caller=r.caller, callee=r.callee,
-                        reason=r.reason, at=r.at, cfg=cfg)
+                        conn,
+                        missed_call_id=mc_id,
+                        caller=r.caller,
+                        callee=r.callee,
+                        reason=r.reason,
+                        at=r.at,
+                        cfg=cfg,
+                    )
             else:
                 await _write_other(conn, r, mc_id)
     return mc_id
@@ -149,21 +183,31 @@ async def write_records(db: asyncpg.Pool | asyncpg.Connection, records: Sequence
 _STATE_CHANGED = object()  # _write_one: the fast path wrote nothing, take the transaction
 
 
-async def _write_one(conn: asyncpg.Connection, r: Record, *, cfg: Any,
-                     missed_call_id: int | None) -> int | None | object:
+async def _write_one(
+    conn: asyncpg.Connection, r: Record, *, cfg: Any, missed_call_id: int | None
+) -> int | None | object:
     """``r`` in one statement outside any explicit transaction; the missed call id (or
     ``missed_call_id``), or :data:`_STATE_CHANGED` when the caller must use the transaction."""
     t = type(r)
     if t is RecordMissedCall:
         assert isinstance(r, RecordMissedCall)
         if _notifications is None:
-            return await conn.fetchval(INSERT_MISSED_CALL, r.caller, r.callee, r.at, r.reason,
-                                       r.cause, r.call_ref)
+            return await conn.fetchval(
+                INSERT_MISSED_CALL, r.caller, r.callee, r.at, r.reason, r.cause, r.call_ref
+            )
         fast = getattr(_notifications, "record_missed_call", None)
         if fast is None:  # only the transactional hook: it must share the insert's transaction
             return _STATE_CHANGED
-        mc_id = await fast(conn, caller=r.caller, callee=r.callee, reason=r.reason,
-                           cause=r.cause, call_ref=r.call_ref, at=r.at, cfg=cfg)
+        mc_id = await fast(
+            conn,
+            caller=r.caller,
+            callee=r.callee,
+            reason=r.reason,
+            cause=r.cause,
+            call_ref=r.call_ref,
+            at=r.at,
+            cfg=cfg,
+        )
         return _STATE_CHANGED if mc_id is None else mc_id
     await _write_other(conn, r, missed_call_id)
     return missed_call_id
@@ -175,13 +219,23 @@ async def _write_other(conn: asyncpg.Connection, r: Record, missed_call_id: int 
     t = type(r)
     if t is RecordCallback:
         assert isinstance(r, RecordCallback)
-        await conn.fetchval(INSERT_CALLBACK, r.caller, r.callee, r.at, r.expires_at,
-                            missed_call_id)
+        await conn.fetchval(INSERT_CALLBACK, r.caller, r.callee, r.at, r.expires_at, missed_call_id)
     elif t is RecordVoicemail:
         assert isinstance(r, RecordVoicemail)
         await conn.fetchval(INSERT_VOICEMAIL, r.callee, r.caller, r.at, r.media_uri)
     elif t is WriteCdr:
         assert isinstance(r, WriteCdr)
-        await conn.execute(INSERT_CDR, r.record_type, r.msisdn, r.caller, r.callee, r.service,
-                           r.call_category, r.started_at, r.ended_at, r.duration_s, r.charge,
-                           r.call_ref)
+        await conn.execute(
+            INSERT_CDR,
+            r.record_type,
+            r.msisdn,
+            r.caller,
+            r.callee,
+            r.service,
+            r.call_category,
+            r.started_at,
+            r.ended_at,
+            r.duration_s,
+            r.charge,
+            r.call_ref,
+        )

@@ -98,8 +98,10 @@ def _stop_foreign(home: Path, pid: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while embedded_status(home) == pid:
         if time.monotonic() > deadline:
-            raise DatabaseError(f"embedded PostgreSQL {pid} (another installation's) did not"
-                                f" stop within {timeout:.0f} s; stop it and retry")
+            raise DatabaseError(
+                f"embedded PostgreSQL {pid} (another installation's) did not"
+                f" stop within {timeout:.0f} s; stop it and retry"
+            )
         time.sleep(0.1)
 
 
@@ -111,13 +113,17 @@ def start_embedded(home: Path | None = None) -> str:
         pgserver = _pgserver()
         foreign = _foreign_postmaster(home)
         if foreign is not None:
-            print(f"mcn-scp: the embedded PostgreSQL under {home} (pid {foreign}) was started by"
-                  " another installation; restarting it with this one", file=sys.stderr)
+            print(
+                f"mcn-scp: the embedded PostgreSQL under {home} (pid {foreign}) was started by"
+                " another installation; restarting it with this one",
+                file=sys.stderr,
+            )
             _stop_foreign(home, foreign)
             # a handle this process may hold still names the stopped server (pgserver keeps
             # one per data directory): forget it so get_server starts ours
             getattr(pgserver.PostgresServer, "_instances", {}).pop(
-                (home / "pgdata").expanduser().resolve(), None)
+                (home / "pgdata").expanduser().resolve(), None
+            )
         modes = _ancestor_modes(home / "pgdata") if _system_user() else {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -160,12 +166,19 @@ def _create_database(admin_uri: str, name: str) -> None:
     psql = str(_psql_path())
     exists = subprocess.run(
         [psql, admin_uri, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
-        check=True, capture_output=True, text=True, timeout=30,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
     ).stdout.strip()
     if exists == "1":
         return
-    r = subprocess.run([psql, admin_uri, "-c", f'CREATE DATABASE "{name}"'],
-                       capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        [psql, admin_uri, "-c", f'CREATE DATABASE "{name}"'],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if r.returncode != 0 and "already exists" not in r.stderr:
         raise DatabaseError(f"CREATE DATABASE {name}: {r.stderr.strip()}")
 
@@ -196,8 +209,13 @@ def stop_embedded(home: Path | None = None) -> bool:
     user = _system_user()
     if user is not None:
         kwargs["user"] = user
-    r = subprocess.run([str(pg_ctl), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
-                       capture_output=True, text=True, timeout=60, **kwargs)
+    r = subprocess.run(
+        [str(pg_ctl), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kwargs,
+    )
     if r.returncode != 0 and embedded_status(home) is not None:
         raise DatabaseError(f"pg_ctl stop failed: {r.stderr.strip() or r.stdout.strip()}")
     return True
@@ -214,9 +232,12 @@ def resolve_dsn() -> str:
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # jsonb in and out as Python objects (audit before/after, CDR details).
     for typ in ("json", "jsonb"):
-        await conn.set_type_codec(typ, encoder=lambda v: json.dumps(v, ensure_ascii=False,
-                                                                    default=str),
-                                  decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(
+            typ,
+            encoder=lambda v: json.dumps(v, ensure_ascii=False, default=str),
+            decoder=json.loads,
+            schema="pg_catalog",
+        )
 
 
 async def connect(dsn: str | None = None) -> asyncpg.Connection:
@@ -230,13 +251,15 @@ async def connect(dsn: str | None = None) -> asyncpg.Connection:
     return conn
 
 
-async def open_pool(dsn: str | None = None, *, min_size: int = 1,
-                    max_size: int = 10) -> asyncpg.Pool:
+async def open_pool(
+    dsn: str | None = None, *, min_size: int = 1, max_size: int = 10
+) -> asyncpg.Pool:
     """A connection pool on ``dsn`` (default: ``resolve_dsn()``, run off the event loop)."""
     dsn = dsn or await asyncio.to_thread(resolve_dsn)
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
-                                         init=_init_connection)
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection
+        )
     except (OSError, asyncpg.PostgresError) as e:
         raise DatabaseError(f"cannot connect to PostgreSQL: {e}") from e
     assert pool is not None

@@ -72,8 +72,17 @@ CREATE TEMP TABLE import_staging (
     pin_hash    text,
     services    text[] NOT NULL
 ) ON COMMIT DROP"""
-_STAGING_COLS = ("line", "msisdn", "imsi", "user_group", "language", "notify_mode",
-                 "forward_to", "pin_hash", "services")
+_STAGING_COLS = (
+    "line",
+    "msisdn",
+    "imsi",
+    "user_group",
+    "language",
+    "notify_mode",
+    "forward_to",
+    "pin_hash",
+    "services",
+)
 
 
 class ImportFileError(Exception):
@@ -125,21 +134,30 @@ class ImportResult:
 
     def summary(self) -> str:
         """The one summary line printed after every import."""
-        head = (f"{self.rows} rows, {self.good} good, {self.bad_count} bad")
+        head = f"{self.rows} rows, {self.good} good, {self.bad_count} bad"
         if not self.loaded:
             return f"{head}; nothing loaded"
-        return (f"{head}; subscribers {self.inserted} added, {self.updated} updated,"
-                f" {self.unchanged} unchanged; services {self.services_enabled} enabled,"
-                f" {self.services_disabled} ended")
+        return (
+            f"{head}; subscribers {self.inserted} added, {self.updated} updated,"
+            f" {self.unchanged} unchanged; services {self.services_enabled} enabled,"
+            f" {self.services_disabled} ended"
+        )
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return {"rows": self.rows, "good": self.good, "bad": self.bad_count,
-                "inserted": self.inserted, "updated": self.updated,
-                "unchanged": self.unchanged, "services_enabled": self.services_enabled,
-                "services_disabled": self.services_disabled, "loaded": self.loaded,
-                "phases": {k: round(v, 3) for k, v in self.phases.items()},
-                "bad_rows": [{"line": b.line, "reason": b.reason} for b in self.bad]}
+        return {
+            "rows": self.rows,
+            "good": self.good,
+            "bad": self.bad_count,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "services_enabled": self.services_enabled,
+            "services_disabled": self.services_disabled,
+            "loaded": self.loaded,
+            "phases": {k: round(v, 3) for k, v in self.phases.items()},
+            "bad_rows": [{"line": b.line, "reason": b.reason} for b in self.bad],
+        }
 
 
 class _RowChecker:
@@ -204,9 +222,13 @@ class _RowChecker:
                 # Hashed later, many at a time in worker processes (copy_source).
                 return _PendingPin(
                     f"{line}\t{msisdn}\t{imsi}\t{group}\t{lang}\t{notify}\t{fwd}\t",
-                    v, f"\t{{{','.join(services)}}}\n")
-        return (f"{line}\t{msisdn}\t{imsi}\t{group}\t{lang}\t{notify}\t{fwd}\t{pin_hash}"
-                f"\t{{{','.join(services)}}}\n")
+                    v,
+                    f"\t{{{','.join(services)}}}\n",
+                )
+        return (
+            f"{line}\t{msisdn}\t{imsi}\t{group}\t{lang}\t{notify}\t{fwd}\t{pin_hash}"
+            f"\t{{{','.join(services)}}}\n"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,10 +263,11 @@ class _PinHasher:
             ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
             self._pool = ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=ctx)
         loop = asyncio.get_running_loop()
-        parts = [items[i:i + self.BATCH] for i in range(0, len(items), self.BATCH)]
+        parts = [items[i : i + self.BATCH] for i in range(0, len(items), self.BATCH)]
         try:
-            done = await asyncio.gather(*(loop.run_in_executor(self._pool, hash_bulk_pins, p)
-                                          for p in parts))
+            done = await asyncio.gather(
+                *(loop.run_in_executor(self._pool, hash_bulk_pins, p) for p in parts)
+            )
         except BrokenProcessPool:
             return hash_bulk_pins(items)  # no workers here: slower, same result
         return [h for part in done for h in part]
@@ -275,8 +298,9 @@ def read_header(reader: Any) -> list[str]:
         raise ImportFileError(1, "empty file: expected header " + ",".join(REQUIRED)) from None
     header = [h.strip() for h in header]
     if tuple(header[:4]) != REQUIRED:
-        raise ImportFileError(1, f"header must start with {','.join(REQUIRED)}"
-                              f" (got {','.join(header[:4])})")
+        raise ImportFileError(
+            1, f"header must start with {','.join(REQUIRED)} (got {','.join(header[:4])})"
+        )
     seen: set[str] = set(REQUIRED)
     for h in header[4:]:
         if h not in OPTIONAL:
@@ -287,9 +311,16 @@ def read_header(reader: Any) -> list[str]:
     return header
 
 
-async def import_subscribers(conn: asyncpg.Connection, actor: Actor, stream: IO[bytes], *,
-                             today: dt.date, skip_bad: bool = False, source: str = "-",
-                             progress: Callable[[int], None] | None = None) -> ImportResult:
+async def import_subscribers(
+    conn: asyncpg.Connection,
+    actor: Actor,
+    stream: IO[bytes],
+    *,
+    today: dt.date,
+    skip_bad: bool = False,
+    source: str = "-",
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
     """Validate and load a subscriber CSV (see module doc); services start and end on the
     caller's ``today``. Raises ImportFileError for a bad header or encoding; returns the result
     (``loaded`` false if bad rows blocked it)."""
@@ -308,8 +339,9 @@ async def import_subscribers(conn: asyncpg.Connection, actor: Actor, stream: IO[
         if not pending:
             return "".join(buf).encode()  # type: ignore[arg-type]
         hashes = iter(await hasher.hash_all([p.pin for p in pending]))
-        return "".join(x if isinstance(x, str) else f"{x.head}{next(hashes)}{x.tail}"
-                       for x in buf).encode()
+        return "".join(
+            x if isinstance(x, str) else f"{x.head}{next(hashes)}{x.tail}" for x in buf
+        ).encode()
 
     async def copy_source() -> AsyncIterator[bytes]:
         buf: list[str | _PendingPin] = []
@@ -354,8 +386,9 @@ async def import_subscribers(conn: asyncpg.Connection, actor: Actor, stream: IO[
     await tr.start()
     try:
         await conn.execute(_STAGING)
-        await conn.copy_to_table("import_staging", source=copy_source(), columns=_STAGING_COLS,
-                                 format="text")
+        await conn.copy_to_table(
+            "import_staging", source=copy_source(), columns=_STAGING_COLS, format="text"
+        )
         phase("validate+copy")
         await conn.execute("ANALYZE import_staging")
         await _find_duplicates(conn, result, "msisdn")
@@ -374,8 +407,15 @@ async def import_subscribers(conn: asyncpg.Connection, actor: Actor, stream: IO[
             result.bad.sort(key=lambda b: b.line)
             return result
         result.loaded = True
-        await audit(conn, actor, "import", "subscriber-import", source, None,
-                    {k: v for k, v in result.to_json().items() if k != "bad_rows"})
+        await audit(
+            conn,
+            actor,
+            "import",
+            "subscriber-import",
+            source,
+            None,
+            {k: v for k, v in result.to_json().items() if k != "bad_rows"},
+        )
         await tr.commit()
         phase("commit")
     except BaseException:
@@ -391,8 +431,10 @@ async def import_subscribers(conn: asyncpg.Connection, actor: Actor, stream: IO[
 async def _find_duplicates(conn: asyncpg.Connection, result: ImportResult, col: str) -> None:
     # Every occurrence is bad (which one is meant is not ours to guess). Only the first groups
     # are fetched for the report, the rest are counted: memory stays flat.
-    dup = (f"SELECT {col} AS v, array_agg(line ORDER BY line) AS lines FROM import_staging"
-           f" WHERE {col} IS NOT NULL GROUP BY {col} HAVING count(*) > 1")
+    dup = (
+        f"SELECT {col} AS v, array_agg(line ORDER BY line) AS lines FROM import_staging"
+        f" WHERE {col} IS NOT NULL GROUP BY {col} HAVING count(*) > 1"
+    )
     total = 0
     groups = await conn.fetch(f"{dup} ORDER BY min(line) LIMIT {MAX_REPORTED}")
     for r in groups:
@@ -410,31 +452,44 @@ async def _drop_duplicates(conn: asyncpg.Connection, with_imsi: bool) -> None:
     for col in ("msisdn", "imsi") if with_imsi else ("msisdn",):
         await conn.execute(
             f"DELETE FROM import_staging WHERE {col} IN (SELECT {col} FROM import_staging"
-            f" WHERE {col} IS NOT NULL GROUP BY {col} HAVING count(*) > 1)")
+            f" WHERE {col} IS NOT NULL GROUP BY {col} HAVING count(*) > 1)"
+        )
 
 
 async def _imsi_taken(conn: asyncpg.Connection, result: ImportResult) -> list[int]:
     rows = await conn.fetch(
         "SELECT s.line, s.imsi, t.msisdn FROM import_staging s"
-        " JOIN subscriber t ON t.imsi = s.imsi AND t.msisdn <> s.msisdn ORDER BY s.line")
+        " JOIN subscriber t ON t.imsi = s.imsi AND t.msisdn <> s.msisdn ORDER BY s.line"
+    )
     for r in rows:
         result.add_bad(r["line"], f"imsi: {r['imsi']} belongs to subscriber {r['msisdn']}")
     return [r["line"] for r in rows]
 
 
-async def _merge(conn: asyncpg.Connection, actor: Actor, has: frozenset[str],
-                 result: ImportResult, skip_bad: bool, phase: Callable[[str], None],
-                 today: dt.date) -> bool:
+async def _merge(
+    conn: asyncpg.Connection,
+    actor: Actor,
+    has: frozenset[str],
+    result: ImportResult,
+    skip_bad: bool,
+    phase: Callable[[str], None],
+    today: dt.date,
+) -> bool:
     """Merge staging into the tables; False if rows clash with stored IMSIs (and not skipped)."""
     # Columns the file carries are overwritten; absent ones keep their stored values.
-    cols = ["user_group", "language"] + [c for c in ("imsi", "notify_mode", "forward_to")
-                                         if c in has]
+    cols = ["user_group", "language"] + [
+        c for c in ("imsi", "notify_mode", "forward_to") if c in has
+    ]
     new_val = {c: f"s.{c}" for c in cols} | {"notify_mode": "coalesce(s.notify_mode, 'sms')"}
     sets = [f"{c} = EXCLUDED.{c}" for c in cols]
-    changed = (f"({', '.join(f't.{c}' for c in cols)}) IS DISTINCT FROM"
-               f" ({', '.join(f'EXCLUDED.{c}' for c in cols)})")
-    changed_s = (f"({', '.join(f't.{c}' for c in cols)}) IS DISTINCT FROM"
-                 f" ({', '.join(new_val[c] for c in cols)})")
+    changed = (
+        f"({', '.join(f't.{c}' for c in cols)}) IS DISTINCT FROM"
+        f" ({', '.join(f'EXCLUDED.{c}' for c in cols)})"
+    )
+    changed_s = (
+        f"({', '.join(f't.{c}' for c in cols)}) IS DISTINCT FROM"
+        f" ({', '.join(new_val[c] for c in cols)})"
+    )
     if "pin" in has:
         sets.append("pin_hash = coalesce(t.pin_hash, EXCLUDED.pin_hash)")
         changed += " OR (t.pin_hash IS NULL AND EXCLUDED.pin_hash IS NOT NULL)"
@@ -448,7 +503,7 @@ async def _merge(conn: asyncpg.Connection, actor: Actor, has: frozenset[str],
     # the merge overwrites them), creations with the row as created (from the merge itself).
     audit_updates = f"""
         INSERT INTO audit_log (channel, actor, action, entity, entity_key, before, after)
-        SELECT $1, $2, 'update', 'subscriber', t.msisdn, {as_json('t', {})},
+        SELECT $1, $2, 'update', 'subscriber', t.msisdn, {as_json("t", {})},
                jsonb_build_object({", ".join(f"'{c}', {new_val[c]}" for c in cols)},
                                   'pin_set', t.pin_hash IS NOT NULL OR s.pin_hash IS NOT NULL)
         FROM subscriber t JOIN import_staging s ON s.msisdn = t.msisdn
@@ -460,12 +515,12 @@ async def _merge(conn: asyncpg.Connection, actor: Actor, has: frozenset[str],
             SELECT msisdn, imsi, user_group, language, coalesce(notify_mode, 'sms'),
                    forward_to, pin_hash
             FROM import_staging
-            ON CONFLICT (msisdn) DO UPDATE SET {', '.join(sets)}, updated_at = now()
+            ON CONFLICT (msisdn) DO UPDATE SET {", ".join(sets)}, updated_at = now()
             WHERE {changed}
             RETURNING t.*, (xmax = 0) AS inserted),
         created AS (
             INSERT INTO audit_log (channel, actor, action, entity, entity_key, after)
-            SELECT $1, $2, 'create', 'subscriber', up.msisdn, {as_json('up', {})}
+            SELECT $1, $2, 'create', 'subscriber', up.msisdn, {as_json("up", {})}
             FROM up WHERE inserted)
         SELECT count(*) FILTER (WHERE inserted) AS ins, count(*) FILTER (WHERE NOT inserted) AS upd
         FROM up"""
@@ -490,28 +545,36 @@ async def _merge(conn: asyncpg.Connection, actor: Actor, has: frozenset[str],
     # Services: insert the missing (anti-join, so no per-row speculative insertion: 2M rows
     # in a first load), then re-open ended ones. A concurrent `service enable` of the same
     # pair in between makes the INSERT fail and the whole import roll back: rerun it.
-    status = await conn.execute("""
+    status = await conn.execute(
+        """
         INSERT INTO subscription (msisdn, service, start_date)
         SELECT n.msisdn, n.service, $1::date
         FROM (SELECT msisdn, unnest(services) AS service FROM import_staging) n
         WHERE NOT EXISTS (SELECT 1 FROM subscription t
-                          WHERE t.msisdn = n.msisdn AND t.service = n.service)""", today)
+                          WHERE t.msisdn = n.msisdn AND t.service = n.service)""",
+        today,
+    )
     enabled = int(status.rsplit(" ", 1)[1])
-    status = await conn.execute("""
+    status = await conn.execute(
+        """
         UPDATE subscription t
         SET start_date = CASE WHEN t.end_date <= $1::date THEN $1::date
                               ELSE t.start_date END,
             end_date = NULL
         FROM (SELECT msisdn, unnest(services) AS service FROM import_staging) n
         WHERE t.msisdn = n.msisdn AND t.service = n.service AND t.end_date IS NOT NULL""",
-        today)
+        today,
+    )
     result.services_enabled = enabled + int(status.rsplit(" ", 1)[1])
     phase("merge subscription")
-    status = await conn.execute("""
+    status = await conn.execute(
+        """
         UPDATE subscription t SET end_date = greatest(t.start_date, $1::date)
         FROM import_staging s
         WHERE t.msisdn = s.msisdn AND t.service <> ALL (s.services)
-          AND (t.end_date IS NULL OR t.end_date > $1::date)""", today)
+          AND (t.end_date IS NULL OR t.end_date > $1::date)""",
+        today,
+    )
     result.services_disabled = int(status.rsplit(" ", 1)[1])
     phase("end unlisted services")
     return True

@@ -67,8 +67,9 @@ def latest_version() -> int:
     return migs[-1].version if migs else 0
 
 
-async def migrate(pool_or_conn: asyncpg.Pool | asyncpg.Connection, *,
-                  target: int | None = None) -> list[int]:
+async def migrate(
+    pool_or_conn: asyncpg.Pool | asyncpg.Connection, *, target: int | None = None
+) -> list[int]:
     """Apply pending migrations up to ``target`` (default: all); return the versions applied."""
     if isinstance(pool_or_conn, asyncpg.Pool):
         async with pool_or_conn.acquire() as conn:
@@ -91,15 +92,18 @@ async def _migrate(conn: asyncpg.Connection, target: int | None) -> list[int]:
             if mig.version in done or mig.version > target:
                 continue
             await conn.execute(mig.sql)
-            await conn.execute("INSERT INTO schema_version (version, name) VALUES ($1, $2)",
-                               mig.version, mig.name)
+            await conn.execute(
+                "INSERT INTO schema_version (version, name) VALUES ($1, $2)", mig.version, mig.name
+            )
             applied_now.append(mig.version)
     return applied_now
 
 
 def _too_new_message(db: int, code: int) -> str:
-    return (f"database schema version {db} is newer than this mcn-scp (knows up to {code}); "
-            "upgrade mcn-scp, or point MCN_DATABASE_URL at the right database")
+    return (
+        f"database schema version {db} is newer than this mcn-scp (knows up to {code}); "
+        "upgrade mcn-scp, or point MCN_DATABASE_URL at the right database"
+    )
 
 
 async def current_version(conn: asyncpg.Connection) -> int:
@@ -116,6 +120,7 @@ async def check_schema_version(conn: asyncpg.Connection) -> int:
     if db > code:
         raise SchemaTooNew(_too_new_message(db, code))
     if db < code:
-        raise SchemaOutdated(f"database schema version {db} is older than {code}: "
-                             "run `mcn-scp db migrate`")
+        raise SchemaOutdated(
+            f"database schema version {db} is older than {code}: run `mcn-scp db migrate`"
+        )
     return db

@@ -21,9 +21,9 @@ def normalise_msisdn(raw: str) -> str | None:
     if s.startswith("+"):
         s = s[1:]
     elif s.startswith(INTERNATIONAL_PREFIX):
-        s = s[len(INTERNATIONAL_PREFIX):]
+        s = s[len(INTERNATIONAL_PREFIX) :]
     elif s.startswith(TRUNK_PREFIX):
-        s = COUNTRY_CODE + s[len(TRUNK_PREFIX):]
+        s = COUNTRY_CODE + s[len(TRUNK_PREFIX) :]
     elif len(s) == 11 and s[:1] == "1":
         s = COUNTRY_CODE + s
     if not (7 <= len(s) <= 15) or not s.isascii() or not s.isdigit() or s[0] == "0":

@@ -75,19 +75,41 @@ __all__ = [
 ]
 
 
-async def _with_ad(conn: asyncpg.Connection, cfg: Config, core: str, t: Templates, *,
-                   at: dt.datetime, caller: str | None, user_group: str) -> str:
+async def _with_ad(
+    conn: asyncpg.Connection,
+    cfg: Config,
+    core: str,
+    t: Templates,
+    *,
+    at: dt.datetime,
+    caller: str | None,
+    user_group: str,
+) -> str:
     if cfg.notify.ad_segment_budget <= 0:
         return core
     ads = await store.active_ads(conn, at)
-    return append_ad(core, ads, budget=cfg.notify.ad_segment_budget,
-                     separator=t["ad_separator"], at=at, tz=notify_tz(cfg), caller=caller,
-                     user_group=user_group)
+    return append_ad(
+        core,
+        ads,
+        budget=cfg.notify.ad_segment_budget,
+        separator=t["ad_separator"],
+        at=at,
+        tz=notify_tz(cfg),
+        caller=caller,
+        user_group=user_group,
+    )
 
 
-
-async def on_missed_call(conn: asyncpg.Connection, *, missed_call_id: int, caller: str | None,
-                         callee: str, reason: str, at: dt.datetime, cfg: Config) -> Queued:
+async def on_missed_call(
+    conn: asyncpg.Connection,
+    *,
+    missed_call_id: int,
+    caller: str | None,
+    callee: str,
+    reason: str,
+    at: dt.datetime,
+    cfg: Config,
+) -> Queued:
     """React to a missed call just recorded in this transaction (see the module docstring).
 
     The decision is :func:`plan_missed_call`'s, the same one :func:`record_missed_call` takes;
@@ -97,13 +119,15 @@ async def on_missed_call(conn: asyncpg.Connection, *, missed_call_id: int, calle
     rcpt = await store.load_recipient(conn, callee, local_day(at, cfg))
     if rcpt is None:
         return Queued()
-    first = plan_missed_call(_state(rcpt), caller=caller, callee=callee, reason=reason, at=at,
-                             cfg=cfg)
+    first = plan_missed_call(
+        _state(rcpt), caller=caller, callee=callee, reason=reason, at=at, cfg=cfg
+    )
     if first.outcome != "queued":
         asked = False
         if first.hlr:
             asked = await store.request_hlr_alert(
-                conn, callee, at, dt.timedelta(seconds=cfg.notify.alert_refresh))
+                conn, callee, at, dt.timedelta(seconds=cfg.notify.alert_refresh)
+            )
         if first.outcome == "suppressed":
             await store.mark_missed_calls(conn, [missed_call_id], at, "suppressed")
         return Queued(hlr_alert=asked)
@@ -124,35 +148,65 @@ async def on_missed_call(conn: asyncpg.Connection, *, missed_call_id: int, calle
             rekey = prefix + str(missed_call_id)
         n, first_at = await store.calls_since(conn, callee, caller, first_id, reason)
         count = n - 1  # this call is already in; the plan adds it
-    ads = (tuple(await store.active_ads(conn, at)) if cfg.notify.ad_segment_budget > 0
-           else ())
-    plan = plan_missed_call(_state(rcpt, open_id=sms_id, count=count, first_at=first_at,
-                                   ads=ads),
-                            caller=caller, callee=callee, reason=reason, at=at, cfg=cfg)
+    ads = tuple(await store.active_ads(conn, at)) if cfg.notify.ad_segment_budget > 0 else ()
+    plan = plan_missed_call(
+        _state(rcpt, open_id=sms_id, count=count, first_at=first_at, ads=ads),
+        caller=caller,
+        callee=callee,
+        reason=reason,
+        at=at,
+        cfg=cfg,
+    )
     assert plan.text is not None  # queued plans always carry their text
     if sms_id is not None:
         await store.update_sms_text(conn, sms_id, plan.text, key=rekey)
     else:
-        sms_id = await store.enqueue_sms(conn, key=prefix + str(missed_call_id),
-                                         destination=callee, text=plan.text,
-                                         not_before=plan.not_before or at,
-                                         expires_at=plan.expires_at)
+        sms_id = await store.enqueue_sms(
+            conn,
+            key=prefix + str(missed_call_id),
+            destination=callee,
+            text=plan.text,
+            not_before=plan.not_before or at,
+            expires_at=plan.expires_at,
+        )
     await store.mark_missed_calls(conn, [missed_call_id], at, "queued")
     return Queued((sms_id,) if sms_id is not None else ())
 
 
-def _state(rcpt: store.Recipient, *, open_id: int | None = None, count: int = 0,
-           first_at: dt.datetime | None = None,
-           ads: tuple[store.AdRule, ...] = ()) -> store.MissedCallState:
+def _state(
+    rcpt: store.Recipient,
+    *,
+    open_id: int | None = None,
+    count: int = 0,
+    first_at: dt.datetime | None = None,
+    ads: tuple[store.AdRule, ...] = (),
+) -> store.MissedCallState:
     """A decision state read from the database as it goes (no forecast fields)."""
-    return store.MissedCallState(recipient=rcpt, rcpt=None, open_id=open_id, open_key=None,
-                                 open_due=None, count=count, first_at=first_at, ads=ads,
-                                 ads_digest=None)
+    return store.MissedCallState(
+        recipient=rcpt,
+        rcpt=None,
+        open_id=open_id,
+        open_key=None,
+        open_due=None,
+        count=count,
+        first_at=first_at,
+        ads=ads,
+        ads_digest=None,
+    )
 
 
-async def record_missed_call(conn: asyncpg.Connection, *, caller: str | None, callee: str,
-                             reason: str, cause: int | None, call_ref: str | None,
-                             at: dt.datetime, cfg: Config, attempts: int = 3) -> int | None:
+async def record_missed_call(
+    conn: asyncpg.Connection,
+    *,
+    caller: str | None,
+    callee: str,
+    reason: str,
+    cause: int | None,
+    call_ref: str | None,
+    at: dt.datetime,
+    cfg: Config,
+    attempts: int = 3,
+) -> int | None:
     """Record a missed call and do :func:`on_missed_call`'s work in one statement.
 
     The decision is taken on a forecast of the state (``notify_store.forecast_missed_call``)
@@ -170,22 +224,47 @@ async def record_missed_call(conn: asyncpg.Connection, *, caller: str | None, ca
     st = store.forecast_missed_call(callee=callee, prefix=prefix, at=at, ads=want_ads)
     refresh = dt.timedelta(seconds=cfg.notify.alert_refresh)
     for _ in range(attempts):
-        plan = (plan_missed_call(st, caller=caller, callee=callee, reason=reason, at=at, cfg=cfg)
-                if st is not None else MissedCallPlan())
+        plan = (
+            plan_missed_call(st, caller=caller, callee=callee, reason=reason, at=at, cfg=cfg)
+            if st is not None
+            else MissedCallPlan()
+        )
         w = await store.record_missed_call(
-            conn, caller=caller, callee=callee, at=at, reason=reason, cause=cause,
-            call_ref=call_ref, day=day, state=st, hlr=plan.hlr, refresh=refresh, prefix=prefix,
-            count=plan.count, first_at=plan.first_at, text=plan.text,
-            not_before=plan.not_before, expires_at=plan.expires_at, outcome=plan.outcome,
-            want_ads=want_ads)
+            conn,
+            caller=caller,
+            callee=callee,
+            at=at,
+            reason=reason,
+            cause=cause,
+            call_ref=call_ref,
+            day=day,
+            state=st,
+            hlr=plan.hlr,
+            refresh=refresh,
+            prefix=prefix,
+            count=plan.count,
+            first_at=plan.first_at,
+            text=plan.text,
+            not_before=plan.not_before,
+            expires_at=plan.expires_at,
+            outcome=plan.outcome,
+            want_ads=want_ads,
+        )
         if w.done:
             return w.missed_call_id
         st = w.state
     return None
 
 
-async def on_present(conn: asyncpg.Connection, *, msisdn: str, source: str, at: dt.datetime,
-                     cfg: Config, detail: str | None = None) -> Queued:
+async def on_present(
+    conn: asyncpg.Connection,
+    *,
+    msisdn: str,
+    source: str,
+    at: dt.datetime,
+    cfg: Config,
+    detail: str | None = None,
+) -> Queued:
     """The subscriber is reachable: record it and queue every notification that waited."""
     if source not in PRESENCE_SOURCES:
         raise ValueError(f"presence source {source!r}")
@@ -200,8 +279,9 @@ async def on_present(conn: asyncpg.Connection, *, msisdn: str, source: str, at: 
 
     pending = await store.pending_missed_calls(conn, msisdn)
     fresh = [c for c in pending if c.occurred_at >= at - window]
-    await store.mark_missed_calls(conn, [c.id for c in pending if c.occurred_at < at - window],
-                                  at, "expired")
+    await store.mark_missed_calls(
+        conn, [c.id for c in pending if c.occurred_at < at - window], at, "expired"
+    )
     if fresh and ("missed-call" not in rcpt.services or rcpt.notify_mode == "none"):
         await store.mark_missed_calls(conn, [c.id for c in fresh], at, "suppressed")
         fresh = []
@@ -209,55 +289,100 @@ async def on_present(conn: asyncpg.Connection, *, msisdn: str, source: str, at: 
         groups = group_by_caller(fresh)
         if rcpt.notify_mode == "digest":
             caller = groups[0].caller if len(groups) == 1 else None
-            batches = [(f"digest:{msisdn}:{min(c.id for c in fresh)}", digest_text(groups, t, tz),
-                        caller, max(g.last_at for g in groups))]
+            batches = [
+                (
+                    f"digest:{msisdn}:{min(c.id for c in fresh)}",
+                    digest_text(groups, t, tz),
+                    caller,
+                    max(g.last_at for g in groups),
+                )
+            ]
         else:
-            batches = [(f"present:{msisdn}:{g.ids[0]}", text, g.caller, g.last_at)
-                       for g, text in zip(groups, missed_call_texts(groups, t, tz), strict=True)]
+            batches = [
+                (f"present:{msisdn}:{g.ids[0]}", text, g.caller, g.last_at)
+                for g, text in zip(groups, missed_call_texts(groups, t, tz), strict=True)
+            ]
         for key, core, caller, last_at in batches:
-            text = await _with_ad(conn, cfg, core, t, at=at, caller=caller,
-                                  user_group=rcpt.user_group)
-            sms_id = await store.enqueue_sms(conn, key=key, destination=msisdn, text=text,
-                                             not_before=at, expires_at=last_at + window)
+            text = await _with_ad(
+                conn, cfg, core, t, at=at, caller=caller, user_group=rcpt.user_group
+            )
+            sms_id = await store.enqueue_sms(
+                conn,
+                key=key,
+                destination=msisdn,
+                text=text,
+                not_before=at,
+                expires_at=last_at + window,
+            )
             if sms_id is not None:
                 ids.append(sms_id)
         await store.mark_missed_calls(conn, [c.id for c in fresh], at, "queued")
 
     if cfg.notify.callback_sms:
         callbacks = await store.pending_callbacks(conn, msisdn)
-        due = [cb for cb in callbacks if (cb.expires_at is None or cb.expires_at > at)
-               and cb.requested_at >= at - window]
+        due = [
+            cb
+            for cb in callbacks
+            if (cb.expires_at is None or cb.expires_at > at) and cb.requested_at >= at - window
+        ]
         for cb in due:
             caller_rcpt = await store.load_recipient(conn, cb.caller, local_day(at, cfg))
             ct = templates_for(cfg, caller_rcpt.language if caller_rcpt else None)
             core = render(ct["callback"], callee=display_number(msisdn, ct))
-            text = await _with_ad(conn, cfg, core, ct, at=at, caller=cb.caller,
-                                  user_group=rcpt.user_group)
-            sms_id = await store.enqueue_sms(conn, key=f"callback:{cb.id}", destination=cb.caller,
-                                             text=text, not_before=at, expires_at=at + window)
+            text = await _with_ad(
+                conn, cfg, core, ct, at=at, caller=cb.caller, user_group=rcpt.user_group
+            )
+            sms_id = await store.enqueue_sms(
+                conn,
+                key=f"callback:{cb.id}",
+                destination=cb.caller,
+                text=text,
+                not_before=at,
+                expires_at=at + window,
+            )
             if sms_id is not None:
                 ids.append(sms_id)
         await store.mark_callbacks(conn, [cb.id for cb in due], at)
     return Queued(tuple(ids))
 
 
-async def on_absent(conn: asyncpg.Connection, *, msisdn: str, source: str, at: dt.datetime,
-                    detail: str | None = None) -> None:
+async def on_absent(
+    conn: asyncpg.Connection,
+    *,
+    msisdn: str,
+    source: str,
+    at: dt.datetime,
+    detail: str | None = None,
+) -> None:
     """Evidence the subscriber left (IMSI detach in NoteMM-Event): recorded, nothing sent."""
     if await conn.fetchval("SELECT 1 FROM subscriber WHERE msisdn = $1", msisdn):
         await store.set_presence(conn, msisdn, False, at, source, detail)
 
 
-async def on_subscriber_receipt(conn: asyncpg.Connection, *, owner: str, destination: str,
-                                message_id: str, at: dt.datetime, cfg: Config) -> Queued:
+async def on_subscriber_receipt(
+    conn: asyncpg.Connection,
+    *,
+    owner: str,
+    destination: str,
+    message_id: str,
+    at: dt.datetime,
+    cfg: Config,
+) -> Queued:
     """短信回执: the SMSC forwarded the receipt of ``owner``'s own SMS to ``destination``."""
     rcpt = await store.load_recipient(conn, owner, local_day(at, cfg))
     if rcpt is None or "delivery-receipt" not in rcpt.services:
         return Queued()
     t = templates_for(cfg, rcpt.language)
-    core = render(t["receipt"], dst=display_number(destination, t),
-                  **time_values(at, notify_tz(cfg)))
+    core = render(
+        t["receipt"], dst=display_number(destination, t), **time_values(at, notify_tz(cfg))
+    )
     text = await _with_ad(conn, cfg, core, t, at=at, caller=None, user_group=rcpt.user_group)
-    sms_id = await store.enqueue_sms(conn, key=f"receipt:{owner}:{message_id}", destination=owner,
-                                     text=text, not_before=at, expires_at=at + notify_window(cfg))
+    sms_id = await store.enqueue_sms(
+        conn,
+        key=f"receipt:{owner}:{message_id}",
+        destination=owner,
+        text=text,
+        not_before=at,
+        expires_at=at + notify_window(cfg),
+    )
     return Queued((sms_id,) if sms_id is not None else ())

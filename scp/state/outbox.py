@@ -71,7 +71,8 @@ _SUBMIT = (
     " last_error = NULL, updated_at = now()"
     " FROM unnest($1::bigint[], $2::text[]) AS u(id, mid)"
     " WHERE o.id = ANY($1::bigint[]) AND o.id = u.id"
-    " AND o.status NOT IN ('delivered', 'failed', 'expired')")
+    " AND o.status NOT IN ('delivered', 'failed', 'expired')"
+)
 
 # receipts that overtook the submits just recorded (latest receipt per message id)
 _EARLY = (
@@ -82,11 +83,13 @@ _EARLY = (
     "       ORDER BY smsc_message_id, id DESC) r"
     " WHERE o.id = ANY($1::bigint[]) AND o.smsc_message_id = r.smsc_message_id"
     " AND o.status IN ('sending', 'submitted')"
-    " RETURNING o.id, o.destination, r.status AS stat, r.received_at AS at")
+    " RETURNING o.id, o.destination, r.status AS stat, r.received_at AS at"
+)
 
 _INSERT_RECEIPTS = (
     "INSERT INTO sms_receipt (smsc_message_id, status, received_at)"
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])")
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])"
+)
 
 _SUBMITTED = "'submitted'"  # the status of a submit without an early receipt
 
@@ -123,7 +126,8 @@ _GROUP = (
     "   AND o.status IN ('sending', 'submitted') AND o.id <> ALL($1::bigint[])"
     "  RETURNING o.id, o.destination, rc.stat, rc.at)"
     " SELECT d.id, d.destination, d.stat, d.at"
-    " FROM (SELECT * FROM sub UNION ALL SELECT * FROM app) d WHERE d.stat = 'DELIVRD' AND {}")
+    " FROM (SELECT * FROM sub UNION ALL SELECT * FROM app) d WHERE d.stat = 'DELIVRD' AND {}"
+)
 
 # one receipt per message id (see _rounds)
 _APPLY_RECEIPTS = (
@@ -132,7 +136,8 @@ _APPLY_RECEIPTS = (
     " FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(mid, stat, at)"
     " WHERE o.smsc_message_id = ANY($1::text[]) AND o.smsc_message_id = u.mid"
     " AND o.status IN ('sending', 'submitted')"
-    " RETURNING o.id, o.destination, u.stat, u.at")
+    " RETURNING o.id, o.destination, u.stat, u.at"
+)
 
 
 @dataclass(frozen=True)
@@ -189,9 +194,15 @@ class PgOutbox:
     """Which DELIVRD rows settled by the group statement reach :meth:`_settled_by_receipt`
     (SQL over ``d``: id, destination, stat, at); none here, the base class has no hook."""
 
-    def __init__(self, pool: asyncpg.Pool, *, lease: timedelta = timedelta(minutes=5),
-                 claim_ahead: int = 256, flush_delay: float = 0.005,
-                 max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        lease: timedelta = timedelta(minutes=5),
+        claim_ahead: int = 256,
+        flush_delay: float = 0.005,
+        max_batch: int = 500,
+    ) -> None:
         self.pool = pool
         self.lease = lease
         self.claim_ahead = claim_ahead
@@ -208,10 +219,17 @@ class PgOutbox:
         self._flusher: asyncio.Task[None] | None = None
         self.transactions = 0  # group commits so far (tests, the bench)
 
-    async def enqueue(self, destination: str, text: str, *, idempotency_key: str,
-                      now: datetime, source: str | None = None,
-                      expires_at: datetime | None = None,
-                      conn: asyncpg.Connection | None = None) -> int:
+    async def enqueue(
+        self,
+        destination: str,
+        text: str,
+        *,
+        idempotency_key: str,
+        now: datetime,
+        source: str | None = None,
+        expires_at: datetime | None = None,
+        conn: asyncpg.Connection | None = None,
+    ) -> int:
         """Queue an SMS once per idempotency key, due from ``now``; return its id. Pass
         ``conn`` to enqueue in the caller's transaction (e.g. together with marking the missed
         call notified)."""
@@ -220,10 +238,17 @@ class PgOutbox:
             "INSERT INTO sms_outbox (idempotency_key, destination, source, text,"
             " next_attempt_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)"
             " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-            idempotency_key, destination, source, text, now, expires_at)
+            idempotency_key,
+            destination,
+            source,
+            text,
+            now,
+            expires_at,
+        )
         if sms_id is None:
-            sms_id = await db.fetchval("SELECT id FROM sms_outbox WHERE idempotency_key = $1",
-                                       idempotency_key)
+            sms_id = await db.fetchval(
+                "SELECT id FROM sms_outbox WHERE idempotency_key = $1", idempotency_key
+            )
         return int(sms_id)
 
     # -- claiming ------------------------------------------------------------------------------
@@ -256,8 +281,12 @@ class PgOutbox:
                     out.append(h.sms)
             if stale:
                 await self._give_back(stale)
-            if (self._more_due and self._refill is None and self.claim_ahead > 0
-                    and len(held) < self.claim_ahead // 2):
+            if (
+                self._more_due
+                and self._refill is None
+                and self.claim_ahead > 0
+                and len(held) < self.claim_ahead // 2
+            ):
                 # read ahead in the background: the sender never waits for a claim while
                 # held rows last (it would leave window slots empty for a round trip)
                 self._refill = asyncio.get_running_loop().create_task(self._read_ahead(now))
@@ -279,16 +308,23 @@ class PgOutbox:
         # rest; the two sets are disjoint (a row may be changed only once per statement). The
         # expiry sweep reads every due row, so it runs at most once per SWEEP_INTERVAL of
         # ``now``: rows past validity are never claimed in between, only marked later.
-        sweep = (self._swept_at is None or now < self._swept_at
-                 or now - self._swept_at >= self.SWEEP_INTERVAL)
+        sweep = (
+            self._swept_at is None
+            or now < self._swept_at
+            or now - self._swept_at >= self.SWEEP_INTERVAL
+        )
         if sweep:
             self._swept_at = now
         rows = await self.pool.fetch(
-            ("WITH expired AS (UPDATE sms_outbox SET status = 'expired',"
-             "  last_error = 'validity expired', updated_at = now()"
-             "  WHERE status IN ('queued', 'sending') AND next_attempt_at <= $1"
-             "  AND expires_at <= $1), " if sweep else "WITH ") +
-            "due AS (SELECT id FROM sms_outbox WHERE status IN ('queued', 'sending')"
+            (
+                "WITH expired AS (UPDATE sms_outbox SET status = 'expired',"
+                "  last_error = 'validity expired', updated_at = now()"
+                "  WHERE status IN ('queued', 'sending') AND next_attempt_at <= $1"
+                "  AND expires_at <= $1), "
+                if sweep
+                else "WITH "
+            )
+            + "due AS (SELECT id FROM sms_outbox WHERE status IN ('queued', 'sending')"
             "  AND next_attempt_at <= $1 AND (expires_at IS NULL OR expires_at > $1)"
             "  ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
             " UPDATE sms_outbox o SET status = 'sending', attempts = o.attempts + 1,"
@@ -296,10 +332,21 @@ class PgOutbox:
             " WHERE o.id = ANY (ARRAY(SELECT id FROM due))"
             " RETURNING o.id, o.idempotency_key, o.destination, o.text, o.attempts,"
             "  o.expires_at",
-            now, limit, self.lease)
+            now,
+            limit,
+            self.lease,
+        )
         rows = sorted(rows, key=lambda r: r["id"])
-        return [_Held(OutboundSms(r["id"], r["idempotency_key"], r["destination"], r["text"],
-                                  r["attempts"]), now, r["expires_at"]) for r in rows]
+        return [
+            _Held(
+                OutboundSms(
+                    r["id"], r["idempotency_key"], r["destination"], r["text"], r["attempts"]
+                ),
+                now,
+                r["expires_at"],
+            )
+            for r in rows
+        ]
 
     async def _give_back(self, held: Sequence[_Held]) -> None:
         """Unsent claimed rows back to 'queued', due when they were claimed, the claim undone.
@@ -315,8 +362,11 @@ class PgOutbox:
             " WHERE o.id = ANY($1::bigint[]) AND o.id = u.id AND o.status = 'sending'"
             " AND o.attempts = u.attempts"
             " AND o.next_attempt_at = u.claimed_at + $4::interval",
-            [h.sms.id for h in held], [h.sms.attempts for h in held],
-            [h.claimed_at for h in held], self.lease)
+            [h.sms.id for h in held],
+            [h.sms.attempts for h in held],
+            [h.claimed_at for h in held],
+            self.lease,
+        )
 
     # -- per-SMS outcomes ----------------------------------------------------------------------
 
@@ -338,13 +388,19 @@ class PgOutbox:
         await self.pool.execute(
             "UPDATE sms_outbox SET status = 'queued', last_error = $2, next_attempt_at = $3,"
             " updated_at = now() WHERE id = $1 AND status = 'sending'",
-            sms_id, error, next_attempt_at)
+            sms_id,
+            error,
+            next_attempt_at,
+        )
 
     async def mark_failed(self, sms_id: int, error: str) -> None:
         """Gave up (permanent refusal, or the attempt limit)."""
         await self.pool.execute(
             "UPDATE sms_outbox SET status = 'failed', last_error = $2, updated_at = now()"
-            " WHERE id = $1 AND status IN ('queued', 'sending')", sms_id, error)
+            " WHERE id = $1 AND status IN ('queued', 'sending')",
+            sms_id,
+            error,
+        )
 
     def record_receipt(self, smsc_message_id: str, status: str, at: datetime) -> Awaitable[None]:
         """An SMPP delivery receipt (deliver_sm with esm_class receipt). Queued now; the
@@ -356,9 +412,14 @@ class PgOutbox:
 
     async def record_mo(self, source: str, destination: str, text: str, at: datetime) -> None:
         """A mobile-originated SMS to our number (SMS self-care channel)."""
-        await self.pool.execute("INSERT INTO sms_mo (source, destination, text, received_at,"
-                                " next_attempt_at) VALUES ($1, $2, $3, $4, $4)",
-                                source, destination, text, at)
+        await self.pool.execute(
+            "INSERT INTO sms_mo (source, destination, text, received_at,"
+            " next_attempt_at) VALUES ($1, $2, $3, $4, $4)",
+            source,
+            destination,
+            text,
+            at,
+        )
 
     # -- group commit --------------------------------------------------------------------------
 
@@ -398,8 +459,10 @@ class PgOutbox:
             while self._submits or self._receipts:
                 if self.flush_delay > 0 and self.pending < self.max_batch:
                     await asyncio.sleep(self.flush_delay)  # let the group grow
-                submits, self._submits = (self._submits[:self.max_batch],
-                                          self._submits[self.max_batch:])
+                submits, self._submits = (
+                    self._submits[: self.max_batch],
+                    self._submits[self.max_batch :],
+                )
                 room = self.max_batch - len(submits)
                 receipts, self._receipts = self._receipts[:room], self._receipts[room:]
                 await self._commit_group(submits, receipts)
@@ -420,8 +483,12 @@ class PgOutbox:
             if len(submits) + len(receipts) == 1:
                 self._settle((*submits, *receipts), group_error)
                 return
-            log.warning("sms.group_commit_failed", submits=len(submits), receipts=len(receipts),
-                        error=repr(group_error))
+            log.warning(
+                "sms.group_commit_failed",
+                submits=len(submits),
+                receipts=len(receipts),
+                error=repr(group_error),
+            )
             for s in submits:
                 await self._commit_group([s], [])
             for r in receipts:
@@ -449,9 +516,12 @@ class PgOutbox:
                     self._group_sql = _GROUP.format(self.settled_filter)
                 settled = await conn.fetch(
                     self._group_sql,
-                    [s.sms_id for s in submits], [s.smsc_message_id for s in submits],
-                    [r.smsc_message_id for r in receipts], [r.status for r in receipts],
-                    [r.at for r in receipts])
+                    [s.sms_id for s in submits],
+                    [s.smsc_message_id for s in submits],
+                    [r.smsc_message_id for r in receipts],
+                    [r.status for r in receipts],
+                    [r.at for r in receipts],
+                )
                 await self._settled_by_receipt(conn, settled)
                 return
             # a message id with two receipts in the group: statement by statement, in order
@@ -460,38 +530,49 @@ class PgOutbox:
             if receipts:
                 await self._apply_receipts(conn, receipts)
 
-    async def _apply_submits(self, conn: asyncpg.Connection,
-                             submits: Sequence[_Submit]) -> None:
+    async def _apply_submits(self, conn: asyncpg.Connection, submits: Sequence[_Submit]) -> None:
         ids = [s.sms_id for s in submits]
         mids = [s.smsc_message_id for s in submits]
         await conn.execute(_SUBMIT, ids, mids)
         early = await conn.fetch(_EARLY, ids, mids)
         await self._settled_by_receipt(conn, early)
 
-    async def _apply_receipts(self, conn: asyncpg.Connection,
-                              receipts: Sequence[_Receipt]) -> None:
-        await conn.execute(_INSERT_RECEIPTS, [r.smsc_message_id for r in receipts],
-                           [r.status for r in receipts], [r.at for r in receipts])
+    async def _apply_receipts(self, conn: asyncpg.Connection, receipts: Sequence[_Receipt]) -> None:
+        await conn.execute(
+            _INSERT_RECEIPTS,
+            [r.smsc_message_id for r in receipts],
+            [r.status for r in receipts],
+            [r.at for r in receipts],
+        )
         for rnd in _rounds(receipts):
-            settled = await conn.fetch(_APPLY_RECEIPTS, [r.smsc_message_id for r in rnd],
-                                       [r.status for r in rnd], [r.at for r in rnd])
+            settled = await conn.fetch(
+                _APPLY_RECEIPTS,
+                [r.smsc_message_id for r in rnd],
+                [r.status for r in rnd],
+                [r.at for r in rnd],
+            )
             await self._settled_by_receipt(conn, settled)
 
-    async def _settled_by_receipt(self, conn: asyncpg.Connection,
-                                  rows: Sequence[asyncpg.Record]) -> None:
+    async def _settled_by_receipt(
+        self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]
+    ) -> None:
         """Hook for subclasses: ``rows`` (id, destination, stat, at) were just settled by a
         receipt in this transaction (from the group statement: only DELIVRD rows passing
         :attr:`settled_filter`)."""
 
     @staticmethod
-    async def _apply_receipt(conn: asyncpg.Connection, smsc_message_id: str, status: str,
-                             at: datetime) -> None:
+    async def _apply_receipt(
+        conn: asyncpg.Connection, smsc_message_id: str, status: str, at: datetime
+    ) -> None:
         """One receipt applied on ``conn`` (kept for callers outside the group commit)."""
         await conn.execute(
             f"UPDATE sms_outbox SET delivery_status = $2, delivered_at = $3,"
             f" status = {_RECEIPT_STATUS}, updated_at = now()"
             " WHERE smsc_message_id = $1 AND status IN ('sending', 'submitted')",
-            smsc_message_id, status, at)
+            smsc_message_id,
+            status,
+            at,
+        )
 
 
 def _retrieve(fut: asyncio.Future[None]) -> None:

@@ -59,14 +59,20 @@ __all__ = ["NotifyingOutbox", "DeliveredHook", "MoHook", "build_outbox", "retry_
 
 log = structlog.get_logger("scp.outbox")
 
-_MO_DUE = ("SELECT id FROM sms_mo WHERE handled_at IS NULL AND next_attempt_at <= $1"
-           " ORDER BY next_attempt_at LIMIT $2")
-_MO_LOCK = ("SELECT source, destination, text, received_at FROM sms_mo"
-            " WHERE id = $1 AND handled_at IS NULL FOR UPDATE SKIP LOCKED")
-_MO_FAILED = ("UPDATE sms_mo SET attempts = attempts + 1, last_error = $2,"
-              " next_attempt_at = $5::timestamptz"
-              "  + make_interval(secs => least($3 * 2 ^ attempts, $4))"
-              " WHERE id = $1 AND handled_at IS NULL")
+_MO_DUE = (
+    "SELECT id FROM sms_mo WHERE handled_at IS NULL AND next_attempt_at <= $1"
+    " ORDER BY next_attempt_at LIMIT $2"
+)
+_MO_LOCK = (
+    "SELECT source, destination, text, received_at FROM sms_mo"
+    " WHERE id = $1 AND handled_at IS NULL FOR UPDATE SKIP LOCKED"
+)
+_MO_FAILED = (
+    "UPDATE sms_mo SET attempts = attempts + 1, last_error = $2,"
+    " next_attempt_at = $5::timestamptz"
+    "  + make_interval(secs => least($3 * 2 ^ attempts, $4))"
+    " WHERE id = $1 AND handled_at IS NULL"
+)
 
 DeliveredHook = Callable[[asyncpg.Connection, str, dt.datetime], Awaitable[object]]
 """(conn, destination, at) in the receipt's transaction, for a DELIVRD receipt."""
@@ -74,7 +80,9 @@ DeliveredHook = Callable[[asyncpg.Connection, str, dt.datetime], Awaitable[objec
 MoHook = Callable[[asyncpg.Connection, int, str, str, str, dt.datetime], Awaitable[object]]
 """(conn, mo_id, source, destination, text, at) in the MO's transaction."""
 
-SubscriberReceiptHook = Callable[[asyncpg.Connection, str, str, str, dt.datetime], Awaitable[object]]
+SubscriberReceiptHook = Callable[
+    [asyncpg.Connection, str, str, str, dt.datetime], Awaitable[object]
+]
 """(conn, owner, destination, smsc_message_id, at) for the receipt of a subscriber's own SMS."""
 
 
@@ -85,23 +93,34 @@ class NotifyingOutbox(PgOutbox):
     (filtered inside the group statement), for a hook that does nothing for anyone else.
     """
 
-    def __init__(self, pool: asyncpg.Pool, *, lease: dt.timedelta = dt.timedelta(minutes=1),
-                 on_delivered: DeliveredHook | None = None, on_mo: MoHook | None = None,
-                 on_subscriber_receipt: SubscriberReceiptHook | None = None,
-                 subscribers_only: bool = False,
-                 claim_ahead: int = 256, flush_delay: float = 0.005,
-                 max_batch: int = 500, mo_retry_base: float = 5.0,
-                 mo_retry_cap: float = 600.0, mo_grace: float = 60.0,
-                 mo_command_timeout: float = 10.0) -> None:
-        super().__init__(pool, lease=lease, claim_ahead=claim_ahead, flush_delay=flush_delay,
-                         max_batch=max_batch)
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        lease: dt.timedelta = dt.timedelta(minutes=1),
+        on_delivered: DeliveredHook | None = None,
+        on_mo: MoHook | None = None,
+        on_subscriber_receipt: SubscriberReceiptHook | None = None,
+        subscribers_only: bool = False,
+        claim_ahead: int = 256,
+        flush_delay: float = 0.005,
+        max_batch: int = 500,
+        mo_retry_base: float = 5.0,
+        mo_retry_cap: float = 600.0,
+        mo_grace: float = 60.0,
+        mo_command_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(
+            pool, lease=lease, claim_ahead=claim_ahead, flush_delay=flush_delay, max_batch=max_batch
+        )
         self.on_delivered = on_delivered
         self.subscribers_only = subscribers_only
         if on_delivered is None:
             self.settled_filter = "false"
         elif subscribers_only:
-            self.settled_filter = ("EXISTS (SELECT 1 FROM subscriber s"
-                                   " WHERE s.msisdn = d.destination)")
+            self.settled_filter = (
+                "EXISTS (SELECT 1 FROM subscriber s WHERE s.msisdn = d.destination)"
+            )
         else:
             self.settled_filter = "true"
         self.on_mo = on_mo
@@ -112,8 +131,9 @@ class NotifyingOutbox(PgOutbox):
         self.mo_grace = mo_grace
         self.mo_command_timeout = mo_command_timeout
 
-    async def record_foreign_receipt(self, owner: str, destination: str, smsc_message_id: str,
-                                     status: str, at: dt.datetime) -> None:
+    async def record_foreign_receipt(
+        self, owner: str, destination: str, smsc_message_id: str, status: str, at: dt.datetime
+    ) -> None:
         """A receipt for a message we did not submit: a subscriber's own SMS (短信回执).
 
         Checked against the outbox inside the transaction, so a receipt of one of ours whose id
@@ -124,13 +144,15 @@ class NotifyingOutbox(PgOutbox):
             return
         await self._drain()
         async with self.pool.acquire() as conn, conn.transaction():
-            ours = await conn.fetchval("SELECT 1 FROM sms_outbox WHERE smsc_message_id = $1"
-                                       " LIMIT 1", smsc_message_id)
+            ours = await conn.fetchval(
+                "SELECT 1 FROM sms_outbox WHERE smsc_message_id = $1 LIMIT 1", smsc_message_id
+            )
             if ours is None:
                 await self.on_subscriber_receipt(conn, owner, destination, smsc_message_id, at)
 
-    async def _settled_by_receipt(self, conn: asyncpg.Connection,
-                                  rows: Sequence[asyncpg.Record]) -> None:
+    async def _settled_by_receipt(
+        self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]
+    ) -> None:
         # rows a receipt settled in this transaction (a receipt applied on arrival, or one that
         # overtook the submit and was applied with the mark): DELIVRD proves presence
         delivered = [(r["destination"], r["at"]) for r in rows if r["stat"] == "DELIVRD"]
@@ -145,7 +167,12 @@ class NotifyingOutbox(PgOutbox):
         mo_id = await self.pool.fetchval(
             "INSERT INTO sms_mo (source, destination, text, received_at, next_attempt_at)"
             " VALUES ($1, $2, $3, $4, $4::timestamptz + make_interval(secs => $5)) RETURNING id",
-            source, destination, text, at, self.mo_grace)
+            source,
+            destination,
+            text,
+            at,
+            self.mo_grace,
+        )
         if self.on_mo is None:
             return
         try:
@@ -153,8 +180,14 @@ class NotifyingOutbox(PgOutbox):
         except TimeoutError:
             log.error("sms.mo_command_timeout", mo_id=mo_id)
             with contextlib.suppress(Exception):
-                await self.pool.execute(_MO_FAILED, mo_id, "command timed out",
-                                        float(self.mo_retry_base), float(self.mo_retry_cap), at)
+                await self.pool.execute(
+                    _MO_FAILED,
+                    mo_id,
+                    "command timed out",
+                    float(self.mo_retry_base),
+                    float(self.mo_retry_cap),
+                    at,
+                )
 
     async def handle_mo(self, mo_id: int, now: dt.datetime) -> bool:
         """Run the command of one unhandled MO and mark it handled, in one transaction; False
@@ -167,19 +200,28 @@ class NotifyingOutbox(PgOutbox):
                 row = await conn.fetchrow(_MO_LOCK, mo_id)
                 if row is None:
                     return False
-                await self.on_mo(conn, mo_id, row["source"], row["destination"], row["text"],
-                                 row["received_at"])
+                await self.on_mo(
+                    conn, mo_id, row["source"], row["destination"], row["text"], row["received_at"]
+                )
                 # an MO the hook left unhandled is not for us: never due again
                 handled = await conn.fetchval(
                     "UPDATE sms_mo SET next_attempt_at = CASE WHEN handled_at IS NULL"
                     " THEN 'infinity' ELSE next_attempt_at END, last_error = NULL"
-                    " WHERE id = $1 RETURNING handled_at IS NOT NULL", mo_id)
+                    " WHERE id = $1 RETURNING handled_at IS NOT NULL",
+                    mo_id,
+                )
             return bool(handled)
         except Exception as e:
             log.error("sms.mo_command_failed", mo_id=mo_id, error=repr(e))
             with contextlib.suppress(Exception):  # the database may be away: next re-scan
-                await self.pool.execute(_MO_FAILED, mo_id, repr(e)[:500],
-                                        float(self.mo_retry_base), float(self.mo_retry_cap), now)
+                await self.pool.execute(
+                    _MO_FAILED,
+                    mo_id,
+                    repr(e)[:500],
+                    float(self.mo_retry_base),
+                    float(self.mo_retry_cap),
+                    now,
+                )
             return False
 
     async def retry_mo(self, now: dt.datetime, limit: int = 100) -> int:
@@ -193,8 +235,9 @@ class NotifyingOutbox(PgOutbox):
             done += await self.handle_mo(mo_id, now)
         return done
 
-    async def run_mo_retry(self, stop: asyncio.Event, clock: Callable[[], dt.datetime],
-                           interval: float = 5.0) -> None:
+    async def run_mo_retry(
+        self, stop: asyncio.Event, clock: Callable[[], dt.datetime], interval: float = 5.0
+    ) -> None:
         """Re-scan unhandled MO every ``interval`` s until ``stop`` is set (started next to the
         outbox sender, timed by the node's wall ``clock``); database errors only delay it."""
         while not stop.is_set():
@@ -214,28 +257,43 @@ def build_outbox(pool: asyncpg.Pool, cfg: Config) -> NotifyingOutbox:
     from scp.state import smscmd_flow as smscmd
 
     async def delivered(conn: asyncpg.Connection, destination: str, at: dt.datetime) -> None:
-        await notifications.on_present(conn, msisdn=destination, source="delivery-receipt",
-                                       at=at, cfg=cfg)
+        await notifications.on_present(
+            conn, msisdn=destination, source="delivery-receipt", at=at, cfg=cfg
+        )
 
-    async def mo(conn: asyncpg.Connection, mo_id: int, source: str, destination: str, text: str,
-                 at: dt.datetime) -> None:
-        await smscmd.handle_mo(conn, mo_id=mo_id, source=source, destination=destination,
-                               text=text, at=at, cfg=cfg)
+    async def mo(
+        conn: asyncpg.Connection,
+        mo_id: int,
+        source: str,
+        destination: str,
+        text: str,
+        at: dt.datetime,
+    ) -> None:
+        await smscmd.handle_mo(
+            conn, mo_id=mo_id, source=source, destination=destination, text=text, at=at, cfg=cfg
+        )
 
-    async def subscriber_receipt(conn: asyncpg.Connection, owner: str, destination: str,
-                                 message_id: str, at: dt.datetime) -> None:
-        await notifications.on_subscriber_receipt(conn, owner=owner, destination=destination,
-                                                  message_id=message_id, at=at, cfg=cfg)
+    async def subscriber_receipt(
+        conn: asyncpg.Connection, owner: str, destination: str, message_id: str, at: dt.datetime
+    ) -> None:
+        await notifications.on_subscriber_receipt(
+            conn, owner=owner, destination=destination, message_id=message_id, at=at, cfg=cfg
+        )
 
-    return NotifyingOutbox(pool, lease=dt.timedelta(seconds=cfg.notify.lease),
-                           on_delivered=delivered, on_mo=mo,
-                           on_subscriber_receipt=subscriber_receipt,
-                           # on_present does nothing for a number that is no subscriber
-                           # (notify_store.load_recipient returns None)
-                           subscribers_only=True)
+    return NotifyingOutbox(
+        pool,
+        lease=dt.timedelta(seconds=cfg.notify.lease),
+        on_delivered=delivered,
+        on_mo=mo,
+        on_subscriber_receipt=subscriber_receipt,
+        # on_present does nothing for a number that is no subscriber
+        # (notify_store.load_recipient returns None)
+        subscribers_only=True,
+    )
 
 
 def retry_policy(cfg: Config) -> RetryPolicy:
     """The sender's backoff from ``[notify]`` (max_attempts, retry_base, retry_cap)."""
-    return RetryPolicy(max_attempts=cfg.notify.max_attempts, base=cfg.notify.retry_base,
-                       cap=cfg.notify.retry_cap)
+    return RetryPolicy(
+        max_attempts=cfg.notify.max_attempts, base=cfg.notify.retry_base, cap=cfg.notify.retry_cap
+    )

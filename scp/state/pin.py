@@ -44,8 +44,15 @@ def pin_problem(pin: str) -> str | None:
 
 
 def _derive(pin: str, salt: bytes, prm: ScryptParams) -> bytes:
-    return hashlib.scrypt(pin.encode("ascii"), salt=salt, n=1 << prm.log2_n, r=prm.r, p=prm.p,
-                          maxmem=256 * 1024 * 1024, dklen=_KEY_LEN)
+    return hashlib.scrypt(
+        pin.encode("ascii"),
+        salt=salt,
+        n=1 << prm.log2_n,
+        r=prm.r,
+        p=prm.p,
+        maxmem=256 * 1024 * 1024,
+        dklen=_KEY_LEN,
+    )
 
 
 def _b64(b: bytes) -> str:

@@ -43,8 +43,9 @@ if TYPE_CHECKING:
 __all__ = ["handle_mo"]
 
 
-async def _reply(conn: asyncpg.Connection, cmd: Command, source: str, at: dt.datetime,
-                 cfg: Config, t: Templates) -> str:
+async def _reply(
+    conn: asyncpg.Connection, cmd: Command, source: str, at: dt.datetime, cfg: Config, t: Templates
+) -> str:
     """Carry out ``cmd`` for ``source``; the reply text."""
     actor = Actor("sms", source)
     tz = notify_tz(cfg)
@@ -54,8 +55,7 @@ async def _reply(conn: asyncpg.Connection, cmd: Command, source: str, at: dt.dat
         return t["cmd_kt"]
     if cmd.verb == "QX":
         try:
-            await prov.disable_service(conn, actor, source, "missed-call",
-                                       today=local_day(at, cfg))
+            await prov.disable_service(conn, actor, source, "missed-call", today=local_day(at, cfg))
         except NotFound:
             return t["cmd_qx_none"]
         return t["cmd_qx"]
@@ -64,8 +64,13 @@ async def _reply(conn: asyncpg.Connection, cmd: Command, source: str, at: dt.dat
         if not calls:
             return render(t["cmd_cx_none"], hours=hours)
         items = t["cmd_cx_separator"].join(
-            render(t["cmd_cx_item"], caller=display_number(c.caller, t),
-                   **time_values(c.occurred_at, tz)) for c in calls)
+            render(
+                t["cmd_cx_item"],
+                caller=display_number(c.caller, t),
+                **time_values(c.occurred_at, tz),
+            )
+            for c in calls
+        )
         return render(t["cmd_cx"], hours=hours, count=len(calls), items=items)
     number = cmd.arg
     try:
@@ -82,8 +87,16 @@ async def _reply(conn: asyncpg.Connection, cmd: Command, source: str, at: dt.dat
         return render(t["cmd_bad_number"], number=number or "-")
 
 
-async def handle_mo(conn: asyncpg.Connection, *, mo_id: int, source: str, destination: str,
-                    text: str, at: dt.datetime, cfg: Config) -> str | None:
+async def handle_mo(
+    conn: asyncpg.Connection,
+    *,
+    mo_id: int,
+    source: str,
+    destination: str,
+    text: str,
+    at: dt.datetime,
+    cfg: Config,
+) -> str | None:
     """Answer one MO SMS (in its transaction); the reply text, or None if not for us."""
     if destination.lstrip("+") != service_number(cfg):
         return None
@@ -111,10 +124,22 @@ async def handle_mo(conn: asyncpg.Connection, *, mo_id: int, source: str, destin
             reply = t["cmd_help"]
         category = cfg.notify.command_category
         charge = await store.sms_rate(conn, category, sender, day)
-        await store.insert_cdr(conn, msisdn=sender, service=f"sms-command:{cmd.verb.lower()}",
-                               call_category=category, at=at, charge=charge,
-                               call_ref=f"mo:{mo_id}")
-    await store.enqueue_sms(conn, key=f"mo-reply:{mo_id}", destination=sender, text=reply,
-                            not_before=at, source=service_number(cfg))
+        await store.insert_cdr(
+            conn,
+            msisdn=sender,
+            service=f"sms-command:{cmd.verb.lower()}",
+            call_category=category,
+            at=at,
+            charge=charge,
+            call_ref=f"mo:{mo_id}",
+        )
+    await store.enqueue_sms(
+        conn,
+        key=f"mo-reply:{mo_id}",
+        destination=sender,
+        text=reply,
+        not_before=at,
+        source=service_number(cfg),
+    )
     await store.mark_mo_handled(conn, mo_id, at)
     return reply

@@ -80,8 +80,13 @@ class PeerAsp(asyncio.Protocol):
             if type(o) is Transmit:
                 self.sent.append(o.data)
                 if self.pcap:
-                    self.pcap.write(o.data, ts=time.time(), src=("127.0.0.2", 2905),
-                                    dst=("127.0.0.1", 2905), stream=o.stream)
+                    self.pcap.write(
+                        o.data,
+                        ts=time.time(),
+                        src=("127.0.0.2", 2905),
+                        dst=("127.0.0.1", 2905),
+                        stream=o.stream,
+                    )
                 if self.transport is not None:
                     self.transport.write(o.data)
             elif type(o) in TC_TYPES:

@@ -36,15 +36,25 @@ def ensure_node_modules() -> None:
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         pytest.skip("node/npm not installed: the test SMSC needs them")
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=SMPPD_DIR,
-                   check=True, timeout=300)
+    subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=SMPPD_DIR,
+        check=True,
+        timeout=300,
+    )
 
 
 class Smppd:
     """One test SMSC process; ``port`` stays the same across restarts."""
 
-    def __init__(self, log_path: Path, *, system_id: str = "mcn", password: str = "secret",
-                 receipts: bool = True) -> None:
+    def __init__(
+        self,
+        log_path: Path,
+        *,
+        system_id: str = "mcn",
+        password: str = "secret",
+        receipts: bool = True,
+    ) -> None:
         self.log_path = log_path
         self.port = _free_port()
         self.control_port = _free_port()
@@ -56,16 +66,29 @@ class Smppd:
 
     def start(self) -> None:
         ensure_node_modules()
-        args = ["node", str(SMPPD_DIR / "server.js"), "--port", str(self.port),
-                "--control-port", str(self.control_port), "--log", str(self.log_path),
-                "--system-id", self.system_id, "--password", self.password,
-                "--clock-offset-ms", str(round(self.clock_offset * 1000))]
+        args = [
+            "node",
+            str(SMPPD_DIR / "server.js"),
+            "--port",
+            str(self.port),
+            "--control-port",
+            str(self.control_port),
+            "--log",
+            str(self.log_path),
+            "--system-id",
+            self.system_id,
+            "--password",
+            self.password,
+            "--clock-offset-ms",
+            str(round(self.clock_offset * 1000)),
+        ]
         if not self.receipts:
             args.append("--no-receipts")
         deadline = time.monotonic() + 10
         while True:
-            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         text=True)
+            self.proc = subprocess.Popen(
+                args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
             assert self.proc.stdout is not None
             line = self.proc.stdout.readline()
             if line.startswith("{") and json.loads(line).get("ready"):
@@ -115,8 +138,12 @@ class Smppd:
 
     def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body or {}).encode() if method == "POST" else None
-        req = urllib.request.Request(f"http://127.0.0.1:{self.control_port}{path}", data=data,
-                                     method=method, headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.control_port}{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read() or b"{}")
 
@@ -133,17 +160,24 @@ class Smppd:
     def hold(self, on: bool) -> None:
         self.control("POST", "/hold", {"on": on})
 
-    def send_mo(self, source: str, destination: str, text: str, data_coding: int | None = None) -> int:
+    def send_mo(
+        self, source: str, destination: str, text: str, data_coding: int | None = None
+    ) -> int:
         body: dict[str, Any] = {"source": source, "destination": destination, "text": text}
         if data_coding is not None:
             body["data_coding"] = data_coding
         return int(self.control("POST", "/mo", body)["sent"])
 
-    def send_mo_parts(self, source: str, destination: str, parts: list[bytes],
-                      data_coding: int) -> int:
+    def send_mo_parts(
+        self, source: str, destination: str, parts: list[bytes], data_coding: int
+    ) -> int:
         """A concatenated MO: one deliver_sm (esm_class 0x40) per part, UDH included."""
-        body = {"source": source, "destination": destination, "data_coding": data_coding,
-                "parts": [p.hex() for p in parts]}
+        body = {
+            "source": source,
+            "destination": destination,
+            "data_coding": data_coding,
+            "parts": [p.hex() for p in parts],
+        }
         return int(self.control("POST", "/mo", body)["sent"])
 
     def forward_receipt(self, message_id: str, owner: str, destination: str) -> int:
@@ -197,9 +231,12 @@ def write_smpp_pcap(pdus: Sequence[tuple[str, bytes]], path: Path) -> Path:
     for i, (direction, pdu) in enumerate(pdus):
         src, dst = (esme, smsc) if direction == "out" else (smsc, esme)
         other = "in" if direction == "out" else "out"
-        p = (Ether() / IP(src=src[0], dst=dst[0]) /
-             TCP(sport=src[1], dport=dst[1], flags="PA", seq=seq[direction], ack=seq[other]) /
-             pdu)
+        p = (
+            Ether()
+            / IP(src=src[0], dst=dst[0])
+            / TCP(sport=src[1], dport=dst[1], flags="PA", seq=seq[direction], ack=seq[other])
+            / pdu
+        )
         p.time = t + i * 0.0001
         seq[direction] += len(pdu)
         frames.append(p)

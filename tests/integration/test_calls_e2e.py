@@ -84,7 +84,9 @@ class Switch:
         self.acs: dict[int, tuple[int, ...]] = {}
         self.iid = 0
 
-    def _invokes(self, ac: tuple[int, ...], operations: tuple[ops.Operation, ...]) -> tuple[Invoke, ...]:
+    def _invokes(
+        self, ac: tuple[int, ...], operations: tuple[ops.Operation, ...]
+    ) -> tuple[Invoke, ...]:
         out = []
         for o in operations:
             self.iid += 1
@@ -96,12 +98,16 @@ class Switch:
         did = self.peer.stack.tcap.new_dialogue_id()
         self.acs[did] = ac
         called, calling = (SCP_INAP, MSC_INAP) if _codec(ac) is inap else (SCP, MSC)
-        self.peer.request(TcBegin(did, called, calling, ac, components=self._invokes(ac, operations)))
+        self.peer.request(
+            TcBegin(did, called, calling, ac, components=self._invokes(ac, operations))
+        )
         return did
 
     def cont(self, did: int, *operations: ops.Operation, end: bool = False) -> None:
         comps = self._invokes(self.acs[did], operations)
-        self.peer.request(TcEnd(did, components=comps) if end else TcContinue(did, components=comps))
+        self.peer.request(
+            TcEnd(did, components=comps) if end else TcContinue(did, components=comps)
+        )
 
     def result(self, did: int, invoke_id: int, digits: str) -> None:
         ac = self.acs[did]
@@ -118,8 +124,11 @@ class Switch:
 
     def ops_of(self, ind: object) -> list[tuple[int, ops.Operation]]:
         ac = self.acs[ind.dialogue_id]  # type: ignore[attr-defined]
-        return [(c.invoke_id, _codec(ac).decode_arg(c.opcode, c.parameter, ac=ac))
-                for c in getattr(ind, "components", ()) if type(c) is Invoke]
+        return [
+            (c.invoke_id, _codec(ac).decode_arg(c.opcode, c.parameter, ac=ac))
+            for c in getattr(ind, "components", ())
+            if type(c) is Invoke
+        ]
 
 
 def idp(callee: str = CALLEE, caller: str = CALLER, key: int = 100) -> ops.InitialDP:
@@ -134,13 +143,18 @@ def idp(callee: str = CALLEE, caller: str = CALLER, key: int = 100) -> ops.Initi
 def erb(et: int, cause: int | None = None) -> ops.EventReportBCSM:
     info = None
     if et == ops.EventTypeBCSM.T_BUSY:
-        info = ops.EventSpecificInfo("tBusySpecificInfo",
-                                     Cause(cause) if cause is not None else None)
+        info = ops.EventSpecificInfo(
+            "tBusySpecificInfo", Cause(cause) if cause is not None else None
+        )
     return ops.EventReportBCSM(et, info, ops.LegID(2), message_type=0)
 
 
-async def provision(pool: Any, *, services: tuple[str, ...] = ("missed-call", "voicemail"),
-                    forward_to: str | None = None) -> None:
+async def provision(
+    pool: Any,
+    *,
+    services: tuple[str, ...] = ("missed-call", "voicemail"),
+    forward_to: str | None = None,
+) -> None:
     await P.add_subscriber(pool, ADMIN, CALLEE, today=today(), services=services)
     if forward_to:
         await P.update_subscriber(pool, ADMIN, CALLEE, forward_to=forward_to)
@@ -175,7 +189,8 @@ def names(sw: Switch, ind: object) -> list[str]:
 
 
 async def test_cap_v2_busy_connects_to_the_ivr_and_records_the_missed_call(
-        tmp_path: Path, clean_pool: Any) -> None:
+    tmp_path: Path, clean_pool: Any
+) -> None:
     await provision(clean_pool)
     rig = await start(tmp_path, clean_pool, "connect")
     sw = rig.sw
@@ -190,7 +205,7 @@ async def test_cap_v2_busy_connects_to_the_ivr_and_records_the_missed_call(
         sw.cont(did, erb(13, 17))
         _, end = await sw.next(did, 2)
         assert isinstance(end, TcEnd)
-        (_, connect), = sw.ops_of(end)
+        ((_, connect),) = sw.ops_of(end)
         assert connect.destination_routing_address[0].digits == "8613800999"
         assert connect.original_called_party_id.digits == CALLEE
         # Not a subscriber / blacklisted caller: Continue, nothing armed, nothing recorded.
@@ -225,7 +240,7 @@ async def test_cap_v4_not_reachable_ctr_menu_callback(tmp_path: Path, clean_pool
         pacui_id = sw.ops_of(msgs[1])[1][0]
         sw.result(did, pacui_id, "7")  # wrong digit: the menu again, with "invalid"
         msgs = await sw.next(did, 3)
-        (iid, again), = sw.ops_of(msgs[2])
+        ((iid, again),) = sw.ops_of(msgs[2])
         assert again.information_to_send.message_ids == (1002, 1001)
         sw.result(did, iid, "1")
         msgs = await sw.next(did, 4)
@@ -242,11 +257,13 @@ async def test_cap_v4_not_reachable_ctr_menu_callback(tmp_path: Path, clean_pool
     assert tuple(fee) == ("fee", CALLER, "callback", Decimal("0.10"))
 
 
-async def test_inap_no_answer_etc_menu_other_number_is_charged(tmp_path: Path,
-                                                               clean_pool: Any) -> None:
+async def test_inap_no_answer_etc_menu_other_number_is_charged(
+    tmp_path: Path, clean_pool: Any
+) -> None:
     await provision(clean_pool)
-    await P.add_rate(clean_pool, ADMIN, "local", "86139", today=today(), per_minute="0.20",
-                     per_use="0.05")
+    await P.add_rate(
+        clean_pool, ADMIN, "local", "86139", today=today(), per_minute="0.20", per_use="0.05"
+    )
     rig = await start(tmp_path, clean_pool, "etc")
     sw = rig.sw
     try:
@@ -254,23 +271,26 @@ async def test_inap_no_answer_etc_menu_other_number_is_charged(tmp_path: Path,
         await sw.next(did)
         sw.cont(did, erb(14))
         msgs = await sw.next(did, 2)
-        (_, etc), = sw.ops_of(msgs[1])
+        ((_, etc),) = sw.ops_of(msgs[1])
         assert isinstance(etc, ops.EstablishTemporaryConnection)
         # The media server opens its own dialogue naming the correlation ID.
         ms = sw.begin(AC_INAP_ASSIST, ops.AssistRequestInstructions(etc.correlation_id, b"\x00"))
         (first,) = await sw.next(ms)
         assert isinstance(first, TcContinue)
-        (iid, _), = sw.ops_of(first)
+        ((iid, _),) = sw.ops_of(first)
         sw.result(ms, iid, "3")
         got = await sw.next(ms, 2)
-        (iid, ask), = sw.ops_of(got[1])
+        ((iid, ask),) = sw.ops_of(got[1])
         assert ask.information_to_send.message_ids == (1004,)
         sw.result(ms, iid, "13912340000")
         got = await sw.next(ms, 3)
         assert isinstance(got[2], TcEnd)
         msgs = await sw.next(did, 3)
-        assert names(sw, msgs[2]) == ["DisconnectForwardConnection", "CallInformationRequest",
-                                      "Connect"]
+        assert names(sw, msgs[2]) == [
+            "DisconnectForwardConnection",
+            "CallInformationRequest",
+            "Connect",
+        ]
         assert sw.ops_of(msgs[2])[2][1].destination_routing_address[0].digits == "8613912340000"
         rep = ops.CallInformationReport((ops.RequestedInformation(2, 1234),))  # 123.4 s
         sw.cont(did, rep, end=True)
@@ -279,8 +299,9 @@ async def test_inap_no_answer_etc_menu_other_number_is_charged(tmp_path: Path,
     finally:
         await stop(rig)
     assert await clean_pool.fetchval("SELECT reason FROM missed_call") == "no-answer"
-    cdr = await clean_pool.fetchrow("SELECT record_type, msisdn, callee, call_category,"
-                                    " duration_s, charge FROM cdr")
+    cdr = await clean_pool.fetchrow(
+        "SELECT record_type, msisdn, callee, call_category, duration_s, charge FROM cdr"
+    )
     # 124 s: 3 started minutes at 0.20 plus 0.05 per use.
     assert tuple(cdr) == ("call", CALLER, "8613912340000", "local", 124, Decimal("0.65"))
 
@@ -304,17 +325,18 @@ async def test_cap_v3_forwarding_with_apply_charging(tmp_path: Path, clean_pool:
         sw.cont(did, acr)
         msgs = await sw.next(did, 3)
         assert names(sw, msgs[2]) == ["ApplyCharging"]
-        sw.cont(did, ops.ApplyChargingReport(ops.LegID(1), ops.TimeInformation(4200),
-                                             call_active=False))
+        sw.cont(
+            did, ops.ApplyChargingReport(ops.LegID(1), ops.TimeInformation(4200), call_active=False)
+        )
         msgs = await sw.next(did, 4)
         assert isinstance(msgs[3], TcEnd)
     finally:
         await stop(rig)
     assert await clean_pool.fetchval("SELECT count(*) FROM missed_call") == 0
-    cdr = await clean_pool.fetchrow("SELECT msisdn, callee, service, call_category, duration_s,"
-                                    " charge FROM cdr")
-    assert tuple(cdr) == (CALLEE, "8613855556666", "forwarding", "national", 420,
-                          Decimal("2.10"))
+    cdr = await clean_pool.fetchrow(
+        "SELECT msisdn, callee, service, call_category, duration_s, charge FROM cdr"
+    )
+    assert tuple(cdr) == (CALLEE, "8613855556666", "forwarding", "national", 420, Decimal("2.10"))
 
 
 async def test_selfcare_pin_then_blacklist_add(tmp_path: Path, clean_pool: Any) -> None:
@@ -336,7 +358,7 @@ async def test_selfcare_pin_then_blacklist_add(tmp_path: Path, clean_pool: Any) 
         m = await sw.next(did, 5)
         sw.result(did, sw.ops_of(m[4])[0][0], "13600001111")
         m = await sw.next(did, 6)
-        (_, menu), = sw.ops_of(m[5])
+        ((_, menu),) = sw.ops_of(m[5])
         assert menu.information_to_send.message_ids == (2006, 2004)  # done, then the menu
         sw.result(did, sw.ops_of(m[5])[0][0], "1")  # hear missed calls
         m = await sw.next(did, 7)
@@ -346,9 +368,14 @@ async def test_selfcare_pin_then_blacklist_add(tmp_path: Path, clean_pool: Any) 
     finally:
         await stop(rig)
     assert [(e.number, e.kind) for e in await P.blacklist_list(clean_pool, CALLEE)] == [
-        ("8613600001111", "exact")]
-    assert await clean_pool.fetchval(
-        "SELECT count(*) FROM audit_log WHERE channel = 'ivr' AND action = 'create'") == 1
+        ("8613600001111", "exact")
+    ]
+    assert (
+        await clean_pool.fetchval(
+            "SELECT count(*) FROM audit_log WHERE channel = 'ivr' AND action = 'create'"
+        )
+        == 1
+    )
 
 
 async def test_unknown_dialogue_and_abort(tmp_path: Path, clean_pool: Any) -> None:
@@ -367,8 +394,9 @@ async def test_unknown_dialogue_and_abort(tmp_path: Path, clean_pool: Any) -> No
         await stop(rig)
 
 
-async def test_answered_call_closes_and_caller_hangup_in_etc_menu(tmp_path: Path,
-                                                                 clean_pool: Any) -> None:
+async def test_answered_call_closes_and_caller_hangup_in_etc_menu(
+    tmp_path: Path, clean_pool: Any
+) -> None:
     await provision(clean_pool)
     rig = await start(tmp_path, clean_pool, "etc")
     sw = rig.sw
@@ -384,7 +412,7 @@ async def test_answered_call_closes_and_caller_hangup_in_etc_menu(tmp_path: Path
         await sw.next(did)
         sw.cont(did, erb(13))
         msgs = await sw.next(did, 2)
-        (_, etc), = sw.ops_of(msgs[1])
+        ((_, etc),) = sw.ops_of(msgs[1])
         ms = sw.begin(AC_CAP_V2_SRF, ops.AssistRequestInstructions(etc.correlation_id, b"\x00"))
         (first,) = await sw.next(ms)
         assert names(sw, first) == ["PromptAndCollectUserInformation"]
@@ -394,7 +422,9 @@ async def test_answered_call_closes_and_caller_hangup_in_etc_menu(tmp_path: Path
         msgs = await sw.next(did, 3)
         assert isinstance(msgs[2], TcEnd)
         # An assist dialogue naming no waiting call is refused.
-        stray = sw.begin(AC_CAP_V2_SRF, ops.AssistRequestInstructions(GenericDigits("0000000099"), b"\x00"))
+        stray = sw.begin(
+            AC_CAP_V2_SRF, ops.AssistRequestInstructions(GenericDigits("0000000099"), b"\x00")
+        )
         (ab,) = await sw.next(stray)
         assert isinstance(ab, TcUAbort)
     finally:

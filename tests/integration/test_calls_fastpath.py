@@ -40,21 +40,33 @@ B = "861012345678"
 # (caller, callee, reason, seconds after T0): repeated busy attempts aggregate into one SMS,
 # no-answer and not-reachable, unknown callers, suppressed recipients, an old open SMS.
 SCRIPT = [
-    (A, SUB, "busy", 0), (A, SUB, "busy", 10), (B, SUB, "busy", 12), (A, SUB, "busy", 30),
-    (None, SUB, "busy", 31), (None, SUB, "busy", 32), (A, SUB, "no-answer", 40),
-    (A, SUB, "no-answer", 41), (A, SUB, "not-reachable", 50), (B, SUB, "not-reachable", 51),
-    (A, NOSVC, "busy", 60), (A, NOSVC, "no-answer", 61), (A, NOSVC, "not-reachable", 62),
-    (A, NONE_MODE, "busy", 70), (A, NONE_MODE, "not-reachable", 71), (B, EN, "busy", 80),
-    (B, EN, "busy", 81), (A, SUB, "busy", 200),
+    (A, SUB, "busy", 0),
+    (A, SUB, "busy", 10),
+    (B, SUB, "busy", 12),
+    (A, SUB, "busy", 30),
+    (None, SUB, "busy", 31),
+    (None, SUB, "busy", 32),
+    (A, SUB, "no-answer", 40),
+    (A, SUB, "no-answer", 41),
+    (A, SUB, "not-reachable", 50),
+    (B, SUB, "not-reachable", 51),
+    (A, NOSVC, "busy", 60),
+    (A, NOSVC, "no-answer", 61),
+    (A, NOSVC, "not-reachable", 62),
+    (A, NONE_MODE, "busy", 70),
+    (A, NONE_MODE, "not-reachable", 71),
+    (B, EN, "busy", 80),
+    (B, EN, "busy", 81),
+    (A, SUB, "busy", 200),
 ]
 
 TABLES = {
     "missed_call": "SELECT id, caller, callee, occurred_at, reason, cause, call_ref, notified_at,"
-                   " notify_outcome FROM missed_call ORDER BY id",
+    " notify_outcome FROM missed_call ORDER BY id",
     "sms_outbox": "SELECT id, idempotency_key, destination, source, text, status, attempts,"
-                  " next_attempt_at, expires_at FROM sms_outbox ORDER BY id",
+    " next_attempt_at, expires_at FROM sms_outbox ORDER BY id",
     "hlr_alert": "SELECT msisdn, status, attempts, requested_at, next_attempt_at, last_error"
-                 " FROM hlr_alert ORDER BY msisdn",
+    " FROM hlr_alert ORDER BY msisdn",
 }
 
 CONFIGS = {
@@ -66,21 +78,34 @@ CONFIGS = {
 
 async def _setup(pool: asyncpg.Pool) -> None:
     await truncate_all(pool)
-    for msisdn, kw in ((SUB, {"services": ("missed-call", "busy")}),
-                       (NOSVC, {"services": ("busy",)}),
-                       (NONE_MODE, {"services": ("missed-call",), "notify_mode": "none"}),
-                       (EN, {"services": ("missed-call",), "language": "en", "group": "vip"})):
-        await P.add_subscriber(pool, ADMIN, msisdn,  # type: ignore[arg-type]
-                               today=DAY - dt.timedelta(days=30), **kw)
+    for msisdn, kw in (
+        (SUB, {"services": ("missed-call", "busy")}),
+        (NOSVC, {"services": ("busy",)}),
+        (NONE_MODE, {"services": ("missed-call",), "notify_mode": "none"}),
+        (EN, {"services": ("missed-call",), "language": "en", "group": "vip"}),
+    ):
+        await P.add_subscriber(
+            pool,
+            ADMIN,
+            msisdn,  # type: ignore[arg-type]
+            today=DAY - dt.timedelta(days=30),
+            **kw,
+        )
     await P.add_ad(pool, ADMIN, "Ad for everyone", now=T0 - dt.timedelta(days=1), priority=1)
-    await P.add_ad(pool, ADMIN, "VIP ad", now=T0 - dt.timedelta(days=1), priority=5,
-                   user_groups=("vip",))
-    await P.add_ad(pool, ADMIN, "Late ad", now=T0, priority=9,
-                   valid_from=T0 + dt.timedelta(seconds=100))
+    await P.add_ad(
+        pool, ADMIN, "VIP ad", now=T0 - dt.timedelta(days=1), priority=5, user_groups=("vip",)
+    )
+    await P.add_ad(
+        pool, ADMIN, "Late ad", now=T0, priority=9, valid_from=T0 + dt.timedelta(seconds=100)
+    )
     # a sender already holds an older busy SMS of B to SUB: a new window starts
-    await pool.execute("INSERT INTO sms_outbox (idempotency_key, destination, text, attempts,"
-                       " next_attempt_at) VALUES ($1, $2, 'old', 1, $3)", f"busy:{SUB}:{B}:0",
-                       SUB, T0)
+    await pool.execute(
+        "INSERT INTO sms_outbox (idempotency_key, destination, text, attempts,"
+        " next_attempt_at) VALUES ($1, $2, 'old', 1, $3)",
+        f"busy:{SUB}:{B}:0",
+        SUB,
+        T0,
+    )
 
 
 async def _dump(pool: asyncpg.Pool) -> dict[str, list[tuple[Any, ...]]]:
@@ -91,22 +116,40 @@ async def _run(pool: asyncpg.Pool, cfg: Config, *, fast: bool, idp: bool = False
     for i, (caller, callee, reason, s) in enumerate(SCRIPT):
         if idp:  # the InitialDP's lookup leaves the recipient forecast
             await store.load_callee(pool, callee, caller, DAY)
-        rec = RecordMissedCall(caller, callee, reason, 17 if reason == "busy" else None,
-                               f"scp-1:{i}", T0 + dt.timedelta(seconds=s))
+        rec = RecordMissedCall(
+            caller,
+            callee,
+            reason,
+            17 if reason == "busy" else None,
+            f"scp-1:{i}",
+            T0 + dt.timedelta(seconds=s),
+        )
         if fast:
             await store.write_records(pool, [rec], cfg=cfg)
         else:
             async with pool.acquire() as conn, conn.transaction():
-                mc = await conn.fetchval(store.INSERT_MISSED_CALL, rec.caller, rec.callee, rec.at,
-                                         rec.reason, rec.cause, rec.call_ref)
-                await notifications.on_missed_call(conn, missed_call_id=mc, caller=rec.caller,
-                                                   callee=rec.callee, reason=rec.reason,
-                                                   at=rec.at, cfg=cfg)
+                mc = await conn.fetchval(
+                    store.INSERT_MISSED_CALL,
+                    rec.caller,
+                    rec.callee,
+                    rec.at,
+                    rec.reason,
+                    rec.cause,
+                    rec.call_ref,
+                )
+                await notifications.on_missed_call(
+                    conn,
+                    missed_call_id=mc,
+                    caller=rec.caller,
+                    callee=rec.callee,
+                    reason=rec.reason,
+                    at=rec.at,
+                    cfg=cfg,
+                )
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-async def test_fast_path_writes_what_the_transaction_writes(pool: asyncpg.Pool,
-                                                            name: str) -> None:
+async def test_fast_path_writes_what_the_transaction_writes(pool: asyncpg.Pool, name: str) -> None:
     cfg = CONFIGS[name]
     await _setup(pool)
     await _run(pool, cfg, fast=False)
@@ -132,7 +175,8 @@ async def test_fast_path_writes_what_the_transaction_writes(pool: asyncpg.Pool,
 
 
 async def test_wrong_forecasts_write_nothing_and_are_corrected(
-        pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = Config()
     await _setup(pool)
     await _run(pool, cfg, fast=False)
@@ -147,9 +191,13 @@ async def test_wrong_forecasts_write_nothing_and_are_corrected(
         if st is None or k == 0:
             return st
         # each a different lie: recipient, open SMS, count, first time, ads
-        lies = [{}, {"rcpt": (st.rcpt or "") + "x"},
-                {"open_id": (st.open_id or 0) + 1000, "open_key": "busy:x:y:1"},
-                {"count": st.count + 1}, {"ads_digest": "0" * 32, "ads": ()}]
+        lies = [
+            {},
+            {"rcpt": (st.rcpt or "") + "x"},
+            {"open_id": (st.open_id or 0) + 1000, "open_key": "busy:x:y:1"},
+            {"count": st.count + 1},
+            {"ads_digest": "0" * 32, "ads": ()},
+        ]
         return dataclasses.replace(st, **lies[k])  # type: ignore[arg-type]
 
     monkeypatch.setattr(notify_store, "forecast_missed_call", forecast)
@@ -167,8 +215,16 @@ async def test_wrong_forecasts_write_nothing_and_are_corrected(
     made.append(0)  # the next forecast lies about the recipient
     async with pool.acquire() as conn:
         mc = await notifications.record_missed_call(
-            conn, caller=A, callee=SUB, reason="busy", cause=17, call_ref="x", at=T0, cfg=cfg,
-            attempts=1)
+            conn,
+            caller=A,
+            callee=SUB,
+            reason="busy",
+            cause=17,
+            call_ref="x",
+            at=T0,
+            cfg=cfg,
+            attempts=1,
+        )
     assert mc is None and await _dump(pool) == before
 
 
@@ -178,8 +234,9 @@ async def test_a_busy_flow_costs_two_statements(pool: asyncpg.Pool) -> None:
     seen: list[str] = []
     async with pool.acquire() as conn:
         # first use on a connection: asyncpg introspects the ad_rule[] type once
-        await store.write_records(conn, [RecordMissedCall(B, SUB, "busy", 17, "warm", T0)],
-                                  cfg=Config())
+        await store.write_records(
+            conn, [RecordMissedCall(B, SUB, "busy", 17, "warm", T0)], cfg=Config()
+        )
 
         def logger(q: Any) -> None:
             seen.append(q.query)
@@ -188,30 +245,42 @@ async def test_a_busy_flow_costs_two_statements(pool: asyncpg.Pool) -> None:
         try:
             for i in range(3):  # InitialDP lookup, then the missed call
                 await store.load_callee(conn, SUB, A, DAY)
-                await store.write_records(conn, [RecordMissedCall(
-                    A, SUB, "busy", 17, f"scp-1:{i}", T0 + dt.timedelta(seconds=i))], cfg=Config())
+                await store.write_records(
+                    conn,
+                    [
+                        RecordMissedCall(
+                            A, SUB, "busy", 17, f"scp-1:{i}", T0 + dt.timedelta(seconds=i)
+                        )
+                    ],
+                    cfg=Config(),
+                )
         finally:
             conn.remove_query_logger(logger)
     assert len(seen) == 6 and not any(q.strip().upper() in ("BEGIN", "COMMIT") for q in seen)
-    texts = await pool.fetch("SELECT text FROM sms_outbox WHERE idempotency_key LIKE $1",
-                             f"busy:{SUB}:{A}:%")
+    texts = await pool.fetch(
+        "SELECT text FROM sms_outbox WHERE idempotency_key LIKE $1", f"busy:{SUB}:{A}:%"
+    )
     assert len(texts) == 1 and "3" in texts[0]["text"]
 
 
 async def test_only_the_transactional_hook_keeps_the_transaction(
-        pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await _setup(pool)
     seen: list[bool] = []
 
     async def on_missed_call(conn: Any, **kw: Any) -> None:
         seen.append(conn.is_in_transaction())
 
-    monkeypatch.setattr(store, "_notifications", types.SimpleNamespace(on_missed_call=on_missed_call))
+    monkeypatch.setattr(
+        store, "_notifications", types.SimpleNamespace(on_missed_call=on_missed_call)
+    )
     await store.write_records(pool, [RecordMissedCall(A, SUB, "busy", 17, "r", T0)], cfg=Config())
     assert seen == [True]
     monkeypatch.setattr(store, "_notifications", None)
-    mc = await store.write_records(pool, [RecordMissedCall(A, SUB, "busy", 17, "r", T0)],
-                                   cfg=Config())
+    mc = await store.write_records(
+        pool, [RecordMissedCall(A, SUB, "busy", 17, "r", T0)], cfg=Config()
+    )
     assert mc is not None and await pool.fetchval("SELECT count(*) FROM missed_call") == 2
     assert await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE attempts = 0") == 0
 
@@ -223,9 +292,15 @@ def _random_script(seed: int) -> list[tuple[str | None, str, str, int, bool]]:
     out = []
     for _ in range(60):
         t += rnd.choice((0, 1, 5, 20, 70))  # within and beyond the 60 s busy window
-        out.append((rnd.choice((A, B, None)), rnd.choice((SUB, NOSVC, NONE_MODE, EN)),
-                    rnd.choice(("busy", "busy", "no-answer", "not-reachable")), t,
-                    rnd.random() < 0.15))
+        out.append(
+            (
+                rnd.choice((A, B, None)),
+                rnd.choice((SUB, NOSVC, NONE_MODE, EN)),
+                rnd.choice(("busy", "busy", "no-answer", "not-reachable")),
+                t,
+                rnd.random() < 0.15,
+            )
+        )
     return out
 
 
@@ -239,20 +314,36 @@ async def test_random_scripts_write_the_same(pool: asyncpg.Pool, seed: int) -> N
         for i, (caller, callee, reason, s, claim) in enumerate(script):
             at = T0 + dt.timedelta(seconds=s)
             if claim:  # a sender takes what is due: the forecast of an open SMS turns wrong
-                await pool.execute("UPDATE sms_outbox SET attempts = attempts + 1,"
-                                   " status = 'sending' WHERE status = 'queued'"
-                                   " AND next_attempt_at <= $1", at)
+                await pool.execute(
+                    "UPDATE sms_outbox SET attempts = attempts + 1,"
+                    " status = 'sending' WHERE status = 'queued'"
+                    " AND next_attempt_at <= $1",
+                    at,
+                )
             rec = RecordMissedCall(caller, callee, reason, None, f"r:{i}", at)
             if fast:
                 await store.load_callee(pool, callee, caller, DAY)
                 await store.write_records(pool, [rec], cfg=cfg)
             else:
                 async with pool.acquire() as conn, conn.transaction():
-                    mc = await conn.fetchval(store.INSERT_MISSED_CALL, rec.caller, rec.callee,
-                                             rec.at, rec.reason, rec.cause, rec.call_ref)
-                    await notifications.on_missed_call(conn, missed_call_id=mc,
-                                                       caller=rec.caller, callee=rec.callee,
-                                                       reason=rec.reason, at=rec.at, cfg=cfg)
+                    mc = await conn.fetchval(
+                        store.INSERT_MISSED_CALL,
+                        rec.caller,
+                        rec.callee,
+                        rec.at,
+                        rec.reason,
+                        rec.cause,
+                        rec.call_ref,
+                    )
+                    await notifications.on_missed_call(
+                        conn,
+                        missed_call_id=mc,
+                        caller=rec.caller,
+                        callee=rec.callee,
+                        reason=rec.reason,
+                        at=rec.at,
+                        cfg=cfg,
+                    )
         return await _dump(pool)
 
     slow = await run(False)
@@ -267,13 +358,19 @@ async def test_concurrent_attempts_make_one_sms(pool: asyncpg.Pool) -> None:
     async def one(i: int) -> int | None:
         async with pool.acquire() as conn:
             await store.load_callee(conn, SUB, A, DAY)
-            return await store.write_records(conn, [RecordMissedCall(
-                A, SUB, "busy", 17, f"c:{i}", T0 + dt.timedelta(milliseconds=i))], cfg=cfg)
+            return await store.write_records(
+                conn,
+                [RecordMissedCall(A, SUB, "busy", 17, f"c:{i}", T0 + dt.timedelta(milliseconds=i))],
+                cfg=cfg,
+            )
 
     ids = await asyncio.gather(*(one(i) for i in range(20)))
     assert len(set(ids)) == 20
-    rows = await pool.fetch("SELECT text FROM sms_outbox WHERE idempotency_key LIKE $1",
-                            f"busy:{SUB}:{A}:%")
+    rows = await pool.fetch(
+        "SELECT text FROM sms_outbox WHERE idempotency_key LIKE $1", f"busy:{SUB}:{A}:%"
+    )
     assert len(rows) == 1 and "20次" in rows[0]["text"]
-    assert await pool.fetchval("SELECT count(*) FROM missed_call WHERE notify_outcome ="
-                               " 'queued'") == 20
+    assert (
+        await pool.fetchval("SELECT count(*) FROM missed_call WHERE notify_outcome = 'queued'")
+        == 20
+    )

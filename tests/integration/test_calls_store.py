@@ -26,8 +26,9 @@ CALLER = "8613700001111"
 
 async def test_load_callee_services_forward_and_blacklist(clean_pool: Any) -> None:
     assert await store.load_callee(clean_pool, CALLEE, CALLER, DAY) is None
-    await P.add_subscriber(clean_pool, ADMIN, CALLEE, today=DAY,
-                           services=("missed-call", "forwarding"))
+    await P.add_subscriber(
+        clean_pool, ADMIN, CALLEE, today=DAY, services=("missed-call", "forwarding")
+    )
     await P.update_subscriber(clean_pool, ADMIN, CALLEE, forward_to="8613800001111")
     c = await store.load_callee(clean_pool, CALLEE, CALLER, DAY)
     assert c is not None and c.active and not c.blacklisted
@@ -35,8 +36,9 @@ async def test_load_callee_services_forward_and_blacklist(clean_pool: Any) -> No
     # services in force on the day asked for (the call's), not on the database's date
     c = await store.load_callee(clean_pool, CALLEE, CALLER, DAY - dt.timedelta(days=1))
     assert c is not None and c.services == frozenset()
-    await P.disable_service(clean_pool, ADMIN, CALLEE, "forwarding",
-                            today=DAY + dt.timedelta(days=1))
+    await P.disable_service(
+        clean_pool, ADMIN, CALLEE, "forwarding", today=DAY + dt.timedelta(days=1)
+    )
     await P.blacklist_add(clean_pool, ADMIN, CALLEE, "861370000", prefix=True)
     c = await store.load_callee(clean_pool, CALLEE, CALLER, DAY)
     assert c is not None and c.services == {"missed-call", "forwarding"}  # ends tomorrow
@@ -50,7 +52,8 @@ async def test_load_callee_services_forward_and_blacklist(clean_pool: Any) -> No
 
 
 async def test_records_in_one_transaction_with_the_notification_hook(
-        clean_pool: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    clean_pool: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await P.add_subscriber(clean_pool, ADMIN, CALLEE, today=DAY, services=("missed-call",))
     seen: list[dict[str, Any]] = []
 
@@ -60,33 +63,57 @@ async def test_records_in_one_transaction_with_the_notification_hook(
         if kw["caller"] == "8613600000000":
             raise RuntimeError("hook failed")
 
-    monkeypatch.setattr(store, "_notifications", types.SimpleNamespace(on_missed_call=on_missed_call))
+    monkeypatch.setattr(
+        store, "_notifications", types.SimpleNamespace(on_missed_call=on_missed_call)
+    )
     cfg = Config()
-    mc = await store.write_records(clean_pool, [
-        RecordMissedCall(CALLER, CALLEE, "busy", 17, "scp-1:1", AT)], cfg=cfg)
+    mc = await store.write_records(
+        clean_pool, [RecordMissedCall(CALLER, CALLEE, "busy", 17, "scp-1:1", AT)], cfg=cfg
+    )
     assert mc is not None and seen[0]["missed_call_id"] == mc and seen[0]["reason"] == "busy"
-    await store.write_records(clean_pool, [
-        RecordCallback(CALLER, CALLEE, AT, AT + dt.timedelta(hours=24)),
-        RecordCallback(CALLER, CALLEE, AT, AT + dt.timedelta(hours=48)),  # same open request
-        RecordVoicemail(CALLEE, CALLER, AT, "vm://x/1"),
-        WriteCdr("fee", CALLER, CALLER, CALLEE, "callback", None, AT, AT, None,
-                 Decimal("0.10"), "scp-1:1"),
-    ], cfg=cfg, missed_call_id=mc)
+    await store.write_records(
+        clean_pool,
+        [
+            RecordCallback(CALLER, CALLEE, AT, AT + dt.timedelta(hours=24)),
+            RecordCallback(CALLER, CALLEE, AT, AT + dt.timedelta(hours=48)),  # same open request
+            RecordVoicemail(CALLEE, CALLER, AT, "vm://x/1"),
+            WriteCdr(
+                "fee",
+                CALLER,
+                CALLER,
+                CALLEE,
+                "callback",
+                None,
+                AT,
+                AT,
+                None,
+                Decimal("0.10"),
+                "scp-1:1",
+            ),
+        ],
+        cfg=cfg,
+        missed_call_id=mc,
+    )
     cb = await clean_pool.fetch("SELECT missed_call_id, expires_at FROM callback_request")
     assert len(cb) == 1 and cb[0]["missed_call_id"] == mc
     assert cb[0]["expires_at"] == AT + dt.timedelta(hours=48)
     assert await clean_pool.fetchval("SELECT count(*) FROM voicemail") == 1
     # The hook fails: the missed call is not left behind either.
     with pytest.raises(RuntimeError):
-        await store.write_records(clean_pool, [
-            RecordMissedCall("8613600000000", CALLEE, "busy", None, "scp-1:2", AT)], cfg=cfg)
+        await store.write_records(
+            clean_pool,
+            [RecordMissedCall("8613600000000", CALLEE, "busy", None, "scp-1:2", AT)],
+            cfg=cfg,
+        )
     assert await clean_pool.fetchval("SELECT count(*) FROM missed_call") == 1
 
 
 async def test_load_rates_and_overrides(clean_pool: Any) -> None:
     await P.add_rate(clean_pool, ADMIN, "national", "", today=DAY, per_minute="0.30")
-    await clean_pool.execute("INSERT INTO rate_override (number, kind, call_category) VALUES"
-                             " ('862188887777', 'exact', 'local'), ('8621', 'prefix', 'hmt')")
+    await clean_pool.execute(
+        "INSERT INTO rate_override (number, kind, call_category) VALUES"
+        " ('862188887777', 'exact', 'local'), ('8621', 'prefix', 'hmt')"
+    )
     t = await store.load_rates(clean_pool, RatingRules())
     assert t.category("862188887777") == "local" and t.category("862100000000") == "hmt"
     assert t.rate_call("862088887777", 90, DAY).charge == Decimal("0.60")

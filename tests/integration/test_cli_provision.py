@@ -33,8 +33,11 @@ def cli(db_dsn: str, *args: str, input: str | None = None) -> Result:
     from scp.cli import main
 
     box: list[Result] = []
-    t = threading.Thread(target=lambda: box.append(CliRunner().invoke(
-        main, list(args), input=input, env={"MCN_DATABASE_URL": db_dsn})))
+    t = threading.Thread(
+        target=lambda: box.append(
+            CliRunner().invoke(main, list(args), input=input, env={"MCN_DATABASE_URL": db_dsn})
+        )
+    )
     t.start()
     t.join()
     return box[0]
@@ -52,8 +55,23 @@ def cli_today() -> str:
 
 @any_day
 async def test_subscriber_lifecycle(clean_pool: asyncpg.Pool, db_dsn: str) -> None:
-    r = ok(cli(db_dsn, "subscriber", "add", "013800138000", "--services", "missed-call,busy",
-               "--pin", "123456", "--group", "vip", "--language", "en", "--json"))
+    r = ok(
+        cli(
+            db_dsn,
+            "subscriber",
+            "add",
+            "013800138000",
+            "--services",
+            "missed-call,busy",
+            "--pin",
+            "123456",
+            "--group",
+            "vip",
+            "--language",
+            "en",
+            "--json",
+        )
+    )
     data = json.loads(r.stdout)
     assert data["msisdn"] == "8613800138000" and data["pin_set"] is True
     assert {s["service"] for s in data["subscriptions"]} == {"missed-call", "busy"}
@@ -63,8 +81,18 @@ async def test_subscriber_lifecycle(clean_pool: asyncpg.Pool, db_dsn: str) -> No
     r = ok(cli(db_dsn, "subscriber", "set", "8613800138000", "--status", "suspended", "--json"))
     assert json.loads(r.stdout)["status"] == "suspended"
     ok(cli(db_dsn, "service", "disable", "8613800138000", "busy"))
-    r = ok(cli(db_dsn, "service", "enable", "8613800138000", "voicemail", "--end", "2099-01-01",
-               "--json"))
+    r = ok(
+        cli(
+            db_dsn,
+            "service",
+            "enable",
+            "8613800138000",
+            "voicemail",
+            "--end",
+            "2099-01-01",
+            "--json",
+        )
+    )
     (vm,) = [x for x in json.loads(r.stdout)["subscriptions"] if x["service"] == "voicemail"]
     assert (vm["start_date"], vm["end_date"]) == (cli_today(), "2099-01-01")
     r = ok(cli(db_dsn, "subscriber", "list", "--json"))
@@ -76,57 +104,82 @@ async def test_subscriber_lifecycle(clean_pool: asyncpg.Pool, db_dsn: str) -> No
     r = cli(db_dsn, "subscriber", "show", "8613800138000")
     assert r.exit_code == 1 and "does not exist" in r.stderr
     rows = await clean_pool.fetch("SELECT channel, action FROM audit_log ORDER BY id")
-    assert [x["action"] for x in rows] == ["create", "update", "disable-service",
-                                           "enable-service", "delete"]
+    assert [x["action"] for x in rows] == [
+        "create",
+        "update",
+        "disable-service",
+        "enable-service",
+        "delete",
+    ]
     assert {x["channel"] for x in rows} == {"cli"}
 
 
-@pytest.mark.parametrize(("args", "field"), [
-    (["subscriber", "add", "12"], "msisdn"),
-    (["subscriber", "add", "8613800000001", "--services", "x"], "services"),
-    (["subscriber", "add", "8613800000001", "--language", "fr"], "language"),
-    (["subscriber", "add", "8613800000001", "--pin", "12"], "pin"),
-    (["subscriber", "set", "8613800000001"], "nothing to change"),
-    (["service", "enable", "8613800000001", "busy", "--start", "tomorrow"], "start"),
-    (["blacklist", "add", "8613800000001", "abc"], "number"),
-    (["blacklist", "add", "8613800000001", "86x", "--prefix"], "number"),
-    (["ads", "add", "hello", "--window", "8-22"], "window"),
-    (["rates", "add", "galactic"], "call_category"),
-    (["rates", "add", "local", "", "--per-minute", "abc"], "per_minute"),
-    (["sms", "list", "--status", "lost"], "status"),
-    (["cdr", "export", "--since", "yesterday"], "since"),
-])
-async def test_bad_input_exits_2_naming_field(clean_pool: asyncpg.Pool, db_dsn: str,
-                                              args: list[str], field: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["subscriber", "add", "12"], "msisdn"),
+        (["subscriber", "add", "8613800000001", "--services", "x"], "services"),
+        (["subscriber", "add", "8613800000001", "--language", "fr"], "language"),
+        (["subscriber", "add", "8613800000001", "--pin", "12"], "pin"),
+        (["subscriber", "set", "8613800000001"], "nothing to change"),
+        (["service", "enable", "8613800000001", "busy", "--start", "tomorrow"], "start"),
+        (["blacklist", "add", "8613800000001", "abc"], "number"),
+        (["blacklist", "add", "8613800000001", "86x", "--prefix"], "number"),
+        (["ads", "add", "hello", "--window", "8-22"], "window"),
+        (["rates", "add", "galactic"], "call_category"),
+        (["rates", "add", "local", "", "--per-minute", "abc"], "per_minute"),
+        (["sms", "list", "--status", "lost"], "status"),
+        (["cdr", "export", "--since", "yesterday"], "since"),
+    ],
+)
+async def test_bad_input_exits_2_naming_field(
+    clean_pool: asyncpg.Pool, db_dsn: str, args: list[str], field: str
+) -> None:
     r = cli(db_dsn, *args)
     assert r.exit_code == 2, (r.stdout, r.stderr)
     assert r.stderr.startswith("error: ") and field in r.stderr
 
 
 @any_day
-async def test_blacklist_pin_ads_rates_sms_cdr(clean_pool: asyncpg.Pool, db_dsn: str,
-                                               tmp_path: Path) -> None:
+async def test_blacklist_pin_ads_rates_sms_cdr(
+    clean_pool: asyncpg.Pool, db_dsn: str, tmp_path: Path
+) -> None:
     ok(cli(db_dsn, "subscriber", "add", "8613800000001"))
     ok(cli(db_dsn, "blacklist", "add", "8613800000001", "13900000000"))
     ok(cli(db_dsn, "blacklist", "add", "8613800000001", "86177", "--prefix"))
     r = ok(cli(db_dsn, "blacklist", "list", "8613800000001", "--json"))
     assert json.loads(r.stdout) == [
         {"owner": "8613800000001", "number": "8613900000000", "kind": "exact"},
-        {"owner": "8613800000001", "number": "86177", "kind": "prefix"}]
+        {"owner": "8613800000001", "number": "86177", "kind": "prefix"},
+    ]
     ok(cli(db_dsn, "blacklist", "del", "8613800000001", "8613900000000"))
     assert cli(db_dsn, "blacklist", "del", "8613800000001", "8613900000000").exit_code == 1
 
     ok(cli(db_dsn, "pin", "set", "8613800000001", "246810"))
     r = ok(cli(db_dsn, "pin", "set", "8613800000001", input="135790\n135790\n"))
     assert "pin set" in r.stdout
-    await clean_pool.execute("UPDATE subscriber SET pin_failed_attempts = 3,"
-                             " pin_locked_at = now()")
+    await clean_pool.execute("UPDATE subscriber SET pin_failed_attempts = 3, pin_locked_at = now()")
     ok(cli(db_dsn, "pin", "unlock", "8613800000001"))
     ok(cli(db_dsn, "pin", "reset", "8613800000001"))
     assert await clean_pool.fetchval("SELECT pin_hash FROM subscriber") is None
 
-    r = ok(cli(db_dsn, "ads", "add", "5G now!", "--window", "08:00-22:00", "--caller-prefix",
-               "86138", "--group", "vip", "--priority", "3", "--json"))
+    r = ok(
+        cli(
+            db_dsn,
+            "ads",
+            "add",
+            "5G now!",
+            "--window",
+            "08:00-22:00",
+            "--caller-prefix",
+            "86138",
+            "--group",
+            "vip",
+            "--priority",
+            "3",
+            "--json",
+        )
+    )
     ad_id = json.loads(r.stdout)["id"]
     r = ok(cli(db_dsn, "ads", "list"))
     assert "08:00-22:00" in r.stdout and "5G now!" in r.stdout
@@ -134,7 +187,8 @@ async def test_blacklist_pin_ads_rates_sms_cdr(clean_pool: asyncpg.Pool, db_dsn:
     r = ok(cli(db_dsn, "ads", "add", "later", "--from", "2026-11-25T18:30", "--json"))
     assert json.loads(r.stdout)["valid_from"] == "2026-11-25T10:30:00+00:00"
     assert await clean_pool.fetchval("SELECT valid_from FROM ad_rule WHERE text = 'later'") == (
-        dt.datetime(2026, 11, 25, 10, 30, tzinfo=dt.UTC))
+        dt.datetime(2026, 11, 25, 10, 30, tzinfo=dt.UTC)
+    )
     ok(cli(db_dsn, "ads", "del", str(ad_id)))
     assert cli(db_dsn, "ads", "del", str(ad_id)).exit_code == 1
 
@@ -153,7 +207,9 @@ async def test_blacklist_pin_ads_rates_sms_cdr(clean_pool: asyncpg.Pool, db_dsn:
     long_ago = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     sid = await clean_pool.fetchval(
         "INSERT INTO sms_outbox (idempotency_key, destination, text, status, next_attempt_at)"
-        " VALUES ('k', '8613800000001', 'hi', 'expired', $1) RETURNING id", long_ago)
+        " VALUES ('k', '8613800000001', 'hi', 'expired', $1) RETURNING id",
+        long_ago,
+    )
     r = ok(cli(db_dsn, "sms", "list", "--status", "expired", "--json"))
     assert json.loads(r.stdout)[0]["id"] == sid
     asked = utcnow()
@@ -164,7 +220,9 @@ async def test_blacklist_pin_ads_rates_sms_cdr(clean_pool: asyncpg.Pool, db_dsn:
 
     await clean_pool.execute(
         "INSERT INTO missed_call (caller, callee, occurred_at, reason)"
-        " VALUES ('8613900000000', '8613800000001', $1, 'no-answer')", utcnow())
+        " VALUES ('8613900000000', '8613800000001', $1, 'no-answer')",
+        utcnow(),
+    )
     r = ok(cli(db_dsn, "missed-calls", "list", "--callee", "8613800000001", "--json"))
     assert json.loads(r.stdout)[0]["reason"] == "no-answer"
     r = ok(cli(db_dsn, "callbacks", "list", "--pending"))
@@ -173,26 +231,36 @@ async def test_blacklist_pin_ads_rates_sms_cdr(clean_pool: asyncpg.Pool, db_dsn:
     await clean_pool.execute(
         "INSERT INTO cdr (record_type, msisdn, callee, started_at, duration_s, charge) VALUES"
         " ('call', '8613800000001', '8613900000000', '2026-11-20T10:00:00Z', 42, 0.3),"
-        " ('sms', '8613800000001', NULL, '2026-11-21T10:00:00Z', NULL, 0.1)")
+        " ('sms', '8613800000001', NULL, '2026-11-21T10:00:00Z', NULL, 0.1)"
+    )
     r = ok(cli(db_dsn, "cdr", "export", "--since", "2026-11-01"))
     lines = r.stdout.splitlines()
     assert lines[0].startswith("id,record_type,msisdn") and len(lines) == 3
     assert "2 CDRs exported" in r.stderr
     out = tmp_path / "cdr.jsonl"
-    ok(cli(db_dsn, "cdr", "export", "--format", "json", "-o", str(out), "--until",
-           "2026-11-21"))
+    ok(cli(db_dsn, "cdr", "export", "--format", "json", "-o", str(out), "--until", "2026-11-21"))
     (one,) = [json.loads(x) for x in out.read_text().splitlines()]
     assert one["duration_s"] == 42 and one["charge"] == "0.3000"
     # 18:00 in Shanghai is 10:00 UTC: the call at 10:00Z is in, whatever the machine's zone
-    r = ok(cli(db_dsn, "cdr", "export", "--since", "2026-11-20T18:00", "--until",
-               "2026-11-20T18:01"))
+    r = ok(
+        cli(db_dsn, "cdr", "export", "--since", "2026-11-20T18:00", "--until", "2026-11-20T18:01")
+    )
     assert len(r.stdout.splitlines()) == 2 and "1 CDRs exported" in r.stderr
 
-    acts = {(x["entity"], x["action"]) for x in await clean_pool.fetch(
-        "SELECT entity, action FROM audit_log")}
-    assert {("blacklist", "create"), ("blacklist", "delete"), ("subscriber", "set-pin"),
-            ("subscriber", "unlock-pin"), ("ad_rule", "create"), ("ad_rule", "delete"),
-            ("rate", "upsert"), ("sms_outbox", "retry")} <= acts
+    acts = {
+        (x["entity"], x["action"])
+        for x in await clean_pool.fetch("SELECT entity, action FROM audit_log")
+    }
+    assert {
+        ("blacklist", "create"),
+        ("blacklist", "delete"),
+        ("subscriber", "set-pin"),
+        ("subscriber", "unlock-pin"),
+        ("ad_rule", "create"),
+        ("ad_rule", "delete"),
+        ("rate", "upsert"),
+        ("sms_outbox", "retry"),
+    } <= acts
 
 
 async def test_db_migrate_and_url(clean_pool: asyncpg.Pool, db_dsn: str) -> None:
@@ -214,8 +282,9 @@ def test_embedded_server_shared_across_processes_and_stopped() -> None:
     env["MCN_HOME"] = str(home)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([MCN_SCP, *args], env=env, capture_output=True, text=True,
-                              timeout=120)
+        return subprocess.run(
+            [MCN_SCP, *args], env=env, capture_output=True, text=True, timeout=120
+        )
 
     try:
         r = run("db", "url")
@@ -277,7 +346,8 @@ def test_commands_migrate_only_a_new_database(pg_admin_dsn: str) -> None:
 
 @pytest.mark.skipif(not Path("/proc/self/exe").exists(), reason="needs /proc to tell binaries")
 def test_embedded_server_of_another_installation_is_restarted(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A server left running by another clone or virtualenv (its binaries perhaps deleted
     since) is stopped and started again with ours, on the same data."""
     import asyncio

@@ -30,16 +30,20 @@ HEADER = "msisdn,services,group,language"
 MCN_SCP = str(Path(sys.executable).parent / "mcn-scp")  # the installed entry point
 
 
-async def load(pool: asyncpg.Pool, text: str, *, today: dt.date = TODAY,
-               **kw: object) -> importer.ImportResult:
+async def load(
+    pool: asyncpg.Pool, text: str, *, today: dt.date = TODAY, **kw: object
+) -> importer.ImportResult:
     async with pool.acquire() as conn:
-        return await importer.import_subscribers(conn, OSS, io.BytesIO(text.encode()),
-                                                 today=today, **kw)  # type: ignore[arg-type]
+        return await importer.import_subscribers(
+            conn, OSS, io.BytesIO(text.encode()), today=today, **kw
+        )  # type: ignore[arg-type]
 
 
 async def snapshot(pool: asyncpg.Pool) -> tuple[list[tuple[object, ...]], ...]:
-    subs = await pool.fetch("SELECT msisdn, imsi, status, language, user_group, notify_mode,"
-                            " forward_to, pin_hash, updated_at FROM subscriber ORDER BY msisdn")
+    subs = await pool.fetch(
+        "SELECT msisdn, imsi, status, language, user_group, notify_mode,"
+        " forward_to, pin_hash, updated_at FROM subscriber ORDER BY msisdn"
+    )
     svcs = await pool.fetch("SELECT * FROM subscription ORDER BY msisdn, service")
     return [tuple(r) for r in subs], [tuple(r) for r in svcs]
 
@@ -60,19 +64,31 @@ async def test_load_normalises_and_is_idempotent(clean_pool: asyncpg.Pool) -> No
     assert (row["notify_mode"], row["forward_to"]) == ("digest", "8613900000000")
     assert await clean_pool.fetchval(
         "SELECT array_agg(service ORDER BY service) FROM subscription"
-        " WHERE msisdn = '8613800000004'") == ["busy", "voicemail"]
+        " WHERE msisdn = '8613800000004'"
+    ) == ["busy", "voicemail"]
     before = await snapshot(clean_pool)
     r2 = await load(clean_pool, GOOD)
-    assert (r2.inserted, r2.updated, r2.unchanged, r2.services_enabled,
-            r2.services_disabled) == (0, 0, 4, 0, 0)
+    assert (r2.inserted, r2.updated, r2.unchanged, r2.services_enabled, r2.services_disabled) == (
+        0,
+        0,
+        4,
+        0,
+        0,
+    )
     assert await snapshot(clean_pool) == before  # not even updated_at moved
     audit = await clean_pool.fetch("SELECT * FROM audit_log ORDER BY id")
     assert [(a["channel"], a["action"], a["entity"]) for a in audit] == (
-        [("oss", "create", "subscriber")] * 4 + [("oss", "import", "subscriber-import")] * 2)
+        [("oss", "create", "subscriber")] * 4 + [("oss", "import", "subscriber-import")] * 2
+    )
     created = {a["entity_key"]: a["after"] for a in audit[:4]}
     assert created["8613800000004"] == {
-        "user_group": "g.1-x", "language": "zh", "imsi": "460000000000004",
-        "notify_mode": "none", "forward_to": "8613900000001", "pin_set": False}
+        "user_group": "g.1-x",
+        "language": "zh",
+        "imsi": "460000000000004",
+        "notify_mode": "none",
+        "forward_to": "8613900000001",
+        "pin_set": False,
+    }
     assert audit[4]["after"]["inserted"] == 4 and audit[5]["after"]["unchanged"] == 4
 
 
@@ -86,8 +102,10 @@ async def test_reload_changes_only_what_differs(clean_pool: asyncpg.Pool) -> Non
     assert (upd["channel"], upd["entity_key"]) == ("oss", "8613800000001")
     assert (upd["before"]["language"], upd["after"]["language"]) == ("en", "zh")
     assert upd["before"]["imsi"] == upd["after"]["imsi"] == "460000000000001"
-    mc = ("SELECT start_date, end_date FROM subscription"
-          " WHERE msisdn = '8613800000001' AND service = 'missed-call'")
+    mc = (
+        "SELECT start_date, end_date FROM subscription"
+        " WHERE msisdn = '8613800000001' AND service = 'missed-call'"
+    )
     assert tuple(await clean_pool.fetchrow(mc)) == (TODAY, later)  # ended on the day told
     r = await load(clean_pool, GOOD, today=latest)  # re-enabled: a new start
     assert (r.updated, r.services_enabled) == (1, 1)
@@ -142,8 +160,9 @@ async def test_skip_bad_loads_good_rows(clean_pool: asyncpg.Pool) -> None:
 
 
 async def test_report_is_capped_but_counts_everything(clean_pool: asyncpg.Pool) -> None:
-    pairs = "".join(f"86138{i:08d},busy,default,zh\n86138{i:08d},busy,default,en\n"
-                    for i in range(1500))
+    pairs = "".join(
+        f"86138{i:08d},busy,default,zh\n86138{i:08d},busy,default,en\n" for i in range(1500)
+    )
     r = await load(clean_pool, f"{HEADER}\n{pairs}12,busy,default,zh\n")
     assert not r.loaded and r.bad_count == 3001 and len(r.bad) == importer.MAX_REPORTED
     assert r.bad[0] == importer.BadRow(2, "msisdn: 8613800000000 also on line 3")
@@ -171,23 +190,29 @@ async def test_many_pins_hashed_in_worker_processes(clean_pool: asyncpg.Pool) ->
 
 async def test_imsi_of_another_subscriber(clean_pool: asyncpg.Pool) -> None:
     await load(clean_pool, f"{HEADER},imsi\n8613800000001,busy,default,zh,460000000000001\n")
-    text = (f"{HEADER},imsi\n8613800000002,busy,default,zh,460000000000001\n"
-            "8613800000003,busy,default,zh,460000000000003\n")
+    text = (
+        f"{HEADER},imsi\n8613800000002,busy,default,zh,460000000000001\n"
+        "8613800000003,busy,default,zh,460000000000003\n"
+    )
     r = await load(clean_pool, text)
     assert not r.loaded
     assert [(b.line, b.reason) for b in r.bad] == [
-        (2, "imsi: 460000000000001 belongs to subscriber 8613800000001")]
+        (2, "imsi: 460000000000001 belongs to subscriber 8613800000001")
+    ]
     assert await clean_pool.fetchval("SELECT count(*) FROM subscriber") == 1
     r = await load(clean_pool, text, skip_bad=True)
     assert r.loaded and r.inserted == 1
 
 
-@pytest.mark.parametrize(("text", "match"), [
-    ("", "empty file"),
-    ("msisdn,group,services,language\n", "header must start with"),
-    (f"{HEADER},colour\n", "unknown column 'colour'"),
-    (f"{HEADER},imsi,imsi\n", "appears twice"),
-])
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("", "empty file"),
+        ("msisdn,group,services,language\n", "header must start with"),
+        (f"{HEADER},colour\n", "unknown column 'colour'"),
+        (f"{HEADER},imsi,imsi\n", "appears twice"),
+    ],
+)
 async def test_bad_header(clean_pool: asyncpg.Pool, text: str, match: str) -> None:
     with pytest.raises(importer.ImportFileError, match=match) as ei:
         await load(clean_pool, text)
@@ -224,16 +249,20 @@ def cli(db_dsn: str, *args: str, input: str | None = None) -> tuple[int, str, st
     from scp.cli import main
 
     box: list[Result] = []
-    t = threading.Thread(target=lambda: box.append(CliRunner().invoke(
-        main, list(args), input=input, env={"MCN_DATABASE_URL": db_dsn})))
+    t = threading.Thread(
+        target=lambda: box.append(
+            CliRunner().invoke(main, list(args), input=input, env={"MCN_DATABASE_URL": db_dsn})
+        )
+    )
     t.start()
     t.join()
     res = box[0]
     return res.exit_code, res.stdout, res.stderr
 
 
-async def test_cli_import_exit_codes(clean_pool: asyncpg.Pool, db_dsn: str,
-                                     tmp_path: os.PathLike[str]) -> None:
+async def test_cli_import_exit_codes(
+    clean_pool: asyncpg.Pool, db_dsn: str, tmp_path: os.PathLike[str]
+) -> None:
     f = os.path.join(tmp_path, "subs.csv")
     with open(f, "w") as fh:
         fh.write(BAD)
@@ -259,21 +288,54 @@ async def test_cli_import_exit_codes(clean_pool: asyncpg.Pool, db_dsn: str,
 
 def test_cli_import_subprocess_stdin(db_dsn: str) -> None:
     # The installed entry point, reading stdin, as the carrier's OSS job would run it.
-    r = subprocess.run([MCN_SCP, "subscriber", "import", "-"],
-                       input=f"{HEADER}\n8613800009999,busy,default,en\n", text=True,
-                       capture_output=True, env={**os.environ, "MCN_DATABASE_URL": db_dsn},
-                       timeout=60)
+    r = subprocess.run(
+        [MCN_SCP, "subscriber", "import", "-"],
+        input=f"{HEADER}\n8613800009999,busy,default,en\n",
+        text=True,
+        capture_output=True,
+        env={**os.environ, "MCN_DATABASE_URL": db_dsn},
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert "1 rows, 1 good, 0 bad" in r.stdout
 
 
 # --- fuzz -----------------------------------------------------------------------------------
 
-_TOKENS = ["8613800000001", "013800000002", "13800000003", "+8613800000004", "0086138000005",
-           "12", "", " ", "abc", "missed-call", "busy;voicemail", "missed-call;;busy", "x;busy",
-           "default", "vip", "g\tx", "a\\b", "zh", "en", "fr", "460000000000001", "46000",
-           "123456", "12x456", "sms", "digest", "none", "loud", "\u4e2d\u6587", "\x00", "\\N",
-           "9" * 40]
+_TOKENS = [
+    "8613800000001",
+    "013800000002",
+    "13800000003",
+    "+8613800000004",
+    "0086138000005",
+    "12",
+    "",
+    " ",
+    "abc",
+    "missed-call",
+    "busy;voicemail",
+    "missed-call;;busy",
+    "x;busy",
+    "default",
+    "vip",
+    "g\tx",
+    "a\\b",
+    "zh",
+    "en",
+    "fr",
+    "460000000000001",
+    "46000",
+    "123456",
+    "12x456",
+    "sms",
+    "digest",
+    "none",
+    "loud",
+    "\u4e2d\u6587",
+    "\x00",
+    "\\N",
+    "9" * 40,
+]
 
 
 def test_row_checker_fuzz() -> None:
@@ -285,8 +347,16 @@ def test_row_checker_fuzz() -> None:
     checker = importer._RowChecker(header)
     allowed_fields = {*header, "row"}
     good = 0
-    template = ["8613800000001", "missed-call;busy", "vip", "en", "460000000000001", "",
-                "sms", "013900000000"]
+    template = [
+        "8613800000001",
+        "missed-call;busy",
+        "vip",
+        "en",
+        "460000000000001",
+        "",
+        "sms",
+        "013900000000",
+    ]
     for i in range(20_000):
         if rnd.random() < 0.05:
             row = [rnd.choice(_TOKENS) for _ in range(rnd.randrange(0, 12))]
@@ -330,14 +400,15 @@ async def test_import_fuzz_mutated_files(clean_pool: asyncpg.Pool) -> None:
             elif op == 1:
                 data[pos:pos] = rnd.choice([b'"', b",", b"\n", b"\r", b"\x00", b";", b"\xff"])
             elif op == 2:
-                del data[pos:pos + rnd.randrange(1, 8)]
+                del data[pos : pos + rnd.randrange(1, 8)]
             else:
                 data = data[:pos]
         before = await clean_pool.fetchval("SELECT count(*) FROM audit_log")
         try:
             async with clean_pool.acquire() as conn:
-                r = await importer.import_subscribers(conn, OSS, io.BytesIO(bytes(data)),
-                                                      today=TODAY)
+                r = await importer.import_subscribers(
+                    conn, OSS, io.BytesIO(bytes(data)), today=TODAY
+                )
         except importer.ImportFileError as e:
             assert e.line >= 1
             assert await clean_pool.fetchval("SELECT count(*) FROM audit_log") == before

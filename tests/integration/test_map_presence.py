@@ -99,12 +99,14 @@ VLR = SccpAddress(ri=RoutingIndicator.GT, ssn=7, gt=GlobalTitle("8613900007"))
 #   30 12                          SEQUENCE
 #      04 08 91 68 31 19 32 54 76 f8   msisdn: international/E.164, TBCD 8613912345678
 #      04 06 91 68 31 08 00 00         serviceCentreAddress: 8613800000
-ASC_ARG = bytes.fromhex("3012" "0408916831193254 76f8".replace(" ", "") + "0406916831080000")
+ASC_ARG = bytes.fromhex("30120408916831193254 76f8".replace(" ", "") + "0406916831080000")
 # NoteMM-Event-Arg (TS 29.002 §8.11.2):
 #   30 1a  02 01 64 serviceKey 100 | 80 01 02 eventMet imsi-Attach |
 #          81 08 64 00 10 32 54 76 98 f0 imsi 460001234567890 | 82 08 91 ... msisdn
-NOTE_MM_ATTACH = bytes.fromhex("301a" "020164" "800102" "81086400103254769 8f0".replace(" ", "")
-                               + "82089168311932 5476f8".replace(" ", ""))
+NOTE_MM_ATTACH = bytes.fromhex(
+    "301a02016480010281086400103254769 8f0".replace(" ", "")
+    + "82089168311932 5476f8".replace(" ", "")
+)
 
 
 class HlrPeer(PeerAsp):
@@ -150,19 +152,37 @@ async def _teardown(node: Node, peer: HlrPeer, tmp_path: Path) -> None:
 
 
 async def _subscriber(pool: asyncpg.Pool, **kw: object) -> None:
-    await prov.add_subscriber(pool, prov.Actor("cli", "test"), CALLEE,
-                              today=today(parse_config(NODE_CONFIG)),
-                              services=["missed-call"], imsi=IMSI, **kw)  # type: ignore[arg-type]
+    await prov.add_subscriber(
+        pool,
+        prov.Actor("cli", "test"),
+        CALLEE,
+        today=today(parse_config(NODE_CONFIG)),
+        services=["missed-call"],
+        imsi=IMSI,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
-async def _missed(pool: asyncpg.Pool, cfg: Config, reason: str = "not-reachable",
-                  caller: str = CALLER, at: dt.datetime | None = None) -> int:
+async def _missed(
+    pool: asyncpg.Pool,
+    cfg: Config,
+    reason: str = "not-reachable",
+    caller: str = CALLER,
+    at: dt.datetime | None = None,
+) -> int:
     at = at or utcnow()
     async with pool.acquire() as conn, conn.transaction():
-        mc = await conn.fetchval("INSERT INTO missed_call (caller, callee, occurred_at, reason)"
-                                 " VALUES ($1, $2, $3, $4) RETURNING id", caller, CALLEE, at, reason)
-        await notifications.on_missed_call(conn, missed_call_id=mc, caller=caller, callee=CALLEE,
-                                           reason=reason, at=at, cfg=cfg)
+        mc = await conn.fetchval(
+            "INSERT INTO missed_call (caller, callee, occurred_at, reason)"
+            " VALUES ($1, $2, $3, $4) RETURNING id",
+            caller,
+            CALLEE,
+            at,
+            reason,
+        )
+        await notifications.on_missed_call(
+            conn, missed_call_id=mc, caller=caller, callee=CALLEE, reason=reason, at=at, cfg=cfg
+        )
     return int(mc)
 
 
@@ -181,12 +201,23 @@ async def test_alert_service_centre_v2_and_v1(tmp_path: Path, clean_pool: asyncp
     try:
         await _subscriber(pool)
         await _missed(pool, cfg)
-        await pool.execute("INSERT INTO callback_request (caller, callee, requested_at)"
-                           " VALUES ($1, $2, $3)", CALLER, CALLEE, utcnow())
+        await pool.execute(
+            "INSERT INTO callback_request (caller, callee, requested_at) VALUES ($1, $2, $3)",
+            CALLER,
+            CALLEE,
+            utcnow(),
+        )
         # v2: AlertServiceCentre, answered with an empty ReturnResult in TC-END
         did = peer.stack.tcap.new_dialogue_id()
-        peer.request(TcBegin(dialogue_id=did, called=SC, calling=HLR, application_context=AC_ALERT_V2,
-                             components=(Invoke(invoke_id=1, opcode=64, parameter=ASC_ARG),)))
+        peer.request(
+            TcBegin(
+                dialogue_id=did,
+                called=SC,
+                calling=HLR,
+                application_context=AC_ALERT_V2,
+                components=(Invoke(invoke_id=1, opcode=64, parameter=ASC_ARG),),
+            )
+        )
         await peer.wait(lambda: answers(peer, did))
         (end,) = answers(peer, did)
         assert isinstance(end, TcEnd) and end.application_context == AC_ALERT_V2
@@ -202,9 +233,15 @@ async def test_alert_service_centre_v2_and_v1(tmp_path: Path, clean_pool: asyncp
 
         # v1: alertServiceCentreWithoutResult, a TC-END with no component; nothing resent
         did1 = peer.stack.tcap.new_dialogue_id()
-        peer.request(TcBegin(dialogue_id=did1, called=SC, calling=HLR, application_context=AC_ALERT_V1,
-                             components=(Invoke(invoke_id=5, opcode=49, parameter=ASC_ARG,
-                                                op_class=4),)))
+        peer.request(
+            TcBegin(
+                dialogue_id=did1,
+                called=SC,
+                calling=HLR,
+                application_context=AC_ALERT_V1,
+                components=(Invoke(invoke_id=5, opcode=49, parameter=ASC_ARG, op_class=4),),
+            )
+        )
         await peer.wait(lambda: answers(peer, did1))
         (end1,) = answers(peer, did1)
         assert isinstance(end1, TcEnd) and end1.components == ()
@@ -220,31 +257,53 @@ async def test_note_mm_event_and_fallback_refusal(tmp_path: Path, clean_pool: as
         await _subscriber(pool)
         await _missed(pool, cfg)
         did = peer.stack.tcap.new_dialogue_id()
-        peer.request(TcBegin(dialogue_id=did, called=GSMSCF, calling=VLR,
-                             application_context=AC_MM_EVENT_V3,
-                             components=(Invoke(invoke_id=2, opcode=89, parameter=NOTE_MM_ATTACH),)))
+        peer.request(
+            TcBegin(
+                dialogue_id=did,
+                called=GSMSCF,
+                calling=VLR,
+                application_context=AC_MM_EVENT_V3,
+                components=(Invoke(invoke_id=2, opcode=89, parameter=NOTE_MM_ATTACH),),
+            )
+        )
         await peer.wait(lambda: answers(peer, did))
         (end,) = answers(peer, did)
         assert isinstance(end, TcEnd) and end.application_context == AC_MM_EVENT_V3
         assert isinstance(end.components[0], ReturnResult)
-        assert await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE destination = $1",
-                                   CALLEE) == 1
+        assert (
+            await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE destination = $1", CALLEE)
+            == 1
+        )
         assert await pool.fetchval("SELECT source FROM presence") == "note-mm-event"
 
         # a detach: absent, answered, nothing queued
-        detach = mapc.encode_arg(ops.NoteMMEvent(100, 3, IMSI, AddressString(CALLEE)),
-                                 ac=AC_MM_EVENT_V3)[1]
+        detach = mapc.encode_arg(
+            ops.NoteMMEvent(100, 3, IMSI, AddressString(CALLEE)), ac=AC_MM_EVENT_V3
+        )[1]
         did2 = peer.stack.tcap.new_dialogue_id()
-        peer.request(TcBegin(dialogue_id=did2, called=GSMSCF, calling=VLR,
-                             application_context=AC_MM_EVENT_V3,
-                             components=(Invoke(invoke_id=1, opcode=89, parameter=detach),)))
+        peer.request(
+            TcBegin(
+                dialogue_id=did2,
+                called=GSMSCF,
+                calling=VLR,
+                application_context=AC_MM_EVENT_V3,
+                components=(Invoke(invoke_id=1, opcode=89, parameter=detach),),
+            )
+        )
         await peer.wait(lambda: answers(peer, did2))
         assert await pool.fetchval("SELECT present FROM presence") is False
 
         # shortMsgAlert v3 does not exist: refused in the AARE, naming v2 for the fallback
         did3 = peer.stack.tcap.new_dialogue_id()
-        peer.request(TcBegin(dialogue_id=did3, called=SC, calling=HLR, application_context=AC_ALERT_V3,
-                             components=(Invoke(invoke_id=1, opcode=64, parameter=ASC_ARG),)))
+        peer.request(
+            TcBegin(
+                dialogue_id=did3,
+                called=SC,
+                calling=HLR,
+                application_context=AC_ALERT_V3,
+                components=(Invoke(invoke_id=1, opcode=64, parameter=ASC_ARG),),
+            )
+        )
         await peer.wait(lambda: answers(peer, did3))
         (ab,) = answers(peer, did3)
         assert isinstance(ab, TcUAbort)
@@ -255,11 +314,19 @@ async def test_note_mm_event_and_fallback_refusal(tmp_path: Path, clean_pool: as
         # an operation the context does not carry: rejected, dialogue ended. UpdateLocationArg
         # {imsi, msc-Number 8613800000, vlr-Number 8613800000}: a valid value of another
         # context, so the strict oracle reads the HLR's frame too.
-        update_location = bytes.fromhex("301a" "0408640010325476 98f0".replace(" ", "")
-                                        + "8106916831080000" "0406916831080000")
+        update_location = bytes.fromhex(
+            "301a0408640010325476 98f0".replace(" ", "") + "81069168310800000406916831080000"
+        )
         did4 = peer.stack.tcap.new_dialogue_id()
-        peer.request(TcBegin(dialogue_id=did4, called=SC, calling=HLR, application_context=AC_ALERT_V2,
-                             components=(Invoke(invoke_id=3, opcode=2, parameter=update_location),)))
+        peer.request(
+            TcBegin(
+                dialogue_id=did4,
+                called=SC,
+                calling=HLR,
+                application_context=AC_ALERT_V2,
+                components=(Invoke(invoke_id=3, opcode=2, parameter=update_location),),
+            )
+        )
         await peer.wait(lambda: answers(peer, did4))
         (end4,) = answers(peer, did4)
         assert isinstance(end4, TcEnd) and isinstance(end4.components[0], Reject)
@@ -267,8 +334,9 @@ async def test_note_mm_event_and_fallback_refusal(tmp_path: Path, clean_pool: as
         await _teardown(node, peer, tmp_path)
 
 
-async def test_sri_sm_then_report_sm_delivery_status(tmp_path: Path,
-                                                      clean_pool: asyncpg.Pool) -> None:
+async def test_sri_sm_then_report_sm_delivery_status(
+    tmp_path: Path, clean_pool: asyncpg.Pool
+) -> None:
     pool = clean_pool
     node, peer, user, cfg = await _setup(tmp_path, pool)
     seen: list[TcBegin] = []
@@ -285,22 +353,30 @@ async def test_sri_sm_then_report_sm_delivery_status(tmp_path: Path,
                 seen.append(ind)
                 ac = ind.application_context
                 if ac == AC_GATEWAY_V3:
-                    peer.request(TcUAbort(dialogue_id=ind.dialogue_id,
-                                          application_context=AC_GATEWAY_V2,
-                                          result=DialogueResult.REJECT_PERMANENT,
-                                          diagnostic=DialogueDiagnostic.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED))
+                    peer.request(
+                        TcUAbort(
+                            dialogue_id=ind.dialogue_id,
+                            application_context=AC_GATEWAY_V2,
+                            result=DialogueResult.REJECT_PERMANENT,
+                            diagnostic=DialogueDiagnostic.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED,
+                        )
+                    )
                     continue
                 inv = ind.components[0]
                 assert isinstance(inv, Invoke)
                 if inv.opcode == 45:
                     code, param = mapc.encode_error(
-                        ops.OperationError(6, "absentSubscriberSM", ops.AbsentSubscriberSM(1)), ac=ac)
-                    comp: object = ReturnError(invoke_id=inv.invoke_id, error_code=code,
-                                               parameter=param)
+                        ops.OperationError(6, "absentSubscriberSM", ops.AbsentSubscriberSM(1)),
+                        ac=ac,
+                    )
+                    comp: object = ReturnError(
+                        invoke_id=inv.invoke_id, error_code=code, parameter=param
+                    )
                 else:
                     comp = ReturnResult(invoke_id=inv.invoke_id, opcode=47)
-                peer.request(TcEnd(dialogue_id=ind.dialogue_id, application_context=ac,
-                                   components=(comp,)))  # type: ignore[arg-type]
+                peer.request(
+                    TcEnd(dialogue_id=ind.dialogue_id, application_context=ac, components=(comp,))
+                )  # type: ignore[arg-type]
             await asyncio.sleep(0.01)
 
     task = asyncio.create_task(hlr())
@@ -313,7 +389,10 @@ async def test_sri_sm_then_report_sm_delivery_status(tmp_path: Path,
         row = await pool.fetchrow("SELECT status, attempts, registered_at FROM hlr_alert")
         assert row["status"] == "registered" and row["registered_at"] is not None
         assert [(b.application_context, b.components[0].opcode) for b in seen] == [  # type: ignore[union-attr]
-            (AC_GATEWAY_V3, 45), (AC_GATEWAY_V2, 45), (AC_GATEWAY_V2, 47)]  # v2 kept once learnt
+            (AC_GATEWAY_V3, 45),
+            (AC_GATEWAY_V2, 45),
+            (AC_GATEWAY_V2, 47),
+        ]  # v2 kept once learnt
         sri = mapc.decode_arg(45, seen[1].components[0].parameter, ac=AC_GATEWAY_V2)  # type: ignore[union-attr]
         assert isinstance(sri, ops.SendRoutingInfoForSM)
         assert sri.msisdn.digits == CALLEE and sri.service_centre_address.digits == "8613800000"
@@ -329,15 +408,24 @@ async def test_sri_sm_then_report_sm_delivery_status(tmp_path: Path,
     # Wireshark's reading of the exchange: SRI-SM twice (v3 refused in an ABORT, then v2),
     # absentSubscriberSM, ReportSM-DeliveryStatus and its result (no value: its RESULT is
     # optional, TS 29.002 §12.3, so the invoke ID alone and no opcode to show)
-    info = [r[1] for r in tshark.fields(tmp_path / "node.pcap",
-                                        ["frame.number", "_ws.col.Info"],
-                                        display_filter="gsm_map")]
+    info = [
+        r[1]
+        for r in tshark.fields(
+            tmp_path / "node.pcap", ["frame.number", "_ws.col.Info"], display_filter="gsm_map"
+        )
+    ]
     assert [i.strip() for i in info] == [
-        "invoke sendRoutingInfoForSM", "invoke sendRoutingInfoForSM", "returnError",
-        "invoke reportSM-DeliveryStatus", "returnResultLast"]
+        "invoke sendRoutingInfoForSM",
+        "invoke sendRoutingInfoForSM",
+        "returnError",
+        "invoke reportSM-DeliveryStatus",
+        "returnResultLast",
+    ]
 
 
-async def test_hlr_silent_is_retried_then_given_up(tmp_path: Path, clean_pool: asyncpg.Pool) -> None:
+async def test_hlr_silent_is_retried_then_given_up(
+    tmp_path: Path, clean_pool: asyncpg.Pool
+) -> None:
     pool = clean_pool
     node, peer, user, cfg = await _setup(tmp_path, pool)
     try:
@@ -346,8 +434,9 @@ async def test_hlr_silent_is_retried_then_given_up(tmp_path: Path, clean_pool: a
         # nobody answers: invoke timer (2 s) -> retry with backoff, row visible as pending
         t0 = utcnow()
         assert await alert_once(user, pool, cfg, clock=utcnow) == 1
-        row = await pool.fetchrow("SELECT status, attempts, last_error, next_attempt_at"
-                                  " FROM hlr_alert")
+        row = await pool.fetchrow(
+            "SELECT status, attempts, last_error, next_attempt_at FROM hlr_alert"
+        )
         assert row["status"] == "pending" and row["attempts"] == 1
         assert "timeout" in row["last_error"] or "abort" in row["last_error"]
         assert row["next_attempt_at"] > t0

@@ -36,9 +36,9 @@ from tests.integration.peer import PeerAsp, connect_peer
 
 # InitialDPArg { serviceKey [0] 100, eventTypeBCSM [28] termAttemptAuthorized (12) }; tag 28
 # in one octet (9c): X.690 §8.1.2.2 allows the long form (9f 1c) only from tag 31 on.
-IDP_ARG = bytes.fromhex("3006" "800164" "9c010c")
+IDP_ARG = bytes.fromhex("30068001649c010c")
 # USSD-Arg { ussd-DataCodingScheme 0x0f, ussd-String "*100#" (GSM 7-bit packed) }
-USSD_ARG = bytes.fromhex("300a" "04010f" "0405aa180c3602")
+USSD_ARG = bytes.fromhex("300a04010f0405aa180c3602")
 
 NODE_CONFIG = """
 [m3ua]
@@ -55,11 +55,19 @@ SCP_INAP = SccpAddress(ri=RoutingIndicator.GT, ssn=241, gt=GlobalTitle("86138000
 MSC_INAP = SccpAddress(ri=RoutingIndicator.GT, ssn=241, gt=GlobalTitle("8613900000"))
 
 
-def idp_begin(peer: PeerAsp, ac: tuple[int, ...], *, called: SccpAddress = SCP,
-              calling: SccpAddress = MSC) -> int:
+def idp_begin(
+    peer: PeerAsp, ac: tuple[int, ...], *, called: SccpAddress = SCP, calling: SccpAddress = MSC
+) -> int:
     did = peer.stack.tcap.new_dialogue_id()
-    peer.request(TcBegin(dialogue_id=did, called=called, calling=calling, application_context=ac,
-                         components=(Invoke(invoke_id=1, opcode=0, parameter=IDP_ARG),)))
+    peer.request(
+        TcBegin(
+            dialogue_id=did,
+            called=called,
+            calling=calling,
+            application_context=ac,
+            components=(Invoke(invoke_id=1, opcode=0, parameter=IDP_ARG),),
+        )
+    )
     return did
 
 
@@ -94,18 +102,30 @@ async def test_initialdp_answered_with_continue_in_the_proposed_context(tmp_path
             assert isinstance(cue, Invoke) and cue.opcode == 31 and cue.parameter is None
         # An operation the node does not serve yet gets a Reject, not silence.
         did = peer.stack.tcap.new_dialogue_id()
-        peer.request(TcBegin(dialogue_id=did, called=SCP, calling=MSC,
-                             application_context=AC_CAP_V2_GSMSSF_SCF,
-                             components=(Invoke(invoke_id=5, opcode=22, parameter=bytes.fromhex("04029090")),)))
+        peer.request(
+            TcBegin(
+                dialogue_id=did,
+                called=SCP,
+                calling=MSC,
+                application_context=AC_CAP_V2_GSMSSF_SCF,
+                components=(Invoke(invoke_id=5, opcode=22, parameter=bytes.fromhex("04029090")),),
+            )
+        )
         await peer.wait(lambda: bool(answers(peer, did)))
         (end,) = answers(peer, did)
         assert isinstance(end, TcEnd)
         assert isinstance(end.components[0], Reject) and end.components[0].invoke_id == 5
         # An application context the node does not serve is refused in an AARE.
         did = peer.stack.tcap.new_dialogue_id()
-        peer.request(TcBegin(dialogue_id=did, called=SCP, calling=MSC,
-                             application_context=(0, 4, 0, 0, 1, 0, 19, 2),
-                             components=(Invoke(invoke_id=1, opcode=59, parameter=USSD_ARG),)))
+        peer.request(
+            TcBegin(
+                dialogue_id=did,
+                called=SCP,
+                calling=MSC,
+                application_context=(0, 4, 0, 0, 1, 0, 19, 2),
+                components=(Invoke(invoke_id=1, opcode=59, parameter=USSD_ARG),),
+            )
+        )
         await peer.wait(lambda: bool(answers(peer, did)))
         (ab,) = answers(peer, did)
         assert isinstance(ab, TcUAbort), ab
@@ -116,8 +136,11 @@ async def test_initialdp_answered_with_continue_in_the_proposed_context(tmp_path
     tshark.assert_clean(tmp_path / "node.pcap")
     tshark.assert_clean(tmp_path / "peer.pcap")
     # camel.local / inap.code.local: the local operation code inside the opcode CHOICE.
-    rows = tshark.fields(tmp_path / "node.pcap", ["camel.local", "inap.code.local"],
-                         display_filter="camel.local || inap.code.local")
+    rows = tshark.fields(
+        tmp_path / "node.pcap",
+        ["camel.local", "inap.code.local"],
+        display_filter="camel.local || inap.code.local",
+    )
     ops = [r for r in rows if any(r)]
     # IDP in, Continue out, for CAP v2, CAP v4 and INAP, plus the rejected ReleaseCall invoke.
     assert sum(1 for r in ops if "0" in r[0].split(",") or "0" in r[1].split(",")) >= 3
@@ -183,15 +206,28 @@ def _free_port() -> int:
 
 
 @pytest.mark.tshark
-async def test_mcn_scp_run_shuts_down_cleanly_on_sigterm_and_sigint(tmp_path: Path, db_dsn: str) -> None:
+async def test_mcn_scp_run_shuts_down_cleanly_on_sigterm_and_sigint(
+    tmp_path: Path, db_dsn: str
+) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         port = _free_port()
         conf = tmp_path / f"node-{sig}.toml"
         conf.write_text(f'[m3ua]\nlisten = "127.0.0.1:{port}"\n[smpp]\nbackend = "console"\n')
         env = dict(os.environ, MCN_CONFIG=str(conf), MCN_DATABASE_URL=db_dsn)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "scp", "run", "--config", str(conf), "--capture", str(tmp_path / "run.pcap")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            [
+                sys.executable,
+                "-m",
+                "scp",
+                "run",
+                "--config",
+                str(conf),
+                "--capture",
+                str(tmp_path / "run.pcap"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         try:
             peer = None
@@ -225,8 +261,12 @@ async def test_mcn_scp_run_shuts_down_cleanly_on_sigterm_and_sigint(tmp_path: Pa
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     conf = tmp_path / "bad.toml"
     conf.write_text('[m3ua]\ntraffic_mode = "roundrobin"\n')
-    out = subprocess.run([sys.executable, "-m", "scp", "run", "--config", str(conf)],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "scp", "run", "--config", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert "m3ua.traffic_mode" in out.stderr
 
@@ -255,9 +295,14 @@ async def test_client_role_connects_brings_asp_active_and_reconnects(tmp_path: P
         await until(lambda: client.stack.m3ua.is_active and far.stack.m3ua.is_active)
         await far.stop()  # the far end goes: unsolicited ASPDN_ACK, then the socket closes
         await until(lambda: not client.stack.m3ua.is_active)
-        far = Node(parse_config(NODE_CONFIG.format(beat=0).replace(
-            'listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"')),
-            capture=tmp_path / "far2.pcap")
+        far = Node(
+            parse_config(
+                NODE_CONFIG.format(beat=0).replace(
+                    'listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"'
+                )
+            ),
+            capture=tmp_path / "far2.pcap",
+        )
         await far.start()
         await until(lambda: client.stack.m3ua.is_active and far.stack.m3ua.is_active)
     finally:

@@ -28,26 +28,44 @@ NOW = dt.datetime(2026, 11, 25, 10, 30, tzinfo=dt.UTC)  # 18:30 in Asia/Shanghai
 async def subscriber(pool: asyncpg.Pool, msisdn: str = CALLEE, **kw: object) -> None:
     kw.setdefault("services", ["missed-call", "busy"])
     # subscribed for a month already (the calls below are dated around NOW)
-    await prov.add_subscriber(pool, ACTOR, msisdn,  # type: ignore[arg-type]
-                              today=local_day(NOW - dt.timedelta(days=30), CFG), **kw)
+    await prov.add_subscriber(
+        pool,
+        ACTOR,
+        msisdn,  # type: ignore[arg-type]
+        today=local_day(NOW - dt.timedelta(days=30), CFG),
+        **kw,
+    )
 
 
-async def missed(pool: asyncpg.Pool, caller: str | None, at: dt.datetime,
-                 reason: str = "not-reachable", cfg: Config = CFG, callee: str = CALLEE
-                 ) -> notifications.Queued:
+async def missed(
+    pool: asyncpg.Pool,
+    caller: str | None,
+    at: dt.datetime,
+    reason: str = "not-reachable",
+    cfg: Config = CFG,
+    callee: str = CALLEE,
+) -> notifications.Queued:
     async with pool.acquire() as conn, conn.transaction():
-        mc = await conn.fetchval("INSERT INTO missed_call (caller, callee, occurred_at, reason)"
-                                 " VALUES ($1, $2, $3, $4) RETURNING id", caller, callee, at,
-                                 reason)
-        return await notifications.on_missed_call(conn, missed_call_id=mc, caller=caller,
-                                                  callee=callee, reason=reason, at=at, cfg=cfg)
+        mc = await conn.fetchval(
+            "INSERT INTO missed_call (caller, callee, occurred_at, reason)"
+            " VALUES ($1, $2, $3, $4) RETURNING id",
+            caller,
+            callee,
+            at,
+            reason,
+        )
+        return await notifications.on_missed_call(
+            conn, missed_call_id=mc, caller=caller, callee=callee, reason=reason, at=at, cfg=cfg
+        )
 
 
-async def present(pool: asyncpg.Pool, at: dt.datetime = NOW, cfg: Config = CFG,
-                  msisdn: str = CALLEE) -> notifications.Queued:
+async def present(
+    pool: asyncpg.Pool, at: dt.datetime = NOW, cfg: Config = CFG, msisdn: str = CALLEE
+) -> notifications.Queued:
     async with pool.acquire() as conn, conn.transaction():
-        return await notifications.on_present(conn, msisdn=msisdn, source="alert-sc", at=at,
-                                              cfg=cfg)
+        return await notifications.on_present(
+            conn, msisdn=msisdn, source="alert-sc", at=at, cfg=cfg
+        )
 
 
 async def outbox(pool: asyncpg.Pool) -> list[tuple[str, str]]:
@@ -85,17 +103,31 @@ async def test_digest_and_callbacks(clean_pool: asyncpg.Pool) -> None:
     await missed(pool, A, NOW - dt.timedelta(hours=2))
     await missed(pool, None, NOW - dt.timedelta(hours=1))
     await missed(pool, A, NOW - dt.timedelta(minutes=10))
-    await pool.execute("INSERT INTO callback_request (caller, callee, requested_at) VALUES"
-                       " ($1, $2, $3)", A, CALLEE, NOW - dt.timedelta(minutes=10))
-    await pool.execute("INSERT INTO callback_request (caller, callee, requested_at, expires_at)"
-                       " VALUES ($1, $2, $3, $4)", "8613700000009", CALLEE,
-                       NOW - dt.timedelta(hours=3), NOW - dt.timedelta(hours=1))
+    await pool.execute(
+        "INSERT INTO callback_request (caller, callee, requested_at) VALUES ($1, $2, $3)",
+        A,
+        CALLEE,
+        NOW - dt.timedelta(minutes=10),
+    )
+    await pool.execute(
+        "INSERT INTO callback_request (caller, callee, requested_at, expires_at)"
+        " VALUES ($1, $2, $3, $4)",
+        "8613700000009",
+        CALLEE,
+        NOW - dt.timedelta(hours=3),
+        NOW - dt.timedelta(hours=1),
+    )
     await present(pool)
     assert await outbox(pool) == [
-        (CALLEE, "您好,您有3个未接来电:13700000001(11月25日18时2次);未知号码(11月25日17时1次),请回电!"),
+        (
+            CALLEE,
+            "您好,您有3个未接来电:13700000001(11月25日18时2次);未知号码(11月25日17时1次),请回电!",
+        ),
         (A, "您好,用户13912345678已可达,请及时联系。"),
     ]
-    assert await pool.fetchval("SELECT count(*) FROM callback_request WHERE notified_at IS NULL") == 1
+    assert (
+        await pool.fetchval("SELECT count(*) FROM callback_request WHERE notified_at IS NULL") == 1
+    )
 
 
 async def test_busy_attempts_aggregate_into_one_sms(clean_pool: asyncpg.Pool) -> None:
@@ -125,8 +157,10 @@ async def test_no_service_or_none_mode_is_recorded_only(clean_pool: asyncpg.Pool
     await missed(pool, A, NOW - dt.timedelta(minutes=2), reason="busy")
     await present(pool)
     assert await outbox(pool) == []
-    assert await pool.fetchval("SELECT count(*) FROM missed_call"
-                               " WHERE notify_outcome = 'suppressed'") == 2
+    assert (
+        await pool.fetchval("SELECT count(*) FROM missed_call WHERE notify_outcome = 'suppressed'")
+        == 2
+    )
 
 
 async def test_enqueue_rolls_back_with_the_event(clean_pool: asyncpg.Pool) -> None:
@@ -134,11 +168,16 @@ async def test_enqueue_rolls_back_with_the_event(clean_pool: asyncpg.Pool) -> No
     await subscriber(pool)
     with pytest.raises(RuntimeError):
         async with pool.acquire() as conn, conn.transaction():
-            mc = await conn.fetchval("INSERT INTO missed_call (caller, callee, occurred_at,"
-                                     " reason) VALUES ($1, $2, $3, 'busy') RETURNING id",
-                                     A, CALLEE, NOW)
-            await notifications.on_missed_call(conn, missed_call_id=mc, caller=A, callee=CALLEE,
-                                               reason="busy", at=NOW, cfg=CFG)
+            mc = await conn.fetchval(
+                "INSERT INTO missed_call (caller, callee, occurred_at,"
+                " reason) VALUES ($1, $2, $3, 'busy') RETURNING id",
+                A,
+                CALLEE,
+                NOW,
+            )
+            await notifications.on_missed_call(
+                conn, missed_call_id=mc, caller=A, callee=CALLEE, reason="busy", at=NOW, cfg=CFG
+            )
             assert await conn.fetchval("SELECT count(*) FROM sms_outbox") == 1
             raise RuntimeError("the call handler's transaction fails")
     assert await outbox(pool) == []
@@ -149,11 +188,18 @@ async def test_ads_by_group_and_segment_budget(clean_pool: asyncpg.Pool) -> None
     pool = clean_pool
     await subscriber(pool, group="vip")
     await subscriber(pool, "8613912345679", group="default")
-    await prov.add_ad(pool, ACTOR, "【尊享】回电享优惠", now=NOW - dt.timedelta(days=1),
-                      user_groups=["vip"], priority=5)
+    await prov.add_ad(
+        pool,
+        ACTOR,
+        "【尊享】回电享优惠",
+        now=NOW - dt.timedelta(days=1),
+        user_groups=["vip"],
+        priority=5,
+    )
     await prov.add_ad(pool, ACTOR, "广" * 60, now=NOW - dt.timedelta(days=1), priority=9)
-    await prov.add_ad(pool, ACTOR, "明天起", now=NOW, valid_from=NOW + dt.timedelta(days=1),
-                      priority=99)  # not valid yet at NOW
+    await prov.add_ad(
+        pool, ACTOR, "明天起", now=NOW, valid_from=NOW + dt.timedelta(days=1), priority=99
+    )  # not valid yet at NOW
     await missed(pool, A, NOW - dt.timedelta(minutes=5))
     await missed(pool, A, NOW - dt.timedelta(minutes=5), callee="8613912345679")
     await present(pool)
@@ -182,10 +228,12 @@ async def test_subscriber_receipt_service(clean_pool: asyncpg.Pool) -> None:
     pool = clean_pool
     await subscriber(pool, services=["delivery-receipt"])
     async with pool.acquire() as conn, conn.transaction():
-        q = await notifications.on_subscriber_receipt(conn, owner=CALLEE, destination=A,
-                                                      message_id="abc", at=NOW, cfg=CFG)
-        again = await notifications.on_subscriber_receipt(conn, owner=CALLEE, destination=A,
-                                                          message_id="abc", at=NOW, cfg=CFG)
+        q = await notifications.on_subscriber_receipt(
+            conn, owner=CALLEE, destination=A, message_id="abc", at=NOW, cfg=CFG
+        )
+        again = await notifications.on_subscriber_receipt(
+            conn, owner=CALLEE, destination=A, message_id="abc", at=NOW, cfg=CFG
+        )
     assert len(q.sms_ids) == 1 and again.sms_ids == ()
     assert await outbox(pool) == [(CALLEE, "您发给13700000001的短信已送达。")]
 
@@ -195,13 +243,27 @@ async def test_sms_commands_through_the_mo_path(clean_pool: asyncpg.Pool) -> Non
     await subscriber(pool)
     # the tariff is valid from NOW's day, in the network's time zone (18:30 in Shanghai)
     await prov.add_rate(pool, ACTOR, "local", "86139", today=local_day(NOW, CFG), per_sms="0.10")
-    await prov.add_rate(pool, ACTOR, "local", "86139", per_sms="9.99",
-                        today=local_day(NOW, CFG) + dt.timedelta(days=1))  # tomorrow's
+    await prov.add_rate(
+        pool,
+        ACTOR,
+        "local",
+        "86139",
+        per_sms="9.99",
+        today=local_day(NOW, CFG) + dt.timedelta(days=1),
+    )  # tomorrow's
     ob = build_outbox(pool, CFG)
     await missed(pool, A, NOW - dt.timedelta(hours=1))
     svc = CFG.smpp.source_addr
-    for text in ("cx", "ＨＭＤ 13700000002", "QHMD13700000002", "QHMD 13700000003", "QX", "KT",
-                 "HMD 12", "hello"):
+    for text in (
+        "cx",
+        "ＨＭＤ 13700000002",
+        "QHMD13700000002",
+        "QHMD 13700000003",
+        "QX",
+        "KT",
+        "HMD 12",
+        "hello",
+    ):
         await ob.record_mo(CALLEE, svc, text, NOW)
     await ob.record_mo(CALLEE, "10086", "CX", NOW)  # not our number: stored, not answered
     await ob.record_mo("8613600000000", svc, "CX", NOW)  # not a subscriber
@@ -219,8 +281,14 @@ async def test_sms_commands_through_the_mo_path(clean_pool: asyncpg.Pool) -> Non
     ]
     cdrs = await pool.fetch("SELECT service, charge FROM cdr ORDER BY id")
     assert [r["service"] for r in cdrs] == [
-        "sms-command:cx", "sms-command:hmd", "sms-command:qhmd", "sms-command:qhmd",
-        "sms-command:qx", "sms-command:kt", "sms-command:hmd"]
+        "sms-command:cx",
+        "sms-command:hmd",
+        "sms-command:qhmd",
+        "sms-command:qhmd",
+        "sms-command:qx",
+        "sms-command:kt",
+        "sms-command:hmd",
+    ]
     assert all(r["charge"] == Decimal("0.1") for r in cdrs)
     assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE channel = 'sms'") >= 4
     assert await pool.fetchval("SELECT count(*) FROM sms_mo WHERE handled_at IS NULL") == 1
@@ -233,21 +301,26 @@ async def test_concurrent_events_queue_each_sms_once(clean_pool: asyncpg.Pool) -
 
     pool = clean_pool
     await subscriber(pool)
-    await asyncio.gather(*(missed(pool, A, NOW + dt.timedelta(seconds=i), reason="busy")
-                           for i in range(5)))
+    await asyncio.gather(
+        *(missed(pool, A, NOW + dt.timedelta(seconds=i), reason="busy") for i in range(5))
+    )
     rows = await pool.fetch("SELECT text FROM sms_outbox")
     assert [r["text"] for r in rows] == [
-        "您好,用户13700000001于11月25日18时呼叫您5次,您正在通话中,请回电!"]
+        "您好,用户13700000001于11月25日18时呼叫您5次,您正在通话中,请回电!"
+    ]
     await pool.execute("DELETE FROM sms_outbox")
     for i in range(3):
         await missed(pool, f"861370000000{i}", NOW - dt.timedelta(minutes=i + 1))
-    results = await asyncio.gather(*(present(pool, NOW + dt.timedelta(seconds=i))
-                                     for i in range(4)))
+    results = await asyncio.gather(
+        *(present(pool, NOW + dt.timedelta(seconds=i)) for i in range(4))
+    )
     assert sorted(len(q.sms_ids) for q in results) == [0, 0, 0, 3]
     assert len(await outbox(pool)) == 3
 
 
-async def test_no_answer_is_told_at_once_with_the_missed_call_text(clean_pool: asyncpg.Pool) -> None:
+async def test_no_answer_is_told_at_once_with_the_missed_call_text(
+    clean_pool: asyncpg.Pool,
+) -> None:
     pool = clean_pool
     await subscriber(pool, services=["missed-call"])
     await missed(pool, A, NOW, reason="no-answer")
@@ -256,5 +329,6 @@ async def test_no_answer_is_told_at_once_with_the_missed_call_text(clean_pool: a
     rows = await pool.fetch("SELECT text, next_attempt_at FROM sms_outbox ORDER BY id")
     assert [r["text"] for r in rows] == [
         "您好,用户13700000001于11月25日18时呼叫您2次,请回电!",
-        "您好,用户13700000001于11月25日18时呼叫您1次,您正在通话中,请回电!"]
+        "您好,用户13700000001于11月25日18时呼叫您1次,您正在通话中,请回电!",
+    ]
     assert rows[0]["next_attempt_at"] == NOW + dt.timedelta(seconds=60)

@@ -42,8 +42,9 @@ CFG = parse_config("[notify]\nlease = 5.0\n")
 
 async def subscriber(pool: asyncpg.Pool, msisdn: str, services: list[str]) -> None:
     """Subscribed from today, as the CLI would on the machine's clock."""
-    await prov.add_subscriber(pool, prov.Actor("cli", "t"), msisdn,
-                              today=today(CFG), services=services)
+    await prov.add_subscriber(
+        pool, prov.Actor("cli", "t"), msisdn, today=today(CFG), services=services
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,16 +71,22 @@ class FakeGateway:
 
 async def fill(pool: asyncpg.Pool, n: int, *, prefix: str = "k") -> list[int]:
     ob = build_outbox(pool, CFG)
-    return [await ob.enqueue(f"86139{i:08d}", f"短信 {i}", idempotency_key=f"{prefix}{i}",
-                             now=utcnow()) for i in range(n)]
+    return [
+        await ob.enqueue(f"86139{i:08d}", f"短信 {i}", idempotency_key=f"{prefix}{i}", now=utcnow())
+        for i in range(n)
+    ]
 
 
 async def test_two_senders_never_submit_a_row_twice(clean_pool: asyncpg.Pool) -> None:
     pool = clean_pool
     await fill(pool, 400)
     gw = FakeGateway()
-    senders = [OutboxSender(clock=utcnow, outbox=build_outbox(pool, CFG), gateway=gw, window=10,
-                            poll_interval=0.05) for _ in range(2)]
+    senders = [
+        OutboxSender(
+            clock=utcnow, outbox=build_outbox(pool, CFG), gateway=gw, window=10, poll_interval=0.05
+        )
+        for _ in range(2)
+    ]
     await asyncio.gather(*(s.run_until_idle(idle_for=0.3) for s in senders))
     assert len(gw.submits) == 400 and set(gw.submits.values()) == {1}
     assert all(s.submitted > 50 for s in senders)  # both did real work
@@ -97,9 +104,14 @@ async def test_retry_backoff_and_give_up_visible_in_sms_list(clean_pool: asyncpg
             raise SmppPermanentError("ESME_RINVDSTADR", 0x0B)
 
     gw = FakeGateway(fail)
-    sender = OutboxSender(clock=utcnow, outbox=build_outbox(pool, CFG), gateway=gw, window=5,
-                          poll_interval=0.02,
-                          policy=RetryPolicy(max_attempts=3, base=0.05, factor=2.0, cap=1.0))
+    sender = OutboxSender(
+        clock=utcnow,
+        outbox=build_outbox(pool, CFG),
+        gateway=gw,
+        window=5,
+        poll_interval=0.02,
+        policy=RetryPolicy(max_attempts=3, base=0.05, factor=2.0, cap=1.0),
+    )
     await sender.run_until_idle(idle_for=0.5)
     assert gw.submits == {ids[0]: 3, ids[1]: 1, ids[2]: 1}
     failed = {r["id"]: r for r in await prov.list_sms(pool, status="failed")}
@@ -113,32 +125,54 @@ async def test_window_expiry_while_the_smsc_was_away(clean_pool: asyncpg.Pool) -
     pool = clean_pool
     ob = build_outbox(pool, CFG)
     now = utcnow()
-    stale = await ob.enqueue("8613900000001", "old", idempotency_key="stale", now=now,
-                             expires_at=now - dt.timedelta(seconds=1))
-    fresh = await ob.enqueue("8613900000002", "new", idempotency_key="fresh", now=now,
-                             expires_at=now + dt.timedelta(hours=24))
+    stale = await ob.enqueue(
+        "8613900000001",
+        "old",
+        idempotency_key="stale",
+        now=now,
+        expires_at=now - dt.timedelta(seconds=1),
+    )
+    fresh = await ob.enqueue(
+        "8613900000002",
+        "new",
+        idempotency_key="fresh",
+        now=now,
+        expires_at=now + dt.timedelta(hours=24),
+    )
     gw = FakeGateway()
-    await OutboxSender(clock=utcnow, outbox=ob, gateway=gw,
-                       poll_interval=0.02).run_until_idle(idle_for=0.2)
+    await OutboxSender(clock=utcnow, outbox=ob, gateway=gw, poll_interval=0.02).run_until_idle(
+        idle_for=0.2
+    )
     assert list(gw.submits) == [fresh]
     assert [r["id"] for r in await prov.list_sms(pool, status="expired")] == [stale]
 
 
 async def test_smsc_killed_and_restarted_every_sms_exactly_once(
-        clean_pool: asyncpg.Pool, smppd: Smppd) -> None:
+    clean_pool: asyncpg.Pool, smppd: Smppd
+) -> None:
     pool = clean_pool
     n = 300
     await fill(pool, n, prefix="r")
     dests = {f"86139{i:08d}" for i in range(n)}
     before = {s["message_id"] for s in smppd.accepted()}
     ob = build_outbox(pool, CFG)
-    gw = SmppGateway(SmppGatewayConfig(host="127.0.0.1", port=smppd.port, window=10,
-                                       reconnect_min=0.05, reconnect_max=0.3),
-                     on_receipt=ob.record_receipt, on_mo=ob.record_mo)
+    gw = SmppGateway(
+        SmppGatewayConfig(
+            host="127.0.0.1", port=smppd.port, window=10, reconnect_min=0.05, reconnect_max=0.3
+        ),
+        on_receipt=ob.record_receipt,
+        on_mo=ob.record_mo,
+    )
     gw.start()
     await gw.wait_ready()
-    sender = OutboxSender(clock=utcnow, outbox=ob, gateway=gw, window=10, poll_interval=0.05,
-                          policy=RetryPolicy(base=0.05, link_delay=0.05))
+    sender = OutboxSender(
+        clock=utcnow,
+        outbox=ob,
+        gateway=gw,
+        window=10,
+        poll_interval=0.05,
+        policy=RetryPolicy(base=0.05, link_delay=0.05),
+    )
     run = asyncio.create_task(sender.run())
     try:
         loop = asyncio.get_running_loop()
@@ -150,29 +184,39 @@ async def test_smsc_killed_and_restarted_every_sms_exactly_once(
         t.start()
         await asyncio.to_thread(t.join)
         # the crash really fell in the middle of the run
-        left = await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE status IN"
-                                   " ('queued', 'sending')")
+        left = await pool.fetchval(
+            "SELECT count(*) FROM sms_outbox WHERE status IN ('queued', 'sending')"
+        )
         assert 0 < left < n
         deadline = loop.time() + 60
-        while await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE status IN"
-                                  " ('queued', 'sending')"):
+        while await pool.fetchval(
+            "SELECT count(*) FROM sms_outbox WHERE status IN ('queued', 'sending')"
+        ):
             assert loop.time() < deadline, "outbox did not drain after the restart"
             await asyncio.sleep(0.1)
     finally:
         sender.stop()
         await run
         await gw.stop()
-    got = collections.Counter(s["destination"] for s in smppd.accepted()
-                              if s["message_id"] not in before and s["destination"] in dests)
+    got = collections.Counter(
+        s["destination"]
+        for s in smppd.accepted()
+        if s["message_id"] not in before and s["destination"] in dests
+    )
     assert set(got) == dests
     assert set(got.values()) == {1}, {d: c for d, c in got.items() if c > 1}
-    assert await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE status IN"
-                               " ('submitted', 'delivered')") == n
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM sms_outbox WHERE status IN ('submitted', 'delivered')"
+        )
+        == n
+    )
     assert sender.submitted == n
 
 
-async def test_alert_to_handset_through_the_real_smsc(clean_pool: asyncpg.Pool,
-                                                      smppd: Smppd) -> None:
+async def test_alert_to_handset_through_the_real_smsc(
+    clean_pool: asyncpg.Pool, smppd: Smppd
+) -> None:
     """AlertServiceCentre recorded -> missed-call SMS and callback SMS queued -> submitted to
     the SMSC as UCS-2 -> its DELIVRD receipt marks the row delivered."""
     from scp.mapuser import PresenceEvent, database_sink
@@ -183,23 +227,43 @@ async def test_alert_to_handset_through_the_real_smsc(clean_pool: asyncpg.Pool,
     await subscriber(pool, callee, ["missed-call"])
     now = utcnow()
     async with pool.acquire() as conn, conn.transaction():
-        mc = await conn.fetchval("INSERT INTO missed_call (caller, callee, occurred_at, reason)"
-                                 " VALUES ($1, $2, $3, 'not-reachable') RETURNING id",
-                                 caller, callee, now)
-        await notifications.on_missed_call(conn, missed_call_id=mc, caller=caller,
-                                           callee=callee, reason="not-reachable", at=now,
-                                           cfg=CFG)
-        await conn.execute("INSERT INTO callback_request (caller, callee, requested_at,"
-                           " missed_call_id) VALUES ($1, $2, $3, $4)", caller, callee, now, mc)
+        mc = await conn.fetchval(
+            "INSERT INTO missed_call (caller, callee, occurred_at, reason)"
+            " VALUES ($1, $2, $3, 'not-reachable') RETURNING id",
+            caller,
+            callee,
+            now,
+        )
+        await notifications.on_missed_call(
+            conn,
+            missed_call_id=mc,
+            caller=caller,
+            callee=callee,
+            reason="not-reachable",
+            at=now,
+            cfg=CFG,
+        )
+        await conn.execute(
+            "INSERT INTO callback_request (caller, callee, requested_at,"
+            " missed_call_id) VALUES ($1, $2, $3, $4)",
+            caller,
+            callee,
+            now,
+            mc,
+        )
     await database_sink(pool, CFG, utcnow)((PresenceEvent(True, "alert-sc", msisdn=callee),))
     ob = build_outbox(pool, CFG)
-    gw = SmppGateway(SmppGatewayConfig(host="127.0.0.1", port=smppd.port),
-                     on_receipt=ob.record_receipt, on_mo=ob.record_mo)
+    gw = SmppGateway(
+        SmppGatewayConfig(host="127.0.0.1", port=smppd.port),
+        on_receipt=ob.record_receipt,
+        on_mo=ob.record_mo,
+    )
     gw.start()
     await gw.wait_ready()
     try:
-        await OutboxSender(clock=utcnow, outbox=ob, gateway=gw,
-                           poll_interval=0.05).run_until_idle(idle_for=0.5)
+        await OutboxSender(clock=utcnow, outbox=ob, gateway=gw, poll_interval=0.05).run_until_idle(
+            idle_for=0.5
+        )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30  # generous: a loaded CI machine, not a speed check
         while await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE status <> 'delivered'"):
@@ -209,12 +273,18 @@ async def test_alert_to_handset_through_the_real_smsc(clean_pool: asyncpg.Pool,
         await gw.stop()
     got = {s["destination"]: s for s in smppd.accepted() if s["destination"] in (callee, caller)}
     assert got[callee]["data_coding"] == 8  # UCS-2
-    assert bytes.fromhex(got[callee]["raw"]).decode("utf-16-be").startswith("您好,用户13700000042于")
-    assert bytes.fromhex(got[caller]["raw"]).decode("utf-16-be") == "您好,用户13912340000已可达,请及时联系。"
+    assert (
+        bytes.fromhex(got[callee]["raw"]).decode("utf-16-be").startswith("您好,用户13700000042于")
+    )
+    assert (
+        bytes.fromhex(got[caller]["raw"]).decode("utf-16-be")
+        == "您好,用户13912340000已可达,请及时联系。"
+    )
 
 
-async def test_forwarded_receipt_of_a_subscribers_own_sms(clean_pool: asyncpg.Pool,
-                                                          smppd: Smppd) -> None:
+async def test_forwarded_receipt_of_a_subscribers_own_sms(
+    clean_pool: asyncpg.Pool, smppd: Smppd
+) -> None:
     """短信回执: the SMSC forwards the receipt of a subscriber's own SMS; a subscriber with the
     delivery-receipt service gets "您发给{dst}的短信已送达。"; one without it gets nothing, and a
     receipt of one of our own SMS is never taken for a subscriber's."""
@@ -223,9 +293,12 @@ async def test_forwarded_receipt_of_a_subscribers_own_sms(clean_pool: asyncpg.Po
     await subscriber(pool, owner, ["missed-call", "delivery-receipt"])
     await subscriber(pool, other, ["missed-call"])
     ob = build_outbox(pool, CFG)
-    gw = SmppGateway(SmppGatewayConfig(host="127.0.0.1", port=smppd.port),
-                     on_receipt=ob.record_receipt, on_mo=ob.record_mo,
-                     on_foreign_receipt=ob.record_foreign_receipt)
+    gw = SmppGateway(
+        SmppGatewayConfig(host="127.0.0.1", port=smppd.port),
+        on_receipt=ob.record_receipt,
+        on_mo=ob.record_mo,
+        on_foreign_receipt=ob.record_foreign_receipt,
+    )
     gw.start()
     await gw.wait_ready()
     try:
@@ -235,8 +308,9 @@ async def test_forwarded_receipt_of_a_subscribers_own_sms(clean_pool: asyncpg.Po
         assert smppd.forward_receipt("ext-3", owner, dst) == 1
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30  # generous: a loaded CI machine, not a speed check
-        while await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE destination = $1",
-                                  owner) < 2:
+        while (
+            await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE destination = $1", owner) < 2
+        ):
             assert loop.time() < deadline, "forwarded receipts did not arrive"
             await asyncio.sleep(0.05)
     finally:
@@ -246,8 +320,7 @@ async def test_forwarded_receipt_of_a_subscribers_own_sms(clean_pool: asyncpg.Po
     assert rows[0]["text"].startswith("您发给13700000099的短信已送达。")
 
 
-async def test_grouped_receipts_mark_presence_of_subscribers_only(
-        clean_pool: asyncpg.Pool) -> None:
+async def test_grouped_receipts_mark_presence_of_subscribers_only(clean_pool: asyncpg.Pool) -> None:
     """DELIVRD receipts committed in one group call the presence hook in that transaction, for
     subscribers only (the node's on_present does nothing for anyone else), also when the
     receipt overtook the mark; a receipt queued while our mark is queued is never taken for a
@@ -264,16 +337,22 @@ async def test_grouped_receipts_mark_presence_of_subscribers_only(
 
     foreign: list[str] = []
 
-    async def subscriber_receipt(conn: asyncpg.Connection, owner: str, destination: str,
-                                 mid: str, at: dt.datetime) -> None:
+    async def subscriber_receipt(
+        conn: asyncpg.Connection, owner: str, destination: str, mid: str, at: dt.datetime
+    ) -> None:
         foreign.append(mid)
 
     now = utcnow()
     for only in (True, False):
         await pool.execute("TRUNCATE sms_outbox, sms_receipt")
         seen.clear()
-        ob = NotifyingOutbox(pool, on_delivered=delivered, subscribers_only=only,
-                             on_subscriber_receipt=subscriber_receipt, flush_delay=0.05)
+        ob = NotifyingOutbox(
+            pool,
+            on_delivered=delivered,
+            subscribers_only=only,
+            on_subscriber_receipt=subscriber_receipt,
+            flush_delay=0.05,
+        )
         for i, d in enumerate((sub, other, sub, other)):
             await ob.enqueue(d, "x", idempotency_key=f"p{i}", now=now)
         rows = await ob.claim(4, now)
@@ -284,10 +363,13 @@ async def test_grouped_receipts_mark_presence_of_subscribers_only(
         # while those marks wait for their group: a "foreign" receipt of one of ours
         await ob.record_foreign_receipt(sub, other, f"e{rows[2].id}", "DELIVRD", now)
         assert all(m.done() for m in marks)
-        await asyncio.gather(ob.record_receipt(f"e{rows[2].id}", "DELIVRD", now),
-                             ob.record_receipt(f"e{rows[3].id}", "DELIVRD", now))
+        await asyncio.gather(
+            ob.record_receipt(f"e{rows[2].id}", "DELIVRD", now),
+            ob.record_receipt(f"e{rows[3].id}", "DELIVRD", now),
+        )
         want = [sub, sub] if only else [sub, other, sub, other]
         assert sorted(d for d, _ in seen) == sorted(want) and all(tx for _, tx in seen)
-        assert await pool.fetchval("SELECT count(*) FROM sms_outbox"
-                                   " WHERE status = 'delivered'") == 4
+        assert (
+            await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE status = 'delivered'") == 4
+        )
     assert foreign == []

@@ -92,13 +92,15 @@ def test_simulate_cli_in_process(seeded: str) -> None:
 
 
 def test_simulate_unreachable_target_exits_1() -> None:
-    res = CliRunner().invoke(_cli(), ["simulate", "busy", "--target", "127.0.0.1:9",
-                                      "--timeout", "1"])
+    res = CliRunner().invoke(
+        _cli(), ["simulate", "busy", "--target", "127.0.0.1:9", "--timeout", "1"]
+    )
     assert res.exit_code == 1 and "cannot reach" in res.output, res.output
 
 
 def test_simulate_cli_exits_1_when_the_outcome_contradicts_the_scenario(
-        seeded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seeded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """ctr mode, the caller picks the voice message, but the subscriber (provisioned for
     real, --live-db) has no voicemail service: the verdict says what did not happen."""
     _sql(seeded, "DELETE FROM subscription WHERE service = 'voicemail'")
@@ -107,8 +109,9 @@ def test_simulate_cli_exits_1_when_the_outcome_contradicts_the_scenario(
     monkeypatch.setenv("MCN_CONFIG", str(conf))
     res = CliRunner().invoke(_cli(), ["simulate", "menu-voicemail", "--live-db"])
     assert res.exit_code == 1, res.output
-    assert "\nmenu-voicemail: CONTRADICTED - connect 8613800100\n" in "\n" + res.output, \
-        res.output  # the caller went to the operator
+    assert "\nmenu-voicemail: CONTRADICTED - connect 8613800100\n" in "\n" + res.output, (
+        res.output
+    )  # the caller went to the operator
     assert "  contradicted: no voice message recorded\n" in res.output
     res = CliRunner().invoke(_cli(), ["simulate", "menu-voicemail", "--live-db", "--json"])
     d = json.loads(res.output.splitlines()[-1])
@@ -128,16 +131,26 @@ def test_simulate_cli_says_what_it_did_not_check(seeded: str) -> None:
 
 def _mcn(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The real command, on its own embedded PostgreSQL under ``home`` (nothing else set)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MCN_DATABASE_URL", "MCN_CONFIG", "MCN_HOME")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MCN_DATABASE_URL", "MCN_CONFIG", "MCN_HOME")
+    }
     env["MCN_HOME"] = str(home)
-    return subprocess.run([sys.executable, "-m", "scp", *args], capture_output=True, text=True,
-                          env=env, timeout=300, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "scp", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=ROOT,
+    )
 
 
 @pytest.mark.skipif(not CAMEL.exists(), reason="real captures missing")
 def test_fresh_mcn_home_replay_and_simulate_are_quiet_and_set_up_what_they_need(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """A brand-new MCN_HOME: no "relation does not exist" warning, no node log line between
     the ladder lines unless -v asks, and with -v the log values are readable."""
     home = tmp_path / "home"

@@ -41,16 +41,24 @@ async def test_live_replay_of_the_demo_capture_queues_the_sms(clean_pool, tmp_pa
     seen: list[tuple[str, object]] = []
     try:
         port = node.transport.listening[0][1]
-        s = await replay_live(DEMO, node.cfg, f"127.0.0.1:{port}",
-                              emit=lambda k, p: seen.append((k, p)), speed=None,
-                              capture_out=tmp_path / "replay.pcap")
+        s = await replay_live(
+            DEMO,
+            node.cfg,
+            f"127.0.0.1:{port}",
+            emit=lambda k, p: seen.append((k, p)),
+            speed=None,
+            capture_out=tmp_path / "replay.pcap",
+        )
     finally:
         await node.stop()
     ours = [p for k, p in seen if k == "message" and getattr(p, "source", "") == "ours"]
     sent = [p for k, p in seen if k == "message" and getattr(p, "source", "") == "sent"]
     # IDP, ERB (its dtid rewritten to the node's otid), AlertServiceCentre.
-    assert [o.name for e in sent for o in e.ops] == ["initialDP", "eventReportBCSM",
-                                                       "alertServiceCentre"]
+    assert [o.name for e in sent for o in e.ops] == [
+        "initialDP",
+        "eventReportBCSM",
+        "alertServiceCentre",
+    ]
     names = [o.name for e in ours for o in e.ops]
     assert names[:2] == ["requestReportBCSMEvent", "continue"]
     # the AlertServiceCentre answer: the invoke ID alone (no value, so no opcode to name)
@@ -68,19 +76,26 @@ async def test_rewrite_number_reaches_another_subscriber(clean_pool, tmp_path: P
     from scp.state import provisioning as prov
 
     other = "8613800138999"
-    await prov.add_subscriber(clean_pool, prov.Actor("cli", "t"), other, today=today(),
-                              services=("missed-call", "busy"))
+    await prov.add_subscriber(
+        clean_pool, prov.Actor("cli", "t"), other, today=today(), services=("missed-call", "busy")
+    )
     node = await _node(clean_pool, tmp_path)
     try:
         port = node.transport.listening[0][1]
-        await replay_live(DEMO, node.cfg, f"127.0.0.1:{port}", emit=lambda k, p: None,
-                          numbers=NumberRewriter([f"{N.subscriber}={other}"]),
-                          capture_out=tmp_path / "replay.pcap")
+        await replay_live(
+            DEMO,
+            node.cfg,
+            f"127.0.0.1:{port}",
+            emit=lambda k, p: None,
+            numbers=NumberRewriter([f"{N.subscriber}={other}"]),
+            capture_out=tmp_path / "replay.pcap",
+        )
     finally:
         await node.stop()
     tshark.assert_clean(tmp_path / "replay.pcap", prefs=PREFS)
-    callee = tshark.fields(tmp_path / "replay.pcap", ["e164.called_party_number.digits"],
-                           prefs=PREFS)
+    callee = tshark.fields(
+        tmp_path / "replay.pcap", ["e164.called_party_number.digits"], prefs=PREFS
+    )
     assert any(other in row[0] for row in callee if row[0])
     missed = await clean_pool.fetch("SELECT callee FROM missed_call")
     assert [r["callee"] for r in missed] == [other]
@@ -89,7 +104,12 @@ async def test_rewrite_number_reaches_another_subscriber(clean_pool, tmp_path: P
 async def test_live_replay_to_nowhere_is_a_connection_error(tmp_path: Path) -> None:
     cfg = parse_config("")
     with pytest.raises(ConnectionError):
-        await replay_live(DEMO, cfg, "127.0.0.1:9", emit=lambda k, p: None, )
+        await replay_live(
+            DEMO,
+            cfg,
+            "127.0.0.1:9",
+            emit=lambda k, p: None,
+        )
 
 
 @pytest.mark.tshark
@@ -137,9 +157,20 @@ async def test_cli_live_replay_with_filter(clean_pool, tmp_path: Path) -> None: 
     node = await _node(clean_pool, tmp_path)
     try:
         port = node.transport.listening[0][1]
-        res = await asyncio.to_thread(CliRunner().invoke, main, [
-            "replay", str(DEMO), "--target", f"127.0.0.1:{port}", "--speed", "10",
-            "--filter", "protocol=map"])
+        res = await asyncio.to_thread(
+            CliRunner().invoke,
+            main,
+            [
+                "replay",
+                str(DEMO),
+                "--target",
+                f"127.0.0.1:{port}",
+                "--speed",
+                "10",
+                "--filter",
+                "protocol=map",
+            ],
+        )
     finally:
         await node.stop()
     assert res.exit_code == 0, res.output

@@ -24,8 +24,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "pcaps" / "demo-missed-call.pcap"
 REAL = Path("/work/shared/pcaps/real")
-REAL_FILES = sorted(p for p in REAL.glob("*") if p.suffix in (".pcap", ".cap")) \
-    if REAL.exists() else []
+REAL_FILES = (
+    sorted(p for p in REAL.glob("*") if p.suffix in (".pcap", ".cap")) if REAL.exists() else []
+)
 PREFS = tshark.PREFS + ("-o", "gsm_map.tcap.ssn:5-10,145,147-150")
 
 
@@ -36,13 +37,14 @@ def _assert_ours_clean(pcap: Path) -> None:
     The capture also holds what was fed (third-party bytes, some non-conformant on purpose);
     our SCP's frames are those from InProcessScp.LOCAL (127.0.0.1).
     """
-    bad = tshark.fields(pcap, ["frame.number", "_ws.col.Info", "_ws.expert.message"],
-                        display_filter="ip.src == 127.0.0.1 && "
-                                       "(_ws.malformed || _ws.expert.severity == error)",
-                        prefs=PREFS)
+    bad = tshark.fields(
+        pcap,
+        ["frame.number", "_ws.col.Info", "_ws.expert.message"],
+        display_filter="ip.src == 127.0.0.1 && (_ws.malformed || _ws.expert.severity == error)",
+        prefs=PREFS,
+    )
     assert not bad, bad
-    assert tshark.fields(pcap, ["frame.number"], display_filter="ip.src == 127.0.0.1",
-                         prefs=PREFS)
+    assert tshark.fields(pcap, ["frame.number"], display_filter="ip.src == 127.0.0.1", prefs=PREFS)
     report = strict_asn1.assert_strict(pcap, only_from="127.0.0.1:2905")
     assert report.checked, "no frame of our SCP reached the strict oracle"
 
@@ -56,8 +58,14 @@ def _collect() -> tuple[list[tuple[str, object]], object]:
 async def test_demo_capture_offline_matches_the_capture(clean_pool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     await seed_subscribers(clean_pool, today=today())
     seen, emit = _collect()
-    s = await replay_offline(DEMO, parse_config(""), pool=clean_pool, emit=emit, compare=True,
-                             capture_out=tmp_path / "ours.pcap")
+    s = await replay_offline(
+        DEMO,
+        parse_config(""),
+        pool=clean_pool,
+        emit=emit,
+        compare=True,
+        capture_out=tmp_path / "ours.pcap",
+    )
     tshark.assert_clean(tmp_path / "ours.pcap", prefs=PREFS)
     dialogues = [p for k, p in seen if k == "dialogue"]
     assert len(dialogues) == 2 and s.fed == 3 and s.warnings == 0
@@ -68,7 +76,8 @@ async def test_demo_capture_offline_matches_the_capture(clean_pool, tmp_path: Pa
     # AlertServiceCentre returns no value: the End carries the invoke ID alone, no opcode to
     # name it by (Q.773 §3.2), as Wireshark shows it too.
     assert [(o.kind, o.invoke_id, o.code) for e in alert.our_answers for o in e.ops] == [
-        ("result", 1, None)]
+        ("result", 1, None)
+    ]
     assert [e.tcap for e in alert.our_answers] == ["End"]
     sms = [p for k, p in seen if k == "sms"]
     assert sms and sms[0]["destination"] == "8613800138000", sms
@@ -84,17 +93,22 @@ async def test_itu_capture_replayed_against_a_china_scp(clean_pool, tmp_path: Pa
     seen, emit = _collect()
     cfg = parse_config('[m3ua]\npc_format = "china"\nlocal_pc = 1193046\n')
     out = tmp_path / "china.pcap"
-    s = await replay_offline(DEMO, cfg, pool=clean_pool, emit=emit, capture_out=out,
-                             capture_pcf=PointCodeFormat.ITU)
+    s = await replay_offline(
+        DEMO, cfg, pool=clean_pool, emit=emit, capture_out=out, capture_pcf=PointCodeFormat.ITU
+    )
     assert s.fed == 3 and s.warnings == 0
     call, alert = [p for k, p in seen if k == "dialogue"]
     assert [o.name for e in call.our_answers for o in e.ops] == [
-        "requestReportBCSMEvent", "continue", "connect"]
+        "requestReportBCSMEvent",
+        "continue",
+        "connect",
+    ]
     assert [(o.kind, o.code) for e in alert.our_answers for o in e.ops] == [("result", None)]
     prefs = ("-o", "mtp3.standard:Chinese ITU", *PREFS)
     tshark.assert_clean(out, prefs=prefs)
-    called = tshark.fields(out, ["sccp.called.chinese_pc"], display_filter="ip.dst == 127.0.0.1",
-                           prefs=prefs)
+    called = tshark.fields(
+        out, ["sccp.called.chinese_pc"], display_filter="ip.dst == 127.0.0.1", prefs=prefs
+    )
     assert called and {r[0].split(",")[1] for r in called} == {"1193046"}, called
 
 
@@ -121,13 +135,20 @@ async def test_default_ladder_shows_the_whole_call_with_our_answers_beside(clean
 async def test_filter_limits_the_ladder_not_the_replay(clean_pool) -> None:  # type: ignore[no-untyped-def]
     await seed_subscribers(clean_pool, today=today())
     seen, emit = _collect()
-    s = await replay_offline(DEMO, parse_config(""), pool=clean_pool, emit=emit,
-                             flt=LadderFilter(["op=alertServiceCentre"]))
+    s = await replay_offline(
+        DEMO,
+        parse_config(""),
+        pool=clean_pool,
+        emit=emit,
+        flt=LadderFilter(["op=alertServiceCentre"]),
+    )
     shown = [p for k, p in seen if k == "message"]
     assert s.fed == 3
     # the HLR's AlertServiceCentre, and our answer to it (a result naming no operation)
     assert [(e.source, [o.name for o in e.ops]) for e in shown] == [  # type: ignore[attr-defined]
-        ("capture", ["alertServiceCentre"]), ("ours", ["result"])]
+        ("capture", ["alertServiceCentre"]),
+        ("ours", ["result"]),
+    ]
 
 
 @pytest.mark.tshark
@@ -135,12 +156,27 @@ async def test_filter_limits_the_ladder_not_the_replay(clean_pool) -> None:  # t
 async def test_real_capture_replays_offline(path: Path, clean_pool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     seen, emit = _collect()
     # No --ssn: what each subsystem carries is learned from the capture (MANIFEST #1: 200/152).
-    s = await replay_offline(path, parse_config(""), pool=clean_pool, emit=emit,
-                             capture_out=tmp_path / "ours.pcap", settle=0.02)
-    assert s.messages >= len([1 for k, p in seen if k == "message"
-                              and isinstance(p, LadderEntry) and p.source == "capture"])
-    failed = [p.reason for k, p in seen if k == "warning"  # type: ignore[attr-defined]
-              and "our SCP failed" in p.reason]  # type: ignore[attr-defined]
+    s = await replay_offline(
+        path,
+        parse_config(""),
+        pool=clean_pool,
+        emit=emit,
+        capture_out=tmp_path / "ours.pcap",
+        settle=0.02,
+    )
+    assert s.messages >= len(
+        [
+            1
+            for k, p in seen
+            if k == "message" and isinstance(p, LadderEntry) and p.source == "capture"
+        ]
+    )
+    failed = [
+        p.reason
+        for k, p in seen
+        if k == "warning"  # type: ignore[attr-defined]
+        and "our SCP failed" in p.reason
+    ]  # type: ignore[attr-defined]
     for kind, payload in seen:
         if kind == "warning":
             assert isinstance(payload, CaptureWarning) and payload.reason
@@ -154,8 +190,11 @@ DEMO_PCAPS = sorted((ROOT / "pcaps").glob("*.pcap"))
 
 @pytest.mark.tshark
 @pytest.mark.parametrize("path", DEMO_PCAPS, ids=[p.name for p in DEMO_PCAPS])
-async def test_every_demo_capture_gets_the_answers_it_holds(path: Path, clean_pool,  # type: ignore[no-untyped-def]
-                                                            tmp_path: Path) -> None:
+async def test_every_demo_capture_gets_the_answers_it_holds(
+    path: Path,
+    clean_pool,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
     """Our SCP answers each captured dialogue as the capture's SCP did (operation by operation).
 
     The captures were made by the simulator against this SCP (pcaps/README.md); a difference
@@ -164,9 +203,15 @@ async def test_every_demo_capture_gets_the_answers_it_holds(path: Path, clean_po
     await seed_subscribers(clean_pool, today=today())
     mode = next((m for m in ("ctr", "etc") if path.stem.endswith(m)), "connect")
     seen, emit = _collect()
-    s = await replay_offline(path, parse_config(f'[ivr]\nmode = "{mode}"\n'), pool=clean_pool,
-                             emit=emit, compare=True, capture_out=tmp_path / "ours.pcap",
-                             settle=0.2)
+    s = await replay_offline(
+        path,
+        parse_config(f'[ivr]\nmode = "{mode}"\n'),
+        pool=clean_pool,
+        emit=emit,
+        compare=True,
+        capture_out=tmp_path / "ours.pcap",
+        settle=0.2,
+    )
     _assert_ours_clean(tmp_path / "ours.pcap")
     assert s.warnings == 0
     for rep in (p for k, p in seen if k == "dialogue"):

@@ -26,7 +26,8 @@ PREFS = tshark.PREFS + ("-o", "gsm_map.tcap.ssn:6-9,145,147-150")
 # Every scenario in connect mode; the caller menu and self-service also with the SRF in the
 # switch (ctr) and on a media server (etc: AssistRequestInstructions in its own dialogue).
 CASES = [(s, "connect") for s in SCENARIOS] + [
-    (s, m) for m in ("ctr", "etc") for s in SCENARIOS if s.startswith(("menu-", "selfcare"))]
+    (s, m) for m in ("ctr", "etc") for s in SCENARIOS if s.startswith(("menu-", "selfcare"))
+]
 
 # What the SCP must have sent for the scenario to have done its job (TS 29.078 operations).
 EXPECT = {
@@ -41,15 +42,25 @@ EXPECT = {
 
 async def _seed(pool) -> None:  # type: ignore[no-untyped-def]
     actor = prov.Actor("cli", "test")
-    await prov.add_subscriber(pool, actor, N.subscriber, today=today(),
-                              services=("missed-call", "busy", "voicemail"),
-                              pin=N.pin, language="en")
+    await prov.add_subscriber(
+        pool,
+        actor,
+        N.subscriber,
+        today=today(),
+        services=("missed-call", "busy", "voicemail"),
+        pin=N.pin,
+        language="en",
+    )
 
 
 @pytest.mark.tshark
 @pytest.mark.parametrize(("scenario", "mode"), CASES)
-async def test_scenario_against_real_users(scenario: str, mode: str, clean_pool,  # type: ignore[no-untyped-def]
-                                           tmp_path: Path) -> None:
+async def test_scenario_against_real_users(
+    scenario: str,
+    mode: str,
+    clean_pool,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
     await _seed(clean_pool)
     cfg = parse_config(f'[ivr]\nmode = "{mode}"\n')
     pcap = tmp_path / f"{scenario}.pcap"
@@ -74,10 +85,14 @@ async def test_scenario_against_real_users(scenario: str, mode: str, clean_pool,
         assert res.outcome == f"connect {cfg.ivr.number}", res.as_dict()
     missed = await clean_pool.fetch("SELECT caller, callee FROM missed_call")
     if scenario == "selfcare-pin":
-        assert res.received[0] == "connectToResource" or "establishTemporaryConnection" in \
-            res.received, res.as_dict()
-        assert res.received.count("promptAndCollectUserInformation") + \
-            res.received.count("srf:promptAndCollectUserInformation") >= 2  # PIN, then menu
+        assert (
+            res.received[0] == "connectToResource" or "establishTemporaryConnection" in res.received
+        ), res.as_dict()
+        assert (
+            res.received.count("promptAndCollectUserInformation")
+            + res.received.count("srf:promptAndCollectUserInformation")
+            >= 2
+        )  # PIN, then menu
         return
     assert [(r["caller"], r["callee"]) for r in missed] == [(N.caller, N.subscriber)]
     sms = await clean_pool.fetch("SELECT destination FROM sms_outbox")
@@ -89,21 +104,32 @@ async def test_scenario_against_real_users(scenario: str, mode: str, clean_pool,
 async def test_a_scenario_whose_outcome_contradicts_it(clean_pool) -> None:  # type: ignore[no-untyped-def]
     """menu-voicemail in ctr mode for a subscriber without the voicemail service: the SCP
     plays the menu again on '2' and the call ends elsewhere; no voice message is recorded."""
-    await prov.add_subscriber(clean_pool, prov.Actor("cli", "test"), N.subscriber,
-                              services=("missed-call", "busy"), pin=N.pin, language="en",
-                              today=today())
+    await prov.add_subscriber(
+        clean_pool,
+        prov.Actor("cli", "test"),
+        N.subscriber,
+        services=("missed-call", "busy"),
+        pin=N.pin,
+        language="en",
+        today=today(),
+    )
     cfg = parse_config('[ivr]\nmode = "ctr"\n')
     conn, _scp = await connect_in_process(cfg, pool=clean_pool)
     try:
-        res = await run_scenario(Simulator(conn.peer, cfg, numbers=N, timeout=3.0),
-                                 "menu-voicemail", settle=0.2, pool=clean_pool)
+        res = await run_scenario(
+            Simulator(conn.peer, cfg, numbers=N, timeout=3.0),
+            "menu-voicemail",
+            settle=0.2,
+            pool=clean_pool,
+        )
     finally:
         await conn.close()
     assert res.status == "contradicted", res.as_dict()
     assert res.verdict is not None
     assert "no voice message recorded" in res.verdict.missing, res.as_dict()
-    assert any(m.startswith("voice message: no connect to 8613800200")
-               for m in res.verdict.missing), res.as_dict()
+    assert any(
+        m.startswith("voice message: no connect to 8613800200") for m in res.verdict.missing
+    ), res.as_dict()
     assert "missed call recorded (busy)" in res.verdict.checked  # what did happen, said too
 
 
@@ -112,8 +138,9 @@ async def test_load_mode_reports_rates(clean_pool) -> None:  # type: ignore[no-u
     cfg = parse_config("")
     conn, _scp = await connect_in_process(cfg, pool=clean_pool)
     try:
-        rep = await run_load(Simulator(conn.peer, cfg, numbers=N, timeout=5.0),
-                             calls=40, concurrency=8)
+        rep = await run_load(
+            Simulator(conn.peer, cfg, numbers=N, timeout=5.0), calls=40, concurrency=8
+        )
     finally:
         await conn.close()
     d = rep.as_dict()
@@ -142,9 +169,17 @@ async def test_china_point_codes_end_to_end(clean_pool, tmp_path: Path) -> None:
     prefs = ("-o", "mtp3.standard:Chinese ITU", *PREFS)
     tshark.assert_clean(pcap, prefs=prefs)
     assert res.ok and "acknowledged" in (res.map_outcome or ""), res.as_dict()
-    rows = tshark.fields(pcap, ["m3ua.protocol_data_opc", "m3ua.protocol_data_dpc",
-                                "sccp.called.chinese_pc", "sccp.calling.chinese_pc"],
-                         display_filter="sccp", prefs=prefs)
+    rows = tshark.fields(
+        pcap,
+        [
+            "m3ua.protocol_data_opc",
+            "m3ua.protocol_data_dpc",
+            "sccp.called.chinese_pc",
+            "sccp.calling.chinese_pc",
+        ],
+        display_filter="sccp",
+        prefs=prefs,
+    )
     assert rows
     seen = set()
     for opc, dpc, called, calling in rows:

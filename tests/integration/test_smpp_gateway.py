@@ -42,10 +42,18 @@ def smppd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Smppd]:
 
 
 def config(server: Smppd, **kw: object) -> SmppGatewayConfig:
-    base: dict[str, object] = dict(host="127.0.0.1", port=server.port, system_id="mcn",
-                                   password="secret", source_addr="12599", window=10,
-                                   reconnect_min=0.05, reconnect_max=0.5, throttle_min=0.05,
-                                   throttle_max=0.4)
+    base: dict[str, object] = dict(
+        host="127.0.0.1",
+        port=server.port,
+        system_id="mcn",
+        password="secret",
+        source_addr="12599",
+        window=10,
+        reconnect_min=0.05,
+        reconnect_max=0.5,
+        throttle_min=0.05,
+        throttle_max=0.4,
+    )
     base.update(kw)
     return SmppGatewayConfig(**base)  # type: ignore[arg-type]
 
@@ -79,8 +87,7 @@ async def eventually(cond, timeout: float = 5.0) -> None:  # type: ignore[no-unt
 
 
 async def started(server: Smppd, rec: Recorder, **kw: object) -> SmppGateway:
-    gw = SmppGateway(config(server, **kw), on_receipt=rec.on_receipt, on_mo=rec.on_mo,
-                     tap=rec.tap)
+    gw = SmppGateway(config(server, **kw), on_receipt=rec.on_receipt, on_mo=rec.on_mo, tap=rec.tap)
     gw.start()
     await gw.wait_ready()
     return gw
@@ -267,12 +274,15 @@ async def test_outbox_sender_end_to_end(smppd: Smppd) -> None:
     gw = SmppGateway(config(smppd), on_receipt=outbox.record_receipt, on_mo=outbox.record_mo)
     gw.start()
     await gw.wait_ready()
-    sender = OutboxSender(outbox=outbox, gateway=gw, clock=utcnow, window=10,
-                          poll_interval=0.05)
+    sender = OutboxSender(outbox=outbox, gateway=gw, clock=utcnow, window=10, poll_interval=0.05)
     dests = [str(next(_dest)) for _ in range(30)]
     for i, d in enumerate(dests):
-        outbox.enqueue(d, CHINESE if i % 3 == 0 else f"missed call {i}", idempotency_key=f"e2e-{i}",
-                       now=utcnow())
+        outbox.enqueue(
+            d,
+            CHINESE if i % 3 == 0 else f"missed call {i}",
+            idempotency_key=f"e2e-{i}",
+            now=utcnow(),
+        )
     try:
         await sender.run_until_idle()
         await eventually(lambda: sum(1 for r in outbox.rows.values() if r.delivery_status) == 30)
@@ -284,7 +294,9 @@ async def test_outbox_sender_end_to_end(smppd: Smppd) -> None:
     assert len(logged) == 30
 
 
-async def test_smsc_crash_and_restart_exactly_once(tmp_path_factory: pytest.TempPathFactory) -> None:
+async def test_smsc_crash_and_restart_exactly_once(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     """1,000 SMS; the SMSC crashes twice mid-run and comes back: every SMS lands exactly once.
     (Enough SMS that the second crash still finds most of them unsent: the gateway sends
     several thousand a second.)"""
@@ -295,9 +307,14 @@ async def test_smsc_crash_and_restart_exactly_once(tmp_path_factory: pytest.Temp
         gw = SmppGateway(config(server), on_receipt=outbox.record_receipt)
         gw.start()
         await gw.wait_ready()
-        sender = OutboxSender(outbox=outbox, gateway=gw, clock=utcnow, window=10,
-                              poll_interval=0.02,
-                              policy=RetryPolicy(link_delay=0.05, base=0.05))
+        sender = OutboxSender(
+            outbox=outbox,
+            gateway=gw,
+            clock=utcnow,
+            window=10,
+            poll_interval=0.02,
+            policy=RetryPolicy(link_delay=0.05, base=0.05),
+        )
         n = 1000
         for i in range(n):
             text = f"crash-run {i:03d}" + (" " + CHINESE if i % 10 == 0 else "")

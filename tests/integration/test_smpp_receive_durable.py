@@ -70,10 +70,12 @@ def check_pcap(tap: Tap, path: Path) -> None:
 
 
 async def test_mo_answered_after_commit_and_failed_command_rescanned(
-        clean_pool: asyncpg.Pool, smppd: Smppd, tmp_path: Path) -> None:
+    clean_pool: asyncpg.Pool, smppd: Smppd, tmp_path: Path
+) -> None:
     pool = clean_pool
-    await prov.add_subscriber(pool, prov.Actor("cli", "t"), SUBSCRIBER,
-                              today=today(CFG), services=[])
+    await prov.add_subscriber(
+        pool, prov.Actor("cli", "t"), SUBSCRIBER, today=today(CFG), services=[]
+    )
     ob = build_outbox(pool, CFG)
     ob.mo_retry_base = 0.2  # s: the re-scan test should not wait the production 5 s
     real_hook = ob.on_mo
@@ -89,8 +91,9 @@ async def test_mo_answered_after_commit_and_failed_command_rescanned(
 
     ob.on_mo = flaky
     tap = Tap()
-    gw = SmppGateway(SmppGatewayConfig(host="127.0.0.1", port=smppd.port), on_mo=ob.record_mo,
-                     tap=tap)
+    gw = SmppGateway(
+        SmppGatewayConfig(host="127.0.0.1", port=smppd.port), on_mo=ob.record_mo, tap=tap
+    )
     gw.start()
     await gw.wait_ready()
     before = len(smppd.delivers())
@@ -127,16 +130,19 @@ async def test_mo_answered_after_commit_and_failed_command_rescanned(
         await gw.stop()
     replies = await pool.fetch("SELECT idempotency_key, destination FROM sms_outbox")
     assert [(r["idempotency_key"], r["destination"]) for r in replies] == [
-        (f"mo-reply:{row['id']}", SUBSCRIBER)]
-    assert await pool.fetchval("SELECT count(*) FROM cdr WHERE call_ref = $1",
-                               f"mo:{row['id']}") == 1
+        (f"mo-reply:{row['id']}", SUBSCRIBER)
+    ]
+    assert (
+        await pool.fetchval("SELECT count(*) FROM cdr WHERE call_ref = $1", f"mo:{row['id']}") == 1
+    )
     assert len(hook_calls) == 2
     assert len(smppd.delivers()) == before + 1  # never answered with an error: no redelivery
     check_pcap(tap, tmp_path / "mo.pcap")
 
 
 async def test_failed_receipt_answered_rx_t_appn_and_redelivery_recorded(
-        clean_pool: asyncpg.Pool, smppd: Smppd, tmp_path: Path) -> None:
+    clean_pool: asyncpg.Pool, smppd: Smppd, tmp_path: Path
+) -> None:
     pool = clean_pool
     ob = build_outbox(pool, CFG)
     attempts: list[str] = []
@@ -145,32 +151,39 @@ async def test_failed_receipt_answered_rx_t_appn_and_redelivery_recorded(
     def record(mid: str, stat: str, at: dt.datetime) -> Any:
         attempts.append(mid)
         if len(attempts) == 1:
+
             async def boom() -> None:
                 raise RuntimeError("receipt commit failed")
+
             return boom()
         pending = ob.record_receipt(mid, stat, at)  # queued now: joins the group commit
 
         async def done() -> None:
             await pending
             committed.append(time.time())
+
         return done()
 
     tap = Tap()
-    gw = SmppGateway(SmppGatewayConfig(host="127.0.0.1", port=smppd.port),
-                     on_receipt=record, tap=tap)
+    gw = SmppGateway(
+        SmppGatewayConfig(host="127.0.0.1", port=smppd.port), on_receipt=record, tap=tap
+    )
     gw.start()
     await gw.wait_ready()
     smppd.set_redeliver(max_attempts=5, delay_ms=100)
     before = len(smppd.delivers())
-    sms_id = await ob.enqueue("8613700000077", "receipt test", idempotency_key="rcpt-1",
-                              now=utcnow())
+    sms_id = await ob.enqueue(
+        "8613700000077", "receipt test", idempotency_key="rcpt-1", now=utcnow()
+    )
     sender = OutboxSender(outbox=ob, gateway=gw, clock=utcnow, window=10, poll_interval=0.05)
     try:
         await sender.run_until_idle(idle_for=0.2, timeout=20)
 
         async def delivered() -> bool:
-            return await pool.fetchval("SELECT status FROM sms_outbox WHERE id = $1",
-                                       sms_id) == "delivered"
+            return (
+                await pool.fetchval("SELECT status FROM sms_outbox WHERE id = $1", sms_id)
+                == "delivered"
+            )
 
         await wait_for(delivered, "the redelivered receipt was not recorded")
 
@@ -190,7 +203,8 @@ async def test_failed_receipt_answered_rx_t_appn_and_redelivery_recorded(
 
 
 async def test_concatenated_mo_parts_answered_after_the_whole_is_stored(
-        clean_pool: asyncpg.Pool, smppd: Smppd, tmp_path: Path) -> None:
+    clean_pool: asyncpg.Pool, smppd: Smppd, tmp_path: Path
+) -> None:
     """Both parts of a UCS-2 MO (UDH 050003 rr 02 0n) are answered only after the reassembled
     message committed; it is stored once and answered (help text) once."""
     from scp.codecs.sms import encode_sms
@@ -213,8 +227,12 @@ async def test_concatenated_mo_parts_answered_after_the_whole_is_stored(
     assert len(segs) == 2
     before = len(smppd.delivers())
     try:
-        assert smppd.send_mo_parts(SUBSCRIBER, CFG.smpp.source_addr,
-                                   [s.short_message for s in segs], 0x08) == 1
+        assert (
+            smppd.send_mo_parts(
+                SUBSCRIBER, CFG.smpp.source_addr, [s.short_message for s in segs], 0x08
+            )
+            == 1
+        )
 
         async def answered() -> bool:
             return len(smppd.delivers()) >= before + 2

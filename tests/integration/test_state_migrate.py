@@ -82,8 +82,9 @@ async def test_fresh_database_gets_all_migrations_once(empty_dsn: str) -> None:
         assert await migrate(conn) == VERSIONS
         assert await migrate(conn) == []
         assert await check_schema_version(conn) == latest_version()
-        names = [r["name"] for r in await conn.fetch("SELECT name FROM schema_version"
-                                                      " ORDER BY version")]
+        names = [
+            r["name"] for r in await conn.fetch("SELECT name FROM schema_version ORDER BY version")
+        ]
         assert names and names[0] == "initial"
     finally:
         await conn.close()
@@ -115,8 +116,9 @@ async def test_database_newer_than_code_is_refused(empty_dsn: str) -> None:
     conn = await asyncpg.connect(empty_dsn)
     try:
         await migrate(conn)
-        await conn.execute("INSERT INTO schema_version (version, name) VALUES ($1, 'future')",
-                           latest_version() + 1)
+        await conn.execute(
+            "INSERT INTO schema_version (version, name) VALUES ($1, 'future')", latest_version() + 1
+        )
         with pytest.raises(SchemaTooNew, match="newer than this mcn-scp"):
             await check_schema_version(conn)
         with pytest.raises(SchemaTooNew):
@@ -142,11 +144,20 @@ async def test_business_time_never_defaults_to_the_database_clock(pool: asyncpg.
     functions the call path runs take theirs as parameters."""
     defaults = await pool.fetch(
         "SELECT table_name || '.' || column_name AS col FROM information_schema.columns"
-        " WHERE table_schema = 'public' AND column_default ~* 'now\\(\\)|current_|localtime'")
+        " WHERE table_schema = 'public' AND column_default ~* 'now\\(\\)|current_|localtime'"
+    )
     audit = {"created_at", "updated_at", "applied_at", "audit_log.at"}
-    assert sorted(r["col"] for r in defaults
-                  if r["col"].split(".")[1] not in audit and r["col"] not in audit) == []
-    for r in await pool.fetch("SELECT proname, pg_get_functiondef(oid) AS def FROM pg_proc"
-                              " WHERE pronamespace = 'public'::regnamespace"):
+    assert (
+        sorted(
+            r["col"]
+            for r in defaults
+            if r["col"].split(".")[1] not in audit and r["col"] not in audit
+        )
+        == []
+    )
+    for r in await pool.fetch(
+        "SELECT proname, pg_get_functiondef(oid) AS def FROM pg_proc"
+        " WHERE pronamespace = 'public'::regnamespace"
+    ):
         body = r["def"].replace("updated_at = now()", "")
         assert not re.search(r"now\(\)|current_date|current_timestamp", body, re.I), r["proname"]

@@ -36,8 +36,7 @@ async def test_concurrent_claims_are_disjoint(clean_pool: asyncpg.Pool) -> None:
     ob = PgOutbox(clean_pool)
     for i in range(60):
         await ob.enqueue(f"86138{i:08d}", f"t{i}", idempotency_key=f"k{i}", now=T0)
-    await ob.enqueue("8613899999999", "later", idempotency_key="later",
-                     now=T0 + timedelta(hours=1))
+    await ob.enqueue("8613899999999", "later", idempotency_key="later", now=T0 + timedelta(hours=1))
     batches = await asyncio.gather(*(ob.claim(25, T0) for _ in range(4)))
     ids = [s.id for b in batches for s in b]
     assert len(ids) == len(set(ids)) == 60  # each due row exactly once, the future one not
@@ -76,15 +75,19 @@ async def test_retry_fail_submit_receipts(clean_pool: asyncpg.Pool) -> None:
     await ob.mark_submitted(c, "m-c")
     row = await status_of(clean_pool, c)
     assert (row["status"], row["delivery_status"], row["smsc_message_id"]) == (
-        "failed", "UNDELIV", "m-c")
+        "failed",
+        "UNDELIV",
+        "m-c",
+    )
     await ob.record_mo("8613800000001", "12599", "STOP", T0)
     assert await clean_pool.fetchval("SELECT text FROM sms_mo") == "STOP"
 
 
 async def test_expired_rows_are_not_sent(clean_pool: asyncpg.Pool) -> None:
     ob = PgOutbox(clean_pool)
-    sid = await ob.enqueue("8613800000001", "x", idempotency_key="k", now=T0,
-                           expires_at=T0 + timedelta(hours=24))
+    sid = await ob.enqueue(
+        "8613800000001", "x", idempotency_key="k", now=T0, expires_at=T0 + timedelta(hours=24)
+    )
     assert await ob.claim(5, T0 + timedelta(hours=25)) == []
     assert (await status_of(clean_pool, sid))["status"] == "expired"
 
@@ -109,8 +112,14 @@ async def test_outbox_sender_drives_pg_outbox(clean_pool: asyncpg.Pool) -> None:
     start = utcnow()
     for i in range(40):
         await ob.enqueue(f"86138{i:08d}", f"t{i}", idempotency_key=f"s{i}", now=start)
-    sender = OutboxSender(clock=utcnow, outbox=ob, gateway=Gateway(), window=5,
-                          poll_interval=0.02, policy=RetryPolicy(base=0.01, cap=0.01))
+    sender = OutboxSender(
+        clock=utcnow,
+        outbox=ob,
+        gateway=Gateway(),
+        window=5,
+        poll_interval=0.02,
+        policy=RetryPolicy(base=0.01, cap=0.01),
+    )
     await sender.run_until_idle(idle_for=0.3, timeout=30)
     counts = dict(await clean_pool.fetch("SELECT status, count(*) FROM sms_outbox GROUP BY 1"))
     assert counts == {"submitted": 40}
@@ -138,11 +147,18 @@ async def test_marks_and_receipts_share_one_transaction(clean_pool: asyncpg.Pool
     before = ob.transactions
     await asyncio.gather(*early, *marks, *late)
     assert ob.transactions - before == 1
-    got = {r["id"]: (r["status"], r["delivery_status"], r["smsc_message_id"]) for r in
-           await clean_pool.fetch("SELECT * FROM sms_outbox")}
+    got = {
+        r["id"]: (r["status"], r["delivery_status"], r["smsc_message_id"])
+        for r in await clean_pool.fetch("SELECT * FROM sms_outbox")
+    }
     for i, r in enumerate(rows):
-        want = ("delivered", "DELIVRD") if i < 10 else ("failed", "UNDELIV") if i < 20 else (
-            "submitted", None)
+        want = (
+            ("delivered", "DELIVRD")
+            if i < 10
+            else ("failed", "UNDELIV")
+            if i < 20
+            else ("submitted", None)
+        )
         assert got[r.id] == (*want, f"m{r.id}"), i
     assert await clean_pool.fetchval("SELECT count(*) FROM sms_receipt") == 20
     # a receipt overtaking a mark that comes in a LATER group is applied by that mark
@@ -157,18 +173,19 @@ async def _claimed_one(ob: PgOutbox) -> list[OutboundSms]:
     return await ob.claim(1, T0)
 
 
-async def test_two_receipts_for_one_id_in_a_group_apply_in_order(
-        clean_pool: asyncpg.Pool) -> None:
+async def test_two_receipts_for_one_id_in_a_group_apply_in_order(clean_pool: asyncpg.Pool) -> None:
     """The first final receipt wins, as it did one transaction per receipt."""
     ob = PgOutbox(clean_pool, claim_ahead=0, flush_delay=0.01)
     a, b = await _claimed(ob, 2, T0)
     await ob.mark_submitted(a.id, "ma")
     await ob.mark_submitted(b.id, "mb")
     at = T0 + timedelta(minutes=1)
-    await asyncio.gather(ob.record_receipt("ma", "ACCEPTD", at),
-                         ob.record_receipt("ma", "UNDELIV", at),
-                         ob.record_receipt("ma", "DELIVRD", at),
-                         ob.record_receipt("mb", "DELIVRD", at))
+    await asyncio.gather(
+        ob.record_receipt("ma", "ACCEPTD", at),
+        ob.record_receipt("ma", "UNDELIV", at),
+        ob.record_receipt("ma", "DELIVRD", at),
+        ob.record_receipt("mb", "DELIVRD", at),
+    )
     ra, rb = await status_of(clean_pool, a.id), await status_of(clean_pool, b.id)
     assert (ra["status"], ra["delivery_status"]) == ("failed", "UNDELIV")
     assert (rb["status"], rb["delivery_status"]) == ("delivered", "DELIVRD")
@@ -200,8 +217,9 @@ async def test_read_ahead_is_given_back(clean_pool: asyncpg.Pool) -> None:
     rows = await clean_pool.fetch("SELECT * FROM sms_outbox ORDER BY id")
     assert [r["id"] for r in rows if r["status"] == "sending"] == [s.id for s in got]
     rest = [r for r in rows if r["status"] != "sending"]
-    assert len(rest) == 27 and {(r["status"], r["attempts"], r["next_attempt_at"])
-                                for r in rest} == {("queued", 0, T0)}
+    assert len(rest) == 27 and {
+        (r["status"], r["attempts"], r["next_attempt_at"]) for r in rest
+    } == {("queued", 0, T0)}
     # held for more than half the lease: given back and claimed anew, not handed out stale
     ob2 = PgOutbox(clean_pool, claim_ahead=20, lease=timedelta(minutes=5))
     first = await ob2.claim(1, T0)
@@ -215,8 +233,9 @@ async def test_read_ahead_is_given_back(clean_pool: asyncpg.Pool) -> None:
 async def test_held_row_past_its_validity_is_not_handed_out(clean_pool: asyncpg.Pool) -> None:
     ob = PgOutbox(clean_pool, claim_ahead=10)
     keep = await ob.enqueue("8613800000001", "a", idempotency_key="a", now=T0)
-    gone = await ob.enqueue("8613800000002", "b", idempotency_key="b", now=T0,
-                            expires_at=T0 + timedelta(seconds=30))
+    gone = await ob.enqueue(
+        "8613800000002", "b", idempotency_key="b", now=T0, expires_at=T0 + timedelta(seconds=30)
+    )
     assert [s.id for s in await ob.claim(1, T0)] == [keep]
     assert await ob.claim(1, T0 + timedelta(seconds=31)) == []
     await ob.claim(1, T0 + timedelta(seconds=40))  # the sweep marks it
@@ -248,19 +267,31 @@ class CrashingOutbox(PgOutbox):
 
 
 async def test_crash_before_the_group_commit_resends_at_most_the_bound(
-        clean_pool: asyncpg.Pool) -> None:
+    clean_pool: asyncpg.Pool,
+) -> None:
     n, window, prefetch, commit_window = 200, 4, 3, 9
     bound = window + prefetch + commit_window
     start = utcnow()
     for i in range(n):
         await clean_pool.execute(
             "INSERT INTO sms_outbox (idempotency_key, destination, text, next_attempt_at)"
-            " VALUES ($1, $2, 't', $3)", f"c{i}", f"86138{i:08d}", start)
+            " VALUES ($1, $2, 't', $3)",
+            f"c{i}",
+            f"86138{i:08d}",
+            start,
+        )
     gw = CountingGateway()
     lease = timedelta(seconds=0.5)
     crashing = CrashingOutbox(clean_pool, lease=lease, claim_ahead=32)
-    sender = OutboxSender(clock=utcnow, outbox=crashing, gateway=gw, window=window,
-                          prefetch=prefetch, commit_window=commit_window, poll_interval=0.01)
+    sender = OutboxSender(
+        clock=utcnow,
+        outbox=crashing,
+        gateway=gw,
+        window=window,
+        prefetch=prefetch,
+        commit_window=commit_window,
+        poll_interval=0.01,
+    )
     run = asyncio.create_task(sender.run())
     for _ in range(100):
         await asyncio.sleep(0.01)
@@ -276,17 +307,20 @@ async def test_crash_before_the_group_commit_resends_at_most_the_bound(
     run.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await run
-    assert await clean_pool.fetchval(
-        "SELECT count(*) FROM sms_outbox WHERE status = 'submitted'") == 0
+    assert (
+        await clean_pool.fetchval("SELECT count(*) FROM sms_outbox WHERE status = 'submitted'") == 0
+    )
     await asyncio.sleep(lease.total_seconds() + 0.1)  # the dead sender's lease ends
     ob = PgOutbox(clean_pool, lease=timedelta(minutes=1))
-    await OutboxSender(clock=utcnow, outbox=ob, gateway=gw, window=10,
-                       poll_interval=0.02).run_until_idle(idle_for=0.2, timeout=30)
+    await OutboxSender(
+        clock=utcnow, outbox=ob, gateway=gw, window=10, poll_interval=0.02
+    ).run_until_idle(idle_for=0.2, timeout=30)
     twice = {i for i, c in gw.submits.items() if c > 1}
     assert twice == set(accepted) and len(twice) <= bound  # only the uncommitted ones
     assert max(gw.submits.values()) == 2 and len(gw.submits) == n
-    assert await clean_pool.fetchval(
-        "SELECT count(*) FROM sms_outbox WHERE status = 'submitted'") == n
+    assert (
+        await clean_pool.fetchval("SELECT count(*) FROM sms_outbox WHERE status = 'submitted'") == n
+    )
 
 
 async def test_stop_flushes_and_senders_never_double_submit(clean_pool: asyncpg.Pool) -> None:
@@ -297,13 +331,25 @@ async def test_stop_flushes_and_senders_never_double_submit(clean_pool: asyncpg.
     await clean_pool.execute(
         "INSERT INTO sms_outbox (idempotency_key, destination, text, next_attempt_at)"
         " SELECT 's' || g, '86139' || lpad(g::text, 8, '0'), 't', $1"
-        " FROM generate_series(1, $2) g", start, n)
+        " FROM generate_series(1, $2) g",
+        start,
+        n,
+    )
     gw = CountingGateway()
     quitter_ob = PgOutbox(clean_pool, claim_ahead=100)
-    quitter = OutboxSender(clock=utcnow, outbox=quitter_ob, gateway=gw, window=10,
-                           poll_interval=0.02)
-    others = [OutboxSender(clock=utcnow, outbox=PgOutbox(clean_pool, claim_ahead=100), gateway=gw,
-                           window=10, poll_interval=0.02) for _ in range(2)]
+    quitter = OutboxSender(
+        clock=utcnow, outbox=quitter_ob, gateway=gw, window=10, poll_interval=0.02
+    )
+    others = [
+        OutboxSender(
+            clock=utcnow,
+            outbox=PgOutbox(clean_pool, claim_ahead=100),
+            gateway=gw,
+            window=10,
+            poll_interval=0.02,
+        )
+        for _ in range(2)
+    ]
     run = asyncio.create_task(quitter.run())
     rest = asyncio.gather(*(s.run_until_idle(idle_for=0.3, timeout=60) for s in others))
     loop = asyncio.get_running_loop()
@@ -315,8 +361,9 @@ async def test_stop_flushes_and_senders_never_double_submit(clean_pool: asyncpg.
     # every SMS the quitter got accepted is committed before run() returns
     assert quitter.submitted > 0 and quitter_ob.pending == 0 and not quitter_ob._held
     accepted = [i for i, c in gw.submits.items() if c]
-    states = await clean_pool.fetch("SELECT id, status FROM sms_outbox WHERE id = ANY($1)",
-                                    accepted)
+    states = await clean_pool.fetch(
+        "SELECT id, status FROM sms_outbox WHERE id = ANY($1)", accepted
+    )
     assert len(states) == len(accepted)
     assert sum(1 for r in states if r["status"] == "submitted") >= quitter.submitted
     await rest

@@ -23,22 +23,32 @@ TODAY = dt.date(2026, 11, 25)
 
 
 async def audit_rows(pool: asyncpg.Pool, entity: str | None = None) -> list[asyncpg.Record]:
-    return await pool.fetch("SELECT * FROM audit_log WHERE ($1::text IS NULL OR entity = $1)"
-                            " ORDER BY id", entity)
+    return await pool.fetch(
+        "SELECT * FROM audit_log WHERE ($1::text IS NULL OR entity = $1) ORDER BY id", entity
+    )
 
 
 async def test_add_show_update_delete_with_audit(clean_pool: asyncpg.Pool) -> None:
-    s = await prov.add_subscriber(clean_pool, CLI, "013800138000", today=TODAY,
-                                  services=["missed-call", "busy", "busy"], pin="123456",
-                                  group="vip", language="en", imsi="460001234567890")
+    s = await prov.add_subscriber(
+        clean_pool,
+        CLI,
+        "013800138000",
+        today=TODAY,
+        services=["missed-call", "busy", "busy"],
+        pin="123456",
+        group="vip",
+        language="en",
+        imsi="460001234567890",
+    )
     assert s.msisdn == "8613800138000"  # national form normalised (CC 86, trunk prefix 0)
     assert s.active_services(TODAY) == ("busy", "missed-call")
     assert s.active_services(TODAY - dt.timedelta(days=1)) == ()  # from the day it was told
     assert s.pin_set and not s.pin_locked
     got = await prov.get_subscriber(clean_pool, "+8613800138000")
     assert got == s
-    up = await prov.update_subscriber(clean_pool, CLI, "8613800138000", status="suspended",
-                                      forward_to="13900139000")
+    up = await prov.update_subscriber(
+        clean_pool, CLI, "8613800138000", status="suspended", forward_to="13900139000"
+    )
     assert up.status == "suspended" and up.forward_to == "8613900139000"
     # a no-op update writes no audit row
     await prov.update_subscriber(clean_pool, CLI, "8613800138000", status="suspended")
@@ -54,47 +64,58 @@ async def test_add_show_update_delete_with_audit(clean_pool: asyncpg.Pool) -> No
     assert await clean_pool.fetchval("SELECT count(*) FROM subscription") == 0  # cascaded
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"msisdn": "12345"}, "msisdn"),
-    ({"msisdn": "86abc"}, "msisdn"),
-    ({"services": ["sms-me"]}, "services"),
-    ({"language": "fr"}, "language"),
-    ({"group": "bad group"}, "group"),
-    ({"imsi": "46000"}, "imsi"),
-    ({"pin": "12345"}, "pin"),
-    ({"notify_mode": "loud"}, "notify_mode"),
-    ({"forward_to": "x"}, "forward_to"),
-])
-async def test_invalid_input_names_field(clean_pool: asyncpg.Pool, kwargs: dict[str, object],
-                                         field: str) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"msisdn": "12345"}, "msisdn"),
+        ({"msisdn": "86abc"}, "msisdn"),
+        ({"services": ["sms-me"]}, "services"),
+        ({"language": "fr"}, "language"),
+        ({"group": "bad group"}, "group"),
+        ({"imsi": "46000"}, "imsi"),
+        ({"pin": "12345"}, "pin"),
+        ({"notify_mode": "loud"}, "notify_mode"),
+        ({"forward_to": "x"}, "forward_to"),
+    ],
+)
+async def test_invalid_input_names_field(
+    clean_pool: asyncpg.Pool, kwargs: dict[str, object], field: str
+) -> None:
     args = {"msisdn": "8613800000001", **kwargs}
     msisdn = args.pop("msisdn")
     with pytest.raises(InvalidInput) as ei:
-        await prov.add_subscriber(clean_pool, CLI, msisdn, today=TODAY,  # type: ignore[arg-type]
-                                  **args)
+        await prov.add_subscriber(
+            clean_pool,
+            CLI,
+            msisdn,
+            today=TODAY,  # type: ignore[arg-type]
+            **args,
+        )
     assert ei.value.field == field
     assert await clean_pool.fetchval("SELECT count(*) FROM subscriber") == 0
     assert await clean_pool.fetchval("SELECT count(*) FROM audit_log") == 0
 
 
 async def test_duplicate_msisdn_and_imsi_conflict(clean_pool: asyncpg.Pool) -> None:
-    await prov.add_subscriber(clean_pool, CLI, "8613800000001", today=TODAY,
-                              imsi="460000000000001")
+    await prov.add_subscriber(clean_pool, CLI, "8613800000001", today=TODAY, imsi="460000000000001")
     with pytest.raises(Conflict, match="msisdn"):
         await prov.add_subscriber(clean_pool, CLI, "8613800000001", today=TODAY)
     with pytest.raises(Conflict, match="imsi"):
-        await prov.add_subscriber(clean_pool, CLI, "8613800000002", today=TODAY,
-                                  imsi="460000000000001")
+        await prov.add_subscriber(
+            clean_pool, CLI, "8613800000002", today=TODAY, imsi="460000000000001"
+        )
     assert await clean_pool.fetchval("SELECT count(*) FROM audit_log") == 1
 
 
 async def test_services_enable_disable_dates(clean_pool: asyncpg.Pool) -> None:
     today = TODAY
     month = dt.timedelta(days=30)
-    await prov.add_subscriber(clean_pool, CLI, "8613800000001", today=today - month,
-                              services=["missed-call"])
-    s = await prov.enable_service(clean_pool, CLI, "8613800000001", "voicemail", today=today,
-                                  end=today + month)
+    await prov.add_subscriber(
+        clean_pool, CLI, "8613800000001", today=today - month, services=["missed-call"]
+    )
+    s = await prov.enable_service(
+        clean_pool, CLI, "8613800000001", "voicemail", today=today, end=today + month
+    )
     vm = next(x for x in s.subscriptions if x.service == "voicemail")
     assert vm.start_date == today and vm.end_date == today + month
     s = await prov.disable_service(clean_pool, CLI, "8613800000001", "missed-call", today=today)
@@ -104,8 +125,9 @@ async def test_services_enable_disable_dates(clean_pool: asyncpg.Pool) -> None:
     s = await prov.enable_service(clean_pool, CLI, "8613800000001", "missed-call", today=today)
     assert set(s.active_services(today)) == {"missed-call", "voicemail"}
     # a service ended in the future (still running) keeps its start when renewed
-    s = await prov.enable_service(clean_pool, CLI, "8613800000001", "voicemail",
-                                  today=today + dt.timedelta(days=1))
+    s = await prov.enable_service(
+        clean_pool, CLI, "8613800000001", "voicemail", today=today + dt.timedelta(days=1)
+    )
     vm = next(x for x in s.subscriptions if x.service == "voicemail")
     assert (vm.start_date, vm.end_date) == (today, None)
     with pytest.raises(NotFound):
@@ -114,8 +136,13 @@ async def test_services_enable_disable_dates(clean_pool: asyncpg.Pool) -> None:
         await prov.enable_service(clean_pool, CLI, "8613800000001", "teleport", today=today)
     assert ei.value.field == "service"
     acts = [r["action"] for r in await audit_rows(clean_pool)]
-    assert acts == ["create", "enable-service", "disable-service", "enable-service",
-                    "enable-service"]
+    assert acts == [
+        "create",
+        "enable-service",
+        "disable-service",
+        "enable-service",
+        "enable-service",
+    ]
 
 
 async def test_blacklist_exact_and_prefix(clean_pool: asyncpg.Pool) -> None:
@@ -124,8 +151,10 @@ async def test_blacklist_exact_and_prefix(clean_pool: asyncpg.Pool) -> None:
     await prov.blacklist_add(clean_pool, CLI, "8613800000001", "86177", prefix=True)
     await prov.blacklist_add(clean_pool, CLI, "8613800000001", "86177", prefix=True)  # no-op
     entries = await prov.blacklist_list(clean_pool, "8613800000001")
-    assert [(e.number, e.kind) for e in entries] == [("8613900000000", "exact"),
-                                                     ("86177", "prefix")]
+    assert [(e.number, e.kind) for e in entries] == [
+        ("8613900000000", "exact"),
+        ("86177", "prefix"),
+    ]
     assert await prov.is_blacklisted(clean_pool, "8613800000001", "8613900000000")
     assert await prov.is_blacklisted(clean_pool, "8613800000001", "8617712345678")
     assert not await prov.is_blacklisted(clean_pool, "8613800000001", "8613900000001")
@@ -161,8 +190,9 @@ async def test_pin_lock_after_three_failures_and_unlock(clean_pool: asyncpg.Pool
 
 async def test_success_resets_counter_and_upgrades_bulk_hash(clean_pool: asyncpg.Pool) -> None:
     await prov.add_subscriber(clean_pool, CLI, "8613800000001", today=TODAY)
-    await clean_pool.execute("UPDATE subscriber SET pin_hash = $1", pins.hash_pin("7654321",
-                                                                                  pins.BULK))
+    await clean_pool.execute(
+        "UPDATE subscriber SET pin_hash = $1", pins.hash_pin("7654321", pins.BULK)
+    )
     assert (await prov.verify_pin(clean_pool, IVR, "8613800000001", "7654320")).outcome == "wrong"
     assert (await prov.verify_pin(clean_pool, IVR, "8613800000001", "7654321")).outcome == "ok"
     row = await clean_pool.fetchrow("SELECT pin_hash, pin_failed_attempts FROM subscriber")
@@ -171,8 +201,14 @@ async def test_success_resets_counter_and_upgrades_bulk_hash(clean_pool: asyncpg
 
 async def test_list_subscribers_paging(clean_pool: asyncpg.Pool) -> None:
     for i in range(5):
-        await prov.add_subscriber(clean_pool, CLI, f"861380000000{i}", today=TODAY,
-                                  services=["busy"], group="g1" if i % 2 else "g2")
+        await prov.add_subscriber(
+            clean_pool,
+            CLI,
+            f"861380000000{i}",
+            today=TODAY,
+            services=["busy"],
+            group="g1" if i % 2 else "g2",
+        )
     page = await prov.list_subscribers(clean_pool, limit=2)
     assert [s.msisdn for s in page] == ["8613800000000", "8613800000001"]
     page2 = await prov.list_subscribers(clean_pool, limit=2, after=page[-1].msisdn)
@@ -182,9 +218,17 @@ async def test_list_subscribers_paging(clean_pool: asyncpg.Pool) -> None:
 
 
 async def test_ads_rates(clean_pool: asyncpg.Pool) -> None:
-    ad = await prov.add_ad(clean_pool, CLI, "Try our 5G plan!", now=NOW, window_start=dt.time(8),
-                           window_end=dt.time(22), caller_prefixes=["86138"],
-                           user_groups=["vip"], priority=5)
+    ad = await prov.add_ad(
+        clean_pool,
+        CLI,
+        "Try our 5G plan!",
+        now=NOW,
+        window_start=dt.time(8),
+        window_end=dt.time(22),
+        caller_prefixes=["86138"],
+        user_groups=["vip"],
+        priority=5,
+    )
     assert ad.valid_from == NOW  # from the caller's now unless told
     await prov.add_ad(clean_pool, CLI, "low", now=NOW, priority=1)
     assert [a.text for a in await prov.list_ads(clean_pool)] == ["Try our 5G plan!", "low"]
@@ -197,11 +241,26 @@ async def test_ads_rates(clean_pool: asyncpg.Pool) -> None:
     await prov.delete_ad(clean_pool, CLI, ad.id)
     with pytest.raises(NotFound):
         await prov.delete_ad(clean_pool, CLI, ad.id)
-    r = await prov.add_rate(clean_pool, CLI, "international", "852", today=TODAY,
-                            per_minute="1.5", per_sms="0.1", valid_from="2026-01-01")
+    r = await prov.add_rate(
+        clean_pool,
+        CLI,
+        "international",
+        "852",
+        today=TODAY,
+        per_minute="1.5",
+        per_sms="0.1",
+        valid_from="2026-01-01",
+    )
     assert r.per_minute == Decimal("1.5000") and r.valid_from == dt.date(2026, 1, 1)
-    r2 = await prov.add_rate(clean_pool, CLI, "international", "852", today=TODAY,
-                             per_minute="2", valid_from="2026-01-01")
+    r2 = await prov.add_rate(
+        clean_pool,
+        CLI,
+        "international",
+        "852",
+        today=TODAY,
+        per_minute="2",
+        valid_from="2026-01-01",
+    )
     assert r2.id == r.id and r2.per_minute == Decimal("2")  # same key replaces
     r3 = await prov.add_rate(clean_pool, CLI, "international", "853", today=TODAY)
     assert r3.valid_from == TODAY  # no valid_from: the caller's today
@@ -212,17 +271,38 @@ async def test_ads_rates(clean_pool: asyncpg.Pool) -> None:
         await prov.add_rate(clean_pool, CLI, "local", "", today=TODAY, per_minute="-1")
     assert ei.value.field == "per_minute"
     with pytest.raises(InvalidInput, match="line 3"):
-        await prov.import_rates(clean_pool, CLI, [
+        await prov.import_rates(
+            clean_pool,
+            CLI,
+            [
+                (2, {"call_category": "local", "prefix": "", "per_minute": "0.1"}),
+                (3, {"call_category": "local", "prefix": "x"}),
+            ],
+            today=TODAY,
+        )
+    n = await prov.import_rates(
+        clean_pool,
+        CLI,
+        [
             (2, {"call_category": "local", "prefix": "", "per_minute": "0.1"}),
-            (3, {"call_category": "local", "prefix": "x"})], today=TODAY)
-    n = await prov.import_rates(clean_pool, CLI, [
-        (2, {"call_category": "local", "prefix": "", "per_minute": "0.1"}),
-        (3, {"call_category": "hmt", "prefix": "853", "per_minute": "0.9",
-             "valid_from": "2026-12-01"})], today=TODAY)
+            (
+                3,
+                {
+                    "call_category": "hmt",
+                    "prefix": "853",
+                    "per_minute": "0.9",
+                    "valid_from": "2026-12-01",
+                },
+            ),
+        ],
+        today=TODAY,
+    )
     assert n == 2 and len(await prov.list_rates(clean_pool)) == 4
-    assert [(x.prefix, x.valid_from) for x in await prov.list_rates(clean_pool)
-            if x.call_category != "international"] == [
-        ("853", dt.date(2026, 12, 1)), ("", TODAY)]  # by category: hmt, local
+    assert [
+        (x.prefix, x.valid_from)
+        for x in await prov.list_rates(clean_pool)
+        if x.call_category != "international"
+    ] == [("853", dt.date(2026, 12, 1)), ("", TODAY)]  # by category: hmt, local
 
 
 async def test_sms_retry_and_lists(clean_pool: asyncpg.Pool) -> None:
@@ -230,14 +310,19 @@ async def test_sms_retry_and_lists(clean_pool: asyncpg.Pool) -> None:
     sid = await clean_pool.fetchval(
         "INSERT INTO sms_outbox (idempotency_key, destination, text, status, last_error,"
         " next_attempt_at) VALUES ('k1', '8613900000000', 'hi', 'failed', 'boom', $1)"
-        " RETURNING id", NOW - dt.timedelta(days=1))
+        " RETURNING id",
+        NOW - dt.timedelta(days=1),
+    )
     await clean_pool.execute(
         "INSERT INTO sms_outbox (idempotency_key, destination, text, status, next_attempt_at)"
-        " VALUES ('k2', '8613900000000', 'hi', 'delivered', $1)", NOW - dt.timedelta(days=1))
+        " VALUES ('k2', '8613900000000', 'hi', 'delivered', $1)",
+        NOW - dt.timedelta(days=1),
+    )
     assert len(await prov.list_sms(clean_pool, status="failed")) == 1
     await prov.retry_sms(clean_pool, CLI, sid, now=NOW)
-    row = await clean_pool.fetchrow("SELECT status, last_error, next_attempt_at FROM sms_outbox"
-                                    " WHERE id = $1", sid)
+    row = await clean_pool.fetchrow(
+        "SELECT status, last_error, next_attempt_at FROM sms_outbox WHERE id = $1", sid
+    )
     assert (row["status"], row["last_error"], row["next_attempt_at"]) == ("queued", None, NOW)
     with pytest.raises(Conflict):
         await prov.retry_sms(clean_pool, CLI, sid, now=NOW)
@@ -248,7 +333,9 @@ async def test_sms_retry_and_lists(clean_pool: asyncpg.Pool) -> None:
     exp = await clean_pool.fetchval(
         "INSERT INTO sms_outbox (idempotency_key, destination, text, status, attempts,"
         " next_attempt_at, expires_at) VALUES ('k3', '8613900000001', 'late', 'expired', 8, $1,"
-        " $1::timestamptz + interval '1 hour') RETURNING id", NOW - dt.timedelta(days=1))
+        " $1::timestamptz + interval '1 hour') RETURNING id",
+        NOW - dt.timedelta(days=1),
+    )
     await clean_pool.execute("UPDATE sms_outbox SET status = 'delivered' WHERE id = $1", sid)
     await prov.retry_sms(clean_pool, CLI, exp, now=NOW)
     box = PgOutbox(clean_pool)
@@ -262,17 +349,26 @@ async def test_sms_retry_and_lists(clean_pool: asyncpg.Pool) -> None:
     await clean_pool.execute(
         "INSERT INTO missed_call (caller, callee, occurred_at, reason) VALUES"
         " ('8613900000000', '8613800000001', $1::timestamptz - interval '1 minute', 'busy'),"
-        " (NULL, '8613800000001', $1, 'not-reachable')", NOW)
+        " (NULL, '8613800000001', $1, 'not-reachable')",
+        NOW,
+    )
     mc = await prov.list_missed_calls(clean_pool, callee="8613800000001")
     assert [r["reason"] for r in mc] == ["not-reachable", "busy"]
-    recent = await prov.list_missed_calls(clean_pool, callee="8613800000001",
-                                          since=NOW - dt.timedelta(seconds=30))
+    recent = await prov.list_missed_calls(
+        clean_pool, callee="8613800000001", since=NOW - dt.timedelta(seconds=30)
+    )
     assert [r["reason"] for r in recent] == ["not-reachable"]
-    await clean_pool.execute("INSERT INTO callback_request (caller, callee, requested_at)"
-                             " VALUES ('8613900000000', '8613800000001', $1)", NOW)
+    await clean_pool.execute(
+        "INSERT INTO callback_request (caller, callee, requested_at)"
+        " VALUES ('8613900000000', '8613800000001', $1)",
+        NOW,
+    )
     with pytest.raises(asyncpg.UniqueViolationError):  # one open request per pair
-        await clean_pool.execute("INSERT INTO callback_request (caller, callee, requested_at)"
-                                 " VALUES ('8613900000000', '8613800000001', $1)", NOW)
+        await clean_pool.execute(
+            "INSERT INTO callback_request (caller, callee, requested_at)"
+            " VALUES ('8613900000000', '8613800000001', $1)",
+            NOW,
+        )
     assert len(await prov.list_callbacks(clean_pool, pending=True)) == 1
 
 
@@ -280,17 +376,22 @@ async def test_cdr_iteration(clean_pool: asyncpg.Pool) -> None:
     await clean_pool.execute(
         "INSERT INTO cdr (record_type, msisdn, callee, started_at, duration_s, charge)"
         " SELECT 'call', '8613800000001', '8613900000000',"
-        " timestamptz '2026-11-01' + g * interval '1 hour', 60, 0.5 FROM generate_series(1, 30) g")
+        " timestamptz '2026-11-01' + g * interval '1 hour', 60, 0.5 FROM generate_series(1, 30) g"
+    )
     async with clean_pool.acquire() as conn, conn.transaction():
-        rows = [r async for r in prov.iter_cdrs(
-            conn, since=dt.datetime(2026, 11, 1, 10, tzinfo=dt.UTC),
-            until=dt.datetime(2026, 11, 1, 20, tzinfo=dt.UTC))]
+        rows = [
+            r
+            async for r in prov.iter_cdrs(
+                conn,
+                since=dt.datetime(2026, 11, 1, 10, tzinfo=dt.UTC),
+                until=dt.datetime(2026, 11, 1, 20, tzinfo=dt.UTC),
+            )
+        ]
     assert len(rows) == 10 and rows[0]["started_at"].hour == 10
 
 
 async def test_audit_and_change_roll_back_together(clean_pool: asyncpg.Pool) -> None:
-    await prov.add_subscriber(clean_pool, CLI, "8613800000001", today=TODAY,
-                              imsi="460000000000001")
+    await prov.add_subscriber(clean_pool, CLI, "8613800000001", today=TODAY, imsi="460000000000001")
     await prov.add_subscriber(clean_pool, CLI, "8613800000002", today=TODAY)
     with pytest.raises(Conflict):  # the UPDATE fails: no audit row may survive
         await prov.update_subscriber(clean_pool, CLI, "8613800000002", imsi="460000000000001")
@@ -308,10 +409,17 @@ async def test_outbox_claim_uses_partial_index(clean_pool: asyncpg.Pool) -> None
     await clean_pool.execute(
         "INSERT INTO sms_outbox (idempotency_key, destination, text, status, next_attempt_at)"
         " SELECT 'k' || g, '8613900000000', 't', CASE WHEN g % 50 = 0 THEN 'queued'"
-        " ELSE 'delivered' END, $1 FROM generate_series(1, 5000) g", NOW)
+        " ELSE 'delivered' END, $1 FROM generate_series(1, 5000) g",
+        NOW,
+    )
     await clean_pool.execute("ANALYZE sms_outbox")
-    plan = "\n".join(r[0] for r in await clean_pool.fetch(
-        "EXPLAIN SELECT id FROM sms_outbox WHERE status IN ('queued', 'sending')"
-        " AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 10"
-        " FOR UPDATE SKIP LOCKED", NOW))
+    plan = "\n".join(
+        r[0]
+        for r in await clean_pool.fetch(
+            "EXPLAIN SELECT id FROM sms_outbox WHERE status IN ('queued', 'sending')"
+            " AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 10"
+            " FOR UPDATE SKIP LOCKED",
+            NOW,
+        )
+    )
     assert "sms_outbox_claim_idx" in plan

@@ -43,16 +43,30 @@ def submit_sm_resp(seq: int, message_id: str, status: int = 0) -> bytes:
     return pdu(0x80000004, seq, status, message_id.encode() + b"\0")
 
 
-def deliver_sm(seq: int, esm_class: int, data_coding: int, short_message: bytes,
-               tlvs: bytes = b"", source: bytes = b"8613800138000",
-               destination: bytes = b"12599") -> bytes:
-    body = (b"\0"                                 # service_type ""
-            + b"\x01\x01" + source + b"\0"        # source ton/npi, source_addr
-            + b"\x00\x00" + destination + b"\0"   # dest ton/npi, destination_addr
-            + bytes((esm_class, 0, 0))            # esm_class, protocol_id, priority_flag
-            + b"\0\0"                             # schedule_delivery_time, validity_period
-            + bytes((0, 0, data_coding, 0))       # registered_delivery, replace, data_coding, dflt id
-            + bytes((len(short_message),)) + short_message + tlvs)
+def deliver_sm(
+    seq: int,
+    esm_class: int,
+    data_coding: int,
+    short_message: bytes,
+    tlvs: bytes = b"",
+    source: bytes = b"8613800138000",
+    destination: bytes = b"12599",
+) -> bytes:
+    body = (
+        b"\0"  # service_type ""
+        + b"\x01\x01"
+        + source
+        + b"\0"  # source ton/npi, source_addr
+        + b"\x00\x00"
+        + destination
+        + b"\0"  # dest ton/npi, destination_addr
+        + bytes((esm_class, 0, 0))  # esm_class, protocol_id, priority_flag
+        + b"\0\0"  # schedule_delivery_time, validity_period
+        + bytes((0, 0, data_coding, 0))  # registered_delivery, replace, data_coding, dflt id
+        + bytes((len(short_message),))
+        + short_message
+        + tlvs
+    )
     return pdu(0x00000005, seq, 0, body)
 
 

@@ -63,8 +63,9 @@ class FakeNode:
 def user(monkeypatch: pytest.MonkeyPatch) -> Any:
     written: list[object] = []
 
-    async def load_callee(pool: Any, msisdn: str, caller: str | None,
-                          day: dt.date) -> Callee | None:
+    async def load_callee(
+        pool: Any, msisdn: str, caller: str | None, day: dt.date
+    ) -> Callee | None:
         # the node's wall clock says 2026-11-24 16:30 UTC, already the 25th in Shanghai: the
         # services are looked up on the network's day, not UTC's (nor the machine's)
         assert day == dt.date(2026, 11, 25)
@@ -103,24 +104,34 @@ def user(monkeypatch: pytest.MonkeyPatch) -> Any:
 
         u.failures.append((a, k, repr(sys.exc_info()[1])))
 
-    u.log = type("L", (), {"exception": boom, "info": lambda *a, **k: None,
-                           "debug": lambda *a, **k: None, "error": lambda *a, **k: None,
-                           "warning": lambda *a, **k: None})()
+    u.log = type(
+        "L",
+        (),
+        {
+            "exception": boom,
+            "info": lambda *a, **k: None,
+            "debug": lambda *a, **k: None,
+            "error": lambda *a, **k: None,
+            "warning": lambda *a, **k: None,
+        },
+    )()
     yield u
     assert u.failures == []  # the last-resort handler never ran
 
 
 def idp_param(ac: tuple[int, ...], callee: str = CALLEE) -> bytes:
     codec = inap if ac == AC_INAP_CS1_SSF_SCF else cap
-    o = ops.InitialDP(100, CalledPartyNumber(callee), CallingPartyNumber("8613700001111"),
-                      event_type_bcsm=12)
+    o = ops.InitialDP(
+        100, CalledPartyNumber(callee), CallingPartyNumber("8613700001111"), event_type_bcsm=12
+    )
     return codec.encode_arg(o, ac=ac)[1] or b""
 
 
 def erb_param(ac: tuple[int, ...]) -> bytes:
     codec = inap if ac == AC_INAP_CS1_SSF_SCF else cap
-    o = ops.EventReportBCSM(13, ops.EventSpecificInfo("tBusySpecificInfo", Cause(17)),
-                            ops.LegID(2), message_type=0)
+    o = ops.EventReportBCSM(
+        13, ops.EventSpecificInfo("tBusySpecificInfo", Cause(17)), ops.LegID(2), message_type=0
+    )
     return codec.encode_arg(o, ac=ac)[1] or b""
 
 
@@ -130,8 +141,9 @@ async def settle() -> None:
 
 
 @pytest.mark.parametrize("ac", [AC_CAP_V2_GSMSSF_SCF, AC_CAP_V4_GSMSSF_SCF, AC_INAP_CS1_SSF_SCF])
-async def test_busy_ladder_in_order_with_aare_on_first_answer(user: Any,
-                                                              ac: tuple[int, ...]) -> None:
+async def test_busy_ladder_in_order_with_aare_on_first_answer(
+    user: Any, ac: tuple[int, ...]
+) -> None:
     assert user.accepts(TcBegin(1, A, A, ac))
     # IDP and the ERB arrive back to back: the ERB waits for the IDP's database round trip.
     assert user.handle(TcBegin(1, A, A, ac, components=(Invoke(1, 0, idp_param(ac)),))) == []
@@ -147,7 +159,8 @@ async def test_busy_ladder_in_order_with_aare_on_first_answer(user: Any,
 
 
 async def test_missed_call_write_retried_through_a_database_blip(
-        user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The database refuses connections twice: the missed call is still written (nothing
     committed by the failed tries, so retrying is safe) before the caller is connected."""
     calls = {"n": 0}
@@ -182,17 +195,24 @@ async def test_not_a_subscriber_and_non_idp_begin_continue(user: Any) -> None:
     user.handle(TcBegin(3, A, A, ac, components=(Invoke(1, 0, idp_param(ac, "8613911112222")),)))
     user.handle(TcBegin(4, A, A, ac, components=(Invoke(1, 22, b"\x04\x02\x80\x90"),)))
     await settle()
-    assert [(type(r).__name__, r.dialogue_id, [c.opcode for c in r.components])  # type: ignore[union-attr]
-            for r in sorted(user.node.sent, key=lambda r: r.dialogue_id)] == [  # type: ignore[attr-defined]
-        ("TcEnd", 3, [31]), ("TcEnd", 4, [31])]
+    assert [
+        (type(r).__name__, r.dialogue_id, [c.opcode for c in r.components])  # type: ignore[union-attr]
+        for r in sorted(user.node.sent, key=lambda r: r.dialogue_id)
+    ] == [  # type: ignore[attr-defined]
+        ("TcEnd", 3, [31]),
+        ("TcEnd", 4, [31]),
+    ]
 
 
 def _random_component(rng: random.Random) -> object:
     blob = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 24)))
     k = rng.randrange(6)
     if k == 0:
-        return Invoke(rng.randrange(128), rng.choice((0, 16, 24, 36, 44, 49, 99)),
-                      rng.choice((blob, erb_param(AC_CAP_V2_GSMSSF_SCF), None)))
+        return Invoke(
+            rng.randrange(128),
+            rng.choice((0, 16, 24, 36, 44, 49, 99)),
+            rng.choice((blob, erb_param(AC_CAP_V2_GSMSSF_SCF), None)),
+        )
     if k == 1:
         return ReturnResult(rng.randrange(8), 48, rng.choice((blob, None, b"\x80\x02\x01\x12")))
     if k == 2:
@@ -204,8 +224,12 @@ def _random_component(rng: random.Random) -> object:
 
 async def test_fuzz_random_primitives_never_raise(user: Any) -> None:
     rng = random.Random(11)
-    acs = [AC_CAP_V2_GSMSSF_SCF, AC_CAP_V4_GSMSSF_SCF, AC_INAP_CS1_SSF_SCF,
-           (0, 4, 0, 0, 1, 0, 52, 1)]
+    acs = [
+        AC_CAP_V2_GSMSSF_SCF,
+        AC_CAP_V4_GSMSSF_SCF,
+        AC_INAP_CS1_SSF_SCF,
+        (0, 4, 0, 0, 1, 0, 52, 1),
+    ]
     n = 0
     for _round in range(200):
         for _ in range(60):
@@ -221,11 +245,23 @@ async def test_fuzz_random_primitives_never_raise(user: Any) -> None:
             elif k == 4:
                 ind = rng.choice((TcUAbort(did), TcPAbort(did, PAbortCause.RESOURCE_LIMITATION)))
             elif k == 5:
-                ind = TcComponentEvent(did, rng.choice((LCancel(rng.randrange(8)),
-                                                        Reject(rng.randrange(8), ProblemType.GENERAL, 0, "local"))))
+                ind = TcComponentEvent(
+                    did,
+                    rng.choice(
+                        (
+                            LCancel(rng.randrange(8)),
+                            Reject(rng.randrange(8), ProblemType.GENERAL, 0, "local"),
+                        )
+                    ),
+                )
             else:
-                ind = TcBegin(did, A, A, AC_CAP_V2_GSMSSF_SCF,
-                              components=(Invoke(1, 0, idp_param(AC_CAP_V2_GSMSSF_SCF)),))
+                ind = TcBegin(
+                    did,
+                    A,
+                    A,
+                    AC_CAP_V2_GSMSSF_SCF,
+                    components=(Invoke(1, 0, idp_param(AC_CAP_V2_GSMSSF_SCF)),),
+                )
             user.handle(ind)
             n += 1
             if rng.random() < 0.1:

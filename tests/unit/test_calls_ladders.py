@@ -45,13 +45,32 @@ pytestmark = pytest.mark.usefixtures("any_day")
 AT = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 CALLEE = "8613912345678"
 CALLER = "8613700001111"
-ANN = dict(menu=1001, invalid=1002, goodbye=1003, enter_number=1004, callback_ok=1005, pin=2001,
-           pin_wrong=2002, pin_locked=2003, selfcare_menu=2004, missed_calls=2005, done=2006,
-           not_subscribed=2007, on_off=2008, add_remove=2009, new_pin=2010, notify_mode=2011)
+ANN = dict(
+    menu=1001,
+    invalid=1002,
+    goodbye=1003,
+    enter_number=1004,
+    callback_ok=1005,
+    pin=2001,
+    pin_wrong=2002,
+    pin_locked=2003,
+    selfcare_menu=2004,
+    missed_calls=2005,
+    done=2006,
+    not_subscribed=2007,
+    on_off=2008,
+    add_remove=2009,
+    new_pin=2010,
+    notify_mode=2011,
+)
 SUB = Callee(CALLEE, True, frozenset({"missed-call", "voicemail"}))
-RATES = RateTable(RatingRules(local_prefixes=("86139",)),
-                  (Tariff("local", "", Decimal("0.10"), per_use=Decimal("0")),
-                   Tariff("national", "", Decimal("0.30"))))
+RATES = RateTable(
+    RatingRules(local_prefixes=("86139",)),
+    (
+        Tariff("local", "", Decimal("0.10"), per_use=Decimal("0")),
+        Tariff("national", "", Decimal("0.30")),
+    ),
+)
 
 
 def settings(**kw: object) -> CallSettings:
@@ -59,9 +78,12 @@ def settings(**kw: object) -> CallSettings:
 
 
 def idp(key: int = 100, caller: str = CALLER, presentation: int = 0) -> ops.InitialDP:
-    return ops.InitialDP(key, CalledPartyNumber(CALLEE),
-                         CallingPartyNumber(caller, presentation=presentation),
-                         event_type_bcsm=12)
+    return ops.InitialDP(
+        key,
+        CalledPartyNumber(CALLEE),
+        CallingPartyNumber(caller, presentation=presentation),
+        event_type_bcsm=12,
+    )
 
 
 def erb(et: int, cause: int | None = None) -> OpReceived:
@@ -74,10 +96,16 @@ def names(a: object) -> list[str]:
     return [type(o).__name__ for o in a.ops]
 
 
-def armed(mode: str = "connect", callee: Callee = SUB, protocol: str = "cap2",
-          **kw: object) -> CallSession:
-    s = CallSession(settings(ivr_mode=mode, **kw), call_ref="scp-1:1", protocol=protocol,
-                    rates=RATES, correlation_id="0000000001")
+def armed(
+    mode: str = "connect", callee: Callee = SUB, protocol: str = "cap2", **kw: object
+) -> CallSession:
+    s = CallSession(
+        settings(ivr_mode=mode, **kw),
+        call_ref="scp-1:1",
+        protocol=protocol,
+        rates=RATES,
+        correlation_id="0000000001",
+    )
     out = s.start(idp(), callee, 0.0, AT)
     (send,) = out
     assert names(send) == ["RequestReportBCSMEvent", "Continue"] and send.close == "continue"
@@ -87,12 +115,16 @@ def armed(mode: str = "connect", callee: Callee = SUB, protocol: str = "cap2",
 # -- InitialDP ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("callee", [
-    None,
-    Callee(CALLEE, active=False, services=frozenset({"missed-call"})),
-    Callee(CALLEE, services=frozenset()),
-    Callee(CALLEE, services=frozenset({"missed-call"}), blacklisted=True),
-], ids=["not-subscriber", "suspended", "service-off", "blacklisted"])
+@pytest.mark.parametrize(
+    "callee",
+    [
+        None,
+        Callee(CALLEE, active=False, services=frozenset({"missed-call"})),
+        Callee(CALLEE, services=frozenset()),
+        Callee(CALLEE, services=frozenset({"missed-call"}), blacklisted=True),
+    ],
+    ids=["not-subscriber", "suspended", "service-off", "blacklisted"],
+)
 def test_initialdp_not_served_continue_nothing_armed(callee: Callee | None) -> None:
     s = CallSession(settings(), call_ref="r", protocol="cap2")
     out = s.start(idp(), callee, 0.0, AT)
@@ -106,12 +138,24 @@ def test_rrbe_arms_busy_no_answer_interrupted_answer_abandon_notify() -> None:
     rrbe = send.ops[0]  # type: ignore[union-attr]
     assert isinstance(rrbe, ops.RequestReportBCSMEvent)
     assert [(e.event_type_bcsm, e.monitor_mode, e.application_timer) for e in rrbe.bcsm_events] == [
-        (13, 0, None), (14, 0, 25), (15, 1, None), (18, 1, None)]
+        (13, 0, None),
+        (14, 0, 25),
+        (15, 1, None),
+        (18, 1, None),
+    ]
 
 
-@pytest.mark.parametrize("cause,reason", [(None, "busy"), (17, "busy"), (18, "not-reachable"),
-                                          (20, "not-reachable"), (27, "not-reachable"),
-                                          (21, "busy")])
+@pytest.mark.parametrize(
+    "cause,reason",
+    [
+        (None, "busy"),
+        (17, "busy"),
+        (18, "not-reachable"),
+        (20, "not-reachable"),
+        (27, "not-reachable"),
+        (21, "busy"),
+    ],
+)
 def test_classify_busy(cause: int | None, reason: str) -> None:
     assert classify_busy(cause, frozenset({18, 19, 20, 27, 31})) == reason
 
@@ -165,8 +209,9 @@ def menu_session(mode: str = "ctr", **kw: object) -> CallSession:
         etc = out[2].ops[0]  # type: ignore[union-attr]
         assert etc.correlation_id.digits == "0000000001" and etc.scf_id  # type: ignore[attr-defined]
         assert s.next_deadline() == pytest.approx(11.0)
-        out = s.handle(OpReceived(ops.AssistRequestInstructions(etc.correlation_id), ASSIST),
-                       2.0, AT)  # type: ignore[attr-defined]
+        out = s.handle(
+            OpReceived(ops.AssistRequestInstructions(etc.correlation_id), ASSIST), 2.0, AT
+        )  # type: ignore[attr-defined]
         assert out[0].leg == ASSIST and names(out[0]) == ["PromptAndCollectUserInformation"]  # type: ignore[union-attr]
     assert s.phase is Phase.MENU
     return s
@@ -234,7 +279,12 @@ def test_menu_3_other_number_charged_with_apply_charging() -> None:
     cdr = out[0]
     assert isinstance(cdr, WriteCdr)
     assert (cdr.msisdn, cdr.callee, cdr.call_category, cdr.duration_s, cdr.charge) == (
-        CALLER, "86108888777", "national", 361, Decimal("2.10"))
+        CALLER,
+        "86108888777",
+        "national",
+        361,
+        Decimal("2.10"),
+    )
     assert out[1] == Send((), CALL, "end") and isinstance(out[2], Finished)
 
 
@@ -311,13 +361,22 @@ def test_tariff_day_is_the_networks_not_utcs() -> None:
     # 2026-11-30 16:30 UTC is already 1 December in Shanghai ([notify] timezone): the
     # December tariff applies, whatever UTC's date or the machine's zone says.
     at = dt.datetime(2026, 11, 30, 16, 30, tzinfo=dt.UTC)
-    rates = RateTable(RatingRules(local_prefixes=("86139",)),
-                      (Tariff("local", "", Decimal("0.10")),
-                       Tariff("local", "", Decimal("0.50"), valid_from=dt.date(2026, 12, 1))))
+    rates = RateTable(
+        RatingRules(local_prefixes=("86139",)),
+        (
+            Tariff("local", "", Decimal("0.10")),
+            Tariff("local", "", Decimal("0.50"), valid_from=dt.date(2026, 12, 1)),
+        ),
+    )
     sub = Callee(CALLEE, True, frozenset({"forwarding"}), "8613955556666")
     for tz, charge in (("Asia/Shanghai", "0.50"), ("UTC", "0.10")):
-        s = CallSession(settings(timezone=tz), call_ref="scp-1:1", protocol="inap", rates=rates,
-                        correlation_id="0000000001")
+        s = CallSession(
+            settings(timezone=tz),
+            call_ref="scp-1:1",
+            protocol="inap",
+            rates=rates,
+            correlation_id="0000000001",
+        )
         s.start(idp(), sub, 0.0, at)
         s.handle(erb(13), 1.0, at)
         rep = ops.CallInformationReport((ops.RequestedInformation(2, 600),))
@@ -344,7 +403,8 @@ def test_selfcare_pin_menu_blacklist_and_mode() -> None:
     s, out = selfcare()
     assert names(out[0]) == ["ConnectToResource", "PromptAndCollectUserInformation"]
     assert s.handle(DigitsCollected("123456"), 1.0, AT) == [
-        ServiceRequest("verify_pin", CALLER, "123456")]
+        ServiceRequest("verify_pin", CALLER, "123456")
+    ]
     out = s.handle(ServiceAnswer("verify_pin", False, "wrong"), 1.0, AT)
     assert out[0].ops[0].information_to_send.message_ids == (2002, 2001)  # type: ignore[union-attr,attr-defined]
     s.handle(DigitsCollected("654321"), 2.0, AT)
@@ -353,20 +413,24 @@ def test_selfcare_pin_menu_blacklist_and_mode() -> None:
     s.handle(DigitsCollected("4"), 3.0, AT)
     s.handle(DigitsCollected("2"), 3.0, AT)
     assert s.handle(DigitsCollected("13600001111"), 3.0, AT) == [
-        ServiceRequest("blacklist_del", CALLER, "8613600001111")]
+        ServiceRequest("blacklist_del", CALLER, "8613600001111")
+    ]
     out = s.handle(ServiceAnswer("blacklist_del", True), 3.0, AT)
     assert out[0].ops[0].information_to_send.message_ids == (2006, 2004)  # type: ignore[union-attr,attr-defined]
     s.handle(DigitsCollected("6"), 4.0, AT)
     assert s.handle(DigitsCollected("2"), 4.0, AT) == [
-        ServiceRequest("set_notify_mode", CALLER, "digest")]
+        ServiceRequest("set_notify_mode", CALLER, "digest")
+    ]
     s.handle(ServiceAnswer("set_notify_mode", True), 4.0, AT)
     s.handle(DigitsCollected("3"), 5.0, AT)
     assert s.handle(DigitsCollected("2"), 5.0, AT) == [
-        ServiceRequest("disable_service", CALLER, "missed-call")]
+        ServiceRequest("disable_service", CALLER, "missed-call")
+    ]
     s.handle(ServiceAnswer("disable_service", True), 5.0, AT)
     s.handle(DigitsCollected("5"), 6.0, AT)
     assert s.handle(DigitsCollected("11223344"), 6.0, AT) == [
-        ServiceRequest("set_pin", CALLER, "11223344")]
+        ServiceRequest("set_pin", CALLER, "11223344")
+    ]
     s.handle(ServiceAnswer("set_pin", True), 6.0, AT)
     assert s.handle(DigitsCollected("1"), 7.0, AT) == [ServiceRequest("missed_calls", CALLER)]
     out = s.handle(ServiceAnswer("missed_calls", True, ["8613700001111", "8613700002222"]), 7.0, AT)
@@ -397,20 +461,33 @@ def test_selfcare_locked_and_unknown() -> None:
 
 def _random_event(rng: random.Random) -> object:
     leg = rng.choice((CALL, ASSIST))
-    return rng.choice([
-        erb(rng.choice((13, 14, 15, 17, 18, 7)), rng.choice((None, 17, 20, 99))),
-        DigitsCollected(rng.choice(("", "1", "2", "3", "0", "9", "#", "0108888777", "123456")), leg),
-        OpFailed(rng.choice(("improperCallerResponse", "timeout", "rejected")), leg),
-        LegClosed(leg, rng.random() < 0.5),
-        OpReceived(ops.SpecializedResourceReport(), leg),
-        OpReceived(ops.ApplyChargingReport(ops.LegID(1), ops.TimeInformation(rng.randrange(9999)),
-                                           call_active=rng.random() < 0.5)),
-        OpReceived(ops.CallInformationReport((ops.RequestedInformation(2, 50),))),
-        OpReceived(ops.AssistRequestInstructions(ops.GenericDigits("0000000001")), ASSIST)
-        if hasattr(ops, "GenericDigits") else OpReceived(ops.Continue()),
-        ServiceAnswer(rng.choice(("verify_pin", "missed_calls", "set_pin")), rng.random() < 0.5,
-                      rng.choice(("ok", "wrong", "locked", None))),
-    ])
+    return rng.choice(
+        [
+            erb(rng.choice((13, 14, 15, 17, 18, 7)), rng.choice((None, 17, 20, 99))),
+            DigitsCollected(
+                rng.choice(("", "1", "2", "3", "0", "9", "#", "0108888777", "123456")), leg
+            ),
+            OpFailed(rng.choice(("improperCallerResponse", "timeout", "rejected")), leg),
+            LegClosed(leg, rng.random() < 0.5),
+            OpReceived(ops.SpecializedResourceReport(), leg),
+            OpReceived(
+                ops.ApplyChargingReport(
+                    ops.LegID(1),
+                    ops.TimeInformation(rng.randrange(9999)),
+                    call_active=rng.random() < 0.5,
+                )
+            ),
+            OpReceived(ops.CallInformationReport((ops.RequestedInformation(2, 50),))),
+            OpReceived(ops.AssistRequestInstructions(ops.GenericDigits("0000000001")), ASSIST)
+            if hasattr(ops, "GenericDigits")
+            else OpReceived(ops.Continue()),
+            ServiceAnswer(
+                rng.choice(("verify_pin", "missed_calls", "set_pin")),
+                rng.random() < 0.5,
+                rng.choice(("ok", "wrong", "locked", None)),
+            ),
+        ]
+    )
 
 
 def test_random_walks_never_raise() -> None:
@@ -421,10 +498,16 @@ def test_random_walks_never_raise() -> None:
     for i in range(3000):
         mode = rng.choice(("connect", "ctr", "etc"))
         cls = SelfcareSession if i % 3 == 0 else CallSession
-        s = cls(settings(ivr_mode=mode), call_ref="r", protocol=rng.choice(("cap2", "inap")),
-                rates=RATES, correlation_id="0000000001")
-        callee = rng.choice((None, SUB, Callee(CALLEE, True, frozenset({"forwarding", "busy"}),
-                                                "8613955556666")))
+        s = cls(
+            settings(ivr_mode=mode),
+            call_ref="r",
+            protocol=rng.choice(("cap2", "inap")),
+            rates=RATES,
+            correlation_id="0000000001",
+        )
+        callee = rng.choice(
+            (None, SUB, Callee(CALLEE, True, frozenset({"forwarding", "busy"}), "8613955556666"))
+        )
         s.start(idp(key=200 if cls is SelfcareSession else 100), callee, 0.0, AT)
         now = 0.0
         for _ in range(rng.randrange(1, 12)):
@@ -435,8 +518,9 @@ def test_random_walks_never_raise() -> None:
 
 
 def test_selfcare_over_etc_prompts_pin_on_the_assist_dialogue() -> None:
-    s = SelfcareSession(settings(ivr_mode="etc"), call_ref="r", protocol="inap",
-                        correlation_id="0000000042")
+    s = SelfcareSession(
+        settings(ivr_mode="etc"), call_ref="r", protocol="inap", correlation_id="0000000042"
+    )
     out = s.start(idp(key=200), Callee(CALLER, True, frozenset({"missed-call"})), 0.0, AT)
     assert isinstance(out[0], ExpectAssist) and names(out[1]) == ["EstablishTemporaryConnection"]
     ari = ops.AssistRequestInstructions(out[1].ops[0].correlation_id)  # type: ignore[union-attr,attr-defined]
@@ -449,4 +533,5 @@ def test_selfcare_over_etc_prompts_pin_on_the_assist_dialogue() -> None:
     out = s.handle(DigitsCollected("0", ASSIST), 4.0, AT)
     assert out[0] == Send((), ASSIST, "end")
     assert names(out[1]) == ["DisconnectForwardConnection", "Connect"] and out[-1] == Finished(
-        "operator")
+        "operator"
+    )

@@ -19,10 +19,15 @@ def test_ipv4_ipv6_and_an_oversize_message_all_decode(tmp_path: Path) -> None:
     # A DATA message near the 64 KiB framing limit: split into SCTP fragments, reassembled by
     # Wireshark; IPv6 endpoints (listen = "[::1]:2905") framed as IPv6.
     big_payload = bytes(65000)
-    big = (bytes.fromhex("01000101") + (8 + 8 + 16 + len(big_payload)).to_bytes(4, "big")
-           + bytes.fromhex("0006000800000001")
-           + (0x0210).to_bytes(2, "big") + (16 + len(big_payload)).to_bytes(2, "big")
-           + bytes.fromhex("00000064000000c8" "03020005") + big_payload)
+    big = (
+        bytes.fromhex("01000101")
+        + (8 + 8 + 16 + len(big_payload)).to_bytes(4, "big")
+        + bytes.fromhex("0006000800000001")
+        + (0x0210).to_bytes(2, "big")
+        + (16 + len(big_payload)).to_bytes(2, "big")
+        + bytes.fromhex("00000064000000c803020005")
+        + big_payload
+    )
     path = tmp_path / "c.pcap"
     w = SctpPcapWriter.open(str(path))
     w.write(ASPUP, ts=1.0)

@@ -29,21 +29,54 @@ class _Colour(enum.Enum):
 
 
 def test_enums_render_by_their_value() -> None:
-    d = readable_values(None, "info", {"old": AsState.DOWN, "new": AsState.ACTIVE,
-                                       "change": AsStateChange.AS_ACTIVE, "plain": "x",
-                                       "many": (AsState.DOWN, 3), "odd": _Colour.RED})
-    assert d == {"old": "AS-DOWN", "new": "AS-ACTIVE", "change": int(AsStateChange.AS_ACTIVE),
-                 "plain": "x", "many": ["AS-DOWN", 3], "odd": ("r", 1)}
+    d = readable_values(
+        None,
+        "info",
+        {
+            "old": AsState.DOWN,
+            "new": AsState.ACTIVE,
+            "change": AsStateChange.AS_ACTIVE,
+            "plain": "x",
+            "many": (AsState.DOWN, 3),
+            "odd": _Colour.RED,
+        },
+    )
+    assert d == {
+        "old": "AS-DOWN",
+        "new": "AS-ACTIVE",
+        "change": int(AsStateChange.AS_ACTIVE),
+        "plain": "x",
+        "many": ["AS-DOWN", 3],
+        "odd": ("r", 1),
+    }
 
 
 @pytest.mark.skipif(not CHATTY.exists(), reason="real captures missing")
 def test_replay_decode_only_leaves_stderr_empty() -> None:
-    out = subprocess.run([sys.executable, "-m", "scp", "replay", "--decode-only", str(CHATTY)],
-                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "scp", "replay", "--decode-only", str(CHATTY)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr
     assert "insertSubscriberData" in out.stdout
     assert out.stderr == "", out.stderr  # no "INFO pycrate.asn1rt: ..." line
-    debug = subprocess.run([sys.executable, "-m", "scp", "--log-level", "debug", "replay",
-                            "--decode-only", str(CHATTY)],
-                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+    debug = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scp",
+            "--log-level",
+            "debug",
+            "replay",
+            "--decode-only",
+            str(CHATTY),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert "pycrate.asn1rt" in debug.stderr  # asked for: the decoder's detail is there

@@ -21,7 +21,12 @@ def test_example_is_the_contract() -> None:
     assert cfg.m3ua.network_indicator == 2
     assert cfg.m3ua.traffic_mode == "loadshare"
     assert cfg.sccp.global_title == "8613800000"
-    assert (cfg.sccp.ssn.cap, cfg.sccp.ssn.map, cfg.sccp.ssn.sc, cfg.sccp.ssn.inap) == (146, 147, 8, 241)
+    assert (cfg.sccp.ssn.cap, cfg.sccp.ssn.map, cfg.sccp.ssn.sc, cfg.sccp.ssn.inap) == (
+        146,
+        147,
+        8,
+        241,
+    )
     assert cfg.smpp.window == 10 and cfg.smpp.source_addr == "12599"
     assert cfg.ivr.mode == "connect" and cfg.ivr.number == "8613800999"
     assert cfg.service.terminating_service_key == 100

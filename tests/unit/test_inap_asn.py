@@ -34,7 +34,7 @@ ERICSSON_PCAP = Path("/work/shared/pcaps/real/inap_pcapr_ericsson-cs1plus_xudt-s
 CALLED = bytes.fromhex("0390688300991900")  # NAI national (3), ISDN plan, digits 863800999100
 CALLING = bytes.fromhex("0313683100001122")  # NAI national, network provided, 861300001122
 IVR = bytes.fromhex("0410688300999900")  # NAI international (4), ISDN plan, 863800999900
-CORR = bytes.fromhex("0010" "2143")  # Generic Digits: correlation ID, BCD "1234"
+CORR = bytes.fromhex("00102143")  # Generic Digits: correlation ID, BCD "1234"
 SCF_ID = bytes.fromhex("4302f1")
 BUSY_CAUSE = bytes.fromhex("8091")  # ITU-T coding, user location; cause 17 user busy
 RELEASE_CAUSE = bytes.fromhex("8090")  # cause 16 normal call clearing
@@ -58,66 +58,145 @@ ARGS: dict[int, Any] = {
         "redirectionInformation": b"\x04\x11",
     },
     16: {"correlationID": CORR, "iPAvailable": b"\x01", "iPSSPCapabilities": b"\x05"},
-    17: {"assistingSSPIPRoutingAddress": bytes.fromhex("0010" "86830099"), "correlationID": CORR,
-         "scfID": SCF_ID},
+    17: {
+        "assistingSSPIPRoutingAddress": bytes.fromhex("001086830099"),
+        "correlationID": CORR,
+        "scfID": SCF_ID,
+    },
     19: {"resourceAddress": ("ipRoutingAddress", IVR), "serviceInteractionIndicators": b"\x01"},
-    20: {"destinationRoutingAddress": [IVR], "correlationID": CORR, "scfID": SCF_ID,
-         "callingPartyNumber": CALLING, "callingPartysCategory": b"\x0a",
-         "originalCalledPartyID": bytes.fromhex("0390688300991900"),
-         "redirectionInformation": b"\x04\x11"},
+    20: {
+        "destinationRoutingAddress": [IVR],
+        "correlationID": CORR,
+        "scfID": SCF_ID,
+        "callingPartyNumber": CALLING,
+        "callingPartysCategory": b"\x0a",
+        "originalCalledPartyID": bytes.fromhex("0390688300991900"),
+        "redirectionInformation": b"\x04\x11",
+    },
     22: RELEASE_CAUSE,
-    23: {"bcsmEvents": [
-        {"eventTypeBCSM": "tBusy", "monitorMode": "interrupted",
-         "legID": ("sendingSideID", b"\x02")},
-        {"eventTypeBCSM": "tNoAnswer", "monitorMode": "interrupted",
-         "legID": ("sendingSideID", b"\x02"),
-         "dPSpecificCriteria": ("applicationTimer", 20)},
-        {"eventTypeBCSM": "tAnswer", "monitorMode": "notifyAndContinue",
-         "legID": ("sendingSideID", b"\x02")},
-        {"eventTypeBCSM": "tAbandon", "monitorMode": "notifyAndContinue",
-         "legID": ("sendingSideID", b"\x01")},
-    ]},
-    24: {"eventTypeBCSM": "tBusy",
-         "eventSpecificInformationBCSM": ("tBusySpecificInfo", {"busyCause": BUSY_CAUSE}),
-         "legID": ("receivingSideID", b"\x02")},
-    25: [{"eventTypeCharging": b"\x01", "monitorMode": "notifyAndContinue",
-          "legID": ("sendingSideID", b"\x01")}],
-    26: {"eventTypeCharging": b"\x01", "eventSpecificInformationCharging": b"\x00\x10",
-         "legID": ("receivingSideID", b"\x01"), "monitorMode": "interrupted"},
+    23: {
+        "bcsmEvents": [
+            {
+                "eventTypeBCSM": "tBusy",
+                "monitorMode": "interrupted",
+                "legID": ("sendingSideID", b"\x02"),
+            },
+            {
+                "eventTypeBCSM": "tNoAnswer",
+                "monitorMode": "interrupted",
+                "legID": ("sendingSideID", b"\x02"),
+                "dPSpecificCriteria": ("applicationTimer", 20),
+            },
+            {
+                "eventTypeBCSM": "tAnswer",
+                "monitorMode": "notifyAndContinue",
+                "legID": ("sendingSideID", b"\x02"),
+            },
+            {
+                "eventTypeBCSM": "tAbandon",
+                "monitorMode": "notifyAndContinue",
+                "legID": ("sendingSideID", b"\x01"),
+            },
+        ]
+    },
+    24: {
+        "eventTypeBCSM": "tBusy",
+        "eventSpecificInformationBCSM": ("tBusySpecificInfo", {"busyCause": BUSY_CAUSE}),
+        "legID": ("receivingSideID", b"\x02"),
+    },
+    25: [
+        {
+            "eventTypeCharging": b"\x01",
+            "monitorMode": "notifyAndContinue",
+            "legID": ("sendingSideID", b"\x01"),
+        }
+    ],
+    26: {
+        "eventTypeCharging": b"\x01",
+        "eventSpecificInformationCharging": b"\x00\x10",
+        "legID": ("receivingSideID", b"\x01"),
+        "monitorMode": "interrupted",
+    },
     27: {"callingPartyNumber": CALLING, "dialledDigits": CALLED},
     32: {"destinationRoutingAddress": [CALLED], "callingPartyNumber": CALLING},
     33: {"timervalue": 600},
     34: bytes.fromhex("a003800101"),
-    35: {"aChBillingChargingCharacteristics": bytes.fromhex("a0048002012c"),
-         "partyToCharge": ("sendingSideID", b"\x01")},
+    35: {
+        "aChBillingChargingCharacteristics": bytes.fromhex("a0048002012c"),
+        "partyToCharge": ("sendingSideID", b"\x01"),
+    },
     36: bytes.fromhex("a0058103000bb8"),
-    44: {"requestedInformationList": [
-        {"requestedInformationType": "callAttemptElapsedTime",
-         "requestedInformationValue": ("callAttemptElapsedTimeValue", 7)},
-        {"requestedInformationType": "callStopTime",
-         "requestedInformationValue": ("callStopTimeValue", bytes.fromhex("261125195501"))},
-        {"requestedInformationType": "releaseCause",
-         "requestedInformationValue": ("releaseCauseValue", RELEASE_CAUSE)},
-    ], "correlationID": CORR},
-    45: {"requestedInformationTypeList": ["callAttemptElapsedTime", "callStopTime",
-                                          "callConnectedElapsedTime", "releaseCause"]},
-    46: {"sCIBillingChargingCharacteristics": b"\x01\x02", "partyToCharge": ("sendingSideID", b"\x01")},
-    47: {"informationToSend": ("inbandInfo", {
-        "messageID": ("variableMessage", {"elementaryMessageID": 1001, "variableParts": [
-            ("number", bytes.fromhex("0010" "6883")), ("time", b"\x19\x55")]}),
-        "numberOfRepetitions": 1, "duration": 30}),
-        "disconnectFromIPForbidden": False, "requestAnnouncementComplete": True},
-    48: {"collectedInfo": ("collectedDigits", {
-        "maximumNbOfDigits": 1, "endOfReplyDigit": b"\x0b",
-        "cancelDigit": b"\x0c", "firstDigitTimeOut": 10, "interDigitTimeOut": 5,
-        "errorTreatment": "repeatPrompt", "interruptableAnnInd": False}),
-        "informationToSend": ("inbandInfo", {"messageID": ("elementaryMessageID", 2001)})},
+    44: {
+        "requestedInformationList": [
+            {
+                "requestedInformationType": "callAttemptElapsedTime",
+                "requestedInformationValue": ("callAttemptElapsedTimeValue", 7),
+            },
+            {
+                "requestedInformationType": "callStopTime",
+                "requestedInformationValue": ("callStopTimeValue", bytes.fromhex("261125195501")),
+            },
+            {
+                "requestedInformationType": "releaseCause",
+                "requestedInformationValue": ("releaseCauseValue", RELEASE_CAUSE),
+            },
+        ],
+        "correlationID": CORR,
+    },
+    45: {
+        "requestedInformationTypeList": [
+            "callAttemptElapsedTime",
+            "callStopTime",
+            "callConnectedElapsedTime",
+            "releaseCause",
+        ]
+    },
+    46: {
+        "sCIBillingChargingCharacteristics": b"\x01\x02",
+        "partyToCharge": ("sendingSideID", b"\x01"),
+    },
+    47: {
+        "informationToSend": (
+            "inbandInfo",
+            {
+                "messageID": (
+                    "variableMessage",
+                    {
+                        "elementaryMessageID": 1001,
+                        "variableParts": [
+                            ("number", bytes.fromhex("00106883")),
+                            ("time", b"\x19\x55"),
+                        ],
+                    },
+                ),
+                "numberOfRepetitions": 1,
+                "duration": 30,
+            },
+        ),
+        "disconnectFromIPForbidden": False,
+        "requestAnnouncementComplete": True,
+    },
+    48: {
+        "collectedInfo": (
+            "collectedDigits",
+            {
+                "maximumNbOfDigits": 1,
+                "endOfReplyDigit": b"\x0b",
+                "cancelDigit": b"\x0c",
+                "firstDigitTimeOut": 10,
+                "interDigitTimeOut": 5,
+                "errorTreatment": "repeatPrompt",
+                "interruptableAnnInd": False,
+            },
+        ),
+        "informationToSend": ("inbandInfo", {"messageID": ("elementaryMessageID", 2001)}),
+    },
     49: 0,  # NULL
     53: ("invokeID", 3),
 }
 
 NO_ARGUMENT = {18, 31, 55}
-RESULT_48 = ("digitsResponse", bytes.fromhex("0010" "01"))  # Generic Digits: one digit "1"
+RESULT_48 = ("digitsResponse", bytes.fromhex("001001"))  # Generic Digits: one digit "1"
 
 ERROR_PARAMS: dict[int, Any] = {
     1: {"problem": "tooLate", "operation": 3},
@@ -132,72 +211,93 @@ ERROR_PARAMS: dict[int, Any] = {
 
 GOLDEN: list[tuple[str, int, Any, str]] = [
     (
-        "initialDP-minimal-TAA", 0,
-        {"serviceKey": 100, "calledPartyNumber": bytes.fromhex("0390688300991900"),
-         "eventTypeBCSM": "termAttemptAuthorized"},
-        "30 10"                          # InitialDPArg SEQUENCE, 16 octets
-        " 80 01 64"                      # [0] serviceKey 100
-        " 82 08 0390688300991900"        # [2] calledPartyNumber (ISUP Q.763 §3.9 contents)
-        " 9c 01 0c",                     # [28] eventTypeBCSM termAttemptAuthorized(12)
+        "initialDP-minimal-TAA",
+        0,
+        {
+            "serviceKey": 100,
+            "calledPartyNumber": bytes.fromhex("0390688300991900"),
+            "eventTypeBCSM": "termAttemptAuthorized",
+        },
+        "30 10"  # InitialDPArg SEQUENCE, 16 octets
+        " 80 01 64"  # [0] serviceKey 100
+        " 82 08 0390688300991900"  # [2] calledPartyNumber (ISUP Q.763 §3.9 contents)
+        " 9c 01 0c",  # [28] eventTypeBCSM termAttemptAuthorized(12)
     ),
     (
-        "requestReportBCSMEvent-tBusy-interrupted", 23,
-        {"bcsmEvents": [{"eventTypeBCSM": "tBusy", "monitorMode": "interrupted",
-                         "legID": ("sendingSideID", b"\x02")}]},
-        "30 0f"                          # RequestReportBCSMEventArg
-        " a0 0d"                         # [0] bcsmEvents SEQUENCE OF
-        " 30 0b"                         #   BCSMEvent
-        " 80 01 0d"                      #     [0] eventTypeBCSM tBusy(13)
-        " 81 01 00"                      #     [1] monitorMode interrupted(0)
-        " a2 03 80 01 02",               #     [2] legID (CHOICE: explicit) sendingSideID leg2
+        "requestReportBCSMEvent-tBusy-interrupted",
+        23,
+        {
+            "bcsmEvents": [
+                {
+                    "eventTypeBCSM": "tBusy",
+                    "monitorMode": "interrupted",
+                    "legID": ("sendingSideID", b"\x02"),
+                }
+            ]
+        },
+        "30 0f"  # RequestReportBCSMEventArg
+        " a0 0d"  # [0] bcsmEvents SEQUENCE OF
+        " 30 0b"  #   BCSMEvent
+        " 80 01 0d"  #     [0] eventTypeBCSM tBusy(13)
+        " 81 01 00"  #     [1] monitorMode interrupted(0)
+        " a2 03 80 01 02",  #     [2] legID (CHOICE: explicit) sendingSideID leg2
     ),
     (
-        "eventReportBCSM-tBusy-busyCause17", 24,
-        {"eventTypeBCSM": "tBusy",
-         "eventSpecificInformationBCSM": ("tBusySpecificInfo", {"busyCause": BUSY_CAUSE}),
-         "miscCallInfo": {"messageType": "notification"}},
-        "30 10"                          # EventReportBCSMArg
-        " 80 01 0d"                      # [0] eventTypeBCSM tBusy(13)
-        " a2 06 a8 04 80 02 8091"        # [2] ESI-BCSM: [8] tBusySpecificInfo {[0] busyCause}
-        " a4 03 80 01 01",               # [4] miscCallInfo {[0] messageType notification(1)}
+        "eventReportBCSM-tBusy-busyCause17",
+        24,
+        {
+            "eventTypeBCSM": "tBusy",
+            "eventSpecificInformationBCSM": ("tBusySpecificInfo", {"busyCause": BUSY_CAUSE}),
+            "miscCallInfo": {"messageType": "notification"},
+        },
+        "30 10"  # EventReportBCSMArg
+        " 80 01 0d"  # [0] eventTypeBCSM tBusy(13)
+        " a2 06 a8 04 80 02 8091"  # [2] ESI-BCSM: [8] tBusySpecificInfo {[0] busyCause}
+        " a4 03 80 01 01",  # [4] miscCallInfo {[0] messageType notification(1)}
     ),
     (
-        "connect-to-ivr", 20,
+        "connect-to-ivr",
+        20,
         {"destinationRoutingAddress": [IVR]},
-        "30 0c"                          # ConnectArg
-        " a0 0a"                         # [0] destinationRoutingAddress SEQUENCE OF
-        " 04 08 0410688300999900",       #   CalledPartyNumber (universal tag inside SEQUENCE OF)
+        "30 0c"  # ConnectArg
+        " a0 0a"  # [0] destinationRoutingAddress SEQUENCE OF
+        " 04 08 0410688300999900",  #   CalledPartyNumber (universal tag inside SEQUENCE OF)
     ),
     (
-        "releaseCall-normal-clearing", 22,
+        "releaseCall-normal-clearing",
+        22,
         RELEASE_CAUSE,
-        "04 02 8090",                    # ReleaseCallArg ::= Cause, OCTET STRING
+        "04 02 8090",  # ReleaseCallArg ::= Cause, OCTET STRING
     ),
     (
-        "playAnnouncement-message-2001", 47,
+        "playAnnouncement-message-2001",
+        47,
         {"informationToSend": ("inbandInfo", {"messageID": ("elementaryMessageID", 2001)})},
-        "30 0a"                          # PlayAnnouncementArg
-        " a0 08"                         # [0] informationToSend (CHOICE: explicit)
-        " a0 06"                         #   [0] inbandInfo
-        " a0 04"                         #     [0] messageID (CHOICE: explicit)
-        " 80 02 07d1",                   #       [0] elementaryMessageID 2001 (Integer4)
+        "30 0a"  # PlayAnnouncementArg
+        " a0 08"  # [0] informationToSend (CHOICE: explicit)
+        " a0 06"  #   [0] inbandInfo
+        " a0 04"  #     [0] messageID (CHOICE: explicit)
+        " 80 02 07d1",  #       [0] elementaryMessageID 2001 (Integer4)
     ),
     (
-        "promptAndCollect-one-digit", 48,
+        "promptAndCollect-one-digit",
+        48,
         {"collectedInfo": ("collectedDigits", {"maximumNbOfDigits": 1})},
-        "30 07"                          # PromptAndCollectUserInformationArg
-        " a0 05"                         # [0] collectedInfo (CHOICE: explicit)
-        " a0 03 81 01 01",               #   [0] collectedDigits {[1] maximumNbOfDigits 1}
+        "30 07"  # PromptAndCollectUserInformationArg
+        " a0 05"  # [0] collectedInfo (CHOICE: explicit)
+        " a0 03 81 01 01",  #   [0] collectedDigits {[1] maximumNbOfDigits 1}
     ),
     (
-        "cancel-invoke-3", 53,
+        "cancel-invoke-3",
+        53,
         ("invokeID", 3),
-        "80 01 03",                      # CancelArg CHOICE: [0] invokeID 3
+        "80 01 03",  # CancelArg CHOICE: [0] invokeID 3
     ),
     (
-        "connectToResource-none", 19,
+        "connectToResource-none",
+        19,
         {"resourceAddress": ("none", 0)},
-        "30 02 83 00",                   # ConnectToResourceArg {resourceAddress none [3] NULL}
+        "30 02 83 00",  # ConnectToResourceArg {resourceAddress none [3] NULL}
     ),
 ]
 
@@ -220,9 +320,11 @@ def test_generated_module_matches_the_asn_source() -> None:
 
 
 def test_importing_the_package_does_not_load_the_generated_module() -> None:
-    code = ("import sys, scp.codecs.asn as a; assert a.OPERATIONS[0] == 'initialDP'; "
-            "assert 'scp.codecs.asn._inap_gen' not in sys.modules; a.inap_module(); "
-            "assert 'scp.codecs.asn._inap_gen' in sys.modules")
+    code = (
+        "import sys, scp.codecs.asn as a; assert a.OPERATIONS[0] == 'initialDP'; "
+        "assert 'scp.codecs.asn._inap_gen' not in sys.modules; a.inap_module(); "
+        "assert 'scp.codecs.asn._inap_gen' in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -242,8 +344,10 @@ def _compiled_objects(cls_name: str) -> dict[str, Any]:
 def test_operation_table_is_the_compiled_one() -> None:
     compiled = {v["operationCode"][1]: n for n, v in _compiled_objects("OPERATION").items()}
     assert compiled == inap.OPERATIONS
-    in_set = {o["operationCode"][1] for o in
-              inap.inap_module().Core_INAP_CS1_Operations.Core_INAP_CS1_OperationSet._val.root}
+    in_set = {
+        o["operationCode"][1]
+        for o in inap.inap_module().Core_INAP_CS1_Operations.Core_INAP_CS1_OperationSet._val.root
+    }
     assert in_set == set(inap.OPERATIONS)
 
 
@@ -279,9 +383,11 @@ def test_application_contexts(const: tuple[int, ...], arcs: tuple[int, ...], con
     assert const == arcs
     assert encode_oid(const) == bytes.fromhex(content)  # what goes into the AARQ
     mod = inap.inap_module().Core_INAP_CS1_Operations
-    compiled = {mod.core_INAP_CS1_SSP_to_SCP_AC._val,
-                mod.core_INAP_CS1_assist_handoff_SSP_to_SCP_AC._val,
-                mod.core_INAP_CS1_IP_to_SCP_AC._val}
+    compiled = {
+        mod.core_INAP_CS1_SSP_to_SCP_AC._val,
+        mod.core_INAP_CS1_assist_handoff_SSP_to_SCP_AC._val,
+        mod.core_INAP_CS1_IP_to_SCP_AC._val,
+    }
     assert const in compiled and set(inap.APPLICATION_CONTEXTS) == compiled
 
 
@@ -316,8 +422,9 @@ def test_golden(name: str, opcode: int, value: Any, wire: str) -> None:
 def test_defaults_are_not_sent_and_come_back_absent() -> None:
     # X.690 §11.5 (DER, which pycrate follows when encoding): DEFAULT values are omitted.
     t = inap.inap_arg_type(24)
-    wire = inap.encode_value(t, {"eventTypeBCSM": "tAnswer",
-                                 "miscCallInfo": {"messageType": "request"}})
+    wire = inap.encode_value(
+        t, {"eventTypeBCSM": "tAnswer", "miscCallInfo": {"messageType": "request"}}
+    )
     assert wire == bytes.fromhex("300380010f")  # tAnswer(15) only; miscCallInfo left out
 
 
@@ -336,11 +443,14 @@ def test_unknown_members_are_skipped_as_the_compatibility_rule_says() -> None:
     # pycrate alone loses the members after such a tag, hence scp.codecs.asn._prune.
     wire = _hex("30 11 80 01 64 ab 03 80 01 00 9f 32 03 010203 9c 01 0c")
     assert inap.decode_value(inap.inap_arg_type(0), wire) == {
-        "serviceKey": 100, "eventTypeBCSM": "termAttemptAuthorized"}
+        "serviceKey": 100,
+        "eventTypeBCSM": "termAttemptAuthorized",
+    }
     # Nested, indefinite length: an unknown [5] inside a BCSMEvent, between known members.
     wire = _hex("30 80 a0 80 30 80 80 01 0d 85 01 ff 81 01 00 00 00 00 00 00 00")
     assert inap.decode_value(inap.inap_arg_type(23), wire) == {
-        "bcsmEvents": [{"eventTypeBCSM": "tBusy", "monitorMode": "interrupted"}]}
+        "bcsmEvents": [{"eventTypeBCSM": "tBusy", "monitorMode": "interrupted"}]
+    }
     # A CHOICE without "..." (LegID) still refuses an alternative it does not define.
     with pytest.raises(DecodeError):
         inap.decode_value(inap.inap_arg_type(24), _hex("30 08 80 01 0d a3 03 87 01 01"))
@@ -349,10 +459,10 @@ def test_unknown_members_are_skipped_as_the_compatibility_rule_says() -> None:
 @pytest.mark.parametrize(
     ("opcode", "wire", "where"),
     [
-        (0, "30 00", "serviceKey"),                      # mandatory member missing
-        (0, "30 03 80 01 64 00", "after"),               # trailing octet after the value
-        (24, "30 03 80 01 0b", "ENUMERATED"),            # eventTypeBCSM 11 is not defined
-        (22, "04 01 80", "constraint"),                  # Cause shorter than 2 octets
+        (0, "30 00", "serviceKey"),  # mandatory member missing
+        (0, "30 03 80 01 64 00", "after"),  # trailing octet after the value
+        (24, "30 03 80 01 0b", "ENUMERATED"),  # eventTypeBCSM 11 is not defined
+        (22, "04 01 80", "constraint"),  # Cause shorter than 2 octets
         (20, "30 02 a0 00", "destinationRoutingAddress"),  # SIZE (1..3) violated
         (0, "30 06 80 01 64 80 01 65", "serviceKey repeated"),  # a member twice
         (0, "30 06 9c 01 0c 80 01 64", "serviceKey repeated or out of order"),
@@ -392,8 +502,9 @@ def _invoke(invoke_id: int, opcode: int, param: bytes | None) -> bytes:
 
 def _tcap_begin(otid: int, components: list[bytes], ac: tuple[int, ...] | None) -> bytes:
     dialogue = _dialogue_portion(ac) if ac else b""
-    return tlv(0x62, tlv(0x48, otid.to_bytes(4, "big")) + dialogue
-               + tlv(0x6C, b"".join(components)))
+    return tlv(
+        0x62, tlv(0x48, otid.to_bytes(4, "big")) + dialogue + tlv(0x6C, b"".join(components))
+    )
 
 
 def _tcap_end(dtid: int, components: list[bytes]) -> bytes:
@@ -405,9 +516,15 @@ def _sccp_udt(data: bytes, called_ssn: int = SSN_INAP, calling_ssn: int = SSN_IN
     called = bytes([0x42, called_ssn])
     calling = bytes([0x42, calling_ssn])
     assert len(data) <= 255
-    return (bytes([0x09, 0x81, 3, 3 + len(called), 3 + len(called) + len(calling)])
-            + bytes([len(called)]) + called + bytes([len(calling)]) + calling
-            + bytes([len(data)]) + data)
+    return (
+        bytes([0x09, 0x81, 3, 3 + len(called), 3 + len(called) + len(calling)])
+        + bytes([len(called)])
+        + called
+        + bytes([len(calling)])
+        + calling
+        + bytes([len(data)])
+        + data
+    )
 
 
 def _m3ua_data(sccp: bytes, opc: int = 100, dpc: int = 200, sls: int = 0) -> bytes:
@@ -451,9 +568,19 @@ def test_wireshark_decodes_every_argument(tmp_path: Path) -> None:
     msgs, opcodes = _frames()
     pcap = tshark.write_pcap(msgs, tmp_path / "inap_cs1_args.pcap")
     tshark.assert_clean(pcap, expect_frames=len(msgs))
-    rows = tshark.fields(pcap, ["frame.number", "inap.code.local", "inap.serviceKey",
-                                "inap.eventTypeBCSM", "inap.elementaryMessageID",
-                                "inap.maximumNbOfDigits", "inap.digitsResponse", "_ws.col.Info"])
+    rows = tshark.fields(
+        pcap,
+        [
+            "frame.number",
+            "inap.code.local",
+            "inap.serviceKey",
+            "inap.eventTypeBCSM",
+            "inap.elementaryMessageID",
+            "inap.maximumNbOfDigits",
+            "inap.digitsResponse",
+            "_ws.col.Info",
+        ],
+    )
     assert len(rows) == len(msgs)
     by_op = {op: rows[i] for i, op in enumerate(opcodes) if i < len(inap.OPERATIONS)}
     for op, row in zip(opcodes, rows, strict=False):
@@ -461,16 +588,16 @@ def test_wireshark_decodes_every_argument(tmp_path: Path) -> None:
         assert row[1].split(",")[0] == str(op), (inap.OPERATIONS[op], row)
         # Wireshark names the operation in the Info column (CS-1 names are its CS-2 names)
         assert inap.OPERATIONS[op].lower() in row[7].lower(), row[7]
-    assert by_op[0][2] == "100"                       # InitialDP serviceKey
-    assert by_op[0][3] == "12"                        # termAttemptAuthorized
-    assert by_op[24][3] == "13"                       # ERB tBusy
+    assert by_op[0][2] == "100"  # InitialDP serviceKey
+    assert by_op[0][3] == "12"  # termAttemptAuthorized
+    assert by_op[24][3] == "13"  # ERB tBusy
     assert by_op[23][3].split(",") == ["13", "14", "15", "18"]
-    assert by_op[47][4] == "1001"                     # variableMessage elementaryMessageID
+    assert by_op[47][4] == "1001"  # variableMessage elementaryMessageID
     assert by_op[48][4] == "2001" and by_op[48][5] == "1"
     pacui_result = rows[len(opcodes)]
-    assert pacui_result[6] == "001001"                # digitsResponse octets
+    assert pacui_result[6] == "001001"  # digitsResponse octets
     assert "promptAndCollectUserInformation" in pacui_result[7]
-    error_rows = rows[len(opcodes) + 1:]
+    error_rows = rows[len(opcodes) + 1 :]
     assert [r[1] for r in error_rows] == [str(c) for c in ERROR_PARAMS]  # errcode local
     assert [r[7].split()[-1] for r in error_rows] == [inap.ERRORS[c] for c in ERROR_PARAMS]
 
@@ -485,8 +612,8 @@ def _pcap_frames(path: Path) -> list[bytes]:
     endian = "<" if data[:4] == b"\xd4\xc3\xb2\xa1" else ">"
     out, off = [], 24
     while off + 16 <= len(data):
-        incl = struct.unpack(endian + "I", data[off + 8:off + 12])[0]
-        out.append(data[off + 16:off + 16 + incl])
+        incl = struct.unpack(endian + "I", data[off + 8 : off + 12])[0]
+        out.append(data[off + 16 : off + 16 + incl])
         off += 16 + incl
     return out
 
@@ -494,13 +621,13 @@ def _pcap_frames(path: Path) -> list[bytes]:
 def _sccp_over_m2pa(frame: bytes) -> list[bytes]:
     """SCCP messages in an Ethernet/IPv4/SCTP/M2PA (RFC 4165 User Data) frame."""
     ip = frame[14:]
-    sctp = ip[(ip[0] & 0x0F) * 4:]
+    sctp = ip[(ip[0] & 0x0F) * 4 :]
     out, pos = [], 12
     while pos + 16 <= len(sctp):
-        ctype, _, clen = struct.unpack("!BBH", sctp[pos:pos + 4])
-        ppid = struct.unpack("!I", sctp[pos + 12:pos + 16])[0]
+        ctype, _, clen = struct.unpack("!BBH", sctp[pos : pos + 4])
+        ppid = struct.unpack("!I", sctp[pos + 12 : pos + 16])[0]
         if ctype == 0 and ppid == 5:  # DATA, M2PA
-            m2pa = sctp[pos + 16:pos + clen]
+            m2pa = sctp[pos + 16 : pos + clen]
             if m2pa[2] == 11 and m2pa[3] == 1:  # class M2PA, User Data
                 mlen = struct.unpack("!I", m2pa[4:8])[0]
                 mtp3 = m2pa[17:mlen]  # after common header, BSN, FSN and the priority octet
@@ -514,7 +641,7 @@ def _xudt_data(sccp: bytes) -> bytes:
     """Q.713 §4.18 XUDT: the data parameter (third mandatory variable, pointer at octet 5)."""
     assert sccp[0] == 0x11
     at = 5 + sccp[5]
-    return sccp[at + 1:at + 1 + sccp[at]]
+    return sccp[at + 1 : at + 1 + sccp[at]]
 
 
 def _ericsson_invokes() -> list[tuple[int, bytes]]:
@@ -543,15 +670,28 @@ def test_ericsson_cs1plus_invokes_decode_as_far_as_the_core_set_goes() -> None:
     assert [op for op, _ in invokes] == [23, 19, 47, 32, 46, 34, 32, 46, 34, 23, 23, 31, 31]
     # RequestReportBCSMEvent with core event types decodes completely.
     rrbe = inap.decode_value(inap.inap_arg_type(23), invokes[0][1])
-    assert rrbe == {"bcsmEvents": [
-        {"eventTypeBCSM": "tAbandon", "monitorMode": "interrupted",
-         "legID": ("sendingSideID", b"\x01")},
-        {"eventTypeBCSM": "tDisconnect", "monitorMode": "interrupted",
-         "legID": ("sendingSideID", b"\x01")}]}
+    assert rrbe == {
+        "bcsmEvents": [
+            {
+                "eventTypeBCSM": "tAbandon",
+                "monitorMode": "interrupted",
+                "legID": ("sendingSideID", b"\x01"),
+            },
+            {
+                "eventTypeBCSM": "tDisconnect",
+                "monitorMode": "interrupted",
+                "legID": ("sendingSideID", b"\x01"),
+            },
+        ]
+    }
     # PlayAnnouncement decodes completely.
     pa = inap.decode_value(inap.inap_arg_type(47), invokes[2][1])
-    assert pa == {"informationToSend": ("inbandInfo", {
-        "messageID": ("elementaryMessageID", 4199), "numberOfRepetitions": 127})}
+    assert pa == {
+        "informationToSend": (
+            "inbandInfo",
+            {"messageID": ("elementaryMessageID", 4199), "numberOfRepetitions": 127},
+        )
+    }
     # FurnishChargingInformation: the billing octets are operator specific, carried opaque.
     fci = inap.decode_value(inap.inap_arg_type(34), invokes[5][1])
     assert isinstance(fci, bytes) and len(fci) == 24
@@ -602,7 +742,9 @@ def _mutate(rng: random.Random, data: bytes) -> bytes:
         return tlv(tag, _mutate_bytes(rng, data[vs:ve]))
     kids = children(data, vs, ve)
     cut = rng.choice([k[3] for k in kids] + [ve])
-    stray = tlv(rng.choice([0x80, 0x8B, 0x9F32, 0xA5, 0xBF3F, 0x04, 0x30]), rng.randbytes(rng.randint(0, 4)))
+    stray = tlv(
+        rng.choice([0x80, 0x8B, 0x9F32, 0xA5, 0xBF3F, 0x04, 0x30]), rng.randbytes(rng.randint(0, 4))
+    )
     return tlv(tag, data[vs:cut] + stray + data[cut:ve])
 
 

@@ -232,8 +232,10 @@ def test_answers_go_back_over_the_association_that_reaches_the_switch(nets: list
         assert isinstance(o, Transmit) and o.assoc_id == 1
         (o,) = net.server.send_transfer(xfer(sls=sls, opc=100, dpc=202), net.now)
         assert isinstance(o, Transmit) and o.assoc_id == 2
-    seen = {net.server.send_transfer(xfer(sls=s, opc=100, dpc=300), net.now)[0].assoc_id  # type: ignore[union-attr]
-            for s in range(16)}
+    seen = {
+        net.server.send_transfer(xfer(sls=s, opc=100, dpc=300), net.now)[0].assoc_id  # type: ignore[union-attr]
+        for s in range(16)
+    }
     assert seen == {1, 2}
     # The switch's association goes: its answers fall back to the AS-wide choice.
     net.disconnect(1)

@@ -26,9 +26,21 @@ STATE = sorted((SCP / "state").glob("*.py"))
 # a clock read whatever the object: datetime.now, date.today, datetime.utcnow
 _ANY_BASE = {"now", "today", "utcnow"}
 # time.<f>: the time module's clocks
-_TIME_MODULE = {"time", "time_ns", "monotonic", "monotonic_ns", "perf_counter",
-                "perf_counter_ns", "localtime", "gmtime", "ctime", "asctime", "strftime",
-                "clock_gettime", "clock_gettime_ns"}
+_TIME_MODULE = {
+    "time",
+    "time_ns",
+    "monotonic",
+    "monotonic_ns",
+    "perf_counter",
+    "perf_counter_ns",
+    "localtime",
+    "gmtime",
+    "ctime",
+    "asctime",
+    "strftime",
+    "clock_gettime",
+    "clock_gettime_ns",
+}
 
 
 def clock_reads(source: str) -> list[str]:
@@ -38,14 +50,25 @@ def clock_reads(source: str) -> list[str]:
         if isinstance(node, ast.Attribute):
             if node.attr in _ANY_BASE:
                 found.append(f"line {node.lineno}: .{node.attr}")
-            elif (node.attr in _TIME_MODULE and isinstance(node.value, ast.Name)
-                  and node.value.id == "time"):
+            elif (
+                node.attr in _TIME_MODULE
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "time"
+            ):
                 found.append(f"line {node.lineno}: time.{node.attr}")
         elif isinstance(node, ast.ImportFrom) and node.module == "time":
-            found += [f"line {node.lineno}: from time import {a.name}" for a in node.names
-                      if a.name in _TIME_MODULE]
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-              and node.func.attr == "astimezone" and not node.args and not node.keywords):
+            found += [
+                f"line {node.lineno}: from time import {a.name}"
+                for a in node.names
+                if a.name in _TIME_MODULE
+            ]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "astimezone"
+            and not node.args
+            and not node.keywords
+        ):
             found.append(f"line {node.lineno}: astimezone() in the machine's zone")
     return sorted(found, key=lambda f: int(f.split(":")[0].split()[1]))
 
@@ -68,21 +91,32 @@ e = x.astimezone()
 f = x.astimezone(tz)
 """
     assert [r.split(":")[0] for r in clock_reads(src)] == [
-        "line 3", "line 5", "line 6", "line 7", "line 8", "line 9"]
+        "line 3",
+        "line 5",
+        "line 6",
+        "line 7",
+        "line 8",
+        "line 9",
+    ]
 
 
 # the server-side stamps that stay: when a row was last touched, when a PIN locked, when a
 # migration was applied
-_AUDIT_NOW = re.compile(r"updated_at = now\(\)|applied_at timestamptz NOT NULL DEFAULT now\(\)|"
-                        r"pin_locked_at =\"\s*\"\s*CASE WHEN \$3 THEN now\(\) END")
-_DB_CLOCK = re.compile(r"\bnow\(\)|\bcurrent_date\b|\bcurrent_timestamp\b|\blocaltimestamp\b|"
-                       r"\bclock_timestamp\(|\bstatement_timestamp\(|\btransaction_timestamp\(",
-                       re.IGNORECASE)
+_AUDIT_NOW = re.compile(
+    r"updated_at = now\(\)|applied_at timestamptz NOT NULL DEFAULT now\(\)|"
+    r"pin_locked_at =\"\s*\"\s*CASE WHEN \$3 THEN now\(\) END"
+)
+_DB_CLOCK = re.compile(
+    r"\bnow\(\)|\bcurrent_date\b|\bcurrent_timestamp\b|\blocaltimestamp\b|"
+    r"\bclock_timestamp\(|\bstatement_timestamp\(|\btransaction_timestamp\(",
+    re.IGNORECASE,
+)
 
 
 @pytest.mark.parametrize("path", STATE, ids=lambda p: p.name)
 def test_state_sql_takes_business_time_from_the_caller(path: Path) -> None:
     text = _AUDIT_NOW.sub("", path.read_text(encoding="utf-8"))
-    lines = [n for n, line in enumerate(text.splitlines(), 1)
-             if _DB_CLOCK.search(line.split("#", 1)[0])]
+    lines = [
+        n for n, line in enumerate(text.splitlines(), 1) if _DB_CLOCK.search(line.split("#", 1)[0])
+    ]
     assert lines == [], f"{path.name}: the database's clock at lines {lines}"

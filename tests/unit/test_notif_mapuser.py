@@ -49,22 +49,24 @@ AC_CAP_V2 = (0, 4, 0, 0, 1, 0, 50, 1)
 ASC = bytes.fromhex("3012040891683119325476f80406916831080000")
 # NoteMM-Event-Arg: 30 1a | 02 01 64 serviceKey 100 | 80 01 02 eventMet imsi-Attach
 #   | 81 08 64 00 10 32 54 76 98 f0 imsi 460001234567890 | 82 08 91 68 31 19 32 54 76 f8 msisdn
-NOTE_ATTACH = bytes.fromhex("301a02016480010281086400103254769" "8f08208916831193254" "76f8")
+NOTE_ATTACH = bytes.fromhex("301a020164800102810864001032547698f0820891683119325476f8")
 NOTE_DETACH = NOTE_ATTACH[:7] + b"\x03" + NOTE_ATTACH[8:]
 # ReadyForSM-Arg: 30 0d | 80 08 64 00 10 32 54 76 98 f0 imsi | 0a 01 00 alertReason ms-Present
 READY = bytes.fromhex("300d8008640010325476 98f00a0100".replace(" ", ""))
 
 
 def begin(ac: tuple[int, ...] | None, *comps: Invoke, called: SccpAddress = SC) -> TcBegin:
-    return TcBegin(dialogue_id=7, called=called, calling=HLR, application_context=ac,
-                   components=comps)
+    return TcBegin(
+        dialogue_id=7, called=called, calling=HLR, application_context=ac, components=comps
+    )
 
 
 def test_alert_service_centre_v2_gets_an_empty_result() -> None:
     p = plan_begin(begin(AC_ALERT_V2, Invoke(1, 64, ASC)))
     assert p.refuse is None
-    assert p.events == (PresenceEvent(True, "alert-sc", msisdn="8613912345678",
-                                      detail="sc=8613800000"),)
+    assert p.events == (
+        PresenceEvent(True, "alert-sc", msisdn="8613912345678", detail="sc=8613800000"),
+    )
     assert p.ok == (ReturnResult(invoke_id=1, opcode=64),)
     # on the wire: ReturnResultLast with the invoke ID alone (RETURN RESULT TRUE, no value)
     assert encode_component(p.ok[0]).hex() == "a203020101"
@@ -78,8 +80,9 @@ def test_national_msisdn_is_stored_as_e164() -> None:
     # 30 11 | 04 07 a1 31 19 32 54 76 f8 (msisdn 13912345678, national) | 04 06 91 ... (SC)
     national = bytes.fromhex("30110407a1311932547 6f80406916831080000".replace(" ", ""))
     p = plan_begin(begin(AC_ALERT_V2, Invoke(1, 64, national)))
-    assert p.events == (PresenceEvent(True, "alert-sc", msisdn="8613912345678",
-                                      detail="sc=8613800000"),)
+    assert p.events == (
+        PresenceEvent(True, "alert-sc", msisdn="8613912345678", detail="sc=8613800000"),
+    )
 
 
 def test_alert_without_result_v1_and_without_dialogue_portion() -> None:
@@ -92,34 +95,47 @@ def test_alert_without_result_v1_and_without_dialogue_portion() -> None:
 
 def test_note_mm_event_attach_and_detach() -> None:
     p = plan_begin(begin(AC_MM_V3, Invoke(2, 89, NOTE_ATTACH)))
-    assert p.events == (PresenceEvent(True, "note-mm-event", msisdn="8613912345678",
-                                      imsi="460001234567890", detail="mm-code=2"),)
+    assert p.events == (
+        PresenceEvent(
+            True,
+            "note-mm-event",
+            msisdn="8613912345678",
+            imsi="460001234567890",
+            detail="mm-code=2",
+        ),
+    )
     assert p.ok == (ReturnResult(invoke_id=2, opcode=89, parameter=b"\x30\x00"),)
     # ReturnResultLast { invokeID 2, result { opcode 89, NoteMM-Event-Res {} } }
-    assert encode_component(p.ok[0]).hex() == "a20a020102" "3005020159" "3000"
+    assert encode_component(p.ok[0]).hex() == "a20a02010230050201593000"
     p = plan_begin(begin(AC_MM_V3, Invoke(2, 89, NOTE_DETACH)))
     assert p.events[0].present is False
 
 
 def test_ready_for_sm_by_imsi() -> None:
     p = plan_begin(begin(AC_MWD_V3, Invoke(4, 66, READY)))
-    assert p.events == (PresenceEvent(True, "alert-sc", imsi="460001234567890",
-                                      detail="ready-for-sm reason=0"),)
+    assert p.events == (
+        PresenceEvent(True, "alert-sc", imsi="460001234567890", detail="ready-for-sm reason=0"),
+    )
     assert p.ok == (ReturnResult(invoke_id=4, opcode=66, parameter=b"\x30\x00"),)
 
 
 def test_unsupported_version_refused_naming_ours() -> None:
     p = plan_begin(begin(AC_MM_V2, Invoke(1, 89, NOTE_ATTACH)))
     assert p.refuse == TcUAbort(
-        dialogue_id=7, application_context=AC_MM_V3, result=DialogueResult.REJECT_PERMANENT,
-        diagnostic=DialogueDiagnostic.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED)
+        dialogue_id=7,
+        application_context=AC_MM_V3,
+        result=DialogueResult.REJECT_PERMANENT,
+        diagnostic=DialogueDiagnostic.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED,
+    )
     unknown = (0, 4, 0, 0, 1, 0, 1, 3)  # networkLocUp: not ours at all
     p = plan_begin(begin(unknown))
     assert p.refuse is not None and p.refuse.application_context == unknown
 
 
 def test_bad_operations_rejected() -> None:
-    p = plan_begin(begin(AC_ALERT_V2, Invoke(1, 2, b"\x30\x00"), Invoke(2, 64, b"\x30\x02\x04\x00")))
+    p = plan_begin(
+        begin(AC_ALERT_V2, Invoke(1, 2, b"\x30\x00"), Invoke(2, 64, b"\x30\x02\x04\x00"))
+    )
     assert p.ok == (Reject(1, ProblemType.INVOKE, 1), Reject(2, ProblemType.INVOKE, 2))
     assert p.events == ()
 
@@ -134,8 +150,16 @@ def test_context_ownership() -> None:
 
 def test_fuzz_ten_thousand_begins() -> None:
     rng = random.Random(2026)
-    acs = [AC_ALERT_V1, AC_ALERT_V2, AC_MWD_V3, AC_MM_V3, AC_MM_V2, None,
-           (0, 4, 0, 0, 1, 0, 20, 3), (0, 4, 0, 0, 1, 0, 23, 9)]
+    acs = [
+        AC_ALERT_V1,
+        AC_ALERT_V2,
+        AC_MWD_V3,
+        AC_MM_V3,
+        AC_MM_V2,
+        None,
+        (0, 4, 0, 0, 1, 0, 20, 3),
+        (0, 4, 0, 0, 1, 0, 23, 9),
+    ]
     seeds = [(64, ASC), (49, ASC), (89, NOTE_ATTACH), (66, READY), (45, ASC), (7, b"")]
 
     def mutate(b: bytes) -> bytes:
@@ -145,17 +169,22 @@ def test_fuzz_ten_thousand_begins() -> None:
             if op == 0 and data:
                 data[rng.randrange(len(data))] = rng.randrange(256)
             elif op == 1 and data:
-                del data[rng.randrange(len(data)):]
+                del data[rng.randrange(len(data)) :]
             else:
-                data[rng.randrange(len(data) + 1):0] = bytes([rng.randrange(256)])
+                data[rng.randrange(len(data) + 1) : 0] = bytes([rng.randrange(256)])
         return bytes(data)
 
     for _ in range(10_000):
         comps = []
         for iid in range(rng.randrange(0, 3)):
             op, param = rng.choice(seeds)
-            comps.append(Invoke(iid, op if rng.random() < 0.9 else rng.randrange(200),
-                                mutate(param) if rng.random() < 0.8 else None))
+            comps.append(
+                Invoke(
+                    iid,
+                    op if rng.random() < 0.9 else rng.randrange(200),
+                    mutate(param) if rng.random() < 0.8 else None,
+                )
+            )
         p = plan_begin(begin(rng.choice(acs), *comps))
         if p.refuse is None:
             assert len(p.ok) <= len(comps) and len(p.failed) == len(p.ok)
@@ -177,13 +206,23 @@ async def test_answer_only_after_the_record_and_system_failure_when_it_fails() -
     assert sent == []  # nothing before the event is durable
     gate.set()
     await user.drain()
-    assert recorded and sent == [TcEnd(dialogue_id=7, application_context=AC_ALERT_V2,
-                                       components=(ReturnResult(invoke_id=1, opcode=64),))]
+    assert recorded and sent == [
+        TcEnd(
+            dialogue_id=7,
+            application_context=AC_ALERT_V2,
+            components=(ReturnResult(invoke_id=1, opcode=64),),
+        )
+    ]
     sent.clear()
     assert user.handle(begin(AC_MWD_V3, Invoke(4, 66, READY))) == []
     await user.drain()
-    assert sent == [TcEnd(dialogue_id=7, application_context=AC_MWD_V3,
-                          components=(ReturnError(invoke_id=4, error_code=34),))]
+    assert sent == [
+        TcEnd(
+            dialogue_id=7,
+            application_context=AC_MWD_V3,
+            components=(ReturnError(invoke_id=4, error_code=34),),
+        )
+    ]
 
 
 @pytest.mark.parametrize("ind", [object(), TcEnd(dialogue_id=99), None])

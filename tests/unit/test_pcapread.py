@@ -41,7 +41,7 @@ needs_real = pytest.mark.skipif(not REAL_FILES, reason="real captures are not av
 #   02 42 06   called party: route on SSN, SSN 6 (HLR)
 #   02 42 08   calling party: route on SSN, SSN 8 (MSC)
 #   08 62 06 48 04 01020304   TCAP Begin with otid 01020304
-SCCP_UDT = bytes.fromhex("0900030507" "024206" "024208" "08620648040102030" "4")
+SCCP_UDT = bytes.fromhex("0900030507024206024208086206480401020304")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -49,8 +49,9 @@ SCCP_UDT = bytes.fromhex("0900030507" "024206" "024208" "08620648040102030" "4")
 # ---------------------------------------------------------------------------------------------
 
 
-def m3ua_data(opc: int, dpc: int, si: int, sls: int, data: bytes, ni: int = 2, mp: int = 0,
-              rc: int | None = 1) -> bytes:
+def m3ua_data(
+    opc: int, dpc: int, si: int, sls: int, data: bytes, ni: int = 2, mp: int = 0, rc: int | None = 1
+) -> bytes:
     """M3UA DATA (RFC 4666 §3.3.1): [Routing Context] + Protocol Data, padded to 4 octets."""
     params = b""
     if rc is not None:
@@ -60,7 +61,7 @@ def m3ua_data(opc: int, dpc: int, si: int, sls: int, data: bytes, ni: int = 2, m
     return struct.pack("!BBBBI", 1, 0, 1, 1, 8 + len(params)) + params
 
 
-M3UA_BEAT = bytes.fromhex("01000303" "00000010" "0009" "0008" "cafebabe")  # ASPSM BEAT + data
+M3UA_BEAT = bytes.fromhex("010003030000001000090008cafebabe")  # ASPSM BEAT + data
 
 
 def mtp3_msu(opc: int, dpc: int, si: int, sls: int, data: bytes, ni: int = 0) -> bytes:
@@ -80,16 +81,17 @@ def m2ua_data(msu: bytes, iid: int = 0, tag: int = 0x0300) -> bytes:
     return struct.pack("!BBBBI", 1, 0, 6, 1, 8 + len(body)) + body
 
 
-def data_chunk(payload: bytes, tsn: int, *, sid: int = 1, ssn: int = 0, ppid: int = 3,
-               flags: int = 3) -> bytes:
+def data_chunk(
+    payload: bytes, tsn: int, *, sid: int = 1, ssn: int = 0, ppid: int = 3, flags: int = 3
+) -> bytes:
     c = struct.pack("!BBHIHHI", 0, flags, 16 + len(payload), tsn, sid, ssn, ppid) + payload
     return c + b"\x00" * (-len(c) % 4)
 
 
-def idata_chunk(payload: bytes, tsn: int, *, sid: int = 1, mid: int = 0, ppid_fsn: int = 3,
-                flags: int = 3) -> bytes:
-    c = struct.pack("!BBHIHHII", 64, flags, 20 + len(payload), tsn, sid, 0, mid,
-                    ppid_fsn) + payload
+def idata_chunk(
+    payload: bytes, tsn: int, *, sid: int = 1, mid: int = 0, ppid_fsn: int = 3, flags: int = 3
+) -> bytes:
+    c = struct.pack("!BBHIHHII", 64, flags, 20 + len(payload), tsn, sid, 0, mid, ppid_fsn) + payload
     return c + b"\x00" * (-len(c) % 4)
 
 
@@ -98,8 +100,9 @@ def sctp(chunks: list[bytes], sport: int = 2905, dport: int = 2905, vtag: int = 
     return pkt[:8] + struct.pack("<I", crc32c(pkt)) + pkt[12:]
 
 
-def tcp(payload: bytes, seq: int, *, sport: int = 40000, dport: int = 2905,
-        flags: int = 0x18) -> bytes:
+def tcp(
+    payload: bytes, seq: int, *, sport: int = 40000, dport: int = 2905, flags: int = 0x18
+) -> bytes:
     return struct.pack("!HHIIBBHHH", sport, dport, seq, 1, 5 << 4, flags, 65535, 0, 0) + payload
 
 
@@ -110,21 +113,33 @@ def _csum(h: bytes) -> int:
     return ~s & 0xFFFF
 
 
-def ipv4(payload: bytes, proto: int = 132, src: str = "10.0.0.1", dst: str = "10.0.0.2", *,
-         ident: int = 7, frag: int = 0) -> bytes:
+def ipv4(
+    payload: bytes,
+    proto: int = 132,
+    src: str = "10.0.0.1",
+    dst: str = "10.0.0.2",
+    *,
+    ident: int = 7,
+    frag: int = 0,
+) -> bytes:
     s = bytes(int(x) for x in src.split("."))
     d = bytes(int(x) for x in dst.split("."))
     h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, frag, 64, proto, 0, s, d)
     return h[:10] + struct.pack("!H", _csum(h)) + h[12:] + payload
 
 
-def ipv6(payload: bytes, nh: int = 132, *, src: bytes = bytes(15) + b"\x01",
-         dst: bytes = bytes(15) + b"\x02") -> bytes:
+def ipv6(
+    payload: bytes,
+    nh: int = 132,
+    *,
+    src: bytes = bytes(15) + b"\x01",
+    dst: bytes = bytes(15) + b"\x02",
+) -> bytes:
     return struct.pack("!IHBB", 6 << 28, len(payload), nh, 64) + src + dst + payload
 
 
 def eth(ip: bytes, etype: int = 0x0800, vlans: tuple[int, ...] = ()) -> bytes:
-    hdr = bytes.fromhex("020000000002" "020000000001")
+    hdr = bytes.fromhex("020000000002020000000001")
     for v in vlans:
         hdr += struct.pack("!HH", 0x8100, v)
     return hdr + struct.pack("!H", etype) + ip
@@ -138,8 +153,14 @@ def sll2(ip: bytes, etype: int = 0x0800) -> bytes:
     return struct.pack("!HHIHBB8s", etype, 0, 2, 1, 0, 6, bytes(8)) + ip
 
 
-def write_pcap(path: Path, linktype: int, frames: list[bytes], *, t0: float = 1_700_000_000.0,
-               nano: bool = False) -> Path:
+def write_pcap(
+    path: Path,
+    linktype: int,
+    frames: list[bytes],
+    *,
+    t0: float = 1_700_000_000.0,
+    nano: bool = False,
+) -> Path:
     magic = 0xA1B23C4D if nano else 0xA1B2C3D4
     out = [struct.pack("<IHHiIII", magic, 2, 4, 0, 0, 262144, linktype)]
     for i, f in enumerate(frames):
@@ -156,15 +177,21 @@ def _block(btype: int, body: bytes) -> bytes:
     return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
 
 
-def write_pcapng(path: Path, interfaces: list[int], frames: list[tuple[int, bytes]], *,
-                 t0_us: int = 1_700_000_000_000_000) -> Path:
+def write_pcapng(
+    path: Path,
+    interfaces: list[int],
+    frames: list[tuple[int, bytes]],
+    *,
+    t0_us: int = 1_700_000_000_000_000,
+) -> Path:
     out = [_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))]
     for lt in interfaces:
         out.append(_block(1, struct.pack("<HHI", lt, 0, 262144)))
     for i, (ifid, f) in enumerate(frames):
         ts = t0_us + i * 1000
-        out.append(_block(6, struct.pack("<IIIII", ifid, ts >> 32, ts & 0xFFFFFFFF, len(f),
-                                         len(f)) + f))
+        out.append(
+            _block(6, struct.pack("<IIIII", ifid, ts >> 32, ts & 0xFFFFFFFF, len(f), len(f)) + f)
+        )
         if i == 0:
             out.append(_block(5, struct.pack("<IIII", 0, 0, 0, 0)))  # an ISB in between
     path.write_bytes(b"".join(out))
@@ -196,8 +223,9 @@ GOLDEN = [
         #   00001f9a 00000e02     OPC 8090, DPC 3586
         #   03 02 00 05           SI 3 (SCCP), NI 2, MP 0, SLS 5
         #   0980030e19            user data (SCCP UDT start), then 3 octets of padding
-        bytes.fromhex("0100010100000028" "0006000800000001" "02100015" "00001f9a00000e02"
-                      "03020005" "0980030e19" "000000"),
+        bytes.fromhex(
+            "010001010000002800060008000000010210001500001f9a00000e02030200050980030e19000000"
+        ),
         MtpTransfer(opc=8090, dpc=3586, si=3, ni=2, mp=0, sls=5, data=bytes.fromhex("0980030e19")),
         lambda: m3ua_data(8090, 3586, 3, 5, bytes.fromhex("0980030e19")),
         id="m3ua-data",
@@ -210,7 +238,7 @@ GOLDEN = [
         # 83                      SIO: NI 2 (national), SI 3
         # b8 d1 00 50             label LSB first: DPC 4536, OPC 3, SLS 5
         # 0980                    user data
-        bytes.fromhex("01000b0100000018" "0000000100000002" "40" "83" "b8d10050" "0980"),
+        bytes.fromhex("01000b010000001800000001000000024083b8d100500980"),
         MtpTransfer(opc=3, dpc=4536, si=3, ni=2, mp=1, sls=5, data=bytes.fromhex("0980")),
         lambda: m2pa_user_data(mtp3_msu(3, 4536, 3, 5, bytes.fromhex("0980"), ni=2), pri=1),
         id="m2pa-user-data",
@@ -223,8 +251,7 @@ GOLDEN = [
         # 83                      SIO: NI 2, SI 3
         # 64 80 02 c0             label: DPC 100, OPC 10, SLS 12
         # 0981 + 1 octet padding  user data
-        bytes.fromhex("010006010000001c" "0001000800000000" "0300000b" "83" "648002c0" "0981"
-                      "00"),
+        bytes.fromhex("010006010000001c00010008000000000300000b83648002c0098100"),
         MtpTransfer(opc=10, dpc=100, si=3, ni=2, mp=0, sls=12, data=bytes.fromhex("0981")),
         lambda: m2ua_data(mtp3_msu(10, 100, 3, 12, bytes.fromhex("0981"), ni=2)),
         id="m2ua-data",
@@ -238,8 +265,18 @@ def test_golden_carrier_payloads(carrier: str, wire: bytes, mtp3: MtpTransfer, e
     ppid = {"m2ua": 2, "m3ua": 3, "m2pa": 5}[carrier]
     frame = ipv4(sctp([data_chunk(wire, 1, ppid=ppid)], sport=3000, dport=4000))
     out = CaptureDecoder().decode_frame(1, 12.5, 101, frame)
-    assert out == [CapturedMessage(1, 12.5, "10.0.0.1:3000", "10.0.0.2:4000", "sctp", carrier,
-                                   wire if carrier == "m3ua" else None, mtp3)]
+    assert out == [
+        CapturedMessage(
+            1,
+            12.5,
+            "10.0.0.1:3000",
+            "10.0.0.2:4000",
+            "sctp",
+            carrier,
+            wire if carrier == "m3ua" else None,
+            mtp3,
+        )
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,8 +288,15 @@ def _tshark_sccp_labels(path: Path) -> dict[int, list[tuple[int, int, int]]]:
     """Per frame, the (OPC, DPC, SI) of each SIGTRAN-carried message tshark decodes as SCCP."""
     rows = tshark.fields(
         path,
-        ["frame.number", "m3ua.protocol_data_opc", "m3ua.protocol_data_dpc",
-         "m3ua.protocol_data_si", "mtp3.opc", "mtp3.dpc", "mtp3.service_indicator"],
+        [
+            "frame.number",
+            "m3ua.protocol_data_opc",
+            "m3ua.protocol_data_dpc",
+            "m3ua.protocol_data_si",
+            "mtp3.opc",
+            "mtp3.dpc",
+            "mtp3.service_indicator",
+        ],
         display_filter="(m3ua || m2pa || m2ua) && sccp",
         prefs=(),
     )
@@ -300,7 +344,11 @@ def test_real_capture_details() -> None:
     # copies of one packet seen twice on the same association (frames 3, 5, 7...) are not.
     msgs, warns = read_all(REAL / "map_pcapr_ul_isd_sri_stp-relay_m3ua.pcap")
     assert [m.frame for m in msgs if m.mtp3 and (m.mtp3.opc, m.mtp3.dpc) == (1500, 1900)] == [
-        1, 11, 17, 23]
+        1,
+        11,
+        17,
+        23,
+    ]
     assert 3 not in {m.frame for m in msgs} and not warns
     # #1: text2pcap'd M2UA, TSN 0 and vtag 0 on every frame: five different MSUs, all kept.
     msgs, warns = read_all(REAL / "cap_wireshark-sample_camel_m2ua.pcap")
@@ -319,16 +367,24 @@ def test_real_capture_details() -> None:
     assert not warns
     rows = tshark.fields(
         path,
-        ["frame.number", "mtp3.opc", "mtp3.dpc", "mtp3.sls", "mtp3.service_indicator",
-         "mtp3.network_indicator"],
+        [
+            "frame.number",
+            "mtp3.opc",
+            "mtp3.dpc",
+            "mtp3.sls",
+            "mtp3.service_indicator",
+            "mtp3.network_indicator",
+        ],
         prefs=("-o", "m3ua.version:Internet Draft version 6"),
     )
-    assert [(m.frame, m.mtp3.opc, m.mtp3.dpc, m.mtp3.sls, m.mtp3.si, m.mtp3.ni)
-            for m in msgs if m.mtp3] == [tuple(int(x, 0) for x in r) for r in rows]
+    assert [
+        (m.frame, m.mtp3.opc, m.mtp3.dpc, m.mtp3.sls, m.mtp3.si, m.mtp3.ni) for m in msgs if m.mtp3
+    ] == [tuple(int(x, 0) for x in r) for r in rows]
     assert msgs[0].mtp3 is not None and msgs[0].mtp3.si == 5  # ISUP
     # #3: raw MTP2 is no SIGTRAN transport: one warning for the link type, nothing else.
     msgs, warns = read_all(
-        REAL / "ansimap_wireshark-sample_ansi_tcap_over_itu_sccp_over_mtp3_over_mtp2.pcap")
+        REAL / "ansimap_wireshark-sample_ansi_tcap_over_itu_sccp_over_mtp3_over_mtp2.pcap"
+    )
     assert msgs == [] and len(warns) == 1 and "link type 140" in warns[0].reason
     # Timestamps are the frames' own (tshark frame.time_epoch 1292301892.588 for #8).
     msgs, _ = read_all(REAL / "map_pcapr_sri-sm_single_m3ua.pcap")
@@ -347,9 +403,14 @@ def _msg(i: int) -> bytes:
 @needs_tshark
 @pytest.mark.tshark
 def test_several_chunks_per_packet(tmp_path: Path) -> None:
-    pkt = sctp([data_chunk(_msg(1), 10), data_chunk(M3UA_BEAT, 11, sid=0),
-                bytes.fromhex("03000010" "00000009" "00010000" "00000000"),  # a SACK
-                data_chunk(_msg(2), 12, sid=2)])
+    pkt = sctp(
+        [
+            data_chunk(_msg(1), 10),
+            data_chunk(M3UA_BEAT, 11, sid=0),
+            bytes.fromhex("03000010000000090001000000000000"),  # a SACK
+            data_chunk(_msg(2), 12, sid=2),
+        ]
+    )
     path = write_pcap(tmp_path / "bundle.pcap", 1, [eth(ipv4(pkt))])
     msgs, warns = read_all(path)
     assert not warns
@@ -393,8 +454,14 @@ def test_idata_fragments_and_unordered() -> None:
     dec = CaptureDecoder()
     f1 = ipv4(sctp([idata_chunk(parts[0], 7, mid=3, ppid_fsn=3, flags=0x02)]))
     f2 = ipv4(sctp([idata_chunk(parts[2], 9, mid=3, ppid_fsn=2, flags=0x01)]))
-    f3 = ipv4(sctp([idata_chunk(parts[1], 8, mid=3, ppid_fsn=1, flags=0x00),
-                    idata_chunk(_msg(9), 10, mid=4, ppid_fsn=3, flags=0x07)]))
+    f3 = ipv4(
+        sctp(
+            [
+                idata_chunk(parts[1], 8, mid=3, ppid_fsn=1, flags=0x00),
+                idata_chunk(_msg(9), 10, mid=4, ppid_fsn=3, flags=0x07),
+            ]
+        )
+    )
     assert dec.decode_frame(1, 0.0, 101, f1) == []
     assert dec.decode_frame(2, 0.0, 101, f2) == []
     out = dec.decode_frame(3, 0.0, 101, f3)
@@ -439,15 +506,17 @@ def test_m3ua_over_tcp_split_and_coalesced(tmp_path: Path) -> None:
     assert not warns
     assert [(m.frame, m.m3ua) for m in msgs] == [(4, m1), (4, m2), (4, m3), (4, m4)]
     assert {(m.transport, m.carrier, m.src, m.dst) for m in msgs} == {
-        ("tcp", "m3ua", "10.0.0.1:40000", "10.0.0.2:2905")}
+        ("tcp", "m3ua", "10.0.0.1:40000", "10.0.0.2:2905")
+    }
     assert msgs[0].mtp3 is not None and msgs[0].mtp3.opc == 101
 
 
 def test_m3ua_over_tcp_heuristics() -> None:
     dec = CaptureDecoder()
     # Another port, but the stream starts like an M3UA header: two messages in one segment.
-    out = dec.decode_frame(1, 0.0, 101, ipv4(tcp(_msg(1) + _msg(2), 5, sport=7000, dport=7001),
-                                              proto=6))
+    out = dec.decode_frame(
+        1, 0.0, 101, ipv4(tcp(_msg(1) + _msg(2), 5, sport=7000, dport=7001), proto=6)
+    )
     assert [m.m3ua for m in out] == [_msg(1), _msg(2)]  # type: ignore[union-attr]
     # HTTP on another port is never taken for M3UA.
     for i in range(20):
@@ -459,19 +528,21 @@ def test_m3ua_over_tcp_heuristics() -> None:
     assert dec.decode_frame(30, 0.0, 101, tail) == []
     assert [m.m3ua for m in dec.decode_frame(31, 0.0, 101, whole)] == [_msg(4)]  # type: ignore[union-attr]
     # A corrupt header inside the stream: one warning, then resynchronised.
-    bad = ipv4(tcp(b"\x07" * 16, 1000 + len(_msg(3)) - 10 + len(_msg(4)), sport=2905,
-                   dport=6000), proto=6)
+    bad = ipv4(
+        tcp(b"\x07" * 16, 1000 + len(_msg(3)) - 10 + len(_msg(4)), sport=2905, dport=6000), proto=6
+    )
     out = dec.decode_frame(32, 0.0, 101, bad)
     assert len(out) == 1 and isinstance(out[0], CaptureWarning)
-    nxt = ipv4(tcp(_msg(5), 1000 + len(_msg(3)) - 10 + len(_msg(4)) + 16, sport=2905,
-                   dport=6000), proto=6)
+    nxt = ipv4(
+        tcp(_msg(5), 1000 + len(_msg(3)) - 10 + len(_msg(4)) + 16, sport=2905, dport=6000), proto=6
+    )
     assert [m.m3ua for m in dec.decode_frame(33, 0.0, 101, nxt)] == [_msg(5)]  # type: ignore[union-attr]
     # A capture that ends inside a message says so.
     dec.decode_frame(34, 0.0, 101, ipv4(tcp(_msg(6)[:20], 9, sport=2905, dport=6001), proto=6))
-    dec.decode_frame(35, 0.0, 101, ipv4(tcp(_msg(6)[:20], 9, sport=2905, dport=6002,
-                                            flags=0x02), proto=6))
-    dec.decode_frame(36, 0.0, 101, ipv4(tcp(_msg(6)[:20], 10, sport=2905, dport=6002),
-                                        proto=6))
+    dec.decode_frame(
+        35, 0.0, 101, ipv4(tcp(_msg(6)[:20], 9, sport=2905, dport=6002, flags=0x02), proto=6)
+    )
+    dec.decode_frame(36, 0.0, 101, ipv4(tcp(_msg(6)[:20], 10, sport=2905, dport=6002), proto=6))
     ends = dec.finish()
     assert [w.frame for w in ends] == [34, 36]
 
@@ -507,13 +578,13 @@ def test_pcapng_with_two_link_types(tmp_path: Path) -> None:
     ids=["sll", "sll2", "raw", "ipv4", "null", "loop", "ether-fcs"],
 )
 def test_link_types(tmp_path: Path, linktype: int, wrap) -> None:
-    frame = wrap(ipv4(sctp([data_chunk(m2pa_user_data(mtp3_msu(1, 2, 3, 4, b"\x09")), 1,
-                                       ppid=5)])))
+    frame = wrap(ipv4(sctp([data_chunk(m2pa_user_data(mtp3_msu(1, 2, 3, 4, b"\x09")), 1, ppid=5)])))
     path = write_pcap(tmp_path / "l.pcap", linktype, [frame], nano=linktype == 101)
     msgs, warns = read_all(path)
     assert not warns
     assert [(m.carrier, m.mtp3) for m in msgs] == [
-        ("m2pa", MtpTransfer(opc=1, dpc=2, si=3, ni=0, mp=0, sls=4, data=b"\x09"))]
+        ("m2pa", MtpTransfer(opc=1, dpc=2, si=3, ni=0, mp=0, sls=4, data=b"\x09"))
+    ]
     assert msgs[0].ts == pytest.approx(1_700_000_000.5)
 
 
@@ -540,7 +611,7 @@ def test_ip_fragments_v4_and_v6() -> None:
 def test_truncated_frame_and_file(tmp_path: Path) -> None:
     good = eth(ipv4(sctp([data_chunk(_msg(1), 1)])))
     cut = good[:70]  # captured short of the IP total length
-    path = write_pcap(tmp_path / "t.pcap", 1, [good, cut, good[:14 + 20 + 12 + 8]])
+    path = write_pcap(tmp_path / "t.pcap", 1, [good, cut, good[: 14 + 20 + 12 + 8]])
     msgs, warns = read_all(path)
     assert [m.frame for m in msgs] == [1]
     assert [w.frame for w in warns] == [2, 3] and "truncated" in warns[0].reason
@@ -567,8 +638,9 @@ def test_bad_lengths_give_warnings() -> None:
         "truncated": sctp([data_chunk(_msg(1), 1)])[:-20],
         "message length": sctp([data_chunk(_msg(1)[:-8], 1)]),
         "version": sctp([data_chunk(b"\x02" + _msg(1)[1:], 1)]),
-        "Protocol Data": sctp([data_chunk(bytes.fromhex("0100010100000014" "0210000c") + bytes(8),
-                                          1)]),
+        "Protocol Data": sctp(
+            [data_chunk(bytes.fromhex("01000101000000140210000c") + bytes(8), 1)]
+        ),
         "shorter than SIO": sctp([data_chunk(m2pa_user_data(b"\x03\x01"), 1, ppid=5)]),
         "M2UA": sctp([data_chunk(m2ua_data(mtp3_msu(1, 2, 3, 4, b""))[:-4], 1, ppid=2)]),
     }
@@ -617,8 +689,7 @@ def test_non_sigtran_traffic_is_ignored_quietly() -> None:
     assert dec.decode_frame(2, 0.0, 101, udp) == []
     assert dec.decode_frame(3, 0.0, 101, init) == []
     # PPID 0 on the M3UA port is still M3UA (some stacks never set the PPID).
-    out = dec.decode_frame(4, 0.0, 101, ipv4(sctp([data_chunk(_msg(1), 9, ppid=0)],
-                                                   sport=1234)))
+    out = dec.decode_frame(4, 0.0, 101, ipv4(sctp([data_chunk(_msg(1), 9, ppid=0)], sport=1234)))
     assert [m.carrier for m in out] == ["m3ua"]  # type: ignore[union-attr]
 
 
@@ -670,13 +741,13 @@ def _mutate(rng: random.Random, data: bytes) -> bytes:
         elif op < 0.55:
             b[rng.randrange(len(b))] = rng.randrange(256)
         elif op < 0.7:
-            del b[rng.randrange(len(b)):]
+            del b[rng.randrange(len(b)) :]
         elif op < 0.8:
             i = rng.randrange(len(b))
             b[i:i] = rng.randbytes(rng.randint(1, 8))
         elif op < 0.9:
             i = rng.randrange(len(b))
-            del b[i:i + rng.randint(1, 8)]
+            del b[i : i + rng.randint(1, 8)]
         else:  # aim at a length field: IP total length, SCTP chunk length, M3UA length
             i = rng.choice([16, 18, 38, 40, 46, 48, 60, 64]) % len(b)
             b[i] = rng.choice([0, 1, 0x7F, 0xFF])
@@ -720,8 +791,11 @@ def test_fuzz_files_never_raise(tmp_path: Path) -> None:
     rng = random.Random(4666)
     originals = [p.read_bytes() for p in REAL_FILES]
     # A pcapng version of one capture, so both file parsers see mutations.
-    ng = write_pcapng(tmp_path / "seed.pcapng", [1], [
-        (0, eth(ipv4(sctp([data_chunk(_msg(i), i)])))) for i in range(8)]).read_bytes()
+    ng = write_pcapng(
+        tmp_path / "seed.pcapng",
+        [1],
+        [(0, eth(ipv4(sctp([data_chunk(_msg(i), i)])))) for i in range(8)],
+    ).read_bytes()
     originals.append(ng)
     path = tmp_path / "m.pcap"
     for _ in range(1500):
@@ -761,8 +835,9 @@ def test_tcp_gap_never_filled() -> None:
     dec = CaptureDecoder()
     big = m3ua_data(1, 2, 3, 4, bytes(60_000))
     seq = 0
-    out: list = dec.decode_frame(1, 0.0, 101, ipv4(tcp(b"", 0xFFFFFFFF, sport=2905, dport=7001,
-                                                       flags=0x02), proto=6))
+    out: list = dec.decode_frame(
+        1, 0.0, 101, ipv4(tcp(b"", 0xFFFFFFFF, sport=2905, dport=7001, flags=0x02), proto=6)
+    )
     for i in range(8):
         seg = ipv4(tcp(big, seq, sport=2905, dport=7001), proto=6)
         seq += len(big)

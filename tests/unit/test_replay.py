@@ -59,7 +59,8 @@ CAMEL_BEGIN = bytes.fromhex(
 CAMEL_CONTINUE = bytes.fromhex("651c480206f7490213b86c12a1100201020201183008800107a403800101")
 # ... with dtid 0a0b0c0d: the outer length grows by two, the rest is byte for byte the same.
 CAMEL_CONTINUE_NEW_DTID = bytes.fromhex(
-    "651e480206f749040a0b0c0d6c12a1100201020201183008800107a403800101")
+    "651e480206f749040a0b0c0d6c12a1100201020201183008800107a403800101"
+)
 
 MSC = SccpAddress(ri=RoutingIndicator.GT, ssn=146, gt=GlobalTitle("8613900000"))
 SCP = SccpAddress(ri=RoutingIndicator.GT, ssn=146, gt=GlobalTitle("8613800000"))
@@ -240,16 +241,18 @@ def test_cli_bad_input_exits_2(tmp_path: Path) -> None:
     not_pcap.write_text("hello")
     empty = tmp_path / "empty.pcap"
     empty.write_bytes(b"")
-    for args in (["replay", str(tmp_path / "missing.pcap")],
-                 ["replay", str(not_pcap)],
-                 ["replay", str(empty)],
-                 ["replay", "--decode-only", "--filter", "colour=red", str(DEMO)],
-                 ["replay", "--rewrite-number", "12=345", str(DEMO)],
-                 ["replay", "--speed", "warp", str(DEMO)],
-                 ["replay", "--target", "nohost", str(DEMO)],
-                 ["replay", "--ssn", "200=isup", str(DEMO)],
-                 ["simulate", "no-such-scenario"],
-                 ["simulate"]):
+    for args in (
+        ["replay", str(tmp_path / "missing.pcap")],
+        ["replay", str(not_pcap)],
+        ["replay", str(empty)],
+        ["replay", "--decode-only", "--filter", "colour=red", str(DEMO)],
+        ["replay", "--rewrite-number", "12=345", str(DEMO)],
+        ["replay", "--speed", "warp", str(DEMO)],
+        ["replay", "--target", "nohost", str(DEMO)],
+        ["replay", "--ssn", "200=isup", str(DEMO)],
+        ["simulate", "no-such-scenario"],
+        ["simulate"],
+    ):
         res = r.invoke(main, args)
         assert res.exit_code == 2, (args, res.output)
         assert "error:" in res.output, (args, res.output)
@@ -263,8 +266,9 @@ def test_cli_decode_only_json_and_text(tmp_path: Path) -> None:
     assert lines[-1]["type"] == "summary" and lines[-1]["messages"] == 6
     names = [o["name"] for d in lines if d["type"] == "message" for o in d.get("ops", [])]
     assert names[:2] == ["initialDP", "requestReportBCSMEvent"]
-    res = r.invoke(_cli(), ["replay", "--decode-only", "--filter", "op=alertServiceCentre",
-                            str(DEMO)])
+    res = r.invoke(
+        _cli(), ["replay", "--decode-only", "--filter", "op=alertServiceCentre", str(DEMO)]
+    )
     # the HLR's invoke; the SCP's answer carries the invoke ID alone (AlertServiceCentre
     # returns no value, Q.773 §3.2), so there is no operation in it to match, as in tshark
     assert res.exit_code == 0 and res.output.count("alertServiceCentre") == 1

@@ -27,8 +27,10 @@ REAL = Path("/work/shared/pcaps/real")
 MANIFEST = REAL / "MANIFEST.md"
 FILES = sorted(p for p in REAL.glob("*") if p.suffix in (".pcap", ".cap")) if REAL.exists() else []
 
-needs = pytest.mark.skipif(not FILES or not MANIFEST.exists() or not Path("/usr/bin/tshark").exists(),
-                           reason="real captures, their manifest or tshark missing")
+needs = pytest.mark.skipif(
+    not FILES or not MANIFEST.exists() or not Path("/usr/bin/tshark").exists(),
+    reason="real captures, their manifest or tshark missing",
+)
 
 # Wireshark field of an operation or error code -> protocol; the parent field says which.
 CODE_FIELDS = {"camel.local": "cap", "inap.code.local": "inap", "gsm_old.localValue": "map"}
@@ -74,13 +76,19 @@ Named = tuple[str, str, int, str]
 
 def theirs(path: Path, prefs: tuple[str, ...]) -> tuple[dict[int, list[Named]], set[int]]:
     """Per frame, the operations and errors tshark names (PDML), and the malformed frames."""
-    xml = subprocess.run([tshark.tshark_path(), "-n", "-r", str(path), *prefs, "-T", "pdml"],
-                         capture_output=True, text=True, timeout=300, check=True).stdout
+    xml = subprocess.run(
+        [tshark.tshark_path(), "-n", "-r", str(path), *prefs, "-T", "pdml"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
     frames: dict[int, list[Named]] = {}
     malformed: set[int] = set()
     for pkt in ET.fromstring(xml).iter("packet"):
-        number = int(next(f.get("show") or 0 for f in pkt.iter("field")
-                          if f.get("name") == "frame.number"))
+        number = int(
+            next(f.get("show") or 0 for f in pkt.iter("field") if f.get("name") == "frame.number")
+        )
         found: list[Named] = []
         _walk(pkt, (), found)
         # Malformed, or cut short (BoundError: "Unreassembled Packet"): tshark stopped there.
@@ -129,8 +137,8 @@ def ours(path: Path) -> tuple[dict[int, list[Named]], list[CaptureWarning]]:
         for o in item.ops:
             if o.kind in ("invoke", "result", "error") and isinstance(o.code, int):
                 frames.setdefault(item.frame, []).append(
-                    (item.protocol or "?", "error" if o.kind == "error" else "op", o.code,
-                     o.name))
+                    (item.protocol or "?", "error" if o.kind == "error" else "op", o.code, o.name)
+                )
     return frames, warnings
 
 
@@ -156,7 +164,9 @@ def test_manifest_lists_every_capture_with_its_prefs() -> None:
     assert {p.name for p in FILES} <= set(prefs), set(p.name for p in FILES) - set(prefs)
     assert prefs["cap_wireshark-sample_camel_m2ua.pcap"] == ("-o", "camel.tcap.ssn:146,152,200")
     assert prefs["isup_wireshark-sample_isup_m3ua-draft6.cap"] == (
-        "-o", "m3ua.version:Internet Draft version 6")
+        "-o",
+        "m3ua.version:Internet Draft version 6",
+    )
 
 
 @needs
@@ -174,7 +184,7 @@ def test_replay_names_what_tshark_names(path: Path) -> None:
         if frame in malformed:
             # Wireshark gave up part-way (MANIFEST #6: a BoundError after the second
             # component of the Ericsson INAP Begin): what it named is what we named first.
-            mine = mine[:len(named)]
+            mine = mine[: len(named)]
         assert _agree(mine, named), (frame, our_ops.get(frame), named)
     # Nothing named where Wireshark saw no CAP, INAP or MAP operation.
     assert set(our_ops) == set(tshark_ops), (sorted(our_ops), sorted(tshark_ops))
@@ -191,10 +201,15 @@ def test_the_camel_sample_needs_no_ssn_option() -> None:
     assert [o.name for o in late[5].ops] == ["releaseCall"]
     assert late[5].ops[0].fields == {"cause": 16}
     assert {e.protocol_from for e in late.values()} == {
-        "learned from pc 100 ssn 200", "learned from pc 10 ssn 152"}
+        "learned from pc 100 ssn 200",
+        "learned from pc 10 ssn 152",
+    }
     # Without learning (Wireshark without its preference), the same frames stay raw codes.
-    raw = [e for e in decode_capture(path, LadderDecoder(), learn=False)
-           if isinstance(e, LadderEntry) and e.frame == 5]
+    raw = [
+        e
+        for e in decode_capture(path, LadderDecoder(), learn=False)
+        if isinstance(e, LadderEntry) and e.frame == 5
+    ]
     assert raw[0].protocol is None and raw[0].ops[0].name == "22"
 
 
@@ -210,7 +225,12 @@ def test_ericsson_cs1_plus_is_named_as_inap() -> None:
     for e in begins:
         assert e.protocol == "inap" and e.protocol_from == "ac", e
         names = [o.name for o in e.ops]
-        assert names[:5] == ["requestReportBCSMEvent", "connectToResource", "playAnnouncement",
-                             "initiateCallAttempt", "sendChargingInformation"], names
+        assert names[:5] == [
+            "requestReportBCSMEvent",
+            "connectToResource",
+            "playAnnouncement",
+            "initiateCallAttempt",
+            "sendChargingInformation",
+        ], names
         assert len(names) == 13 and not any(n.isdigit() for n in names), names
     assert begins[0].ops[0].fields["bcsm_events"] == ["tAbandon", "tDisconnect"]

@@ -56,10 +56,12 @@ def test_address_golden_bytes() -> None:
 def test_addresses_round_trip_over_the_whole_range() -> None:
     rng = random.Random(24)
     for _ in range(2000):
-        a = SccpAddress(ri=rng.choice(list(RoutingIndicator)),
-                        pc=rng.choice((None, 0, 0xFFFFFF, rng.randrange(1 << 24))),
-                        ssn=rng.choice((None, 6, 146, 241)),
-                        gt=rng.choice((None, GT)))
+        a = SccpAddress(
+            ri=rng.choice(list(RoutingIndicator)),
+            pc=rng.choice((None, 0, 0xFFFFFF, rng.randrange(1 << 24))),
+            ssn=rng.choice((None, 6, 146, 241)),
+            gt=rng.choice((None, GT)),
+        )
         raw = sccp.encode_address(a, CN)
         assert sccp.decode_address(raw, 0, CN) == a
         if a.pc is not None and a.pc > 0x3FFF:
@@ -94,11 +96,16 @@ def test_sst_is_answered_with_a_china_ssa() -> None:
     scp_pc, stp_pc = 0x123456, 0x0A0B0C
     layer = _layer(scp_pc)
     sst = sccp.encode_scmg(sccp.Scmg(sccp.ScmgFormat.SST, 146, scp_pc, 0), CN)
-    udt = sccp.Udt(SccpAddress(ri=RoutingIndicator.SSN, pc=scp_pc, ssn=1),
-                   SccpAddress(ri=RoutingIndicator.SSN, pc=stp_pc, ssn=1), sst, 0, False)
+    udt = sccp.Udt(
+        SccpAddress(ri=RoutingIndicator.SSN, pc=scp_pc, ssn=1),
+        SccpAddress(ri=RoutingIndicator.SSN, pc=stp_pc, ssn=1),
+        sst,
+        0,
+        False,
+    )
     out = layer.handle_mtp_transfer(
-        MtpTransfer(opc=stp_pc, dpc=scp_pc, si=3, ni=2, mp=0, sls=3, data=sccp.encode(udt, CN)),
-        0.0)
+        MtpTransfer(opc=stp_pc, dpc=scp_pc, si=3, ni=2, mp=0, sls=3, data=sccp.encode(udt, CN)), 0.0
+    )
     xfers = [o for o in out if isinstance(o, MtpTransfer)]
     assert len(xfers) == 1 and xfers[0].dpc == stp_pc and xfers[0].opc == scp_pc
     answer = sccp.decode(xfers[0].data, CN)
@@ -108,9 +115,11 @@ def test_sst_is_answered_with_a_china_ssa() -> None:
 
 def test_user_data_goes_out_with_three_octet_point_codes() -> None:
     layer = _layer(0x123456)
-    req = NUnitdata(called=SccpAddress(ri=RoutingIndicator.SSN, pc=0x0A0B0C, ssn=6),
-                    calling=SccpAddress(ri=RoutingIndicator.SSN, pc=0x123456, ssn=147),
-                    data=b"\x62\x03\x48\x01\x01")
+    req = NUnitdata(
+        called=SccpAddress(ri=RoutingIndicator.SSN, pc=0x0A0B0C, ssn=6),
+        calling=SccpAddress(ri=RoutingIndicator.SSN, pc=0x123456, ssn=147),
+        data=b"\x62\x03\x48\x01\x01",
+    )
     out = layer.handle_n_unitdata(req, 0.0)
     xfer = next(o for o in out if isinstance(o, MtpTransfer))
     assert xfer.dpc == 0x0A0B0C
@@ -119,8 +128,9 @@ def test_user_data_goes_out_with_three_octet_point_codes() -> None:
 
 
 def test_config_takes_24_bit_point_codes_only_for_china() -> None:
-    cfg = parse_config('[m3ua]\npc_format = "china"\nlocal_pc = 1193046\n'
-                       '[sccp]\ndefault_dpc = 16777215\n')
+    cfg = parse_config(
+        '[m3ua]\npc_format = "china"\nlocal_pc = 1193046\n[sccp]\ndefault_dpc = 16777215\n'
+    )
     assert cfg.m3ua.pcf is CN and cfg.m3ua.local_pc == 0x123456
     with pytest.raises(ConfigError, match="m3ua.local_pc"):
         parse_config("[m3ua]\nlocal_pc = 1193046\n")
@@ -140,37 +150,62 @@ def test_tshark_reads_our_china_point_codes(tmp_path: Path) -> None:
     tcap = bytes.fromhex("6203 4801 01")  # TC-BEGIN with an otid and nothing else
     frames = [
         sccp.encode(sccp.Udt(cd, cg, tcap, 1, True), CN),
-        sccp.encode(sccp.Udt(SccpAddress(ri=RoutingIndicator.SSN, pc=scp_pc, ssn=1),
-                             SccpAddress(ri=RoutingIndicator.SSN, pc=msc_pc, ssn=1),
-                             sccp.encode_scmg(sccp.Scmg(sccp.ScmgFormat.SSA, 146, scp_pc, 0),
-                                              CN), 0, False), CN),
+        sccp.encode(
+            sccp.Udt(
+                SccpAddress(ri=RoutingIndicator.SSN, pc=scp_pc, ssn=1),
+                SccpAddress(ri=RoutingIndicator.SSN, pc=msc_pc, ssn=1),
+                sccp.encode_scmg(sccp.Scmg(sccp.ScmgFormat.SSA, 146, scp_pc, 0), CN),
+                0,
+                False,
+            ),
+            CN,
+        ),
     ]
     for i, data in enumerate(frames):
         x = MtpTransfer(opc=msc_pc, dpc=scp_pc, si=3, ni=2, mp=0, sls=5, data=data)
         w.write(m3ua.encode_data(x, rc=1), ts=1.0 + i)
     w.close()
     tshark.assert_clean(pcap, prefs=CN_PREFS)
-    rows = tshark.fields(pcap, ["sccp.called.chinese_pc", "sccp.calling.chinese_pc",
-                                "sccpmg.chinese_pc"], prefs=CN_PREFS)
+    rows = tshark.fields(
+        pcap,
+        ["sccp.called.chinese_pc", "sccp.calling.chinese_pc", "sccpmg.chinese_pc"],
+        prefs=CN_PREFS,
+    )
 
     def value(field: str) -> int | None:  # "18-52-86,1193046,0x123456" -> 1193046
         return int(field.split(",")[1]) if field else None
 
-    assert [[value(f) for f in r] for r in rows] == [[scp_pc, msc_pc, None],
-                                                   [scp_pc, msc_pc, scp_pc]]
+    assert [[value(f) for f in r] for r in rows] == [
+        [scp_pc, msc_pc, None],
+        [scp_pc, msc_pc, scp_pc],
+    ]
 
 
 @pytest.mark.tshark
 def test_m2pa_capture_with_china_routing_labels(tmp_path: Path) -> None:
     """GF 001-9001 label: DPC (3 octets), OPC (3 octets), SLS octet; read as tshark reads it."""
-    udt = sccp.encode(sccp.Udt(SccpAddress(ri=RoutingIndicator.SSN, pc=0x123456, ssn=146),
-                               SccpAddress(ri=RoutingIndicator.SSN, pc=0x0A0B0C, ssn=146),
-                               bytes.fromhex("62034801 01"), 0, False), CN)
+    udt = sccp.encode(
+        sccp.Udt(
+            SccpAddress(ri=RoutingIndicator.SSN, pc=0x123456, ssn=146),
+            SccpAddress(ri=RoutingIndicator.SSN, pc=0x0A0B0C, ssn=146),
+            bytes.fromhex("62034801 01"),
+            0,
+            False,
+        ),
+        CN,
+    )
     # SIO: NI 2, priority bits 01, SI 3; the label's last octet 0xA7: spare 1010, SLS 0111
-    msu = bytes([0x93]) + (0x123456).to_bytes(3, "little") + (0x0A0B0C).to_bytes(3, "little") \
-        + bytes([0xA7]) + udt
-    frames = [ipv4(sctp([data_chunk(m2pa_user_data(msu, pri=2), 1, ppid=5)])),
-              ipv4(sctp([data_chunk(m2ua_data(msu), 2, ppid=2)]))]
+    msu = (
+        bytes([0x93])
+        + (0x123456).to_bytes(3, "little")
+        + (0x0A0B0C).to_bytes(3, "little")
+        + bytes([0xA7])
+        + udt
+    )
+    frames = [
+        ipv4(sctp([data_chunk(m2pa_user_data(msu, pri=2), 1, ppid=5)])),
+        ipv4(sctp([data_chunk(m2ua_data(msu), 2, ppid=2)])),
+    ]
     pcap = write_pcap(tmp_path / "m2pa-china.pcap", 228, frames)  # LINKTYPE_IPV4
     msgs = [m for m in read_capture(str(pcap), CN) if isinstance(m, CapturedMessage)]
     label = {"opc": 0x0A0B0C, "dpc": 0x123456, "si": 3, "ni": 2, "sls": 7, "data": udt}
@@ -195,11 +230,22 @@ def test_replay_reads_a_china_capture_when_told(tmp_path: Path) -> None:
 
     pcap = tmp_path / "cn.pcap"
     w = SctpPcapWriter.open(str(pcap))
-    udt = sccp.Udt(SccpAddress(ri=RoutingIndicator.SSN, pc=0x123456, ssn=146),
-                   SccpAddress(ri=RoutingIndicator.GT, pc=0x0A0B0C, ssn=146, gt=GT),
-                   bytes.fromhex("62034801 01"), 1, True)
-    w.write(m3ua.encode_data(MtpTransfer(opc=0x0A0B0C, dpc=0x123456, si=3, ni=2, mp=0, sls=5,
-                                         data=sccp.encode(udt, CN)), rc=1), ts=1.0)
+    udt = sccp.Udt(
+        SccpAddress(ri=RoutingIndicator.SSN, pc=0x123456, ssn=146),
+        SccpAddress(ri=RoutingIndicator.GT, pc=0x0A0B0C, ssn=146, gt=GT),
+        bytes.fromhex("62034801 01"),
+        1,
+        True,
+    )
+    w.write(
+        m3ua.encode_data(
+            MtpTransfer(
+                opc=0x0A0B0C, dpc=0x123456, si=3, ni=2, mp=0, sls=5, data=sccp.encode(udt, CN)
+            ),
+            rc=1,
+        ),
+        ts=1.0,
+    )
     w.close()
 
     @click.group()

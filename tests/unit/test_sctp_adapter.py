@@ -159,8 +159,9 @@ async def server_up(conn: FakeSctpSocket) -> tuple[SctpTransport, Recorder]:
     """A server-role transport whose listener hands out ``conn``, with its association up."""
     listener = FakeListener([conn])
     rec = Recorder()
-    t = SctpTransport(handler=rec, role="server", listen=("127.0.0.1", 2905),
-                      socket_factory=lambda: listener)
+    t = SctpTransport(
+        handler=rec, role="server", listen=("127.0.0.1", 2905), socket_factory=lambda: listener
+    )
     await t.start()
     listener.peer_connects()
     await rec.wait_for("up")
@@ -205,8 +206,14 @@ async def test_client_connects_and_reconnects_after_the_peer_shuts_down() -> Non
         return made[-1]
 
     rec = Recorder()
-    t = SctpTransport(handler=rec, role="client", peers=(("127.0.0.1", 2905),),
-                      reconnect_min=0.01, reconnect_max=0.02, socket_factory=factory)
+    t = SctpTransport(
+        handler=rec,
+        role="client",
+        peers=(("127.0.0.1", 2905),),
+        reconnect_min=0.01,
+        reconnect_max=0.02,
+        socket_factory=factory,
+    )
     await t.start()
     await rec.wait_for("up")
     assert made[0].connected_to == ("127.0.0.1", 2905)

@@ -42,8 +42,9 @@ def reference(cfg):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.tshark
-@pytest.mark.parametrize("scenario", ["busy", "no-answer", "not-reachable-then-present",
-                                      "present-vlr"])
+@pytest.mark.parametrize(
+    "scenario", ["busy", "no-answer", "not-reachable-then-present", "present-vlr"]
+)
 async def test_scenarios_against_the_reference_flow(scenario: str, tmp_path: Path) -> None:
     cfg = parse_config("")
     pcap = tmp_path / "sim.pcap"
@@ -58,8 +59,9 @@ async def test_scenarios_against_the_reference_flow(scenario: str, tmp_path: Pat
     assert res.received == ["requestReportBCSMEvent", "continue", "connect"]
     assert res.outcome == f"connect {cfg.ivr.number}"
     tshark.assert_clean(pcap, prefs=PREFS)
-    rows = tshark.fields(pcap, ["camel.local", "gsm_old.localValue"], prefs=PREFS,
-                         display_filter="tcap")
+    rows = tshark.fields(
+        pcap, ["camel.local", "gsm_old.localValue"], prefs=PREFS, display_filter="tcap"
+    )
     codes = [c for row in rows for col in row for c in col.split(",") if c]
     assert codes[:4] == ["0", "23", "31", "24"]  # IDP, RRBE, Continue, ERB: tshark agrees
 
@@ -113,8 +115,15 @@ async def test_demo_captures_are_what_the_simulator_makes(tmp_path: Path) -> Non
         tshark.assert_clean(committed, prefs=PREFS)
 
         def ladder(p: Path) -> list[tuple[object, ...]]:
-            return [(e.opc, e.dpc, e.tcap, tuple((o.kind, o.name, tuple(o.fields.items()))
-                                                  for o in e.ops))
-                    for e in decode_capture(p, LadderDecoder()) if hasattr(e, "ops")]
+            return [
+                (
+                    e.opc,
+                    e.dpc,
+                    e.tcap,
+                    tuple((o.kind, o.name, tuple(o.fields.items())) for o in e.ops),
+                )
+                for e in decode_capture(p, LadderDecoder())
+                if hasattr(e, "ops")
+            ]
 
         assert ladder(fresh) == ladder(committed), name

@@ -71,13 +71,22 @@ def test_bind_transceiver_golden_and_bound() -> None:
     s.connection_made(T0)
     assert s.state is SessionState.OPEN
     [bind] = sent(s)
-    assert bind.hex() == (
-        "00000020" "00000009" "00000000" "00000001"  # length 32, bind_transceiver, ok, seq 1
-        + b"mcn\0".hex()                              # system_id
-        + b"secret\0".hex()                           # password
-        + "00"                                        # system_type ""
-        + "34" "00" "00"                              # interface_version 3.4, addr_ton, addr_npi
-        + "00")                                       # address_range ""
+    assert (
+        bind.hex()
+        == (
+            "00000020"
+            "00000009"
+            "00000000"
+            "00000001"  # length 32, bind_transceiver, ok, seq 1
+            + b"mcn\0".hex()  # system_id
+            + b"secret\0".hex()  # password
+            + "00"  # system_type ""
+            + "34"
+            "00"
+            "00"  # interface_version 3.4, addr_ton, addr_npi
+             + "00"
+        )
+    )  # address_range ""
     assert s.next_deadline() == T0 + 30.0  # the bind's response timer
     s.receive_data(bind_transceiver_resp(1, system_id=b"SMSC-A"), T0 + 0.1)
     assert events(s) == [Bound(SessionState.BOUND_TRX, "SMSC-A")]
@@ -85,10 +94,13 @@ def test_bind_transceiver_golden_and_bound() -> None:
     assert s.stats["binds"] == 1
 
 
-@pytest.mark.parametrize(("mode", "command_id", "state", "can_submit"), [
-    ("transmitter", 0x00000002, SessionState.BOUND_TX, True),
-    ("receiver", 0x00000001, SessionState.BOUND_RX, False),
-])
+@pytest.mark.parametrize(
+    ("mode", "command_id", "state", "can_submit"),
+    [
+        ("transmitter", 0x00000002, SessionState.BOUND_TX, True),
+        ("receiver", 0x00000001, SessionState.BOUND_RX, False),
+    ],
+)
 def test_bind_modes(mode: str, command_id: int, state: SessionState, can_submit: bool) -> None:
     s = session(bind_mode=mode)
     s.connection_made(T0)
@@ -102,10 +114,13 @@ def test_bind_modes(mode: str, command_id: int, state: SessionState, can_submit:
     assert [i for i in ids(sent(s)) if i[0] == DELIVER_SM_RESP] == expected
 
 
-@pytest.mark.parametrize("answer", [
-    bind_transceiver_resp(1, status=0x0E),  # ESME_RINVPASWD
-    pdu(GENERIC_NACK, 1, 0x03),
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        bind_transceiver_resp(1, status=0x0E),  # ESME_RINVPASWD
+        pdu(GENERIC_NACK, 1, 0x03),
+    ],
+)
 def test_bind_refused_closes(answer: bytes) -> None:
     s = session()
     s.connection_made(T0)
@@ -155,8 +170,11 @@ def test_requests_not_allowed_in_open_are_answered_rinvbndsts() -> None:
     sent(s)
     s.receive_data(deliver_sm(3, 0, 0, b"early") + pdu(UNBIND, 4) + pdu(ENQUIRE_LINK, 5), T0)
     # deliver_sm and unbind before the bind: ESME_RINVBNDSTS 0x04; enquire_link is allowed
-    assert ids(sent(s)) == [(DELIVER_SM_RESP, 0x04, 3), (UNBIND_RESP, 0x04, 4),
-                            (ENQUIRE_LINK_RESP, 0, 5)]
+    assert ids(sent(s)) == [
+        (DELIVER_SM_RESP, 0x04, 3),
+        (UNBIND_RESP, 0x04, 4),
+        (ENQUIRE_LINK_RESP, 0, 5),
+    ]
     assert s.state is SessionState.OPEN
 
 
@@ -177,7 +195,11 @@ def test_window_full_waits_for_responses() -> None:
     [fifth] = sent(s)
     s.receive_data(submit_sm_resp(header(fifth)[3], "id-last"), T0 + 0.3)
     assert sorted(e.ref for e in events(s) if isinstance(e, MessageSubmitted)) == [
-        refs[0], refs[2], refs[3], refs[4]]
+        refs[0],
+        refs[2],
+        refs[3],
+        refs[4],
+    ]
     assert s.inflight == 0 and s.max_inflight == 3
 
 
@@ -204,7 +226,8 @@ def test_submit_sm_response_timeout_drops_the_link() -> None:
     assert events(s) == [
         MessageFailed(first, FailureKind.LINK, "link lost with submit_sm outstanding"),
         MessageFailed(second, FailureKind.LINK, "link lost with submit_sm outstanding"),
-        ConnectionMustClose("submit_sm_resp not received in time")]
+        ConnectionMustClose("submit_sm_resp not received in time"),
+    ]
     assert s.state is SessionState.CLOSED and s.inflight == 0
 
 
@@ -227,10 +250,13 @@ def test_unsendable_message_is_refused_at_once() -> None:
     assert sent(s) == [] and events(s) == []
 
 
-@pytest.mark.parametrize(("status", "kind"), [
-    (0x0B, FailureKind.PERMANENT),  # ESME_RINVDSTADR
-    (0x08, FailureKind.TEMPORARY),  # ESME_RSYSERR
-])
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (0x0B, FailureKind.PERMANENT),  # ESME_RINVDSTADR
+        (0x08, FailureKind.TEMPORARY),  # ESME_RSYSERR
+    ],
+)
 def test_refusals_classified(status: int, kind: FailureKind) -> None:
     s = bound()
     ref = s.submit("8613900000001", "x", concat_ref=1, now=T0)
@@ -324,8 +350,11 @@ def test_unbind_by_us_and_by_the_smsc() -> None:
     sent(s)
     s.receive_data(pdu(UNBIND, 9), T0)
     assert ids(sent(s)) == [(UNBIND_RESP, 0, 9)]
-    assert events(s) == [MessageFailed(ref, FailureKind.LINK, "link lost with submit_sm outstanding"),
-                         Unbound(by_peer=True), ConnectionMustClose("SMSC unbound")]
+    assert events(s) == [
+        MessageFailed(ref, FailureKind.LINK, "link lost with submit_sm outstanding"),
+        Unbound(by_peer=True),
+        ConnectionMustClose("SMSC unbound"),
+    ]
 
 
 def test_unbind_unanswered_closes() -> None:
@@ -384,7 +413,7 @@ def test_partial_pdus_wait_for_the_rest() -> None:
     s = bound()
     raw = deliver_sm(15, 0, 0, b"split") + pdu(ENQUIRE_LINK, 16)
     for i in range(len(raw)):
-        s.receive_data(raw[i:i + 1], T0)
+        s.receive_data(raw[i : i + 1], T0)
     [mo] = events(s)
     assert isinstance(mo, MoReceived) and mo.text == "split"
     assert ids(sent(s)) == [(ENQUIRE_LINK_RESP, 0, 16)]
@@ -398,7 +427,11 @@ def _udh16(ref: int, total: int, seq: int) -> bytes:
 
 
 def _sar(ref: int, total: int, seq: int) -> bytes:
-    return tlv(0x020C, ref.to_bytes(2, "big")) + tlv(0x020E, bytes((total,))) + tlv(0x020F, bytes((seq,)))
+    return (
+        tlv(0x020C, ref.to_bytes(2, "big"))
+        + tlv(0x020E, bytes((total,)))
+        + tlv(0x020F, bytes((seq,)))
+    )
 
 
 @pytest.mark.parametrize("order", [(1, 2, 3), (3, 1, 2), (2, 3, 1)])
@@ -422,8 +455,11 @@ def test_concatenated_mo_in_any_order(scheme: str, order: tuple[int, ...]) -> No
     assert (mo.source_addr, mo.destination_addr, len(mo.tokens)) == ("8613800138000", "12599", 3)
     s.answer_deliver(mo.tokens, True, T0 + 3)
     # answered in part order: 101, 102, 103
-    assert ids(sent(s)) == [(DELIVER_SM_RESP, 0, 101), (DELIVER_SM_RESP, 0, 102),
-                            (DELIVER_SM_RESP, 0, 103)]
+    assert ids(sent(s)) == [
+        (DELIVER_SM_RESP, 0, 101),
+        (DELIVER_SM_RESP, 0, 102),
+        (DELIVER_SM_RESP, 0, 103),
+    ]
 
 
 def test_concatenated_mo_from_two_senders_with_one_reference() -> None:
@@ -431,8 +467,10 @@ def test_concatenated_mo_from_two_senders_with_one_reference() -> None:
     parts = encode_sms("回复" * 50, concat_ref=9).segments
     for i, seg in enumerate(parts):
         for src in (b"8613800000001", b"8613800000002"):
-            s.receive_data(deliver_sm(10 * i + int(src[-1:]), seg.esm_class, 8,
-                                      seg.short_message, source=src), T0)
+            s.receive_data(
+                deliver_sm(10 * i + int(src[-1:]), seg.esm_class, 8, seg.short_message, source=src),
+                T0,
+            )
     got = sorted((e.source_addr, e.text) for e in events(s) if isinstance(e, MoReceived))
     assert got == [("8613800000001", "回复" * 50), ("8613800000002", "回复" * 50)]
 
@@ -448,8 +486,9 @@ def test_incomplete_mo_answered_rx_t_appn_and_redelivered_part_replaces() -> Non
     assert ids(sent(s)) == [(DELIVER_SM_RESP, 0x64, 2)]
     assert s.stats["mo_incomplete"] == 1
     # the redelivery completes normally
-    s.receive_data(deliver_sm(3, 0x40, 8, p1.short_message) + deliver_sm(4, 0x40, 8, p2.short_message),
-                   T0 + 30)
+    s.receive_data(
+        deliver_sm(3, 0x40, 8, p1.short_message) + deliver_sm(4, 0x40, 8, p2.short_message), T0 + 30
+    )
     [mo] = [e for e in events(s) if isinstance(e, MoReceived)]
     assert mo.text == "回复" * 50
 
@@ -483,18 +522,42 @@ def test_receipt_values_by_message_state_and_foreign_receipts() -> None:
     s = bound()
     s.receipts.remember(["ours"])
     # no text: the stat word comes from message_state 5 (UNDELIVERABLE), §5.3.2.35
-    s.receive_data(deliver_sm(20, 0x04, 0, b"", tlv(0x001E, b"ours\0") + tlv(0x0427, b"\5"),
-                              source=b"8613900000001", destination=b"12599"), T0)
+    s.receive_data(
+        deliver_sm(
+            20,
+            0x04,
+            0,
+            b"",
+            tlv(0x001E, b"ours\0") + tlv(0x0427, b"\5"),
+            source=b"8613900000001",
+            destination=b"12599",
+        ),
+        T0,
+    )
     [r] = events(s)
     assert isinstance(r, ReceiptReceived)
     assert (r.message_id, r.stat, r.done_date, r.matched) == ("ours", "UNDELIV", None, True)
     # a receipt of a message we never submitted: a subscriber's own SMS, forwarded
-    s.receive_data(deliver_sm(21, 0x04, 0, b"id:theirs stat:delivrd done date:2611251806",
-                              source=b"8613700000099", destination=b"8613912345001"), T0)
+    s.receive_data(
+        deliver_sm(
+            21,
+            0x04,
+            0,
+            b"id:theirs stat:delivrd done date:2611251806",
+            source=b"8613700000099",
+            destination=b"8613912345001",
+        ),
+        T0,
+    )
     [f] = events(s)
     assert isinstance(f, ReceiptReceived)
     assert (f.message_id, f.stat, f.matched, f.source_addr, f.destination_addr) == (
-        "theirs", "DELIVRD", False, "8613700000099", "8613912345001")
+        "theirs",
+        "DELIVRD",
+        False,
+        "8613700000099",
+        "8613912345001",
+    )
 
 
 def test_intermediate_and_idless_receipts_answered_at_once() -> None:
@@ -517,10 +580,13 @@ def test_deliver_timeout_event_and_late_answer_ignored() -> None:
     assert sent(s) == []
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("id:1 stat:DELIVRD done date:2611251806", ("1", "DELIVRD", "2611251806")),
-    ("ID:Ab sub:001 Stat:undeliv text:id:zz stat:x", ("Ab", "undeliv", None)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("id:1 stat:DELIVRD done date:2611251806", ("1", "DELIVRD", "2611251806")),
+        ("ID:Ab sub:001 Stat:undeliv text:id:zz stat:x", ("Ab", "undeliv", None)),
+    ],
+)
 def test_receipt_text(text: str, expected: tuple[str, str, str | None]) -> None:
     f = parse_receipt(text)
     assert (f.get("id"), f.get("stat"), f.get("done date")) == expected

@@ -39,10 +39,13 @@ _ALPHABETS = (
     "{}[]~\\|^€",  # the GSM 7-bit extension table: two septets each
     "您好用户呼叫回电已可达请及时联系短信",
     "éüßñ@£$¥",
-    "\U0001F600\U0001F4F1",  # outside the BMP: surrogate pairs in UCS-2
+    "\U0001f600\U0001f4f1",  # outside the BMP: surrogate pairs in UCS-2
 )
-_STATES = {"transceiver": SessionState.BOUND_TRX, "transmitter": SessionState.BOUND_TX,
-           "receiver": SessionState.BOUND_RX}
+_STATES = {
+    "transceiver": SessionState.BOUND_TRX,
+    "transmitter": SessionState.BOUND_TX,
+    "receiver": SessionState.BOUND_RX,
+}
 
 
 def _ascii(rng: random.Random, lo: int, hi: int) -> str:
@@ -59,12 +62,19 @@ def _text(rng: random.Random) -> str:
 
 def _config(rng: random.Random) -> EsmeConfig:
     return EsmeConfig(
-        system_id=_ascii(rng, 1, 15), password=_ascii(rng, 0, 8), system_type=_ascii(rng, 0, 12),
+        system_id=_ascii(rng, 1, 15),
+        password=_ascii(rng, 0, 8),
+        system_type=_ascii(rng, 0, 12),
         bind_mode=rng.choice(("transceiver", "transmitter", "receiver")),
-        source_addr=_ascii(rng, 0, 20), source_addr_ton=rng.randrange(256),
-        source_addr_npi=rng.randrange(256), dest_addr_ton=rng.randrange(256),
-        dest_addr_npi=rng.randrange(256), registered_delivery=rng.randrange(256),
-        window=rng.randint(1, 20), enquire_link_interval=30.0)
+        source_addr=_ascii(rng, 0, 20),
+        source_addr_ton=rng.randrange(256),
+        source_addr_npi=rng.randrange(256),
+        dest_addr_ton=rng.randrange(256),
+        dest_addr_npi=rng.randrange(256),
+        registered_delivery=rng.randrange(256),
+        window=rng.randint(1, 20),
+        enquire_link_interval=30.0,
+    )
 
 
 def _smpplib(raw: bytes) -> Any:
@@ -88,14 +98,33 @@ def test_emitted_pdus_decode_in_smpplib_and_smpplib_answers_are_read() -> None:
         s = EsmeSession(config=cfg)
         s.connection_made(T0)
         bind = _smpplib(_one(s))
-        assert (bind.command, bind.system_id, bind.password, bind.system_type,
-                bind.interface_version, bind.addr_ton, bind.addr_npi, bind.address_range) == (
-            f"bind_{cfg.bind_mode}", cfg.system_id.encode(), cfg.password.encode(),
-            cfg.system_type.encode(), 0x34, 0, 0, b""), case
+        assert (
+            bind.command,
+            bind.system_id,
+            bind.password,
+            bind.system_type,
+            bind.interface_version,
+            bind.addr_ton,
+            bind.addr_npi,
+            bind.address_range,
+        ) == (
+            f"bind_{cfg.bind_mode}",
+            cfg.system_id.encode(),
+            cfg.password.encode(),
+            cfg.system_type.encode(),
+            0x34,
+            0,
+            0,
+            b"",
+        ), case
         smsc_id = _ascii(rng, 0, 15)
         version = rng.choice((None, 0x34, 0x50))
-        resp = _make(f"bind_{cfg.bind_mode}_resp", bind.sequence, system_id=smsc_id,
-                     sc_interface_version=version)
+        resp = _make(
+            f"bind_{cfg.bind_mode}_resp",
+            bind.sequence,
+            system_id=smsc_id,
+            sc_interface_version=version,
+        )
         assert read_bind_resp(resp).sc_interface_version == version
         s.receive_data(resp, T0)
         assert events(s) == [Bound(_STATES[cfg.bind_mode], smsc_id)]
@@ -148,14 +177,43 @@ def _check_submit(rng: random.Random, s: EsmeSession, cfg: EsmeConfig) -> int:
             s.receive_data(_make("submit_sm_resp", p.sequence, message_id=p.mid), T0)
     parts = []
     for p, seg in zip(got, segments, strict=True):
-        assert (p.command, p.service_type, p.source_addr_ton, p.source_addr_npi, p.source_addr,
-                p.dest_addr_ton, p.dest_addr_npi, p.destination_addr, p.esm_class,
-                p.protocol_id, p.priority_flag, p.schedule_delivery_time, p.validity_period,
-                p.registered_delivery, p.replace_if_present_flag, p.data_coding,
-                p.sm_default_msg_id) == (
-            "submit_sm", b"", cfg.source_addr_ton, cfg.source_addr_npi, cfg.source_addr.encode(),
-            cfg.dest_addr_ton, cfg.dest_addr_npi, dest.encode(), seg.esm_class, 0, 0, b"", b"",
-            cfg.registered_delivery, 0, int(seg.data_coding), 0)
+        assert (
+            p.command,
+            p.service_type,
+            p.source_addr_ton,
+            p.source_addr_npi,
+            p.source_addr,
+            p.dest_addr_ton,
+            p.dest_addr_npi,
+            p.destination_addr,
+            p.esm_class,
+            p.protocol_id,
+            p.priority_flag,
+            p.schedule_delivery_time,
+            p.validity_period,
+            p.registered_delivery,
+            p.replace_if_present_flag,
+            p.data_coding,
+            p.sm_default_msg_id,
+        ) == (
+            "submit_sm",
+            b"",
+            cfg.source_addr_ton,
+            cfg.source_addr_npi,
+            cfg.source_addr.encode(),
+            cfg.dest_addr_ton,
+            cfg.dest_addr_npi,
+            dest.encode(),
+            seg.esm_class,
+            0,
+            0,
+            b"",
+            b"",
+            cfg.registered_delivery,
+            0,
+            int(seg.data_coding),
+            0,
+        )
         decoded = decode_short_message(p.short_message or b"", p.data_coding, p.esm_class)
         if len(segments) > 1:
             assert decoded.concat is not None and decoded.concat.ref == ref_octet
@@ -174,12 +232,17 @@ _ATTRS = [f.name for f in fields(DeliverSm) if f.name != "command"]
 def _deliver_kw(rng: random.Random) -> dict[str, Any]:
     kw: dict[str, Any] = {
         "service_type": rng.choice(("", "CMT", "WAP")),
-        "source_addr_ton": rng.randrange(256), "source_addr_npi": rng.randrange(256),
-        "source_addr": _ascii(rng, 0, 20), "dest_addr_ton": rng.randrange(256),
-        "dest_addr_npi": rng.randrange(256), "destination_addr": _ascii(rng, 0, 20),
+        "source_addr_ton": rng.randrange(256),
+        "source_addr_npi": rng.randrange(256),
+        "source_addr": _ascii(rng, 0, 20),
+        "dest_addr_ton": rng.randrange(256),
+        "dest_addr_npi": rng.randrange(256),
+        "destination_addr": _ascii(rng, 0, 20),
         "esm_class": rng.choice((0, 0x04, 0x20, 0x40, rng.randrange(256))),
-        "protocol_id": rng.randrange(256), "priority_flag": rng.randrange(4),
-        "registered_delivery": rng.randrange(256), "data_coding": rng.choice((0, 3, 8, 0xF0)),
+        "protocol_id": rng.randrange(256),
+        "priority_flag": rng.randrange(4),
+        "registered_delivery": rng.randrange(256),
+        "data_coding": rng.choice((0, 3, 8, 0xF0)),
     }
     payload = bytes(rng.randrange(256) for _ in range(rng.randint(1, 254)))
     if rng.random() < 0.2:
@@ -235,8 +298,11 @@ def test_smpplib_mo_reassembled_from_any_parts_in_any_order() -> None:
         src, dst = f"86138{case:08d}", rng.choice(("12599", "1065"))
         segments = encode_sms(text, concat_ref=case & 0xFF).segments
         how = rng.choice(("udh", "sar", "payload")) if len(segments) > 1 else "single"
-        common = {"source_addr": src, "destination_addr": dst,
-                  "data_coding": int(segments[0].data_coding)}
+        common = {
+            "source_addr": src,
+            "destination_addr": dst,
+            "data_coding": int(segments[0].data_coding),
+        }
         parts = []
         if how == "payload":
             # the whole text in message_payload (§5.3.2.32), no concatenation at all
@@ -244,12 +310,19 @@ def test_smpplib_mo_reassembled_from_any_parts_in_any_order() -> None:
             parts.append({**common, "message_payload": body})
         for n, seg in enumerate(segments, start=1):
             if how in ("udh", "single"):
-                parts.append({**common, "esm_class": seg.esm_class,
-                              "short_message": seg.short_message})
+                parts.append(
+                    {**common, "esm_class": seg.esm_class, "short_message": seg.short_message}
+                )
             elif how == "sar":  # the same parts, SAR TLVs instead of the UDH
-                parts.append({**common, "short_message": seg.short_message[6:],
-                              "sar_msg_ref_num": 0x100 + case, "sar_total_segments": len(segments),
-                              "sar_segment_seqnum": n})
+                parts.append(
+                    {
+                        **common,
+                        "short_message": seg.short_message[6:],
+                        "sar_msg_ref_num": 0x100 + case,
+                        "sar_total_segments": len(segments),
+                        "sar_segment_seqnum": n,
+                    }
+                )
         rng.shuffle(parts)
         seqs = []
         for kw in parts:
@@ -268,8 +341,16 @@ def test_smpplib_mo_reassembled_from_any_parts_in_any_order() -> None:
 def test_smpplib_receipts_matched_and_read() -> None:
     rng = random.Random(37)
     s = _bound()
-    states = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV",
-              6: "ACCEPTD", 7: "UNKNOWN", 8: "REJECTD"}
+    states = {
+        1: "ENROUTE",
+        2: "DELIVRD",
+        3: "EXPIRED",
+        4: "DELETED",
+        5: "UNDELIV",
+        6: "ACCEPTD",
+        7: "UNKNOWN",
+        8: "REJECTD",
+    }
     ours = {f"{rng.getrandbits(48):x}" for _ in range(500)}
     for mid in ours:
         s.receipts.remember([mid])
@@ -277,13 +358,17 @@ def test_smpplib_receipts_matched_and_read() -> None:
     for i in range(2000):
         mid = rng.choice(pool) if rng.random() < 0.7 else f"ext-{i}"
         state = rng.randint(1, 8)
-        kw: dict[str, Any] = {"source_addr": "8613900000001", "destination_addr": "12599",
-                              "esm_class": 0x04}
+        kw: dict[str, Any] = {
+            "source_addr": "8613900000001",
+            "destination_addr": "12599",
+            "esm_class": 0x04,
+        }
         in_text = rng.random() < 0.7
         if in_text:
-            kw["short_message"] = (f"id:{mid} sub:001 dlvrd:001 submit date:2611251805 "
-                                   f"done date:2611251806 stat:{states[state]} err:000 text:x"
-                                   ).encode()
+            kw["short_message"] = (
+                f"id:{mid} sub:001 dlvrd:001 submit date:2611251805 "
+                f"done date:2611251806 stat:{states[state]} err:000 text:x"
+            ).encode()
         if rng.random() < 0.6 or not in_text:
             kw["receipted_message_id"] = mid
             kw["message_state"] = state

@@ -31,14 +31,18 @@ def _address(rng: random.Random) -> str:
 
 def _submit_args(rng: random.Random) -> dict[str, object]:
     return {
-        "source_addr_ton": rng.randrange(256), "source_addr_npi": rng.randrange(256),
+        "source_addr_ton": rng.randrange(256),
+        "source_addr_npi": rng.randrange(256),
         "source_addr": _address(rng),
-        "dest_addr_ton": rng.randrange(256), "dest_addr_npi": rng.randrange(256),
+        "dest_addr_ton": rng.randrange(256),
+        "dest_addr_npi": rng.randrange(256),
         "destination_addr": _address(rng),
-        "esm_class": rng.randrange(256), "data_coding": rng.randrange(256),
+        "esm_class": rng.randrange(256),
+        "data_coding": rng.randrange(256),
         "registered_delivery": rng.randrange(256),
-        "short_message": bytes(rng.randrange(256) for _ in range(rng.choice(
-            (0, 1, 140, 254, rng.randint(0, 254))))),
+        "short_message": bytes(
+            rng.randrange(256) for _ in range(rng.choice((0, 1, 140, 254, rng.randint(0, 254))))
+        ),
     }
 
 
@@ -52,15 +56,30 @@ def test_submit_sm_is_byte_identical_to_smpplib() -> None:
         assert fast == _smpplib_submit(seq, **args), args
 
 
-@pytest.mark.parametrize("change", [
-    {"source_addr": "1" * 21}, {"destination_addr": "2" * 21}, {"destination_addr": "8613é"},
-    {"short_message": b"x" * 255}, {"esm_class": 256}, {"data_coding": -1},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"source_addr": "1" * 21},
+        {"destination_addr": "2" * 21},
+        {"destination_addr": "8613é"},
+        {"short_message": b"x" * 255},
+        {"esm_class": 256},
+        {"data_coding": -1},
+    ],
+)
 def test_submit_sm_outside_the_simple_case_is_declined(change: dict[str, object]) -> None:
-    args = {"source_addr_ton": 3, "source_addr_npi": 0, "source_addr": "12599",
-            "dest_addr_ton": 1, "dest_addr_npi": 1, "destination_addr": "8613900000001",
-            "esm_class": 0, "data_coding": 0, "registered_delivery": 1,
-            "short_message": b"hello"} | change
+    args = {
+        "source_addr_ton": 3,
+        "source_addr_npi": 0,
+        "source_addr": "12599",
+        "dest_addr_ton": 1,
+        "dest_addr_npi": 1,
+        "destination_addr": "8613900000001",
+        "esm_class": 0,
+        "data_coding": 0,
+        "registered_delivery": 1,
+        "short_message": b"hello",
+    } | change
     assert encode_submit_sm(7, **args) is None  # type: ignore[arg-type]
 
 
@@ -75,11 +94,18 @@ def test_session_builds_the_submit_sm_smpplib_builds() -> None:
         for raw, seg in zip(pdus, segments, strict=True):
             seq = header(raw)[3]
             assert raw == _smpplib_submit(
-                seq, source_addr_ton=cfg.source_addr_ton, source_addr_npi=cfg.source_addr_npi,
-                source_addr=cfg.source_addr, dest_addr_ton=cfg.dest_addr_ton,
-                dest_addr_npi=cfg.dest_addr_npi, destination_addr="8613900000001",
-                esm_class=seg.esm_class, data_coding=int(seg.data_coding),
-                registered_delivery=cfg.registered_delivery, short_message=seg.short_message)
+                seq,
+                source_addr_ton=cfg.source_addr_ton,
+                source_addr_npi=cfg.source_addr_npi,
+                source_addr=cfg.source_addr,
+                dest_addr_ton=cfg.dest_addr_ton,
+                dest_addr_npi=cfg.dest_addr_npi,
+                destination_addr="8613900000001",
+                esm_class=seg.esm_class,
+                data_coding=int(seg.data_coding),
+                registered_delivery=cfg.registered_delivery,
+                short_message=seg.short_message,
+            )
     # a source address longer than §5.2.8 allows is refused when configured: smpplib would
     # have cut it to 20 characters without a word
     with pytest.raises(ValueError, match="source_addr"):
@@ -87,8 +113,7 @@ def test_session_builds_the_submit_sm_smpplib_builds() -> None:
 
 
 def _deliver(rng: random.Random, **kw: object) -> bytes:
-    pdu = smpplib.smpp.make_pdu("deliver_sm", client=_FixedSequence(rng.randint(1, 99999)),
-                                **kw)
+    pdu = smpplib.smpp.make_pdu("deliver_sm", client=_FixedSequence(rng.randint(1, 99999)), **kw)
     return bytes(pdu.generate())
 
 
@@ -113,14 +138,18 @@ def test_receipts_and_mo_decode_as_smpplib_decodes_them() -> None:
         kw: dict[str, object] = {
             "source_addr": "86139" + str(rng.randint(0, 99999999)),
             "destination_addr": rng.choice(("12599", "106575", "")),
-            "source_addr_ton": rng.choice((0, 1)), "dest_addr_npi": rng.choice((0, 1)),
+            "source_addr_ton": rng.choice((0, 1)),
+            "dest_addr_npi": rng.choice((0, 1)),
             "esm_class": rng.choice((0, 0x04, 0x40, 0x20)),
-            "data_coding": rng.choice((0, 8, 3)), "protocol_id": rng.choice((0, 0x40)),
+            "data_coding": rng.choice((0, 8, 3)),
+            "protocol_id": rng.choice((0, 0x40)),
             "service_type": rng.choice(("", "CMT")),
         }
         if i % 3:
-            kw["short_message"] = (f"id:{mid} sub:001 dlvrd:001 submit date:2611251805 done "
-                                   f"date:2611251806 stat:DELIVRD err:000 text:hi").encode()
+            kw["short_message"] = (
+                f"id:{mid} sub:001 dlvrd:001 submit date:2611251805 done "
+                f"date:2611251806 stat:DELIVRD err:000 text:hi"
+            ).encode()
         if i % 2:
             kw["receipted_message_id"] = mid
         if i % 5 == 0:
@@ -134,9 +163,15 @@ def test_receipts_and_mo_decode_as_smpplib_decodes_them() -> None:
 
 def test_mutated_deliver_sm_is_smpplibs_answer_or_declined() -> None:
     rng = random.Random(11)
-    base = _deliver(rng, source_addr="8613900000001", destination_addr="12599", esm_class=4,
-                    short_message=b"id:abc stat:DELIVRD", receipted_message_id="abc",
-                    message_state=2)
+    base = _deliver(
+        rng,
+        source_addr="8613900000001",
+        destination_addr="12599",
+        esm_class=4,
+        short_message=b"id:abc stat:DELIVRD",
+        receipted_message_id="abc",
+        message_state=2,
+    )
     assert _assert_same(base) is not None
     accepted = 0
     for _ in range(5000):
@@ -144,7 +179,7 @@ def test_mutated_deliver_sm_is_smpplibs_answer_or_declined() -> None:
         for _ in range(rng.randint(1, 4)):
             raw[rng.randrange(16, len(raw))] = rng.choice((0, 1, 4, 0x1E, 0x27, rng.randrange(256)))
         if rng.random() < 0.3:
-            raw = raw[:rng.randint(16, len(raw))]
+            raw = raw[: rng.randint(16, len(raw))]
             raw[0:4] = struct.pack(">I", len(raw))
         try:
             accepted += _assert_same(bytes(raw)) is not None
@@ -174,16 +209,24 @@ def test_field_built_deliver_sm_is_smpplibs_answer_or_declined() -> None:
     accepted = 0
     for _ in range(20_000):
         message = bytes(rng.randrange(256) for _ in range(rng.choice((0, 3, 160))))
-        body = b"".join((
-            _cstring(rng) + b"\0", bytes((rng.randrange(256), rng.randrange(256))),
-            _cstring(rng) + b"\0", bytes((rng.randrange(256), rng.randrange(256))),
-            _cstring(rng) + b"\0", bytes(rng.randrange(256) for _ in range(3)),
-            _cstring(rng) + b"\0", _cstring(rng) + b"\0",
-            bytes(rng.randrange(256) for _ in range(4)),
-            # sm_length sometimes disagrees with what follows
-            bytes((min(255, max(0, len(message) + rng.choice((0, 0, 0, -1, 1)))),)), message,
-            b"".join(_tlv(rng) for _ in range(rng.choice((0, 1, 2, 3))))))
-        body = body[:rng.choice((len(body), len(body), rng.randint(0, len(body))))]
+        body = b"".join(
+            (
+                _cstring(rng) + b"\0",
+                bytes((rng.randrange(256), rng.randrange(256))),
+                _cstring(rng) + b"\0",
+                bytes((rng.randrange(256), rng.randrange(256))),
+                _cstring(rng) + b"\0",
+                bytes(rng.randrange(256) for _ in range(3)),
+                _cstring(rng) + b"\0",
+                _cstring(rng) + b"\0",
+                bytes(rng.randrange(256) for _ in range(4)),
+                # sm_length sometimes disagrees with what follows
+                bytes((min(255, max(0, len(message) + rng.choice((0, 0, 0, -1, 1)))),)),
+                message,
+                b"".join(_tlv(rng) for _ in range(rng.choice((0, 1, 2, 3)))),
+            )
+        )
+        body = body[: rng.choice((len(body), len(body), rng.randint(0, len(body))))]
         raw = struct.pack(">IIII", 16 + len(body), 5, 0, rng.randint(1, 99)) + body
         try:
             accepted += _assert_same(raw) is not None
@@ -194,12 +237,15 @@ def test_field_built_deliver_sm_is_smpplibs_answer_or_declined() -> None:
     assert 2000 < accepted < 18_000
 
 
-@pytest.mark.parametrize("raw", [
-    b"",  # nothing
-    struct.pack(">IIII", 16, 5, 0, 1),  # a header alone: smpplib leaves every field None
-    struct.pack(">IIII", 20, 5, 0, 1) + b"abcd",  # a C-string without its NUL
-    struct.pack(">IIII", 16, 4, 0, 1),  # not a deliver_sm
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",  # nothing
+        struct.pack(">IIII", 16, 5, 0, 1),  # a header alone: smpplib leaves every field None
+        struct.pack(">IIII", 20, 5, 0, 1) + b"abcd",  # a C-string without its NUL
+        struct.pack(">IIII", 16, 4, 0, 1),  # not a deliver_sm
+    ],
+)
 def test_odd_deliver_sm_is_declined(raw: bytes) -> None:
     assert decode_deliver_sm(raw) is None
 

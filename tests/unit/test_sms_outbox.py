@@ -64,8 +64,9 @@ async def test_window_and_all_submitted() -> None:
         outbox.enqueue(f"8613900{i:05d}", f"t{i}", idempotency_key=f"k{i}", now=T0)
     assert outbox.enqueue("x", "dup", idempotency_key="k3", now=T0) == 4  # idempotent
     gw = FakeGateway()
-    sender = OutboxSender(outbox=outbox, gateway=gw, window=5, prefetch=0, poll_interval=0.01,
-                          clock=Clock())
+    sender = OutboxSender(
+        outbox=outbox, gateway=gw, window=5, prefetch=0, poll_interval=0.01, clock=Clock()
+    )
     await sender.run_until_idle(idle_for=0.05)
     assert outbox.count("submitted") == 50 and gw.max_concurrent == 5
     assert {r.smsc_message_id for r in outbox.rows.values()} == {f"m{i}" for i in range(1, 51)}
@@ -77,8 +78,7 @@ async def test_temporary_error_backoff_then_limit() -> None:
     clock = Clock()
     policy = RetryPolicy(max_attempts=3, base=10, factor=2)
     gw = FakeGateway([SmppTemporaryError("x", 0x08)] * 3)
-    sender = OutboxSender(outbox=outbox, gateway=gw, policy=policy, poll_interval=0.01,
-                          clock=clock)
+    sender = OutboxSender(outbox=outbox, gateway=gw, policy=policy, poll_interval=0.01, clock=clock)
     await sender.run_until_idle(idle_for=0.05)
     row = outbox.rows[sid]
     assert row.status == "retry" and row.next_attempt_at == T0 + timedelta(seconds=10)
@@ -104,8 +104,13 @@ async def test_outage_never_fails() -> None:
     sid = outbox.enqueue("861", "t", idempotency_key="a", now=T0)
     clock = Clock()
     gw = FakeGateway([SmppLinkError("lost")] * 20)
-    sender = OutboxSender(outbox=outbox, gateway=gw, poll_interval=0.01, clock=clock,
-                          policy=RetryPolicy(max_attempts=2, link_delay=1))
+    sender = OutboxSender(
+        outbox=outbox,
+        gateway=gw,
+        poll_interval=0.01,
+        clock=clock,
+        policy=RetryPolicy(max_attempts=2, link_delay=1),
+    )
     for _ in range(21):
         await sender.run_until_idle(idle_for=0.03)
         clock.now += timedelta(seconds=1)
@@ -153,10 +158,17 @@ async def test_console_sink(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("id:1a2b sub:001 dlvrd:001 submit date:2611251805 done date:2611251806 stat:DELIVRD "
-         "err:000 text:Missed call",
-         {"id": "1a2b", "stat": "DELIVRD", "err": "000", "done date": "2611251806",
-          "text": "Missed call"}),
+        (
+            "id:1a2b sub:001 dlvrd:001 submit date:2611251805 done date:2611251806 stat:DELIVRD "
+            "err:000 text:Missed call",
+            {
+                "id": "1a2b",
+                "stat": "DELIVRD",
+                "err": "000",
+                "done date": "2611251806",
+                "text": "Missed call",
+            },
+        ),
         ("id:42 stat:UNDELIV err:001", {"id": "42", "stat": "UNDELIV", "err": "001"}),
         ("garbage", {}),
     ],
@@ -192,8 +204,15 @@ async def test_commit_window_bounds_accepted_but_uncommitted() -> None:
     for i in range(100):
         outbox.enqueue(f"8613900{i:05d}", f"t{i}", idempotency_key=f"k{i}", now=T0)
     gw = FakeGateway()
-    sender = OutboxSender(outbox=outbox, gateway=gw, window=3, prefetch=2, commit_window=7,
-                          poll_interval=0.01, clock=Clock())
+    sender = OutboxSender(
+        outbox=outbox,
+        gateway=gw,
+        window=3,
+        prefetch=2,
+        commit_window=7,
+        poll_interval=0.01,
+        clock=Clock(),
+    )
     task = asyncio.create_task(sender.run())
     for _ in range(50):
         await asyncio.sleep(0.01)
@@ -215,8 +234,7 @@ async def test_stop_waits_for_uncommitted_marks() -> None:
     for i in range(10):
         outbox.enqueue(f"8613900{i:05d}", f"t{i}", idempotency_key=f"k{i}", now=T0)
     gw = FakeGateway()
-    sender = OutboxSender(outbox=outbox, gateway=gw, window=5, poll_interval=0.01,
-                          clock=Clock())
+    sender = OutboxSender(outbox=outbox, gateway=gw, window=5, poll_interval=0.01, clock=Clock())
     task = asyncio.create_task(sender.run())
     for _ in range(100):
         if len(gw.calls) == 10:

@@ -35,9 +35,11 @@ from tests.unit.smpp_helpers import T0, bound, deliver_sm, events, header, sent,
 
 def _answer(command: str, sequence: int, status: int = ESME_ROK) -> bytes:
     """The response PDU the session answers with."""
-    command_id = {"deliver_sm_resp": DELIVER_SM | RESPONSE,
-                  "enquire_link_resp": ENQUIRE_LINK | RESPONSE,
-                  "generic_nack": GENERIC_NACK}[command]
+    command_id = {
+        "deliver_sm_resp": DELIVER_SM | RESPONSE,
+        "enquire_link_resp": ENQUIRE_LINK | RESPONSE,
+        "generic_nack": GENERIC_NACK,
+    }[command]
     return encode_response(command_id, sequence, status)
 
 
@@ -70,11 +72,11 @@ def answer(s: EsmeSession, tokens: tuple[int, ...], status: int = ESME_ROK) -> l
 
 def test_answers_are_spec_bytes() -> None:
     # deliver_sm_resp: length 17, id 0x80000005, status 0, seq 7, message_id "" (one NUL)
-    assert _answer("deliver_sm_resp", 7).hex() == "00000011" "80000005" "00000000" "00000007" "00"
+    assert _answer("deliver_sm_resp", 7).hex() == "0000001180000005000000000000000700"
     # enquire_link_resp: header only
-    assert _answer("enquire_link_resp", 9).hex() == "00000010" "80000015" "00000000" "00000009"
+    assert _answer("enquire_link_resp", 9).hex() == "00000010800000150000000000000009"
     # generic_nack ESME_RINVCMDID
-    assert _answer("generic_nack", 3, 0x03).hex() == "00000010" "80000000" "00000003" "00000003"
+    assert _answer("generic_nack", 3, 0x03).hex() == "00000010800000000000000300000003"
 
 
 def test_receipt_by_tlv_and_text() -> None:
@@ -88,7 +90,7 @@ def test_receipt_by_tlv_and_text() -> None:
     [(tokens, (mid, stat, at))] = got.items
     assert (mid, stat, at) == ("abc123", "DELIVRD", datetime(2026, 11, 25, 18, 6, tzinfo=UTC))
     # deliver_sm_resp seq 41 ESME_ROK: 00000011 80000005 00000000 00000029 00
-    assert answer(s, tokens) == [bytes.fromhex("00000011" "80000005" "00000000" "00000029" "00")]
+    assert answer(s, tokens) == [bytes.fromhex("0000001180000005000000000000002900")]
     assert answer(s, tokens) == []  # answered once
     # text only, id reported in decimal for a hex submit_sm_resp id (a known SMSC habit)
     got.items.clear()
@@ -98,7 +100,8 @@ def test_receipt_by_tlv_and_text() -> None:
     assert args[:2] == ("1f", "UNDELIV")
     # recording failed: deliver_sm_resp seq 42 ESME_RX_T_APPN 0x64, the SMSC redelivers
     assert answer(s, tokens, ESME_RX_T_APPN) == [
-        bytes.fromhex("00000011" "80000005" "00000064" "0000002a" "00")]
+        bytes.fromhex("0000001180000005000000640000002a00")
+    ]
 
 
 def test_multipart_receipts_aggregate() -> None:
@@ -149,8 +152,10 @@ def test_unanswered_deliver_sm_times_out_and_link_loss_forgets() -> None:
     assert sent(s) == []
     s.handle_timer(deadline + 0.001)
     # both past 20 s: deliver_sm_resp ESME_RX_T_APPN, a late outcome is not answered again
-    assert sent(s) == [_answer("deliver_sm_resp", 80, ESME_RX_T_APPN),
-                       _answer("deliver_sm_resp", 81, ESME_RX_T_APPN)]
+    assert sent(s) == [
+        _answer("deliver_sm_resp", 80, ESME_RX_T_APPN),
+        _answer("deliver_sm_resp", 81, ESME_RX_T_APPN),
+    ]
     assert answer(s, t80) == []
     # a deliver_sm pending when the link drops is never answered (the SMSC redelivers it)
     got.items.clear()
@@ -168,18 +173,22 @@ def test_mo_gsm7_ucs2_and_concatenated() -> None:
         # 2 parts, UDH 050003 09 02 0n: no part is answered before the whole MO is stored
         assert feed(s, deliver_sm(62 + i, seg.esm_class, 0x08, seg.short_message), got) == []
     assert [a[2] for _t, a in got.items] == ["STOP", "退订", "回复" * 50]
-    assert answer(s, got.items[2][0]) == [_answer("deliver_sm_resp", 62),
-                                          _answer("deliver_sm_resp", 63)]
+    assert answer(s, got.items[2][0]) == [
+        _answer("deliver_sm_resp", 62),
+        _answer("deliver_sm_resp", 63),
+    ]
 
 
 def test_enquire_link_and_unknown_request() -> None:
     s = bound()
     # enquire_link seq 5 -> enquire_link_resp seq 5
-    assert feed(s, bytes.fromhex("00000010" "00000015" "00000000" "00000005")) == [
-        _answer("enquire_link_resp", 5)]
+    assert feed(s, bytes.fromhex("00000010000000150000000000000005")) == [
+        _answer("enquire_link_resp", 5)
+    ]
     # an unknown request id 0x00000099 -> generic_nack ESME_RINVCMDID (§4.3)
-    assert feed(s, bytes.fromhex("00000010" "00000099" "00000000" "00000006")) == [
-        _answer("generic_nack", 6, 0x03)]
+    assert feed(s, bytes.fromhex("00000010000000990000000000000006")) == [
+        _answer("generic_nack", 6, 0x03)
+    ]
 
 
 def test_fuzz_receive_path() -> None:
@@ -188,8 +197,9 @@ def test_fuzz_receive_path() -> None:
     session closes the connection (a command_length out of range, after a generic_nack)."""
     rng = random.Random(1125)
     seeds = [
-        deliver_sm(1, 0x04, 0, b"id:x stat:DELIVRD err:000 text:",
-                   bytes.fromhex("001e0002") + b"x\0"),
+        deliver_sm(
+            1, 0x04, 0, b"id:x stat:DELIVRD err:000 text:", bytes.fromhex("001e0002") + b"x\0"
+        ),
         deliver_sm(2, 0x40, 0x08, encode_sms("回复" * 50, concat_ref=1).segments[0].short_message),
         deliver_sm(3, 0x00, 0x00, b"hello"),
         struct.pack(">IIII", 20, 0x80000004, 0, 4) + b"abc\0",
@@ -241,13 +251,16 @@ def test_submit_sm_golden_both_ways() -> None:
     expected = (
         # length, submit_sm, ok, seq 3 (the bind took 1, the first segment 2)
         struct.pack(">IIII", 16 + 35 + len(body), 0x00000004, 0, 3)
-        + b"\0"                            # service_type ""
-        + b"\x03\x00" + b"12599\0"         # source TON 3 (network specific) NPI 0, short code
-        + b"\x01\x01" + b"8613900000001\0"  # dest TON 1 international, NPI 1 E.164
-        + b"\x40\x00\x00"                  # esm_class UDHI, protocol_id, priority_flag
-        + b"\0\0"                          # schedule_delivery_time, validity_period: defaults
-        + b"\x01\x00\x08\x00"              # registered_delivery 1, replace 0, UCS-2, dflt id
-        + bytes((len(body),)) + body       # sm_length, short_message (UDH 0500032a0202 + text)
+        + b"\0"  # service_type ""
+        + b"\x03\x00"
+        + b"12599\0"  # source TON 3 (network specific) NPI 0, short code
+        + b"\x01\x01"
+        + b"8613900000001\0"  # dest TON 1 international, NPI 1 E.164
+        + b"\x40\x00\x00"  # esm_class UDHI, protocol_id, priority_flag
+        + b"\0\0"  # schedule_delivery_time, validity_period: defaults
+        + b"\x01\x00\x08\x00"  # registered_delivery 1, replace 0, UCS-2, dflt id
+        + bytes((len(body),))
+        + body  # sm_length, short_message (UDH 0500032a0202 + text)
     )
     assert raw == expected
     assert body[:6].hex() == "0500032a0202"
@@ -258,7 +271,11 @@ def test_submit_sm_golden_both_ways() -> None:
 
     pdu = smpplib.smpp.parse_pdu(raw, client=SeqClient(), allow_unknown_opt_params=True)
     assert (pdu.command, pdu.esm_class, pdu.data_coding, pdu.registered_delivery) == (
-        "submit_sm", 0x40, 8, 1)
+        "submit_sm",
+        0x40,
+        8,
+        1,
+    )
     assert pdu.short_message == body and pdu.destination_addr in (b"8613900000001", "8613900000001")
 
 
@@ -291,8 +308,7 @@ def test_handler_of_an_answered_deliver_sm_is_skipped() -> None:
         core = gw.core
         now = gw._loop.time()
         core.connection_made(now)
-        core.receive_data(bytes.fromhex("00000015" "80000009" "00000000" "00000001") + b"SMSC\0",
-                          now)
+        core.receive_data(bytes.fromhex("00000015800000090000000000000001") + b"SMSC\0", now)
         got = _Handed()
         for raw in (deliver_sm(90, 0x00, 0x00, b"CX"), deliver_sm(91, 0x00, 0x00, b"KT")):
             core.receive_data(raw, now)
@@ -300,8 +316,10 @@ def test_handler_of_an_answered_deliver_sm_is_skipped() -> None:
         [(t90, _a), (t91, _b)] = got.items
         core.data_to_send()
         core.handle_timer(now + core.config.deliver_timeout + 0.001)
-        assert split(core.data_to_send()) == [_answer("deliver_sm_resp", 90, ESME_RX_T_APPN),
-                                              _answer("deliver_sm_resp", 91, ESME_RX_T_APPN)]
+        assert split(core.data_to_send()) == [
+            _answer("deliver_sm_resp", 90, ESME_RX_T_APPN),
+            _answer("deliver_sm_resp", 91, ESME_RX_T_APPN),
+        ]
         await gw._settle_deliver([store("late")], t90, False)
         assert ran == [] and gw.stats["deliver_sm_skipped"] == 1
         got.items.clear()

@@ -12,24 +12,27 @@ from scp.service.smscmd import Command, parse_command
 pytestmark = pytest.mark.usefixtures("any_day")
 
 
-@pytest.mark.parametrize(("text", "cmd"), [
-    ("CX", Command("CX")),
-    ("cx", Command("CX")),
-    (" Cx \n", Command("CX")),
-    ("ＣＸ", Command("CX")),  # full-width, as some handsets send
-    ("KT", Command("KT")),
-    ("qx", Command("QX")),
-    ("HMD 13800138000", Command("HMD", "13800138000")),
-    ("hmd13800138000", Command("HMD", "13800138000")),
-    ("HMD 138 0013 8000", Command("HMD", "13800138000")),
-    ("ＨＭＤ　１３８００１３８０００", Command("HMD", "13800138000")),
-    ("QHMD +8613800138000", Command("QHMD", "+8613800138000")),
-    ("QHMD", Command("QHMD", "")),
-    ("CX now", Command("HELP")),
-    ("help", Command("HELP")),
-    ("", Command("HELP")),
-    ("退订", Command("HELP")),
-])
+@pytest.mark.parametrize(
+    ("text", "cmd"),
+    [
+        ("CX", Command("CX")),
+        ("cx", Command("CX")),
+        (" Cx \n", Command("CX")),
+        ("ＣＸ", Command("CX")),  # full-width, as some handsets send
+        ("KT", Command("KT")),
+        ("qx", Command("QX")),
+        ("HMD 13800138000", Command("HMD", "13800138000")),
+        ("hmd13800138000", Command("HMD", "13800138000")),
+        ("HMD 138 0013 8000", Command("HMD", "13800138000")),
+        ("ＨＭＤ　１３８００１３８０００", Command("HMD", "13800138000")),
+        ("QHMD +8613800138000", Command("QHMD", "+8613800138000")),
+        ("QHMD", Command("QHMD", "")),
+        ("CX now", Command("HELP")),
+        ("help", Command("HELP")),
+        ("", Command("HELP")),
+        ("退订", Command("HELP")),
+    ],
+)
 def test_commands(text: str, cmd: Command) -> None:
     assert parse_command(text) == cmd
 

@@ -38,7 +38,9 @@ HLR_TID, SCP_TID = bytes.fromhex("09000002"), bytes.fromhex("00000001")
 # AlertServiceCentreArg {msisdn 8613912345678, serviceCentreAddress 8613800000}
 ASC = bytes.fromhex("3012040891683119325476f80406916831080000")
 # NoteMM-Event-Arg {serviceKey 100, eventMet imsi-Attach, imsi, msisdn}
-NOTE_MM = bytes.fromhex("301a020164800102810864001032547698f082089168311932 5476f8".replace(" ", ""))
+NOTE_MM = bytes.fromhex(
+    "301a020164800102810864001032547698f082089168311932 5476f8".replace(" ", "")
+)
 IDP_CAP = bytes.fromhex("300380012a")  # InitialDPArg {serviceKey 42}
 
 PEER = ("10.0.0.2", 2906)
@@ -50,21 +52,26 @@ def capture(path: Path, frames: list[tuple[bytes, tuple[str, int]]], ssn: int = 
     w = SctpPcapWriter.open(str(path))
     t = time.time()
     for i, (data, src) in enumerate(frames):
-        w.write(m3ua_data(sccp_udt(data, ssn, ssn)), ts=t + i / 1000, src=src,
-                dst=SCP if src == PEER else PEER)
+        w.write(
+            m3ua_data(sccp_udt(data, ssn, ssn)),
+            ts=t + i / 1000,
+            src=src,
+            dst=SCP if src == PEER else PEER,
+        )
     w.close()
     return path
 
 
 def begin(ac: tuple[int, ...], *comps: Invoke, otid: bytes = HLR_TID) -> bytes:
-    return tcap.encode(TcapMessage(MessageType.BEGIN, otid=otid, dialogue=Aarq(ac),
-                                   components=comps))
+    return tcap.encode(
+        TcapMessage(MessageType.BEGIN, otid=otid, dialogue=Aarq(ac), components=comps)
+    )
 
 
 def end(ac: tuple[int, ...] | None, *comps: object, dtid: bytes = HLR_TID) -> bytes:
-    return tcap.encode(TcapMessage(MessageType.END, dtid=dtid,
-                                   dialogue=Aare(ac) if ac else None,
-                                   components=comps))  # type: ignore[arg-type]
+    return tcap.encode(
+        TcapMessage(MessageType.END, dtid=dtid, dialogue=Aare(ac) if ac else None, components=comps)
+    )  # type: ignore[arg-type]
 
 
 def problems(path: Path) -> list[str]:
@@ -104,7 +111,8 @@ def test_alert_service_centre_answer_opcode_without_parameter_is_refused(tmp_pat
         "643e490409000002"
         "6b2a2828060700118605010101a01d611b80020780a109060704000001001702"
         "a203020100a305a103020100"
-        "6c0aa208020101" "3003020140"
+        "6c0aa208020101"
+        "3003020140"
     )
     path = capture(tmp_path / "old.pcap", [(asc, PEER), (old, SCP)], ssn=8)
     (bad,) = problems(path)
@@ -128,10 +136,10 @@ def test_a_mandatory_result_value_left_out_is_refused(tmp_path: Path) -> None:
     assert problems(path) == []
 
 
-@pytest.mark.parametrize(("protocol", "ac", "ssn"), [("cap", CAP_V2, 146),
-                                                     ("inap", INAP_AC, 241)])
+@pytest.mark.parametrize(("protocol", "ac", "ssn"), [("cap", CAP_V2, 146), ("inap", INAP_AC, 241)])
 def test_activity_test_is_answered_by_the_invoke_id_alone(
-        tmp_path: Path, protocol: str, ac: tuple[int, ...], ssn: int) -> None:
+    tmp_path: Path, protocol: str, ac: tuple[int, ...], ssn: int
+) -> None:
     """ActivityTest (CAP and INAP opcode 55) returns no value: RETURN RESULT TRUE."""
     probe = begin(ac, Invoke(1, 55), otid=SCP_TID)
     ok = end(ac, ReturnResult(1, 55), dtid=SCP_TID)
@@ -169,17 +177,33 @@ def test_an_argument_not_of_its_type_is_refused(tmp_path: Path) -> None:
 
 
 def test_each_protocol_reaches_its_own_decoder(tmp_path: Path) -> None:
-    code, idp = inap.encode_arg(ops.InitialDP(
-        service_key=100, called_party_number=CalledPartyNumber("8613800138000"),
-        calling_party_number=CallingPartyNumber("8613900139000"), event_type_bcsm=12),
-        ac=INAP_AC)
+    code, idp = inap.encode_arg(
+        ops.InitialDP(
+            service_key=100,
+            called_party_number=CalledPartyNumber("8613800138000"),
+            calling_party_number=CallingPartyNumber("8613900139000"),
+            event_type_bcsm=12,
+        ),
+        ac=INAP_AC,
+    )
     frames = [
-        capture(tmp_path / "map.pcap", [(begin(SHORT_MSG_ALERT_V2, Invoke(1, 64, ASC)), PEER),
-                                        (end(None, ReturnResult(1, 64)), SCP)], ssn=8),
-        capture(tmp_path / "cap.pcap", [(begin(CAP_V2, Invoke(1, 0, IDP_CAP)), PEER),
-                                        (end(None, Invoke(2, 31)), SCP)]),
-        capture(tmp_path / "inap.pcap", [(begin(INAP_AC, Invoke(1, code, idp)), PEER),
-                                         (end(None, Invoke(2, 31)), SCP)], ssn=241),
+        capture(
+            tmp_path / "map.pcap",
+            [
+                (begin(SHORT_MSG_ALERT_V2, Invoke(1, 64, ASC)), PEER),
+                (end(None, ReturnResult(1, 64)), SCP),
+            ],
+            ssn=8,
+        ),
+        capture(
+            tmp_path / "cap.pcap",
+            [(begin(CAP_V2, Invoke(1, 0, IDP_CAP)), PEER), (end(None, Invoke(2, 31)), SCP)],
+        ),
+        capture(
+            tmp_path / "inap.pcap",
+            [(begin(INAP_AC, Invoke(1, code, idp)), PEER), (end(None, Invoke(2, 31)), SCP)],
+            ssn=241,
+        ),
     ]
     before = strict_asn1.TOTALS.copy()
     counts = [check_pcap(p).counts() for p in frames]
@@ -202,7 +226,8 @@ def test_only_from_leaves_out_the_other_sides_frames(tmp_path: Path) -> None:
 
 @pytest.mark.tshark
 def test_assert_clean_fails_if_a_tcap_frame_escapes_the_oracle(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = capture(tmp_path / "one.pcap", [(begin(CAP_V2, Invoke(1, 0, IDP_CAP)), PEER)])
     tshark.assert_clean(path)
     monkeypatch.setattr(strict_asn1, "assert_strict", lambda *a, **k: strict_asn1.Report())

@@ -254,14 +254,16 @@ RESULTS_WITHOUT_VALUE = [
 ]
 
 
-@pytest.mark.parametrize(("value", "wire"), RESULTS_WITHOUT_VALUE,
-                         ids=[w for _, w in RESULTS_WITHOUT_VALUE])
+@pytest.mark.parametrize(
+    ("value", "wire"), RESULTS_WITHOUT_VALUE, ids=[w for _, w in RESULTS_WITHOUT_VALUE]
+)
 def test_result_without_value_is_the_invoke_id_alone(value: ReturnResult, wire: str) -> None:
     # Q.773 §3.2: ``result`` is SEQUENCE { opcode, parameter } with the parameter mandatory,
     # so without a value the whole sequence is left out.
     assert tcap.encode_component(value).hex() == h(wire).hex()
-    assert tcap.decode(tcap.encode(TcapMessage(MessageType.END, dtid=b"\x01", components=(
-        value,)))).components == (ReturnResult(value.invoke_id, None, None, value.last),)
+    assert tcap.decode(
+        tcap.encode(TcapMessage(MessageType.END, dtid=b"\x01", components=(value,)))
+    ).components == (ReturnResult(value.invoke_id, None, None, value.last),)
 
 
 def test_peer_result_with_opcode_and_no_parameter_is_accepted() -> None:

@@ -365,9 +365,7 @@ def test_result_stops_the_invoke_timer() -> None:
         link.scp.handle_tc(TcContinue(sid, CAP_V2, None, (Invoke(5, 48, op_class=1),)), link.now)
     )
     out = link.to_scp(
-        link.msc.handle_tc(
-            TcContinue(mid, components=(ReturnResult(5, 48, DIGITS),)), link.now
-        )
+        link.msc.handle_tc(TcContinue(mid, components=(ReturnResult(5, 48, DIGITS),)), link.now)
     )
     assert only(up(out)) == TcContinue(sid, None, None, (ReturnResult(5, 48, DIGITS),))
     assert link.scp.next_deadline() == link.now + 60.0  # only the idle timer is left
@@ -506,12 +504,26 @@ def test_invoke_linked_to_no_active_invoke_is_rejected() -> None:
     """Q.774 §3.2.2.2: linked ID 9 names nothing we invoked; linked ID 3 (our PACUI) does."""
     link = Link()
     mid, sid, _ = link.open()
-    link.to_msc(link.scp.handle_tc(
-        TcContinue(sid, CAP_V2, None, (Invoke(3, 48, bytes.fromhex("3007a005a003810101"), op_class=1),)),
-        link.now))
-    out = link.to_scp(link.msc.handle_tc(
-        TcContinue(mid, components=(Invoke(2, 49, b"\x05\x00", linked_id=9),
-                                    Invoke(4, 49, b"\x05\x00", linked_id=3))), link.now))
+    link.to_msc(
+        link.scp.handle_tc(
+            TcContinue(
+                sid, CAP_V2, None, (Invoke(3, 48, bytes.fromhex("3007a005a003810101"), op_class=1),)
+            ),
+            link.now,
+        )
+    )
+    out = link.to_scp(
+        link.msc.handle_tc(
+            TcContinue(
+                mid,
+                components=(
+                    Invoke(2, 49, b"\x05\x00", linked_id=9),
+                    Invoke(4, 49, b"\x05\x00", linked_id=3),
+                ),
+            ),
+            link.now,
+        )
+    )
     _record(out)
     ind = only([o for o in up(out) if type(o) is TcContinue])
     assert ind.components == (Invoke(4, 49, b"\x05\x00", linked_id=3),)
