@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scp.codecs import cap, ops  # noqa: E402
 from scp.codecs.numbers import CalledPartyNumber, CallingPartyNumber, Cause  # noqa: E402
-from scp.core.primitives import (  # noqa: E402
+from scp.primitives import (  # noqa: E402
     GlobalTitle,
     Invoke,
     RoutingIndicator,

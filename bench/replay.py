@@ -34,11 +34,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scp.capture import SctpPcapWriter  # noqa: E402
+from scp.adapters.capture import SctpPcapWriter  # noqa: E402
 from scp.codecs import m3ua  # noqa: E402
-from scp.core.primitives import MtpTransfer  # noqa: E402
-from scp.pcapread import read_capture  # noqa: E402
+from scp.primitives import MtpTransfer  # noqa: E402
 from scp.replay import LadderDecoder, NumberRewriter, rewrite_tids  # noqa: E402
+from scp.tools.pcapread import read_capture  # noqa: E402
 
 DEMO = ROOT / "pcaps" / "demo-missed-call.pcap"
 PREFS = [

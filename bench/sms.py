@@ -4,7 +4,7 @@ Prints one JSON object. Both paths send the same submit_sm (GSM 7-bit, registere
 window 10; the sender
 keeps another 10 queued in the gateway) to the same test SMSC (tests/smppd/server.js, npm smpp) in the same run, and both
 answer the delivery receipts it sends back. The durable path is the node's own PostgreSQL outbox
-(``scp.state.outbox_store.build_outbox``: claims with FOR UPDATE SKIP LOCKED read ahead, marks
+(``scp.flows.outbox.build_outbox``: claims with FOR UPDATE SKIP LOCKED read ahead, marks
 submitted and receipts recorded in group commits, presence hook included) on a private embedded
 PostgreSQL with its default durability (fsync, synchronous_commit on), or ``$MCN_DATABASE_URL``;
 the in-memory outbox is measured too, to show what the database costs. ``transactions`` is the
@@ -60,9 +60,9 @@ TEXT = "Missed call: 8613800138000 called you 2 times, last at 18:05. Reply 1 to
 
 
 async def _pg_outbox(dsn: str, count: int, run: int):  # type: ignore[no-untyped-def]
+    from scp.flows.outbox import build_outbox
     from scp.state.db import open_pool
     from scp.state.migrate import migrate
-    from scp.state.outbox_store import build_outbox
 
     pool = await open_pool(dsn, min_size=2, max_size=4)
     await migrate(pool)

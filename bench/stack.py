@@ -26,14 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scp.app import build_stack  # noqa: E402
 from scp.config import parse_config  # noqa: E402
 from scp.core.m3ua_asp import Transmit  # noqa: E402
-from scp.core.primitives import (  # noqa: E402
+from scp.core.stack import TC_TYPES  # noqa: E402
+from scp.primitives import (  # noqa: E402
     GlobalTitle,
     Invoke,
     RoutingIndicator,
     SccpAddress,
     TcBegin,
 )
-from scp.core.stack import TC_TYPES  # noqa: E402
 from scp.service.dialogue import AC_CAP_V2_GSMSSF_SCF, TcUser  # noqa: E402
 
 # A realistic InitialDP argument (about 60 bytes, as a GMSC sends for a T-CSI trigger):

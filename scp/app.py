@@ -24,16 +24,16 @@ from typing import Any
 
 import structlog
 
+from scp.adapters.capture import SctpPcapWriter
 from scp.adapters.clock import from_epoch
 from scp.adapters.tcp import TcpTransport
 from scp.adapters.transport import AssociationHandler
-from scp.capture import SctpPcapWriter
 from scp.config import Config, ConfigError, _host_port
 from scp.core.m3ua_asp import AspState, AspStateChanged, CloseAssociation, M3uaLayer, Transmit
-from scp.core.primitives import TcBegin, TcEnd, TcPrimitive, TcUAbort
 from scp.core.sccp import SccpLayer
 from scp.core.stack import TC_TYPES, SigtranStack
 from scp.core.tcap import TcapLayer
+from scp.primitives import TcBegin, TcEnd, TcPrimitive, TcUAbort
 from scp.service.dialogue import ContinueUser, DialogueUser, Dispatcher
 
 log = structlog.get_logger("scp.node")
@@ -338,9 +338,9 @@ class Services:
 
     def __init__(self, cfg: Config, pool, *, capture: str | None = None) -> None:  # type: ignore[no-untyped-def]
         from scp.adapters.smpp import make_gateway
-        from scp.callflow import build_call_user
-        from scp.mapuser import build_map_user
-        from scp.state.outbox_store import build_outbox
+        from scp.flows.calls import build_call_user
+        from scp.flows.outbox import build_outbox
+        from scp.flows.presence import build_map_user
 
         self.cfg = cfg
         self.pool = pool
@@ -369,9 +369,9 @@ class Services:
         return from_epoch(self.node.wallclock())
 
     async def start(self) -> None:
-        from scp.mapuser import run_alert_originator
+        from scp.flows.outbox import retry_policy
+        from scp.flows.presence import run_alert_originator
         from scp.service.outbox import OutboxSender
-        from scp.state.outbox_store import retry_policy
 
         await self.node.start()
         self.gateway.start()
@@ -475,7 +475,7 @@ async def run_node(
 def main_run(cfg: Config, *, capture: str | None = None, demo: bool = False) -> None:
     on_started = None
     if demo:
-        from scp.demo import run_demo
+        from scp.tools.demo import run_demo
 
         def on_started(services: Services) -> object:
             return run_demo(services.node, services.pool, cfg)

@@ -1,6 +1,6 @@
 """Operations commands of ``mcn-scp`` (ARCHITECTURE §3): provisioning, OSS bulk load, database.
 
-Every command is a thin shell over ``scp.state.provisioning`` (the functions IVR, SMS, web
+Every command is a thin shell over ``scp.flows.provisioning`` (the functions IVR, SMS, web
 and operator channels call too), so features stay identical across channels. Exit codes:
 0 done; 2 bad input (the message names the field, or the file's line); 1 failure.
 ``--json`` wherever the output is data. The database is ``$MCN_DATABASE_URL`` or the embedded
@@ -25,6 +25,8 @@ import click
 
 from scp.adapters.clock import utcnow
 from scp.config import Config, ConfigError, load_config
+from scp.flows import importer
+from scp.flows import provisioning as prov
 from scp.service.notifications import local_day, notify_tz
 from scp.service.provisioning import (
     SERVICES,
@@ -36,8 +38,6 @@ from scp.service.provisioning import (
     to_json,
 )
 from scp.state import db as dbmod
-from scp.state import importer
-from scp.state import provisioning as prov
 from scp.state.migrate import (
     SchemaVersionError,
     check_schema_version,

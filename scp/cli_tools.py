@@ -18,7 +18,7 @@ import click
 from scp.adapters.clock import utcnow
 from scp.cli_provision import BadInputError, Failure, get_config
 from scp.config import Config, ConfigError
-from scp.core.primitives import PointCodeFormat
+from scp.primitives import PointCodeFormat
 from scp.service.notifications import local_day
 
 __all__ = ["register", "replay", "simulate"]
@@ -202,7 +202,9 @@ class _Printer:
 def _needs_database() -> bool:
     import importlib.util
 
-    return any(importlib.util.find_spec(m) is not None for m in ("scp.callflow", "scp.mapuser"))
+    return any(
+        importlib.util.find_spec(m) is not None for m in ("scp.flows.calls", "scp.flows.presence")
+    )
 
 
 # Reference data a replayed call needs; everything the SCP writes (missed calls, SMS outbox,
@@ -333,8 +335,8 @@ def _decode_only(
 ) -> dict[str, Any]:
     import gc
 
-    from scp.pcapread import CaptureWarning
     from scp.replay import LadderDecoder, decode_capture, preload_codecs
+    from scp.tools.pcapread import CaptureWarning
 
     # pycrate's compiled ASN.1 is a large object graph: load it now and move it out of the
     # collector's reach, or every full collection walks it again (a third of the run time).
@@ -745,7 +747,7 @@ async def _simulate(
 
     capture = None
     if capture_out is not None:
-        from scp.capture import SctpPcapWriter
+        from scp.adapters.capture import SctpPcapWriter
 
         capture = SctpPcapWriter.open(capture_out)
     db: _Database | None = None

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from scp.core.primitives import PointCodeFormat
+from scp.primitives import PointCodeFormat
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "example.toml"
 

@@ -2,7 +2,7 @@
 
 Network engineers test IN services by replaying captures from the live network against the lab
 SCP (ARCHITECTURE §1, §3 ``mcn-scp replay``). This module has three layers, all fed by
-:func:`scp.pcapread.read_capture` (pcap / pcapng, M3UA over SCTP or TCP, MTP3 over M2PA / M2UA):
+:func:`scp.tools.pcapread.read_capture` (pcap / pcapng, M3UA over SCTP or TCP, MTP3 over M2PA / M2UA):
 
 * **Ladder** (:class:`LadderDecoder`): each MTP-TRANSFER (Q.704 §2.2 routing label) is decoded
   down through SCCP (Q.713 §4: UDT/XUDT/LUDT and their services, segmented XUDT reassembled per
@@ -28,7 +28,7 @@ SCP (ARCHITECTURE §1, §3 ``mcn-scp replay``). This module has three layers, al
   reported.
 
 Nothing here raises on a bad capture: undecodable layers become a note on the ladder line or a
-:class:`~scp.pcapread.CaptureWarning`.
+:class:`~scp.tools.pcapread.CaptureWarning`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from scp.codecs import appctx
 from scp.codecs import sccp as sccp_codec
 from scp.codecs import tcap as tcap_codec
 from scp.codecs.errors import DecodeError, EncodeError
-from scp.core.primitives import (
+from scp.primitives import (
     SI_SCCP,
     Invoke,
     MtpTransfer,
@@ -56,7 +56,7 @@ from scp.core.primitives import (
     RoutingIndicator,
     SccpAddress,
 )
-from scp.pcapread import CapturedMessage, CaptureWarning, read_capture
+from scp.tools.pcapread import CapturedMessage, CaptureWarning, read_capture
 
 __all__ = [
     "OpInfo",
@@ -1327,13 +1327,13 @@ def default_users(pool: Any, cfg: Any) -> Callable[[Any], list[Any]] | None:
         return None
     makers: list[Callable[[Any, Any, Any], Any]] = []
     try:
-        from scp.callflow import build_call_user  # type: ignore[import-not-found,unused-ignore]
+        from scp.flows.calls import build_call_user  # type: ignore[import-not-found,unused-ignore]
 
         makers.append(build_call_user)
     except ImportError:
         pass
     try:
-        from scp.mapuser import build_map_user  # type: ignore[import-not-found,unused-ignore]
+        from scp.flows.presence import build_map_user  # type: ignore[import-not-found,unused-ignore]
 
         makers.append(build_map_user)
     except ImportError:
@@ -1643,7 +1643,7 @@ def _stream(
 def _writer(capture_out: str | Path | None) -> Any:
     if capture_out is None:
         return None
-    from scp.capture import SctpPcapWriter
+    from scp.adapters.capture import SctpPcapWriter
 
     return SctpPcapWriter.open(str(capture_out))
 

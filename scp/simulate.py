@@ -52,7 +52,7 @@ from scp.codecs.numbers import (
     RedirectingNumber,
 )
 from scp.config import Config, parse_config
-from scp.core.primitives import (
+from scp.primitives import (
     ApplicationContext,
     Invoke,
     Reject,
@@ -1200,8 +1200,8 @@ async def provision_for_scenarios(pool: Any, numbers: Numbers, *, today: dt.date
     For the in-process SCP's scratch database only: a fresh installation has no subscriber,
     and a scenario against nobody proves nothing. Returns whether it was added.
     """
+    from scp.flows import provisioning as prov
     from scp.service.provisioning import Actor, Conflict
-    from scp.state import provisioning as prov
 
     try:
         await prov.add_subscriber(
@@ -1330,7 +1330,7 @@ class ReferenceCallUser:
     InitialDP for a known subscriber: TC-CONTINUE [AARE] RequestReportBCSMEvent (tBusy and
     tNoAnswer interrupted, tAnswer and tAbandon notify) + Continue; anything else TC-END
     Continue. EventReportBCSM tBusy / tNoAnswer: TC-END Connect to the IVR number. The product's
-    call handling is :mod:`scp.callflow`; this stands in where it is not installed so the
+    call handling is :mod:`scp.flows.calls`; this stands in where it is not installed so the
     captures still show the §4 ladder.
     """
 
@@ -1461,7 +1461,7 @@ IVR_CAPTURES: dict[str, tuple[str, str]] = {
 async def _capture_one(
     path: Any, scenario: str, cfg: Config, pool: Any, users: Any, numbers: Numbers
 ) -> CallResult:
-    from scp.capture import SctpPcapWriter
+    from scp.adapters.capture import SctpPcapWriter
 
     w = SctpPcapWriter.open(str(path))
     try:
@@ -1525,8 +1525,8 @@ async def _main(target_dir: str, with_db: bool) -> dict[str, CallResult]:
         return await write_demo_captures(target_dir)
     from scp.adapters.clock import utcnow
     from scp.cli_tools import _Database
-    from scp.demo import seed_subscribers
     from scp.service.notifications import local_day
+    from scp.tools.demo import seed_subscribers
 
     cfg = parse_config("")
     db = _Database(False, cfg)  # a scratch database: dropped afterwards

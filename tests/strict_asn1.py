@@ -7,7 +7,7 @@ parameter (Q.773 §3.2 / X.880 ``ReturnResult``), which tshark showed and pycrat
 refuses. This module is that strict peer. It is test tooling, so it imports pycrate directly
 (the product keeps pycrate inside ``scp/codecs/``).
 
-A capture is walked frame by frame (``scp.pcapread``: SCTP DATA, M3UA DATA, M2PA, M2UA) down
+A capture is walked frame by frame (``scp.tools.pcapread``: SCTP DATA, M3UA DATA, M2PA, M2UA) down
 to the SCCP user data (UDT, XUDT, LUDT; segments reassembled by local reference), and
 each TCAP message is decoded by the definitions of its application:
 
@@ -64,8 +64,8 @@ from typing import Any
 
 from scp.codecs import sccp
 from scp.codecs.errors import DecodeError
-from scp.core.primitives import PointCodeFormat
-from scp.pcapread import CapturedMessage, read_capture
+from scp.primitives import PointCodeFormat
+from scp.tools.pcapread import CapturedMessage, read_capture
 
 __all__ = [
     "StrictError",

@@ -1,6 +1,6 @@
 """Wireshark as an independent oracle: every frame the SCP emits in a test is read back here.
 
-Tests write what the stack sent with :class:`scp.capture.SctpPcapWriter` and call
+Tests write what the stack sent with :class:`scp.adapters.capture.SctpPcapWriter` and call
 :func:`assert_clean`, which fails if tshark flags any frame malformed or with an expert error,
 and :func:`fields` to compare what Wireshark decoded with what we meant to send.
 :func:`assert_clean` also runs the strict second oracle (:mod:`tests.strict_asn1`) over every
@@ -17,8 +17,8 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from scp.capture import SctpPcapWriter
-from scp.core.primitives import PointCodeFormat
+from scp.adapters.capture import SctpPcapWriter
+from scp.primitives import PointCodeFormat
 from tests import strict_asn1
 
 # SSNs as this SCP uses them (ARCHITECTURE §3): CAP 146, MAP 147 (gsmSCF) and 8, INAP 241.

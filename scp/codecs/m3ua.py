@@ -11,7 +11,7 @@ Code (§3.8.1) the receiver answers with: Invalid Version, Unsupported Message C
 Protocol Error, Parameter Field Error, Unexpected Parameter, Missing Parameter...
 
 The hot path (Payload Data, §3.3.1) has its own helpers :func:`decode_data` /
-:func:`encode_data` that go straight between bytes and :class:`~scp.core.primitives.MtpTransfer`
+:func:`encode_data` that go straight between bytes and :class:`~scp.primitives.MtpTransfer`
 with ``struct`` and no intermediate objects. Hand-written on purpose: pycrate is used only as an
 independent oracle in the tests.
 """
@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from scp.codecs.errors import DecodeError, EncodeError
-from scp.core.primitives import MtpTransfer
+from scp.primitives import MtpTransfer
 
 __all__ = [
     "VERSION",

@@ -32,7 +32,7 @@ import enum
 from dataclasses import dataclass
 
 from scp.codecs.errors import DecodeError, EncodeError
-from scp.core.primitives import GlobalTitle, PointCodeFormat, RoutingIndicator, SccpAddress
+from scp.primitives import GlobalTitle, PointCodeFormat, RoutingIndicator, SccpAddress
 
 __all__ = [
     "MessageType",

@@ -39,7 +39,7 @@ from scp.codecs.ber import (
     tlv,
 )
 from scp.codecs.errors import DecodeError, EncodeError
-from scp.core.primitives import (
+from scp.primitives import (
     ApplicationContext,
     Component,
     Invoke,

@@ -52,8 +52,8 @@ from scp.codecs.m3ua import (
     encode_data,
     make,
 )
-from scp.core.primitives import MtpTransfer
 from scp.core.timers import Timers
+from scp.primitives import MtpTransfer
 
 __all__ = [
     "M3uaLayer",

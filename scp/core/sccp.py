@@ -49,7 +49,8 @@ from scp.codecs.sccp import (
     encode_scmg,
     salvage_return_info,
 )
-from scp.core.primitives import (
+from scp.core.timers import Timers
+from scp.primitives import (
     SI_SCCP,
     GlobalTitle,
     MtpTransfer,
@@ -60,7 +61,6 @@ from scp.core.primitives import (
     RoutingIndicator,
     SccpAddress,
 )
-from scp.core.timers import Timers
 
 __all__ = ["SccpLayer", "SccpLog", "SccpOutput", "MAX_REASSEMBLED_DATA", "MAX_SEGMENTS"]
 

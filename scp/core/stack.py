@@ -4,7 +4,7 @@ It only routes primitives between the three layer cores, as the Q.700-series lay
 M3UA's ``Deliver(MTP-TRANSFER)`` goes to SCCP, SCCP's N-UNITDATA / N-NOTICE go to TCAP,
 TCAP's N-UNITDATA requests go back down through SCCP to M3UA. What leaves the stack is either
 for the transport adapter (:class:`Transmit`, :class:`CloseAssociation`), for the TC-user (the
-TC primitives of :mod:`scp.core.primitives`) or worth a log line (everything else).
+TC primitives of :mod:`scp.primitives`) or worth a log line (everything else).
 
 The live node, the pcap replay, the simulator and the benchmarks all drive this same object.
 """
@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from scp.core.m3ua_asp import CloseAssociation, Deliver, M3uaLayer, Transmit
-from scp.core.primitives import (
+from scp.core.sccp import SccpLayer
+from scp.core.tcap import TcapLayer
+from scp.primitives import (
     MtpTransfer,
     NNotice,
     NUnitdata,
@@ -28,8 +30,6 @@ from scp.core.primitives import (
     TcUAbort,
     TcUni,
 )
-from scp.core.sccp import SccpLayer
-from scp.core.tcap import TcapLayer
 
 TC_TYPES = (TcBegin, TcContinue, TcEnd, TcUAbort, TcPAbort, TcUni, TcNotice, TcComponentEvent)
 

@@ -19,7 +19,7 @@
 Local transaction IDs are 4 octets: the first is ``worker_id`` (ARCHITECTURE §5), so a stray
 message can be told apart from one of ours; the dialogue ID given to the TC-user *is* that TID as
 an integer. A dialogue idle timer guards every dialogue: on expiry the peer gets a TC-U-ABORT
-and the TC-user a :class:`~scp.core.primitives.TcUAbort` indication, so neither the switch nor
+and the TC-user a :class:`~scp.primitives.TcUAbort` indication, so neither the switch nor
 the service is left waiting.
 
 Nothing raises out of the public methods: malformed input gets the protocol's answer and a
@@ -56,7 +56,7 @@ from scp.codecs.tcap import (
     encode_message,
     p_abort_cause_for,
 )
-from scp.core.primitives import (
+from scp.primitives import (
     ApplicationContext,
     Component,
     DialogueDiagnostic,

@@ -5,7 +5,7 @@ server's assist dialogue in ``etc`` mode). It takes decoded operations (``scp.co
 the subscriber data the executor loaded, ``now`` (monotonic seconds, for its one timer) and
 ``at`` (wall-clock time, for records), and returns actions: operations to send on a dialogue
 with how the dialogue continues, rows to write, a correlation ID to expect, the end of the
-session. It never does I/O; :mod:`scp.callflow` carries the actions out. CAMEL and INAP drive
+session. It never does I/O; :mod:`scp.flows.calls` carries the actions out. CAMEL and INAP drive
 the same logic: the only protocol difference here is charging (ApplyCharging / -Report in CAP,
 TS 29.078 §6.1.2; CallInformationRequest / -Report in INAP CS-1, ETS 300 374-1 §6.1, whose
 ApplyCharging is network specific).

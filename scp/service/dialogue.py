@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from scp.core.primitives import (
+from scp.primitives import (
     ApplicationContext,
     DialogueDiagnostic,
     DialogueResult,

@@ -5,7 +5,7 @@ rendering, grouping of missed calls per caller, the texts, the choice of an ad, 
 :func:`plan_missed_call`, the decision a missed call takes on a known state. The coroutines that
 load the state, take these decisions and write their result in the event's transaction
 (``on_missed_call``, ``record_missed_call``, ``on_present``, ``on_absent``,
-``on_subscriber_receipt``) are :mod:`scp.state.notify_flow`, which describes the flows
+``on_subscriber_receipt``) are :mod:`scp.flows.notify`, which describes the flows
 (ARCHITECTURE §4 "Subscriber present").
 
 The texts come from ``conf/templates/<language>.toml``; numbers are shown in national form for
@@ -320,8 +320,8 @@ def plan_missed_call(
     at: dt.datetime,
     cfg: Config,
 ) -> MissedCallPlan:
-    """:func:`scp.state.notify_flow.on_missed_call`'s decision, taken on ``st`` instead of
-    reading as it goes (``scp.state.notify_flow.record_missed_call`` writes it)."""
+    """:func:`scp.flows.notify.on_missed_call`'s decision, taken on ``st`` instead of
+    reading as it goes (``scp.flows.notify.record_missed_call`` writes it)."""
     rcpt = st.recipient
     if rcpt is None:
         return MissedCallPlan()  # not a subscriber: nothing but the call

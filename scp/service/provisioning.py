@@ -6,8 +6,8 @@ I/O": this module holds the pure part - the constants, errors (``InvalidInput`` 
 field), the frozen values the provisioning functions return, and one validation function per
 rule. The functions that change or read the database (each validates with the functions here,
 does its change and writes the audit row in one transaction) are
-:mod:`scp.state.provisioning`. Numbers are normalised by ``scp.state.msisdn.normalise_msisdn``;
-PINs follow ``scp.state.pin``.
+:mod:`scp.flows.provisioning`. Numbers are normalised by ``scp.service.msisdn.normalise_msisdn``;
+PINs follow ``scp.service.pin``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from scp.state import pin as pins
-from scp.state.msisdn import is_digits, normalise_msisdn
+from scp.service import pin as pins
+from scp.service.msisdn import is_digits, normalise_msisdn
 
 SERVICES = ("missed-call", "busy", "delivery-receipt", "voicemail", "forwarding")
 LANGUAGES = ("zh", "en")
@@ -227,7 +227,7 @@ def valid_imsi(raw: str | None, field_name: str = "imsi") -> str | None:
 
 
 def valid_pin(raw: str, field_name: str = "pin") -> str:
-    """A PIN string per ``scp.state.pin`` rules."""
+    """A PIN string per ``scp.service.pin`` rules."""
     problem = pins.pin_problem(raw)
     if problem:
         raise InvalidInput(field_name, problem)

@@ -1,6 +1,6 @@
 """Rating: call category of a destination and the charge of a call, fee or SMS (issue 5).
 
-Pure: the executor (``scp.callflow``) loads the tariff lines (table ``rate``, migration 0001)
+Pure: the executor (``scp.flows.calls``) loads the tariff lines (table ``rate``, migration 0001)
 and the per-number overrides (table ``rate_override``, migration 0010) into a
 :class:`RateTable` and asks it. Categories are those of the Chinese tariff (MIIT): ``local``
 (same charging area), ``national`` (国内长途, national long distance), ``hmt`` (港澳台: Hong

@@ -15,7 +15,7 @@ anything else  the help text                                          free
 =============  ====================================================  ==========
 
 Carrying a command out (the provisioning change, the reply SMS, the CDR, all in the MO's
-transaction) is :func:`scp.state.smscmd_flow.handle_mo`.
+transaction) is :func:`scp.flows.smscmd.handle_mo`.
 """
 
 from __future__ import annotations

@@ -3,13 +3,13 @@
 Reads: the called subscriber with its services in force on the call's day (passed in: the
 database's clock is not the node's) and whether the caller is on its blacklist, in one round
 trip (:data:`LOAD_CALLEE`, which also reads the subscriber as a notification recipient: the
-forecast of ``scp.state.notify_flow.record_missed_call``); the tariffs and the per-number
+forecast of ``scp.flows.notify.record_missed_call``); the tariffs and the per-number
 category overrides for :class:`scp.service.rating.RateTable`. Writes: everything a call
 decision produces, in ONE transaction (:func:`write_records`): missed call (and, in the same
-transaction, ``scp.state.notify_flow.on_missed_call`` when that module is installed),
+transaction, ``scp.flows.notify.on_missed_call`` when that module is installed),
 callback request, voicemail record, CDRs. Schema: migrations 0001, 0010 and 0030. A lone
 record is one statement (its implicit transaction: no BEGIN / COMMIT round trips); a lone
-missed call with its notifications too (``scp.state.notify_flow.record_missed_call``,
+missed call with its notifications too (``scp.flows.notify.record_missed_call``,
 migration 0030), usually in one round trip.
 """
 
@@ -32,7 +32,7 @@ from scp.service.rating import RateTable, RatingRules, Tariff
 from scp.state import notify_store
 
 try:  # issue 6 (notifications) is built concurrently: call it when it is there
-    from scp.state import notify_flow as _notifications
+    from scp.flows import notify as _notifications
 except ImportError:  # pragma: no cover - depends on the other module's presence
     _notifications = None  # type: ignore[assignment]
 

@@ -1,5 +1,5 @@
-"""Named SQL of the notification service (issue 6): what ``scp.state.notify_flow``,
-``scp.state.smscmd_flow`` and ``scp.mapuser`` read and write, kept out of their decisions
+"""Named SQL of the notification service (issue 6): what ``scp.flows.notify``,
+``scp.flows.smscmd`` and ``scp.flows.presence`` read and write, kept out of their decisions
 (``scp.service.notifications``, ``scp.service.smscmd``).
 
 Tables: ``missed_call`` / ``callback_request`` (written by call handling), ``presence``,

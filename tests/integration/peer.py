@@ -11,8 +11,8 @@ import asyncio
 import time
 from pathlib import Path
 
+from scp.adapters.capture import SctpPcapWriter
 from scp.app import build_stack
-from scp.capture import SctpPcapWriter
 from scp.config import parse_config
 from scp.core.m3ua_asp import AspState, Transmit
 from scp.core.m3ua_framing import M3uaStreamReader

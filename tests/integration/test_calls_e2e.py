@@ -1,6 +1,6 @@
 """Call handling end to end (issue 5): a simulated switch and media server over M3UA/TCP.
 
-The node runs :mod:`scp.callflow` on a real PostgreSQL; the peer ASP plays the MSC/SSP (CAP v2,
+The node runs :mod:`scp.flows.calls` on a real PostgreSQL; the peer ASP plays the MSC/SSP (CAP v2,
 v3, v4 and INAP CS-1 dialogues) and the media server (its own assist dialogue in ``etc`` mode).
 Every frame the node emitted and received is read back by tshark, which must flag nothing.
 """
@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from scp.app import Node
-from scp.callflow import build_call_user
 from scp.codecs import cap, inap, ops
 from scp.codecs.numbers import (
     CalledPartyNumber,
@@ -25,7 +24,9 @@ from scp.codecs.numbers import (
     NatureOfAddress,
 )
 from scp.config import parse_config
-from scp.core.primitives import (
+from scp.flows import provisioning as P
+from scp.flows.calls import build_call_user
+from scp.primitives import (
     GlobalTitle,
     Invoke,
     ReturnResult,
@@ -42,7 +43,6 @@ from scp.service.dialogue import (
     AC_CAP_V4_GSMSSF_SCF,
     AC_INAP_CS1_SSF_SCF,
 )
-from scp.state import provisioning as P
 from tests import tshark
 from tests.dates import today
 from tests.integration.peer import PeerAsp, connect_peer

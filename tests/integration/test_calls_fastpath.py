@@ -17,12 +17,12 @@ import asyncpg
 import pytest
 
 from scp.config import Config, parse_config
+from scp.flows import notify as notifications
+from scp.flows import provisioning as P
 from scp.service.calls import RecordMissedCall
 from scp.service.notifications import local_day
 from scp.state import calls_store as store
-from scp.state import notify_flow as notifications
 from scp.state import notify_store
-from scp.state import provisioning as P
 from tests.conftest import truncate_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]

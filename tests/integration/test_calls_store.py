@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from scp.config import Config
+from scp.flows import provisioning as P
 from scp.service.calls import RecordCallback, RecordMissedCall, RecordVoicemail, WriteCdr
 from scp.service.rating import RatingRules
 from scp.state import calls_store as store
-from scp.state import provisioning as P
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]
 

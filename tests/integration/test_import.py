@@ -1,4 +1,4 @@
-"""OSS bulk load (scp.state.importer and `mcn-scp subscriber import`) against real PostgreSQL:
+"""OSS bulk load (scp.flows.importer and `mcn-scp subscriber import`) against real PostgreSQL:
 validate everything first, nothing loaded on any bad row (unless --skip-bad), idempotent
 reload, one transaction, bad rows reported by file line."""
 
@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from scp.config import load_config
+from scp.flows import importer
+from scp.service import pin as pins
 from scp.service.provisioning import Actor
-from scp.state import importer
-from scp.state import pin as pins
 from tests.dates import today
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]

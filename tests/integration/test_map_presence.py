@@ -25,7 +25,10 @@ from scp.codecs import map as mapc
 from scp.codecs import ops
 from scp.codecs.numbers import AddressString
 from scp.config import Config, parse_config
-from scp.core.primitives import (
+from scp.flows import notify as notifications
+from scp.flows import provisioning as prov
+from scp.flows.presence import MapUser, alert_once, build_map_user
+from scp.primitives import (
     DialogueDiagnostic,
     DialogueResult,
     GlobalTitle,
@@ -39,9 +42,6 @@ from scp.core.primitives import (
     TcEnd,
     TcUAbort,
 )
-from scp.mapuser import MapUser, alert_once, build_map_user
-from scp.state import notify_flow as notifications
-from scp.state import provisioning as prov
 from tests import tshark
 from tests.dates import today
 from tests.integration.peer import PeerAsp

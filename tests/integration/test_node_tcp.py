@@ -20,7 +20,7 @@ import pytest
 
 from scp.app import Node
 from scp.config import parse_config
-from scp.core.primitives import (
+from scp.primitives import (
     GlobalTitle,
     Invoke,
     Reject,

@@ -10,10 +10,10 @@ import asyncpg
 import pytest
 
 from scp.config import Config, parse_config
+from scp.flows import notify as notifications
+from scp.flows import provisioning as prov
+from scp.flows.outbox import build_outbox
 from scp.service.notifications import local_day
-from scp.state import notify_flow as notifications
-from scp.state import provisioning as prov
-from scp.state.outbox_store import build_outbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]
 

@@ -22,6 +22,8 @@ import pytest
 from scp.adapters.clock import utcnow
 from scp.adapters.smpp import SmppGateway, SmppGatewayConfig
 from scp.config import parse_config
+from scp.flows import provisioning as prov
+from scp.flows.outbox import build_outbox
 from scp.service.outbox import (
     OutboundSms,
     OutboxSender,
@@ -29,8 +31,6 @@ from scp.service.outbox import (
     SmppPermanentError,
     SmppTemporaryError,
 )
-from scp.state import provisioning as prov
-from scp.state.outbox_store import build_outbox
 from tests.dates import today
 from tests.integration.smppd import Smppd, smppd_fixture
 
@@ -219,8 +219,8 @@ async def test_alert_to_handset_through_the_real_smsc(
 ) -> None:
     """AlertServiceCentre recorded -> missed-call SMS and callback SMS queued -> submitted to
     the SMSC as UCS-2 -> its DELIVRD receipt marks the row delivered."""
-    from scp.mapuser import PresenceEvent, database_sink
-    from scp.state import notify_flow as notifications
+    from scp.flows import notify as notifications
+    from scp.flows.presence import PresenceEvent, database_sink
 
     pool = clean_pool
     callee, caller = "8613912340000", "8613700000042"
@@ -325,7 +325,7 @@ async def test_grouped_receipts_mark_presence_of_subscribers_only(clean_pool: as
     subscribers only (the node's on_present does nothing for anyone else), also when the
     receipt overtook the mark; a receipt queued while our mark is queued is never taken for a
     subscriber's own SMS."""
-    from scp.state.outbox_store import NotifyingOutbox
+    from scp.flows.outbox import NotifyingOutbox
 
     pool = clean_pool
     sub, other = "8613912345001", "8613912345002"

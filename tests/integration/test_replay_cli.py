@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 from click.testing import CliRunner
 
-from scp.demo import DEMO_SUBSCRIBERS
+from scp.tools.demo import DEMO_SUBSCRIBERS
 from tests.conftest import _in_thread
 from tests.dates import today
 from tests.unit.test_replay import _cli
@@ -41,8 +41,8 @@ def _sql(dsn: str, q: str) -> object:
 @pytest.fixture
 def seeded(db_dsn: str, monkeypatch: pytest.MonkeyPatch) -> str:
     async def go() -> None:
-        from scp.demo import seed_subscribers
         from scp.state.db import open_pool
+        from scp.tools.demo import seed_subscribers
         from tests.conftest import truncate_all
 
         pool = await open_pool(db_dsn, max_size=2)

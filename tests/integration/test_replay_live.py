@@ -14,9 +14,9 @@ import pytest
 
 from scp.app import Node
 from scp.config import parse_config
-from scp.demo import run_demo, seed_subscribers
 from scp.replay import NumberRewriter, default_users, replay_live
 from scp.simulate import Numbers, Simulator, connect_tcp, run_scenario
+from scp.tools.demo import run_demo, seed_subscribers
 from tests import tshark
 from tests.dates import today
 
@@ -73,7 +73,7 @@ async def test_live_replay_of_the_demo_capture_queues_the_sms(clean_pool, tmp_pa
 
 @pytest.mark.tshark
 async def test_rewrite_number_reaches_another_subscriber(clean_pool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from scp.state import provisioning as prov
+    from scp.flows import provisioning as prov
 
     other = "8613800138999"
     await prov.add_subscriber(
@@ -114,7 +114,7 @@ async def test_live_replay_to_nowhere_is_a_connection_error(tmp_path: Path) -> N
 
 @pytest.mark.tshark
 async def test_simulator_over_tcp(clean_pool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from scp.capture import SctpPcapWriter
+    from scp.adapters.capture import SctpPcapWriter
 
     await seed_subscribers(clean_pool, today=today())
     node = await _node(clean_pool, tmp_path)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from scp.config import parse_config
-from scp.demo import seed_subscribers
-from scp.pcapread import CaptureWarning
 from scp.replay import LadderEntry, LadderFilter, replay_offline
+from scp.tools.demo import seed_subscribers
+from scp.tools.pcapread import CaptureWarning
 from tests import strict_asn1, tshark
 from tests.dates import today
 
@@ -87,7 +87,7 @@ async def test_demo_capture_offline_matches_the_capture(clean_pool, tmp_path: Pa
 async def test_itu_capture_replayed_against_a_china_scp(clean_pool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The capture is read as ITU (--pc-format itu); what goes to a China-configured SCP and
     what it answers carry 24-bit point codes in three octets (tshark, "Chinese ITU")."""
-    from scp.core.primitives import PointCodeFormat
+    from scp.primitives import PointCodeFormat
 
     await seed_subscribers(clean_pool, today=today())
     seen, emit = _collect()

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from scp.capture import SctpPcapWriter
+from scp.adapters.capture import SctpPcapWriter
 from scp.config import parse_config
+from scp.flows import provisioning as prov
 from scp.simulate import SCENARIOS, Numbers, Simulator, connect_in_process, run_load, run_scenario
-from scp.state import provisioning as prov
 from tests import tshark
 from tests.dates import today
 

@@ -28,9 +28,9 @@ from scp.adapters.clock import utcnow
 from scp.adapters.smpp import SmppGateway, SmppGatewayConfig
 from scp.codecs.smpp_pdu import ESME_ROK, ESME_RX_T_APPN
 from scp.config import parse_config
+from scp.flows import provisioning as prov
+from scp.flows.outbox import build_outbox
 from scp.service.outbox import OutboxSender
-from scp.state import provisioning as prov
-from scp.state.outbox_store import build_outbox
 from tests import tshark
 from tests.dates import today
 from tests.integration.smppd import Smppd, smppd_fixture, write_smpp_pcap

@@ -1,10 +1,10 @@
-"""PIN hashing (scp.state.pin): format, salt, constant-time verify, bulk parameters, rehash."""
+"""PIN hashing (scp.service.pin): format, salt, constant-time verify, bulk parameters, rehash."""
 
 from __future__ import annotations
 
 import pytest
 
-from scp.state import pin
+from scp.service import pin
 
 
 def test_hash_format_and_salt() -> None:

@@ -1,4 +1,4 @@
-"""Provisioning service (scp.state.provisioning) against a real PostgreSQL: every change
+"""Provisioning service (scp.flows.provisioning) against a real PostgreSQL: every change
 and its audit row commit together; validation names the field; PIN lock after 3 failures."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
+from scp.flows import provisioning as prov
+from scp.service import pin as pins
 from scp.service.provisioning import Actor, Conflict, InvalidInput, NotFound
-from scp.state import pin as pins
-from scp.state import provisioning as prov
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]
 

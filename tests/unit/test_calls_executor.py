@@ -1,4 +1,4 @@
-"""The call-control executor (scp.callflow) with a fake node and fake state: ordering, unknown
+"""The call-control executor (scp.flows.calls) with a fake node and fake state: ordering, unknown
 dialogues, AARE on the first answer, and a fuzz run of random TC primitives that must never
 raise nor hit the executor's last-resort handler."""
 
@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from scp import callflow
 from scp.codecs import cap, inap, ops
 from scp.codecs.numbers import CalledPartyNumber, CallingPartyNumber, Cause
 from scp.config import parse_config
-from scp.core.primitives import (
+from scp.flows import calls as callflow
+from scp.primitives import (
     GlobalTitle,
     Invoke,
     LCancel,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scp.capture import SctpPcapWriter, crc32c
+from scp.adapters.capture import SctpPcapWriter, crc32c
 from tests import tshark
 
 ASPUP = bytes.fromhex("0100030100000008")

@@ -26,7 +26,7 @@ from scp.core.m3ua_asp import (
     Output,
     Transmit,
 )
-from scp.core.primitives import MtpTransfer
+from scp.primitives import MtpTransfer
 from tests import tshark
 
 SERVER = "server"

@@ -23,7 +23,7 @@ from scp.codecs.m3ua import (
 )
 from scp.codecs.m3ua import MessageType as MT
 from scp.core.m3ua_framing import M3uaFramingError, M3uaStreamReader
-from scp.core.primitives import MtpTransfer
+from scp.primitives import MtpTransfer
 from tests import tshark
 
 

@@ -16,7 +16,7 @@ from scp.codecs.m3ua import AffectedPointCode, M3uaDecodeError, RoutingKey
 from scp.codecs.m3ua import MessageType as MT
 from scp.core.m3ua_asp import AspState, Dropped, M3uaLayer, Transmit
 from scp.core.m3ua_framing import M3uaFramingError, M3uaStreamReader
-from scp.core.primitives import MtpTransfer
+from scp.primitives import MtpTransfer
 
 SEED = 4666
 FRAMES = 12_000

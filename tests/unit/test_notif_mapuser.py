@@ -1,4 +1,4 @@
-"""The MAP TC-user's decisions (scp.mapuser.plan_begin) and its answer timing, without a network.
+"""The MAP TC-user's decisions (scp.flows.presence.plan_begin) and its answer timing, without a network.
 
 Golden cases: a TC-BEGIN as the HLR/VLR sends it (parameters as commented wire bytes) and the
 exact answer; a fuzz run of 10,000 mutated TC-BEGINs that must all be answered, never raise.
@@ -12,7 +12,8 @@ import random
 import pytest
 
 from scp.codecs.tcap import encode_component
-from scp.core.primitives import (
+from scp.flows.presence import MapUser, PresenceEvent, is_map_context, plan_begin
+from scp.primitives import (
     DialogueDiagnostic,
     DialogueResult,
     GlobalTitle,
@@ -28,7 +29,6 @@ from scp.core.primitives import (
     TcPrimitive,
     TcUAbort,
 )
-from scp.mapuser import MapUser, PresenceEvent, is_map_context, plan_begin
 
 # Fixed times only: the same on any day and in any time zone (tests/dates.py).
 pytestmark = pytest.mark.usefixtures("any_day")

@@ -1,4 +1,4 @@
-"""Capture reading for replay (scp/pcapread.py): real captures against tshark, synthetic edge cases.
+"""Capture reading for replay (scp/tools/pcapread.py): real captures against tshark, synthetic edge cases.
 
 The real files in /work/shared/pcaps/real/ (see MANIFEST.md there) are read in place; for each one
 the M3UA DATA / M2PA User Data / M2UA DATA messages carrying SCCP must match what tshark decodes,
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from scp.capture import crc32c
-from scp.core.primitives import MtpTransfer
-from scp.pcapread import (
+from scp.adapters.capture import crc32c
+from scp.primitives import MtpTransfer
+from scp.tools.pcapread import (
     CaptureDecoder,
     CapturedMessage,
     CaptureWarning,

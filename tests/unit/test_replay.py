@@ -17,13 +17,12 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from scp.capture import SctpPcapWriter
+from scp.adapters.capture import SctpPcapWriter
 from scp.cli_tools import register
 from scp.codecs import sccp as sccp_codec
 from scp.codecs import tcap as tcap_codec
 from scp.codecs.errors import DecodeError
-from scp.core.primitives import GlobalTitle, MtpTransfer, RoutingIndicator, SccpAddress
-from scp.pcapread import CaptureWarning
+from scp.primitives import GlobalTitle, MtpTransfer, RoutingIndicator, SccpAddress
 from scp.replay import (
     JsonLines,
     LadderDecoder,
@@ -36,6 +35,7 @@ from scp.replay import (
     guess_scp_pc,
     rewrite_tids,
 )
+from scp.tools.pcapread import CaptureWarning
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "pcaps" / "demo-missed-call.pcap"
@@ -300,7 +300,7 @@ def _seeds() -> list[bytes]:
 
     out = [xfer(CAMEL_BEGIN).data, xfer(CAMEL_CONTINUE).data]
     for p in sorted((ROOT / "pcaps").glob("*.pcap")):
-        from scp.pcapread import read_capture
+        from scp.tools.pcapread import read_capture
 
         for m in read_capture(str(p)):
             mt = getattr(m, "mtp3", None)
@@ -343,7 +343,7 @@ def test_fuzz_ladder_decoder_never_raises() -> None:
 
 def _idp_params() -> list[bytes]:
     """Every InitialDP argument in the demo captures and the Wireshark CAMEL sample."""
-    from scp.pcapread import read_capture
+    from scp.tools.pcapread import read_capture
 
     out = [tcap_codec.decode(CAMEL_BEGIN).components[0].parameter]  # type: ignore[index]
     for p in sorted((ROOT / "pcaps").glob("*.pcap")):

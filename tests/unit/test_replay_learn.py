@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scp.capture import SctpPcapWriter
+from scp.adapters.capture import SctpPcapWriter
 from scp.codecs import cap as cap_codec
 from scp.codecs import inap as inap_codec
 from scp.codecs import m3ua, ops
 from scp.codecs import sccp as sccp_codec
 from scp.codecs import tcap as tcap_codec
 from scp.codecs.numbers import Cause
-from scp.core.primitives import Invoke, MtpTransfer, RoutingIndicator, SccpAddress
+from scp.primitives import Invoke, MtpTransfer, RoutingIndicator, SccpAddress
 from scp.replay import LadderDecoder, LadderEntry, LearnedProtocols, decode_capture
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from scp.pcapread import CaptureWarning
 from scp.replay import LadderDecoder, LadderEntry, decode_capture
+from scp.tools.pcapread import CaptureWarning
 from tests import tshark
 
 REAL = Path("/work/shared/pcaps/real")

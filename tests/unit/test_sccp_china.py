@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from scp.capture import SctpPcapWriter
+from scp.adapters.capture import SctpPcapWriter
 from scp.codecs import m3ua, sccp
 from scp.codecs.errors import DecodeError, EncodeError
 from scp.config import ConfigError, parse_config
-from scp.core.primitives import (
+from scp.core.sccp import SccpLayer
+from scp.primitives import (
     GlobalTitle,
     MtpTransfer,
     NUnitdata,
@@ -24,8 +25,7 @@ from scp.core.primitives import (
     RoutingIndicator,
     SccpAddress,
 )
-from scp.core.sccp import SccpLayer
-from scp.pcapread import CapturedMessage, read_capture
+from scp.tools.pcapread import CapturedMessage, read_capture
 from tests import tshark
 from tests.unit.test_pcapread import (
     data_chunk,

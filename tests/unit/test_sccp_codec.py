@@ -29,7 +29,7 @@ from scp.codecs.sccp import (
     encode_scmg,
     salvage_return_info,
 )
-from scp.core.primitives import GlobalTitle, RoutingIndicator, SccpAddress
+from scp.primitives import GlobalTitle, RoutingIndicator, SccpAddress
 from tests import tshark
 
 

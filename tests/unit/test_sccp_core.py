@@ -23,7 +23,8 @@ from scp.codecs.sccp import (
     encode,
     encode_scmg,
 )
-from scp.core.primitives import (
+from scp.core.sccp import SccpLayer, SccpLog
+from scp.primitives import (
     GlobalTitle,
     MtpTransfer,
     NNotice,
@@ -32,7 +33,6 @@ from scp.core.primitives import (
     RoutingIndicator,
     SccpAddress,
 )
-from scp.core.sccp import SccpLayer, SccpLog
 from tests import tshark
 from tests.unit.test_sccp_codec import m3ua_data
 

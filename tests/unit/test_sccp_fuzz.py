@@ -26,8 +26,8 @@ from scp.codecs.sccp import (
     encode_address,
     encode_scmg,
 )
-from scp.core.primitives import GlobalTitle, MtpTransfer, NUnitdata, RoutingIndicator, SccpAddress
 from scp.core.sccp import SccpLayer, SccpLog
+from scp.primitives import GlobalTitle, MtpTransfer, NUnitdata, RoutingIndicator, SccpAddress
 from tests.unit.test_sccp_codec import GOLDEN, REAL
 from tests.unit.test_sccp_core import REAL_SEGMENTS
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scp.capture import SctpPcapWriter
+from scp.adapters.capture import SctpPcapWriter
 from scp.config import parse_config
 from scp.replay import LadderDecoder, decode_capture
 from scp.service.dialogue import ContinueUser

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from scp.capture import SctpPcapWriter
+from scp.adapters.capture import SctpPcapWriter
 from scp.codecs import appctx, inap, ops, tcap
 from scp.codecs.numbers import CalledPartyNumber, CallingPartyNumber
 from scp.codecs.tcap import Aare, Aarq, MessageType, TcapMessage
-from scp.core.primitives import Invoke, ReturnResult
+from scp.primitives import Invoke, ReturnResult
 from tests import strict_asn1, tshark
 from tests.strict_asn1 import check_pcap
 from tests.unit.test_codecs_helpers import m3ua_data, sccp_udt

@@ -15,7 +15,7 @@ import pytest
 from scp.codecs import ber, tcap
 from scp.codecs.errors import EncodeError
 from scp.codecs.tcap import Aare, Aarq, Abrt, Audt, MessageType, TcapMessage
-from scp.core.primitives import Invoke, ProblemType, Reject, ReturnError, ReturnResult
+from scp.primitives import Invoke, ProblemType, Reject, ReturnError, ReturnResult
 from tests.unit.test_tcap_helpers import assert_tshark_clean
 
 CAP_V2 = (0, 4, 0, 0, 1, 0, 50, 1)

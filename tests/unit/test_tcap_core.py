@@ -14,7 +14,8 @@ import pytest
 
 from scp.codecs import tcap
 from scp.codecs.tcap import Aare, Aarq, Abrt, MessageType, TcapMessage
-from scp.core.primitives import (
+from scp.core.tcap import ABNORMAL_DIALOGUE, DialogueState, TcapLayer, TcapLog
+from scp.primitives import (
     DialogueDiagnostic,
     DialogueResult,
     Invoke,
@@ -35,7 +36,6 @@ from scp.core.primitives import (
     TcUAbort,
     TcUni,
 )
-from scp.core.tcap import ABNORMAL_DIALOGUE, DialogueState, TcapLayer, TcapLog
 from tests.unit.test_tcap_helpers import PC_PEER, PC_SCP, PEER, SCP, assert_tshark_clean
 
 CAP_V2 = (0, 4, 0, 0, 1, 0, 50, 1)

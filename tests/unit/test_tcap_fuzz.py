@@ -15,7 +15,8 @@ import random
 
 from scp.codecs import tcap
 from scp.codecs.tcap import Aarq, MessageType
-from scp.core.primitives import (
+from scp.core.tcap import TcapLayer, TcapLog
+from scp.primitives import (
     Invoke,
     NUnitdata,
     ProblemType,
@@ -27,7 +28,6 @@ from scp.core.primitives import (
     TcEnd,
     TcUAbort,
 )
-from scp.core.tcap import TcapLayer, TcapLog
 from tests.unit.test_tcap_codec import GOLDEN
 from tests.unit.test_tcap_helpers import PC_PEER, PEER, SCP, assert_tshark_clean
 from tests.unit.test_tcap_real import REAL

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
-from scp.core.primitives import NUnitdata, RoutingIndicator, SccpAddress
+from scp.primitives import NUnitdata, RoutingIndicator, SccpAddress
 from tests import tshark
 
 SSN_CAP = 146

@@ -3,7 +3,7 @@
 Network engineers replay captures from the live network against the SCP (``mcn-scp replay``).
 This module turns a capture file into the messages the stack consumes: every M3UA message
 (RFC 4666 §3, any class) and, for user traffic, the MTP3 routing label and user data as an
-:class:`~scp.core.primitives.MtpTransfer`, whether the MSU travelled in M3UA DATA, in M2PA User
+:class:`~scp.primitives.MtpTransfer`, whether the MSU travelled in M3UA DATA, in M2PA User
 Data or in M2UA DATA. Anything unreadable becomes a :class:`CaptureWarning`; nothing raises.
 
 Specs followed, layer by layer:
@@ -48,7 +48,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from scp.core.primitives import MtpTransfer, PointCodeFormat
+from scp.primitives import MtpTransfer, PointCodeFormat
 
 __all__ = [
     "CaptureDecoder",

@@ -14,7 +14,7 @@ back.
 
 Inbound: :func:`plan_begin` is the pure decision (what to answer, which presence events to
 record); :class:`MapUser` records the events in one database transaction
-(:func:`scp.state.notify_flow.on_present`) and only then answers - a database failure is
+(:func:`scp.flows.notify.on_present`) and only then answers - a database failure is
 answered with ``systemFailure`` (error 34), so the HLR keeps our address and alerts again.
 
 Outbound: :func:`run_alert_originator` claims ``hlr_alert`` rows (``FOR UPDATE SKIP LOCKED``,
@@ -40,7 +40,8 @@ from scp.codecs import ops
 from scp.codecs.appctx import Protocol, lookup, map_ac_decision
 from scp.codecs.errors import DecodeError, EncodeError
 from scp.codecs.numbers import CHINA, AddressString, NatureOfAddress
-from scp.core.primitives import (
+from scp.flows import notify as notifications
+from scp.primitives import (
     ApplicationContext,
     DialogueDiagnostic,
     DialogueResult,
@@ -62,7 +63,6 @@ from scp.core.primitives import (
     TcPrimitive,
     TcUAbort,
 )
-from scp.state import notify_flow as notifications
 from scp.state import notify_store as store
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ Flows (ARCHITECTURE §4 "Subscriber present"):
   during which further attempts from the same caller only raise the count in its text: three
   busy attempts within a minute make one SMS saying 3. ``not-reachable``: the call waits for
   presence, and the HLR is asked to alert us (``hlr_alert`` row, consumed by
-  :mod:`scp.mapuser`: MAP SendRoutingInfoForSM then ReportSM-DeliveryStatus, TS 29.002 §12.3,
+  :mod:`scp.flows.presence`: MAP SendRoutingInfoForSM then ReportSM-DeliveryStatus, TS 29.002 §12.3,
   §12.4, TS 23.040 §10.2).
 * :func:`record_missed_call` is the call path's form of the same: the missed call and
   :func:`on_missed_call`'s decision written by one statement (migration 0030), the decision

@@ -1,7 +1,7 @@
 """What ``make run`` shows a newcomer: a missed call becoming an SMS, on the running node.
 
 After the node is up (embedded PostgreSQL, console SMS, ``conf/example.toml``), :func:`run_demo`
-seeds two demo subscribers through :mod:`scp.state.provisioning` (the functions every channel
+seeds two demo subscribers through :mod:`scp.flows.provisioning` (the functions every channel
 uses) and replays ``pcaps/demo-missed-call.pcap`` once against the node's own M3UA listener,
 as a switch and HLR would send it (live replay, :func:`scp.replay.replay_live`):
 
@@ -48,8 +48,8 @@ def demo_capture_path() -> Path | None:
 async def seed_subscribers(pool: Any, *, today: dt.date) -> list[str]:
     """Add the demo subscribers (missed-call and busy services from ``today``) unless they
     exist."""
+    from scp.flows import provisioning as prov
     from scp.service.provisioning import Actor, Conflict
-    from scp.state import provisioning as prov
 
     actor = Actor("system", "demo")
     added = []
@@ -95,7 +95,7 @@ async def run_demo(
 
 async def _run(node: Any, pool: Any, cfg: Any, capture: Path | None, wait_sms: float) -> None:
     from scp.adapters.clock import from_epoch
-    from scp.core.primitives import PointCodeFormat
+    from scp.primitives import PointCodeFormat
     from scp.replay import replay_live
     from scp.service.notifications import local_day
 

@@ -46,10 +46,10 @@ from typing import IO, Any
 
 import asyncpg
 
+from scp.flows.provisioning import audit
+from scp.service import pin as pins
+from scp.service.msisdn import is_digits, normalise_msisdn
 from scp.service.provisioning import SERVICES, Actor
-from scp.state import pin as pins
-from scp.state.msisdn import is_digits, normalise_msisdn
-from scp.state.provisioning import audit
 
 REQUIRED = ("msisdn", "services", "group", "language")
 OPTIONAL = ("imsi", "pin", "notify_mode", "forward_to")

@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from scp.service import pin as pins
 from scp.service.provisioning import (
     CALL_CATEGORIES,
     LANGUAGES,
@@ -49,7 +50,6 @@ from scp.service.provisioning import (
     valid_rate,
     valid_services,
 )
-from scp.state import pin as pins
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 

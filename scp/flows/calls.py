@@ -31,7 +31,7 @@ import structlog
 from scp.adapters.clock import from_epoch
 from scp.codecs import appctx, cap, inap, ops
 from scp.codecs.errors import CodecError
-from scp.core.primitives import (
+from scp.primitives import (
     Invoke,
     LCancel,
     Reject,
@@ -52,7 +52,7 @@ from scp.service.rating import RateTable, RatingRules
 from scp.service.selfcare import SelfcareSession, ServiceAnswer, ServiceRequest
 from scp.state import calls_store as store
 
-log = structlog.get_logger("scp.callflow")
+log = structlog.get_logger("scp.flows.calls")
 
 __all__ = ["CallUser", "build_call_user"]
 
@@ -686,8 +686,8 @@ class CallUser:
 
     async def _provision(self, r: ServiceRequest) -> ServiceAnswer:
         """Carry out a self-service request with the CLI's own functions (channel "ivr")."""
+        from scp.flows import provisioning as P
         from scp.service.provisioning import Actor, ProvisioningError
-        from scp.state import provisioning as P
 
         actor = Actor("ivr", r.msisdn)
         at = self._at()

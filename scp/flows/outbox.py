@@ -7,13 +7,13 @@ in the transaction that records the SMPP event:
 
 * a DELIVRD receipt for one of our SMS proves its destination reachable (ARCHITECTURE §4
   "Subscriber present"): ``on_delivered(conn, destination, at)``, normally
-  :func:`scp.state.notify_flow.on_present` with source ``delivery-receipt`` (called for
+  :func:`scp.flows.notify.on_present` with source ``delivery-receipt`` (called for
   subscribers only: on_present does nothing for anyone else, and the group statement tells
   which destinations are subscribers without a query per SMS);
 * a mobile-originated SMS is stored in ``sms_mo`` in a transaction of its own (``record_mo``
   returns, and the gateway answers the deliver_sm, once that committed), then handed to
   ``on_mo(conn, mo_id, source, destination, text, at)``, normally
-  :func:`scp.state.smscmd_flow.handle_mo` (SMS commands), in a second transaction that also sets
+  :func:`scp.flows.smscmd.handle_mo` (SMS commands), in a second transaction that also sets
   ``handled_at``: the command, its CDR, its reply and the mark commit together or not at all.
   The first attempt runs right after the MO's commit, in arrival order (a subscriber's ``QX``
   then ``KT`` keep their order), bounded by ``mo_command_timeout`` s; its outcome does not
@@ -253,8 +253,8 @@ class NotifyingOutbox(PgOutbox):
 
 def build_outbox(pool: asyncpg.Pool, cfg: Config) -> NotifyingOutbox:
     """The node's outbox: receipts mark presence, MO SMS to the service number are commands."""
-    from scp.state import notify_flow as notifications
-    from scp.state import smscmd_flow as smscmd
+    from scp.flows import notify as notifications
+    from scp.flows import smscmd
 
     async def delivered(conn: asyncpg.Connection, destination: str, at: dt.datetime) -> None:
         await notifications.on_present(

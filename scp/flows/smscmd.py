@@ -6,11 +6,11 @@ QHMD n, or anything else for the help text; the table and the parsing are in
 :mod:`scp.service.smscmd`).
 
 Each command calls the same provisioning functions as the CLI and the IVR
-(:mod:`scp.state.provisioning`, channel ``sms``; ARCHITECTURE §2), so the channels stay
+(:mod:`scp.flows.provisioning`, channel ``sms``; ARCHITECTURE §2), so the channels stay
 identical. The reply is an outbox SMS keyed ``mo-reply:<sms_mo id>`` and a charged command
 writes one CDR (record_type ``sms``, ``per_sms`` of the ``[notify].command_category`` tariff
 for the sender) - all in the command's transaction, which also marks the ``sms_mo`` row handled
-(:meth:`scp.state.outbox_store.NotifyingOutbox.handle_mo`; the row itself was committed before,
+(:meth:`scp.flows.outbox.NotifyingOutbox.handle_mo`; the row itself was committed before,
 on its own, when the SMSC's deliver_sm was answered). That transaction commits everything or
 nothing, and a retry of a failed one (the MO re-scan) writes the reply under the same key, so a
 command is answered and charged exactly once per MO row.
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from scp.flows import provisioning as prov
 from scp.service.notifications import (
     Templates,
     display_number,
@@ -35,7 +36,6 @@ from scp.service.notifications import (
 from scp.service.provisioning import Actor, InvalidInput, NotFound, ProvisioningError, valid_msisdn
 from scp.service.smscmd import Command, parse_command, service_number
 from scp.state import notify_store as store
-from scp.state import provisioning as prov
 
 if TYPE_CHECKING:
     from scp.config import Config
