@@ -80,15 +80,19 @@ format = "json"
 async def _serve(config: str, profile: str | None) -> None:
     """Exactly ``mcn-scp run`` (``scp.app.run_node``), optionally under cProfile once up."""
     from scp.app import run_node
-    from scp.cli import configure_logging
+    from scp.cli.logs import configure_logging
     from scp.config import load_config
 
     cfg = load_config(config)
     configure_logging(cfg.log.level, cfg.log.format)
-    if "--no-notify" in sys.argv:  # experiment: the call path alone, without issue 6's hook
-        from scp.state import calls_store
+    if "--no-notify" in sys.argv:  # experiment: the call path alone, without notifications
+        from scp import app
+        from scp.flows import calls
 
-        calls_store._notifications = None  # type: ignore[assignment]
+        def call_user_alone(node: Any, pool: Any, cfg: Any) -> calls.CallUser:
+            return calls.CallUser(node, pool, cfg, notify=None)
+
+        app.build_call_user = call_user_alone  # type: ignore[assignment]
     prof = cProfile.Profile() if profile else None
 
     def started(_services: object) -> None:

@@ -37,8 +37,9 @@ sys.path.insert(0, str(ROOT))
 from scp.adapters.capture import SctpPcapWriter  # noqa: E402
 from scp.codecs import m3ua  # noqa: E402
 from scp.primitives import MtpTransfer  # noqa: E402
-from scp.replay import LadderDecoder, NumberRewriter, rewrite_tids  # noqa: E402
 from scp.tools.pcapread import read_capture  # noqa: E402
+from scp.tools.replay.feed import NumberRewriter, rewrite_tids  # noqa: E402
+from scp.tools.replay.ladder import LadderDecoder  # noqa: E402
 
 DEMO = ROOT / "pcaps" / "demo-missed-call.pcap"
 PREFS = [
@@ -57,11 +58,6 @@ TSHARK_FIELDS = [
     "gsm_old.localValue",
     "e164.called_party_number.digits",
 ]
-# Registers the tools commands if scp/cli.py does not yet (the lead wires register()).
-RUN_CLI = (
-    "import sys; from scp.cli import main; from scp.cli_tools import register; "
-    "register(main); sys.argv[0] = 'mcn-scp'; main()"
-)
 CALLER = "8613900139000"
 
 
@@ -142,8 +138,8 @@ def main() -> None:
         gen_s = time.perf_counter() - t0
         ours_cmd = [
             sys.executable,
-            "-c",
-            RUN_CLI,
+            "-m",
+            "scp",
             "--log-level",
             "warning",
             "replay",

@@ -47,7 +47,8 @@ import structlog  # noqa: E402
 from scp.adapters.clock import utcnow  # noqa: E402
 from scp.adapters.smpp import SmppGateway, SmppGatewayConfig  # noqa: E402
 from scp.config import parse_config  # noqa: E402
-from scp.service.outbox import InMemoryOutbox, OutboxSender  # noqa: E402
+from scp.flows.outbox import OutboxSender  # noqa: E402
+from scp.service.outbox import InMemoryOutbox  # noqa: E402
 from tests.integration.smppd import Smppd  # noqa: E402
 
 

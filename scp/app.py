@@ -22,10 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import structlog
 
 from scp.adapters.capture import SctpPcapWriter
 from scp.adapters.clock import from_epoch
+from scp.adapters.sctp import SctpTransport, sctp_available
+from scp.adapters.smpp import make_gateway
 from scp.adapters.tcp import TcpTransport
 from scp.adapters.transport import AssociationHandler
 from scp.config import Config, ConfigError, _host_port
@@ -33,8 +36,12 @@ from scp.core.m3ua_asp import AspState, AspStateChanged, CloseAssociation, M3uaL
 from scp.core.sccp import SccpLayer
 from scp.core.stack import TC_TYPES, SigtranStack
 from scp.core.tcap import TcapLayer
+from scp.flows.calls import CallUser, build_call_user
+from scp.flows.outbox import OutboxSender, build_outbox, retry_policy
+from scp.flows.presence import MapUser, build_map_user, run_alert_originator
 from scp.primitives import TcBegin, TcEnd, TcPrimitive, TcUAbort
 from scp.service.dialogue import ContinueUser, DialogueUser, Dispatcher
+from scp.state.migrate import open_migrated_pool
 
 log = structlog.get_logger("scp.node")
 
@@ -91,7 +98,8 @@ class Node(AssociationHandler):
         self.clock = clock
         self.wallclock = wallclock
         self.stack = build_stack(cfg)
-        # TC-users, first match wins on TC-BEGIN; the interim call control until call handling.
+        # TC-users, first match wins on TC-BEGIN (TcUsers for the node with its database);
+        # none given, the stack alone (tests, benchmarks) answers InitialDP with Continue.
         self.user = Dispatcher(users(self) if users is not None else [ContinueUser()])
         self.transport = self._build_transport()
         self._timer: asyncio.TimerHandle | None = None
@@ -114,13 +122,16 @@ class Node(AssociationHandler):
             reconnect_max=m.reconnect_max,
         )
         if m.transport == "sctp":
-            from scp.adapters.sctp import SctpTransport, sctp_available
-
             ok, why = sctp_available()
             if not ok:
                 raise ConfigError("m3ua.transport", f"sctp is not usable here: {why}")
             return SctpTransport(**kwargs)  # type: ignore[arg-type,return-value]
         return TcpTransport(**kwargs)  # type: ignore[arg-type]
+
+    def wall_now(self) -> dt.datetime:
+        """The wall clock (``wallclock``) as an aware UTC datetime: the time of business
+        events (missed calls, presence, SMS) that the TC-users write."""
+        return from_epoch(self.wallclock())
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -308,23 +319,38 @@ class Node(AssociationHandler):
             self._arm_timer()
 
 
-async def open_state(cfg: Config):  # type: ignore[no-untyped-def]
-    """The PostgreSQL pool (``$MCN_DATABASE_URL`` or the embedded server), migrated to our schema.
+class TcUsers:
+    """The node's TC-users, first match wins on TC-BEGIN: CAP / INAP call control
+    (:mod:`scp.flows.calls`) and MAP presence (:mod:`scp.flows.presence`), on ``pool``.
 
-    Refuses a database whose schema is newer than this code (another node was upgraded first).
+    Called with the node once it exists (``Node(cfg, users=TcUsers(pool, cfg))``): the users
+    send through it and read its clocks. The live node, the in-process SCP of replay and the
+    simulator all take their users from here.
     """
-    from scp.state.db import open_pool
-    from scp.state.migrate import migrate
 
-    pool = await open_pool()
-    try:
-        applied = await migrate(pool)
-    except BaseException:
-        await pool.close()
-        raise
-    if applied:
-        log.info("database migrated", applied=applied)
-    return pool
+    def __init__(self, pool: asyncpg.Pool, cfg: Config) -> None:
+        self.pool = pool
+        self.cfg = cfg
+        self.call: CallUser | None = None
+        self.map: MapUser | None = None
+
+    def __call__(self, node: Node) -> list[DialogueUser]:
+        self.call = build_call_user(node, self.pool, self.cfg)
+        self.map = build_map_user(node, self.pool, self.cfg)
+        return [self.call, self.map]
+
+    async def aclose(self) -> None:
+        """MAP requests in flight finish, then the call path gives its connections back to the
+        pool (before the pool closes)."""
+        if self.map is not None:
+            await self.map.drain()
+        if self.call is not None:
+            await self.call.aclose()
+
+
+def build_users(pool: asyncpg.Pool, cfg: Config) -> TcUsers:
+    """The TC-users of a node on ``pool`` (see :class:`TcUsers`)."""
+    return TcUsers(pool, cfg)
 
 
 class Services:
@@ -336,12 +362,7 @@ class Services:
     down and the pool closes.
     """
 
-    def __init__(self, cfg: Config, pool, *, capture: str | None = None) -> None:  # type: ignore[no-untyped-def]
-        from scp.adapters.smpp import make_gateway
-        from scp.flows.calls import build_call_user
-        from scp.flows.outbox import build_outbox
-        from scp.flows.presence import build_map_user
-
+    def __init__(self, cfg: Config, pool: asyncpg.Pool, *, capture: str | None = None) -> None:
         self.cfg = cfg
         self.pool = pool
         self.outbox = build_outbox(pool, cfg)
@@ -351,28 +372,17 @@ class Services:
             on_mo=self.outbox.record_mo,
             on_foreign_receipt=self.outbox.record_foreign_receipt,
         )
-        self.map_user: Any = None
-        self.call_user: Any = None
-
-        def users(node: Node) -> list[DialogueUser]:
-            self.map_user = build_map_user(node, pool, cfg)
-            self.call_user = build_call_user(node, pool, cfg)
-            return [self.call_user, self.map_user]
-
-        self.node = Node(cfg, capture=capture, users=users)
+        self.users = build_users(pool, cfg)
+        self.node = Node(cfg, capture=capture, users=self.users)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.sender: Any = None
+        self.sender: OutboxSender | None = None
 
     def wall_now(self) -> dt.datetime:
         """The node's wall clock as the background loops and the database see it."""
-        return from_epoch(self.node.wallclock())
+        return self.node.wall_now()
 
     async def start(self) -> None:
-        from scp.flows.outbox import retry_policy
-        from scp.flows.presence import run_alert_originator
-        from scp.service.outbox import OutboxSender
-
         await self.node.start()
         self.gateway.start()
         self.sender = OutboxSender(
@@ -382,6 +392,8 @@ class Services:
             window=self.cfg.smpp.window,
             policy=retry_policy(self.cfg),
         )
+        map_user = self.users.map
+        assert map_user is not None  # built with the node
         self._tasks = [
             asyncio.create_task(
                 self._keep_running("outbox-sender", self.sender.run), name="outbox-sender"
@@ -390,7 +402,7 @@ class Services:
                 self._keep_running(
                     "hlr-alert-originator",
                     lambda: run_alert_originator(
-                        self.map_user,
+                        map_user,
                         self.pool,
                         self.cfg,
                         clock=self.wall_now,
@@ -430,8 +442,8 @@ class Services:
         if self.sender is not None:
             self.sender.stop()
         self._stop.set()
-        if self.map_user is not None:
-            await self.map_user.drain()
+        if self.users.map is not None:
+            await self.users.map.drain()
         for t in self._tasks:
             try:
                 await asyncio.wait_for(t, 10)
@@ -441,9 +453,8 @@ class Services:
                 log.exception("background task failed", task=t.get_name())
         await self.gateway.stop()
         await self.node.stop()
-        if self.call_user is not None:
-            # Returns the connections the call path holds, before the pool closes.
-            await self.call_user.aclose()
+        # The call path gives its connections back before the pool closes.
+        await self.users.aclose()
 
 
 async def run_node(
@@ -453,7 +464,7 @@ async def run_node(
     on_started: Callable[[Services], object] | None = None,
 ) -> None:
     """``mcn-scp run``: everything up, serve until SIGINT/SIGTERM, everything down cleanly."""
-    pool = await open_state(cfg)
+    pool = await open_migrated_pool()
     try:
         services = Services(cfg, pool, capture=capture)
         await services.start()
@@ -472,13 +483,12 @@ async def run_node(
         await pool.close()
 
 
-def main_run(cfg: Config, *, capture: str | None = None, demo: bool = False) -> None:
-    on_started = None
-    if demo:
-        from scp.tools.demo import run_demo
-
-        def on_started(services: Services) -> object:
-            return run_demo(services.node, services.pool, cfg)
-
+def main_run(
+    cfg: Config,
+    *,
+    capture: str | None = None,
+    on_started: Callable[[Services], object] | None = None,
+) -> None:
+    """:func:`run_node` until SIGINT/SIGTERM (the process's main loop)."""
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_node(cfg, capture=capture, on_started=on_started))

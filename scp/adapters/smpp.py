@@ -63,12 +63,7 @@ from scp.core.smpp_esme import (
     Unbound,
     UnsendableMessage,
 )
-from scp.service.outbox import (
-    SmppError,
-    SmppLinkError,
-    SmppPermanentError,
-    SmppTemporaryError,
-)
+from scp.service.outbox import SmppError, SmppLinkError, SmppPermanentError, SmppTemporaryError
 
 if TYPE_CHECKING:
     from scp.config import SmppConfig

@@ -1,13 +1,15 @@
-"""Network engineers' commands of ``mcn-scp`` (ARCHITECTURE §3): ``replay`` and ``simulate``.
+"""``mcn-scp replay`` (ARCHITECTURE §3): a capture's ladder, answered by an in-process SCP
+(offline, the default) or sent toward a running one (``--target``).
 
-Thin shells over :mod:`scp.replay` and :mod:`scp.simulate`. Exit codes: 0 done; 2 bad input
-(the message names the option or the file); 1 failure (e.g. the target SCP is unreachable).
-``--json`` prints one JSON object per line: messages, warnings, dialogues, SMS, a summary last.
+A thin shell over :mod:`scp.tools.replay`. Exit codes: 0 done; 2 bad input (the message names
+the option or the file); 1 failure (e.g. the target SCP is unreachable). ``--json`` prints one
+JSON object per line: messages, warnings, dialogues, SMS, a summary last.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -15,18 +17,23 @@ from typing import IO, Any, Literal
 
 import click
 
-from scp.adapters.clock import utcnow
-from scp.cli_provision import BadInputError, Failure, get_config
+from scp.cli.common import (
+    VERBOSE_OPTION,
+    BadInputError,
+    Failure,
+    get_config,
+    tool_database,
+    tool_verbosity,
+)
 from scp.config import Config, ConfigError
 from scp.primitives import PointCodeFormat
-from scp.service.notifications import local_day
+from scp.tools.pcapread import CaptureWarning
+from scp.tools.replay.feed import NumberRewriter
+from scp.tools.replay.ladder import LadderDecoder, LadderEntry, decode_capture, preload_codecs
+from scp.tools.replay.live import parse_target, replay_live
+from scp.tools.replay.output import JsonLines, LadderFilter, entry_json, format_entry
 
-__all__ = ["register", "replay", "simulate"]
-
-
-# Exit 2 (bad input, the message names the option or file) and exit 1 (could not be done),
-# as every mcn-scp command answers them.
-BadInput = BadInputError
+__all__ = ["replay"]
 
 
 def _speed(raw: str | None) -> float | None:
@@ -38,9 +45,9 @@ def _speed(raw: str | None) -> float | None:
     try:
         v = float(raw.rstrip("xX"))
     except ValueError:
-        raise BadInput(f"--speed {raw!r}: use max, capture or a factor such as 10") from None
+        raise BadInputError(f"--speed {raw!r}: use max, capture or a factor such as 10") from None
     if v <= 0:
-        raise BadInput(f"--speed {raw!r}: must be positive")
+        raise BadInputError(f"--speed {raw!r}: must be positive")
     return v
 
 
@@ -52,29 +59,9 @@ def _ssn_map(pairs: tuple[str, ...]) -> dict[int, str] | None:
     for p in pairs:
         ssn, sep, proto = p.partition("=")
         if not sep or not ssn.strip().isdigit() or proto.strip() not in ("cap", "inap", "map"):
-            raise BadInput(f"--ssn {p!r}: expected SSN=cap|inap|map, e.g. 200=cap")
+            raise BadInputError(f"--ssn {p!r}: expected SSN=cap|inap|map, e.g. 200=cap")
         out[int(ssn)] = proto.strip()
     return out
-
-
-def _verbosity(ctx: click.Context, verbose: int) -> None:
-    """``-v``: the in-process node's log lines at info, ``-vv`` at debug.
-
-    Replay and simulate print a ladder or a verdict on stdout; the node they drive logs only
-    errors to stderr unless asked (``-v`` here, or ``mcn-scp --log-level``, which wins).
-    """
-    obj = ctx.obj or {}
-    configure = obj.get("configure_logging")
-    if verbose and obj.get("log_level") is None and configure is not None:
-        configure("debug" if verbose > 1 else "info", "auto")
-
-
-_VERBOSE = click.option(
-    "-v",
-    "--verbose",
-    count=True,
-    help="Show the SCP node's log lines (-v info, -vv debug) on stderr.",
-)
 
 
 class _Printer:
@@ -90,8 +77,6 @@ class _Printer:
 
     def message_writer(self) -> Any:
         """A fast ``write(entry)`` for the decode-only loop: one JSON encoder, batched writes."""
-        from scp.replay import JsonLines
-
         line = JsonLines().line
         buf: list[str] = []
         out = self.out
@@ -111,8 +96,6 @@ class _Printer:
         return write
 
     def __call__(self, kind: str, payload: Any) -> None:
-        from scp.replay import LadderEntry, entry_json, format_entry
-
         w = self.out.write
         if kind == "message":
             e: LadderEntry = payload
@@ -199,133 +182,14 @@ class _Printer:
         self.out.flush()
 
 
-def _needs_database() -> bool:
-    import importlib.util
-
-    return any(
-        importlib.util.find_spec(m) is not None for m in ("scp.flows.calls", "scp.flows.presence")
-    )
-
-
-# Reference data a replayed call needs; everything the SCP writes (missed calls, SMS outbox,
-# CDRs) goes to the scratch database and disappears with it.
-_SCRATCH_COPY = ("subscriber", "subscription", "blacklist", "ad_rule", "rate")
-
-
-class _Database:
-    """The database an in-process SCP uses: a scratch copy (default) or the configured one.
-
-    Scratch: a new database on the configured server (``$MCN_DATABASE_URL`` or the embedded
-    one), migrated, with the subscribers, services, blacklists, ads and tariffs copied in, and
-    dropped afterwards. So a replay never queues a real SMS that a running node's sender would
-    submit, nor adds missed calls or CDRs to production data.
-    """
-
-    def __init__(self, live: bool, cfg: Config) -> None:
-        self.live = live
-        self.cfg = cfg
-        self.pool: Any = None
-        self._admin_dsn: str | None = None
-        self._name: str | None = None
-
-    async def __aenter__(self) -> Any:
-        if not _needs_database():
-            return None
-        if self.live:
-            from scp.app import open_state
-
-            self.pool = await open_state(self.cfg)
-            return self.pool
-        import secrets
-        from urllib.parse import urlsplit, urlunsplit
-
-        import asyncpg
-
-        from scp.state.db import open_pool, resolve_dsn
-        from scp.state.migrate import SchemaVersionError, migrate
-
-        dsn = await asyncio.to_thread(resolve_dsn)
-        name = f"mcn_replay_{os.getpid()}_{secrets.token_hex(3)}"
-        parts = urlsplit(dsn)
-        scratch = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-        try:
-            admin = await asyncpg.connect(dsn)
-            try:
-                await admin.execute(f'CREATE DATABASE "{name}"')
-            finally:
-                await admin.close()
-        except (OSError, asyncpg.PostgresError) as e:
-            raise Failure(
-                f"cannot create a scratch database for the replay ({e}); "
-                "--live-db uses the configured database instead"
-            ) from None
-        self._admin_dsn, self._name = dsn, name
-        try:
-            self.pool = await open_pool(scratch, max_size=5)
-            await migrate(self.pool)
-            await self._copy_reference_data(dsn)
-        except BaseException as e:
-            await self.__aexit__(None, None, None)  # the scratch database goes with the error
-            if isinstance(e, SchemaVersionError):
-                raise Failure(str(e)) from None
-            raise
-        return self.pool
-
-    async def _copy_reference_data(self, dsn: str) -> None:
-        import asyncpg
-
-        from scp.state.migrate import (
-            SchemaOutdated,
-            check_schema_version,
-            current_version,
-            migrate,
-        )
-
-        live = await asyncpg.connect(dsn)
-        try:
-            # A brand-new database (a fresh $MCN_HOME's embedded one) is set up on the spot,
-            # as every command does, so there is a schema to copy from (and nothing in it).
-            version = await current_version(live)
-            if version == 0:
-                await migrate(live)
-            else:
-                try:
-                    await check_schema_version(live)
-                except SchemaOutdated:
-                    pass  # older columns still copy; `db migrate` is the operator's call
-            for table in _SCRATCH_COPY:
-                try:
-                    rows = await live.fetch(f"SELECT * FROM {table}")  # noqa: S608 - fixed names
-                    if rows:
-                        await self.pool.copy_records_to_table(
-                            table, records=[tuple(r) for r in rows], columns=list(rows[0].keys())
-                        )
-                except asyncpg.PostgresError as e:
-                    click.echo(
-                        f"warning: {table} not copied to the scratch database: {e}", err=True
-                    )
-        finally:
-            await live.close()
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.pool is not None:
-            await self.pool.close()
-        if self._name is not None and self._admin_dsn is not None:
-            import asyncpg
-
-            admin = await asyncpg.connect(self._admin_dsn)
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)')
-            finally:
-                await admin.close()
-
-
 async def _offline(
     path: str, cfg: Config, printer: _Printer, *, live_db: bool = False, **kw: Any
 ) -> dict[str, Any]:
-    from scp.replay import replay_offline
+    # Deferred: offline replay brings the whole node (its flows, asyncpg, the state: a third
+    # of a second and a fifth more memory) that --decode-only, the fast path, never needs.
+    from scp.tools.replay.offline import replay_offline
 
-    async with _Database(live_db, cfg) as pool:
+    async with tool_database(live_db) as pool:
         summary = await replay_offline(path, cfg, pool=pool, emit=printer, **kw)
     return summary.as_dict()
 
@@ -333,11 +197,6 @@ async def _offline(
 def _decode_only(
     path: str, printer: _Printer, flt: Any, ssn: dict[int, str] | None, pcf: PointCodeFormat
 ) -> dict[str, Any]:
-    import gc
-
-    from scp.replay import LadderDecoder, decode_capture, preload_codecs
-    from scp.tools.pcapread import CaptureWarning
-
     # pycrate's compiled ASN.1 is a large object graph: load it now and move it out of the
     # collector's reach, or every full collection walks it again (a third of the run time).
     preload_codecs()
@@ -374,7 +233,7 @@ def _check_capture(path: str) -> None:
         with open(path, "rb") as f:
             magic = f.read(4)
     except OSError as e:
-        raise BadInput(f"{path}: {e.strerror}") from None
+        raise BadInputError(f"{path}: {e.strerror}") from None
     known = {
         b"\xd4\xc3\xb2\xa1",
         b"\xa1\xb2\xc3\xd4",
@@ -386,7 +245,7 @@ def _check_capture(path: str) -> None:
     if magic[:2] == b"\x1f\x8b":
         return  # gzip: scapy reads compressed captures
     if magic not in known:
-        raise BadInput(f"{path}: not a pcap or pcapng file (magic {magic.hex() or 'empty'})")
+        raise BadInputError(f"{path}: not a pcap or pcapng file (magic {magic.hex() or 'empty'})")
 
 
 _LEGEND_OFFLINE = (
@@ -481,7 +340,7 @@ _LEGEND_LIVE = (
     "Default: the configuration's [m3ua] pc_format. What is sent to the SCP "
     "always follows the SCP's own format.",
 )
-@_VERBOSE
+@VERBOSE_OPTION
 @click.pass_context
 def replay(
     ctx: click.Context,
@@ -508,27 +367,25 @@ def replay(
     answered and which SMS it would send. It works on a scratch copy of the subscriber data,
     dropped afterwards, unless --live-db.
     """
-    from scp.replay import LadderFilter, NumberRewriter, parse_target
-
-    _verbosity(ctx, verbose)
+    tool_verbosity(ctx, verbose)
     if not os.path.exists(file):
-        raise BadInput(f"{file}: no such file")
+        raise BadInputError(f"{file}: no such file")
     _check_capture(file)
     try:
         flt = LadderFilter(filters)
     except ValueError as e:
-        raise BadInput(f"--filter: {e}") from None
+        raise BadInputError(f"--filter: {e}") from None
     try:
         numbers = NumberRewriter(rewrites)
     except ValueError as e:
-        raise BadInput(str(e)) from None
+        raise BadInputError(str(e)) from None
     ssn = _ssn_map(ssns)
     pace = _speed(speed)
     if target is not None:
         try:
             parse_target(target)
         except ValueError as e:
-            raise BadInput(str(e)) from None
+            raise BadInputError(str(e)) from None
     printer = _Printer(
         as_json, legend=None if decode_only else _LEGEND_LIVE if target else _LEGEND_OFFLINE
     )
@@ -541,8 +398,6 @@ def replay(
     capture_pcf = PointCodeFormat(pc_format) if pc_format is not None else None
     try:
         if target is not None:
-            from scp.replay import replay_live
-
             s = asyncio.run(
                 replay_live(
                     file,
@@ -581,220 +436,4 @@ def replay(
     except ConnectionError as e:
         raise Failure(str(e)) from None
     except ConfigError as e:
-        raise BadInput(f"config: {e}") from None
-
-
-@click.command()
-@click.argument("scenario", required=False)
-@click.option(
-    "--target",
-    metavar="HOST:PORT",
-    default=None,
-    help="The running SCP (M3UA over TCP); default: an in-process SCP.",
-)
-@click.option(
-    "--calls",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Load: number of calls (busy call flow unless SCENARIO is given).",
-)
-@click.option("--concurrency", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@click.option(
-    "--capture",
-    "capture_out",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write every M3UA message both ways to this pcap.",
-)
-@click.option("--subscriber", default=None, help="Called subscriber MSISDN.")
-@click.option("--caller", default=None, help="Calling number (load: the first of a range).")
-@click.option("--pin", default=None, help="Self-service PIN the subscriber enters.")
-@click.option(
-    "--timeout",
-    type=float,
-    default=5.0,
-    show_default=True,
-    help="Seconds to wait for each SCP answer.",
-)
-@click.option("--list", "list_", is_flag=True, help="List the scenarios.")
-@click.option(
-    "--live-db",
-    is_flag=True,
-    help="In-process SCP: use the configured database, not a scratch copy.",
-)
-@_VERBOSE
-@click.pass_context
-def simulate(
-    ctx: click.Context,
-    scenario: str | None,
-    target: str | None,
-    calls: int | None,
-    concurrency: int,
-    as_json: bool,
-    capture_out: str | None,
-    subscriber: str | None,
-    caller: str | None,
-    pin: str | None,
-    timeout: float,
-    list_: bool,
-    live_db: bool,
-    verbose: int,
-) -> None:
-    """Act as MSC, SRF, HLR and VLR toward the SCP: a scenario, or --calls N for load.
-
-    A scenario ends with its verdict: ok when what it is about happened (the operations the
-    SCP sent, the rows it wrote, the SMS it queued), "not checked" naming what could not be
-    seen from here, or "contradicted" naming what went otherwise (exit code 1). In-process, on
-    the scratch database, the scenario's subscriber is provisioned there if missing.
-    """
-    from scp.simulate import SCENARIOS, Numbers
-
-    _verbosity(ctx, verbose)
-    if list_ or (scenario is None and calls is None):
-        for name, what in SCENARIOS.items():
-            click.echo(f"{name:28} {what}")
-        if not list_:
-            raise BadInput("give a SCENARIO or --calls N")
-        return
-    if scenario is not None and scenario not in SCENARIOS:
-        raise BadInput(f"SCENARIO {scenario!r}: one of {', '.join(SCENARIOS)}")
-    for name, v in (("--subscriber", subscriber), ("--caller", caller), ("--pin", pin)):
-        if v is not None and not v.isdigit():
-            raise BadInput(f"{name} {v!r}: digits only")
-    host_port = None
-    if target is not None:
-        from scp.replay import parse_target
-
-        try:
-            host_port = parse_target(target)
-        except ValueError as e:
-            raise BadInput(str(e)) from None
-    cfg = get_config(ctx)
-    kw = {
-        k: v
-        for k, v in (("subscriber", subscriber), ("caller", caller), ("pin", pin))
-        if v is not None
-    }
-    numbers = Numbers(**kw)
-    try:
-        out = asyncio.run(
-            _simulate(
-                cfg, scenario, host_port, calls, concurrency, numbers, timeout, capture_out, live_db
-            )
-        )
-    except ConnectionError as e:
-        raise Failure(str(e)) from None
-    contradicted = False
-    for d in out:
-        contradicted |= d.get("verdict") == "contradicted"
-        if as_json:
-            click.echo(json.dumps(d, ensure_ascii=False))
-        else:
-            click.echo(_sim_text(d))
-    if contradicted and calls is None:
-        ctx.exit(1)
-
-
-def _sim_text(d: dict[str, Any]) -> str:
-    if d.get("type") == "load":
-        lat = d["first_answer_ms"]
-        return (
-            f"{d['calls']} calls, concurrency {d['concurrency']}: {d['ok']} ok, "
-            f"{d['failed']} failed in {d['elapsed_s']} s = {d['calls_per_s']} calls/s; "
-            f"first answer p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; "
-            f"outcomes {d['outcomes']}"
-        )
-    lines = [
-        f"{d['scenario']}: {d['verdict'].upper() if d['verdict'] != 'ok' else 'ok'}"
-        f" - {d['outcome']}"
-    ]
-    for key, label in (
-        ("contradicted", "contradicted"),
-        ("not_checked", "not checked"),
-        ("checked", "checked"),
-        ("not_exercised", "not exercised"),
-    ):
-        for item in d.get(key) or ():
-            lines.append(f"  {label}: {item}")
-    tail = f"  SCP sent: {' '.join(d['received']) or 'nothing'}"
-    if "first_answer_ms" in d:
-        tail += f"; first answer {d['first_answer_ms']} ms"
-    if d.get("map"):
-        tail += f"; {d['map']}"
-    return "\n".join([*lines, tail])
-
-
-async def _simulate(
-    cfg: Config,
-    scenario: str | None,
-    target: tuple[str, int] | None,
-    calls: int | None,
-    concurrency: int,
-    numbers: Any,
-    timeout: float,
-    capture_out: str | None,
-    live_db: bool,
-) -> list[dict[str, Any]]:
-    from scp.simulate import (
-        Simulator,
-        connect_in_process,
-        connect_tcp,
-        provision_for_scenarios,
-        run_load,
-        run_scenario,
-    )
-
-    capture = None
-    if capture_out is not None:
-        from scp.adapters.capture import SctpPcapWriter
-
-        capture = SctpPcapWriter.open(capture_out)
-    db: _Database | None = None
-    pool: Any = None
-    try:
-        if target is not None:
-            conn = await connect_tcp(
-                target[0],
-                target[1],
-                scp_pc=cfg.m3ua.local_pc,
-                routing_context=cfg.m3ua.routing_context,
-                network_indicator=cfg.m3ua.network_indicator,
-                capture=capture,
-                pc_format=cfg.m3ua.pc_format,
-            )
-        else:
-            db = _Database(live_db, cfg)
-            pool = await db.__aenter__()
-            if pool is not None and not live_db:
-                await provision_for_scenarios(  # the scratch copy only
-                    pool, numbers, today=local_day(utcnow(), cfg)
-                )
-            conn, _ = await connect_in_process(cfg, pool=pool, capture=capture)
-        sim = Simulator(conn.peer, cfg, numbers=numbers, timeout=timeout)
-        try:
-            if calls is not None:
-                rep = await run_load(
-                    sim, calls=calls, concurrency=concurrency, scenario=scenario or "busy"
-                )
-                return [rep.as_dict()]
-            assert scenario is not None
-            why = (
-                "--target: the SCP's database is not visible from here" if target else "no database"
-            )
-            res = await run_scenario(sim, scenario, pool=pool, why_unseen=why)
-            return [res.as_dict()]
-        finally:
-            await conn.close()
-    finally:
-        if db is not None:
-            await db.__aexit__(None, None, None)
-        if capture is not None:
-            capture.close()
-
-
-def register(main: click.Group) -> None:
-    """Attach ``replay`` and ``simulate`` to the ``mcn-scp`` group."""
-    for cmd in (replay, simulate):
-        if cmd.name not in main.commands:
-            main.add_command(cmd)
+        raise BadInputError(f"config: {e}") from None

@@ -20,17 +20,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import structlog
 
-from scp.adapters.clock import from_epoch
 from scp.codecs import appctx, cap, inap, ops
 from scp.codecs.errors import CodecError
+from scp.flows import notify as notify_flow
+from scp.flows import provisioning as P
 from scp.primitives import (
     Invoke,
     LCancel,
@@ -48,13 +49,14 @@ from scp.primitives import (
 from scp.service import calls as C
 from scp.service.calls import CallSession, CallSettings
 from scp.service.notifications import local_day
+from scp.service.provisioning import Actor, ProvisioningError
 from scp.service.rating import RateTable, RatingRules
 from scp.service.selfcare import SelfcareSession, ServiceAnswer, ServiceRequest
 from scp.state import calls_store as store
 
 log = structlog.get_logger("scp.flows.calls")
 
-__all__ = ["CallUser", "build_call_user"]
+__all__ = ["CallUser", "MissedCallNotifier", "build_call_user", "write_records"]
 
 OP_INITIAL_DP = 0
 OP_ARI = 16
@@ -88,6 +90,98 @@ _CACHE_MAX = 4096
 
 # We initiate this one ourselves (CAP v4 gsmSCF-to-gsmSSF): never accepted from a peer.
 _NOT_OFFERED = {appctx.CAP_V4_SCF_GSMSSF}
+
+
+class MissedCallNotifier(Protocol):
+    """The notification flow as a call's write step needs it (:mod:`scp.flows.notify`)."""
+
+    async def record_missed_call(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        caller: str | None,
+        callee: str,
+        reason: str,
+        cause: int | None,
+        call_ref: str | None,
+        at: dt.datetime,
+        cfg: Any,
+    ) -> int | None: ...
+
+    async def on_missed_call(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        missed_call_id: int,
+        caller: str | None,
+        callee: str,
+        reason: str,
+        at: dt.datetime,
+        cfg: Any,
+    ) -> object: ...
+
+
+async def write_records(
+    db: asyncpg.Pool | asyncpg.Connection,
+    records: Sequence[store.Record],
+    *,
+    cfg: Any,
+    missed_call_id: int | None = None,
+    notify: MissedCallNotifier | None = notify_flow,
+) -> int | None:
+    """Write a call decision's ``records`` in one transaction with the notifications a missed
+    call causes (``notify``; None: the missed call alone); the id of the missed call written.
+
+    ``missed_call_id`` links a callback request to the missed call of the same call. A lone
+    record is one statement (its implicit transaction: no BEGIN / COMMIT round trips); a lone
+    missed call with its notifications too (``notify.record_missed_call``, migration 0030),
+    usually in one round trip; when that declines, the transaction path runs.
+    """
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            return await write_records(
+                conn, records, cfg=cfg, missed_call_id=missed_call_id, notify=notify
+            )
+    conn = db
+    if len(records) == 1 and not conn.is_in_transaction():
+        r = records[0]
+        if type(r) is not C.RecordMissedCall:
+            await store.write_other(conn, r, missed_call_id)
+            return missed_call_id
+        assert isinstance(r, C.RecordMissedCall)
+        if notify is None:
+            return await store.insert_missed_call(conn, r)
+        mc_id = await notify.record_missed_call(
+            conn,
+            caller=r.caller,
+            callee=r.callee,
+            reason=r.reason,
+            cause=r.cause,
+            call_ref=r.call_ref,
+            at=r.at,
+            cfg=cfg,
+        )
+        if mc_id is not None:
+            return mc_id
+    mc_id = missed_call_id
+    async with conn.transaction():
+        for r in records:
+            if type(r) is C.RecordMissedCall:
+                assert isinstance(r, C.RecordMissedCall)
+                mc_id = await store.insert_missed_call(conn, r)
+                if notify is not None:
+                    await notify.on_missed_call(
+                        conn,
+                        missed_call_id=mc_id,
+                        caller=r.caller,
+                        callee=r.callee,
+                        reason=r.reason,
+                        at=r.at,
+                        cfg=cfg,
+                    )
+            else:
+                await store.write_other(conn, r, mc_id)
+    return mc_id
 
 
 class _Lanes:
@@ -226,10 +320,19 @@ class _Ctx:
 class CallUser:
     """TC-user for CAP v2/v3/v4 and INAP CS-1 call control and their assist dialogues."""
 
-    def __init__(self, node: Any, pool: Any, cfg: Any, *, rates_ttl: float = 60.0) -> None:
+    def __init__(
+        self,
+        node: Any,
+        pool: Any,
+        cfg: Any,
+        *,
+        rates_ttl: float = 60.0,
+        notify: MissedCallNotifier | None = notify_flow,
+    ) -> None:
         self.node = node
         self.pool = pool
         self.cfg = cfg
+        self.notify = notify
         # Leave a few pool connections to the other users (MAP, SMS sender, self-service).
         size = pool.get_max_size() - 3 if hasattr(pool, "get_max_size") else 2
         self._lanes = _Lanes(pool, max(1, size))
@@ -358,7 +461,8 @@ class CallUser:
     # -- indications ----------------------------------------------------------------------------
 
     def _at(self) -> dt.datetime:
-        return from_epoch(self.node.wallclock())
+        at: dt.datetime = self.node.wall_now()
+        return at
 
     async def _indication(self, ctx: _Ctx, ind: object) -> None:
         if ctx.finished:
@@ -513,8 +617,12 @@ class CallUser:
             for delay in (*RECORD_RETRY_DELAYS, None):
                 try:
                     async with self._db() as conn:
-                        ctx.missed_call_id = await store.write_records(
-                            conn, records, cfg=self.cfg, missed_call_id=ctx.missed_call_id
+                        ctx.missed_call_id = await write_records(
+                            conn,
+                            records,
+                            cfg=self.cfg,
+                            missed_call_id=ctx.missed_call_id,
+                            notify=self.notify,
                         )
                     break
                 except RETRYABLE_DB_ERRORS as e:
@@ -686,9 +794,6 @@ class CallUser:
 
     async def _provision(self, r: ServiceRequest) -> ServiceAnswer:
         """Carry out a self-service request with the CLI's own functions (channel "ivr")."""
-        from scp.flows import provisioning as P
-        from scp.service.provisioning import Actor, ProvisioningError
-
         actor = Actor("ivr", r.msisdn)
         at = self._at()
         try:

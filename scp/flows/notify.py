@@ -45,7 +45,9 @@ import asyncpg
 from scp.service.notifications import (
     PRESENCE_SOURCES,
     MissedCallPlan,
+    MissedCallState,
     Queued,
+    Recipient,
     Templates,
     append_ad,
     digest_text,
@@ -174,15 +176,15 @@ async def on_missed_call(
 
 
 def _state(
-    rcpt: store.Recipient,
+    rcpt: Recipient,
     *,
     open_id: int | None = None,
     count: int = 0,
     first_at: dt.datetime | None = None,
     ads: tuple[store.AdRule, ...] = (),
-) -> store.MissedCallState:
+) -> MissedCallState:
     """A decision state read from the database as it goes (no forecast fields)."""
-    return store.MissedCallState(
+    return MissedCallState(
         recipient=rcpt,
         rcpt=None,
         open_id=open_id,

@@ -1,41 +1,45 @@
-"""The outbox the running node uses: :class:`scp.state.outbox.PgOutbox` plus what its SMPP
-events mean for the notification service (issue 6).
+"""The SMS flow: claim due outbox rows, submit them through the SMS gateway, record the results;
+and the node's outbox, whose SMPP events run the notification and SMS-command flows.
 
-:class:`scp.state.outbox.PgOutbox` is the durable ``OutboxPort`` (``FOR UPDATE SKIP LOCKED``
-claims, leases, retry / give-up, receipts, expiry; ARCHITECTURE §5). This subclass adds, each
-in the transaction that records the SMPP event:
+:class:`OutboxSender` is the loop between the durable outbox
+(:class:`scp.service.outbox.OutboxPort`, PostgreSQL rows claimed with
+``FOR UPDATE SKIP LOCKED``; ARCHITECTURE §5) and the SMSC gateway
+(:class:`scp.service.outbox.SmsGatewayPort`, :mod:`scp.adapters.smpp`, SMPP 3.4); both are
+ports, so its decisions are tested with in-memory fakes. :func:`build_outbox` gives the node
+its :class:`scp.state.outbox.NotifyingOutbox`, whose hooks run in the transaction that records
+the SMPP event: a DELIVRD receipt proves its destination reachable
+(:func:`scp.flows.notify.on_present`, ARCHITECTURE §4 "Subscriber present"), a receipt of a
+subscriber's own SMS is :func:`scp.flows.notify.on_subscriber_receipt`, and a
+mobile-originated SMS is an SMS command (:func:`scp.flows.smscmd.handle_mo`).
 
-* a DELIVRD receipt for one of our SMS proves its destination reachable (ARCHITECTURE §4
-  "Subscriber present"): ``on_delivered(conn, destination, at)``, normally
-  :func:`scp.flows.notify.on_present` with source ``delivery-receipt`` (called for
-  subscribers only: on_present does nothing for anyone else, and the group statement tells
-  which destinations are subscribers without a query per SMS);
-* a mobile-originated SMS is stored in ``sms_mo`` in a transaction of its own (``record_mo``
-  returns, and the gateway answers the deliver_sm, once that committed), then handed to
-  ``on_mo(conn, mo_id, source, destination, text, at)``, normally
-  :func:`scp.flows.smscmd.handle_mo` (SMS commands), in a second transaction that also sets
-  ``handled_at``: the command, its CDR, its reply and the mark commit together or not at all.
-  The first attempt runs right after the MO's commit, in arrival order (a subscriber's ``QX``
-  then ``KT`` keep their order), bounded by ``mo_command_timeout`` s; its outcome does not
-  change the deliver_sm answer. A failed (or timed out) command leaves the row unhandled, due
-  again after an exponential backoff (``mo_retry_base`` doubling up to ``mo_retry_cap`` s;
-  ``attempts``, ``last_error``, migration 0040); :meth:`NotifyingOutbox.run_mo_retry` re-scans
-  due rows (and rows a crash left behind, ``mo_grace`` s after they arrived) every few seconds.
-  The row is taken ``FOR UPDATE SKIP LOCKED`` and skipped once handled, so several nodes and
-  the first attempt never run one command twice. An MO the hook leaves unhandled (not to the
-  service number: no command) stays ``handled_at IS NULL`` and is never re-scanned
-  (``next_attempt_at = 'infinity'``).
-
-Crash window (the guarantee operations can quote): a sender that dies after the SMSC accepted
-a submit_sm but before its ``mark_submitted`` group commits leaves the row ``sending``; after
-its lease another sender submits it again. A crash therefore causes at most one duplicate per
-SMS that was in flight or accepted-but-uncommitted at that moment: at most
-``window + prefetch + commit_window`` per sender (``OutboxSender``; 22 x ``[smpp] window``
-with the defaults, 220 for window 10), and never a loss; the UDH reference of a long SMS is derived from the row id, so
-handsets drop repeated parts. Receipts and presence are committed in groups (PgOutbox), each
-group in one transaction with the hooks it triggers; the gateway answers deliver_sm only
-after that commit (ESME_RX_T_APPN if it failed: the SMSC delivers the receipt again), so a crash
-loses no receipt: an uncommitted one was never acknowledged.
+Delivery guarantee (what operations can promise):
+- An SMSC outage delays, never drops: the sender claims nothing while the gateway is unbound,
+  and a submit lost with the link (:class:`SmppLinkError`) is retried
+  without ever being failed for it.
+- A refusal the SMSC calls temporary is retried with exponential backoff
+  (``RetryPolicy.base * factor**(attempts-1)``, capped) until ``max_attempts``; a permanent
+  refusal (e.g. invalid destination) fails the row at once.
+- At most one duplicate, by design: the SMSC may accept a submit_sm whose submit_sm_resp we
+  never see (the link drops, or this process dies between the response and the
+  ``mark_submitted`` commit). The row then goes out once more on retry / lease expiry: the SMS is
+  delivered at least once and, per such crash, at most twice. A multipart SMS keeps its UDH
+  reference (derived from the row id) across retries, so a handset discards the repeated parts.
+- How many SMS one crash can duplicate: a window slot is freed when the submit_sm_resp
+  arrives, before its ``mark_submitted`` commits (the store commits marks in groups, see
+  scp/state/outbox.py), and the sender claims nothing while ``commit_window`` marks are
+  outstanding. Accepted-but-uncommitted SMS are therefore at most
+  ``window + prefetch + commit_window`` per sender; with the defaults (``prefetch = window``,
+  ``commit_window = 10 * (window + prefetch)``) that is ``22 * window``, 220 for
+  ``[smpp] window = 10``. Only those can be sent twice, each at most once more. A row is never
+  marked submitted before its submit_sm_resp. (The PostgreSQL store commits a group within
+  ``flush_delay`` + one transaction, ~10 ms, so in practice far fewer are outstanding.)
+- :meth:`OutboxSender.run` ends (after :meth:`~OutboxSender.stop`) only when every accepted
+  submit's mark is committed and the outbox's ``flush()`` ran (rows claimed ahead go back).
+- ``attempts`` counts claims: ``claim`` increments it before handing the row out.
+- Receipts and presence are committed in groups (:class:`scp.state.outbox.PgOutbox`), each
+  group in one transaction with the hooks it triggers; the gateway answers deliver_sm only
+  after that commit (ESME_RX_T_APPN if it failed: the SMSC delivers the receipt again), so a
+  crash loses no receipt: an uncommitted one was never acknowledged.
 """
 
 from __future__ import annotations
@@ -43,218 +47,212 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import asyncpg
 import structlog
 
-from scp.service.outbox import RetryPolicy
-from scp.state.outbox import PgOutbox
+from scp.flows import notify as notifications
+from scp.flows import smscmd
+from scp.service.outbox import (
+    OutboundSms,
+    OutboxPort,
+    RetryPolicy,
+    SmppLinkError,
+    SmppPermanentError,
+    SmsGatewayPort,
+)
+from scp.state.outbox import NotifyingOutbox
 
 if TYPE_CHECKING:
     from scp.config import Config
 
-__all__ = ["NotifyingOutbox", "DeliveredHook", "MoHook", "build_outbox", "retry_policy"]
+__all__ = ["OutboxSender", "build_outbox", "retry_policy"]
 
 log = structlog.get_logger("scp.outbox")
 
-_MO_DUE = (
-    "SELECT id FROM sms_mo WHERE handled_at IS NULL AND next_attempt_at <= $1"
-    " ORDER BY next_attempt_at LIMIT $2"
-)
-_MO_LOCK = (
-    "SELECT source, destination, text, received_at FROM sms_mo"
-    " WHERE id = $1 AND handled_at IS NULL FOR UPDATE SKIP LOCKED"
-)
-_MO_FAILED = (
-    "UPDATE sms_mo SET attempts = attempts + 1, last_error = $2,"
-    " next_attempt_at = $5::timestamptz"
-    "  + make_interval(secs => least($3 * 2 ^ attempts, $4))"
-    " WHERE id = $1 AND handled_at IS NULL"
-)
 
-DeliveredHook = Callable[[asyncpg.Connection, str, dt.datetime], Awaitable[object]]
-"""(conn, destination, at) in the receipt's transaction, for a DELIVRD receipt."""
+class OutboxSender:
+    """Keeps ``window + prefetch`` SMS in the gateway, claiming more as each one settles.
 
-MoHook = Callable[[asyncpg.Connection, int, str, str, str, dt.datetime], Awaitable[object]]
-"""(conn, mo_id, source, destination, text, at) in the MO's transaction."""
-
-SubscriberReceiptHook = Callable[
-    [asyncpg.Connection, str, str, str, dt.datetime], Awaitable[object]
-]
-"""(conn, owner, destination, smsc_message_id, at) for the receipt of a subscriber's own SMS."""
-
-
-class NotifyingOutbox(PgOutbox):
-    """PgOutbox whose receipts mark presence and whose MO SMS run commands.
-
-    ``subscribers_only``: call ``on_delivered`` only for destinations that are subscribers
-    (filtered inside the group statement), for a hook that does nothing for anyone else.
+    ``window`` is the SMPP window the gateway enforces; ``prefetch`` more wait queued in the
+    gateway so that a submit_sm_resp frees a slot that the gateway thread refills at once,
+    without a round trip through the event loop (it doubles throughput on loopback). They are
+    claimed rows: a crash leaves them to the store's lease, like the in-flight ones.
+    An accepted SMS leaves its slot at once; its ``mark_submitted`` commit is awaited outside
+    the window, at most ``commit_window`` (default ``10 * (window + prefetch)``) at a time.
+    ``clock`` is the wall clock the claims and retries are timed by (the node's; a test's).
     """
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
         *,
-        lease: dt.timedelta = dt.timedelta(minutes=1),
-        on_delivered: DeliveredHook | None = None,
-        on_mo: MoHook | None = None,
-        on_subscriber_receipt: SubscriberReceiptHook | None = None,
-        subscribers_only: bool = False,
-        claim_ahead: int = 256,
-        flush_delay: float = 0.005,
-        max_batch: int = 500,
-        mo_retry_base: float = 5.0,
-        mo_retry_cap: float = 600.0,
-        mo_grace: float = 60.0,
-        mo_command_timeout: float = 10.0,
+        outbox: OutboxPort,
+        gateway: SmsGatewayPort,
+        clock: Callable[[], datetime],
+        window: int = 10,
+        prefetch: int | None = None,
+        policy: RetryPolicy | None = None,
+        poll_interval: float = 0.5,
+        commit_window: int | None = None,
     ) -> None:
-        super().__init__(
-            pool, lease=lease, claim_ahead=claim_ahead, flush_delay=flush_delay, max_batch=max_batch
-        )
-        self.on_delivered = on_delivered
-        self.subscribers_only = subscribers_only
-        if on_delivered is None:
-            self.settled_filter = "false"
-        elif subscribers_only:
-            self.settled_filter = (
-                "EXISTS (SELECT 1 FROM subscriber s WHERE s.msisdn = d.destination)"
-            )
-        else:
-            self.settled_filter = "true"
-        self.on_mo = on_mo
-        self.on_subscriber_receipt = on_subscriber_receipt
-        self.mo_retry_base = mo_retry_base
-        self.mo_retry_cap = mo_retry_cap
-        # a fresh row is left to its first attempt for this long before a re-scan takes it
-        self.mo_grace = mo_grace
-        self.mo_command_timeout = mo_command_timeout
+        self.outbox = outbox
+        self.gateway = gateway
+        self.window = window + (window if prefetch is None else prefetch)
+        # marks commit in groups every few ms: 10 windows keep the SMSC busy meanwhile
+        self.commit_window = 10 * self.window if commit_window is None else max(commit_window, 1)
+        self._committing: set[asyncio.Task[None]] = set()
+        self._uncommitted = 0  # marks queued with the store's mark_submitted_nowait
+        self.policy = policy or RetryPolicy()
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._wakeup = asyncio.Event()  # set by wake(), stop() and every settled submit
+        self._stopped = False
+        self.submitted = 0
+        self.retried = 0
+        self.failed = 0
 
-    async def record_foreign_receipt(
-        self, owner: str, destination: str, smsc_message_id: str, status: str, at: dt.datetime
-    ) -> None:
-        """A receipt for a message we did not submit: a subscriber's own SMS (短信回执).
+    def wake(self) -> None:
+        """New rows are due: claim now instead of at the next poll."""
+        self._wakeup.set()
 
-        Checked against the outbox inside the transaction, so a receipt of one of ours whose id
-        the gateway no longer remembered (restart) is never mistaken for a subscriber's; queued
-        marks are committed first, so one of ours is in the table when it is checked.
-        """
-        if status != "DELIVRD" or self.on_subscriber_receipt is None:
-            return
-        await self._drain()
-        async with self.pool.acquire() as conn, conn.transaction():
-            ours = await conn.fetchval(
-                "SELECT 1 FROM sms_outbox WHERE smsc_message_id = $1 LIMIT 1", smsc_message_id
-            )
-            if ours is None:
-                await self.on_subscriber_receipt(conn, owner, destination, smsc_message_id, at)
+    def stop(self) -> None:
+        self._stopped = True
+        self._wakeup.set()
 
-    async def _settled_by_receipt(
-        self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]
-    ) -> None:
-        # rows a receipt settled in this transaction (a receipt applied on arrival, or one that
-        # overtook the submit and was applied with the mark): DELIVRD proves presence
-        delivered = [(r["destination"], r["at"]) for r in rows if r["stat"] == "DELIVRD"]
-        if self.on_delivered is not None:
-            for destination, at in delivered:
-                await self.on_delivered(conn, destination, at)
-
-    async def record_mo(self, source: str, destination: str, text: str, at: dt.datetime) -> None:
-        """Store the MO in a transaction of its own, then run its command in a second one; raises
-        only if the MO row could not be committed (the SMSC then delivers it again). A failed
-        command is retried by the re-scan, never lost."""
-        mo_id = await self.pool.fetchval(
-            "INSERT INTO sms_mo (source, destination, text, received_at, next_attempt_at)"
-            " VALUES ($1, $2, $3, $4, $4::timestamptz + make_interval(secs => $5)) RETURNING id",
-            source,
-            destination,
-            text,
-            at,
-            self.mo_grace,
-        )
-        if self.on_mo is None:
-            return
+    async def run(self) -> None:
+        """Claim and submit until :meth:`stop`; then let in-flight submits settle, their marks
+        commit and the outbox flush."""
         try:
-            await asyncio.wait_for(self.handle_mo(mo_id, at), self.mo_command_timeout)
-        except TimeoutError:
-            log.error("sms.mo_command_timeout", mo_id=mo_id)
-            with contextlib.suppress(Exception):
-                await self.pool.execute(
-                    _MO_FAILED,
-                    mo_id,
-                    "command timed out",
-                    float(self.mo_retry_base),
-                    float(self.mo_retry_cap),
-                    at,
-                )
+            while not self._stopped:
+                await self._step()
+        finally:
+            await self._settle_all()
 
-    async def handle_mo(self, mo_id: int, now: dt.datetime) -> bool:
-        """Run the command of one unhandled MO and mark it handled, in one transaction; False
-        if it is handled already, taken by another node, or failed (then due again after a
-        backoff from ``now``)."""
-        if self.on_mo is None:
-            return False
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(_MO_LOCK, mo_id)
-                if row is None:
-                    return False
-                await self.on_mo(
-                    conn, mo_id, row["source"], row["destination"], row["text"], row["received_at"]
-                )
-                # an MO the hook left unhandled is not for us: never due again
-                handled = await conn.fetchval(
-                    "UPDATE sms_mo SET next_attempt_at = CASE WHEN handled_at IS NULL"
-                    " THEN 'infinity' ELSE next_attempt_at END, last_error = NULL"
-                    " WHERE id = $1 RETURNING handled_at IS NOT NULL",
-                    mo_id,
-                )
-            return bool(handled)
-        except Exception as e:
-            log.error("sms.mo_command_failed", mo_id=mo_id, error=repr(e))
-            with contextlib.suppress(Exception):  # the database may be away: next re-scan
-                await self.pool.execute(
-                    _MO_FAILED,
-                    mo_id,
-                    repr(e)[:500],
-                    float(self.mo_retry_base),
-                    float(self.mo_retry_cap),
-                    now,
-                )
-            return False
-
-    async def retry_mo(self, now: dt.datetime, limit: int = 100) -> int:
-        """Run the commands of unhandled MO rows that are due at ``now``; how many were
-        handled."""
-        if self.on_mo is None:
-            return 0
-        ids = [r["id"] for r in await self.pool.fetch(_MO_DUE, now, limit)]
-        done = 0
-        for mo_id in ids:
-            done += await self.handle_mo(mo_id, now)
-        return done
-
-    async def run_mo_retry(
-        self, stop: asyncio.Event, clock: Callable[[], dt.datetime], interval: float = 5.0
-    ) -> None:
-        """Re-scan unhandled MO every ``interval`` s until ``stop`` is set (started next to the
-        outbox sender, timed by the node's wall ``clock``); database errors only delay it."""
-        while not stop.is_set():
+    async def _settle_all(self) -> None:
+        """Wait for every submit and mark, then ``outbox.flush()`` (never raises)."""
+        while self._inflight or self._committing or self._uncommitted:
+            if self._inflight or self._committing:
+                await asyncio.gather(*self._inflight, *self._committing, return_exceptions=True)
+                continue
+            self._wakeup.clear()
+            if self._uncommitted:
+                await self._wakeup.wait()  # set by _committed
+        flush = getattr(self.outbox, "flush", None)
+        if flush is not None:
             try:
-                n = await self.retry_mo(clock())
-                if n:
-                    log.info("sms.mo_retried", handled=n)
-            except Exception as e:
-                log.warning("sms.mo_rescan_failed", error=repr(e))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+                await flush()
+            except Exception as e:  # a failed flush leaves rows to the lease: never lost
+                log.error("sms.flush_failed", error=repr(e))
+
+    async def run_until_idle(self, idle_for: float = 0.3, timeout: float = 60.0) -> None:
+        """Tests and the bench: run until nothing was due or in flight for ``idle_for`` s."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        idle_since: float | None = None
+        while loop.time() < deadline:
+            claimed = await self._step(max_wait=min(self.poll_interval, idle_for / 3))
+            if (
+                claimed
+                or self._inflight
+                or self._committing
+                or self._uncommitted
+                or not self.gateway.ready
+            ):
+                idle_since = None
+            elif idle_since is None:
+                idle_since = loop.time()
+            elif loop.time() - idle_since >= idle_for:
+                await self._settle_all()
+                return
+        raise TimeoutError("outbox did not drain in time")
+
+    async def _step(self, max_wait: float | None = None) -> int:
+        wait = self.poll_interval if max_wait is None else max_wait
+        if not self.gateway.ready:
+            await self._idle(wait)
+            return 0
+        free = self.window - len(self._inflight)
+        self._wakeup.clear()
+        if free <= 0 or len(self._committing) + self._uncommitted >= self.commit_window:
+            await self._wakeup.wait()  # a slot frees when a submit (or a mark) settles
+            return 0
+        rows = await self.outbox.claim(free, self.clock())
+        for row in rows:
+            task = asyncio.create_task(self._send(row))
+            self._inflight.add(task)
+            task.add_done_callback(self._settled)
+        if not rows:
+            await self._idle(wait)
+        return len(rows)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._committing.discard(task)
+        self._wakeup.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("sms.sender_failed", error=repr(task.exception()))
+
+    def _committed(self, fut: asyncio.Future[None]) -> None:
+        self._uncommitted -= 1
+        self._wakeup.set()
+        if not fut.cancelled() and fut.exception() is not None:
+            # the row stays 'sending' and goes out again after its lease: never lost
+            log.error("sms.mark_failed", error=repr(fut.exception()))
+
+    async def _idle(self, wait: float) -> None:
+        """Sleep until woken, a submit settles (a window slot frees) or ``wait`` passes."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), wait)
+
+    async def _send(self, sms: OutboundSms) -> None:
+        try:
+            message_id = await self.gateway.submit(sms)
+        except SmppPermanentError as e:
+            self.failed += 1
+            log.warning("sms.failed", sms_id=sms.id, error=str(e))
+            await self.outbox.mark_failed(sms.id, str(e))
+            return
+        except SmppLinkError as e:
+            # an outage is not the message's fault: retry soon, never give up for it
+            self.retried += 1
+            await self.outbox.mark_retry(
+                sms.id, str(e), self.clock() + timedelta(seconds=self.policy.link_delay)
+            )
+            return
+        except Exception as e:  # SmppTemporaryError and anything unexpected: retry with backoff
+            if sms.attempts >= self.policy.max_attempts:
+                self.failed += 1
+                log.warning("sms.gave_up", sms_id=sms.id, attempts=sms.attempts, error=str(e))
+                await self.outbox.mark_failed(sms.id, f"gave up after {sms.attempts}: {e}")
+            else:
+                self.retried += 1
+                await self.outbox.mark_retry(
+                    sms.id, str(e), self.clock() + self.policy.delay(sms.attempts)
+                )
+            return
+        self.submitted += 1
+        # the SMSC has it: free the window slot now, commit the mark outside the window
+        nowait = getattr(self.outbox, "mark_submitted_nowait", None)
+        if nowait is not None:
+            fut: asyncio.Future[None] = nowait(sms.id, message_id)
+            self._uncommitted += 1
+            fut.add_done_callback(self._committed)
+            return
+        task = asyncio.current_task()
+        if task in self._inflight:
+            assert task is not None
+            self._inflight.discard(task)
+            self._committing.add(task)
+            self._wakeup.set()
+        await self.outbox.mark_submitted(sms.id, message_id)
 
 
 def build_outbox(pool: asyncpg.Pool, cfg: Config) -> NotifyingOutbox:
     """The node's outbox: receipts mark presence, MO SMS to the service number are commands."""
-    from scp.flows import notify as notifications
-    from scp.flows import smscmd
 
     async def delivered(conn: asyncpg.Connection, destination: str, at: dt.datetime) -> None:
         await notifications.on_present(

@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING
 import asyncpg
 import structlog
 
-from scp.adapters.clock import from_epoch
 from scp.codecs import map as mapc
 from scp.codecs import ops
 from scp.codecs.appctx import Protocol, lookup, map_ac_decision
@@ -501,12 +500,12 @@ def database_sink(pool: asyncpg.Pool, cfg: Config, clock: Callable[[], dt.dateti
 
 def build_map_user(node: object, pool: asyncpg.Pool, cfg: Config) -> MapUser:
     """The MAP DialogueUser for ``Node(users=...)``; ``node`` gives tc_send / new_dialogue_id
-    and its wall clock."""
-    wallclock: Callable[[], float] = node.wallclock  # type: ignore[attr-defined]
+    and its wall clock (``wall_now``)."""
+    wall_now: Callable[[], dt.datetime] = node.wall_now  # type: ignore[attr-defined]
     return MapUser(
         send=node.tc_send,  # type: ignore[attr-defined]
         new_dialogue_id=node.new_dialogue_id,  # type: ignore[attr-defined]
-        record=database_sink(pool, cfg, lambda: from_epoch(wallclock())),
+        record=database_sink(pool, cfg, wall_now),
         map_ssns=(cfg.sccp.ssn.map, cfg.sccp.ssn.sc),
         own_gt=cfg.sccp.global_title,
         sc_ssn=cfg.sccp.ssn.sc,

@@ -31,11 +31,14 @@ from scp.service.provisioning import AdRule
 
 if TYPE_CHECKING:
     from scp.config import Config
-    from scp.state.notify_store import MissedCallState, PendingCall
 
 __all__ = [
     "CallerGroup",
     "MissedCallPlan",
+    "MissedCallState",
+    "PendingCall",
+    "PendingCallback",
+    "Recipient",
     "Queued",
     "Templates",
     "TemplateError",
@@ -55,6 +58,55 @@ __all__ = [
     "templates_for",
     "time_values",
 ]
+
+# -- what the decisions read (loaded by scp.state.notify_store) -----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A subscriber as the notification decisions need it."""
+
+    msisdn: str
+    language: str
+    user_group: str
+    notify_mode: str
+    services: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCall:
+    """A missed call not yet notified."""
+
+    id: int
+    caller: str | None
+    occurred_at: dt.datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCallback:
+    """A caller waiting to hear that the callee is reachable (IVR digit 1)."""
+
+    id: int
+    caller: str
+    requested_at: dt.datetime
+    expires_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MissedCallState:
+    """What the missed-call decision reads: a forecast, or what the database held."""
+
+    recipient: Recipient | None
+    rcpt: str | None  # the recipient row's text form: the write checks it
+    open_id: int | None  # open busy / no-answer SMS of this caller (lock_open_busy_sms)
+    open_key: str | None
+    open_due: dt.datetime | None  # its next_attempt_at: a sender claims it from then on
+    count: int  # calls the open SMS already counts (calls_since), this one not included
+    first_at: dt.datetime | None
+    ads: tuple[AdRule, ...]
+    ads_digest: str | None
+
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "conf" / "templates"
 REQUIRED_KEYS = (

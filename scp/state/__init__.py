@@ -1,7 +1,8 @@
-"""State in PostgreSQL (ARCHITECTURE §2, §5): everything that must outlive a dialogue.
+"""Persistence in PostgreSQL (ARCHITECTURE §2, §5): everything that must outlive a dialogue.
 
-``db`` pool + embedded server, ``migrate`` numbered migrations (``migrations/NNNN_*.sql``),
-``pin`` PIN hashing, ``msisdn`` provisioning number rule, ``importer`` OSS bulk load,
-``outbox`` the SMS outbox store, ``provisioning`` the provisioning functions every channel
-calls (their values and rules: ``scp.service.provisioning``).
+``db`` the asyncpg pool and the embedded server, ``migrate`` the numbered migrations
+(``migrations/NNNN_*.sql``) and the schema version, the stores with their named SQL
+(``calls_store``, ``notify_store``, ``outbox``), ``scratch`` the scratch copy of the database
+that replay and the simulator run on. No flows here: what loads, decides and writes is
+:mod:`scp.flows`; the values and rules are :mod:`scp.service`.
 """

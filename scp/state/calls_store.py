@@ -1,23 +1,18 @@
-"""Named SQL of call handling (issue 5): what one call reads and writes in PostgreSQL.
+"""Named SQL of call handling: what one call reads and writes in PostgreSQL.
 
 Reads: the called subscriber with its services in force on the call's day (passed in: the
 database's clock is not the node's) and whether the caller is on its blacklist, in one round
 trip (:data:`LOAD_CALLEE`, which also reads the subscriber as a notification recipient: the
 forecast of ``scp.flows.notify.record_missed_call``); the tariffs and the per-number
-category overrides for :class:`scp.service.rating.RateTable`. Writes: everything a call
-decision produces, in ONE transaction (:func:`write_records`): missed call (and, in the same
-transaction, ``scp.flows.notify.on_missed_call`` when that module is installed),
-callback request, voicemail record, CDRs. Schema: migrations 0001, 0010 and 0030. A lone
-record is one statement (its implicit transaction: no BEGIN / COMMIT round trips); a lone
-missed call with its notifications too (``scp.flows.notify.record_missed_call``,
-migration 0030), usually in one round trip.
+category overrides for :class:`scp.service.rating.RateTable`. Writes: the missed call, the
+callback request, the voicemail record and the CDRs a call decision produces, one statement
+each; :func:`scp.flows.calls.write_records` puts them in one transaction with the
+notification flow. Schema: migrations 0001, 0010 and 0030.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 
@@ -30,11 +25,6 @@ from scp.service.calls import (
 )
 from scp.service.rating import RateTable, RatingRules, Tariff
 from scp.state import notify_store
-
-try:  # issue 6 (notifications) is built concurrently: call it when it is there
-    from scp.flows import notify as _notifications
-except ImportError:  # pragma: no cover - depends on the other module's presence
-    _notifications = None  # type: ignore[assignment]
 
 LOAD_CALLEE = """
 SELECT s.status = 'active' AS active, s.forward_to,
@@ -135,85 +125,16 @@ async def load_rates(db: asyncpg.Pool | asyncpg.Connection, rules: RatingRules) 
 Record = RecordMissedCall | RecordCallback | RecordVoicemail | WriteCdr
 
 
-async def write_records(
-    db: asyncpg.Pool | asyncpg.Connection,
-    records: Sequence[Record],
-    *,
-    cfg: Any,
-    missed_call_id: int | None = None,
-) -> int | None:
-    """Write ``records`` in one transaction; return the id of the missed call written, if any.
-
-    ``missed_call_id`` links a callback request to the missed call of the same call.
-    """
-    if isinstance(db, asyncpg.Pool):
-        async with db.acquire() as conn:
-            return await write_records(conn, records, cfg=cfg, missed_call_id=missed_call_id)
-    conn = db
-    if len(records) == 1 and not conn.is_in_transaction():
-        # One record is one statement: its implicit transaction is the transaction, without
-        # the BEGIN and COMMIT round trips (migration 0030 for the missed call + notification).
-        mc_id = await _write_one(conn, records[0], cfg=cfg, missed_call_id=missed_call_id)
-        if mc_id is not _STATE_CHANGED:
-            return mc_id  # type: ignore[return-value]
-    mc_id = missed_call_id
-    async with conn.transaction():
-        for r in records:
-            t = type(r)
-            if t is RecordMissedCall:
-                assert isinstance(r, RecordMissedCall)
-                mc_id = await conn.fetchval(
-                    INSERT_MISSED_CALL, r.caller, r.callee, r.at, r.reason, r.cause, r.call_ref
-                )
-                if _notifications is not None and hasattr(_notifications, "on_missed_call"):
-                    await _notifications.on_missed_call(
-                        conn,
-                        missed_call_id=mc_id,
-                        caller=r.caller,
-                        callee=r.callee,
-                        reason=r.reason,
-                        at=r.at,
-                        cfg=cfg,
-                    )
-            else:
-                await _write_other(conn, r, mc_id)
-    return mc_id
-
-
-_STATE_CHANGED = object()  # _write_one: the fast path wrote nothing, take the transaction
-
-
-async def _write_one(
-    conn: asyncpg.Connection, r: Record, *, cfg: Any, missed_call_id: int | None
-) -> int | None | object:
-    """``r`` in one statement outside any explicit transaction; the missed call id (or
-    ``missed_call_id``), or :data:`_STATE_CHANGED` when the caller must use the transaction."""
-    t = type(r)
-    if t is RecordMissedCall:
-        assert isinstance(r, RecordMissedCall)
-        if _notifications is None:
-            return await conn.fetchval(
-                INSERT_MISSED_CALL, r.caller, r.callee, r.at, r.reason, r.cause, r.call_ref
-            )
-        fast = getattr(_notifications, "record_missed_call", None)
-        if fast is None:  # only the transactional hook: it must share the insert's transaction
-            return _STATE_CHANGED
-        mc_id = await fast(
-            conn,
-            caller=r.caller,
-            callee=r.callee,
-            reason=r.reason,
-            cause=r.cause,
-            call_ref=r.call_ref,
-            at=r.at,
-            cfg=cfg,
+async def insert_missed_call(conn: asyncpg.Connection, r: RecordMissedCall) -> int:
+    """The missed call alone (no notification): its id."""
+    return int(
+        await conn.fetchval(
+            INSERT_MISSED_CALL, r.caller, r.callee, r.at, r.reason, r.cause, r.call_ref
         )
-        return _STATE_CHANGED if mc_id is None else mc_id
-    await _write_other(conn, r, missed_call_id)
-    return missed_call_id
+    )
 
 
-async def _write_other(conn: asyncpg.Connection, r: Record, missed_call_id: int | None) -> None:
+async def write_other(conn: asyncpg.Connection, r: Record, missed_call_id: int | None) -> None:
     """A callback request (linked to ``missed_call_id``), voicemail record or CDR: one
     statement, the same inside the transaction and on its own."""
     t = type(r)

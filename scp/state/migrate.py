@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from importlib import resources
 
 import asyncpg
+import structlog
+
+from scp.state.db import open_pool
+
+log = structlog.get_logger("scp.node")
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Arbitrary constant: pg_advisory_xact_lock key that serialises migrators.
@@ -124,3 +129,20 @@ async def check_schema_version(conn: asyncpg.Connection) -> int:
             f"database schema version {db} is older than {code}: run `mcn-scp db migrate`"
         )
     return db
+
+
+async def open_migrated_pool(dsn: str | None = None) -> asyncpg.Pool:
+    """A pool on ``dsn`` (default ``$MCN_DATABASE_URL`` or the embedded server), migrated to
+    this code's schema: what a node runs on.
+
+    Refuses a database whose schema is newer than this code (another node was upgraded first).
+    """
+    pool = await open_pool(dsn)
+    try:
+        applied = await migrate(pool)
+    except BaseException:
+        await pool.close()
+        raise
+    if applied:
+        log.info("database migrated", applied=applied)
+    return pool

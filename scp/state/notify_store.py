@@ -20,12 +20,15 @@ from typing import TypeVar
 
 import asyncpg
 
+from scp.service.notifications import (
+    MissedCallState,
+    PendingCall,
+    PendingCallback,
+    Recipient,
+)
 from scp.service.provisioning import AdRule
 
 __all__ = [
-    "PendingCall",
-    "PendingCallback",
-    "Recipient",
     "active_ads",
     "calls_since",
     "claim_hlr_alerts",
@@ -35,7 +38,6 @@ __all__ = [
     "hlr_alert_registered",
     "hlr_alert_retry",
     "insert_cdr",
-    "MissedCallState",
     "MissedCallWrite",
     "forecast_missed_call",
     "forget_forecasts",
@@ -58,37 +60,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    """A subscriber as the notification decisions need it."""
-
-    msisdn: str
-    language: str
-    user_group: str
-    notify_mode: str
-    services: frozenset[str]
-
-
-@dataclass(frozen=True, slots=True)
-class PendingCall:
-    """A missed call not yet notified."""
-
-    id: int
-    caller: str | None
-    occurred_at: dt.datetime
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class PendingCallback:
-    """A caller waiting to hear that the callee is reachable (IVR digit 1)."""
-
-    id: int
-    caller: str
-    requested_at: dt.datetime
-    expires_at: dt.datetime | None = None
-
-
 async def load_recipient(conn: asyncpg.Connection, msisdn: str, day: dt.date) -> Recipient | None:
     """The subscriber with the services in force on ``day``; None if not a subscriber."""
     row = await conn.fetchrow(
@@ -106,21 +77,6 @@ async def load_recipient(conn: asyncpg.Connection, msisdn: str, day: dt.date) ->
 
 
 # -- missed call in one statement (migration 0030) ---------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class MissedCallState:
-    """What the missed-call decision reads: a forecast, or what the database held."""
-
-    recipient: Recipient | None
-    rcpt: str | None  # the recipient row's text form: the write checks it
-    open_id: int | None  # open busy / no-answer SMS of this caller (lock_open_busy_sms)
-    open_key: str | None
-    open_due: dt.datetime | None  # its next_attempt_at: a sender claims it from then on
-    count: int  # calls the open SMS already counts (calls_since), this one not included
-    first_at: dt.datetime | None
-    ads: tuple[AdRule, ...]
-    ads_digest: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scp.flows import provisioning as prov
+from scp.primitives import PointCodeFormat
+from scp.service.notifications import local_day
+from scp.service.provisioning import Actor, Conflict
+from scp.tools.replay.live import replay_live
+
 __all__ = ["DEMO_SUBSCRIBERS", "DEMO_CAPTURE", "demo_capture_path", "seed_subscribers", "run_demo"]
 
-# The numbers pcaps/demo-missed-call.pcap carries (scp.simulate.Numbers defaults).
+# The numbers pcaps/demo-missed-call.pcap carries (scp.tools.simulate.scenarios.Numbers defaults).
 DEMO_SUBSCRIBERS: tuple[tuple[str, str], ...] = (
     ("8613800138000", "en"),  # the called subscriber of the demo capture
     ("8613900139000", "zh"),  # the caller, a subscriber too (so both directions can be tried)
@@ -38,7 +44,7 @@ def _say(msg: str) -> None:
 
 def demo_capture_path() -> Path | None:
     """``pcaps/demo-missed-call.pcap`` next to the package (source checkout) or in the cwd."""
-    for base in (Path(__file__).resolve().parent.parent, Path.cwd()):
+    for base in (Path(__file__).resolve().parents[2], Path.cwd()):
         p = base / "pcaps" / DEMO_CAPTURE
         if p.is_file():
             return p
@@ -48,9 +54,6 @@ def demo_capture_path() -> Path | None:
 async def seed_subscribers(pool: Any, *, today: dt.date) -> list[str]:
     """Add the demo subscribers (missed-call and busy services from ``today``) unless they
     exist."""
-    from scp.flows import provisioning as prov
-    from scp.service.provisioning import Actor, Conflict
-
     actor = Actor("system", "demo")
     added = []
     for msisdn, lang in DEMO_SUBSCRIBERS:
@@ -94,12 +97,7 @@ async def run_demo(
 
 
 async def _run(node: Any, pool: Any, cfg: Any, capture: Path | None, wait_sms: float) -> None:
-    from scp.adapters.clock import from_epoch
-    from scp.primitives import PointCodeFormat
-    from scp.replay import replay_live
-    from scp.service.notifications import local_day
-
-    added = await seed_subscribers(pool, today=local_day(from_epoch(node.wallclock()), cfg))
+    added = await seed_subscribers(pool, today=local_day(node.wall_now(), cfg))
     subs = ", ".join(m for m, _ in DEMO_SUBSCRIBERS)
     _say(f"demo subscribers: {subs}" + (f" (added {len(added)})" if added else " (already there)"))
     path = capture or demo_capture_path()
@@ -158,4 +156,4 @@ async def _run(node: Any, pool: Any, cfg: Any, capture: Path | None, wait_sms: f
         for r in rows:
             _say(f"SMS to {r['destination']} ({r['status']}): {r['text']}")
     else:
-        _say("no SMS queued (call handling or MAP presence not installed in this build?)")
+        _say("no SMS queued")

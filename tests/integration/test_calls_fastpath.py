@@ -1,4 +1,4 @@
-"""The lone missed call in one statement (migration 0030, ``calls_store.write_records`` ->
+"""The lone missed call in one statement (migration 0030, ``flows.calls.write_records`` ->
 ``notifications.record_missed_call``) writes exactly what the transactional path writes
 (missed call + ``notifications.on_missed_call``), with no forecast, a right one or any wrong
 one; and a busy flow costs one statement for the InitialDP lookup and one for the missed call,
@@ -19,8 +19,9 @@ import pytest
 from scp.config import Config, parse_config
 from scp.flows import notify as notifications
 from scp.flows import provisioning as P
+from scp.flows.calls import write_records
 from scp.service.calls import RecordMissedCall
-from scp.service.notifications import local_day
+from scp.service.notifications import MissedCallState, local_day
 from scp.state import calls_store as store
 from scp.state import notify_store
 from tests.conftest import truncate_all
@@ -125,7 +126,7 @@ async def _run(pool: asyncpg.Pool, cfg: Config, *, fast: bool, idp: bool = False
             T0 + dt.timedelta(seconds=s),
         )
         if fast:
-            await store.write_records(pool, [rec], cfg=cfg)
+            await write_records(pool, [rec], cfg=cfg)
         else:
             async with pool.acquire() as conn, conn.transaction():
                 mc = await conn.fetchval(
@@ -184,7 +185,7 @@ async def test_wrong_forecasts_write_nothing_and_are_corrected(
     real = notify_store.forecast_missed_call
     made: list[int] = []
 
-    def forecast(**kw: Any) -> notify_store.MissedCallState | None:
+    def forecast(**kw: Any) -> MissedCallState | None:
         st = real(**kw)
         k = len(made) % 5
         made.append(k)
@@ -234,9 +235,7 @@ async def test_a_busy_flow_costs_two_statements(pool: asyncpg.Pool) -> None:
     seen: list[str] = []
     async with pool.acquire() as conn:
         # first use on a connection: asyncpg introspects the ad_rule[] type once
-        await store.write_records(
-            conn, [RecordMissedCall(B, SUB, "busy", 17, "warm", T0)], cfg=Config()
-        )
+        await write_records(conn, [RecordMissedCall(B, SUB, "busy", 17, "warm", T0)], cfg=Config())
 
         def logger(q: Any) -> None:
             seen.append(q.query)
@@ -245,7 +244,7 @@ async def test_a_busy_flow_costs_two_statements(pool: asyncpg.Pool) -> None:
         try:
             for i in range(3):  # InitialDP lookup, then the missed call
                 await store.load_callee(conn, SUB, A, DAY)
-                await store.write_records(
+                await write_records(
                     conn,
                     [
                         RecordMissedCall(
@@ -263,24 +262,22 @@ async def test_a_busy_flow_costs_two_statements(pool: asyncpg.Pool) -> None:
     assert len(texts) == 1 and "3" in texts[0]["text"]
 
 
-async def test_only_the_transactional_hook_keeps_the_transaction(
-    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_declined_statement_takes_the_transaction(pool: asyncpg.Pool) -> None:
     await _setup(pool)
     seen: list[bool] = []
+
+    async def declined(conn: Any, **kw: Any) -> None:
+        seen.append(conn.is_in_transaction())
 
     async def on_missed_call(conn: Any, **kw: Any) -> None:
         seen.append(conn.is_in_transaction())
 
-    monkeypatch.setattr(
-        store, "_notifications", types.SimpleNamespace(on_missed_call=on_missed_call)
-    )
-    await store.write_records(pool, [RecordMissedCall(A, SUB, "busy", 17, "r", T0)], cfg=Config())
-    assert seen == [True]
-    monkeypatch.setattr(store, "_notifications", None)
-    mc = await store.write_records(
-        pool, [RecordMissedCall(A, SUB, "busy", 17, "r", T0)], cfg=Config()
-    )
+    notify = types.SimpleNamespace(record_missed_call=declined, on_missed_call=on_missed_call)
+    rec = RecordMissedCall(A, SUB, "busy", 17, "r", T0)
+    await write_records(pool, [rec], cfg=Config(), notify=notify)
+    assert seen == [False, True]  # the one statement outside, the hook inside the transaction
+    # No notification flow: the missed call alone.
+    mc = await write_records(pool, [rec], cfg=Config(), notify=None)
     assert mc is not None and await pool.fetchval("SELECT count(*) FROM missed_call") == 2
     assert await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE attempts = 0") == 0
 
@@ -323,7 +320,7 @@ async def test_random_scripts_write_the_same(pool: asyncpg.Pool, seed: int) -> N
             rec = RecordMissedCall(caller, callee, reason, None, f"r:{i}", at)
             if fast:
                 await store.load_callee(pool, callee, caller, DAY)
-                await store.write_records(pool, [rec], cfg=cfg)
+                await write_records(pool, [rec], cfg=cfg)
             else:
                 async with pool.acquire() as conn, conn.transaction():
                     mc = await conn.fetchval(
@@ -358,7 +355,7 @@ async def test_concurrent_attempts_make_one_sms(pool: asyncpg.Pool) -> None:
     async def one(i: int) -> int | None:
         async with pool.acquire() as conn:
             await store.load_callee(conn, SUB, A, DAY)
-            return await store.write_records(
+            return await write_records(
                 conn,
                 [RecordMissedCall(A, SUB, "busy", 17, f"c:{i}", T0 + dt.timedelta(milliseconds=i))],
                 cfg=cfg,

@@ -1,4 +1,5 @@
-"""Named SQL of call handling (scp.state.calls_store) on a real PostgreSQL."""
+"""Named SQL of call handling (scp.state.calls_store) and the write step of the call flow
+(scp.flows.calls.write_records) on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from scp.config import Config
 from scp.flows import provisioning as P
+from scp.flows.calls import write_records
 from scp.service.calls import RecordCallback, RecordMissedCall, RecordVoicemail, WriteCdr
 from scp.service.rating import RatingRules
 from scp.state import calls_store as store
@@ -51,9 +53,7 @@ async def test_load_callee_services_forward_and_blacklist(clean_pool: Any) -> No
     assert c is not None and not c.active
 
 
-async def test_records_in_one_transaction_with_the_notification_hook(
-    clean_pool: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_records_in_one_transaction_with_the_notification_hook(clean_pool: Any) -> None:
     await P.add_subscriber(clean_pool, ADMIN, CALLEE, today=DAY, services=("missed-call",))
     seen: list[dict[str, Any]] = []
 
@@ -63,15 +63,19 @@ async def test_records_in_one_transaction_with_the_notification_hook(
         if kw["caller"] == "8613600000000":
             raise RuntimeError("hook failed")
 
-    monkeypatch.setattr(
-        store, "_notifications", types.SimpleNamespace(on_missed_call=on_missed_call)
-    )
+    async def declined(conn: Any, **kw: Any) -> None:
+        return None  # the one-statement path declines: the transaction path runs
+
+    notify = types.SimpleNamespace(record_missed_call=declined, on_missed_call=on_missed_call)
     cfg = Config()
-    mc = await store.write_records(
-        clean_pool, [RecordMissedCall(CALLER, CALLEE, "busy", 17, "scp-1:1", AT)], cfg=cfg
+    mc = await write_records(
+        clean_pool,
+        [RecordMissedCall(CALLER, CALLEE, "busy", 17, "scp-1:1", AT)],
+        cfg=cfg,
+        notify=notify,
     )
     assert mc is not None and seen[0]["missed_call_id"] == mc and seen[0]["reason"] == "busy"
-    await store.write_records(
+    await write_records(
         clean_pool,
         [
             RecordCallback(CALLER, CALLEE, AT, AT + dt.timedelta(hours=24)),
@@ -93,6 +97,7 @@ async def test_records_in_one_transaction_with_the_notification_hook(
         ],
         cfg=cfg,
         missed_call_id=mc,
+        notify=notify,
     )
     cb = await clean_pool.fetch("SELECT missed_call_id, expires_at FROM callback_request")
     assert len(cb) == 1 and cb[0]["missed_call_id"] == mc
@@ -100,10 +105,11 @@ async def test_records_in_one_transaction_with_the_notification_hook(
     assert await clean_pool.fetchval("SELECT count(*) FROM voicemail") == 1
     # The hook fails: the missed call is not left behind either.
     with pytest.raises(RuntimeError):
-        await store.write_records(
+        await write_records(
             clean_pool,
             [RecordMissedCall("8613600000000", CALLEE, "busy", None, "scp-1:2", AT)],
             cfg=cfg,
+            notify=notify,
         )
     assert await clean_pool.fetchval("SELECT count(*) FROM missed_call") == 1
 

@@ -23,14 +23,8 @@ from scp.adapters.clock import utcnow
 from scp.adapters.smpp import SmppGateway, SmppGatewayConfig
 from scp.config import parse_config
 from scp.flows import provisioning as prov
-from scp.flows.outbox import build_outbox
-from scp.service.outbox import (
-    OutboundSms,
-    OutboxSender,
-    RetryPolicy,
-    SmppPermanentError,
-    SmppTemporaryError,
-)
+from scp.flows.outbox import OutboxSender, build_outbox
+from scp.service.outbox import OutboundSms, RetryPolicy, SmppPermanentError, SmppTemporaryError
 from tests.dates import today
 from tests.integration.smppd import Smppd, smppd_fixture
 
@@ -325,7 +319,7 @@ async def test_grouped_receipts_mark_presence_of_subscribers_only(clean_pool: as
     subscribers only (the node's on_present does nothing for anyone else), also when the
     receipt overtook the mark; a receipt queued while our mark is queued is never taken for a
     subscriber's own SMS."""
-    from scp.flows.outbox import NotifyingOutbox
+    from scp.state.outbox import NotifyingOutbox
 
     pool = clean_pool
     sub, other = "8613912345001", "8613912345002"

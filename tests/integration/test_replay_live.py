@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from scp.app import Node
+from scp.app import Node, build_users
 from scp.config import parse_config
-from scp.replay import NumberRewriter, default_users, replay_live
-from scp.simulate import Numbers, Simulator, connect_tcp, run_scenario
 from scp.tools.demo import run_demo, seed_subscribers
+from scp.tools.replay.feed import NumberRewriter
+from scp.tools.replay.live import replay_live
+from scp.tools.simulate.network import Simulator, run_scenario
+from scp.tools.simulate.scenarios import Numbers
+from scp.tools.simulate.transports import connect_tcp
 from tests import tshark
 from tests.dates import today
 
@@ -29,7 +32,7 @@ N = Numbers()
 
 async def _node(pool, tmp_path: Path) -> Node:  # type: ignore[no-untyped-def]
     cfg = parse_config('[m3ua]\nlisten = "127.0.0.1:0"\nbeat_interval = 0\n')
-    node = Node(cfg, users=default_users(pool, cfg), capture=tmp_path / "node.pcap")
+    node = Node(cfg, users=build_users(pool, cfg), capture=tmp_path / "node.pcap")
     await node.start()
     return node
 

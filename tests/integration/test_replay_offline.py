@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from scp.config import parse_config
-from scp.replay import LadderEntry, LadderFilter, replay_offline
 from scp.tools.demo import seed_subscribers
 from scp.tools.pcapread import CaptureWarning
+from scp.tools.replay.ladder import LadderEntry
+from scp.tools.replay.offline import replay_offline
+from scp.tools.replay.output import LadderFilter
 from tests import strict_asn1, tshark
 from tests.dates import today
 
@@ -115,7 +117,7 @@ async def test_itu_capture_replayed_against_a_china_scp(clean_pool, tmp_path: Pa
 async def test_default_ladder_shows_the_whole_call_with_our_answers_beside(clean_pool) -> None:  # type: ignore[no-untyped-def]
     """No option: every SCCP message of the capture in both directions, in capture order, and
     right after each message fed, what our SCP answered to it (same frame number)."""
-    from scp.replay import decode_capture
+    from scp.tools.replay.ladder import decode_capture
 
     await seed_subscribers(clean_pool, today=today())
     seen, emit = _collect()

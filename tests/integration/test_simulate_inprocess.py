@@ -2,7 +2,8 @@
 
 Every scenario of ``mcn-scp simulate`` runs against the node's own cores and TC-users on a real
 PostgreSQL (tests/conftest.py); what both sides sent is read back by tshark, and the database
-shows the effect: the missed call recorded, the notification SMS queued.
+shows the effect: the missed call recorded, the notification SMS queued. The demo captures
+in pcaps/ are regenerated the same way and compared with the committed ones.
 """
 
 from __future__ import annotations
@@ -14,13 +15,20 @@ import pytest
 from scp.adapters.capture import SctpPcapWriter
 from scp.config import parse_config
 from scp.flows import provisioning as prov
-from scp.simulate import SCENARIOS, Numbers, Simulator, connect_in_process, run_load, run_scenario
+from scp.tools.demo import seed_subscribers
+from scp.tools.replay.ladder import LadderDecoder, LadderEntry, decode_capture
+from scp.tools.simulate.captures import DEMO_CAPTURES, IVR_CAPTURES, write_demo_captures
+from scp.tools.simulate.load import run_load
+from scp.tools.simulate.network import Simulator, run_scenario
+from scp.tools.simulate.scenarios import SCENARIOS, Numbers
+from scp.tools.simulate.transports import connect_in_process
 from tests import tshark
 from tests.dates import today
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 N = Numbers()
+ROOT = Path(__file__).resolve().parents[2]
 PREFS = tshark.PREFS + ("-o", "gsm_map.tcap.ssn:6-9,145,147-150")
 
 # Every scenario in connect mode; the caller menu and self-service also with the SRF in the
@@ -188,3 +196,33 @@ async def test_china_point_codes_end_to_end(clean_pool, tmp_path: Path) -> None:
             if pc:  # "18-52-86,1193046,0x123456": the decimal value is the second field
                 seen.add(int(pc.split(",")[1]))
     assert scp_pc in seen and seen <= {scp_pc, 200}
+
+
+@pytest.mark.tshark
+async def test_demo_captures_are_what_the_simulator_makes(
+    clean_pool,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    """The captures in pcaps/ are what the simulator writes today against the node's own
+    TC-users, message by message (pcaps/README.md: how to regenerate them)."""
+    await seed_subscribers(clean_pool, today=today())
+    results = await write_demo_captures(tmp_path, clean_pool)
+    assert sorted(results) == sorted([*DEMO_CAPTURES, *IVR_CAPTURES])
+    for name, res in results.items():
+        assert res.ok, (name, res.as_dict())
+        fresh, committed = tmp_path / name, ROOT / "pcaps" / name
+        tshark.assert_clean(fresh, prefs=PREFS)
+
+        def ladder(p: Path) -> list[tuple[object, ...]]:
+            return [
+                (
+                    e.opc,
+                    e.dpc,
+                    e.tcap,
+                    tuple((o.kind, o.name, tuple(o.fields.items())) for o in e.ops),
+                )
+                for e in decode_capture(p, LadderDecoder())
+                if isinstance(e, LadderEntry)
+            ]
+
+        assert ladder(fresh) == ladder(committed), name

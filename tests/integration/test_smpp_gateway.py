@@ -17,10 +17,10 @@ import pytest
 
 from scp.adapters.clock import utcnow
 from scp.adapters.smpp import SmppGateway, SmppGatewayConfig
+from scp.flows.outbox import OutboxSender
 from scp.service.outbox import (
     InMemoryOutbox,
     OutboundSms,
-    OutboxSender,
     RetryPolicy,
     SmppLinkError,
     SmppPermanentError,

@@ -29,8 +29,7 @@ from scp.adapters.smpp import SmppGateway, SmppGatewayConfig
 from scp.codecs.smpp_pdu import ESME_ROK, ESME_RX_T_APPN
 from scp.config import parse_config
 from scp.flows import provisioning as prov
-from scp.flows.outbox import build_outbox
-from scp.service.outbox import OutboxSender
+from scp.flows.outbox import OutboxSender, build_outbox
 from tests import tshark
 from tests.dates import today
 from tests.integration.smppd import Smppd, smppd_fixture, write_smpp_pcap

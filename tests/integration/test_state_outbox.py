@@ -12,7 +12,8 @@ import asyncpg
 import pytest
 
 from scp.adapters.clock import utcnow
-from scp.service.outbox import OutboundSms, OutboxSender, RetryPolicy
+from scp.flows.outbox import OutboxSender
+from scp.service.outbox import OutboundSms, RetryPolicy
 from scp.state.outbox import PgOutbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]

@@ -52,8 +52,8 @@ class FakeNode:
     def clock(self) -> float:
         return self.t
 
-    def wallclock(self) -> float:
-        return 1_795_537_700.0 + self.t  # 2026-11-24 16:30 UTC at t = 100
+    def wall_now(self) -> dt.datetime:  # 2026-11-24 16:30 UTC at t = 100
+        return dt.datetime.fromtimestamp(1_795_537_700.0 + self.t, dt.UTC)
 
     def tc_send(self, req: object) -> None:
         self.sent.append(req)
@@ -83,7 +83,7 @@ def user(monkeypatch: pytest.MonkeyPatch) -> Any:
         return RateTable(rules)
 
     monkeypatch.setattr(callflow.store, "load_callee", load_callee)
-    monkeypatch.setattr(callflow.store, "write_records", write_records)
+    monkeypatch.setattr(callflow, "write_records", write_records)
     monkeypatch.setattr(callflow.store, "load_rates", load_rates)
     cfg = parse_config('[ivr]\nmode = "connect"\n')
 
@@ -164,7 +164,7 @@ async def test_missed_call_write_retried_through_a_database_blip(
     """The database refuses connections twice: the missed call is still written (nothing
     committed by the failed tries, so retrying is safe) before the caller is connected."""
     calls = {"n": 0}
-    real = callflow.store.write_records
+    real = callflow.write_records
 
     async def flaky(pool: Any, records: Any, **kw: Any) -> int:
         calls["n"] += 1
@@ -172,7 +172,7 @@ async def test_missed_call_write_retried_through_a_database_blip(
             raise ConnectionRefusedError("database restarting")
         return await real(pool, records, **kw)
 
-    monkeypatch.setattr(callflow.store, "write_records", flaky)
+    monkeypatch.setattr(callflow, "write_records", flaky)
     monkeypatch.setattr(callflow, "RECORD_RETRY_DELAYS", (0.0, 0.0, 0.0))
     ac = AC_CAP_V2_GSMSSF_SCF
     user.handle(TcBegin(1, A, A, ac, components=(Invoke(1, 0, idp_param(ac)),)))

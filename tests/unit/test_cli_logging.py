@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from scp.cli import readable_values
+from scp.cli.logs import readable_values
 from scp.codecs.m3ua import AsStateChange
 from scp.core.m3ua_asp import AsState
 

@@ -1,12 +1,12 @@
 """Where the clock may be read (ARCHITECTURE §2, tests/dates.py), checked in the source.
 
-* ``scp/core`` and ``scp/service`` never read a clock: no ``datetime.now()``, ``date.today()``,
-  ``time.time()``, ``time.monotonic()``... (called or handed over as a default factory), and no
-  ``astimezone()`` without a zone (that is the machine's zone). Their callers pass ``now`` /
-  ``at`` / ``today``.
-* The SQL of ``scp/state`` takes business time from its caller: no ``current_date`` /
-  ``current_timestamp``, and ``now()`` only for audit stamps: ``updated_at``, the moment a PIN
-  locked, when a migration was applied. (The migrations are checked on the built schema:
+* ``scp/primitives.py``, ``scp/core`` and ``scp/service`` never read a clock: no
+  ``datetime.now()``, ``date.today()``, ``time.time()``, ``time.monotonic()``... (called or
+  handed over as a default factory), and no ``astimezone()`` without a zone (that is the
+  machine's zone). Their callers pass ``now`` / ``at`` / ``today``.
+* The SQL of ``scp/state`` and ``scp/flows`` takes business time from its caller: no
+  ``current_date`` / ``current_timestamp``, and ``now()`` only for audit stamps: ``updated_at``,
+  the moment a PIN locked, when a migration was applied. (The migrations are checked on the built schema:
   tests/integration/test_state_migrate.py.)
 The date guard (``any_day``) catches what slips through at run time; this catches it in review.
 """
@@ -20,8 +20,11 @@ from pathlib import Path
 import pytest
 
 SCP = Path(__file__).resolve().parents[2] / "scp"
-PURE = sorted([*(SCP / "core").glob("*.py"), *(SCP / "service").glob("*.py")])
-STATE = sorted((SCP / "state").glob("*.py"))
+PURE = sorted(
+    [SCP / "primitives.py", *(SCP / "core").glob("*.py"), *(SCP / "service").glob("*.py")]
+)
+# the modules that hold SQL: the stores and the flows that run statements of their own
+STATE = sorted([*(SCP / "state").glob("*.py"), *(SCP / "flows").glob("*.py")])
 
 # a clock read whatever the object: datetime.now, date.today, datetime.utcnow
 _ANY_BASE = {"now", "today", "utcnow"}
@@ -113,7 +116,7 @@ _DB_CLOCK = re.compile(
 )
 
 
-@pytest.mark.parametrize("path", STATE, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", STATE, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_state_sql_takes_business_time_from_the_caller(path: Path) -> None:
     text = _AUDIT_NOW.sub("", path.read_text(encoding="utf-8"))
     lines = [

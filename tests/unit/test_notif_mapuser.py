@@ -1,4 +1,5 @@
-"""The MAP TC-user's decisions (scp.flows.presence.plan_begin) and its answer timing, without a network.
+"""The MAP TC-user's decisions (scp.flows.presence.plan_begin) and its answer timing, without a
+network.
 
 Golden cases: a TC-BEGIN as the HLR/VLR sends it (parameters as commented wire bytes) and the
 exact answer; a fuzz run of 10,000 mutated TC-BEGINs that must all be answered, never raise.

@@ -12,6 +12,7 @@ from scp.codecs.sms import segment_count
 from scp.service.notifications import (
     REQUIRED_KEYS,
     CallerGroup,
+    PendingCall,
     TemplateError,
     ad_matches,
     append_ad,
@@ -24,7 +25,6 @@ from scp.service.notifications import (
     render,
 )
 from scp.service.provisioning import AdRule
-from scp.state.notify_store import PendingCall
 
 # Fixed times only: the same on any day and in any time zone (tests/dates.py).
 pytestmark = pytest.mark.usefixtures("any_day")

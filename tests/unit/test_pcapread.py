@@ -1,4 +1,5 @@
-"""Capture reading for replay (scp/tools/pcapread.py): real captures against tshark, synthetic edge cases.
+"""Capture reading for replay (scp/tools/pcapread.py): real captures against tshark, synthetic
+edge cases.
 
 The real files in /work/shared/pcaps/real/ (see MANIFEST.md there) are read in place; for each one
 the M3UA DATA / M2PA User Data / M2UA DATA messages carrying SCCP must match what tshark decodes,

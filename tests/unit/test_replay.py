@@ -1,4 +1,4 @@
-"""Replay ladder, rewriting, filters and bad captures (scp/replay.py, scp/cli_tools.py replay).
+"""Replay ladder, rewriting, filters and bad captures (scp/tools/replay/, scp/cli/replay.py).
 
 Golden cases carry their wire bytes in comments; the rewriters are checked both ways (rewrite
 then rewrite back gives the original bytes). Bad captures (truncated, unknown link type,
@@ -18,24 +18,16 @@ import pytest
 from click.testing import CliRunner
 
 from scp.adapters.capture import SctpPcapWriter
-from scp.cli_tools import register
+from scp.cli.replay import replay
+from scp.cli.simulate import simulate
 from scp.codecs import sccp as sccp_codec
 from scp.codecs import tcap as tcap_codec
 from scp.codecs.errors import DecodeError
 from scp.primitives import GlobalTitle, MtpTransfer, RoutingIndicator, SccpAddress
-from scp.replay import (
-    JsonLines,
-    LadderDecoder,
-    LadderEntry,
-    LadderFilter,
-    NumberRewriter,
-    decode_capture,
-    entry_json,
-    format_entry,
-    guess_scp_pc,
-    rewrite_tids,
-)
 from scp.tools.pcapread import CaptureWarning
+from scp.tools.replay.feed import NumberRewriter, rewrite_tids
+from scp.tools.replay.ladder import LadderDecoder, LadderEntry, decode_capture, guess_scp_pc
+from scp.tools.replay.output import JsonLines, LadderFilter, entry_json, format_entry
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "pcaps" / "demo-missed-call.pcap"
@@ -230,7 +222,8 @@ def _cli() -> click.Group:
     def main(ctx: click.Context) -> None:
         ctx.ensure_object(dict)
 
-    register(main)
+    main.add_command(replay)
+    main.add_command(simulate)
     return main
 
 
@@ -296,7 +289,7 @@ def test_simulate_list() -> None:
 
 
 def _seeds() -> list[bytes]:
-    from scp.replay import LadderDecoder as _D  # noqa: F401
+    from scp.tools.replay.ladder import LadderDecoder as _D  # noqa: F401
 
     out = [xfer(CAMEL_BEGIN).data, xfer(CAMEL_CONTINUE).data]
     for p in sorted((ROOT / "pcaps").glob("*.pcap")):
@@ -366,7 +359,7 @@ def test_idp_fast_path_agrees_with_the_cap_codec() -> None:
         CallingPartyNumber,
         RedirectingNumber,
     )
-    from scp.replay import idp_summary, op_fields
+    from scp.tools.replay.ladder import idp_summary, op_fields
 
     params = _idp_params()
     rnd = random.Random(5)

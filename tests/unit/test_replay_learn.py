@@ -20,7 +20,7 @@ from scp.codecs import sccp as sccp_codec
 from scp.codecs import tcap as tcap_codec
 from scp.codecs.numbers import Cause
 from scp.primitives import Invoke, MtpTransfer, RoutingIndicator, SccpAddress
-from scp.replay import LadderDecoder, LadderEntry, LearnedProtocols, decode_capture
+from scp.tools.replay.ladder import LadderDecoder, LadderEntry, LearnedProtocols, decode_capture
 
 ROOT = Path(__file__).resolve().parents[2]
 INAP_CS1 = (0, 4, 0, 1, 1, 1, 0, 0)  # ETSI Core INAP CS-1 SSF-to-SCF

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from scp.replay import LadderDecoder, LadderEntry, decode_capture
 from scp.tools.pcapread import CaptureWarning
+from scp.tools.replay.ladder import LadderDecoder, LadderEntry, decode_capture
 from tests import tshark
 
 REAL = Path("/work/shared/pcaps/real")

@@ -226,7 +226,7 @@ def test_replay_reads_a_china_capture_when_told(tmp_path: Path) -> None:
     import click
     from click.testing import CliRunner
 
-    from scp.cli_tools import register
+    from scp.cli.replay import replay
 
     pcap = tmp_path / "cn.pcap"
     w = SctpPcapWriter.open(str(pcap))
@@ -253,7 +253,7 @@ def test_replay_reads_a_china_capture_when_told(tmp_path: Path) -> None:
     def cli(ctx: click.Context) -> None:
         ctx.obj = {}
 
-    register(cli)
+    cli.add_command(replay)
 
     def first(*flags: str) -> dict[str, object]:
         res = CliRunner().invoke(cli, ["replay", "--decode-only", "--json", *flags, str(pcap)])

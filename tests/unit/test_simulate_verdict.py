@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from scp.config import parse_config
-from scp.simulate import (
+from scp.tools.simulate.scenarios import (
     EXPECTATIONS,
     MENU_CHOICES,
     SCENARIOS,

@@ -9,10 +9,10 @@ import pytest
 
 from scp.adapters.smpp import ConsoleSink
 from scp.core.smpp_deliver import parse_receipt
+from scp.flows.outbox import OutboxSender
 from scp.service.outbox import (
     InMemoryOutbox,
     OutboundSms,
-    OutboxSender,
     RetryPolicy,
     SmppLinkError,
     SmppPermanentError,

@@ -1,31 +1,18 @@
-"""Replay SIGTRAN captures: a message ladder, an in-process SCP that answers them, and a live peer.
+"""The ladder of a SIGTRAN capture: each message decoded down to its operations.
 
-Network engineers test IN services by replaying captures from the live network against the lab
-SCP (ARCHITECTURE §1, §3 ``mcn-scp replay``). This module has three layers, all fed by
-:func:`scp.tools.pcapread.read_capture` (pcap / pcapng, M3UA over SCTP or TCP, MTP3 over M2PA / M2UA):
-
-* **Ladder** (:class:`LadderDecoder`): each MTP-TRANSFER (Q.704 §2.2 routing label) is decoded
-  down through SCCP (Q.713 §4: UDT/XUDT/LUDT and their services, segmented XUDT reassembled per
-  Q.714 §4.1.1.2.3), TCAP (Q.773 §3.1 message type, otid / dtid, §4.2 dialogue portion) and the
-  component portion (§3.2) to the CAP (TS 29.078), INAP CS-1 (ETS 300 374-1) or MAP (TS 29.002)
-  operation with its key fields (numbers, event, cause, service key). The protocol of a
-  dialogue is taken from its application context name (or that of the dialogue its
-  transaction ID belongs to); for the rest, typically a capture that starts mid-call, from what
-  the capture itself shows each subsystem carrying (:class:`LearnedProtocols`, built by a
-  first pass over the file), then from the standard SSN assignments. Wireshark needs an SSN
-  preference for those; replay names the same operations with no option (``--ssn`` still
-  overrides).
-* **Offline replay** (:func:`replay_offline`): the messages a switch, HLR or VLR sent are fed to
-  an in-process SCP (the same cores and TC-users as ``mcn-scp run``); transaction IDs are
-  rewritten (Q.774 §3.2.1: the dtid of a continuation names the receiver's transaction) so the
-  capture's later messages reach the dialogues *our* SCP opened. The ladder shows every message
-  of the capture, both directions, with what our SCP answered after each message it was fed;
-  per dialogue, what the network sent, what our SCP and the capture's SCP answered, and the SMS
-  it queued. The file is streamed twice (learn, then replay), never held in memory.
-* **Live replay** (:func:`replay_live`): the same messages are sent as an M3UA ASP (RFC 4666
-  §4.3 ASP-UP / ASP-ACTIVE, client role) toward a running SCP, at capture timing, faster, or as
-  fast as possible; answers are correlated through the transaction IDs and their latency
-  reported.
+Each MTP-TRANSFER (Q.704 §2.2 routing label) that :func:`scp.tools.pcapread.read_capture`
+yields (pcap / pcapng, M3UA over SCTP or TCP, MTP3 over M2PA / M2UA) is decoded down through
+SCCP (Q.713 §4: UDT/XUDT/LUDT and their services, segmented XUDT reassembled per
+Q.714 §4.1.1.2.3), TCAP (Q.773 §3.1 message type, otid / dtid, §4.2 dialogue portion) and the
+component portion (§3.2) to the CAP (TS 29.078), INAP CS-1 (ETS 300 374-1) or MAP (TS 29.002)
+operation with its key fields (numbers, event, cause, service key): :class:`LadderDecoder`,
+one :class:`LadderEntry` per message. The protocol of a dialogue is taken from its
+application context name (or that of the dialogue its transaction ID belongs to); for the
+rest, typically a capture that starts mid-call, from what the capture itself shows each
+subsystem carrying (:class:`LearnedProtocols`, built by a first pass over the file), then
+from the standard SSN assignments. Wireshark needs an SSN preference for those; replay names
+the same operations with no option (``--ssn`` still overrides). The first pass also guesses
+which point code is the SCP (:class:`ScpGuess`).
 
 Nothing here raises on a bad capture: undecodable layers become a note on the ladder line or a
 :class:`~scp.tools.pcapread.CaptureWarning`.
@@ -33,11 +20,8 @@ Nothing here raises on a bad capture: undecodable layers become a note on the la
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import json
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +30,14 @@ from scp.codecs import appctx
 from scp.codecs import sccp as sccp_codec
 from scp.codecs import tcap as tcap_codec
 from scp.codecs.errors import DecodeError, EncodeError
+from scp.codecs.numbers import (
+    AddressString,
+    CalledPartyNumber,
+    CallingPartyNumber,
+    RedirectingNumber,
+    decode_tbcd,
+)
+from scp.codecs.ops import EventTypeBCSM
 from scp.primitives import (
     SI_SCCP,
     Invoke,
@@ -53,8 +45,6 @@ from scp.primitives import (
     PointCodeFormat,
     ReturnError,
     ReturnResult,
-    RoutingIndicator,
-    SccpAddress,
 )
 from scp.tools.pcapread import CapturedMessage, CaptureWarning, read_capture
 
@@ -62,17 +52,7 @@ __all__ = [
     "OpInfo",
     "LadderEntry",
     "LadderDecoder",
-    "LadderFilter",
-    "JsonLines",
-    "NumberRewriter",
-    "InProcessScp",
-    "ReplaySummary",
     "decode_capture",
-    "format_entry",
-    "entry_json",
-    "rewrite_tids",
-    "replay_offline",
-    "replay_live",
     "DEFAULT_SSN_PROTOCOLS",
     "LearnedProtocols",
     "CaptureSurvey",
@@ -81,6 +61,7 @@ __all__ = [
     "learn_protocols",
     "preload_codecs",
 ]
+
 
 # SSN -> protocol when the application context does not say (3GPP TS 23.003 §8.1 / Q.713
 # Annex B: 5-10 MAP entities, 146 gsmSCF CAP, 147 gsmSCF MAP; 106/241 the INAP SSNs that
@@ -112,7 +93,7 @@ _SCCP_NAMES = {
     sccp_codec.Ludts: "LUDTS",
 }
 _SERVICES = (sccp_codec.Udts, sccp_codec.Xudts, sccp_codec.Ludts)
-_SERVICE_NAMES = frozenset({"UDTS", "XUDTS", "LUDTS"})
+SERVICE_MESSAGES = frozenset({"UDTS", "XUDTS", "LUDTS"})
 
 # Short ladder names for the fields operators read first (TS 29.078 / 29.002 component names).
 _SHORT = {
@@ -244,8 +225,6 @@ def _camel_case(enum_name: str) -> str:
 
 
 def _event_names() -> dict[int, str]:
-    from scp.codecs.ops import EventTypeBCSM
-
     return {int(e): _camel_case(e.name) for e in EventTypeBCSM}
 
 
@@ -579,10 +558,13 @@ class LadderDecoder:
                 reason = "ANSI TCAP (not decoded)"
             else:
                 reason = f"TCAP: {e}"
-            return LadderEntry(*head, note=_join(note, reason), source=source, tcap_data=data)
+            return LadderEntry(*head, note=join_notes(note, reason), source=source, tcap_data=data)
         except Exception as e:  # noqa: BLE001
             return LadderEntry(
-                *head, note=_join(note, f"TCAP: {type(e).__name__}"), source=source, tcap_data=data
+                *head,
+                note=join_notes(note, f"TCAP: {type(e).__name__}"),
+                source=source,
+                tcap_data=data,
             )
         ac, via_tid = self._remember_ac(t)
         protocol = protocol_of_ac(ac)
@@ -614,7 +596,7 @@ class LadderDecoder:
             elif isinstance(t.dialogue, tcap_codec.Abrt):
                 extra = "U-Abort"
         if learned_note is not None:
-            extra = _join(extra, learned_note)
+            extra = join_notes(extra, learned_note)
         return LadderEntry(
             *head,
             _TCAP_NAMES.get(t.message_type) or str(t.message_type),
@@ -623,7 +605,7 @@ class LadderDecoder:
             _oid(ac),
             protocol,
             ops_,
-            _join(note, extra),
+            join_notes(note, extra),
             source,
             data,
             how,
@@ -814,14 +796,6 @@ def idp_summary(p: bytes) -> dict[str, Any] | None:
     read; anything else returns None and the caller uses :mod:`scp.codecs.cap`. The unit tests
     check that both give the same fields.
     """
-    from scp.codecs.numbers import (
-        AddressString,
-        CalledPartyNumber,
-        CallingPartyNumber,
-        RedirectingNumber,
-        decode_tbcd,
-    )
-
     n = len(p)
     if n < 2 or p[0] != 0x30 or p[1] & 0x80 and p[1] != 0x81:
         return None
@@ -921,7 +895,7 @@ def _code(code: Any) -> str:
     return str(code) if isinstance(code, int) else ".".join(map(str, code or ()))
 
 
-def _join(a: str | None, b: str | None) -> str | None:
+def join_notes(a: str | None, b: str | None) -> str | None:
     if a and b:
         return f"{a}; {b}"
     return a or b
@@ -994,256 +968,8 @@ def decode_capture(
 
 
 # ---------------------------------------------------------------------------------------------
-# Output
-# ---------------------------------------------------------------------------------------------
 
 
-def format_entry(e: LadderEntry, t0: float = 0.0) -> str:
-    """One ladder line: time, OPC -> DPC, SCCP / TCAP type, tids, operations with key fields."""
-    tag = {"capture": "  ", "ours": "<=", "sent": "=>"}.get(e.source, "  ")
-    head = f"{e.ts - t0:9.3f} {tag} #{e.frame:<5} {e.opc:>5} -> {e.dpc:<5} {e.sccp:<5}"
-    parts = [head]
-    if e.tcap:
-        tids = []
-        if e.otid:
-            tids.append(f"otid={e.otid}")
-        if e.dtid:
-            tids.append(f"dtid={e.dtid}")
-        parts.append(f"{e.tcap:<8} {' '.join(tids)}")
-        if e.protocol:
-            parts.append(f"[{e.protocol}]")
-        if e.ops:
-            parts.append(" ".join(o.text() for o in e.ops))
-    if e.note:
-        parts.append(f"({e.note})")
-    return " ".join(parts)
-
-
-def entry_json(e: LadderEntry) -> dict[str, Any]:
-    """A JSON-ready dict of one ladder line (``--json`` prints one per line)."""
-    d = _entry_head(e)
-    if e.ops:
-        d["ops"] = _ops_json(e.ops)
-    return d
-
-
-def _ops_json(ops_: tuple[OpInfo, ...]) -> list[dict[str, Any]]:
-    out = []
-    for o in ops_:
-        od: dict[str, Any] = {"kind": o.kind, "id": o.invoke_id, "code": o.code, "name": o.name}
-        if o.fields:
-            od["fields"] = o.fields
-        out.append(od)
-    return out
-
-
-def _entry_head(e: LadderEntry) -> dict[str, Any]:
-    d: dict[str, Any] = {
-        "type": "message",
-        "source": e.source,
-        "frame": e.frame,
-        "ts": round(e.ts, 6),
-        "opc": e.opc,
-        "dpc": e.dpc,
-        "sccp": e.sccp,
-    }
-    # Spelled out rather than a getattr loop: one call per message of ``replay --json``.
-    if e.called_ssn is not None:
-        d["called_ssn"] = e.called_ssn
-    if e.calling_ssn is not None:
-        d["calling_ssn"] = e.calling_ssn
-    if e.called_gt is not None:
-        d["called_gt"] = e.called_gt
-    if e.calling_gt is not None:
-        d["calling_gt"] = e.calling_gt
-    if e.tcap is not None:
-        d["tcap"] = e.tcap
-    if e.otid is not None:
-        d["otid"] = e.otid
-    if e.dtid is not None:
-        d["dtid"] = e.dtid
-    if e.ac is not None:
-        d["ac"] = e.ac
-    if e.protocol is not None:
-        d["protocol"] = e.protocol
-    if e.note is not None:
-        d["note"] = e.note
-    return d
-
-
-class JsonLines:
-    """``entry_json`` as one compact JSON line, with the ``ops`` part cached.
-
-    The ladder decoder hands out the same :class:`OpInfo` objects for a component it has seen
-    (same RRBE, same Continue on every call), so their JSON text is made once. The cache keeps
-    the OpInfo objects alive, so the ``id()`` in its key cannot be reused by another object.
-    """
-
-    def __init__(self) -> None:
-        self._encode = json.JSONEncoder(separators=(",", ":")).encode
-        self._ops: dict[tuple[int, ...], tuple[tuple[OpInfo, ...], str]] = {}
-
-    def line(self, e: LadderEntry) -> str:
-        ops_ = e.ops
-        if not ops_:
-            return self._encode(entry_json(e))
-        key = tuple(map(id, ops_))
-        hit = self._ops.get(key)
-        if hit is None:
-            hit = (ops_, self._encode(_ops_json(ops_)))
-            if len(self._ops) >= 4096:
-                self._ops.clear()
-            self._ops[key] = hit
-        head = self._encode(_entry_head(e))
-        return f'{head[:-1]},"ops":{hit[1]}}}'
-
-
-class LadderFilter:
-    """``--filter`` terms, all of which must match: ``KEY=VALUE`` or a bare word.
-
-    Keys: ``pc`` (OPC or DPC), ``opc``, ``dpc``, ``tcap`` (begin, continue...), ``op``
-    (operation name, substring, case-insensitive), ``tid`` (otid or dtid, hex), ``number``
-    (digits anywhere: GTs and operation numbers, substring), ``protocol`` (cap / inap / map),
-    ``ssn``. A bare word matches operation names, e.g. ``initialDP``.
-    """
-
-    KEYS = ("pc", "opc", "dpc", "tcap", "op", "tid", "number", "protocol", "ssn")
-
-    def __init__(self, terms: Iterable[str]) -> None:
-        self.terms: list[tuple[str, str]] = []
-        for raw in terms:
-            for term in raw.split(","):
-                term = term.strip()
-                if not term:
-                    continue
-                key, sep, val = term.partition("=")
-                if not sep:
-                    key, val = "op", term
-                key = key.strip().lower()
-                if key not in self.KEYS:
-                    raise ValueError(f"filter key {key!r} is not one of {', '.join(self.KEYS)}")
-                if key in ("pc", "opc", "dpc", "ssn") and not val.strip().isdigit():
-                    raise ValueError(f"filter {key}= needs a number, got {val!r}")
-                self.terms.append((key, val.strip().lower()))
-
-    def __bool__(self) -> bool:
-        return bool(self.terms)
-
-    def match(self, e: LadderEntry) -> bool:
-        for key, val in self.terms:
-            if key == "pc" and int(val) not in (e.opc, e.dpc):
-                return False
-            if key == "opc" and int(val) != e.opc:
-                return False
-            if key == "dpc" and int(val) != e.dpc:
-                return False
-            if key == "ssn" and int(val) not in (e.called_ssn, e.calling_ssn):
-                return False
-            if key == "tcap" and (e.tcap or "").lower() != val:
-                return False
-            if key == "protocol" and (e.protocol or "") != val:
-                return False
-            if key == "tid" and val not in ((e.otid or ""), (e.dtid or "")):
-                return False
-            if key == "op" and not any(val in o.name.lower() for o in e.ops):
-                return False
-            if key == "number" and not any(val in n.lower() for n in e.numbers):
-                return False
-        return True
-
-
-# ---------------------------------------------------------------------------------------------
-# Rewriting: transaction IDs (Q.773 §3.1) and numbers
-# ---------------------------------------------------------------------------------------------
-
-
-def _tlv_head(tag: int, n: int) -> bytes:
-    if n < 0x80:
-        return bytes((tag, n))
-    ln = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(ln))) + ln
-
-
-def rewrite_tids(data: bytes, *, otid: bytes | None = None, dtid: bytes | None = None) -> bytes:
-    """The TCAP message with its OrigTransactionID / DestTransactionID replaced.
-
-    Only the transaction portion is rebuilt (the outer length follows the new IDs); the
-    dialogue and component portions are copied byte for byte. Raises DecodeError if the
-    transaction portion cannot be read.
-    """
-    from scp.codecs.cap import read_tlv
-
-    tag, vs, ve, _ = read_tlv(data, 0, "tcap")
-    if data[1] == 0x80:
-        ve = len(data) - 2  # indefinite outer length: keep the end-of-contents
-    body = bytearray()
-    pos = vs
-    while pos < ve:
-        t, cs, ce, nxt = read_tlv(data, pos, "tcap")
-        if t == tcap_codec.TAG_OTID and otid is not None:
-            body += _tlv_head(t, len(otid)) + otid
-        elif t == tcap_codec.TAG_DTID and dtid is not None:
-            body += _tlv_head(t, len(dtid)) + dtid
-        else:
-            body += data[pos:nxt]
-        if t not in (tcap_codec.TAG_OTID, tcap_codec.TAG_DTID):
-            body += data[nxt:ve]
-            break
-        pos = nxt
-    return _tlv_head(tag, len(body)) + bytes(body)
-
-
-def _swap_bcd(digits: str, filler: int) -> bytes:
-    out = bytearray()
-    vals = [int(c, 16) for c in digits]
-    for i in range(0, len(vals), 2):
-        lo = vals[i]
-        hi = vals[i + 1] if i + 1 < len(vals) else filler
-        out.append((hi << 4) | lo)
-    return bytes(out)
-
-
-class NumberRewriter:
-    """``--rewrite-number OLD=NEW``: replace numbers wherever they are BCD-coded in a message.
-
-    ISUP numbers (Q.763 §3.9, filler 0), MAP TBCD strings (TS 29.002 §17.7.8, filler F) and
-    SCCP global titles (Q.713 §3.4.2.3) all store digits as swapped nibbles, so a number is
-    found and replaced at byte level with no re-encoding. OLD and NEW must have the same number
-    of digits (the lengths around them stay valid); a different length raises ValueError.
-    """
-
-    def __init__(self, pairs: Iterable[str]) -> None:
-        self.subs: list[tuple[bytes, bytes]] = []
-        for p in pairs:
-            old, sep, new = p.partition("=")
-            old, new = old.strip().lstrip("+"), new.strip().lstrip("+")
-            if not sep or not old.isdigit() or not new.isdigit():
-                raise ValueError(f"--rewrite-number {p!r}: expected OLD=NEW with digits only")
-            if len(old) != len(new):
-                raise ValueError(
-                    f"--rewrite-number {p!r}: OLD and NEW need the same number of "
-                    "digits (the fields around them keep their length)"
-                )
-            if len(old) < 4:
-                raise ValueError(
-                    f"--rewrite-number {p!r}: numbers shorter than 4 digits are "
-                    "ambiguous at byte level"
-                )
-            fillers = (0x0, 0xF) if len(old) % 2 else (0x0,)
-            for f in fillers:
-                self.subs.append((_swap_bcd(old, f), _swap_bcd(new, f)))
-
-    def __bool__(self) -> bool:
-        return bool(self.subs)
-
-    def apply(self, data: bytes) -> bytes:
-        for old, new in self.subs:
-            if old in data:
-                data = data.replace(old, new)
-        return data
-
-
-# ---------------------------------------------------------------------------------------------
 # Roles in a capture: who is the SCP?
 # ---------------------------------------------------------------------------------------------
 
@@ -1292,864 +1018,3 @@ def guess_scp_pc(entries: Iterable[LadderEntry]) -> int | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The in-process SCP (offline replay, the simulator's default target, demo captures)
-# ---------------------------------------------------------------------------------------------
-
-
-class _LoopbackTransport:
-    """Stands in for the TCP/SCTP adapter: what the node sends goes to a callback."""
-
-    def __init__(self, deliver: Callable[[bytes], None]) -> None:
-        self.deliver = deliver
-        self.listening: list[tuple[str, int]] = []
-
-    def send(self, assoc_id: int, stream: int, data: bytes) -> bool:
-        self.deliver(data)
-        return True
-
-    def close_association(self, assoc_id: int, reason: str) -> None:
-        pass
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-
-def default_users(pool: Any, cfg: Any) -> Callable[[Any], list[Any]] | None:
-    """The node's real TC-users (call handling, MAP presence) when those modules exist.
-
-    Returns None (the node's interim ContinueUser) without a database or before issues 5 and 6
-    land, so replay works either way.
-    """
-    if pool is None:
-        return None
-    makers: list[Callable[[Any, Any, Any], Any]] = []
-    try:
-        from scp.flows.calls import build_call_user  # type: ignore[import-not-found,unused-ignore]
-
-        makers.append(build_call_user)
-    except ImportError:
-        pass
-    try:
-        from scp.flows.presence import build_map_user  # type: ignore[import-not-found,unused-ignore]
-
-        makers.append(build_map_user)
-    except ImportError:
-        pass
-    if not makers:
-        return None
-
-    def users(node: Any) -> list[Any]:
-        out: list[Any] = [m(node, pool, cfg) for m in makers]
-        if len(makers) == 1 and makers[0].__name__ == "build_map_user":
-            from scp.service.dialogue import ContinueUser
-
-            out.insert(0, ContinueUser())
-        return out
-
-    return users
-
-
-class InProcessScp:
-    """An SCP node (same cores, same TC-users) whose association is a function call.
-
-    ``feed(m3ua)`` delivers one M3UA message from the peer; what the node sends lands in
-    ``sent`` and in ``on_send``. The node's ASP is brought up by sending ASPUP / ASPAC for the
-    peer (RFC 4666 §4.3.4.1, §4.3.4.3), so DATA is accepted exactly as on the wire.
-    Needs a running event loop (the node arms asyncio timers).
-    """
-
-    PEER = ("127.0.0.2", 2906)
-    LOCAL = ("127.0.0.1", 2905)
-
-    def __init__(
-        self,
-        cfg: Any,
-        *,
-        pool: Any = None,
-        users: Callable[[Any], list[Any]] | None = None,
-        on_send: Callable[[bytes], None] | None = None,
-    ) -> None:
-        from scp.app import Node
-
-        # The replayer plays the ASP that connects in: the node is the server side of a TCP
-        # association that never opens a socket, whatever the config says for the live node.
-        m = cfg.m3ua
-        if m.role != "server" or m.transport != "tcp":
-            cfg = dataclasses.replace(
-                cfg, m3ua=dataclasses.replace(m, role="server", transport="tcp")
-            )
-        self.cfg = cfg
-        self.sent: list[bytes] = []
-        self.on_send = on_send
-        self.changed = asyncio.Event()
-        self.node = Node(cfg, users=users if users is not None else default_users(pool, cfg))
-        self.node.transport = _LoopbackTransport(self._sent)  # type: ignore[assignment]
-        self.assoc_id = 1
-
-    def _sent(self, data: bytes) -> None:
-        self.sent.append(data)
-        self.changed.set()
-        if self.on_send is not None:
-            self.on_send(data)
-
-    def start(self) -> None:
-        """Association up and the peer ASP active (ASPUP, ASPAC with our routing context)."""
-        from scp.codecs import m3ua
-
-        self.node.association_up(self.assoc_id, self.PEER, self.LOCAL)
-        rc = self.cfg.m3ua.routing_context
-        self.feed(m3ua.encode(m3ua.make(m3ua.MessageType.ASPUP)))
-        self.feed(
-            m3ua.encode(
-                m3ua.make(
-                    m3ua.MessageType.ASPAC, routing_context=rc, traffic_mode=_traffic_mode(self.cfg)
-                )
-            )
-        )
-
-    def feed(self, data: bytes) -> None:
-        # As an SCTP peer would: management on stream 0, DATA on a data stream (RFC 4666 §1.4.7)
-        self.node.association_data(self.assoc_id, data, 1 if data[2:4] == b"\x01\x01" else 0)
-
-    def feed_transfer(self, x: MtpTransfer) -> None:
-        from scp.codecs import m3ua
-
-        self.feed(m3ua.encode_data(x, rc=self.cfg.m3ua.routing_context))
-
-    async def settle(self, quiet: float = 0.05, limit: float = 3.0) -> None:
-        """Wait until the node has sent nothing for ``quiet`` s (its users may await the DB)."""
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(), quiet)
-            except TimeoutError:
-                return
-
-    async def stop(self) -> None:
-        self.node.association_down(self.assoc_id, "replay done")
-        if self.node._timer is not None:
-            self.node._timer.cancel()
-        # The real users hold database work in flight: let it finish before the pool closes.
-        for user in self.node.user.users:
-            for name in ("drain", "aclose"):
-                fn = getattr(user, name, None)
-                if fn is not None:
-                    try:
-                        await asyncio.wait_for(fn(), 5.0)
-                    except Exception:  # noqa: BLE001 - shutting down: report nothing more
-                        pass
-
-
-def _traffic_mode(cfg: Any) -> int:
-    return {"override": 1, "loadshare": 2, "broadcast": 3}[cfg.m3ua.traffic_mode]
-
-
-# ---------------------------------------------------------------------------------------------
-# Offline replay
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class DialogueReport:
-    """What one captured dialogue looked like and what our SCP did with it."""
-
-    key: str  # the network side's otid (hex)
-    first_frame: int
-    net_tid: bytes | None = None
-    network: list[LadderEntry] = field(default_factory=list)
-    capture_answers: list[LadderEntry] = field(default_factory=list)
-    our_answers: list[LadderEntry] = field(default_factory=list)
-    our_tid: bytes | None = None
-    capture_scp_tid: bytes | None = None
-    closed_by_us: bool = False
-    skipped: int = 0
-
-
-@dataclass
-class ReplaySummary:
-    """Counts of one replay run (printed last; ``--json`` as a ``summary`` line)."""
-
-    frames_with_sccp: int = 0
-    messages: int = 0
-    fed: int = 0
-    answers: int = 0
-    warnings: int = 0
-    dialogues: int = 0
-    sms: list[dict[str, Any]] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    unanswered: int = 0
-    learned: dict[str, str] = field(default_factory=dict)  # SSN -> protocol, from the capture
-
-    def as_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "type": "summary",
-            "messages": self.messages,
-            "fed": self.fed,
-            "answers": self.answers,
-            "warnings": self.warnings,
-            "dialogues": self.dialogues,
-            "sms": len(self.sms),
-        }
-        if self.learned:
-            d["learned_ssn"] = self.learned
-        if self.latencies:
-            s = sorted(self.latencies)
-            d["latency_ms"] = {
-                "p50": round(_pct(s, 50) * 1000, 3),
-                "p95": round(_pct(s, 95) * 1000, 3),
-                "max": round(s[-1] * 1000, 3),
-            }
-            d["unanswered"] = self.unanswered
-        return d
-
-
-def _pct(s: Sequence[float], p: float) -> float:
-    if not s:
-        return 0.0
-    k = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
-    return s[k]
-
-
-Emit = Callable[[str, Any], None]
-"""Output sink: ``emit(kind, payload)`` with kind message / warning / dialogue / sms / summary."""
-
-
-def _our_ssn(cfg: Any, protocol: str | None, e: LadderEntry) -> int:
-    ssn = cfg.sccp.ssn
-    if protocol == "inap":
-        return ssn.inap
-    if protocol == "map":
-        if any(o.code in (64, 49) for o in e.ops if o.kind == "invoke"):
-            return ssn.sc
-        return ssn.map
-    return ssn.cap
-
-
-def retarget(
-    x: MtpTransfer,
-    cfg: Any,
-    e: LadderEntry,
-    *,
-    dpc: int | None = None,
-    opc: int | None = None,
-    tcap_data: bytes | None = None,
-    numbers: NumberRewriter | None = None,
-    capture_pcf: PointCodeFormat | None = None,
-) -> MtpTransfer:
-    """The captured MSU re-addressed to our SCP: DPC, called SSN, calling PC; new TCAP bytes.
-
-    The called party becomes our SSN routed on SSN (Q.713 §3.4.1), so it reaches our TC-users
-    whatever SSN the capture's SCP used; the calling party keeps its GT/SSN and gains the
-    capture's OPC so our answer is routed back on the point code. The capture is read with
-    ``capture_pcf`` (default: the SCP's format) and written in the SCP's ``[m3ua] pc_format``.
-    """
-    pcf = cfg.m3ua.pcf
-    m = sccp_codec.decode(x.data, pcf if capture_pcf is None else capture_pcf)
-    called = SccpAddress(
-        ri=RoutingIndicator.SSN,
-        pc=cfg.m3ua.local_pc if dpc is None else dpc,
-        ssn=_our_ssn(cfg, e.protocol, e),
-    )
-    calling = m.calling
-    src_pc = x.opc if opc is None else opc
-    calling = (
-        dataclasses.replace(calling, pc=src_pc, ri=RoutingIndicator.SSN)
-        if calling.ssn is not None
-        else dataclasses.replace(calling, pc=src_pc)
-    )
-    data = tcap_data if tcap_data is not None else e.tcap_data
-    if data is None:
-        data = m.data
-    if numbers:
-        data = numbers.apply(data)
-    seg_free: dict[str, Any] = {}
-    if hasattr(m, "segmentation"):
-        seg_free["segmentation"] = None
-    # A reassembled message is sent whole: XUDT (or LUDT when long) lets our SCCP take it.
-    if len(data) > 255 or (getattr(m, "segmentation", None) is not None):
-        new: Any = sccp_codec.Xudt(
-            called=called,
-            calling=calling,
-            data=data,
-            protocol_class=getattr(m, "protocol_class", 0),
-        )
-        if len(data) > 254:
-            new = sccp_codec.Ludt(
-                called=called,
-                calling=calling,
-                data=data,
-                protocol_class=getattr(m, "protocol_class", 0),
-            )
-    else:
-        new = dataclasses.replace(m, called=called, calling=calling, data=data, **seg_free)
-    return MtpTransfer(
-        opc=src_pc,
-        dpc=cfg.m3ua.local_pc if dpc is None else dpc,
-        si=SI_SCCP,
-        ni=cfg.m3ua.network_indicator,
-        mp=x.mp,
-        sls=x.sls,
-        data=sccp_codec.encode(new, pcf),
-    )
-
-
-def _stream(
-    path: str | Path,
-    ssn_overrides: dict[int, str] | None,
-    emit: Emit,
-    summary: ReplaySummary,
-    scp_pc: int | None,
-    pcf: PointCodeFormat,
-) -> tuple[Iterator[tuple[CapturedMessage, LadderEntry]], int | None]:
-    """The capture's SCCP messages with their ladder lines, streamed, and the SCP's point code.
-
-    Two passes over the file: the first learns which protocol each subsystem carries and where
-    the SCP is (:func:`survey_capture`, a small table); the second, lazily iterated, decodes
-    with it. Warnings are emitted (and counted) as the second pass meets them.
-    """
-    survey = survey_capture(path, pcf, ssn_overrides)
-    summary.learned = survey.protocols.table()
-    dec = LadderDecoder(ssn_overrides, pcf=pcf, learned=survey.protocols)
-
-    def items() -> Iterator[tuple[CapturedMessage, LadderEntry]]:
-        for item in read_capture(str(path), pcf):
-            if type(item) is CaptureWarning:
-                summary.warnings += 1
-                emit("warning", item)
-                continue
-            try:
-                e = dec.decode(item)  # type: ignore[arg-type]
-            except Exception as exc:  # noqa: BLE001 - one bad frame is a warning, not the end
-                summary.warnings += 1
-                emit(
-                    "warning",
-                    CaptureWarning(
-                        item.frame,  # type: ignore[union-attr]
-                        f"could not decode: {exc!r}",
-                    ),
-                )
-                continue
-            if e is not None:
-                summary.messages += 1
-                yield item, e  # type: ignore[misc]
-
-    return items(), (scp_pc if scp_pc is not None else survey.scp_pc)
-
-
-def _writer(capture_out: str | Path | None) -> Any:
-    if capture_out is None:
-        return None
-    from scp.adapters.capture import SctpPcapWriter
-
-    return SctpPcapWriter.open(str(capture_out))
-
-
-_MAX_OPEN_DIALOGUES = 20_000
-"""Dialogue reports kept while their dialogue is open in the capture; the oldest is reported
-early beyond this (a capture that never shows the end of many dialogues keeps memory flat)."""
-
-
-async def replay_offline(
-    path: str | Path,
-    cfg: Any,
-    *,
-    pool: Any = None,
-    emit: Emit,
-    compare: bool = True,
-    flt: LadderFilter | None = None,
-    scp_pc: int | None = None,
-    numbers: NumberRewriter | None = None,
-    ssn_overrides: dict[int, str] | None = None,
-    users: Callable[[Any], list[Any]] | None = None,
-    capture_out: str | Path | None = None,
-    settle: float = 0.05,
-    capture_pcf: PointCodeFormat | None = None,
-) -> ReplaySummary:
-    """Feed the network side of a capture to an in-process SCP and report what it answered.
-
-    The capture's own SCP is the DPC of the first Begin carrying an operation sent to an SCP
-    (InitialDP, AssistRequestInstructions, AlertServiceCentre, NoteMM-Event), or ``scp_pc``.
-    Dialogues the capture's network side opened are replayed. The ladder shows every message
-    of the capture in both directions (``compare`` False leaves out what the capture's SCP
-    sent) and, after each message fed, what our SCP answered to it. A dialogue's report (what
-    the network sent, what our SCP and the capture's SCP answered) is emitted when the capture
-    ends the dialogue, the rest at the end. The file is read twice (:func:`_stream`) and never
-    held in memory. ``capture_out`` writes what was fed and answered as an SCTP-framed pcap
-    (Wireshark reads it). ``capture_pcf``: the point code format of the capture's network
-    (default: the SCP's ``[m3ua] pc_format``).
-    """
-    summary = ReplaySummary()
-    capture_pcf = capture_pcf or cfg.m3ua.pcf
-    items, scp = _stream(path, ssn_overrides, emit, summary, scp_pc, capture_pcf)
-    writer = _writer(capture_out)
-    our_dec = LadderDecoder(ssn_overrides, pcf=cfg.m3ua.pcf)
-    # network otid -> report, for the dialogues still open in the capture (insertion order)
-    dialogues: dict[bytes, DialogueReport] = {}
-    by_capture_scp_tid: dict[bytes, DialogueReport] = {}
-    by_our_tid: dict[bytes, DialogueReport] = {}
-    current: list[LadderEntry] = []
-    frame_now = [0]
-    first_answer_at: list[float] = []
-
-    def on_send(data: bytes) -> None:
-        from scp.codecs import m3ua
-
-        if writer is not None:
-            writer.write(data, ts=time.time(), src=InProcessScp.LOCAL, dst=InProcessScp.PEER)
-        try:
-            d = m3ua.decode_data(data)
-        except DecodeError:
-            return  # ASP management answers (ASPUP_ACK...): not part of the ladder
-        le = our_dec.decode_transfer(d.xfer, frame=frame_now[0], ts=time.time(), source="ours")
-        if not current:
-            first_answer_at.append(time.monotonic())
-        current.append(le)
-
-    def report(rep: DialogueReport) -> None:
-        """Emit a dialogue's report and forget it."""
-        for index, key in (
-            (dialogues, rep.net_tid),
-            (by_capture_scp_tid, rep.capture_scp_tid),
-            (by_our_tid, rep.our_tid),
-        ):
-            if key is not None and index.get(key) is rep:
-                del index[key]
-        emit("dialogue", rep)
-
-    node = InProcessScp(cfg, pool=pool, users=users, on_send=on_send)
-    sms_floor = await _sms_floor(pool)
-    node.start()
-    current.clear()
-    try:
-        for msg, e in items:
-            show = flt is None or not flt or flt.match(e)
-            from_network = scp is None or e.opc != scp
-            if e.tcap is None or e.tcap_data is None:
-                if show and (compare or from_network):
-                    emit("message", e)
-                continue
-            if e.sccp in _SERVICE_NAMES:
-                # A message SCCP returned (UDTS/XUDTS/LUDTS, Q.714 §4.2) answers what the
-                # capture's SCP sent, not ours: shown, never fed.
-                if show and (compare or from_network):
-                    emit(
-                        "message",
-                        dataclasses.replace(e, note=_join(e.note, "not fed: a returned message")),
-                    )
-                continue
-            otid = bytes.fromhex(e.otid) if e.otid else None
-            dtid = bytes.fromhex(e.dtid) if e.dtid else None
-            ends = e.tcap in ("End", "Abort")
-            if not from_network:
-                # The capture's own SCP answering: learn its transaction ID for the rewrite.
-                rep = dialogues.get(dtid) if dtid else None
-                if rep is not None:
-                    if otid and rep.capture_scp_tid is None:
-                        rep.capture_scp_tid = otid
-                        by_capture_scp_tid[otid] = rep
-                    rep.capture_answers.append(e)
-                if compare and show:
-                    emit("message", e)
-                if rep is not None and ends:
-                    report(rep)
-                continue
-            summary.frames_with_sccp += 1
-            if e.tcap in ("Begin", "Unidirectional"):
-                rep = DialogueReport(
-                    key=e.otid or f"uni-{e.frame}", first_frame=e.frame, net_tid=otid
-                )
-                if otid:
-                    old = dialogues.pop(otid, None)
-                    if old is not None:
-                        report(old)  # the capture reuses the ID: the old dialogue is over
-                    dialogues[otid] = rep
-                    if len(dialogues) > _MAX_OPEN_DIALOGUES:
-                        report(next(iter(dialogues.values())))
-                summary.dialogues += 1
-                new_dtid = None
-            else:
-                rep = (by_capture_scp_tid.get(dtid) if dtid else None) or (
-                    dialogues.get(otid) if otid else None
-                )
-                new_dtid = rep.our_tid if rep is not None else None
-                if rep is not None and (rep.closed_by_us or new_dtid is None):
-                    rep.skipped += 1
-                    rep.network.append(e)
-                    if show:
-                        emit(
-                            "message",
-                            dataclasses.replace(
-                                e, note=_join(e.note, "not fed: our SCP closed this dialogue")
-                            ),
-                        )
-                    if ends:
-                        report(rep)
-                    continue
-            if rep is None:
-                if show:
-                    emit(
-                        "message",
-                        dataclasses.replace(
-                            e, note=_join(e.note, "not fed: its dialogue began before the capture")
-                        ),
-                    )
-                continue
-            if show:
-                emit("message", e)
-            rep.network.append(e)
-            try:
-                tdata = e.tcap_data
-                if new_dtid is not None:
-                    tdata = rewrite_tids(tdata, dtid=new_dtid)
-                x = retarget(
-                    msg.mtp3,  # type: ignore[arg-type]
-                    cfg,
-                    e,
-                    tcap_data=tdata,
-                    numbers=numbers,
-                    capture_pcf=capture_pcf,
-                )
-                from scp.codecs import m3ua
-
-                wire = m3ua.encode_data(x, rc=cfg.m3ua.routing_context)
-            except (DecodeError, EncodeError) as exc:
-                summary.warnings += 1
-                emit("warning", CaptureWarning(e.frame, f"cannot re-address for our SCP: {exc}"))
-                continue
-            if writer is not None:
-                writer.write(wire, ts=time.time(), src=InProcessScp.PEER, dst=InProcessScp.LOCAL)
-            frame_now[0] = e.frame
-            current.clear()
-            first_answer_at.clear()
-            sent_at = time.monotonic()
-            try:
-                node.feed(wire)
-            except Exception as exc:  # noqa: BLE001 - a node bug is reported, the replay goes on
-                summary.warnings += 1
-                emit(
-                    "warning",
-                    CaptureWarning(
-                        e.frame, f"our SCP failed on this message: {type(exc).__name__}: {exc}"
-                    ),
-                )
-                continue
-            summary.fed += 1
-            await node.settle(settle)
-            if first_answer_at:
-                summary.latencies.append(first_answer_at[0] - sent_at)
-            for ans in current:
-                ans = dataclasses.replace(ans, ts=e.ts)  # shown beside what triggered it
-                summary.answers += 1
-                target = rep
-                ans_d = bytes.fromhex(ans.dtid) if ans.dtid else None
-                if ans_d and ans_d in dialogues:
-                    target = dialogues[ans_d]
-                target.our_answers.append(ans)
-                if ans.otid and target.our_tid is None:
-                    target.our_tid = bytes.fromhex(ans.otid)
-                    by_our_tid[target.our_tid] = target
-                if ans.tcap in ("End", "Abort"):
-                    target.closed_by_us = True
-                if flt is None or not flt or flt.match(ans) or show:
-                    emit("message", ans)
-            current.clear()
-            if ends:
-                report(rep)
-        await node.settle(settle)
-        for ans in current:  # late answers (timers)
-            summary.answers += 1
-            emit("message", ans)
-        summary.sms = await _sms_since(pool, sms_floor)
-        for rep in list(dialogues.values()):
-            report(rep)
-        for s in summary.sms:
-            emit("sms", s)
-    finally:
-        await node.stop()
-        if writer is not None:
-            writer.close()
-    return summary
-
-
-async def _sms_floor(pool: Any) -> int:
-    if pool is None:
-        return 0
-    try:
-        return int(await pool.fetchval("SELECT coalesce(max(id), 0) FROM sms_outbox"))
-    except Exception:  # noqa: BLE001 - no outbox table: nothing to show
-        return 0
-
-
-async def _sms_since(pool: Any, floor: int) -> list[dict[str, Any]]:
-    if pool is None:
-        return []
-    try:
-        rows = await pool.fetch(
-            "SELECT id, destination, text, status FROM sms_outbox WHERE id > $1 ORDER BY id", floor
-        )
-    except Exception:  # noqa: BLE001
-        return []
-    return [dict(r) for r in rows]
-
-
-# ---------------------------------------------------------------------------------------------
-# Live replay: an M3UA ASP toward a running SCP
-# ---------------------------------------------------------------------------------------------
-
-
-class M3uaClient(asyncio.Protocol):
-    """A client-role M3UA ASP (RFC 4666 §4.3) over TCP whose DATA goes to a callback.
-
-    Only the M3UA layer of the stack is used: the payload is replayed and read raw, so the
-    captured TCAP reaches the SCP byte for byte (after the rewrites) and answers are read by
-    the ladder decoder instead of a TCAP state machine.
-    """
-
-    def __init__(
-        self,
-        *,
-        local_pc: int,
-        routing_context: int,
-        on_data: Callable[[MtpTransfer], None],
-        on_wire: Callable[[bytes, bool], None] | None = None,
-    ) -> None:
-        from scp.core.m3ua_asp import M3uaLayer
-        from scp.core.m3ua_framing import M3uaStreamReader
-
-        self.m3ua = M3uaLayer(
-            role="client", local_pc=local_pc, routing_context=routing_context, beat_interval=0.0
-        )
-        self.reader = M3uaStreamReader()
-        self.transport: asyncio.Transport | None = None
-        self.on_data = on_data
-        self.on_wire = on_wire
-        self.active = asyncio.Event()
-        self.closed = asyncio.Event()
-        self._timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self._process(self.m3ua.association_up(1, time.monotonic()))
-
-    def data_received(self, data: bytes) -> None:
-        for m in self.reader.feed(data):
-            if self.on_wire is not None:
-                self.on_wire(m, False)
-            self._process(self.m3ua.receive(1, m, time.monotonic(), 0))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        self.closed.set()
-        if self._timer is not None:
-            self._timer.cancel()
-
-    def _process(self, outputs: Iterable[object]) -> None:
-        from scp.core.m3ua_asp import Deliver, Transmit
-
-        for o in outputs:
-            if type(o) is Transmit:
-                if self.transport is not None:
-                    self.transport.write(o.data)  # type: ignore[attr-defined]
-                if self.on_wire is not None:
-                    self.on_wire(o.data, True)  # type: ignore[attr-defined]
-            elif type(o) is Deliver:
-                self.on_data(o.xfer)  # type: ignore[attr-defined]
-        if self.m3ua.is_active:
-            self.active.set()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        d = self.m3ua.next_deadline()
-        if d is not None:
-            self._timer = asyncio.get_running_loop().call_later(
-                max(0.0, d - time.monotonic()), self._on_timer
-            )
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._process(self.m3ua.handle_timer(time.monotonic()))
-
-    def send(self, x: MtpTransfer) -> None:
-        self._process(self.m3ua.send_transfer(x, time.monotonic()))
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self._process(self.m3ua.shutdown(time.monotonic()))
-            self.transport.close()
-
-
-def parse_target(target: str) -> tuple[str, int]:
-    """``HOST:PORT`` -> (host, port); ValueError naming the problem."""
-    host, sep, port = target.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--target {target!r}: expected HOST:PORT")
-    return host.strip("[]"), int(port)
-
-
-async def replay_live(
-    path: str | Path,
-    cfg: Any,
-    target: str,
-    *,
-    emit: Emit,
-    speed: float | None = None,
-    flt: LadderFilter | None = None,
-    scp_pc: int | None = None,
-    numbers: NumberRewriter | None = None,
-    ssn_overrides: dict[int, str] | None = None,
-    peer_pc: int = 200,
-    answer_timeout: float = 3.0,
-    capture_out: str | Path | None = None,
-    connect_timeout: float = 5.0,
-    capture_pcf: PointCodeFormat | None = None,
-) -> ReplaySummary:
-    """Play the capture's switch / HLR side toward a running SCP and report its answers.
-
-    ``speed`` None: as fast as possible (each message waits for the previous answer or
-    ``answer_timeout``); 1.0: capture timing; 10: ten times faster. Transaction IDs: our
-    continuations carry the dtid the target SCP gave, not the capture's. ``cfg`` describes the
-    target (its point code, routing context and point code format); the replaying ASP uses
-    ``peer_pc``. ``capture_pcf``: the capture's point code format (default: the target's).
-    """
-    host, port = parse_target(target)
-    summary = ReplaySummary()
-    capture_pcf = capture_pcf or cfg.m3ua.pcf
-    items, scp = _stream(path, ssn_overrides, emit, summary, scp_pc, capture_pcf)
-    writer = _writer(capture_out)
-    ans_dec = LadderDecoder(ssn_overrides, pcf=cfg.m3ua.pcf)
-    # our otid (sent) -> (send time, report); capture SCP tid -> target SCP tid
-    pending: dict[bytes, float] = {}
-    tid_map: dict[bytes, bytes] = {}
-    shown: set[bytes] = set()  # network otids of the dialogues --filter lets through
-    answered = asyncio.Event()
-
-    def on_wire(data: bytes, outgoing: bool) -> None:
-        if writer is not None:
-            src, dst = (("127.0.0.2", 2906), ("127.0.0.1", 2905))
-            writer.write(
-                data, ts=time.time(), src=src if outgoing else dst, dst=dst if outgoing else src
-            )
-
-    def on_data(x: MtpTransfer) -> None:
-        e = ans_dec.decode_transfer(x, frame=0, ts=time.time(), source="ours")
-        summary.answers += 1
-        d = bytes.fromhex(e.dtid) if e.dtid else None
-        if d is not None and d in pending:
-            lat = time.monotonic() - pending.pop(d)
-            summary.latencies.append(lat)
-            e = dataclasses.replace(e, note=_join(e.note, f"answered in {lat * 1000:.1f} ms"))
-            if e.otid:
-                # The target's transaction ID for this dialogue: later continuations use it.
-                tid_map.setdefault(d, bytes.fromhex(e.otid))
-        if not flt or (d is not None and d in shown) or flt.match(e):
-            emit("message", e)
-        answered.set()
-
-    loop = asyncio.get_running_loop()
-    client = M3uaClient(
-        local_pc=peer_pc, routing_context=cfg.m3ua.routing_context, on_data=on_data, on_wire=on_wire
-    )
-    try:
-        await asyncio.wait_for(loop.create_connection(lambda: client, host, port), connect_timeout)
-        await asyncio.wait_for(client.active.wait(), connect_timeout)
-    except (OSError, TimeoutError) as exc:
-        if writer is not None:
-            writer.close()
-        raise ConnectionError(f"cannot reach an active M3UA SCP at {target}: {exc}") from None
-    # capture SCP tid -> network otid, learned from the capture's own answers as they come
-    # (an answer always precedes the continuation that names its transaction ID)
-    cap_scp_to_net: dict[bytes, bytes] = {}
-    prev_ts: float | None = None
-    try:
-        for msg, e in items:
-            # --filter limits what is shown, not what is replayed (the SCP needs whole dialogues).
-            visible = not flt or flt.match(e)
-            if scp is not None and e.opc == scp:
-                if e.otid and e.dtid:
-                    cap_scp_to_net.setdefault(bytes.fromhex(e.otid), bytes.fromhex(e.dtid))
-                if visible:
-                    emit("message", e)  # the capture's own SCP, for comparison
-                continue
-            if e.tcap is None or e.tcap_data is None or e.sccp in _SERVICE_NAMES:
-                if visible:
-                    emit("message", e)
-                continue
-            if speed is not None and prev_ts is not None and speed > 0:
-                gap = (e.ts - prev_ts) / speed
-                if gap > 0:
-                    await asyncio.sleep(min(gap, 60.0))
-            prev_ts = e.ts
-            otid = bytes.fromhex(e.otid) if e.otid else None
-            dtid = bytes.fromhex(e.dtid) if e.dtid else None
-            new_dtid = None
-            if dtid is not None:
-                net = cap_scp_to_net.get(dtid, dtid)
-                new_dtid = tid_map.get(net)
-                # Causality beats capture timing: a continuation waits for the target's answer
-                # to the message it continues (the target may be slower than the capture's SCP).
-                deadline = time.monotonic() + answer_timeout
-                while new_dtid is None and net in pending and time.monotonic() < deadline:
-                    answered.clear()
-                    try:
-                        await asyncio.wait_for(answered.wait(), deadline - time.monotonic())
-                    except TimeoutError:
-                        break
-                    new_dtid = tid_map.get(net)
-                if new_dtid is None:
-                    if visible:
-                        emit(
-                            "message",
-                            dataclasses.replace(
-                                e,
-                                note=_join(
-                                    e.note, "not sent: the target never answered this dialogue"
-                                ),
-                            ),
-                        )
-                    continue
-            if otid is not None and e.tcap == "Begin":
-                tid_map.pop(otid, None)  # a reused transaction ID starts a new dialogue
-            if otid is not None and visible:
-                shown.add(otid)
-            try:
-                tdata = rewrite_tids(e.tcap_data, dtid=new_dtid) if new_dtid else e.tcap_data
-                x = retarget(
-                    msg.mtp3,  # type: ignore[arg-type]
-                    cfg,
-                    e,
-                    opc=peer_pc,
-                    tcap_data=tdata,
-                    numbers=numbers,
-                    capture_pcf=capture_pcf,
-                )
-            except (DecodeError, EncodeError) as exc:
-                summary.warnings += 1
-                emit("warning", CaptureWarning(e.frame, f"cannot re-address: {exc}"))
-                continue
-            if visible:
-                emit("message", dataclasses.replace(e, source="sent", ts=time.time()))
-            if otid is not None and e.tcap in ("Begin", "Continue"):
-                pending[otid] = time.monotonic()
-            answered.clear()
-            client.send(x)
-            summary.fed += 1
-            if speed is None and otid is not None and e.tcap in ("Begin", "Continue"):
-                try:
-                    await asyncio.wait_for(answered.wait(), answer_timeout)
-                except TimeoutError:
-                    pass
-        # Answers to the last messages.
-        deadline = time.monotonic() + answer_timeout
-        while pending and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        summary.unanswered = len(pending)
-    finally:
-        client.close()
-        await asyncio.sleep(0.05)
-        if writer is not None:
-            writer.close()
-    return summary

@@ -1,0 +1,152 @@
+"""``mcn-scp rates | cdr``: tariffs by call category and prefix, and the CDR export."""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import IO
+
+import asyncpg
+import click
+
+from scp.cli.common import (
+    BadInputError,
+    actor,
+    emit,
+    json_option,
+    network_today,
+    parse_datetime,
+    run_db,
+    table,
+)
+from scp.flows import provisioning as prov
+from scp.service.provisioning import (
+    to_json,
+)
+
+
+@click.group("rates")
+def rates_group() -> None:
+    """Tariffs by call category and prefix."""
+
+
+_RATE_TEXT_COLS = [
+    "id",
+    "call_category",
+    "prefix",
+    "per_minute",
+    "per_sms",
+    "per_use",
+    "monthly_fee",
+    "valid_from",
+]
+
+
+@rates_group.command("add")
+@click.argument("call_category")
+@click.argument("prefix", default="")
+@click.option("--per-minute", default="0")
+@click.option("--per-sms", default="0")
+@click.option("--per-use", default="0")
+@click.option("--monthly-fee", default="0")
+@click.option("--valid-from", default=None, help="YYYY-MM-DD (default today)")
+@json_option
+def rates_add(
+    call_category: str,
+    prefix: str,
+    per_minute: str,
+    per_sms: str,
+    per_use: str,
+    monthly_fee: str,
+    valid_from: str | None,
+    as_json: bool,
+) -> None:
+    """Add or replace a tariff line (CALL_CATEGORY: local|national|hmt|international)."""
+    today = network_today()
+    rate = run_db(
+        lambda c: prov.add_rate(
+            c,
+            actor(),
+            call_category,
+            prefix,
+            today=today,
+            per_minute=per_minute,
+            per_sms=per_sms,
+            per_use=per_use,
+            monthly_fee=monthly_fee,
+            valid_from=valid_from,
+        )
+    )
+    emit(rate, as_json, lambda r: f"rate {r.id} saved")
+
+
+@rates_group.command("list")
+@click.option("--category", default=None)
+@json_option
+def rates_list(category: str | None, as_json: bool) -> None:
+    """Tariff lines."""
+    emit(
+        run_db(lambda c: prov.list_rates(c, call_category=category)),
+        as_json,
+        lambda rs: table([to_json(r) for r in rs], _RATE_TEXT_COLS),
+    )
+
+
+@rates_group.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig", lazy=False))
+def rates_import(file: IO[str]) -> None:
+    """CSV: call_category,prefix,per_minute,per_sms,per_use,monthly_fee[,valid_from]."""
+    reader = csv.DictReader(file)
+    need = {"call_category", "prefix"}
+    if not reader.fieldnames or not need <= set(reader.fieldnames):
+        raise BadInputError("line 1: header needs call_category,prefix and price columns")
+    rows = [(reader.line_num, r) for r in reader]
+    today = network_today()
+    n = run_db(lambda c: prov.import_rates(c, actor("oss"), rows, today=today))
+    click.echo(f"{n} rates loaded")
+
+
+@click.group("cdr")
+def cdr_group() -> None:
+    """Charging data records."""
+
+
+@cdr_group.command("export")
+@click.option(
+    "--since", default=None, help="ISO date/time, inclusive (no offset: [notify] timezone)."
+)
+@click.option("--until", default=None, help="ISO date/time, exclusive.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json"]),
+    default="csv",
+    show_default=True,
+    help="json: one object per line.",
+)
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8", lazy=True), default="-")
+def cdr_export(since: str | None, until: str | None, fmt: str, output: IO[str]) -> None:
+    """Stream CDRs in start order to a CSV or JSON-lines file (default stdout)."""
+    s, u = parse_datetime(since, "since"), parse_datetime(until, "until")
+
+    async def go(conn: asyncpg.Connection) -> int:
+        n = 0
+        w = csv.writer(output) if fmt == "csv" else None
+        if w:
+            w.writerow(prov.CDR_COLUMNS)
+        async with conn.transaction():
+            async for r in prov.iter_cdrs(conn, since=s, until=u):
+                if w:
+                    w.writerow(
+                        [
+                            "" if v is None else (v.isoformat() if hasattr(v, "isoformat") else v)
+                            for v in r.values()
+                        ]
+                    )
+                else:
+                    output.write(json.dumps(to_json(r), ensure_ascii=False) + "\n")
+                n += 1
+        return n
+
+    n = run_db(go)
+    click.echo(f"{n} CDRs exported", err=True)

@@ -1,0 +1,190 @@
+"""The simulator's SIGTRAN side: one client-role stack (the node's own cores, RFC 4666 §4.3
+ASP in client role) with a queue of TC indications per dialogue.
+
+Every network element the simulator plays shares this one M3UA ASP, each on its own SCCP
+subsystem (3GPP TS 23.003 §8.1): the gsmSSF/MSC and the gsmSRF on 146 (CAP), the HLR on 6 and
+the VLR on 7 (MAP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from scp.app import build_stack
+from scp.config import Config, parse_config
+from scp.core.m3ua_asp import Transmit
+from scp.core.stack import TC_TYPES
+from scp.primitives import (
+    ApplicationContext,
+    RoutingIndicator,
+    SccpAddress,
+    TcBegin,
+    TcEnd,
+    TcUAbort,
+)
+
+__all__ = [
+    "SimPeer",
+]
+
+
+PEER_CONFIG = """
+[node]
+name = "sim"
+worker_id = 9
+[m3ua]
+role = "client"
+peers = ["127.0.0.1:1"]
+routing_context = {rc}
+local_pc = {pc}
+pc_format = "{pcf}"
+network_indicator = {ni}
+beat_interval = 0
+[sccp]
+global_title = "8613900000"
+default_dpc = {dpc}
+[sccp.ssn]
+cap = 146
+map = 6
+sc = 7
+inap = 241
+"""
+
+
+class SimPeer:
+    """The simulator's SIGTRAN side: one client-role stack, bytes in and out through callbacks.
+
+    ``send_bytes`` carries M3UA messages to the SCP; :meth:`receive` takes the SCP's. TC
+    indications go to the queue of their dialogue; a TC-BEGIN from the SCP (the SCP asking the
+    HLR) goes to ``on_begin``.
+    """
+
+    def __init__(
+        self,
+        *,
+        scp_pc: int = 100,
+        local_pc: int = 200,
+        routing_context: int = 1,
+        network_indicator: int = 2,
+        scp_ssn: Any = None,
+        send_bytes: Callable[[bytes], None] | None = None,
+        pc_format: str = "itu",
+    ) -> None:
+
+        self.cfg: Config = parse_config(
+            PEER_CONFIG.format(
+                rc=routing_context, pc=local_pc, ni=network_indicator, dpc=scp_pc, pcf=pc_format
+            )
+        )
+        self.stack = build_stack(self.cfg)
+        self.scp_pc = scp_pc
+        self.local_pc = local_pc
+        self.scp_ssn = scp_ssn
+        self.send_bytes = send_bytes
+        self.queues: dict[int, asyncio.Queue[object]] = {}
+        self.on_begin: Callable[[TcBegin], None] | None = None
+        self.active = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self.assoc_id = 1
+
+    # -- transport side --------------------------------------------------------------------------
+
+    def connected(self) -> None:
+        self._process(self.stack.association_up(self.assoc_id, time.monotonic()))
+
+    def receive(self, data: bytes) -> None:
+        self._process(self.stack.receive(self.assoc_id, data, time.monotonic()))
+
+    def disconnected(self) -> None:
+        self._process(self.stack.association_down(self.assoc_id, time.monotonic()))
+        self.active.clear()
+
+    def _process(self, outputs: list[object]) -> None:
+
+        for o in outputs:
+            t = type(o)
+            if t is Transmit:
+                if self.send_bytes is not None:
+                    self.send_bytes(o.data)  # type: ignore[attr-defined]
+            elif t in TC_TYPES:
+                did = o.dialogue_id  # type: ignore[attr-defined]
+                q = self.queues.get(did)
+                if q is not None:
+                    q.put_nowait(o)
+                elif t is TcBegin and self.on_begin is not None:
+                    self.queues[did] = asyncio.Queue()
+                    self.on_begin(o)  # type: ignore[arg-type]
+        if self.stack.m3ua.is_active:
+            self.active.set()
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        d = self.stack.next_deadline()
+        if d is not None:
+            self._timer = asyncio.get_running_loop().call_later(
+                max(0.0, d - time.monotonic()), self._on_timer
+            )
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._process(self.stack.handle_timer(time.monotonic()))
+
+    # -- TC-user side ----------------------------------------------------------------------------
+
+    def address(self, ssn: int) -> SccpAddress:
+        return SccpAddress(ri=RoutingIndicator.SSN, pc=self.local_pc, ssn=ssn)
+
+    def scp_address(self, ssn: int) -> SccpAddress:
+        return SccpAddress(ri=RoutingIndicator.SSN, pc=self.scp_pc, ssn=ssn)
+
+    def begin(
+        self,
+        *,
+        called_ssn: int,
+        calling_ssn: int,
+        ac: ApplicationContext,
+        components: tuple[Any, ...],
+    ) -> int:
+        did = self.stack.tcap.new_dialogue_id()
+        self.queues[did] = asyncio.Queue()
+        self._process(
+            self.stack.tc_request(
+                TcBegin(
+                    dialogue_id=did,
+                    called=self.scp_address(called_ssn),
+                    calling=self.address(calling_ssn),
+                    application_context=ac,
+                    components=components,
+                ),
+                time.monotonic(),
+            )
+        )
+        return did
+
+    def request(self, prim: Any) -> None:
+        if isinstance(prim, (TcEnd, TcUAbort)):
+            self.queues.pop(prim.dialogue_id, None)
+        self._process(self.stack.tc_request(prim, time.monotonic()))
+
+    async def next(self, did: int, timeout: float) -> object | None:
+        q = self.queues.get(did)
+        if q is None:
+            return None
+        try:
+            return await asyncio.wait_for(q.get(), timeout)
+        except TimeoutError:
+            return None
+
+    def forget(self, did: int) -> None:
+        self.queues.pop(did, None)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
