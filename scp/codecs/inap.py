@@ -24,7 +24,9 @@ from scp.codecs.cap import (
     HOT,
     OperationCodec,
     _Enum,
+    dec_ica,
     dec_received_info,
+    enc_ica,
     enc_received_info,
     read_tlv,
     shared_typed,
@@ -76,8 +78,6 @@ def _build() -> _InapCodec:
     typed = shared_typed((dec_release, enc_release))
     # CS-1 charging octet strings are network specific: not interpreted (module docstring).
     del typed[35], typed[36]
-    from scp.codecs.cap import dec_ica, enc_ica
-
     typed[32] = (ops.InitiateCallAttempt, dec_ica, enc_ica)
     t = _asn.inap_types()
     enums = {

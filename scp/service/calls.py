@@ -42,6 +42,7 @@ from scp.codecs.numbers import (
     GenericNumber,
     NatureOfAddress,
     RedirectingNumber,
+    encode_bcd,
 )
 from scp.service.rating import RateTable
 
@@ -131,8 +132,6 @@ class CallSettings:
     def from_config(cls, cfg: object) -> CallSettings:
         """Build from a :class:`scp.config.Config`."""
         from dataclasses import asdict
-
-        from scp.codecs.numbers import encode_bcd
 
         c = cfg.call  # type: ignore[attr-defined]
         ivr = cfg.ivr  # type: ignore[attr-defined]

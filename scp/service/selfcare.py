@@ -37,6 +37,7 @@ from scp.service.calls import (
     OpFailed,
     Phase,
     Send,
+    called_number,
     e164,
     prompt,
 )
@@ -239,8 +240,6 @@ class SelfcareSession(CallSession):
         return self._release(at, f"prompt-failed:{ev.error}")
 
     def _connect_plain(self, dest: str) -> ops.Connect:
-        from scp.service.calls import called_number
-
         return ops.Connect((called_number(dest),))
 
     def handle(

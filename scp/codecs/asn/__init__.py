@@ -107,6 +107,8 @@ ERRORS: dict[int, str] = {
 @cache
 def inap_module() -> ModuleType:
     """The generated pycrate module (imported once, on first call)."""
+    # Deferred: importing it builds every INAP ASN.1 object (most of a second, tens of MB),
+    # which a node without INAP dialogues, and every CAP / MAP-only tool, never needs.
     from scp.codecs.asn import _inap_gen
 
     return _inap_gen

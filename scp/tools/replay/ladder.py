@@ -21,6 +21,7 @@ Nothing here raises on a bad capture: undecodable layers become a note on the la
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -291,11 +292,11 @@ _CODECS: dict[str, Any] = {}
 
 
 def _codec(protocol: str) -> Any:
-    """The operation codec module of a protocol, imported on first use (pycrate loads slowly)."""
+    """The operation codec module of a protocol, imported on first use."""
     mod = _CODECS.get(protocol)
     if mod is None:
-        import importlib
-
+        # Deferred: each codec loads pycrate's ASN.1 for its protocol (CAP and MAP most of a
+        # second together, INAP its generated module); a capture loads only what it carries.
         mod = importlib.import_module(f"scp.codecs.{protocol}")
         _CODECS[protocol] = mod
     return mod
