@@ -51,6 +51,7 @@ test: deps-test lint
 lint: install
 	$(VENV)/bin/ruff check scp tests bench
 	$(VENV)/bin/ruff format --check scp tests bench
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy scp
 
 bench: install
@@ -60,4 +61,4 @@ inap-asn: install
 	$(PY) -m scp.codecs.asn.regen
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info tests/smppd/node_modules
+	rm -rf $(VENV) .pytest_cache .hypothesis .import_linter_cache build *.egg-info tests/smppd/node_modules
