@@ -1,4 +1,4 @@
-"""Benchmark: busy-to-IVR call flows through M3UA/TCP against a separate SCP process (issue 5).
+"""Benchmark: busy-to-IVR call flows through M3UA/TCP against a separate SCP process.
 
 One flow = the switch opens a CAP v2 dialogue with InitialDP (TAA) for a subscriber, the SCP
 loads the subscriber from PostgreSQL and answers RRBE + Continue in a TC-CONTINUE; the switch
@@ -380,8 +380,8 @@ _BUCKETS = (
     ("pycrate (CAP/INAP ASN.1 BER)", ("pycrate",)),
     ("scp codecs (ops, numbers, tcap, sccp, m3ua)", ("/scp/codecs/",)),
     ("scp protocol cores (m3ua, sccp, tcap)", ("/scp/core/",)),
-    ("call service + executor", ("/scp/service/", "/scp/callflow.py", "/scp/state/")),
-    ("node + adapters", ("/scp/app.py", "/scp/adapters/", "/scp/capture.py")),
+    ("call service + flows", ("/scp/service/", "/scp/flows/", "/scp/state/")),
+    ("node + adapters", ("/scp/app.py", "/scp/adapters/")),
     ("asyncpg (PostgreSQL client)", ("asyncpg",)),
     ("logging", ("structlog", "logging")),
 )
@@ -427,7 +427,7 @@ def main() -> None:
     ap.add_argument(
         "--no-notify",
         action="store_true",
-        help="experiment: leave out the notifications hook (issue 6)",
+        help="experiment: leave out the notifications hook",
     )
     ap.add_argument(
         "--async-commit",

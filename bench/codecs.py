@@ -3,8 +3,8 @@
 Prints one JSON object: for each operation the decode and encode time in microseconds through
 the typed layer as the SCP uses it (bytes <-> ops dataclasses, the hand-written BER fast path
 of ``scp.codecs.fastber`` first), through raw pycrate (bytes <-> pycrate value notation,
-``from_ber`` + ``get_val`` / ``set_val`` + ``to_ber``) and the typed/raw ``ratio`` (issue 3
-target: <= 1.15); for reference also the typed layer with the fast path switched off
+``from_ber`` + ``get_val`` / ``set_val`` + ``to_ber``) and the typed/raw ``ratio`` (target:
+<= 1.15); for reference also the typed layer with the fast path switched off
 (``typed_pycrate_only_us``, ``ratio_pycrate_only``). Times are the best of ``--repeat``
 rounds of ``--number`` calls (the machine's quietest moment), interleaved so that
 concurrent load shifts every column alike.

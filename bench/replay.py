@@ -14,7 +14,7 @@ steadier number on a shared machine); wall times are printed too:
 * ``tshark -r FILE -T fields`` with the frame number, TCAP type and IDs and the CAP/MAP opcodes,
   the same information, with the SSN preferences of tests/tshark.py.
 
-Target (issue 7): replay at least half tshark's rate (``ratio`` >= 0.5).
+Target: replay at least half tshark's rate (``ratio`` >= 0.5).
 
     python bench/replay.py [--messages 100000] [--rounds 3] [--keep FILE]
 """

@@ -9,7 +9,7 @@ Baseline in the same run: raw pycrate parsing of the same M3UA message and of it
 (``pycrate_mobile.M3UA.parse_M3UA`` and ``pycrate_mobile.SCCP.parse_SCCP``) — parsing only, no
 answer built, so the ratio flatters pycrate.
 
-Prints one JSON object. Target (issue): at least 20,000 round trips/s.
+Prints one JSON object. Target: at least 20,000 round trips/s.
 """
 
 from __future__ import annotations

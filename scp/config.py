@@ -257,7 +257,7 @@ class AnnouncementConfig:
 
 @dataclass(frozen=True)
 class CallConfig:
-    """[call]: call handling (issue 5): triggers, the caller's menu, forwarding and charging."""
+    """[call]: call handling: triggers, the caller's menu, forwarding and charging."""
 
     no_answer_timer: int = 20  # s, applicationTimer of the tNoAnswer DP (TS 29.078 §7.6)
     not_reachable_causes: tuple[int, ...] = (18, 19, 20, 27, 31)  # Q.850 busyCause values
@@ -341,7 +341,7 @@ class RatingConfig:
 
 @dataclass(frozen=True)
 class NotifyConfig:
-    """[notify]: notification SMS, HLR alert registration and SMS commands (issue 6)."""
+    """[notify]: notification SMS, HLR alert registration and SMS commands."""
 
     language: Literal["zh", "en"] = "zh"  # for recipients who are not subscribers
     templates_dir: str = ""  # empty: conf/templates of the installation

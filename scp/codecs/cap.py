@@ -1456,7 +1456,7 @@ CODEC = OperationCodec(
     enums=_CAP_ENUMS,
     version_of=cap_version,
 )
-# The hot operations of a call (issue 3): InitialDP, AssistRequestInstructions,
+# The hot operations of a call: InitialDP, AssistRequestInstructions,
 # EventReportBCSM, ApplyChargingReport come in; RequestReportBCSMEvent, Connect,
 # ConnectToResource, PlayAnnouncement, PromptAndCollectUserInformation, ReleaseCall,
 # ApplyCharging, EstablishTemporaryConnection go out (Continue and DisconnectForwardConnection

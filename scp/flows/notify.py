@@ -1,4 +1,4 @@
-"""Notification flows (issue 6): the SMS a missed call, a presence event or a receipt causes,
+"""Notification flows: the SMS a missed call, a presence event or a receipt causes,
 queued in the event's own transaction.
 
 Flows (ARCHITECTURE §4 "Subscriber present"):

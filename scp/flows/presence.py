@@ -1,4 +1,4 @@
-"""The MAP TC-user: subscriber presence in, HLR alert registration out (issue 6).
+"""The MAP TC-user: subscriber presence in, HLR alert registration out.
 
 Spec: 3GPP TS 29.002 - §12.5 alertServiceCentre (shortMsgAlertContext v2, op 64, answered with
 an empty result) and alertServiceCentreWithoutResult (v1, op 49, no result); §8.11.2

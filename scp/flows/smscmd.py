@@ -1,4 +1,4 @@
-"""SMS commands to the service number (来话点播 by SMS, issue 6): the self-care channel "sms",
+"""SMS commands to the service number (来话点播 by SMS): the self-care channel "sms",
 carried out in the MO's transaction.
 
 A mobile-originated SMS to ``[notify].service_number`` is one command (CX, KT, QX, HMD n,

@@ -1,4 +1,4 @@
-"""Call handling decisions for a terminating call to a subscriber (issue 5, ARCHITECTURE §4).
+"""Call handling decisions for a terminating call to a subscriber (ARCHITECTURE §4).
 
 Pure: one :class:`CallSession` per call (the switch's CAP or INAP dialogue, plus the media
 server's assist dialogue in ``etc`` mode). It takes decoded operations (``scp.codecs.ops``),

@@ -6,7 +6,8 @@ first that accepts the application context owns the dialogue until it ends. A di
 an application context nobody serves is refused with an AARE carrying
 ``application-context-name-not-supported`` (Q.774 §3.2.2.1), so the peer can fall back.
 
-:class:`ContinueUser` is the interim call-control user: it answers a CAP (29.078) or INAP CS-1
+:class:`ContinueUser` is the stack's own call-control user, for a node wired with no service
+(tests, benchmarks; ``scp.app.Node`` without TC-users): it answers a CAP (29.078) or INAP CS-1
 (ETS 300 374-1) InitialDP with a Continue in a TC-END, in the context the peer proposed, and
 rejects any other operation (Q.773 §3.2.2.1 invoke problem ``unrecognizedOperation``).
 """
@@ -121,7 +122,8 @@ class Dispatcher:
 
 
 class ContinueUser:
-    """Interim call control: InitialDP -> Continue in TC-END; anything else is rejected."""
+    """Call control of the stack alone: InitialDP -> Continue in TC-END; anything else is
+    rejected."""
 
     def accepts(self, begin: TcBegin) -> bool:
         return begin.application_context in CALL_CONTROL_ACS
@@ -154,5 +156,5 @@ class ContinueUser:
 
 
 def TcUser() -> Dispatcher:  # noqa: N802 - kept as the bench's and tests' entry point
-    """The interim TC-user: a dispatcher with only :class:`ContinueUser`."""
+    """The stack's TC-user alone: a dispatcher with only :class:`ContinueUser`."""
     return Dispatcher([ContinueUser()])

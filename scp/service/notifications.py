@@ -1,4 +1,4 @@
-"""Notification decisions (issue 6): what SMS a missed call, a presence event or a receipt causes.
+"""Notification decisions: what SMS a missed call, a presence event or a receipt causes.
 
 The pure part (ARCHITECTURE §2: ``service/`` decides, it never does I/O): templates and their
 rendering, grouping of missed calls per caller, the texts, the choice of an ad, and

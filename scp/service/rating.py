@@ -1,4 +1,4 @@
-"""Rating: call category of a destination and the charge of a call, fee or SMS (issue 5).
+"""Rating: call category of a destination and the charge of a call, fee or SMS.
 
 Pure: the executor (``scp.flows.calls``) loads the tariff lines (table ``rate``, migration 0001)
 and the per-number overrides (table ``rate_override``, migration 0010) into a

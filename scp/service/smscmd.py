@@ -1,4 +1,4 @@
-"""SMS commands to the service number (来话点播 by SMS, issue 6): the commands and their parsing.
+"""SMS commands to the service number (来话点播 by SMS): the commands and their parsing.
 
 The pure part (ARCHITECTURE §2: ``service/`` decides, it never does I/O): :func:`parse_command`
 reads the one command of a mobile-originated SMS to ``[notify].service_number`` (default

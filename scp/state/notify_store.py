@@ -1,4 +1,4 @@
-"""Named SQL of the notification service (issue 6): what ``scp.flows.notify``,
+"""Named SQL of the notification service: what ``scp.flows.notify``,
 ``scp.flows.smscmd`` and ``scp.flows.presence`` read and write, kept out of their decisions
 (``scp.service.notifications``, ``scp.service.smscmd``).
 

@@ -1,4 +1,4 @@
-"""Call handling end to end (issue 5): a simulated switch and media server over M3UA/TCP.
+"""Call handling end to end: a simulated switch and media server over M3UA/TCP.
 
 The node runs :mod:`scp.flows.calls` on a real PostgreSQL; the peer ASP plays the MSC/SSP (CAP v2,
 v3, v4 and INAP CS-1 dialogues) and the media server (its own assist dialogue in ``etc`` mode).

@@ -1,4 +1,4 @@
-"""MAP end to end over M3UA/TCP (issue 6): an HLR / VLR peer ASP against the node's MAP user.
+"""MAP end to end over M3UA/TCP: an HLR / VLR peer ASP against the node's MAP user.
 
 * HLR -> AlertServiceCentre v2 (result) and v1 alertServiceCentreWithoutResult (no result)
 * VLR -> NoteMM-Event v3 (IMSI attach: present; detach: absent)

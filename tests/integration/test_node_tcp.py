@@ -1,4 +1,4 @@
-"""The node end to end over loopback M3UA/TCP against a peer ASP (issue: foundation).
+"""The node end to end over loopback M3UA/TCP against a peer ASP.
 
 Handshake, DATA both ways (an InitialDP answered by Continue in TC-END in the proposed
 application context), heartbeat, peer disconnect and reconnect, clean shutdown; every frame

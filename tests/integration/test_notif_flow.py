@@ -1,4 +1,4 @@
-"""Notification flows on real PostgreSQL (issue 6): what a missed call, a presence event, a
+"""Notification flows on real PostgreSQL: what a missed call, a presence event, a
 receipt or an MO SMS leaves in the outbox, exactly, and that nothing is queued twice."""
 
 from __future__ import annotations

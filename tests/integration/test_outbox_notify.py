@@ -1,4 +1,4 @@
-"""The node's outbox (NotifyingOutbox over PostgreSQL) driven by OutboxSender (issue 6).
+"""The node's outbox (NotifyingOutbox over PostgreSQL) driven by OutboxSender.
 
 * two senders on the same outbox never submit a row twice;
 * temporary refusals back off and are given up after ``max_attempts``, permanent ones at

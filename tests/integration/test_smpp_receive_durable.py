@@ -1,4 +1,4 @@
-"""Nothing lost on the SMPP receive side (issue 6: "SMSC or database outages delay, never drop").
+"""Nothing lost on the SMPP receive side ("SMSC or database outages delay, never drop").
 
 Against the real third-party test SMSC (npm ``smpp``, tests/smppd), which logs every
 deliver_sm_resp it gets (status, time) and delivers again what was answered with an error:

@@ -127,7 +127,7 @@ async def test_outbox_sender_drives_pg_outbox(clean_pool: asyncpg.Pool) -> None:
     assert await clean_pool.fetchval("SELECT max(attempts) FROM sms_outbox") == 2
 
 
-# -- batching (issue 6 "Measured, not asserted"): group commit, read-ahead claims, crash bound --
+# -- batching: group commit, read-ahead claims, crash bound -----------------------------------
 
 
 async def _claimed(ob: PgOutbox, n: int, now: datetime) -> list[OutboundSms]:

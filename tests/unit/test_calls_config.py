@@ -1,4 +1,4 @@
-"""The [call], [call.announcements] and [rating] keys (issue 5): defaults, and every bad value
+"""The [call], [call.announcements] and [rating] keys: defaults, and every bad value
 is refused naming its key."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Message ladders against the pure call service (issue 5): every path, no database, no sockets.
+"""Message ladders against the pure call service: every path, no database, no sockets.
 
 Each test feeds a :class:`CallSession` the operations a switch / media server would send and
 checks the actions in order (what is sent on which dialogue, how it closes, what is written).

@@ -27,7 +27,7 @@ from tests.unit import test_codecs_inap as ti
 from tests.unit import test_codecs_map as tm
 from tests.unit.test_codecs_helpers import PCAPS, components_from_pcap, invoke, wrap
 
-MUTATIONS = 10_000  # mutated parameters per hot operation (issue 3 / the fast-path brief)
+MUTATIONS = 10_000  # mutated parameters per hot operation
 V2, V4 = tc.V2, tc.V4
 SRF_V2 = tc.SRF_V2
 

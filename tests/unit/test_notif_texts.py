@@ -1,4 +1,4 @@
-"""Pure notification decisions (issue 6): templates, numbers, grouping, digests and ads."""
+"""Pure notification decisions: templates, numbers, grouping, digests and ads."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_numbers_as_the_subscriber_dials_them(e164: str | None, shown: str) -> N
     assert display_number(e164, ZH) == shown
 
 
-def test_exact_texts_of_the_issue() -> None:
+def test_exact_texts_of_the_service_description() -> None:
     assert missed_call_texts([group("8613912345678", 3)], ZH, TZ) == [
         "您好,用户13912345678于11月25日9时呼叫您3次,请回电!"
     ]

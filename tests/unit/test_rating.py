@@ -1,4 +1,4 @@
-"""Rating (issue 5): call category by prefix rules and overrides, tariff choice, charges."""
+"""Rating: call category by prefix rules and overrides, tariff choice, charges."""
 
 from __future__ import annotations
 

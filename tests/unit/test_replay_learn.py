@@ -1,4 +1,4 @@
-"""Replay learns from a capture which protocol each subsystem carries (scp/replay.py).
+"""Replay learns from a capture which protocol each subsystem carries (scp/tools/replay/ladder.py).
 
 Captures from the network start mid-call: a Continue whose Begin is not in the file names no
 application context. Each case below is a small capture written here (M3UA DATA in SCTP), so

@@ -1,4 +1,5 @@
-"""Scenario verdicts (scp/simulate.py): each scenario's declared expectation against what was seen.
+"""Scenario verdicts (scp/tools/simulate/scenarios.py): each scenario's declared expectation
+against what was seen.
 
 Pure: a CallResult (what the SCP sent, how the call ended) and Records (the rows the call
 wrote) go in, a verdict comes out: ok, not checked (naming what could not be seen and why) or

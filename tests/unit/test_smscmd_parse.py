@@ -1,4 +1,4 @@
-"""SMS command parsing (issue 6, 来话点播 by SMS): named cases and a fuzz run."""
+"""SMS command parsing (来话点播 by SMS): named cases and a fuzz run."""
 
 from __future__ import annotations
 

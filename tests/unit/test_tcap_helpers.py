@@ -1,7 +1,7 @@
 """Test helpers for the TCAP tests: wrap TCAP bytes in SCCP UDT + M3UA DATA for tshark.
 
-The SCCP and M3UA codecs are written concurrently, so the TCAP tests frame their own messages
-(Q.713 §4.10 UDT, RFC 4666 §3.3.1 DATA) to hand Wireshark something it decodes down to TCAP
+The TCAP tests frame their own messages (Q.713 §4.10 UDT, RFC 4666 §3.3.1 DATA), apart from
+the SCCP and M3UA codecs tested elsewhere, to hand Wireshark something it decodes down to TCAP
 and CAMEL: called and calling party route on SSN 146 (CAP, see tests/tshark.PREFS).
 """
 

@@ -18,7 +18,7 @@ CREATE TABLE subscriber (
                         CHECK (status IN ('active', 'suspended', 'barred')),
     language            text NOT NULL DEFAULT 'zh' CHECK (language IN ('zh', 'en')),
     user_group          text NOT NULL DEFAULT 'default' CHECK (length(user_group) BETWEEN 1 AND 32),
-    -- Only a salted slow hash ("scrypt$<log2 n>$<r>$<p>$<salt b64>$<hash b64>", scp/state/pin.py).
+    -- Only a salted slow hash ("scrypt$<log2 n>$<r>$<p>$<salt b64>$<hash b64>", scp/service/pin.py).
     pin_hash            text,
     pin_failed_attempts smallint NOT NULL DEFAULT 0 CHECK (pin_failed_attempts >= 0),
     pin_locked_at       timestamptz,

@@ -1,4 +1,4 @@
--- 0010: per-number call category overrides for rating (issue 5, scp/service/rating.py).
+-- 0010: per-number call category overrides for rating (scp/service/rating.py).
 --
 -- A destination equal to `number` (kind exact), or starting with it (kind prefix, longest
 -- wins), is rated in `call_category` whatever the prefix rules say: e.g. a neighbouring area

@@ -1,4 +1,4 @@
--- 0020: notification bookkeeping (issue 6: subscriber present over MAP, missed-call SMS).
+-- 0020: notification bookkeeping (subscriber present over MAP, missed-call SMS).
 --
 -- hlr_alert: a callee the HLR must alert us for. After a missed call to an absent subscriber
 -- the SCP sends MAP SendRoutingInfoForSM then ReportSM-DeliveryStatus (3GPP TS 29.002 §12.3,

@@ -1,4 +1,4 @@
--- Call path in fewer round trips (issue 5, "Measured, not asserted").
+-- Call path in fewer round trips (measured by bench/calls.py).
 --
 -- A busy / no-answer / not-reachable call used to cost about ten statements (BEGIN, the
 -- missed call, then scp.service.notifications.on_missed_call: recipient, advisory lock, open
