@@ -200,7 +200,8 @@ async def test_every_demo_capture_gets_the_answers_it_holds(
     """Our SCP answers each captured dialogue as the capture's SCP did (operation by operation).
 
     The captures were made by the simulator against this SCP (pcaps/README.md); a difference
-    means the call flow changed: regenerate them with ``python -m scp.simulate pcaps --with-db``.
+    means the call flow changed: regenerate them with
+    ``python -m scp.tools.simulate.captures pcaps``.
     """
     await seed_subscribers(clean_pool, today=today())
     mode = next((m for m in ("ctr", "etc") if path.stem.endswith(m)), "connect")
