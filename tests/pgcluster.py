@@ -117,6 +117,11 @@ class PgCluster:
         """pg_ctl stop: ``fast`` rolls sessions back, ``immediate`` is a crash."""
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
 
+    def reload(self, **settings: str) -> None:
+        """Settings appended, then read by the running server (pg_ctl reload)."""
+        self.configure(**settings)
+        self._run("pg_ctl", "-D", str(self.data), "reload")
+
     def promote(self) -> None:
         """A standby becomes a primary (pg_ctl promote, waiting until it accepts writes)."""
         self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "promote")
@@ -129,7 +134,8 @@ class PgCluster:
             "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
             "-D", str(other.data), "-R", "-X", "stream", "-c", "fast",
         )  # fmt: skip
-        other.configure()
+        # the copied settings would make a promoted standby wait for a standby of its own
+        other.configure(synchronous_standby_names="''")
         other.start()
         return other
 

@@ -810,7 +810,7 @@ class CallUser:
         """Wait before another attempt after ``e`` (none for a stale connection: another one
         is at hand); the next pause. Raises :class:`_OutOfBudget` when the budget is spent."""
         loop = asyncio.get_running_loop()
-        stale = isinstance(e, (asyncpg.InterfaceError, asyncpg.InternalClientError))
+        stale = store.stale_connection(e)
         if loop.time() + (0.0 if stale else delay) >= deadline:
             raise _OutOfBudget(_why(e)) from e
         self.stats.db_retries += 1

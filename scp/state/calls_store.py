@@ -190,6 +190,14 @@ def transient(exc: BaseException) -> bool:
     return isinstance(exc, _CONNECT_FAILED + _ROLLED_BACK + _OUTCOME_LOST)
 
 
+def stale_connection(exc: BaseException) -> bool:
+    """True when ``exc`` is about the connection the attempt used (closed, handed back to the
+    pool, its protocol left mid-way), not the server: another one may be tried at once."""
+    if isinstance(exc, asyncpg.exceptions.TargetServerAttributeNotMatched):
+        return False  # no server accepts writes yet (a failover under way): wait
+    return type(exc) is asyncpg.InterfaceError or isinstance(exc, asyncpg.InternalClientError)
+
+
 def written_before(exc: BaseException) -> bool:
     """True when ``exc`` says that the missed call being written is in the database already:
     an earlier attempt of the same write committed (migration 0250)."""
