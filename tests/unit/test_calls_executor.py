@@ -233,6 +233,23 @@ def test_which_errors_prove_nothing_was_committed(
     assert callflow.store.nothing_committed(exc) is committed_nothing
 
 
+@pytest.mark.parametrize(
+    ("exc", "stale"),
+    [
+        (_CLOSED, True),
+        (_RELEASED, True),
+        # a multi-host DSN during a failover: no host accepts writes yet, so another
+        # connection at once would find the same; the retry waits like after a refused connect
+        (asyncpg.exceptions.TargetServerAttributeNotMatched("none is read-write"), False),
+        (ConnectionRefusedError("refused"), False),
+        (asyncpg.ConnectionDoesNotExistError("closed in the middle of operation"), False),
+    ],
+)
+def test_which_errors_are_about_the_connection_only(exc: BaseException, stale: bool) -> None:
+    assert callflow.store.stale_connection(exc) is stale
+    assert callflow.store.transient(exc)
+
+
 async def test_stale_connection_after_a_restart_is_replaced_at_once(
     user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
