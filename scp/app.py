@@ -42,6 +42,7 @@ from scp.flows.outbox import OutboxSender, build_outbox, retry_policy
 from scp.flows.presence import MapUser, build_map_user, run_alert_originator
 from scp.primitives import TcBegin, TcEnd, TcPrimitive, TcUAbort
 from scp.service.dialogue import ContinueUser, DialogueUser, Dispatcher
+from scp.service.stats import NodeStats
 from scp.state.migrate import open_migrated_pool
 from scp.web.app import create_app
 from scp.web.context import WebContext
@@ -328,17 +329,19 @@ class TcUsers:
 
     Called with the node once it exists (``Node(cfg, users=TcUsers(pool, cfg))``): the users
     send through it and read its clocks. The live node, the in-process SCP of replay and the
-    simulator all take their users from here.
+    simulator all take their users from here. ``stats`` is the node's one
+    :class:`~scp.service.stats.NodeStats`: the users count in it, the metrics export it.
     """
 
-    def __init__(self, pool: asyncpg.Pool, cfg: Config) -> None:
+    def __init__(self, pool: asyncpg.Pool, cfg: Config, *, stats: NodeStats | None = None) -> None:
         self.pool = pool
         self.cfg = cfg
+        self.stats = stats if stats is not None else NodeStats()
         self.call: CallUser | None = None
         self.map: MapUser | None = None
 
     def __call__(self, node: Node) -> list[DialogueUser]:
-        self.call = build_call_user(node, self.pool, self.cfg)
+        self.call = build_call_user(node, self.pool, self.cfg, stats=self.stats.calls)
         self.map = build_map_user(node, self.pool, self.cfg)
         return [self.call, self.map]
 
@@ -351,9 +354,9 @@ class TcUsers:
             await self.call.aclose()
 
 
-def build_users(pool: asyncpg.Pool, cfg: Config) -> TcUsers:
-    """The TC-users of a node on ``pool`` (see :class:`TcUsers`)."""
-    return TcUsers(pool, cfg)
+def build_users(pool: asyncpg.Pool, cfg: Config, *, stats: NodeStats | None = None) -> TcUsers:
+    """The TC-users of a node on ``pool``, counting in ``stats`` (see :class:`TcUsers`)."""
+    return TcUsers(pool, cfg, stats=stats)
 
 
 class Services:
@@ -491,7 +494,7 @@ async def run_node(
     on_started: Callable[[Services], object] | None = None,
 ) -> None:
     """``mcn-scp run``: everything up, serve until SIGINT/SIGTERM, everything down cleanly."""
-    pool = await open_migrated_pool()
+    pool = await open_migrated_pool(options=cfg.database)
     try:
         services = Services(cfg, pool, capture=capture)
         await services.start()
@@ -540,7 +543,7 @@ async def run_web(cfg: Config, *, on_started: Callable[[HttpServer], object] | N
     SIGINT/SIGTERM. Any number of these may run beside the nodes."""
     if not cfg.web.listen:
         raise ConfigError("web.listen", "is empty: nothing to serve")
-    pool = await open_migrated_pool()
+    pool = await open_migrated_pool(options=cfg.database)
     try:
         server = build_http_server(cfg, WebContext(cfg=cfg, pool=pool, wall_now=utcnow, role="web"))
         await server.start()

@@ -442,6 +442,33 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class DatabaseConfig:
+    """[database]: how the node uses PostgreSQL (the server itself: ``MCN_DATABASE_URL``).
+
+    ``budget`` bounds every wait of a signalling answer on the database: an InitialDP whose
+    subscriber cannot be read within it is answered with Continue (the call proceeds as if there
+    were no service), an EventReportBCSM whose records cannot be written within it is still
+    routed (the loss is logged and counted), a MAP presence report gets systemFailure (the HLR
+    alerts again). It must stay well inside the switch's operation timer (TS 29.078: InitialDP
+    and EventReportBCSM are answered within a "short" timer, 1-10 s).
+    """
+
+    budget: float = 1.0
+    # s to open one connection, every host of a multi-host DSN included (asyncpg's timeout)
+    connect_timeout: float = 5.0
+    pool_max_size: int = 10
+    # asyncpg's prepared-statement cache per connection; 0 behind PgBouncer in transaction
+    # pooling mode (a named prepared statement does not survive a change of server connection)
+    statement_cache_size: int = 100
+
+    def validate(self) -> None:
+        _range(self.budget, "database.budget", 0.05, 10)
+        _range(self.connect_timeout, "database.connect_timeout", 0.1, 600)
+        _range(self.pool_max_size, "database.pool_max_size", 4, 1000)
+        _range(self.statement_cache_size, "database.statement_cache_size", 0, 100_000)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration."""
 
@@ -457,6 +484,7 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     log: LogConfig = field(default_factory=LogConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
     source: str = "<defaults>"
 
     def validate(self) -> None:

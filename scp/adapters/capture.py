@@ -14,6 +14,8 @@ that is how Wireshark recognises M3UA without port preferences.
 from __future__ import annotations
 
 import ipaddress
+import os
+import stat
 import struct
 from typing import BinaryIO
 
@@ -73,7 +75,17 @@ class SctpPcapWriter:
 
     @classmethod
     def open(cls, path: str) -> SctpPcapWriter:
-        return cls(open(path, "wb"))  # noqa: SIM115 - closed by close()
+        """A new capture at ``path``, readable by its owner only (mode 0600): the traffic holds
+        subscribers' numbers and the PIN digits callers key in (PromptAndCollect results). An
+        existing regular file is truncated and narrowed to 0600 too."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.fchmod(fd, 0o600)
+            return cls(os.fdopen(fd, "wb"))
+        except BaseException:
+            os.close(fd)
+            raise
 
     def write(
         self,

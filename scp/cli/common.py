@@ -96,8 +96,11 @@ def run_db(fn: Callable[[asyncpg.Connection], Awaitable[T]], *, migrate_first: b
     `mcn-scp db migrate` (or `run`), never a side effect of `subscriber list`.
     """
 
+    ctx = click.get_current_context(silent=True)
+    options = get_config(ctx).database if ctx is not None else None
+
     async def main() -> T:
-        conn = await dbmod.connect()
+        conn = await dbmod.connect(options=options)
         try:
             if migrate_first:
                 if await current_version(conn) == 0:

@@ -13,6 +13,15 @@ AssistRequestInstructions names the correlation ID). TC-U-ABORT, TC-P-ABORT, TC-
 TCAP idle timer end a session; a TC-CONTINUE for a dialogue we no longer know gets a
 TC-U-ABORT. Nothing raises into the node: a failure becomes a protocol answer (Continue when
 the InitialDP could not be served, TC-U-ABORT on the dialogues of a session that broke).
+
+The database never holds a call past ``[database] budget`` per message, well inside the
+switch's operation timer: the InitialDP's reads (tariffs, subscriber) run again on another
+connection after a transient failure until the budget is spent, then the call gets Continue
+(it proceeds as if there were no service); an EventReportBCSM's records are written again
+after an error that proves nothing was committed (or, for a write holding a missed call, after
+any lost outcome: migration 0250 makes it once), then the call is routed all the same and
+what was not written is logged with its content and counted (:class:`CallPathStats`).
+PostgreSQL coming back needs nothing from anyone: the next attempt opens a new connection.
 """
 
 from __future__ import annotations
@@ -52,6 +61,7 @@ from scp.service.notifications import local_day
 from scp.service.provisioning import Actor, ProvisioningError
 from scp.service.rating import RateTable, RatingRules
 from scp.service.selfcare import SelfcareSession, ServiceAnswer, ServiceRequest
+from scp.service.stats import CallPathStats
 from scp.state import calls_store as store
 
 log = structlog.get_logger("scp.flows.calls")
@@ -66,19 +76,13 @@ OP_RELEASE_CALL = 22
 ERR_UNEXPECTED_COMPONENT_SEQUENCE = 14  # TS 29.078 §7.7, ETS 300 374-1 §6.2
 ERR_TASK_REFUSED = 12
 
-# Operation classes (TS 29.078 §8 / Q.1218 §7): 1 result and error, 2 error only, 4 neither.
-# Within the switch's operation timer for the EventReportBCSM answer (29.078: short, 1-10 s).
-RECORD_RETRY_DELAYS = (0.2, 0.5, 1.0)
-RETRYABLE_DB_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # connection refused / reset before the statement ran
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.SerializationError,  # rolled back by the server: safe to run again
-    asyncpg.DeadlockDetectedError,
-    asyncio.TimeoutError,  # pool acquire timed out: nothing ran
-)
+# Pause before another attempt after a failed connect (the server is away), doubled up to the
+# cap and never past the budget; a stale connection is replaced at once.
+DB_RETRY_MIN = 0.02
+DB_RETRY_MAX = 0.2
 CHARGING_GRACE = 30.0  # s beyond the charging period for the switch's ApplyChargingReport
 CALL_MONITOR_LIMIT = 4 * 3600.0  # s a CallInformationRequest may wait for the call to end
+# Operation classes (TS 29.078 §8 / Q.1218 §7): 1 result and error, 2 error only, 4 neither.
 OP_CLASS = {OP_CONTINUE: 4, OP_RELEASE_CALL: 4, OP_PACUI: 1, 18: 2}
 # ApplyChargingReport, AssistRequestInstructions, CallInformationReport... have an error outcome.
 REFUSABLE = {16, 36}
@@ -142,7 +146,25 @@ async def write_records(
             return await write_records(
                 conn, records, cfg=cfg, missed_call_id=missed_call_id, notify=notify
             )
-    conn = db
+    try:
+        return await _write_records(db, records, cfg, missed_call_id, notify)
+    except asyncpg.UniqueViolationError as e:
+        if not store.written_before(e):
+            raise
+        # An earlier attempt of this very write committed (its answer was lost with its
+        # connection): everything it held is in, with this missed call (migration 0250).
+        mc = next(r for r in records if type(r) is C.RecordMissedCall)
+        assert isinstance(mc, C.RecordMissedCall)
+        return await store.missed_call_id(db, mc)
+
+
+async def _write_records(
+    conn: asyncpg.Connection,
+    records: Sequence[store.Record],
+    cfg: Any,
+    missed_call_id: int | None,
+    notify: MissedCallNotifier | None,
+) -> int | None:
     if len(records) == 1 and not conn.is_in_transaction():
         r = records[0]
         if type(r) is not C.RecordMissedCall:
@@ -215,7 +237,14 @@ class _Lanes:
     async def _get(self) -> Any:
         while True:
             if self.free:
-                return self.free.pop()[0]
+                c = self.free.pop()[0]
+                if _usable(c):
+                    return c
+                # its server went away while it waited here (restart, failover): the pool has
+                # taken it back or will discard it; take another
+                self.count -= 1
+                asyncio.get_running_loop().create_task(self._release(c))
+                continue
             if self.count < self.size:
                 self.count += 1
                 try:
@@ -277,6 +306,18 @@ class _Lanes:
             await self._release(c)
 
 
+def _usable(c: Any) -> bool:
+    """False for a pooled connection that closed (or that the pool took back) while idle."""
+    try:
+        return not c.is_closed()
+    except asyncpg.InterfaceError:  # "released back to the pool": its server went away
+        return False
+
+
+class _OutOfBudget(Exception):
+    """The database did not do it within ``[database] budget`` (the cause is chained)."""
+
+
 def _protocol(ac: tuple[int, ...] | None) -> str | None:
     a = appctx.lookup(ac)
     if a is None or a.oid in _NOT_OFFERED:
@@ -328,11 +369,14 @@ class CallUser:
         *,
         rates_ttl: float = 60.0,
         notify: MissedCallNotifier | None = notify_flow,
+        stats: CallPathStats | None = None,
     ) -> None:
         self.node = node
         self.pool = pool
         self.cfg = cfg
         self.notify = notify
+        self.stats = stats if stats is not None else CallPathStats()
+        self.budget = cfg.database.budget
         # Leave a few pool connections to the other users (MAP, SMS sender, self-service).
         size = pool.get_max_size() - 3 if hasattr(pool, "get_max_size") else 2
         self._lanes = _Lanes(pool, max(1, size))
@@ -521,13 +565,14 @@ class CallUser:
             self._send(ctx, C.Send((ops.Continue(),), C.CALL, "end"))
             self._finish(ctx)
             return
+        deadline = self._deadline()
         cls = SelfcareSession if selfcare else CallSession
         corr = f"{leg.did % 10**10:010d}"
         session = cls(
             self.s,
             call_ref=f"{self.cfg.node.name}:{leg.did:08x}",
             protocol=ctx.proto,
-            rates=await self._rates(),
+            rates=await self._rates(deadline),
             correlation_id=corr,
         )
         ctx.session = session
@@ -540,16 +585,27 @@ class CallUser:
             cd = idp.called_party_number
             who, other = (C.e164(cd.digits, cd.nai) if cd is not None else None), caller
         at = self._at()
-        try:
-            callee = None
-            if who:
-                async with self._db() as conn:
-                    callee = await store.load_callee(conn, who, other, local_day(at, self.cfg))
-        except Exception:
-            self.log.exception("subscriber lookup failed: call continues", dialogue=leg.did)
-            self._send(ctx, C.Send((ops.Continue(),), C.CALL, "end"))
-            self._finish(ctx)
-            return
+        callee = None
+        if who:
+            day = local_day(at, self.cfg)
+            try:
+                callee = await self._read(
+                    lambda conn: store.load_callee(conn, who, other, day), deadline
+                )
+            except Exception as e:
+                # No database within the budget: the call proceeds as if there were no service,
+                # before the switch's own timer would decide so.
+                self.stats.continued_without_database += 1
+                self.log.warning(
+                    "subscriber not read: call continues without the service",
+                    dialogue=leg.did,
+                    callee=who,
+                    error=_why(e),
+                    exc_info=None if _database_error(e) else e,  # a bug: its traceback
+                )
+                self._send(ctx, C.Send((ops.Continue(),), C.CALL, "end"))
+                self._finish(ctx)
+                return
         await self._execute(ctx, session.start(idp, callee, self.node.clock(), at))
 
     async def _component(self, ctx: _Ctx, leg: _Leg, name: str, c: object) -> None:
@@ -614,43 +670,7 @@ class CallUser:
             if isinstance(a, (C.RecordMissedCall, C.RecordCallback, C.RecordVoicemail, C.WriteCdr))
         ]
         if records:
-            for delay in (*RECORD_RETRY_DELAYS, None):
-                try:
-                    async with self._db() as conn:
-                        ctx.missed_call_id = await write_records(
-                            conn,
-                            records,
-                            cfg=self.cfg,
-                            missed_call_id=ctx.missed_call_id,
-                            notify=self.notify,
-                        )
-                    break
-                except RETRYABLE_DB_ERRORS as e:
-                    # Nothing was committed (no connection, or the transaction was rolled
-                    # back): try again within the switch's patience rather than lose the call.
-                    if delay is None:
-                        self.log.error(
-                            "call records not written after retries",
-                            dialogue=ctx.call.did,
-                            error=repr(e),
-                            records=[type(r).__name__ for r in records],
-                        )
-                        break
-                    self.log.warning(
-                        "call records write failed, retrying",
-                        dialogue=ctx.call.did,
-                        error=repr(e),
-                        retry_in=delay,
-                    )
-                    await asyncio.sleep(delay)
-                except Exception:
-                    # The caller is still treated; the loss is logged for ops (no silent drop).
-                    self.log.exception(
-                        "call records not written",
-                        dialogue=ctx.call.did,
-                        records=[type(r).__name__ for r in records],
-                    )
-                    break
+            await self._write(ctx, records, self._deadline())
         for a in actions:
             t = type(a)
             if t is C.Send:
@@ -782,18 +802,115 @@ class CallUser:
 
     # -- data -----------------------------------------------------------------------------------
 
-    async def _rates(self) -> RateTable:
+    def _deadline(self) -> float:
+        """When the database work for the message being handled must be over (loop time)."""
+        return asyncio.get_running_loop().time() + self.budget
+
+    async def _retry_pause(self, e: BaseException, delay: float, deadline: float) -> float:
+        """Wait before another attempt after ``e`` (none for a stale connection: another one
+        is at hand); the next pause. Raises :class:`_OutOfBudget` when the budget is spent."""
+        loop = asyncio.get_running_loop()
+        stale = store.stale_connection(e)
+        if loop.time() + (0.0 if stale else delay) >= deadline:
+            raise _OutOfBudget(_why(e)) from e
+        self.stats.db_retries += 1
+        if stale:
+            return delay
+        await asyncio.sleep(delay)
+        return min(delay * 2, DB_RETRY_MAX)
+
+    async def _read(self, read: Any, deadline: float) -> Any:
+        """``await read(conn)`` on a call-path connection, again on another one after a
+        transient failure, until ``deadline``; :class:`_OutOfBudget` past it."""
+        delay = DB_RETRY_MIN
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline), self._db() as conn:
+                    return await read(conn)
+            except TimeoutError as e:
+                raise _OutOfBudget("no answer within the budget") from e
+            except Exception as e:
+                if not store.transient(e):
+                    raise
+                delay = await self._retry_pause(e, delay, deadline)
+
+    async def _write(self, ctx: _Ctx, records: list[Any], deadline: float) -> None:
+        """Write a call decision's records (:func:`write_records`) before ``deadline``.
+
+        Run again after an error that proves nothing was committed; after one that leaves
+        the outcome unknown only when the records hold a missed call (written once however
+        often: migration 0250). What is not written is logged with its content and counted:
+        the caller is treated all the same.
+        """
+        idempotent = any(type(r) is C.RecordMissedCall for r in records)
+        delay = DB_RETRY_MIN
+        doubt = False  # an attempt so far may have committed
+        while True:
+            sent = False  # a statement may have reached the server
+            try:
+                async with asyncio.timeout_at(deadline), self._db() as conn:
+                    sent = True
+                    ctx.missed_call_id = await write_records(
+                        conn,
+                        records,
+                        cfg=self.cfg,
+                        missed_call_id=ctx.missed_call_id,
+                        notify=self.notify,
+                    )
+                return
+            except Exception as e:
+                if isinstance(e, TimeoutError):
+                    return self._not_written(ctx, records, e, in_doubt=doubt or sent)
+                safe = not sent or store.nothing_committed(e)
+                doubt = doubt or not safe
+                if not store.transient(e) or not (safe or idempotent):
+                    return self._not_written(ctx, records, e, in_doubt=doubt)
+                try:
+                    delay = await self._retry_pause(e, delay, deadline)
+                except _OutOfBudget:
+                    return self._not_written(ctx, records, e, in_doubt=doubt)
+
+    def _not_written(
+        self, ctx: _Ctx, records: list[Any], e: BaseException, *, in_doubt: bool
+    ) -> None:
+        """Say what a call could not record (the caller is still treated): in the log, with
+        the records' content so ops can put them in by hand, and in the counters."""
+        counter = self.stats.records_in_doubt if in_doubt else self.stats.records_lost
+        for r in records:
+            counter[store.RECORD_KIND[type(r)]] += 1
+        self.log.error(
+            "call records may not have been written" if in_doubt else "call records not written",
+            dialogue=ctx.call.did,
+            error=_why(e),
+            records=[_record_fields(r) for r in records],
+            exc_info=None if _database_error(e) else e,  # a bug: its traceback
+        )
+
+    async def _rates(self, deadline: float) -> RateTable:
         now = self.node.clock()
         if self._rates_at is None or now - self._rates_at > self.rates_ttl:
             self._rates_at = now
             try:
-                self.rates = await store.load_rates(self.pool, self.rules)
-            except Exception:
-                self.log.exception("tariffs not loaded: keeping the previous ones")
+                async with asyncio.timeout_at(deadline):
+                    self.rates = await store.load_rates(self.pool, self.rules)
+            except Exception as e:
+                self.log.warning("tariffs not loaded: keeping the previous ones", error=_why(e))
         return self.rates
 
     async def _provision(self, r: ServiceRequest) -> ServiceAnswer:
-        """Carry out a self-service request with the CLI's own functions (channel "ivr")."""
+        """Carry out a self-service request with the CLI's own functions (channel "ivr"),
+        within the budget (past it the caller hears that it was not done)."""
+        try:
+            async with asyncio.timeout(self.budget):
+                return await self._carry_out(r)
+        except Exception as e:
+            if not (isinstance(e, TimeoutError) or store.transient(e)):
+                raise
+            self.stats.requests_failed += 1
+            self.log.warning("self-service request not carried out", op=r.op, error=_why(e))
+            return ServiceAnswer(r.op, False, "database unavailable")
+
+    async def _carry_out(self, r: ServiceRequest) -> ServiceAnswer:
         actor = Actor("ivr", r.msisdn)
         at = self._at()
         try:
@@ -841,6 +958,35 @@ class CallUser:
         return len({id(c) for c in self.ctx.values()})
 
 
-def build_call_user(node: Any, pool: Any, cfg: Any) -> CallUser:
-    """The call-control TC-user for ``Node(cfg, users=lambda node: [build_call_user(...)])``."""
-    return CallUser(node, pool, cfg)
+def build_call_user(
+    node: Any, pool: Any, cfg: Any, *, stats: CallPathStats | None = None
+) -> CallUser:
+    """The call-control TC-user for ``Node(cfg, users=lambda node: [build_call_user(...)])``,
+    counting in ``stats`` (the node's :class:`scp.service.stats.NodeStats` ``calls``)."""
+    return CallUser(node, pool, cfg, stats=stats)
+
+
+def _why(e: BaseException) -> str:
+    """An error as a log value: its type and message (a timeout has no message)."""
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def _database_error(e: BaseException) -> bool:
+    """An error of the database or the way to it (not of our code)."""
+    return isinstance(
+        e,
+        (
+            _OutOfBudget,
+            TimeoutError,
+            OSError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+        ),
+    )
+
+
+def _record_fields(r: Any) -> dict[str, Any]:
+    """A record's kind and fields, as the log carries a record that was not written."""
+    fields = {k: getattr(r, k) for k in r.__dataclass_fields__}
+    return {"kind": store.RECORD_KIND[type(r)], **{k: str(v) for k, v in fields.items()}}

@@ -475,11 +475,17 @@ class MapUser:
 
 def database_sink(pool: asyncpg.Pool, cfg: Config, clock: Callable[[], dt.datetime]) -> EventSink:
     """Record presence events in one transaction (queueing what waited for them), at the
-    time ``clock`` (the node's wall clock) tells."""
+    time ``clock`` (the node's wall clock) tells, within ``[database] budget``: past it the
+    HLR / VLR gets systemFailure and reports again (the SMS it releases are queued under
+    idempotency keys, so a transaction that committed after all sends nothing twice)."""
 
     async def record(events: tuple[PresenceEvent, ...]) -> None:
         at = clock()
-        async with pool.acquire() as conn, conn.transaction():
+        async with (
+            asyncio.timeout(cfg.database.budget),
+            pool.acquire() as conn,
+            conn.transaction(),
+        ):
             for e in events:
                 msisdn = e.msisdn
                 if e.imsi and not msisdn:

@@ -7,7 +7,17 @@ forecast of ``scp.flows.notify.record_missed_call``); the tariffs and the per-nu
 category overrides for :class:`scp.service.rating.RateTable`. Writes: the missed call, the
 callback request, the voicemail record and the CDRs a call decision produces, one statement
 each; :func:`scp.flows.calls.write_records` puts them in one transaction with the
-notification flow. Schema: migrations 0001, 0010 and 0030.
+notification flow. Schema: migrations 0001, 0010, 0030 and 0250 (a missed call is written
+once however often its write runs).
+
+Which failures a write may be run again after (:func:`nothing_committed`, :func:`transient`):
+asyncpg raises ``InterfaceError`` before it sends anything (a connection it knows is closed,
+one the pool took back when its server went away, "released back to the pool"); a connect
+that fails, and a transaction the server rolled back (serialization failure, deadlock, a
+read-only server), commit nothing either. A connection lost with a statement on its way
+(``ConnectionDoesNotExistError``, the server shutting down) leaves the outcome unknown: only a
+write that is safe to repeat is run again then (one holding a missed call, guarded by the
+``missed_call_once`` index).
 """
 
 from __future__ import annotations
@@ -123,6 +133,86 @@ async def load_rates(db: asyncpg.Pool | asyncpg.Connection, rules: RatingRules) 
 
 
 Record = RecordMissedCall | RecordCallback | RecordVoicemail | WriteCdr
+
+RECORD_KIND: dict[type, str] = {
+    RecordMissedCall: "missed_call",
+    RecordCallback: "callback",
+    RecordVoicemail: "voicemail",
+    WriteCdr: "cdr",
+}
+"""The name of each record type in logs and counters."""
+
+MISSED_CALL_ONCE = "missed_call_once"  # the unique index of migration 0250
+
+_CONNECT_FAILED: tuple[type[BaseException], ...] = (
+    OSError,  # the connect failed: refused, unreachable, no socket
+    # asyncpg refused to start the statement: the connection's protocol was left mid-way by
+    # the server going away under it ("another operation is in progress")
+    asyncpg.InternalClientError,
+    asyncpg.CannotConnectNowError,  # starting up, shutting down, in recovery
+    asyncpg.TooManyConnectionsError,
+    asyncpg.ConnectionRejectionError,
+    asyncpg.ClientCannotConnectError,
+)
+
+_ROLLED_BACK: tuple[type[BaseException], ...] = (
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.ReadOnlySQLTransactionError,  # a standby: a failover is under way
+)
+
+_OUTCOME_LOST: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,  # the connection died with the statement on its way
+    asyncpg.AdminShutdownError,  # the server stopped (fast shutdown, failover): maybe after
+    asyncpg.CrashShutdownError,  # the commit, before its answer
+)
+
+
+def nothing_committed(exc: BaseException) -> bool:
+    """True when ``exc`` proves that the write it interrupted committed nothing: it was raised
+    before anything was sent (asyncpg's ``InterfaceError``, a failed connect), or the server
+    answered with an error (a failed statement aborts its transaction), unless that error is
+    the connection or the server going away, which can come after a commit."""
+    if isinstance(exc, _OUTCOME_LOST):
+        return False
+    return isinstance(
+        exc,
+        (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError, asyncpg.PostgresError),
+    )
+
+
+def transient(exc: BaseException) -> bool:
+    """True when ``exc`` is the database or the way to it failing, not the statement: another
+    attempt on another connection may succeed (a read may always be run again then)."""
+    if isinstance(exc, asyncpg.InterfaceError):
+        # a closed or released connection; its subclasses (DataError...) are the statement's
+        return type(exc) is asyncpg.InterfaceError
+    return isinstance(exc, _CONNECT_FAILED + _ROLLED_BACK + _OUTCOME_LOST)
+
+
+def stale_connection(exc: BaseException) -> bool:
+    """True when ``exc`` is about the connection the attempt used (closed, handed back to the
+    pool, its protocol left mid-way), not the server: another one may be tried at once."""
+    if isinstance(exc, asyncpg.exceptions.TargetServerAttributeNotMatched):
+        return False  # no server accepts writes yet (a failover under way): wait
+    return type(exc) is asyncpg.InterfaceError or isinstance(exc, asyncpg.InternalClientError)
+
+
+def written_before(exc: BaseException) -> bool:
+    """True when ``exc`` says that the missed call being written is in the database already:
+    an earlier attempt of the same write committed (migration 0250)."""
+    return (
+        isinstance(exc, asyncpg.UniqueViolationError)
+        and getattr(exc, "constraint_name", None) == MISSED_CALL_ONCE
+    )
+
+
+async def missed_call_id(conn: asyncpg.Connection, r: RecordMissedCall) -> int | None:
+    """The id of the missed call ``r`` if it is recorded (its call reference and time)."""
+    v = await conn.fetchval(
+        "SELECT id FROM missed_call WHERE call_ref = $1 AND occurred_at = $2", r.call_ref, r.at
+    )
+    return None if v is None else int(v)
 
 
 async def insert_missed_call(conn: asyncpg.Connection, r: RecordMissedCall) -> int:

@@ -34,6 +34,8 @@ from typing import Any
 
 import asyncpg
 
+from scp.config import DatabaseConfig
+
 DEFAULT_HOME = "~/.local/share/mcn-scp"
 EMBEDDED_DATABASE = "mcn"
 _DB_MARKER = "mcn_database_created"
@@ -240,27 +242,48 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def connect(dsn: str | None = None) -> asyncpg.Connection:
-    """One connection with our type codecs (CLI commands and bulk load use one)."""
+def _connect_options(options: DatabaseConfig | None) -> dict[str, Any]:
+    # A DSN may name several hosts with target_session_attrs=read-write (asyncpg tries them in
+    # order and keeps the first that accepts writes): the connect timeout covers them all.
+    o = options or DatabaseConfig()
+    return {"timeout": o.connect_timeout, "statement_cache_size": o.statement_cache_size}
+
+
+async def connect(
+    dsn: str | None = None, *, options: DatabaseConfig | None = None
+) -> asyncpg.Connection:
+    """One connection with our type codecs (CLI commands and bulk load use one), opened as
+    ``[database]`` says (``options``; None: the defaults)."""
     dsn = dsn or await asyncio.to_thread(resolve_dsn)
     try:
-        conn = await asyncpg.connect(dsn)
-    except (OSError, asyncpg.PostgresError) as e:
+        conn = await asyncpg.connect(dsn, **_connect_options(options))
+    except (OSError, TimeoutError, asyncpg.PostgresError) as e:
         raise DatabaseError(f"cannot connect to PostgreSQL: {e}") from e
     await _init_connection(conn)
     return conn
 
 
 async def open_pool(
-    dsn: str | None = None, *, min_size: int = 1, max_size: int = 10
+    dsn: str | None = None,
+    *,
+    min_size: int = 1,
+    max_size: int | None = None,
+    options: DatabaseConfig | None = None,
 ) -> asyncpg.Pool:
-    """A connection pool on ``dsn`` (default: ``resolve_dsn()``, run off the event loop)."""
+    """A connection pool on ``dsn`` (default: ``resolve_dsn()``, run off the event loop),
+    opened as ``[database]`` says (``options``); ``max_size`` defaults to its
+    ``pool_max_size``."""
     dsn = dsn or await asyncio.to_thread(resolve_dsn)
+    opts = options or DatabaseConfig()
     try:
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection
+            dsn,
+            min_size=min_size,
+            max_size=opts.pool_max_size if max_size is None else max_size,
+            init=_init_connection,
+            **_connect_options(opts),
         )
-    except (OSError, asyncpg.PostgresError) as e:
+    except (OSError, TimeoutError, asyncpg.PostgresError) as e:
         raise DatabaseError(f"cannot connect to PostgreSQL: {e}") from e
     assert pool is not None
     return pool

@@ -14,6 +14,7 @@ from importlib import resources
 import asyncpg
 import structlog
 
+from scp.config import DatabaseConfig
 from scp.state.db import open_pool
 
 log = structlog.get_logger("scp.node")
@@ -131,13 +132,15 @@ async def check_schema_version(conn: asyncpg.Connection) -> int:
     return db
 
 
-async def open_migrated_pool(dsn: str | None = None) -> asyncpg.Pool:
-    """A pool on ``dsn`` (default ``$MCN_DATABASE_URL`` or the embedded server), migrated to
-    this code's schema: what a node runs on.
+async def open_migrated_pool(
+    dsn: str | None = None, *, options: DatabaseConfig | None = None
+) -> asyncpg.Pool:
+    """A pool on ``dsn`` (default ``$MCN_DATABASE_URL`` or the embedded server), opened as
+    ``[database]`` says (``options``) and migrated to this code's schema: what a node runs on.
 
     Refuses a database whose schema is newer than this code (another node was upgraded first).
     """
-    pool = await open_pool(dsn)
+    pool = await open_pool(dsn, options=options)
     try:
         applied = await migrate(pool)
     except BaseException:

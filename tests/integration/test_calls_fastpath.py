@@ -276,7 +276,8 @@ async def test_a_declined_statement_takes_the_transaction(pool: asyncpg.Pool) ->
     rec = RecordMissedCall(A, SUB, "busy", 17, "r", T0)
     await write_records(pool, [rec], cfg=Config(), notify=notify)
     assert seen == [False, True]  # the one statement outside, the hook inside the transaction
-    # No notification flow: the missed call alone.
+    # No notification flow: the missed call alone (another call's: the same one is once).
+    rec = RecordMissedCall(A, SUB, "busy", 17, "r2", T0)
     mc = await write_records(pool, [rec], cfg=Config(), notify=None)
     assert mc is not None and await pool.fetchval("SELECT count(*) FROM missed_call") == 2
     assert await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE attempts = 0") == 0

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import types
 from decimal import Decimal
@@ -123,3 +124,32 @@ async def test_load_rates_and_overrides(clean_pool: Any) -> None:
     t = await store.load_rates(clean_pool, RatingRules())
     assert t.category("862188887777") == "local" and t.category("862100000000") == "hmt"
     assert t.rate_call("862088887777", 90, DAY).charge == Decimal("0.60")
+
+
+async def test_a_missed_call_written_again_is_written_once(clean_pool: Any) -> None:
+    """The write of a call's records is run again when its first outcome was lost with its
+    connection (scp.flows.calls): the second run finds the missed call of the first (migration
+    0250) and writes nothing, whether it takes the one-statement path or the transaction, with
+    other records beside it or not; the notification SMS stays one."""
+    await P.add_subscriber(clean_pool, ADMIN, CALLEE, today=DAY, services=("missed-call",))
+    cfg = Config()
+    mc = RecordMissedCall(CALLER, CALLEE, "not-reachable", 20, "scp-1:0000002a", AT)
+    cdr = WriteCdr(
+        "fee", CALLER, CALLER, CALLEE, "callback", "local", AT, AT, 0,
+        Decimal("0.10"), "scp-1:0000002a",
+    )  # fmt: skip
+    first = await write_records(clean_pool, [mc], cfg=cfg)
+    assert first is not None
+    written = {
+        t: await clean_pool.fetchval(f"SELECT count(*) FROM {t}")
+        for t in ("missed_call", "sms_outbox", "hlr_alert")
+    }
+    assert written["missed_call"] == 1 and written["hlr_alert"] == 1
+    assert await write_records(clean_pool, [mc], cfg=cfg) == first
+    assert await write_records(clean_pool, [mc, cdr], cfg=cfg) == first
+    for t, n in written.items():
+        assert await clean_pool.fetchval(f"SELECT count(*) FROM {t}") == n, t
+    assert await clean_pool.fetchval("SELECT count(*) FROM cdr") == 0  # rolled back with it
+    # another call of the same pair at another time is another missed call
+    again = dataclasses.replace(mc, call_ref="scp-1:0000002b")
+    assert await write_records(clean_pool, [again], cfg=cfg) not in (None, first)

@@ -9,6 +9,7 @@ import datetime as dt
 import random
 from typing import Any
 
+import asyncpg
 import pytest
 
 from scp.codecs import cap, inap, ops
@@ -87,9 +88,13 @@ def user(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(callflow.store, "load_rates", load_rates)
     cfg = parse_config('[ivr]\nmode = "connect"\n')
 
+    class FakeConn:
+        def is_closed(self) -> bool:
+            return False
+
     class FakePool:
         async def acquire(self) -> object:
-            return object()
+            return FakeConn()
 
         async def release(self, c: object) -> None:
             pass
@@ -173,7 +178,7 @@ async def test_missed_call_write_retried_through_a_database_blip(
         return await real(pool, records, **kw)
 
     monkeypatch.setattr(callflow, "write_records", flaky)
-    monkeypatch.setattr(callflow, "RECORD_RETRY_DELAYS", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(callflow, "DB_RETRY_MIN", 0.0)
     ac = AC_CAP_V2_GSMSSF_SCF
     user.handle(TcBegin(1, A, A, ac, components=(Invoke(1, 0, idp_param(ac)),)))
     user.handle(TcContinue(1, components=(Invoke(2, 24, erb_param(ac), op_class=4),)))
@@ -182,6 +187,184 @@ async def test_missed_call_write_retried_through_a_database_blip(
     assert calls["n"] == 3
     assert [type(r).__name__ for r in user.written] == ["RecordMissedCall"]
     assert isinstance(user.node.sent[-1], TcEnd)
+    assert user.stats.db_retries == 2 and not user.stats.records_lost
+
+
+def _busy_call(user: Any, did: int = 1) -> None:
+    ac = AC_CAP_V2_GSMSSF_SCF
+    user.handle(TcBegin(did, A, A, ac, components=(Invoke(1, 0, idp_param(ac)),)))
+    user.handle(TcContinue(did, components=(Invoke(2, 24, erb_param(ac), op_class=4),)))
+
+
+async def _until(pred: Any, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred():
+        assert loop.time() < end, "condition not met"
+        await asyncio.sleep(0.005)
+
+
+# What a failed write proves (scp.state.calls_store): run again, and whether it may have
+# committed. asyncpg raises InterfaceError before sending anything; a server error aborts its
+# transaction; a connection lost mid-statement or a server going down leaves it unknown.
+_CLOSED = asyncpg.InterfaceError("cannot perform operation: connection is closed")
+_RELEASED = asyncpg.InterfaceError(
+    "cannot call Connection.fetchval(): connection has been released back to the pool"
+)
+ERROR_CASES = [
+    (_CLOSED, True, True),
+    (_RELEASED, True, True),
+    (ConnectionRefusedError("refused"), True, True),
+    (asyncpg.CannotConnectNowError("the database system is starting up"), True, True),
+    (asyncpg.SerializationError("could not serialize"), True, True),
+    (asyncpg.ReadOnlySQLTransactionError("read-only transaction"), True, True),
+    (asyncpg.ConnectionDoesNotExistError("closed in the middle of operation"), True, False),
+    (asyncpg.AdminShutdownError("terminating connection"), True, False),
+    (asyncpg.CheckViolationError("violates check constraint"), False, True),
+    (asyncpg.DataError("invalid input for query argument"), False, True),
+]
+
+
+@pytest.mark.parametrize(("exc", "transient", "committed_nothing"), ERROR_CASES)
+def test_which_errors_prove_nothing_was_committed(
+    exc: BaseException, transient: bool, committed_nothing: bool
+) -> None:
+    assert callflow.store.transient(exc) is transient
+    assert callflow.store.nothing_committed(exc) is committed_nothing
+
+
+@pytest.mark.parametrize(
+    ("exc", "stale"),
+    [
+        (_CLOSED, True),
+        (_RELEASED, True),
+        # a multi-host DSN during a failover: no host accepts writes yet, so another
+        # connection at once would find the same; the retry waits like after a refused connect
+        (asyncpg.exceptions.TargetServerAttributeNotMatched("none is read-write"), False),
+        (ConnectionRefusedError("refused"), False),
+        (asyncpg.ConnectionDoesNotExistError("closed in the middle of operation"), False),
+    ],
+)
+def test_which_errors_are_about_the_connection_only(exc: BaseException, stale: bool) -> None:
+    assert callflow.store.stale_connection(exc) is stale
+    assert callflow.store.transient(exc)
+
+
+async def test_stale_connection_after_a_restart_is_replaced_at_once(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a PostgreSQL restart a kept connection was taken back by the pool: asyncpg says
+    "released back to the pool" before sending anything. The missed call is written on
+    another connection, without a pause, and counted once."""
+    calls = {"n": 0}
+    real = callflow.write_records
+
+    async def stale_first(pool: Any, records: Any, **kw: Any) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise _RELEASED
+        return await real(pool, records, **kw)
+
+    monkeypatch.setattr(callflow, "write_records", stale_first)
+    monkeypatch.setattr(callflow, "DB_RETRY_MIN", 60.0)  # a pause would fail the test
+    _busy_call(user)
+    await _until(lambda: len(user.node.sent) == 2)
+    assert calls["n"] == 2 and [type(r).__name__ for r in user.written] == ["RecordMissedCall"]
+    assert user.stats.db_retries == 1
+
+
+async def test_missed_call_whose_commit_was_cut_off_is_written_again(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection dies with the missed call's statement on its way: it may have committed,
+    but a write holding a missed call is safe to repeat (migration 0250), so it is."""
+    calls = {"n": 0}
+    real = callflow.write_records
+
+    async def cut_off(pool: Any, records: Any, **kw: Any) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle")
+        return await real(pool, records, **kw)
+
+    monkeypatch.setattr(callflow, "write_records", cut_off)
+    monkeypatch.setattr(callflow, "DB_RETRY_MIN", 0.0)
+    _busy_call(user)
+    await _until(lambda: len(user.node.sent) == 2)
+    assert calls["n"] == 2 and user.written and not user.stats.records_in_doubt
+
+
+async def test_cdr_whose_commit_was_cut_off_is_not_written_twice(user: Any) -> None:
+    """A CDR alone is not safe to repeat: cut off mid-commit it is logged and counted as in
+    doubt, never written a second time."""
+    attempts: list[object] = []
+
+    class Cut:
+        def is_closed(self) -> bool:
+            return False
+
+    async def write(conn: Any, records: Any, **kw: Any) -> int:
+        attempts.append(records)
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle")
+
+    ctx = callflow._Ctx(call=callflow._Leg(5, AC_CAP_V2_GSMSSF_SCF, cap), proto="cap2")
+    cdr = callflow.C.WriteCdr(
+        "call", "8613700001111", "8613700001111", CALLEE, "other-number", "local",
+        user.node.wall_now(), user.node.wall_now(), 60, "0.10", "scp-1:5",
+    )  # fmt: skip
+    real = callflow.write_records
+    callflow.write_records = write  # type: ignore[assignment]
+    try:
+        await user._write(ctx, [cdr], asyncio.get_running_loop().time() + 5)
+    finally:
+        callflow.write_records = real  # type: ignore[assignment]
+    assert len(attempts) == 1
+    assert user.stats.records_in_doubt == {"cdr": 1} and not user.stats.records_lost
+
+
+async def test_database_past_the_budget_initialdp_gets_continue(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database does not answer (a frozen server): the InitialDP is answered with Continue
+    once [database] budget is spent, counted; the switch's timer never runs out."""
+    hung = asyncio.Event()
+
+    async def never(pool: Any, msisdn: str, caller: str | None, day: dt.date) -> Callee:
+        await hung.wait()
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(callflow.store, "load_callee", never)
+    user.budget = 0.05
+    ac = AC_CAP_V2_GSMSSF_SCF
+    user.handle(TcBegin(9, A, A, ac, components=(Invoke(1, 0, idp_param(ac)),)))
+    await _until(lambda: bool(user.node.sent))
+    (end,) = user.node.sent
+    assert isinstance(end, TcEnd) and [c.opcode for c in end.components] == [31]
+    assert user.stats.continued_without_database == 1 and user.active_calls == 0
+
+
+async def test_records_past_the_budget_the_call_is_still_routed(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is away when the EventReportBCSM comes: the caller still goes to the IVR
+    within the budget; the missed call is logged and counted as lost (nothing committed)."""
+    tries = {"n": 0}
+
+    async def refused(pool: Any, records: Any, **kw: Any) -> int:
+        tries["n"] += 1
+        raise ConnectionRefusedError("database down")
+
+    ac = AC_CAP_V2_GSMSSF_SCF
+    user.handle(TcBegin(2, A, A, ac, components=(Invoke(1, 0, idp_param(ac)),)))
+    await _until(lambda: len(user.node.sent) == 1)  # the InitialDP was served: events armed
+    monkeypatch.setattr(callflow, "write_records", refused)
+    user.budget = 0.1
+    user.handle(TcContinue(2, components=(Invoke(2, 24, erb_param(ac), op_class=4),)))
+    await _until(lambda: len(user.node.sent) == 2)
+    routed = user.node.sent[-1]
+    assert isinstance(routed, TcEnd) and [c.opcode for c in routed.components] == [20]
+    assert tries["n"] >= 2  # tried again while the budget lasted
+    assert user.stats.records_lost == {"missed_call": 1} and not user.stats.records_in_doubt
 
 
 async def test_unknown_dialogue_gets_u_abort(user: Any) -> None:

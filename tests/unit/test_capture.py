@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from scp.adapters.capture import SctpPcapWriter, crc32c
@@ -38,3 +40,24 @@ def test_ipv4_ipv6_and_an_oversize_message_all_decode(tmp_path: Path) -> None:
     rows = tshark.fields(path, ["ipv6.src", "m3ua.protocol_data_opc"], display_filter="m3ua")
     assert [r for r in rows if r[0] == "::1"]
     assert any(r[1] == "100" for r in rows)  # the reassembled DATA
+
+
+def test_capture_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    # the capture holds subscribers' numbers and the PIN digits callers key in: mode 0600
+    # whatever the umask, and an existing world-readable file is narrowed when reused
+    old = os.umask(0o022)
+    try:
+        fresh = tmp_path / "fresh.pcap"
+        SctpPcapWriter.open(str(fresh)).close()
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+        reused = tmp_path / "reused.pcap"
+        reused.write_bytes(b"old")
+        reused.chmod(0o644)
+        w = SctpPcapWriter.open(str(reused))
+        w.write(ASPUP, ts=1.0)
+        w.close()
+        assert stat.S_IMODE(reused.stat().st_mode) == 0o600
+        assert not reused.read_bytes().endswith(b"old")  # truncated, not appended to
+        tshark.assert_clean(reused, expect_frames=1)
+    finally:
+        os.umask(old)
