@@ -35,7 +35,7 @@ from scp.config import Config, ConfigError, _host_port
 from scp.core.m3ua_asp import AspState, AspStateChanged, CloseAssociation, M3uaLayer, Transmit
 from scp.core.sccp import SccpLayer
 from scp.core.stack import TC_TYPES, SigtranStack
-from scp.core.tcap import TcapLayer
+from scp.core.tcap import DialogueState, TcapLayer
 from scp.flows.calls import CallUser, build_call_user
 from scp.flows.outbox import OutboxSender, build_outbox, retry_policy
 from scp.flows.presence import MapUser, build_map_user, run_alert_originator
@@ -221,7 +221,10 @@ class Node(AssociationHandler):
         if isinstance(req, (TcEnd, TcUAbort)):
             self.user.release(req.dialogue_id)
         self._guarded("tc request", lambda: self.stack.tc_request(req, self.clock()))
-        if type(req) is TcBegin and self.stack.tcap.dialogue_state(req.dialogue_id) is None:
+        if (
+            type(req) is TcBegin
+            and self.stack.tcap.dialogue_state(req.dialogue_id) is DialogueState.IDLE
+        ):
             # TCAP refused to open it (encode error, resource limit): nobody will ever end it.
             self.user.release(req.dialogue_id)
 

@@ -52,8 +52,8 @@ from scp.core.smpp_esme import (
     DeliverTimedOut,
     Dropped,
     EsmeConfig,
+    EsmeOutput,
     EsmeSession,
-    Event,
     FailureKind,
     MessageFailed,
     MessageSubmitted,
@@ -375,7 +375,7 @@ class SmppGateway:
         self.core.handle_timer(max(self._loop.time(), self._timer_at))
         self._service()
 
-    def _on_event(self, ev: Event) -> None:
+    def _on_event(self, ev: EsmeOutput) -> None:
         match ev:
             case MessageSubmitted(ref=ref, message_ids=ids):
                 fut = self._futures.pop(ref, None)
