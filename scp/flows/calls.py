@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 import asyncpg
 import structlog
@@ -600,15 +600,15 @@ class CallUser:
             if leg.invokes.pop(comp.invoke_id, None) is not None:
                 await self._feed(ctx, C.OpFailed("rejected", name))
 
-    async def _feed(self, ctx: _Ctx, ev: object) -> None:
+    async def _feed(self, ctx: _Ctx, ev: C.Event) -> None:
         if ctx.session is None or ctx.finished:
             return
-        await self._execute(ctx, ctx.session.handle(ev, self.node.clock(), self._at()))  # type: ignore[arg-type]
+        await self._execute(ctx, ctx.session.handle(ev, self.node.clock(), self._at()))
 
     # -- actions --------------------------------------------------------------------------------
 
-    async def _execute(self, ctx: _Ctx, actions: list[Any]) -> None:
-        records = [
+    async def _execute(self, ctx: _Ctx, actions: list[C.Action]) -> None:
+        records: list[store.Record] = [
             a
             for a in actions
             if isinstance(a, (C.RecordMissedCall, C.RecordCallback, C.RecordVoicemail, C.WriteCdr))
@@ -652,28 +652,29 @@ class CallUser:
                     )
                     break
         for a in actions:
-            t = type(a)
-            if t is C.Send:
-                self._send(ctx, a)
-            elif t is C.Refuse:
-                if ctx.current is not None:
-                    leg, iid = ctx.current
-                    self._error(leg, iid, ERR_UNEXPECTED_COMPONENT_SEQUENCE)
-            elif t is C.ExpectAssist:
-                ctx.corr = a.correlation_id
-                self.by_corr[a.correlation_id] = ctx
-            elif t is ServiceRequest:
-                answer = await self._provision(a)
-                if ctx.session is not None and not ctx.finished:
-                    await self._execute(
-                        ctx,
-                        ctx.session.handle(  # type: ignore[arg-type]
-                            answer, self.node.clock(), self._at()
-                        ),
-                    )
-            elif t is C.Finished:
-                self.log.debug("call finished", dialogue=ctx.call.did, outcome=a.outcome)
-                self._finish(ctx)
+            match a:
+                case C.Send():
+                    self._send(ctx, a)
+                case C.Refuse():
+                    if ctx.current is not None:
+                        leg, iid = ctx.current
+                        self._error(leg, iid, ERR_UNEXPECTED_COMPONENT_SEQUENCE)
+                case C.ExpectAssist():
+                    ctx.corr = a.correlation_id
+                    self.by_corr[a.correlation_id] = ctx
+                case ServiceRequest():
+                    answer = await self._provision(a)
+                    if ctx.session is not None and not ctx.finished:
+                        await self._execute(
+                            ctx, ctx.session.handle(answer, self.node.clock(), self._at())
+                        )
+                case C.Finished():
+                    self.log.debug("call finished", dialogue=ctx.call.did, outcome=a.outcome)
+                    self._finish(ctx)
+                case C.RecordMissedCall() | C.RecordCallback() | C.RecordVoicemail() | C.WriteCdr():
+                    pass  # written above, in one transaction, before anything is sent
+                case _:
+                    assert_never(a)
 
     def _send(self, ctx: _Ctx, a: C.Send) -> None:
         leg = ctx.call if a.leg == C.CALL else ctx.assist
