@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, assert_never
+from typing import Any
 
 import asyncpg
 import structlog
@@ -52,17 +52,7 @@ from scp.core.tcap import DialogueState, TcapLayer, TcapLog
 from scp.flows.calls import CallUser, build_call_user
 from scp.flows.outbox import OutboxSender, build_outbox, retry_policy
 from scp.flows.presence import MapUser, build_map_user, run_alert_originator
-from scp.primitives import (
-    TcBegin,
-    TcComponentEvent,
-    TcContinue,
-    TcEnd,
-    TcNotice,
-    TcPAbort,
-    TcPrimitive,
-    TcUAbort,
-    TcUni,
-)
+from scp.primitives import TcBegin, TcEnd, TcPrimitive, TcUAbort
 from scp.service.dialogue import ContinueUser, DialogueUser, Dispatcher
 from scp.state.migrate import open_migrated_pool
 
@@ -267,19 +257,6 @@ class Node(AssociationHandler):
         match o:
             case Transmit():
                 self._transmit(o)
-            case (
-                TcBegin()
-                | TcContinue()
-                | TcEnd()
-                | TcUAbort()
-                | TcPAbort()
-                | TcUni()
-                | TcNotice()
-                | TcComponentEvent()
-            ):
-                stack = self.stack
-                for req in self.user.handle(o):
-                    self.driver.feed(partial(_tc_request, stack, req), "tc request")
             case CloseAssociation():
                 self.log.warning("closing association", assoc=o.assoc_id, reason=o.reason)
                 self.transport.close_association(o.assoc_id, o.reason)
@@ -287,8 +264,10 @@ class Node(AssociationHandler):
                 self.log.info("asp state", assoc=o.assoc_id, old=str(o.old), new=str(o.new))
             case AsStateChanged() | Dropped() | MtpStatus() | PeerNotify() | SccpLog() | TcapLog():
                 self._log_output(o)
-            case _:
-                assert_never(o)
+            case _:  # what remains is a TC indication: mypy checks handle() takes exactly that
+                stack = self.stack
+                for req in self.user.handle(o):
+                    self.driver.feed(partial(_tc_request, stack, req), "tc request")
 
     def _transmit(self, o: Transmit) -> None:
         if not self.transport.send(o.assoc_id, o.stream, o.data):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, assert_never
+from typing import Any
 
 from scp.adapters.driver import CoreDriver
 from scp.app import build_stack
@@ -32,14 +32,9 @@ from scp.primitives import (
     RoutingIndicator,
     SccpAddress,
     TcBegin,
-    TcComponentEvent,
-    TcContinue,
     TcEnd,
-    TcNotice,
-    TcPAbort,
     TcPrimitive,
     TcUAbort,
-    TcUni,
 )
 
 __all__ = [
@@ -130,22 +125,6 @@ class SimPeer:
                 if self.send_bytes is not None:
                     self.send_bytes(o.data)
             case (
-                TcBegin()
-                | TcContinue()
-                | TcEnd()
-                | TcUAbort()
-                | TcPAbort()
-                | TcUni()
-                | TcNotice()
-                | TcComponentEvent()
-            ):
-                q = self.queues.get(o.dialogue_id)
-                if q is not None:
-                    q.put_nowait(o)
-                elif type(o) is TcBegin and self.on_begin is not None:
-                    self.queues[o.dialogue_id] = asyncio.Queue()
-                    self.on_begin(o)
-            case (
                 CloseAssociation()
                 | AspStateChanged()
                 | AsStateChanged()
@@ -156,8 +135,16 @@ class SimPeer:
                 | TcapLog()
             ):
                 pass  # the simulator has one association and no log of its own
-            case _:
-                assert_never(o)
+            case _:  # what remains is a TC indication (mypy: _indication takes exactly that)
+                self._indication(o)
+
+    def _indication(self, ind: TcPrimitive) -> None:
+        q = self.queues.get(ind.dialogue_id)
+        if q is not None:
+            q.put_nowait(ind)
+        elif type(ind) is TcBegin and self.on_begin is not None:
+            self.queues[ind.dialogue_id] = asyncio.Queue()
+            self.on_begin(ind)
 
     def _check_active(self) -> None:
         if self.stack.m3ua.is_active:
