@@ -28,8 +28,9 @@ import asyncpg
 import structlog
 
 from scp.adapters.capture import SctpPcapWriter
-from scp.adapters.clock import from_epoch
+from scp.adapters.clock import from_epoch, utcnow
 from scp.adapters.driver import CoreDriver
+from scp.adapters.http import HttpServer
 from scp.adapters.sctp import SctpTransport, sctp_available
 from scp.adapters.smpp import make_gateway
 from scp.adapters.tcp import TcpTransport
@@ -55,6 +56,8 @@ from scp.flows.presence import MapUser, build_map_user, run_alert_originator
 from scp.primitives import TcBegin, TcEnd, TcPrimitive, TcUAbort
 from scp.service.dialogue import ContinueUser, DialogueUser, Dispatcher
 from scp.state.migrate import open_migrated_pool
+from scp.web.app import create_app
+from scp.web.context import WebContext
 
 log = structlog.get_logger("scp.node")
 
@@ -356,6 +359,7 @@ class Services:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.sender: OutboxSender | None = None
+        self.http: HttpServer | None = None
 
     def wall_now(self) -> dt.datetime:
         """The node's wall clock as the background loops and the database see it."""
@@ -364,6 +368,17 @@ class Services:
     async def start(self) -> None:
         await self.node.start()
         self.gateway.start()
+        if self.cfg.web.listen:
+            self.http = build_http_server(
+                self.cfg,
+                WebContext(
+                    cfg=self.cfg,
+                    pool=self.pool,
+                    wall_now=self.wall_now,
+                    ready_checks={"m3ua": self._m3ua_ready, "smsc": self._smsc_ready},
+                ),
+            )
+            await self.http.start()
         self.sender = OutboxSender(
             outbox=self.outbox,
             gateway=self.gateway,
@@ -400,6 +415,16 @@ class Services:
             ),
         ]
 
+    async def _m3ua_ready(self) -> tuple[bool, str]:
+        active = self.node.stack.m3ua.is_active
+        return active, "application server active" if active else "no active ASP"
+
+    async def _smsc_ready(self) -> tuple[bool, str]:
+        if self.cfg.smpp.backend == "console":
+            return True, "console sink"
+        bound = self.gateway.ready
+        return bound, "bound" if bound else "not bound"
+
     async def _keep_running(self, name: str, run: Callable[[], Any]) -> None:
         """A background loop that must not die silently: restarted with backoff if it fails."""
         delay = 1.0
@@ -418,6 +443,8 @@ class Services:
                 delay = min(delay * 2, 60.0)
 
     async def stop(self) -> None:
+        if self.http is not None:  # no new web work once the node is going down
+            await self.http.stop()
         if self.sender is not None:
             self.sender.stop()
         self._stop.set()
@@ -471,3 +498,52 @@ def main_run(
     """:func:`run_node` until SIGINT/SIGTERM (the process's main loop)."""
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_node(cfg, capture=capture, on_started=on_started))
+
+
+def build_http_server(cfg: Config, ctx: WebContext) -> HttpServer:
+    """The one HTTP application (:mod:`scp.web`) on ``[web] listen``."""
+    host, port = _host_port(cfg.web.listen, "web.listen")
+    return HttpServer(
+        create_app(ctx),
+        host=host,
+        port=port,
+        tls_cert=cfg.web.tls_cert,
+        tls_key=cfg.web.tls_key,
+        trusted_proxies=cfg.web.trusted_proxies,
+        max_connections=cfg.web.max_connections,
+    )
+
+
+async def run_web(cfg: Config, *, on_started: Callable[[HttpServer], object] | None = None) -> None:
+    """``mcn-scp web``: the HTTP application alone on the shared database, no signalling, until
+    SIGINT/SIGTERM. Any number of these may run beside the nodes."""
+    if not cfg.web.listen:
+        raise ConfigError("web.listen", "is empty: nothing to serve")
+    pool = await open_migrated_pool()
+    try:
+        server = build_http_server(cfg, WebContext(cfg=cfg, pool=pool, wall_now=utcnow, role="web"))
+        await server.start()
+        try:
+            if on_started is not None:
+                on_started(server)
+            stopped = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stopped.set)
+            try:
+                await stopped.wait()
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+            log.info("shutdown requested")
+        finally:
+            await server.stop()
+    finally:
+        await pool.close()
+    log.info("web stopped")
+
+
+def main_web(cfg: Config) -> None:
+    """:func:`run_web` as the process's main loop."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_web(cfg))

@@ -406,6 +406,42 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """[web]: the one HTTP application (portal, operator console, API, metrics and health).
+
+    ``listen`` empty: ``mcn-scp run`` serves no HTTP (``mcn-scp web`` then refuses to start).
+    """
+
+    listen: str = ""
+    # PEM files: HTTPS served by this process. Empty: plain HTTP (behind a TLS proxy, say so
+    # in trusted_proxies so the proxy's X-Forwarded-Proto is believed).
+    tls_cert: str = ""
+    tls_key: str = ""
+    # addresses whose X-Forwarded-For / X-Forwarded-Proto headers are believed
+    trusted_proxies: tuple[str, ...] = ()
+    # concurrent connections above which new ones are refused (uvicorn limit_concurrency)
+    max_connections: int = 1000
+
+    def validate(self) -> None:
+        if self.listen:
+            _host_port(self.listen, "web.listen")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("web.tls_cert", "tls_cert and tls_key go together")
+        for i, a in enumerate(self.trusted_proxies):
+            try:
+                ipaddress.ip_network(a, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"web.trusted_proxies[{i}]", f"not an address or network: {a!r}"
+                ) from None
+        _range(self.max_connections, "web.max_connections", 1, 1_000_000)
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration."""
 
@@ -420,6 +456,7 @@ class Config:
     rating: RatingConfig = field(default_factory=RatingConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     source: str = "<defaults>"
 
     def validate(self) -> None:

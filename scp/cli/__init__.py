@@ -35,6 +35,7 @@ COMMANDS = {
     "simulate": "scp.cli.simulate:simulate",
     "sms": "scp.cli.records:sms_group",
     "subscriber": "scp.cli.subscribers:subscriber_group",
+    "web": "scp.cli.node:web",
 }
 
 # Tools whose output is their stdout (a ladder, a verdict): the node they run in-process logs

@@ -1,5 +1,6 @@
 """``mcn-scp run``: the SCP node (:mod:`scp.app`) until SIGINT/SIGTERM; ``--demo`` shows a
 missed call become an SMS on it once it is up (:mod:`scp.tools.demo`, what ``make run`` does).
+``mcn-scp web``: the HTTP application alone (:mod:`scp.web`), beside the nodes.
 """
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import click
 import structlog
 
-from scp.app import Services, main_run
+from scp.app import Services, main_run, main_web
 from scp.cli.common import BadInputError, get_config
 from scp.cli.logs import configure_logging
 from scp.config import ConfigError
@@ -15,7 +16,7 @@ from scp.state.db import DatabaseError
 from scp.state.migrate import SchemaVersionError
 from scp.tools.demo import run_demo
 
-__all__ = ["run"]
+__all__ = ["run", "web"]
 
 
 @click.command()
@@ -60,4 +61,31 @@ def run(ctx: click.Context, config_path: str | None, capture: str | None, demo: 
         raise click.ClickException(str(e)) from None
     except OSError as e:
         structlog.get_logger("scp").error("node failed", error=str(e))
+        raise click.ClickException(str(e)) from None
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML config file ([web] listen says where to serve).",
+)
+@click.pass_context
+def web(ctx: click.Context, config_path: str | None) -> None:
+    """Serve the portal, console, API and health pages alone, without signalling."""
+    if config_path:
+        ctx.obj["config_path"] = config_path
+    cfg = get_config(ctx)
+    configure_logging(ctx.obj.get("log_level") or cfg.log.level, cfg.log.format)
+    try:
+        main_web(cfg)
+    except ConfigError as e:
+        raise BadInputError(f"config: {e}") from None
+    except (SchemaVersionError, DatabaseError) as e:
+        structlog.get_logger("scp").error("database unusable", error=str(e))
+        raise click.ClickException(str(e)) from None
+    except OSError as e:
+        structlog.get_logger("scp").error("web failed", error=str(e))
         raise click.ClickException(str(e)) from None
