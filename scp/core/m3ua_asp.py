@@ -75,6 +75,7 @@ __all__ = [
     "Dropped",
     "MtpStatus",
     "PeerNotify",
+    "M3uaEvent",
     "M3uaOutput",
     "DATA_STREAMS",
 ]
@@ -218,16 +219,10 @@ class PeerNotify:
     asp_identifier: int | None = None
 
 
-M3uaOutput = (
-    Transmit
-    | Deliver
-    | CloseAssociation
-    | AspStateChanged
-    | AsStateChanged
-    | Dropped
-    | MtpStatus
-    | PeerNotify
-)
+M3uaEvent = CloseAssociation | AspStateChanged | AsStateChanged | Dropped | MtpStatus | PeerNotify
+"""What the layer reports besides the messages it carries: for the transport and the log."""
+
+M3uaOutput = Transmit | Deliver | M3uaEvent
 """Everything :class:`M3uaLayer` returns: a closed union, dispatched with ``match``."""
 
 _MT = MessageType

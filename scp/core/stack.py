@@ -15,15 +15,11 @@ from collections.abc import Iterable
 from typing import assert_never
 
 from scp.core.m3ua_asp import (
-    AspStateChanged,
-    AsStateChanged,
     CloseAssociation,
     Deliver,
-    Dropped,
+    M3uaEvent,
     M3uaLayer,
     M3uaOutput,
-    MtpStatus,
-    PeerNotify,
     Transmit,
 )
 from scp.core.sccp import SccpLayer, SccpLog, SccpOutput
@@ -32,18 +28,7 @@ from scp.primitives import MtpTransfer, NNotice, NUnitdata, TcPrimitive
 
 __all__ = ["SigtranStack", "StackOutput", "Transmit", "CloseAssociation"]
 
-StackOutput = (
-    Transmit
-    | CloseAssociation
-    | AspStateChanged
-    | AsStateChanged
-    | Dropped
-    | MtpStatus
-    | PeerNotify
-    | SccpLog
-    | TcapLog
-    | TcPrimitive
-)
+StackOutput = Transmit | M3uaEvent | SccpLog | TcapLog | TcPrimitive
 """What leaves the stack: for the transport (Transmit, CloseAssociation), TC indications for the
 TC-user, and what is worth a log line. The primitives between the layers (MTP-TRANSFER,
 N-UNITDATA, N-NOTICE) never leave it."""
