@@ -140,16 +140,16 @@ class Driver:
         driver = self
 
         class _Peer(PeerAsp):
-            def _process(self, outputs: list[object]) -> None:  # type: ignore[override]
-                rest = []
-                for o in outputs:
-                    did = getattr(o, "dialogue_id", None)
-                    f = driver.waiting.pop(did, None) if did is not None else None  # type: ignore[arg-type]
-                    if f is not None and not f.done() and type(o) in (TcContinue, TcEnd, TcUAbort):
-                        f.set_result(o)
-                    elif type(o).__name__ == "Transmit" or type(o) not in (TcContinue, TcEnd):
-                        rest.append(o)
-                super()._process(rest)
+            def _output(self, o: Any) -> None:
+                match o:
+                    case TcContinue() | TcEnd() | TcUAbort():
+                        f = driver.waiting.pop(o.dialogue_id, None)
+                        if f is not None and not f.done():
+                            f.set_result(o)
+                        elif type(o) is TcUAbort:
+                            super()._output(o)
+                    case _:
+                        super()._output(o)
 
         self.peer_cls = _Peer
         self.idps, self.erb = _params()

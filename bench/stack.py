@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scp.app import build_stack  # noqa: E402
 from scp.config import parse_config  # noqa: E402
 from scp.core.m3ua_asp import Transmit  # noqa: E402
-from scp.core.stack import TC_TYPES  # noqa: E402
 from scp.primitives import (  # noqa: E402
     GlobalTitle,
     Invoke,
@@ -106,11 +105,13 @@ def round_trips(node, data: bytes, n: int) -> float:  # type: ignore[no-untyped-
     for i in range(n):
         now = i * 1e-4
         for o in receive(1, data, now):
-            if type(o) in TC_TYPES:
-                for req in user.handle(o):
-                    for x in tc_request(req, now):
-                        if type(x) is Transmit:
-                            answered += 1
+            match o:
+                case TcBegin():  # the only indication a Begin with an InitialDP brings
+                    for req in user.handle(o):
+                        for x in tc_request(req, now):
+                            match x:
+                                case Transmit():
+                                    answered += 1
     dt = time.perf_counter() - t0
     gc.enable()
     assert answered == n, f"only {answered} of {n} answered"

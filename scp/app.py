@@ -1,10 +1,11 @@
 """Composition root: builds the protocol cores and the adapters from the config and wires them.
 
-The node owns one :class:`~scp.core.stack.SigtranStack` (M3UA + SCCP + TCAP cores), one TC-user
+The node owns one :class:`~scp.core.stack.SigtranStack` (M3UA + SCCP + TCAP cores), run by the
+one asyncio driver (:class:`~scp.adapters.driver.CoreDriver`), one TC-user
 (:class:`~scp.service.dialogue.TcUser`) and one transport adapter (TCP or SCTP). Everything
-protocol happens in the cores; this module only carries outputs to where they go: bytes to the
-transport, TC indications to the TC-user and its requests back to the stack, log lines to
-structlog, and one asyncio timer set to the stack's ``next_deadline()``.
+protocol happens in the cores; this module only says where each of the stack's outputs goes:
+bytes to the transport, TC indications to the TC-user and its requests back to the stack, log
+lines to structlog.
 
 Shutdown (SIGINT/SIGTERM, ARCHITECTURE §3): M3UA takes the ASPs down (ASPIA/ASPDN in client
 role, so the peer sees a clean stop), waits briefly for the acknowledgements, then closes every
@@ -19,6 +20,7 @@ import datetime as dt
 import signal
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +29,27 @@ import structlog
 
 from scp.adapters.capture import SctpPcapWriter
 from scp.adapters.clock import from_epoch, utcnow
+from scp.adapters.driver import CoreDriver
 from scp.adapters.http import HttpServer
 from scp.adapters.sctp import SctpTransport, sctp_available
 from scp.adapters.smpp import make_gateway
 from scp.adapters.tcp import TcpTransport
 from scp.adapters.transport import AssociationHandler
 from scp.config import Config, ConfigError, _host_port
-from scp.core.m3ua_asp import AspState, AspStateChanged, CloseAssociation, M3uaLayer, Transmit
-from scp.core.sccp import SccpLayer
-from scp.core.stack import TC_TYPES, SigtranStack
-from scp.core.tcap import TcapLayer
+from scp.core.m3ua_asp import (
+    AspState,
+    AspStateChanged,
+    AsStateChanged,
+    CloseAssociation,
+    Dropped,
+    M3uaLayer,
+    MtpStatus,
+    PeerNotify,
+    Transmit,
+)
+from scp.core.sccp import SccpLayer, SccpLog
+from scp.core.stack import SigtranStack, StackOutput
+from scp.core.tcap import DialogueState, TcapLayer, TcapLog
 from scp.flows.calls import CallUser, build_call_user
 from scp.flows.outbox import OutboxSender, build_outbox, retry_policy
 from scp.flows.presence import MapUser, build_map_user, run_alert_originator
@@ -87,7 +100,7 @@ def build_stack(cfg: Config) -> SigtranStack:
 
 
 class Node(AssociationHandler):
-    """One running SCP process: stack + TC-user + transport + timer."""
+    """One running SCP process: stack (run by its driver) + TC-user + transport."""
 
     def __init__(
         self,
@@ -106,12 +119,13 @@ class Node(AssociationHandler):
         # none given, the stack alone (tests, benchmarks) answers InitialDP with Continue.
         self.user = Dispatcher(users(self) if users is not None else [ContinueUser()])
         self.transport = self._build_transport()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
         self._stopped = asyncio.Event()
         self._peers: dict[int, tuple[tuple[str, int], tuple[str, int]]] = {}
         self._capture = SctpPcapWriter.open(str(capture)) if capture else None
         self.log = log.bind(node=cfg.node.name)
+        self.driver: CoreDriver[StackOutput] = CoreDriver(
+            self.stack, self._output, clock=clock, logger=self.log
+        )
 
     def _build_transport(self) -> TcpTransport:
         m = self.cfg.m3ua
@@ -177,7 +191,7 @@ class Node(AssociationHandler):
         peer with a short grace for the acknowledgements, then the sockets closed."""
         for did in self.stack.tcap.open_dialogues():
             self.tc_send(TcUAbort(did))
-        self._guarded("shutdown", lambda: self.stack.shutdown(self.clock()))
+        self.driver.feed(self.stack.shutdown, "shutdown")
         deadline = self.clock() + SHUTDOWN_GRACE
         m3ua = self.stack.m3ua
         while self.clock() < deadline and any(
@@ -186,8 +200,7 @@ class Node(AssociationHandler):
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.05)  # let the last writes leave the socket buffers
         await self.transport.stop()
-        if self._timer is not None:
-            self._timer.cancel()
+        self.driver.close()
         if self._capture is not None:
             self._capture.close()
             self._capture = None
@@ -198,23 +211,25 @@ class Node(AssociationHandler):
     def association_up(self, assoc_id: int, peer: tuple[str, int], local: tuple[str, int]) -> None:
         self._peers[assoc_id] = (peer, local)
         self.log.info("association up", assoc=assoc_id, peer=f"{peer[0]}:{peer[1]}")
-        self._guarded("association up", lambda: self.stack.association_up(assoc_id, self.clock()))
+        stack = self.stack
+        self.driver.feed(lambda now: stack.association_up(assoc_id, now), "association up")
 
     def association_data(self, assoc_id: int, data: bytes, stream: int) -> None:
-        self._capture_write(assoc_id, data, stream, inbound=True)
-        self._guarded(
+        if self._capture is not None:
+            self._capture_write(assoc_id, data, stream, inbound=True)
+        stack = self.stack
+        self.driver.feed(
+            lambda now: stack.receive(assoc_id, data, now, stream),
             "message handling",
-            lambda: self.stack.receive(assoc_id, data, self.clock(), stream),
             assoc=assoc_id,
-            data=data.hex(),
+            data=data,
         )
 
     def association_down(self, assoc_id: int, reason: str) -> None:
         self.log.info("association down", assoc=assoc_id, reason=reason)
         try:
-            self._guarded(
-                "association down", lambda: self.stack.association_down(assoc_id, self.clock())
-            )
+            stack = self.stack
+            self.driver.feed(lambda now: stack.association_down(assoc_id, now), "association down")
         finally:
             self._peers.pop(assoc_id, None)
 
@@ -224,8 +239,12 @@ class Node(AssociationHandler):
         """Send a TC request from a TC-user that answers later (after an await)."""
         if isinstance(req, (TcEnd, TcUAbort)):
             self.user.release(req.dialogue_id)
-        self._guarded("tc request", lambda: self.stack.tc_request(req, self.clock()))
-        if type(req) is TcBegin and self.stack.tcap.dialogue_state(req.dialogue_id) is None:
+        stack = self.stack
+        self.driver.feed(lambda now: stack.tc_request(req, now), "tc request")
+        if (
+            type(req) is TcBegin
+            and self.stack.tcap.dialogue_state(req.dialogue_id) is DialogueState.IDLE
+        ):
             # TCAP refused to open it (encode error, resource limit): nobody will ever end it.
             self.user.release(req.dialogue_id)
 
@@ -237,42 +256,22 @@ class Node(AssociationHandler):
 
     # -- output routing --------------------------------------------------------------------------
 
-    def _guarded(self, what: str, produce: Callable[[], list[object]], **ctx: object) -> None:
-        """Run a core entry point and route its outputs; a bug is logged, never raised into
-        asyncio (the cores answer bad input themselves, so this is only a safety net)."""
-        try:
-            outputs = produce()
-        except Exception:
-            self.log.exception(f"{what} failed", **ctx)
-            self._arm_timer()
-            return
-        self._process(outputs)
-
-    def _process(self, outputs: list[object]) -> None:
-        now = self.clock()
-        while outputs:
-            pending: list[object] = []
-            for o in outputs:
-                # One output that fails must not cost the others (e.g. the idle-timer aborts of
-                # many dialogues arrive in one list; each must still reach its switch).
-                try:
-                    t = type(o)
-                    if t is Transmit:
-                        self._transmit(o)  # type: ignore[arg-type]
-                    elif t in TC_TYPES:
-                        for req in self.user.handle(o):
-                            pending += self.stack.tc_request(req, now)  # type: ignore[arg-type]
-                    elif t is CloseAssociation:
-                        self.log.warning("closing association", assoc=o.assoc_id, reason=o.reason)  # type: ignore[attr-defined]
-                        self.transport.close_association(o.assoc_id, o.reason)  # type: ignore[attr-defined]
-                    elif t is AspStateChanged:
-                        self.log.info("asp state", assoc=o.assoc_id, old=str(o.old), new=str(o.new))  # type: ignore[attr-defined]
-                    else:
-                        self._log_output(o)
-                except Exception:
-                    self.log.exception("output handling failed", output=type(o).__name__)
-            outputs = pending
-        self._arm_timer()
+    def _output(self, o: StackOutput) -> None:
+        """Where each output of the stack goes (the driver hands them over in order)."""
+        match o:
+            case Transmit():
+                self._transmit(o)
+            case CloseAssociation():
+                self.log.warning("closing association", assoc=o.assoc_id, reason=o.reason)
+                self.transport.close_association(o.assoc_id, o.reason)
+            case AspStateChanged():
+                self.log.info("asp state", assoc=o.assoc_id, old=str(o.old), new=str(o.new))
+            case AsStateChanged() | Dropped() | MtpStatus() | PeerNotify() | SccpLog() | TcapLog():
+                self._log_output(o)
+            case _:  # what remains is a TC indication: mypy checks handle() takes exactly that
+                stack = self.stack
+                for req in self.user.handle(o):
+                    self.driver.feed(partial(_tc_request, stack, req), "tc request")
 
     def _transmit(self, o: Transmit) -> None:
         if not self.transport.send(o.assoc_id, o.stream, o.data):
@@ -298,29 +297,9 @@ class Node(AssociationHandler):
             fields["what" if k == "event" else k] = v.hex() if isinstance(v, bytes) else v
         self.log.info(type(o).__name__, **fields)
 
-    def _arm_timer(self) -> None:
-        deadline = self.stack.next_deadline()
-        if deadline == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = deadline
-        if deadline is not None:
-            loop = asyncio.get_running_loop()
-            delay = max(0.0, deadline - self.clock())
-            self._timer = loop.call_later(delay, self._on_timer)
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        try:
-            self._process(self.stack.handle_timer(self.clock()))
-        except (
-            Exception
-        ):  # never let one bad timer kill the loop; the cores are tested not to raise
-            self.log.exception("timer handling failed")
-            self._arm_timer()
+def _tc_request(stack: SigtranStack, req: TcPrimitive, now: float) -> list[StackOutput]:
+    return stack.tc_request(req, now)
 
 
 class TcUsers:

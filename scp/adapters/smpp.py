@@ -3,10 +3,11 @@
 The protocol (bind, window, enquire_link, throttling, receipts, MO reassembly, when each
 deliver_sm is answered) is :class:`scp.core.smpp_esme.EsmeSession`; this module gives it what
 needs I/O and nothing more: a TCP connection (an asyncio Protocol, so the session's bytes go out
-in one write per batch), the clock (``loop.time()``), one timer armed at the session's
-``next_deadline()``, reconnects with backoff (``reconnect_min`` doubling to ``reconnect_max``
-while the SMSC is unreachable or refuses the bind; at once after a bound link is lost), and the
-handlers the session's events are for.
+in one write per batch), the driver every core runs on (:class:`scp.adapters.driver.CoreDriver`:
+the clock, ``loop.time()``, and one timer at the session's ``next_deadline()``), reconnects
+with backoff (``reconnect_min`` doubling to ``reconnect_max`` while the SMSC is unreachable or
+refuses the bind; at once after a bound link is lost), and the handlers the session's events
+are for.
 
 * ``await submit(sms)`` returns the SMSC message_id of the first segment, or raises the errors
   of the gateway port (:mod:`scp.service.outbox`): SmppPermanentError (the message itself),
@@ -36,13 +37,14 @@ import collections
 import contextlib
 import inspect
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol, assert_never
 
 import structlog
 
+from scp.adapters.driver import CoreDriver
 from scp.codecs.errors import CodecError
 from scp.codecs.sms import encode_sms
 from scp.core.smpp_esme import (
@@ -52,8 +54,8 @@ from scp.core.smpp_esme import (
     DeliverTimedOut,
     Dropped,
     EsmeConfig,
+    EsmeOutput,
     EsmeSession,
-    Event,
     FailureKind,
     MessageFailed,
     MessageSubmitted,
@@ -173,11 +175,11 @@ class SmppGateway:
         self._close_reason: str | None = None
         self._futures: dict[int, asyncio.Future[str]] = {}
         self._stopping = False
-        self._stopped = False
         self._wake_stop = asyncio.Event()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
-        self._service_soon = False
+        self._must_close: str | None = None  # ConnectionMustClose, carried out after the write
+        self._driver: CoreDriver[EsmeOutput] = CoreDriver(
+            self.core, self._on_output, clock=self._time, pull=self._events, after=self._flush
+        )
         self._tasks: set[asyncio.Future[Any]] = set()
         self._awaiting: collections.deque[Awaitable[Any]] = collections.deque()
         self._drainer: asyncio.Future[None] | None = None
@@ -222,7 +224,7 @@ class SmppGateway:
             raise SmppPermanentError(str(e)) from None
         fut: asyncio.Future[str] = self._loop.create_future()
         self._futures[ref] = fut
-        self._service_later()
+        self._driver.drain_soon()  # one write for this iteration's submits
         try:
             return await fut
         except asyncio.CancelledError:
@@ -243,8 +245,7 @@ class SmppGateway:
         self._wake_stop.set()
         link = self._link_done
         if self._transport is not None and self._loop is not None and link is not None:
-            self.core.unbind(self._loop.time())  # §4.2; answers still arriving are handled
-            self._service()
+            self._driver.feed(self.core.unbind)  # §4.2; answers still arriving are handled
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(link), timeout / 2)
         if self._transport is not None:
@@ -257,12 +258,9 @@ class SmppGateway:
                 task.cancel()  # still connecting
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        self.core.fail_queued("gateway stopped")
-        self._service()
-        self._stopped = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        core = self.core
+        self._driver.feed(lambda now: core.fail_queued("gateway stopped"))
+        self._driver.close()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -302,81 +300,53 @@ class SmppGateway:
             backoff = min(backoff * 2, cfg.reconnect_max)
 
     def _connected(self, transport: asyncio.Transport) -> None:
-        assert self._loop is not None
         self._transport = transport
         self._close_reason = None
-        self.core.connection_made(self._loop.time())
-        self._service()
+        self._driver.feed(self.core.connection_made)
 
     def _received(self, data: bytes) -> None:
-        assert self._loop is not None
-        self.core.receive_data(data, self._loop.time())
-        self._service()
+        core = self.core
+        self._driver.feed(lambda now: core.receive_data(data, now))
 
     def _disconnected(self, exc: Exception | None) -> None:
-        assert self._loop is not None
         self._transport = None
         reason = self._close_reason or (str(exc) if exc else "SMSC closed the connection")
-        self.core.connection_lost(
-            self._loop.time(), "gateway stopped" if self._stopping else "link lost"
-        )
-        self._service()
+        cause = "gateway stopped" if self._stopping else "link lost"
+        core = self.core
+        self._driver.feed(lambda now: core.connection_lost(now, cause))
         link = self._link_done
         if link is not None and not link.done():
             link.set_result(reason)
 
     # -- driving the session --------------------------------------------------------------------
 
-    def _service_later(self) -> None:
-        """Run the session's outputs once this loop iteration's submits and answers are in:
-        one write for all of them."""
-        if not self._service_soon and self._loop is not None:
-            self._service_soon = True
-            self._loop.call_soon(self._service)
+    def _time(self) -> float:
+        """The session's clock: the loop's (its timer runs on the same one)."""
+        loop = self._loop  # None: stopped without having started
+        return loop.time() if loop is not None else asyncio.get_running_loop().time()
 
-    def _service(self) -> None:
-        """Carry out what the session produced: events to their owners, bytes to the SMSC,
-        the connection closed if it must be, the timer armed."""
-        self._service_soon = False
+    def _events(self) -> Iterator[EsmeOutput]:
         core = self.core
-        close: str | None = None
         while (ev := core.next_event()) is not None:
-            if isinstance(ev, ConnectionMustClose):
-                close = ev.reason
-            else:
-                self._on_event(ev)
-        data = core.data_to_send()
+            yield ev
+
+    def _flush(self) -> None:
+        """After the events: the session's bytes in one write, then the close it asked for
+        (after what was written: an answer or unbind_resp goes out first)."""
+        data = self.core.data_to_send()
+        close, self._must_close = self._must_close, None
         transport = self._transport
         if transport is not None:
             if data:
                 transport.write(data)
             if close is not None:
                 self._close_reason = close
-                transport.close()  # after what was written: an answer or unbind_resp goes out
-        self._arm_timer()
+                transport.close()
 
-    def _arm_timer(self) -> None:
-        """One timer at the session's next deadline; one armed earlier than that stays (it
-        fires, finds nothing due and re-arms), so a moving deadline costs no re-arming."""
-        deadline = self.core.next_deadline()
-        if deadline is None or self._loop is None or self._stopped:
-            return
-        if self._timer is not None:
-            if self._timer_at <= deadline:
-                return
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = self._loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        assert self._loop is not None
-        self._timer = None
-        # call_at may run a hair early (clock resolution): the deadline has come
-        self.core.handle_timer(max(self._loop.time(), self._timer_at))
-        self._service()
-
-    def _on_event(self, ev: Event) -> None:
+    def _on_output(self, ev: EsmeOutput) -> None:
         match ev:
+            case ConnectionMustClose(reason=reason):
+                self._must_close = reason
             case MessageSubmitted(ref=ref, message_ids=ids):
                 fut = self._futures.pop(ref, None)
                 if fut is not None and not fut.done():
@@ -411,6 +381,8 @@ class SmppGateway:
                 log.info("smpp.unbound", by_peer=by_peer)
             case Dropped(reason=reason, detail=detail):
                 log.warning("smpp.dropped", reason=reason, detail=detail)
+            case _:
+                assert_never(ev)
 
     def _wall(self, at: float) -> datetime:
         """The wall-clock time of the session's ``now`` value ``at``."""
@@ -511,7 +483,7 @@ class SmppGateway:
     def _answer(self, tokens: tuple[int, ...], ok: bool) -> None:
         if self._loop is not None:
             self.core.answer_deliver(tokens, ok, self._loop.time())
-            self._service_later()
+            self._driver.drain_soon()
 
     async def _drain_awaiting(self) -> None:
         try:

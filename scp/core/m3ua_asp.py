@@ -19,8 +19,12 @@ BEATs when ``beat_interval`` > 0, closing the association if no Ack comes within
 for the rest (§3.4.3, §4.5); a message we cannot accept gets an Error (§3.8.1, §4.5) with the
 first octets of the offending message as Diagnostic Information, and the association stays up.
 
-The state machines are tables (``_ASP_TRANSITIONS`` and the ``_ACCEPTS`` tables); a message not
-in a table for the current state is answered with ERR "Unexpected Message".
+The ASP state machine is a transition table per role (:data:`SERVER_ASP_FSM`,
+:data:`CLIENT_ASP_FSM`, in the style of :mod:`scp.core.fsm`): (ASP state, event) -> the action
+and the next state of §4.3.1 figure 3, the events being the messages received (named as §3
+names them) and the local events of §4.3.1 (association lost, M-ASP_DOWN request, another ASP
+taking over). A message with no row for the ASP's state is illegal there and answered with ERR
+"Unexpected Message" (§4.5).
 """
 
 from __future__ import annotations
@@ -52,13 +56,17 @@ from scp.codecs.m3ua import (
     encode_data,
     make,
 )
+from scp.core.fsm import IllegalEvent, Transition, TransitionTable
 from scp.core.timers import Timers
 from scp.primitives import MtpTransfer
 
 __all__ = [
     "M3uaLayer",
     "AspState",
+    "AspEvent",
     "AsState",
+    "SERVER_ASP_FSM",
+    "CLIENT_ASP_FSM",
     "Transmit",
     "Deliver",
     "CloseAssociation",
@@ -67,7 +75,8 @@ __all__ = [
     "Dropped",
     "MtpStatus",
     "PeerNotify",
-    "Output",
+    "M3uaEvent",
+    "M3uaOutput",
     "DATA_STREAMS",
 ]
 
@@ -83,18 +92,15 @@ MAX_PENDING_QUEUE = 1024
 MAX_BACKOFF = 30.0
 
 
-class AspState(enum.Enum):
+class AspState(enum.StrEnum):
     """ASP state as seen by this side (RFC 4666 §4.3.1)."""
 
     DOWN = "ASP-DOWN"
     INACTIVE = "ASP-INACTIVE"
     ACTIVE = "ASP-ACTIVE"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class AsState(enum.Enum):
+class AsState(enum.StrEnum):
     """Application Server state (RFC 4666 §4.3.2)."""
 
     DOWN = "AS-DOWN"
@@ -102,8 +108,41 @@ class AsState(enum.Enum):
     ACTIVE = "AS-ACTIVE"
     PENDING = "AS-PENDING"
 
-    def __str__(self) -> str:
-        return self.value
+
+class AspEvent(enum.StrEnum):
+    """What an ASP's state machine reacts to (RFC 4666 §4.3.1): a message received, by its §3
+    name, or a local event."""
+
+    # ASPSM / ASPTM requests, received by the server (§3.5, §3.7)
+    ASP_UP = "ASP Up"
+    ASP_DOWN = "ASP Down"
+    ASP_ACTIVE = "ASP Active"
+    ASP_INACTIVE = "ASP Inactive"
+    # their acknowledgements, received by the client
+    ASP_UP_ACK = "ASP Up Ack"
+    ASP_DOWN_ACK = "ASP Down Ack"
+    ASP_ACTIVE_ACK = "ASP Active Ack"
+    ASP_INACTIVE_ACK = "ASP Inactive Ack"
+    # transfer (§3.3), management (§3.8), ASPSM heartbeat (§3.5.5), SSNM (§3.4), RKM (§3.6)
+    DATA = "DATA"
+    ERR = "ERR"
+    NTFY = "NTFY"
+    BEAT = "BEAT"
+    BEAT_ACK = "BEAT Ack"
+    DAUD = "DAUD"
+    DUNA = "DUNA"
+    DAVA = "DAVA"
+    SCON = "SCON"
+    DUPU = "DUPU"
+    DRST = "DRST"
+    REG_REQ = "REG REQ"
+    DEREG_REQ = "DEREG REQ"
+    REG_RSP = "REG RSP"
+    DEREG_RSP = "DEREG RSP"
+    # local events (§4.3.1 figure 3, §4.3.4.3, §1.6.2 layer management)
+    ASSOCIATION_LOST = "SCTP CDI"  # the association went (communication lost / restart)
+    M_ASP_DOWN_REQ = "M-ASP_DOWN.req"  # we take the ASP down (shutdown, unanswered ASP Down)
+    ALTERNATE_ASP_ACTIVE = "Alternate ASP Active"  # override: another ASP took the traffic
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,97 +219,39 @@ class PeerNotify:
     asp_identifier: int | None = None
 
 
-Output = (
-    Transmit
-    | Deliver
-    | CloseAssociation
-    | AspStateChanged
-    | AsStateChanged
-    | Dropped
-    | MtpStatus
-    | PeerNotify
-)
+M3uaEvent = CloseAssociation | AspStateChanged | AsStateChanged | Dropped | MtpStatus | PeerNotify
+"""What the layer reports besides the messages it carries: for the transport and the log."""
 
-# ---------------------------------------------------------------------------------------------
-# Tables
-# ---------------------------------------------------------------------------------------------
+M3uaOutput = Transmit | Deliver | M3uaEvent
+"""Everything :class:`M3uaLayer` returns: a closed union, dispatched with ``match``."""
 
-_D, _I, _A = AspState.DOWN, AspState.INACTIVE, AspState.ACTIVE
-_ANY = frozenset({_D, _I, _A})
-_UP = frozenset({_I, _A})
-MT = MessageType
+_MT = MessageType
 
-# ASP state transitions (RFC 4666 §4.3.1 figure 3), keyed by the primitive that drives them:
-# on the server the received ASPSM/ASPTM message, on the client the received acknowledgement.
-_ASP_TRANSITIONS: dict[tuple[AspState, str], AspState] = {
-    (_D, "ASPUP"): _I,
-    (_I, "ASPUP"): _I,
-    (_A, "ASPUP"): _I,
-    (_I, "ASPAC"): _A,
-    (_A, "ASPAC"): _A,
-    (_I, "ASPIA"): _I,
-    (_A, "ASPIA"): _I,
-    (_D, "ASPDN"): _D,
-    (_I, "ASPDN"): _D,
-    (_A, "ASPDN"): _D,
-    (_D, "ASPUP_ACK"): _I,
-    (_I, "ASPUP_ACK"): _I,
-    (_A, "ASPUP_ACK"): _A,
-    (_I, "ASPAC_ACK"): _A,
-    (_A, "ASPAC_ACK"): _A,
-    (_I, "ASPIA_ACK"): _I,
-    (_A, "ASPIA_ACK"): _I,
-    (_D, "ASPDN_ACK"): _D,
-    (_I, "ASPDN_ACK"): _D,
-    (_A, "ASPDN_ACK"): _D,
-    (_A, "ALTERNATE_ASP_ACTIVE"): _I,
-    (_I, "ALTERNATE_ASP_ACTIVE"): _I,
-    (_D, "ASP_FAILURE"): _D,
-    (_I, "ASP_FAILURE"): _D,
-    (_A, "ASP_FAILURE"): _D,
-}
-
-# Which received messages each role accepts in which ASP state (§4.3.4, §4.5). Absent pairs are
-# answered with ERR Unexpected Message.
-_SERVER_ACCEPTS: dict[int, frozenset[AspState]] = {
-    MT.ERR: _ANY,
-    MT.NTFY: _ANY,
-    MT.BEAT: _ANY,
-    MT.BEAT_ACK: _ANY,
-    MT.ASPUP: _ANY,
-    MT.ASPDN: _ANY,
-    MT.ASPAC: _UP,
-    MT.ASPIA: _UP,
-    MT.DATA: frozenset({_A}),
-    MT.DAUD: _UP,
-    MT.DUNA: _UP,
-    MT.DAVA: _UP,
-    MT.SCON: _UP,
-    MT.DUPU: _UP,
-    MT.DRST: _UP,
-    MT.REG_REQ: _UP,
-    MT.DEREG_REQ: _UP,
-}
-_CLIENT_ACCEPTS: dict[int, frozenset[AspState]] = {
-    MT.ERR: _ANY,
-    MT.NTFY: _ANY,
-    MT.BEAT: _ANY,
-    MT.BEAT_ACK: _ANY,
-    MT.ASPUP_ACK: _ANY,
-    MT.ASPDN_ACK: _ANY,
-    MT.ASPAC_ACK: _UP,
-    MT.ASPIA_ACK: _UP,
-    MT.DATA: frozenset({_A}),
-    MT.DAUD: _UP,
-    MT.DUNA: _UP,
-    MT.DAVA: _UP,
-    MT.SCON: _UP,
-    MT.DUPU: _UP,
-    MT.DRST: _UP,
-    MT.REG_REQ: _UP,
-    MT.DEREG_REQ: _UP,
-    MT.REG_RSP: _UP,
-    MT.DEREG_RSP: _UP,
+# The event each received message type is (RFC 4666 §3.1.2 message classes and types).
+_EVENT_OF: dict[int, AspEvent] = {
+    _MT.ASPUP: AspEvent.ASP_UP,
+    _MT.ASPDN: AspEvent.ASP_DOWN,
+    _MT.ASPAC: AspEvent.ASP_ACTIVE,
+    _MT.ASPIA: AspEvent.ASP_INACTIVE,
+    _MT.ASPUP_ACK: AspEvent.ASP_UP_ACK,
+    _MT.ASPDN_ACK: AspEvent.ASP_DOWN_ACK,
+    _MT.ASPAC_ACK: AspEvent.ASP_ACTIVE_ACK,
+    _MT.ASPIA_ACK: AspEvent.ASP_INACTIVE_ACK,
+    _MT.DATA: AspEvent.DATA,
+    _MT.ERR: AspEvent.ERR,
+    _MT.NTFY: AspEvent.NTFY,
+    _MT.BEAT: AspEvent.BEAT,
+    _MT.BEAT_ACK: AspEvent.BEAT_ACK,
+    _MT.DAUD: AspEvent.DAUD,
+    _MT.DUNA: AspEvent.DUNA,
+    _MT.DAVA: AspEvent.DAVA,
+    _MT.SCON: AspEvent.SCON,
+    _MT.DUPU: AspEvent.DUPU,
+    _MT.DRST: AspEvent.DRST,
+    _MT.REG_REQ: AspEvent.REG_REQ,
+    _MT.DEREG_REQ: AspEvent.DEREG_REQ,
+    _MT.REG_RSP: AspEvent.REG_RSP,
+    _MT.DEREG_RSP: AspEvent.DEREG_RSP,
 }
 
 _TRAFFIC_MODES = {
@@ -293,7 +274,7 @@ class _Asp:
     state: AspState = AspState.DOWN
     asp_identifier: int | None = None
     activated: int = 0  # order of activation, for override (the newest wins)
-    pending: str | None = None  # client: the ASPSM/ASPTM request awaiting its Ack
+    pending: MessageType | None = None  # client: the ASPSM/ASPTM request awaiting its Ack
     retries: int = 0
     beat_data: bytes | None = None  # our outstanding BEAT
     unavailable: list[AffectedPointCode] = field(default_factory=list)  # DUNA'd destinations
@@ -344,7 +325,8 @@ class M3uaLayer:
         self._beat_seq = 0
         self._pending_queue: list[MtpTransfer] = []
         self._stopping = False
-        self._accepts = _SERVER_ACCEPTS if role == "server" else _CLIENT_ACCEPTS
+        self._fsm = SERVER_ASP_FSM if role == "server" else CLIENT_ASP_FSM
+        self._data_states = self._fsm.states(AspEvent.DATA)  # DATA's row, on its fast path
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -367,9 +349,9 @@ class M3uaLayer:
 
     # -- transport events --------------------------------------------------------------------
 
-    def association_up(self, assoc_id: int, now: float) -> list[Output]:
+    def association_up(self, assoc_id: int, now: float) -> list[M3uaOutput]:
         """The transport connected; the client starts the ASP Up procedure (§4.3.4.1)."""
-        out: list[Output] = []
+        out: list[M3uaOutput] = []
         if assoc_id in self._asps:
             out += self._drop_asp(assoc_id, now)
         asp = _Asp(assoc_id)
@@ -377,21 +359,21 @@ class M3uaLayer:
         if self.beat_interval > 0:
             self._timers.start(("beat", assoc_id), now, self.beat_interval)
         if self.role == "client" and not self._stopping:
-            self._client_request(asp, "ASPUP", now, out)
+            self._client_request(asp, _MT.ASPUP, now, out)
         return out
 
-    def association_down(self, assoc_id: int, now: float) -> list[Output]:
+    def association_down(self, assoc_id: int, now: float) -> list[M3uaOutput]:
         """The transport was lost or closed: the ASP is ASP-DOWN (§4.3.1, SCTP CDI)."""
         return self._drop_asp(assoc_id, now)
 
     # -- received messages -------------------------------------------------------------------
 
-    def receive(self, assoc_id: int, data: bytes, now: float, stream: int = 0) -> list[Output]:
+    def receive(self, assoc_id: int, data: bytes, now: float, stream: int = 0) -> list[M3uaOutput]:
         """One whole M3UA message received on ``assoc_id``."""
         asp = self._asps.get(assoc_id)
         if asp is None:
             return [Dropped("message on an unknown association", f"assoc={assoc_id}")]
-        out: list[Output] = []
+        out: list[M3uaOutput] = []
         try:
             if data[2:4] == b"\x01\x01":  # DATA: the hot path skips the generic decoder
                 self._on_data(asp, data, out)
@@ -404,12 +386,17 @@ class M3uaLayer:
                     ErrorCode.INVALID_STREAM_IDENTIFIER,
                 )
             msg = decode(data)
-            mt = msg.msg_type
-            states = self._accepts.get(mt)
-            if states is None or asp.state not in states:
-                raise M3uaDecodeError(2, f"{msg.name} in {asp.state}", ErrorCode.UNEXPECTED_MESSAGE)
-            handler = _HANDLERS[mt]
-            handler(self, asp, msg, data, now, out)
+            event = _EVENT_OF.get(msg.msg_type)
+            if event is None:
+                raise M3uaDecodeError(
+                    3, f"message type {msg.msg_type:#06x}", ErrorCode.UNSUPPORTED_MESSAGE_TYPE
+                )
+            action = self._fsm.lookup(asp.state, event).action
+            if action is None:  # DATA, whose fast path is above, and the local events
+                raise IllegalEvent(self._fsm.name, asp.state, event)
+            action(self, asp, msg, data, now, out)
+        except IllegalEvent as e:  # §4.5: no row for this message in the ASP's state
+            out += self._error(asp, data, ErrorCode.UNEXPECTED_MESSAGE, str(e))
         except M3uaDecodeError as e:
             out += self._error(asp, data, e.error_code, e.reason)
         except CodecError as e:
@@ -425,20 +412,20 @@ class M3uaLayer:
         code: ErrorCode,
         reason: str,
         routing_context: int | None = None,
-    ) -> list[Output]:
+    ) -> list[M3uaOutput]:
         """ERR for a message we refuse (§3.8.1); an ERR itself is never answered (no loops)."""
         dropped = Dropped(f"refused: {code.name}", f"assoc={asp.assoc_id} {reason}")
         if data[2:4] == b"\x00\x00":
             return [dropped]
         err = make(
-            MT.ERR,
+            _MT.ERR,
             error_code=code,
             routing_context=routing_context,
             diagnostic_information=bytes(data[:DIAGNOSTIC_OCTETS]),
         )
         return [Transmit(asp.assoc_id, 0, encode(err)), dropped]
 
-    def _send(self, asp: _Asp, msg: M3uaMessage, out: list[Output]) -> None:
+    def _send(self, asp: _Asp, msg: M3uaMessage, out: list[M3uaOutput]) -> None:
         out.append(Transmit(asp.assoc_id, 0, encode(msg)))
 
     def _rc_ok(self, rc: int) -> bool:
@@ -450,10 +437,10 @@ class M3uaLayer:
             return self.routing_context
         return min(self._registered) if self._registered else None
 
-    def _on_data(self, asp: _Asp, data: bytes, out: list[Output]) -> None:
+    def _on_data(self, asp: _Asp, data: bytes, out: list[M3uaOutput]) -> None:
         d = decode_data(data)
-        if asp.state is not AspState.ACTIVE:
-            raise M3uaDecodeError(2, f"DATA in {asp.state}", ErrorCode.UNEXPECTED_MESSAGE)
+        if asp.state not in self._data_states:
+            raise IllegalEvent(self._fsm.name, asp.state, AspEvent.DATA)
         rc = d.routing_context
         if rc is not None and not self._rc_ok(rc):
             out += self._error(
@@ -474,10 +461,11 @@ class M3uaLayer:
 
     # -- ASPSM / ASPTM, server role (§4.3.4) ---------------------------------------------------
 
-    def _set_state(self, asp: _Asp, event: str, out: list[Output]) -> None:
+    def _transit(self, asp: _Asp, event: AspEvent, out: list[M3uaOutput]) -> None:
+        """Move ``asp`` to where ``event`` leads from its state (the row's ``next``)."""
         old = asp.state
-        new = _ASP_TRANSITIONS[(old, event)]
-        if new is not old:
+        new = self._fsm.lookup(old, event).next
+        if new is not None and new is not old:
             asp.state = new
             if new is AspState.ACTIVE:
                 self._activations += 1
@@ -485,28 +473,28 @@ class M3uaLayer:
             out.append(AspStateChanged(asp.assoc_id, old, new))
 
     def _on_aspup(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
         was_active = asp.state is AspState.ACTIVE
         if msg.asp_identifier is not None:
             asp.asp_identifier = msg.asp_identifier
-        self._send(asp, make(MT.ASPUP_ACK, asp_identifier=self.asp_identifier), out)
+        self._send(asp, make(_MT.ASPUP_ACK, asp_identifier=self.asp_identifier), out)
         if was_active:
             # §4.3.4.1: ASP Up from an active ASP is acknowledged, flagged, and deactivates it.
             out += self._error(asp, data, ErrorCode.UNEXPECTED_MESSAGE, "ASPUP in ASP-ACTIVE")
-        self._set_state(asp, "ASPUP", out)
+        self._transit(asp, AspEvent.ASP_UP, out)
         if not self._update_as(now, out) and self._as_state in _AS_NOTIFY:
             self._notify(asp, StatusType.AS_STATE_CHANGE, _AS_NOTIFY[self._as_state], out)
 
     def _on_aspdn(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
-        self._send(asp, make(MT.ASPDN_ACK), out)
-        self._set_state(asp, "ASPDN", out)
+        self._send(asp, make(_MT.ASPDN_ACK), out)
+        self._transit(asp, AspEvent.ASP_DOWN, out)
         self._update_as(now, out)
 
     def _on_aspac(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
         tmt = msg.traffic_mode
         if tmt is not None and tmt != self._tmt:
@@ -529,7 +517,7 @@ class M3uaLayer:
         self._send(
             asp,
             make(
-                MT.ASPAC_ACK, traffic_mode=self._tmt, routing_context=rcs if rcs else self._our_rc
+                _MT.ASPAC_ACK, traffic_mode=self._tmt, routing_context=rcs if rcs else self._our_rc
             ),
             out,
         )
@@ -539,7 +527,7 @@ class M3uaLayer:
             # §4.3.4.3: in override the newcomer takes over; the old active ASP is told so.
             for other in self._asps.values():
                 if other is not asp and other.state is AspState.ACTIVE:
-                    self._set_state(other, "ALTERNATE_ASP_ACTIVE", out)
+                    self._transit(other, AspEvent.ALTERNATE_ASP_ACTIVE, out)
                     self._notify(
                         other,
                         StatusType.OTHER,
@@ -547,11 +535,11 @@ class M3uaLayer:
                         out,
                         asp_identifier=asp.asp_identifier,
                     )
-        self._set_state(asp, "ASPAC", out)
+        self._transit(asp, AspEvent.ASP_ACTIVE, out)
         self._update_as(now, out)
 
     def _on_aspia(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
         for rc in msg.routing_contexts or ():
             if not self._rc_ok(rc):
@@ -564,26 +552,28 @@ class M3uaLayer:
                 )
                 return
         self._send(
-            asp, make(MT.ASPIA_ACK, routing_context=msg.routing_contexts or self._our_rc), out
+            asp, make(_MT.ASPIA_ACK, routing_context=msg.routing_contexts or self._our_rc), out
         )
-        self._set_state(asp, "ASPIA", out)
+        self._transit(asp, AspEvent.ASP_INACTIVE, out)
         self._update_as(now, out)
 
     # -- ASPSM / ASPTM acknowledgements, client role -----------------------------------------
 
-    def _client_request(self, asp: _Asp, what: str, now: float, out: list[Output]) -> None:
+    def _client_request(
+        self, asp: _Asp, what: MessageType, now: float, out: list[M3uaOutput]
+    ) -> None:
         """Send ASPUP/ASPAC/ASPIA/ASPDN and arm T(ack) for its acknowledgement."""
         if asp.pending != what:
             asp.retries = 0
         asp.pending = what
-        if what == "ASPUP":
-            msg = make(MT.ASPUP, asp_identifier=self.asp_identifier)
-        elif what == "ASPAC":
-            msg = make(MT.ASPAC, traffic_mode=self._tmt, routing_context=self.routing_context)
-        elif what == "ASPIA":
-            msg = make(MT.ASPIA, routing_context=self.routing_context)
+        if what == _MT.ASPUP:
+            msg = make(_MT.ASPUP, asp_identifier=self.asp_identifier)
+        elif what == _MT.ASPAC:
+            msg = make(_MT.ASPAC, traffic_mode=self._tmt, routing_context=self.routing_context)
+        elif what == _MT.ASPIA:
+            msg = make(_MT.ASPIA, routing_context=self.routing_context)
         else:
-            msg = make(MT.ASPDN)
+            msg = make(_MT.ASPDN)
         self._send(asp, msg, out)
         backoff = min(
             max(self.ack_timeout, MAX_BACKOFF), self.ack_timeout * (2 ** min(asp.retries, 10))
@@ -596,72 +586,72 @@ class M3uaLayer:
         self._timers.cancel(("ack", asp.assoc_id))
 
     def _on_aspup_ack(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
-        if asp.pending != "ASPUP":
+        if asp.pending != _MT.ASPUP:
             return  # a duplicate or late Ack changes nothing (§4.3.4.1)
         self._client_done(asp)
-        self._set_state(asp, "ASPUP_ACK", out)
+        self._transit(asp, AspEvent.ASP_UP_ACK, out)
         if self._stopping:
-            self._client_request(asp, "ASPDN", now, out)
+            self._client_request(asp, _MT.ASPDN, now, out)
         else:
-            self._client_request(asp, "ASPAC", now, out)
+            self._client_request(asp, _MT.ASPAC, now, out)
 
     def _on_aspac_ack(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
-        if asp.pending != "ASPAC":
+        if asp.pending != _MT.ASPAC:
             return
         self._client_done(asp)
-        self._set_state(asp, "ASPAC_ACK", out)
+        self._transit(asp, AspEvent.ASP_ACTIVE_ACK, out)
 
     def _on_aspia_ack(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
-        if asp.pending != "ASPIA":
+        if asp.pending != _MT.ASPIA:
             return
         self._client_done(asp)
-        self._set_state(asp, "ASPIA_ACK", out)
+        self._transit(asp, AspEvent.ASP_INACTIVE_ACK, out)
         if self._stopping:
-            self._client_request(asp, "ASPDN", now, out)
+            self._client_request(asp, _MT.ASPDN, now, out)
 
     def _on_aspdn_ack(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
-        solicited = asp.pending == "ASPDN"
+        solicited = asp.pending == _MT.ASPDN
         self._client_done(asp)
-        self._set_state(asp, "ASPDN_ACK", out)
+        self._transit(asp, AspEvent.ASP_DOWN_ACK, out)
         if not solicited and not self._stopping:
             # §4.3.4.2: an unsolicited ASP Down Ack (e.g. management lockout): try again later.
-            asp.pending = "ASPUP"
+            asp.pending = _MT.ASPUP
             asp.retries = 1
             self._timers.start(("ack", asp.assoc_id), now, self.ack_timeout)
 
-    def _on_ack_timer(self, assoc_id: int, now: float, out: list[Output]) -> None:
+    def _on_ack_timer(self, assoc_id: int, now: float, out: list[M3uaOutput]) -> None:
         asp = self._asps.get(assoc_id)
         if asp is None or asp.pending is None:
             return
         what = asp.pending
-        if self._stopping and what in ("ASPIA", "ASPDN"):
-            if what == "ASPIA":
-                self._client_request(asp, "ASPDN", now, out)
+        if self._stopping and what in (_MT.ASPIA, _MT.ASPDN):
+            if what == _MT.ASPIA:
+                self._client_request(asp, _MT.ASPDN, now, out)
             else:  # no answer to our ASP Down: consider ourselves down anyway
                 self._client_done(asp)
-                self._set_state(asp, "ASPDN_ACK", out)
+                self._transit(asp, AspEvent.M_ASP_DOWN_REQ, out)
             return
-        out.append(Dropped(f"no acknowledgement of {what}, retrying", f"assoc={assoc_id}"))
+        out.append(Dropped(f"no acknowledgement of {what.name}, retrying", f"assoc={assoc_id}"))
         asp.retries += 1
         self._client_request(asp, what, now, out)
 
     # -- management, both roles ----------------------------------------------------------------
 
     def _on_beat(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
-        self._send(asp, make(MT.BEAT_ACK, heartbeat_data=msg.heartbeat_data), out)
+        self._send(asp, make(_MT.BEAT_ACK, heartbeat_data=msg.heartbeat_data), out)
 
     def _on_beat_ack(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
         if asp.beat_data is not None and msg.heartbeat_data == asp.beat_data:
             asp.beat_data = None
@@ -669,19 +659,19 @@ class M3uaLayer:
         else:
             out.append(Dropped("BEAT Ack with unexpected Heartbeat Data", f"assoc={asp.assoc_id}"))
 
-    def _on_beat_timer(self, assoc_id: int, now: float, out: list[Output]) -> None:
+    def _on_beat_timer(self, assoc_id: int, now: float, out: list[M3uaOutput]) -> None:
         asp = self._asps.get(assoc_id)
         if asp is None:
             return
         self._beat_seq = (self._beat_seq + 1) & 0xFFFFFFFF
         asp.beat_data = struct.pack("!II", assoc_id & 0xFFFFFFFF, self._beat_seq)
-        self._send(asp, make(MT.BEAT, heartbeat_data=asp.beat_data), out)
+        self._send(asp, make(_MT.BEAT, heartbeat_data=asp.beat_data), out)
         if not self._timers.running(("beat_ack", assoc_id)):
             self._timers.start(("beat_ack", assoc_id), now, self.beat_timeout)
         self._timers.start(("beat", assoc_id), now, self.beat_interval)
 
     def _on_err(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
         code = msg.error_code
         try:
@@ -696,7 +686,7 @@ class M3uaLayer:
         )
 
     def _on_ntfy(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
         st = msg.status or (0, 0)
         out.append(PeerNotify(asp.assoc_id, st[0], st[1], msg.asp_identifier))
@@ -707,7 +697,7 @@ class M3uaLayer:
             and asp.state is AspState.ACTIVE
         ):
             # §4.3.4.3 override: another ASP took over the traffic; we are standby now.
-            self._set_state(asp, "ALTERNATE_ASP_ACTIVE", out)
+            self._transit(asp, AspEvent.ALTERNATE_ASP_ACTIVE, out)
         elif (
             st == (StatusType.AS_STATE_CHANGE, AsStateChange.AS_PENDING)
             and asp.state is AspState.INACTIVE
@@ -715,20 +705,20 @@ class M3uaLayer:
             and not self._stopping
         ):
             # §4.3.4.5: the active ASP failed and T(r) runs; a standby ASP steps in.
-            self._client_request(asp, "ASPAC", now, out)
+            self._client_request(asp, _MT.ASPAC, now, out)
 
     def _notify(
         self,
         asp: _Asp,
         status_type: int,
         info: int,
-        out: list[Output],
+        out: list[M3uaOutput],
         asp_identifier: int | None = None,
     ) -> None:
         self._send(
             asp,
             make(
-                MT.NTFY,
+                _MT.NTFY,
                 status=(status_type, info),
                 asp_identifier=asp_identifier,
                 routing_context=self._our_rc,
@@ -739,7 +729,7 @@ class M3uaLayer:
     # -- SSNM (§3.4, §4.5) ---------------------------------------------------------------------
 
     def _on_daud(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
         rcs = msg.routing_contexts
         for rc in rcs or ():
@@ -759,30 +749,30 @@ class M3uaLayer:
         if ours:
             self._send(
                 asp,
-                make(MT.DAVA, routing_context=answer_rc, affected_point_codes=[self.local_pc]),
+                make(_MT.DAVA, routing_context=answer_rc, affected_point_codes=[self.local_pc]),
                 out,
             )
         if others:
             self._send(
-                asp, make(MT.DUNA, routing_context=answer_rc, affected_point_codes=others), out
+                asp, make(_MT.DUNA, routing_context=answer_rc, affected_point_codes=others), out
             )
 
     def _on_ssnm(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
         apcs = msg.affected_point_codes
         pcs = tuple(a.pc for a in apcs)
         mt = msg.msg_type
-        if mt == MT.DUNA:
+        if mt == _MT.DUNA:
             asp.unavailable += [a for a in apcs if a not in asp.unavailable]
             out.append(MtpStatus("pause", pcs))
-        elif mt == MT.DAVA:
+        elif mt == _MT.DAVA:
             asp.unavailable = [u for u in asp.unavailable if not any(a.covers(u.pc) for a in apcs)]
             out.append(MtpStatus("resume", pcs))
-        elif mt == MT.DUPU:
+        elif mt == _MT.DUPU:
             uc = msg.user_cause or (0, 0)
             out.append(MtpStatus("status", pcs, cause=uc[0]))
-        elif mt == MT.SCON:
+        elif mt == _MT.SCON:
             out.append(MtpStatus("status", pcs, cause=msg.u32(0x0205)))
         else:  # DRST: restricted is still available for our purposes (§3.4.6)
             out.append(MtpStatus("status", pcs))
@@ -790,7 +780,7 @@ class M3uaLayer:
     # -- RKM (§3.6, §4.4) ----------------------------------------------------------------------
 
     def _on_reg_req(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
         results = []
         for rk in msg.routing_keys:
@@ -809,10 +799,10 @@ class M3uaLayer:
                 rc = self._our_rc or self._next_rc
                 self._registered.add(rc)
             results.append(RegistrationResult(rk.local_rk_identifier, status, rc))
-        self._send(asp, make(MT.REG_RSP, registration_results=results), out)
+        self._send(asp, make(_MT.REG_RSP, registration_results=results), out)
 
     def _on_dereg_req(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
         results = []
         for rc in msg.routing_contexts or ():
@@ -827,10 +817,10 @@ class M3uaLayer:
             else:  # statically configured: not ours to remove
                 status = DeregistrationStatus.PERMISSION_DENIED
             results.append(DeregistrationResult(rc, status))
-        self._send(asp, make(MT.DEREG_RSP, deregistration_results=results), out)
+        self._send(asp, make(_MT.DEREG_RSP, deregistration_results=results), out)
 
     def _on_rkm_rsp(
-        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[Output]
+        self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
         out.append(
             Dropped(f"{msg.name} ignored: we register no routing keys", f"assoc={asp.assoc_id}")
@@ -838,7 +828,7 @@ class M3uaLayer:
 
     # -- AS state (server role, §4.3.2) --------------------------------------------------------
 
-    def _update_as(self, now: float, out: list[Output], recovery_expired: bool = False) -> bool:
+    def _update_as(self, now: float, out: list[M3uaOutput], recovery_expired: bool = False) -> bool:
         """Recompute the AS state from the ASP states; announce a change. True if it changed."""
         if self.role != "server":
             return False
@@ -884,7 +874,7 @@ class M3uaLayer:
 
     # -- sending -------------------------------------------------------------------------------
 
-    def send_transfer(self, xfer: MtpTransfer, now: float) -> list[Output]:
+    def send_transfer(self, xfer: MtpTransfer, now: float) -> list[Transmit | Dropped]:
         """MTP-TRANSFER request: DATA to the ASP(s) the traffic mode picks; never raises."""
         active = [a for a in self._asps.values() if a.state is AspState.ACTIVE]
         if self.role == "client":
@@ -913,31 +903,31 @@ class M3uaLayer:
             target = active[xfer.sls % len(active)]
         return [Transmit(target.assoc_id, stream, data)]
 
-    def shutdown(self, now: float) -> list[Output]:
+    def shutdown(self, now: float) -> list[M3uaOutput]:
         """Clean stop: ASPIA then ASPDN (client), unsolicited ASPDN Ack to every ASP (server)."""
-        out: list[Output] = []
+        out: list[M3uaOutput] = []
         self._stopping = True
         for asp in list(self._asps.values()):
             self._timers.cancel(("beat", asp.assoc_id))
             self._timers.cancel(("beat_ack", asp.assoc_id))
             if self.role == "client":
                 if asp.state is AspState.ACTIVE:
-                    self._client_request(asp, "ASPIA", now, out)
+                    self._client_request(asp, _MT.ASPIA, now, out)
                 elif asp.state is AspState.INACTIVE:
-                    self._client_request(asp, "ASPDN", now, out)
+                    self._client_request(asp, _MT.ASPDN, now, out)
                 else:
                     self._client_done(asp)
             elif asp.state is not AspState.DOWN:
                 # §4.3.4.2: the SGP may send an unsolicited ASP Down Ack; the ASP is down.
-                self._send(asp, make(MT.ASPDN_ACK, info_string="shutdown"), out)
-                self._set_state(asp, "ASPDN", out)
+                self._send(asp, make(_MT.ASPDN_ACK, info_string="shutdown"), out)
+                self._transit(asp, AspEvent.M_ASP_DOWN_REQ, out)
         self._update_as(now, out)
         return out
 
     # -- timers --------------------------------------------------------------------------------
 
-    def handle_timer(self, now: float) -> list[Output]:
-        out: list[Output] = []
+    def handle_timer(self, now: float) -> list[M3uaOutput]:
+        out: list[M3uaOutput] = []
         for name in self._timers.expired(now):
             assert isinstance(name, tuple)
             kind = name[0]
@@ -952,8 +942,8 @@ class M3uaLayer:
                 self._update_as(now, out, recovery_expired=True)
         return out
 
-    def _drop_asp(self, assoc_id: int, now: float) -> list[Output]:
-        out: list[Output] = []
+    def _drop_asp(self, assoc_id: int, now: float) -> list[M3uaOutput]:
+        out: list[M3uaOutput] = []
         asp = self._asps.pop(assoc_id, None)
         if asp is None:
             return out
@@ -968,34 +958,75 @@ class M3uaLayer:
         )
         for n in names:
             self._timers.cancel(n)
-        if asp.state is not AspState.DOWN:
-            out.append(AspStateChanged(assoc_id, asp.state, AspState.DOWN))
-            asp.state = AspState.DOWN
+        self._transit(asp, AspEvent.ASSOCIATION_LOST, out)
         self._update_as(now, out)
         return out
 
 
-_HANDLERS: dict[int, Callable[..., None]] = {
-    MT.ERR: M3uaLayer._on_err,
-    MT.NTFY: M3uaLayer._on_ntfy,
-    MT.BEAT: M3uaLayer._on_beat,
-    MT.BEAT_ACK: M3uaLayer._on_beat_ack,
-    MT.ASPUP: M3uaLayer._on_aspup,
-    MT.ASPDN: M3uaLayer._on_aspdn,
-    MT.ASPAC: M3uaLayer._on_aspac,
-    MT.ASPIA: M3uaLayer._on_aspia,
-    MT.ASPUP_ACK: M3uaLayer._on_aspup_ack,
-    MT.ASPDN_ACK: M3uaLayer._on_aspdn_ack,
-    MT.ASPAC_ACK: M3uaLayer._on_aspac_ack,
-    MT.ASPIA_ACK: M3uaLayer._on_aspia_ack,
-    MT.DAUD: M3uaLayer._on_daud,
-    MT.DUNA: M3uaLayer._on_ssnm,
-    MT.DAVA: M3uaLayer._on_ssnm,
-    MT.SCON: M3uaLayer._on_ssnm,
-    MT.DUPU: M3uaLayer._on_ssnm,
-    MT.DRST: M3uaLayer._on_ssnm,
-    MT.REG_REQ: M3uaLayer._on_reg_req,
-    MT.DEREG_REQ: M3uaLayer._on_dereg_req,
-    MT.REG_RSP: M3uaLayer._on_rkm_rsp,
-    MT.DEREG_RSP: M3uaLayer._on_rkm_rsp,
+_Action = Callable[[M3uaLayer, _Asp, M3uaMessage, bytes, float, list[M3uaOutput]], None]
+"""A received message's action: (layer, its ASP, the message decoded, its octets, now, out)."""
+
+_D, _I, _A = AspState.DOWN, AspState.INACTIVE, AspState.ACTIVE
+_ANY = (_D, _I, _A)
+_UP = (_I, _A)
+_L = M3uaLayer
+_Row = Transition[AspState, _Action | None]
+
+
+def _rows(
+    states: tuple[AspState, ...], action: _Action, *events: AspEvent
+) -> dict[tuple[AspState, AspEvent], _Row]:
+    """``events`` legal in ``states``, each handled by ``action``; the ASP state unchanged."""
+    return {(s, e): Transition(action) for e in events for s in states}
+
+
+# Both roles: management, heartbeat, SSNM and RKM messages change no ASP state (§4.3.4.6,
+# §4.5, §4.4); DATA only flows to and from an active ASP (§4.3.4.3); the local events.
+_COMMON: dict[tuple[AspState, AspEvent], _Row] = {
+    **_rows(_ANY, _L._on_err, AspEvent.ERR),
+    **_rows(_ANY, _L._on_ntfy, AspEvent.NTFY),
+    **_rows(_ANY, _L._on_beat, AspEvent.BEAT),
+    **_rows(_ANY, _L._on_beat_ack, AspEvent.BEAT_ACK),
+    (_A, AspEvent.DATA): Transition(None),  # receive() takes DATA on its fast path
+    **_rows(_UP, _L._on_daud, AspEvent.DAUD),
+    **_rows(
+        _UP, _L._on_ssnm, AspEvent.DUNA, AspEvent.DAVA, AspEvent.SCON, AspEvent.DUPU, AspEvent.DRST
+    ),
+    **_rows(_UP, _L._on_reg_req, AspEvent.REG_REQ),
+    **_rows(_UP, _L._on_dereg_req, AspEvent.DEREG_REQ),
+    **{(s, AspEvent.ASSOCIATION_LOST): Transition(None, _D) for s in _ANY},
+    **{(s, AspEvent.M_ASP_DOWN_REQ): Transition(None, _D) for s in _ANY},
+    (_A, AspEvent.ALTERNATE_ASP_ACTIVE): Transition(None, _I),
+    (_I, AspEvent.ALTERNATE_ASP_ACTIVE): Transition(None, _I),
 }
+
+SERVER_ASP_FSM: TransitionTable[AspState, AspEvent, _Action | None] = TransitionTable(
+    "M3UA ASP (SGP side)",
+    {
+        **_COMMON,
+        # §4.3.4.1: ASP Up in any state (from ASP-ACTIVE it is flagged, and deactivates)
+        **{(s, AspEvent.ASP_UP): Transition(_L._on_aspup, _I) for s in _ANY},
+        **{(s, AspEvent.ASP_DOWN): Transition(_L._on_aspdn, _D) for s in _ANY},
+        **{(s, AspEvent.ASP_ACTIVE): Transition(_L._on_aspac, _A) for s in _UP},
+        **{(s, AspEvent.ASP_INACTIVE): Transition(_L._on_aspia, _I) for s in _UP},
+    },
+)
+"""The ASP state machine as the side that accepts ASPs sees it (RFC 4666 §4.3.1 figure 3)."""
+
+CLIENT_ASP_FSM: TransitionTable[AspState, AspEvent, _Action | None] = TransitionTable(
+    "M3UA ASP",
+    {
+        **_COMMON,
+        # The acknowledgements of our requests (§4.3.4.1-4.3.4.4); one we did not ask for
+        # changes nothing (the action ignores it), except an unsolicited ASP Down Ack.
+        (_D, AspEvent.ASP_UP_ACK): Transition(_L._on_aspup_ack, _I),
+        (_I, AspEvent.ASP_UP_ACK): Transition(_L._on_aspup_ack, _I),
+        (_A, AspEvent.ASP_UP_ACK): Transition(_L._on_aspup_ack, _A),
+        **{(s, AspEvent.ASP_DOWN_ACK): Transition(_L._on_aspdn_ack, _D) for s in _ANY},
+        **{(s, AspEvent.ASP_ACTIVE_ACK): Transition(_L._on_aspac_ack, _A) for s in _UP},
+        **{(s, AspEvent.ASP_INACTIVE_ACK): Transition(_L._on_aspia_ack, _I) for s in _UP},
+        **_rows(_UP, _L._on_rkm_rsp, AspEvent.REG_RSP),
+        **_rows(_UP, _L._on_rkm_rsp, AspEvent.DEREG_RSP),
+    },
+)
+"""The ASP state machine as the ASP itself sees it (client role, RFC 4666 §4.3.1)."""

@@ -10,7 +10,9 @@ subsystems, usually behind an STP that has already translated the GT):
 * §4.1.1 connectionless procedures: UDT when the user data fits, XUDT with segmentation
   (§4.1.1.2: class 1 in sequence, one SLS, a 24-bit segmentation local reference and the
   remaining-segments count) when it does not; reassembly of incoming segments keyed by
-  (calling address, local reference, OPC) under a reassembly timer (T(reass), §4.1.1.3).
+  (calling address, local reference, OPC) under a reassembly timer (T(reass), §4.1.1.3); each
+  reassembly is a small state machine, the transition table :data:`REASSEMBLY_FSM` (a segment
+  other than a first one for a reassembly not under way is illegal: "segmentation failure").
 * §4.2 return procedure: a message that cannot be delivered comes back as UDTS / XUDTS /
   LUDTS to its calling address only if it asked for it (return option); UDTS / XUDTS / LUDTS
   themselves are never answered. A returned message addressed to us goes up as N-NOTICE; a
@@ -26,7 +28,8 @@ the called SSN) and :class:`SccpLog` lines. Nothing here reads a clock or raises
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable, Iterable
+import enum
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 from scp.codecs.errors import DecodeError, EncodeError
@@ -49,6 +52,7 @@ from scp.codecs.sccp import (
     encode_scmg,
     salvage_return_info,
 )
+from scp.core.fsm import IllegalEvent, Transition, TransitionTable
 from scp.core.timers import Timers
 from scp.primitives import (
     SI_SCCP,
@@ -62,7 +66,16 @@ from scp.primitives import (
     SccpAddress,
 )
 
-__all__ = ["SccpLayer", "SccpLog", "SccpOutput", "MAX_REASSEMBLED_DATA", "MAX_SEGMENTS"]
+__all__ = [
+    "SccpLayer",
+    "SccpLog",
+    "SccpOutput",
+    "ReassemblyState",
+    "ReassemblyEvent",
+    "REASSEMBLY_FSM",
+    "MAX_REASSEMBLED_DATA",
+    "MAX_SEGMENTS",
+]
 
 MAX_SEGMENTS = 16
 """The remaining-segments field has 4 bits (Q.713 §3.17), so one message has 16 segments."""
@@ -91,6 +104,8 @@ class SccpLog:
 
 
 SccpOutput = MtpTransfer | NUnitdata | NNotice | SccpLog
+"""Everything :class:`SccpLayer` returns: MTP-TRANSFER requests down, N-UNITDATA / N-NOTICE
+indications up, log lines."""
 
 _DataMessage = Udt | Xudt | Ludt
 _ServiceMessage = Udts | Xudts | Ludts
@@ -99,14 +114,42 @@ _ServiceMessage = Udts | Xudts | Ludts
 _RETURN_OF: dict[type, type] = {Udt: Udts, Xudt: Xudts, Ludt: Ludts}
 
 
+class ReassemblyState(enum.StrEnum):
+    """Where the reassembly of one segmented message is (Q.714 §4.1.1.3); idle has no entry."""
+
+    IDLE = "idle"
+    REASSEMBLING = "reassembling"
+
+
+class ReassemblyEvent(enum.StrEnum):
+    """A segment of the message (by its first-segment indication), or T(reass) expiring."""
+
+    FIRST_SEGMENT = "first segment"
+    NEXT_SEGMENT = "subsequent segment"
+    T_REASSEMBLY_EXPIRY = "T(reass) expiry"
+
+
+_Segmented = Xudt | Xudts | Ludt | Ludts
+_Key = tuple[bool, SccpAddress, int, int]  # returned?, calling address, local reference, OPC
+
+
 @dataclass(slots=True)
 class _Reassembly:
     """Segments received so far of one segmented XUDT/XUDTS (Q.714 §4.1.1.3)."""
 
-    first: Xudt | Xudts | Ludt | Ludts
+    first: _Segmented
     parts: list[bytes]
     remaining: int
     size: int
+    xfer: MtpTransfer
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """One received segment: the message, its segmentation parameter, its MTP routing label."""
+
+    msg: _Segmented
+    seg: Segmentation
     xfer: MtpTransfer
 
 
@@ -173,9 +216,10 @@ class SccpLayer:
         out: list[SccpOutput] = []
         for name in self._timers.expired(now):
             assert isinstance(name, tuple)
-            entry = self._reassembly.pop(name[1], None)
-            if entry is not None:
-                out += self._abandon(entry, "reassembly timer expired")
+            key: _Key = name[1]
+            if key in self._reassembly:
+                row = REASSEMBLY_FSM.lookup(_REASSEMBLING, ReassemblyEvent.T_REASSEMBLY_EXPIRY)
+                row.action(self, key, None, now, out)
         return out
 
     # -- MTP-TRANSFER indication (from M3UA) ------------------------------------------------
@@ -277,7 +321,7 @@ class SccpLayer:
                 protocol_class=protocol_class,
                 return_option=msg.return_option,
                 sequence_control=xfer.sls if protocol_class == 1 else 0,
-                importance=None if type(msg) is Udt else msg.importance,  # type: ignore[union-attr]
+                importance=None if isinstance(msg, Udt) else msg.importance,
                 opc=xfer.opc,
                 dpc=xfer.dpc,
             )
@@ -287,61 +331,85 @@ class SccpLayer:
 
     def _reassemble(
         self,
-        msg: Xudt | Xudts | Ludt | Ludts,
+        msg: _Segmented,
         seg: Segmentation,
         xfer: MtpTransfer,
         now: float,
         out: list[SccpOutput],
-    ) -> Xudt | Xudts | Ludt | Ludts | None:
+    ) -> _Segmented | None:
         """Add one segment; the whole message once the last one is in, else None.
 
-        A reassembly is a small state machine keyed by (kind, calling, local reference, OPC):
-        idle --first--> waiting(remaining=n) --next with remaining n-1--> ... --0--> done.
+        The reassembly of (kind, calling, local reference, OPC) runs :data:`REASSEMBLY_FSM`:
+        idle --first--> reassembling(remaining=n) --next with remaining n-1--> ... --0--> idle.
         A segment out of that order abandons the reassembly (segmentation failure).
         """
         returned = type(msg) in (Xudts, Ludts)
-        key = (returned, msg.calling, seg.local_reference, xfer.opc)
-        timer = (_T_REASSEMBLY, key)
-        entry = self._reassembly.get(key)
-        if seg.first:
-            if entry is not None:
-                del self._reassembly[key]
-                out += self._abandon(entry, "first segment received again")
-            if len(self._reassembly) >= MAX_PENDING_REASSEMBLIES:
-                out += self._return(msg, xfer, ReturnCause.DESTINATION_CANNOT_REASSEMBLE)
-                return None
-            self._reassembly[key] = _Reassembly(msg, [msg.data], seg.remaining, len(msg.data), xfer)
-            self._timers.start(timer, now, self.reassembly_timeout)
-            return None
-        if entry is None:
+        key: _Key = (returned, msg.calling, seg.local_reference, xfer.opc)
+        state = _REASSEMBLING if key in self._reassembly else _IDLE
+        event = ReassemblyEvent.FIRST_SEGMENT if seg.first else ReassemblyEvent.NEXT_SEGMENT
+        try:
+            row = REASSEMBLY_FSM.lookup(state, event)
+        except IllegalEvent:
             out += self._return(msg, xfer, ReturnCause.SEGMENTATION_FAILURE, "no first segment")
             return None
-        if (
-            seg.remaining != entry.remaining - 1
-            or entry.size + len(msg.data) > MAX_REASSEMBLED_DATA
-        ):
+        return row.action(self, key, _Segment(msg, seg, xfer), now, out)
+
+    def _first_segment(
+        self, key: _Key, s: _Segment | None, now: float, out: list[SccpOutput]
+    ) -> _Segmented | None:
+        assert s is not None
+        if len(self._reassembly) >= MAX_PENDING_REASSEMBLIES:
+            out += self._return(s.msg, s.xfer, ReturnCause.DESTINATION_CANNOT_REASSEMBLE)
+            return None
+        data = s.msg.data
+        self._reassembly[key] = _Reassembly(s.msg, [data], s.seg.remaining, len(data), s.xfer)
+        self._timers.start((_T_REASSEMBLY, key), now, self.reassembly_timeout)
+        return None
+
+    def _first_segment_again(
+        self, key: _Key, s: _Segment | None, now: float, out: list[SccpOutput]
+    ) -> _Segmented | None:
+        """A new first segment under the same key: the old reassembly is abandoned."""
+        out += self._abandon(self._reassembly.pop(key), "first segment received again")
+        return self._first_segment(key, s, now, out)
+
+    def _next_segment(
+        self, key: _Key, s: _Segment | None, now: float, out: list[SccpOutput]
+    ) -> _Segmented | None:
+        assert s is not None
+        entry = self._reassembly[key]
+        seg = s.seg
+        data = s.msg.data
+        timer = (_T_REASSEMBLY, key)
+        if seg.remaining != entry.remaining - 1 or entry.size + len(data) > MAX_REASSEMBLED_DATA:
             del self._reassembly[key]
             self._timers.cancel(timer)
             out += self._abandon(
                 entry, f"segment with {seg.remaining} remaining out of sequence or too long"
             )
             return None
-        entry.parts.append(msg.data)
+        entry.parts.append(data)
         entry.remaining = seg.remaining
-        entry.size += len(msg.data)
+        entry.size += len(data)
         if seg.remaining:
             return None
         del self._reassembly[key]
         self._timers.cancel(timer)
         first = entry.first
         assert first.segmentation is not None
-        whole: Xudt | Xudts | Ludt | Ludts = dataclasses.replace(
+        whole: _Segmented = dataclasses.replace(
             first, data=b"".join(entry.parts), segmentation=None
         )
         if isinstance(whole, (Xudt, Ludt)):
             # The C bit of the segmentation parameter is the class the user asked for.
             whole = dataclasses.replace(whole, protocol_class=first.segmentation.protocol_class)
         return whole
+
+    def _reassembly_expired(
+        self, key: _Key, s: _Segment | None, now: float, out: list[SccpOutput]
+    ) -> _Segmented | None:
+        out += self._abandon(self._reassembly.pop(key), "reassembly timer expired")
+        return None
 
     def _abandon(self, entry: _Reassembly, why: str) -> list[SccpOutput]:
         """Reassembly failed: return the first segment if it asked for it (Q.714 §4.1.1.3)."""
@@ -389,7 +457,7 @@ class SccpLayer:
                 calling=msg.calling,
                 reason=msg.return_cause,
                 data=msg.data,
-                importance=None if type(msg) is Udts else msg.importance,  # type: ignore[union-attr]
+                importance=None if isinstance(msg, Udts) else msg.importance,
             )
         ]
 
@@ -600,3 +668,31 @@ class SccpLayer:
         return MtpTransfer(
             opc=self.local_pc, dpc=dpc, si=SI_SCCP, ni=self.ni, mp=0, sls=sls, data=data
         )
+
+
+_ReassemblyAction = Callable[
+    [SccpLayer, _Key, _Segment | None, float, list[SccpOutput]], _Segmented | None
+]
+_IDLE = ReassemblyState.IDLE
+_REASSEMBLING = ReassemblyState.REASSEMBLING
+
+REASSEMBLY_FSM: TransitionTable[ReassemblyState, ReassemblyEvent, _ReassemblyAction] = (
+    TransitionTable(
+        "SCCP reassembly",
+        {
+            (_IDLE, ReassemblyEvent.FIRST_SEGMENT): Transition(
+                SccpLayer._first_segment, _REASSEMBLING
+            ),
+            (_REASSEMBLING, ReassemblyEvent.FIRST_SEGMENT): Transition(
+                SccpLayer._first_segment_again, _REASSEMBLING
+            ),
+            # the last segment, or one out of sequence, ends it (idle); another keeps it going
+            (_REASSEMBLING, ReassemblyEvent.NEXT_SEGMENT): Transition(SccpLayer._next_segment),
+            (_REASSEMBLING, ReassemblyEvent.T_REASSEMBLY_EXPIRY): Transition(
+                SccpLayer._reassembly_expired, _IDLE
+            ),
+        },
+    )
+)
+"""The reassembly of one segmented message (Q.714 §4.1.1.3). No row: a subsequent segment with
+no reassembly under way, returned with "segmentation failure"."""

@@ -19,10 +19,12 @@ again at :meth:`~EsmeSession.next_deadline`. Tests do the same with bytes alone.
 
 What the session does (what an SMSC operator expects of an ESME):
 
-* Bind state machine as a table (:data:`_TRANSITIONS`): on connection it sends the bind of its
-  mode (transceiver by default) and is OPEN until bind_*_resp; a refused or unanswered bind
-  ends the connection. A request the SMSC sends in a state that does not allow it (§2.3, table
-  :data:`_ACCEPTS`) is answered with ESME_RINVBNDSTS; an unknown command_id with generic_nack
+* The session state machine is a transition table (:data:`SESSION_FSM`, in the style of
+  :mod:`scp.core.fsm`): (state, event) -> action and next state, the events being the
+  transport's, the bind and unbind responses (§2.2) and the requests the SMSC may send (§2.3).
+  On connection it sends the bind of its mode (transceiver by default) and is OPEN until
+  bind_*_resp; a refused or unanswered bind ends the connection. A request of the SMSC with no
+  row in the state is answered with ESME_RINVBNDSTS; an unknown command_id with generic_nack
   ESME_RINVCMDID, a command_length out of range with generic_nack ESME_RINVCMDLEN and the
   connection closed (the framing is lost). A user call illegal in the state raises
   :class:`LocalProtocolError`.
@@ -99,6 +101,7 @@ from scp.codecs.smpp_pdu import (
     read_submit_sm_resp,
 )
 from scp.codecs.sms import ConcatInfo, SmsSegment, decode_short_message, encode_sms
+from scp.core.fsm import IllegalEvent, Transition, TransitionTable
 from scp.core.smpp_deliver import (
     MESSAGE_STATES,
     MoReassembler,
@@ -119,14 +122,15 @@ __all__ = [
     "DeliverTimedOut",
     "Dropped",
     "EsmeConfig",
+    "EsmeOutput",
     "EsmeSession",
-    "Event",
     "FailureKind",
     "LocalProtocolError",
     "MessageFailed",
     "MessageSubmitted",
     "MoReceived",
     "ReceiptReceived",
+    "SESSION_FSM",
     "SessionEvent",
     "SessionState",
     "Throttled",
@@ -176,7 +180,7 @@ _ESME_RSYSERR = 0x08
 _MO_OPEN_MAX = 10_000
 
 
-class SessionState(enum.Enum):
+class SessionState(enum.StrEnum):
     """The ESME's session state (SMPP 3.4 §2.2)."""
 
     CLOSED = "CLOSED"
@@ -185,12 +189,10 @@ class SessionState(enum.Enum):
     BOUND_RX = "BOUND_RX"
     BOUND_TRX = "BOUND_TRX"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class SessionEvent(enum.Enum):
-    """What moves the session between states: the transport, and the PDUs of §4.1-4.2."""
+class SessionEvent(enum.StrEnum):
+    """What the session reacts to: the transport, the responses of §4.1-4.2, the requests an
+    SMSC may send (§2.3)."""
 
     CONNECTION_MADE = "connection made"
     BIND_TRANSMITTER_RESP = "bind_transmitter_resp"
@@ -199,9 +201,10 @@ class SessionEvent(enum.Enum):
     UNBIND = "unbind"  # from the SMSC, answered with unbind_resp
     UNBIND_RESP = "unbind_resp"  # to our unbind
     CONNECTION_LOST = "connection lost"  # the transport went, or we close it
-
-    def __str__(self) -> str:
-        return self.value
+    ENQUIRE_LINK = "enquire_link"
+    DELIVER_SM = "deliver_sm"
+    DATA_SM = "data_sm"
+    ALERT_NOTIFICATION = "alert_notification"
 
 
 class FailureKind(enum.Enum):
@@ -219,26 +222,14 @@ _RECEIVING = frozenset({_RX, _TRX})
 _SENDING = frozenset({_TX, _TRX})
 _E = SessionEvent
 
-# §2.2 figure 2-1, from the ESME's side. A pair absent here is illegal: for our own calls a
-# LocalProtocolError; the SMSC's PDUs are checked against _ACCEPTS before they get here.
-_TRANSITIONS: dict[tuple[SessionState, SessionEvent], SessionState] = {
-    (_C, _E.CONNECTION_MADE): _O,
-    (_O, _E.BIND_TRANSMITTER_RESP): _TX,
-    (_O, _E.BIND_RECEIVER_RESP): _RX,
-    (_O, _E.BIND_TRANSCEIVER_RESP): _TRX,
-    **{(s, _E.UNBIND): _C for s in _BOUND},
-    **{(s, _E.UNBIND_RESP): _C for s in _BOUND},
-    **{(s, _E.CONNECTION_LOST): _C for s in (_O, *_BOUND)},
-}
-
-# §2.3 table 2-1: the requests an SMSC may send us, and in which states. Any other request is
-# answered with generic_nack ESME_RINVCMDID (outbind included: we always open the connection).
-_ACCEPTS: dict[int, frozenset[SessionState]] = {
-    ENQUIRE_LINK: frozenset({_O}) | _BOUND,
-    UNBIND: _BOUND,
-    DELIVER_SM: _RECEIVING,
-    DATA_SM: _RECEIVING,
-    ALERT_NOTIFICATION: _RECEIVING,
+# The requests an SMSC may send an ESME (§2.3 table 2-1); any other is answered with
+# generic_nack ESME_RINVCMDID (outbind included: we always open the connection).
+_REQUEST_EVENT: dict[int, SessionEvent] = {
+    ENQUIRE_LINK: _E.ENQUIRE_LINK,
+    UNBIND: _E.UNBIND,
+    DELIVER_SM: _E.DELIVER_SM,
+    DATA_SM: _E.DATA_SM,
+    ALERT_NOTIFICATION: _E.ALERT_NOTIFICATION,
 }
 _NO_RESPONSE = frozenset({ALERT_NOTIFICATION})  # §4.12: alert_notification is not answered
 
@@ -418,7 +409,7 @@ class Dropped:
     detail: str = ""
 
 
-Event = (
+EsmeOutput = (
     Bound
     | BindFailed
     | MessageSubmitted
@@ -431,6 +422,7 @@ Event = (
     | ConnectionMustClose
     | Dropped
 )
+"""Everything the session hands its owner (:meth:`EsmeSession.next_event`): a closed union."""
 
 Tap = Callable[[str, bytes], None]
 
@@ -473,7 +465,7 @@ class EsmeSession:
         self._timers = Timers()
         self._rx = bytearray()
         self._out: list[bytes] = []
-        self._events: collections.deque[Event] = collections.deque()
+        self._events: collections.deque[EsmeOutput] = collections.deque()
         self._seq = 0
         self._bind_seq: int | None = None
         self._enquire_seq: int | None = None
@@ -541,7 +533,7 @@ class EsmeSession:
         self._out.clear()
         return data
 
-    def next_event(self) -> Event | None:
+    def next_event(self) -> EsmeOutput | None:
         return self._events.popleft() if self._events else None
 
     def _send(self, pdu: bytes) -> None:
@@ -554,10 +546,13 @@ class EsmeSession:
         return self._seq
 
     def _transition(self, event: SessionEvent) -> None:
-        new = _TRANSITIONS.get((self.state, event))
-        if new is None:
-            raise LocalProtocolError(f"{event} in {self.state}")
-        self.state = new
+        """Move to where ``event`` leads from the current state (the row's ``next``)."""
+        try:
+            row = SESSION_FSM.lookup(self.state, event)
+        except IllegalEvent as e:
+            raise LocalProtocolError(str(e)) from None
+        if row.next is not None:
+            self.state = row.next
 
     # -- transport ------------------------------------------------------------------------------
 
@@ -862,32 +857,37 @@ class EsmeSession:
         if command_id & RESPONSE:
             self._on_response(raw, command_id, status, seq, now)
             return
-        states = _ACCEPTS.get(command_id)
-        if states is None:
+        event = _REQUEST_EVENT.get(command_id)
+        if event is None:
             self._send(encode_pdu(GENERIC_NACK, seq, ESME_RINVCMDID))
             self._events.append(
                 Dropped("unknown or unsupported request", f"command_id=0x{command_id:08X}")
             )
             return
-        if self.state not in states:
+        row = SESSION_FSM.get(self.state, event)
+        if row is None or row.action is None:  # §2.3: not allowed in this state
             if command_id not in _NO_RESPONSE:
                 self._send(encode_response(command_id | RESPONSE, seq, ESME_RINVBNDSTS))
             self._events.append(
                 Dropped(f"request not allowed in {self.state}", f"command_id=0x{command_id:08X}")
             )
             return
-        if command_id == DELIVER_SM:
-            self._on_deliver(raw, seq, now)
-        elif command_id == ENQUIRE_LINK:
-            self._send(encode_response(ENQUIRE_LINK | RESPONSE, seq))
-        elif command_id == UNBIND:
-            self._send(encode_response(UNBIND | RESPONSE, seq))
-            self._end(_E.UNBIND, "link lost")
-            self._events.append(Unbound(by_peer=True))
-            self._events.append(ConnectionMustClose("SMSC unbound"))
-        elif command_id == DATA_SM:
-            self._send(encode_response(DATA_SM | RESPONSE, seq, ESME_RINVCMDID))  # not served
-        # ALERT_NOTIFICATION: nothing to do and nothing to answer
+        row.action(self, raw, seq, now)
+
+    def _on_enquire_link(self, raw: bytes, seq: int, now: float) -> None:
+        self._send(encode_response(ENQUIRE_LINK | RESPONSE, seq))
+
+    def _on_unbind(self, raw: bytes, seq: int, now: float) -> None:
+        self._send(encode_response(UNBIND | RESPONSE, seq))
+        self._end(_E.UNBIND, "link lost")
+        self._events.append(Unbound(by_peer=True))
+        self._events.append(ConnectionMustClose("SMSC unbound"))
+
+    def _on_data_sm(self, raw: bytes, seq: int, now: float) -> None:
+        self._send(encode_response(DATA_SM | RESPONSE, seq, ESME_RINVCMDID))  # not served
+
+    def _on_alert_notification(self, raw: bytes, seq: int, now: float) -> None:
+        """§4.12: nothing to do, and nothing to answer."""
 
     def _on_response(self, raw: bytes, command_id: int, status: int, seq: int, now: float) -> None:
         """A response, matched to our outstanding request by sequence_number (§2.5); a
@@ -1044,3 +1044,31 @@ class EsmeSession:
         if whole is not None:
             text, tokens = whole
             self._events.append(MoReceived(tokens, source, dest, text, now))
+
+
+_Request = Callable[[EsmeSession, bytes, int, float], None]
+"""The action of a request from the SMSC: (session, the PDU, its sequence_number, now)."""
+
+SESSION_FSM: TransitionTable[SessionState, SessionEvent, _Request | None] = TransitionTable(
+    "SMPP ESME session",
+    {
+        # §2.2 figure 2-1, from the ESME's side: the transport and the responses move it
+        (_C, _E.CONNECTION_MADE): Transition(None, _O),
+        (_O, _E.BIND_TRANSMITTER_RESP): Transition(None, _TX),
+        (_O, _E.BIND_RECEIVER_RESP): Transition(None, _RX),
+        (_O, _E.BIND_TRANSCEIVER_RESP): Transition(None, _TRX),
+        **{(s, _E.UNBIND_RESP): Transition(None, _C) for s in _BOUND},
+        **{(s, _E.CONNECTION_LOST): Transition(None, _C) for s in (_O, *_BOUND)},
+        # §2.3 table 2-1: the requests of the SMSC, in the states that allow them
+        **{(s, _E.UNBIND): Transition(EsmeSession._on_unbind, _C) for s in _BOUND},
+        **{(s, _E.ENQUIRE_LINK): Transition(EsmeSession._on_enquire_link) for s in (_O, *_BOUND)},
+        **{(s, _E.DELIVER_SM): Transition(EsmeSession._on_deliver) for s in _RECEIVING},
+        **{(s, _E.DATA_SM): Transition(EsmeSession._on_data_sm) for s in _RECEIVING},
+        **{
+            (s, _E.ALERT_NOTIFICATION): Transition(EsmeSession._on_alert_notification)
+            for s in _RECEIVING
+        },
+    },
+)
+"""The ESME session (SMPP 3.4 §2.2-2.3). A user call with no row is a LocalProtocolError; a
+request of the SMSC with none is answered ESME_RINVBNDSTS (alert_notification: not answered)."""

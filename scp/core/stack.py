@@ -12,28 +12,26 @@ The live node, the pcap replay, the simulator and the benchmarks all drive this 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import assert_never
 
-from scp.core.m3ua_asp import CloseAssociation, Deliver, M3uaLayer, Transmit
-from scp.core.sccp import SccpLayer
-from scp.core.tcap import TcapLayer
-from scp.primitives import (
-    MtpTransfer,
-    NNotice,
-    NUnitdata,
-    TcBegin,
-    TcComponentEvent,
-    TcContinue,
-    TcEnd,
-    TcNotice,
-    TcPAbort,
-    TcPrimitive,
-    TcUAbort,
-    TcUni,
+from scp.core.m3ua_asp import (
+    CloseAssociation,
+    Deliver,
+    M3uaEvent,
+    M3uaLayer,
+    M3uaOutput,
+    Transmit,
 )
+from scp.core.sccp import SccpLayer, SccpLog, SccpOutput
+from scp.core.tcap import TcapLayer, TcapLog, TcapOutput
+from scp.primitives import MtpTransfer, NNotice, NUnitdata, TcPrimitive
 
-TC_TYPES = (TcBegin, TcContinue, TcEnd, TcUAbort, TcPAbort, TcUni, TcNotice, TcComponentEvent)
+__all__ = ["SigtranStack", "StackOutput", "Transmit", "CloseAssociation"]
 
-__all__ = ["SigtranStack", "Transmit", "CloseAssociation", "TC_TYPES"]
+StackOutput = Transmit | M3uaEvent | SccpLog | TcapLog | TcPrimitive
+"""What leaves the stack: for the transport (Transmit, CloseAssociation), TC indications for the
+TC-user, and what is worth a log line. The primitives between the layers (MTP-TRANSFER,
+N-UNITDATA, N-NOTICE) never leave it."""
 
 
 class SigtranStack:
@@ -46,22 +44,22 @@ class SigtranStack:
 
     # -- inputs from the transport adapter -----------------------------------------------------
 
-    def association_up(self, assoc_id: int, now: float) -> list[object]:
+    def association_up(self, assoc_id: int, now: float) -> list[StackOutput]:
         return self._from_m3ua(self.m3ua.association_up(assoc_id, now), now)
 
-    def association_down(self, assoc_id: int, now: float) -> list[object]:
+    def association_down(self, assoc_id: int, now: float) -> list[StackOutput]:
         return self._from_m3ua(self.m3ua.association_down(assoc_id, now), now)
 
-    def receive(self, assoc_id: int, data: bytes, now: float, stream: int = 0) -> list[object]:
+    def receive(self, assoc_id: int, data: bytes, now: float, stream: int = 0) -> list[StackOutput]:
         """One whole M3UA message from association ``assoc_id``."""
         return self._from_m3ua(self.m3ua.receive(assoc_id, data, now, stream), now)
 
-    def shutdown(self, now: float) -> list[object]:
+    def shutdown(self, now: float) -> list[StackOutput]:
         return self._from_m3ua(self.m3ua.shutdown(now), now)
 
     # -- inputs from the TC-user ---------------------------------------------------------------
 
-    def tc_request(self, req: TcPrimitive, now: float) -> list[object]:
+    def tc_request(self, req: TcPrimitive, now: float) -> list[StackOutput]:
         """A TC request (TC-BEGIN/CONTINUE/END/U-ABORT/UNI) from the TC-user."""
         return self._from_tcap(self.tcap.handle_tc(req, now), now)
 
@@ -79,7 +77,7 @@ class SigtranStack:
         ]
         return min(deadlines) if deadlines else None
 
-    def handle_timer(self, now: float) -> list[object]:
+    def handle_timer(self, now: float) -> list[StackOutput]:
         out = self._from_m3ua(self.m3ua.handle_timer(now), now)
         out += self._from_sccp(self.sccp.handle_timer(now), now)
         out += self._from_tcap(self.tcap.handle_timer(now), now)
@@ -87,34 +85,38 @@ class SigtranStack:
 
     # -- routing between the layers --------------------------------------------------------------
 
-    def _from_m3ua(self, outputs: Iterable[object], now: float) -> list[object]:
-        result: list[object] = []
+    def _from_m3ua(self, outputs: Iterable[M3uaOutput], now: float) -> list[StackOutput]:
+        result: list[StackOutput] = []
         for o in outputs:
-            if type(o) is Deliver:
-                result += self._from_sccp(self.sccp.handle_mtp_transfer(o.xfer, now), now)
-            else:
-                result.append(o)
+            match o:
+                case Deliver():  # MTP-TRANSFER indication
+                    result += self._from_sccp(self.sccp.handle_mtp_transfer(o.xfer, now), now)
+                case _:
+                    result.append(o)
         return result
 
-    def _from_sccp(self, outputs: Iterable[object], now: float) -> list[object]:
-        result: list[object] = []
+    def _from_sccp(self, outputs: Iterable[SccpOutput], now: float) -> list[StackOutput]:
+        result: list[StackOutput] = []
         for o in outputs:
-            t = type(o)
-            if t is MtpTransfer:
-                result += self.m3ua.send_transfer(o, now)  # type: ignore[arg-type]
-            elif t is NUnitdata:
-                result += self._from_tcap(self.tcap.handle_n_unitdata(o, now), now)  # type: ignore[arg-type]
-            elif t is NNotice:
-                result += self._from_tcap(self.tcap.handle_n_notice(o, now), now)  # type: ignore[arg-type]
-            else:
-                result.append(o)
+            match o:
+                case MtpTransfer():  # request, down to M3UA
+                    result += self.m3ua.send_transfer(o, now)
+                case NUnitdata():  # indication, up to TCAP
+                    result += self._from_tcap(self.tcap.handle_n_unitdata(o, now), now)
+                case NNotice():
+                    result += self._from_tcap(self.tcap.handle_n_notice(o, now), now)
+                case SccpLog():
+                    result.append(o)
+                case _:
+                    assert_never(o)
         return result
 
-    def _from_tcap(self, outputs: Iterable[object], now: float) -> list[object]:
-        result: list[object] = []
+    def _from_tcap(self, outputs: Iterable[TcapOutput], now: float) -> list[StackOutput]:
+        result: list[StackOutput] = []
         for o in outputs:
-            if type(o) is NUnitdata:
-                result += self._from_sccp(self.sccp.handle_n_unitdata(o, now), now)  # type: ignore[arg-type]
-            else:
-                result.append(o)
+            match o:
+                case NUnitdata():  # request, down to SCCP
+                    result += self._from_sccp(self.sccp.handle_n_unitdata(o, now), now)
+                case _:
+                    result.append(o)
         return result

@@ -4,9 +4,12 @@
 (TC-* primitives of Q.771 §3). It is both halves of Q.774 in one object:
 
 * TSL, the transaction sub-layer (Q.774 §3.2.1 and the TSM of Annex A): transaction IDs, the
-  transaction state machine (:data:`TSM`), P-Abort answers (§3.2.1.1.5) to messages that cannot
-  be processed (unrecognized message type, badly formatted transaction portion, unrecognized
-  transaction ID, resource limitation), TC-NOTICE for messages SCCP returned.
+  transaction state machine (idle, initiation received, initiation sent, active) as a transition
+  table with one half per input side (:data:`TSM_RECEIVED` for the messages of the peer,
+  :data:`TSM_REQUESTED` for the TC-user's requests), P-Abort answers (§3.2.1.1.5) to messages
+  that cannot be processed (unrecognized message type, badly formatted transaction portion,
+  unrecognized transaction ID: a message with no row in the state of its transaction, resource
+  limitation), TC-NOTICE for messages SCCP returned.
 * The dialogue handling of §3.2.2.1 (AARQ/AARE/ABRT/AUDT, Q.773 §4.2): the first backward
   message carries an AARE iff the Begin had an AARQ; a refused dialogue is an Abort carrying an
   AARE reject; an AARQ without protocol version 1 is refused with
@@ -32,6 +35,7 @@ import enum
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import assert_never
 
 from scp.codecs.errors import CodecError
 from scp.codecs.tcap import (
@@ -56,6 +60,7 @@ from scp.codecs.tcap import (
     encode_message,
     p_abort_cause_for,
 )
+from scp.core.fsm import IllegalEvent, Transition, TransitionTable
 from scp.primitives import (
     ApplicationContext,
     Component,
@@ -83,7 +88,18 @@ from scp.primitives import (
     TcUni,
 )
 
-__all__ = ["TcapLayer", "TcapLog", "DialogueState", "TSM", "ABNORMAL_DIALOGUE", "FifoTimers"]
+__all__ = [
+    "TcapLayer",
+    "TcapLog",
+    "TcapOutput",
+    "TcRequest",
+    "DialogueState",
+    "TsmEvent",
+    "TSM_RECEIVED",
+    "TSM_REQUESTED",
+    "ABNORMAL_DIALOGUE",
+    "FifoTimers",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,18 +184,34 @@ class FifoTimers:
         return len(self._duration)
 
 
-class DialogueState(enum.Enum):
-    """Transaction states of the TSM (Q.774 Annex A, Figure A.4); idle is "no entry"."""
+class DialogueState(enum.StrEnum):
+    """Transaction states of the TSM (Q.774 Annex A, figure A.4); an idle one has no entry."""
 
-    INITIATION_RECEIVED = "IR"
-    INITIATION_SENT = "IS"
-    ACTIVE = "A"
+    IDLE = "idle"
+    INITIATION_RECEIVED = "initiation received"
+    INITIATION_SENT = "initiation sent"
+    ACTIVE = "active"
+
+
+class TsmEvent(enum.StrEnum):
+    """What moves a transaction (Q.774 Annex A): a message of the peer, or a TC-user request."""
+
+    BEGIN_RECEIVED = "Begin received"
+    CONTINUE_RECEIVED = "Continue received"
+    END_RECEIVED = "End received"
+    ABORT_RECEIVED = "Abort received"
+    TC_BEGIN_REQ = "TC-BEGIN.req"
+    TC_CONTINUE_REQ = "TC-CONTINUE.req"
+    TC_END_REQ = "TC-END.req"
+    TC_END_PREARRANGED_REQ = "TC-END.req (prearranged)"  # Q.771 §3.1.2.2.2.3: local only
+    TC_U_ABORT_REQ = "TC-U-ABORT.req"
 
 
 # An ABRT from the dialogue service provider, or a dialogue portion we cannot accept, is
 # "abnormal dialogue" in Q.771 §3.1.2.2.2.5: a local-only cause, only ever indicated upward.
 ABNORMAL_DIALOGUE = PAbortCause.ABNORMAL_DIALOGUE
 
+_IDLE = DialogueState.IDLE
 _IR = DialogueState.INITIATION_RECEIVED
 _IS = DialogueState.INITIATION_SENT
 _A = DialogueState.ACTIVE
@@ -247,30 +279,19 @@ class _Dialogue:
         self.sls = did & 0x0F
 
 
-# Transaction state machine (Q.774 Annex A): (state, event) -> handler name. An event missing
-# from the table is illegal in that state: received messages get the answer for an unknown
-# transaction (Q.774 §3.2.1.1.5), TC-user requests a TcapLog ``illegal_request``.
-TSM: dict[tuple[DialogueState, str], str] = {
-    (_IR, "TC-CONTINUE.req"): "_req_continue",
-    (_IR, "TC-END.req"): "_req_end",
-    (_IR, "TC-U-ABORT.req"): "_req_u_abort",
-    (_IS, "TC-END.req"): "_req_local_end",  # peer's TID not known yet: local only
-    (_IS, "TC-U-ABORT.req"): "_req_local_end",
-    (_IS, "CONTINUE.ind"): "_ind_continue",
-    (_IS, "END.ind"): "_ind_end",
-    (_IS, "ABORT.ind"): "_ind_abort",
-    (_A, "TC-CONTINUE.req"): "_req_continue",
-    (_A, "TC-END.req"): "_req_end",
-    (_A, "TC-U-ABORT.req"): "_req_u_abort",
-    (_A, "CONTINUE.ind"): "_ind_continue",
-    (_A, "END.ind"): "_ind_end",
-    (_A, "ABORT.ind"): "_ind_abort",
+# The event each received message is; a Unidirectional belongs to no transaction (Q.774 §3.2.1)
+# and a Begin opens one, so neither is looked up by its DTID.
+_RECEIVED_EVENT = {
+    _CONTINUE: TsmEvent.CONTINUE_RECEIVED,
+    _END: TsmEvent.END_RECEIVED,
+    _ABORT: TsmEvent.ABORT_RECEIVED,
 }
 
-_IND_EVENT = {_CONTINUE: "CONTINUE.ind", _END: "END.ind", _ABORT: "ABORT.ind"}
-_REQ_EVENT = {TcContinue: "TC-CONTINUE.req", TcEnd: "TC-END.req", TcUAbort: "TC-U-ABORT.req"}
+TcRequest = TcBegin | TcContinue | TcEnd | TcUAbort
+"""The TC-user requests that drive a transaction (TC-UNI needs none)."""
 
-Output = NUnitdata | TcPrimitive | TcapLog
+TcapOutput = NUnitdata | TcPrimitive | TcapLog
+"""Everything :class:`TcapLayer` returns: N-UNITDATA requests down, TC indications up, logs."""
 
 
 def _reject_source(r: Reject) -> str:
@@ -317,9 +338,10 @@ class TcapLayer:
         """Number of open dialogues."""
         return len(self._dialogues)
 
-    def dialogue_state(self, dialogue_id: int) -> DialogueState | None:
+    def dialogue_state(self, dialogue_id: int) -> DialogueState:
+        """The state of the transaction; idle when there is none (Q.774 Annex A)."""
         dlg = self._dialogues.get(dialogue_id)
-        return dlg.state if dlg else None
+        return dlg.state if dlg else _IDLE
 
     def open_dialogues(self) -> list[int]:
         """The dialogue IDs still open (e.g. to abort them toward their peers at shutdown)."""
@@ -355,14 +377,14 @@ class TcapLayer:
     def next_deadline(self) -> float | None:
         return self._timers.next_deadline()
 
-    def handle_timer(self, now: float) -> list[Output]:
+    def handle_timer(self, now: float) -> list[TcapOutput]:
         try:
             return self._handle_timer(now)
         except Exception as e:  # see handle_n_unitdata
             return [TcapLog("internal_error", f"{type(e).__name__}: {e}")]
 
-    def _handle_timer(self, now: float) -> list[Output]:
-        out: list[Output] = []
+    def _handle_timer(self, now: float) -> list[TcapOutput]:
+        out: list[TcapOutput] = []
         for name in self._timers.expired(now):
             assert isinstance(name, tuple)
             kind: str = name[0]
@@ -386,8 +408,8 @@ class TcapLayer:
                     out.append(TcComponentEvent(did, LCancel(iid, inv[1])))
         return out
 
-    def _idle_expired(self, dlg: _Dialogue) -> list[Output]:
-        out: list[Output] = [
+    def _idle_expired(self, dlg: _Dialogue) -> list[TcapOutput]:
+        out: list[TcapOutput] = [
             TcapLog(
                 "idle_timeout",
                 f"no activity for {self.idle_timeout:g} s",
@@ -409,7 +431,7 @@ class TcapLayer:
 
     # -- from SCCP -----------------------------------------------------------------------------
 
-    def handle_n_unitdata(self, ind: NUnitdata, now: float) -> list[Output]:
+    def handle_n_unitdata(self, ind: NUnitdata, now: float) -> list[TcapOutput]:
         """A TCAP message from the peer (N-UNITDATA indication)."""
         try:
             try:
@@ -422,16 +444,14 @@ class TcapLayer:
             if mtype is _UNI:
                 return self._ind_uni(ind, msg, now)
             dlg = self._lookup(msg.dtid)
-            handler = TSM.get((dlg.state, _IND_EVENT[mtype])) if dlg else None
-            if handler is None or dlg is None:
+            row = TSM_RECEIVED.get(dlg.state, _RECEIVED_EVENT[mtype]) if dlg else None
+            if row is None or dlg is None:  # no row in this state (idle included): illegal
                 return self._unknown_transaction(ind, msg)
-            dlg_handler: Callable[[_Dialogue, NUnitdata, TcapMessage, float], list[Output]]
-            dlg_handler = getattr(self, handler)
-            return dlg_handler(dlg, ind, msg, now)
+            return row.action(self, dlg, ind, msg, now)
         except Exception as e:  # a core never lets a bug take the node down with it
             return [TcapLog("internal_error", f"{type(e).__name__}: {e}")]
 
-    def handle_n_notice(self, ind: NNotice, now: float) -> list[Output]:
+    def handle_n_notice(self, ind: NNotice, now: float) -> list[TcapOutput]:
         """SCCP returned one of our messages (N-NOTICE): TC-NOTICE to the dialogue's TC-user."""
         _, otid, dtid = decode_tids(ind.data)
         dlg = self._lookup(otid)
@@ -449,35 +469,28 @@ class TcapLayer:
 
     # -- from the TC-user ----------------------------------------------------------------------
 
-    def handle_tc(self, req: TcPrimitive, now: float) -> list[Output]:
+    def handle_tc(self, req: TcPrimitive, now: float) -> list[TcapOutput]:
         """A TC request from the TC-user: TcBegin, TcContinue, TcEnd, TcUAbort or TcUni."""
         try:
-            t = type(req)
-            if t is TcBegin:
-                return self._req_begin(req, now)  # type: ignore[arg-type]
-            if t is TcUni:
-                return self._req_uni(req)  # type: ignore[arg-type]
-            event = _REQ_EVENT.get(t)  # type: ignore[call-overload]
-            if event is None:
-                return [TcapLog("illegal_request", f"{t.__name__} is not a TC request")]
-            did = req.dialogue_id
-            dlg = self._dialogues.get(did)
-            if dlg is None:
-                return [TcapLog("unknown_dialogue", f"{event} for no open dialogue", did)]
-            if t is TcEnd and req.prearranged:  # type: ignore[union-attr]
-                return self._req_local_end(dlg, req, now)
-            handler = TSM.get((dlg.state, event))
-            if handler is None:
-                return [
-                    TcapLog(
-                        "illegal_request",
-                        f"{event} in state {dlg.state.name}",
-                        did,
-                        dlg.ltid,
-                        dlg.rtid,
+            event: TsmEvent
+            match req:
+                case TcUni():
+                    return self._req_uni(req)
+                case TcBegin():
+                    event = TsmEvent.TC_BEGIN_REQ
+                case TcContinue():
+                    event = TsmEvent.TC_CONTINUE_REQ
+                case TcEnd():
+                    event = (
+                        TsmEvent.TC_END_PREARRANGED_REQ if req.prearranged else TsmEvent.TC_END_REQ
                     )
-                ]
-            return getattr(self, handler)(dlg, req, now)  # type: ignore[no-any-return]
+                case TcUAbort():
+                    event = TsmEvent.TC_U_ABORT_REQ
+                case TcPAbort() | TcNotice() | TcComponentEvent():
+                    return [TcapLog("illegal_request", f"{type(req).__name__} is not a TC request")]
+                case _:
+                    assert_never(req)
+            return self._request(req, event, now)
         except CodecError as e:
             return [TcapLog("encode_error", str(e), getattr(req, "dialogue_id", None))]
         except Exception as e:
@@ -487,6 +500,30 @@ class TcapLayer:
                 )
             ]
 
+    def _request(self, req: TcRequest, event: TsmEvent, now: float) -> list[TcapOutput]:
+        did = req.dialogue_id
+        dlg = self._dialogues.get(did)
+        if dlg is None:
+            if type(req) is not TcBegin:
+                return [TcapLog("unknown_dialogue", f"{event} for no open dialogue", did)]
+            # Q.774 Annex A: a TSM is created, idle, for the TC-user's Begin.
+            if not 0 <= did <= 0xFFFFFFFF:
+                return [TcapLog("illegal_request", "TC-BEGIN.req with a dialogue ID out of range")]
+            if len(self._dialogues) >= self.max_dialogues:
+                return [
+                    TcapLog("resource_limitation", "TC-BEGIN.req refused", did),
+                    TcPAbort(did, PAbortCause.RESOURCE_LIMITATION),
+                ]
+            ac = req.application_context
+            dlg = _Dialogue(
+                did, _IDLE, req.called, req.calling, req.called.pc, ac, ac is not None, 1
+            )
+        try:
+            row = TSM_REQUESTED.lookup(dlg.state, event)
+        except IllegalEvent as e:
+            return [TcapLog("illegal_request", str(e), did, dlg.ltid, dlg.rtid)]
+        return row.action(self, dlg, req, now)
+
     # -- received messages ---------------------------------------------------------------------
 
     def _lookup(self, tid: bytes | None) -> _Dialogue | None:
@@ -494,7 +531,9 @@ class TcapLayer:
             return None
         return self._dialogues.get(int.from_bytes(tid, "big"))
 
-    def _ind_begin(self, ind: NUnitdata, msg: TcapMessage, now: float) -> list[Output]:
+    def _ind_begin(self, ind: NUnitdata, msg: TcapMessage, now: float) -> list[TcapOutput]:
+        """A Begin: refused as a whole (resource limitation, a dialogue portion we cannot
+        accept), or a TSM is created, idle, and the Begin moves it (Q.774 Annex A)."""
         otid = msg.otid
         assert otid is not None
         if len(self._dialogues) >= self.max_dialogues:
@@ -515,7 +554,7 @@ class TcapLayer:
                     "dialogue_portion_error", f"Begin carries {type(pdu).__name__}", None, otid
                 ),
             ]
-        ac = user_info = None
+        ac = None
         if pdu is not None:
             assert isinstance(pdu, Aarq)
             v = pdu.protocol_version
@@ -533,28 +572,44 @@ class TcapLayer:
                         "dialogue_portion_error", "protocol-version lacks version1", None, otid
                     ),
                 ]
-            ac, user_info = pdu.application_context, pdu.user_information
-        did = self.new_dialogue_id()
+            ac = pdu.application_context
         dlg = _Dialogue(
-            did, _IR, ind.calling, ind.called, ind.opc, ac, pdu is not None, ind.protocol_class
+            self.new_dialogue_id(),
+            _IDLE,
+            ind.calling,
+            ind.called,
+            ind.opc,
+            ac,
+            pdu is not None,
+            ind.protocol_class,
         )
-        dlg.rtid = otid
+        return TSM_RECEIVED.lookup(_IDLE, TsmEvent.BEGIN_RECEIVED).action(self, dlg, ind, msg, now)
+
+    def _begin_received(
+        self, dlg: _Dialogue, ind: NUnitdata, msg: TcapMessage, now: float
+    ) -> list[TcapOutput]:
+        did = dlg.did
+        dlg.rtid = msg.otid
         dlg.sls = ind.sequence_control  # answers keep the peer's in-sequence stream
+        dlg.state = _IR
         self._dialogues[did] = dlg
         self._timers.start(("idle", did), now, self.idle_timeout)
         comps, events, rejects = self._components_in(dlg, msg, now)
         dlg.pending.extend(rejects)  # sent with the TC-user's first answer
-        out: list[Output] = [TcBegin(did, ind.called, ind.calling, ac, user_info, comps)]
+        pdu = msg.dialogue
+        user_info = pdu.user_information if type(pdu) is Aarq else None
+        out: list[TcapOutput] = [TcBegin(did, ind.called, ind.calling, dlg.ac, user_info, comps)]
         out += events
         return out
 
-    def _ind_uni(self, ind: NUnitdata, msg: TcapMessage, now: float) -> list[Output]:
+    def _ind_uni(self, ind: NUnitdata, msg: TcapMessage, now: float) -> list[TcapOutput]:
         ac = ui = None
-        if msg.dialogue is not None:
-            if type(msg.dialogue) is not Audt:
+        pdu = msg.dialogue
+        if pdu is not None:
+            if type(pdu) is not Audt:
                 return [TcapLog("dialogue_portion_error", "Unidirectional without an AUDT")]
-            ac, ui = msg.dialogue.application_context, msg.dialogue.user_information  # type: ignore[union-attr]
-        out: list[Output] = [
+            ac, ui = pdu.application_context, pdu.user_information
+        out: list[TcapOutput] = [
             TcUni(self.new_dialogue_id(), ind.called, ind.calling, ac, ui, msg.components or ())
         ]
         # No dialogue to carry a Reject back (Q.774 §3.2.2.2): bad components are only logged.
@@ -564,7 +619,7 @@ class TcapLayer:
 
     def _ind_continue(
         self, dlg: _Dialogue, ind: NUnitdata, msg: TcapMessage, now: float
-    ) -> list[Output]:
+    ) -> list[TcapOutput]:
         ac = ui = None
         if dlg.state is _IS:
             # First answer to our Begin: it fixes the peer's TID and address (Q.774 §3.2.1.1.2).
@@ -576,16 +631,16 @@ class TcapLayer:
                 dlg.dpc = ind.opc
             pdu = msg.dialogue
             if pdu is not None:
-                if type(pdu) is not Aare or not dlg.aarq or pdu.result != 0:  # type: ignore[union-attr]
+                if type(pdu) is not Aare or not dlg.aarq or pdu.result != 0:
                     return self._provider_abort(dlg, "first Continue without an accepting AARE")
-                ac, ui = pdu.application_context, pdu.user_information  # type: ignore[union-attr]
+                ac, ui = pdu.application_context, pdu.user_information
                 dlg.ac = ac
             else:
                 dlg.aarq = False  # peer answered without a dialogue portion (e.g. MAP v1)
             dlg.state = _A
         self._timers.start(("idle", dlg.did), now, self.idle_timeout)
         comps, events, rejects = self._components_in(dlg, msg, now)
-        out: list[Output] = [TcContinue(dlg.did, ac, ui, comps)]
+        out: list[TcapOutput] = [TcContinue(dlg.did, ac, ui, comps)]
         out += events
         if rejects:
             # The dialogue is open: the Rejects go back at once, in their own Continue.
@@ -594,20 +649,20 @@ class TcapLayer:
 
     def _ind_end(
         self, dlg: _Dialogue, ind: NUnitdata, msg: TcapMessage, now: float
-    ) -> list[Output]:
+    ) -> list[TcapOutput]:
         ac = ui = None
         pdu = msg.dialogue
         if type(pdu) is Aare and dlg.state is _IS:
             ac, ui = pdu.application_context, pdu.user_information
         comps, events, _ = self._components_in(dlg, msg, now)  # no message left for a Reject
         self._free(dlg)
-        out: list[Output] = [TcEnd(dlg.did, ac, ui, comps)]
+        out: list[TcapOutput] = [TcEnd(dlg.did, ac, ui, comps)]
         out += events
         return out
 
     def _ind_abort(
         self, dlg: _Dialogue, ind: NUnitdata, msg: TcapMessage, now: float
-    ) -> list[Output]:
+    ) -> list[TcapOutput]:
         self._free(dlg)
         did = dlg.did
         pdu = msg.dialogue
@@ -641,7 +696,7 @@ class TcapLayer:
             ]
         return [TcPAbort(did, ABNORMAL_DIALOGUE)]
 
-    def _unknown_transaction(self, ind: NUnitdata, msg: TcapMessage) -> list[Output]:
+    def _unknown_transaction(self, ind: NUnitdata, msg: TcapMessage) -> list[TcapOutput]:
         """Q.774 §3.2.1.1.5: P-Abort unrecognizedTransactionID if the sender can be answered.
 
         A DTID whose first byte names another worker belongs to a live dialogue of that worker
@@ -649,13 +704,11 @@ class TcapLayer:
         so it is only logged and dropped here.
         """
         dtid = msg.dtid
-        foreign = dtid is not None and len(dtid) == 4 and dtid[0] != self.worker_id
-        if foreign:
+        if dtid is not None and len(dtid) == 4 and dtid[0] != self.worker_id:
             return [
                 TcapLog(
                     "foreign_dtid",
-                    f"{msg.message_type.name} for worker {dtid[0]}"  # type: ignore[index]
-                    " dropped",
+                    f"{msg.message_type.name} for worker {dtid[0]} dropped",
                     None,
                     msg.otid,
                     dtid,
@@ -668,7 +721,7 @@ class TcapLayer:
             return [log]
         return [self._p_abort_to(ind, msg.otid, PAbortCause.UNRECOGNIZED_TRANSACTION_ID), log]
 
-    def _decode_error(self, ind: NUnitdata, e: TcapDecodeError) -> list[Output]:
+    def _decode_error(self, ind: NUnitdata, e: TcapDecodeError) -> list[TcapOutput]:
         log = TcapLog(
             "decode_error", f"{e.portion}: {e.reason} (byte {e.offset})", None, e.otid, e.dtid
         )
@@ -688,7 +741,7 @@ class TcapLayer:
                 ]
             return [log]
         cause = p_abort_cause_for(e)
-        out: list[Output] = [log]
+        out: list[TcapOutput] = [log]
         if dlg is not None and e.message_type in (_CONTINUE, _END, _ABORT):
             # A broken message on an open transaction ends it (Q.774 §3.2.1.1.5).
             self._free(dlg)
@@ -699,9 +752,11 @@ class TcapLayer:
             out.append(self._p_abort_to(ind, e.otid, cause))
         return out
 
-    def _provider_abort(self, dlg: _Dialogue, reason: str, send: bool = True) -> list[Output]:
+    def _provider_abort(self, dlg: _Dialogue, reason: str, send: bool = True) -> list[TcapOutput]:
         """Abnormal dialogue: ABRT (dialogue-service-provider) to the peer, TC-P-ABORT up."""
-        out: list[Output] = [TcapLog("dialogue_portion_error", reason, dlg.did, dlg.ltid, dlg.rtid)]
+        out: list[TcapOutput] = [
+            TcapLog("dialogue_portion_error", reason, dlg.did, dlg.ltid, dlg.rtid)
+        ]
         if send and dlg.rtid is not None:
             out.append(
                 self._to_peer(
@@ -720,7 +775,7 @@ class TcapLayer:
 
     def _components_in(
         self, dlg: _Dialogue, msg: TcapMessage, now: float
-    ) -> tuple[tuple[Component, ...], list[Output], list[Component]]:
+    ) -> tuple[tuple[Component, ...], list[TcapOutput], list[Component]]:
         """Check received components (Q.774 §3.2.2.2): (for the TC-user, TC-L-REJECTs, Rejects)."""
         comps = msg.components
         if not comps and not msg.bad_components:
@@ -795,7 +850,7 @@ class TcapLayer:
                 if c.invoke_id is not None and c.problem_type == ProblemType.INVOKE:
                     self._release_invoke(dlg, c.invoke_id)
                 up.append(Reject(c.invoke_id, c.problem_type, c.problem_code, _reject_source(c)))
-        events: list[Output] = []
+        events: list[TcapOutput] = []
         for p in msg.bad_components:
             if p.is_reject:  # a Reject is never rejected back: only the TC-user hears of it
                 events.append(
@@ -822,40 +877,44 @@ class TcapLayer:
 
     def _components_out(
         self, dlg: _Dialogue, comps: Sequence[Component], now: float
-    ) -> tuple[bytes, list[Output]]:
+    ) -> tuple[bytes, list[TcapOutput]]:
         """Encode the TC-user's components, arming invocation timers (Q.774 §3.2.2.2)."""
         send: list[Component] = dlg.pending
         dlg.pending = []
-        events: list[Output] = []
+        events: list[TcapOutput] = []
         for c in comps:
-            t = type(c)
-            if t is Invoke:
-                assert isinstance(c, Invoke)
-                if c.invoke_id in dlg.invokes:
-                    events.append(
-                        TcComponentEvent(
-                            dlg.did,
-                            Reject(
-                                c.invoke_id,
-                                ProblemType.INVOKE,
-                                InvokeProblem.DUPLICATE_INVOKE_ID,
-                                "local",
-                            ),
+            match c:
+                case Invoke():
+                    if c.invoke_id in dlg.invokes:
+                        events.append(
+                            TcComponentEvent(
+                                dlg.did,
+                                Reject(
+                                    c.invoke_id,
+                                    ProblemType.INVOKE,
+                                    InvokeProblem.DUPLICATE_INVOKE_ID,
+                                    "local",
+                                ),
+                            )
                         )
-                    )
-                    continue
-                if c.op_class != 4:  # class 4 has no outcome: the ID is free once sent
-                    dlg.invokes[c.invoke_id] = (c.op_class, c.opcode)
-                    self._timers.start(
-                        ("inv", dlg.did, c.invoke_id),
-                        now,
-                        c.timeout if c.timeout is not None else self.invoke_timeout,
-                    )
-            elif t is ReturnResult:
-                if c.last:  # type: ignore[union-attr]
-                    dlg.peer_invokes.pop(c.invoke_id, None)  # type: ignore[arg-type]
-            else:
-                dlg.peer_invokes.pop(c.invoke_id, None)  # type: ignore[arg-type]
+                        continue
+                    if c.op_class != 4:  # class 4 has no outcome: the ID is free once sent
+                        dlg.invokes[c.invoke_id] = (c.op_class, c.opcode)
+                        self._timers.start(
+                            ("inv", dlg.did, c.invoke_id),
+                            now,
+                            c.timeout if c.timeout is not None else self.invoke_timeout,
+                        )
+                case ReturnResult():
+                    if c.last:
+                        dlg.peer_invokes.pop(c.invoke_id, None)
+                case ReturnError():
+                    dlg.peer_invokes.pop(c.invoke_id, None)
+                case Reject():
+                    if c.invoke_id is not None:
+                        dlg.peer_invokes.pop(c.invoke_id, None)
+                case _:
+                    assert_never(c)
             send.append(c)
         try:
             return encode_components(send), events
@@ -867,17 +926,13 @@ class TcapLayer:
 
     # -- TC-user requests ----------------------------------------------------------------------
 
-    def _req_begin(self, req: TcBegin, now: float) -> list[Output]:
-        did = req.dialogue_id
-        if did in self._dialogues or not 0 <= did <= 0xFFFFFFFF:
-            return [TcapLog("illegal_request", "TC-BEGIN.req with a dialogue ID in use", did)]
-        if len(self._dialogues) >= self.max_dialogues:
-            return [
-                TcapLog("resource_limitation", "TC-BEGIN.req refused", did),
-                TcPAbort(did, PAbortCause.RESOURCE_LIMITATION),
-            ]
-        ac = req.application_context
-        dlg = _Dialogue(did, _IS, req.called, req.calling, req.called.pc, ac, ac is not None, 1)
+    # Each action takes the request of its row's event (the table types them as TcRequest).
+
+    def _req_begin(self, dlg: _Dialogue, req: TcRequest, now: float) -> list[TcapOutput]:
+        assert type(req) is TcBegin
+        did = dlg.did
+        ac = dlg.ac
+        dlg.state = _IS
         self._dialogues[did] = dlg
         try:
             portion = encode_dialogue_portion(Aarq(ac, req.user_information)) if ac else b""
@@ -891,7 +946,7 @@ class TcapLayer:
         )
         return [self._nunitdata(dlg, data, True), *events]
 
-    def _req_uni(self, req: TcUni) -> list[Output]:
+    def _req_uni(self, req: TcUni) -> list[TcapOutput]:
         ac = req.application_context
         portion = encode_dialogue_portion(Audt(ac, req.user_information)) if ac else b""
         data = encode_message(
@@ -916,7 +971,8 @@ class TcapLayer:
             return cached
         return encode_dialogue_portion(Aare(ac, user_information=req.user_information))
 
-    def _req_continue(self, dlg: _Dialogue, req: TcContinue, now: float) -> list[Output]:
+    def _req_continue(self, dlg: _Dialogue, req: TcRequest, now: float) -> list[TcapOutput]:
+        assert type(req) is TcContinue
         portion = self._first_answer_portion(dlg, req)
         comps, events = self._components_out(dlg, req.components, now)
         if dlg.state is _IR:
@@ -931,7 +987,8 @@ class TcapLayer:
             *events,
         ]
 
-    def _req_end(self, dlg: _Dialogue, req: TcEnd, now: float) -> list[Output]:
+    def _req_end(self, dlg: _Dialogue, req: TcRequest, now: float) -> list[TcapOutput]:
+        assert type(req) is TcEnd
         portion = self._first_answer_portion(dlg, req)
         comps, events = self._components_out(dlg, req.components, now)
         self._free(dlg)
@@ -940,12 +997,13 @@ class TcapLayer:
             *events,
         ]
 
-    def _req_local_end(self, dlg: _Dialogue, req: TcPrimitive, now: float) -> list[Output]:
+    def _req_local_end(self, dlg: _Dialogue, req: TcRequest, now: float) -> list[TcapOutput]:
         """Prearranged end, or an end/abort before the peer answered: nothing is sent."""
         self._free(dlg)
         return []
 
-    def _req_u_abort(self, dlg: _Dialogue, req: TcUAbort, now: float) -> list[Output]:
+    def _req_u_abort(self, dlg: _Dialogue, req: TcRequest, now: float) -> list[TcapOutput]:
+        assert type(req) is TcUAbort
         if dlg.state is _IR and dlg.aarq and req.result == DialogueResult.REJECT_PERMANENT:
             # A refused dialogue (Q.774 §3.2.2.1): Abort carrying an AARE reject-permanent.
             aare = Aare(
@@ -1038,3 +1096,48 @@ class TcapLayer:
         for iid in dlg.invokes:
             self._timers.cancel(("inv", dlg.did, iid))
         dlg.invokes.clear()
+
+
+_Received = Callable[[TcapLayer, _Dialogue, NUnitdata, TcapMessage, float], list[TcapOutput]]
+_Requested = Callable[[TcapLayer, _Dialogue, TcRequest, float], list[TcapOutput]]
+_L = TcapLayer
+_E = TsmEvent
+
+TSM_RECEIVED: TransitionTable[DialogueState, TsmEvent, _Received] = TransitionTable(
+    "TCAP TSM",
+    {
+        (_IDLE, _E.BEGIN_RECEIVED): Transition(_L._begin_received, _IR),
+        # Q.774 §3.2.1.1.2: our Begin's first answer fixes the peer's TID (an abnormal dialogue
+        # portion instead ends it: idle)
+        (_IS, _E.CONTINUE_RECEIVED): Transition(_L._ind_continue, _A),
+        (_IS, _E.END_RECEIVED): Transition(_L._ind_end, _IDLE),
+        (_IS, _E.ABORT_RECEIVED): Transition(_L._ind_abort, _IDLE),
+        (_A, _E.CONTINUE_RECEIVED): Transition(_L._ind_continue, _A),
+        (_A, _E.END_RECEIVED): Transition(_L._ind_end, _IDLE),
+        (_A, _E.ABORT_RECEIVED): Transition(_L._ind_abort, _IDLE),
+    },
+)
+"""The TSM (Q.774 Annex A) for the peer's messages. No row: a message for no transaction of ours
+in that state, answered with a P-Abort "unrecognized transaction ID" (§3.2.1.1.5); in
+initiation received the peer cannot know our TID yet."""
+
+TSM_REQUESTED: TransitionTable[DialogueState, TsmEvent, _Requested] = TransitionTable(
+    "TCAP TSM",
+    {
+        (_IDLE, _E.TC_BEGIN_REQ): Transition(_L._req_begin, _IS),
+        (_IR, _E.TC_CONTINUE_REQ): Transition(_L._req_continue, _A),
+        (_IR, _E.TC_END_REQ): Transition(_L._req_end, _IDLE),
+        (_IR, _E.TC_U_ABORT_REQ): Transition(_L._req_u_abort, _IDLE),
+        # the peer's TID is not known yet: ending or aborting is local only
+        (_IS, _E.TC_END_REQ): Transition(_L._req_local_end, _IDLE),
+        (_IS, _E.TC_U_ABORT_REQ): Transition(_L._req_local_end, _IDLE),
+        (_A, _E.TC_CONTINUE_REQ): Transition(_L._req_continue, _A),
+        (_A, _E.TC_END_REQ): Transition(_L._req_end, _IDLE),
+        (_A, _E.TC_U_ABORT_REQ): Transition(_L._req_u_abort, _IDLE),
+        **{
+            (s, _E.TC_END_PREARRANGED_REQ): Transition(_L._req_local_end, _IDLE)
+            for s in (_IR, _IS, _A)
+        },
+    },
+)
+"""The TSM (Q.774 Annex A) for the TC-user's requests. No row: TcapLog ``illegal_request``."""

@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 import asyncpg
 import structlog
@@ -42,6 +42,7 @@ from scp.codecs.errors import CodecError
 from scp.flows import notify as notify_flow
 from scp.flows import provisioning as P
 from scp.primitives import (
+    Component,
     Invoke,
     LCancel,
     Reject,
@@ -51,9 +52,11 @@ from scp.primitives import (
     TcComponentEvent,
     TcContinue,
     TcEnd,
+    TcNotice,
     TcPAbort,
     TcPrimitive,
     TcUAbort,
+    TcUni,
 )
 from scp.service import calls as C
 from scp.service.calls import CallSession, CallSettings
@@ -348,7 +351,7 @@ class _Ctx:
     proto: str
     assist: _Leg | None = None
     session: CallSession | None = None
-    queue: deque[tuple[str, object]] = field(default_factory=deque)
+    queue: deque[TcPrimitive | None] = field(default_factory=deque)  # None: the timer fired
     task: asyncio.Task[None] | None = None
     timer: asyncio.TimerHandle | None = None
     timer_at: float | None = None
@@ -399,30 +402,27 @@ class CallUser:
     def accepts(self, begin: TcBegin) -> bool:
         return _protocol(begin.application_context) is not None
 
-    def handle(self, ind: object) -> list[TcPrimitive]:
+    def handle(self, ind: TcPrimitive) -> list[TcPrimitive]:
         try:
             return self._handle(ind)
         except Exception:  # never into the node: the dialogue gets an abort instead
             self.log.exception("call indication failed")
-            did = getattr(ind, "dialogue_id", None)
-            if did is not None and not isinstance(ind, (TcEnd, TcUAbort, TcPAbort)):
-                return [TcUAbort(did)]
+            if not isinstance(ind, (TcEnd, TcUAbort, TcPAbort)):
+                return [TcUAbort(ind.dialogue_id)]
             return []
 
-    def _handle(self, ind: object) -> list[TcPrimitive]:
-        did: int = ind.dialogue_id  # type: ignore[attr-defined]
-        t = type(ind)
-        if t is TcBegin:
-            assert isinstance(ind, TcBegin)
+    def _handle(self, ind: TcPrimitive) -> list[TcPrimitive]:
+        if type(ind) is TcBegin:
             return self._begin(ind)
+        did = ind.dialogue_id
         ctx = self.ctx.get(did)
         if ctx is None:
-            if t is TcContinue:
+            if type(ind) is TcContinue:
                 # A dialogue we no longer know (session over, process restarted): say so.
                 self.log.info("continue for an unknown call dialogue: abort", dialogue=did)
                 return [TcUAbort(did)]
             return []
-        self._enqueue(ctx, "ind", ind)
+        self._enqueue(ctx, ind)
         return []
 
     def _begin(self, b: TcBegin) -> list[TcPrimitive]:
@@ -449,26 +449,26 @@ class CallUser:
                 return [TcUAbort(b.dialogue_id)]
             ctx.assist = leg
             self.ctx[b.dialogue_id] = ctx
-            self._enqueue(ctx, "ind", b)
+            self._enqueue(ctx, b)
             return []
         ctx = _Ctx(call=leg, proto=proto)
         self.ctx[b.dialogue_id] = ctx
-        self._enqueue(ctx, "ind", b)
+        self._enqueue(ctx, b)
         return []
 
     # -- ordering -------------------------------------------------------------------------------
 
-    def _enqueue(self, ctx: _Ctx, kind: str, item: object) -> None:
-        ctx.queue.append((kind, item))
+    def _enqueue(self, ctx: _Ctx, item: TcPrimitive | None) -> None:
+        ctx.queue.append(item)
         if ctx.task is None:
             ctx.task = asyncio.get_running_loop().create_task(self._drain(ctx))
 
     async def _drain(self, ctx: _Ctx) -> None:
         try:
             while ctx.queue:
-                kind, item = ctx.queue.popleft()
+                item = ctx.queue.popleft()
                 try:
-                    if kind == "timer":
+                    if item is None:
                         await self._on_timer(ctx)
                     else:
                         await self._indication(ctx, item)
@@ -493,7 +493,7 @@ class CallUser:
         if at is not None:
             delay = max(0.0, at - self.node.clock())
             ctx.timer = asyncio.get_running_loop().call_later(
-                delay, lambda: self._enqueue(ctx, "timer", None)
+                delay, lambda: self._enqueue(ctx, None)
             )
 
     async def _on_timer(self, ctx: _Ctx) -> None:
@@ -508,38 +508,42 @@ class CallUser:
         at: dt.datetime = self.node.wall_now()
         return at
 
-    async def _indication(self, ctx: _Ctx, ind: object) -> None:
+    async def _indication(self, ctx: _Ctx, ind: TcPrimitive) -> None:
         if ctx.finished:
             return
-        did: int = ind.dialogue_id  # type: ignore[attr-defined]
-        leg = ctx.call if did == ctx.call.did else ctx.assist
+        leg = ctx.call if ind.dialogue_id == ctx.call.did else ctx.assist
         if leg is None:
             return
         name = C.CALL if leg is ctx.call else C.ASSIST
-        t = type(ind)
-        if t is TcBegin and name == C.CALL:
-            await self._initial(ctx, ind)  # type: ignore[arg-type]
-            return
-        if t in (TcUAbort, TcPAbort):
-            leg.open = False
-            self._forget_leg(ctx, leg)
-            await self._feed(ctx, C.LegClosed(name, aborted=True))
-            return
-        if t is TcComponentEvent:
-            comp = ind.component  # type: ignore[attr-defined]
-            await self._component_event(ctx, leg, name, comp)
-            return
-        comps = getattr(ind, "components", ())
-        if t is TcEnd:
-            leg.open = False
+        match ind:
+            case TcBegin() if name == C.CALL:
+                await self._initial(ctx, ind)
+            case TcUAbort() | TcPAbort():
+                leg.open = False
+                self._forget_leg(ctx, leg)
+                await self._feed(ctx, C.LegClosed(name, aborted=True))
+            case TcComponentEvent():
+                await self._component_event(ctx, leg, name, ind.component)
+            case TcEnd():
+                leg.open = False
+                await self._components(ctx, leg, name, ind.components)
+                self._forget_leg(ctx, leg)
+                if not ctx.finished:
+                    await self._feed(ctx, C.LegClosed(name))
+            case TcBegin() | TcContinue() | TcUni():  # the assist dialogue's TC-BEGIN too
+                await self._components(ctx, leg, name, ind.components)
+            case TcNotice():
+                pass  # the network could not deliver: the leg's timers and the session decide
+            case _:
+                assert_never(ind)
+
+    async def _components(
+        self, ctx: _Ctx, leg: _Leg, name: str, comps: tuple[Component, ...]
+    ) -> None:
         for c in comps:
             if ctx.finished:
                 break
             await self._component(ctx, leg, name, c)
-        if t is TcEnd:
-            self._forget_leg(ctx, leg)
-            if not ctx.finished:
-                await self._feed(ctx, C.LegClosed(name))
 
     async def _initial(self, ctx: _Ctx, b: TcBegin) -> None:
         leg = ctx.call
@@ -656,15 +660,15 @@ class CallUser:
             if leg.invokes.pop(comp.invoke_id, None) is not None:
                 await self._feed(ctx, C.OpFailed("rejected", name))
 
-    async def _feed(self, ctx: _Ctx, ev: object) -> None:
+    async def _feed(self, ctx: _Ctx, ev: C.Event) -> None:
         if ctx.session is None or ctx.finished:
             return
-        await self._execute(ctx, ctx.session.handle(ev, self.node.clock(), self._at()))  # type: ignore[arg-type]
+        await self._execute(ctx, ctx.session.handle(ev, self.node.clock(), self._at()))
 
     # -- actions --------------------------------------------------------------------------------
 
-    async def _execute(self, ctx: _Ctx, actions: list[Any]) -> None:
-        records = [
+    async def _execute(self, ctx: _Ctx, actions: list[C.Action]) -> None:
+        records: list[store.Record] = [
             a
             for a in actions
             if isinstance(a, (C.RecordMissedCall, C.RecordCallback, C.RecordVoicemail, C.WriteCdr))
@@ -672,28 +676,29 @@ class CallUser:
         if records:
             await self._write(ctx, records, self._deadline())
         for a in actions:
-            t = type(a)
-            if t is C.Send:
-                self._send(ctx, a)
-            elif t is C.Refuse:
-                if ctx.current is not None:
-                    leg, iid = ctx.current
-                    self._error(leg, iid, ERR_UNEXPECTED_COMPONENT_SEQUENCE)
-            elif t is C.ExpectAssist:
-                ctx.corr = a.correlation_id
-                self.by_corr[a.correlation_id] = ctx
-            elif t is ServiceRequest:
-                answer = await self._provision(a)
-                if ctx.session is not None and not ctx.finished:
-                    await self._execute(
-                        ctx,
-                        ctx.session.handle(  # type: ignore[arg-type]
-                            answer, self.node.clock(), self._at()
-                        ),
-                    )
-            elif t is C.Finished:
-                self.log.debug("call finished", dialogue=ctx.call.did, outcome=a.outcome)
-                self._finish(ctx)
+            match a:
+                case C.Send():
+                    self._send(ctx, a)
+                case C.Refuse():
+                    if ctx.current is not None:
+                        leg, iid = ctx.current
+                        self._error(leg, iid, ERR_UNEXPECTED_COMPONENT_SEQUENCE)
+                case C.ExpectAssist():
+                    ctx.corr = a.correlation_id
+                    self.by_corr[a.correlation_id] = ctx
+                case ServiceRequest():
+                    answer = await self._provision(a)
+                    if ctx.session is not None and not ctx.finished:
+                        await self._execute(
+                            ctx, ctx.session.handle(answer, self.node.clock(), self._at())
+                        )
+                case C.Finished():
+                    self.log.debug("call finished", dialogue=ctx.call.did, outcome=a.outcome)
+                    self._finish(ctx)
+                case C.RecordMissedCall() | C.RecordCallback() | C.RecordVoicemail() | C.WriteCdr():
+                    pass  # written above, in one transaction, before anything is sent
+                case _:
+                    assert_never(a)
 
     def _send(self, ctx: _Ctx, a: C.Send) -> None:
         leg = ctx.call if a.leg == C.CALL else ctx.assist

@@ -17,10 +17,13 @@ PlayAnnouncement, PromptAndCollectUserInformation, SpecializedResourceReport,
 DisconnectForwardConnection); Q.850 cause values (17 user busy; 18, 19, 20, 27, 31 by default
 "not reachable", ``[call].not_reachable_causes``).
 
-The session is a table (:data:`TRANSITIONS`) of (phase, event) -> handler; an event not in the
-table for the current phase is illegal and gets the protocol's answer (:class:`Refuse`, which
-the executor turns into a ReturnError unexpectedComponentSequence for operations that have an
-error outcome), never an exception.
+The session is a transition table (:data:`CALL_FSM`, in the style of :mod:`scp.core.fsm`):
+(phase, event) -> action and next phase, the events named after the operations of TS 29.078 §6
+that drive the gsmSCF (EventReportBCSM, AssistRequestInstructions, SpecializedResourceReport,
+ApplyChargingReport, the ReceivedInformation of our PromptAndCollectUserInformation...) and the
+dialogue events around them. An event with no row for the current phase is illegal there and
+gets the protocol's answer (:class:`Refuse`, which the executor turns into a ReturnError
+unexpectedComponentSequence for operations that have an error outcome), never an exception.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar, assert_never
 
 from scp.codecs import ops
 from scp.codecs.numbers import (
@@ -44,6 +47,7 @@ from scp.codecs.numbers import (
     RedirectingNumber,
     encode_bcd,
 )
+from scp.core.fsm import Transition, TransitionTable
 from scp.service.rating import RateTable
 
 __all__ = [
@@ -51,10 +55,13 @@ __all__ = [
     "Callee",
     "CallSession",
     "Phase",
+    "CallEvent",
     "OpReceived",
     "DigitsCollected",
     "OpFailed",
     "LegClosed",
+    "TimerExpired",
+    "ServiceAnswer",
     "Event",
     "Send",
     "Refuse",
@@ -63,13 +70,14 @@ __all__ = [
     "RecordVoicemail",
     "WriteCdr",
     "ExpectAssist",
+    "ServiceRequest",
     "Finished",
     "Action",
     "MENU_SERVICES",
     "classify_busy",
     "CALL",
     "ASSIST",
-    "TRANSITIONS",
+    "CALL_FSM",
     "e164",
     "called_number",
     "information",
@@ -218,8 +226,23 @@ class LegClosed:
     aborted: bool = False
 
 
-Event = OpReceived | DigitsCollected | OpFailed | LegClosed | Any
-"""The session inputs; subclasses add their own (selfcare.ServiceAnswer)."""
+@dataclass(frozen=True, slots=True)
+class TimerExpired:
+    """The session's guard timer ran out: no AssistRequestInstructions, or no
+    SpecializedResourceReport, in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAnswer:
+    """The outcome of a ServiceRequest: ``ok`` and a value (PinCheck outcome, numbers...)."""
+
+    op: str
+    ok: bool
+    value: Any = None
+
+
+Event = OpReceived | DigitsCollected | OpFailed | LegClosed | TimerExpired | ServiceAnswer
+"""The session inputs (ServiceAnswer only for the self-service session)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,13 +319,24 @@ class ExpectAssist:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceRequest:
+    """Ask the provisioning layer: ``op`` for ``msisdn`` with ``arg``; answer with ServiceAnswer.
+
+    ops: verify_pin(pin), missed_calls(), enable_service(service), disable_service(service),
+    blacklist_add(number), blacklist_del(number), set_pin(pin), set_notify_mode(mode).
+    """
+
+    op: str
+    msisdn: str
+    arg: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     """The session is over; every dialogue it owned is closed."""
 
     outcome: str
 
-
-_H = Callable[..., "list[Action]"]
 
 Action = (
     Send
@@ -311,9 +345,11 @@ Action = (
     | RecordCallback
     | RecordVoicemail
     | WriteCdr
-    | (ExpectAssist | Finished | Any)
+    | ExpectAssist
+    | ServiceRequest
+    | Finished
 )
-"""The session outputs; subclasses add their own (selfcare.ServiceRequest)."""
+"""The session outputs (ServiceRequest only from the self-service session)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,7 +422,55 @@ class Phase(enum.Enum):
     SC_NUMBER = "sc-number"  # PACUI for a blacklist number
     SC_NEW_PIN = "sc-new-pin"  # PACUI for the new PIN
     SC_WAIT = "sc-wait"  # a provisioning request is being carried out
-    DONE = "done"
+    DONE = "done"  # final: whatever still arrives is dropped
+
+
+class CallEvent(enum.StrEnum):
+    """What moves a call session after its InitialDP: the operations of TS 29.078 §6 that
+    reach the gsmSCF, the outcomes of ours, the dialogues closing, the guard timer."""
+
+    EVENT_REPORT_BCSM = "EventReportBCSM"
+    ABANDON_OR_DISCONNECT = "EventReportBCSM (abandon / disconnect)"  # DP9, 10, 17, 18
+    ASSIST_REQUEST_INSTRUCTIONS = "AssistRequestInstructions"
+    SPECIALIZED_RESOURCE_REPORT = "SpecializedResourceReport"
+    APPLY_CHARGING_REPORT = "ApplyChargingReport"
+    CALL_INFORMATION_REPORT = "CallInformationReport"
+    RECEIVED_INFORMATION = "ReceivedInformation"  # the result of our PACUI: digits
+    OPERATION_FAILED = "operation failed"  # ReturnError, Reject or no answer to ours
+    DIALOGUE_CLOSED = "dialogue closed"  # TC-END, TC-U-ABORT, TC-P-ABORT of a leg
+    GUARD_TIMER_EXPIRY = "guard timer expiry"
+    SERVICE_ANSWER = "provisioning answer"  # self-service: the outcome of a ServiceRequest
+
+
+# The operations that are events of the session; any other is illegal in every phase.
+_OP_EVENT: dict[type, CallEvent] = {
+    ops.EventReportBCSM: CallEvent.EVENT_REPORT_BCSM,
+    ops.AssistRequestInstructions: CallEvent.ASSIST_REQUEST_INSTRUCTIONS,
+    ops.SpecializedResourceReport: CallEvent.SPECIALIZED_RESOURCE_REPORT,
+    ops.ApplyChargingReport: CallEvent.APPLY_CHARGING_REPORT,
+    ops.CallInformationReport: CallEvent.CALL_INFORMATION_REPORT,
+}
+
+
+def event_of(ev: Event) -> CallEvent | None:
+    """The table event an input is; None for an operation no phase takes."""
+    match ev:
+        case OpReceived(op=op):
+            if isinstance(op, ops.EventReportBCSM) and op.event_type_bcsm in _CALLER_GONE:
+                return CallEvent.ABANDON_OR_DISCONNECT
+            return _OP_EVENT.get(type(op))
+        case DigitsCollected():
+            return CallEvent.RECEIVED_INFORMATION
+        case OpFailed():
+            return CallEvent.OPERATION_FAILED
+        case LegClosed():
+            return CallEvent.DIALOGUE_CLOSED
+        case TimerExpired():
+            return CallEvent.GUARD_TIMER_EXPIRY
+        case ServiceAnswer():
+            return CallEvent.SERVICE_ANSWER
+        case _:
+            assert_never(ev)
 
 
 _SRF_PHASES = frozenset(
@@ -421,8 +505,6 @@ class _Charge:
 
 class CallSession:
     """One terminating call: from InitialDP to the last dialogue closed."""
-
-    table: dict[tuple[Phase, str], _H]  # the transition table, set below the class
 
     def __init__(
         self,
@@ -464,11 +546,7 @@ class CallSession:
         if self._deadline is None or now < self._deadline:
             return []
         self._deadline = None
-        if self.phase is Phase.WAIT_ASSIST:
-            return self._release(at, "assist-timeout")
-        if self.phase is Phase.ANNOUNCING:
-            return self._after_announcement(at)
-        return []
+        return self.handle(TimerExpired(), now, at)
 
     # -- entry points ---------------------------------------------------------------------------
 
@@ -512,34 +590,38 @@ class CallSession:
         return [Send((rrbe, ops.Continue()))]
 
     def handle(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
-        """Any later event: look it up in the table; not there means illegal in this phase."""
-        if type(ev) is LegClosed:
-            return self._leg_closed(ev, at)
+        """Any later event: its row in the table; none means illegal in this phase."""
         if self.phase is Phase.DONE:
             return []
         self._now = now
-        key = type(ev.op).__name__ if type(ev) is OpReceived else type(ev).__name__
-        if (
-            type(ev) is OpReceived
-            and isinstance(ev.op, ops.EventReportBCSM)
-            and (ev.op.event_type_bcsm in _CALLER_GONE)
-            and self.phase is not Phase.ARMED
-        ):
-            return self._caller_gone(at)
-        h = self.table.get((self.phase, key))
-        if h is None:
+        event = event_of(ev)
+        if event is None:
             return self._illegal(ev)
-        return h(self, ev, now, at)
+        return self._fire(event, ev, now, at)
+
+    def _fire(self, event: CallEvent, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        row = CALL_FSM.get(self.phase, event)
+        return self._illegal(ev) if row is None else row.action(self, ev, now, at)
+
+    # -- every phase ----------------------------------------------------------------------------
+
+    def _on_dialogue_closed(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        assert isinstance(ev, LegClosed)
+        return self._leg_closed(ev, at)
+
+    def _on_caller_gone(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        return self._caller_gone(at)
 
     # -- ARMED ----------------------------------------------------------------------------------
 
-    def _on_event_report(self, ev: OpReceived, now: float, at: dt.datetime) -> list[Action]:
+    def _on_event_report(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        assert isinstance(ev, OpReceived)
         erb = ev.op
         assert isinstance(erb, ops.EventReportBCSM)
         et = erb.event_type_bcsm
-        if et in (ET.T_ANSWER, *_CALLER_GONE):
-            # Answered or abandoned: nothing more for us; close our side cleanly.
-            return self._end_with((), "answered" if et == ET.T_ANSWER else "abandoned")
+        if et == ET.T_ANSWER:
+            # Answered: nothing more for us; close our side cleanly.
+            return self._end_with((), "answered")
         if et == ET.T_BUSY:
             cause = erb.cause.value if erb.cause is not None else None
             reason = classify_busy(cause, self.s.not_reachable_causes)
@@ -595,7 +677,8 @@ class CallSession:
 
     # -- WAIT_ASSIST ----------------------------------------------------------------------------
 
-    def _on_assist(self, ev: OpReceived, now: float, at: dt.datetime) -> list[Action]:
+    def _on_assist(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        assert isinstance(ev, OpReceived)
         if ev.leg != ASSIST:
             return self._illegal(ev)
         self.assist_open = True
@@ -610,7 +693,11 @@ class CallSession:
         ids = (a["invalid"], a["menu"]) if invalid else (a["menu"],)
         return prompt(ids, s=self.s)
 
-    def _on_menu_digits(self, ev: DigitsCollected, now: float, at: dt.datetime) -> list[Action]:
+    def _on_assist_timeout(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        return self._release(at, "assist-timeout")
+
+    def _on_menu_digits(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        assert isinstance(ev, DigitsCollected)
         d = ev.digits[:1]
         s = self.s
         if d == s.digit_callback and self.caller:
@@ -651,7 +738,8 @@ class CallSession:
         ids = (a["invalid"], a["enter_number"]) if invalid else (a["enter_number"],)
         return prompt(ids, min_digits=3, max_digits=20, end=True, s=self.s)
 
-    def _on_number_digits(self, ev: DigitsCollected, now: float, at: dt.datetime) -> list[Action]:
+    def _on_number_digits(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        assert isinstance(ev, DigitsCollected)
         digits = ev.digits.rstrip("#C")
         dest = e164(digits) if digits.isdigit() else None
         if dest is None or dest == self.callee:
@@ -659,7 +747,8 @@ class CallSession:
         assert self.caller is not None
         return self._connect_charged(dest, self.caller, "other-number", at, leave_srf=True)
 
-    def _on_prompt_failed(self, ev: OpFailed, now: float, at: dt.datetime) -> list[Action]:
+    def _on_prompt_failed(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        assert isinstance(ev, OpFailed)
         # improperCallerResponse: no or bad input (TS 29.078 §6.2.2.2 PACUI error handling).
         if ev.error == "improperCallerResponse":
             return self._retry(self.phase)
@@ -680,11 +769,8 @@ class CallSession:
         self._deadline = self._now + self.s.announcement_timeout
         return [Send((ops.PlayAnnouncement(information(ann_id)),), self.srf_leg)]
 
-    def _on_srr(self, ev: OpReceived, now: float, at: dt.datetime) -> list[Action]:
-        self._deadline = None
-        return self._after_announcement(at)
-
-    def _on_announcement_failed(self, ev: OpFailed, now: float, at: dt.datetime) -> list[Action]:
+    def _on_srr(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        """SpecializedResourceReport, the announcement failing, or its guard timer."""
         self._deadline = None
         return self._after_announcement(at)
 
@@ -713,7 +799,8 @@ class CallSession:
             return self._leave_srf(both, None)
         return [Send(both)]
 
-    def _on_acr(self, ev: OpReceived, now: float, at: dt.datetime) -> list[Action]:
+    def _on_acr(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        assert isinstance(ev, OpReceived)
         acr = ev.op
         assert isinstance(acr, ops.ApplyChargingReport) and self.charge is not None
         ti = acr.time_information
@@ -726,7 +813,8 @@ class CallSession:
             return [Send(self._charging_ops())]  # next call period
         return self._finish_charge(at, close=True)
 
-    def _on_cirp(self, ev: OpReceived, now: float, at: dt.datetime) -> list[Action]:
+    def _on_cirp(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        assert isinstance(ev, OpReceived)
         rep = ev.op
         assert isinstance(rep, ops.CallInformationReport) and self.charge is not None
         for item in rep.requested_information:
@@ -838,7 +926,7 @@ class CallSession:
         return self._done("aborted" if ev.aborted else "switch-ended")
 
     def _illegal(self, ev: Event) -> list[Action]:
-        if type(ev) is OpReceived:
+        if isinstance(ev, OpReceived):
             return [Refuse(ev.op, ev.leg)]
         return []
 
@@ -846,18 +934,58 @@ class CallSession:
         return bool(self.s.forwarding and callee.forward_to and "forwarding" in callee.services)
 
 
-TRANSITIONS: dict[tuple[Phase, str], _H] = {
-    (Phase.ARMED, "EventReportBCSM"): CallSession._on_event_report,  # type: ignore[dict-item]
-    (Phase.WAIT_ASSIST, "AssistRequestInstructions"): CallSession._on_assist,  # type: ignore[dict-item]
-    (Phase.MENU, "DigitsCollected"): CallSession._on_menu_digits,  # type: ignore[dict-item]
-    (Phase.MENU, "OpFailed"): CallSession._on_prompt_failed,  # type: ignore[dict-item]
-    (Phase.NUMBER, "DigitsCollected"): CallSession._on_number_digits,  # type: ignore[dict-item]
-    (Phase.NUMBER, "OpFailed"): CallSession._on_prompt_failed,  # type: ignore[dict-item]
-    (Phase.ANNOUNCING, "SpecializedResourceReport"): CallSession._on_srr,  # type: ignore[dict-item]
-    (Phase.ANNOUNCING, "OpFailed"): CallSession._on_announcement_failed,  # type: ignore[dict-item]
-    (Phase.CHARGING, "ApplyChargingReport"): CallSession._on_acr,  # type: ignore[dict-item]
-    (Phase.CHARGING, "CallInformationReport"): CallSession._on_cirp,  # type: ignore[dict-item]
-}
-"""(phase, event) -> handler. Event names: the operation's class, or the event's class."""
+_S = TypeVar("_S", bound=CallSession)
+SessionAction = Callable[[_S, Event, float, dt.datetime], list[Action]]
+"""A row's action: (session, the event's input, now, at) -> actions."""
 
-CallSession.table = TRANSITIONS
+_P = Phase
+_CE = CallEvent
+
+
+def common_rows(
+    cls: type[_S], phases: tuple[Phase, ...]
+) -> dict[tuple[Phase, CallEvent], Transition[Phase, SessionAction[_S]]]:
+    """The rows every phase of a session has (``phases``, done excepted): a leg closing, and
+    the caller abandoning or hanging up, which ends everything."""
+    return {
+        **{(p, _CE.DIALOGUE_CLOSED): Transition(cls._on_dialogue_closed) for p in phases},
+        **{
+            (p, _CE.ABANDON_OR_DISCONNECT): Transition(cls._on_caller_gone, _P.DONE) for p in phases
+        },
+    }
+
+
+_CALL_PHASES = (
+    _P.IDLE,
+    _P.ARMED,
+    _P.WAIT_ASSIST,
+    _P.MENU,
+    _P.NUMBER,
+    _P.ANNOUNCING,
+    _P.CHARGING,
+)
+
+CALL_FSM: TransitionTable[Phase, CallEvent, SessionAction[CallSession]] = TransitionTable(
+    "call session",
+    {
+        **common_rows(CallSession, _CALL_PHASES),
+        (_P.ARMED, _CE.EVENT_REPORT_BCSM): Transition(CallSession._on_event_report),
+        (_P.WAIT_ASSIST, _CE.ASSIST_REQUEST_INSTRUCTIONS): Transition(
+            CallSession._on_assist, _P.MENU
+        ),
+        (_P.WAIT_ASSIST, _CE.GUARD_TIMER_EXPIRY): Transition(
+            CallSession._on_assist_timeout, _P.DONE
+        ),
+        (_P.MENU, _CE.RECEIVED_INFORMATION): Transition(CallSession._on_menu_digits),
+        (_P.MENU, _CE.OPERATION_FAILED): Transition(CallSession._on_prompt_failed),
+        (_P.NUMBER, _CE.RECEIVED_INFORMATION): Transition(CallSession._on_number_digits),
+        (_P.NUMBER, _CE.OPERATION_FAILED): Transition(CallSession._on_prompt_failed),
+        (_P.ANNOUNCING, _CE.SPECIALIZED_RESOURCE_REPORT): Transition(CallSession._on_srr, _P.DONE),
+        (_P.ANNOUNCING, _CE.OPERATION_FAILED): Transition(CallSession._on_srr, _P.DONE),
+        (_P.ANNOUNCING, _CE.GUARD_TIMER_EXPIRY): Transition(CallSession._on_srr, _P.DONE),
+        (_P.CHARGING, _CE.APPLY_CHARGING_REPORT): Transition(CallSession._on_acr),
+        (_P.CHARGING, _CE.CALL_INFORMATION_REPORT): Transition(CallSession._on_cirp, _P.DONE),
+    },
+)
+"""The call session (TS 29.078 §6, gsmSCF side). ``next`` None: the caller's digits, the
+operation's error or the charging report decide."""

@@ -59,7 +59,7 @@ class DialogueUser(Protocol):
         """Whether this user takes the dialogue this TC-BEGIN opens."""
         ...
 
-    def handle(self, ind: object) -> list[TcPrimitive]:
+    def handle(self, ind: TcPrimitive) -> list[TcPrimitive]:
         """React to an indication of a dialogue this user owns; return requests to send now.
 
         A user that must wait (database, timers) returns ``[]`` and later calls the ``TcSend``
@@ -90,24 +90,26 @@ class Dispatcher:
     def open_dialogues(self) -> int:
         return len(self._owner)
 
-    def handle(self, ind: object) -> list[TcPrimitive]:
-        did = getattr(ind, "dialogue_id", None)
+    def handle(self, ind: TcPrimitive) -> list[TcPrimitive]:
+        """A TC indication: a TC-BEGIN to the first user that takes it (or refused in an
+        AARE), anything else to the owner of its dialogue."""
+        did = ind.dialogue_id
         if type(ind) is TcBegin:
             for candidate in self.users:
                 if candidate.accepts(ind):
-                    self._owner[ind.dialogue_id] = candidate
+                    self._owner[did] = candidate
                     return self._track(candidate.handle(ind))
             return [
                 TcUAbort(
-                    dialogue_id=ind.dialogue_id,
+                    dialogue_id=did,
                     application_context=ind.application_context,
                     result=DialogueResult.REJECT_PERMANENT,
                     diagnostic=DialogueDiagnostic.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED,
                 )
             ]
-        user: DialogueUser | None = self._owner.get(did) if did is not None else None
+        user = self._owner.get(did)
         if isinstance(ind, _ENDING):
-            self._owner.pop(did, None)  # type: ignore[arg-type]
+            self._owner.pop(did, None)
         if user is None:
             # Indications for dialogues nobody owns (already closed by us): nothing to answer,
             # TCAP itself answers unknown transactions with a P-Abort.
@@ -128,7 +130,7 @@ class ContinueUser:
     def accepts(self, begin: TcBegin) -> bool:
         return begin.application_context in CALL_CONTROL_ACS
 
-    def handle(self, ind: object) -> list[TcPrimitive]:
+    def handle(self, ind: TcPrimitive) -> list[TcPrimitive]:
         if type(ind) is not TcBegin:
             return []
         answer: list[Invoke | Reject] = []

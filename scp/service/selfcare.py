@@ -23,50 +23,39 @@ with :class:`ServiceAnswer`; the executor does the asking.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 from scp.codecs import ops
 from scp.codecs.numbers import GenericDigits
+from scp.core.fsm import Transition, TransitionTable
 from scp.service.calls import (
     Action,
     Callee,
+    CallEvent,
     CallSession,
     DigitsCollected,
     Event,
     OpFailed,
     Phase,
     Send,
+    ServiceAnswer,
+    ServiceRequest,
+    SessionAction,
     called_number,
+    common_rows,
     e164,
     prompt,
 )
 
-__all__ = ["SelfcareSession", "ServiceRequest", "ServiceAnswer", "MAX_VARIABLE_NUMBERS"]
+__all__ = [
+    "SelfcareSession",
+    "SELFCARE_FSM",
+    "ServiceRequest",
+    "ServiceAnswer",
+    "MAX_VARIABLE_NUMBERS",
+]
 
 MAX_VARIABLE_NUMBERS = 4  # VariableParts is SIZE (1..5) in CAP and INAP: the count + 4 numbers
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceRequest:
-    """Ask the provisioning layer: ``op`` for ``msisdn`` with ``arg``; answer with ServiceAnswer.
-
-    ops: verify_pin(pin), missed_calls(), enable_service(service), disable_service(service),
-    blacklist_add(number), blacklist_del(number), set_pin(pin), set_notify_mode(mode).
-    """
-
-    op: str
-    msisdn: str
-    arg: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceAnswer:
-    """The outcome of a ServiceRequest: ``ok`` and a value (PinCheck outcome, numbers...)."""
-
-    op: str
-    ok: bool
-    value: Any = None
 
 
 MENU_MISSED, MENU_VOICEMAIL, MENU_SERVICE, MENU_BLACKLIST, MENU_PIN, MENU_NOTIFY, MENU_OPERATOR = (
@@ -134,7 +123,8 @@ class SelfcareSession(CallSession):
 
     # -- handlers -------------------------------------------------------------------------------
 
-    def _on_pin(self, ev: DigitsCollected, now: float, at: dt.datetime) -> list[Action]:
+    def _on_pin(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        assert isinstance(ev, DigitsCollected)
         pin = ev.digits.rstrip("#C")
         if not (6 <= len(pin) <= 10 and pin.isdigit()):
             return self._wrong_pin()
@@ -147,7 +137,8 @@ class SelfcareSession(CallSession):
         self.phase = Phase.PIN
         return [Send((self._pin_prompt(True),), self.srf_leg)]
 
-    def _on_menu(self, ev: DigitsCollected, now: float, at: dt.datetime) -> list[Action]:
+    def _on_menu(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        assert isinstance(ev, DigitsCollected)
         d = ev.digits[:1]
         a = self.s.ann
         self.choice = d
@@ -174,7 +165,8 @@ class SelfcareSession(CallSession):
             return self._announce(self.s.ann["goodbye"])
         return self._menu(self.s.ann["invalid"])
 
-    def _on_choice(self, ev: DigitsCollected, now: float, at: dt.datetime) -> list[Action]:
+    def _on_choice(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        assert isinstance(ev, DigitsCollected)
         d = ev.digits[:1]
         if self.choice == MENU_SERVICE and d in ("1", "2"):
             return self._request("enable_service" if d == "1" else "disable_service", "missed-call")
@@ -185,19 +177,22 @@ class SelfcareSession(CallSession):
             return self._ask(Phase.SC_NUMBER, self.s.ann["enter_number"], number=True)
         return self._menu_retry()
 
-    def _on_number(self, ev: DigitsCollected, now: float, at: dt.datetime) -> list[Action]:
+    def _on_number(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        assert isinstance(ev, DigitsCollected)
         n = e164(ev.digits.rstrip("#C"))
         if n is None:
             return self._menu_retry()
         return self._request(self.bl_op, n)
 
-    def _on_new_pin(self, ev: DigitsCollected, now: float, at: dt.datetime) -> list[Action]:
+    def _on_new_pin(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        assert isinstance(ev, DigitsCollected)
         pin = ev.digits.rstrip("#C")
         if not (6 <= len(pin) <= 10 and pin.isdigit()):
             return self._menu_retry()
         return self._request("set_pin", pin)
 
-    def _on_answer(self, ev: ServiceAnswer, now: float, at: dt.datetime) -> list[Action]:
+    def _on_answer(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        assert isinstance(ev, ServiceAnswer)
         a = self.s.ann
         if ev.op == "verify_pin":
             if ev.value == "ok":
@@ -232,7 +227,8 @@ class SelfcareSession(CallSession):
             ]
         return self._menu(a["done"] if ev.ok else a["invalid"])
 
-    def _on_failed(self, ev: OpFailed, now: float, at: dt.datetime) -> list[Action]:
+    def _on_failed(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        assert isinstance(ev, OpFailed)
         if ev.error == "improperCallerResponse":
             if self.phase is Phase.PIN:
                 return self._wrong_pin()
@@ -242,13 +238,9 @@ class SelfcareSession(CallSession):
     def _connect_plain(self, dest: str) -> ops.Connect:
         return ops.Connect((called_number(dest),))
 
-    def handle(
-        self,
-        ev: Event | ServiceAnswer,
-        now: float,  # type: ignore[override]
-        at: dt.datetime,
-    ) -> list[Action | ServiceRequest]:
-        return super().handle(ev, now, at)  # type: ignore[arg-type,return-value]
+    def _fire(self, event: CallEvent, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        row = SELFCARE_FSM.get(self.phase, event)
+        return self._illegal(ev) if row is None else row.action(self, ev, now, at)
 
     known: bool = False
     choice: str = ""
@@ -257,22 +249,40 @@ class SelfcareSession(CallSession):
 
 
 _S = SelfcareSession
-SELFCARE_TRANSITIONS = {
-    (Phase.WAIT_ASSIST, "AssistRequestInstructions"): CallSession._on_assist,
-    (Phase.ANNOUNCING, "SpecializedResourceReport"): CallSession._on_srr,
-    (Phase.ANNOUNCING, "OpFailed"): CallSession._on_announcement_failed,
-    (Phase.PIN, "DigitsCollected"): _S._on_pin,
-    (Phase.PIN, "OpFailed"): _S._on_failed,
-    (Phase.SC_MENU, "DigitsCollected"): _S._on_menu,
-    (Phase.SC_MENU, "OpFailed"): _S._on_failed,
-    (Phase.SC_CHOICE, "DigitsCollected"): _S._on_choice,
-    (Phase.SC_CHOICE, "OpFailed"): _S._on_failed,
-    (Phase.SC_NUMBER, "DigitsCollected"): _S._on_number,
-    (Phase.SC_NUMBER, "OpFailed"): _S._on_failed,
-    (Phase.SC_NEW_PIN, "DigitsCollected"): _S._on_new_pin,
-    (Phase.SC_NEW_PIN, "OpFailed"): _S._on_failed,
-    (Phase.SC_WAIT, "ServiceAnswer"): _S._on_answer,
-}
-"""(phase, event) -> handler of the self-service session."""
+_P = Phase
+_CE = CallEvent
+_PHASES = (
+    _P.IDLE,
+    _P.WAIT_ASSIST,
+    _P.ANNOUNCING,
+    _P.PIN,
+    _P.SC_MENU,
+    _P.SC_CHOICE,
+    _P.SC_NUMBER,
+    _P.SC_NEW_PIN,
+    _P.SC_WAIT,
+)
 
-SelfcareSession.table = SELFCARE_TRANSITIONS  # type: ignore[assignment]
+SELFCARE_FSM: TransitionTable[Phase, CallEvent, SessionAction[SelfcareSession]] = TransitionTable(
+    "self-service session",
+    {
+        **common_rows(SelfcareSession, _PHASES),
+        (_P.WAIT_ASSIST, _CE.ASSIST_REQUEST_INSTRUCTIONS): Transition(_S._on_assist),
+        (_P.WAIT_ASSIST, _CE.GUARD_TIMER_EXPIRY): Transition(_S._on_assist_timeout, _P.DONE),
+        (_P.ANNOUNCING, _CE.SPECIALIZED_RESOURCE_REPORT): Transition(_S._on_srr, _P.DONE),
+        (_P.ANNOUNCING, _CE.OPERATION_FAILED): Transition(_S._on_srr, _P.DONE),
+        (_P.ANNOUNCING, _CE.GUARD_TIMER_EXPIRY): Transition(_S._on_srr, _P.DONE),
+        (_P.PIN, _CE.RECEIVED_INFORMATION): Transition(_S._on_pin),
+        (_P.PIN, _CE.OPERATION_FAILED): Transition(_S._on_failed),
+        (_P.SC_MENU, _CE.RECEIVED_INFORMATION): Transition(_S._on_menu),
+        (_P.SC_MENU, _CE.OPERATION_FAILED): Transition(_S._on_failed),
+        (_P.SC_CHOICE, _CE.RECEIVED_INFORMATION): Transition(_S._on_choice),
+        (_P.SC_CHOICE, _CE.OPERATION_FAILED): Transition(_S._on_failed),
+        (_P.SC_NUMBER, _CE.RECEIVED_INFORMATION): Transition(_S._on_number),
+        (_P.SC_NUMBER, _CE.OPERATION_FAILED): Transition(_S._on_failed),
+        (_P.SC_NEW_PIN, _CE.RECEIVED_INFORMATION): Transition(_S._on_new_pin),
+        (_P.SC_NEW_PIN, _CE.OPERATION_FAILED): Transition(_S._on_failed),
+        (_P.SC_WAIT, _CE.SERVICE_ANSWER): Transition(_S._on_answer),
+    },
+)
+"""The self-service session: the call session's SRF machinery with the owner's menus."""

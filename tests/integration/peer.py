@@ -9,14 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 from pathlib import Path
 
 from scp.adapters.capture import SctpPcapWriter
+from scp.adapters.driver import CoreDriver
 from scp.app import build_stack
 from scp.config import parse_config
 from scp.core.m3ua_asp import AspState, Transmit
 from scp.core.m3ua_framing import M3uaStreamReader
-from scp.core.stack import TC_TYPES
+from scp.core.stack import StackOutput
+from scp.primitives import (
+    TcBegin,
+    TcComponentEvent,
+    TcContinue,
+    TcEnd,
+    TcNotice,
+    TcPAbort,
+    TcPrimitive,
+    TcUAbort,
+    TcUni,
+)
 
 PEER_CONFIG = """
 [node]
@@ -48,7 +61,9 @@ class PeerAsp(asyncio.Protocol):
         self.closed = asyncio.Event()
         self.changed = asyncio.Event()
         self.pcap = SctpPcapWriter.open(str(pcap)) if pcap else None
-        self._timer: asyncio.TimerHandle | None = None
+        self.driver: CoreDriver[StackOutput] = CoreDriver(
+            self.stack, self._output, after=self.changed.set
+        )
         self.assoc_id = 1
         self.deaf = False  # True: read nothing any more (a peer that hangs without closing)
 
@@ -57,7 +72,7 @@ class PeerAsp(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.closed.clear()
-        self._process(self.stack.association_up(self.assoc_id, time.monotonic()))
+        self.driver.feed(lambda now: self.stack.association_up(self.assoc_id, now))
 
     def data_received(self, data: bytes) -> None:
         if self.deaf:
@@ -66,18 +81,19 @@ class PeerAsp(asyncio.Protocol):
             self.received.append(m)
             if self.pcap:
                 self.pcap.write(m, ts=time.time(), src=("127.0.0.1", 2905), dst=("127.0.0.2", 2905))
-            self._process(self.stack.receive(self.assoc_id, m, time.monotonic()))
+            self.driver.feed(partial(self.stack.receive, self.assoc_id, m))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._process(self.stack.association_down(self.assoc_id, time.monotonic()))
+        self.driver.feed(lambda now: self.stack.association_down(self.assoc_id, now))
         self.transport = None
         self.closed.set()
         self.changed.set()
 
     # -- driving -----------------------------------------------------------------------------
-    def _process(self, outputs: list[object]) -> None:
-        for o in outputs:
-            if type(o) is Transmit:
+    def _output(self, o: StackOutput) -> None:
+        """Transmit goes on the wire (and into the pcap); TC indications are kept."""
+        match o:
+            case Transmit():
                 self.sent.append(o.data)
                 if self.pcap:
                     self.pcap.write(
@@ -89,26 +105,23 @@ class PeerAsp(asyncio.Protocol):
                     )
                 if self.transport is not None:
                     self.transport.write(o.data)
-            elif type(o) in TC_TYPES:
+            case (
+                TcBegin()
+                | TcContinue()
+                | TcEnd()
+                | TcUAbort()
+                | TcPAbort()
+                | TcUni()
+                | TcNotice()
+                | TcComponentEvent()
+            ):
                 self.indications.append(o)
-        self.changed.set()
-        self._arm()
+            case _:
+                pass  # the peer's own association events and logs
 
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        d = self.stack.next_deadline()
-        if d is not None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(max(0.0, d - time.monotonic()), self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._process(self.stack.handle_timer(time.monotonic()))
-
-    def request(self, prim: object) -> None:
+    def request(self, prim: TcPrimitive) -> None:
         """Send a TC request (e.g. a TcBegin with an InitialDP invoke) through the peer's stack."""
-        self._process(self.stack.tc_request(prim, time.monotonic()))  # type: ignore[arg-type]
+        self.driver.feed(lambda now: self.stack.tc_request(prim, now))
 
     @property
     def active(self) -> bool:
@@ -129,8 +142,7 @@ class PeerAsp(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
-        if self._timer is not None:
-            self._timer.cancel()
+        self.driver.close()
 
     def finish(self) -> None:
         if self.pcap:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from scp.core.smpp_esme import EsmeConfig, EsmeSession, Event
+from scp.core.smpp_esme import EsmeConfig, EsmeOutput, EsmeSession
 
 T0 = 1000.0  # the session's clock is whatever it is told; tests start here
 
@@ -88,7 +88,7 @@ def bound(now: float = T0, **cfg: Any) -> EsmeSession:
     return s
 
 
-def events(s: EsmeSession) -> list[Event]:
+def events(s: EsmeSession) -> list[EsmeOutput]:
     out = []
     while (ev := s.next_event()) is not None:
         out.append(ev)

@@ -8,17 +8,21 @@ A seeded random walk at the end checks that no event sequence raises.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from scp.codecs import ops
-from scp.codecs.numbers import CalledPartyNumber, CallingPartyNumber, Cause
+from scp.codecs.numbers import CalledPartyNumber, CallingPartyNumber, Cause, GenericDigits
 from scp.service.calls import (
     ASSIST,
     CALL,
+    CALL_FSM,
     Callee,
+    CallEvent,
     CallSession,
     CallSettings,
     DigitsCollected,
@@ -33,11 +37,13 @@ from scp.service.calls import (
     RecordVoicemail,
     Refuse,
     Send,
+    TimerExpired,
     WriteCdr,
     classify_busy,
+    event_of,
 )
 from scp.service.rating import RateTable, RatingRules, Tariff
-from scp.service.selfcare import SelfcareSession, ServiceAnswer, ServiceRequest
+from scp.service.selfcare import SELFCARE_FSM, SelfcareSession, ServiceAnswer, ServiceRequest
 
 # Fixed times only: the same on any day and in any time zone (tests/dates.py).
 pytestmark = pytest.mark.usefixtures("any_day")
@@ -454,6 +460,123 @@ def test_selfcare_locked_and_unknown() -> None:
     assert out[0].ops[0].information_to_send.message_ids == (2003,)  # type: ignore[union-attr,attr-defined]
     s2, out = selfcare(known=False)
     assert names(out[0]) == ["ConnectToResource", "PlayAnnouncement"]
+
+
+# -- the transition tables ----------------------------------------------------------------------
+
+FORWARDED = Callee(CALLEE, True, frozenset({"missed-call", "forwarding"}), "8613955556666")
+
+# One input per table event, on the leg the ctr-mode SRF uses (the assist leg for the ARI).
+INPUTS: dict[
+    CallEvent, OpReceived | DigitsCollected | OpFailed | LegClosed | TimerExpired | ServiceAnswer
+] = {
+    CallEvent.EVENT_REPORT_BCSM: erb(13, 17),
+    CallEvent.ABANDON_OR_DISCONNECT: erb(18),
+    CallEvent.ASSIST_REQUEST_INSTRUCTIONS: OpReceived(
+        ops.AssistRequestInstructions(GenericDigits("0000000001")), ASSIST
+    ),
+    CallEvent.SPECIALIZED_RESOURCE_REPORT: OpReceived(ops.SpecializedResourceReport()),
+    CallEvent.APPLY_CHARGING_REPORT: OpReceived(
+        ops.ApplyChargingReport(ops.LegID(1), ops.TimeInformation(10), call_active=False)
+    ),
+    CallEvent.CALL_INFORMATION_REPORT: OpReceived(
+        ops.CallInformationReport((ops.RequestedInformation(2, 50),))
+    ),
+    CallEvent.RECEIVED_INFORMATION: DigitsCollected("3"),
+    CallEvent.OPERATION_FAILED: OpFailed("systemFailure"),
+    CallEvent.DIALOGUE_CLOSED: LegClosed(CALL),
+    CallEvent.GUARD_TIMER_EXPIRY: TimerExpired(),
+    CallEvent.SERVICE_ANSWER: ServiceAnswer("verify_pin", True, "ok"),
+}
+
+
+def _call_in(phase: Phase) -> CallSession | None:
+    """A call session brought to ``phase`` the way a call gets there (None: no call does)."""
+    if phase is Phase.IDLE:
+        return CallSession(settings(), call_ref="r", protocol="cap2")
+    if phase is Phase.ARMED:
+        return armed("ctr")
+    if phase is Phase.WAIT_ASSIST:
+        s = armed("etc")
+        s.handle(erb(13, 17), 1.0, AT)
+        return s
+    if phase is Phase.CHARGING:
+        s = armed(callee=FORWARDED)
+        s.handle(erb(13, 17), 1.0, AT)
+        return s
+    if phase is Phase.DONE:
+        s = armed()
+        s.handle(erb(15), 1.0, AT)
+        return s
+    digits = {Phase.MENU: None, Phase.NUMBER: "3", Phase.ANNOUNCING: "1"}
+    if phase not in digits:
+        return None  # the self-service phases
+    s = menu_session()
+    d = digits[phase]
+    if d is not None:
+        s.handle(DigitsCollected(d), 2.0, AT)
+    return s
+
+
+def _selfcare_in(phase: Phase) -> SelfcareSession | None:
+    path: dict[Phase, tuple[object, ...]] = {
+        Phase.PIN: (),
+        Phase.SC_WAIT: (DigitsCollected("123456"),),
+        Phase.SC_MENU: (DigitsCollected("123456"), ServiceAnswer("verify_pin", True, "ok")),
+        Phase.ANNOUNCING: (DigitsCollected("1"),) * 4,  # three tries, then goodbye
+    }
+    path[Phase.SC_CHOICE] = (*path[Phase.SC_MENU], DigitsCollected("3"))
+    path[Phase.SC_NEW_PIN] = (*path[Phase.SC_MENU], DigitsCollected("5"))
+    path[Phase.SC_NUMBER] = (*path[Phase.SC_MENU], DigitsCollected("4"), DigitsCollected("1"))
+    path[Phase.DONE] = (LegClosed(CALL),)
+    if phase is Phase.IDLE:
+        return SelfcareSession(settings(ivr_mode="ctr"), call_ref="r", protocol="cap2")
+    if phase is Phase.WAIT_ASSIST:
+        s = SelfcareSession(settings(ivr_mode="etc"), call_ref="r", protocol="cap2")
+        s.start(idp(key=200), Callee(CALLER, True, frozenset({"missed-call"})), 0.0, AT)
+        return s
+    if phase not in path:
+        return None
+    s, _ = selfcare()
+    for ev in path[phase]:
+        s.handle(ev, 1.0, AT)  # type: ignore[arg-type]
+    return s
+
+
+@pytest.mark.parametrize(
+    ("make", "table"),
+    [(_call_in, CALL_FSM), (_selfcare_in, SELFCARE_FSM)],
+    ids=["call", "self-service"],
+)
+def test_every_event_in_every_phase_follows_the_table(make: Any, table: Any) -> None:
+    """A pair with no row is refused (an operation: Refuse, so ReturnError
+    unexpectedComponentSequence) and changes nothing; a row with a ``next`` leads there."""
+    reached = set()
+    for phase, event in itertools.product(Phase, CallEvent):
+        s = make(phase)
+        if s is None:
+            continue
+        assert s.phase is phase
+        reached.add(phase)
+        ev = INPUTS[event]
+        out = s.handle(ev, 100.0, AT)
+        row = table.get(phase, event)
+        where = f"{event} in {phase}"
+        if phase is Phase.DONE:
+            assert out == [] and s.phase is phase, where  # final: nothing more happens
+        elif row is None:
+            assert out == ([Refuse(ev.op, ev.leg)] if isinstance(ev, OpReceived) else []), where
+            assert s.phase is phase, where
+        elif row.next is not None:
+            assert s.phase is row.next, where
+    assert {p for p, _, _ in table.rows()} <= reached
+
+
+def test_an_operation_no_phase_takes_is_refused() -> None:
+    s = armed()
+    op = ops.Continue()
+    assert event_of(OpReceived(op)) is None
+    assert s.handle(OpReceived(op), 1.0, AT) == [Refuse(op, CALL)] and s.phase is Phase.ARMED
 
 
 # -- nothing raises -------------------------------------------------------------------------------

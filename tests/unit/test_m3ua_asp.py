@@ -22,8 +22,8 @@ from scp.core.m3ua_asp import (
     Deliver,
     Dropped,
     M3uaLayer,
+    M3uaOutput,
     MtpStatus,
-    Output,
     Transmit,
 )
 from scp.primitives import MtpTransfer
@@ -55,14 +55,14 @@ class Net:
             self.clients[i] = M3uaLayer(**ckw)
         self.wire: list[bytes] = []  # everything our layers sent, for tshark
         self.sent: list[tuple[object, M.M3uaMessage]] = []  # (sender, decoded message)
-        self.events: dict[object, list[Output]] = {SERVER: [], **{i: [] for i in self.clients}}
+        self.events: dict[object, list[M3uaOutput]] = {SERVER: [], **{i: [] for i in self.clients}}
         self.deaf: set[object] = set()  # sides whose incoming messages are lost
         self.connected: set[int] = set()
 
     def layer(self, side: object) -> M3uaLayer:
         return self.server if side == SERVER else self.clients[side]  # type: ignore[index]
 
-    def run(self, side: object, outputs: list[Output]) -> None:
+    def run(self, side: object, outputs: list[M3uaOutput]) -> None:
         queue = [(side, o) for o in outputs]
         while queue:
             src, o = queue.pop(0)
@@ -89,7 +89,7 @@ class Net:
         self.run(SERVER, self.server.association_down(i, self.now))
         self.run(i, self.clients[i].association_down(i, self.now))
 
-    def inject(self, side: object, assoc_id: int, data: bytes) -> list[Output]:
+    def inject(self, side: object, assoc_id: int, data: bytes) -> list[M3uaOutput]:
         """Raw bytes into ``side`` as if from its peer; return what it produced."""
         outs = self.layer(side).receive(assoc_id, data, self.now)
         self.events[side].clear()
@@ -147,7 +147,7 @@ def xfer(sls: int = 0, opc: int = 200, dpc: int = 100, data: bytes = UDT) -> Mtp
     return MtpTransfer(opc=opc, dpc=dpc, si=3, ni=2, mp=0, sls=sls, data=data)
 
 
-def errs(outs: list[Output]) -> list[M.M3uaMessage]:
+def errs(outs: list[M3uaOutput]) -> list[M.M3uaMessage]:
     return [M.decode(o.data) for o in outs if isinstance(o, Transmit) and o.data[2:4] == b"\0\0"]
 
 

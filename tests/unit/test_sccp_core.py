@@ -23,7 +23,13 @@ from scp.codecs.sccp import (
     encode,
     encode_scmg,
 )
-from scp.core.sccp import SccpLayer, SccpLog
+from scp.core.sccp import (
+    REASSEMBLY_FSM,
+    ReassemblyEvent,
+    ReassemblyState,
+    SccpLayer,
+    SccpLog,
+)
 from scp.primitives import (
     GlobalTitle,
     MtpTransfer,
@@ -464,6 +470,40 @@ def test_segment_out_of_sequence_abandons_the_reassembly() -> None:
     out = b.handle_mtp_transfer(xfers[2], 0.0)  # segment 2 missing
     assert returned_cause(sent(out)[0]) == ReturnCause.SEGMENTATION_FAILURE
     assert b.next_deadline() is None
+
+
+def test_reassembly_follows_its_table() -> None:
+    """Each row of REASSEMBLY_FSM (Q.714 §4.1.1.3) on one reassembly, and the missing one."""
+    a, b = _pair()
+    first, second, last = sent(
+        a.handle_n_unitdata(
+            NUnitdata(MSC, gt_addr(OUR_GT, CAP), big_tcap(30), return_option=True), 0.0
+        )
+    )
+    idle, busy = ReassemblyState.IDLE, ReassemblyState.REASSEMBLING
+    ev = ReassemblyEvent
+
+    def state() -> ReassemblyState:
+        return busy if b._reassembly else idle
+
+    # idle, subsequent segment: no row, so "segmentation failure" (no first segment)
+    assert REASSEMBLY_FSM.get(idle, ev.NEXT_SEGMENT) is None
+    out = b.handle_mtp_transfer(second, 0.0)
+    assert returned_cause(sent(out)[0]) == ReturnCause.SEGMENTATION_FAILURE and state() is idle
+    assert b.handle_mtp_transfer(first, 0.0) == []
+    assert state() is REASSEMBLY_FSM.lookup(idle, ev.FIRST_SEGMENT).next is busy
+    # a first segment again: the reassembly under way is abandoned (returned), a new one runs
+    out = b.handle_mtp_transfer(first, 1.0)
+    assert returned_cause(sent(out)[0]) == ReturnCause.SEGMENTATION_FAILURE
+    assert state() is REASSEMBLY_FSM.lookup(busy, ev.FIRST_SEGMENT).next is busy
+    assert b.handle_mtp_transfer(second, 1.0) == [] and state() is busy
+    assert REASSEMBLY_FSM.lookup(busy, ev.NEXT_SEGMENT).next is None  # the data decide
+    out = b.handle_timer(11.0)
+    assert returned_cause(sent(out)[0]) == ReturnCause.SEGMENTATION_FAILURE
+    assert state() is REASSEMBLY_FSM.lookup(busy, ev.T_REASSEMBLY_EXPIRY).next is idle
+    # the whole message: the last segment ends the reassembly, delivered
+    outs = [o for x in (first, second, last) for o in b.handle_mtp_transfer(x, 20.0)]
+    assert [type(o) for o in outs] == [NUnitdata] and state() is idle
 
 
 def test_segmented_return_is_reassembled_into_one_notice() -> None:

@@ -123,8 +123,7 @@ class InProcessScp:
 
     async def stop(self) -> None:
         self.node.association_down(self.assoc_id, "replay done")
-        if self.node._timer is not None:
-            self.node._timer.cancel()
+        self.node.driver.close()
         # The node's TC-users hold database work in flight: let it finish before the pool
         # closes.
         if isinstance(self.users, TcUsers):

@@ -10,12 +10,25 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
+from scp.adapters.driver import CoreDriver
 from scp.codecs.errors import DecodeError, EncodeError
-from scp.core.m3ua_asp import Deliver, M3uaLayer, Transmit
+from scp.core.m3ua_asp import (
+    AspStateChanged,
+    AsStateChanged,
+    CloseAssociation,
+    Deliver,
+    Dropped,
+    M3uaLayer,
+    M3uaOutput,
+    MtpStatus,
+    PeerNotify,
+    Transmit,
+)
 from scp.core.m3ua_framing import M3uaStreamReader
 from scp.primitives import (
     MtpTransfer,
@@ -69,55 +82,57 @@ class M3uaClient(asyncio.Protocol):
         self.on_wire = on_wire
         self.active = asyncio.Event()
         self.closed = asyncio.Event()
-        self._timer: asyncio.TimerHandle | None = None
+        self.driver: CoreDriver[M3uaOutput] = CoreDriver(
+            self.m3ua, self._output, after=self._check_active
+        )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self._process(self.m3ua.association_up(1, time.monotonic()))
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.driver.feed(lambda now: self.m3ua.association_up(1, now))
 
     def data_received(self, data: bytes) -> None:
         for m in self.reader.feed(data):
             if self.on_wire is not None:
                 self.on_wire(m, False)
-            self._process(self.m3ua.receive(1, m, time.monotonic(), 0))
+            self.driver.feed(partial(self.m3ua.receive, 1, m))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.closed.set()
-        if self._timer is not None:
-            self._timer.cancel()
+        self.driver.close()
 
-    def _process(self, outputs: Iterable[object]) -> None:
-
-        for o in outputs:
-            if type(o) is Transmit:
+    def _output(self, o: M3uaOutput) -> None:
+        match o:
+            case Transmit():
                 if self.transport is not None:
-                    self.transport.write(o.data)  # type: ignore[attr-defined]
+                    self.transport.write(o.data)
                 if self.on_wire is not None:
-                    self.on_wire(o.data, True)  # type: ignore[attr-defined]
-            elif type(o) is Deliver:
-                self.on_data(o.xfer)  # type: ignore[attr-defined]
+                    self.on_wire(o.data, True)
+            case Deliver():
+                self.on_data(o.xfer)
+            case (
+                CloseAssociation()
+                | AspStateChanged()
+                | AsStateChanged()
+                | Dropped()
+                | MtpStatus()
+                | PeerNotify()
+            ):
+                pass  # replay reports what the SCP answers, not the ASP's own events
+            case _:
+                assert_never(o)
+
+    def _check_active(self) -> None:
         if self.m3ua.is_active:
             self.active.set()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        d = self.m3ua.next_deadline()
-        if d is not None:
-            self._timer = asyncio.get_running_loop().call_later(
-                max(0.0, d - time.monotonic()), self._on_timer
-            )
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._process(self.m3ua.handle_timer(time.monotonic()))
 
     def send(self, x: MtpTransfer) -> None:
-        self._process(self.m3ua.send_transfer(x, time.monotonic()))
+        self.driver.feed(lambda now: self.m3ua.send_transfer(x, now))
 
     def close(self) -> None:
         if self.transport is not None:
-            self._process(self.m3ua.shutdown(time.monotonic()))
+            self.driver.feed(self.m3ua.shutdown)
             self.transport.close()
 
 

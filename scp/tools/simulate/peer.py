@@ -9,20 +9,31 @@ the VLR on 7 (MAP).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
+from scp.adapters.driver import CoreDriver
 from scp.app import build_stack
 from scp.config import Config, parse_config
-from scp.core.m3ua_asp import Transmit
-from scp.core.stack import TC_TYPES
+from scp.core.m3ua_asp import (
+    AspStateChanged,
+    AsStateChanged,
+    CloseAssociation,
+    Dropped,
+    MtpStatus,
+    PeerNotify,
+    Transmit,
+)
+from scp.core.sccp import SccpLog
+from scp.core.stack import StackOutput
+from scp.core.tcap import TcapLog
 from scp.primitives import (
     ApplicationContext,
     RoutingIndicator,
     SccpAddress,
     TcBegin,
     TcEnd,
+    TcPrimitive,
     TcUAbort,
 )
 
@@ -87,53 +98,57 @@ class SimPeer:
         self.queues: dict[int, asyncio.Queue[object]] = {}
         self.on_begin: Callable[[TcBegin], None] | None = None
         self.active = asyncio.Event()
-        self._timer: asyncio.TimerHandle | None = None
         self.assoc_id = 1
+        self.driver: CoreDriver[StackOutput] = CoreDriver(
+            self.stack, self._output, after=self._check_active
+        )
 
     # -- transport side --------------------------------------------------------------------------
 
     def connected(self) -> None:
-        self._process(self.stack.association_up(self.assoc_id, time.monotonic()))
+        self.driver.feed(lambda now: self.stack.association_up(self.assoc_id, now))
 
     def receive(self, data: bytes) -> None:
-        self._process(self.stack.receive(self.assoc_id, data, time.monotonic()))
+        self.driver.feed(lambda now: self.stack.receive(self.assoc_id, data, now))
 
     def disconnected(self) -> None:
-        self._process(self.stack.association_down(self.assoc_id, time.monotonic()))
+        self.driver.feed(lambda now: self.stack.association_down(self.assoc_id, now))
         self.active.clear()
 
-    def _process(self, outputs: list[object]) -> None:
+    def shutdown(self) -> None:
+        """ASP Inactive and ASP Down toward the SCP (RFC 4666 §4.3.4.4, §4.3.4.2)."""
+        self.driver.feed(self.stack.shutdown)
 
-        for o in outputs:
-            t = type(o)
-            if t is Transmit:
+    def _output(self, o: StackOutput) -> None:
+        match o:
+            case Transmit():
                 if self.send_bytes is not None:
-                    self.send_bytes(o.data)  # type: ignore[attr-defined]
-            elif t in TC_TYPES:
-                did = o.dialogue_id  # type: ignore[attr-defined]
-                q = self.queues.get(did)
-                if q is not None:
-                    q.put_nowait(o)
-                elif t is TcBegin and self.on_begin is not None:
-                    self.queues[did] = asyncio.Queue()
-                    self.on_begin(o)  # type: ignore[arg-type]
+                    self.send_bytes(o.data)
+            case (
+                CloseAssociation()
+                | AspStateChanged()
+                | AsStateChanged()
+                | Dropped()
+                | MtpStatus()
+                | PeerNotify()
+                | SccpLog()
+                | TcapLog()
+            ):
+                pass  # the simulator has one association and no log of its own
+            case _:  # what remains is a TC indication (mypy: _indication takes exactly that)
+                self._indication(o)
+
+    def _indication(self, ind: TcPrimitive) -> None:
+        q = self.queues.get(ind.dialogue_id)
+        if q is not None:
+            q.put_nowait(ind)
+        elif type(ind) is TcBegin and self.on_begin is not None:
+            self.queues[ind.dialogue_id] = asyncio.Queue()
+            self.on_begin(ind)
+
+    def _check_active(self) -> None:
         if self.stack.m3ua.is_active:
             self.active.set()
-        self._arm()
-
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        d = self.stack.next_deadline()
-        if d is not None:
-            self._timer = asyncio.get_running_loop().call_later(
-                max(0.0, d - time.monotonic()), self._on_timer
-            )
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._process(self.stack.handle_timer(time.monotonic()))
 
     # -- TC-user side ----------------------------------------------------------------------------
 
@@ -153,24 +168,21 @@ class SimPeer:
     ) -> int:
         did = self.stack.tcap.new_dialogue_id()
         self.queues[did] = asyncio.Queue()
-        self._process(
-            self.stack.tc_request(
-                TcBegin(
-                    dialogue_id=did,
-                    called=self.scp_address(called_ssn),
-                    calling=self.address(calling_ssn),
-                    application_context=ac,
-                    components=components,
-                ),
-                time.monotonic(),
+        self.request(
+            TcBegin(
+                dialogue_id=did,
+                called=self.scp_address(called_ssn),
+                calling=self.address(calling_ssn),
+                application_context=ac,
+                components=components,
             )
         )
         return did
 
-    def request(self, prim: Any) -> None:
+    def request(self, prim: TcPrimitive) -> None:
         if isinstance(prim, (TcEnd, TcUAbort)):
             self.queues.pop(prim.dialogue_id, None)
-        self._process(self.stack.tc_request(prim, time.monotonic()))
+        self.driver.feed(lambda now: self.stack.tc_request(prim, now))
 
     async def next(self, did: int, timeout: float) -> object | None:
         q = self.queues.get(did)
@@ -185,6 +197,4 @@ class SimPeer:
         self.queues.pop(did, None)
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.driver.close()

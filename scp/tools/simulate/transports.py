@@ -118,7 +118,7 @@ async def connect_tcp(
         raise ConnectionError(f"cannot reach an active M3UA SCP at {host}:{port}: {exc}") from None
 
     async def close() -> None:
-        peer._process(peer.stack.shutdown(time.monotonic()))
+        peer.shutdown()
         await asyncio.sleep(0.05)
         transport.close()
         await asyncio.sleep(0)
