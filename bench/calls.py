@@ -122,11 +122,11 @@ def _params() -> tuple[list[bytes], bytes]:
             CallingPartyNumber("8613700001111"),
             event_type_bcsm=12,
         )
-        idps.append(cap.encode_arg(o, ac=AC)[1] or b"")
+        idps.append(cap.CODEC.encode_arg(o, ac=AC)[1] or b"")
     erb = ops.EventReportBCSM(
         13, ops.EventSpecificInfo("tBusySpecificInfo", Cause(17)), ops.LegID(2), message_type=0
     )
-    return idps, cap.encode_arg(erb, ac=AC)[1] or b""
+    return idps, cap.CODEC.encode_arg(erb, ac=AC)[1] or b""
 
 
 class Driver:

@@ -123,7 +123,7 @@ def case(
     wires = []
     raw = []
     for mod, op, ac in items:
-        code, param = mod.encode_arg(op, ac=ac)
+        code, param = mod.CODEC.encode_arg(op, ac=ac)
         wires.append((mod, code, param, ac))
         t = mod.CODEC.args[code][1] if hasattr(mod, "CODEC") else None
         if param is not None and t is not None:
@@ -132,11 +132,11 @@ def case(
 
     def typed_decode() -> None:
         for mod, code, param, ac in wires:
-            mod.decode_arg(code, param, ac=ac)
+            mod.CODEC.decode_arg(code, param, ac=ac)
 
     def typed_encode() -> None:
         for mod, op, ac in items:
-            mod.encode_arg(op, ac=ac)
+            mod.CODEC.encode_arg(op, ac=ac)
 
     def raw_decode() -> None:
         for t, param, _v in raw:
@@ -202,7 +202,7 @@ def main() -> None:
 
 def _result_case(number: int, repeat: int) -> dict[str, Any]:
     ri = ops.ReceivedInformation(GenericDigits("1"))
-    wire = cap.encode_result(48, ri)
+    wire = cap.CODEC.encode_result(48, ri)
     t = cap.CODEC.results[48][1]
     t.from_ber(wire)
     v = t.get_val()
@@ -217,8 +217,8 @@ def _result_case(number: int, repeat: int) -> dict[str, Any]:
 
     out = {}
     for what, tf, rf in (
-        ("decode", lambda: cap.decode_result(48, wire), raw_decode),
-        ("encode", lambda: cap.encode_result(48, ri), raw_encode),
+        ("decode", lambda: cap.CODEC.decode_result(48, wire), raw_decode),
+        ("encode", lambda: cap.CODEC.encode_result(48, ri), raw_encode),
     ):
         out[what] = _measure(tf, rf, number, repeat)
     return out

@@ -245,9 +245,10 @@ def _returns_value(protocol: str, version: int) -> dict[int, bool]:
 
         return _result_types([getattr(c, n) for n in dir(c) if n.endswith("_ops_args")])
     if protocol == "inap":
-        from scp.codecs.asn import OPERATIONS, inap_result_type
+        from scp.codecs.asn import inap_result_type
+        from scp.codecs.opcodes import InapOpcode
 
-        return {op: inap_result_type(op) is not None for op in OPERATIONS}
+        return {op: inap_result_type(op) is not None for op in map(int, InapOpcode)}
     return {}
 
 

@@ -1,9 +1,12 @@
-"""Small, fast BER helpers (ITU-T X.690 §8) for the hand-written hot-path codecs.
+"""The BER helpers (ITU-T X.690 §8) of every codec in ``scp.codecs``: one reader, one writer.
 
 The TCAP codec (Q.773) decodes every message of every call, so it walks the TLVs itself with
-these helpers instead of building pycrate objects. They work on ``bytes`` with explicit
-``pos``/``end`` bounds, never copy the buffer, and raise :class:`BerError` (a
-:class:`~scp.codecs.errors.DecodeError`) with the offset where the encoding broke.
+these helpers instead of building pycrate objects; the CAMEL octet strings coded by hand
+(``cap.py``), the operation codecs' framing checks (``opcodec.py``), the INAP pruning decoder
+(``asn``) and the BER fast path (``fastber.py``, ``fast_cap.py``) use the same ones. They work
+on ``bytes`` with explicit ``pos``/``end`` bounds, never copy the buffer, and raise
+:class:`BerError` (a :class:`~scp.codecs.errors.DecodeError`) with the offset where the
+encoding broke; a codec that reads for a layer re-raises it under that layer's name.
 
 Decoding accepts what X.690 allows a sender to choose: long-form definite lengths (§8.1.3.5,
 up to 4 length octets here), the indefinite form on constructed encodings (§8.1.3.6) and
@@ -24,10 +27,14 @@ __all__ = [
     "children",
     "decode_integer",
     "encode_integer",
+    "decode_boolean",
     "decode_oid",
     "encode_oid",
     "encode_length",
     "tlv",
+    "identifier",
+    "identifier_octets",
+    "class_and_number",
     "is_constructed",
 ]
 
@@ -41,6 +48,41 @@ class BerError(DecodeError):
 
     def __init__(self, offset: int, reason: str, layer: str = "ber") -> None:
         super().__init__(layer, offset, reason)
+
+
+def identifier(cls: int, constructed: bool, number: int) -> int:
+    """The identifier octets of a tag (X.690 §8.1.2, shortest form) as one int, as read here.
+
+    ``cls`` is the class (0 universal, 1 application, 2 context-specific, 3 private).
+    """
+    first = (cls << 6) | (0x20 if constructed else 0)
+    if number < 31:
+        return first | number
+    out = [number & 0x7F]
+    number >>= 7
+    while number:
+        out.append(0x80 | (number & 0x7F))
+        number >>= 7
+    ident = first | 0x1F
+    for b in reversed(out):
+        ident = (ident << 8) | b
+    return ident
+
+
+def identifier_octets(tag: int) -> bytes:
+    """The identifier octets ``tag`` (an int as :func:`read_tlv` gives it) as bytes."""
+    return tag.to_bytes(max(1, (tag.bit_length() + 7) // 8), "big")
+
+
+def class_and_number(tag: int) -> tuple[int, int]:
+    """(class, tag number) of the identifier octets ``tag`` (X.690 §8.1.2)."""
+    octets = identifier_octets(tag)
+    number = octets[0] & 0x1F
+    if number == 0x1F:
+        number = 0
+        for b in octets[1:]:
+            number = (number << 7) | (b & 0x7F)
+    return octets[0] >> 6, number
 
 
 def is_constructed(tag: int) -> bool:
@@ -127,6 +169,13 @@ def decode_integer(buf: bytes, vs: int, ve: int) -> int:
     if ve - vs > 8:
         raise BerError(vs, "INTEGER longer than 8 octets")
     return int.from_bytes(buf[vs:ve], "big", signed=True)
+
+
+def decode_boolean(buf: bytes, vs: int, ve: int) -> bool:
+    """A BOOLEAN value (X.690 §8.2: one octet, zero is FALSE) in ``buf[vs:ve]``."""
+    if ve - vs != 1:
+        raise BerError(vs, "BOOLEAN is one octet")
+    return buf[vs] != 0
 
 
 _SMALL_INT = [bytes((i,)) for i in range(128)]
@@ -219,5 +268,4 @@ def tlv(tag: int, value: bytes) -> bytes:
         if n < 0x80:
             return bytes((tag, n)) + value
         return bytes((tag,)) + encode_length(n) + value
-    k = (tag.bit_length() + 7) // 8
-    return tag.to_bytes(k, "big") + encode_length(n) + value
+    return identifier_octets(tag) + encode_length(n) + value

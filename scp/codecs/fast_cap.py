@@ -9,7 +9,7 @@ SEQUENCE { timeSinceTariffSwitch [0] INTEGER, tariffSwitchInterval [1] INTEGER O
 BER per X.690 §8.
 
 Why: an ApplyChargingReport arrives on every charged call; the general converter in
-``cap.dec_acr`` walks the TLVs with the generic reader. This one reads the common shape
+``cap.dec_acr`` walks the TLVs with :mod:`scp.codecs.ber`'s reader. This one reads the common shape
 straight off the octets and gives the *same* :class:`~scp.codecs.ops.ApplyChargingReport`,
 or :data:`~scp.codecs.fastber.DECLINE` for anything else (long-form lengths, extensions,
 members repeated or out of order, other CallResult alternatives), so ``cap.dec_acr`` then
@@ -21,16 +21,10 @@ from __future__ import annotations
 from typing import Any
 
 from scp.codecs import ops
+from scp.codecs.ber import decode_integer
 from scp.codecs.fastber import DECLINE
 
 __all__ = ["dec_acr_fast"]
-
-
-def _int(d: bytes, i: int, n: int) -> int:
-    if n == 1:
-        v = d[i]
-        return v - 256 if v & 0x80 else v
-    return int.from_bytes(d[i : i + n], "big", signed=True)
 
 
 def dec_acr_fast(d: Any, version: int) -> Any:
@@ -55,14 +49,14 @@ def dec_acr_fast(d: Any, version: int) -> Any:
     if t == 0x80:  # timeIfNoTariffSwitch
         if not 1 <= ln <= 4:
             return DECLINE
-        ti = ops.TimeInformation(time_if_no_tariff_switch=_int(d, 11, ln))
+        ti = ops.TimeInformation(time_if_no_tariff_switch=decode_integer(d, 11, 11 + ln))
     elif t == 0xA1:  # timeIfTariffSwitch { [0] since, [1] interval OPTIONAL }
         if ln < 3 or d[11] != 0x80:
             return DECLINE
         k = d[12]
         if not 1 <= k <= 4 or 13 + k > end:
             return DECLINE
-        since = _int(d, 13, k)
+        since = decode_integer(d, 13, 13 + k)
         j = 13 + k
         tsi = None
         if j != end:
@@ -71,7 +65,7 @@ def dec_acr_fast(d: Any, version: int) -> Any:
             k = d[j + 1]
             if not 1 <= k <= 4 or j + 2 + k != end:
                 return DECLINE
-            tsi = _int(d, j + 2, k)
+            tsi = decode_integer(d, j + 2, j + 2 + k)
         ti = ops.TimeInformation(time_since_tariff_switch=since, tariff_switch_interval=tsi)
     else:
         return DECLINE

@@ -9,22 +9,25 @@ Why: a call decodes InitialDP / EventReportBCSM and encodes RequestReportBCSMEve
 on every call; pycrate's generic object machinery costs most of the typed layer's time
 (measured by bench/codecs.py). Here each pycrate type is *compiled once* into a tree
 of small closures (a "plan") that reads and writes exactly pycrate's value notation, so
-the typed converters of ``cap.py`` / ``map.py`` run unchanged on either path's output.
+the typed conversions (``callcontrol.py``, ``cap.py``, ``map.py``) run unchanged on either
+path's output. The TLVs are read and written with :mod:`scp.codecs.ber`, the one reader.
 
-Wiring: ``OperationCodec`` (``cap.py``; INAP and MAP reuse it) sends the opcodes in its
-``fast_decode`` / ``fast_encode`` / ``fast_results`` sets here first (``cap.HOT``: InitialDP,
-AssistRequestInstructions, EventReportBCSM, ApplyChargingReport, RequestReportBCSMEvent,
-Connect, ConnectToResource, PlayAnnouncement, PromptAndCollectUserInformation, ReleaseCall,
-ApplyCharging, EstablishTemporaryConnection, ReceivedInformation; MAP alertServiceCentre v1/v2
-and NoteMM-Event) and to pycrate when this module declines. :mod:`scp.codecs.fast_cap` adds
-hand-written typed conversions where the general one is the cost (CAMEL-CallResult).
+Wiring: :class:`~scp.codecs.opcodec.OperationCodec` sends the opcodes in its
+``fast_decode`` / ``fast_encode`` / ``fast_results`` sets here first (``callcontrol.HOT`` for
+CAP and INAP: InitialDP, AssistRequestInstructions, EventReportBCSM, ApplyChargingReport,
+RequestReportBCSMEvent, Connect, ConnectToResource, PlayAnnouncement,
+PromptAndCollectUserInformation, ReleaseCall, ApplyCharging, EstablishTemporaryConnection,
+ReceivedInformation; MAP alertServiceCentre v1/v2 and NoteMM-Event) and to pycrate when this
+module declines. :mod:`scp.codecs.fast_cap` adds hand-written typed conversions where the
+general one is the cost (CAMEL-CallResult); it declines the same way.
 
 Contract (proved by ``tests/unit/test_codecs_fastpath*.py`` against pycrate on a corpus):
 
 * :func:`decode` returns pycrate's ``get_val()`` for the parameter, or :data:`DECLINE`.
 * :func:`encode` returns pycrate's ``to_ber()`` for the value, or :data:`DECLINE`.
-* Anything unusual declines so the caller falls back to pycrate, which then gives the
-  value or the error: indefinite lengths, constructed strings, non-minimal tags, unknown or
+* Anything unusual declines (returns :data:`DECLINE`, the one convention of the fast paths)
+  so the caller falls back to pycrate, which then gives the value or the error: malformed
+  BER, indefinite lengths, constructed strings, non-minimal tags, unknown or
   out-of-order or repeated components, extension markers' unknown values, out-of-constraint
   values, components whose types are not modelled (open types, BIT STRING, character
   strings, ...). Nothing but :data:`DECLINE` or a value ever comes out: no exception.
@@ -34,6 +37,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Final
+
+from scp.codecs.ber import (
+    BerError,
+    encode_integer,
+    encode_length,
+    identifier,
+    identifier_octets,
+    read_tlv,
+)
 
 __all__ = ["DECLINE", "decode", "encode", "plan_of", "ENABLED"]
 
@@ -61,96 +73,23 @@ class _D(Exception):
     """Internal: decline (never leaves this module)."""
 
 
-_DECLINE_EXC = (_D, IndexError, KeyError, ValueError, TypeError, AttributeError, RecursionError)
+_DECLINE_EXC = (
+    _D,
+    BerError,  # malformed BER: pycrate says what is wrong
+    IndexError,
+    KeyError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    RecursionError,
+)
 
 Dec = Callable[[bytes, int, int], Any]  # (buf, value start, value end) -> value
 Enc = Callable[[Any], bytes]  # value -> complete TLV
 
 
-# --------------------------------------------------------------------------------------------
-# Wire primitives
-# --------------------------------------------------------------------------------------------
-
-
-def _ident(cls: int, constructed: bool, number: int) -> int:
-    """Identifier octets (X.690 §8.1.2, shortest form) as one int, as scp.codecs.ber does."""
-    first = (cls << 6) | (0x20 if constructed else 0)
-    if number < 31:
-        return first | number
-    out = [number & 0x7F]
-    number >>= 7
-    while number:
-        out.append(0x80 | (number & 0x7F))
-        number >>= 7
-    v = first | 0x1F
-    for b in reversed(out):
-        v = (v << 8) | b
-    return v
-
-
-def _ident_bytes(ident: int) -> bytes:
-    return ident.to_bytes(max(1, (ident.bit_length() + 7) // 8), "big")
-
-
-def _hdr(buf: bytes, p: int, end: int) -> tuple[int, int, int]:
-    """(identifier, value start, value end) of the TLV at ``p``; definite lengths only."""
-    if p >= end:
-        raise _D
-    t = buf[p]
-    p += 1
-    if t & 0x1F == 0x1F:
-        k = 0
-        while True:
-            if p >= end or k > 3:
-                raise _D
-            b = buf[p]
-            t = (t << 8) | b
-            p += 1
-            k += 1
-            if not b & 0x80:
-                break
-    if p >= end:
-        raise _D
-    n = buf[p]
-    p += 1
-    if n & 0x80:
-        if n == 0x81:
-            if p >= end:
-                raise _D
-            n = buf[p]
-            p += 1
-        elif n == 0x82:
-            if p + 1 >= end:
-                raise _D
-            n = (buf[p] << 8) | buf[p + 1]
-            p += 2
-        else:  # indefinite (0x80) or huge: pycrate's business
-            raise _D
-    ve = p + n
-    if ve > end:
-        raise _D
-    return t, p, ve
-
-
-_LEN1 = [bytes((i,)) for i in range(128)]
-
-
-def _len(n: int) -> bytes:
-    if n < 0x80:
-        return _LEN1[n]
-    if n < 0x100:
-        return bytes((0x81, n))
-    if n < 0x10000:
-        return bytes((0x82, n >> 8, n & 0xFF))
-    k = (n.bit_length() + 7) // 8
-    return bytes((0x80 | k,)) + n.to_bytes(k, "big")
-
-
-def _int_octets(v: int) -> bytes:
-    if 0 <= v < 128:
-        return _LEN1[v]
-    n = (v + (v < 0)).bit_length() // 8 + 1
-    return v.to_bytes(n, "big", signed=True)
+# Short-form length octets, looked up in the encoders' innermost step (no call).
+_LEN1 = [encode_length(i) for i in range(0x80)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,12 +202,12 @@ def _body(t: Any, canon: bool, depth: int) -> tuple[Dec, Callable[[Any], bytes],
         def enc_int(v: Any) -> bytes:
             if type(v) is not int or (rs is not None and not _inside(v, rs)):
                 raise _D
-            return _int_octets(v)
+            return encode_integer(v)
 
         return dec_int, enc_int, False
     if kind == "ENUMERATED":
-        rev = dict(t._cont_rev)
-        fwd = dict(t._cont)
+        rev: dict[int, str] = dict(t._cont_rev)
+        fwd: dict[str, int] = dict(t._cont)
 
         def dec_enum(buf: bytes, vs: int, ve: int) -> str:
             n = ve - vs
@@ -285,7 +224,7 @@ def _body(t: Any, canon: bool, depth: int) -> tuple[Dec, Callable[[Any], bytes],
         def enc_enum(v: Any) -> bytes:
             if type(v) is not str:
                 raise _D
-            return _int_octets(fwd[v])
+            return encode_integer(fwd[v])
 
         return dec_enum, enc_enum, False
     if kind == "BOOLEAN":
@@ -338,9 +277,10 @@ def _body(t: Any, canon: bool, depth: int) -> tuple[Dec, Callable[[Any], bytes],
             out = []
             p = vs
             while p < ve:
-                ident, a, b = _hdr(buf, p, ve)
+                ident, a, b, p = read_tlv(buf, p, ve)
+                if b != p:
+                    raise _D  # indefinite length: pycrate's business
                 out.append(ifirst[ident](buf, a, b))
-                p = b
             if rs is not None and not _inside(len(out), rs):
                 raise _D
             return out
@@ -377,7 +317,9 @@ def _body(t: Any, canon: bool, depth: int) -> tuple[Dec, Callable[[Any], bytes],
             last = -1
             p = vs
             while p < ve:
-                ident, a, b = _hdr(buf, p, ve)
+                ident, a, b, p = read_tlv(buf, p, ve)
+                if b != p:
+                    raise _D  # indefinite length: pycrate's business
                 c = single.get(ident)
                 if c is None:
                     for c in multi[ident]:  # unknown member: KeyError -> decline
@@ -390,7 +332,6 @@ def _body(t: Any, canon: bool, depth: int) -> tuple[Dec, Callable[[Any], bytes],
                     raise _D  # repeated or out of order
                 last = i
                 out[name] = d(buf, a, b)
-                p = b
             for m in mand:
                 if m not in out:
                     raise _D
@@ -443,8 +384,8 @@ def _wrap_dec(inner_ident: int, inner: Dec) -> Dec:
     """Decoder of an explicit tag's contents: exactly one TLV with ``inner_ident``."""
 
     def dec_explicit(buf: bytes, vs: int, ve: int) -> Any:
-        ident, a, b = _hdr(buf, vs, ve)
-        if ident != inner_ident or b != ve:
+        ident, a, b, _n = read_tlv(buf, vs, ve)
+        if ident != inner_ident or b != ve:  # (an indefinite length ends before ve)
             raise _D
         return inner(buf, a, b)
 
@@ -486,22 +427,22 @@ def _compile(t: Any, canon: bool, depth: int) -> _Plan:
 
             # Tagged CHOICE: every tag is explicit, the innermost TLV is the alternative's.
             def dec_choice_body(buf: bytes, vs: int, ve: int) -> tuple[str, Any]:
-                ident, a, b = _hdr(buf, vs, ve)
-                if b != ve:
+                ident, a, b, _n = read_tlv(buf, vs, ve)
+                if b != ve:  # (an indefinite length ends before ve)
                     raise _D
                 return dec_alt(ident, buf, a, b)
 
             dec: Dec = dec_choice_body
             enc_body: Callable[[Any], bytes] = enc_choice_inner
-            outer = [_ident(c, True, n) for c, n in tags]
+            outer = [identifier(c, True, n) for c, n in tags]
             for ident in reversed(outer[1:]):
                 dec = _wrap_dec(ident, dec)
             return _Plan(dec, _wrap_enc(outer, enc_body), {outer[0]: dec}, name, True)
         if not tags:
             raise _D  # an untagged non-CHOICE without a universal tag: not modelled
         bdec, benc, constructed = _body(t, canon, depth)
-        idents = [_ident(c, True, n) for c, n in tags[:-1]]
-        idents.append(_ident(tags[-1][0], constructed, tags[-1][1]))
+        idents = [identifier(c, True, n) for c, n in tags[:-1]]
+        idents.append(identifier(tags[-1][0], constructed, tags[-1][1]))
         dec = bdec
         for i in range(len(idents) - 1, 0, -1):
             dec = _wrap_dec(idents[i], dec)
@@ -513,7 +454,7 @@ def _compile(t: Any, canon: bool, depth: int) -> _Plan:
 
 
 def _wrap_enc(idents: list[int], body: Callable[[Any], bytes]) -> Enc:
-    heads = [_ident_bytes(i) for i in idents]
+    heads = [identifier_octets(i) for i in idents]
     if len(heads) == 1:
         h = heads[0]
 
@@ -522,14 +463,14 @@ def _wrap_enc(idents: list[int], body: Callable[[Any], bytes]) -> Enc:
             n = len(c)
             if n < 0x80:
                 return h + _LEN1[n] + c
-            return h + _len(n) + c
+            return h + encode_length(n) + c
 
         return enc_one
 
     def enc_many(v: Any) -> bytes:
         c = body(v)
         for h in reversed(heads):
-            c = h + _len(len(c)) + c
+            c = h + encode_length(len(c)) + c
         return c
 
     return enc_many
@@ -551,8 +492,8 @@ def decode(t: Any, parameter: bytes, canon: bool = False) -> Any:
         return DECLINE
     try:
         plan = _plan(t, canon)
-        ident, vs, ve = _hdr(parameter, 0, len(parameter))
-        if ve != len(parameter):
+        ident, vs, ve, _n = read_tlv(parameter, 0, len(parameter))
+        if ve != len(parameter):  # trailing octets, or an indefinite length
             return DECLINE
         return plan.first[ident](parameter, vs, ve)
     except _DECLINE_EXC:

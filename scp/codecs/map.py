@@ -1,14 +1,17 @@
-"""MAP operation codecs for the missed-call service: TCAP component parameters <-> ops values.
+"""MAP for the missed-call service: the MAP operation codec (``CODEC``).
 
-Spec: 3GPP TS 29.002 (MAP v3 ASN.1, §17; the operations used here are specified in §12.3
+Spec: 3GPP TS 29.002 (MAP v3 ASN.1, §17, codes as :class:`~scp.codecs.opcodes.MapOpcode`; the
+operations used here are specified in §12.3
 sendRoutingInfoForSM, §12.4 ReportSM-DeliveryStatus, §12.7 ReadyForSM, §12.5
 alertServiceCentre (v2 op 64; v1 op 49 alertServiceCentreWithoutResult, GSM 09.02 phase 1),
 §8.11.2 NoteMM-Event and §8.11.1 AnyTimeInterrogation; errors §17.6 (absentSubscriberSM 6)).
 The ASN.1 is pycrate's compiled ``pycrate_asn1dir.TCAP_MAPv2v3`` (v3 with extension markers,
 so the v1/v2 forms of these arguments decode through it).
 
-Every other MAP operation decodes to a lossless ``GenericOperation`` (parameter kept).
-Application-context negotiation lives in :mod:`scp.codecs.appctx` (``map_ac_decision``).
+Every other MAP operation decodes to a lossless ``GenericOperation`` (parameter kept). A
+v1/v2 application context is read with the v2 ASN.1 where it differs (e.g. forwardSM,
+sendIdentification). Application-context negotiation lives in :mod:`scp.codecs.appctx`
+(``map_ac_decision``).
 """
 
 from __future__ import annotations
@@ -18,20 +21,21 @@ from typing import Any
 from pycrate_asn1dir import TCAP_MAPv2v3 as _M
 
 from scp.codecs import ops
-from scp.codecs.cap import OperationCodec, _Enum, _opt, _put, _rest
 from scp.codecs.errors import DecodeError, EncodeError
 from scp.codecs.numbers import AddressString, decode_tbcd, encode_tbcd
+from scp.codecs.opcodec import (
+    Conversion,
+    Enumerated,
+    OperationCodec,
+    component,
+    opt,
+    put,
+    rest,
+)
+from scp.codecs.opcodes import MapErrorCode, MapOpcode, spec_names
+from scp.primitives import Opcode
 
-__all__ = [
-    "decode_arg",
-    "encode_arg",
-    "decode_result",
-    "encode_result",
-    "decode_error",
-    "encode_error",
-    "OPCODES",
-    "ERRORS",
-]
+__all__ = ["CODEC", "MapCodec"]
 
 
 def _addr(b: bytes) -> AddressString:
@@ -81,23 +85,8 @@ def _collect_errors() -> dict[int, tuple[str, Any]]:
     return out
 
 
-_ARGS, _RESULTS = _collect("MAP_")
-_ARGS_V2, _RESULTS_V2 = _collect("MAPv2_")
-_ERRS = _collect_errors()
-OPCODES = {k: v[0] for k, v in _ARGS.items()}
-ERRORS = {k: v[0] for k, v in _ERRS.items()}
-
-
-def _enum_of(t: Any, *path: str) -> _Enum:
-    for p in path:
-        t = t._cont[p]
-    return _Enum(t._cont, layer="map")
-
-
-_ENUMS = {
-    "AlertReason": _enum_of(_ARGS[66][1], "alertReason"),
-    "SM-DeliveryOutcome": _enum_of(_ARGS[47][1], "sm-DeliveryOutcome"),
-}
+def _enum_of(t: Any, *path: str) -> Enumerated:
+    return Enumerated(component(t, *path)._cont, layer="map")
 
 
 # ---- typed conversions ----------------------------------------------------------------------
@@ -108,7 +97,7 @@ def dec_asc(c: OperationCodec, d: Any, v: int) -> ops.AlertServiceCentre:
         _addr(d["msisdn"]),
         _addr(d["serviceCentreAddress"]),
         False,
-        _rest(d, ("msisdn", "serviceCentreAddress")),
+        rest(d, ("msisdn", "serviceCentreAddress")),
     )
 
 
@@ -132,7 +121,7 @@ def dec_note_mm(c: OperationCodec, d: Any, v: int) -> ops.NoteMMEvent:
         em[0],
         decode_tbcd(d["imsi"]),
         _addr(d["msisdn"]),
-        _rest(d, ("serviceKey", "eventMet", "imsi", "msisdn")),
+        rest(d, ("serviceKey", "eventMet", "imsi", "msisdn")),
     )
 
 
@@ -154,7 +143,7 @@ def dec_rfsm(c: OperationCodec, d: Any, v: int) -> ops.ReadyForSM:
         decode_tbcd(d["imsi"]),
         c.enums["AlertReason"].dec(d["alertReason"]),
         "alertReasonIndicator" in d,
-        _rest(d, ("imsi", "alertReason", "alertReasonIndicator")),
+        rest(d, ("imsi", "alertReason", "alertReasonIndicator")),
     )
 
 
@@ -174,7 +163,7 @@ def dec_sri_sm(c: OperationCodec, d: Any, v: int) -> ops.SendRoutingInfoForSM:
         _addr(d["msisdn"]),
         _addr(d["serviceCentreAddress"]),
         d["sm-RP-PRI"],
-        _rest(d, ("msisdn", "serviceCentreAddress", "sm-RP-PRI")),
+        rest(d, ("msisdn", "serviceCentreAddress", "sm-RP-PRI")),
     )
 
 
@@ -190,12 +179,12 @@ def enc_sri_sm(c: OperationCodec, o: ops.SendRoutingInfoForSM, v: int) -> dict[s
 
 def dec_sri_sm_res(c: OperationCodec, d: Any, v: int) -> ops.RoutingInfoForSM:
     loc = d.get("locationInfoWithLMSI") or {}
-    extra = _rest(d, ("imsi", "locationInfoWithLMSI"))
-    loc_rest = _rest(loc, ("networkNode-Number", "lmsi"))
+    extra = rest(d, ("imsi", "locationInfoWithLMSI"))
+    loc_rest = rest(loc, ("networkNode-Number", "lmsi"))
     if loc_rest:
         extra["locationInfoWithLMSI"] = loc_rest
     return ops.RoutingInfoForSM(
-        decode_tbcd(d["imsi"]), _opt(loc, "networkNode-Number", _addr), loc.get("lmsi"), extra
+        decode_tbcd(d["imsi"]), opt(loc, "networkNode-Number", _addr), loc.get("lmsi"), extra
     )
 
 
@@ -205,7 +194,7 @@ def enc_sri_sm_res(c: OperationCodec, o: ops.RoutingInfoForSM, v: int) -> dict[s
     if o.network_node_number is None:
         raise EncodeError("map", "RoutingInfoForSM-Res needs networkNode-Number")
     loc["networkNode-Number"] = o.network_node_number.encode()
-    _put(loc, "lmsi", o.lmsi)
+    put(loc, "lmsi", o.lmsi)
     d: dict[str, Any] = {"imsi": encode_tbcd(o.imsi), "locationInfoWithLMSI": loc}
     d.update(extra)
     return d
@@ -216,7 +205,7 @@ def dec_rsmds(c: OperationCodec, d: Any, v: int) -> ops.ReportSMDeliveryStatus:
         _addr(d["msisdn"]),
         _addr(d["serviceCentreAddress"]),
         c.enums["SM-DeliveryOutcome"].dec(d["sm-DeliveryOutcome"]),
-        _rest(d, ("msisdn", "serviceCentreAddress", "sm-DeliveryOutcome")),
+        rest(d, ("msisdn", "serviceCentreAddress", "sm-DeliveryOutcome")),
     )
 
 
@@ -232,13 +221,13 @@ def enc_rsmds(c: OperationCodec, o: ops.ReportSMDeliveryStatus, v: int) -> dict[
 
 def dec_rsmds_res(c: OperationCodec, d: Any, v: int) -> ops.ReportSMDeliveryStatusResult:
     return ops.ReportSMDeliveryStatusResult(
-        _opt(d, "storedMSISDN", _addr), _rest(d, ("storedMSISDN",))
+        opt(d, "storedMSISDN", _addr), rest(d, ("storedMSISDN",))
     )
 
 
 def enc_rsmds_res(c: OperationCodec, o: ops.ReportSMDeliveryStatusResult, v: int) -> dict[str, Any]:
     d: dict[str, Any] = {}
-    _put(d, "storedMSISDN", o.stored_msisdn, _enc)
+    put(d, "storedMSISDN", o.stored_msisdn, _enc)
     d.update(o.extra)
     return d
 
@@ -246,8 +235,8 @@ def enc_rsmds_res(c: OperationCodec, o: ops.ReportSMDeliveryStatusResult, v: int
 def dec_ati(c: OperationCodec, d: Any, v: int) -> ops.AnyTimeInterrogation:
     kind, ident = d["subscriberIdentity"]
     ri = d["requestedInfo"]
-    extra = _rest(d, ("subscriberIdentity", "requestedInfo", "gsmSCF-Address"))
-    ri_rest = _rest(ri, ("locationInformation", "subscriberState"))
+    extra = rest(d, ("subscriberIdentity", "requestedInfo", "gsmSCF-Address"))
+    ri_rest = rest(ri, ("locationInformation", "subscriberState"))
     if ri_rest:
         extra["requestedInfo"] = ri_rest
     return ops.AnyTimeInterrogation(
@@ -282,14 +271,14 @@ def enc_ati(c: OperationCodec, o: ops.AnyTimeInterrogation, v: int) -> dict[str,
     return d
 
 
-_NRR = _Enum(
+_NRR = Enumerated(
     {"msPurged": 0, "imsiDetached": 1, "restrictedArea": 2, "notRegistered": 3}, layer="map"
 )
 
 
 def dec_ati_res(c: OperationCodec, d: Any, v: int) -> ops.AnyTimeInterrogationResult:
     si = dict(d["subscriberInfo"])
-    extra = _rest(d, ("subscriberInfo",))
+    extra = rest(d, ("subscriberInfo",))
     state = si.pop("subscriberState", None)
     kind = reason = None
     if state is not None:
@@ -336,14 +325,14 @@ def dec_absent_sm(p: Any) -> ops.AbsentSubscriberSM:
     return ops.AbsentSubscriberSM(
         p.get("absentSubscriberDiagnosticSM"),
         p.get("additionalAbsentSubscriberDiagnosticSM"),
-        _rest(p, ("absentSubscriberDiagnosticSM", "additionalAbsentSubscriberDiagnosticSM")),
+        rest(p, ("absentSubscriberDiagnosticSM", "additionalAbsentSubscriberDiagnosticSM")),
     )
 
 
 def enc_absent_sm(o: ops.AbsentSubscriberSM) -> dict[str, Any]:
     d: dict[str, Any] = {}
-    _put(d, "absentSubscriberDiagnosticSM", o.diagnostic)
-    _put(d, "additionalAbsentSubscriberDiagnosticSM", o.additional_diagnostic)
+    put(d, "absentSubscriberDiagnosticSM", o.diagnostic)
+    put(d, "additionalAbsentSubscriberDiagnosticSM", o.additional_diagnostic)
     d.update(o.extra)
     return d
 
@@ -352,101 +341,136 @@ def _map_version(ac: tuple[int, ...] | None) -> int:
     return ac[-1] if ac else 3
 
 
-# alertServiceCentreWithoutResult (v1) has the AlertServiceCentreArg layout.
-_ARGS[49] = ("alertServiceCentreWithoutResult", _ARGS[64][1])
-OPCODES[49] = "alertServiceCentreWithoutResult"
-
-_TYPED: dict[int, tuple[type, Any, Any]] = {
-    # v1 op 49 decodes to AlertServiceCentre(without_result=True); encode_arg() routes it, so
-    # its class here is a private placeholder that keeps 64 the encoder for the ops class.
-    49: (type("_AscV1", (), {}), dec_asc_v1, enc_asc),
-    64: (ops.AlertServiceCentre, dec_asc, enc_asc),
-    89: (ops.NoteMMEvent, dec_note_mm, enc_note_mm),
-    66: (ops.ReadyForSM, dec_rfsm, enc_rfsm),
-    45: (ops.SendRoutingInfoForSM, dec_sri_sm, enc_sri_sm),
-    47: (ops.ReportSMDeliveryStatus, dec_rsmds, enc_rsmds),
-    71: (ops.AnyTimeInterrogation, dec_ati, enc_ati),
-}
-_TYPED_RESULTS: dict[int, tuple[type, Any, Any]] = {
-    45: (ops.RoutingInfoForSM, dec_sri_sm_res, enc_sri_sm_res),
-    47: (ops.ReportSMDeliveryStatusResult, dec_rsmds_res, enc_rsmds_res),
-    71: (ops.AnyTimeInterrogationResult, dec_ati_res, enc_ati_res),
-}
-CODEC = OperationCodec("map", _ARGS, _RESULTS, _ERRS, _TYPED, _TYPED_RESULTS, _ENUMS, _map_version)
-# MAP v1/v2 application contexts: the v2 ASN.1 where it differs (e.g. sendIdentification).
-CODEC_V2 = OperationCodec(
-    "map",
-    _ARGS_V2 | {49: _ARGS[49]},
-    _RESULTS_V2,
-    _ERRS,
-    _TYPED,
-    _TYPED_RESULTS,
-    _ENUMS,
-    _map_version,
-)
+def _v2(ac: tuple[int, ...] | None) -> bool:
+    """A MAP v1 or v2 application context (0.4.0.0.1.0.<ac>.<version>)."""
+    return ac is not None and len(ac) == 8 and ac[7] <= 2
 
 
-# Hot operations through scp.codecs.fastber first: alertServiceCentre (v2 and v1), NoteMM-Event.
-for _c in (CODEC, CODEC_V2):
-    _c.fast_decode = frozenset((49, 64, 89))
-    _c.fast_encode = frozenset((49, 64, 89))
+class MapCodec(OperationCodec):
+    """The MAP v3 codec, with ``v2`` for v1/v2 application contexts (the v2 ASN.1 where it
+    differs), v1 alertServiceCentreWithoutResult and the absentSubscriberSM error typed."""
+
+    def __init__(self, *, v2: OperationCodec, **tables: Any) -> None:
+        super().__init__("map", **tables)
+        self.v2 = v2
+
+    def syntax_of(self, ac: tuple[int, ...] | None) -> OperationCodec:
+        """The codec whose ASN.1 tables read a dialogue in ``ac``: ``v2`` or this one."""
+        return self.v2 if _v2(ac) else self
+
+    def decode_arg(
+        self, opcode: Opcode, parameter: bytes | None, *, ac: tuple[int, ...] | None = None
+    ) -> ops.Operation:
+        if _v2(ac):
+            return self.v2.decode_arg(opcode, parameter, ac=ac)
+        return super().decode_arg(opcode, parameter, ac=ac)
+
+    def encode_arg(
+        self, op: ops.Operation, *, ac: tuple[int, ...] | None = None
+    ) -> tuple[Opcode, bytes | None]:
+        if isinstance(op, ops.AlertServiceCentre) and op.without_result:
+            t = self.args[MapOpcode.ALERT_SERVICE_CENTRE][1]
+            return _ASC_V1, self.fast_or_ber_encode(t, enc_asc(self, op, 1))
+        if _v2(ac):
+            return self.v2.encode_arg(op, ac=ac)
+        return super().encode_arg(op, ac=ac)
+
+    def decode_result(
+        self, opcode: Opcode, parameter: bytes | None, *, ac: tuple[int, ...] | None = None
+    ) -> ops.Operation:
+        if _v2(ac):
+            return self.v2.decode_result(opcode, parameter, ac=ac)
+        return super().decode_result(opcode, parameter, ac=ac)
+
+    def encode_result(
+        self, opcode: Opcode, result: ops.Operation | None, *, ac: tuple[int, ...] | None = None
+    ) -> bytes | None:
+        if _v2(ac):
+            return self.v2.encode_result(opcode, result, ac=ac)
+        return super().encode_result(opcode, result, ac=ac)
+
+    def decode_error(
+        self, errcode: Opcode, parameter: bytes | None, *, ac: tuple[int, ...] | None = None
+    ) -> ops.OperationError:
+        """TC-U-ERROR -> OperationError; absentSubscriberSM's parameter is AbsentSubscriberSM."""
+        err = super().decode_error(errcode, parameter, ac=ac)  # v2 and v3 share the errors
+        if err.code == MapErrorCode.ABSENT_SUBSCRIBER_SM and isinstance(err.parameter, dict):
+            try:
+                return ops.OperationError(err.code, err.name, dec_absent_sm(err.parameter))
+            except (KeyError, TypeError) as exc:
+                raise DecodeError("map", 0, f"absentSubscriberSM: {exc!r}") from None
+        return err
+
+    def encode_error(
+        self, err: ops.OperationError, *, ac: tuple[int, ...] | None = None
+    ) -> tuple[Opcode, bytes | None]:
+        if isinstance(err.parameter, ops.AbsentSubscriberSM):
+            err = ops.OperationError(err.code, err.name, enc_absent_sm(err.parameter))
+        return super().encode_error(err, ac=ac)
 
 
-def _codec(ac: tuple[int, ...] | None) -> OperationCodec:
-    return CODEC_V2 if ac is not None and len(ac) == 8 and ac[7] <= 2 else CODEC
+_ASC_V1 = int(MapOpcode.ALERT_SERVICE_CENTRE_WITHOUT_RESULT)
 
 
-def decode_arg(
-    opcode: int | tuple[int, ...], parameter: bytes | None, *, ac: tuple[int, ...] | None = None
-) -> ops.Operation:
-    """TC-INVOKE parameter (complete TLV) -> typed ops value or GenericOperation."""
-    return _codec(ac).decode_arg(opcode, parameter, ac)
+def _build() -> MapCodec:
+    args, results = _collect("MAP_")
+    args_v2, results_v2 = _collect("MAPv2_")
+    # alertServiceCentreWithoutResult (v1) has the AlertServiceCentreArg layout.
+    args[_ASC_V1] = args_v2[_ASC_V1] = (
+        MapOpcode.ALERT_SERVICE_CENTRE_WITHOUT_RESULT.spec_name,
+        args[MapOpcode.ALERT_SERVICE_CENTRE][1],
+    )
+    enums = {
+        "AlertReason": _enum_of(args[MapOpcode.READY_FOR_SM][1], "alertReason"),
+        "SM-DeliveryOutcome": _enum_of(
+            args[MapOpcode.REPORT_SM_DELIVERY_STATUS][1], "sm-DeliveryOutcome"
+        ),
+    }
+    typed = {
+        # v1 decodes to AlertServiceCentre(without_result=True); MapCodec.encode_arg sends
+        # such a value as 49, so this conversion only decodes.
+        MapOpcode.ALERT_SERVICE_CENTRE_WITHOUT_RESULT: Conversion(
+            ops.AlertServiceCentre, dec_asc_v1, None
+        ),
+        MapOpcode.ALERT_SERVICE_CENTRE: Conversion(ops.AlertServiceCentre, dec_asc, enc_asc),
+        MapOpcode.NOTE_MM_EVENT: Conversion(ops.NoteMMEvent, dec_note_mm, enc_note_mm),
+        MapOpcode.READY_FOR_SM: Conversion(ops.ReadyForSM, dec_rfsm, enc_rfsm),
+        MapOpcode.SEND_ROUTING_INFO_FOR_SM: Conversion(
+            ops.SendRoutingInfoForSM, dec_sri_sm, enc_sri_sm
+        ),
+        MapOpcode.REPORT_SM_DELIVERY_STATUS: Conversion(
+            ops.ReportSMDeliveryStatus, dec_rsmds, enc_rsmds
+        ),
+        MapOpcode.ANY_TIME_INTERROGATION: Conversion(ops.AnyTimeInterrogation, dec_ati, enc_ati),
+    }
+    typed_results = {
+        MapOpcode.SEND_ROUTING_INFO_FOR_SM: Conversion(
+            ops.RoutingInfoForSM, dec_sri_sm_res, enc_sri_sm_res
+        ),
+        MapOpcode.REPORT_SM_DELIVERY_STATUS: Conversion(
+            ops.ReportSMDeliveryStatusResult, dec_rsmds_res, enc_rsmds_res
+        ),
+        MapOpcode.ANY_TIME_INTERROGATION: Conversion(
+            ops.AnyTimeInterrogationResult, dec_ati_res, enc_ati_res
+        ),
+    }
+    # The hot operations through scp.codecs.fastber first: alertServiceCentre (v2 and v1),
+    # NoteMM-Event.
+    hot = (_ASC_V1, MapOpcode.ALERT_SERVICE_CENTRE, MapOpcode.NOTE_MM_EVENT)
+    common: dict[str, Any] = {
+        "errors": _collect_errors(),
+        "typed": typed,
+        "typed_results": typed_results,
+        "enums": enums,
+        "version_of": _map_version,
+        "opcode_names": spec_names(MapOpcode),
+        "error_names": spec_names(MapErrorCode),
+        "fast_decode": hot,
+        "fast_encode": hot,
+    }
+    v2 = OperationCodec("map", args=args_v2, results=results_v2, **common)
+    return MapCodec(v2=v2, args=args, results=results, **common)
 
 
-def encode_arg(
-    op: ops.Operation, *, ac: tuple[int, ...] | None = None
-) -> tuple[int | tuple[int, ...], bytes | None]:
-    """Typed ops value -> (opcode, parameter TLV)."""
-    if isinstance(op, ops.AlertServiceCentre) and op.without_result:
-        return 49, CODEC.fast_or_ber_encode(_ARGS[64][1], enc_asc(CODEC, op, 1))
-    return _codec(ac).encode_arg(op, ac)
-
-
-def decode_result(
-    opcode: int | tuple[int, ...], parameter: bytes | None, *, ac: tuple[int, ...] | None = None
-) -> ops.Operation:
-    """TC-RESULT-L parameter -> RoutingInfoForSM / ReportSMDeliveryStatusResult / ATI result."""
-    return _codec(ac).decode_result(opcode, parameter, ac)
-
-
-def encode_result(
-    opcode: int | tuple[int, ...],
-    result: ops.Operation | None,
-    *,
-    ac: tuple[int, ...] | None = None,
-) -> bytes | None:
-    """Result value -> parameter TLV (None: no parameter, e.g. AlertServiceCentre v2)."""
-    return _codec(ac).encode_result(opcode, result, ac)
-
-
-def decode_error(
-    errcode: int | tuple[int, ...], parameter: bytes | None, *, ac: tuple[int, ...] | None = None
-) -> ops.OperationError:
-    """TC-U-ERROR -> OperationError; absentSubscriberSM's parameter is AbsentSubscriberSM."""
-    err = _codec(ac).decode_error(errcode, parameter, ac)
-    assert isinstance(err, ops.OperationError)
-    if err.code == 6 and isinstance(err.parameter, dict):
-        try:
-            return ops.OperationError(6, err.name, dec_absent_sm(err.parameter))
-        except (KeyError, TypeError) as exc:
-            raise DecodeError("map", 0, f"absentSubscriberSM: {exc!r}") from None
-    return err
-
-
-def encode_error(
-    err: ops.OperationError, *, ac: tuple[int, ...] | None = None
-) -> tuple[int | tuple[int, ...], bytes | None]:
-    """OperationError -> (errcode, parameter TLV or None)."""
-    if isinstance(err.parameter, ops.AbsentSubscriberSM):
-        err = ops.OperationError(err.code, err.name, enc_absent_sm(err.parameter))
-    return _codec(ac).encode_error(err, ac)
+CODEC = _build()
+"""The MAP codec: ``CODEC.decode_arg(opcode, parameter, ac=...)`` and the other five."""

@@ -666,7 +666,7 @@ def _enc_int(tag: int, value: int) -> bytes:
 
 
 def _enc_code(code: Opcode) -> bytes:
-    if type(code) is int:
+    if isinstance(code, int):  # a local code, also as a member of a scp.codecs.opcodes table
         return _enc_int(0x02, code)
     try:
         return tlv(0x06, encode_oid(code))  # type: ignore[arg-type]

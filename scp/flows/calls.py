@@ -39,6 +39,9 @@ import structlog
 
 from scp.codecs import appctx, cap, inap, ops
 from scp.codecs.errors import CodecError
+from scp.codecs.opcodec import OperationCodec
+from scp.codecs.opcodes import CapErrorCode  # INAP CS-1 has the same codes (Q.1218)
+from scp.codecs.opcodes import CapOpcode as Op
 from scp.flows import notify as notify_flow
 from scp.flows import provisioning as P
 from scp.primitives import (
@@ -71,14 +74,6 @@ log = structlog.get_logger("scp.flows.calls")
 
 __all__ = ["CallUser", "MissedCallNotifier", "build_call_user", "write_records"]
 
-OP_INITIAL_DP = 0
-OP_ARI = 16
-OP_PACUI = 48
-OP_CONTINUE = 31
-OP_RELEASE_CALL = 22
-ERR_UNEXPECTED_COMPONENT_SEQUENCE = 14  # TS 29.078 §7.7, ETS 300 374-1 §6.2
-ERR_TASK_REFUSED = 12
-
 # Pause before another attempt after a failed connect (the server is away), doubled up to the
 # cap and never past the budget; a stale connection is replaced at once.
 DB_RETRY_MIN = 0.02
@@ -86,13 +81,23 @@ DB_RETRY_MAX = 0.2
 CHARGING_GRACE = 30.0  # s beyond the charging period for the switch's ApplyChargingReport
 CALL_MONITOR_LIMIT = 4 * 3600.0  # s a CallInformationRequest may wait for the call to end
 # Operation classes (TS 29.078 §8 / Q.1218 §7): 1 result and error, 2 error only, 4 neither.
-OP_CLASS = {OP_CONTINUE: 4, OP_RELEASE_CALL: 4, OP_PACUI: 1, 18: 2}
+OP_CLASS: dict[int, int] = {
+    Op.CONTINUE: 4,
+    Op.RELEASE_CALL: 4,
+    Op.PROMPT_AND_COLLECT_USER_INFORMATION: 1,
+    Op.DISCONNECT_FORWARD_CONNECTION: 2,
+}
 # ApplyChargingReport, AssistRequestInstructions, CallInformationReport... have an error outcome.
-REFUSABLE = {16, 36}
+REFUSABLE: set[int] = {Op.ASSIST_REQUEST_INSTRUCTIONS, Op.APPLY_CHARGING_REPORT}
 
 # Operations whose wire form repeats from call to call: decoded / encoded once per context.
-# EventReportBCSM (24), ApplyChargingReport (36), SpecializedResourceReport (49).
-_DECODE_CACHED = frozenset({24, 36, 49})
+_DECODE_CACHED = frozenset(
+    {
+        Op.EVENT_REPORT_BCSM,
+        Op.APPLY_CHARGING_REPORT,
+        Op.SPECIALIZED_RESOURCE_REPORT,
+    }
+)
 _CACHE_MAX = 4096
 
 # We initiate this one ourselves (CAP v4 gsmSCF-to-gsmSSF): never accepted from a peer.
@@ -336,7 +341,7 @@ def _protocol(ac: tuple[int, ...] | None) -> str | None:
 class _Leg:
     did: int
     ac: tuple[int, ...] | None
-    codec: Any
+    codec: OperationCodec
     answered: bool = False  # first backward message sent (it carries the AARE)
     open: bool = True
     next_iid: int = 0
@@ -428,13 +433,17 @@ class CallUser:
     def _begin(self, b: TcBegin) -> list[TcPrimitive]:
         proto = _protocol(b.application_context)
         assert proto is not None
-        codec = inap if proto == "inap" else cap
+        codec = inap.CODEC if proto == "inap" else cap.CODEC
         leg = _Leg(b.dialogue_id, b.application_context, codec)
         invokes = [c for c in b.components if type(c) is Invoke]
-        if invokes and invokes[0].opcode == OP_ARI:
+        if invokes and invokes[0].opcode == Op.ASSIST_REQUEST_INSTRUCTIONS:
             # The media server's own dialogue (ETC): join it to its call by correlation ID.
             try:
-                ari = codec.decode_arg(OP_ARI, invokes[0].parameter, ac=b.application_context)
+                ari = codec.decode_arg(
+                    Op.ASSIST_REQUEST_INSTRUCTIONS,
+                    invokes[0].parameter,
+                    ac=b.application_context,
+                )
             except CodecError:
                 ari = None
             ctx = (
@@ -549,9 +558,9 @@ class CallUser:
         leg = ctx.call
         invokes = [c for c in b.components if type(c) is Invoke]
         idp: ops.Operation | None = None
-        if invokes and invokes[0].opcode == OP_INITIAL_DP:
+        if invokes and invokes[0].opcode == Op.INITIAL_DP:
             try:
-                idp = leg.codec.decode_arg(OP_INITIAL_DP, invokes[0].parameter, ac=leg.ac)
+                idp = leg.codec.decode_arg(Op.INITIAL_DP, invokes[0].parameter, ac=leg.ac)
             except CodecError as e:
                 self.log.info("InitialDP does not decode", dialogue=leg.did, error=str(e))
         if not isinstance(idp, ops.InitialDP):
@@ -621,7 +630,7 @@ class CallUser:
             except CodecError as e:
                 self.log.info("operation does not decode", dialogue=leg.did, error=str(e))
                 if c.opcode in REFUSABLE:
-                    self._error(leg, c.invoke_id, ERR_UNEXPECTED_COMPONENT_SEQUENCE)
+                    self._error(leg, c.invoke_id, CapErrorCode.UNEXPECTED_COMPONENT_SEQUENCE)
                 return
             ctx.current = (leg, c.invoke_id) if c.opcode in REFUSABLE else None
             await self._feed(ctx, C.OpReceived(op, name))
@@ -629,9 +638,11 @@ class CallUser:
         elif t is ReturnResult:
             assert isinstance(c, ReturnResult)
             opcode = leg.invokes.pop(c.invoke_id, None)
-            if opcode == OP_PACUI:
+            if opcode == Op.PROMPT_AND_COLLECT_USER_INFORMATION:
                 try:
-                    res = leg.codec.decode_result(OP_PACUI, c.parameter, ac=leg.ac)
+                    res = leg.codec.decode_result(
+                        Op.PROMPT_AND_COLLECT_USER_INFORMATION, c.parameter, ac=leg.ac
+                    )
                 except CodecError:
                     res = None
                 if isinstance(res, ops.ReceivedInformation):
@@ -654,7 +665,7 @@ class CallUser:
     async def _component_event(self, ctx: _Ctx, leg: _Leg, name: str, comp: object) -> None:
         if isinstance(comp, LCancel):
             # Class 2 operations end by their timer without an error: that is success.
-            if leg.invokes.pop(comp.invoke_id, None) == OP_PACUI:
+            if leg.invokes.pop(comp.invoke_id, None) == Op.PROMPT_AND_COLLECT_USER_INFORMATION:
                 await self._feed(ctx, C.OpFailed("timeout", name))
         elif isinstance(comp, Reject) and comp.invoke_id is not None:
             if leg.invokes.pop(comp.invoke_id, None) is not None:
@@ -682,7 +693,7 @@ class CallUser:
                 case C.Refuse():
                     if ctx.current is not None:
                         leg, iid = ctx.current
-                        self._error(leg, iid, ERR_UNEXPECTED_COMPONENT_SEQUENCE)
+                        self._error(leg, iid, CapErrorCode.UNEXPECTED_COMPONENT_SEQUENCE)
                 case C.ExpectAssist():
                     ctx.corr = a.correlation_id
                     self.by_corr[a.correlation_id] = ctx
@@ -719,7 +730,9 @@ class CallUser:
                 iid = leg.next_iid
                 cls = OP_CLASS.get(opcode, 2) if isinstance(opcode, int) else 2  # type: ignore[arg-type]
                 timeout = None
-                if opcode == OP_PACUI or isinstance(op, ops.PlayAnnouncement):
+                if opcode == Op.PROMPT_AND_COLLECT_USER_INFORMATION or isinstance(
+                    op, ops.PlayAnnouncement
+                ):
                     timeout = self.s.announcement_timeout * 5  # long operation timer (29.078)
                 elif isinstance(op, ops.ApplyCharging):
                     # The switch reports at the end of the period: keep the invocation (and so
@@ -751,7 +764,7 @@ class CallUser:
 
     def _decode(self, leg: _Leg, opcode: Any, parameter: bytes | None) -> ops.Operation:
         if opcode not in _DECODE_CACHED:
-            return leg.codec.decode_arg(opcode, parameter, ac=leg.ac)  # type: ignore[no-any-return]
+            return leg.codec.decode_arg(opcode, parameter, ac=leg.ac)
         key = (leg.ac, opcode, parameter)
         op = self._dec.get(key)
         if op is None:

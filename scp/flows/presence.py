@@ -39,6 +39,8 @@ from scp.codecs import ops
 from scp.codecs.appctx import Protocol, lookup, map_ac_decision
 from scp.codecs.errors import DecodeError, EncodeError
 from scp.codecs.numbers import CHINA, AddressString, NatureOfAddress
+from scp.codecs.opcodes import MapErrorCode as Err
+from scp.codecs.opcodes import MapOpcode as Op
 from scp.flows import notify as notifications
 from scp.primitives import (
     ApplicationContext,
@@ -78,21 +80,20 @@ __all__ = [
     "run_alert_originator",
 ]
 
-OP_SRI_SM = 45
-OP_REPORT_SM_DS = 47
-OP_ASC_V1 = 49  # alertServiceCentreWithoutResult
-OP_ASC = 64
-OP_READY_FOR_SM = 66
-OP_NOTE_MM_EVENT = 89
-
-ERR_UNKNOWN_SUBSCRIBER = 1
-ERR_ABSENT_SUBSCRIBER_SM = 6
-ERR_SYSTEM_FAILURE = 34
 # Errors after which asking again cannot help (TS 29.002 §17.6): the HLR does not know or
 # will not serve this subscriber for SMS.
 PERMANENT_ERRORS = frozenset(
-    {ERR_UNKNOWN_SUBSCRIBER, 11, 13, 21}
-)  # + teleservice, barred, facility
+    {
+        Err.UNKNOWN_SUBSCRIBER,
+        Err.TELESERVICE_NOT_PROVISIONED,
+        Err.CALL_BARRED,
+        Err.FACILITY_NOT_SUPPORTED,
+    }
+)
+# What the HLR / VLR tells us: alertServiceCentre v2 and its v1 form without result,
+# NoteMM-Event, ReadyForSM.
+_ALERTS = frozenset({Op.ALERT_SERVICE_CENTRE, Op.ALERT_SERVICE_CENTRE_WITHOUT_RESULT})
+_SERVED = _ALERTS | {Op.NOTE_MM_EVENT, Op.READY_FOR_SM}
 
 INVOKE_UNRECOGNIZED_OPERATION = 1  # Q.773 §3.2.2.1 InvokeProblem
 INVOKE_MISTYPED_PARAMETER = 2
@@ -188,18 +189,18 @@ def plan_begin(begin: TcBegin) -> BeginPlan:
         if type(comp) is not Invoke:
             continue  # results/errors/rejects in a TC-BEGIN answer nothing we asked
         iid, op = comp.invoke_id, comp.opcode
-        if op not in (OP_ASC, OP_ASC_V1, OP_NOTE_MM_EVENT, OP_READY_FOR_SM):
+        if op not in _SERVED:
             rej = _reject(iid, INVOKE_UNRECOGNIZED_OPERATION)
             ok.append(rej)
             failed.append(rej)
             continue
         try:
-            arg = mapc.decode_arg(op, comp.parameter, ac=ac)
+            arg = mapc.CODEC.decode_arg(op, comp.parameter, ac=ac)
         except (DecodeError, EncodeError):
             arg = None
         except Exception:  # noqa: BLE001 - a core answers, never raises (STYLE habit 3)
             arg = None
-        if op in (OP_ASC, OP_ASC_V1) and isinstance(arg, ops.AlertServiceCentre):
+        if op in _ALERTS and isinstance(arg, ops.AlertServiceCentre):
             events.append(
                 PresenceEvent(
                     True,
@@ -208,12 +209,12 @@ def plan_begin(begin: TcBegin) -> BeginPlan:
                     detail=f"sc={arg.service_centre_address.digits}",
                 )
             )
-            if op == OP_ASC:
+            if op == Op.ALERT_SERVICE_CENTRE:
                 # RETURN RESULT TRUE, no value: the TCAP codec sends the invoke ID alone
-                ok.append(ReturnResult(invoke_id=iid, opcode=OP_ASC))
-                failed.append(ReturnError(invoke_id=iid, error_code=ERR_SYSTEM_FAILURE))
+                ok.append(ReturnResult(invoke_id=iid, opcode=op))
+                failed.append(ReturnError(invoke_id=iid, error_code=Err.SYSTEM_FAILURE))
             continue
-        if op == OP_NOTE_MM_EVENT and isinstance(arg, ops.NoteMMEvent):
+        if op == Op.NOTE_MM_EVENT and isinstance(arg, ops.NoteMMEvent):
             if arg.event_met in MM_PRESENT or arg.event_met in MM_ABSENT:
                 events.append(
                     PresenceEvent(
@@ -227,9 +228,9 @@ def plan_begin(begin: TcBegin) -> BeginPlan:
             # RESULT NoteMM-Event-Res is mandatory (TS 29.002 §8.11.2), here empty:
             # NoteMM-Event-Res ::= SEQUENCE { extensionContainer OPTIONAL, ... }
             ok.append(ReturnResult(invoke_id=iid, opcode=op, parameter=b"\x30\x00"))
-            failed.append(ReturnError(invoke_id=iid, error_code=ERR_SYSTEM_FAILURE))
+            failed.append(ReturnError(invoke_id=iid, error_code=Err.SYSTEM_FAILURE))
             continue
-        if op == OP_READY_FOR_SM and isinstance(arg, ops.ReadyForSM):
+        if op == Op.READY_FOR_SM and isinstance(arg, ops.ReadyForSM):
             events.append(
                 PresenceEvent(
                     True,
@@ -244,7 +245,7 @@ def plan_begin(begin: TcBegin) -> BeginPlan:
                     invoke_id=iid, opcode=op, parameter=b"\x30\x00" if version >= 3 else None
                 )
             )
-            failed.append(ReturnError(invoke_id=iid, error_code=ERR_SYSTEM_FAILURE))
+            failed.append(ReturnError(invoke_id=iid, error_code=Err.SYSTEM_FAILURE))
             continue
         rej = _reject(iid, INVOKE_MISTYPED_PARAMETER)
         ok.append(rej)
@@ -428,7 +429,7 @@ class MapUser:
         ):
             for _ in range(3):  # the proposed version, then the one an AARE refusal names
                 ac = SHORT_MSG_GATEWAY + (version,)
-                opcode, param = mapc.encode_arg(op, ac=ac)
+                opcode, param = mapc.CODEC.encode_arg(op, ac=ac)
                 assert isinstance(opcode, int)
                 out = await self.request(
                     called=hlr, ac=ac, opcode=opcode, parameter=param, timeout=timeout
@@ -444,19 +445,19 @@ class MapUser:
                         continue
                 break
             if out.kind == "result":
-                if opcode == OP_SRI_SM:
+                if opcode == Op.SEND_ROUTING_INFO_FOR_SM:
                     sri_note = "sri-sm result"
                 continue
             if (
                 out.kind == "error"
-                and opcode == OP_SRI_SM
-                and out.error_code == ERR_ABSENT_SUBSCRIBER_SM
+                and opcode == Op.SEND_ROUTING_INFO_FOR_SM
+                and out.error_code == Err.ABSENT_SUBSCRIBER_SM
             ):
                 sri_note = "sri-sm absentSubscriberSM"
                 continue
             permanent = out.kind == "error" and out.error_code in PERMANENT_ERRORS
             raise AlertFailed(
-                f"{'SRI-SM' if opcode == OP_SRI_SM else 'ReportSM-DS'} "
+                f"{'SRI-SM' if opcode == Op.SEND_ROUTING_INFO_FOR_SM else 'ReportSM-DS'} "
                 f"{out.kind} {out.error_code if out.error_code is not None else ''}".strip(),
                 permanent=permanent or out.kind == "refused",
             )

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from scp.codecs.opcodes import CapOpcode
 from scp.primitives import (
     ApplicationContext,
     DialogueDiagnostic,
@@ -44,8 +45,6 @@ CALL_CONTROL_ACS: Mapping[ApplicationContext, str] = {
     AC_INAP_CS1_SSF_SCF: "inap",
 }
 
-OP_INITIAL_DP = 0  # CAP and INAP share the opcode (29.078 §6.3, Q.1218 §6)
-OP_CONTINUE = 31
 INVOKE_PROBLEM_UNRECOGNIZED_OPERATION = 1  # Q.773 §3.2.2.1 InvokeProblem
 
 TcSend = Callable[[TcPrimitive], None]
@@ -137,9 +136,9 @@ class ContinueUser:
         for comp in ind.components:
             if type(comp) is not Invoke:
                 continue
-            if comp.opcode == OP_INITIAL_DP:
+            if comp.opcode == CapOpcode.INITIAL_DP:  # INAP has the same codes (Q.1218)
                 # Continue has no argument; class 4 (no result expected), our own invoke ID space.
-                answer.append(Invoke(invoke_id=1, opcode=OP_CONTINUE, op_class=4))
+                answer.append(Invoke(invoke_id=1, opcode=CapOpcode.CONTINUE, op_class=4))
             else:
                 answer.append(
                     Reject(

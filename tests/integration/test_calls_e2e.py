@@ -23,6 +23,8 @@ from scp.codecs.numbers import (
     GenericDigits,
     NatureOfAddress,
 )
+from scp.codecs.opcodec import OperationCodec
+from scp.codecs.opcodes import CapOpcode
 from scp.config import parse_config
 from scp.flows import provisioning as P
 from scp.flows.calls import build_call_user
@@ -72,8 +74,12 @@ local_prefixes = ["86139"]
 """
 
 
-def _codec(ac: tuple[int, ...]) -> Any:
-    return inap if ac[:5] == (0, 4, 0, 1, 1) else cap
+def _codec(ac: tuple[int, ...]) -> OperationCodec:
+    return inap.CODEC if ac[:5] == (0, 4, 0, 1, 1) else cap.CODEC
+
+
+# EventReportBCSM and SpecializedResourceReport expect no answer (TS 29.078 §8: class 4).
+_CLASS_4 = (CapOpcode.EVENT_REPORT_BCSM, CapOpcode.SPECIALIZED_RESOURCE_REPORT)
 
 
 class Switch:
@@ -91,13 +97,13 @@ class Switch:
         for o in operations:
             self.iid += 1
             opcode, param = _codec(ac).encode_arg(o, ac=ac)
-            out.append(Invoke(self.iid, opcode, param, op_class=4 if opcode in (24, 49) else 2))
+            out.append(Invoke(self.iid, opcode, param, op_class=4 if opcode in _CLASS_4 else 2))
         return tuple(out)
 
     def begin(self, ac: tuple[int, ...], *operations: ops.Operation) -> int:
         did = self.peer.stack.tcap.new_dialogue_id()
         self.acs[did] = ac
-        called, calling = (SCP_INAP, MSC_INAP) if _codec(ac) is inap else (SCP, MSC)
+        called, calling = (SCP_INAP, MSC_INAP) if _codec(ac) is inap.CODEC else (SCP, MSC)
         self.peer.request(
             TcBegin(did, called, calling, ac, components=self._invokes(ac, operations))
         )
@@ -111,8 +117,11 @@ class Switch:
 
     def result(self, did: int, invoke_id: int, digits: str) -> None:
         ac = self.acs[did]
-        param = _codec(ac).encode_result(48, ops.ReceivedInformation(GenericDigits(digits)), ac=ac)
-        self.peer.request(TcContinue(did, components=(ReturnResult(invoke_id, 48, param),)))
+        pacui = CapOpcode.PROMPT_AND_COLLECT_USER_INFORMATION
+        param = _codec(ac).encode_result(
+            pacui, ops.ReceivedInformation(GenericDigits(digits)), ac=ac
+        )
+        self.peer.request(TcContinue(did, components=(ReturnResult(invoke_id, pacui, param),)))
 
     async def next(self, did: int, n: int = 1) -> list[object]:
         """Wait for the ``n``-th message on ``did``; return all received on it so far."""

@@ -188,11 +188,11 @@ async def _missed(
 
 def test_golden_args_both_ways() -> None:
     asc = ops.AlertServiceCentre(AddressString(CALLEE), AddressString("8613800000"))
-    assert mapc.encode_arg(asc, ac=AC_ALERT_V2) == (64, ASC_ARG)
-    assert mapc.decode_arg(64, ASC_ARG, ac=AC_ALERT_V2) == asc
+    assert mapc.CODEC.encode_arg(asc, ac=AC_ALERT_V2) == (64, ASC_ARG)
+    assert mapc.CODEC.decode_arg(64, ASC_ARG, ac=AC_ALERT_V2) == asc
     note = ops.NoteMMEvent(100, 2, IMSI, AddressString(CALLEE))
-    assert mapc.encode_arg(note, ac=AC_MM_EVENT_V3) == (89, NOTE_MM_ATTACH)
-    assert mapc.decode_arg(89, NOTE_MM_ATTACH, ac=AC_MM_EVENT_V3) == note
+    assert mapc.CODEC.encode_arg(note, ac=AC_MM_EVENT_V3) == (89, NOTE_MM_ATTACH)
+    assert mapc.CODEC.decode_arg(89, NOTE_MM_ATTACH, ac=AC_MM_EVENT_V3) == note
 
 
 async def test_alert_service_centre_v2_and_v1(tmp_path: Path, clean_pool: asyncpg.Pool) -> None:
@@ -277,7 +277,7 @@ async def test_note_mm_event_and_fallback_refusal(tmp_path: Path, clean_pool: as
         assert await pool.fetchval("SELECT source FROM presence") == "note-mm-event"
 
         # a detach: absent, answered, nothing queued
-        detach = mapc.encode_arg(
+        detach = mapc.CODEC.encode_arg(
             ops.NoteMMEvent(100, 3, IMSI, AddressString(CALLEE)), ac=AC_MM_EVENT_V3
         )[1]
         did2 = peer.stack.tcap.new_dialogue_id()
@@ -365,7 +365,7 @@ async def test_sri_sm_then_report_sm_delivery_status(
                 inv = ind.components[0]
                 assert isinstance(inv, Invoke)
                 if inv.opcode == 45:
-                    code, param = mapc.encode_error(
+                    code, param = mapc.CODEC.encode_error(
                         ops.OperationError(6, "absentSubscriberSM", ops.AbsentSubscriberSM(1)),
                         ac=ac,
                     )
@@ -393,10 +393,10 @@ async def test_sri_sm_then_report_sm_delivery_status(
             (AC_GATEWAY_V2, 45),
             (AC_GATEWAY_V2, 47),
         ]  # v2 kept once learnt
-        sri = mapc.decode_arg(45, seen[1].components[0].parameter, ac=AC_GATEWAY_V2)  # type: ignore[union-attr]
+        sri = mapc.CODEC.decode_arg(45, seen[1].components[0].parameter, ac=AC_GATEWAY_V2)  # type: ignore[union-attr]
         assert isinstance(sri, ops.SendRoutingInfoForSM)
         assert sri.msisdn.digits == CALLEE and sri.service_centre_address.digits == "8613800000"
-        rep = mapc.decode_arg(47, seen[2].components[0].parameter, ac=AC_GATEWAY_V2)  # type: ignore[union-attr]
+        rep = mapc.CODEC.decode_arg(47, seen[2].components[0].parameter, ac=AC_GATEWAY_V2)  # type: ignore[union-attr]
         assert isinstance(rep, ops.ReportSMDeliveryStatus) and rep.sm_delivery_outcome == 1
         assert seen[1].called.gt == GlobalTitle("8613900006") and seen[1].called.ssn == 6
         # a second missed call within alert_refresh does not register again

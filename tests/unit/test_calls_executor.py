@@ -125,7 +125,7 @@ def user(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def idp_param(ac: tuple[int, ...], callee: str = CALLEE) -> bytes:
-    codec = inap if ac == AC_INAP_CS1_SSF_SCF else cap
+    codec = inap.CODEC if ac == AC_INAP_CS1_SSF_SCF else cap.CODEC
     o = ops.InitialDP(
         100, CalledPartyNumber(callee), CallingPartyNumber("8613700001111"), event_type_bcsm=12
     )
@@ -133,7 +133,7 @@ def idp_param(ac: tuple[int, ...], callee: str = CALLEE) -> bytes:
 
 
 def erb_param(ac: tuple[int, ...]) -> bytes:
-    codec = inap if ac == AC_INAP_CS1_SSF_SCF else cap
+    codec = inap.CODEC if ac == AC_INAP_CS1_SSF_SCF else cap.CODEC
     o = ops.EventReportBCSM(
         13, ops.EventSpecificInfo("tBusySpecificInfo", Cause(17)), ops.LegID(2), message_type=0
     )

@@ -12,6 +12,7 @@ import pytest
 
 from scp.codecs import cap, inap, ops
 from scp.codecs.numbers import CalledPartyNumber, CallingPartyNumber
+from scp.codecs.opcodec import OperationCodec
 from scp.service.calls import Callee, CallSession, CallSettings, prompt
 from scp.service.dialogue import AC_CAP_V2_GSMSSF_SCF, AC_INAP_CS1_SSF_SCF
 
@@ -73,13 +74,15 @@ CASES = {
 
 
 @pytest.mark.parametrize(
-    "ac,codec", [(AC_CAP_V2_GSMSSF_SCF, cap), (AC_INAP_CS1_SSF_SCF, inap)], ids=["cap2", "inap"]
+    "ac,codec",
+    [(AC_CAP_V2_GSMSSF_SCF, cap.CODEC), (AC_INAP_CS1_SSF_SCF, inap.CODEC)],
+    ids=["cap2", "inap"],
 )
 @pytest.mark.parametrize("name", list(CASES))
-def test_golden_both_ways(name: str, ac: tuple[int, ...], codec: object) -> None:
+def test_golden_both_ways(name: str, ac: tuple[int, ...], codec: OperationCodec) -> None:
     build, opcode, hexa = CASES[name]
     value = build()
     wire = bytes.fromhex(hexa.replace(" ", ""))
-    assert codec.encode_arg(value, ac=ac) == (opcode, wire)  # type: ignore[attr-defined]
-    back = codec.decode_arg(opcode, wire, ac=ac)  # type: ignore[attr-defined]
-    assert codec.encode_arg(back, ac=ac) == (opcode, wire)  # type: ignore[attr-defined]
+    assert codec.encode_arg(value, ac=ac) == (opcode, wire)
+    back = codec.decode_arg(opcode, wire, ac=ac)
+    assert codec.encode_arg(back, ac=ac) == (opcode, wire)

@@ -193,11 +193,14 @@ CASES: list[tuple[str, ops.Operation, tuple[tuple[int, ...], ...]]] = [
 @pytest.mark.parametrize("name,op,acs", CASES, ids=[c[0] for c in CASES])
 def test_round_trip(name: str, op: ops.Operation, acs: tuple[tuple[int, ...], ...]) -> None:
     for ac in acs:
-        code, param = cap.encode_arg(op, ac=ac)
-        assert cap.OPCODES[code]  # a known opcode
-        assert cap.decode_arg(code, param, ac=ac) == op, (name, ac)
+        code, param = cap.CODEC.encode_arg(op, ac=ac)
+        assert cap.CODEC.opcode_names[code]  # a known opcode
+        assert cap.CODEC.decode_arg(code, param, ac=ac) == op, (name, ac)
         # ...and the encoding is stable.
-        assert cap.encode_arg(cap.decode_arg(code, param, ac=ac), ac=ac) == (code, param)
+        assert cap.CODEC.encode_arg(cap.CODEC.decode_arg(code, param, ac=ac), ac=ac) == (
+            code,
+            param,
+        )
 
 
 GOLDEN: list[tuple[str, ops.Operation, tuple[int, ...], int, bytes | None]] = [
@@ -269,13 +272,13 @@ GOLDEN: list[tuple[str, ops.Operation, tuple[int, ...], int, bytes | None]] = [
 def test_golden(
     name: str, op: ops.Operation, ac: tuple[int, ...], code: int, wire: bytes | None
 ) -> None:
-    assert cap.encode_arg(op, ac=ac) == (code, wire)
-    assert cap.decode_arg(code, wire, ac=ac) == op
+    assert cap.CODEC.encode_arg(op, ac=ac) == (code, wire)
+    assert cap.CODEC.decode_arg(code, wire, ac=ac) == op
 
 
 def test_pycrate_encoded_values_decode_to_typed() -> None:
     """Bytes made by raw pycrate (not by our encoders) decode to the expected typed value."""
-    t = cap._ARGS[0][1]
+    t = cap.CODEC.args[0][1]
     t.set_val(
         {
             "serviceKey": 7,
@@ -284,10 +287,10 @@ def test_pycrate_encoded_values_decode_to_typed() -> None:
             "iMSI": bytes.fromhex("640010325476 98f0"),
         }
     )
-    assert cap.decode_arg(0, t.to_ber()) == ops.InitialDP(
+    assert cap.CODEC.decode_arg(0, t.to_ber()) == ops.InitialDP(
         7, CalledPartyNumber("8613912345678"), event_type_bcsm=12, imsi="460001234567890"
     )
-    t = cap._ARGS[24][1]
+    t = cap.CODEC.args[24][1]
     t.set_val(
         {
             "eventTypeBCSM": "tNoAnswer",
@@ -296,10 +299,10 @@ def test_pycrate_encoded_values_decode_to_typed() -> None:
             "eventSpecificInformationBCSM": ("tNoAnswerSpecificInfo", {}),
         }
     )
-    assert cap.decode_arg(24, t.to_ber()) == ops.EventReportBCSM(
+    assert cap.CODEC.decode_arg(24, t.to_ber()) == ops.EventReportBCSM(
         14, ops.EventSpecificInfo("tNoAnswerSpecificInfo"), ops.LegID(2), 0
     )
-    t = cap._ARGS[23][1]
+    t = cap.CODEC.args[23][1]
     t.set_val(
         {
             "bcsmEvents": [
@@ -311,13 +314,13 @@ def test_pycrate_encoded_values_decode_to_typed() -> None:
             ]
         }
     )
-    assert cap.decode_arg(23, t.to_ber()) == ops.RequestReportBCSMEvent(
+    assert cap.CODEC.decode_arg(23, t.to_ber()) == ops.RequestReportBCSMEvent(
         (ops.BCSMEvent(13, 0, ops.LegID(2, True)),)
     )
-    t = cap._ARGS[20][1]
+    t = cap.CODEC.args[20][1]
     t.set_val({"destinationRoutingAddress": [IVR.encode()]})
-    assert cap.decode_arg(20, t.to_ber()) == ops.Connect((IVR,))
-    t = cap._ARGS[48][1]
+    assert cap.CODEC.decode_arg(20, t.to_ber()) == ops.Connect((IVR,))
+    t = cap.CODEC.args[48][1]
     t.set_val(
         {
             "collectedInfo": (
@@ -328,34 +331,34 @@ def test_pycrate_encoded_values_decode_to_typed() -> None:
             "informationToSend": ("inbandInfo", {"messageID": ("elementaryMessageID", 5)}),
         }
     )
-    assert cap.decode_arg(48, t.to_ber()) == ops.PromptAndCollectUserInformation(
+    assert cap.CODEC.decode_arg(48, t.to_ber()) == ops.PromptAndCollectUserInformation(
         ops.CollectedDigits(4, error_treatment=2), ops.InformationToSend(message_ids=(5,))
     )
 
 
 def test_results_and_errors() -> None:
     ri = ops.ReceivedInformation(GenericDigits("1"))
-    wire = cap.encode_result(48, ri)
+    wire = cap.CODEC.encode_result(48, ri)
     assert wire == bytes.fromhex("80 02 20 01")  # digitsResponse [0], BCD odd, digit 1
-    assert cap.decode_result(48, wire) == ri
-    assert cap.decode_result(55, None) == ops.EmptyResult()
-    assert cap.encode_result(55, ops.EmptyResult()) is None
-    assert cap.decode_error(11, bytes.fromhex("0a 01 00")) == ops.OperationError(
+    assert cap.CODEC.decode_result(48, wire) == ri
+    assert cap.CODEC.decode_result(55, None) == ops.EmptyResult()
+    assert cap.CODEC.encode_result(55, ops.EmptyResult()) is None
+    assert cap.CODEC.decode_error(11, bytes.fromhex("0a 01 00")) == ops.OperationError(
         11, "systemFailure", 0
     )
-    assert cap.encode_error(ops.OperationError(12, "taskRefused", 1)) == (
+    assert cap.CODEC.encode_error(ops.OperationError(12, "taskRefused", 1)) == (
         12,
         bytes.fromhex("0a 01 01"),
     )
-    assert cap.decode_error(7, None) == ops.OperationError(7, "missingParameter")
-    assert {cap.ERRORS[c] for c in (0, 1, 3, 4, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17)}
+    assert cap.CODEC.decode_error(7, None) == ops.OperationError(7, "missingParameter")
+    assert {cap.CODEC.error_names[c] for c in (0, 1, 3, 4, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17)}
 
 
 def test_unknown_and_generic_are_lossless() -> None:
-    g = cap.decode_arg(200, b"\x04\x01\x00")
-    assert isinstance(g, ops.GenericOperation) and cap.encode_arg(g) == (200, b"\x04\x01\x00")
+    g = cap.CODEC.decode_arg(200, b"\x04\x01\x00")
+    assert isinstance(g, ops.GenericOperation) and cap.CODEC.encode_arg(g) == (200, b"\x04\x01\x00")
     # callGap (41) is known to the ASN.1 but not typed: value decoded, bytes kept.
-    t = cap._ARGS[41][1]
+    t = cap.CODEC.args[41][1]
     t.set_val(
         {
             "gapCriteria": ("basicGapCriteria", ("calledAddressValue", b"\x01\x02")),
@@ -363,9 +366,9 @@ def test_unknown_and_generic_are_lossless() -> None:
         }
     )
     wire = t.to_ber()
-    g = cap.decode_arg(41, wire)
+    g = cap.CODEC.decode_arg(41, wire)
     assert isinstance(g, ops.GenericOperation) and g.name == "callGap" and g.value
-    assert cap.encode_arg(g)[1] == wire
+    assert cap.CODEC.encode_arg(g)[1] == wire
 
 
 def test_bad_input_raises_decode_error() -> None:
@@ -380,17 +383,29 @@ def test_bad_input_raises_decode_error() -> None:
         (0, b"\x30\x03\x80\x01\x01\x00"),
     ]:
         with pytest.raises(DecodeError) as ei:
-            cap.decode_arg(code, param, ac=V2)
+            cap.CODEC.decode_arg(code, param, ac=V2)
         assert ei.value.layer == "cap"
+
+
+def test_apply_charging_keeps_a_member_with_a_high_tag_number() -> None:
+    """A member ApplyChargingArg does not model, here [31] (two identifier octets, X.690
+    §8.1.2.4), comes back out whole: its tag is kept, not just its first identifier octet."""
+    op = ops.ApplyCharging(1200, True, None, True, ops.LegID(1, True))
+    code, param = cap.CODEC.encode_arg(op, ac=V4)
+    assert param is not None and param[1] < 0x7C
+    wire = bytes((0x30, param[1] + 4)) + param[2:] + bytes.fromhex("9f 1f 01 07")
+    back = cap.CODEC.decode_arg(code, wire, ac=V4)
+    assert isinstance(back, ops.ApplyCharging) and back.max_call_period_duration == 1200
+    assert cap.CODEC.encode_arg(back, ac=V4) == (code, wire)
 
 
 def test_version_checks_on_encode() -> None:
     with pytest.raises(EncodeError):
-        cap.encode_arg(ops.InitiateCallAttempt((IVR,)), ac=V2)
+        cap.CODEC.encode_arg(ops.InitiateCallAttempt((IVR,)), ac=V2)
     with pytest.raises(EncodeError):
-        cap.encode_arg(ops.ContinueWithArgument(), ac=V2)
+        cap.CODEC.encode_arg(ops.ContinueWithArgument(), ac=V2)
     with pytest.raises(EncodeError):
-        cap.encode_arg(ops.SpecializedResourceReport(True), ac=SRF_V2)
+        cap.CODEC.encode_arg(ops.SpecializedResourceReport(True), ac=SRF_V2)
     assert cap.cap_version(V2) == 2 and cap.cap_version(V3) == 3 and cap.cap_version(V4) == 4
 
 
@@ -401,9 +416,9 @@ def test_real_camel_capture_decodes() -> None:
     seen = []
     for _kind, code, param, a in comps:
         ac = a or ac
-        op = cap.decode_arg(code, param, ac=ac)
+        op = cap.CODEC.decode_arg(code, param, ac=ac)
         seen.append(type(op).__name__)
-        again = cap.decode_arg(*cap.encode_arg(op, ac=ac), ac=ac)
+        again = cap.CODEC.decode_arg(*cap.CODEC.encode_arg(op, ac=ac), ac=ac)
         assert again == op
     assert seen == [
         "InitialDP",
@@ -415,7 +430,7 @@ def test_real_camel_capture_decodes() -> None:
         "EventReportBCSM",
         "ReleaseCall",
     ]
-    idp = cap.decode_arg(comps[0][1], comps[0][2], ac=V2)
+    idp = cap.CODEC.decode_arg(comps[0][1], comps[0][2], ac=V2)
     assert isinstance(idp, ops.InitialDP)
     assert idp.service_key == 42 and idp.imsi == "41787552689"
     assert idp.calling_party_number == CallingPartyNumber("41789005047", nai=4, screening=1)
@@ -427,7 +442,7 @@ def test_wireshark_reads_what_we_encode(tmp_path) -> None:  # type: ignore[no-un
     expect = []
     for _i, (name, op, acs) in enumerate(CASES):
         ac = acs[0]
-        code, param = cap.encode_arg(op, ac=ac)
+        code, param = cap.CODEC.encode_arg(op, ac=ac)
         kind = "begin" if code in (0, 16) else "continue"
         frames.append(wrap([invoke(1, code, param)], ac, 146, 146, kind))
         expect.append((name, code))
@@ -436,7 +451,7 @@ def test_wireshark_reads_what_we_encode(tmp_path) -> None:  # type: ignore[no-un
         wrap(
             [
                 result_last(
-                    1, 48, cap.encode_result(48, ops.ReceivedInformation(GenericDigits("12")))
+                    1, 48, cap.CODEC.encode_result(48, ops.ReceivedInformation(GenericDigits("12")))
                 )
             ],
             None,
@@ -447,7 +462,7 @@ def test_wireshark_reads_what_we_encode(tmp_path) -> None:  # type: ignore[no-un
     )
     frames.append(
         wrap(
-            [return_error(1, *cap.encode_error(ops.OperationError(7, "missingParameter")))],
+            [return_error(1, *cap.CODEC.encode_error(ops.OperationError(7, "missingParameter")))],
             None,
             146,
             146,
@@ -473,7 +488,7 @@ def test_wireshark_error_parameter(tmp_path) -> None:  # type: ignore[no-untyped
     (its ReturnError dissection runs the parameter twice); that warning is the only one allowed.
     """
     frame = wrap(
-        [return_error(1, *cap.encode_error(ops.OperationError(11, "systemFailure", 0)))],
+        [return_error(1, *cap.CODEC.encode_error(ops.OperationError(11, "systemFailure", 0)))],
         V2,
         146,
         146,
@@ -489,9 +504,9 @@ def test_wireshark_error_parameter(tmp_path) -> None:  # type: ignore[no-untyped
 def test_indefinite_lengths_accepted() -> None:
     """X.690 §8.1.3.6: a constructed value may come with an indefinite length."""
     for op in (IDP, ERB_BUSY, RRBE):
-        code, param = cap.encode_arg(op, ac=V2)
+        code, param = cap.CODEC.encode_arg(op, ac=V2)
         assert param is not None and param[1] < 0x80
-        assert cap.decode_arg(code, b"\x30\x80" + param[2:] + b"\x00\x00", ac=V2) == op
+        assert cap.CODEC.decode_arg(code, b"\x30\x80" + param[2:] + b"\x00\x00", ac=V2) == op
 
 
 def test_wrong_value_shapes_raise_encode_error() -> None:
@@ -504,5 +519,5 @@ def test_wrong_value_shapes_raise_encode_error() -> None:
         ops.PlayAnnouncement(ops.InformationToSend()),
     ):
         with pytest.raises(EncodeError) as ei:
-            cap.encode_arg(bad, ac=V4)
+            cap.CODEC.encode_arg(bad, ac=V4)
         assert ei.value.layer == "cap"

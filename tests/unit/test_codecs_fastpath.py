@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from scp.codecs import appctx, cap, fast_cap, fastber, inap, ops
+from scp.codecs import appctx, callcontrol, cap, fast_cap, fastber, inap, ops
 from scp.codecs import map as m
 from scp.codecs.ber import children, read_tlv
-from scp.codecs.cap import OperationCodec
 from scp.codecs.errors import CodecError, DecodeError, EncodeError
+from scp.codecs.opcodec import OperationCodec
 from tests import tshark
 from tests.unit import test_codecs_cap as tc
 from tests.unit import test_codecs_inap as ti
@@ -407,10 +407,10 @@ def test_long_form_lengths_decode_and_encode() -> None:
     for times, head in ((2, "30 81 85 a0 81 82"), (4, "30 82 01 08 a0 82 01 04")):
         events = tuple(ops.BCSMEvent(e, 0, ops.LegID(2, True)) for e in (13, 14, 15, 17, 18))
         rrbe = ops.RequestReportBCSMEvent(events * times)  # 13 octets per event
-        code, p = cap.encode_arg(rrbe, ac=V2)
+        code, p = cap.CODEC.encode_arg(rrbe, ac=V2)
         assert p is not None and p.startswith(bytes.fromhex(head))
-        assert typed_both(cap.encode_arg, rrbe, ac=V2) == ((code, p), (code, p))
-        assert cap.decode_arg(code, p, ac=V2) == rrbe
+        assert typed_both(cap.CODEC.encode_arg, rrbe, ac=V2) == ((code, p), (code, p))
+        assert cap.CODEC.decode_arg(code, p, ac=V2) == rrbe
 
 
 def test_garbage_never_raises() -> None:
@@ -448,38 +448,38 @@ def test_codecs_dispatch_hot_opcodes_and_fall_back(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(fastber, "decode", spy_dec)
     monkeypatch.setattr(fastber, "encode", spy_enc)
-    code, p = cap.encode_arg(tc.IDP, ac=V2)
+    code, p = cap.CODEC.encode_arg(tc.IDP, ac=V2)
     assert calls == ["enc"]
     calls.clear()
-    assert cap.decode_arg(code, p, ac=V2) == tc.IDP and calls == ["dec"]
+    assert cap.CODEC.decode_arg(code, p, ac=V2) == tc.IDP and calls == ["dec"]
     calls.clear()
-    cap.decode_arg(*cap.encode_arg(tc.RRBE, ac=V2), ac=V2)
+    cap.CODEC.decode_arg(*cap.CODEC.encode_arg(tc.RRBE, ac=V2), ac=V2)
     assert calls == ["enc", "dec"]
     calls.clear()
-    cap.decode_arg(33, cap.encode_arg(ops.ResetTimer(60), ac=V2)[1], ac=V2)
+    cap.CODEC.decode_arg(33, cap.CODEC.encode_arg(ops.ResetTimer(60), ac=V2)[1], ac=V2)
     assert calls == []  # not a hot operation: pycrate only
     calls.clear()
-    code, p = cap.encode_arg(tc.CONNECT, ac=V2)
+    code, p = cap.CODEC.encode_arg(tc.CONNECT, ac=V2)
     assert calls == ["enc"]
     calls.clear()
     # Declined (indefinite length): pycrate decodes it, same value.
     indef = bytes.fromhex("30 80") + p[2:] + b"\x00\x00"
-    assert cap.decode_arg(20, indef, ac=V2) == tc.CONNECT
-    erb = wrap_erb = cap.encode_arg(tc.ERB_BUSY, ac=V2)[1]
+    assert cap.CODEC.decode_arg(20, indef, ac=V2) == tc.CONNECT
+    erb = wrap_erb = cap.CODEC.encode_arg(tc.ERB_BUSY, ac=V2)[1]
     assert wrap_erb is not None
     assert fastber.decode(CAP_ERB_T, erb) is not fastber.DECLINE
-    assert m.decode_arg(64, tm.GOLDEN[0][3], ac=tm.ALERT_V2) == tm.GOLDEN[0][1]
-    assert m.encode_arg(tm.ARGS[1][1], ac=tm.ALERT_V1) == (49, tm.GOLDEN[0][3])
+    assert m.CODEC.decode_arg(64, tm.GOLDEN[0][3], ac=tm.ALERT_V2) == tm.GOLDEN[0][1]
+    assert m.CODEC.encode_arg(tm.ARGS[1][1], ac=tm.ALERT_V1) == (49, tm.GOLDEN[0][3])
     assert "dec" in calls and "enc" in calls
     ri = ops.ReceivedInformation(tc.GenericDigits("12"))
     calls.clear()
-    assert cap.decode_result(48, cap.encode_result(48, ri)) == ri
+    assert cap.CODEC.decode_result(48, cap.CODEC.encode_result(48, ri)) == ri
     assert calls == ["enc", "dec"]
 
 
 def test_switch_off_gives_the_pycrate_path() -> None:
-    code, p = cap.encode_arg(tc.RRBE, ac=V2)
-    a, b = typed_both(cap.encode_arg, tc.RRBE, ac=V2)
+    code, p = cap.CODEC.encode_arg(tc.RRBE, ac=V2)
+    a, b = typed_both(cap.CODEC.encode_arg, tc.RRBE, ac=V2)
     assert a == b == (code, p)
 
 
@@ -498,15 +498,20 @@ def _cap_seeds() -> dict[tuple[int, str], list[tuple[bytes, tuple[int, ...] | No
 
     for _n, op, acs in tc.CASES:
         for ac in acs:
-            add(*cap.encode_arg(op, ac=ac), ac)
+            add(*cap.CODEC.encode_arg(op, ac=ac), ac)
     for _n, _op, ac, code, wire in tc.GOLDEN:
         add(code, wire, ac)
     for kind, code, p, ac in components_from_pcap(PCAPS / "cap_wireshark-sample_camel_m2ua.pcap"):
         add(code, p, ac or V2, "arg" if kind == "invoke" else "res")
     for ri in ("1", "12", "123456", "0987654321"):
-        add(48, cap.encode_result(48, ops.ReceivedInformation(tc.GenericDigits(ri))), SRF_V2, "res")
+        add(
+            48,
+            cap.CODEC.encode_result(48, ops.ReceivedInformation(tc.GenericDigits(ri))),
+            SRF_V2,
+            "res",
+        )
     for op, ac in _extra_cap_values():
-        add(*cap.encode_arg(op, ac=ac), ac)
+        add(*cap.CODEC.encode_arg(op, ac=ac), ac)
     for code, value in _extra_cap_pycrate():
         add(code, cap.CODEC.ber_encode(cap.CODEC.args[code][1], value), V4)
     return out
@@ -607,7 +612,7 @@ def _extra_cap_pycrate() -> list[tuple[int, Any]]:
 
 
 CAP_SEEDS = _cap_seeds()
-HOT_CAP_DECODE = sorted(cap.HOT_DECODE)
+HOT_CAP_DECODE = sorted(callcontrol.HOT_DECODE)
 
 
 @pytest.mark.parametrize("code", HOT_CAP_DECODE)
@@ -625,12 +630,12 @@ def test_cap_decode_differential(code: int) -> None:
         if i < len(seeds) or i % 5 == 0:
             check_encode(cap.CODEC, t, mutate_value(rng, value), st)
             ac = acs[i] if i < len(seeds) else rng.choice(acs)
-            a, b = typed_both(cap.decode_arg, code, p, ac=ac)
+            a, b = typed_both(cap.CODEC.decode_arg, code, p, ac=ac)
             assert a == b, p.hex()
             if isinstance(a, ops.Operation):
                 assert (
-                    typed_both(cap.encode_arg, a, ac=ac)
-                    == typed_both(cap.encode_arg, a, ac=ac)[::-1]
+                    typed_both(cap.CODEC.encode_arg, a, ac=ac)
+                    == typed_both(cap.CODEC.encode_arg, a, ac=ac)[::-1]
                 )
     assert st.total >= MUTATIONS
     # The corpus is not all garbage: pycrate decodes a good part, the fast path most of it.
@@ -645,7 +650,7 @@ def test_cap_received_information_differential() -> None:
     for p in corpus(seeds, MUTATIONS, seed=48):
         value = check_decode(cap.CODEC, t, p, st)
         if value is not _ERR:
-            a, b = typed_both(cap.decode_result, 48, p, ac=SRF_V2)
+            a, b = typed_both(cap.CODEC.decode_result, 48, p, ac=SRF_V2)
             assert a == b
             check_encode(cap.CODEC, t, value, st)
     assert st.pycrate_ok >= MUTATIONS // 10 and st.fast >= st.pycrate_ok // 2, vars(st)
@@ -677,8 +682,8 @@ def test_wireshark_reads_fast_encodings(tmp_path) -> None:  # type: ignore[no-un
         (inap, ops.PlayAnnouncement(ti.ITS, True, False), appctx.INAP_CS1_SSP_SCP),
     ]
     for mod, op, ac in items:
-        code, p = mod.encode_arg(op, ac=ac)
-        assert typed_both(mod.encode_arg, op, ac=ac)[1] == (code, p)
+        code, p = mod.CODEC.encode_arg(op, ac=ac)
+        assert typed_both(mod.CODEC.encode_arg, op, ac=ac)[1] == (code, p)
         ssn = 146 if mod is cap else 241
         frames.append(wrap([invoke(1, code, p)], ac, ssn, ssn, "continue"))
     pcap = tshark.write_pcap(frames, tmp_path / "fast.pcap")

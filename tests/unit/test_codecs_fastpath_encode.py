@@ -8,7 +8,7 @@ EstablishTemporaryConnection; Continue and DisconnectForwardConnection carry no 
   must write identically (and a mutated value: wrong types, out-of-range numbers, unknown
   members, which the fast path must decline, never encode where pycrate refuses);
 * the typed operations decoded from them, and randomly built typed operations, encoded by
-  ``cap.encode_arg`` with the fast path on and off: identical results.
+  ``cap.CODEC.encode_arg`` with the fast path on and off: identical results.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import random
 
 import pytest
 
-from scp.codecs import cap, ops
+from scp.codecs import callcontrol, cap, ops
 from scp.codecs.numbers import (
     AddressString,
     CalledPartyNumber,
@@ -31,14 +31,14 @@ from scp.codecs.numbers import (
 )
 from tests.unit import test_codecs_fastpath as fp
 
-HOT_CAP_ENCODE = sorted(cap.HOT_ENCODE)
+HOT_CAP_ENCODE = sorted(callcontrol.HOT_ENCODE)
 ACS = (fp.V2, fp.tc.V3, fp.V4)
 
 
 def _decoded_typed(code: int, p: bytes, ac: tuple[int, ...]) -> ops.Operation | None:
     fp.fastber.ENABLED = False
     try:
-        return cap.decode_arg(code, p, ac=ac)
+        return cap.CODEC.decode_arg(code, p, ac=ac)
     except fp.DecodeError:
         return None
     finally:
@@ -60,11 +60,11 @@ def test_cap_encode_differential(code: int) -> None:
         fp.check_encode(cap.CODEC, t, fp.mutate_value(rng, value), st)
         if i % 3 == 0:
             ac = rng.choice(ACS)
-            a, b = fp.typed_both(cap.decode_arg, code, p, ac=ac)
+            a, b = fp.typed_both(cap.CODEC.decode_arg, code, p, ac=ac)
             assert a == b, p.hex()
             op = _decoded_typed(code, p, ac)
             if op is not None:
-                a, b = fp.typed_both(cap.encode_arg, op, ac=ac)
+                a, b = fp.typed_both(cap.CODEC.encode_arg, op, ac=ac)
                 assert a == b, (op, a, b)
                 typed += 1
     assert st.total >= fp.MUTATIONS
@@ -224,14 +224,14 @@ _CAUSE_KINDS = (
 )
 
 
-@pytest.mark.parametrize("code", sorted(cap.HOT))
+@pytest.mark.parametrize("code", sorted(callcontrol.HOT))
 def test_cap_encode_random_typed_values(code: int) -> None:
     rng = random.Random(code)
     ok = 0
     for _ in range(2_000):
         op = random_op(rng, code)
         ac = rng.choice(ACS + (fp.SRF_V2,))
-        a, b = fp.typed_both(cap.encode_arg, op, ac=ac)
+        a, b = fp.typed_both(cap.CODEC.encode_arg, op, ac=ac)
         assert a == b, (op, a, b)
         ok += isinstance(a, tuple)
     assert ok > 300  # the rest are refused alike by both paths (EncodeError)

@@ -35,7 +35,7 @@ def _inap_seeds() -> dict[tuple[int, str], list[bytes]]:
             out.setdefault((code, kind), []).append(p)
 
     for _n, op in fp.ti.CASES:
-        add(*inap.encode_arg(op, ac=INAP_AC))
+        add(*inap.CODEC.encode_arg(op, ac=INAP_AC))
     for _n, _op, code, wire in fp.ti.GOLDEN:
         add(code, wire)
     for code, value in ta.ARGS.items():
@@ -48,8 +48,10 @@ def _inap_seeds() -> dict[tuple[int, str], list[bytes]]:
     for kind, code, p, _ac in components_from_pcap(pcap):
         add(code, p, "arg" if kind == "invoke" else "res")
     for d in ("1", "12", "0987654321"):
-        add(48, inap.encode_result(48, ops.ReceivedInformation(fp.tc.GenericDigits(d))), "res")
-    add(*inap.encode_arg(ops.PlayAnnouncement(fp.ti.ITS, False, False), ac=INAP_AC))
+        add(
+            48, inap.CODEC.encode_result(48, ops.ReceivedInformation(fp.tc.GenericDigits(d))), "res"
+        )
+    add(*inap.CODEC.encode_arg(ops.PlayAnnouncement(fp.ti.ITS, False, False), ac=INAP_AC))
     add(36, bytes.fromhex("04 03 a0 01 00"))  # CallResult: network-specific octets
     add(35, bytes.fromhex("30 07 80 02 01 02 81 01 ff"))  # aChBCC, sendCalculation TRUE
     return out
@@ -73,10 +75,10 @@ def test_inap_differential(code: int) -> None:
         if i % 2 == 0:
             fp.check_encode(inap.CODEC, t, fp.mutate_value(rng, value), st)
         if i % 4 == 0:
-            a, b = fp.typed_both(inap.decode_arg, code, p, ac=INAP_AC)
+            a, b = fp.typed_both(inap.CODEC.decode_arg, code, p, ac=INAP_AC)
             assert a == b, p.hex()
             if isinstance(a, ops.Operation):
-                a2, b2 = fp.typed_both(inap.encode_arg, a, ac=INAP_AC)
+                a2, b2 = fp.typed_both(inap.CODEC.encode_arg, a, ac=INAP_AC)
                 assert a2 == b2, (a, a2, b2)
     assert st.total >= fp.MUTATIONS
     assert st.pycrate_ok >= fp.MUTATIONS // 20, vars(st)
@@ -90,7 +92,7 @@ def test_inap_received_information_differential() -> None:
         value = fp.check_decode(inap.CODEC, t, p, st)
         if value is not fp._ERR:
             fp.check_encode(inap.CODEC, t, value, st)
-            a, b = fp.typed_both(inap.decode_result, 48, p, ac=INAP_AC)
+            a, b = fp.typed_both(inap.CODEC.decode_result, 48, p, ac=INAP_AC)
             assert a == b
     assert st.pycrate_ok >= fp.MUTATIONS // 10 and st.fast >= st.pycrate_ok // 2, vars(st)
 
@@ -110,7 +112,7 @@ def test_inap_encode_random_typed_values(code: int) -> None:
                 called_party_bcd_number=None,
                 time_and_timezone=None,
             )
-        a, b = fp.typed_both(inap.encode_arg, op, ac=INAP_AC)
+        a, b = fp.typed_both(inap.CODEC.encode_arg, op, ac=INAP_AC)
         assert a == b, (op, a, b)
         ok += isinstance(a, tuple)
     assert ok > 100
@@ -128,7 +130,7 @@ def _map_seeds() -> dict[int, list[bytes]]:
     out: dict[int, list[bytes]] = {c: [] for c in MAP_OPS}
     for _n, op, ac, code in fp.tm.ARGS:
         if code in out:
-            out[code].append(m.encode_arg(op, ac=ac)[1])  # type: ignore[arg-type]
+            out[code].append(m.CODEC.encode_arg(op, ac=ac)[1])  # type: ignore[arg-type]
     for _n, _op, code, wire in fp.tm.GOLDEN:
         out[code].append(wire)
     for f in sorted(PCAPS.glob("map_*")):
@@ -178,7 +180,7 @@ MAP_SEEDS = _map_seeds()
 @pytest.mark.parametrize("code", sorted(MAP_OPS))
 def test_map_differential(code: int) -> None:
     ac = MAP_OPS[code]
-    codec = m._codec(ac)
+    codec = m.CODEC.syntax_of(ac)
     t = codec.args[code][1]
     st = fp.Stats()
     rng = random.Random(500 + code)
@@ -189,12 +191,12 @@ def test_map_differential(code: int) -> None:
         fp.check_encode(codec, t, value, st)
         fp.check_encode(codec, t, fp.mutate_value(rng, value), st)
         if i % 3 == 0:
-            a, b = fp.typed_both(m.decode_arg, code, p, ac=ac)
+            a, b = fp.typed_both(m.CODEC.decode_arg, code, p, ac=ac)
             assert a == b, p.hex()
             if isinstance(a, ops.Operation):
                 assert (
-                    fp.typed_both(m.encode_arg, a, ac=ac)[0]
-                    == fp.typed_both(m.encode_arg, a, ac=ac)[1]
+                    fp.typed_both(m.CODEC.encode_arg, a, ac=ac)[0]
+                    == fp.typed_both(m.CODEC.encode_arg, a, ac=ac)[1]
                 )
     assert st.total >= fp.MUTATIONS
     assert st.pycrate_ok >= fp.MUTATIONS // 10, vars(st)

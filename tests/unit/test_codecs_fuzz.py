@@ -24,17 +24,17 @@ FRAMES = 10_000
 def _seeds_cap() -> list[tuple[int, bytes | None, tuple[int, ...] | None]]:
     out = []
     for _n, op, acs in tc.CASES:
-        code, p = cap.encode_arg(op, ac=acs[0])
+        code, p = cap.CODEC.encode_arg(op, ac=acs[0])
         out.append((code, p, acs[0]))
     return out
 
 
 def _seeds_inap() -> list[tuple[int, bytes | None, tuple[int, ...] | None]]:
-    return [(*inap.encode_arg(op, ac=ti.AC), ti.AC) for _n, op in ti.CASES]  # type: ignore[misc]
+    return [(*inap.CODEC.encode_arg(op, ac=ti.AC), ti.AC) for _n, op in ti.CASES]  # type: ignore[misc]
 
 
 def _seeds_map() -> list[tuple[int, bytes | None, tuple[int, ...] | None]]:
-    return [(*m.encode_arg(op, ac=ac), ac) for _n, op, ac, _c in tm.ARGS]  # type: ignore[misc]
+    return [(*m.CODEC.encode_arg(op, ac=ac), ac) for _n, op, ac, _c in tm.ARGS]  # type: ignore[misc]
 
 
 def _mutate(rng: random.Random, data: bytes) -> bytes:
@@ -97,11 +97,11 @@ def test_fuzz_cap(seed: int) -> None:
     _run(
         "cap",
         _seeds_cap(),
-        cap.decode_arg,
-        cap.encode_arg,
-        cap.decode_result,
-        cap.decode_error,
-        sorted(cap.OPCODES),
+        cap.CODEC.decode_arg,
+        cap.CODEC.encode_arg,
+        cap.CODEC.decode_result,
+        cap.CODEC.decode_error,
+        sorted(cap.CODEC.opcode_names),
         seed,
     )
 
@@ -111,11 +111,11 @@ def test_fuzz_inap(seed: int) -> None:
     _run(
         "inap",
         _seeds_inap(),
-        inap.decode_arg,
-        inap.encode_arg,
-        inap.decode_result,
-        inap.decode_error,
-        sorted(inap.OPCODES),
+        inap.CODEC.decode_arg,
+        inap.CODEC.encode_arg,
+        inap.CODEC.decode_result,
+        inap.CODEC.decode_error,
+        sorted(inap.CODEC.opcode_names),
         seed,
     )
 
@@ -125,10 +125,10 @@ def test_fuzz_map(seed: int) -> None:
     _run(
         "map",
         _seeds_map(),
-        m.decode_arg,
-        m.encode_arg,
-        m.decode_result,
-        m.decode_error,
+        m.CODEC.decode_arg,
+        m.CODEC.encode_arg,
+        m.CODEC.decode_result,
+        m.CODEC.decode_error,
         [45, 47, 49, 64, 66, 71, 89, 2, 7, 56],
         seed,
     )

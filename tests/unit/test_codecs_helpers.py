@@ -14,6 +14,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from scp.codecs.ber import read_tlv
+
 PCAPS = Path("/work/shared/pcaps/real")
 
 
@@ -133,14 +135,12 @@ def wrap(
 
 def _children(buf: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
     """(tag, TLV start, value start, value end) of each child TLV in buf[start:end]."""
-    from scp.codecs.cap import read_tlv
-
     out = []
     i = start
     while i < end:
         if buf[i] == 0 and i + 1 < end and buf[i + 1] == 0:
             break
-        t, s, e, nxt = read_tlv(buf, i, "test")
+        t, s, e, nxt = read_tlv(buf, i, len(buf))
         out.append((t, i, s, e))
         i = nxt
     return out
@@ -159,9 +159,7 @@ def _decode_oid(b: bytes) -> tuple[int, ...]:
 
 def tcap_components(msg: bytes) -> list[tuple[str, int, bytes | None, tuple[int, ...] | None]]:
     """(kind, opcode/errcode, parameter TLV, AC) for each component of one TCAP message."""
-    from scp.codecs.cap import read_tlv
-
-    _t, s, e, _n = read_tlv(msg, 0, "test")
+    _t, s, e, _n = read_tlv(msg, 0, len(msg))
     ac = None
     comps: list[tuple[str, int, bytes | None, tuple[int, ...] | None]] = []
     for ct, _ts, cs, ce in _children(msg, s, e):

@@ -98,9 +98,9 @@ CASES: list[tuple[str, ops.Operation]] = [
 
 @pytest.mark.parametrize("name,op", CASES, ids=[c[0] for c in CASES])
 def test_round_trip(name: str, op: ops.Operation) -> None:
-    code, param = inap.encode_arg(op, ac=AC)
-    assert inap.decode_arg(code, param, ac=AC) == op
-    assert inap.encode_arg(inap.decode_arg(code, param, ac=AC), ac=AC) == (code, param)
+    code, param = inap.CODEC.encode_arg(op, ac=AC)
+    assert inap.CODEC.decode_arg(code, param, ac=AC) == op
+    assert inap.CODEC.encode_arg(inap.CODEC.decode_arg(code, param, ac=AC), ac=AC) == (code, param)
 
 
 GOLDEN = [
@@ -140,20 +140,20 @@ GOLDEN = [
 
 @pytest.mark.parametrize("name,op,code,wire", GOLDEN, ids=[g[0] for g in GOLDEN])
 def test_golden(name: str, op: ops.Operation, code: int, wire: bytes) -> None:
-    assert inap.encode_arg(op, ac=AC) == (code, wire)
-    assert inap.decode_arg(code, wire, ac=AC) == op
+    assert inap.CODEC.encode_arg(op, ac=AC) == (code, wire)
+    assert inap.CODEC.decode_arg(code, wire, ac=AC) == op
 
 
 def test_results_errors_and_generic() -> None:
     ri = ops.ReceivedInformation(GenericDigits("12"))
-    assert inap.decode_result(48, inap.encode_result(48, ri)) == ri
+    assert inap.CODEC.decode_result(48, inap.CODEC.encode_result(48, ri)) == ri
     err = ops.OperationError(12, "taskRefused", 0)
-    assert inap.decode_error(*inap.encode_error(err)) == err
+    assert inap.CODEC.decode_error(*inap.CODEC.encode_error(err)) == err
     # ApplyCharging in CS-1 is network specific: generic, lossless.
     t = inap.CODEC.args[35][1]
     wire = inap.CODEC.ber_encode(t, {"aChBillingChargingCharacteristics": b"\x01"})
-    g = inap.decode_arg(35, wire, ac=AC)
-    assert isinstance(g, ops.GenericOperation) and inap.encode_arg(g) == (35, wire)
+    g = inap.CODEC.decode_arg(35, wire, ac=AC)
+    assert isinstance(g, ops.GenericOperation) and inap.CODEC.encode_arg(g) == (35, wire)
 
 
 def test_bad_input() -> None:
@@ -165,7 +165,7 @@ def test_bad_input() -> None:
         (23, b"\xff"),
     ]:
         with pytest.raises(DecodeError) as ei:
-            inap.decode_arg(code, param, ac=AC)
+            inap.CODEC.decode_arg(code, param, ac=AC)
         assert ei.value.layer == "inap"
 
 
@@ -175,14 +175,14 @@ def test_ericsson_cs1plus_capture_decodes() -> None:
     assert comps
     kinds = set()
     for _kind, code, param, ac in comps:
-        op = inap.decode_arg(code, param, ac=ac)
+        op = inap.CODEC.decode_arg(code, param, ac=ac)
         kinds.add(type(op).__name__)
-        assert inap.encode_arg(op, ac=ac)[0] == code
+        assert inap.CODEC.encode_arg(op, ac=ac)[0] == code
     assert {"RequestReportBCSMEvent", "PlayAnnouncement", "GenericOperation"} <= kinds
     # Under the ETSI context the same vendor components are refused, with a DecodeError.
     _k, code, param, _ac = next(c for c in comps if c[1] == 19)
     with pytest.raises(DecodeError):
-        inap.decode_arg(code, param, ac=AC)
+        inap.CODEC.decode_arg(code, param, ac=AC)
 
 
 @pytest.mark.tshark
@@ -190,7 +190,7 @@ def test_wireshark_reads_what_we_encode(tmp_path) -> None:  # type: ignore[no-un
     frames = []
     codes = []
     for _name, op in CASES:
-        code, param = inap.encode_arg(op, ac=AC)
+        code, param = inap.CODEC.encode_arg(op, ac=AC)
         frames.append(
             wrap([invoke(1, code, param)], AC, 241, 241, "begin" if code == 0 else "continue")
         )
@@ -199,7 +199,7 @@ def test_wireshark_reads_what_we_encode(tmp_path) -> None:  # type: ignore[no-un
         wrap(
             [
                 result_last(
-                    1, 48, inap.encode_result(48, ops.ReceivedInformation(GenericDigits("1")))
+                    1, 48, inap.CODEC.encode_result(48, ops.ReceivedInformation(GenericDigits("1")))
                 )
             ],
             None,
@@ -214,5 +214,5 @@ def test_wireshark_reads_what_we_encode(tmp_path) -> None:  # type: ignore[no-un
     # Wireshark 4.0 fills inap.opcode with the CHOICE index; the operation name is in the Info.
     rows = tshark.fields(pcap, ["_ws.col.Info", "inap.serviceKey"])
     for code, row in zip(codes, rows, strict=False):
-        assert inap.OPCODES[code] in row[0], (code, row)
+        assert inap.CODEC.opcode_names[code] in row[0], (code, row)
     assert rows[0][1] == "100"

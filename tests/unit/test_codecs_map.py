@@ -70,16 +70,16 @@ RESULTS: list[tuple[str, int, ops.Operation, tuple[int, ...]]] = [
 
 @pytest.mark.parametrize("name,op,ac,code", ARGS, ids=[a[0] for a in ARGS])
 def test_arg_round_trip(name: str, op: ops.Operation, ac: tuple[int, ...], code: int) -> None:
-    got_code, param = m.encode_arg(op, ac=ac)
+    got_code, param = m.CODEC.encode_arg(op, ac=ac)
     assert got_code == code
-    assert m.decode_arg(code, param, ac=ac) == op
-    assert m.encode_arg(m.decode_arg(code, param, ac=ac), ac=ac) == (code, param)
+    assert m.CODEC.decode_arg(code, param, ac=ac) == op
+    assert m.CODEC.encode_arg(m.CODEC.decode_arg(code, param, ac=ac), ac=ac) == (code, param)
 
 
 @pytest.mark.parametrize("name,code,res,ac", RESULTS, ids=[r[0] for r in RESULTS])
 def test_result_round_trip(name: str, code: int, res: ops.Operation, ac: tuple[int, ...]) -> None:
-    wire = m.encode_result(code, res, ac=ac)
-    assert m.decode_result(code, wire, ac=ac) == res
+    wire = m.CODEC.encode_result(code, res, ac=ac)
+    assert m.CODEC.decode_result(code, wire, ac=ac) == res
 
 
 GOLDEN = [
@@ -105,27 +105,27 @@ GOLDEN = [
 
 @pytest.mark.parametrize("name,op,code,wire", GOLDEN, ids=[g[0] for g in GOLDEN])
 def test_golden(name: str, op: ops.Operation, code: int, wire: bytes) -> None:
-    assert m.encode_arg(op) == (code, wire)
-    assert m.decode_arg(code, wire) == op
+    assert m.CODEC.encode_arg(op) == (code, wire)
+    assert m.CODEC.decode_arg(code, wire) == op
 
 
 def test_empty_results() -> None:
     # AlertServiceCentre v2 has a RESULT with no type: TC-RESULT-L without parameter.
-    assert m.encode_result(64, ops.EmptyResult(), ac=ALERT_V2) is None
+    assert m.CODEC.encode_result(64, ops.EmptyResult(), ac=ALERT_V2) is None
     # NoteMM-EventRes / ReadyForSM-Res are all-OPTIONAL SEQUENCEs, sent as 30 00.
-    assert m.encode_result(89, None, ac=MM_V3) == b"\x30\x00"
-    assert m.encode_result(66, ops.EmptyResult(), ac=MWD_V3) == b"\x30\x00"
-    assert isinstance(m.decode_result(89, b"\x30\x00"), ops.GenericOperation)
-    assert m.decode_result(64, None) == ops.EmptyResult()
+    assert m.CODEC.encode_result(89, None, ac=MM_V3) == b"\x30\x00"
+    assert m.CODEC.encode_result(66, ops.EmptyResult(), ac=MWD_V3) == b"\x30\x00"
+    assert isinstance(m.CODEC.decode_result(89, b"\x30\x00"), ops.GenericOperation)
+    assert m.CODEC.decode_result(64, None) == ops.EmptyResult()
 
 
 def test_absent_subscriber_sm_error() -> None:
     err = ops.OperationError(6, "absentSubscriberSM", ops.AbsentSubscriberSM(1, 2))
-    code, param = m.encode_error(err, ac=GW_V3)
+    code, param = m.CODEC.encode_error(err, ac=GW_V3)
     assert code == 6
-    assert m.decode_error(code, param, ac=GW_V3) == err
-    assert m.decode_error(6, None) == ops.OperationError(6, "absentSubscriberSM")
-    assert m.ERRORS[27] == "absentSubscriber"
+    assert m.CODEC.decode_error(code, param, ac=GW_V3) == err
+    assert m.CODEC.decode_error(6, None) == ops.OperationError(6, "absentSubscriberSM")
+    assert m.CODEC.error_names[27] == "absentSubscriber"
 
 
 def test_ac_negotiation() -> None:
@@ -155,7 +155,7 @@ def test_bad_input() -> None:
         (71, b"\x04\x00"),
     ]:
         with pytest.raises(DecodeError) as ei:
-            m.decode_arg(code, param, ac=GW_V3)
+            m.CODEC.decode_arg(code, param, ac=GW_V3)
         assert ei.value.layer == "map"
 
 
@@ -165,11 +165,11 @@ def test_real_map_captures_decode() -> None:
     for f in sorted(PCAPS.glob("map_*")):
         for kind, code, param, ac in components_from_pcap(f):
             if kind == "invoke":
-                v = m.decode_arg(code, param, ac=ac)
+                v = m.CODEC.decode_arg(code, param, ac=ac)
             elif kind == "result":
-                v = m.decode_result(code, param, ac=ac)
+                v = m.CODEC.decode_result(code, param, ac=ac)
             else:
-                v = m.decode_error(code, param, ac=ac)
+                v = m.CODEC.decode_error(code, param, ac=ac)
             typed.add(type(v).__name__)
             n += 1
     assert n >= 60
@@ -181,7 +181,7 @@ def test_real_map_captures_decode() -> None:
         "GenericOperation",
     } <= typed
     sri = [c for c in components_from_pcap(PCAPS / "map_pcapr_sri-sm_single_m3ua.pcap")][0]
-    op = m.decode_arg(sri[1], sri[2], ac=sri[3])
+    op = m.CODEC.decode_arg(sri[1], sri[2], ac=sri[3])
     assert isinstance(op, ops.SendRoutingInfoForSM)
     assert op.msisdn.digits == "8618903100031" and op.service_centre_address.digits == "8613700006"
 
@@ -191,12 +191,12 @@ def test_wireshark_reads_what_we_encode(tmp_path) -> None:  # type: ignore[no-un
     frames = []
     codes = []
     for _name, op, ac, _c in ARGS:
-        code, param = m.encode_arg(op, ac=ac)
+        code, param = m.CODEC.encode_arg(op, ac=ac)
         frames.append(wrap([invoke(1, code, param)], ac, 8, 6, "begin"))
         codes.append(code)
     for _name, code, res, ac in RESULTS:
         frames.append(
-            wrap([result_last(1, code, m.encode_result(code, res, ac=ac))], ac, 6, 8, "end")
+            wrap([result_last(1, code, m.CODEC.encode_result(code, res, ac=ac))], ac, 6, 8, "end")
         )
         codes.append(code)
     frames.append(
@@ -204,7 +204,7 @@ def test_wireshark_reads_what_we_encode(tmp_path) -> None:  # type: ignore[no-un
             [
                 return_error(
                     1,
-                    *m.encode_error(
+                    *m.CODEC.encode_error(
                         ops.OperationError(6, "absentSubscriberSM", ops.AbsentSubscriberSM(1))
                     ),
                 )
@@ -228,10 +228,10 @@ def test_pycrate_encoded_values_decode_to_typed() -> None:
     """Bytes made by raw pycrate (not by our encoders) decode to the expected typed value."""
     t = m.CODEC.args[64][1]
     t.set_val({"msisdn": MSISDN.encode(), "serviceCentreAddress": SC.encode()})
-    assert m.decode_arg(64, t.to_ber(), ac=ALERT_V2) == ops.AlertServiceCentre(MSISDN, SC)
+    assert m.CODEC.decode_arg(64, t.to_ber(), ac=ALERT_V2) == ops.AlertServiceCentre(MSISDN, SC)
     t = m.CODEC.results[71][1]
     t.set_val({"subscriberInfo": {"subscriberState": ("netDetNotReachable", "imsiDetached")}})
-    assert m.decode_result(71, t.to_ber(), ac=ATI_V3) == ops.AnyTimeInterrogationResult(
+    assert m.CODEC.decode_result(71, t.to_ber(), ac=ATI_V3) == ops.AnyTimeInterrogationResult(
         "netDetNotReachable", 1
     )
     t = m.CODEC.args[89][1]
@@ -243,4 +243,4 @@ def test_pycrate_encoded_values_decode_to_typed() -> None:
             "msisdn": MSISDN.encode(),
         }
     )
-    assert m.decode_arg(89, t.to_ber(), ac=MM_V3) == ops.NoteMMEvent(5, 1, IMSI, MSISDN)
+    assert m.CODEC.decode_arg(89, t.to_ber(), ac=MM_V3) == ops.NoteMMEvent(5, 1, IMSI, MSISDN)

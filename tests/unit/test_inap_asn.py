@@ -23,8 +23,11 @@ import pytest
 import scp.codecs.asn as inap
 from scp.codecs.ber import children, decode_integer, encode_integer, encode_oid, read_tlv, tlv
 from scp.codecs.errors import DecodeError, EncodeError
+from scp.codecs.opcodes import InapErrorCode, InapOpcode, spec_names
 from tests import tshark
 
+OPERATIONS = spec_names(InapOpcode)  # ETS 300 374-1 §6.4, the table the codec uses
+ERRORS = spec_names(InapErrorCode)
 ERICSSON_PCAP = Path("/work/shared/pcaps/real/inap_pcapr_ericsson-cs1plus_xudt-segmented_m2pa.pcap")
 
 # -----------------------------------------------------------------------------------------
@@ -321,7 +324,7 @@ def test_generated_module_matches_the_asn_source() -> None:
 
 def test_importing_the_package_does_not_load_the_generated_module() -> None:
     code = (
-        "import sys, scp.codecs.asn as a; assert a.OPERATIONS[0] == 'initialDP'; "
+        "import sys, scp.codecs.asn as a; assert a.AC_INAP_CS1_SSP_TO_SCP[:4] == (0, 4, 0, 1); "
         "assert 'scp.codecs.asn._inap_gen' not in sys.modules; a.inap_module(); "
         "assert 'scp.codecs.asn._inap_gen' in sys.modules"
     )
@@ -343,17 +346,17 @@ def _compiled_objects(cls_name: str) -> dict[str, Any]:
 
 def test_operation_table_is_the_compiled_one() -> None:
     compiled = {v["operationCode"][1]: n for n, v in _compiled_objects("OPERATION").items()}
-    assert compiled == inap.OPERATIONS
+    assert compiled == OPERATIONS
     in_set = {
         o["operationCode"][1]
         for o in inap.inap_module().Core_INAP_CS1_Operations.Core_INAP_CS1_OperationSet._val.root
     }
-    assert in_set == set(inap.OPERATIONS)
+    assert in_set == set(OPERATIONS)
 
 
 def test_error_table_is_the_compiled_one() -> None:
     compiled = {v["errorCode"][1]: n for n, v in _compiled_objects("ERROR").items()}
-    assert compiled == inap.ERRORS
+    assert compiled == ERRORS
 
 
 def test_argument_result_and_error_types() -> None:
@@ -364,9 +367,9 @@ def test_argument_result_and_error_types() -> None:
     assert inap.inap_error_type(7) is None  # missingParameter has no parameter
     for op in NO_ARGUMENT:
         assert inap.inap_arg_type(op) is None
-    for op in set(inap.OPERATIONS) - {48}:
+    for op in set(OPERATIONS) - {48}:
         assert inap.inap_result_type(op) is None
-    assert set(ARGS) | NO_ARGUMENT == set(inap.OPERATIONS)
+    assert set(ARGS) | NO_ARGUMENT == set(OPERATIONS)
     assert inap.inap_arg_type(99) is None and inap.inap_result_type(99) is None
     assert inap.inap_error_type(99) is None
 
@@ -396,7 +399,7 @@ def test_application_contexts(const: tuple[int, ...], arcs: tuple[int, ...], con
 # -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("opcode", sorted(ARGS), ids=lambda op: inap.OPERATIONS[op])
+@pytest.mark.parametrize("opcode", sorted(ARGS), ids=lambda op: OPERATIONS[op])
 def test_argument_round_trip(opcode: int) -> None:
     t = inap.inap_arg_type(opcode)
     wire = inap.encode_value(t, ARGS[opcode])
@@ -539,7 +542,7 @@ def _frames() -> tuple[list[bytes], list[int]]:
     """One M3UA message per operation (Begin + Invoke), then results and errors (End)."""
     msgs: list[bytes] = []
     opcodes: list[int] = []
-    for i, op in enumerate(sorted(inap.OPERATIONS)):
+    for i, op in enumerate(sorted(OPERATIONS)):
         t = inap.inap_arg_type(op)
         param = inap.encode_value(t, ARGS[op]) if t is not None else None
         ac = inap.AC_INAP_CS1_IP_TO_SCP if op in (16, 47, 48, 49) else inap.AC_INAP_CS1_SSP_TO_SCP
@@ -582,12 +585,12 @@ def test_wireshark_decodes_every_argument(tmp_path: Path) -> None:
         ],
     )
     assert len(rows) == len(msgs)
-    by_op = {op: rows[i] for i, op in enumerate(opcodes) if i < len(inap.OPERATIONS)}
+    by_op = {op: rows[i] for i, op in enumerate(opcodes) if i < len(OPERATIONS)}
     for op, row in zip(opcodes, rows, strict=False):
         # the first code.local is the opcode (later ones: ExtensionField types)
-        assert row[1].split(",")[0] == str(op), (inap.OPERATIONS[op], row)
+        assert row[1].split(",")[0] == str(op), (OPERATIONS[op], row)
         # Wireshark names the operation in the Info column (CS-1 names are its CS-2 names)
-        assert inap.OPERATIONS[op].lower() in row[7].lower(), row[7]
+        assert OPERATIONS[op].lower() in row[7].lower(), row[7]
     assert by_op[0][2] == "100"  # InitialDP serviceKey
     assert by_op[0][3] == "12"  # termAttemptAuthorized
     assert by_op[24][3] == "13"  # ERB tBusy
@@ -599,7 +602,7 @@ def test_wireshark_decodes_every_argument(tmp_path: Path) -> None:
     assert "promptAndCollectUserInformation" in pacui_result[7]
     error_rows = rows[len(opcodes) + 1 :]
     assert [r[1] for r in error_rows] == [str(c) for c in ERROR_PARAMS]  # errcode local
-    assert [r[7].split()[-1] for r in error_rows] == [inap.ERRORS[c] for c in ERROR_PARAMS]
+    assert [r[7].split()[-1] for r in error_rows] == [ERRORS[c] for c in ERROR_PARAMS]
 
 
 # -----------------------------------------------------------------------------------------

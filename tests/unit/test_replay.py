@@ -376,14 +376,14 @@ def test_idp_fast_path_agrees_with_the_cap_codec() -> None:
             imsi=rnd.choice([None, "460001234567890"]),
             called_party_bcd_number=rnd.choice([None, AddressString("8613800138000")]),
         )
-        params.append(cap.encode_arg(idp, ac=(0, 4, 0, 0, 1, 0, 50, 1))[1])  # type: ignore[arg-type]
+        params.append(cap.CODEC.encode_arg(idp, ac=(0, 4, 0, 0, 1, 0, 50, 1))[1])  # type: ignore[arg-type]
     fast = 0
     for p in params:
         quick = idp_summary(p)
         if quick is None:
             continue
         fast += 1
-        assert quick == op_fields(cap.decode_arg(0, p, ac=(0, 4, 0, 0, 1, 0, 50, 1))), p.hex()
+        assert quick == op_fields(cap.CODEC.decode_arg(0, p, ac=(0, 4, 0, 0, 1, 0, 50, 1))), p.hex()
     assert fast >= 200
     # Mutated arguments: the fast path either agrees with the codec or steps aside.
     for _i in range(3000):
@@ -393,7 +393,7 @@ def test_idp_fast_path_agrees_with_the_cap_codec() -> None:
         if quick is None:
             continue
         try:
-            full = op_fields(cap.decode_arg(0, bytes(b), ac=(0, 4, 0, 0, 1, 0, 50, 1)))
+            full = op_fields(cap.CODEC.decode_arg(0, bytes(b), ac=(0, 4, 0, 0, 1, 0, 50, 1)))
         except DecodeError:
             continue  # the ladder shows what it can read; the codec is stricter
         assert quick == full, bytes(b).hex()

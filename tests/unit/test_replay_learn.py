@@ -19,6 +19,7 @@ from scp.codecs import m3ua, ops
 from scp.codecs import sccp as sccp_codec
 from scp.codecs import tcap as tcap_codec
 from scp.codecs.numbers import Cause
+from scp.codecs.opcodec import OperationCodec
 from scp.primitives import Invoke, MtpTransfer, RoutingIndicator, SccpAddress
 from scp.tools.replay.ladder import LadderDecoder, LadderEntry, LearnedProtocols, decode_capture
 
@@ -28,14 +29,14 @@ CAP_V2 = (0, 4, 0, 0, 1, 0, 50, 1)
 MAP_SRI_SM_V3 = (0, 4, 0, 0, 1, 0, 20, 3)
 
 
-def _release(codec: object, ac: tuple[int, ...]) -> Invoke:
-    code, param = codec.encode_arg(ops.ReleaseCall(Cause(16)), ac=ac)  # type: ignore[attr-defined]
+def _release(codec: OperationCodec, ac: tuple[int, ...]) -> Invoke:
+    code, param = codec.encode_arg(ops.ReleaseCall(Cause(16)), ac=ac)
     return Invoke(1, code, param, op_class=2)
 
 
-def _rrbe(codec: object, ac: tuple[int, ...]) -> Invoke:
+def _rrbe(codec: OperationCodec, ac: tuple[int, ...]) -> Invoke:
     arg = ops.RequestReportBCSMEvent((ops.BCSMEvent(13, 0, ops.LegID(2)),))
-    code, param = codec.encode_arg(arg, ac=ac)  # type: ignore[attr-defined]
+    code, param = codec.encode_arg(arg, ac=ac)
     return Invoke(1, code, param, op_class=2)
 
 
@@ -96,9 +97,17 @@ def test_a_subsystem_learned_from_its_dialogues_beats_the_standard_ssn(tmp_path:
                 20,
                 6,
                 12,
-                tcap("begin", otid=b"\x01", ac=INAP_CS1, comps=(_rrbe(inap_codec, INAP_CS1),)),
+                tcap(
+                    "begin", otid=b"\x01", ac=INAP_CS1, comps=(_rrbe(inap_codec.CODEC, INAP_CS1),)
+                ),
             ),
-            (20, 10, 12, 6, tcap("end", dtid=b"\x77", comps=(_release(inap_codec, INAP_CS1),))),
+            (
+                20,
+                10,
+                12,
+                6,
+                tcap("end", dtid=b"\x77", comps=(_release(inap_codec.CODEC, INAP_CS1),)),
+            ),
         ],
     )
     e = entries(p)[2]
@@ -131,16 +140,24 @@ def test_transaction_ids_teach_the_subsystem_of_the_answering_side(tmp_path: Pat
                 20,
                 146,
                 146,
-                tcap("begin", otid=b"\x0a", ac=CAP_V2, comps=(_rrbe(cap_codec, CAP_V2),)),
+                tcap("begin", otid=b"\x0a", ac=CAP_V2, comps=(_rrbe(cap_codec.CODEC, CAP_V2),)),
             ),
             (
                 20,
                 10,
                 146,
                 250,
-                tcap("continue", otid=b"\x0b", dtid=b"\x0a", comps=(_rrbe(cap_codec, CAP_V2),)),
+                tcap(
+                    "continue", otid=b"\x0b", dtid=b"\x0a", comps=(_rrbe(cap_codec.CODEC, CAP_V2),)
+                ),
             ),
-            (31, 32, 251, 250, tcap("end", dtid=b"\x99", comps=(_release(cap_codec, CAP_V2),))),
+            (
+                31,
+                32,
+                251,
+                250,
+                tcap("end", dtid=b"\x99", comps=(_release(cap_codec.CODEC, CAP_V2),)),
+            ),
         ],
     )
     got = entries(p)
@@ -154,7 +171,7 @@ def test_a_subsystem_seen_with_two_protocols_teaches_nothing(tmp_path: Path) -> 
     #   #2 pc 11 ssn 200 -> pc 21 ssn 200  Begin AC MAP shortMsgGateway v3
     #   #3 pc 40 ssn 200 -> pc 41 ssn 200  End, no AC: SSN 200 is ambiguous, pcs 40/41 unknown
     #   #4 pc 20 ssn 200 -> pc 10 ssn 200  End, no AC: pc 10 + ssn 200 saw only CAP
-    end = tcap("end", dtid=b"\x55", comps=(_release(cap_codec, CAP_V2),))
+    end = tcap("end", dtid=b"\x55", comps=(_release(cap_codec.CODEC, CAP_V2),))
     p = write(
         tmp_path / "ambiguous.pcap",
         [
@@ -192,7 +209,13 @@ def test_the_first_pass_runs_only_when_a_message_needs_it(tmp_path: Path) -> Non
         tmp_path / "midcall.pcap",
         [
             (10, 20, 200, 152, tcap("begin", otid=b"\x01", ac=CAP_V2)),
-            (20, 10, 152, 200, tcap("end", dtid=b"\x09", comps=(_release(cap_codec, CAP_V2),))),
+            (
+                20,
+                10,
+                152,
+                200,
+                tcap("end", dtid=b"\x09", comps=(_release(cap_codec.CODEC, CAP_V2),)),
+            ),
         ],
     )
     dec = LadderDecoder()

@@ -177,7 +177,7 @@ def test_an_argument_not_of_its_type_is_refused(tmp_path: Path) -> None:
 
 
 def test_each_protocol_reaches_its_own_decoder(tmp_path: Path) -> None:
-    code, idp = inap.encode_arg(
+    code, idp = inap.CODEC.encode_arg(
         ops.InitialDP(
             service_key=100,
             called_party_number=CalledPartyNumber("8613800138000"),

@@ -3,7 +3,8 @@
 ``inap_cs1.asn`` transcribes clause 6 (6.1 operations, 6.2 errors, 6.3 data types, 6.4 codes,
 6.5 application contexts); ``python -m scp.codecs.asn.regen`` compiles it into
 ``_inap_gen.py``. This module is what ``scp.codecs.inap`` builds on: it names the application
-contexts and maps operation codes and error codes (6.4) to their pycrate types.
+contexts and maps operation codes and error codes (6.4, the table is
+:class:`scp.codecs.opcodes.InapOpcode`) to their pycrate types.
 
 The generated module is imported on first use only (it builds a few hundred pycrate objects),
 so importing ``scp.codecs.asn`` for the constants costs nothing. The pycrate objects returned
@@ -17,7 +18,14 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
-from scp.codecs.ber import BerError, children, is_constructed, read_tlv, tlv
+from scp.codecs.ber import (
+    BerError,
+    children,
+    class_and_number,
+    is_constructed,
+    read_tlv,
+    tlv,
+)
 from scp.codecs.errors import DecodeError, EncodeError
 
 __all__ = [
@@ -25,8 +33,6 @@ __all__ = [
     "AC_INAP_CS1_ASSIST_HANDOFF_SSP_TO_SCP",
     "AC_INAP_CS1_IP_TO_SCP",
     "APPLICATION_CONTEXTS",
-    "OPERATIONS",
-    "ERRORS",
     "inap_module",
     "inap_types",
     "inap_arg_type",
@@ -52,55 +58,6 @@ APPLICATION_CONTEXTS: dict[tuple[int, ...], str] = {
     AC_INAP_CS1_SSP_TO_SCP: "core-INAP-CS1-SSP-to-SCP-AC",
     AC_INAP_CS1_ASSIST_HANDOFF_SSP_TO_SCP: "core-INAP-CS1-assist-handoff-SSP-to-SCP-AC",
     AC_INAP_CS1_IP_TO_SCP: "core-INAP-CS1-IP-to-SCP-AC",
-}
-
-# ETS 300 374-1 §6.4 operation codes (the names are the operation value references of §6.1).
-# tests/unit/test_inap_asn.py checks this table against the compiled object set.
-OPERATIONS: dict[int, str] = {
-    0: "initialDP",
-    16: "assistRequestInstructions",
-    17: "establishTemporaryConnection",
-    18: "disconnectForwardConnection",
-    19: "connectToResource",
-    20: "connect",
-    22: "releaseCall",
-    23: "requestReportBCSMEvent",
-    24: "eventReportBCSM",
-    25: "requestNotificationChargingEvent",
-    26: "eventNotificationCharging",
-    27: "collectInformation",
-    31: "continue",
-    32: "initiateCallAttempt",
-    33: "resetTimer",
-    34: "furnishChargingInformation",
-    35: "applyCharging",
-    36: "applyChargingReport",
-    44: "callInformationReport",
-    45: "callInformationRequest",
-    46: "sendChargingInformation",
-    47: "playAnnouncement",
-    48: "promptAndCollectUserInformation",
-    49: "specializedResourceReport",
-    53: "cancel",
-    55: "activityTest",
-}
-
-# ETS 300 374-1 §6.4 error codes (2 is not assigned in the core set).
-ERRORS: dict[int, str] = {
-    0: "cancelled",
-    1: "cancelFailed",
-    3: "eTCFailed",
-    4: "improperCallerResponse",
-    6: "missingCustomerRecord",
-    7: "missingParameter",
-    8: "parameterOutOfRange",
-    10: "requestedInfoError",
-    11: "systemFailure",
-    12: "taskRefused",
-    13: "unavailableResource",
-    14: "unexpectedComponentSequence",
-    15: "unexpectedDataValue",
-    16: "unexpectedParameter",
 }
 
 
@@ -166,17 +123,6 @@ def inap_error_type(errcode: int) -> Any:
     return _tables()[1].get(errcode)
 
 
-def _tag_id(tag: int) -> tuple[int, int]:
-    """(class, number) of a BER identifier given as ``scp.codecs.ber`` gives it (X.690 §8.1.2)."""
-    octets = tag.to_bytes(max(1, (tag.bit_length() + 7) // 8), "big")
-    number = octets[0] & 0x1F
-    if number == 0x1F:
-        number = 0
-        for b in octets[1:]:
-            number = (number << 7) | (b & 0x7F)
-    return octets[0] >> 6, number
-
-
 def _first_tags(t: Any) -> set[tuple[int, int]]:
     """The tags a value of ``t`` can start with (an untagged CHOICE: any alternative's)."""
     if t._tagc:
@@ -215,7 +161,7 @@ def _prune_at(t: Any, buf: bytes, tag: int, vs: int, ve: int, peel: int, depth: 
         return tlv(tag, _prune_at(t, buf, ktag, kvs, kve, peel - 1, depth + 1))
     kind = t.TYPE
     if kind == "CHOICE":
-        ident = _tag_id(tag)
+        ident = class_and_number(tag)
         for alt in t._cont.values():
             if ident in _first_tags(alt):
                 return _prune(alt, buf, tag, vs, ve, depth + 1)
@@ -227,7 +173,7 @@ def _prune_at(t: Any, buf: bytes, tag: int, vs: int, ve: int, peel: int, depth: 
         comps = list(t._cont.values())
         last = -1
         for ktag, kvs, kve, start in children(buf, vs, ve):
-            ident = _tag_id(ktag)
+            ident = class_and_number(ktag)
             index = next((i for i, c in enumerate(comps) if ident in _first_tags(c)), -1)
             if index >= 0:
                 # X.680 §25: SEQUENCE members come once each, in order (pycrate would

@@ -19,7 +19,8 @@ from typing import Any
 from scp.adapters.capture import SctpPcapWriter
 from scp.codecs import sccp as sccp_codec
 from scp.codecs import tcap as tcap_codec
-from scp.codecs.cap import read_tlv
+from scp.codecs.ber import read_tlv, tlv
+from scp.codecs.opcodes import MapOpcode
 from scp.primitives import (
     SI_SCCP,
     MtpTransfer,
@@ -41,13 +42,6 @@ __all__ = [
 ]
 
 
-def _tlv_head(tag: int, n: int) -> bytes:
-    if n < 0x80:
-        return bytes((tag, n))
-    ln = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(ln))) + ln
-
-
 def rewrite_tids(data: bytes, *, otid: bytes | None = None, dtid: bytes | None = None) -> bytes:
     """The TCAP message with its OrigTransactionID / DestTransactionID replaced.
 
@@ -55,24 +49,24 @@ def rewrite_tids(data: bytes, *, otid: bytes | None = None, dtid: bytes | None =
     dialogue and component portions are copied byte for byte. Raises DecodeError if the
     transaction portion cannot be read.
     """
-    tag, vs, ve, _ = read_tlv(data, 0, "tcap")
+    tag, vs, ve, _ = read_tlv(data, 0, len(data))
     if data[1] == 0x80:
         ve = len(data) - 2  # indefinite outer length: keep the end-of-contents
     body = bytearray()
     pos = vs
     while pos < ve:
-        t, cs, ce, nxt = read_tlv(data, pos, "tcap")
+        t, cs, ce, nxt = read_tlv(data, pos, len(data))
         if t == tcap_codec.TAG_OTID and otid is not None:
-            body += _tlv_head(t, len(otid)) + otid
+            body += tlv(t, otid)
         elif t == tcap_codec.TAG_DTID and dtid is not None:
-            body += _tlv_head(t, len(dtid)) + dtid
+            body += tlv(t, dtid)
         else:
             body += data[pos:nxt]
         if t not in (tcap_codec.TAG_OTID, tcap_codec.TAG_DTID):
             body += data[nxt:ve]
             break
         pos = nxt
-    return _tlv_head(tag, len(body)) + bytes(body)
+    return tlv(tag, bytes(body))
 
 
 def _swap_bcd(digits: str, filler: int) -> bytes:
@@ -179,12 +173,16 @@ Emit = Callable[[str, Any], None]
 """Output sink: ``emit(kind, payload)`` with kind message / warning / dialogue / sms / summary."""
 
 
+# The HLR alerts the SC address (SSN 8), not the gsmSCF: alertServiceCentre v2 and v1.
+_ALERT_SC = (MapOpcode.ALERT_SERVICE_CENTRE, MapOpcode.ALERT_SERVICE_CENTRE_WITHOUT_RESULT)
+
+
 def _our_ssn(cfg: Any, protocol: str | None, e: LadderEntry) -> int:
     ssn = cfg.sccp.ssn
     if protocol == "inap":
         return ssn.inap
     if protocol == "map":
-        if any(o.code in (64, 49) for o in e.ops if o.kind == "invoke"):
+        if any(o.code in _ALERT_SC for o in e.ops if o.kind == "invoke"):
             return ssn.sc
         return ssn.map
     return ssn.cap

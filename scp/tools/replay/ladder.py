@@ -38,6 +38,8 @@ from scp.codecs.numbers import (
     RedirectingNumber,
     decode_tbcd,
 )
+from scp.codecs.opcodec import OperationCodec
+from scp.codecs.opcodes import CapOpcode
 from scp.codecs.ops import EventTypeBCSM
 from scp.primitives import (
     SI_SCCP,
@@ -288,18 +290,18 @@ def op_fields(op: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-_CODECS: dict[str, Any] = {}
+_CODECS: dict[str, OperationCodec] = {}
 
 
-def _codec(protocol: str) -> Any:
-    """The operation codec module of a protocol, imported on first use."""
-    mod = _CODECS.get(protocol)
-    if mod is None:
+def _codec(protocol: str) -> OperationCodec:
+    """The operation codec of a protocol (its module's ``CODEC``), imported on first use."""
+    codec = _CODECS.get(protocol)
+    if codec is None:
         # Deferred: each codec loads pycrate's ASN.1 for its protocol (CAP and MAP most of a
         # second together, INAP its generated module); a capture loads only what it carries.
-        mod = importlib.import_module(f"scp.codecs.{protocol}")
-        _CODECS[protocol] = mod
-    return mod
+        codec = importlib.import_module(f"scp.codecs.{protocol}").CODEC
+        _CODECS[protocol] = codec
+    return codec
 
 
 _AC_PROTOCOL: dict[tuple[int, ...], str | None] = {}
@@ -681,8 +683,8 @@ class LadderDecoder:
 
     def _component(self, c: Any, protocol: str | None, cac: tuple[int, ...] | None) -> OpInfo:
         codec = _codec(protocol) if protocol else None
-        names: dict[Any, str] = getattr(codec, "OPCODES", {}) if codec else {}
-        errors: dict[Any, str] = getattr(codec, "ERRORS", {}) if codec else {}
+        names: dict[Any, str] = codec.opcode_names if codec else {}
+        errors: dict[Any, str] = codec.error_names if codec else {}
         if isinstance(c, Invoke):
             return OpInfo(
                 "invoke",
@@ -710,21 +712,26 @@ class LadderDecoder:
         )
 
     def _fields(
-        self, codec: Any, fn: str, code: Any, parameter: bytes | None, ac: tuple[int, ...] | None
+        self,
+        codec: OperationCodec | None,
+        fn: str,
+        code: Any,
+        parameter: bytes | None,
+        ac: tuple[int, ...] | None,
     ) -> dict[str, Any]:
         if codec is None or not self.with_fields or not isinstance(code, int):
             return {}
         # Switches repeat most arguments byte for byte (RRBE, ERB, Connect to the IVR...):
         # the key fields of an argument already seen are reused (read-only) without pycrate.
-        key = (codec.__name__, fn, code, parameter, ac)
+        key = (codec.layer, fn, code, parameter, ac)
         hit = self._field_cache.get(key)
         if hit is not None:
             return hit
         if (
-            code == 0
+            code == CapOpcode.INITIAL_DP
             and fn == "decode_arg"
             and parameter is not None
-            and codec.__name__ == "scp.codecs.cap"
+            and codec.layer == "cap"
         ):
             quick = idp_summary(parameter)
             if quick is not None:

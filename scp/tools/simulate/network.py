@@ -35,6 +35,7 @@ from scp.codecs.numbers import (
     Cause,
     GenericDigits,
 )
+from scp.codecs.opcodes import CapOpcode, MapErrorCode, MapOpcode
 from scp.config import Config
 from scp.primitives import (
     ApplicationContext,
@@ -75,18 +76,12 @@ SSN_MSC = 146  # gsmSSF and gsmSRF (TS 23.003 §8.1: CAP)
 SSN_HLR = 6
 SSN_VLR = 7
 
-OP_IDP, OP_CONNECT, OP_RELEASE, OP_RRBE, OP_ERB = 0, 20, 22, 23, 24
-OP_CONTINUE, OP_CTR, OP_ETC, OP_DFC, OP_ARI = 31, 19, 17, 18, 16
-OP_PA, OP_PACUI, OP_SRR = 47, 48, 49
-OP_SRI_SM, OP_RSMDS, OP_ASC, OP_NOTE_MM, OP_ATI = 45, 47, 64, 89, 71
-ERR_ABSENT_SUBSCRIBER_SM = 6
-
 CAUSE_USER_BUSY = 17
 CAUSE_ABSENT = 20
 
 
 def _name(protocol: str, code: Any) -> str:
-    table = cap_codec.OPCODES if protocol == "cap" else map_codec.OPCODES
+    table = (cap_codec.CODEC if protocol == "cap" else map_codec.CODEC).opcode_names
     return table.get(code, str(code)) if isinstance(code, int) else str(code)
 
 
@@ -128,34 +123,40 @@ class Simulator:
             if type(c) is not Invoke:
                 continue
             try:
-                arg = map_codec.decode_arg(c.opcode, c.parameter, ac=ac)
+                arg = map_codec.CODEC.decode_arg(c.opcode, c.parameter, ac=ac)
             except DecodeError:
                 arg = None
             self.hlr_log.append(_name("map", c.opcode))
             msisdn = getattr(getattr(arg, "msisdn", None), "digits", None)
             res: Any
-            if c.opcode == OP_SRI_SM:
+            if c.opcode == MapOpcode.SEND_ROUTING_INFO_FOR_SM:
                 if msisdn in self.present:
                     res = ops.RoutingInfoForSM(
                         imsi=self.numbers.imsi, network_node_number=AddressString(self.numbers.msc)
                     )
                     answers.append(
                         ReturnResult(
-                            c.invoke_id, c.opcode, map_codec.encode_result(c.opcode, res, ac=ac)
+                            c.invoke_id,
+                            c.opcode,
+                            map_codec.CODEC.encode_result(c.opcode, res, ac=ac),
                         )
                     )
                 else:
-                    err = ops.OperationError(ERR_ABSENT_SUBSCRIBER_SM, "absentSubscriberSM", None)
-                    code, param = map_codec.encode_error(err, ac=ac)
+                    err = ops.OperationError(
+                        MapErrorCode.ABSENT_SUBSCRIBER_SM,
+                        MapErrorCode.ABSENT_SUBSCRIBER_SM.spec_name,
+                        None,
+                    )
+                    code, param = map_codec.CODEC.encode_error(err, ac=ac)
                     answers.append(ReturnError(c.invoke_id, code, param))
-            elif c.opcode == OP_ATI:
+            elif c.opcode == MapOpcode.ANY_TIME_INTERROGATION:
                 state = "assumedIdle" if msisdn in self.present else "netDetNotReachable"
                 res = ops.AnyTimeInterrogationResult(
                     subscriber_state=state,
                     not_reachable_reason=None if state == "assumedIdle" else 1,
                 )
                 try:
-                    param = map_codec.encode_result(c.opcode, res, ac=ac)
+                    param = map_codec.CODEC.encode_result(c.opcode, res, ac=ac)
                 except EncodeError:
                     param = None
                 answers.append(ReturnResult(c.invoke_id, c.opcode, param))
@@ -173,7 +174,7 @@ class Simulator:
             msisdn=AddressString(msisdn),
             service_centre_address=AddressString(self.cfg.sccp.global_title),
         )
-        code, param = map_codec.encode_arg(arg, ac=MAP_SHORT_MSG_ALERT_V2)
+        code, param = map_codec.CODEC.encode_arg(arg, ac=MAP_SHORT_MSG_ALERT_V2)
         did = self.peer.begin(
             called_ssn=self.cfg.sccp.ssn.sc,
             calling_ssn=SSN_HLR,
@@ -191,7 +192,7 @@ class Simulator:
             imsi=self.numbers.imsi,
             msisdn=AddressString(msisdn),
         )
-        code, param = map_codec.encode_arg(arg, ac=MAP_MM_EVENT_REPORTING_V3)
+        code, param = map_codec.CODEC.encode_arg(arg, ac=MAP_MM_EVENT_REPORTING_V3)
         did = self.peer.begin(
             called_ssn=self.cfg.sccp.ssn.map,
             calling_ssn=SSN_VLR,
@@ -253,7 +254,7 @@ class Simulator:
             imsi=n.imsi if not selfcare else None,
             called_party_bcd_number=None,
         )
-        code, param = cap_codec.encode_arg(idp, ac=self.cap_ac)
+        code, param = cap_codec.CODEC.encode_arg(idp, ac=self.cap_ac)
         did = self.peer.begin(
             called_ssn=self.cfg.sccp.ssn.cap,
             calling_ssn=SSN_MSC,
@@ -303,29 +304,29 @@ class Simulator:
                 if type(c) is not Invoke:
                     continue
                 res.received.append(_name("cap", c.opcode))
-                op = cap_codec.decode_arg(c.opcode, c.parameter, ac=self.cap_ac)
-                if c.opcode == OP_RRBE:
+                op = cap_codec.CODEC.decode_arg(c.opcode, c.parameter, ac=self.cap_ac)
+                if c.opcode == CapOpcode.REQUEST_REPORT_BCSM_EVENT:
                     st.armed |= {e.event_type_bcsm for e in op.bcsm_events}  # type: ignore[attr-defined]
-                elif c.opcode == OP_CONNECT:
+                elif c.opcode == CapOpcode.CONNECT:
                     dra = op.destination_routing_address  # type: ignore[attr-defined]
                     final = f"connect {dra[0].digits if dra else '?'}"
-                elif c.opcode == OP_RELEASE:
+                elif c.opcode == CapOpcode.RELEASE_CALL:
                     final = f"release cause {op.cause.value}"  # type: ignore[attr-defined]
-                elif c.opcode == OP_CONTINUE:
+                elif c.opcode == CapOpcode.CONTINUE:
                     final = final or "continue"
-                elif c.opcode == OP_CTR:
+                elif c.opcode == CapOpcode.CONNECT_TO_RESOURCE:
                     st.on_srf = True
-                elif c.opcode == OP_PA:
+                elif c.opcode == CapOpcode.PLAY_ANNOUNCEMENT:
                     if op.request_announcement_complete:  # type: ignore[attr-defined]
                         reply.append(self._srr())
-                elif c.opcode == OP_PACUI:
+                elif c.opcode == CapOpcode.PROMPT_AND_COLLECT_USER_INFORMATION:
                     reply.append(self._digits_result(c, st))
-                elif c.opcode == OP_ETC:
+                elif c.opcode == CapOpcode.ESTABLISH_TEMPORARY_CONNECTION:
                     corr = op.correlation_id  # type: ignore[attr-defined]
                     assist_task = asyncio.get_running_loop().create_task(
                         self._assist(corr, st, res)
                     )
-                elif c.opcode == OP_DFC:
+                elif c.opcode == CapOpcode.DISCONNECT_FORWARD_CONNECTION:
                     st.on_srf = False
             if isinstance(ind, TcEnd):
                 res.outcome = final or res.outcome or "ended by the SCP"
@@ -377,11 +378,11 @@ class Simulator:
             leg_id=ops.LegID(2 if event != 17 else 1),
             message_type=1 if notify else 0,
         )
-        code, param = cap_codec.encode_arg(erb, ac=self.cap_ac)
+        code, param = cap_codec.CODEC.encode_arg(erb, ac=self.cap_ac)
         return Invoke(self._iid(), code, param, op_class=4)
 
     def _srr(self) -> Invoke:
-        code, param = cap_codec.encode_arg(ops.SpecializedResourceReport(), ac=self.cap_ac)
+        code, param = cap_codec.CODEC.encode_arg(ops.SpecializedResourceReport(), ac=self.cap_ac)
         return Invoke(self._iid(), code, param, op_class=4)
 
     def _digits_result(self, c: Invoke, st: _CallState) -> ReturnResult:
@@ -389,7 +390,7 @@ class Simulator:
         d = st.script.pop(0) if st.script else "0"
         ri = ops.ReceivedInformation(GenericDigits(d))
         return ReturnResult(
-            c.invoke_id, c.opcode, cap_codec.encode_result(c.opcode, ri, ac=self.cap_ac)
+            c.invoke_id, c.opcode, cap_codec.CODEC.encode_result(c.opcode, ri, ac=self.cap_ac)
         )
 
     def _iid(self) -> int:
@@ -403,7 +404,7 @@ class Simulator:
         ari = ops.AssistRequestInstructions(
             correlation_id=corr or GenericDigits("1"), ip_ssp_capabilities=b"\x01"
         )
-        code, param = cap_codec.encode_arg(ari, ac=CAP_V2_ASSIST)
+        code, param = cap_codec.CODEC.encode_arg(ari, ac=CAP_V2_ASSIST)
         did = self.peer.begin(
             called_ssn=self.cfg.sccp.ssn.cap,
             calling_ssn=SSN_MSC,
@@ -420,10 +421,10 @@ class Simulator:
                 if type(c) is not Invoke:
                     continue
                 res.received.append("srf:" + _name("cap", c.opcode))
-                op = cap_codec.decode_arg(c.opcode, c.parameter, ac=CAP_V2_ASSIST)
-                if c.opcode == OP_PA and op.request_announcement_complete:  # type: ignore[attr-defined]
+                op = cap_codec.CODEC.decode_arg(c.opcode, c.parameter, ac=CAP_V2_ASSIST)
+                if c.opcode == CapOpcode.PLAY_ANNOUNCEMENT and op.request_announcement_complete:  # type: ignore[attr-defined]
                     reply.append(self._srr())
-                elif c.opcode == OP_PACUI:
+                elif c.opcode == CapOpcode.PROMPT_AND_COLLECT_USER_INFORMATION:
                     reply.append(self._digits_result(c, st))
             if isinstance(ind, TcEnd):
                 return
