@@ -45,7 +45,7 @@ from scp.service.dialogue import ContinueUser, DialogueUser, Dispatcher
 from scp.service.stats import NodeStats
 from scp.state.migrate import open_migrated_pool
 from scp.web.app import create_app
-from scp.web.context import WebContext
+from scp.web.context import NodeSnapshot, WebContext
 
 log = structlog.get_logger("scp.node")
 
@@ -97,8 +97,11 @@ class Node(AssociationHandler):
         wallclock: Callable[[], float] = time.time,
         capture: str | Path | None = None,
         users: Callable[[Node], list[DialogueUser]] | None = None,
+        stats: NodeStats | None = None,
     ) -> None:
         self.cfg = cfg
+        # the TC boundary is counted here for /metrics (the TC-users count in the same object)
+        self.stats = stats if stats is not None else getattr(users, "stats", None) or NodeStats()
         self.clock = clock
         self.wallclock = wallclock
         self.stack = build_stack(cfg)
@@ -131,6 +134,11 @@ class Node(AssociationHandler):
                 raise ConfigError("m3ua.transport", f"sctp is not usable here: {why}")
             return SctpTransport(**kwargs)  # type: ignore[arg-type,return-value]
         return TcpTransport(**kwargs)  # type: ignore[arg-type]
+
+    @property
+    def association_ids(self) -> list[int]:
+        """The associations up now."""
+        return list(self._peers)
 
     def wall_now(self) -> dt.datetime:
         """The wall clock (``wallclock``) as an aware UTC datetime: the time of business
@@ -224,6 +232,7 @@ class Node(AssociationHandler):
         """Send a TC request from a TC-user that answers later (after an await)."""
         if isinstance(req, (TcEnd, TcUAbort)):
             self.user.release(req.dialogue_id)
+        self.stats.signalling.request(req, self.clock())
         self._guarded("tc request", lambda: self.stack.tc_request(req, self.clock()))
         if type(req) is TcBegin and self.stack.tcap.dialogue_state(req.dialogue_id) is None:
             # TCAP refused to open it (encode error, resource limit): nobody will ever end it.
@@ -260,7 +269,9 @@ class Node(AssociationHandler):
                     if t is Transmit:
                         self._transmit(o)  # type: ignore[arg-type]
                     elif t in TC_TYPES:
+                        self.stats.signalling.indication(o, now)
                         for req in self.user.handle(o):
+                            self.stats.signalling.request(req, now)
                             pending += self.stack.tc_request(req, now)  # type: ignore[arg-type]
                     elif t is CloseAssociation:
                         self.log.warning("closing association", assoc=o.assoc_id, reason=o.reason)  # type: ignore[attr-defined]
@@ -400,6 +411,7 @@ class Services:
                     pool=self.pool,
                     wall_now=self.wall_now,
                     ready_checks={"m3ua": self._m3ua_ready, "smsc": self._smsc_ready},
+                    node_metrics=self.metrics_snapshot,
                 ),
             )
             await self.http.start()
@@ -438,6 +450,30 @@ class Services:
                 name="mo-retry",
             ),
         ]
+
+    async def metrics_snapshot(self) -> NodeSnapshot:
+        """What ``/metrics`` exports, read now: the counters the parts keep, the cores' state
+        and the outbox backlog (one query on the claim index)."""
+        m3ua = self.node.stack.m3ua
+        depth, oldest = await self.outbox.backlog(self.wall_now())
+        core = getattr(self.gateway, "core", None)  # the console sink has no SMPP session
+        sender = self.sender
+        return NodeSnapshot(
+            stats=self.users.stats,
+            asp_states={
+                a: m3ua.asp_state(a).name.lower() for a in sorted(self.node.association_ids)
+            },
+            as_state=m3ua.as_state.name.lower(),
+            sccp_returns=dict(self.node.stack.sccp.returns),
+            smpp=dict(core.stats) if core is not None else {},
+            smpp_window_in_use=core.inflight if core is not None else 0,
+            smpp_window=self.cfg.smpp.window,
+            sms_submitted=sender.submitted if sender is not None else 0,
+            sms_failed=sender.failed if sender is not None else 0,
+            sms_retried=sender.retried if sender is not None else 0,
+            outbox_depth=depth,
+            outbox_oldest_age=oldest,
+        )
 
     async def _m3ua_ready(self) -> tuple[bool, str]:
         active = self.node.stack.m3ua.is_active

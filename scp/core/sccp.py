@@ -26,6 +26,7 @@ the called SSN) and :class:`SccpLog` lines. Nothing here reads a clock or raises
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
@@ -152,6 +153,9 @@ class SccpLayer:
         self._reassembly: dict[Hashable, _Reassembly] = {}
         self._sls = 0  # rolling SLS for class 0 (Q.714 §4.1.2: any SLS will do)
         self._local_reference = 0
+        # messages we could not route, by return cause (Q.713 §3.12), whether returned (UDTS)
+        # or dropped for want of the return option: the metrics export it
+        self.returns: Counter[str] = Counter()
 
     # -- management ------------------------------------------------------------------------
 
@@ -435,6 +439,7 @@ class SccpLayer:
             f"{type(msg).__name__} from OPC {xfer.opc} to {_describe(msg.called)}: "
             f"{cause.name.lower()}{': ' + why if why else ''}"
         )
+        self.returns[cause.name.lower()] += 1
         kind = _RETURN_OF.get(type(msg))
         if kind is None or not msg.return_option:  # type: ignore[union-attr]
             return [SccpLog("drop", detail)]
