@@ -42,6 +42,7 @@ from scp.flows.outbox import OutboxSender, build_outbox, retry_policy
 from scp.flows.presence import MapUser, build_map_user, run_alert_originator
 from scp.primitives import TcBegin, TcEnd, TcPrimitive, TcUAbort
 from scp.service.dialogue import ContinueUser, DialogueUser, Dispatcher
+from scp.service.screening import Screener
 from scp.service.stats import NodeStats
 from scp.state.migrate import open_migrated_pool
 from scp.web.app import create_app
@@ -107,7 +108,10 @@ class Node(AssociationHandler):
         self.stack = build_stack(cfg)
         # TC-users, first match wins on TC-BEGIN (TcUsers for the node with its database);
         # none given, the stack alone (tests, benchmarks) answers InitialDP with Continue.
-        self.user = Dispatcher(users(self) if users is not None else [ContinueUser()])
+        self.screener = Screener(cfg.screening, stats=self.stats.screening)
+        self.user = Dispatcher(
+            users(self) if users is not None else [ContinueUser()], screen=self._screen
+        )
         self.transport = self._build_transport()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -140,6 +144,24 @@ class Node(AssociationHandler):
         """The associations up now."""
         return list(self._peers)
 
+    def _screen(self, begin: TcBegin) -> TcPrimitive | None:
+        """SS7 screening of a TC-BEGIN (``[screening]``): the refusal to send, or None."""
+        s = self.screener.check(
+            begin, opc=self.stack.tcap.peer_pc(begin.dialogue_id), now=self.clock()
+        )
+        if s is None:
+            return None
+        if s.log:
+            self.log.warning(
+                "screening refused",
+                source=s.source,
+                protocol=s.refusal.protocol,
+                operation=s.refusal.operation,
+                reason=s.refusal.reason,
+                not_logged_since=s.suppressed,
+            )
+        return s.answer
+
     def wall_now(self) -> dt.datetime:
         """The wall clock (``wallclock``) as an aware UTC datetime: the time of business
         events (missed calls, presence, SMS) that the TC-users write."""
@@ -148,6 +170,10 @@ class Node(AssociationHandler):
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if open_lists := self.cfg.screening.open_lists():
+            self.log.warning(
+                "screening allows every sender", sections=open_lists, see="README, SS7 screening"
+            )
         await self.transport.start()
         self.log.info(
             "scp node up",

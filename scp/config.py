@@ -468,6 +468,84 @@ class DatabaseConfig:
         _range(self.statement_cache_size, "database.statement_cache_size", 0, 100_000)
 
 
+def parse_pc_range(value: int | str, key: str, max_pc: int) -> tuple[int, int]:
+    """A point code (``200``) or an inclusive range (``"200-299"``) as (low, high)."""
+    if isinstance(value, int):
+        lo = hi = value
+    else:
+        parts = value.split("-")
+        if len(parts) not in (1, 2) or not all(p.strip().isdigit() for p in parts):
+            raise ConfigError(key, f"expected a point code or a range LOW-HIGH, got {value!r}")
+        lo, hi = int(parts[0]), int(parts[-1])
+    if not 0 <= lo <= hi <= max_pc:
+        raise ConfigError(key, f"{value!r}: point codes 0-{max_pc}, low before high")
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class ScreeningList:
+    """Who may send: calling-party GT prefixes and originating point codes (or ranges). An empty
+    list allows anyone; both lists set, a message must match both."""
+
+    allowed_calling_gt: tuple[str, ...] = ()
+    allowed_opc: tuple[int | str, ...] = ()
+
+    def validate_as(self, key: str, max_pc: int) -> None:
+        for i, gt in enumerate(self.allowed_calling_gt):
+            _digits(gt, f"{key}.allowed_calling_gt[{i}]")
+        for i, pc in enumerate(self.allowed_opc):
+            parse_pc_range(pc, f"{key}.allowed_opc[{i}]", max_pc)
+
+    @property
+    def is_open(self) -> bool:
+        return not self.allowed_calling_gt and not self.allowed_opc
+
+
+@dataclass(frozen=True)
+class MapScreening(ScreeningList):
+    """[screening.map]: every MAP dialogue, and per operation: AlertServiceCentre (v1
+    alertServiceCentreWithoutResult too) only from the HLRs, NoteMM-Event only from the VLRs."""
+
+    alert_service_centre: ScreeningList = field(default_factory=ScreeningList)
+    note_mm_event: ScreeningList = field(default_factory=ScreeningList)
+
+    @property
+    def is_open(self) -> bool:
+        return super().is_open and self.alert_service_centre.is_open and self.note_mm_event.is_open
+
+
+@dataclass(frozen=True)
+class ScreeningConfig:
+    """[screening]: SS7 screening of the TC-BEGINs that open dialogues (GSMA FS.11 categories,
+    the SigFW model); a refused one gets TC-U-ABORT and changes nothing. ``log_interval``: at
+    most one log line per source (calling GT, else OPC) per that many seconds."""
+
+    log_interval: float = 60.0
+    map: MapScreening = field(default_factory=MapScreening)
+    cap: ScreeningList = field(default_factory=ScreeningList)
+    inap: ScreeningList = field(default_factory=ScreeningList)
+
+    def validate_pcs(self, max_pc: int) -> None:
+        _range(self.log_interval, "screening.log_interval", 0.1, 86_400)
+        self.map.validate_as("screening.map", max_pc)
+        self.map.alert_service_centre.validate_as("screening.map.alert_service_centre", max_pc)
+        self.map.note_mm_event.validate_as("screening.map.note_mm_event", max_pc)
+        self.cap.validate_as("screening.cap", max_pc)
+        self.inap.validate_as("screening.inap", max_pc)
+
+    def open_lists(self) -> list[str]:
+        """The sections that allow anyone (the start-up warning names them)."""
+        return [
+            name
+            for name, lst in (
+                ("screening.map", self.map),
+                ("screening.cap", self.cap),
+                ("screening.inap", self.inap),
+            )
+            if lst.is_open
+        ]
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole validated configuration."""
@@ -485,6 +563,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     web: WebConfig = field(default_factory=WebConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    screening: ScreeningConfig = field(default_factory=ScreeningConfig)
     source: str = "<defaults>"
 
     def validate(self) -> None:
@@ -494,6 +573,7 @@ class Config:
                 v.validate()
         # a point code of another section must fit the network's format too
         _range(self.sccp.default_dpc, "sccp.default_dpc", 0, self.m3ua.pcf.max_pc)
+        self.screening.validate_pcs(self.m3ua.pcf.max_pc)
 
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:

@@ -321,6 +321,11 @@ class TcapLayer:
         dlg = self._dialogues.get(dialogue_id)
         return dlg.state if dlg else None
 
+    def peer_pc(self, dialogue_id: int) -> int | None:
+        """The point code the dialogue's peer sent from (the MTP OPC of its BEGIN), if known."""
+        dlg = self._dialogues.get(dialogue_id)
+        return dlg.dpc if dlg else None
+
     def open_dialogues(self) -> list[int]:
         """The dialogue IDs still open (e.g. to abort them toward their peers at shutdown)."""
         return list(self._dialogues)
