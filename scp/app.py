@@ -67,6 +67,8 @@ def build_stack(cfg: Config) -> SigtranStack:
             beat_interval=m.beat_interval,
             beat_timeout=m.beat_timeout,
             ack_timeout=m.ack_timeout,
+            max_pc=m.pcf.max_pc,
+            aspup_timeout=m.aspup_timeout,
         ),
         sccp=SccpLayer(
             local_pc=m.local_pc,
@@ -83,6 +85,7 @@ def build_stack(cfg: Config) -> SigtranStack:
             idle_timeout=cfg.tcap.idle_timeout,
             invoke_timeout=cfg.tcap.invoke_timeout,
             max_dialogues=cfg.tcap.max_dialogues,
+            max_dialogues_per_peer=cfg.tcap.max_dialogues_per_peer,
         ),
     )
 
@@ -131,6 +134,7 @@ class Node(AssociationHandler):
             peers=peers,
             reconnect_min=m.reconnect_min,
             reconnect_max=m.reconnect_max,
+            max_connections=m.max_connections,
         )
         if m.transport == "sctp":
             ok, why = sctp_available()

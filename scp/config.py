@@ -93,6 +93,10 @@ class M3uaConfig:
     reconnect_min: float = 1.0
     reconnect_max: float = 30.0
     asp_identifier: int | None = None
+    # server role: connections at once (beyond, a new one is closed at once), and s a new
+    # connection has to send ASP Up before it is closed (0: no limit)
+    max_connections: int = 64
+    aspup_timeout: float = 10.0
 
     def validate(self) -> None:
         if self.role == "server":
@@ -114,6 +118,8 @@ class M3uaConfig:
         _range(self.ack_timeout, "m3ua.ack_timeout", 0.1, 60)
         _range(self.reconnect_min, "m3ua.reconnect_min", 0.01, 3600)
         _range(self.reconnect_max, "m3ua.reconnect_max", self.reconnect_min, 3600)
+        _range(self.max_connections, "m3ua.max_connections", 1, 100_000)
+        _range(self.aspup_timeout, "m3ua.aspup_timeout", 0, 3600)
         if self.asp_identifier is not None:
             _range(self.asp_identifier, "m3ua.asp_identifier", 0, 0xFFFFFFFF)
 
@@ -167,11 +173,15 @@ class TcapConfig:
     idle_timeout: float = 60.0
     invoke_timeout: float = 10.0
     max_dialogues: int = 100_000
+    # dialogues one peer (by OPC) may hold open at once: its share of max_dialogues, so that one
+    # peer cannot lock out the others; beyond it a TC-BEGIN gets an ABORT, resourceLimitation
+    max_dialogues_per_peer: int = 50_000
 
     def validate(self) -> None:
         _range(self.idle_timeout, "tcap.idle_timeout", 0.1, 3600)
         _range(self.invoke_timeout, "tcap.invoke_timeout", 0.1, 1800)
         _range(self.max_dialogues, "tcap.max_dialogues", 1, 10_000_000)
+        _range(self.max_dialogues_per_peer, "tcap.max_dialogues_per_peer", 1, 10_000_000)
 
 
 @dataclass(frozen=True)
