@@ -42,6 +42,7 @@ from scp.flows.outbox import OutboxSender, build_outbox, retry_policy
 from scp.flows.presence import MapUser, build_map_user, run_alert_originator
 from scp.primitives import TcBegin, TcEnd, TcPrimitive, TcUAbort
 from scp.service.dialogue import ContinueUser, DialogueUser, Dispatcher
+from scp.service.overload import Measures, OverloadControl
 from scp.service.screening import Screener
 from scp.service.stats import NodeStats
 from scp.state.migrate import open_migrated_pool
@@ -112,6 +113,7 @@ class Node(AssociationHandler):
         # TC-users, first match wins on TC-BEGIN (TcUsers for the node with its database);
         # none given, the stack alone (tests, benchmarks) answers InitialDP with Continue.
         self.screener = Screener(cfg.screening, stats=self.stats.screening)
+        self.overload = OverloadControl(cfg.overload)
         self.user = Dispatcher(
             users(self) if users is not None else [ContinueUser()], screen=self._screen
         )
@@ -147,6 +149,32 @@ class Node(AssociationHandler):
     def association_ids(self) -> list[int]:
         """The associations up now."""
         return list(self._peers)
+
+    def _outgoing(self, req: TcPrimitive, now: float) -> TcPrimitive:
+        """A TC request on its way to TCAP: counted, and the answer to an InitialDP given a
+        CallGap while the node is overloaded (``[overload]``, scp/service/overload.py)."""
+        sig = self.stats.signalling
+        did = req.dialogue_id
+        ac = sig.ac_of(did)
+        if not sig.request(req, now) or not self.cfg.overload.enabled:
+            return req
+        changed = self.overload.update(
+            Measures(sig.open_dialogues, sig.initial_dp_latency_avg, self.overload.outbox_age)
+        )
+        if changed is not None:
+            self.log.warning(
+                "overload: sending CallGap" if changed else "overload over: CallGap stopped",
+                dialogues=sig.open_dialogues,
+                answer_latency=round(sig.initial_dp_latency_avg, 4),
+                outbox_age=self.overload.outbox_age,
+            )
+        return self.overload.call_gap(
+            req,
+            ac=ac,
+            service_key=self.cfg.service.terminating_service_key,
+            switch=self.stack.tcap.peer_pc(did),
+            now=now,
+        )
 
     def _screen(self, begin: TcBegin) -> TcPrimitive | None:
         """SS7 screening of a TC-BEGIN (``[screening]``): the refusal to send, or None."""
@@ -262,7 +290,7 @@ class Node(AssociationHandler):
         """Send a TC request from a TC-user that answers later (after an await)."""
         if isinstance(req, (TcEnd, TcUAbort)):
             self.user.release(req.dialogue_id)
-        self.stats.signalling.request(req, self.clock())
+        req = self._outgoing(req, self.clock())
         self._guarded("tc request", lambda: self.stack.tc_request(req, self.clock()))
         if type(req) is TcBegin and self.stack.tcap.dialogue_state(req.dialogue_id) is None:
             # TCAP refused to open it (encode error, resource limit): nobody will ever end it.
@@ -301,7 +329,7 @@ class Node(AssociationHandler):
                     elif t in TC_TYPES:
                         self.stats.signalling.indication(o, now)
                         for req in self.user.handle(o):
-                            self.stats.signalling.request(req, now)
+                            req = self._outgoing(req, now)
                             pending += self.stack.tc_request(req, now)  # type: ignore[arg-type]
                     elif t is CloseAssociation:
                         self.log.warning("closing association", assoc=o.assoc_id, reason=o.reason)  # type: ignore[attr-defined]
@@ -472,6 +500,10 @@ class Services:
                 ),
                 name="hlr-alert-originator",
             ),
+            asyncio.create_task(
+                self._keep_running("overload-outbox-age", self._watch_outbox_age),
+                name="overload-outbox-age",
+            ),
             # MO SMS whose command failed stay stored and unhandled: retried with backoff.
             asyncio.create_task(
                 self._keep_running(
@@ -503,7 +535,19 @@ class Services:
             sms_retried=sender.retried if sender is not None else 0,
             outbox_depth=depth,
             outbox_oldest_age=oldest,
+            overloaded=self.node.overload.overloaded,
+            call_gaps_sent=self.node.overload.gaps_sent,
         )
+
+    async def _watch_outbox_age(self) -> None:
+        """``[overload] max_outbox_age``: the outbox age read every ``check_interval``."""
+        cfg = self.cfg.overload
+        if not cfg.max_outbox_age:
+            return
+        while not self._stop.is_set():
+            _depth, self.node.overload.outbox_age = await self.outbox.backlog(self.wall_now())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), cfg.check_interval)
 
     async def _m3ua_ready(self) -> tuple[bool, str]:
         active = self.node.stack.m3ua.is_active

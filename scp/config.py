@@ -557,6 +557,34 @@ class ScreeningConfig:
 
 
 @dataclass(frozen=True)
+class OverloadConfig:
+    """[overload]: above any limit the SCP sends CallGap (CAP v3/v4) to the switches in the
+    answers to new InitialDPs, the IN way of shedding load; below ``resume_ratio`` of every
+    limit it stops (hysteresis). A limit of 0 is not checked; all 0 (the default): off."""
+
+    max_dialogues: int = 0  # dialogues open at the TC-user
+    max_answer_latency: float = 0.0  # s, InitialDP to answer (moving average)
+    max_outbox_age: float = 0.0  # s the oldest due SMS has waited
+    resume_ratio: float = 0.8
+    gap_interval: int = 1000  # ms: the switch lets one call per interval through
+    gap_duration: int = 30  # s the switch gaps for; sent again to a switch after half of it
+    check_interval: float = 5.0  # s between two reads of the outbox age
+
+    def validate(self) -> None:
+        _range(self.max_dialogues, "overload.max_dialogues", 0, 10_000_000)
+        _range(self.max_answer_latency, "overload.max_answer_latency", 0, 60)
+        _range(self.max_outbox_age, "overload.max_outbox_age", 0, 86_400)
+        _range(self.resume_ratio, "overload.resume_ratio", 0.1, 1.0)
+        _range(self.gap_interval, "overload.gap_interval", 0, 60_000)  # Interval, 29.078
+        _range(self.gap_duration, "overload.gap_duration", 1, 86_400)  # Duration
+        _range(self.check_interval, "overload.check_interval", 0.1, 3600)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.max_dialogues or self.max_answer_latency or self.max_outbox_age)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration."""
 
@@ -574,6 +602,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     screening: ScreeningConfig = field(default_factory=ScreeningConfig)
+    overload: OverloadConfig = field(default_factory=OverloadConfig)
     source: str = "<defaults>"
 
     def validate(self) -> None:

@@ -1281,6 +1281,40 @@ def enc_reset_timer(c: OperationCodec, o: ops.ResetTimer, v: int) -> dict[str, A
     return d
 
 
+_CONTROL_TYPES = ("sCPOverloaded", "manuallyInitiated")
+
+
+def dec_call_gap(c: OperationCodec, d: Any, v: int) -> ops.CallGap:
+    crit = d["gapCriteria"]
+    ind = d["gapIndicators"]
+    ctl = d.get("controlType")
+    on_service = crit[0] == "basicGapCriteria" and crit[1][0] == "gapOnService"
+    # other criteria (called address, compound...) are kept as they came, in extra
+    known = ("gapIndicators", "controlType", *(("gapCriteria",) if on_service else ()))
+    return ops.CallGap(
+        crit[1][1]["serviceKey"] if on_service else None,
+        ind["duration"],
+        ind["gapInterval"],
+        None if ctl is None else _CONTROL_TYPES.index(ctl),
+        _rest(d, known),
+    )
+
+
+def enc_call_gap(c: OperationCodec, o: ops.CallGap, v: int) -> dict[str, Any]:
+    if v and v < 3:
+        raise EncodeError(c.layer, "CallGap needs CAP v3 or v4 (CAMEL phase 2 has no call gapping)")
+    d: dict[str, Any] = {
+        "gapCriteria": ("basicGapCriteria", ("gapOnService", {"serviceKey": o.service_key})),
+        "gapIndicators": {"duration": o.duration, "gapInterval": o.gap_interval},
+    }
+    if o.service_key is None and "gapCriteria" not in o.extra:
+        raise EncodeError(c.layer, "CallGap needs service_key or gapCriteria in extra")
+    if o.control_type is not None:
+        d["controlType"] = _CONTROL_TYPES[o.control_type]
+    d.update(o.extra)
+    return d
+
+
 def dec_cancel(c: OperationCodec, d: Any, v: int) -> ops.Cancel:
     k, val = d
     if k == "invokeID":
@@ -1445,6 +1479,11 @@ def cap_version(ac: tuple[int, ...] | None) -> int:
 _TYPED = shared_typed((dec_release_cap, enc_release_cap))
 _TYPED[32] = (ops.InitiateCallAttempt, dec_ica, enc_ica)
 _TYPED[88] = (ops.ContinueWithArgument, dec_cwa, enc_cwa)
+_TYPED[41] = (
+    ops.CallGap,
+    dec_call_gap,
+    enc_call_gap,
+)  # CAP only: ETS 300 374-1 as transcribed lacks it
 
 CODEC = OperationCodec(
     layer="cap",

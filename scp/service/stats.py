@@ -158,12 +158,18 @@ class SignallingStats:
     rejects: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     initial_dp_latency: Histogram = field(default_factory=Histogram)
     event_report_latency: Histogram = field(default_factory=Histogram)
+    # moving average of the InitialDP-to-answer time (s), what [overload] watches
+    initial_dp_latency_avg: float = 0.0
     _ac: dict[int, ApplicationContext | None] = field(default_factory=dict, repr=False)
     _waiting: dict[int, tuple[Histogram, float]] = field(default_factory=dict, repr=False)
 
     @property
     def open_dialogues(self) -> int:
         return len(self._ac)
+
+    def ac_of(self, dialogue_id: int) -> ApplicationContext | None:
+        """The application context of an open dialogue."""
+        return self._ac.get(dialogue_id)
 
     def indication(self, ind: object, now: float) -> None:
         """A TC indication on its way to the TC-user, at ``now`` (monotonic seconds)."""
@@ -197,19 +203,25 @@ class SignallingStats:
         elif t is TcComponentEvent and type(ind.component) is Reject:  # type: ignore[attr-defined]
             self._reject("local", ind.component)  # type: ignore[attr-defined]
 
-    def request(self, req: object, now: float) -> None:
-        """A TC request from a TC-user on its way into TCAP, at ``now``."""
+    def request(self, req: object, now: float) -> bool:
+        """A TC request from a TC-user on its way into TCAP, at ``now``; True when it is the
+        answer to an InitialDP."""
         t = type(req)
         did = getattr(req, "dialogue_id", None)
         if did is None or t not in (TcBegin, TcContinue, TcEnd, TcUAbort):
-            return
+            return False
         if t is TcBegin:
             self._ac[did] = req.application_context  # type: ignore[attr-defined]
             self.dialogues_opened[ac_label(req.application_context), "out"] += 1  # type: ignore[attr-defined]
         waiting = self._waiting.pop(did, None)
+        answers_idp = False
         if waiting is not None:
             histogram, since = waiting
-            histogram.observe(max(0.0, now - since))
+            took = max(0.0, now - since)
+            histogram.observe(took)
+            if histogram is self.initial_dp_latency:
+                answers_idp = True
+                self.initial_dp_latency_avg += (took - self.initial_dp_latency_avg) / 16
         ac = self._ac.get(did)
         for c in getattr(req, "components", ()):
             ct = type(c)
@@ -222,6 +234,7 @@ class SignallingStats:
         elif t is TcUAbort:
             self.aborts["out", _u_abort_cause(req)] += 1  # type: ignore[arg-type]
             self._ended(did, "u_abort_sent")
+        return answers_idp
 
     def _ended(self, did: int, outcome: str) -> None:
         self._waiting.pop(did, None)

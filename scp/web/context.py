@@ -31,6 +31,9 @@ class NodeSnapshot:
     sms_retried: int
     outbox_depth: int
     outbox_oldest_age: float
+    # [overload]: whether the node is shedding load now, and the CallGaps it sent
+    overloaded: bool = False
+    call_gaps_sent: int = 0
 
 
 # A readiness check: name -> callable answering (ready, detail). The node adds its own (M3UA

@@ -187,7 +187,14 @@ def node_families(s: NodeSnapshot) -> list[Metric]:
     )
     for name in AS_STATES:
         as_.add_metric([name], 1.0 if s.as_state == name else 0.0)
-    out += [asp, as_]
+    out += [
+        asp,
+        as_,
+        GaugeMetricFamily(
+            P + "overloaded", "1 while the node sends CallGap ([overload])", float(s.overloaded)
+        ),
+        _counter("call_gaps_sent", "CallGap sent to switches", (), {(): s.call_gaps_sent}),
+    ]
     return out
 
 
