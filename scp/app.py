@@ -18,7 +18,7 @@ import contextlib
 import datetime as dt
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -623,6 +623,17 @@ async def run_node(
         await pool.close()
 
 
+def run_in_loop(cfg: Config, main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` to the end on the event loop ``[node] event_loop`` names."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if cfg.node.event_loop == "uvloop":
+        import uvloop  # deferred: an optional dependency that only this setting needs
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
+
+
 def main_run(
     cfg: Config,
     *,
@@ -631,7 +642,7 @@ def main_run(
 ) -> None:
     """:func:`run_node` until SIGINT/SIGTERM (the process's main loop)."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_node(cfg, capture=capture, on_started=on_started))
+        run_in_loop(cfg, run_node(cfg, capture=capture, on_started=on_started))
 
 
 def build_http_server(cfg: Config, ctx: WebContext) -> HttpServer:
@@ -680,4 +691,4 @@ async def run_web(cfg: Config, *, on_started: Callable[[HttpServer], object] | N
 def main_web(cfg: Config) -> None:
     """:func:`run_web` as the process's main loop."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_web(cfg))
+        run_in_loop(cfg, run_web(cfg))

@@ -11,6 +11,7 @@ and ``MCN_DATABASE_URL`` (read by ``scp.state``; not part of the file).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import ipaddress
 import os
 import tomllib
@@ -65,11 +66,16 @@ class NodeConfig:
 
     name: str = "scp-1"
     worker_id: int = 0
+    # the event loop `mcn-scp run` and `mcn-scp web` use: asyncio's own, or uvloop (libuv;
+    # the optional dependency `pip install mcn-scp[uvloop]`)
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
 
     def validate(self) -> None:
         _range(self.worker_id, "node.worker_id", 0, 255)
         if not self.name:
             raise ConfigError("node.name", "must not be empty")
+        if self.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ConfigError("node.event_loop", "uvloop is not installed (mcn-scp[uvloop])")
 
 
 @dataclass(frozen=True)

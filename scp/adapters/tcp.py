@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -44,8 +44,8 @@ class _M3uaTcpProtocol(asyncio.Protocol):
         self.refused = False  # over [m3ua] max_connections: closed at once, never reported
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport (uvloop's is not an asyncio.Transport subclass, so no isinstance)
+        self.transport = cast(asyncio.Transport, transport)
         owner = self.owner
         if owner.role == "server" and len(owner._conns) >= owner.max_connections:
             self.refused = True
@@ -54,7 +54,7 @@ class _M3uaTcpProtocol(asyncio.Protocol):
                 max_connections=owner.max_connections,
                 peer=str(transport.get_extra_info("peername")),
             )
-            transport.abort()
+            self.transport.abort()
             return
         sock = transport.get_extra_info("socket")
         if sock is not None:
