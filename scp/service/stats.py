@@ -8,8 +8,11 @@ an exporter reports it as a Prometheus counter and a test reads it directly.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from scp.codecs import cap, inap
+from scp.codecs import map as map_codec
 from scp.codecs.appctx import Protocol, lookup
 from scp.primitives import (
     ApplicationContext,
@@ -52,47 +55,14 @@ class CallPathStats:
     requests_failed: int = 0
 
 
-# Operation names by protocol and local opcode (TS 29.078 §6 CAP-operationcodes, Q.1218 §6 for
-# INAP, TS 29.002 §17.5 MAP-Protocol): the operations this SCP sends or is sent. Any other
-# opcode is counted as "other", so a peer cannot grow the label set.
-_OPERATIONS: dict[Protocol, dict[int, str]] = {
-    Protocol.CAP: {
-        0: "initialDP",
-        16: "assistRequestInstructions",
-        17: "establishTemporaryConnection",
-        18: "disconnectForwardConnection",
-        19: "connectToResource",
-        20: "connect",
-        22: "releaseCall",
-        23: "requestReportBCSMEvent",
-        24: "eventReportBCSM",
-        31: "continue",
-        33: "resetTimer",
-        34: "furnishChargingInformation",
-        35: "applyCharging",
-        36: "applyChargingReport",
-        41: "callGap",
-        44: "callInformationReport",
-        45: "callInformationRequest",
-        46: "sendChargingInformation",
-        47: "playAnnouncement",
-        48: "promptAndCollectUserInformation",
-        49: "specializedResourceReport",
-        53: "cancel",
-        55: "activityTest",
-    },
-    Protocol.MAP: {
-        44: "mt-forwardSM",
-        45: "sendRoutingInfoForSM",
-        46: "mo-forwardSM",
-        47: "reportSM-DeliveryStatus",
-        49: "alertServiceCentreWithoutResult",
-        64: "alertServiceCentre",
-        71: "anyTimeInterrogation",
-        89: "noteMM-Event",
-    },
+# Operation names by protocol and local opcode, as the codecs know them (TS 29.078 §6
+# CAP-operationcodes, ETS 300 374-1 §6.4, TS 29.002 §17.5): a finite set, so a peer cannot grow
+# the label set; an opcode none of them knows is counted as "other".
+_OPERATIONS: dict[Protocol, Mapping[int, str]] = {
+    Protocol.CAP: cap.OPCODES,
+    Protocol.INAP: inap.OPCODES,
+    Protocol.MAP: map_codec.OPCODES,
 }
-_OPERATIONS[Protocol.INAP] = _OPERATIONS[Protocol.CAP]  # CAP keeps the CS-1 opcodes it shares
 
 # InitialDP-to-answer and EventReportBCSM-to-answer latency buckets, seconds: the switch's
 # "short" operation timer is 1-10 s (TS 29.078), [database] budget 1 s by default.
@@ -130,7 +100,7 @@ def ac_label(ac: ApplicationContext | None) -> str:
 
 def operation_label(ac: ApplicationContext | None, opcode: object) -> str:
     known = lookup(ac) if ac is not None else None
-    table = _OPERATIONS.get(known.protocol, {}) if known is not None else {}
+    table: Mapping[int, str] = _OPERATIONS[known.protocol] if known is not None else {}
     return table.get(opcode, "other") if isinstance(opcode, int) else "other"
 
 
