@@ -202,10 +202,6 @@ class Node(AssociationHandler):
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if open_lists := self.cfg.screening.open_lists():
-            self.log.warning(
-                "screening allows every sender", sections=open_lists, see="README, SS7 screening"
-            )
         await self.transport.start()
         self.log.info(
             "scp node up",
@@ -459,6 +455,11 @@ class Services:
         return self.node.wall_now()
 
     async def start(self) -> None:
+        if open_lists := self.cfg.screening.open_lists():
+            # the live node only: replay and the simulator build nodes too, and stay quiet
+            self.node.log.warning(
+                "screening allows every sender", sections=open_lists, see="README, SS7 screening"
+            )
         await self.node.start()
         self.gateway.start()
         if self.cfg.web.listen:
