@@ -11,14 +11,20 @@ PostgreSQL (pgserver); this process is the switch (the same cores as the peer of
 
 Phases: saturation (closed loop, ``--concurrency`` flows in flight) gives flows/s; then an open
 loop at half that rate gives p50 / p99 of InitialDP -> answer and EventReportBCSM -> answer;
-then the SCP is restarted under cProfile for a CPU profile of the same flows. Prints one JSON
-object. Target: >= 1,000 flows/s, p99 < 20 ms at 500/s.
+then the SCP is restarted under cProfile for a CPU profile of the same flows. In the same run,
+the same driver saturates a floor server (``--floor``: its own process too) that answers each
+message with fixed bytes, no decoding and no database: the transaction ID the answer must
+carry is copied from a fixed place, the ASP handshake alone goes through a real M3UA layer.
+``scp_vs_floor`` is SCP flows/s divided by floor flows/s: how close the SCP comes to what the
+driver, loopback TCP and the event loop allow. Prints one JSON object. Targets: >= 1,000
+flows/s, p99 < 20 ms at 500/s, scp_vs_floor >= 0.4.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import datetime as dt
 import io
@@ -57,6 +63,8 @@ ASYNC_COMMIT = "--async-commit" in sys.argv
 SUB_BASE = 8613900000000
 
 CONFIG = """
+[node]
+event_loop = "{event_loop}"
 [m3ua]
 listen = "127.0.0.1:{port}"
 beat_interval = 0
@@ -106,6 +114,73 @@ async def _serve(config: str, profile: str | None) -> None:
         if prof:
             prof.disable()
             prof.dump_stats(profile)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# Floor side (separate process): fixed answers
+# --------------------------------------------------------------------------------------------
+
+_TID = b"\xde\xad\xbe\xef"  # where the switch's transaction ID goes in a template
+
+
+def _floor_templates() -> tuple[bytes, bytes]:
+    """M3UA DATA carrying a TC-CONTINUE (AARE accepted, Continue) and a TC-END (Continue)
+    toward the switch, each with ``_TID`` where the switch's transaction ID goes."""
+    from scp.codecs import m3ua, sccp, tcap
+    from scp.primitives import MtpTransfer
+
+    def data(msg: tcap.TcapMessage) -> bytes:
+        udt = sccp.encode(sccp.Udt(MSC, SCP, tcap.encode(msg)))
+        return m3ua.encode_data(MtpTransfer(100, 200, 3, 2, 0, 0, udt), 1)
+
+    comps = (Invoke(1, 31, None, op_class=4),)
+    cont = tcap.TcapMessage(
+        tcap.MessageType.CONTINUE, b"\x00\x00\x00\x01", _TID, tcap.Aare(AC), comps
+    )
+    end = tcap.TcapMessage(tcap.MessageType.END, None, _TID, None, comps)
+    return data(cont), data(end)
+
+
+async def _floor(port: int) -> None:
+    """Answer the driver with fixed bytes: a BEGIN gets the CONTINUE template, anything else
+    in DATA the END template, the switch's otid copied in (found after its tag, 48 04)."""
+    from scp.core.m3ua_asp import M3uaLayer, Transmit
+
+    cont, end = _floor_templates()
+    c_at, e_at = cont.index(_TID), end.index(_TID)
+    c_pre, c_post, e_pre, e_post = cont[:c_at], cont[c_at + 4 :], end[:e_at], end[e_at + 4 :]
+
+    class Floor(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.t: asyncio.Transport = transport  # type: ignore[assignment]
+            self.buf = b""
+            self.asp = M3uaLayer(role="server", local_pc=100, routing_context=1, beat_interval=0)
+            self.asp.association_up(1, 0.0)
+
+        def data_received(self, data: bytes) -> None:
+            buf = self.buf + data
+            out = []
+            while len(buf) >= 8:
+                n = int.from_bytes(buf[4:8], "big")
+                if len(buf) < n:
+                    break
+                m, buf = buf[:n], buf[n:]
+                if m[2:4] != b"\x01\x01":  # the handshake: a real M3UA layer answers
+                    out += [o.data for o in self.asp.receive(1, m, 0.0) if type(o) is Transmit]
+                    continue
+                i = m.find(b"\x48\x04")
+                tid = m[i + 2 : i + 6]
+                if m[i + 6 : i + 8] == b"\x49\x04":  # otid then dtid: a CONTINUE
+                    out.append(e_pre + tid + e_post)
+                else:
+                    out.append(c_pre + tid + c_post)
+            self.buf = buf
+            self.t.write(b"".join(out))
+
+    server = await asyncio.get_running_loop().create_server(Floor, "127.0.0.1", port)
+    print("READY", flush=True)
+    async with server:
+        await server.serve_forever()
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,8 +375,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start_scp(config: Path, dsn: str, profile: str | None = None) -> subprocess.Popen[str]:
+def _start_scp(
+    config: Path, dsn: str, profile: str | None = None, *, floor: int | None = None
+) -> subprocess.Popen[str]:
     cmd = [sys.executable, __file__, "--serve", str(config)]
+    if floor is not None:
+        cmd = [sys.executable, __file__, "--floor", str(floor)]
     if "--no-notify" in sys.argv:
         cmd.append("--no-notify")
     if profile:
@@ -336,11 +415,12 @@ async def _run(args: argparse.Namespace, dsn: str, tmp: Path) -> dict[str, Any]:
     await _provision(dsn)
     port = _free_port()
     config = tmp / "scp.toml"
-    config.write_text(CONFIG.format(port=port))
+    config.write_text(CONFIG.format(port=port, event_loop=args.event_loop))
     out: dict[str, Any] = {
         "bench": "calls",
         "flow": "CAP v2 IDP -> RRBE+Continue; ERB tBusy -> missed call written -> Connect(IVR)",
         "notifications_hook": not args.no_notify,
+        "event_loop": args.event_loop,
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
     }
@@ -372,6 +452,23 @@ async def _run(args: argparse.Namespace, dsn: str, tmp: Path) -> dict[str, Any]:
     finally:
         _stop_scp(proc)
     out["profile"] = _profile_summary(prof)
+    # the floor: the same driver, fixed answers, on its own process
+    floor_port = _free_port()
+    proc = _start_scp(config, dsn, floor=floor_port)
+    try:
+        d = Driver(floor_port)
+        await d.connect()
+        await saturate(d, 1.0, args.concurrency)  # warm-up
+        cpu0 = _cpu_seconds(proc.pid)
+        floor = await saturate(d, args.seconds, args.concurrency)
+        floor["server_cpu_ms_per_flow"] = round(
+            (_cpu_seconds(proc.pid) - cpu0) * 1000 / max(1, floor["flows"]), 3
+        )
+        d.peer.close()
+    finally:
+        _stop_scp(proc)
+    out["floor"] = floor
+    out["scp_vs_floor"] = round(sat["flows_per_s"] / max(floor["flows_per_s"], 1e-9), 3)
     return out
 
 
@@ -421,8 +518,12 @@ def _profile_summary(path: str) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--serve", help="run the SCP with this config (internal)")
+    ap.add_argument("--floor", type=int, help="run the fixed-answer floor on this port (internal)")
     ap.add_argument("--profile", help="with --serve: write a cProfile here on exit")
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument(
+        "--event-loop", choices=("asyncio", "uvloop"), default="asyncio", help="the SCP's loop"
+    )
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument(
         "--no-notify",
@@ -436,7 +537,16 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.serve:
-        asyncio.run(_serve(args.serve, args.profile))
+        from scp.app import run_in_loop
+        from scp.config import load_config
+
+        # the loop [node] event_loop names, as `mcn-scp run` has it
+        run_in_loop(load_config(args.serve), _serve(args.serve, args.profile))
+        return
+    if args.floor:
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+            asyncio.run(_floor(args.floor))
         return
     import warnings
 

@@ -19,7 +19,7 @@ import contextlib
 import datetime as dt
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -55,10 +55,12 @@ from scp.flows.outbox import OutboxSender, build_outbox, retry_policy
 from scp.flows.presence import MapUser, build_map_user, run_alert_originator
 from scp.primitives import TcBegin, TcEnd, TcPrimitive, TcUAbort
 from scp.service.dialogue import ContinueUser, DialogueUser, Dispatcher
+from scp.service.overload import Measures, OverloadControl
+from scp.service.screening import Screener
 from scp.service.stats import NodeStats
 from scp.state.migrate import open_migrated_pool
 from scp.web.app import create_app
-from scp.web.context import WebContext
+from scp.web.context import NodeSnapshot, WebContext
 
 log = structlog.get_logger("scp.node")
 
@@ -79,6 +81,8 @@ def build_stack(cfg: Config) -> SigtranStack:
             beat_interval=m.beat_interval,
             beat_timeout=m.beat_timeout,
             ack_timeout=m.ack_timeout,
+            max_pc=m.pcf.max_pc,
+            aspup_timeout=m.aspup_timeout,
         ),
         sccp=SccpLayer(
             local_pc=m.local_pc,
@@ -95,6 +99,7 @@ def build_stack(cfg: Config) -> SigtranStack:
             idle_timeout=cfg.tcap.idle_timeout,
             invoke_timeout=cfg.tcap.invoke_timeout,
             max_dialogues=cfg.tcap.max_dialogues,
+            max_dialogues_per_peer=cfg.tcap.max_dialogues_per_peer,
         ),
     )
 
@@ -110,14 +115,21 @@ class Node(AssociationHandler):
         wallclock: Callable[[], float] = time.time,
         capture: str | Path | None = None,
         users: Callable[[Node], list[DialogueUser]] | None = None,
+        stats: NodeStats | None = None,
     ) -> None:
         self.cfg = cfg
+        # the TC boundary is counted here for /metrics (the TC-users count in the same object)
+        self.stats = stats if stats is not None else getattr(users, "stats", None) or NodeStats()
         self.clock = clock
         self.wallclock = wallclock
         self.stack = build_stack(cfg)
         # TC-users, first match wins on TC-BEGIN (TcUsers for the node with its database);
         # none given, the stack alone (tests, benchmarks) answers InitialDP with Continue.
-        self.user = Dispatcher(users(self) if users is not None else [ContinueUser()])
+        self.screener = Screener(cfg.screening, stats=self.stats.screening)
+        self.overload = OverloadControl(cfg.overload)
+        self.user = Dispatcher(
+            users(self) if users is not None else [ContinueUser()], screen=self._screen
+        )
         self.transport = self._build_transport()
         self._stopped = asyncio.Event()
         self._peers: dict[int, tuple[tuple[str, int], tuple[str, int]]] = {}
@@ -138,6 +150,7 @@ class Node(AssociationHandler):
             peers=peers,
             reconnect_min=m.reconnect_min,
             reconnect_max=m.reconnect_max,
+            max_connections=m.max_connections,
         )
         if m.transport == "sctp":
             ok, why = sctp_available()
@@ -145,6 +158,55 @@ class Node(AssociationHandler):
                 raise ConfigError("m3ua.transport", f"sctp is not usable here: {why}")
             return SctpTransport(**kwargs)  # type: ignore[arg-type,return-value]
         return TcpTransport(**kwargs)  # type: ignore[arg-type]
+
+    @property
+    def association_ids(self) -> list[int]:
+        """The associations up now."""
+        return list(self._peers)
+
+    def _outgoing(self, req: TcPrimitive, now: float) -> TcPrimitive:
+        """A TC request on its way to TCAP: counted, and the answer to an InitialDP given a
+        CallGap while the node is overloaded (``[overload]``, scp/service/overload.py)."""
+        sig = self.stats.signalling
+        did = req.dialogue_id
+        ac = sig.ac_of(did)
+        if not sig.request(req, now) or not self.cfg.overload.enabled:
+            return req
+        changed = self.overload.update(
+            Measures(sig.open_dialogues, sig.initial_dp_latency_avg, self.overload.outbox_age)
+        )
+        if changed is not None:
+            self.log.warning(
+                "overload: sending CallGap" if changed else "overload over: CallGap stopped",
+                dialogues=sig.open_dialogues,
+                answer_latency=round(sig.initial_dp_latency_avg, 4),
+                outbox_age=self.overload.outbox_age,
+            )
+        return self.overload.call_gap(
+            req,
+            ac=ac,
+            service_key=self.cfg.service.terminating_service_key,
+            switch=self.stack.tcap.peer_pc(did),
+            now=now,
+        )
+
+    def _screen(self, begin: TcBegin) -> TcPrimitive | None:
+        """SS7 screening of a TC-BEGIN (``[screening]``): the refusal to send, or None."""
+        s = self.screener.check(
+            begin, opc=self.stack.tcap.peer_pc(begin.dialogue_id), now=self.clock()
+        )
+        if s is None:
+            return None
+        if s.log:
+            self.log.warning(
+                "screening refused",
+                source=s.source,
+                protocol=s.refusal.protocol,
+                operation=s.refusal.operation,
+                reason=s.refusal.reason,
+                not_logged_since=s.suppressed,
+            )
+        return s.answer
 
     def wall_now(self) -> dt.datetime:
         """The wall clock (``wallclock``) as an aware UTC datetime: the time of business
@@ -239,6 +301,7 @@ class Node(AssociationHandler):
         """Send a TC request from a TC-user that answers later (after an await)."""
         if isinstance(req, (TcEnd, TcUAbort)):
             self.user.release(req.dialogue_id)
+        req = self._outgoing(req, self.clock())
         stack = self.stack
         self.driver.feed(lambda now: stack.tc_request(req, now), "tc request")
         if (
@@ -270,7 +333,10 @@ class Node(AssociationHandler):
                 self._log_output(o)
             case _:  # what remains is a TC indication: mypy checks handle() takes exactly that
                 stack = self.stack
+                now = self.clock()
+                self.stats.signalling.indication(o, now)
                 for req in self.user.handle(o):
+                    req = self._outgoing(req, now)
                     self.driver.feed(partial(_tc_request, stack, req), "tc request")
 
     def _transmit(self, o: Transmit) -> None:
@@ -369,6 +435,11 @@ class Services:
         return self.node.wall_now()
 
     async def start(self) -> None:
+        if open_lists := self.cfg.screening.open_lists():
+            # the live node only: replay and the simulator build nodes too, and stay quiet
+            self.node.log.warning(
+                "screening allows every sender", sections=open_lists, see="README, SS7 screening"
+            )
         await self.node.start()
         self.gateway.start()
         if self.cfg.web.listen:
@@ -379,6 +450,7 @@ class Services:
                     pool=self.pool,
                     wall_now=self.wall_now,
                     ready_checks={"m3ua": self._m3ua_ready, "smsc": self._smsc_ready},
+                    node_metrics=self.metrics_snapshot,
                 ),
             )
             await self.http.start()
@@ -409,6 +481,10 @@ class Services:
                 ),
                 name="hlr-alert-originator",
             ),
+            asyncio.create_task(
+                self._keep_running("overload-outbox-age", self._watch_outbox_age),
+                name="overload-outbox-age",
+            ),
             # MO SMS whose command failed stay stored and unhandled: retried with backoff.
             asyncio.create_task(
                 self._keep_running(
@@ -417,6 +493,42 @@ class Services:
                 name="mo-retry",
             ),
         ]
+
+    async def metrics_snapshot(self) -> NodeSnapshot:
+        """What ``/metrics`` exports, read now: the counters the parts keep, the cores' state
+        and the outbox backlog (one query on the claim index)."""
+        m3ua = self.node.stack.m3ua
+        depth, oldest = await self.outbox.backlog(self.wall_now())
+        core = getattr(self.gateway, "core", None)  # the console sink has no SMPP session
+        sender = self.sender
+        return NodeSnapshot(
+            stats=self.users.stats,
+            asp_states={
+                a: m3ua.asp_state(a).name.lower() for a in sorted(self.node.association_ids)
+            },
+            as_state=m3ua.as_state.name.lower(),
+            sccp_returns=dict(self.node.stack.sccp.returns),
+            smpp=dict(core.stats) if core is not None else {},
+            smpp_window_in_use=core.inflight if core is not None else 0,
+            smpp_window=self.cfg.smpp.window,
+            sms_submitted=sender.submitted if sender is not None else 0,
+            sms_failed=sender.failed if sender is not None else 0,
+            sms_retried=sender.retried if sender is not None else 0,
+            outbox_depth=depth,
+            outbox_oldest_age=oldest,
+            overloaded=self.node.overload.overloaded,
+            call_gaps_sent=self.node.overload.gaps_sent,
+        )
+
+    async def _watch_outbox_age(self) -> None:
+        """``[overload] max_outbox_age``: the outbox age read every ``check_interval``."""
+        cfg = self.cfg.overload
+        if not cfg.max_outbox_age:
+            return
+        while not self._stop.is_set():
+            _depth, self.node.overload.outbox_age = await self.outbox.backlog(self.wall_now())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), cfg.check_interval)
 
     async def _m3ua_ready(self) -> tuple[bool, str]:
         active = self.node.stack.m3ua.is_active
@@ -492,6 +604,17 @@ async def run_node(
         await pool.close()
 
 
+def run_in_loop(cfg: Config, main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` to the end on the event loop ``[node] event_loop`` names."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if cfg.node.event_loop == "uvloop":
+        import uvloop  # deferred: an optional dependency that only this setting needs
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
+
+
 def main_run(
     cfg: Config,
     *,
@@ -500,7 +623,7 @@ def main_run(
 ) -> None:
     """:func:`run_node` until SIGINT/SIGTERM (the process's main loop)."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_node(cfg, capture=capture, on_started=on_started))
+        run_in_loop(cfg, run_node(cfg, capture=capture, on_started=on_started))
 
 
 def build_http_server(cfg: Config, ctx: WebContext) -> HttpServer:
@@ -549,4 +672,4 @@ async def run_web(cfg: Config, *, on_started: Callable[[HttpServer], object] | N
 def main_web(cfg: Config) -> None:
     """:func:`run_web` as the process's main loop."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_web(cfg))
+        run_in_loop(cfg, run_web(cfg))

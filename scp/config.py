@@ -11,6 +11,7 @@ and ``MCN_DATABASE_URL`` (read by ``scp.state``; not part of the file).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import ipaddress
 import os
 import tomllib
@@ -65,11 +66,16 @@ class NodeConfig:
 
     name: str = "scp-1"
     worker_id: int = 0
+    # the event loop `mcn-scp run` and `mcn-scp web` use: asyncio's own, or uvloop (libuv;
+    # the optional dependency `pip install mcn-scp[uvloop]`)
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
 
     def validate(self) -> None:
         _range(self.worker_id, "node.worker_id", 0, 255)
         if not self.name:
             raise ConfigError("node.name", "must not be empty")
+        if self.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ConfigError("node.event_loop", "uvloop is not installed (mcn-scp[uvloop])")
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,10 @@ class M3uaConfig:
     reconnect_min: float = 1.0
     reconnect_max: float = 30.0
     asp_identifier: int | None = None
+    # server role: connections at once (beyond, a new one is closed at once), and s a new
+    # connection has to send ASP Up before it is closed (0: no limit)
+    max_connections: int = 64
+    aspup_timeout: float = 10.0
 
     def validate(self) -> None:
         if self.role == "server":
@@ -114,6 +124,8 @@ class M3uaConfig:
         _range(self.ack_timeout, "m3ua.ack_timeout", 0.1, 60)
         _range(self.reconnect_min, "m3ua.reconnect_min", 0.01, 3600)
         _range(self.reconnect_max, "m3ua.reconnect_max", self.reconnect_min, 3600)
+        _range(self.max_connections, "m3ua.max_connections", 1, 100_000)
+        _range(self.aspup_timeout, "m3ua.aspup_timeout", 0, 3600)
         if self.asp_identifier is not None:
             _range(self.asp_identifier, "m3ua.asp_identifier", 0, 0xFFFFFFFF)
 
@@ -167,11 +179,15 @@ class TcapConfig:
     idle_timeout: float = 60.0
     invoke_timeout: float = 10.0
     max_dialogues: int = 100_000
+    # dialogues one peer (by OPC) may hold open at once: its share of max_dialogues, so that one
+    # peer cannot lock out the others; beyond it a TC-BEGIN gets an ABORT, resourceLimitation
+    max_dialogues_per_peer: int = 50_000
 
     def validate(self) -> None:
         _range(self.idle_timeout, "tcap.idle_timeout", 0.1, 3600)
         _range(self.invoke_timeout, "tcap.invoke_timeout", 0.1, 1800)
         _range(self.max_dialogues, "tcap.max_dialogues", 1, 10_000_000)
+        _range(self.max_dialogues_per_peer, "tcap.max_dialogues_per_peer", 1, 10_000_000)
 
 
 @dataclass(frozen=True)
@@ -468,6 +484,112 @@ class DatabaseConfig:
         _range(self.statement_cache_size, "database.statement_cache_size", 0, 100_000)
 
 
+def parse_pc_range(value: int | str, key: str, max_pc: int) -> tuple[int, int]:
+    """A point code (``200``) or an inclusive range (``"200-299"``) as (low, high)."""
+    if isinstance(value, int):
+        lo = hi = value
+    else:
+        parts = value.split("-")
+        if len(parts) not in (1, 2) or not all(p.strip().isdigit() for p in parts):
+            raise ConfigError(key, f"expected a point code or a range LOW-HIGH, got {value!r}")
+        lo, hi = int(parts[0]), int(parts[-1])
+    if not 0 <= lo <= hi <= max_pc:
+        raise ConfigError(key, f"{value!r}: point codes 0-{max_pc}, low before high")
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class ScreeningList:
+    """Who may send: calling-party GT prefixes and originating point codes (or ranges). An empty
+    list allows anyone; both lists set, a message must match both."""
+
+    allowed_calling_gt: tuple[str, ...] = ()
+    allowed_opc: tuple[int | str, ...] = ()
+
+    def validate_as(self, key: str, max_pc: int) -> None:
+        for i, gt in enumerate(self.allowed_calling_gt):
+            _digits(gt, f"{key}.allowed_calling_gt[{i}]")
+        for i, pc in enumerate(self.allowed_opc):
+            parse_pc_range(pc, f"{key}.allowed_opc[{i}]", max_pc)
+
+    @property
+    def is_open(self) -> bool:
+        return not self.allowed_calling_gt and not self.allowed_opc
+
+
+@dataclass(frozen=True)
+class MapScreening(ScreeningList):
+    """[screening.map]: every MAP dialogue, and per operation: AlertServiceCentre (v1
+    alertServiceCentreWithoutResult too) only from the HLRs, NoteMM-Event only from the VLRs."""
+
+    alert_service_centre: ScreeningList = field(default_factory=ScreeningList)
+    note_mm_event: ScreeningList = field(default_factory=ScreeningList)
+
+    @property
+    def is_open(self) -> bool:
+        return super().is_open and self.alert_service_centre.is_open and self.note_mm_event.is_open
+
+
+@dataclass(frozen=True)
+class ScreeningConfig:
+    """[screening]: SS7 screening of the TC-BEGINs that open dialogues (GSMA FS.11 categories,
+    the SigFW model); a refused one gets TC-U-ABORT and changes nothing. ``log_interval``: at
+    most one log line per source (calling GT, else OPC) per that many seconds."""
+
+    log_interval: float = 60.0
+    map: MapScreening = field(default_factory=MapScreening)
+    cap: ScreeningList = field(default_factory=ScreeningList)
+    inap: ScreeningList = field(default_factory=ScreeningList)
+
+    def validate_pcs(self, max_pc: int) -> None:
+        _range(self.log_interval, "screening.log_interval", 0.1, 86_400)
+        self.map.validate_as("screening.map", max_pc)
+        self.map.alert_service_centre.validate_as("screening.map.alert_service_centre", max_pc)
+        self.map.note_mm_event.validate_as("screening.map.note_mm_event", max_pc)
+        self.cap.validate_as("screening.cap", max_pc)
+        self.inap.validate_as("screening.inap", max_pc)
+
+    def open_lists(self) -> list[str]:
+        """The sections that allow anyone (the start-up warning names them)."""
+        return [
+            name
+            for name, lst in (
+                ("screening.map", self.map),
+                ("screening.cap", self.cap),
+                ("screening.inap", self.inap),
+            )
+            if lst.is_open
+        ]
+
+
+@dataclass(frozen=True)
+class OverloadConfig:
+    """[overload]: above any limit the SCP sends CallGap (CAP v3/v4) to the switches in the
+    answers to new InitialDPs, the IN way of shedding load; below ``resume_ratio`` of every
+    limit it stops (hysteresis). A limit of 0 is not checked; all 0 (the default): off."""
+
+    max_dialogues: int = 0  # dialogues open at the TC-user
+    max_answer_latency: float = 0.0  # s, InitialDP to answer (moving average)
+    max_outbox_age: float = 0.0  # s the oldest due SMS has waited
+    resume_ratio: float = 0.8
+    gap_interval: int = 1000  # ms: the switch lets one call per interval through
+    gap_duration: int = 30  # s the switch gaps for; sent again to a switch after half of it
+    check_interval: float = 5.0  # s between two reads of the outbox age
+
+    def validate(self) -> None:
+        _range(self.max_dialogues, "overload.max_dialogues", 0, 10_000_000)
+        _range(self.max_answer_latency, "overload.max_answer_latency", 0, 60)
+        _range(self.max_outbox_age, "overload.max_outbox_age", 0, 86_400)
+        _range(self.resume_ratio, "overload.resume_ratio", 0.1, 1.0)
+        _range(self.gap_interval, "overload.gap_interval", 0, 60_000)  # Interval, 29.078
+        _range(self.gap_duration, "overload.gap_duration", 1, 86_400)  # Duration
+        _range(self.check_interval, "overload.check_interval", 0.1, 3600)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.max_dialogues or self.max_answer_latency or self.max_outbox_age)
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole validated configuration."""
@@ -485,6 +607,8 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     web: WebConfig = field(default_factory=WebConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    screening: ScreeningConfig = field(default_factory=ScreeningConfig)
+    overload: OverloadConfig = field(default_factory=OverloadConfig)
     source: str = "<defaults>"
 
     def validate(self) -> None:
@@ -494,6 +618,7 @@ class Config:
                 v.validate()
         # a point code of another section must fit the network's format too
         _range(self.sccp.default_dpc, "sccp.default_dpc", 0, self.m3ua.pcf.max_pc)
+        self.screening.validate_pcs(self.m3ua.pcf.max_pc)
 
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:

@@ -153,10 +153,38 @@ def _message_type(protocol: str) -> Any:
     if protocol == "cap":
         from pycrate_asn1dir import TCAP_CAP
 
-        return TCAP_CAP.TCAP_CAP_Messages.TCAP_CAP_Message
+        message = TCAP_CAP.TCAP_CAP_Messages.TCAP_CAP_Message
+        _add_call_gap(TCAP_CAP, message)
+        return message
     from pycrate_asn1dir import TCAP_RAW
 
     return TCAP_RAW.TCAP_Messages.TCAP_Message
+
+
+def _add_call_gap(module: Any, message_type: Any) -> None:
+    """Put CallGap (opcode 41, CallGapArg) in the invoke table of ``TCAP-CAP-Message``.
+
+    TS 29.078 (CAP v3 and v4) has the gsmSCF send CallGap to the gsmSSF in the generic
+    contract (pycrate has it in ``SsfToScfGenericReturnable``), but pycrate's
+    ``AllCAPInvokable``, from which the message's open types are looked up, leaves it out: the
+    oracle would refuse every CallGap as "not a value of its type". The operation object is
+    pycrate's own, so its argument type (CallGapArg) is pycrate's.
+    """
+    argument = (
+        message_type._cont["end"]
+        ._cont["components"]
+        ._cont._cont["basicROS"]
+        ._cont["invoke"]
+        ._cont["argument"]
+    )
+    tab = argument._const_tab  # one table, shared by the four message types
+    code = ("local", 41)
+    if code in tab._lut:
+        return
+    generic = module.CAP_gsmSSF_gsmSCF_pkgs_contracts_acs.SsfToScfGenericReturnable._val.root
+    (call_gap,) = (o for o in generic if o.get("operationCode") == code)
+    tab._val.root.append(call_gap)
+    tab._lut[code] = ("U", call_gap)  # the decoder's index by operation code (unique)
 
 
 def cap_phase(ac: tuple[int, ...] | None) -> int | None:

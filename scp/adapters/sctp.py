@@ -23,9 +23,17 @@ from typing import Any
 
 import structlog
 
-from scp.adapters.transport import AssociationHandler, Backoff, keep_connected, new_assoc_id
+from scp.adapters.transport import (
+    ACCEPT_RESOURCE_ERRORS,
+    AssociationHandler,
+    Backoff,
+    RationedLog,
+    keep_connected,
+    new_assoc_id,
+)
 
 log = structlog.get_logger("scp.sctp")
+ACCEPT_RETRY_DELAY = 1.0  # s before accepting again after the descriptors ran out
 
 PPID_M3UA = 3
 OUT_STREAMS = 17  # stream 0 for management + 16 data streams chosen by SLS
@@ -191,8 +199,11 @@ class SctpTransport:
         reconnect_min: float = 1.0,
         reconnect_max: float = 30.0,
         socket_factory: Callable[[], Any] = pysctp_socket_factory,
+        max_connections: int = 64,
     ) -> None:
         self.handler = handler
+        self.max_connections = max_connections
+        self.rationed = RationedLog(log)
         self.role = role
         self.listen_addr = listen
         self.peers = peers
@@ -231,9 +242,28 @@ class SctpTransport:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
-            log.warning("sctp accept failed", error=str(e))
+            self.rationed.warning("m3ua accept failed", error=str(e))
+            if e.errno in ACCEPT_RESOURCE_ERRORS:
+                # the listener stays readable while descriptors are exhausted: without a pause
+                # the loop would spin on it (asyncio's own servers wait a second too)
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(self._listener.fileno())
+                loop.call_later(ACCEPT_RETRY_DELAY, self._resume_accept)
+            return
+        if len(self._assocs) >= self.max_connections:
+            self.rationed.warning(
+                "m3ua connection refused: max_connections reached",
+                max_connections=self.max_connections,
+                peer=str(addr),
+            )
+            with contextlib.suppress(OSError):
+                conn.close()
             return
         SctpAssociation(self, conn, tuple(addr[:2])).open()
+
+    def _resume_accept(self) -> None:
+        if self._listener is not None and not self._stopping:
+            asyncio.get_running_loop().add_reader(self._listener.fileno(), self._on_accept)
 
     async def _keep_connected(self, peer: tuple[str, int]) -> None:
         loop = asyncio.get_running_loop()

@@ -40,7 +40,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import IO, TYPE_CHECKING, Any, Protocol, assert_never
+from typing import IO, TYPE_CHECKING, Any, Protocol, assert_never, cast
 
 import structlog
 
@@ -136,8 +136,8 @@ class _Link(asyncio.Protocol):
         self._gateway = gateway
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._gateway._connected(transport)
+        # a stream transport (uvloop's is not an asyncio.Transport subclass, so no isinstance)
+        self._gateway._connected(cast(asyncio.Transport, transport))
 
     def data_received(self, data: bytes) -> None:
         self._gateway._received(data)

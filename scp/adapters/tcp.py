@@ -12,10 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from typing import Any, cast
 
 import structlog
 
-from scp.adapters.transport import AssociationHandler, Backoff, keep_connected, new_assoc_id
+from scp.adapters.transport import (
+    ACCEPT_RESOURCE_ERRORS,
+    AssociationHandler,
+    Backoff,
+    RationedLog,
+    keep_connected,
+    new_assoc_id,
+)
 from scp.core.m3ua_framing import M3uaFramingError, M3uaStreamReader
 
 log = structlog.get_logger("scp.tcp")
@@ -33,10 +41,21 @@ class _M3uaTcpProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.on_lost = on_lost
         self.closing_reason = "peer closed"
+        self.refused = False  # over [m3ua] max_connections: closed at once, never reported
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport (uvloop's is not an asyncio.Transport subclass, so no isinstance)
+        self.transport = cast(asyncio.Transport, transport)
+        owner = self.owner
+        if owner.role == "server" and len(owner._conns) >= owner.max_connections:
+            self.refused = True
+            owner.rationed.warning(
+                "m3ua connection refused: max_connections reached",
+                max_connections=owner.max_connections,
+                peer=str(transport.get_extra_info("peername")),
+            )
+            self.transport.abort()
+            return
         sock = transport.get_extra_info("socket")
         if sock is not None:
             # Signalling is latency-bound: never wait for Nagle to fill a segment.
@@ -48,6 +67,8 @@ class _M3uaTcpProtocol(asyncio.Protocol):
         self.owner.handler.association_up(self.assoc_id, peer, local)
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
         try:
             messages = self.reader.feed(data)
         except M3uaFramingError as e:
@@ -62,6 +83,8 @@ class _M3uaTcpProtocol(asyncio.Protocol):
             handler.association_data(self.assoc_id, m, 0)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.refused:
+            return
         self.owner._conns.pop(self.assoc_id, None)
         reason = self.closing_reason if exc is None else f"{self.closing_reason}: {exc}"
         self.owner.handler.association_down(self.assoc_id, reason)
@@ -81,8 +104,12 @@ class TcpTransport:
         peers: tuple[tuple[str, int], ...] = (),
         reconnect_min: float = 1.0,
         reconnect_max: float = 30.0,
+        max_connections: int = 64,
     ) -> None:
         self.handler = handler
+        self.max_connections = max_connections
+        self.rationed = RationedLog(log)
+        self._loop_handler: Any = None
         self.role = role
         self.listen_addr = listen
         self.peers = peers
@@ -107,6 +134,10 @@ class TcpTransport:
             self._server = await loop.create_server(
                 lambda: _M3uaTcpProtocol(self), host, port, reuse_address=True
             )
+            # asyncio reports accept() out of descriptors through the loop's exception handler,
+            # with a traceback, at every retry: rationed to one line per interval here
+            self._loop_handler = loop.get_exception_handler()
+            loop.set_exception_handler(self._on_loop_exception)
             log.info("m3ua tcp listening", addresses=self.listening)
         else:
             for peer in self.peers:
@@ -128,6 +159,16 @@ class TcpTransport:
             log=log,
             transport="tcp",
         )
+
+    def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in ACCEPT_RESOURCE_ERRORS:
+            self.rationed.warning("m3ua accept failed: out of resources", error=str(exc))
+            return
+        if self._loop_handler is not None:
+            self._loop_handler(loop, context)
+        else:
+            loop.default_exception_handler(context)
 
     def send(self, assoc_id: int, stream: int, data: bytes) -> bool:
         conn = self._conns.get(assoc_id)
@@ -162,5 +203,8 @@ class TcpTransport:
                 conn.transport.close()
         if self._server is not None:
             await self._server.wait_closed()
+            loop = asyncio.get_running_loop()
+            if loop.get_exception_handler() == self._on_loop_exception:
+                loop.set_exception_handler(self._loop_handler)
         # Let connection_lost callbacks run so every association is reported down.
         await asyncio.sleep(0)

@@ -8,6 +8,7 @@ IDs are small integers the adapter allocates, unique for the life of the process
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -15,11 +16,39 @@ from typing import Any, Protocol
 _assoc_ids = itertools.count(1)
 
 STABLE_ASSOCIATION = 10.0  # s an association must last before the reconnect backoff starts over
+# s between two log lines of one repeated accept-side condition (descriptors exhausted, the
+# connection limit reached): a flood of connections must not become a flood of log lines
+ACCEPT_LOG_INTERVAL = 60.0
 
 
 def new_assoc_id() -> int:
     """A process-wide unique association ID (TCP and SCTP share the space)."""
     return next(_assoc_ids)
+
+
+class RationedLog:
+    """Logs a repeated condition at most once per ``interval`` seconds (the event loop's clock),
+    each line saying how many occurrences were not logged since the last one."""
+
+    def __init__(self, logger: Any, interval: float = ACCEPT_LOG_INTERVAL) -> None:
+        self.logger = logger
+        self.interval = interval
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def warning(self, event: str, **fields: Any) -> bool:
+        """Log ``event`` unless it was logged within the interval; True if it was logged now."""
+        now = asyncio.get_running_loop().time()
+        last = self._last.get(event)
+        if last is not None and now - last[0] < self.interval:
+            self._last[event] = (last[0], last[1] + 1)
+            return False
+        self._last[event] = (now, 0)
+        self.logger.warning(event, not_logged_since=last[1] if last else 0, **fields)
+        return True
+
+
+# errno values with which accept() says the process or the system is out of resources
+ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 class AssociationHandler(Protocol):

@@ -399,6 +399,19 @@ class ResetTimer(Operation):
 
 
 @dataclass(frozen=True, slots=True)
+class CallGap(Operation):
+    """CallGap (TS 29.078 §8.4, CAP v3/v4; Q.1218 §6 in INAP): the SSF lets at most one call
+    per ``gap_interval`` ms through to the SCF for the calls of ``service_key`` (gapOnService),
+    for ``duration`` s; ``control_type`` 0 sCPOverloaded, 1 manuallyInitiated."""
+
+    service_key: int | None  # None: other gapCriteria, kept in ``extra``
+    duration: int
+    gap_interval: int
+    control_type: int | None = 0
+    extra: Extra = field(default_factory=_extra)
+
+
+@dataclass(frozen=True, slots=True)
 class Cancel(Operation):
     """Cancel an invoke (``invoke_id``) or all pending requests."""
 

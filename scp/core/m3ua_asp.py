@@ -277,6 +277,8 @@ class _Asp:
     pending: MessageType | None = None  # client: the ASPSM/ASPTM request awaiting its Ack
     retries: int = 0
     beat_data: bytes | None = None  # our outstanding BEAT
+    last_rx: float = 0.0  # when the peer last sent anything: BEAT only once it has gone quiet
+    learned: int = 0  # point codes whose answers this association carries (bounded)
     unavailable: list[AffectedPointCode] = field(default_factory=list)  # DUNA'd destinations
 
 
@@ -296,6 +298,9 @@ class M3uaLayer:
         beat_timeout: float = 10.0,
         ack_timeout: float = 2.0,
         recovery_timeout: float = 2.0,
+        max_pc: int = 0xFFFFFF,
+        aspup_timeout: float = 0.0,
+        max_pcs_per_association: int = 64,
     ) -> None:
         if role not in ("client", "server"):
             raise ValueError(f"role must be 'client' or 'server', not {role!r}")
@@ -312,10 +317,17 @@ class M3uaLayer:
         self.beat_timeout = beat_timeout
         self.ack_timeout = ack_timeout
         self.recovery_timeout = recovery_timeout
+        # DATA from an OPC above this (the network's point-code format) is refused
+        self.max_pc = max_pc
+        # server role: close an association whose peer sends no ASP Up within this (0: never)
+        self.aspup_timeout = aspup_timeout
+        self.max_pcs_per_association = max_pcs_per_association
         self._asps: dict[int, _Asp] = {}
-        # Point codes seen as OPC of DATA, per association: answers to a switch go back over an
-        # association that reaches it, not to whichever ASP the SLS picks (several switches,
-        # with different point codes, may be ASPs of our AS at once).
+        # Point code -> the associations its answers go back over: answers to a switch go back
+        # over an association that reaches it, not to whichever ASP the SLS picks (several
+        # switches, with different point codes, may be ASPs of our AS at once). A point code
+        # belongs to the association it was first seen on while that one stays up: a peer that
+        # sends one DATA with another's OPC learns nothing and steals no answers.
         self._reaches: dict[int, set[int]] = {}
         self._timers = Timers()
         self._as_state = AsState.DOWN
@@ -354,10 +366,12 @@ class M3uaLayer:
         out: list[M3uaOutput] = []
         if assoc_id in self._asps:
             out += self._drop_asp(assoc_id, now)
-        asp = _Asp(assoc_id)
+        asp = _Asp(assoc_id, last_rx=now)
         self._asps[assoc_id] = asp
         if self.beat_interval > 0:
             self._timers.start(("beat", assoc_id), now, self.beat_interval)
+        if self.role == "server" and self.aspup_timeout > 0:
+            self._timers.start(("aspup", assoc_id), now, self.aspup_timeout)
         if self.role == "client" and not self._stopping:
             self._client_request(asp, _MT.ASPUP, now, out)
         return out
@@ -373,6 +387,7 @@ class M3uaLayer:
         asp = self._asps.get(assoc_id)
         if asp is None:
             return [Dropped("message on an unknown association", f"assoc={assoc_id}")]
+        asp.last_rx = now
         out: list[M3uaOutput] = []
         try:
             if data[2:4] == b"\x01\x01":  # DATA: the hot path skips the generic decoder
@@ -452,11 +467,17 @@ class M3uaLayer:
             )
             return
         opc = d.xfer.opc
-        routes = self._reaches.get(opc)
-        if routes is None:
+        if opc > self.max_pc or opc == self.local_pc:
+            out += self._error(
+                asp,
+                data,
+                ErrorCode.INVALID_PARAMETER_VALUE,
+                f"OPC {opc} is {'ours' if opc == self.local_pc else 'out of range'}",
+            )
+            return
+        if opc not in self._reaches and asp.learned < self.max_pcs_per_association:
             self._reaches[opc] = {asp.assoc_id}
-        elif asp.assoc_id not in routes:
-            routes.add(asp.assoc_id)
+            asp.learned += 1
         out.append(Deliver(d.xfer))
 
     # -- ASPSM / ASPTM, server role (§4.3.4) ---------------------------------------------------
@@ -476,6 +497,7 @@ class M3uaLayer:
         self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
         was_active = asp.state is AspState.ACTIVE
+        self._timers.cancel(("aspup", asp.assoc_id))
         if msg.asp_identifier is not None:
             asp.asp_identifier = msg.asp_identifier
         self._send(asp, make(_MT.ASPUP_ACK, asp_identifier=self.asp_identifier), out)
@@ -662,6 +684,11 @@ class M3uaLayer:
     def _on_beat_timer(self, assoc_id: int, now: float, out: list[M3uaOutput]) -> None:
         asp = self._asps.get(assoc_id)
         if asp is None:
+            return
+        quiet_since = asp.last_rx
+        if now - quiet_since < self.beat_interval:
+            # traffic proves the peer alive: BEAT only an idle association (README)
+            self._timers.start(("beat", assoc_id), now, quiet_since + self.beat_interval - now)
             return
         self._beat_seq = (self._beat_seq + 1) & 0xFFFFFFFF
         asp.beat_data = struct.pack("!II", assoc_id & 0xFFFFFFFF, self._beat_seq)
@@ -940,6 +967,13 @@ class M3uaLayer:
                 self._on_ack_timer(name[1], now, out)
             elif kind == "T_r":
                 self._update_as(now, out, recovery_expired=True)
+            elif kind == "aspup":
+                asp = self._asps.get(name[1])
+                if asp is not None and asp.state is AspState.DOWN:
+                    out.append(
+                        CloseAssociation(name[1], f"no ASP Up within {self.aspup_timeout} s")
+                    )
+                    out += self._drop_asp(name[1], now)
         return out
 
     def _drop_asp(self, assoc_id: int, now: float) -> list[M3uaOutput]:
@@ -955,6 +989,7 @@ class M3uaLayer:
             ("beat", assoc_id),
             ("beat_ack", assoc_id),
             ("ack", assoc_id),
+            ("aspup", assoc_id),
         )
         for n in names:
             self._timers.cancel(n)

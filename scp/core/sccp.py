@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
@@ -195,6 +196,9 @@ class SccpLayer:
         self._reassembly: dict[Hashable, _Reassembly] = {}
         self._sls = 0  # rolling SLS for class 0 (Q.714 §4.1.2: any SLS will do)
         self._local_reference = 0
+        # messages we could not route, by return cause (Q.713 §3.12), whether returned (UDTS)
+        # or dropped for want of the return option: the metrics export it
+        self.returns: Counter[str] = Counter()
 
     # -- management ------------------------------------------------------------------------
 
@@ -503,6 +507,7 @@ class SccpLayer:
             f"{type(msg).__name__} from OPC {xfer.opc} to {_describe(msg.called)}: "
             f"{cause.name.lower()}{': ' + why if why else ''}"
         )
+        self.returns[cause.name.lower()] += 1
         kind = _RETURN_OF.get(type(msg))
         if kind is None or not msg.return_option:  # type: ignore[union-attr]
             return [SccpLog("drop", detail)]

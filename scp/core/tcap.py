@@ -321,6 +321,7 @@ class TcapLayer:
         idle_timeout: float = 60.0,
         invoke_timeout: float = 10.0,
         max_dialogues: int = 100_000,
+        max_dialogues_per_peer: int | None = None,
     ) -> None:
         if not 0 <= worker_id <= 0xFF:
             raise ValueError("worker_id must fit the first octet of a transaction ID (0..255)")
@@ -328,6 +329,11 @@ class TcapLayer:
         self.idle_timeout = idle_timeout
         self.invoke_timeout = invoke_timeout
         self.max_dialogues = max_dialogues
+        # the share of max_dialogues one peer (by OPC) may hold open at once, so that one peer
+        # cannot take the whole table from the others (None: no share, the global limit alone)
+        self.max_dialogues_per_peer = max_dialogues_per_peer
+        self._opened_by: dict[int, int] = {}  # dialogue the peer opened -> its OPC
+        self._per_peer: dict[int, int] = {}  # OPC -> dialogues it opened still open
         self._dialogues: dict[int, _Dialogue] = {}
         self._timers = FifoTimers()
         self._seq = 0
@@ -342,6 +348,11 @@ class TcapLayer:
         """The state of the transaction; idle when there is none (Q.774 Annex A)."""
         dlg = self._dialogues.get(dialogue_id)
         return dlg.state if dlg else _IDLE
+
+    def peer_pc(self, dialogue_id: int) -> int | None:
+        """The point code the dialogue's peer sent from (the MTP OPC of its BEGIN), if known."""
+        dlg = self._dialogues.get(dialogue_id)
+        return dlg.dpc if dlg else None
 
     def open_dialogues(self) -> list[int]:
         """The dialogue IDs still open (e.g. to abort them toward their peers at shutdown)."""
@@ -543,6 +554,17 @@ class TcapLayer:
                     "resource_limitation", f"{len(self._dialogues)} dialogues open", None, otid
                 ),
             ]
+        share = self.max_dialogues_per_peer
+        if share is not None and ind.opc is not None and self._per_peer.get(ind.opc, 0) >= share:
+            return [
+                self._p_abort_to(ind, otid, PAbortCause.RESOURCE_LIMITATION),
+                TcapLog(
+                    "resource_limitation",
+                    f"OPC {ind.opc} holds {share} dialogues, its share",
+                    None,
+                    otid,
+                ),
+            ]
         pdu = msg.dialogue
         if pdu is not None and type(pdu) is not Aarq:
             # Only an AARQ may open a dialogue (Q.774 §3.2.2.1): abort, provider side.
@@ -593,6 +615,9 @@ class TcapLayer:
         dlg.sls = ind.sequence_control  # answers keep the peer's in-sequence stream
         dlg.state = _IR
         self._dialogues[did] = dlg
+        if ind.opc is not None:
+            self._opened_by[did] = ind.opc
+            self._per_peer[ind.opc] = self._per_peer.get(ind.opc, 0) + 1
         self._timers.start(("idle", did), now, self.idle_timeout)
         comps, events, rejects = self._components_in(dlg, msg, now)
         dlg.pending.extend(rejects)  # sent with the TC-user's first answer
@@ -1092,6 +1117,13 @@ class TcapLayer:
     def _free(self, dlg: _Dialogue) -> None:
         if self._dialogues.pop(dlg.did, None) is None:
             return
+        opc = self._opened_by.pop(dlg.did, None)
+        if opc is not None:
+            left = self._per_peer[opc] - 1
+            if left:
+                self._per_peer[opc] = left
+            else:
+                del self._per_peer[opc]
         self._timers.cancel(("idle", dlg.did))
         for iid in dlg.invokes:
             self._timers.cancel(("inv", dlg.did, iid))

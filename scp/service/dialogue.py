@@ -73,8 +73,15 @@ _ENDING = (TcEnd, TcUAbort, TcPAbort)
 class Dispatcher:
     """Owns the dialogue -> user map; refuses contexts no user serves."""
 
-    def __init__(self, users: list[DialogueUser]) -> None:
+    def __init__(
+        self,
+        users: list[DialogueUser],
+        *,
+        screen: Callable[[TcBegin], TcPrimitive | None] | None = None,
+    ) -> None:
         self.users = users
+        # SS7 screening (scp.service.screening): a TC-BEGIN it answers reaches no user
+        self.screen = screen
         self._owner: dict[int, DialogueUser] = {}
 
     def bind(self, dialogue_id: int, user: DialogueUser) -> None:
@@ -94,6 +101,8 @@ class Dispatcher:
         AARE), anything else to the owner of its dialogue."""
         did = ind.dialogue_id
         if type(ind) is TcBegin:
+            if self.screen is not None and (refused := self.screen(ind)) is not None:
+                return [refused]
             for candidate in self.users:
                 if candidate.accepts(ind):
                     self._owner[did] = candidate

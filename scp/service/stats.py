@@ -8,9 +8,24 @@ an exporter reports it as a Prometheus counter and a test reads it directly.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["CallPathStats", "NodeStats"]
+from scp.codecs.appctx import Protocol, lookup
+from scp.codecs.opcodes import CapOpcode, InapOpcode, MapOpcode, spec_names
+from scp.primitives import (
+    ApplicationContext,
+    Invoke,
+    Reject,
+    TcBegin,
+    TcComponentEvent,
+    TcContinue,
+    TcEnd,
+    TcPAbort,
+    TcUAbort,
+)
+
+__all__ = ["CallPathStats", "Histogram", "NodeStats", "ScreeningStats", "SignallingStats"]
 
 
 @dataclass
@@ -39,8 +54,182 @@ class CallPathStats:
     requests_failed: int = 0
 
 
+# Operation names by protocol and local opcode, as the codecs know them (TS 29.078 §6
+# CAP-operationcodes, ETS 300 374-1 §6.4, TS 29.002 §17.5): a finite set, so a peer cannot grow
+# the label set; an opcode none of them knows is counted as "other".
+_OPERATIONS: dict[Protocol, Mapping[int, str]] = {
+    Protocol.CAP: spec_names(CapOpcode),
+    Protocol.INAP: spec_names(InapOpcode),
+    Protocol.MAP: spec_names(MapOpcode),
+}
+
+# InitialDP-to-answer and EventReportBCSM-to-answer latency buckets, seconds: the switch's
+# "short" operation timer is 1-10 s (TS 29.078), [database] budget 1 s by default.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass
+class Histogram:
+    """Cumulative-bucket histogram in the Prometheus model: ``counts[i]`` observations were
+    at most ``bounds[i]``; ``count`` and ``total`` over all of them."""
+
+    bounds: tuple[float, ...] = LATENCY_BUCKETS
+    counts: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
+    count: int = 0
+    total: float = 0.0
+
+    def observe(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        for i, bound in enumerate(self.bounds):
+            if value <= bound:
+                self.counts[i] += 1
+
+
+def ac_label(ac: ApplicationContext | None) -> str:
+    """The metric label of an application context: its name when we know it, else "other"."""
+    known = lookup(ac) if ac is not None else None
+    if known is None:
+        return "other"
+    # MAP context names carry no version (TS 29.002 §17.3.3); CAP and INAP names do
+    return f"{known.name}-v{known.version}" if known.protocol is Protocol.MAP else known.name
+
+
+def operation_label(ac: ApplicationContext | None, opcode: object) -> str:
+    known = lookup(ac) if ac is not None else None
+    table: Mapping[int, str] = _OPERATIONS[known.protocol] if known is not None else {}
+    return table.get(opcode, "other") if isinstance(opcode, int) else "other"
+
+
+@dataclass
+class SignallingStats:
+    """The TC boundary of the node (:class:`scp.app.Node` feeds every TC primitive that crosses
+    it): dialogues by application context and outcome, operations in and out, aborts and
+    rejects by cause, and the time from an InitialDP or EventReportBCSM to the SCP's answer.
+
+    Outcomes: ``end`` (we ended it), ``end_received``, ``u_abort_sent``, ``u_abort_received``,
+    ``p_abort``. Per-dialogue state lives only while the dialogue is open (TCAP bounds that by
+    ``[tcap] max_dialogues``) and goes with its ending primitive.
+    """
+
+    # (application context, direction in|out) -> dialogues opened
+    dialogues_opened: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # (application context, outcome) -> dialogues ended
+    dialogues_ended: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # (application context, operation) -> invokes received / sent
+    operations_in: Counter[tuple[str, str]] = field(default_factory=Counter)
+    operations_out: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # (direction, cause) -> TC-U-ABORT / TC-P-ABORT; cause: P-AbortCause or the AARE diagnostic
+    aborts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # (direction, problem type, problem code) -> Reject components
+    rejects: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+    initial_dp_latency: Histogram = field(default_factory=Histogram)
+    event_report_latency: Histogram = field(default_factory=Histogram)
+    # moving average of the InitialDP-to-answer time (s), what [overload] watches
+    initial_dp_latency_avg: float = 0.0
+    _ac: dict[int, ApplicationContext | None] = field(default_factory=dict, repr=False)
+    _waiting: dict[int, tuple[Histogram, float]] = field(default_factory=dict, repr=False)
+
+    @property
+    def open_dialogues(self) -> int:
+        return len(self._ac)
+
+    def ac_of(self, dialogue_id: int) -> ApplicationContext | None:
+        """The application context of an open dialogue."""
+        return self._ac.get(dialogue_id)
+
+    def indication(self, ind: object, now: float) -> None:
+        """A TC indication on its way to the TC-user, at ``now`` (monotonic seconds)."""
+        t = type(ind)
+        if t is TcBegin or t is TcContinue:
+            did = ind.dialogue_id  # type: ignore[attr-defined]
+            if t is TcBegin:
+                self._ac[did] = ind.application_context  # type: ignore[attr-defined]
+                self.dialogues_opened[ac_label(ind.application_context), "in"] += 1  # type: ignore[attr-defined]
+            ac = self._ac.get(did)
+            for c in ind.components:  # type: ignore[attr-defined]
+                ct = type(c)
+                if ct is Invoke:
+                    self.operations_in[ac_label(ac), operation_label(ac, c.opcode)] += 1
+                    if c.opcode == CapOpcode.INITIAL_DP:
+                        self._waiting[did] = (self.initial_dp_latency, now)
+                    elif c.opcode == CapOpcode.EVENT_REPORT_BCSM:
+                        # timed to the SCP's next request in the dialogue (Connect, Continue,
+                        # ReleaseCall...); a notify-mode report the switch ends is not timed
+                        self._waiting.setdefault(did, (self.event_report_latency, now))
+                elif ct is Reject:
+                    self._reject("in", c)
+        elif t is TcEnd:
+            self._ended(ind.dialogue_id, "end_received")  # type: ignore[attr-defined]
+        elif t is TcUAbort:
+            self.aborts["in", _u_abort_cause(ind)] += 1  # type: ignore[arg-type]
+            self._ended(ind.dialogue_id, "u_abort_received")  # type: ignore[attr-defined]
+        elif t is TcPAbort:
+            self.aborts["in", ind.cause.name.lower()] += 1  # type: ignore[attr-defined]
+            self._ended(ind.dialogue_id, "p_abort")  # type: ignore[attr-defined]
+        elif t is TcComponentEvent and type(ind.component) is Reject:  # type: ignore[attr-defined]
+            self._reject("local", ind.component)  # type: ignore[attr-defined]
+
+    def request(self, req: object, now: float) -> bool:
+        """A TC request from a TC-user on its way into TCAP, at ``now``; True when it is the
+        answer to an InitialDP."""
+        t = type(req)
+        did = getattr(req, "dialogue_id", None)
+        if did is None or t not in (TcBegin, TcContinue, TcEnd, TcUAbort):
+            return False
+        if t is TcBegin:
+            self._ac[did] = req.application_context  # type: ignore[attr-defined]
+            self.dialogues_opened[ac_label(req.application_context), "out"] += 1  # type: ignore[attr-defined]
+        waiting = self._waiting.pop(did, None)
+        answers_idp = False
+        if waiting is not None:
+            histogram, since = waiting
+            took = max(0.0, now - since)
+            histogram.observe(took)
+            if histogram is self.initial_dp_latency:
+                answers_idp = True
+                self.initial_dp_latency_avg += (took - self.initial_dp_latency_avg) / 16
+        ac = self._ac.get(did)
+        for c in getattr(req, "components", ()):
+            ct = type(c)
+            if ct is Invoke:
+                self.operations_out[ac_label(ac), operation_label(ac, c.opcode)] += 1
+            elif ct is Reject:
+                self._reject("out", c)
+        if t is TcEnd:
+            self._ended(did, "end")
+        elif t is TcUAbort:
+            self.aborts["out", _u_abort_cause(req)] += 1  # type: ignore[arg-type]
+            self._ended(did, "u_abort_sent")
+        return answers_idp
+
+    def _ended(self, did: int, outcome: str) -> None:
+        self._waiting.pop(did, None)
+        if did in self._ac:
+            self.dialogues_ended[ac_label(self._ac.pop(did)), outcome] += 1
+
+    def _reject(self, direction: str, r: Reject) -> None:
+        self.rejects[direction, r.problem_type.name.lower(), r.problem_code] += 1
+
+
+def _u_abort_cause(a: TcUAbort) -> str:
+    if a.diagnostic is not None:
+        return a.diagnostic.name.lower()
+    return "user" if a.result is None else a.result.name.lower()
+
+
+@dataclass
+class ScreeningStats:
+    """SS7 screening (:mod:`scp.service.screening`): messages refused, by protocol and reason."""
+
+    # (protocol, operation, reason) -> refused TC-BEGINs
+    refused: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+
 @dataclass
 class NodeStats:
     """Every counter of one node process, by the part of the node that keeps it."""
 
     calls: CallPathStats = field(default_factory=CallPathStats)
+    signalling: SignallingStats = field(default_factory=SignallingStats)
+    screening: ScreeningStats = field(default_factory=ScreeningStats)

@@ -284,6 +284,18 @@ class PgOutbox:
             )
         return int(sms_id)
 
+    async def backlog(self, now: datetime) -> tuple[int, float]:
+        """The outbox's depth (rows queued or being sent) and how long, in seconds at ``now``,
+        the longest-waiting due row has been due (0 when none is due). Both read the claim
+        index alone (``sms_outbox_claim_idx``): cheap enough for every metrics scrape."""
+        row = await self.pool.fetchrow(
+            "SELECT count(*) AS depth, min(next_attempt_at) AS oldest FROM sms_outbox"
+            " WHERE status IN ('queued', 'sending')"
+        )
+        oldest = row["oldest"]
+        age = (now - oldest).total_seconds() if oldest is not None and oldest <= now else 0.0
+        return int(row["depth"]), age
+
     # -- claiming ------------------------------------------------------------------------------
 
     async def claim(self, limit: int, now: datetime) -> list[OutboundSms]:

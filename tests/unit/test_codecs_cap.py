@@ -357,7 +357,7 @@ def test_results_and_errors() -> None:
 def test_unknown_and_generic_are_lossless() -> None:
     g = cap.CODEC.decode_arg(200, b"\x04\x01\x00")
     assert isinstance(g, ops.GenericOperation) and cap.CODEC.encode_arg(g) == (200, b"\x04\x01\x00")
-    # callGap (41) is known to the ASN.1 but not typed: value decoded, bytes kept.
+    # callGap (41) is typed for gapOnService only: other criteria are kept, bytes and all.
     t = cap.CODEC.args[41][1]
     t.set_val(
         {
@@ -367,7 +367,8 @@ def test_unknown_and_generic_are_lossless() -> None:
     )
     wire = t.to_ber()
     g = cap.CODEC.decode_arg(41, wire)
-    assert isinstance(g, ops.GenericOperation) and g.name == "callGap" and g.value
+    assert isinstance(g, ops.CallGap) and g.service_key is None and "gapCriteria" in g.extra
+    assert g.control_type is None
     assert cap.CODEC.encode_arg(g)[1] == wire
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
+from scp.app import run_in_loop
 from scp.config import DEFAULT_CONFIG, ConfigError, load_config, parse_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,3 +93,18 @@ def test_env_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     f.write_text("[node]\nname = 'scp-9'\n")
     monkeypatch.setenv("MCN_CONFIG", str(f))
     assert load_config().node.name == "scp-9"
+
+
+def test_event_loop_uvloop_runs_the_node_on_uvloop() -> None:
+    """[node] event_loop: the loop run_in_loop (mcn-scp run, mcn-scp web) gives the node."""
+    seen: list[str] = []
+
+    async def main() -> None:
+        seen.append(type(asyncio.get_running_loop()).__module__)
+
+    for name in ("asyncio", "uvloop"):
+        run_in_loop(parse_config(f'[node]\nevent_loop = "{name}"'), main())
+    assert seen[0].startswith("asyncio") and seen[1].startswith("uvloop"), seen
+    with pytest.raises(ConfigError) as e:
+        parse_config('[node]\nevent_loop = "tokio"')
+    assert e.value.key == "node.event_loop"

@@ -562,3 +562,74 @@ def test_association_loss(nets: list[Net]) -> None:
     assert net.clients[1].next_deadline() is None
     net.connect(1)  # reconnect: the handshake runs again
     assert net.clients[1].asp_state(1) is AspState.ACTIVE
+
+
+# -- found when probed from outside ----------------------------------------------------------
+
+
+def test_a_foreign_opc_steals_no_answers(nets: list[Net]) -> None:
+    """The switch (PC 201) is on association 1. A peer on association 2 sends one DATA with
+    OPC 201: it is delivered (screening is SCCP/TCAP's business) but the answers meant for
+    201 keep leaving over association 1, whatever their SLS."""
+    net = active(nets, 2)
+    net.run(1, net.clients[1].send_transfer(xfer(sls=0, opc=201, dpc=100), net.now))
+    net.run(2, net.clients[2].send_transfer(xfer(sls=1, opc=201, dpc=100), net.now))
+    assert sum(isinstance(e, Deliver) for e in net.events[SERVER]) == 2
+    for sls in range(16):
+        (o,) = net.server.send_transfer(xfer(sls=sls, opc=100, dpc=201), net.now)
+        assert isinstance(o, Transmit) and o.assoc_id == 1
+    # the owner's association goes: the point code is free again, the next sender owns it
+    net.disconnect(1)
+    net.run(2, net.clients[2].send_transfer(xfer(sls=0, opc=201, dpc=100), net.now))
+    (o,) = net.server.send_transfer(xfer(sls=3, opc=100, dpc=201), net.now)
+    assert isinstance(o, Transmit) and o.assoc_id == 2
+
+
+@pytest.mark.parametrize(("opc", "why"), [(16384, "out of range"), (100, "ours")])
+def test_an_opc_out_of_range_or_ours_is_refused(nets: list[Net], opc: int, why: str) -> None:
+    net = active(nets, 1, server={"max_pc": 0x3FFF})
+    data = M.encode_data(xfer(opc=opc, dpc=100), 1)
+    outs = net.inject(SERVER, 1, data)
+    assert not any(isinstance(o, Deliver) for o in outs)
+    (err,) = errs(outs)
+    assert err.error_code == ErrorCode.INVALID_PARAMETER_VALUE
+    assert any(isinstance(o, Dropped) and why in o.detail for o in outs)
+    assert opc not in net.server._reaches
+
+
+def test_point_codes_learned_per_association_are_bounded(nets: list[Net]) -> None:
+    net = active(nets, 1, server={"max_pcs_per_association": 8})
+    for opc in range(300, 400):
+        net.run(1, net.clients[1].send_transfer(xfer(opc=opc, dpc=100), net.now))
+    assert sum(isinstance(e, Deliver) for e in net.events[SERVER]) == 100  # all delivered
+    assert len(net.server._reaches) == 8
+    net.disconnect(1)
+    assert net.server._reaches == {}
+
+
+def test_a_connection_that_never_brings_an_asp_up_is_closed(nets: list[Net]) -> None:
+    net = make_net(nets, 2, server={"aspup_timeout": 5.0})
+    net.connected.add(1)
+    net.run(SERVER, net.server.association_up(1, net.now))  # client 1 stays silent
+    net.connect(2)  # client 2 sends ASP Up at once
+    net.advance(4.9)
+    assert not any(isinstance(e, CloseAssociation) for e in net.events[SERVER])
+    net.advance(0.1)
+    closes = [e for e in net.events[SERVER] if isinstance(e, CloseAssociation)]
+    assert closes == [CloseAssociation(1, "no ASP Up within 5.0 s")]
+    assert net.server.asp_state(2) is AspState.ACTIVE
+    assert net.server.next_deadline() is None  # nothing left armed for association 1
+
+
+def test_beat_only_on_an_idle_association(nets: list[Net]) -> None:
+    """README: BEAT every beat_interval on an association that has been quiet that long;
+    traffic proves the peer alive."""
+    net = active(nets, 1, server={"beat_interval": 10.0, "beat_timeout": 5.0})
+    for _ in range(10):  # DATA every 3 s for 30 s
+        net.advance(3.0)
+        net.run(1, net.clients[1].send_transfer(xfer(opc=201, dpc=100), net.now))
+    assert "BEAT" not in net.names(SERVER)
+    net.advance(9.9)
+    assert "BEAT" not in net.names(SERVER)
+    net.advance(0.1)  # 10 s quiet
+    assert net.names(SERVER).count("BEAT") == 1

@@ -715,3 +715,35 @@ def test_zz_every_emitted_message_is_clean_in_tshark() -> None:
     if not EMITTED:
         pytest.skip("run with the rest of the module")
     assert_tshark_clean(EMITTED)
+
+
+def test_one_peer_cannot_hold_more_than_its_share_of_dialogues() -> None:
+    """[tcap] max_dialogues_per_peer: a peer (by OPC) past its share gets an ABORT with
+    resourceLimitation, while another peer still opens dialogues; a closed dialogue frees a
+    place in the share."""
+    link = Link(max_dialogues=10, max_dialogues_per_peer=2)
+    opened = [link.open() for _ in range(2)]
+    mid = link.msc.new_dialogue_id()
+    out = link.to_scp(
+        link.msc.handle_tc(TcBegin(mid, SCP, PEER, CAP_V2, None, (Invoke(1, 0, IDP),)), link.now)
+    )
+    assert decoded(out) == TcapMessage(
+        MessageType.ABORT,
+        dtid=mid.to_bytes(4, "big"),
+        p_abort_cause=PAbortCause.RESOURCE_LIMITATION,
+    )
+    assert any("its share" in x.detail for x in logs(out))
+    # another point code is not held back by the first one's share
+    mid2 = link.msc.new_dialogue_id()
+    begin = link.msc.handle_tc(
+        TcBegin(mid2, SCP, PEER, CAP_V2, None, (Invoke(1, 0, IDP),)), link.now
+    )
+    (nu,) = sent(begin)
+    other = link.scp.handle_n_unitdata(
+        NUnitdata(nu.called, nu.calling, nu.data, opc=PC_PEER + 1, dpc=PC_SCP), link.now
+    )
+    assert type(only(up(other))) is TcBegin
+    # the first peer's dialogue ends: its share has room again
+    link.scp.handle_tc(TcEnd(opened[0][1]), link.now)
+    assert type(link.open()[2]) is TcBegin
+    assert len(link.scp) == 3

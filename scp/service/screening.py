@@ -1,0 +1,201 @@
+"""SS7 screening of the dialogues peers open (GSMA FS.11 categories, the SigFW model).
+
+A TC-BEGIN is admitted when its sender is on the allow-lists of its protocol (``[screening.map]``,
+``[screening.cap]``, ``[screening.inap]``): the calling-party GT by prefix, the MTP originating
+point code by value or range. Per operation where FS.11 matters for this SCP: MAP
+AlertServiceCentre (TS 29.002 §12.4; v1 alertServiceCentreWithoutResult too) only from the
+HLRs, NoteMM-Event (§12.7, M-CSI) only from the VLRs: a category 3 (location / presence)
+message from anywhere else would make the SCP send SMS for a number it does not own. An empty
+list allows anyone.
+
+Answer to a refused TC-BEGIN: TC-U-ABORT, the dialogue refused by the TC-user (Q.771
+§3.1.2.2.2.4, Q.774 §3.2.2.1: an ABORT carrying an AARE reject-permanent, diagnostic
+dialogue-service-user no-reason-given; TS 29.002 §15.6.3 maps MAP-OPEN refused to it). Not a
+Reject: Q.773 §3.2.2 Reject reports a malformed or unexpected component, which would tell the
+sender its message was wrong and invite a corrected retry; a policy refusal is about the
+dialogue, and the reason is not given. Nothing else happens: no TC-user sees the dialogue.
+
+:func:`screen` is the pure decision; :class:`Screener` adds what the node needs around it
+(the counter, and a log line per source per interval, never a flood), with ``now`` passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from scp.codecs.appctx import Protocol, lookup
+from scp.config import ScreeningConfig, ScreeningList, parse_pc_range
+from scp.primitives import (
+    ApplicationContext,
+    DialogueDiagnostic,
+    DialogueResult,
+    Invoke,
+    TcBegin,
+    TcUAbort,
+)
+from scp.service.stats import ScreeningStats, operation_label
+
+__all__ = ["AllowList", "Refusal", "Screened", "Screener", "ScreeningPolicy", "refusal", "screen"]
+
+OP_ALERT_SERVICE_CENTRE = 64
+OP_ALERT_SERVICE_CENTRE_WITHOUT_RESULT = 49
+OP_NOTE_MM_EVENT = 89
+
+# sources whose last log line is remembered; past this the oldest are forgotten (a flood from
+# many spoofed GTs costs bounded memory, and at worst one more line per source)
+MAX_LOG_SOURCES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class AllowList:
+    """One compiled allow-list: GT prefixes and inclusive point-code ranges (empty: anyone)."""
+
+    calling_gt: tuple[str, ...] = ()
+    opc: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def of(cls, lst: ScreeningList, key: str, max_pc: int = 0xFFFFFF) -> AllowList:
+        return cls(
+            tuple(lst.allowed_calling_gt),
+            tuple(parse_pc_range(pc, f"{key}.allowed_opc", max_pc) for pc in lst.allowed_opc),
+        )
+
+    def refuses(self, calling_gt: str | None, opc: int | None) -> str | None:
+        """Why this list refuses the sender, or None."""
+        if self.calling_gt:
+            if calling_gt is None:
+                return "no_calling_gt"  # routed on PC/SSN: nothing to match the list against
+            if not calling_gt.startswith(self.calling_gt):
+                return "calling_gt"
+        if self.opc:
+            if opc is None:
+                return "no_opc"
+            if not any(lo <= opc <= hi for lo, hi in self.opc):
+                return "opc"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ScreeningPolicy:
+    """The allow-lists by protocol, and MAP's by operation (local opcode)."""
+
+    by_protocol: dict[Protocol, AllowList] = field(default_factory=dict)
+    map_operations: dict[int, AllowList] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, cfg: ScreeningConfig) -> ScreeningPolicy:
+        alert = AllowList.of(cfg.map.alert_service_centre, "screening.map.alert_service_centre")
+        return cls(
+            by_protocol={
+                Protocol.MAP: AllowList.of(cfg.map, "screening.map"),
+                Protocol.CAP: AllowList.of(cfg.cap, "screening.cap"),
+                Protocol.INAP: AllowList.of(cfg.inap, "screening.inap"),
+            },
+            map_operations={
+                OP_ALERT_SERVICE_CENTRE: alert,
+                OP_ALERT_SERVICE_CENTRE_WITHOUT_RESULT: alert,
+                OP_NOTE_MM_EVENT: AllowList.of(
+                    cfg.map.note_mm_event, "screening.map.note_mm_event"
+                ),
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a TC-BEGIN was refused: its protocol, the operation at fault (``*``: the
+    protocol's list), and ``calling_gt`` / ``opc`` / ``no_calling_gt`` / ``no_opc``."""
+
+    protocol: str
+    operation: str
+    reason: str
+
+
+def screen(
+    policy: ScreeningPolicy,
+    *,
+    ac: ApplicationContext | None,
+    calling_gt: str | None,
+    opc: int | None,
+    opcodes: tuple[object, ...],
+) -> Refusal | None:
+    """The decision for one TC-BEGIN: None to admit it. A context we do not know is not
+    screened here (the dispatcher refuses it: application-context-name-not-supported)."""
+    known = lookup(ac) if ac is not None else None
+    if known is None:
+        return None
+    proto = known.protocol
+    whole = policy.by_protocol.get(proto)
+    if whole is not None and (why := whole.refuses(calling_gt, opc)) is not None:
+        return Refusal(proto.value, "*", why)
+    if proto is Protocol.MAP:
+        for op in opcodes:
+            lst = policy.map_operations.get(op) if isinstance(op, int) else None
+            if lst is not None and (why := lst.refuses(calling_gt, opc)) is not None:
+                return Refusal(proto.value, operation_label(ac, op), why)
+    return None
+
+
+def refusal(begin: TcBegin) -> TcUAbort:
+    """The answer to a refused TC-BEGIN: the dialogue refused by the user (see module doc); a
+    BEGIN without a dialogue portion gets a U-ABORT without one (TCAP decides)."""
+    if begin.application_context is None:
+        return TcUAbort(begin.dialogue_id)
+    return TcUAbort(
+        begin.dialogue_id,
+        application_context=begin.application_context,
+        result=DialogueResult.REJECT_PERMANENT,
+        diagnostic=DialogueDiagnostic.NO_REASON_GIVEN,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """A refused TC-BEGIN: the answer to send, why, who sent it, and whether to log it now
+    (``suppressed``: refusals of that source not logged since its last line)."""
+
+    answer: TcUAbort
+    refusal: Refusal
+    source: str
+    log: bool
+    suppressed: int
+
+
+class Screener:
+    """:func:`screen` for the node: counts each refusal in ``stats`` and rations the log lines
+    to one per source per ``log_interval`` seconds."""
+
+    def __init__(self, cfg: ScreeningConfig, *, stats: ScreeningStats | None = None) -> None:
+        self.policy = ScreeningPolicy.of(cfg)
+        self.log_interval = cfg.log_interval
+        self.stats = stats if stats is not None else ScreeningStats()
+        # source -> (time of its last log line, refusals since then not logged)
+        self._logged: dict[str, tuple[float, int]] = {}
+
+    def check(self, begin: TcBegin, *, opc: int | None, now: float) -> Screened | None:
+        gt = begin.calling.gt.digits if begin.calling.gt is not None else None
+        opcodes = tuple(c.opcode for c in begin.components if type(c) is Invoke)
+        why = screen(
+            self.policy, ac=begin.application_context, calling_gt=gt, opc=opc, opcodes=opcodes
+        )
+        if why is None:
+            return None
+        self.stats.refused[why.protocol, why.operation, why.reason] += 1
+        source = f"gt {gt}" if gt is not None else f"opc {opc}"
+        last = self._logged.get(source)
+        if last is not None and now - last[0] < self.log_interval:
+            self._logged[source] = (last[0], last[1] + 1)
+            return Screened(refusal(begin), why, source, False, 0)
+        if last is None and len(self._logged) >= MAX_LOG_SOURCES:
+            self._forget(now)
+        self._logged[source] = (now, 0)
+        return Screened(refusal(begin), why, source, True, last[1] if last is not None else 0)
+
+    def _forget(self, now: float) -> None:
+        """Make room: sources quiet for an interval go first, then the oldest half."""
+        quiet = [s for s, (t, _n) in self._logged.items() if now - t >= self.log_interval]
+        for s in quiet:
+            del self._logged[s]
+        if len(self._logged) >= MAX_LOG_SOURCES:
+            for s in list(self._logged)[: MAX_LOG_SOURCES // 2]:
+                del self._logged[s]

@@ -1,0 +1,231 @@
+"""``/metrics``: the node's counters and state in the Prometheus text exposition format
+(version 0.0.4, rendered by the PyPI ``prometheus-client``), for the carrier's monitoring.
+
+Nothing is counted twice: at scrape time a custom collector reads what the node already keeps
+(:class:`~scp.service.stats.NodeStats`, the M3UA and SCCP cores, the SMPP session, the
+outbox sender, the pool) from a :class:`~scp.web.context.NodeSnapshot` that the node builds on demand; the one
+query is the outbox backlog (on the claim index). A web-only process (``mcn-scp web``) exports
+its database pool alone. Metric names are the contract the Grafana dashboard in
+``docs/grafana-dashboard.json`` queries (a test checks each one is exported).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from scp.service.stats import Histogram
+from scp.web.context import NodeSnapshot, WebContext
+
+__all__ = ["NodeSnapshot", "install", "node_families", "pool_families"]
+
+P = "mcn_scp_"
+# generate_latest writes the classic text format 0.0.4, which every Prometheus reads; say so
+# (newer clients announce 1.0.0, which older servers refuse)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+ASP_STATES = ("down", "inactive", "active")
+AS_STATES = ("down", "inactive", "active", "pending")
+
+
+def _counter(name: str, doc: str, labels: Iterable[str], values: Mapping[Any, int]) -> Metric:
+    labels = list(labels)
+    m = CounterMetricFamily(P + name, doc, labels=labels)
+    for key, v in sorted(values.items(), key=lambda kv: str(kv[0])):
+        key_t = key if isinstance(key, tuple) else (key,)
+        m.add_metric([str(k) for k in key_t], v)
+    return m
+
+
+def _histogram(name: str, doc: str, h: Histogram) -> Metric:
+    buckets = [(repr(b), c) for b, c in zip(h.bounds, h.counts, strict=True)]
+    buckets.append(("+Inf", h.count))
+    return HistogramMetricFamily(P + name, doc, buckets=buckets, sum_value=h.total)
+
+
+def node_families(s: NodeSnapshot) -> list[Metric]:
+    """The metric families of one node (see the README, Operations, "Metrics")."""
+    sig = s.stats.signalling
+    calls = s.stats.calls
+    out: list[Metric] = [
+        _counter(
+            "tcap_dialogues_opened",
+            "TCAP dialogues opened, by application context and direction (in: the peer's TC-BEGIN)",
+            ("application_context", "direction"),
+            sig.dialogues_opened,
+        ),
+        _counter(
+            "tcap_dialogues_ended",
+            "TCAP dialogues ended, by application context and outcome",
+            ("application_context", "outcome"),
+            sig.dialogues_ended,
+        ),
+        GaugeMetricFamily(
+            P + "tcap_dialogues_open", "TCAP dialogues open at the TC-user", sig.open_dialogues
+        ),
+        _counter(
+            "operations_received",
+            "Operations (invokes) received, by application context and operation",
+            ("application_context", "operation"),
+            sig.operations_in,
+        ),
+        _counter(
+            "operations_sent",
+            "Operations (invokes) sent, by application context and operation",
+            ("application_context", "operation"),
+            sig.operations_out,
+        ),
+        _counter(
+            "tcap_aborts",
+            "TC-U-ABORT and TC-P-ABORT, by direction and cause",
+            ("direction", "cause"),
+            sig.aborts,
+        ),
+        _counter(
+            "tcap_rejects",
+            "Reject components, by direction (local: TCAP's own) and problem",
+            ("direction", "problem_type", "problem_code"),
+            sig.rejects,
+        ),
+        _histogram(
+            "initial_dp_answer_seconds",
+            "Time from an InitialDP to the SCP's answer in its dialogue",
+            sig.initial_dp_latency,
+        ),
+        _histogram(
+            "event_report_answer_seconds",
+            "Time from an EventReportBCSM to the SCP's next request in its dialogue",
+            sig.event_report_latency,
+        ),
+        _counter(
+            "sccp_returns",
+            "Messages SCCP could not deliver, by return cause (returned or dropped)",
+            ("cause",),
+            s.sccp_returns,
+        ),
+        _counter(
+            "screening_refused",
+            "TC-BEGINs refused by SS7 screening, by protocol, operation and reason",
+            ("protocol", "operation", "reason"),
+            s.stats.screening.refused,
+        ),
+        _counter(
+            "calls_continued_without_database",
+            "InitialDPs answered with Continue because the database did not answer in budget",
+            (),
+            {(): calls.continued_without_database},
+        ),
+        _counter(
+            "call_records_lost",
+            "Call records not written, by kind",
+            ("kind",),
+            calls.records_lost,
+        ),
+        _counter(
+            "call_records_in_doubt",
+            "Call records whose write was cut off after it reached the server, by kind",
+            ("kind",),
+            calls.records_in_doubt,
+        ),
+        _counter(
+            "db_retries",
+            "Database work run again after a transient error",
+            (),
+            {(): calls.db_retries},
+        ),
+        _counter(
+            "requests_failed",
+            "Self-service requests answered 'not done' for want of the database",
+            (),
+            {(): calls.requests_failed},
+        ),
+        _counter("sms_submitted", "SMS accepted by the SMSC", (), {(): s.sms_submitted}),
+        _counter("sms_failed", "SMS given up or refused for good", (), {(): s.sms_failed}),
+        _counter("sms_retried", "SMS submits to be tried again", (), {(): s.sms_retried}),
+        _counter(
+            "sms_throttled",
+            "submit_sm answered ESME_RTHROTTLED by the SMSC",
+            (),
+            {(): s.smpp.get("throttled", 0)},
+        ),
+        GaugeMetricFamily(
+            P + "smpp_window_in_use", "submit_sm outstanding at the SMSC", s.smpp_window_in_use
+        ),
+        GaugeMetricFamily(P + "smpp_window", "The configured SMPP window", s.smpp_window),
+        GaugeMetricFamily(
+            P + "outbox_depth", "SMS queued or being sent in the outbox", s.outbox_depth
+        ),
+        GaugeMetricFamily(
+            P + "outbox_oldest_age_seconds",
+            "How long the longest-waiting due SMS has been due",
+            s.outbox_oldest_age,
+        ),
+    ]
+    asp = GaugeMetricFamily(
+        P + "m3ua_asp_state",
+        "ASP state per association (1 for the state it is in)",
+        labels=["association", "state"],
+    )
+    for assoc, state in sorted(s.asp_states.items()):
+        for name in ASP_STATES:
+            asp.add_metric([str(assoc), name], 1.0 if state == name else 0.0)
+    as_ = GaugeMetricFamily(
+        P + "m3ua_as_state", "State of the application server (1 for its state)", labels=["state"]
+    )
+    for name in AS_STATES:
+        as_.add_metric([name], 1.0 if s.as_state == name else 0.0)
+    out += [
+        asp,
+        as_,
+        GaugeMetricFamily(
+            P + "overloaded", "1 while the node sends CallGap ([overload])", float(s.overloaded)
+        ),
+        _counter("call_gaps_sent", "CallGap sent to switches", (), {(): s.call_gaps_sent}),
+    ]
+    return out
+
+
+def pool_families(pool: asyncpg.Pool) -> list[Metric]:
+    """The database pool: connections open, idle and the most it may open."""
+    size = pool.get_size()
+    return [
+        GaugeMetricFamily(P + "db_pool_size", "Connections open in the pool", size),
+        GaugeMetricFamily(
+            P + "db_pool_in_use", "Connections taken from the pool", size - pool.get_idle_size()
+        ),
+        GaugeMetricFamily(P + "db_pool_max", "The pool's maximum size", pool.get_max_size()),
+    ]
+
+
+class _Families(Collector):
+    """A collector over families built for one scrape."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def install(app: FastAPI, ctx: WebContext) -> None:
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        families = pool_families(ctx.pool)
+        if ctx.node_metrics is not None:
+            families += node_families(await ctx.node_metrics())
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Families(families))
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE)

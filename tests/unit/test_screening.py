@@ -1,0 +1,182 @@
+"""The pure screening decision (:func:`scp.service.screening.screen`), its answer, and the
+:class:`Screener`'s counting and rationed log lines, with ``now`` passed in."""
+
+from __future__ import annotations
+
+import pytest
+
+from scp.codecs.appctx import (
+    CAP_V2_GSMSSF_SCF,
+    INAP_CS1_SSP_SCP,
+    MAP_MM_EVENT_REPORTING_V3,
+    MAP_SHORT_MSG_ALERT_V2,
+)
+from scp.config import ConfigError, parse_config
+from scp.primitives import (
+    DialogueDiagnostic,
+    DialogueResult,
+    GlobalTitle,
+    Invoke,
+    RoutingIndicator,
+    SccpAddress,
+    TcBegin,
+    TcUAbort,
+)
+from scp.service.screening import (
+    MAX_LOG_SOURCES,
+    Refusal,
+    Screener,
+    ScreeningPolicy,
+    refusal,
+    screen,
+)
+
+CFG = parse_config(
+    """
+[screening]
+log_interval = 10
+[screening.map]
+allowed_calling_gt = ["8613", "8520"]
+[screening.map.alert_service_centre]
+allowed_calling_gt = ["861390001"]
+allowed_opc = [200, "300-309"]
+[screening.map.note_mm_event]
+allowed_opc = ["400-409"]
+[screening.cap]
+allowed_opc = [500]
+"""
+).screening
+POLICY = ScreeningPolicy.of(CFG)
+OPEN = ScreeningPolicy.of(parse_config("").screening)
+
+CASES = [
+    # (name, ac, calling GT, OPC, opcodes, refusal or None)
+    ("alert from an HLR", MAP_SHORT_MSG_ALERT_V2, "8613900011", 305, (64,), None),
+    ("v1 alert from an HLR", MAP_SHORT_MSG_ALERT_V2, "8613900011", 200, (49,), None),
+    (
+        "alert from a VLR's PC",
+        MAP_SHORT_MSG_ALERT_V2,
+        "8613900011",
+        400,
+        (64,),
+        Refusal("map", "alertServiceCentre", "opc"),
+    ),
+    (
+        "alert from a foreign GT",
+        MAP_SHORT_MSG_ALERT_V2,
+        "4479000000",
+        200,
+        (64,),
+        Refusal("map", "*", "calling_gt"),
+    ),
+    (
+        "alert, GT of ours but not an HLR's",
+        MAP_SHORT_MSG_ALERT_V2,
+        "8613800000",
+        200,
+        (64,),
+        Refusal("map", "alertServiceCentre", "calling_gt"),
+    ),
+    (
+        "alert routed on PC/SSN, no GT",
+        MAP_SHORT_MSG_ALERT_V2,
+        None,
+        200,
+        (64,),
+        Refusal("map", "*", "no_calling_gt"),
+    ),
+    ("NoteMM-Event from a VLR", MAP_MM_EVENT_REPORTING_V3, "8520001", 401, (89,), None),
+    (
+        "NoteMM-Event from an HLR's PC",
+        MAP_MM_EVENT_REPORTING_V3,
+        "8520001",
+        305,
+        (89,),
+        Refusal("map", "noteMM-Event", "opc"),
+    ),
+    ("InitialDP from the switch", CAP_V2_GSMSSF_SCF, None, 500, (0,), None),
+    ("InitialDP from elsewhere", CAP_V2_GSMSSF_SCF, None, 501, (0,), Refusal("cap", "*", "opc")),
+    ("InitialDP, OPC unknown", CAP_V2_GSMSSF_SCF, None, None, (0,), Refusal("cap", "*", "no_opc")),
+    ("INAP: its list is empty", INAP_CS1_SSP_SCP, None, 999, (0,), None),
+    ("unknown context: the dispatcher's", (1, 2, 3), None, 999, (64,), None),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "ac", "gt", "opc", "ops", "expected"), CASES, ids=[c[0] for c in CASES]
+)
+def test_decision(name, ac, gt, opc, ops, expected) -> None:  # type: ignore[no-untyped-def]
+    assert screen(POLICY, ac=ac, calling_gt=gt, opc=opc, opcodes=ops) == expected
+    # empty lists allow all (the documented default)
+    assert screen(OPEN, ac=ac, calling_gt=gt, opc=opc, opcodes=ops) is None
+
+
+def test_open_sections_are_named_for_the_warning() -> None:
+    assert parse_config("").screening.open_lists() == [
+        "screening.map",
+        "screening.cap",
+        "screening.inap",
+    ]
+    assert CFG.open_lists() == ["screening.inap"]
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ('[screening.cap]\nallowed_opc = ["9-1"]', "screening.cap.allowed_opc[0]"),
+        ("[screening.cap]\nallowed_opc = [20000]", "screening.cap.allowed_opc[0]"),
+        ('[screening.inap]\nallowed_opc = ["a-b"]', "screening.inap.allowed_opc[0]"),
+        (
+            '[screening.map.note_mm_event]\nallowed_calling_gt = ["86+"]',
+            "screening.map.note_mm_event.allowed_calling_gt[0]",
+        ),
+        ("[screening]\nlog_interval = 0", "screening.log_interval"),
+        ("[screening.map]\nallowed = []", "screening.map.allowed"),
+    ],
+)
+def test_bad_config_names_the_key(toml: str, key: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config(toml)
+    assert e.value.key == key
+
+
+def _begin(
+    did: int, gt: str | None, ac: tuple[int, ...] | None = MAP_SHORT_MSG_ALERT_V2
+) -> TcBegin:
+    a = SccpAddress(
+        ri=RoutingIndicator.GT if gt else RoutingIndicator.SSN,
+        ssn=6,
+        pc=None if gt else 305,
+        gt=GlobalTitle(gt) if gt else None,
+    )
+    return TcBegin(did, a, a, ac, None, (Invoke(1, 64),))
+
+
+def test_answer_is_the_dialogue_refused() -> None:
+    assert refusal(_begin(7, "1")) == TcUAbort(
+        7,
+        application_context=MAP_SHORT_MSG_ALERT_V2,
+        result=DialogueResult.REJECT_PERMANENT,
+        diagnostic=DialogueDiagnostic.NO_REASON_GIVEN,
+    )
+    assert refusal(_begin(8, "1", ac=None)) == TcUAbort(8)
+
+
+def test_screener_counts_every_refusal_and_logs_one_line_per_source_per_interval() -> None:
+    s = Screener(CFG)
+    assert s.check(_begin(1, "8613900011"), opc=305, now=0.0) is None
+    got = [s.check(_begin(i, "4479000000"), opc=200, now=float(i)) for i in range(2, 14)]
+    assert all(g is not None for g in got)
+    logged = [(g.log, g.suppressed) for g in got if g is not None and g.log]
+    # t=2 logs; t=3..11 are within 10 s of it (suppressed); t=12 logs with 9 not logged since
+    assert logged == [(True, 0), (True, 9)]
+    other = s.check(_begin(20, "4479000001"), opc=200, now=13.0)
+    assert other is not None and other.log  # another source has its own line
+    assert s.stats.refused == {("map", "*", "calling_gt"): 13}
+
+
+def test_screener_log_memory_is_bounded() -> None:
+    s = Screener(CFG)
+    for i in range(MAX_LOG_SOURCES + 5):
+        s.check(_begin(i, f"44{i:010d}"), opc=200, now=0.0)
+    assert len(s._logged) <= MAX_LOG_SOURCES

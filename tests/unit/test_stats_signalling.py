@@ -1,0 +1,138 @@
+"""The TC-boundary counters (:class:`scp.service.stats.SignallingStats`) fed primitives by hand,
+and their Prometheus families (:func:`scp.web.metrics.node_families`) parsed back."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+
+from scp.codecs.appctx import CAP_V2_GSMSSF_SCF, MAP_SHORT_MSG_ALERT_V2
+from scp.primitives import (
+    DialogueDiagnostic,
+    DialogueResult,
+    GlobalTitle,
+    Invoke,
+    PAbortCause,
+    ProblemType,
+    Reject,
+    RoutingIndicator,
+    SccpAddress,
+    TcBegin,
+    TcContinue,
+    TcEnd,
+    TcPAbort,
+    TcUAbort,
+)
+from scp.service.stats import NodeStats, SignallingStats
+from scp.web.context import NodeSnapshot
+from scp.web.metrics import node_families
+
+A = SccpAddress(ri=RoutingIndicator.GT, ssn=146, gt=GlobalTitle("8613800000"))
+CAP = "CAP-v2-gsmSSF-to-gsmSCF-AC"
+
+
+def begin(did: int, ac: tuple[int, ...] | None, *ops: int) -> TcBegin:
+    return TcBegin(did, A, A, ac, None, tuple(Invoke(i + 1, op) for i, op in enumerate(ops)))
+
+
+def test_a_call_is_counted_and_timed() -> None:
+    s = SignallingStats()
+    s.indication(begin(1, CAP_V2_GSMSSF_SCF, 0), now=10.0)  # InitialDP
+    s.request(TcContinue(1, CAP_V2_GSMSSF_SCF, None, (Invoke(1, 23), Invoke(2, 31))), now=10.2)
+    s.indication(TcContinue(1, None, None, (Invoke(3, 24),)), now=15.0)  # EventReportBCSM
+    s.request(TcEnd(1, None, None, (Invoke(4, 20),)), now=15.004)  # Connect
+    assert s.dialogues_opened == {(CAP, "in"): 1}
+    assert s.dialogues_ended == {(CAP, "end"): 1}
+    assert s.operations_in == {(CAP, "initialDP"): 1, (CAP, "eventReportBCSM"): 1}
+    assert s.operations_out == {
+        (CAP, "requestReportBCSMEvent"): 1,
+        (CAP, "continue"): 1,
+        (CAP, "connect"): 1,
+    }
+    idp, erb = s.initial_dp_latency, s.event_report_latency
+    assert (idp.count, erb.count) == (1, 1)
+    assert idp.counts[idp.bounds.index(0.1)] == 0 and idp.counts[idp.bounds.index(0.25)] == 1
+    assert erb.counts[erb.bounds.index(0.0025)] == 0 and erb.counts[erb.bounds.index(0.005)] == 1
+    assert s.open_dialogues == 0
+
+
+def test_aborts_rejects_and_strangers() -> None:
+    s = SignallingStats()
+    s.indication(begin(1, (1, 2, 3), 99), now=0.0)  # an unknown context and operation
+    s.request(
+        TcUAbort(
+            1,
+            (1, 2, 3),
+            result=DialogueResult.REJECT_PERMANENT,
+            diagnostic=DialogueDiagnostic.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED,
+        ),
+        now=0.1,
+    )
+    s.indication(begin(2, MAP_SHORT_MSG_ALERT_V2, 64), now=0.0)
+    s.indication(TcPAbort(2, PAbortCause.RESOURCE_LIMITATION), now=0.5)
+    s.indication(begin(3, CAP_V2_GSMSSF_SCF, 0), now=1.0)
+    s.request(TcEnd(3, None, None, (Reject(1, ProblemType.INVOKE, 1),)), now=1.0)
+    assert s.operations_in[("other", "other")] == 1
+    assert s.aborts == {
+        ("out", "application_context_name_not_supported"): 1,
+        ("in", "resource_limitation"): 1,
+    }
+    assert s.dialogues_ended == {
+        ("other", "u_abort_sent"): 1,
+        ("shortMsgAlertContext-v2", "p_abort"): 1,
+        (CAP, "end"): 1,
+    }
+    assert s.rejects == {("out", "invoke", 1): 1}
+    # the aborted InitialDP-less dialogue was never timed; the rejected InitialDP was answered
+    assert s.initial_dp_latency.count == 1 and s.open_dialogues == 0
+
+
+def test_families_render_and_parse() -> None:
+    stats = NodeStats()
+    stats.signalling.indication(begin(1, CAP_V2_GSMSSF_SCF, 0), now=0.0)
+    stats.signalling.request(TcEnd(1, None, None, (Invoke(1, 31),)), now=0.003)
+    stats.calls.records_lost["missed_call"] += 2
+    snap = NodeSnapshot(
+        stats=stats,
+        asp_states={1: "active", 2: "inactive"},
+        as_state="active",
+        sccp_returns={"subsystem_failure": 3},
+        smpp={"throttled": 4},
+        smpp_window_in_use=5,
+        smpp_window=10,
+        sms_submitted=6,
+        sms_failed=1,
+        sms_retried=2,
+        outbox_depth=7,
+        outbox_oldest_age=1.5,
+    )
+
+    class Fixed(Collector):
+        def collect(self):  # type: ignore[no-untyped-def]
+            return node_families(snap)
+
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(Fixed())
+    got = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(generate_latest(reg).decode())
+        for s in fam.samples
+    }
+    assert (
+        got[
+            "mcn_scp_operations_sent_total",
+            (("application_context", CAP), ("operation", "continue")),
+        ]
+        == 1
+    )
+    assert got["mcn_scp_initial_dp_answer_seconds_bucket", (("le", "0.0025"),)] == 0
+    assert got["mcn_scp_initial_dp_answer_seconds_bucket", (("le", "0.005"),)] == 1
+    assert got["mcn_scp_call_records_lost_total", (("kind", "missed_call"),)] == 2
+    assert got["mcn_scp_sccp_returns_total", (("cause", "subsystem_failure"),)] == 3
+    assert got["mcn_scp_sms_throttled_total", ()] == 4
+    assert got["mcn_scp_smpp_window_in_use", ()] == 5
+    assert got["mcn_scp_outbox_oldest_age_seconds", ()] == 1.5
+    assert got["mcn_scp_m3ua_asp_state", (("association", "2"), ("state", "inactive"))] == 1
+    assert got["mcn_scp_m3ua_asp_state", (("association", "2"), ("state", "active"))] == 0
+    assert got["mcn_scp_m3ua_as_state", (("state", "active"),)] == 1
