@@ -100,7 +100,9 @@ class Hlr:
             for c in b.components:
                 if type(c) is Invoke and c.opcode == OP_SRI_SM:
                     try:
-                        arg = map_codec.decode_arg(c.opcode, c.parameter, ac=b.application_context)
+                        arg = map_codec.CODEC.decode_arg(
+                            c.opcode, c.parameter, ac=b.application_context
+                        )
                     except DecodeError:
                         continue
                     msisdn = getattr(arg, "msisdn", None)
