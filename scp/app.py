@@ -381,6 +381,7 @@ class Services:
         self._tasks: list[asyncio.Task[None]] = []
         self.sender: OutboxSender | None = None
         self.http: HttpServer | None = None
+        self.web_ctx: WebContext | None = None
 
     def wall_now(self) -> dt.datetime:
         """The node's wall clock as the background loops and the database see it."""
@@ -390,15 +391,13 @@ class Services:
         await self.node.start()
         self.gateway.start()
         if self.cfg.web.listen:
-            self.http = build_http_server(
-                self.cfg,
-                WebContext(
-                    cfg=self.cfg,
-                    pool=self.pool,
-                    wall_now=self.wall_now,
-                    ready_checks={"m3ua": self._m3ua_ready, "smsc": self._smsc_ready},
-                ),
+            self.web_ctx = WebContext(
+                cfg=self.cfg,
+                pool=self.pool,
+                wall_now=self.wall_now,
+                ready_checks={"m3ua": self._m3ua_ready, "smsc": self._smsc_ready},
             )
+            self.http = build_http_server(self.cfg, self.web_ctx)
             await self.http.start()
         self.sender = OutboxSender(
             outbox=self.outbox,
@@ -466,6 +465,7 @@ class Services:
     async def stop(self) -> None:
         if self.http is not None:  # no new web work once the node is going down
             await self.http.stop()
+            await run_stop_hooks(self.web_ctx)
         if self.sender is not None:
             self.sender.stop()
         self._stop.set()
@@ -521,6 +521,15 @@ def main_run(
         asyncio.run(run_node(cfg, capture=capture, on_started=on_started))
 
 
+async def run_stop_hooks(ctx: WebContext | None) -> None:
+    """The web parts' clean-up once the server stopped taking requests (never fatal)."""
+    for hook in ctx.stop_hooks if ctx is not None else ():
+        try:
+            await hook()
+        except Exception:
+            log.exception("web stop hook failed")
+
+
 def build_http_server(cfg: Config, ctx: WebContext) -> HttpServer:
     """The one HTTP application (:mod:`scp.web`) on ``[web] listen``."""
     host, port = _host_port(cfg.web.listen, "web.listen")
@@ -542,7 +551,8 @@ async def run_web(cfg: Config, *, on_started: Callable[[HttpServer], object] | N
         raise ConfigError("web.listen", "is empty: nothing to serve")
     pool = await open_migrated_pool()
     try:
-        server = build_http_server(cfg, WebContext(cfg=cfg, pool=pool, wall_now=utcnow, role="web"))
+        ctx = WebContext(cfg=cfg, pool=pool, wall_now=utcnow, role="web")
+        server = build_http_server(cfg, ctx)
         await server.start()
         try:
             if on_started is not None:
@@ -559,6 +569,7 @@ async def run_web(cfg: Config, *, on_started: Callable[[HttpServer], object] | N
             log.info("shutdown requested")
         finally:
             await server.stop()
+            await run_stop_hooks(ctx)
     finally:
         await pool.close()
     log.info("web stopped")

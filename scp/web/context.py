@@ -26,3 +26,5 @@ class WebContext:
     ready_checks: dict[str, ReadyCheck] = field(default_factory=dict)
     # "web" when run alone by `mcn-scp web`, "node" inside `mcn-scp run`
     role: str = "node"
+    # run once the server stopped taking requests (a part's own clean-up: jobs it runs)
+    stop_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
