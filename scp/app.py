@@ -37,6 +37,8 @@ from scp.core.m3ua_asp import AspState, AspStateChanged, CloseAssociation, M3uaL
 from scp.core.sccp import SccpLayer
 from scp.core.stack import TC_TYPES, SigtranStack
 from scp.core.tcap import TcapLayer
+from scp.flows import api as api_flow
+from scp.flows import voicemail as voicemail_flow
 from scp.flows.calls import CallUser, build_call_user
 from scp.flows.outbox import OutboxSender, build_outbox, retry_policy
 from scp.flows.presence import MapUser, build_map_user, run_alert_originator
@@ -426,6 +428,11 @@ class Services:
                 ),
                 name="hlr-alert-originator",
             ),
+            # voice messages past [voicemail] retention_days, spent Idempotency-Keys
+            asyncio.create_task(
+                self._keep_running("retention", lambda: self._retention(self._stop)),
+                name="retention",
+            ),
             # MO SMS whose command failed stay stored and unhandled: retried with backoff.
             asyncio.create_task(
                 self._keep_running(
@@ -434,6 +441,23 @@ class Services:
                 name="mo-retry",
             ),
         ]
+
+    async def _retention(self, stop: asyncio.Event) -> None:
+        """Every ``[voicemail] retention_interval``: old voice messages go (once across the
+        nodes: the flow takes an advisory lock the others skip), and Idempotency-Keys older
+        than ``[api] idempotency_hours``."""
+        while not stop.is_set():
+            now = self.wall_now()
+            n = await voicemail_flow.purge(self.pool, self.cfg, now=now)
+            keys = await api_flow.purge_idempotency(
+                self.pool, before=now - dt.timedelta(hours=self.cfg.api.idempotency_hours)
+            )
+            if n or keys:
+                log.info("retention", voicemail_deleted=n, idempotency_keys_deleted=keys)
+            try:
+                await asyncio.wait_for(stop.wait(), self.cfg.voicemail.retention_interval)
+            except TimeoutError:
+                pass
 
     async def _m3ua_ready(self) -> tuple[bool, str]:
         active = self.node.stack.m3ua.is_active

@@ -41,9 +41,7 @@ def token_group() -> None:
 
 @token_group.command("create")
 @click.argument("name")
-@click.option(
-    "--scope", "scope", required=True, help=f"Comma-separated: {','.join(SCOPES)}."
-)
+@click.option("--scope", "scope", required=True, help=f"Comma-separated: {','.join(SCOPES)}.")
 @json_option
 def token_create(name: str, scope: str, as_json: bool) -> None:
     """Make a client NAME and print its token (shown this once only)."""
@@ -53,8 +51,10 @@ def token_create(name: str, scope: str, as_json: bool) -> None:
     emit(
         {**_row(client), "token": token},
         as_json,
-        lambda r: f"{token}\n(client {r['name']}, scopes {r['scopes']}: the token is not shown"
-        " again; only its digest is stored)",
+        lambda r: (
+            f"{token}\n(client {r['name']}, scopes {r['scopes']}: the token is not shown"
+            " again; only its digest is stored)"
+        ),
     )
 
 

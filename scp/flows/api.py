@@ -84,9 +84,7 @@ async def revoke_client(db: Db, actor: Actor, name: str, *, now: dt.datetime) ->
     return client
 
 
-async def authenticate(
-    pool: asyncpg.Pool, token: str, *, now: dt.datetime
-) -> ApiClient | None:
+async def authenticate(pool: asyncpg.Pool, token: str, *, now: dt.datetime) -> ApiClient | None:
     """The live client presenting ``token``, or None."""
     client = await store.client_by_digest(pool, digest(token))
     if client is not None and (
@@ -218,7 +216,9 @@ async def _finish(
     )
 
 
-async def fail_unfinished_jobs(pool: asyncpg.Pool, job_ids: Iterable[int], *, now: dt.datetime) -> None:
+async def fail_unfinished_jobs(
+    pool: asyncpg.Pool, job_ids: Iterable[int], *, now: dt.datetime
+) -> None:
     """Jobs this process was running when it stopped: their transaction rolled back."""
     for job_id in job_ids:
         await _finish(pool, job_id, "failed", now, error="interrupted: the web process stopped")

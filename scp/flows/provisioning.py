@@ -279,14 +279,30 @@ async def put_subscriber(
     async with transaction(db) as conn:
         if await _load(conn, m, lock=True) is None:
             sub = await add_subscriber(
-                conn, actor, m, today=today, services=svcs, group=group, language=language,
-                imsi=imsi, notify_mode=notify_mode, forward_to=forward_to, status=status,
+                conn,
+                actor,
+                m,
+                today=today,
+                services=svcs,
+                group=group,
+                language=language,
+                imsi=imsi,
+                notify_mode=notify_mode,
+                forward_to=forward_to,
+                status=status,
                 voicemail_notify=voicemail_notify,
             )
             return sub, True
         sub = await update_subscriber(
-            conn, actor, m, imsi=imsi or None, status=status, language=language, group=group,
-            notify_mode=notify_mode, forward_to=forward_to or None,
+            conn,
+            actor,
+            m,
+            imsi=imsi or None,
+            status=status,
+            language=language,
+            group=group,
+            notify_mode=notify_mode,
+            forward_to=forward_to or None,
             voicemail_notify=voicemail_notify,
         )
         active = set(sub.active_services(today))

@@ -115,7 +115,9 @@ async def client_by_digest(
     return _client(r) if r is not None else None
 
 
-async def touch_client(db: asyncpg.Pool | asyncpg.Connection, client_id: int, at: dt.datetime) -> None:
+async def touch_client(
+    db: asyncpg.Pool | asyncpg.Connection, client_id: int, at: dt.datetime
+) -> None:
     await db.execute("UPDATE api_client SET last_used_at = $2 WHERE id = $1", client_id, at)
 
 

@@ -47,7 +47,9 @@ def _message(r: asyncpg.Record) -> VoiceMessage:
 
 async def count_messages(conn: asyncpg.Connection, callee: str) -> int:
     """Messages in the mailbox (new and heard)."""
-    return int(await conn.fetchval(f"SELECT count(*) FROM voicemail WHERE callee = $1 AND {_LIVE}", callee))
+    return int(
+        await conn.fetchval(f"SELECT count(*) FROM voicemail WHERE callee = $1 AND {_LIVE}", callee)
+    )
 
 
 async def mailbox_counts(conn: asyncpg.Connection, callee: str) -> tuple[int, int]:
@@ -148,12 +150,11 @@ async def list_mailbox(
     return [_message(r) for r in rows]
 
 
-async def get(
-    conn: asyncpg.Connection, vm_id: int, *, lock: bool = False
-) -> VoiceMessage | None:
+async def get(conn: asyncpg.Connection, vm_id: int, *, lock: bool = False) -> VoiceMessage | None:
     """A message of any mailbox, if deposited and not deleted."""
     r = await conn.fetchrow(
-        f"SELECT {_COLS} FROM voicemail WHERE id = $1 AND {_LIVE}" + (" FOR UPDATE" if lock else ""),
+        f"SELECT {_COLS} FROM voicemail WHERE id = $1 AND {_LIVE}"
+        + (" FOR UPDATE" if lock else ""),
         vm_id,
     )
     return _message(r) if r is not None else None

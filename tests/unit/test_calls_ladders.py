@@ -62,6 +62,7 @@ ANN = dict(
     add_remove=2009,
     new_pin=2010,
     notify_mode=2011,
+    voicemail_new=2012,
 )
 SUB = Callee(CALLEE, True, frozenset({"missed-call", "voicemail"}))
 RATES = RateTable(

@@ -61,8 +61,11 @@ async def post_import(
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in ("text/csv", "text/plain", "application/octet-stream"):
         raise ApiProblem(
-            415, "Unsupported media type", "the body is a CSV file: Content-Type text/csv",
-            kind=urn("unsupported-media"), field="Content-Type",
+            415,
+            "Unsupported media type",
+            "the body is a CSV file: Content-Type text/csv",
+            kind=urn("unsupported-media"),
+            field="Content-Type",
         )
     limit = ctx.cfg.api.max_import_bytes
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL)  # noqa: SIM115 - handed to the job
@@ -73,8 +76,11 @@ async def post_import(
             size += len(chunk)
             if size > limit:
                 raise ApiProblem(
-                    413, "Content too large", f"more than the {limit} octets allowed",
-                    kind=urn("too-large"), field="body",
+                    413,
+                    "Content too large",
+                    f"more than the {limit} octets allowed",
+                    kind=urn("too-large"),
+                    field="body",
                 )
             digest.update(chunk)
             spool.write(chunk)
@@ -103,8 +109,13 @@ async def post_import(
         async def work() -> None:
             try:
                 await api_flow.run_import_job(
-                    ctx.pool, actor(client), started[0], spool,
-                    today=today, skip_bad=skip_bad, clock=ctx.wall_now,
+                    ctx.pool,
+                    actor(client),
+                    started[0],
+                    spool,
+                    today=today,
+                    skip_bad=skip_bad,
+                    clock=ctx.wall_now,
                 )
             finally:
                 spool.close()

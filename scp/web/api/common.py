@@ -18,7 +18,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import asyncpg
 from fastapi import Depends, Request
@@ -60,28 +60,37 @@ def require(*scopes: str) -> Callable[..., Awaitable[ApiClient]]:
     """A dependency: the client of the request's bearer token, holding one of ``scopes``."""
 
     async def client(
-        request: Request, cred: HTTPAuthorizationCredentials | None = Depends(bearer)
+        request: Request, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> ApiClient:
         realm = 'Bearer realm="mcn-scp"'
         if cred is None:
             raise ApiProblem(
-                401, "Unauthorized", "a bearer token is required",
-                kind=urn("unauthorized"), headers={"WWW-Authenticate": realm},
+                401,
+                "Unauthorized",
+                "a bearer token is required",
+                kind=urn("unauthorized"),
+                headers={"WWW-Authenticate": realm},
             )
         ctx = ctx_of(request)
         found = await api_flow.authenticate(ctx.pool, cred.credentials, now=ctx.wall_now())
         if found is None:
             raise ApiProblem(
-                401, "Unauthorized", "the token is unknown or revoked",
+                401,
+                "Unauthorized",
+                "the token is unknown or revoked",
                 kind=urn("unauthorized"),
                 headers={"WWW-Authenticate": f'{realm}, error="invalid_token"'},
             )
         if not set(scopes) & set(found.scopes):
             need = " ".join(scopes)
             raise ApiProblem(
-                403, "Forbidden", f"this route needs the scope {' or '.join(scopes)}",
+                403,
+                "Forbidden",
+                f"this route needs the scope {' or '.join(scopes)}",
                 kind=urn("insufficient-scope"),
-                headers={"WWW-Authenticate": f'{realm}, error="insufficient_scope", scope="{need}"'},
+                headers={
+                    "WWW-Authenticate": f'{realm}, error="insufficient_scope", scope="{need}"'
+                },
             )
         return found
 
@@ -92,8 +101,17 @@ def actor(client: ApiClient) -> Actor:
     return Actor("api", client.name)
 
 
+def plain(v: Any) -> Any:
+    """JSON-ready data from values, database rows, and dicts or lists of them."""
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [plain(x) for x in v]
+    return to_json(v)
+
+
 def json_response(data: Any, status: int = 200, *, location: str | None = None) -> Response:
-    body = json.dumps(to_json(data), ensure_ascii=False, separators=(",", ":"))
+    body = json.dumps(plain(data), ensure_ascii=False, separators=(",", ":"))
     headers = {"Location": location} if location else None
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
@@ -119,8 +137,11 @@ def decode_cursor(cursor: str | None, **types: type) -> dict[str, Any] | None:
                 raise ValueError(k)
     except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError):
         raise ApiProblem(
-            422, "Invalid input", "cursor: not a cursor this API gave out",
-            kind=urn("invalid-input"), field="cursor",
+            422,
+            "Invalid input",
+            "cursor: not a cursor this API gave out",
+            kind=urn("invalid-input"),
+            field="cursor",
         ) from None
     return key
 
@@ -147,8 +168,11 @@ async def idempotent(
         return await run(ctx.pool)
     if not 1 <= len(key) <= 255 or not key.isprintable():
         raise ApiProblem(
-            422, "Invalid input", f"{IDEMPOTENCY_HEADER}: 1-255 printable characters",
-            kind=urn("invalid-input"), field=IDEMPOTENCY_HEADER,
+            422,
+            "Invalid input",
+            f"{IDEMPOTENCY_HEADER}: 1-255 printable characters",
+            kind=urn("invalid-input"),
+            field=IDEMPOTENCY_HEADER,
         )
     async with ctx.pool.acquire() as conn, conn.transaction():
         await conn.execute(f"SET LOCAL lock_timeout = '{KEY_WAIT}'")
@@ -156,15 +180,20 @@ async def idempotent(
             seen = await api_flow.reserve_key(conn, client, key, request_sha256, ctx.wall_now())
         except asyncpg.LockNotAvailableError:
             raise ApiProblem(
-                409, "Conflict", "a request with this Idempotency-Key is still being served",
-                kind=urn("idempotency-key-in-use"), field=IDEMPOTENCY_HEADER,
+                409,
+                "Conflict",
+                "a request with this Idempotency-Key is still being served",
+                kind=urn("idempotency-key-in-use"),
+                field=IDEMPOTENCY_HEADER,
             ) from None
         if seen is not None:
             if seen.request_sha256 != request_sha256:
                 raise ApiProblem(
-                    422, "Invalid input",
+                    422,
+                    "Invalid input",
                     f"{IDEMPOTENCY_HEADER} {key!r} was used for another request",
-                    kind=urn("idempotency-key-reused"), field=IDEMPOTENCY_HEADER,
+                    kind=urn("idempotency-key-reused"),
+                    field=IDEMPOTENCY_HEADER,
                 )
             headers = {"Idempotent-Replayed": "true"}
             if seen.location:

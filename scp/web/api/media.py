@@ -124,7 +124,9 @@ async def deposit(
     client: Annotated[ApiClient, Depends(MEDIA)],
     callee: Annotated[str, Form(min_length=1, max_length=32)],
     deposited_at: Annotated[AwareDatetime, Form(description="when the recording ended")],
-    duration: Annotated[int, Form(ge=0, le=86400, description="seconds, as the media server counted")],
+    duration: Annotated[
+        int, Form(ge=0, le=86400, description="seconds, as the media server counted")
+    ],
     audio: Annotated[UploadFile, File(description="the recording: WAV (RIFF) or AMR / AMR-WB")],
     caller: Annotated[str, Form(max_length=32, description="empty when withheld")] = "",
 ) -> Response:
@@ -132,9 +134,11 @@ async def deposit(
     data = await audio.read(ctx.cfg.voicemail.max_bytes + 1)
     if len(data) > ctx.cfg.voicemail.max_bytes:
         raise ApiProblem(
-            413, "Recording too large",
+            413,
+            "Recording too large",
             f"audio: more than the {ctx.cfg.voicemail.max_bytes} octets allowed",
-            kind=urn("too-large"), field="audio",
+            kind=urn("too-large"),
+            field="audio",
         )
     vm.check_recording(data, declared=duration, cfg=ctx.cfg)  # before any transaction
 
@@ -176,7 +180,11 @@ async def mailbox(
 ) -> Response:
     key = decode_cursor(cursor, id=int)
     msgs = await vm.list_messages(
-        ctx_of(request).pool, msisdn, after=key and key["id"], limit=limit, status=status
+        ctx_of(request).pool,
+        msisdn,
+        after=key["id"] if key is not None else None,
+        limit=limit,
+        status=status,
     )
     nxt = encode_cursor(id=msgs[-1].id) if len(msgs) == limit else None
     return json_response({"items": [_out(m) for m in msgs], "next_cursor": nxt})
@@ -188,7 +196,9 @@ async def mailbox(
     responses=responses(*AUTH, 404, 422),
     summary="One voice message (scope media or read)",
 )
-async def one(request: Request, vm_id: ID, client: Annotated[ApiClient, Depends(LISTS)]) -> Response:
+async def one(
+    request: Request, vm_id: ID, client: Annotated[ApiClient, Depends(LISTS)]
+) -> Response:
     return json_response(_out(await vm.message(ctx_of(request).pool, vm_id)))
 
 
@@ -215,8 +225,11 @@ def _range(header: str | None, size: int) -> tuple[int, int] | None:
 
 def _unsatisfiable(size: int) -> ApiProblem:
     return ApiProblem(
-        416, "Range not satisfiable", f"the recording has {size} octets",
-        kind=urn("range-not-satisfiable"), field="Range",
+        416,
+        "Range not satisfiable",
+        f"the recording has {size} octets",
+        kind=urn("range-not-satisfiable"),
+        field="Range",
         headers={"Content-Range": f"bytes */{size}"},
     )
 
@@ -234,7 +247,9 @@ _AUDIO_CONTENT = {t: {"schema": {"type": "string", "format": "binary"}} for t in
     },
     summary="Stream the recording; HTTP Range lets a player seek (scope media)",
 )
-async def audio(request: Request, vm_id: ID, client: Annotated[ApiClient, Depends(MEDIA)]) -> Response:
+async def audio(
+    request: Request, vm_id: ID, client: Annotated[ApiClient, Depends(MEDIA)]
+) -> Response:
     pool = ctx_of(request).pool
     size, content_type = await vm.audio_length(pool, vm_id)
     asked = _range(request.headers.get("range"), size)
@@ -261,7 +276,9 @@ async def audio(request: Request, vm_id: ID, client: Annotated[ApiClient, Depend
     responses=responses(*AUTH, 404, 409, 422),
     summary="The owner heard it (scope media; Idempotency-Key)",
 )
-async def heard(request: Request, vm_id: ID, client: Annotated[ApiClient, Depends(MEDIA)]) -> Response:
+async def heard(
+    request: Request, vm_id: ID, client: Annotated[ApiClient, Depends(MEDIA)]
+) -> Response:
     async def run(db: Db) -> Response:
         m = await vm.mark_heard(db, actor(client), vm_id, at=ctx_of(request).wall_now())
         return json_response(_out(m))
@@ -275,8 +292,10 @@ async def heard(request: Request, vm_id: ID, client: Annotated[ApiClient, Depend
     responses=responses(*AUTH, 404, 422),
     summary="Delete it; the recording is gone at once (scope media)",
 )
-async def delete(request: Request, vm_id: ID, client: Annotated[ApiClient, Depends(MEDIA)]) -> Response:
-    await vm.delete_message(ctx_of(request).pool, actor(client), vm_id, at=ctx_of(request).wall_now())
+async def delete(
+    request: Request, vm_id: ID, client: Annotated[ApiClient, Depends(MEDIA)]
+) -> Response:
+    await vm.delete_message(
+        ctx_of(request).pool, actor(client), vm_id, at=ctx_of(request).wall_now()
+    )
     return Response(status_code=204)
-
-

@@ -15,7 +15,11 @@ Language = Literal["zh", "en"]
 NotifyMode = Literal["sms", "digest", "none"]
 VoicemailNotify = Literal["sms", "none"]
 Status = Literal["active", "suspended", "barred"]
-Number = Field(min_length=1, max_length=32, description="E.164 (8613812345678, +86...) or national (013812345678)")
+Number = Field(
+    min_length=1,
+    max_length=32,
+    description="E.164 (8613812345678, +86...) or national (013812345678)",
+)
 
 
 class _In(BaseModel):
@@ -26,7 +30,9 @@ class SubscriberIn(_In):
     """A subscriber as BOSS / CRM provisions it (PUT: the whole of it)."""
 
     services: list[Service] = Field(default_factory=list, max_length=5)
-    group: str = Field("default", min_length=1, max_length=32, description="user group (CRM segment)")
+    group: str = Field(
+        "default", min_length=1, max_length=32, description="user group (CRM segment)"
+    )
     language: Language = "zh"
     notify_mode: NotifyMode = "sms"
     voicemail_notify: VoicemailNotify = "sms"

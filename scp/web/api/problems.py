@@ -85,11 +85,17 @@ def from_exception(e: Exception) -> ApiProblem | None:
     """The service layer's errors as problems (None: not one of ours)."""
     if isinstance(e, InvalidInput):
         return ApiProblem(
-            422, "Invalid input", str(e), kind=urn("invalid-input"), field=e.field,
+            422,
+            "Invalid input",
+            str(e),
+            kind=urn("invalid-input"),
+            field=e.field,
             errors=[FieldError(field=e.field, reason=e.reason)],
         )
     if isinstance(e, MalformedAudio):
-        return ApiProblem(422, "Invalid recording", str(e), kind=urn("invalid-recording"), field=e.field)
+        return ApiProblem(
+            422, "Invalid recording", str(e), kind=urn("invalid-recording"), field=e.field
+        )
     if isinstance(e, UnsupportedAudio):
         return ApiProblem(
             415, "Unsupported recording", str(e), kind=urn("unsupported-media"), field=e.field
@@ -144,8 +150,12 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, e: StarletteHTTPException) -> Response:
         detail = e.detail if isinstance(e.detail, str) else ""
         return response(
-            ApiProblem(e.status_code, _TITLES.get(e.status_code, "Error"), detail,
-                       headers=dict(e.headers or {}))
+            ApiProblem(
+                e.status_code,
+                _TITLES.get(e.status_code, "Error"),
+                detail,
+                headers=dict(e.headers or {}),
+            )
         )
 
     @app.exception_handler(Exception)

@@ -73,7 +73,10 @@ async def list_subscribers(
 ) -> Response:
     after = decode_cursor(cursor, msisdn=str)
     subs = await prov.list_subscribers(
-        ctx_of(request).pool, group=group, after=after and after["msisdn"], limit=limit
+        ctx_of(request).pool,
+        group=group,
+        after=after["msisdn"] if after is not None else None,
+        limit=limit,
     )
     nxt = encode_cursor(msisdn=subs[-1].msisdn) if len(subs) == limit else None
     return json_response({"items": subs, "next_cursor": nxt})
@@ -83,7 +86,10 @@ async def list_subscribers(
     "/subscribers/{msisdn}",
     response_model=SubscriberOut,
     status_code=200,
-    responses={201: {"model": SubscriberOut, "description": "Created"}, **responses(*AUTH, 409, 422)},
+    responses={
+        201: {"model": SubscriberOut, "description": "Created"},
+        **responses(*AUTH, 409, 422),
+    },
     summary="Create or replace a subscriber (scope provisioning)",
 )
 async def put_subscriber(
@@ -106,9 +112,7 @@ async def put_subscriber(
         imsi=body.imsi,
         status=body.status,
     )
-    return json_response(
-        sub, 201 if created else 200, location=f"/api/v1/subscribers/{sub.msisdn}"
-    )
+    return json_response(sub, 201 if created else 200, location=f"/api/v1/subscribers/{sub.msisdn}")
 
 
 @router.get(
