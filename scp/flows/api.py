@@ -183,36 +183,25 @@ async def run_import_job(
                 progress=progress,
             )
     except importer.ImportFileError as e:
-        await _finish(pool, job_id, "failed", clock(), error=str(e), lines=last[0])
+        await store.finish_job(
+            pool, job_id, status="failed", at=clock(), error=str(e), lines=last[0]
+        )
         return
     except Exception as e:  # the job must say it failed; the traceback goes to the log
         log.exception("import job failed", job=job_id)
-        await _finish(pool, job_id, "failed", clock(), error=f"{type(e).__name__}: {e}"[:500])
+        await store.finish_job(
+            pool, job_id, status="failed", at=clock(), error=f"{type(e).__name__}: {e}"[:500]
+        )
         return
     finally:
         reporter.cancel()
-    await _finish(
+    await store.finish_job(
         pool,
         job_id,
-        "loaded" if result.loaded else "rejected",
-        clock(),
+        status="loaded" if result.loaded else "rejected",
+        at=clock(),
         result=result.to_json(),
         lines=last[0],
-    )
-
-
-async def _finish(
-    pool: asyncpg.Pool,
-    job_id: int,
-    status: str,
-    at: dt.datetime,
-    *,
-    result: dict[str, Any] | None = None,
-    error: str | None = None,
-    lines: int | None = None,
-) -> None:
-    await store.finish_job(
-        pool, job_id, status=status, at=at, result=result, error=error, lines=lines
     )
 
 
@@ -221,4 +210,6 @@ async def fail_unfinished_jobs(
 ) -> None:
     """Jobs this process was running when it stopped: their transaction rolled back."""
     for job_id in job_ids:
-        await _finish(pool, job_id, "failed", now, error="interrupted: the web process stopped")
+        await store.finish_job(
+            pool, job_id, status="failed", at=now, error="interrupted: the web process stopped"
+        )

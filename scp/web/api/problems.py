@@ -81,6 +81,17 @@ def response(p: ApiProblem) -> Response:
     )
 
 
+DOMAIN_ERRORS: tuple[type[Exception], ...] = (
+    InvalidInput,
+    MalformedAudio,
+    UnsupportedAudio,
+    TooLarge,
+    MailboxFull,
+    NotFound,
+    Conflict,
+)
+
+
 def from_exception(e: Exception) -> ApiProblem | None:
     """The service layer's errors as problems (None: not one of ours)."""
     if isinstance(e, InvalidInput):
@@ -157,6 +168,16 @@ def install(app: FastAPI) -> None:
                 headers=dict(e.headers or {}),
             )
         )
+
+    async def _domain(request: Request, e: Exception) -> Response:
+        p = from_exception(e)
+        return response(p) if p is not None else await _unexpected(request, e)
+
+    # The domain's own errors by class: a handler for Exception alone runs in Starlette's
+    # outermost middleware, which re-raises after answering, so every refused input would be
+    # logged as a server failure.
+    for kind in DOMAIN_ERRORS:
+        app.add_exception_handler(kind, _domain)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, e: Exception) -> Response:
