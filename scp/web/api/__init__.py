@@ -14,6 +14,7 @@ Routers: :mod:`.provisioning`, :mod:`.media`, :mod:`.bulk`, :mod:`.billing`; sha
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse
+from starlette.routing import Mount
 
 from scp.flows import api as api_flow
 from scp.web.api import billing, bulk, media, problems, provisioning
@@ -111,6 +113,8 @@ def _problems_only(doc: dict[str, Any]) -> dict[str, Any]:
     error shape, which this API never sends)."""
     for item in doc.get("paths", {}).values():
         for op in item.values():
+            if "requestBody" in op:  # a body that is not JSON / multipart at all
+                op["responses"].setdefault("400", {"description": "The body cannot be parsed"})
             for status, r in op.get("responses", {}).items():
                 if status.isdigit() and int(status) >= 400:
                     r["content"] = {
@@ -125,3 +129,8 @@ def _problems_only(doc: dict[str, Any]) -> dict[str, Any]:
 def install(app: FastAPI, ctx: WebContext) -> None:
     """Mount the API on the one application."""
     app.mount(PREFIX, build(ctx))
+    # A path parameter may hold any character, a newline too; the mount's pattern (".*") would
+    # not match one, and the outer application, not this API, would answer that request.
+    mount = app.router.routes[-1]
+    assert isinstance(mount, Mount)
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)

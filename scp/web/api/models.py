@@ -6,9 +6,9 @@ value must meet (E.164 numbers, PINs, groups) are checked by the flows, which na
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 Service = Literal["missed-call", "busy", "delivery-receipt", "voicemail", "forwarding"]
 Language = Literal["zh", "en"]
@@ -92,12 +92,27 @@ class GroupOut(BaseModel):
     subscribers: int
 
 
+# A time of day in [notify] timezone. JSON Schema's "time" format (RFC 3339) demands an offset,
+# which a local time of day does not have: documented by its pattern instead.
+LocalTime = Annotated[
+    dt.time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$",
+            "description": "a time of day in [notify] timezone, HH:MM[:SS], without an offset",
+            "examples": ["08:00:00"],
+        }
+    ),
+]
+
+
 class AdIn(_In):
     """An ad appended to notification SMS of callees in ``user_groups`` (CRM segments)."""
 
     text: str = Field(min_length=1, max_length=160)
-    window_start: dt.time = dt.time(0, 0)
-    window_end: dt.time | None = None
+    window_start: LocalTime = dt.time(0, 0)
+    window_end: LocalTime | None = None
     caller_prefixes: list[str] = Field(default_factory=list, max_length=100)
     user_groups: list[str] = Field(default_factory=list, max_length=100)
     priority: int = Field(0, ge=-(2**31), le=2**31 - 1)
@@ -115,8 +130,8 @@ class AdIn(_In):
 class AdOut(BaseModel):
     id: int
     text: str
-    window_start: dt.time
-    window_end: dt.time | None
+    window_start: LocalTime
+    window_end: LocalTime | None
     caller_prefixes: list[str]
     user_groups: list[str]
     priority: int

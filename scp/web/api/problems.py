@@ -166,6 +166,7 @@ def install(app: FastAPI) -> None:
                 _TITLES.get(e.status_code, "Error"),
                 detail,
                 headers=dict(e.headers or {}),
+                field="body" if e.status_code == 400 else None,
             )
         )
 
