@@ -18,6 +18,7 @@ from scp.service.voicemail import (
     MalformedAudio,
     TooLarge,
     UnsupportedAudio,
+    VoicemailError,
     check_limits,
     inspect_audio,
 )
@@ -84,7 +85,9 @@ def test_wav_chunks_skipped_padded_and_streamed() -> None:
         (b"#!AMR_MC1.0\n\x00\x00\x00\x01", UnsupportedAudio, "multi-channel"),
     ],
 )
-def test_bad_recordings_refused_with_the_reason(audio: bytes, error: type, why: str) -> None:
+def test_bad_recordings_refused_with_the_reason(
+    audio: bytes, error: type[VoicemailError], why: str
+) -> None:
     with pytest.raises(error, match=why) as e:
         inspect_audio(audio)
     assert e.value.field == "audio"
