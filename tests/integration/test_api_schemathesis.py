@@ -83,7 +83,9 @@ def web(tmp_path_factory: pytest.TempPathFactory, db_dsn: str) -> Iterator[tuple
             break
         except httpx.TransportError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(log_path.read_text(errors="replace")[-4000:] or "no start")
+                raise RuntimeError(
+                    log_path.read_text(errors="replace")[-4000:] or "no start"
+                ) from None
             time.sleep(0.1)
     # something to find: a subscriber with services, a blacklist entry
     auth = {"Authorization": f"Bearer {token}"}
