@@ -23,7 +23,7 @@ install: $(VENV)/.installed
 
 run: install
 	@echo "mcn-scp: starting the SCP on $(CONFIG) (embedded PostgreSQL under $${MCN_HOME:-~/.local/share/mcn-scp}, console SMS);"
-	@echo "         M3UA/TCP on 127.0.0.1:2905, web on http://127.0.0.1:8080/; the demo replays a missed call against it. Ctrl-C stops it."
+	@echo "         M3UA/TCP on 127.0.0.1:2905, web on http://127.0.0.1:8080/ (carrier API: /api/v1/docs); the demo replays a missed call against it. Ctrl-C stops it."
 	$(VENV)/bin/mcn-scp run --config $(CONFIG) --demo
 
 tshark:

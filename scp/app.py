@@ -50,6 +50,8 @@ from scp.core.m3ua_asp import (
 from scp.core.sccp import SccpLayer, SccpLog
 from scp.core.stack import SigtranStack, StackOutput
 from scp.core.tcap import DialogueState, TcapLayer, TcapLog
+from scp.flows import api as api_flow
+from scp.flows import voicemail as voicemail_flow
 from scp.flows.calls import CallUser, build_call_user
 from scp.flows.outbox import OutboxSender, build_outbox, retry_policy
 from scp.flows.presence import MapUser, build_map_user, run_alert_originator
@@ -429,6 +431,7 @@ class Services:
         self._tasks: list[asyncio.Task[None]] = []
         self.sender: OutboxSender | None = None
         self.http: HttpServer | None = None
+        self.web_ctx: WebContext | None = None
 
     def wall_now(self) -> dt.datetime:
         """The node's wall clock as the background loops and the database see it."""
@@ -443,16 +446,14 @@ class Services:
         await self.node.start()
         self.gateway.start()
         if self.cfg.web.listen:
-            self.http = build_http_server(
-                self.cfg,
-                WebContext(
-                    cfg=self.cfg,
-                    pool=self.pool,
-                    wall_now=self.wall_now,
-                    ready_checks={"m3ua": self._m3ua_ready, "smsc": self._smsc_ready},
-                    node_metrics=self.metrics_snapshot,
-                ),
+            self.web_ctx = WebContext(
+                cfg=self.cfg,
+                pool=self.pool,
+                wall_now=self.wall_now,
+                ready_checks={"m3ua": self._m3ua_ready, "smsc": self._smsc_ready},
+                node_metrics=self.metrics_snapshot,
             )
+            self.http = build_http_server(self.cfg, self.web_ctx)
             await self.http.start()
         self.sender = OutboxSender(
             outbox=self.outbox,
@@ -484,6 +485,11 @@ class Services:
             asyncio.create_task(
                 self._keep_running("overload-outbox-age", self._watch_outbox_age),
                 name="overload-outbox-age",
+            ),
+            # voice messages past [voicemail] retention_days, spent Idempotency-Keys
+            asyncio.create_task(
+                self._keep_running("retention", lambda: self._retention(self._stop)),
+                name="retention",
             ),
             # MO SMS whose command failed stay stored and unhandled: retried with backoff.
             asyncio.create_task(
@@ -530,6 +536,23 @@ class Services:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), cfg.check_interval)
 
+    async def _retention(self, stop: asyncio.Event) -> None:
+        """Every ``[voicemail] retention_interval``: old voice messages go (once across the
+        nodes: the flow takes an advisory lock the others skip), and Idempotency-Keys older
+        than ``[api] idempotency_hours``."""
+        while not stop.is_set():
+            now = self.wall_now()
+            n = await voicemail_flow.purge(self.pool, self.cfg, now=now)
+            keys = await api_flow.purge_idempotency(
+                self.pool, before=now - dt.timedelta(hours=self.cfg.api.idempotency_hours)
+            )
+            if n or keys:
+                log.info("retention", voicemail_deleted=n, idempotency_keys_deleted=keys)
+            try:
+                await asyncio.wait_for(stop.wait(), self.cfg.voicemail.retention_interval)
+            except TimeoutError:
+                pass
+
     async def _m3ua_ready(self) -> tuple[bool, str]:
         active = self.node.stack.m3ua.is_active
         return active, "application server active" if active else "no active ASP"
@@ -560,6 +583,7 @@ class Services:
     async def stop(self) -> None:
         if self.http is not None:  # no new web work once the node is going down
             await self.http.stop()
+            await run_stop_hooks(self.web_ctx)
         if self.sender is not None:
             self.sender.stop()
         self._stop.set()
@@ -626,6 +650,15 @@ def main_run(
         run_in_loop(cfg, run_node(cfg, capture=capture, on_started=on_started))
 
 
+async def run_stop_hooks(ctx: WebContext | None) -> None:
+    """The web parts' clean-up once the server stopped taking requests (never fatal)."""
+    for hook in ctx.stop_hooks if ctx is not None else ():
+        try:
+            await hook()
+        except Exception:
+            log.exception("web stop hook failed")
+
+
 def build_http_server(cfg: Config, ctx: WebContext) -> HttpServer:
     """The one HTTP application (:mod:`scp.web`) on ``[web] listen``."""
     host, port = _host_port(cfg.web.listen, "web.listen")
@@ -647,7 +680,8 @@ async def run_web(cfg: Config, *, on_started: Callable[[HttpServer], object] | N
         raise ConfigError("web.listen", "is empty: nothing to serve")
     pool = await open_migrated_pool(options=cfg.database)
     try:
-        server = build_http_server(cfg, WebContext(cfg=cfg, pool=pool, wall_now=utcnow, role="web"))
+        ctx = WebContext(cfg=cfg, pool=pool, wall_now=utcnow, role="web")
+        server = build_http_server(cfg, ctx)
         await server.start()
         try:
             if on_started is not None:
@@ -664,6 +698,7 @@ async def run_web(cfg: Config, *, on_started: Callable[[HttpServer], object] | N
             log.info("shutdown requested")
         finally:
             await server.stop()
+            await run_stop_hooks(ctx)
     finally:
         await pool.close()
     log.info("web stopped")

@@ -220,11 +220,15 @@ class IvrConfig:
     number: str = "8613800999"
     operator: str = "8613800100"
     voicemail_deposit: str = "8613800200"
+    # s: in connect mode the media server reports the caller's menu choice through the API; a
+    # choice is accepted only for a missed call of that caller to that callee this recent
+    choice_window: int = 600
 
     def validate(self) -> None:
         _digits(self.number, "ivr.number")
         _digits(self.operator, "ivr.operator")
         _digits(self.voicemail_deposit, "ivr.voicemail_deposit")
+        _range(self.choice_window, "ivr.choice_window", 10, 86400)
 
 
 @dataclass(frozen=True)
@@ -265,6 +269,7 @@ class AnnouncementConfig:
     add_remove: int = 2009  # "1 add, 2 remove, then the number"
     new_pin: int = 2010
     notify_mode: int = 2011  # "1 one SMS per call, 2 a summary, 3 none"
+    voicemail_new: int = 2012  # variable message: how many voice messages are new
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
@@ -408,6 +413,36 @@ class NotifyConfig:
         _range(self.lease, "notify.lease", 1, 86400)
         if self.service_number:
             _digits(self.service_number, "notify.service_number")
+
+
+@dataclass(frozen=True)
+class VoicemailConfig:
+    """[voicemail]: voice messages deposited by the media server (stored in PostgreSQL)."""
+
+    max_bytes: int = 4_194_304  # a recording larger than this is refused (413)
+    max_seconds: int = 180  # a recording longer than this is refused (413)
+    max_messages: int = 20  # a mailbox holding this many refuses new ones (409)
+    retention_days: int = 30  # older messages are deleted by the retention job
+    retention_interval: float = 3600.0  # s between two runs of the retention job
+
+    def validate(self) -> None:
+        _range(self.max_bytes, "voicemail.max_bytes", 1024, 256 * 1024 * 1024)
+        _range(self.max_seconds, "voicemail.max_seconds", 1, 3600)
+        _range(self.max_messages, "voicemail.max_messages", 1, 10_000)
+        _range(self.retention_days, "voicemail.retention_days", 1, 3650)
+        _range(self.retention_interval, "voicemail.retention_interval", 1, 86400)
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """[api]: the carrier integration API under /api/v1 (tokens: ``mcn-scp api token``)."""
+
+    idempotency_hours: int = 24  # an Idempotency-Key is remembered this long
+    max_import_bytes: int = 1_073_741_824  # a bulk-load CSV larger than this is refused (413)
+
+    def validate(self) -> None:
+        _range(self.idempotency_hours, "api.idempotency_hours", 1, 24 * 30)
+        _range(self.max_import_bytes, "api.max_import_bytes", 1024, 64 * 1024**3)
 
 
 @dataclass(frozen=True)
@@ -609,6 +644,8 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     screening: ScreeningConfig = field(default_factory=ScreeningConfig)
     overload: OverloadConfig = field(default_factory=OverloadConfig)
+    voicemail: VoicemailConfig = field(default_factory=VoicemailConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
     source: str = "<defaults>"
 
     def validate(self) -> None:
@@ -619,6 +656,8 @@ class Config:
         # a point code of another section must fit the network's format too
         _range(self.sccp.default_dpc, "sccp.default_dpc", 0, self.m3ua.pcf.max_pc)
         self.screening.validate_pcs(self.m3ua.pcf.max_pc)
+        if self.ivr.choice_window > self.service.window_hours * 3600:
+            raise ConfigError("ivr.choice_window", "must not exceed service.window_hours")
 
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:

@@ -22,6 +22,7 @@ __all__ = ["main"]
 # command name -> "module:attribute" of its click command or group
 COMMANDS = {
     "ads": "scp.cli.ads:ads_group",
+    "api": "scp.cli.api:api_group",
     "blacklist": "scp.cli.subscribers:blacklist_group",
     "callbacks": "scp.cli.records:callbacks_group",
     "cdr": "scp.cli.charging:cdr_group",

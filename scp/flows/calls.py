@@ -44,6 +44,7 @@ from scp.codecs.opcodes import CapErrorCode  # INAP CS-1 has the same codes (Q.1
 from scp.codecs.opcodes import CapOpcode as Op
 from scp.flows import notify as notify_flow
 from scp.flows import provisioning as P
+from scp.flows import voicemail as voicemail_flow
 from scp.primitives import (
     Component,
     Invoke,
@@ -940,6 +941,10 @@ class CallUser:
                 since = at - dt.timedelta(hours=self.cfg.service.window_hours)
                 rows = await P.list_missed_calls(self.pool, callee=r.msisdn, limit=500, since=since)
                 return ServiceAnswer(r.op, True, [x["caller"] or "" for x in rows])
+            if r.op == "voicemail_count":
+                return ServiceAnswer(
+                    r.op, True, await voicemail_flow.mailbox_counts(self.pool, r.msisdn)
+                )
             if r.op == "enable_service":
                 await P.enable_service(
                     self.pool, actor, r.msisdn, r.arg or "", today=local_day(at, self.cfg)

@@ -74,10 +74,11 @@ __all__ = [
     "on_present",
     "on_subscriber_receipt",
     "record_missed_call",
+    "with_ad",
 ]
 
 
-async def _with_ad(
+async def with_ad(
     conn: asyncpg.Connection,
     cfg: Config,
     core: str,
@@ -87,6 +88,7 @@ async def _with_ad(
     caller: str | None,
     user_group: str,
 ) -> str:
+    """``core`` with the ad that fits (:func:`append_ad` over the rules valid ``at``)."""
     if cfg.notify.ad_segment_budget <= 0:
         return core
     ads = await store.active_ads(conn, at)
@@ -305,7 +307,7 @@ async def on_present(
                 for g, text in zip(groups, missed_call_texts(groups, t, tz), strict=True)
             ]
         for key, core, caller, last_at in batches:
-            text = await _with_ad(
+            text = await with_ad(
                 conn, cfg, core, t, at=at, caller=caller, user_group=rcpt.user_group
             )
             sms_id = await store.enqueue_sms(
@@ -331,7 +333,7 @@ async def on_present(
             caller_rcpt = await store.load_recipient(conn, cb.caller, local_day(at, cfg))
             ct = templates_for(cfg, caller_rcpt.language if caller_rcpt else None)
             core = render(ct["callback"], callee=display_number(msisdn, ct))
-            text = await _with_ad(
+            text = await with_ad(
                 conn, cfg, core, ct, at=at, caller=cb.caller, user_group=rcpt.user_group
             )
             sms_id = await store.enqueue_sms(
@@ -378,7 +380,7 @@ async def on_subscriber_receipt(
     core = render(
         t["receipt"], dst=display_number(destination, t), **time_values(at, notify_tz(cfg))
     )
-    text = await _with_ad(conn, cfg, core, t, at=at, caller=None, user_group=rcpt.user_group)
+    text = await with_ad(conn, cfg, core, t, at=at, caller=None, user_group=rcpt.user_group)
     sms_id = await store.enqueue_sms(
         conn,
         key=f"receipt:{owner}:{message_id}",

@@ -29,6 +29,7 @@ from scp.service.provisioning import (
     SMS_STATUSES,
     STATUSES,
     UNSET,
+    VOICEMAIL_NOTIFY,
     Actor,
     AdRule,
     BlacklistEntry,
@@ -100,7 +101,7 @@ async def audit(
 _SUB_COLS = (
     "msisdn, imsi, status, language, user_group, notify_mode, forward_to,"
     " pin_hash IS NOT NULL AS pin_set, pin_failed_attempts,"
-    " pin_locked_at IS NOT NULL AS pin_locked, created_at, updated_at"
+    " pin_locked_at IS NOT NULL AS pin_locked, created_at, updated_at, voicemail_notify"
 )
 
 
@@ -139,10 +140,12 @@ async def add_subscriber(
     notify_mode: str = "sms",
     forward_to: str | None = None,
     status: str = "active",
+    voicemail_notify: str = "sms",
 ) -> Subscriber:
     """Create a subscriber with its services in force from ``today`` (Conflict if the MSISDN
     exists)."""
     m = valid_msisdn(msisdn)
+    valid_choice(voicemail_notify, VOICEMAIL_NOTIFY, "voicemail_notify")
     svcs = valid_services(services)
     grp = valid_group(group)
     valid_choice(language, LANGUAGES, "language")
@@ -155,7 +158,8 @@ async def add_subscriber(
         try:
             await conn.execute(
                 "INSERT INTO subscriber (msisdn, imsi, status, language, user_group, notify_mode,"
-                " forward_to, pin_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                " forward_to, pin_hash, voicemail_notify)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 m,
                 im,
                 status,
@@ -164,6 +168,7 @@ async def add_subscriber(
                 notify_mode,
                 fwd,
                 pin_hash,
+                voicemail_notify,
             )
         except asyncpg.UniqueViolationError as e:
             what = "imsi" if "imsi" in (e.constraint_name or "") else "msisdn"
@@ -198,6 +203,7 @@ async def update_subscriber(
     group: Any = UNSET,
     notify_mode: Any = UNSET,
     forward_to: Any = UNSET,
+    voicemail_notify: Any = UNSET,
 ) -> Subscriber:
     """Change the given attributes (None clears imsi / forward_to)."""
     m = valid_msisdn(msisdn)
@@ -214,6 +220,10 @@ async def update_subscriber(
         changes["notify_mode"] = valid_choice(notify_mode, NOTIFY_MODES, "notify_mode")
     if forward_to is not UNSET:
         changes["forward_to"] = valid_msisdn(forward_to, "forward_to") if forward_to else None
+    if voicemail_notify is not UNSET:
+        changes["voicemail_notify"] = valid_choice(
+            voicemail_notify, VOICEMAIL_NOTIFY, "voicemail_notify"
+        )
     async with transaction(db) as conn:
         before = await _must_load(conn, m, lock=True)
         if changes:
@@ -246,6 +256,64 @@ async def delete_subscriber(db: Db, actor: Actor, msisdn: str) -> None:
         await audit(conn, actor, "delete", "subscriber", m, before, None)
 
 
+async def put_subscriber(
+    db: Db,
+    actor: Actor,
+    msisdn: str,
+    *,
+    today: dt.date,
+    services: Iterable[str],
+    group: str,
+    language: str,
+    notify_mode: str,
+    voicemail_notify: str,
+    forward_to: str | None,
+    imsi: str | None,
+    status: str,
+) -> tuple[Subscriber, bool]:
+    """Create the subscriber, or make it exactly this (attributes, and services in force from
+    ``today``: the missing ones enabled, the others ended); (subscriber, created). One
+    transaction; PIN and history are kept."""
+    m = valid_msisdn(msisdn)
+    svcs = valid_services(services)
+    async with transaction(db) as conn:
+        if await _load(conn, m, lock=True) is None:
+            sub = await add_subscriber(
+                conn,
+                actor,
+                m,
+                today=today,
+                services=svcs,
+                group=group,
+                language=language,
+                imsi=imsi,
+                notify_mode=notify_mode,
+                forward_to=forward_to,
+                status=status,
+                voicemail_notify=voicemail_notify,
+            )
+            return sub, True
+        sub = await update_subscriber(
+            conn,
+            actor,
+            m,
+            imsi=imsi or None,
+            status=status,
+            language=language,
+            group=group,
+            notify_mode=notify_mode,
+            forward_to=forward_to or None,
+            voicemail_notify=voicemail_notify,
+        )
+        active = set(sub.active_services(today))
+        for svc in svcs:
+            if svc not in active:
+                sub = await enable_service(conn, actor, m, svc, today=today)
+        for svc in sorted(active - set(svcs)):
+            sub = await disable_service(conn, actor, m, svc, today=today)
+    return sub, False
+
+
 async def list_subscribers(
     db: Db, *, group: str | None = None, after: str | None = None, limit: int = 1000
 ) -> list[Subscriber]:
@@ -269,6 +337,16 @@ async def list_subscribers(
             Subscription(s["service"], s["start_date"], s["end_date"])
         )
     return [Subscriber(**dict(r), subscriptions=tuple(by.get(r["msisdn"], ()))) for r in rows]
+
+
+async def list_groups(db: Db) -> list[dict[str, Any]]:
+    """User groups (the CRM's segments, which ads target) with their subscriber counts."""
+    async with transaction(db) as conn:
+        rows = await conn.fetch(
+            "SELECT user_group AS group, count(*) AS subscribers FROM subscriber"
+            " GROUP BY user_group ORDER BY user_group"
+        )
+    return [dict(r) for r in rows]
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,21 +616,27 @@ async def list_missed_calls(
     pending: bool = False,
     limit: int = 100,
     since: dt.datetime | None = None,
+    before: tuple[dt.datetime, int] | None = None,
 ) -> list[asyncpg.Record]:
     """Most recent missed calls first, optionally for one callee, only not yet notified, or
-    only since a time (the self-service IVR announces the notification window's calls)."""
+    only since a time (the self-service IVR announces the notification window's calls);
+    ``before`` (occurred_at, id) continues a list after its last row (keyset paging)."""
     c = valid_msisdn(callee, "callee") if callee else None
+    b_at, b_id = before if before is not None else (None, None)
     async with transaction(db) as conn:
         return await conn.fetch(
             "SELECT id, caller, callee, occurred_at, reason, cause, call_ref, notified_at"
             " FROM missed_call WHERE ($1::text IS NULL OR callee = $1)"
             " AND (NOT $2 OR notified_at IS NULL)"
             " AND ($4::timestamptz IS NULL OR occurred_at >= $4)"
+            " AND ($5::timestamptz IS NULL OR (occurred_at, id) < ($5, $6::bigint))"
             " ORDER BY occurred_at DESC, id DESC LIMIT $3",
             c,
             pending,
             limit,
             since,
+            b_at,
+            b_id,
         )
 
 
@@ -804,6 +888,34 @@ CDR_COLUMNS = (
     "charge",
     "call_ref",
 )
+
+
+async def list_cdrs(
+    db: Db,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    msisdn: str | None = None,
+    after: tuple[dt.datetime, int] | None = None,
+    limit: int = 100,
+) -> list[asyncpg.Record]:
+    """CDRs in start order (keyset paging with ``after``: (started_at, id) of the last row)."""
+    m = valid_msisdn(msisdn, "msisdn") if msisdn else None
+    a_at, a_id = after if after is not None else (None, None)
+    async with transaction(db) as conn:
+        return await conn.fetch(
+            f"SELECT {', '.join(CDR_COLUMNS)} FROM cdr WHERE ($1::timestamptz IS NULL OR"
+            " started_at >= $1) AND ($2::timestamptz IS NULL OR started_at < $2)"
+            " AND ($3::text IS NULL OR msisdn = $3)"
+            " AND ($4::timestamptz IS NULL OR (started_at, id) > ($4, $5::bigint))"
+            " ORDER BY started_at, id LIMIT $6",
+            since,
+            until,
+            m,
+            a_at,
+            a_id,
+            limit,
+        )
 
 
 async def iter_cdrs(

@@ -1,7 +1,7 @@
 """SMS commands to the service number (来话点播 by SMS): the self-care channel "sms",
 carried out in the MO's transaction.
 
-A mobile-originated SMS to ``[notify].service_number`` is one command (CX, KT, QX, HMD n,
+A mobile-originated SMS to ``[notify].service_number`` is one command (CX, KT, QX, LY, HMD n,
 QHMD n, or anything else for the help text; the table and the parsing are in
 :mod:`scp.service.smscmd`).
 
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from scp.flows import provisioning as prov
+from scp.flows import voicemail as voicemail_flow
 from scp.service.notifications import (
     Templates,
     display_number,
@@ -72,6 +73,12 @@ async def _reply(
             for c in calls
         )
         return render(t["cmd_cx"], hours=hours, count=len(calls), items=items)
+    if cmd.verb == "LY":
+        new, total = await voicemail_flow.mailbox_counts(conn, source)
+        if not total:
+            return t["cmd_ly_none"]
+        retrieval = display_number(cfg.call.voicemail_retrieval, t)
+        return render(t["cmd_ly"], new=new, total=total, retrieval=retrieval)
     number = cmd.arg
     try:
         if cmd.verb == "HMD":

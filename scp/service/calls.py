@@ -74,7 +74,9 @@ __all__ = [
     "Finished",
     "Action",
     "MENU_SERVICES",
+    "callback_records",
     "classify_busy",
+    "voicemail_record",
     "CALL",
     "ASSIST",
     "CALL_FSM",
@@ -322,8 +324,9 @@ class ExpectAssist:
 class ServiceRequest:
     """Ask the provisioning layer: ``op`` for ``msisdn`` with ``arg``; answer with ServiceAnswer.
 
-    ops: verify_pin(pin), missed_calls(), enable_service(service), disable_service(service),
-    blacklist_add(number), blacklist_del(number), set_pin(pin), set_notify_mode(mode).
+    ops: verify_pin(pin), missed_calls(), voicemail_count() (answered with (new, total)),
+    enable_service(service), disable_service(service), blacklist_add(number),
+    blacklist_del(number), set_pin(pin), set_notify_mode(mode).
     """
 
     op: str
@@ -362,6 +365,28 @@ def classify_busy(cause: int | None, not_reachable: frozenset[int]) -> str:
     if cause is not None and cause in not_reachable:
         return "not-reachable"
     return "busy"
+
+
+def callback_records(
+    caller: str, callee: str, at: dt.datetime, s: CallSettings, *, call_ref: str
+) -> tuple[RecordCallback, WriteCdr]:
+    """What the caller's "SMS me when reachable" choice writes (menu digit 1, or the media
+    server's report in connect mode): the callback request and its per-use fee, charged to
+    the caller."""
+    return (
+        RecordCallback(caller, callee, at, at + dt.timedelta(hours=s.callback_hours)),
+        WriteCdr(
+            "fee", caller, caller, callee, "callback", None, at, at, None, s.callback_fee, call_ref
+        ),
+    )
+
+
+def voicemail_record(
+    callee: str, caller: str | None, at: dt.datetime, s: CallSettings, *, call_ref: str
+) -> RecordVoicemail:
+    """What the "leave a voice message" choice writes (menu digit 2, or the media server's
+    report): the message expected from the deposit platform, completed by its deposit."""
+    return RecordVoicemail(callee, caller, at, f"vm://{s.voicemail_deposit}/{call_ref}")
 
 
 def e164(digits: str | None, nai: int = NatureOfAddress.UNKNOWN) -> str | None:
@@ -701,29 +726,12 @@ class CallSession:
         d = ev.digits[:1]
         s = self.s
         if d == s.digit_callback and self.caller:
-            out: list[Action] = [
-                RecordCallback(
-                    self.caller, self.callee, at, at + dt.timedelta(hours=s.callback_hours)
-                ),
-                WriteCdr(
-                    "fee",
-                    self.caller,
-                    self.caller,
-                    self.callee,
-                    "callback",
-                    None,
-                    at,
-                    at,
-                    None,
-                    s.callback_fee,
-                    self.call_ref,
-                ),
-            ]
+            out: list[Action] = list(
+                callback_records(self.caller, self.callee, at, s, call_ref=self.call_ref)
+            )
             return out + self._announce(s.ann["callback_ok"])
         if d == s.digit_voicemail and "voicemail" in self.services:
-            rec = RecordVoicemail(
-                self.callee, self.caller_shown, at, f"vm://{s.voicemail_deposit}/{self.call_ref}"
-            )
+            rec = voicemail_record(self.callee, self.caller_shown, at, s, call_ref=self.call_ref)
             return [rec, *self._leave_srf((self._connect_to(s.voicemail_deposit),), "voicemail")]
         if d == s.digit_other_number and self.caller:
             self.phase = Phase.NUMBER

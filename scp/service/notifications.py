@@ -132,6 +132,9 @@ REQUIRED_KEYS = (
     "cmd_bad_number",
     "cmd_not_subscriber",
     "cmd_help",
+    "voicemail",
+    "cmd_ly",
+    "cmd_ly_none",
 )
 PRESENCE_SOURCES = ("alert-sc", "note-mm-event", "delivery-receipt", "call", "operator")
 

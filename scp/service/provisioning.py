@@ -24,8 +24,9 @@ from scp.service.msisdn import is_digits, normalise_msisdn
 SERVICES = ("missed-call", "busy", "delivery-receipt", "voicemail", "forwarding")
 LANGUAGES = ("zh", "en")
 NOTIFY_MODES = ("sms", "digest", "none")
+VOICEMAIL_NOTIFY = ("sms", "none")  # how a new voice message is told: 短信 / 不通知
 STATUSES = ("active", "suspended", "barred")
-CHANNELS = ("cli", "oss", "ivr", "sms", "web", "operator", "system")
+CHANNELS = ("cli", "oss", "ivr", "sms", "web", "operator", "system", "api")
 CALL_CATEGORIES = ("local", "national", "hmt", "international")
 SMS_STATUSES = ("queued", "sending", "submitted", "delivered", "failed", "expired")
 
@@ -98,6 +99,7 @@ class Subscriber:
     subscriptions: tuple[Subscription, ...] = ()
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
+    voicemail_notify: str = "sms"
 
     def active_services(self, day: dt.date) -> tuple[str, ...]:
         """Services in force on ``day``."""

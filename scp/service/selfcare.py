@@ -8,7 +8,8 @@ service logic) is answered with the resource; the PIN is collected (6-10 digits 
 account locks after 3 wrong tries, ops unlock it), then the menu:
 
   1 hear missed calls (count and up to four numbers as variable parts of one announcement)
-  2 voicemail retrieval (Connect ``call.voicemail_retrieval``)
+  2 voicemail: how many messages are new (a variable announcement), then the retrieval
+    platform (Connect ``call.voicemail_retrieval``)
   3 service on / off (1 on, 2 off: the missed-call service)
   4 blacklist (1 add, 2 remove, then the number and '#')
   5 change PIN (the new PIN then '#')
@@ -145,7 +146,7 @@ class SelfcareSession(CallSession):
         if d == MENU_MISSED:
             return self._request("missed_calls")
         if d == MENU_VOICEMAIL:
-            return self._leave_srf((self._connect_plain(self.s.voicemail_retrieval),), "voicemail")
+            return self._request("voicemail_count")
         if d in (MENU_SERVICE, MENU_BLACKLIST, MENU_NOTIFY):
             ann = {
                 MENU_SERVICE: a["on_off"],
@@ -201,6 +202,24 @@ class SelfcareSession(CallSession):
             if ev.value == "wrong":
                 return self._wrong_pin()
             return self._announce(a["pin_locked"])  # locked, or no PIN set: ops must act
+        if ev.op == "voicemail_count":
+            counts = ev.value if ev.ok and isinstance(ev.value, (list, tuple)) else (0, 0)
+            its = ops.InformationToSend(
+                extra={
+                    "messageID": (
+                        "variableMessage",
+                        {
+                            "elementaryMessageID": a["voicemail_new"],
+                            "variableParts": [("integer", int(counts[0]))],
+                        },
+                    )
+                }
+            )
+            # once told, the owner goes on to the retrieval platform (_after_announcement)
+            self.then_retrieval = True
+            self.phase = Phase.ANNOUNCING
+            self._deadline = self._now + self.s.announcement_timeout
+            return [Send((ops.PlayAnnouncement(its),), self.srf_leg)]
         if ev.op == "missed_calls":
             raw = ev.value if isinstance(ev.value, (list, tuple)) else ()
             # The count is every call (a hidden caller comes as ""); only real numbers are read.
@@ -235,6 +254,12 @@ class SelfcareSession(CallSession):
             return self._menu_retry()
         return self._release(at, f"prompt-failed:{ev.error}")
 
+    def _after_announcement(self, at: dt.datetime) -> list[Action]:
+        if self.then_retrieval:
+            self.then_retrieval = False
+            return self._leave_srf((self._connect_plain(self.s.voicemail_retrieval),), "voicemail")
+        return super()._after_announcement(at)
+
     def _connect_plain(self, dest: str) -> ops.Connect:
         return ops.Connect((called_number(dest),))
 
@@ -243,6 +268,7 @@ class SelfcareSession(CallSession):
         return self._illegal(ev) if row is None else row.action(self, ev, now, at)
 
     known: bool = False
+    then_retrieval: bool = False
     choice: str = ""
     bl_op: str = "blacklist_add"
     pending: str = ""

@@ -9,6 +9,7 @@ accepted (NFKC), extra blanks ignored:
 ``CX``         list the missed calls of the last ``[service].window_hours``  charged
 ``KT``         turn the missed-call service on                        charged
 ``QX``         turn it off                                            charged
+``LY``         how many voice messages are new, and the retrieval number  charged
 ``HMD n``      add number ``n`` to the sender's blacklist             charged
 ``QHMD n``     remove it                                              charged
 anything else  the help text                                          free
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CHARGED", "Command", "parse_command", "service_number"]
 
-CHARGED = ("CX", "KT", "QX", "HMD", "QHMD")
+CHARGED = ("CX", "KT", "QX", "HMD", "QHMD", "LY")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ def parse_command(text: str) -> Command:
         if verb.startswith(v) and verb != v and not rest:
             verb, rest = v, [verb[len(v) :]]
             break
-    if verb in ("CX", "KT", "QX") and not rest:
+    if verb in ("CX", "KT", "QX", "LY") and not rest:
         return Command(verb)
     if verb in ("HMD", "QHMD"):
         return Command(verb, "".join(rest))

@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI
 
-from scp.web import health, metrics
+from scp.web import api, health, metrics
 from scp.web.context import WebContext
 
 Part = Callable[[FastAPI, WebContext], None]
 
 # The parts of the site, installed in this order.
-PARTS: Sequence[Part] = (health.install, metrics.install)
+PARTS: Sequence[Part] = (health.install, metrics.install, api.install)
 
 
 def create_app(ctx: WebContext, *, parts: Sequence[Part] = PARTS) -> FastAPI:

@@ -54,3 +54,5 @@ class WebContext:
     role: str = "node"
     # the node's counters and state for /metrics, read at each scrape (None: a web-only process)
     node_metrics: Callable[[], Awaitable[NodeSnapshot]] | None = None
+    # run once the server stopped taking requests (a part's own clean-up: jobs it runs)
+    stop_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

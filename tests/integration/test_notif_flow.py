@@ -276,7 +276,7 @@ async def test_sms_commands_through_the_mo_path(clean_pool: asyncpg.Pool) -> Non
         "您已成功取消来电提醒业务。",
         "您已成功开通来电提醒业务。",
         "号码12有误,请发送 HMD 号码 或 QHMD 号码。",
-        "来电提醒:CX查询未接来电,KT开通,QX取消,HMD 号码 加黑名单,QHMD 号码 移出黑名单。",
+        "来电提醒:CX查询未接来电,LY查询留言,KT开通,QX取消,HMD 号码 加黑名单,QHMD 号码 移出黑名单。",
         "您尚未开通来电提醒业务,发送KT开通。",
     ]
     cdrs = await pool.fetch("SELECT service, charge FROM cdr ORDER BY id")

@@ -68,6 +68,7 @@ ANN = dict(
     add_remove=2009,
     new_pin=2010,
     notify_mode=2011,
+    voicemail_new=2012,
 )
 SUB = Callee(CALLEE, True, frozenset({"missed-call", "voicemail"}))
 RATES = RateTable(
@@ -449,8 +450,15 @@ def test_selfcare_pin_menu_blacklist_and_mode() -> None:
     pa = out[0].ops[0]  # type: ignore[union-attr]
     parts = pa.information_to_send.extra["messageID"][1]["variableParts"]  # type: ignore[attr-defined]
     assert parts[0] == ("integer", 2) and len(parts) == 2
-    out = s.handle(DigitsCollected("2"), 8.0, AT)
+    # 2: how many voice messages are new (a variable announcement), then the retrieval platform
+    assert s.handle(DigitsCollected("2"), 8.0, AT) == [ServiceRequest("voicemail_count", CALLER)]
+    out = s.handle(ServiceAnswer("voicemail_count", True, (2, 5)), 8.0, AT)
+    assert names(out[0]) == ["PlayAnnouncement"]
+    msg = out[0].ops[0].information_to_send.extra["messageID"][1]  # type: ignore[union-attr,attr-defined]
+    assert msg == {"elementaryMessageID": 2012, "variableParts": [("integer", 2)]}
+    out = s.handle(OpReceived(ops.SpecializedResourceReport()), 8.5, AT)
     assert names(out[0]) == ["DisconnectForwardConnection", "Connect"]
+    assert out[0].ops[1].destination_routing_address[0].digits == "8613800201"  # type: ignore[union-attr]
 
 
 def test_selfcare_locked_and_unknown() -> None:

@@ -21,6 +21,8 @@ pytestmark = pytest.mark.usefixtures("any_day")
         ("ＣＸ", Command("CX")),  # full-width, as some handsets send
         ("KT", Command("KT")),
         ("qx", Command("QX")),
+        ("LY", Command("LY")),
+        ("ly 2", Command("HELP")),
         ("HMD 13800138000", Command("HMD", "13800138000")),
         ("hmd13800138000", Command("HMD", "13800138000")),
         ("HMD 138 0013 8000", Command("HMD", "13800138000")),

@@ -1,0 +1,143 @@
+"""Bulk load through the API: ``POST /imports`` streams a CSV (the OSS bulk-load format of
+``mcn-scp subscriber import``) into the same importer, as a job; ``GET /imports/{id}`` shows
+its progress, outcome and bad lines.
+
+The body is streamed to a temporary file as it arrives (flat memory, up to
+``[api] max_import_bytes``), the job row is written (with the Idempotency-Key's answer, if any),
+and the import runs in this process's event loop after the answer: one transaction, the same
+validation, loading the same file twice changes nothing (:mod:`scp.flows.importer`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import tempfile
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from starlette.responses import Response
+
+from scp.flows import api as api_flow
+from scp.flows.api import ApiClient
+from scp.flows.provisioning import Db
+from scp.service.notifications import local_day
+from scp.web.api.common import actor, ctx_of, fingerprint, idempotent, json_response, require
+from scp.web.api.models import ImportJobOut
+from scp.web.api.problems import ApiProblem, responses, urn
+
+router = APIRouter(tags=["bulk load"])
+
+SPOOL = 8 * 1024 * 1024  # octets of an upload kept in memory before it spills to disk
+_CSV = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {
+                "schema": {"type": "string"},
+                "example": "msisdn,services,group,language\n8613812345678,missed-call;busy,vip,zh\n",
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/imports",
+    response_model=ImportJobOut,
+    status_code=202,
+    responses=responses(401, 403, 411, 413, 415, 422),
+    openapi_extra=_CSV,
+    summary="Bulk-load subscribers from CSV (header msisdn,services,group,language[,imsi,pin,"
+    "notify_mode,forward_to]); skip_bad loads the good rows (scope provisioning;"
+    " Idempotency-Key)",
+)
+async def post_import(
+    request: Request,
+    client: Annotated[ApiClient, Depends(require("provisioning"))],
+    skip_bad: bool = False,
+) -> Response:
+    ctx = ctx_of(request)
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in ("text/csv", "text/plain", "application/octet-stream"):
+        raise ApiProblem(
+            415,
+            "Unsupported media type",
+            "the body is a CSV file: Content-Type text/csv",
+            kind=urn("unsupported-media"),
+            field="Content-Type",
+        )
+    limit = ctx.cfg.api.max_import_bytes
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL)  # noqa: SIM115 - handed to the job
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiProblem(
+                    413,
+                    "Content too large",
+                    f"more than the {limit} octets allowed",
+                    kind=urn("too-large"),
+                    field="body",
+                )
+            digest.update(chunk)
+            spool.write(chunk)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    started: list[int] = []
+
+    async def run(db: Db) -> Response:
+        job = await api_flow.create_import_job(
+            db, actor(client), skip_bad=skip_bad, size=size, now=ctx.wall_now()
+        )
+        started.append(job["id"])
+        return json_response(job, 202, location=f"/api/v1/imports/{job['id']}")
+
+    try:
+        resp = await idempotent(request, client, fingerprint(request, digest.digest()), run)
+    except BaseException:
+        spool.close()
+        raise
+    if started:  # a new job (not a replayed answer): run it now that its row is committed
+        jobs: set[asyncio.Task[None]] = request.app.state.import_tasks
+        today = local_day(ctx.wall_now(), ctx.cfg)
+
+        async def work() -> None:
+            try:
+                await api_flow.run_import_job(
+                    ctx.pool,
+                    actor(client),
+                    started[0],
+                    spool,
+                    today=today,
+                    skip_bad=skip_bad,
+                    clock=ctx.wall_now,
+                )
+            finally:
+                spool.close()
+
+        task = asyncio.create_task(work(), name=f"import-job-{started[0]}")
+        task.job_id = started[0]  # type: ignore[attr-defined]
+        jobs.add(task)
+        task.add_done_callback(jobs.discard)
+    else:
+        spool.close()
+    return resp
+
+
+@router.get(
+    "/imports/{job_id}",
+    response_model=ImportJobOut,
+    responses=responses(401, 403, 404, 422),
+    summary="A bulk load's progress, outcome and bad lines (scope provisioning or read)",
+)
+async def get_import(
+    request: Request,
+    job_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    client: Annotated[ApiClient, Depends(require("provisioning", "read"))],
+) -> Response:
+    return json_response(await api_flow.get_import_job(ctx_of(request).pool, job_id))
