@@ -330,6 +330,8 @@ class RatingConfig:
     country_code: str = "86"
     local_prefixes: tuple[str, ...] = ()  # E.164 prefixes rated local, e.g. ["8610"]
     hmt_prefixes: tuple[str, ...] = ("852", "853", "886")
+    # the operator's own number ranges (E.164 prefixes): calls there are on-net (网内)
+    on_net_prefixes: tuple[str, ...] = ()
 
     def validate(self) -> None:
         _digits(self.country_code, "rating.country_code", max_len=3)
@@ -337,6 +339,8 @@ class RatingConfig:
             _digits(p, f"rating.local_prefixes[{i}]", max_len=15)
         for i, p in enumerate(self.hmt_prefixes):
             _digits(p, f"rating.hmt_prefixes[{i}]", max_len=15)
+        for i, p in enumerate(self.on_net_prefixes):
+            _digits(p, f"rating.on_net_prefixes[{i}]", max_len=15)
 
 
 @dataclass(frozen=True)
@@ -363,7 +367,7 @@ class NotifyConfig:
     retry_cap: float = 3600.0
     lease: float = 60.0  # s a claimed row stays with its sender before another may take it
     service_number: str = ""  # MO SMS commands (CX, KT...) go here; empty: smpp.source_addr
-    command_category: Literal["local", "national", "hmt", "international"] = "local"
+    command_category: Literal["on-net", "local", "national", "hmt", "international"] = "local"
 
     def validate(self) -> None:
         import zoneinfo
@@ -395,6 +399,18 @@ class NotifyConfig:
 
 
 @dataclass(frozen=True)
+class BillingConfig:
+    """[billing]: the monthly run of product fees and when the callback fee is due."""
+
+    proration: Literal["daily", "full"] = "daily"  # daily: by the days subscribed in the month
+    callback_fee_on: Literal["submitted", "delivered"] = "submitted"  # its SMS reached...
+    chunk: int = 5000  # subscribers billed per committed chunk of a run (the resume point)
+
+    def validate(self) -> None:
+        _range(self.chunk, "billing.chunk", 1, 1_000_000)
+
+
+@dataclass(frozen=True)
 class LogConfig:
     """[log]: level and output format (JSON when not on a TTY, by default)."""
 
@@ -419,6 +435,7 @@ class Config:
     call: CallConfig = field(default_factory=CallConfig)
     rating: RatingConfig = field(default_factory=RatingConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    billing: BillingConfig = field(default_factory=BillingConfig)
     log: LogConfig = field(default_factory=LogConfig)
     source: str = "<defaults>"
 

@@ -22,12 +22,14 @@ __all__ = ["main"]
 # command name -> "module:attribute" of its click command or group
 COMMANDS = {
     "ads": "scp.cli.ads:ads_group",
+    "billing": "scp.cli.billing:billing_group",
     "blacklist": "scp.cli.subscribers:blacklist_group",
     "callbacks": "scp.cli.records:callbacks_group",
     "cdr": "scp.cli.charging:cdr_group",
     "db": "scp.cli.db:db_group",
     "missed-calls": "scp.cli.records:missed_calls_group",
     "pin": "scp.cli.subscribers:pin_group",
+    "products": "scp.cli.billing:products_group",
     "rates": "scp.cli.charging:rates_group",
     "replay": "scp.cli.replay:replay",
     "run": "scp.cli.node:run",

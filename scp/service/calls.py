@@ -748,7 +748,8 @@ class CallSession:
         self.charge = None
         secs = (c.duration_100ms + 9) // 10
         day = c.started_at.astimezone(zoneinfo.ZoneInfo(self.s.timezone)).date()
-        rated = self.rates.rate_call(c.destination, secs, day)
+        # rated by the pair: the paying subscriber's number and where the leg went
+        rated = self.rates.rate_call(c.destination, secs, day, origin=c.msisdn)
         caller = self.caller_shown if c.service == "forwarding" else c.msisdn
         return [
             WriteCdr(

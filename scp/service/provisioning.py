@@ -26,7 +26,7 @@ LANGUAGES = ("zh", "en")
 NOTIFY_MODES = ("sms", "digest", "none")
 STATUSES = ("active", "suspended", "barred")
 CHANNELS = ("cli", "oss", "ivr", "sms", "web", "operator", "system")
-CALL_CATEGORIES = ("local", "national", "hmt", "international")
+CALL_CATEGORIES = ("on-net", "local", "national", "hmt", "international")
 SMS_STATUSES = ("queued", "sending", "submitted", "delivered", "failed", "expired")
 
 
@@ -234,7 +234,7 @@ def valid_pin(raw: str, field_name: str = "pin") -> str:
     return raw
 
 
-def _money(raw: str | Decimal | float | int, field_name: str) -> Decimal:
+def valid_money(raw: str | Decimal | float | int, field_name: str) -> Decimal:
     try:
         d = Decimal(str(raw))
     except InvalidOperation:
@@ -309,9 +309,9 @@ def valid_rate(
     return (
         call_category,
         prefix or "",
-        _money(per_minute, "per_minute"),
-        _money(per_sms, "per_sms"),
-        _money(per_use, "per_use"),
-        _money(monthly_fee, "monthly_fee"),
+        valid_money(per_minute, "per_minute"),
+        valid_money(per_sms, "per_sms"),
+        valid_money(per_use, "per_use"),
+        valid_money(monthly_fee, "monthly_fee"),
         vf or today,
     )
