@@ -32,6 +32,7 @@ COMMANDS = {
     "products": "scp.cli.billing:products_group",
     "rates": "scp.cli.charging:rates_group",
     "replay": "scp.cli.replay:replay",
+    "report": "scp.cli.reports:report_group",
     "run": "scp.cli.node:run",
     "service": "scp.cli.subscribers:service_group",
     "simulate": "scp.cli.simulate:simulate",
