@@ -39,6 +39,7 @@ from scp.core.tcap import TcapLayer
 from scp.flows.calls import CallUser, build_call_user
 from scp.flows.outbox import OutboxSender, build_outbox, retry_policy
 from scp.flows.presence import MapUser, build_map_user, run_alert_originator
+from scp.flows.retention import run_retention
 from scp.primitives import TcBegin, TcEnd, TcPrimitive, TcUAbort
 from scp.service.dialogue import ContinueUser, DialogueUser, Dispatcher
 from scp.state.migrate import open_migrated_pool
@@ -411,6 +412,14 @@ class Services:
                     ),
                 ),
                 name="hlr-alert-originator",
+            ),
+            # records past their [retention], in small batches, one node at a time
+            asyncio.create_task(
+                self._keep_running(
+                    "retention",
+                    lambda: run_retention(self.pool, self.cfg.retention, self.wall_now, self._stop),
+                ),
+                name="retention",
             ),
             # MO SMS whose command failed stay stored and unhandled: retried with backoff.
             asyncio.create_task(

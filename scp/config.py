@@ -411,6 +411,30 @@ class BillingConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """[retention]: days each kind of record is kept (0: for ever), and the job in the node
+    deleting older ones in small batches, one node at a time (scp.flows.retention)."""
+
+    missed_calls: int = 0  # missed calls and callback requests no longer open
+    sms_outbox: int = 0  # SMS in a final state (never queued or in flight)
+    receipts: int = 0  # SMPP delivery receipts as received
+    mo_sms: int = 0  # mobile-originated SMS already handled
+    audit_log: int = 0
+    interval: float = 3600.0  # s between passes
+    batch: int = 1000  # rows per delete (one short transaction each)
+    pause: float = 0.05  # s between two batches, so the job never hogs the database
+
+    KINDS = ("missed_calls", "sms_outbox", "receipts", "mo_sms", "audit_log")
+
+    def validate(self) -> None:
+        for k in self.KINDS:
+            _range(getattr(self, k), f"retention.{k}", 0, 100 * 366)
+        _range(self.interval, "retention.interval", 1, 7 * 86400)
+        _range(self.batch, "retention.batch", 1, 100_000)
+        _range(self.pause, "retention.pause", 0, 60)
+
+
+@dataclass(frozen=True)
 class LogConfig:
     """[log]: level and output format (JSON when not on a TTY, by default)."""
 
@@ -436,6 +460,7 @@ class Config:
     rating: RatingConfig = field(default_factory=RatingConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     billing: BillingConfig = field(default_factory=BillingConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     log: LogConfig = field(default_factory=LogConfig)
     source: str = "<defaults>"
 
