@@ -411,6 +411,18 @@ class BillingConfig:
 
 
 @dataclass(frozen=True)
+class CdrConfig:
+    """[cdr]: the CDR files for the carrier's billing mediation (docs/cdr-format.md)."""
+
+    directory: str = ""  # where `cdr export --files` writes them; empty: --dir names it
+    rotation: Literal["hourly", "daily"] = "daily"  # the period a file covers
+
+    def validate(self) -> None:
+        if self.directory and not Path(self.directory).is_dir():
+            raise ConfigError("cdr.directory", f"not a directory: {self.directory!r}")
+
+
+@dataclass(frozen=True)
 class RetentionConfig:
     """[retention]: days each kind of record is kept (0: for ever), and the job in the node
     deleting older ones in small batches, one node at a time (scp.flows.retention)."""
@@ -420,11 +432,12 @@ class RetentionConfig:
     receipts: int = 0  # SMPP delivery receipts as received
     mo_sms: int = 0  # mobile-originated SMS already handled
     audit_log: int = 0
+    cdr: int = 0  # CDRs, only once they are in a written CDR file (docs/cdr-format.md)
     interval: float = 3600.0  # s between passes
     batch: int = 1000  # rows per delete (one short transaction each)
     pause: float = 0.05  # s between two batches, so the job never hogs the database
 
-    KINDS = ("missed_calls", "sms_outbox", "receipts", "mo_sms", "audit_log")
+    KINDS = ("missed_calls", "sms_outbox", "receipts", "mo_sms", "audit_log", "cdr")
 
     def validate(self) -> None:
         for k in self.KINDS:
@@ -460,6 +473,7 @@ class Config:
     rating: RatingConfig = field(default_factory=RatingConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     billing: BillingConfig = field(default_factory=BillingConfig)
+    cdr: CdrConfig = field(default_factory=CdrConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     log: LogConfig = field(default_factory=LogConfig)
     source: str = "<defaults>"

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 from typing import IO
 
 import asyncpg
 import click
 
+from scp.adapters.clock import utcnow
 from scp.cli.common import (
     BadInputError,
     actor,
     emit,
+    get_config,
     json_option,
     network_today,
     parse_datetime,
     run_db,
     table,
 )
+from scp.config import Config
+from scp.flows import cdrfiles
 from scp.flows import provisioning as prov
+from scp.service.cdrfile import parse_period
 from scp.service.provisioning import (
     to_json,
 )
@@ -125,8 +131,29 @@ def cdr_group() -> None:
     help="json: one object per line.",
 )
 @click.option("-o", "--output", type=click.File("w", encoding="utf-8", lazy=True), default="-")
-def cdr_export(since: str | None, until: str | None, fmt: str, output: IO[str]) -> None:
-    """Stream CDRs in start order to a CSV or JSON-lines file (default stdout)."""
+@click.option(
+    "--files",
+    is_flag=True,
+    help="Write the CDRs not yet exported into rotating CDR files (docs/cdr-format.md).",
+)
+@click.option("--dir", "directory", default=None, help="Directory of the files ([cdr] directory).")
+@click.option("--period", default=None, help="YYYYMMDD[HH]: write that period's files again.")
+@click.pass_context
+def cdr_export(
+    ctx: click.Context,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    output: IO[str],
+    files: bool,
+    directory: str | None,
+    period: str | None,
+) -> None:
+    """Stream CDRs in start order to a CSV or JSON-lines file (default stdout); with --files,
+    write each CDR exactly once (across all nodes) into the period's CDR files."""
+    if files or period:
+        _cdr_files(get_config(ctx), directory, period)
+        return
     s, u = parse_datetime(since, "since"), parse_datetime(until, "until")
 
     async def go(conn: asyncpg.Connection) -> int:
@@ -150,3 +177,30 @@ def cdr_export(since: str | None, until: str | None, fmt: str, output: IO[str]) 
 
     n = run_db(go)
     click.echo(f"{n} CDRs exported", err=True)
+
+
+def _cdr_files(cfg: Config, directory: str | None, period: str | None) -> None:
+    where = Path(directory or cfg.cdr.directory or "")
+    if not (directory or cfg.cdr.directory):
+        raise BadInputError("dir: give --dir or set [cdr] directory")
+    if period is not None:
+        try:
+            p = parse_period(period)
+        except ValueError as e:
+            raise BadInputError(f"period: {e}") from None
+        done = run_db(lambda c: cdrfiles.reexport_period(c, period=p, directory=where))
+    else:
+        now = utcnow()
+        done = run_db(
+            lambda c: cdrfiles.export_files(
+                c,
+                node=cfg.node.name,
+                directory=where,
+                rotation=cfg.cdr.rotation,
+                timezone=cfg.notify.timezone,
+                now=now,
+            )
+        )
+    for f in done:
+        click.echo(f"{f.path}  {f.records} records  sha256 {f.sha256}")
+    click.echo(f"{len(done)} CDR files written", err=True)

@@ -1,12 +1,12 @@
 """Data retention: the node's background job deleting records older than ``[retention]``.
 
 Each kind of record (missed calls with their callback requests, final SMS, delivery receipts,
-handled MO SMS, the audit log) is kept for its configured number of days (0: for ever). A pass
+handled MO SMS, the audit log, CDRs once exported to a CDR file) is kept for its configured number of days (0: for ever). A pass
 takes the job's session advisory lock first (scp.state.retention_store.LOCK): with several
 nodes one works, the others skip the pass. It deletes in small batches (``batch`` rows, one
 short transaction each, ``pause`` between them) so the call path never waits behind it. Rows
 that are not final (an open callback request, an SMS queued or in flight, an unhandled MO) are
-never taken; CDRs and monthly fees are not deleted by this job (see the store's docstring).
+never taken, nor a CDR not yet in a written CDR file; monthly fee records are kept.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ Each statement deletes at most ``$2`` rows older than the cutoff ``$1`` (a time 
 passes: the database's clock is not business time), picked by primary key with SKIP LOCKED so
 a batch never waits on a row another transaction holds. Only rows that are final are taken:
 a callback request still open, an SMS queued or in flight, an MO SMS whose command has not run
-are kept whatever their age. CDRs and monthly fees are not deleted here: they go only once
-they are in a CDR file for the carrier's mediation, which this node does not yet track.
-Tables of migrations 0001 and 0020. The run lock (:data:`LOCK`) keeps the job to one node.
+are kept whatever their age, and a CDR only goes once it is in a written CDR file: below the
+export watermark and below every file still to write (migration 0230). Monthly fee records
+are not CDR-file records and are kept. Tables of migrations 0001, 0020 and 0230. The run lock (:data:`LOCK`) keeps the job to one node.
 """
 
 from __future__ import annotations
@@ -45,6 +45,15 @@ DELETES: dict[str, tuple[str, ...]] = {
     "receipts": (_delete("sms_receipt", "received_at < $1"),),
     "mo_sms": (_delete("sms_mo", "received_at < $1 AND handled_at IS NOT NULL"),),
     "audit_log": (_delete("audit_log", "at < $1"),),
+    "cdr": (
+        _delete(
+            "cdr",
+            "started_at < $1"
+            " AND tx < (SELECT coalesce(min(high_tx), 0) FROM cdr_export WHERE stream = 'cdr')"
+            " AND tx < coalesce((SELECT min(tx_lo) FROM cdr_file WHERE NOT written),"
+            " 9223372036854775807)",
+        ),
+    ),
 }
 
 

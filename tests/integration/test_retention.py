@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from scp.config import parse_config
+from scp.flows import cdrfiles
 from scp.flows.retention import retention_pass, run_retention
 from scp.state import retention_store
 
@@ -151,3 +153,39 @@ async def test_one_node_at_a_time_and_the_loop_stops(clean_pool: asyncpg.Pool) -
     stop.set()
     await asyncio.wait_for(loop, 30)  # it stops when told (waiting out the interval otherwise)
     assert loop.done() and loop.exception() is None
+
+
+async def test_cdrs_only_after_export(clean_pool: asyncpg.Pool, tmp_path: Path) -> None:
+    """Old CDRs go only once they are in a written CDR file; a younger one stays though
+    exported; an old one written after the export, or in a file not yet written, stays."""
+    pool = clean_pool
+    cfg = parse_config("[retention]\ncdr = 30\nbatch = 2\npause = 0\n").retention
+
+    async def cdr(at: dt.datetime) -> int:
+        return await pool.fetchval(
+            "INSERT INTO cdr (record_type, msisdn, service, started_at, charge)"
+            " VALUES ('fee', '8613700000001', 'callback', $1, 0.1) RETURNING id",
+            at,
+        )
+
+    old = [await cdr(OLD) for _ in range(5)]
+    young = await cdr(YOUNG)
+    assert await retention_pass(pool, cfg, NOW) == {"cdr": 0}  # nothing exported yet
+    async with pool.acquire() as conn:
+        await cdrfiles.export_files(
+            conn, node="scp-1", directory=tmp_path, rotation="daily", timezone="UTC", now=NOW
+        )
+    late = await cdr(OLD)  # an old start, written after the export
+    assert await retention_pass(pool, cfg, NOW) == {"cdr": 5}
+    left = {r["id"] for r in await pool.fetch("SELECT id FROM cdr")}
+    assert left == {young, late} and not set(old) & left
+    # exported in a file that is not written yet: kept
+    async with pool.acquire() as conn:
+        await cdrfiles.export_files(
+            conn, node="scp-1", directory=tmp_path, rotation="daily", timezone="UTC", now=NOW
+        )
+    await pool.execute("UPDATE cdr_file SET written = false WHERE period = $1", "20240521")
+    assert await retention_pass(pool, cfg, NOW) == {"cdr": 0}
+    await pool.execute("UPDATE cdr_file SET written = true")
+    assert await retention_pass(pool, cfg, NOW) == {"cdr": 1}
+    assert {r["id"] for r in await pool.fetch("SELECT id FROM cdr")} == {young}
