@@ -14,12 +14,14 @@ import asyncio
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from scp.adapters.clock import utcnow
 from scp.adapters.smpp import SmppGateway, SmppGatewayConfig
+from scp.codecs import ops
 from scp.config import Config, parse_config
 from scp.flows import provisioning as prov
 from scp.flows.outbox import OutboxSender, build_outbox
@@ -27,6 +29,7 @@ from scp.flows.presence import PresenceEvent, database_sink
 from scp.service.calls import RecordCallback
 from scp.state import calls_store
 from tests.dates import today
+from tests.integration import test_calls_e2e as e2e
 from tests.integration.smppd import Smppd, smppd_fixture
 
 # The sender, the gateway and these rows run on the process's wall clock: on any day.
@@ -181,3 +184,38 @@ async def test_on_delivery_only_a_delivered_sms_costs(
         "SELECT delivered_at FROM sms_outbox WHERE idempotency_key = $1", f"callback:{second}"
     )
     assert got[0]["started_at"] == delivered_at  # dated by the receipt
+
+
+@pytest.mark.tshark
+async def test_fee_of_a_real_call(tmp_path: Path, clean_pool: asyncpg.Pool, smppd: Smppd) -> None:
+    """The whole path: a CAP v4 call to an unreachable subscriber from the simulated switch
+    (every frame checked by tshark), the caller presses 1 twice in two calls, the callee comes
+    back (AlertServiceCentre), the callback SMS goes through the real SMSC: one fee."""
+    pool, cfg = clean_pool, conf("submitted")
+    await e2e.provision(pool)
+    rig = await e2e.start(tmp_path, pool, "ctr")
+    sw = rig.sw
+    try:
+        for _ in range(2):
+            did = sw.begin(e2e.AC_CAP_V4_GSMSSF_SCF, e2e.idp())
+            await sw.next(did)
+            sw.cont(did, e2e.erb(13, 20))  # not reachable
+            msgs = await sw.next(did, 2)
+            assert e2e.names(sw, msgs[1])[-1] == "PromptAndCollectUserInformation"
+            sw.result(did, sw.ops_of(msgs[1])[1][0], "1")
+            msgs = await sw.next(did, 3)
+            sw.cont(did, ops.SpecializedResourceReport())
+            msgs = await sw.next(did, 4)
+            assert e2e.names(sw, msgs[3]) == ["ReleaseCall"]
+    finally:
+        await e2e.stop(rig)
+    (req,) = await pool.fetch("SELECT id, caller, callee FROM callback_request")
+    assert (req["caller"], req["callee"]) == (e2e.CALLER, e2e.CALLEE)
+    await database_sink(pool, cfg, utcnow)((PresenceEvent(True, "alert-sc", msisdn=e2e.CALLEE),))
+    await send_all(pool, cfg, smppd, receipts=True)
+    got = await fees(pool)
+    assert [(r["msisdn"], r["charge"], r["call_ref"]) for r in got] == [
+        (e2e.CALLER, Decimal("0.1000"), f"callback:{req['id']}")
+    ]
+    sent = {s["destination"] for s in smppd.accepted()}
+    assert e2e.CALLER in sent  # the callback SMS really reached the SMSC

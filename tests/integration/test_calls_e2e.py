@@ -254,7 +254,7 @@ async def test_cap_v4_not_reachable_ctr_menu_callback(tmp_path: Path, clean_pool
     cb = await clean_pool.fetchrow("SELECT caller, callee, missed_call_id FROM callback_request")
     assert (cb["caller"], cb["callee"]) == (CALLER, CALLEE) and cb["missed_call_id"] is not None
     # the caller's fee comes with the callback SMS once it is submitted (tests/integration/
-    # test_billing_callback.py), never with the digit
+    # test_callback_fee.py), never with the digit
     assert await clean_pool.fetchval("SELECT count(*) FROM cdr") == 0
 
 
