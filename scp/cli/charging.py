@@ -23,7 +23,7 @@ from scp.cli.common import (
     table,
 )
 from scp.config import Config
-from scp.flows import cdrfiles
+from scp.flows import billing, cdrfiles
 from scp.flows import provisioning as prov
 from scp.service.cdrfile import parse_period
 from scp.service.provisioning import (
@@ -54,7 +54,11 @@ _RATE_TEXT_COLS = [
 @click.option("--per-minute", default="0")
 @click.option("--per-sms", default="0")
 @click.option("--per-use", default="0")
-@click.option("--monthly-fee", default="0")
+@click.option(
+    "--monthly-fee",
+    default="0",
+    help="Stored, not billed: monthly fees are product prices (mcn-scp products set).",
+)
 @click.option("--valid-from", default=None, help="YYYY-MM-DD (default today)")
 @json_option
 def rates_add(
@@ -67,8 +71,14 @@ def rates_add(
     valid_from: str | None,
     as_json: bool,
 ) -> None:
-    """Add or replace a tariff line (CALL_CATEGORY: local|national|hmt|international)."""
+    """Add or replace a tariff line (CALL_CATEGORY: on-net|local|national|hmt|international)."""
     today = network_today()
+    if monthly_fee.strip() not in ("", "0", "0.0", "0.00"):
+        click.echo(
+            "note: a tariff line's monthly fee is not billed; price the products instead"
+            " (mcn-scp products set SERVICE --monthly-fee ...)",
+            err=True,
+        )
     rate = run_db(
         lambda c: prov.add_rate(
             c,
@@ -110,6 +120,58 @@ def rates_import(file: IO[str]) -> None:
     today = network_today()
     n = run_db(lambda c: prov.import_rates(c, actor("oss"), rows, today=today))
     click.echo(f"{n} rates loaded")
+
+
+@rates_group.command("pair-set")
+@click.argument("origin_prefix")
+@click.argument("destination_prefix")
+@click.option("--category", default=None, help="on-net|local|...; default: by the destination")
+@click.option("--per-minute", default="0")
+@click.option("--per-use", default="0")
+@click.option("--valid-from", default=None, help="YYYY-MM-DD (default today)")
+@json_option
+def rates_pair_set(
+    origin_prefix: str,
+    destination_prefix: str,
+    category: str | None,
+    per_minute: str,
+    per_use: str,
+    valid_from: str | None,
+    as_json: bool,
+) -> None:
+    """Rate calls by the pair of numbers: from the paying subscriber's ORIGIN_PREFIX to
+    DESTINATION_PREFIX ("" any). The most specific pair wins over the category table."""
+    today = network_today()
+    saved = run_db(
+        lambda c: billing.set_pair_tariff(
+            c,
+            actor(),
+            origin_prefix,
+            destination_prefix,
+            today=today,
+            call_category=category,
+            per_minute=per_minute,
+            per_use=per_use,
+            valid_from=valid_from,
+        )
+    )
+    emit(
+        saved,
+        as_json,
+        lambda t: f"pair {t.origin_prefix or '*'} > {t.destination_prefix or '*'} saved",
+    )
+
+
+@rates_group.command("pairs")
+@json_option
+def rates_pairs(as_json: bool) -> None:
+    """Number-pair tariffs."""
+    cols = ["origin_prefix", "destination_prefix", "call_category", "per_minute", "per_use"]
+    emit(
+        run_db(billing.list_pair_tariffs),
+        as_json,
+        lambda ts: table([to_json(t) for t in ts], [*cols, "valid_from"]),
+    )
 
 
 @click.group("cdr")

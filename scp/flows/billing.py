@@ -36,9 +36,11 @@ from scp.service.billing import (
     ProductPrice,
     month_bounds,
     price_segments,
+    valid_pair,
     valid_price,
 )
 from scp.service.provisioning import Actor, Conflict, InvalidInput
+from scp.service.rating import PairTariff
 from scp.state import billing_store as store
 
 if TYPE_CHECKING:
@@ -48,8 +50,10 @@ __all__ = [
     "ProductTotal",
     "RunSummary",
     "charge_callbacks",
+    "list_pair_tariffs",
     "list_prices",
     "run_month",
+    "set_pair_tariff",
     "set_price",
 ]
 
@@ -80,6 +84,42 @@ async def list_prices(db: Db, service: str | None = None) -> list[ProductPrice]:
         valid_price(service, 0, None, today=dt.date(1970, 1, 1))  # InvalidInput names it
     async with transaction(db) as conn:
         return await store.list_prices(conn, service)
+
+
+async def set_pair_tariff(
+    db: Db,
+    actor: Actor,
+    origin_prefix: str,
+    destination_prefix: str,
+    *,
+    today: dt.date,
+    call_category: str | None = None,
+    per_minute: str | Decimal | int | float = 0,
+    per_use: str | Decimal | int | float = 0,
+    valid_from: dt.date | str | None = None,
+) -> PairTariff:
+    """Add or replace the number-pair tariff (table ``rate_pair``) for calls from numbers
+    under ``origin_prefix`` to numbers under ``destination_prefix`` from ``valid_from``; the
+    call path picks it up with its next tariff reload."""
+    t = valid_pair(
+        origin_prefix,
+        destination_prefix,
+        call_category=call_category,
+        per_minute=per_minute,
+        per_use=per_use,
+        valid_from=valid_from,
+        today=today,
+    )
+    async with transaction(db) as conn:
+        saved = await store.upsert_pair(conn, t)
+        key = f"{t.origin_prefix}>{t.destination_prefix}@{t.valid_from}"
+        await audit(conn, actor, "set", "rate-pair", key, None, saved)
+    return saved
+
+
+async def list_pair_tariffs(db: Db) -> list[PairTariff]:
+    async with transaction(db) as conn:
+        return await store.list_pairs(conn)
 
 
 @dataclass(frozen=True, slots=True)

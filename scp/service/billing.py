@@ -28,7 +28,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from scp.service.provisioning import SERVICES, InvalidInput, valid_money
+from scp.service.msisdn import is_digits
+from scp.service.provisioning import CALL_CATEGORIES, SERVICES, InvalidInput, valid_money
+from scp.service.rating import PairTariff
 
 __all__ = [
     "PRODUCTS",
@@ -42,6 +44,7 @@ __all__ = [
     "parse_month",
     "price_on",
     "price_segments",
+    "valid_pair",
     "valid_price",
 ]
 
@@ -180,3 +183,36 @@ def monthly_fee(
         return MonthlyFee(days, first_fee, first_fee.quantize(FEN, ROUND_HALF_UP))
     charge = (weighted / month_days).quantize(FEN, ROUND_HALF_UP)
     return MonthlyFee(days, first_fee, charge)
+
+
+def valid_pair(
+    origin_prefix: str,
+    destination_prefix: str,
+    *,
+    call_category: str | None,
+    per_minute: str | Decimal | float | int,
+    per_use: str | Decimal | float | int,
+    valid_from: dt.date | str | None,
+    today: dt.date,
+) -> PairTariff:
+    """A number-pair tariff from operator input (InvalidInput names the field): prefixes of up
+    to 15 digits ('' any number), the category None (by the destination's rules) or one of
+    :data:`scp.service.provisioning.CALL_CATEGORIES`."""
+    for name, v in (("origin_prefix", origin_prefix), ("destination_prefix", destination_prefix)):
+        if v and not is_digits(v, 1, 15):
+            raise InvalidInput(name, f"{v!r} must be up to 15 digits")
+    if not origin_prefix and not destination_prefix:
+        raise InvalidInput("origin_prefix", "a pair needs an origin or a destination prefix")
+    if call_category is not None and call_category not in CALL_CATEGORIES:
+        raise InvalidInput(
+            "call_category", f"must be one of {', '.join(CALL_CATEGORIES)}, got {call_category!r}"
+        )
+    day = valid_price("missed-call", 0, valid_from, today=today).valid_from
+    return PairTariff(
+        origin_prefix,
+        destination_prefix,
+        call_category,
+        valid_money(per_minute, "per_minute"),
+        valid_money(per_use, "per_use"),
+        day,
+    )

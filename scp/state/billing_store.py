@@ -19,6 +19,7 @@ from decimal import Decimal
 import asyncpg
 
 from scp.service.billing import PriceSegment, ProductPrice
+from scp.service.rating import PairTariff
 
 __all__ = [
     "NO_UPPER_BOUND",
@@ -35,6 +36,8 @@ __all__ = [
     "start_run",
     "try_lock_month",
     "unlock_month",
+    "list_pairs",
+    "upsert_pair",
     "upsert_price",
 ]
 
@@ -273,3 +276,36 @@ async def charge_callbacks(
 ) -> None:
     """The callback fee of each request (in the transaction of its SMS's event)."""
     await conn.execute(CHARGE_CALLBACKS, list(request_ids), list(ats), fee)
+
+
+UPSERT_PAIR = """
+INSERT INTO rate_pair (origin_prefix, destination_prefix, call_category, per_minute, per_use,
+                       valid_from)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (origin_prefix, destination_prefix, valid_from) DO UPDATE
+   SET call_category = EXCLUDED.call_category, per_minute = EXCLUDED.per_minute,
+       per_use = EXCLUDED.per_use
+RETURNING origin_prefix, destination_prefix, call_category, per_minute, per_use, valid_from
+"""
+
+LIST_PAIRS = """
+SELECT origin_prefix, destination_prefix, call_category, per_minute, per_use, valid_from
+  FROM rate_pair ORDER BY origin_prefix, destination_prefix, valid_from
+"""
+
+
+async def upsert_pair(conn: asyncpg.Connection, t: PairTariff) -> PairTariff:
+    row = await conn.fetchrow(
+        UPSERT_PAIR,
+        t.origin_prefix,
+        t.destination_prefix,
+        t.call_category,
+        t.per_minute,
+        t.per_use,
+        t.valid_from,
+    )
+    return PairTariff(**dict(row))
+
+
+async def list_pairs(conn: asyncpg.Connection) -> list[PairTariff]:
+    return [PairTariff(**dict(r)) for r in await conn.fetch(LIST_PAIRS)]

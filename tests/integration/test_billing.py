@@ -32,6 +32,8 @@ from scp.config import Config, parse_config
 from scp.flows import billing
 from scp.flows import provisioning as P
 from scp.service.billing import ProductPrice, monthly_fee, price_segments
+from scp.service.rating import RatingRules
+from scp.state import calls_store
 from scp.state.migrate import migrate
 from tests.conftest import create_database, drop_database
 
@@ -446,3 +448,58 @@ async def test_summary_text_and_bad_month(
         [MCN_SCP, "billing", "run", "--month", "June"], env=env, capture_output=True, text=True
     )
     assert bad.returncode == 2 and "month: expected YYYY-MM" in bad.stderr
+
+
+async def test_pair_tariffs_reach_the_call_path(
+    clean_pool: asyncpg.Pool, db_dsn: str, tmp_path: Path
+) -> None:
+    """A pair tariff set through the flow (or `mcn-scp rates pair-set`) is what the call path's
+    rate table (scp.state.calls_store.load_rates) prices a call with; bad input names the field."""
+    rules = RatingRules("86", ("8610",), on_net_prefixes=("86138",))
+    await billing.set_pair_tariff(
+        clean_pool,
+        ADMIN,
+        "8610",
+        "8622",
+        today=d("2024-01-01"),
+        call_category="local",
+        per_minute="0.12",
+    )
+    env = _env(db_dsn, _conf(tmp_path, "scp-1", chunk=10))
+    res = subprocess.run(
+        [
+            MCN_SCP,
+            "rates",
+            "pair-set",
+            "",
+            "86400",
+            "--per-use",
+            "1.00",
+            "--valid-from",
+            "2024-01-01",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    table = await calls_store.load_rates(clean_pool, rules)
+    day = d("2024-06-01")
+    assert table.rate_call("862212345678", 61, day, origin="861012345678").charge == Decimal("0.24")
+    assert table.rate_call("864001234567", 600, day, origin="8613812345678").charge == Decimal(
+        "1.00"
+    )
+    assert table.rate_call("8613812345678", 60, day, origin="862112345678").call_category == (
+        "on-net"
+    )
+    listed = subprocess.run(
+        [MCN_SCP, "rates", "pairs", "--json"], env=env, capture_output=True, text=True
+    )
+    assert [(p["origin_prefix"], p["destination_prefix"]) for p in json.loads(listed.stdout)] == [
+        ("", "86400"),
+        ("8610", "8622"),
+    ]
+    bad = subprocess.run(
+        [MCN_SCP, "rates", "pair-set", "86x", "8622"], env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "origin_prefix" in bad.stderr
