@@ -21,6 +21,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from scp.service import pin as pins
+from scp.service.cdrfile import FIELDS as CDR_FIELDS
 from scp.service.provisioning import (
     CALL_CATEGORIES,
     LANGUAGES,
@@ -802,20 +803,8 @@ async def retry_sms(db: Db, actor: Actor, sms_id: int, *, now: dt.datetime) -> N
         )
 
 
-CDR_COLUMNS = (
-    "id",
-    "record_type",
-    "msisdn",
-    "caller",
-    "callee",
-    "service",
-    "call_category",
-    "started_at",
-    "ended_at",
-    "duration_s",
-    "charge",
-    "call_ref",
-)
+# the CSV / JSON-lines export carries the fields of the CDR files (docs/cdr-format.md)
+CDR_COLUMNS = CDR_FIELDS
 
 
 async def iter_cdrs(
