@@ -55,6 +55,7 @@ from scp.flows import voicemail as voicemail_flow
 from scp.flows.calls import CallUser, build_call_user
 from scp.flows.outbox import OutboxSender, build_outbox, retry_policy
 from scp.flows.presence import MapUser, build_map_user, run_alert_originator
+from scp.flows.retention import run_retention
 from scp.primitives import TcBegin, TcEnd, TcPrimitive, TcUAbort
 from scp.service.dialogue import ContinueUser, DialogueUser, Dispatcher
 from scp.service.overload import Measures, OverloadControl
@@ -488,7 +489,15 @@ class Services:
             ),
             # voice messages past [voicemail] retention_days, spent Idempotency-Keys
             asyncio.create_task(
-                self._keep_running("retention", lambda: self._retention(self._stop)),
+                self._keep_running("voicemail-retention", lambda: self._retention(self._stop)),
+                name="voicemail-retention",
+            ),
+            # records past their [retention], in small batches, one node at a time
+            asyncio.create_task(
+                self._keep_running(
+                    "retention",
+                    lambda: run_retention(self.pool, self.cfg.retention, self.wall_now, self._stop),
+                ),
                 name="retention",
             ),
             # MO SMS whose command failed stay stored and unhandled: retried with backoff.

@@ -351,6 +351,8 @@ class RatingConfig:
     country_code: str = "86"
     local_prefixes: tuple[str, ...] = ()  # E.164 prefixes rated local, e.g. ["8610"]
     hmt_prefixes: tuple[str, ...] = ("852", "853", "886")
+    # the operator's own number ranges (E.164 prefixes): calls there are on-net (网内)
+    on_net_prefixes: tuple[str, ...] = ()
 
     def validate(self) -> None:
         _digits(self.country_code, "rating.country_code", max_len=3)
@@ -358,6 +360,8 @@ class RatingConfig:
             _digits(p, f"rating.local_prefixes[{i}]", max_len=15)
         for i, p in enumerate(self.hmt_prefixes):
             _digits(p, f"rating.hmt_prefixes[{i}]", max_len=15)
+        for i, p in enumerate(self.on_net_prefixes):
+            _digits(p, f"rating.on_net_prefixes[{i}]", max_len=15)
 
 
 @dataclass(frozen=True)
@@ -384,7 +388,7 @@ class NotifyConfig:
     retry_cap: float = 3600.0
     lease: float = 60.0  # s a claimed row stays with its sender before another may take it
     service_number: str = ""  # MO SMS commands (CX, KT...) go here; empty: smpp.source_addr
-    command_category: Literal["local", "national", "hmt", "international"] = "local"
+    command_category: Literal["on-net", "local", "national", "hmt", "international"] = "local"
 
     def validate(self) -> None:
         import zoneinfo
@@ -443,6 +447,55 @@ class ApiConfig:
     def validate(self) -> None:
         _range(self.idempotency_hours, "api.idempotency_hours", 1, 24 * 30)
         _range(self.max_import_bytes, "api.max_import_bytes", 1024, 64 * 1024**3)
+
+
+@dataclass(frozen=True)
+class BillingConfig:
+    """[billing]: the monthly run of product fees and when the callback fee is due."""
+
+    proration: Literal["daily", "full"] = "daily"  # daily: by the days subscribed in the month
+    callback_fee_on: Literal["submitted", "delivered"] = "submitted"  # its SMS reached...
+    chunk: int = 5000  # subscribers billed per committed chunk of a run (the resume point)
+
+    def validate(self) -> None:
+        _range(self.chunk, "billing.chunk", 1, 1_000_000)
+
+
+@dataclass(frozen=True)
+class CdrConfig:
+    """[cdr]: the CDR files for the carrier's billing mediation (docs/cdr-format.md)."""
+
+    directory: str = ""  # where `cdr export --files` writes them; empty: --dir names it
+    rotation: Literal["hourly", "daily"] = "daily"  # the period a file covers
+
+    def validate(self) -> None:
+        if self.directory and not Path(self.directory).is_dir():
+            raise ConfigError("cdr.directory", f"not a directory: {self.directory!r}")
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """[retention]: days each kind of record is kept (0: for ever), and the job in the node
+    deleting older ones in small batches, one node at a time (scp.flows.retention)."""
+
+    missed_calls: int = 0  # missed calls and callback requests no longer open
+    sms_outbox: int = 0  # SMS in a final state (never queued or in flight)
+    receipts: int = 0  # SMPP delivery receipts as received
+    mo_sms: int = 0  # mobile-originated SMS already handled
+    audit_log: int = 0
+    cdr: int = 0  # CDRs, only once they are in a written CDR file (docs/cdr-format.md)
+    interval: float = 3600.0  # s between passes
+    batch: int = 1000  # rows per delete (one short transaction each)
+    pause: float = 0.05  # s between two batches, so the job never hogs the database
+
+    KINDS = ("missed_calls", "sms_outbox", "receipts", "mo_sms", "audit_log", "cdr")
+
+    def validate(self) -> None:
+        for k in self.KINDS:
+            _range(getattr(self, k), f"retention.{k}", 0, 100 * 366)
+        _range(self.interval, "retention.interval", 1, 7 * 86400)
+        _range(self.batch, "retention.batch", 1, 100_000)
+        _range(self.pause, "retention.pause", 0, 60)
 
 
 @dataclass(frozen=True)
@@ -639,6 +692,9 @@ class Config:
     call: CallConfig = field(default_factory=CallConfig)
     rating: RatingConfig = field(default_factory=RatingConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    billing: BillingConfig = field(default_factory=BillingConfig)
+    cdr: CdrConfig = field(default_factory=CdrConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     log: LogConfig = field(default_factory=LogConfig)
     web: WebConfig = field(default_factory=WebConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)

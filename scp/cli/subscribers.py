@@ -155,7 +155,8 @@ def subscriber_set(
 @click.argument("msisdn")
 def subscriber_del(msisdn: str) -> None:
     """Delete a subscriber and all their data."""
-    run_db(lambda c: prov.delete_subscriber(c, actor(), msisdn))
+    today = network_today()  # its services end today: the month's billing still counts them
+    run_db(lambda c: prov.delete_subscriber(c, actor(), msisdn, today=today))
     click.echo(f"deleted {msisdn}")
 
 

@@ -391,7 +391,10 @@ class CallUser:
         self._lanes = _Lanes(pool, max(1, size))
         self.s = CallSettings.from_config(cfg)
         self.rules = RatingRules(
-            cfg.rating.country_code, cfg.rating.local_prefixes, cfg.rating.hmt_prefixes
+            cfg.rating.country_code,
+            cfg.rating.local_prefixes,
+            cfg.rating.hmt_prefixes,
+            cfg.rating.on_net_prefixes,
         )
         self.rates = RateTable(self.rules)
         self.rates_ttl = rates_ttl

@@ -6,7 +6,7 @@ through the API. A report is believed only when the SCP itself recorded that thi
 missed that callee within ``[ivr] choice_window`` seconds (so a media server cannot invent a
 callback and charge it), and each missed call takes one choice of a kind. Then it writes
 exactly what the same digit writes in ``ctr`` / ``etc`` mode, with the same functions
-(:func:`scp.service.calls.callback_records` / :func:`~scp.service.calls.voicemail_record`,
+(:func:`scp.service.calls.callback_record` / :func:`~scp.service.calls.voicemail_record`,
 carried out by :func:`scp.flows.calls.write_records`), so it is stored, charged and later
 notified (:func:`scp.flows.notify.on_present`) alike:
 
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from scp.flows.calls import write_records
 from scp.flows.provisioning import Db, audit, transaction
-from scp.service.calls import CallSettings, callback_records, voicemail_record
+from scp.service.calls import CallSettings, callback_record, voicemail_record
 from scp.service.notifications import local_day
 from scp.service.provisioning import Actor, Conflict, InvalidInput, valid_msisdn
 from scp.service.voicemail import MailboxFull
@@ -54,7 +54,7 @@ class ChoiceTaken:
     route: str | None  # the number the IVR connects the caller to (deposit, operator)
     callback_id: int | None = None
     expires_at: dt.datetime | None = None
-    fee: str | None = None  # the callback's per-use fee (CNY), charged to the caller
+    fee: str | None = None  # the callback's per-use fee (CNY), charged when its SMS goes out
 
 
 async def caller_choice(
@@ -93,8 +93,8 @@ async def caller_choice(
                 "SELECT 1 FROM callback_request WHERE missed_call_id = $1", mc["id"]
             ):
                 raise Conflict(f"missed call {mc['id']} already has its callback request")
-            request, fee = callback_records(caller, callee, now, s, call_ref=call_ref)
-            await write_records(conn, [request, fee], cfg=cfg, missed_call_id=mc["id"], notify=None)
+            request = callback_record(caller, callee, now, s)
+            await write_records(conn, [request], cfg=cfg, missed_call_id=mc["id"], notify=None)
             cb_id = await conn.fetchval(
                 "SELECT id FROM callback_request WHERE missed_call_id = $1", mc["id"]
             )
@@ -107,7 +107,7 @@ async def caller_choice(
                 None,
                 cb_id,
                 request.expires_at,
-                str(fee.charge),
+                str(s.callback_fee),
             )
         elif choice == "voicemail":
             services = await conn.fetchval(

@@ -9,8 +9,10 @@ ports, so its decisions are tested with in-memory fakes. :func:`build_outbox` gi
 its :class:`scp.state.outbox.NotifyingOutbox`, whose hooks run in the transaction that records
 the SMPP event: a DELIVRD receipt proves its destination reachable
 (:func:`scp.flows.notify.on_present`, ARCHITECTURE §4 "Subscriber present"), a receipt of a
-subscriber's own SMS is :func:`scp.flows.notify.on_subscriber_receipt`, and a
-mobile-originated SMS is an SMS command (:func:`scp.flows.smscmd.handle_mo`).
+subscriber's own SMS is :func:`scp.flows.notify.on_subscriber_receipt`, a
+mobile-originated SMS is an SMS command (:func:`scp.flows.smscmd.handle_mo`), and a callback
+SMS submitted (or delivered, ``[billing] callback_fee_on``) charges the caller's callback fee
+(:func:`scp.flows.billing.charge_callbacks`).
 
 Delivery guarantee (what operations can promise):
 - An SMSC outage delays, never drops: the sender claims nothing while the gateway is unbound,
@@ -49,13 +51,14 @@ import contextlib
 import datetime as dt
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import asyncpg
 import structlog
 
+from scp.flows import billing, smscmd
 from scp.flows import notify as notifications
-from scp.flows import smscmd
 from scp.service.outbox import (
     OutboundSms,
     OutboxPort,
@@ -238,7 +241,7 @@ class OutboxSender:
         # the SMSC has it: free the window slot now, commit the mark outside the window
         nowait = getattr(self.outbox, "mark_submitted_nowait", None)
         if nowait is not None:
-            fut: asyncio.Future[None] = nowait(sms.id, message_id)
+            fut: asyncio.Future[None] = nowait(sms.id, message_id, self.clock())
             self._uncommitted += 1
             fut.add_done_callback(self._committed)
             return
@@ -248,7 +251,7 @@ class OutboxSender:
             self._inflight.discard(task)
             self._committing.add(task)
             self._wakeup.set()
-        await self.outbox.mark_submitted(sms.id, message_id)
+        await self.outbox.mark_submitted(sms.id, message_id, self.clock())
 
 
 def build_outbox(pool: asyncpg.Pool, cfg: Config) -> NotifyingOutbox:
@@ -278,6 +281,11 @@ def build_outbox(pool: asyncpg.Pool, cfg: Config) -> NotifyingOutbox:
             conn, owner=owner, destination=destination, message_id=message_id, at=at, cfg=cfg
         )
 
+    fee = Decimal(cfg.call.callback_fee)
+
+    async def charge(conn: asyncpg.Connection, sms: list[tuple[str, dt.datetime]]) -> None:
+        await billing.charge_callbacks(conn, sms, fee=fee)
+
     return NotifyingOutbox(
         pool,
         lease=dt.timedelta(seconds=cfg.notify.lease),
@@ -287,6 +295,10 @@ def build_outbox(pool: asyncpg.Pool, cfg: Config) -> NotifyingOutbox:
         # on_present does nothing for a number that is no subscriber
         # (notify_store.load_recipient returns None)
         subscribers_only=True,
+        # the caller's callback fee, once its SMS is submitted (or delivered)
+        on_charge=charge,
+        charge_on=cfg.billing.callback_fee_on,
+        charge_prefix=billing.CALLBACK_KEY,
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from scp.service import pin as pins
+from scp.service.cdrfile import FIELDS as CDR_FIELDS
 from scp.service.provisioning import (
     CALL_CATEGORIES,
     LANGUAGES,
@@ -247,11 +248,23 @@ async def update_subscriber(
     return after
 
 
-async def delete_subscriber(db: Db, actor: Actor, msisdn: str) -> None:
-    """Remove the subscriber and everything hanging off it (services, lists, calls)."""
+async def delete_subscriber(
+    db: Db, actor: Actor, msisdn: str, *, today: dt.date | None = None
+) -> None:
+    """Remove the subscriber and everything hanging off it (services, lists, calls). With
+    ``today`` (the caller's day) its services end that day first, so the month's billing still
+    charges the days they ran (kept periods, migration 0200); without it, services still open
+    are not billed for the month of the deletion."""
     m = valid_msisdn(msisdn)
     async with transaction(db) as conn:
         before = await _must_load(conn, m, lock=True)
+        if today is not None:
+            await conn.execute(
+                "UPDATE subscription SET end_date = greatest(start_date, $2)"
+                " WHERE msisdn = $1 AND (end_date IS NULL OR end_date > $2)",
+                m,
+                today,
+            )
         await conn.execute("DELETE FROM subscriber WHERE msisdn = $1", m)
         await audit(conn, actor, "delete", "subscriber", m, before, None)
 
@@ -874,20 +887,8 @@ async def retry_sms(db: Db, actor: Actor, sms_id: int, *, now: dt.datetime) -> N
         )
 
 
-CDR_COLUMNS = (
-    "id",
-    "record_type",
-    "msisdn",
-    "caller",
-    "callee",
-    "service",
-    "call_category",
-    "started_at",
-    "ended_at",
-    "duration_s",
-    "charge",
-    "call_ref",
-)
+# the CSV / JSON-lines export carries the fields of the CDR files (docs/cdr-format.md)
+CDR_COLUMNS = CDR_FIELDS
 
 
 async def list_cdrs(

@@ -1,8 +1,8 @@
 """SMS commands to the service number (来话点播 by SMS): the self-care channel "sms",
 carried out in the MO's transaction.
 
-A mobile-originated SMS to ``[notify].service_number`` is one command (CX, KT, QX, LY, HMD n,
-QHMD n, or anything else for the help text; the table and the parsing are in
+A mobile-originated SMS to ``[notify].service_number`` is one command (CX, KT, QX, KTYM, QXYM,
+LY, HMD n, QHMD n, or anything else for the help text; the table and the parsing are in
 :mod:`scp.service.smscmd`).
 
 Each command calls the same provisioning functions as the CLI and the IVR
@@ -35,7 +35,7 @@ from scp.service.notifications import (
     time_values,
 )
 from scp.service.provisioning import Actor, InvalidInput, NotFound, ProvisioningError, valid_msisdn
-from scp.service.smscmd import Command, parse_command, service_number
+from scp.service.smscmd import PRODUCT_OF, Command, parse_command, service_number
 from scp.state import notify_store as store
 
 if TYPE_CHECKING:
@@ -51,15 +51,20 @@ async def _reply(
     actor = Actor("sms", source)
     tz = notify_tz(cfg)
     hours = cfg.service.window_hours
-    if cmd.verb == "KT":
-        await prov.enable_service(conn, actor, source, "missed-call", today=local_day(at, cfg))
-        return t["cmd_kt"]
-    if cmd.verb == "QX":
+    if cmd.verb in ("KT", "KTYM"):
+        await prov.enable_service(
+            conn, actor, source, PRODUCT_OF[cmd.verb], today=local_day(at, cfg)
+        )
+        return t["cmd_kt" if cmd.verb == "KT" else "cmd_kt_busy"]
+    if cmd.verb in ("QX", "QXYM"):
+        busy = cmd.verb == "QXYM"
         try:
-            await prov.disable_service(conn, actor, source, "missed-call", today=local_day(at, cfg))
+            await prov.disable_service(
+                conn, actor, source, PRODUCT_OF[cmd.verb], today=local_day(at, cfg)
+            )
         except NotFound:
-            return t["cmd_qx_none"]
-        return t["cmd_qx"]
+            return t["cmd_qx_busy_none" if busy else "cmd_qx_none"]
+        return t["cmd_qx_busy" if busy else "cmd_qx"]
     if cmd.verb == "CX":
         calls = await store.recent_missed_calls(conn, source, at - dt.timedelta(hours=hours))
         if not calls:

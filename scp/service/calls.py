@@ -74,7 +74,8 @@ __all__ = [
     "Finished",
     "Action",
     "MENU_SERVICES",
-    "callback_records",
+    "PRODUCT_OF_REASON",
+    "callback_record",
     "classify_busy",
     "voicemail_record",
     "CALL",
@@ -91,6 +92,11 @@ ASSIST = "assist"
 
 # Services that put a subscriber's missed calls through the menu (provisioning.SERVICES).
 MENU_SERVICES = frozenset({"missed-call", "busy"})
+
+# The product that serves a missed call of each reason: 来话提示 (missed-call: the callee could
+# not be reached or did not answer) and 遇忙提示 (busy). They are sold, switched and billed
+# apart, so a call is treated (recorded, the caller's menu, the SMS) only under its own.
+PRODUCT_OF_REASON = {"busy": "busy", "not-reachable": "missed-call", "no-answer": "missed-call"}
 
 # EventTypeBCSM values (TS 29.078 §7.6).
 ET = ops.EventTypeBCSM
@@ -132,7 +138,7 @@ class CallSettings:
     assist_timeout: float = 10.0
     announcement_timeout: float = 60.0
     release_cause: int = 31
-    callback_fee: Decimal = Decimal("0.10")
+    callback_fee: Decimal = Decimal("0.10")  # charged when the callback SMS goes out, not here
     callback_hours: int = 24
     timezone: str = "Asia/Shanghai"  # [notify] timezone: the calendar day tariffs are valid by
     scf_id: bytes = b"\x68\x31\x08\x00\x00"
@@ -367,18 +373,11 @@ def classify_busy(cause: int | None, not_reachable: frozenset[int]) -> str:
     return "busy"
 
 
-def callback_records(
-    caller: str, callee: str, at: dt.datetime, s: CallSettings, *, call_ref: str
-) -> tuple[RecordCallback, WriteCdr]:
+def callback_record(caller: str, callee: str, at: dt.datetime, s: CallSettings) -> RecordCallback:
     """What the caller's "SMS me when reachable" choice writes (menu digit 1, or the media
-    server's report in connect mode): the callback request and its per-use fee, charged to
-    the caller."""
-    return (
-        RecordCallback(caller, callee, at, at + dt.timedelta(hours=s.callback_hours)),
-        WriteCdr(
-            "fee", caller, caller, callee, "callback", None, at, at, None, s.callback_fee, call_ref
-        ),
-    )
+    server's report in connect mode): the callback request. Its per-use fee is charged to the
+    caller once per request, when its SMS goes out (scp.flows.billing.charge_callbacks)."""
+    return RecordCallback(caller, callee, at, at + dt.timedelta(hours=s.callback_hours))
 
 
 def voicemail_record(
@@ -598,19 +597,29 @@ class CallSession:
         self.services = callee.services
         self.forward_to = callee.forward_to if self._forwards(callee) else None
         leg2, leg1 = ops.LegID(2, sending=True), ops.LegID(1, sending=True)
-        rrbe = ops.RequestReportBCSMEvent(
-            (
-                ops.BCSMEvent(ET.T_BUSY, ops.MonitorMode.INTERRUPTED, leg2),
-                ops.BCSMEvent(
-                    ET.T_NO_ANSWER,
-                    ops.MonitorMode.INTERRUPTED,
-                    leg2,
-                    application_timer=self.s.no_answer_timer,
-                ),
-                ops.BCSMEvent(ET.T_ANSWER, ops.MonitorMode.NOTIFY_AND_CONTINUE, leg2),
-                ops.BCSMEvent(ET.T_ABANDON, ops.MonitorMode.NOTIFY_AND_CONTINUE, leg1),
-            )
+        # tBusy carries busy and not reachable alike (busyCause); tNoAnswer only when a no-answer
+        # would be treated: the missed-call product, or forwarding of unanswered calls.
+        no_answer = "missed-call" in callee.services or (
+            self.forward_to is not None and self.s.forward_no_answer
         )
+        events = (
+            ops.BCSMEvent(ET.T_BUSY, ops.MonitorMode.INTERRUPTED, leg2),
+            *(
+                (
+                    ops.BCSMEvent(
+                        ET.T_NO_ANSWER,
+                        ops.MonitorMode.INTERRUPTED,
+                        leg2,
+                        application_timer=self.s.no_answer_timer,
+                    ),
+                )
+                if no_answer
+                else ()
+            ),
+            ops.BCSMEvent(ET.T_ANSWER, ops.MonitorMode.NOTIFY_AND_CONTINUE, leg2),
+            ops.BCSMEvent(ET.T_ABANDON, ops.MonitorMode.NOTIFY_AND_CONTINUE, leg1),
+        )
+        rrbe = ops.RequestReportBCSMEvent(events)
         self.phase = Phase.ARMED
         return [Send((rrbe, ops.Continue()))]
 
@@ -659,7 +668,8 @@ class CallSession:
             return self._connect_charged(
                 self.forward_to, self.callee, "forwarding", at, leave_srf=False
             )
-        if not self.services & MENU_SERVICES:
+        if PRODUCT_OF_REASON[reason] not in self.services:
+            # the callee has the other product only: this call is none of ours to treat
             return self._end_with((ops.Continue(),), "not-served")
         out: list[Action] = [
             RecordMissedCall(self.caller_shown, self.callee, reason, cause, self.call_ref, at)
@@ -726,9 +736,9 @@ class CallSession:
         d = ev.digits[:1]
         s = self.s
         if d == s.digit_callback and self.caller:
-            out: list[Action] = list(
-                callback_records(self.caller, self.callee, at, s, call_ref=self.call_ref)
-            )
+            # No fee here: the caller pays once per request, when its SMS goes out
+            # (scp.flows.billing.charge_callbacks); pressing 1 again joins the open request.
+            out: list[Action] = [callback_record(self.caller, self.callee, at, s)]
             return out + self._announce(s.ann["callback_ok"])
         if d == s.digit_voicemail and "voicemail" in self.services:
             rec = voicemail_record(self.callee, self.caller_shown, at, s, call_ref=self.call_ref)
@@ -838,7 +848,8 @@ class CallSession:
         self.charge = None
         secs = (c.duration_100ms + 9) // 10
         day = c.started_at.astimezone(zoneinfo.ZoneInfo(self.s.timezone)).date()
-        rated = self.rates.rate_call(c.destination, secs, day)
+        # rated by the pair: the paying subscriber's number and where the leg went
+        rated = self.rates.rate_call(c.destination, secs, day, origin=c.msisdn)
         caller = self.caller_shown if c.service == "forwarding" else c.msisdn
         return [
             WriteCdr(

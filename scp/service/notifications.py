@@ -126,6 +126,9 @@ REQUIRED_KEYS = (
     "cmd_kt",
     "cmd_qx",
     "cmd_qx_none",
+    "cmd_kt_busy",
+    "cmd_qx_busy",
+    "cmd_qx_busy_none",
     "cmd_hmd",
     "cmd_qhmd",
     "cmd_qhmd_none",
@@ -383,8 +386,10 @@ def plan_missed_call(
     if reason == "not-reachable":
         off = "missed-call" not in rcpt.services or rcpt.notify_mode == "none"
         return MissedCallPlan(hlr=cfg.notify.alert_via_hlr, outcome="suppressed" if off else None)
-    wanted = {"busy": ("busy", "missed-call")}.get(reason, ("missed-call",))
-    if rcpt.notify_mode == "none" or not any(s in rcpt.services for s in wanted):
+    # busy: 遇忙提示 (product busy); no-answer: 来话提示 (product missed-call). Each product
+    # sends its own SMS and nothing of the other's.
+    product = "busy" if reason == "busy" else "missed-call"
+    if rcpt.notify_mode == "none" or product not in rcpt.services:
         return MissedCallPlan(outcome="suppressed")
     tz = notify_tz(cfg)
     t = templates_for(cfg, rcpt.language)

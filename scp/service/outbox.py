@@ -49,7 +49,11 @@ class OutboxPort(Protocol):
         """Rows due at ``now``, marked 'sending', attempts incremented; at most ``limit``."""
         ...
 
-    async def mark_submitted(self, sms_id: int, smsc_message_id: str) -> None: ...
+    async def mark_submitted(
+        self, sms_id: int, smsc_message_id: str, at: datetime | None = None
+    ) -> None:
+        """The SMSC accepted it (submit_sm_resp) at ``at`` (the sender's clock)."""
+        ...
 
     async def mark_retry(self, sms_id: int, error: str, next_attempt_at: datetime) -> None: ...
 
@@ -174,7 +178,9 @@ class InMemoryOutbox:
             )
         return out
 
-    async def mark_submitted(self, sms_id: int, smsc_message_id: str) -> None:
+    async def mark_submitted(
+        self, sms_id: int, smsc_message_id: str, at: datetime | None = None
+    ) -> None:
         row = self.rows[sms_id]
         row.status = "submitted"
         row.smsc_message_id = smsc_message_id

@@ -27,7 +27,7 @@ NOTIFY_MODES = ("sms", "digest", "none")
 VOICEMAIL_NOTIFY = ("sms", "none")  # how a new voice message is told: 短信 / 不通知
 STATUSES = ("active", "suspended", "barred")
 CHANNELS = ("cli", "oss", "ivr", "sms", "web", "operator", "system", "api")
-CALL_CATEGORIES = ("local", "national", "hmt", "international")
+CALL_CATEGORIES = ("on-net", "local", "national", "hmt", "international")
 SMS_STATUSES = ("queued", "sending", "submitted", "delivered", "failed", "expired")
 
 
@@ -236,7 +236,7 @@ def valid_pin(raw: str, field_name: str = "pin") -> str:
     return raw
 
 
-def _money(raw: str | Decimal | float | int, field_name: str) -> Decimal:
+def valid_money(raw: str | Decimal | float | int, field_name: str) -> Decimal:
     try:
         d = Decimal(str(raw))
     except InvalidOperation:
@@ -311,9 +311,9 @@ def valid_rate(
     return (
         call_category,
         prefix or "",
-        _money(per_minute, "per_minute"),
-        _money(per_sms, "per_sms"),
-        _money(per_use, "per_use"),
-        _money(monthly_fee, "monthly_fee"),
+        valid_money(per_minute, "per_minute"),
+        valid_money(per_sms, "per_sms"),
+        valid_money(per_use, "per_use"),
+        valid_money(monthly_fee, "monthly_fee"),
         vf or today,
     )

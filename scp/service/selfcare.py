@@ -10,7 +10,8 @@ account locks after 3 wrong tries, ops unlock it), then the menu:
   1 hear missed calls (count and up to four numbers as variable parts of one announcement)
   2 voicemail: how many messages are new (a variable announcement), then the retrieval
     platform (Connect ``call.voicemail_retrieval``)
-  3 service on / off (1 on, 2 off: the missed-call service)
+  3 service on / off (1 on, 2 off: missed-call notification 来话提示; 3 on, 4 off: busy
+    notification 遇忙提示 - two products, switched and billed apart)
   4 blacklist (1 add, 2 remove, then the number and '#')
   5 change PIN (the new PIN then '#')
   6 notification mode (1 one SMS per call, 2 digest, 3 none)
@@ -69,6 +70,13 @@ MENU_MISSED, MENU_VOICEMAIL, MENU_SERVICE, MENU_BLACKLIST, MENU_PIN, MENU_NOTIFY
     "0",
 )
 NOTIFY_MODES = {"1": "sms", "2": "digest", "3": "none"}
+# the on / off choices of menu 3: (request, product)
+SERVICE_CHOICES = {
+    "1": ("enable_service", "missed-call"),
+    "2": ("disable_service", "missed-call"),
+    "3": ("enable_service", "busy"),
+    "4": ("disable_service", "busy"),
+}
 
 
 class SelfcareSession(CallSession):
@@ -169,8 +177,8 @@ class SelfcareSession(CallSession):
     def _on_choice(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
         assert isinstance(ev, DigitsCollected)
         d = ev.digits[:1]
-        if self.choice == MENU_SERVICE and d in ("1", "2"):
-            return self._request("enable_service" if d == "1" else "disable_service", "missed-call")
+        if self.choice == MENU_SERVICE and d in SERVICE_CHOICES:
+            return self._request(*SERVICE_CHOICES[d])
         if self.choice == MENU_NOTIFY and d in NOTIFY_MODES:
             return self._request("set_notify_mode", NOTIFY_MODES[d])
         if self.choice == MENU_BLACKLIST and d in ("1", "2"):

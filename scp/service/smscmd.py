@@ -7,9 +7,11 @@ accepted (NFKC), extra blanks ignored:
 
 =============  ====================================================  ==========
 ``CX``         list the missed calls of the last ``[service].window_hours``  charged
-``KT``         turn the missed-call service on                        charged
+``KT``         turn missed-call notification (来话提示) on              charged
 ``QX``         turn it off                                            charged
 ``LY``         how many voice messages are new, and the retrieval number  charged
+``KTYM``       turn busy notification (遇忙提示) on ("KT YM" too)      charged
+``QXYM``       turn it off ("QX YM" too)                              charged
 ``HMD n``      add number ``n`` to the sender's blacklist             charged
 ``QHMD n``     remove it                                              charged
 anything else  the help text                                          free
@@ -28,9 +30,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from scp.config import Config
 
-__all__ = ["CHARGED", "Command", "parse_command", "service_number"]
+__all__ = ["CHARGED", "PRODUCT_OF", "Command", "parse_command", "service_number"]
 
-CHARGED = ("CX", "KT", "QX", "HMD", "QHMD", "LY")
+CHARGED = ("CX", "KT", "QX", "KTYM", "QXYM", "HMD", "QHMD", "LY")
+
+# The product each on / off command switches: the two notifications are separate products.
+PRODUCT_OF = {"KT": "missed-call", "QX": "missed-call", "KTYM": "busy", "QXYM": "busy"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +57,9 @@ def parse_command(text: str) -> Command:
         if verb.startswith(v) and verb != v and not rest:
             verb, rest = v, [verb[len(v) :]]
             break
-    if verb in ("CX", "KT", "QX", "LY") and not rest:
+    if verb in ("KT", "QX") and rest == ["YM"]:
+        return Command(verb + "YM")
+    if verb in ("CX", "KT", "QX", "KTYM", "QXYM", "LY") and not rest:
         return Command(verb)
     if verb in ("HMD", "QHMD"):
         return Command(verb, "".join(rest))

@@ -3,11 +3,11 @@
 Reads: the called subscriber with its services in force on the call's day (passed in: the
 database's clock is not the node's) and whether the caller is on its blacklist, in one round
 trip (:data:`LOAD_CALLEE`, which also reads the subscriber as a notification recipient: the
-forecast of ``scp.flows.notify.record_missed_call``); the tariffs and the per-number
-category overrides for :class:`scp.service.rating.RateTable`. Writes: the missed call, the
+forecast of ``scp.flows.notify.record_missed_call``); the tariffs, the per-number
+category overrides and the number-pair tariffs for :class:`scp.service.rating.RateTable`. Writes: the missed call, the
 callback request, the voicemail record and the CDRs a call decision produces, one statement
 each; :func:`scp.flows.calls.write_records` puts them in one transaction with the
-notification flow. Schema: migrations 0001, 0010, 0030 and 0250 (a missed call is written
+notification flow. Schema: migrations 0001, 0010, 0030, 0220 and 0250 (a missed call is written
 once however often its write runs).
 
 Which failures a write may be run again after (:func:`nothing_committed`, :func:`transient`):
@@ -33,7 +33,7 @@ from scp.service.calls import (
     RecordVoicemail,
     WriteCdr,
 )
-from scp.service.rating import RateTable, RatingRules, Tariff
+from scp.service.rating import PairTariff, RateTable, RatingRules, Tariff
 from scp.state import notify_store
 
 LOAD_CALLEE = """
@@ -83,6 +83,11 @@ SELECT call_category, prefix, per_minute, per_sms, per_use, valid_from FROM rate
 
 LOAD_OVERRIDES = "SELECT number, kind, call_category FROM rate_override"
 
+LOAD_PAIRS = """
+SELECT origin_prefix, destination_prefix, call_category, per_minute, per_use, valid_from
+FROM rate_pair
+"""
+
 
 async def load_callee(
     db: asyncpg.Pool | asyncpg.Connection, msisdn: str, caller: str | None, day: dt.date
@@ -113,7 +118,8 @@ async def load_callee(
 
 
 async def load_rates(db: asyncpg.Pool | asyncpg.Connection, rules: RatingRules) -> RateTable:
-    """Every tariff line and override (small tables: cached by the executor)."""
+    """Every tariff line, override and number-pair tariff (small tables: cached by the
+    executor)."""
     tariffs = [
         Tariff(
             r["call_category"],
@@ -129,7 +135,8 @@ async def load_rates(db: asyncpg.Pool | asyncpg.Connection, rules: RatingRules) 
     prefix: dict[str, str] = {}
     for r in await db.fetch(LOAD_OVERRIDES):
         (exact if r["kind"] == "exact" else prefix)[r["number"]] = r["call_category"]
-    return RateTable(rules, tuple(tariffs), exact, prefix)
+    pairs = tuple(PairTariff(**dict(r)) for r in await db.fetch(LOAD_PAIRS))
+    return RateTable(rules, tuple(tariffs), exact, prefix, pairs)
 
 
 Record = RecordMissedCall | RecordCallback | RecordVoicemail | WriteCdr

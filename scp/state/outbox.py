@@ -42,9 +42,14 @@ loses none. Receipts: the gateway answers deliver_sm only after the receipt's gr
 (ESME_RX_T_APPN when its awaitable raises; scp/adapters/smpp.py), so a crash loses no receipt:
 the SMSC delivers an unanswered one again.
 
-:class:`NotifyingOutbox` is the store the node runs on: PgOutbox plus three hooks, injected by
+:class:`NotifyingOutbox` is the store the node runs on: PgOutbox plus four hooks, injected by
 its builder (:func:`scp.flows.outbox.build_outbox`), each called in the transaction that
 records the SMPP event:
+
+* ``on_charge(conn, [(idempotency_key, at)])`` for the SMS whose key starts with
+  ``charge_prefix`` (callback SMS) once submitted (dated by the submit time the sender passes
+  to ``mark_submitted``) or, with ``charge_on="delivered"``, once a DELIVRD receipt settles
+  them (dated by the receipt): the caller's fee is written with the mark, in one commit;
 
 * ``on_delivered(conn, destination, at)`` for a DELIVRD receipt of one of our SMS (called for
   subscribers only with ``subscribers_only``: the group statement tells which destinations are
@@ -83,6 +88,7 @@ import structlog
 from scp.service.outbox import OutboundSms
 
 __all__ = [
+    "ChargeHook",
     "DeliveredHook",
     "MoHook",
     "NotifyingOutbox",
@@ -98,13 +104,15 @@ _STATUS_OF = """CASE {stat} WHEN 'DELIVRD' THEN 'delivered' WHEN 'EXPIRED' THEN 
 
 _RECEIPT_STATUS = _STATUS_OF.format(stat="$2::text").replace("o.status", "status")
 
-# submits of one group: (id, smsc_message_id) pairs
+# submits of one group: (id, smsc_message_id, submit time) triples
 _SUBMIT = (
     "UPDATE sms_outbox o SET status = 'submitted', smsc_message_id = u.mid,"
     " last_error = NULL, updated_at = now()"
-    " FROM unnest($1::bigint[], $2::text[]) AS u(id, mid)"
+    " FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS u(id, mid, sat)"
     " WHERE o.id = ANY($1::bigint[]) AND o.id = u.id"
     " AND o.status NOT IN ('delivered', 'failed', 'expired')"
+    " RETURNING o.id, o.destination, NULL::text AS stat, NULL::timestamptz AS at,"
+    " o.idempotency_key AS key, u.sat"
 )
 
 # receipts that overtook the submits just recorded (latest receipt per message id)
@@ -116,7 +124,8 @@ _EARLY = (
     "       ORDER BY smsc_message_id, id DESC) r"
     " WHERE o.id = ANY($1::bigint[]) AND o.smsc_message_id = r.smsc_message_id"
     " AND o.status IN ('sending', 'submitted')"
-    " RETURNING o.id, o.destination, r.status AS stat, r.received_at AS at"
+    " RETURNING o.id, o.destination, r.status AS stat, r.received_at AS at,"
+    " o.idempotency_key AS key, NULL::timestamptz AS sat"
 )
 
 _INSERT_RECEIPTS = (
@@ -132,8 +141,9 @@ _SUBMITTED = "'submitted'"  # the status of a submit without an early receipt
 # message id has two receipts in it. Data-modifying CTEs share one snapshot and may not touch a
 # row twice, so a receipt whose submit is in the same group is applied by the submit's UPDATE
 # (with the receipts already stored it picks the latest, as the per-SMS code did) and skipped
-# by the receipts' UPDATE. Returns the DELIVRD rows settled that pass the subclass's
-# ``settled_filter`` (SQL over ``d``), for the presence hook.
+# by the receipts' UPDATE. Returns the rows settled (``d``: id, destination, receipt stat and
+# time, idempotency key, submit time ``sat``) that the subclass's hooks want: ``presence``,
+# DELIVRD rows passing ``settled_filter``; ``charge``, rows passing ``charge_filter``.
 _GROUP = (
     "WITH rc AS (SELECT * FROM unnest($3::text[], $4::text[], $5::timestamptz[])"
     "   WITH ORDINALITY AS u(mid, stat, at, n)),"
@@ -144,7 +154,7 @@ _GROUP = (
     "   delivery_status = coalesce(e.stat, o.delivery_status),"
     "   delivered_at = CASE WHEN e.stat IS NULL THEN o.delivered_at ELSE e.at END,"
     "   updated_at = now()"
-    "  FROM unnest($1::bigint[], $2::text[]) AS u(id, mid)"
+    "  FROM unnest($1::bigint[], $2::text[], $6::timestamptz[]) AS u(id, mid, sat)"
     "  LEFT JOIN LATERAL (SELECT x.stat, x.at FROM ("
     "     SELECT status AS stat, received_at AS at, 0 AS src, id AS ord FROM sms_receipt"
     "      WHERE smsc_message_id = u.mid"
@@ -152,14 +162,15 @@ _GROUP = (
     "    ORDER BY x.src DESC, x.ord DESC LIMIT 1) e ON true"
     "  WHERE o.id = ANY($1::bigint[]) AND o.id = u.id"
     "   AND o.status NOT IN ('delivered', 'failed', 'expired')"
-    "  RETURNING o.id, o.destination, e.stat, e.at),"
+    "  RETURNING o.id, o.destination, e.stat, e.at, o.idempotency_key AS key, u.sat),"
     " app AS (UPDATE sms_outbox o SET delivery_status = rc.stat, delivered_at = rc.at,"
     f"   status = {_STATUS_OF.format(stat='rc.stat')}, updated_at = now()"
     "  FROM rc WHERE o.smsc_message_id = ANY($3::text[]) AND o.smsc_message_id = rc.mid"
     "   AND o.status IN ('sending', 'submitted') AND o.id <> ALL($1::bigint[])"
-    "  RETURNING o.id, o.destination, rc.stat, rc.at)"
-    " SELECT d.id, d.destination, d.stat, d.at"
-    " FROM (SELECT * FROM sub UNION ALL SELECT * FROM app) d WHERE d.stat = 'DELIVRD' AND {}"
+    "  RETURNING o.id, o.destination, rc.stat, rc.at, o.idempotency_key, NULL::timestamptz)"
+    " SELECT d.*, (d.stat = 'DELIVRD' AND {presence}) AS presence, ({charge}) AS charge"
+    " FROM (SELECT * FROM sub UNION ALL SELECT * FROM app) d"
+    " WHERE (d.stat = 'DELIVRD' AND {presence}) OR ({charge})"
 )
 
 # one receipt per message id (see _rounds)
@@ -169,7 +180,8 @@ _APPLY_RECEIPTS = (
     " FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(mid, stat, at)"
     " WHERE o.smsc_message_id = ANY($1::text[]) AND o.smsc_message_id = u.mid"
     " AND o.status IN ('sending', 'submitted')"
-    " RETURNING o.id, o.destination, u.stat, u.at"
+    " RETURNING o.id, o.destination, u.stat, u.at, o.idempotency_key AS key,"
+    " NULL::timestamptz AS sat"
 )
 
 
@@ -189,6 +201,7 @@ class _Submit:
     sms_id: int
     smsc_message_id: str
     done: asyncio.Future[None]
+    at: datetime | None = None  # when the SMSC accepted it (a fee due on submission is dated so)
 
 
 @dataclass(frozen=True)
@@ -225,7 +238,10 @@ class PgOutbox:
     SWEEP_INTERVAL = timedelta(seconds=1)
     settled_filter = "false"
     """Which DELIVRD rows settled by the group statement reach :meth:`_settled_by_receipt`
-    (SQL over ``d``: id, destination, stat, at); none here, the base class has no hook."""
+    (SQL over ``d``: id, destination, stat, at, key, sat); none here, the base class has no
+    hook."""
+    charge_filter = "false"
+    """Which rows settled by the group statement reach :meth:`_charged` (SQL over ``d``)."""
 
     def __init__(
         self,
@@ -415,16 +431,20 @@ class PgOutbox:
 
     # -- per-SMS outcomes ----------------------------------------------------------------------
 
-    async def mark_submitted(self, sms_id: int, smsc_message_id: str) -> None:
-        """The SMSC accepted it (submit_sm_resp); apply a receipt that arrived first. Returns
-        once committed (with the group it joined)."""
-        await self.mark_submitted_nowait(sms_id, smsc_message_id)
+    async def mark_submitted(
+        self, sms_id: int, smsc_message_id: str, at: datetime | None = None
+    ) -> None:
+        """The SMSC accepted it (submit_sm_resp) at ``at``; apply a receipt that arrived first.
+        Returns once committed (with the group it joined)."""
+        await self.mark_submitted_nowait(sms_id, smsc_message_id, at)
 
-    def mark_submitted_nowait(self, sms_id: int, smsc_message_id: str) -> asyncio.Future[None]:
+    def mark_submitted_nowait(
+        self, sms_id: int, smsc_message_id: str, at: datetime | None = None
+    ) -> asyncio.Future[None]:
         """:meth:`mark_submitted` queued now; the future resolves when it is committed (the
         sender uses it to free the SMS's task at once: one task switch less per SMS)."""
         done = asyncio.get_running_loop().create_future()
-        self._submits.append(_Submit(sms_id, smsc_message_id, done))
+        self._submits.append(_Submit(sms_id, smsc_message_id, done, at))
         self._kick()
         return done
 
@@ -558,7 +578,9 @@ class PgOutbox:
             self.transactions += 1
             if len({r.smsc_message_id for r in receipts}) == len(receipts):
                 if self._group_sql is None:
-                    self._group_sql = _GROUP.format(self.settled_filter)
+                    self._group_sql = _GROUP.format(
+                        presence=self.settled_filter, charge=self.charge_filter
+                    )
                 settled = await conn.fetch(
                     self._group_sql,
                     [s.sms_id for s in submits],
@@ -566,8 +588,12 @@ class PgOutbox:
                     [r.smsc_message_id for r in receipts],
                     [r.status for r in receipts],
                     [r.at for r in receipts],
+                    [s.at for s in submits],
                 )
-                await self._settled_by_receipt(conn, settled)
+                await self._settled_by_receipt(conn, [r for r in settled if r["presence"]])
+                charged = [r for r in settled if r["charge"]]
+                if charged:
+                    await self._charged(conn, charged)
                 return
             # a message id with two receipts in the group: statement by statement, in order
             if submits:
@@ -578,9 +604,10 @@ class PgOutbox:
     async def _apply_submits(self, conn: asyncpg.Connection, submits: Sequence[_Submit]) -> None:
         ids = [s.sms_id for s in submits]
         mids = [s.smsc_message_id for s in submits]
-        await conn.execute(_SUBMIT, ids, mids)
+        marked = await conn.fetch(_SUBMIT, ids, mids, [s.at for s in submits])
         early = await conn.fetch(_EARLY, ids, mids)
         await self._settled_by_receipt(conn, early)
+        await self._charge_rows(conn, [*marked, *early])
 
     async def _apply_receipts(self, conn: asyncpg.Connection, receipts: Sequence[_Receipt]) -> None:
         await conn.execute(
@@ -597,6 +624,7 @@ class PgOutbox:
                 [r.at for r in rnd],
             )
             await self._settled_by_receipt(conn, settled)
+            await self._charge_rows(conn, settled)
 
     async def _settled_by_receipt(
         self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]
@@ -604,6 +632,19 @@ class PgOutbox:
         """Hook for subclasses: ``rows`` (id, destination, stat, at) were just settled by a
         receipt in this transaction (from the group statement: only DELIVRD rows passing
         :attr:`settled_filter`)."""
+
+    def _wants_charge(self, row: asyncpg.Record) -> bool:
+        """:attr:`charge_filter` in Python, for the rows of the statement-by-statement path."""
+        return False
+
+    async def _charge_rows(self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> None:
+        charged = [r for r in rows if self._wants_charge(r)]
+        if charged:
+            await self._charged(conn, charged)
+
+    async def _charged(self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> None:
+        """Hook for subclasses: ``rows`` (id, destination, stat, at, key, sat) just reached the
+        state :attr:`charge_filter` names, in this transaction."""
 
     @staticmethod
     async def _apply_receipt(
@@ -655,12 +696,18 @@ SubscriberReceiptHook = Callable[
 ]
 """(conn, owner, destination, smsc_message_id, at) for the receipt of a subscriber's own SMS."""
 
+ChargeHook = Callable[[asyncpg.Connection, list[tuple[str, dt.datetime]]], Awaitable[object]]
+"""(conn, [(idempotency key, when)]) in the transaction that recorded the SMS's new state."""
+
 
 class NotifyingOutbox(PgOutbox):
     """PgOutbox whose receipts mark presence and whose MO SMS run commands.
 
     ``subscribers_only``: call ``on_delivered`` only for destinations that are subscribers
     (filtered inside the group statement), for a hook that does nothing for anyone else.
+    ``on_charge``: called with the SMS whose idempotency key starts with ``charge_prefix``
+    once they are ``charge_on`` ("submitted": the SMSC accepted them, dated by the submit;
+    "delivered": a DELIVRD receipt, dated by it), in the transaction recording that.
     """
 
     def __init__(
@@ -679,10 +726,24 @@ class NotifyingOutbox(PgOutbox):
         mo_retry_cap: float = 600.0,
         mo_grace: float = 60.0,
         mo_command_timeout: float = 10.0,
+        on_charge: ChargeHook | None = None,
+        charge_on: str = "submitted",
+        charge_prefix: str = "callback:",
     ) -> None:
         super().__init__(
             pool, lease=lease, claim_ahead=claim_ahead, flush_delay=flush_delay, max_batch=max_batch
         )
+        if charge_on not in ("submitted", "delivered"):
+            raise ValueError(f"charge_on {charge_on!r}")
+        if not charge_prefix or not charge_prefix.replace(":", "").replace("-", "").isalnum():
+            raise ValueError(f"charge_prefix {charge_prefix!r}")  # it goes into the SQL text
+        self.on_charge = on_charge
+        self.charge_on = charge_on
+        self.charge_prefix = charge_prefix
+        if on_charge is not None:
+            keyed = f"left(d.key, {len(charge_prefix)}) = '{charge_prefix}'"
+            when = "d.sat IS NOT NULL" if charge_on == "submitted" else "d.stat = 'DELIVRD'"
+            self.charge_filter = f"{when} AND {keyed}"
         self.on_delivered = on_delivered
         self.subscribers_only = subscribers_only
         if on_delivered is None:
@@ -729,6 +790,18 @@ class NotifyingOutbox(PgOutbox):
         if self.on_delivered is not None:
             for destination, at in delivered:
                 await self.on_delivered(conn, destination, at)
+
+    def _wants_charge(self, row: asyncpg.Record) -> bool:
+        if self.on_charge is None or not (row["key"] or "").startswith(self.charge_prefix):
+            return False
+        if self.charge_on == "submitted":
+            return row["sat"] is not None
+        return bool(row["stat"] == "DELIVRD")
+
+    async def _charged(self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> None:
+        if self.on_charge is not None:
+            when = "sat" if self.charge_on == "submitted" else "at"
+            await self.on_charge(conn, [(r["key"], r[when]) for r in rows])
 
     async def record_mo(self, source: str, destination: str, text: str, at: dt.datetime) -> None:
         """Store the MO in a transaction of its own, then run its command in a second one; raises

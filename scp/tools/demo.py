@@ -22,13 +22,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scp.flows import billing
 from scp.flows import provisioning as prov
 from scp.primitives import PointCodeFormat
 from scp.service.notifications import local_day
 from scp.service.provisioning import Actor, Conflict
 from scp.tools.replay.live import replay_live
 
-__all__ = ["DEMO_SUBSCRIBERS", "DEMO_CAPTURE", "demo_capture_path", "seed_subscribers", "run_demo"]
+__all__ = [
+    "DEMO_SUBSCRIBERS",
+    "DEMO_CAPTURE",
+    "demo_capture_path",
+    "seed_products",
+    "seed_subscribers",
+    "run_demo",
+]
 
 # The numbers pcaps/demo-missed-call.pcap carries (scp.tools.simulate.scenarios.Numbers defaults).
 DEMO_SUBSCRIBERS: tuple[tuple[str, str], ...] = (
@@ -73,6 +81,23 @@ async def seed_subscribers(pool: Any, *, today: dt.date) -> list[str]:
     return added
 
 
+# The brief's example configuration: 来话提示 (missed-call) and 遇忙提示 (busy) at 2 元 a month.
+DEMO_PRICES = (("missed-call", "2.00"), ("busy", "2.00"))
+
+
+async def seed_products(pool: Any, *, today: dt.date) -> list[str]:
+    """Price the two notification products at 2 元 a month from ``today``, each only if it has
+    no price list yet (an operator's prices are never overwritten)."""
+    actor = Actor("system", "demo")
+    priced = {p.service for p in await billing.list_prices(pool)}
+    added = []
+    for service, fee in DEMO_PRICES:
+        if service not in priced:
+            await billing.set_price(pool, actor, service, fee, today=today)
+            added.append(service)
+    return added
+
+
 async def _sms_rows(pool: Any, floor: int) -> list[Any]:
     try:
         return list(
@@ -99,6 +124,9 @@ async def run_demo(
 async def _run(node: Any, pool: Any, cfg: Any, capture: Path | None, wait_sms: float) -> None:
     added = await seed_subscribers(pool, today=local_day(node.wall_now(), cfg))
     subs = ", ".join(m for m, _ in DEMO_SUBSCRIBERS)
+    priced = await seed_products(pool, today=local_day(node.wall_now(), cfg))
+    if priced:
+        _say(f"products priced at 2.00 CNY a month: {', '.join(priced)} (mcn-scp products list)")
     _say(f"demo subscribers: {subs}" + (f" (added {len(added)})" if added else " (already there)"))
     path = capture or demo_capture_path()
     if path is None:

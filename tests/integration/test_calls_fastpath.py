@@ -83,7 +83,7 @@ async def _setup(pool: asyncpg.Pool) -> None:
         (SUB, {"services": ("missed-call", "busy")}),
         (NOSVC, {"services": ("busy",)}),
         (NONE_MODE, {"services": ("missed-call",), "notify_mode": "none"}),
-        (EN, {"services": ("missed-call",), "language": "en", "group": "vip"}),
+        (EN, {"services": ("missed-call", "busy"), "language": "en", "group": "vip"}),
     ):
         await P.add_subscriber(
             pool,

@@ -261,6 +261,9 @@ async def test_sms_commands_through_the_mo_path(clean_pool: asyncpg.Pool) -> Non
         "QHMD 13700000003",
         "QX",
         "KT",
+        "QXYM",
+        "QX YM",
+        "ktym",
         "HMD 12",
         "hello",
     ):
@@ -275,8 +278,11 @@ async def test_sms_commands_through_the_mo_path(clean_pool: asyncpg.Pool) -> Non
         "13700000003不在您的黑名单中。",
         "您已成功取消来电提醒业务。",
         "您已成功开通来电提醒业务。",
+        "您已成功取消遇忙提示业务。",
+        "您已成功取消遇忙提示业务。",  # already off: the end date stays, the reply is the same
+        "您已成功开通遇忙提示业务。",
         "号码12有误,请发送 HMD 号码 或 QHMD 号码。",
-        "来电提醒:CX查询未接来电,LY查询留言,KT开通,QX取消,HMD 号码 加黑名单,QHMD 号码 移出黑名单。",
+        "来电提醒:CX查询未接来电,LY查询留言,KT开通,QX取消,KTYM开通遇忙提示,QXYM取消遇忙提示,HMD 号码 加黑名单,QHMD 号码 移出黑名单。",
         "您尚未开通来电提醒业务,发送KT开通。",
     ]
     cdrs = await pool.fetch("SELECT service, charge FROM cdr ORDER BY id")
@@ -287,8 +293,14 @@ async def test_sms_commands_through_the_mo_path(clean_pool: asyncpg.Pool) -> Non
         "sms-command:qhmd",
         "sms-command:qx",
         "sms-command:kt",
+        "sms-command:qxym",
+        "sms-command:qxym",
+        "sms-command:ktym",
         "sms-command:hmd",
     ]
+    # each product switched on its own
+    subs = {s.service: s.end_date for s in (await prov.get_subscriber(pool, CALLEE)).subscriptions}
+    assert subs["missed-call"] is None and subs["busy"] is None
     assert all(r["charge"] == Decimal("0.1") for r in cdrs)
     assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE channel = 'sms'") >= 4
     assert await pool.fetchval("SELECT count(*) FROM sms_mo WHERE handled_at IS NULL") == 1
@@ -325,10 +337,37 @@ async def test_no_answer_is_told_at_once_with_the_missed_call_text(
     await subscriber(pool, services=["missed-call"])
     await missed(pool, A, NOW, reason="no-answer")
     await missed(pool, A, NOW + dt.timedelta(seconds=30), reason="no-answer")
-    await missed(pool, A, NOW + dt.timedelta(seconds=40), reason="busy")  # busy: same service
+    # busy notification is another product: this subscriber does not have it
+    await missed(pool, A, NOW + dt.timedelta(seconds=40), reason="busy")
     rows = await pool.fetch("SELECT text, next_attempt_at FROM sms_outbox ORDER BY id")
     assert [r["text"] for r in rows] == [
         "您好,用户13700000001于11月25日18时呼叫您2次,请回电!",
-        "您好,用户13700000001于11月25日18时呼叫您1次,您正在通话中,请回电!",
     ]
     assert rows[0]["next_attempt_at"] == NOW + dt.timedelta(seconds=60)
+    outcomes = await pool.fetch("SELECT reason, notify_outcome FROM missed_call ORDER BY id")
+    assert [tuple(r) for r in outcomes] == [
+        ("no-answer", "queued"),
+        ("no-answer", "queued"),
+        ("busy", "suppressed"),
+    ]
+
+
+async def test_busy_only_subscriber_gets_busy_sms_and_nothing_else(
+    clean_pool: asyncpg.Pool,
+) -> None:
+    pool = clean_pool
+    await subscriber(pool, services=["busy"])
+    await missed(pool, A, NOW, reason="busy")
+    await missed(pool, A, NOW + dt.timedelta(seconds=5), reason="no-answer")
+    await missed(pool, A, NOW + dt.timedelta(seconds=6), reason="not-reachable")
+    await present(pool, NOW + dt.timedelta(minutes=5))
+    rows = await pool.fetch("SELECT text FROM sms_outbox ORDER BY id")
+    assert [r["text"] for r in rows] == [
+        "您好,用户13700000001于11月25日18时呼叫您1次,您正在通话中,请回电!"
+    ]
+    outcomes = await pool.fetch("SELECT reason, notify_outcome FROM missed_call ORDER BY id")
+    assert [tuple(r) for r in outcomes] == [
+        ("busy", "queued"),
+        ("no-answer", "suppressed"),
+        ("not-reachable", "suppressed"),
+    ]

@@ -146,6 +146,10 @@ async def test_run_demo_narrates_and_shows_the_sms(clean_pool, tmp_path: Path, c
     print(out)
     assert "[demo]" in out and "SMS to 8613800138000" in out, out
     assert "Ctrl-C" in out
+    # the brief's example products, 2 元 a month each
+    assert "products priced at 2.00 CNY a month: missed-call, busy" in out
+    prices = await clean_pool.fetch("SELECT service, monthly_fee FROM product_price ORDER BY 1")
+    assert [tuple(r) for r in prices] == [("busy", 2), ("missed-call", 2)]
 
 
 async def test_cli_live_replay_with_filter(clean_pool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -73,7 +73,7 @@ def user(monkeypatch: pytest.MonkeyPatch) -> Any:
         await asyncio.sleep(0)
         if msisdn != CALLEE:
             return None
-        return Callee(CALLEE, True, frozenset({"missed-call"}))
+        return Callee(CALLEE, True, frozenset({"missed-call", "busy"}))
 
     async def write_records(pool: Any, records: Any, **kw: Any) -> int:
         await asyncio.sleep(0)

@@ -70,7 +70,9 @@ ANN = dict(
     notify_mode=2011,
     voicemail_new=2012,
 )
-SUB = Callee(CALLEE, True, frozenset({"missed-call", "voicemail"}))
+SUB = Callee(CALLEE, True, frozenset({"missed-call", "busy", "voicemail"}))
+BUSY_ONLY = Callee(CALLEE, True, frozenset({"busy"}))
+MISSED_ONLY = Callee(CALLEE, True, frozenset({"missed-call"}))
 RATES = RateTable(
     RatingRules(local_prefixes=("86139",)),
     (
@@ -201,6 +203,46 @@ def test_no_answer_records_no_answer_and_restricted_caller_is_not_stored() -> No
     assert out[0] == RecordMissedCall(None, CALLEE, "no-answer", None, "r", AT)
 
 
+# -- two products: missed-call (not reachable, no answer) and busy --------------------------------
+
+
+@pytest.mark.parametrize(
+    "callee,et,cause,served",
+    [
+        (BUSY_ONLY, 13, 17, True),
+        (BUSY_ONLY, 13, 20, False),
+        (MISSED_ONLY, 13, 17, False),
+        (MISSED_ONLY, 13, 20, True),
+        (MISSED_ONLY, 14, None, True),
+    ],
+    ids=[
+        "busy-only-busy",
+        "busy-only-unreachable",
+        "missed-only-busy",
+        "missed-only-unreachable",
+        "missed-only-no-answer",
+    ],
+)
+def test_each_reason_is_treated_under_its_own_product(
+    callee: Callee, et: int, cause: int | None, served: bool
+) -> None:
+    s = armed(callee=callee)
+    out = s.handle(erb(et, cause), 1.0, AT)
+    if served:
+        assert isinstance(out[0], RecordMissedCall)
+        assert out[-1] == Finished("ivr-connect")
+    else:  # the other product's call: untouched, nothing recorded, no menu
+        assert out == [Send((ops.Continue(),), CALL, "end"), Finished("not-served")]
+
+
+def test_busy_only_subscriber_is_not_armed_for_no_answer() -> None:
+    s = CallSession(settings(), call_ref="r", protocol="cap2")
+    (send,) = s.start(idp(), BUSY_ONLY, 0.0, AT)
+    rrbe = send.ops[0]  # type: ignore[union-attr]
+    assert isinstance(rrbe, ops.RequestReportBCSMEvent)
+    assert [e.event_type_bcsm for e in rrbe.bcsm_events] == [13, 15, 18]
+
+
 # -- ctr mode: the caller's menu ------------------------------------------------------------------
 
 
@@ -224,14 +266,14 @@ def menu_session(mode: str = "ctr", **kw: object) -> CallSession:
     return s
 
 
-def test_menu_1_callback_fee_then_announcement_then_release() -> None:
+def test_menu_1_callback_request_then_announcement_then_release_no_fee_yet() -> None:
     s = menu_session()
     out = s.handle(DigitsCollected("1"), 2.0, AT)
     assert isinstance(out[0], RecordCallback) and out[0].caller == CALLER
     assert out[0].expires_at == AT + dt.timedelta(hours=24)
-    assert isinstance(out[1], WriteCdr) and out[1].record_type == "fee"
-    assert out[1].msisdn == CALLER and out[1].charge == Decimal("0.10")
-    assert names(out[2]) == ["PlayAnnouncement"]
+    # the fee is the SMS's, charged when it goes out (scp.flows.billing): nothing at the digit
+    assert not any(isinstance(a, WriteCdr) for a in out)
+    assert names(out[1]) == ["PlayAnnouncement"]
     assert s.next_deadline() == pytest.approx(62.0)
     out = s.handle(OpReceived(ops.SpecializedResourceReport()), 3.0, AT)
     assert names(out[0]) == ["ReleaseCall"] and out[0].close == "end"  # type: ignore[union-attr]
@@ -434,6 +476,17 @@ def test_selfcare_pin_menu_blacklist_and_mode() -> None:
         ServiceRequest("disable_service", CALLER, "missed-call")
     ]
     s.handle(ServiceAnswer("disable_service", True), 5.0, AT)
+    # 3 and 4: busy notification on and off, the other product
+    s.handle(DigitsCollected("3"), 5.5, AT)
+    assert s.handle(DigitsCollected("3"), 5.5, AT) == [
+        ServiceRequest("enable_service", CALLER, "busy")
+    ]
+    s.handle(ServiceAnswer("enable_service", True), 5.5, AT)
+    s.handle(DigitsCollected("3"), 5.6, AT)
+    assert s.handle(DigitsCollected("4"), 5.6, AT) == [
+        ServiceRequest("disable_service", CALLER, "busy")
+    ]
+    s.handle(ServiceAnswer("disable_service", True), 5.6, AT)
     s.handle(DigitsCollected("5"), 6.0, AT)
     assert s.handle(DigitsCollected("11223344"), 6.0, AT) == [
         ServiceRequest("set_pin", CALLER, "11223344")

@@ -189,9 +189,11 @@ class SlowCommitOutbox(InMemoryOutbox):
         self.commit = asyncio.Event()
         self.flushed = 0
 
-    async def mark_submitted(self, sms_id: int, smsc_message_id: str) -> None:
+    async def mark_submitted(
+        self, sms_id: int, smsc_message_id: str, at: datetime | None = None
+    ) -> None:
         await self.commit.wait()
-        await super().mark_submitted(sms_id, smsc_message_id)
+        await super().mark_submitted(sms_id, smsc_message_id, at)
 
     async def flush(self) -> None:
         self.flushed += 1

@@ -23,6 +23,10 @@ pytestmark = pytest.mark.usefixtures("any_day")
         ("qx", Command("QX")),
         ("LY", Command("LY")),
         ("ly 2", Command("HELP")),
+        ("KTYM", Command("KTYM")),  # busy notification, a product of its own
+        ("kt ym", Command("KTYM")),
+        ("ＱＸＹＭ", Command("QXYM")),
+        ("QX YM now", Command("HELP")),
         ("HMD 13800138000", Command("HMD", "13800138000")),
         ("hmd13800138000", Command("HMD", "13800138000")),
         ("HMD 138 0013 8000", Command("HMD", "13800138000")),
@@ -41,8 +45,8 @@ def test_commands(text: str, cmd: Command) -> None:
 
 def test_fuzz_never_raises() -> None:
     rng = random.Random(6)
-    alphabet = "CXKTQHMDcxkthmdq 0123456789+\n\t　ＣＸ退订,.!\u200b\U0001f600"
+    alphabet = "CXKTQHMDYcxkthmdqy 0123456789+\n\t　ＣＸ退订,.!\u200b\U0001f600"
     for _ in range(10_000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 24)))
         c = parse_command(text)
-        assert c.verb in ("CX", "KT", "QX", "HMD", "QHMD", "HELP")
+        assert c.verb in ("CX", "KT", "QX", "KTYM", "QXYM", "HMD", "QHMD", "HELP")

@@ -119,7 +119,8 @@ MENU_CHOICES: dict[str, MenuChoice] = {
     "1": MenuChoice(
         "SMS when reachable",
         ("playAnnouncement", "releaseCall"),
-        ("callback", "cdr:callback"),
+        # the caller's fee comes with the callback SMS (when submitted), not with the digit
+        ("callback",),
         None,
     ),
     "2": MenuChoice(

@@ -165,7 +165,9 @@ class ChoiceOut(BaseModel):
     route: str | None = Field(description="where the IVR connects the caller (deposit, operator)")
     callback_id: int | None = None
     expires_at: dt.datetime | None = None
-    fee: str | None = Field(None, description="per-use fee charged to the caller (CNY)")
+    fee: str | None = Field(
+        None, description="per-use fee charged to the caller (CNY) once, when the SMS goes out"
+    )
 
 
 class VoiceMessageOut(BaseModel):

@@ -1,0 +1,167 @@
+"""Benchmark: the monthly billing run vs an ``INSERT ... SELECT`` of the same rows.
+
+Prints one JSON object: seconds and rows/s of ``mcn-scp billing run --month 2024-06`` (a
+subprocess, as ops would run it) over ``--subscribers`` subscribers with two products each (1M
+subscriber-products by default, half of them with a price change mid-month so the daily
+proration really weighs two prices), the run's peak RSS (memory must stay flat: the run works in
+committed chunks), and in the same database the baselines:
+
+* ``bare``: ``INSERT INTO bare SELECT`` of the very rows the run wrote into a table with no key;
+* ``keyed``: the same into a table with only the run's unique key (month, msisdn, service): the
+  floor of any writer that must be idempotent;
+* ``ratio`` = bare seconds / run seconds (target >= 0.5), ``keyed_vs_bare`` the floor's ratio.
+
+Runs against a throw-away database on ``$MCN_DATABASE_URL``'s server if set, else on a
+temporary pgserver instance (deleted afterwards). Usage:
+    python bench/billing.py [--subscribers 500000] [--chunk 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+MCN_SCP = str(Path(sys.executable).parent / "mcn-scp")
+MONTH = "2024-06-01"
+
+SEED = """
+INSERT INTO subscriber (msisdn) SELECT '86138' || lpad(i::text, 8, '0')
+  FROM generate_series(0, $1 - 1) i;
+INSERT INTO subscription (msisdn, service, start_date, end_date)
+SELECT '86138' || lpad(i::text, 8, '0'), s,
+       CASE WHEN i % 10 = 0 THEN date '2024-06-11' ELSE date '2024-01-01' END,
+       CASE WHEN i % 10 = 1 THEN date '2024-06-21' END
+  FROM generate_series(0, $1 - 1) i CROSS JOIN (VALUES ('missed-call'), ('busy')) AS v (s);
+INSERT INTO product_price (service, valid_from, monthly_fee) VALUES
+  ('missed-call', '2024-01-01', 2.00), ('busy', '2024-01-01', 2.00), ('busy', '2024-06-16', 3.00);
+ANALYZE subscriber; ANALYZE subscription;
+"""
+
+COLS = (
+    'month date, msisdn text COLLATE "C", service text, days smallint, month_days smallint,'
+    " fee numeric(12, 4), charge numeric(12, 4)"
+)
+BASELINES = {
+    "bare": f"CREATE TABLE timed_insert ({COLS})",
+    "keyed": f"CREATE TABLE timed_insert ({COLS}, PRIMARY KEY (month, msisdn, service))",
+}
+
+
+def with_db(dsn: str, name: str) -> str:
+    p = urlsplit(dsn)
+    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
+
+
+async def execute(dsn: str, sql: str, *args: Any) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for stmt in [s for s in sql.split(";\n") if s.strip()]:
+            await conn.execute(stmt, *(args if "$1" in stmt else ()))
+    finally:
+        await conn.close()
+
+
+async def timed_insert(dsn: str, ddl: str) -> float:
+    """Seconds of ``INSERT INTO timed_insert SELECT`` of the month's fee rows."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DROP TABLE IF EXISTS timed_insert")
+        await conn.execute(ddl)
+        await conn.execute("CHECKPOINT")
+        t0 = time.perf_counter()
+        await conn.execute(
+            "INSERT INTO timed_insert SELECT month, msisdn, service, days, month_days, fee, charge"
+            " FROM monthly_fee WHERE month = $1",
+            dt.date.fromisoformat(MONTH),
+        )
+        secs = time.perf_counter() - t0
+        await conn.execute("DROP TABLE timed_insert")
+        return secs
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--subscribers", type=int, default=500_000)
+    ap.add_argument("--chunk", type=int, default=5000)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="mcn-bench-"))
+    server = None
+    admin_dsn = os.environ.get("MCN_DATABASE_URL")
+    if not admin_dsn:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver  # deferred: only without a server given
+        server = pgserver.get_server(tmp / "pg", cleanup_mode="delete")
+        admin_dsn = server.get_uri()
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    asyncio.run(execute(admin_dsn, f'CREATE DATABASE "{name}"'))
+    dsn = with_db(admin_dsn, name)
+    env = {**os.environ, "MCN_DATABASE_URL": dsn}
+    conf = tmp / "bench.toml"
+    conf.write_text(f'[billing]\nproration = "daily"\nchunk = {args.chunk}\n', encoding="utf-8")
+    env["MCN_CONFIG"] = str(conf)
+    try:
+        subprocess.run([MCN_SCP, "db", "migrate"], env=env, check=True, capture_output=True)
+        t0 = time.perf_counter()
+        asyncio.run(execute(dsn, SEED, args.subscribers))
+        seed_secs = time.perf_counter() - t0
+        asyncio.run(execute(dsn, "CHECKPOINT"))
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [MCN_SCP, "billing", "run", "--month", MONTH[:7], "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        run_secs = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise SystemExit(f"billing run failed: {proc.stderr[-2000:]}")
+        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        summary = json.loads(proc.stdout)
+        base = {k: asyncio.run(timed_insert(dsn, ddl)) for k, ddl in BASELINES.items()}
+        rows = summary["written"]
+        report = {
+            "subscriber_products": args.subscribers * 2,
+            "fee_records": rows,
+            "chunk": args.chunk,
+            "cpus": os.cpu_count(),
+            "seed_seconds": round(seed_secs, 2),
+            "run_seconds": round(run_secs, 2),
+            "run_rows_per_s": round(rows / run_secs),
+            "run_peak_rss_mb": round(rss_mb, 1),
+            "bare_insert_select_seconds": round(base["bare"], 2),
+            "keyed_insert_select_seconds": round(base["keyed"], 2),
+            "ratio": round(base["bare"] / run_secs, 3),
+            "keyed_vs_bare": round(base["bare"] / base["keyed"], 3),
+            "target_met": base["bare"] / run_secs >= 0.5,
+            "total": summary["total"],
+        }
+        print(json.dumps(report, indent=2))
+    finally:
+        asyncio.run(execute(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if server is not None:
+            server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,311 @@
+"""Named SQL of billing: product price lists, the monthly run, the callback fee.
+
+Tables of migrations 0200 and 0210: ``product_price``, ``subscription`` with its kept periods
+``subscription_period``, ``billing_run``, ``monthly_fee`` and ``cdr``. The monthly run computes
+:func:`scp.service.billing.monthly_fee`'s rule inside PostgreSQL, one statement per chunk of
+subscribers (:data:`BILL_CHUNK`): the price segments of the month come in as arrays, the
+subscribed periods are read, clipped, priced, summed per subscriber and product and inserted
+under the unique key (month, msisdn, service). A run holds a session advisory lock per month
+(:func:`lock_month`): several nodes may start it, one works, the others wait for it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import asyncpg
+
+from scp.service.billing import PriceSegment, ProductPrice
+from scp.service.rating import PairTariff
+
+__all__ = [
+    "NO_UPPER_BOUND",
+    "Run",
+    "advance_run",
+    "bill_chunk",
+    "charge_callbacks",
+    "chunk_end",
+    "count_periods",
+    "get_run",
+    "list_prices",
+    "lock_month",
+    "month_totals",
+    "start_run",
+    "try_lock_month",
+    "unlock_month",
+    "list_pairs",
+    "upsert_pair",
+    "upsert_price",
+]
+
+# pg_advisory_lock(key1, key2): key1 names the billing run (the migrators use 0x6D636E01),
+# key2 the month as year * 12 + month - 1.
+_RUN_LOCK = 0x6D636E02
+# An MSISDN bound above every MSISDN (digits sort below '~' in the "C" collation): the last
+# chunk's upper end, so every chunk is a plain range scan of the primary keys.
+NO_UPPER_BOUND = "~"
+
+UPSERT_PRICE = """
+INSERT INTO product_price (service, valid_from, monthly_fee) VALUES ($1, $2, $3)
+ON CONFLICT (service, valid_from) DO UPDATE SET monthly_fee = EXCLUDED.monthly_fee
+RETURNING service, valid_from, monthly_fee
+"""
+
+LIST_PRICES = """
+SELECT service, valid_from, monthly_fee FROM product_price
+WHERE $1::text IS NULL OR service = $1 ORDER BY service, valid_from
+"""
+
+_RUN_COLS = "month, proration, status, node, started_at, finished_at, after_msisdn, records, total"
+
+GET_RUN = f"SELECT {_RUN_COLS} FROM billing_run WHERE month = $1"
+
+# A new run, or the node resuming one a stopped node left running.
+START_RUN = f"""
+INSERT INTO billing_run (month, proration, node, started_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (month) DO UPDATE SET node = EXCLUDED.node WHERE billing_run.status = 'running'
+RETURNING {_RUN_COLS}
+"""
+
+# The upper end of the next chunk: the MSISDN at ``chunk`` subscription rows past ``after``
+# (all the products of that subscriber go in the same chunk); NULL: the rest is one chunk.
+CHUNK_END = """
+SELECT msisdn FROM subscription WHERE msisdn > $1 ORDER BY msisdn OFFSET $2 LIMIT 1
+"""
+
+# Periods of every subscriber in (lo, hi] that overlap [m0, m1), clipped to it: the current
+# ones (subscription) and the kept ones (subscription_period).
+_PERIODS = """
+    SELECT msisdn, service, greatest(start_date, $3::date) AS s,
+           least(coalesce(end_date, $4::date), $4::date) AS e
+      FROM subscription
+     WHERE msisdn > $1 AND msisdn <= $2 AND start_date < $4::date
+       AND (end_date IS NULL OR end_date > $3::date)
+    UNION ALL
+    SELECT msisdn, service, greatest(start_date, $3::date), least(end_date, $4::date)
+      FROM subscription_period
+     WHERE msisdn > $1 AND msisdn <= $2 AND start_date < $4::date AND end_date > $3::date
+"""
+
+# One chunk of the run: $1 lo, $2 hi, $3 month, $4 next month, $5-$8 the price segments
+# (service, first day, end day, monthly fee), $9 days of the month, $10 full (no proration).
+# Returns the periods read, the fee records written and their sum.
+BILL_CHUNK = f"""
+WITH p AS ({_PERIODS}),
+g AS (SELECT * FROM unnest($5::text[], $6::date[], $7::date[], $8::numeric[])
+               AS g (service, s, e, fee)),
+x AS (
+    SELECT p.msisdn, p.service,
+           sum(least(p.e, g.e) - greatest(p.s, g.s)) AS days,
+           sum((least(p.e, g.e) - greatest(p.s, g.s)) * g.fee) AS weighted,
+           (array_agg(g.fee ORDER BY greatest(p.s, g.s)))[1] AS first_fee
+      FROM p JOIN g ON g.service = p.service AND g.s < p.e AND p.s < g.e
+     GROUP BY p.msisdn, p.service
+),
+ins AS (
+    INSERT INTO monthly_fee (month, msisdn, service, days, month_days, fee, charge)
+    SELECT $3::date, msisdn, service, days, $9::smallint, first_fee,
+           round(CASE WHEN $10::boolean THEN first_fee ELSE weighted / $9::int END, 2)
+      FROM x
+    ON CONFLICT (month, msisdn, service) DO NOTHING
+    RETURNING charge
+)
+SELECT (SELECT count(*) FROM p) AS seen, count(*) AS records,
+       coalesce(sum(charge), 0) AS total
+FROM ins
+"""
+
+ADVANCE_RUN = """
+UPDATE billing_run SET after_msisdn = $2, records = records + $3, total = total + $4,
+       status = CASE WHEN $5::boolean THEN 'done' ELSE status END,
+       finished_at = CASE WHEN $5::boolean THEN $6::timestamptz ELSE finished_at END
+WHERE month = $1
+"""
+
+COUNT_PERIODS = f"""
+SELECT count(*) FROM ({_PERIODS}) p
+"""
+
+MONTH_TOTALS = """
+SELECT service, count(*) AS records, sum(charge) AS total FROM monthly_fee WHERE month = $1
+GROUP BY service ORDER BY service
+"""
+
+# The callback fee of each request whose SMS just reached the state that makes it due, once
+# per request (index cdr_callback_fee_uq), at the time of that event. $1 request ids, $2 the
+# event times, $3 the fee.
+CHARGE_CALLBACKS = """
+INSERT INTO cdr (record_type, msisdn, caller, callee, service, started_at, ended_at, charge,
+                 call_ref)
+SELECT 'fee', c.caller, c.caller, c.callee, 'callback', u.at, u.at, $3::numeric,
+       'callback:' || c.id
+  FROM unnest($1::bigint[], $2::timestamptz[]) AS u (id, at)
+  JOIN callback_request c ON c.id = u.id
+ON CONFLICT (call_ref)
+   WHERE record_type = 'fee' AND service = 'callback' AND call_ref LIKE 'callback:%'
+   DO NOTHING
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A month's billing run (a row of ``billing_run``)."""
+
+    month: dt.date
+    proration: str
+    status: str
+    node: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    after_msisdn: str
+    records: int
+    total: Decimal
+
+
+def _month_key(month: dt.date) -> int:
+    return month.year * 12 + month.month - 1
+
+
+async def try_lock_month(conn: asyncpg.Connection, month: dt.date) -> bool:
+    """Take the month's run lock if free (held by this session until :func:`unlock_month`)."""
+    return bool(
+        await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", _RUN_LOCK, _month_key(month))
+    )
+
+
+async def lock_month(conn: asyncpg.Connection, month: dt.date) -> None:
+    """Wait for the month's run lock (its holder finishes, or its session ends)."""
+    await conn.execute("SELECT pg_advisory_lock($1, $2)", _RUN_LOCK, _month_key(month))
+
+
+async def unlock_month(conn: asyncpg.Connection, month: dt.date) -> None:
+    await conn.execute("SELECT pg_advisory_unlock($1, $2)", _RUN_LOCK, _month_key(month))
+
+
+async def get_run(conn: asyncpg.Connection, month: dt.date) -> Run | None:
+    row = await conn.fetchrow(GET_RUN, month)
+    return Run(**dict(row)) if row else None
+
+
+async def start_run(
+    conn: asyncpg.Connection, month: dt.date, proration: str, node: str, at: dt.datetime
+) -> Run | None:
+    """The month's run row, created or taken over by ``node``; None if it is done."""
+    row = await conn.fetchrow(START_RUN, month, proration, node, at)
+    return Run(**dict(row)) if row else None
+
+
+async def chunk_end(conn: asyncpg.Connection, after: str, chunk: int) -> str:
+    """The MSISDN ending the next chunk after ``after``, or :data:`NO_UPPER_BOUND`."""
+    hi = await conn.fetchval(CHUNK_END, after, chunk - 1)
+    return NO_UPPER_BOUND if hi is None else str(hi)
+
+
+async def bill_chunk(
+    conn: asyncpg.Connection,
+    *,
+    lo: str,
+    hi: str,
+    month: dt.date,
+    next_month: dt.date,
+    month_days: int,
+    segments: Sequence[PriceSegment],
+    full: bool,
+) -> tuple[int, int, Decimal]:
+    """Write the fees of subscribers in (lo, hi]: (periods read, records written, their sum)."""
+    row = await conn.fetchrow(
+        BILL_CHUNK,
+        lo,
+        hi,
+        month,
+        next_month,
+        [g.service for g in segments],
+        [g.start for g in segments],
+        [g.end for g in segments],
+        [g.monthly_fee for g in segments],
+        month_days,
+        full,
+    )
+    return int(row["seen"]), int(row["records"]), Decimal(row["total"])
+
+
+async def advance_run(
+    conn: asyncpg.Connection,
+    month: dt.date,
+    *,
+    after: str,
+    records: int,
+    total: Decimal,
+    done: bool,
+    at: dt.datetime,
+) -> None:
+    """Move the run's resume point (in the chunk's transaction); ``done`` closes it."""
+    await conn.execute(ADVANCE_RUN, month, after, records, total, done, at)
+
+
+async def count_periods(
+    conn: asyncpg.Connection, month: dt.date, next_month: dt.date, after: str = ""
+) -> int:
+    """Subscription periods overlapping the month past ``after`` (the progress bar's length)."""
+    return int(await conn.fetchval(COUNT_PERIODS, after, NO_UPPER_BOUND, month, next_month))
+
+
+async def month_totals(conn: asyncpg.Connection, month: dt.date) -> list[tuple[str, int, Decimal]]:
+    """(product, records, sum) of the month's fee records."""
+    return [
+        (r["service"], int(r["records"]), Decimal(r["total"]))
+        for r in await conn.fetch(MONTH_TOTALS, month)
+    ]
+
+
+async def upsert_price(conn: asyncpg.Connection, p: ProductPrice) -> ProductPrice:
+    return ProductPrice(
+        **dict(await conn.fetchrow(UPSERT_PRICE, p.service, p.valid_from, p.monthly_fee))
+    )
+
+
+async def list_prices(conn: asyncpg.Connection, service: str | None = None) -> list[ProductPrice]:
+    return [ProductPrice(**dict(r)) for r in await conn.fetch(LIST_PRICES, service)]
+
+
+async def charge_callbacks(
+    conn: asyncpg.Connection, request_ids: Sequence[int], ats: Sequence[dt.datetime], fee: Decimal
+) -> None:
+    """The callback fee of each request (in the transaction of its SMS's event)."""
+    await conn.execute(CHARGE_CALLBACKS, list(request_ids), list(ats), fee)
+
+
+UPSERT_PAIR = """
+INSERT INTO rate_pair (origin_prefix, destination_prefix, call_category, per_minute, per_use,
+                       valid_from)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (origin_prefix, destination_prefix, valid_from) DO UPDATE
+   SET call_category = EXCLUDED.call_category, per_minute = EXCLUDED.per_minute,
+       per_use = EXCLUDED.per_use
+RETURNING origin_prefix, destination_prefix, call_category, per_minute, per_use, valid_from
+"""
+
+LIST_PAIRS = """
+SELECT origin_prefix, destination_prefix, call_category, per_minute, per_use, valid_from
+  FROM rate_pair ORDER BY origin_prefix, destination_prefix, valid_from
+"""
+
+
+async def upsert_pair(conn: asyncpg.Connection, t: PairTariff) -> PairTariff:
+    row = await conn.fetchrow(
+        UPSERT_PAIR,
+        t.origin_prefix,
+        t.destination_prefix,
+        t.call_category,
+        t.per_minute,
+        t.per_use,
+        t.valid_from,
+    )
+    return PairTariff(**dict(row))
+
+
+async def list_pairs(conn: asyncpg.Connection) -> list[PairTariff]:
+    return [PairTariff(**dict(r)) for r in await conn.fetch(LIST_PAIRS)]
