@@ -93,7 +93,7 @@ async def test_connect_mode_callback_and_voice_message_end_to_end(
         prov.Actor("cli", "test"),
         N.subscriber,
         today=today(CFG),
-        services=("missed-call", "voicemail"),
+        services=("missed-call", "busy", "voicemail"),  # busy: a product of its own
         language="en",
     )
     pcap = tmp_path / "e2e.pcap"
