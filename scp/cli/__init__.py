@@ -27,6 +27,7 @@ COMMANDS = {
     "cdr": "scp.cli.charging:cdr_group",
     "db": "scp.cli.db:db_group",
     "missed-calls": "scp.cli.records:missed_calls_group",
+    "operator": "scp.cli.operators:operator_group",
     "pin": "scp.cli.subscribers:pin_group",
     "rates": "scp.cli.charging:rates_group",
     "replay": "scp.cli.replay:replay",

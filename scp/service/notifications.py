@@ -55,6 +55,7 @@ __all__ = [
     "notify_window",
     "plan_missed_call",
     "render",
+    "service_name",
     "templates_for",
     "time_values",
 ]
@@ -132,6 +133,15 @@ REQUIRED_KEYS = (
     "cmd_bad_number",
     "cmd_not_subscriber",
     "cmd_help",
+    "cmd_kt_service",
+    "cmd_qx_service",
+    "cmd_qx_service_none",
+    "svc_missed_call",
+    "svc_busy",
+    "svc_delivery_receipt",
+    "svc_voicemail",
+    "svc_forwarding",
+    "web_code",
 )
 PRESENCE_SOURCES = ("alert-sc", "note-mm-event", "delivery-receipt", "call", "operator")
 
@@ -181,6 +191,11 @@ def render(template: str, **values: object) -> str:
         return template.format_map(values)
     except (KeyError, IndexError, ValueError) as e:
         raise TemplateError(f"template {template!r}: {e!r}") from None
+
+
+def service_name(service: str, t: Templates) -> str:
+    """A service's name in the recipient's language (``svc_<service>`` of the templates)."""
+    return t.texts.get("svc_" + service.replace("-", "_"), service)
 
 
 def display_number(e164: str | None, t: Templates) -> str:

@@ -9,11 +9,19 @@ account locks after 3 wrong tries, ops unlock it), then the menu:
 
   1 hear missed calls (count and up to four numbers as variable parts of one announcement)
   2 voicemail retrieval (Connect ``call.voicemail_retrieval``)
-  3 service on / off (1 on, 2 off: the missed-call service)
+  3 service on / off: which service (:data:`SERVICE_DIGITS`), then 1 on, 2 off
   4 blacklist (1 add, 2 remove, then the number and '#')
   5 change PIN (the new PIN then '#')
   6 notification mode (1 one SMS per call, 2 digest, 3 none)
   0 operator
+
+A caller whose own number is not an active subscriber's (the subscriber calls from another
+phone) is asked for the mobile number first, then its PIN (系统提示用户输入移动号码和密码); a
+wrong PIN, or a number that is no subscriber's, asks for the number again, and the PIN's
+failures count against that number's lock like any other.
+
+What the menu offers is declared against the self-service table of every channel
+(:data:`MENU_FUNCTIONS`, :mod:`scp.service.parity`).
 
 Every change goes through the same functions the CLI uses (``scp.service.provisioning``,
 channel "ivr"): the session asks for them with :class:`ServiceRequest` and is told the outcome
@@ -42,7 +50,14 @@ from scp.service.calls import (
     prompt,
 )
 
-__all__ = ["SelfcareSession", "ServiceRequest", "ServiceAnswer", "MAX_VARIABLE_NUMBERS"]
+__all__ = [
+    "MAX_VARIABLE_NUMBERS",
+    "MENU_FUNCTIONS",
+    "SERVICE_DIGITS",
+    "SelfcareSession",
+    "ServiceAnswer",
+    "ServiceRequest",
+]
 
 MAX_VARIABLE_NUMBERS = 4  # VariableParts is SIZE (1..5) in CAP and INAP: the count + 4 numbers
 
@@ -78,7 +93,26 @@ MENU_MISSED, MENU_VOICEMAIL, MENU_SERVICE, MENU_BLACKLIST, MENU_PIN, MENU_NOTIFY
     "6",
     "0",
 )
+MENU_SERVICE_ON_OFF = "3+"  # menu 3, the service chosen: waiting for 1 on / 2 off
 NOTIFY_MODES = {"1": "sms", "2": "digest", "3": "none"}
+# Menu 3: which service (announcement ``service_choice``), then on / off.
+SERVICE_DIGITS = {
+    "1": "missed-call",
+    "2": "busy",
+    "3": "delivery-receipt",
+    "4": "voicemail",
+    "5": "forwarding",
+}
+# The owner's menu against the self-service table (scp.service.parity.FUNCTIONS).
+MENU_FUNCTIONS = {
+    MENU_MISSED: "missed-calls",
+    MENU_VOICEMAIL: "voicemail",
+    MENU_SERVICE: "service-on-off",
+    MENU_BLACKLIST: "blacklist",
+    MENU_PIN: "change-pin",
+    MENU_NOTIFY: "notify-mode",
+    MENU_OPERATOR: "operator",
+}
 
 
 class SelfcareSession(CallSession):
@@ -102,10 +136,12 @@ class SelfcareSession(CallSession):
         return self._open_srf(now)
 
     def _srf_ready(self) -> list[Action]:
-        if not self.known:
-            return self._announce(self.s.ann["not_subscribed"])
-        self.phase = Phase.PIN
         self.tries = 1
+        if not self.known:
+            # Calling from another phone: the mobile number first, then its PIN.
+            self.login = True
+            return self._ask(Phase.SC_LOGIN, self.s.ann["enter_msisdn"], number=True)
+        self.phase = Phase.PIN
         return [Send((self._pin_prompt(),), self.srf_leg)]
 
     # -- prompts --------------------------------------------------------------------------------
@@ -144,8 +180,23 @@ class SelfcareSession(CallSession):
         self.tries += 1
         if self.tries > self.s.menu_retries:
             return self._announce(self.s.ann["goodbye"])
+        if self.login:  # the number may be the mistake: ask for both again
+            a = self.s.ann
+            self.phase = Phase.SC_LOGIN
+            p = prompt(
+                (a["pin_wrong"], a["enter_msisdn"]), min_digits=3, max_digits=16, end=True, s=self.s
+            )
+            return [Send((p,), self.srf_leg)]
         self.phase = Phase.PIN
         return [Send((self._pin_prompt(True),), self.srf_leg)]
+
+    def _on_login_number(self, ev: DigitsCollected, now: float, at: dt.datetime) -> list[Action]:
+        n = e164(ev.digits.rstrip("#C"))
+        if n is None:
+            return self._wrong_pin()
+        self.callee = n
+        self.phase = Phase.PIN
+        return [Send((self._pin_prompt(),), self.srf_leg)]
 
     def _on_menu(self, ev: DigitsCollected, now: float, at: dt.datetime) -> list[Action]:
         d = ev.digits[:1]
@@ -157,7 +208,7 @@ class SelfcareSession(CallSession):
             return self._leave_srf((self._connect_plain(self.s.voicemail_retrieval),), "voicemail")
         if d in (MENU_SERVICE, MENU_BLACKLIST, MENU_NOTIFY):
             ann = {
-                MENU_SERVICE: a["on_off"],
+                MENU_SERVICE: a["service_choice"],
                 MENU_BLACKLIST: a["add_remove"],
                 MENU_NOTIFY: a["notify_mode"],
             }[d]
@@ -176,8 +227,12 @@ class SelfcareSession(CallSession):
 
     def _on_choice(self, ev: DigitsCollected, now: float, at: dt.datetime) -> list[Action]:
         d = ev.digits[:1]
-        if self.choice == MENU_SERVICE and d in ("1", "2"):
-            return self._request("enable_service" if d == "1" else "disable_service", "missed-call")
+        if self.choice == MENU_SERVICE and d in SERVICE_DIGITS:
+            self.service = SERVICE_DIGITS[d]
+            self.choice = MENU_SERVICE_ON_OFF
+            return self._ask(Phase.SC_CHOICE, self.s.ann["on_off"])
+        if self.choice == MENU_SERVICE_ON_OFF and d in ("1", "2"):
+            return self._request("enable_service" if d == "1" else "disable_service", self.service)
         if self.choice == MENU_NOTIFY and d in NOTIFY_MODES:
             return self._request("set_notify_mode", NOTIFY_MODES[d])
         if self.choice == MENU_BLACKLIST and d in ("1", "2"):
@@ -234,7 +289,7 @@ class SelfcareSession(CallSession):
 
     def _on_failed(self, ev: OpFailed, now: float, at: dt.datetime) -> list[Action]:
         if ev.error == "improperCallerResponse":
-            if self.phase is Phase.PIN:
+            if self.phase in (Phase.PIN, Phase.SC_LOGIN):
                 return self._wrong_pin()
             return self._menu_retry()
         return self._release(at, f"prompt-failed:{ev.error}")
@@ -251,7 +306,9 @@ class SelfcareSession(CallSession):
         return super().handle(ev, now, at)  # type: ignore[arg-type,return-value]
 
     known: bool = False
+    login: bool = False  # the caller gave the mobile number (another phone)
     choice: str = ""
+    service: str = "missed-call"
     bl_op: str = "blacklist_add"
     pending: str = ""
 
@@ -261,6 +318,8 @@ SELFCARE_TRANSITIONS = {
     (Phase.WAIT_ASSIST, "AssistRequestInstructions"): CallSession._on_assist,
     (Phase.ANNOUNCING, "SpecializedResourceReport"): CallSession._on_srr,
     (Phase.ANNOUNCING, "OpFailed"): CallSession._on_announcement_failed,
+    (Phase.SC_LOGIN, "DigitsCollected"): _S._on_login_number,
+    (Phase.SC_LOGIN, "OpFailed"): _S._on_failed,
     (Phase.PIN, "DigitsCollected"): _S._on_pin,
     (Phase.PIN, "OpFailed"): _S._on_failed,
     (Phase.SC_MENU, "DigitsCollected"): _S._on_menu,

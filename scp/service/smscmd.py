@@ -7,12 +7,16 @@ accepted (NFKC), extra blanks ignored:
 
 =============  ====================================================  ==========
 ``CX``         list the missed calls of the last ``[service].window_hours``  charged
-``KT``         turn the missed-call service on                        charged
-``QX``         turn it off                                            charged
+``KT [s]``     turn service ``s`` on (default missed-call); a number  charged
+               that is not a subscriber yet is enrolled with it
+``QX [s]``     turn it off                                            charged
 ``HMD n``      add number ``n`` to the sender's blacklist             charged
 ``QHMD n``     remove it                                              charged
 anything else  the help text                                          free
 =============  ====================================================  ==========
+
+A service ``s`` is one of :data:`SERVICE_CODES` (pinyin initials, as Chinese operators write
+their SMS codes) or the service's own name (``KT BUSY``, ``QX voicemail``).
 
 Carrying a command out (the provisioning change, the reply SMS, the CDR, all in the MO's
 transaction) is :func:`scp.flows.smscmd.handle_mo`.
@@ -27,14 +31,38 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from scp.config import Config
 
-__all__ = ["CHARGED", "Command", "parse_command", "service_number"]
+__all__ = [
+    "CHARGED",
+    "Command",
+    "SERVICE_CODES",
+    "VERB_FUNCTIONS",
+    "parse_command",
+    "service_number",
+]
 
 CHARGED = ("CX", "KT", "QX", "HMD", "QHMD")
+SERVICE_CODES = {
+    "LD": "missed-call",  # 来电提醒
+    "YM": "busy",  # 遇忙提示
+    "HZ": "delivery-receipt",  # 短信回执
+    "LY": "voicemail",  # 语音留言
+    "ZJ": "forwarding",  # 来电转接
+}
+_SERVICE_NAMES = {s.upper(): s for s in SERVICE_CODES.values()}
+# The commands against the self-service table of every channel (scp.service.parity).
+VERB_FUNCTIONS = {
+    "CX": ("missed-calls",),
+    "KT": ("service-on-off", "enrol"),  # KT from a number that is not a subscriber enrols it
+    "QX": ("service-on-off",),
+    "HMD": ("blacklist",),
+    "QHMD": ("blacklist",),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A parsed SMS command: ``verb`` (one of CHARGED, or HELP) and its argument."""
+    """A parsed SMS command: ``verb`` (one of CHARGED, or HELP) and its argument (KT / QX:
+    the service's name, "" for missed-call)."""
 
     verb: str
     arg: str = ""
@@ -51,7 +79,14 @@ def parse_command(text: str) -> Command:
         if verb.startswith(v) and verb != v and not rest:
             verb, rest = v, [verb[len(v) :]]
             break
-    if verb in ("CX", "KT", "QX") and not rest:
+    if verb in ("KT", "QX") and len(rest) <= 1:
+        if not rest:
+            return Command(verb)
+        service = SERVICE_CODES.get(rest[0]) or _SERVICE_NAMES.get(rest[0])
+        if service is None:
+            return Command("HELP")
+        return Command(verb, "" if service == "missed-call" else service)
+    if verb == "CX" and not rest:
         return Command(verb)
     if verb in ("HMD", "QHMD"):
         return Command(verb, "".join(rest))

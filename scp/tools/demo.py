@@ -23,12 +23,21 @@ from pathlib import Path
 from typing import Any
 
 from scp.flows import provisioning as prov
+from scp.flows import selfservice
 from scp.primitives import PointCodeFormat
 from scp.service.notifications import local_day
 from scp.service.provisioning import Actor, Conflict
 from scp.tools.replay.live import replay_live
 
-__all__ = ["DEMO_SUBSCRIBERS", "DEMO_CAPTURE", "demo_capture_path", "seed_subscribers", "run_demo"]
+__all__ = [
+    "DEMO_CAPTURE",
+    "DEMO_OPERATOR",
+    "DEMO_SUBSCRIBERS",
+    "demo_capture_path",
+    "run_demo",
+    "seed_operator",
+    "seed_subscribers",
+]
 
 # The numbers pcaps/demo-missed-call.pcap carries (scp.tools.simulate.scenarios.Numbers defaults).
 DEMO_SUBSCRIBERS: tuple[tuple[str, str], ...] = (
@@ -36,6 +45,9 @@ DEMO_SUBSCRIBERS: tuple[tuple[str, str], ...] = (
     ("8613900139000", "zh"),  # the caller, a subscriber too (so both directions can be tried)
 )
 DEMO_CAPTURE = "demo-missed-call.pcap"
+# The console's demo account (README): a supervisor, so every page of /console/ can be tried.
+# Only `make run --demo` creates it; a real deployment adds staff with `mcn-scp operator add`.
+DEMO_OPERATOR = ("demo", "supervisor", "demo-password")
 
 
 def _say(msg: str) -> None:
@@ -73,6 +85,16 @@ async def seed_subscribers(pool: Any, *, today: dt.date) -> list[str]:
     return added
 
 
+async def seed_operator(pool: Any) -> bool:
+    """Add the demo operator account unless it exists (True when added)."""
+    name, role, password = DEMO_OPERATOR
+    try:
+        await selfservice.add_operator(pool, Actor("system", "demo"), name, role, password)
+    except Conflict:
+        return False
+    return True
+
+
 async def _sms_rows(pool: Any, floor: int) -> list[Any]:
     try:
         return list(
@@ -100,6 +122,13 @@ async def _run(node: Any, pool: Any, cfg: Any, capture: Path | None, wait_sms: f
     added = await seed_subscribers(pool, today=local_day(node.wall_now(), cfg))
     subs = ", ".join(m for m, _ in DEMO_SUBSCRIBERS)
     _say(f"demo subscribers: {subs}" + (f" (added {len(added)})" if added else " (already there)"))
+    await seed_operator(pool)
+    if cfg.web.listen:
+        name, role, password = DEMO_OPERATOR
+        host = cfg.web.listen.rsplit(":", 1)
+        base = f"http://{host[0]}:{host[1]}"
+        _say(f"portal {base}/ (a demo subscriber and PIN 246813)")
+        _say(f"console {base}/console/ (user {name}, password {password}, {role})")
     path = capture or demo_capture_path()
     if path is None:
         _say(f"pcaps/{DEMO_CAPTURE} not found: nothing to replay")

@@ -13,13 +13,14 @@ from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI
 
-from scp.web import health
+from scp.web import console, health, portal
 from scp.web.context import WebContext
+from scp.web.ui import common as ui
 
 Part = Callable[[FastAPI, WebContext], None]
 
 # The parts of the site, installed in this order.
-PARTS: Sequence[Part] = (health.install,)
+PARTS: Sequence[Part] = (health.install, ui.install, console.install, portal.install)
 
 
 def create_app(ctx: WebContext, *, parts: Sequence[Part] = PARTS) -> FastAPI:

@@ -276,11 +276,36 @@ async def test_sms_commands_through_the_mo_path(clean_pool: asyncpg.Pool) -> Non
         "您已成功取消来电提醒业务。",
         "您已成功开通来电提醒业务。",
         "号码12有误,请发送 HMD 号码 或 QHMD 号码。",
-        "来电提醒:CX查询未接来电,KT开通,QX取消,HMD 号码 加黑名单,QHMD 号码 移出黑名单。",
+        "来电提醒:CX查询未接来电,KT开通,QX取消,HMD 号码 加黑名单,QHMD 号码 移出黑名单。"
+        "KT/QX加业务代码:YM遇忙 HZ回执 LY留言 ZJ转接。",
         "您尚未开通来电提醒业务,发送KT开通。",
     ]
+    # each service by its code; a number that is no subscriber enrols itself with KT
+    new = "8613600000001"
+    await ob.record_mo(CALLEE, svc, "KT YM", NOW)
+    await ob.record_mo(CALLEE, svc, "qx busy", NOW)
+    await ob.record_mo(CALLEE, svc, "QX LY", NOW)
+    await ob.record_mo(new, svc, "KT HZ", NOW)
+    more = [t for _, t in await outbox(pool) if not t.startswith("您好")]
+    assert more[-4:] == [
+        "您已成功开通遇忙提示业务。",
+        "您已成功取消遇忙提示业务。",
+        "您未开通语音留言业务。",
+        "您已成功开通短信回执业务。",
+    ]
+    enrolled = await prov.get_subscriber(pool, new)
+    assert set(enrolled.active_services(local_day(NOW, CFG))) == {
+        "missed-call",
+        "delivery-receipt",
+    }
+    assert (
+        await pool.fetchval(
+            "SELECT actor FROM audit_log WHERE channel = 'sms' AND entity_key = $1 LIMIT 1", new
+        )
+        == new
+    )
     cdrs = await pool.fetch("SELECT service, charge FROM cdr ORDER BY id")
-    assert [r["service"] for r in cdrs] == [
+    assert [r["service"] for r in cdrs][:7] == [
         "sms-command:cx",
         "sms-command:hmd",
         "sms-command:qhmd",
@@ -289,7 +314,7 @@ async def test_sms_commands_through_the_mo_path(clean_pool: asyncpg.Pool) -> Non
         "sms-command:kt",
         "sms-command:hmd",
     ]
-    assert all(r["charge"] == Decimal("0.1") for r in cdrs)
+    assert all(r["charge"] == Decimal("0.1") for r in cdrs[:7])
     assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE channel = 'sms'") >= 4
     assert await pool.fetchval("SELECT count(*) FROM sms_mo WHERE handled_at IS NULL") == 1
 
