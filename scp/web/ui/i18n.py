@@ -114,6 +114,7 @@ ZH: dict[str, str] = {
     "busy": "遇忙提示",
     "delivery-receipt": "短信回执",
     "forwarding": "来电转接",
+    "voicemail": "语音留言",
     "not-reachable": "无法接通",
     "no-answer": "无人接听",
     "exact": "号码",
@@ -274,6 +275,13 @@ EN: dict[str, str] = {
     "notify:sms": "one SMS per caller",
     "notify:digest": "one summary SMS",
     "notify:none": "no SMS",
+    "missed-call": "Missed-call notification",
+    "busy": "Busy notification",
+    "delivery-receipt": "Delivery receipt",
+    "voicemail": "Voicemail",
+    "forwarding": "Call forwarding",
+    "not-reachable": "not reachable",
+    "no-answer": "no answer",
 }
 
 
