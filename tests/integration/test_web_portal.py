@@ -540,3 +540,28 @@ async def test_the_supervisor_manages_staff_ads_tariffs_and_sees_the_dashboard(w
     async with Browser(base) as bob:
         assert (await bob.console_login("bob", "bob-password")).url.path == "/console/login"
         assert (await bob.console_login("bob", "bob-new-password")).url.path == "/console/"
+
+
+async def test_pins_passwords_and_codes_are_never_logged(
+    web: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    base, _, pool = web
+    async with Browser(base) as b:
+        await b.portal_login(A, "975310")  # a wrong one
+        await b.portal_login(A, PIN_A)
+        await b.post("/logout", {})
+        await b.get("/code")
+        await b.post("/code", {"number": "13500135001"})
+        await b.console_login("alice", "alice-password")
+    text = await pool.fetchval("SELECT text FROM sms_outbox WHERE destination = '8613500135001'")
+    code = re.search(r"\d{6}", text).group(0)  # type: ignore[union-attr]
+    out, err = capfd.readouterr()
+    for secret in ("975310", PIN_A, "alice-password", code):
+        assert secret not in out and secret not in err, secret
+    # nor stored in the clear
+    rows = []
+    for table in ("web_session", "web_attempt", "web_code", "operator", "audit_log"):
+        rows += await pool.fetch(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names
+    dump = " ".join(str(dict(r)) for r in rows)
+    for secret in ("975310", PIN_A, "alice-password", code):
+        assert secret not in dump, secret
