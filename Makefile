@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # root installs system packages directly; a normal user goes through sudo when it is allowed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
-.PHONY: run test install deps-test tshark smsc lint typecheck bench clean inap-asn
+.PHONY: run test install deps-test tshark smsc chromium lint typecheck bench clean inap-asn
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ tshark:
 	  $(SUDO) apt-get install -y -qq tshark >/dev/null; }
 	@tshark --version | head -1
 
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing chromium and chromium-driver (the browser tests of the portal and console)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
 smsc:
 	@command -v npm >/dev/null || { \
 	  echo "installing Node.js and npm (the test SMSC is the npm package smpp)"; \
@@ -42,7 +47,7 @@ smsc:
 	@if [ ! -d tests/smppd/node_modules ]; then \
 	  npm ci --prefix tests/smppd --no-audit --no-fund --loglevel=error; fi
 
-deps-test: install tshark smsc
+deps-test: install tshark smsc chromium
 
 test: deps-test lint
 	$(PY) -m scp.codecs.asn.regen --check

@@ -270,6 +270,8 @@ class AnnouncementConfig:
     new_pin: int = 2010
     notify_mode: int = 2011  # "1 one SMS per call, 2 a summary, 3 none"
     voicemail_new: int = 2012  # variable message: how many voice messages are new
+    service_choice: int = 2013  # "1 missed-call, 2 busy, 3 receipt, 4 voicemail, 5 forwarding"
+    enter_msisdn: int = 2014  # "enter your mobile number, then #" (from another phone)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
@@ -525,10 +527,32 @@ class WebConfig:
     trusted_proxies: tuple[str, ...] = ()
     # concurrent connections above which new ones are refused (uvicorn limit_concurrency)
     max_connections: int = 1000
+    # sessions (portal and console): ended after session_idle s without a request, and
+    # session_lifetime s after the login whatever happens
+    session_idle: float = 1800.0
+    session_lifetime: float = 43200.0
+    # login throttling: failed logins within login_window s, per number (or operator name)
+    # and per client address, beyond which logins are refused until the window moves on
+    login_window: float = 900.0
+    login_max_per_number: int = 5
+    login_max_per_address: int = 20
+    # one-time codes by SMS: good for code_ttl s; one per code_interval s and at most
+    # code_max_per_day a day per number (and code_max_per_day x 4 per client address)
+    code_ttl: float = 600.0
+    code_interval: float = 60.0
+    code_max_per_day: int = 5
 
     def validate(self) -> None:
         if self.listen:
             _host_port(self.listen, "web.listen")
+        _range(self.session_idle, "web.session_idle", 60, 86400)
+        _range(self.session_lifetime, "web.session_lifetime", self.session_idle, 30 * 86400)
+        _range(self.login_window, "web.login_window", 1, 86400)
+        _range(self.login_max_per_number, "web.login_max_per_number", 0, 1000)
+        _range(self.login_max_per_address, "web.login_max_per_address", 0, 100000)
+        _range(self.code_ttl, "web.code_ttl", 30, 86400)
+        _range(self.code_interval, "web.code_interval", 0, 3600)
+        _range(self.code_max_per_day, "web.code_max_per_day", 1, 1000)
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("web.tls_cert", "tls_cert and tls_key go together")
         for i, a in enumerate(self.trusted_proxies):

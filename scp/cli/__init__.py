@@ -29,6 +29,7 @@ COMMANDS = {
     "cdr": "scp.cli.charging:cdr_group",
     "db": "scp.cli.db:db_group",
     "missed-calls": "scp.cli.records:missed_calls_group",
+    "operator": "scp.cli.operators:operator_group",
     "pin": "scp.cli.subscribers:pin_group",
     "products": "scp.cli.billing:products_group",
     "rates": "scp.cli.charging:rates_group",

@@ -65,7 +65,7 @@ from scp.primitives import (
 from scp.service import calls as C
 from scp.service.calls import CallSession, CallSettings
 from scp.service.notifications import local_day
-from scp.service.provisioning import Actor, ProvisioningError
+from scp.service.provisioning import Actor, InvalidInput, NotFound, ProvisioningError
 from scp.service.rating import RateTable, RatingRules
 from scp.service.selfcare import SelfcareSession, ServiceAnswer, ServiceRequest
 from scp.service.stats import CallPathStats
@@ -937,7 +937,12 @@ class CallUser:
         at = self._at()
         try:
             if r.op == "verify_pin":
-                check = await P.verify_pin(self.pool, actor, r.msisdn, r.arg or "")
+                try:
+                    check = await P.verify_pin(self.pool, actor, r.msisdn, r.arg or "")
+                except (NotFound, InvalidInput):
+                    # a mobile number keyed from another phone that is no subscriber's: to the
+                    # caller, the same as a wrong PIN (nothing tells which numbers subscribe)
+                    return ServiceAnswer(r.op, False, "wrong")
                 return ServiceAnswer(r.op, check.outcome == "ok", check.outcome)
             if r.op == "missed_calls":
                 # The notification window's calls, hidden callers included in the count ("").

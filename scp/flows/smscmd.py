@@ -1,9 +1,10 @@
 """SMS commands to the service number (来话点播 by SMS): the self-care channel "sms",
 carried out in the MO's transaction.
 
-A mobile-originated SMS to ``[notify].service_number`` is one command (CX, KT, QX, KTYM, QXYM,
-LY, HMD n, QHMD n, or anything else for the help text; the table and the parsing are in
-:mod:`scp.service.smscmd`).
+A mobile-originated SMS to ``[notify].service_number`` is one command (CX, KT [s], QX [s],
+KTYM, QXYM, LY, HMD n, QHMD n, or anything else for the help text; the table and the parsing are in
+:mod:`scp.service.smscmd`). KT from a number that is not a subscriber enrols it (channel
+``sms``), with the missed-call service and the one it named.
 
 Each command calls the same provisioning functions as the CLI and the IVR
 (:mod:`scp.flows.provisioning`, channel ``sms``; ARCHITECTURE §2), so the channels stay
@@ -31,11 +32,19 @@ from scp.service.notifications import (
     local_day,
     notify_tz,
     render,
+    service_name,
     templates_for,
     time_values,
 )
-from scp.service.provisioning import Actor, InvalidInput, NotFound, ProvisioningError, valid_msisdn
-from scp.service.smscmd import PRODUCT_OF, Command, parse_command, service_number
+from scp.service.provisioning import (
+    Actor,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    ProvisioningError,
+    valid_msisdn,
+)
+from scp.service.smscmd import Command, parse_command, service_number
 from scp.state import notify_store as store
 
 if TYPE_CHECKING:
@@ -51,20 +60,23 @@ async def _reply(
     actor = Actor("sms", source)
     tz = notify_tz(cfg)
     hours = cfg.service.window_hours
-    if cmd.verb in ("KT", "KTYM"):
-        await prov.enable_service(
-            conn, actor, source, PRODUCT_OF[cmd.verb], today=local_day(at, cfg)
-        )
-        return t["cmd_kt" if cmd.verb == "KT" else "cmd_kt_busy"]
-    if cmd.verb in ("QX", "QXYM"):
-        busy = cmd.verb == "QXYM"
+    if cmd.verb == "KT":
+        service = cmd.arg or "missed-call"
+        await prov.enable_service(conn, actor, source, service, today=local_day(at, cfg))
+        if not cmd.arg:
+            return t["cmd_kt"]
+        return render(t["cmd_kt_service"], service=service_name(service, t))
+    if cmd.verb == "QX":
+        service = cmd.arg or "missed-call"
         try:
-            await prov.disable_service(
-                conn, actor, source, PRODUCT_OF[cmd.verb], today=local_day(at, cfg)
-            )
+            await prov.disable_service(conn, actor, source, service, today=local_day(at, cfg))
         except NotFound:
-            return t["cmd_qx_busy_none" if busy else "cmd_qx_none"]
-        return t["cmd_qx_busy" if busy else "cmd_qx"]
+            if not cmd.arg:
+                return t["cmd_qx_none"]
+            return render(t["cmd_qx_service_none"], service=service_name(service, t))
+        if not cmd.arg:
+            return t["cmd_qx"]
+        return render(t["cmd_qx_service"], service=service_name(service, t))
     if cmd.verb == "CX":
         calls = await store.recent_missed_calls(conn, source, at - dt.timedelta(hours=hours))
         if not calls:
@@ -121,6 +133,22 @@ async def handle_mo(
     rcpt = await store.load_recipient(conn, sender, day)
     t = templates_for(cfg, rcpt.language if rcpt else None)
     cmd = parse_command(text)
+    if cmd.verb == "KT" and rcpt is None:
+        # A number that is not a subscriber yet enrols itself (with the service it named).
+        services = ("missed-call", cmd.arg) if cmd.arg else ("missed-call",)
+        try:
+            async with conn.transaction():
+                await prov.add_subscriber(
+                    conn,
+                    Actor("sms", sender),
+                    sender,
+                    today=day,
+                    services=services,
+                    language=cfg.notify.language,
+                )
+        except Conflict:  # enrolled meanwhile by another channel: KT as for a subscriber
+            pass
+        rcpt = await store.load_recipient(conn, sender, day)
     if cmd.verb == "HELP":
         reply = t["cmd_help"]
     elif rcpt is None:

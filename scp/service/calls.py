@@ -440,6 +440,7 @@ class Phase(enum.Enum):
     ANNOUNCING = "announcing"  # final PlayAnnouncement: waiting for SpecializedResourceReport
     CHARGING = "charging"  # Connect + ApplyCharging / CallInformationRequest sent
     # Self-service IVR (scp.service.selfcare)
+    SC_LOGIN = "sc-login"  # PACUI for the mobile number (self-service from another phone)
     PIN = "pin"  # PACUI for the PIN outstanding
     SC_MENU = "sc-menu"  # PACUI for the owner's menu
     SC_CHOICE = "sc-choice"  # PACUI for a sub-menu choice (on/off, add/remove, mode)
@@ -503,6 +504,7 @@ _SRF_PHASES = frozenset(
         Phase.NUMBER,
         Phase.ANNOUNCING,
         Phase.WAIT_ASSIST,
+        Phase.SC_LOGIN,
         Phase.PIN,
         Phase.SC_MENU,
         Phase.SC_CHOICE,

@@ -55,6 +55,7 @@ __all__ = [
     "notify_window",
     "plan_missed_call",
     "render",
+    "service_name",
     "templates_for",
     "time_values",
 ]
@@ -126,9 +127,6 @@ REQUIRED_KEYS = (
     "cmd_kt",
     "cmd_qx",
     "cmd_qx_none",
-    "cmd_kt_busy",
-    "cmd_qx_busy",
-    "cmd_qx_busy_none",
     "cmd_hmd",
     "cmd_qhmd",
     "cmd_qhmd_none",
@@ -138,6 +136,15 @@ REQUIRED_KEYS = (
     "voicemail",
     "cmd_ly",
     "cmd_ly_none",
+    "cmd_kt_service",
+    "cmd_qx_service",
+    "cmd_qx_service_none",
+    "svc_missed_call",
+    "svc_busy",
+    "svc_delivery_receipt",
+    "svc_voicemail",
+    "svc_forwarding",
+    "web_code",
 )
 PRESENCE_SOURCES = ("alert-sc", "note-mm-event", "delivery-receipt", "call", "operator")
 
@@ -187,6 +194,11 @@ def render(template: str, **values: object) -> str:
         return template.format_map(values)
     except (KeyError, IndexError, ValueError) as e:
         raise TemplateError(f"template {template!r}: {e!r}") from None
+
+
+def service_name(service: str, t: Templates) -> str:
+    """A service's name in the recipient's language (``svc_<service>`` of the templates)."""
+    return t.texts.get("svc_" + service.replace("-", "_"), service)
 
 
 def display_number(e164: str | None, t: Templates) -> str:

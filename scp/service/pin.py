@@ -43,9 +43,9 @@ def pin_problem(pin: str) -> str | None:
     return None
 
 
-def _derive(pin: str, salt: bytes, prm: ScryptParams) -> bytes:
+def _derive(secret: str, salt: bytes, prm: ScryptParams) -> bytes:
     return hashlib.scrypt(
-        pin.encode("ascii"),
+        secret.encode("utf-8"),
         salt=salt,
         n=1 << prm.log2_n,
         r=prm.r,
@@ -63,14 +63,28 @@ def _unb64(s: str) -> bytes:
     return base64.b64decode(s + "=" * (-len(s) % 4))
 
 
+def hash_secret(secret: str, params: ScryptParams = INTERACTIVE) -> str:
+    """Salted scrypt hash of any secret (a PIN, an operator's password), in the format above."""
+    salt = os.urandom(_SALT_LEN)
+    key = _derive(secret, salt, params)
+    return f"scrypt${params.log2_n}${params.r}${params.p}${_b64(salt)}${_b64(key)}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    """True if ``secret`` matches ``stored`` (constant-time); a malformed hash never matches."""
+    parsed = _parse(stored)
+    if parsed is None:
+        return False
+    prm, salt, key = parsed
+    return hmac.compare_digest(_derive(secret, salt, prm), key)
+
+
 def hash_pin(pin: str, params: ScryptParams = INTERACTIVE) -> str:
     """Salted hash of a valid PIN (raises ValueError for an invalid one)."""
     problem = pin_problem(pin)
     if problem:
         raise ValueError(f"pin {problem}")
-    salt = os.urandom(_SALT_LEN)
-    key = _derive(pin, salt, params)
-    return f"scrypt${params.log2_n}${params.r}${params.p}${_b64(salt)}${_b64(key)}"
+    return hash_secret(pin, params)
 
 
 def _parse(stored: str) -> tuple[ScryptParams, bytes, bytes] | None:
@@ -86,11 +100,9 @@ def _parse(stored: str) -> tuple[ScryptParams, bytes, bytes] | None:
 
 def verify_pin(pin: str, stored: str) -> bool:
     """True if ``pin`` matches ``stored``; malformed input or hash simply does not match."""
-    parsed = _parse(stored)
-    if parsed is None or pin_problem(pin):
+    if pin_problem(pin):
         return False
-    prm, salt, key = parsed
-    return hmac.compare_digest(_derive(pin, salt, prm), key)
+    return verify_secret(pin, stored)
 
 
 def needs_rehash(stored: str, params: ScryptParams = INTERACTIVE) -> bool:

@@ -10,8 +10,8 @@ account locks after 3 wrong tries, ops unlock it), then the menu:
   1 hear missed calls (count and up to four numbers as variable parts of one announcement)
   2 voicemail: how many messages are new (a variable announcement), then the retrieval
     platform (Connect ``call.voicemail_retrieval``)
-  3 service on / off (1 on, 2 off: missed-call notification 来话提示; 3 on, 4 off: busy
-    notification 遇忙提示 - two products, switched and billed apart)
+  3 service on / off: which service (:data:`SERVICE_DIGITS`: missed-call notification 来话提示
+    and busy notification 遇忙提示 are two products, switched and billed apart), then 1 on, 2 off
   4 blacklist (1 add, 2 remove, then the number and '#')
   5 change PIN (the new PIN then '#')
   6 notification mode (1 one SMS per call, 2 digest, 3 none)
@@ -20,6 +20,14 @@ account locks after 3 wrong tries, ops unlock it), then the menu:
 Every change goes through the same functions the CLI uses (``scp.service.provisioning``,
 channel "ivr"): the session asks for them with :class:`ServiceRequest` and is told the outcome
 with :class:`ServiceAnswer`; the executor does the asking.
+
+A caller whose own number is not an active subscriber's (the subscriber calls from another
+phone) is asked for the mobile number first, then its PIN (系统提示用户输入移动号码和密码); a
+wrong PIN, or a number that is no subscriber's, asks for the number again, and the PIN's
+failures count against that number's lock like any other.
+
+What the menu offers is declared against the self-service table of every channel
+(:data:`MENU_FUNCTIONS`, :mod:`scp.service.parity`).
 """
 
 from __future__ import annotations
@@ -50,11 +58,13 @@ from scp.service.calls import (
 )
 
 __all__ = [
-    "SelfcareSession",
-    "SELFCARE_FSM",
-    "ServiceRequest",
-    "ServiceAnswer",
     "MAX_VARIABLE_NUMBERS",
+    "MENU_FUNCTIONS",
+    "SELFCARE_FSM",
+    "SERVICE_DIGITS",
+    "SelfcareSession",
+    "ServiceAnswer",
+    "ServiceRequest",
 ]
 
 MAX_VARIABLE_NUMBERS = 4  # VariableParts is SIZE (1..5) in CAP and INAP: the count + 4 numbers
@@ -70,12 +80,24 @@ MENU_MISSED, MENU_VOICEMAIL, MENU_SERVICE, MENU_BLACKLIST, MENU_PIN, MENU_NOTIFY
     "0",
 )
 NOTIFY_MODES = {"1": "sms", "2": "digest", "3": "none"}
-# the on / off choices of menu 3: (request, product)
-SERVICE_CHOICES = {
-    "1": ("enable_service", "missed-call"),
-    "2": ("disable_service", "missed-call"),
-    "3": ("enable_service", "busy"),
-    "4": ("disable_service", "busy"),
+MENU_SERVICE_ON_OFF = "3+"  # menu 3, the service chosen: waiting for 1 on / 2 off
+# Menu 3: which service (announcement ``service_choice``), then on / off.
+SERVICE_DIGITS = {
+    "1": "missed-call",
+    "2": "busy",
+    "3": "delivery-receipt",
+    "4": "voicemail",
+    "5": "forwarding",
+}
+# The owner's menu against the self-service table (scp.service.parity.FUNCTIONS).
+MENU_FUNCTIONS = {
+    MENU_MISSED: "missed-calls",
+    MENU_VOICEMAIL: "voicemail",
+    MENU_SERVICE: "service-on-off",
+    MENU_BLACKLIST: "blacklist",
+    MENU_PIN: "change-pin",
+    MENU_NOTIFY: "notify-mode",
+    MENU_OPERATOR: "operator",
 }
 
 
@@ -100,10 +122,12 @@ class SelfcareSession(CallSession):
         return self._open_srf(now)
 
     def _srf_ready(self) -> list[Action]:
-        if not self.known:
-            return self._announce(self.s.ann["not_subscribed"])
-        self.phase = Phase.PIN
         self.tries = 1
+        if not self.known:
+            # Calling from another phone: the mobile number first, then its PIN.
+            self.login = True
+            return self._ask(Phase.SC_LOGIN, self.s.ann["enter_msisdn"], number=True)
+        self.phase = Phase.PIN
         return [Send((self._pin_prompt(),), self.srf_leg)]
 
     # -- prompts --------------------------------------------------------------------------------
@@ -143,8 +167,24 @@ class SelfcareSession(CallSession):
         self.tries += 1
         if self.tries > self.s.menu_retries:
             return self._announce(self.s.ann["goodbye"])
+        if self.login:  # the number may be the mistake: ask for both again
+            a = self.s.ann
+            self.phase = Phase.SC_LOGIN
+            p = prompt(
+                (a["pin_wrong"], a["enter_msisdn"]), min_digits=3, max_digits=16, end=True, s=self.s
+            )
+            return [Send((p,), self.srf_leg)]
         self.phase = Phase.PIN
         return [Send((self._pin_prompt(True),), self.srf_leg)]
+
+    def _on_login_number(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
+        assert isinstance(ev, DigitsCollected)
+        n = e164(ev.digits.rstrip("#C"))
+        if n is None:
+            return self._wrong_pin()
+        self.callee = n
+        self.phase = Phase.PIN
+        return [Send((self._pin_prompt(),), self.srf_leg)]
 
     def _on_menu(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
         assert isinstance(ev, DigitsCollected)
@@ -157,7 +197,7 @@ class SelfcareSession(CallSession):
             return self._request("voicemail_count")
         if d in (MENU_SERVICE, MENU_BLACKLIST, MENU_NOTIFY):
             ann = {
-                MENU_SERVICE: a["on_off"],
+                MENU_SERVICE: a["service_choice"],
                 MENU_BLACKLIST: a["add_remove"],
                 MENU_NOTIFY: a["notify_mode"],
             }[d]
@@ -177,8 +217,12 @@ class SelfcareSession(CallSession):
     def _on_choice(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
         assert isinstance(ev, DigitsCollected)
         d = ev.digits[:1]
-        if self.choice == MENU_SERVICE and d in SERVICE_CHOICES:
-            return self._request(*SERVICE_CHOICES[d])
+        if self.choice == MENU_SERVICE and d in SERVICE_DIGITS:
+            self.service = SERVICE_DIGITS[d]
+            self.choice = MENU_SERVICE_ON_OFF
+            return self._ask(Phase.SC_CHOICE, self.s.ann["on_off"])
+        if self.choice == MENU_SERVICE_ON_OFF and d in ("1", "2"):
+            return self._request("enable_service" if d == "1" else "disable_service", self.service)
         if self.choice == MENU_NOTIFY and d in NOTIFY_MODES:
             return self._request("set_notify_mode", NOTIFY_MODES[d])
         if self.choice == MENU_BLACKLIST and d in ("1", "2"):
@@ -257,7 +301,7 @@ class SelfcareSession(CallSession):
     def _on_failed(self, ev: Event, now: float, at: dt.datetime) -> list[Action]:
         assert isinstance(ev, OpFailed)
         if ev.error == "improperCallerResponse":
-            if self.phase is Phase.PIN:
+            if self.phase in (Phase.PIN, Phase.SC_LOGIN):
                 return self._wrong_pin()
             return self._menu_retry()
         return self._release(at, f"prompt-failed:{ev.error}")
@@ -276,7 +320,9 @@ class SelfcareSession(CallSession):
         return self._illegal(ev) if row is None else row.action(self, ev, now, at)
 
     known: bool = False
+    login: bool = False  # the caller gave the mobile number (another phone)
     then_retrieval: bool = False
+    service: str = "missed-call"
     choice: str = ""
     bl_op: str = "blacklist_add"
     pending: str = ""
@@ -289,6 +335,7 @@ _PHASES = (
     _P.IDLE,
     _P.WAIT_ASSIST,
     _P.ANNOUNCING,
+    _P.SC_LOGIN,
     _P.PIN,
     _P.SC_MENU,
     _P.SC_CHOICE,
@@ -306,6 +353,8 @@ SELFCARE_FSM: TransitionTable[Phase, CallEvent, SessionAction[SelfcareSession]] 
         (_P.ANNOUNCING, _CE.SPECIALIZED_RESOURCE_REPORT): Transition(_S._on_srr, _P.DONE),
         (_P.ANNOUNCING, _CE.OPERATION_FAILED): Transition(_S._on_srr, _P.DONE),
         (_P.ANNOUNCING, _CE.GUARD_TIMER_EXPIRY): Transition(_S._on_srr, _P.DONE),
+        (_P.SC_LOGIN, _CE.RECEIVED_INFORMATION): Transition(_S._on_login_number),
+        (_P.SC_LOGIN, _CE.OPERATION_FAILED): Transition(_S._on_failed),
         (_P.PIN, _CE.RECEIVED_INFORMATION): Transition(_S._on_pin),
         (_P.PIN, _CE.OPERATION_FAILED): Transition(_S._on_failed),
         (_P.SC_MENU, _CE.RECEIVED_INFORMATION): Transition(_S._on_menu),

@@ -7,15 +7,19 @@ accepted (NFKC), extra blanks ignored:
 
 =============  ====================================================  ==========
 ``CX``         list the missed calls of the last ``[service].window_hours``  charged
-``KT``         turn missed-call notification (来话提示) on              charged
-``QX``         turn it off                                            charged
+``KT [s]``     turn service ``s`` on (default missed-call); a number  charged
+               that is not a subscriber yet is enrolled with it
+``QX [s]``     turn it off                                            charged
+``KTYM``       the same as ``KT YM``, ``QXYM`` as ``QX YM`` (busy notification, charged
+               遇忙提示: a product of its own)
 ``LY``         how many voice messages are new, and the retrieval number  charged
-``KTYM``       turn busy notification (遇忙提示) on ("KT YM" too)      charged
-``QXYM``       turn it off ("QX YM" too)                              charged
 ``HMD n``      add number ``n`` to the sender's blacklist             charged
 ``QHMD n``     remove it                                              charged
 anything else  the help text                                          free
 =============  ====================================================  ==========
+
+A service ``s`` is one of :data:`SERVICE_CODES` (pinyin initials, as Chinese operators write
+their SMS codes) or the service's own name (``KT BUSY``, ``QX voicemail``).
 
 Carrying a command out (the provisioning change, the reply SMS, the CDR, all in the MO's
 transaction) is :func:`scp.flows.smscmd.handle_mo`.
@@ -30,17 +34,38 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from scp.config import Config
 
-__all__ = ["CHARGED", "PRODUCT_OF", "Command", "parse_command", "service_number"]
+__all__ = [
+    "CHARGED",
+    "Command",
+    "SERVICE_CODES",
+    "VERB_FUNCTIONS",
+    "parse_command",
+    "service_number",
+]
 
-CHARGED = ("CX", "KT", "QX", "KTYM", "QXYM", "HMD", "QHMD", "LY")
-
-# The product each on / off command switches: the two notifications are separate products.
-PRODUCT_OF = {"KT": "missed-call", "QX": "missed-call", "KTYM": "busy", "QXYM": "busy"}
+CHARGED = ("CX", "KT", "QX", "HMD", "QHMD", "LY")
+SERVICE_CODES = {
+    "LD": "missed-call",  # 来电提醒
+    "YM": "busy",  # 遇忙提示
+    "HZ": "delivery-receipt",  # 短信回执
+    "LY": "voicemail",  # 语音留言
+    "ZJ": "forwarding",  # 来电转接
+}
+_SERVICE_NAMES = {s.upper(): s for s in SERVICE_CODES.values()}
+# The commands against the self-service table of every channel (scp.service.parity).
+VERB_FUNCTIONS = {
+    "CX": ("missed-calls",),
+    "KT": ("service-on-off", "enrol"),  # KT from a number that is not a subscriber enrols it
+    "QX": ("service-on-off",),
+    "HMD": ("blacklist",),
+    "QHMD": ("blacklist",),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A parsed SMS command: ``verb`` (one of CHARGED, or HELP) and its argument."""
+    """A parsed SMS command: ``verb`` (one of CHARGED, or HELP) and its argument (KT / QX:
+    the service's name, "" for missed-call)."""
 
     verb: str
     arg: str = ""
@@ -57,9 +82,16 @@ def parse_command(text: str) -> Command:
         if verb.startswith(v) and verb != v and not rest:
             verb, rest = v, [verb[len(v) :]]
             break
-    if verb in ("KT", "QX") and rest == ["YM"]:
-        return Command(verb + "YM")
-    if verb in ("CX", "KT", "QX", "KTYM", "QXYM", "LY") and not rest:
+    if verb in ("KTYM", "QXYM") and not rest:  # one word, as handsets often send it
+        verb, rest = verb[:2], ["YM"]
+    if verb in ("KT", "QX") and len(rest) <= 1:
+        if not rest:
+            return Command(verb)
+        service = SERVICE_CODES.get(rest[0]) or _SERVICE_NAMES.get(rest[0])
+        if service is None:
+            return Command("HELP")
+        return Command(verb, "" if service == "missed-call" else service)
+    if verb in ("CX", "LY") and not rest:
         return Command(verb)
     if verb in ("HMD", "QHMD"):
         return Command(verb, "".join(rest))

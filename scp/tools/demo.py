@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scp.flows import billing
+from scp.flows import billing, selfservice
 from scp.flows import provisioning as prov
 from scp.primitives import PointCodeFormat
 from scp.service.notifications import local_day
@@ -30,12 +30,14 @@ from scp.service.provisioning import Actor, Conflict
 from scp.tools.replay.live import replay_live
 
 __all__ = [
-    "DEMO_SUBSCRIBERS",
     "DEMO_CAPTURE",
+    "DEMO_OPERATOR",
+    "DEMO_SUBSCRIBERS",
     "demo_capture_path",
+    "run_demo",
+    "seed_operator",
     "seed_products",
     "seed_subscribers",
-    "run_demo",
 ]
 
 # The numbers pcaps/demo-missed-call.pcap carries (scp.tools.simulate.scenarios.Numbers defaults).
@@ -44,6 +46,9 @@ DEMO_SUBSCRIBERS: tuple[tuple[str, str], ...] = (
     ("8613900139000", "zh"),  # the caller, a subscriber too (so both directions can be tried)
 )
 DEMO_CAPTURE = "demo-missed-call.pcap"
+# The console's demo account (README): a supervisor, so every page of /console/ can be tried.
+# Only `make run --demo` creates it; a real deployment adds staff with `mcn-scp operator add`.
+DEMO_OPERATOR = ("demo", "supervisor", "demo-password")
 
 
 def _say(msg: str) -> None:
@@ -98,6 +103,16 @@ async def seed_products(pool: Any, *, today: dt.date) -> list[str]:
     return added
 
 
+async def seed_operator(pool: Any) -> bool:
+    """Add the demo operator account unless it exists (True when added)."""
+    name, role, password = DEMO_OPERATOR
+    try:
+        await selfservice.add_operator(pool, Actor("system", "demo"), name, role, password)
+    except Conflict:
+        return False
+    return True
+
+
 async def _sms_rows(pool: Any, floor: int) -> list[Any]:
     try:
         return list(
@@ -128,6 +143,13 @@ async def _run(node: Any, pool: Any, cfg: Any, capture: Path | None, wait_sms: f
     if priced:
         _say(f"products priced at 2.00 CNY a month: {', '.join(priced)} (mcn-scp products list)")
     _say(f"demo subscribers: {subs}" + (f" (added {len(added)})" if added else " (already there)"))
+    await seed_operator(pool)
+    if cfg.web.listen:
+        name, role, password = DEMO_OPERATOR
+        host = cfg.web.listen.rsplit(":", 1)
+        base = f"http://{host[0]}:{host[1]}"
+        _say(f"portal {base}/ (a demo subscriber and PIN 246813)")
+        _say(f"console {base}/console/ (user {name}, password {password}, {role})")
     path = capture or demo_capture_path()
     if path is None:
         _say(f"pcaps/{DEMO_CAPTURE} not found: nothing to replay")

@@ -13,13 +13,21 @@ from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI
 
-from scp.web import api, health, metrics
+from scp.web import api, console, health, metrics, portal
 from scp.web.context import WebContext
+from scp.web.ui import common as ui
 
 Part = Callable[[FastAPI, WebContext], None]
 
 # The parts of the site, installed in this order.
-PARTS: Sequence[Part] = (health.install, metrics.install, api.install)
+PARTS: Sequence[Part] = (
+    health.install,
+    metrics.install,
+    api.install,
+    ui.install,
+    console.install,
+    portal.install,
+)
 
 
 def create_app(ctx: WebContext, *, parts: Sequence[Part] = PARTS) -> FastAPI:

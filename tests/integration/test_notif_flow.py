@@ -282,26 +282,51 @@ async def test_sms_commands_through_the_mo_path(clean_pool: asyncpg.Pool) -> Non
         "您已成功取消遇忙提示业务。",  # already off: the end date stays, the reply is the same
         "您已成功开通遇忙提示业务。",
         "号码12有误,请发送 HMD 号码 或 QHMD 号码。",
-        "来电提醒:CX查询未接来电,LY查询留言,KT开通,QX取消,KTYM开通遇忙提示,QXYM取消遇忙提示,HMD 号码 加黑名单,QHMD 号码 移出黑名单。",
+        "来电提醒:CX查询未接来电,LY查询留言,KT开通,QX取消,HMD 号码 加黑名单,QHMD 号码 移出黑名单。"
+        "KT/QX加业务代码:YM遇忙 HZ回执 LY留言 ZJ转接。",
         "您尚未开通来电提醒业务,发送KT开通。",
     ]
+    # each product switched on its own
+    subs = {s.service: s.end_date for s in (await prov.get_subscriber(pool, CALLEE)).subscriptions}
+    assert subs["missed-call"] is None and subs["busy"] is None
+    # each service by its code; a number that is no subscriber enrols itself with KT
+    new = "8613600000001"
+    await ob.record_mo(CALLEE, svc, "KT YM", NOW)
+    await ob.record_mo(CALLEE, svc, "qx busy", NOW)
+    await ob.record_mo(CALLEE, svc, "QX LY", NOW)
+    await ob.record_mo(new, svc, "KT HZ", NOW)
+    more = [t for _, t in await outbox(pool) if not t.startswith("您好")]
+    assert more[-4:] == [
+        "您已成功开通遇忙提示业务。",
+        "您已成功取消遇忙提示业务。",
+        "您未开通语音留言业务。",
+        "您已成功开通短信回执业务。",
+    ]
+    enrolled = await prov.get_subscriber(pool, new)
+    assert set(enrolled.active_services(local_day(NOW, CFG))) == {
+        "missed-call",
+        "delivery-receipt",
+    }
+    assert (
+        await pool.fetchval(
+            "SELECT actor FROM audit_log WHERE channel = 'sms' AND entity_key = $1 LIMIT 1", new
+        )
+        == new
+    )
     cdrs = await pool.fetch("SELECT service, charge FROM cdr ORDER BY id")
-    assert [r["service"] for r in cdrs] == [
+    assert [r["service"] for r in cdrs][:10] == [
         "sms-command:cx",
         "sms-command:hmd",
         "sms-command:qhmd",
         "sms-command:qhmd",
         "sms-command:qx",
         "sms-command:kt",
-        "sms-command:qxym",
-        "sms-command:qxym",
-        "sms-command:ktym",
+        "sms-command:qx",  # QXYM: QX YM in one word
+        "sms-command:qx",
+        "sms-command:kt",
         "sms-command:hmd",
     ]
-    # each product switched on its own
-    subs = {s.service: s.end_date for s in (await prov.get_subscriber(pool, CALLEE)).subscriptions}
-    assert subs["missed-call"] is None and subs["busy"] is None
-    assert all(r["charge"] == Decimal("0.1") for r in cdrs)
+    assert all(r["charge"] == Decimal("0.1") for r in cdrs[:10])
     assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE channel = 'sms'") >= 4
     assert await pool.fetchval("SELECT count(*) FROM sms_mo WHERE handled_at IS NULL") == 1
 

@@ -69,6 +69,8 @@ ANN = dict(
     new_pin=2010,
     notify_mode=2011,
     voicemail_new=2012,
+    service_choice=2013,
+    enter_msisdn=2014,
 )
 SUB = Callee(CALLEE, True, frozenset({"missed-call", "busy", "voicemail"}))
 BUSY_ONLY = Callee(CALLEE, True, frozenset({"busy"}))
@@ -471,22 +473,21 @@ def test_selfcare_pin_menu_blacklist_and_mode() -> None:
         ServiceRequest("set_notify_mode", CALLER, "digest")
     ]
     s.handle(ServiceAnswer("set_notify_mode", True), 4.0, AT)
-    s.handle(DigitsCollected("3"), 5.0, AT)
-    assert s.handle(DigitsCollected("2"), 5.0, AT) == [
-        ServiceRequest("disable_service", CALLER, "missed-call")
-    ]
-    s.handle(ServiceAnswer("disable_service", True), 5.0, AT)
-    # 3 and 4: busy notification on and off, the other product
-    s.handle(DigitsCollected("3"), 5.5, AT)
-    assert s.handle(DigitsCollected("3"), 5.5, AT) == [
+    # menu 3: which service (announcement 2012), then on / off (2008)
+    out = s.handle(DigitsCollected("3"), 5.0, AT)
+    assert out[0].ops[0].information_to_send.message_ids == (2012,)  # type: ignore[union-attr,attr-defined]
+    out = s.handle(DigitsCollected("2"), 5.0, AT)
+    assert out[0].ops[0].information_to_send.message_ids == (2008,)  # type: ignore[union-attr,attr-defined]
+    assert s.handle(DigitsCollected("1"), 5.0, AT) == [
         ServiceRequest("enable_service", CALLER, "busy")
     ]
-    s.handle(ServiceAnswer("enable_service", True), 5.5, AT)
-    s.handle(DigitsCollected("3"), 5.6, AT)
-    assert s.handle(DigitsCollected("4"), 5.6, AT) == [
-        ServiceRequest("disable_service", CALLER, "busy")
+    s.handle(ServiceAnswer("enable_service", True), 5.0, AT)
+    s.handle(DigitsCollected("3"), 5.5, AT)
+    s.handle(DigitsCollected("1"), 5.5, AT)
+    assert s.handle(DigitsCollected("2"), 5.5, AT) == [
+        ServiceRequest("disable_service", CALLER, "missed-call")
     ]
-    s.handle(ServiceAnswer("disable_service", True), 5.6, AT)
+    s.handle(ServiceAnswer("disable_service", True), 5.5, AT)
     s.handle(DigitsCollected("5"), 6.0, AT)
     assert s.handle(DigitsCollected("11223344"), 6.0, AT) == [
         ServiceRequest("set_pin", CALLER, "11223344")
@@ -519,8 +520,30 @@ def test_selfcare_locked_and_unknown() -> None:
     s.handle(DigitsCollected("123456"), 1.0, AT)
     out = s.handle(ServiceAnswer("verify_pin", False, "locked"), 1.0, AT)
     assert out[0].ops[0].information_to_send.message_ids == (2003,)  # type: ignore[union-attr,attr-defined]
-    s2, out = selfcare(known=False)
-    assert names(out[0]) == ["ConnectToResource", "PlayAnnouncement"]
+
+
+def test_selfcare_from_another_phone_asks_for_the_mobile_number() -> None:
+    # 系统提示用户输入移动号码和密码: a caller that is no subscriber gives the number, then the PIN
+    s, out = selfcare(known=False)
+    assert names(out[0]) == ["ConnectToResource", "PromptAndCollectUserInformation"]
+    assert out[0].ops[1].information_to_send.message_ids == (2013,)  # type: ignore[union-attr,attr-defined]
+    out = s.handle(DigitsCollected("013800001111#"), 1.0, AT)
+    assert out[0].ops[0].information_to_send.message_ids == (2001,)  # type: ignore[union-attr,attr-defined]
+    assert s.handle(DigitsCollected("123456"), 1.0, AT) == [
+        ServiceRequest("verify_pin", "8613800001111", "123456")
+    ]
+    # a wrong PIN (or a number that is no subscriber's) asks for both again
+    out = s.handle(ServiceAnswer("verify_pin", False, "wrong"), 1.0, AT)
+    assert out[0].ops[0].information_to_send.message_ids == (2002, 2013)  # type: ignore[union-attr,attr-defined]
+    s.handle(DigitsCollected("13800002222"), 2.0, AT)
+    assert s.handle(DigitsCollected("654321"), 2.0, AT) == [
+        ServiceRequest("verify_pin", "8613800002222", "654321")
+    ]
+    out = s.handle(ServiceAnswer("verify_pin", True, "ok"), 2.0, AT)
+    assert out[0].ops[0].information_to_send.message_ids == (2004,)  # type: ignore[union-attr,attr-defined]
+    assert s.handle(DigitsCollected("1"), 3.0, AT) == [
+        ServiceRequest("missed_calls", "8613800002222")
+    ]
 
 
 # -- the transition tables ----------------------------------------------------------------------
