@@ -149,7 +149,13 @@ async def _seed(pool: asyncpg.Pool) -> None:
     today = local_day(utcnow(), CFG)
     for msisdn, lang in ((N.subscriber, "zh"), (N.other, "en")):
         await prov.add_subscriber(
-            pool, OPS, msisdn, today=today, services=("missed-call",), pin=N.pin, language=lang
+            pool,
+            OPS,
+            msisdn,
+            today=today,
+            services=("missed-call", "busy"),
+            pin=N.pin,
+            language=lang,
         )
     await flows.add_operator(pool, OPS, "alice", "agent", "alice-password")
 
@@ -188,13 +194,13 @@ async def test_subscriber_and_agent_in_chromium(
             await run(b.d.get, base + "/services")
             await run(
                 lambda: b.click(
-                    b.d.find_element(By.CSS_SELECTOR, "button[name=switch][value=busy]")
+                    b.d.find_element(By.CSS_SELECTOR, "button[name=switch][value=delivery-receipt]")
                 )
             )
             state = await run(
-                lambda: b.d.find_element(By.CSS_SELECTOR, "[data-service=busy]").get_attribute(
-                    "data-state"
-                )
+                lambda: b.d.find_element(
+                    By.CSS_SELECTOR, "[data-service=delivery-receipt]"
+                ).get_attribute("data-state")
             )
             assert state == "on"
             await run(b.shot, f"portal-services-{width}")

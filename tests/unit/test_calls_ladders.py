@@ -473,9 +473,9 @@ def test_selfcare_pin_menu_blacklist_and_mode() -> None:
         ServiceRequest("set_notify_mode", CALLER, "digest")
     ]
     s.handle(ServiceAnswer("set_notify_mode", True), 4.0, AT)
-    # menu 3: which service (announcement 2012), then on / off (2008)
+    # menu 3: which service (announcement 2013), then on / off (2008)
     out = s.handle(DigitsCollected("3"), 5.0, AT)
-    assert out[0].ops[0].information_to_send.message_ids == (2012,)  # type: ignore[union-attr,attr-defined]
+    assert out[0].ops[0].information_to_send.message_ids == (2013,)  # type: ignore[union-attr,attr-defined]
     out = s.handle(DigitsCollected("2"), 5.0, AT)
     assert out[0].ops[0].information_to_send.message_ids == (2008,)  # type: ignore[union-attr,attr-defined]
     assert s.handle(DigitsCollected("1"), 5.0, AT) == [
@@ -526,7 +526,7 @@ def test_selfcare_from_another_phone_asks_for_the_mobile_number() -> None:
     # 系统提示用户输入移动号码和密码: a caller that is no subscriber gives the number, then the PIN
     s, out = selfcare(known=False)
     assert names(out[0]) == ["ConnectToResource", "PromptAndCollectUserInformation"]
-    assert out[0].ops[1].information_to_send.message_ids == (2013,)  # type: ignore[union-attr,attr-defined]
+    assert out[0].ops[1].information_to_send.message_ids == (2014,)  # type: ignore[union-attr,attr-defined]
     out = s.handle(DigitsCollected("013800001111#"), 1.0, AT)
     assert out[0].ops[0].information_to_send.message_ids == (2001,)  # type: ignore[union-attr,attr-defined]
     assert s.handle(DigitsCollected("123456"), 1.0, AT) == [
@@ -534,7 +534,7 @@ def test_selfcare_from_another_phone_asks_for_the_mobile_number() -> None:
     ]
     # a wrong PIN (or a number that is no subscriber's) asks for both again
     out = s.handle(ServiceAnswer("verify_pin", False, "wrong"), 1.0, AT)
-    assert out[0].ops[0].information_to_send.message_ids == (2002, 2013)  # type: ignore[union-attr,attr-defined]
+    assert out[0].ops[0].information_to_send.message_ids == (2002, 2014)  # type: ignore[union-attr,attr-defined]
     s.handle(DigitsCollected("13800002222"), 2.0, AT)
     assert s.handle(DigitsCollected("654321"), 2.0, AT) == [
         ServiceRequest("verify_pin", "8613800002222", "654321")

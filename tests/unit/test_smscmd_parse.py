@@ -23,9 +23,10 @@ pytestmark = pytest.mark.usefixtures("any_day")
         ("qx", Command("QX")),
         ("LY", Command("LY")),
         ("ly 2", Command("HELP")),
-        ("KTYM", Command("KTYM")),  # busy notification, a product of its own
-        ("kt ym", Command("KTYM")),
-        ("ＱＸＹＭ", Command("QXYM")),
+        ("KTYM", Command("KT", "busy")),  # busy notification, a product of its own
+        ("kt ym", Command("KT", "busy")),
+        ("ＱＸＹＭ", Command("QX", "busy")),
+        ("QX LY", Command("QX", "voicemail")),
         ("QX YM now", Command("HELP")),
         ("HMD 13800138000", Command("HMD", "13800138000")),
         ("hmd13800138000", Command("HMD", "13800138000")),
