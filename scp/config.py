@@ -809,7 +809,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError("", f"{source}: not valid TOML: {e}") from None
-    cfg = _build(Config, data, "")
+    cfg: Config = _build(Config, data, "")
     cfg = dataclasses.replace(cfg, source=source)
     cfg.validate()
     return cfg

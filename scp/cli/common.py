@@ -71,7 +71,8 @@ def get_config(ctx: click.Context) -> Config:
             obj["config"] = load_config(obj.get("config_path"))
         except ConfigError as e:
             raise BadInputError(f"config: {e}") from None
-    return obj["config"]
+    cfg: Config = obj["config"]
+    return cfg
 
 
 def network_today() -> dt.date:

@@ -64,7 +64,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     root.setLevel(max(lvl, logging.WARNING))
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):
     """The one stdlib handler this command installs (libraries' log records go there)."""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import click
 
@@ -40,7 +41,7 @@ def report_daily(ctx: click.Context, since: str | None, until: str | None, as_js
     emit(rows, as_json, _text)
 
 
-def _money(d: dict) -> str:  # type: ignore[type-arg]
+def _money(d: dict[str, Decimal]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "-"
 
 

@@ -804,7 +804,7 @@ def _check_header(data: bytes) -> int:
         )
     if cls not in _KNOWN_CLASSES:
         raise _err(2, f"message class {cls}", ErrorCode.UNSUPPORTED_MESSAGE_CLASS)
-    mt = cls << 8 | typ
+    mt: int = cls << 8 | typ
     if mt not in _KNOWN_TYPES:
         raise _err(3, f"message type {typ} of class {cls}", ErrorCode.UNSUPPORTED_MESSAGE_TYPE)
     return mt

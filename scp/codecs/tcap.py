@@ -669,7 +669,7 @@ def _enc_code(code: Opcode) -> bytes:
     if isinstance(code, int):  # a local code, also as a member of a scp.codecs.opcodes table
         return _enc_int(0x02, code)
     try:
-        return tlv(0x06, encode_oid(code))  # type: ignore[arg-type]
+        return tlv(0x06, encode_oid(code))
     except (ValueError, TypeError) as e:
         raise EncodeError(LAYER, f"bad operation/error code {code!r}: {e}") from None
 

@@ -732,7 +732,7 @@ class CallUser:
                 opcode, param = self._encode(leg, op)
                 leg.next_iid = (leg.next_iid + 1) % 128
                 iid = leg.next_iid
-                cls = OP_CLASS.get(opcode, 2) if isinstance(opcode, int) else 2  # type: ignore[arg-type]
+                cls = OP_CLASS.get(opcode, 2) if isinstance(opcode, int) else 2
                 timeout = None
                 if opcode == Op.PROMPT_AND_COLLECT_USER_INFORMATION or isinstance(
                     op, ops.PlayAnnouncement
@@ -746,7 +746,7 @@ class CallUser:
                     timeout = CALL_MONITOR_LIMIT  # the report comes when the call ends
                 comps.append(Invoke(iid, opcode, param, op_class=cls, timeout=timeout))
                 if cls != 4:
-                    leg.invokes[iid] = opcode  # type: ignore[assignment]
+                    leg.invokes[iid] = opcode
         except CodecError as e:
             self.log.error(
                 "operation does not encode: dialogue aborted", dialogue=leg.did, error=str(e)
@@ -826,7 +826,8 @@ class CallUser:
 
     def _deadline(self) -> float:
         """When the database work for the message being handled must be over (loop time)."""
-        return asyncio.get_running_loop().time() + self.budget
+        deadline: float = asyncio.get_running_loop().time() + self.budget
+        return deadline
 
     async def _retry_pause(self, e: BaseException, delay: float, deadline: float) -> float:
         """Wait before another attempt after ``e`` (none for a stale connection: another one

@@ -62,6 +62,7 @@ from scp.service.notifications import (
     templates_for,
     time_values,
 )
+from scp.service.provisioning import AdRule
 from scp.state import notify_store as store
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ def _state(
     open_id: int | None = None,
     count: int = 0,
     first_at: dt.datetime | None = None,
-    ads: tuple[store.AdRule, ...] = (),
+    ads: tuple[AdRule, ...] = (),
 ) -> MissedCallState:
     """A decision state read from the database as it goes (no forecast fields)."""
     return MissedCallState(

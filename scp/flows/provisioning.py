@@ -637,7 +637,7 @@ async def list_missed_calls(
     c = valid_msisdn(callee, "callee") if callee else None
     b_at, b_id = before if before is not None else (None, None)
     async with transaction(db) as conn:
-        return await conn.fetch(
+        result: list[Any] = await conn.fetch(
             "SELECT id, caller, callee, occurred_at, reason, cause, call_ref, notified_at"
             " FROM missed_call WHERE ($1::text IS NULL OR callee = $1)"
             " AND (NOT $2 OR notified_at IS NULL)"
@@ -651,6 +651,7 @@ async def list_missed_calls(
             b_at,
             b_id,
         )
+        return result
 
 
 async def list_callbacks(
@@ -659,7 +660,7 @@ async def list_callbacks(
     """Callback requests, newest first."""
     c = valid_msisdn(callee, "callee") if callee else None
     async with transaction(db) as conn:
-        return await conn.fetch(
+        result: list[Any] = await conn.fetch(
             "SELECT id, caller, callee, requested_at, expires_at, missed_call_id, notified_at"
             " FROM callback_request WHERE ($1::text IS NULL OR callee = $1)"
             " AND (NOT $2 OR notified_at IS NULL) ORDER BY requested_at DESC, id DESC LIMIT $3",
@@ -667,6 +668,7 @@ async def list_callbacks(
             pending,
             limit,
         )
+        return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -844,7 +846,7 @@ async def list_sms(
         valid_choice(status, SMS_STATUSES, "status")
     d = valid_msisdn(destination, "destination") if destination else None
     async with transaction(db) as conn:
-        return await conn.fetch(
+        result: list[Any] = await conn.fetch(
             "SELECT id, idempotency_key, destination, text, status, attempts, next_attempt_at,"
             " last_error, smsc_message_id, delivery_status, created_at, updated_at"
             " FROM sms_outbox WHERE ($1::text IS NULL OR status = $1)"
@@ -853,6 +855,7 @@ async def list_sms(
             d,
             limit,
         )
+        return result
 
 
 async def retry_sms(db: Db, actor: Actor, sms_id: int, *, now: dt.datetime) -> None:
@@ -904,7 +907,7 @@ async def list_cdrs(
     m = valid_msisdn(msisdn, "msisdn") if msisdn else None
     a_at, a_id = after if after is not None else (None, None)
     async with transaction(db) as conn:
-        return await conn.fetch(
+        result: list[Any] = await conn.fetch(
             f"SELECT {', '.join(CDR_COLUMNS)} FROM cdr WHERE ($1::timestamptz IS NULL OR"
             " started_at >= $1) AND ($2::timestamptz IS NULL OR started_at < $2)"
             " AND ($3::text IS NULL OR msisdn = $3)"
@@ -917,6 +920,7 @@ async def list_cdrs(
             a_id,
             limit,
         )
+        return result
 
 
 async def iter_cdrs(

@@ -107,7 +107,8 @@ class Subscriber:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (dates as ISO strings)."""
-        return _jsonable(asdict(self))
+        out: dict[str, Any] = _jsonable(asdict(self))
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +308,7 @@ def valid_rate(
         except ValueError:
             raise InvalidInput("valid_from", f"{valid_from!r} is not YYYY-MM-DD") from None
     else:
-        vf = valid_from or None  # type: ignore[assignment]
+        vf = valid_from or None
     return (
         call_category,
         prefix or "",

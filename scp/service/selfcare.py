@@ -108,7 +108,7 @@ class SelfcareSession(CallSession):
         self,
         idp: ops.InitialDP,
         callee: Callee | None,
-        now: float,  # type: ignore[override]
+        now: float,
         at: dt.datetime,
     ) -> list[Action]:
         """The InitialDP; ``callee`` is the *calling* subscriber as loaded (None: unknown)."""

@@ -166,7 +166,8 @@ def _wav_seconds(data: bytes) -> float:
                 raise MalformedAudio(
                     "audio", f"WAV data chunk announces {size} octets, {end - body} present"
                 )
-            return size / byte_rate
+            seconds: float = size / byte_rate
+            return seconds
         pos = body + size + (size & 1)  # chunks are padded to an even length
     raise MalformedAudio("audio", "WAV without a data chunk")
 

@@ -282,7 +282,8 @@ async def record_missed_call(
 
 
 async def msisdn_by_imsi(conn: asyncpg.Connection, imsi: str) -> str | None:
-    return await conn.fetchval("SELECT msisdn FROM subscriber WHERE imsi = $1", imsi)
+    result: str | None = await conn.fetchval("SELECT msisdn FROM subscriber WHERE imsi = $1", imsi)
+    return result
 
 
 # -- outbox ----------------------------------------------------------------------------------
@@ -300,7 +301,7 @@ async def enqueue_sms(
 ) -> int | None:
     """Queue one SMS, due from ``not_before`` (the event's time, or later to hold it), unless
     its idempotency key exists; its id, or None if it did."""
-    return await conn.fetchval(
+    result: int | None = await conn.fetchval(
         "INSERT INTO sms_outbox (idempotency_key, destination, source, text, next_attempt_at,"
         " expires_at) VALUES ($1, $2, $3, $4, $5, $6)"
         " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
@@ -311,6 +312,7 @@ async def enqueue_sms(
         not_before,
         expires_at,
     )
+    return result
 
 
 async def lock_open_busy_sms(
@@ -451,7 +453,7 @@ async def request_hlr_alert(
     conn: asyncpg.Connection, msisdn: str, at: dt.datetime, refresh: dt.timedelta
 ) -> bool:
     """Ask for a registration unless one is pending or succeeded within ``refresh``."""
-    r = await conn.execute(
+    r: str = await conn.execute(
         "INSERT INTO hlr_alert (msisdn, requested_at, next_attempt_at) VALUES ($1, $2, $2)"
         " ON CONFLICT (msisdn) DO UPDATE SET status = 'pending', attempts = 0,"
         " requested_at = EXCLUDED.requested_at, next_attempt_at = EXCLUDED.requested_at,"
@@ -571,7 +573,7 @@ async def insert_cdr(
     charge: Decimal,
     call_ref: str,
 ) -> int:
-    return await conn.fetchval(
+    result: int = await conn.fetchval(
         "INSERT INTO cdr (record_type, msisdn, service, call_category, started_at, ended_at,"
         " charge, call_ref) VALUES ('sms', $1, $2, $3, $4, $4, $5, $6) RETURNING id",
         msisdn,
@@ -581,12 +583,13 @@ async def insert_cdr(
         charge,
         call_ref,
     )
+    return result
 
 
 async def insert_mo(
     conn: asyncpg.Connection, source: str, destination: str, text: str, at: dt.datetime
 ) -> int:
-    return await conn.fetchval(
+    result: int = await conn.fetchval(
         "INSERT INTO sms_mo (source, destination, text, received_at)"
         " VALUES ($1, $2, $3, $4) RETURNING id",
         source,
@@ -594,6 +597,7 @@ async def insert_mo(
         text,
         at,
     )
+    return result
 
 
 async def mark_mo_handled(conn: asyncpg.Connection, mo_id: int, at: dt.datetime) -> None:

@@ -67,7 +67,7 @@ async def claim_expected(
 ) -> int | None:
     """The latest expected row of this caller to this callee written since ``since`` (locked),
     if any: the deposit completes it."""
-    return await conn.fetchval(
+    result: int | None = await conn.fetchval(
         "SELECT id FROM voicemail WHERE callee = $1 AND caller IS NOT DISTINCT FROM $2"
         " AND deposited_at IS NULL AND deleted_at IS NULL AND recorded_at >= $3"
         " ORDER BY recorded_at DESC, id DESC LIMIT 1 FOR UPDATE SKIP LOCKED",
@@ -75,6 +75,7 @@ async def claim_expected(
         caller,
         since,
     )
+    return result
 
 
 async def fill(
@@ -171,12 +172,13 @@ async def audio_length(conn: asyncpg.Connection, vm_id: int) -> tuple[int, str] 
 
 async def read_audio(conn: asyncpg.Connection, vm_id: int, start: int, length: int) -> bytes | None:
     """``length`` octets of the recording from ``start`` (0-based); None if it is gone."""
-    return await conn.fetchval(
+    result: bytes | None = await conn.fetchval(
         f"SELECT substring(audio FROM $2 FOR $3) FROM voicemail WHERE id = $1 AND {_LIVE}",
         vm_id,
         start + 1,
         length,
     )
+    return result
 
 
 async def mark_heard(conn: asyncpg.Connection, vm_id: int, at: dt.datetime) -> None:

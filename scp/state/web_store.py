@@ -161,7 +161,7 @@ async def delete_operator(conn: asyncpg.Connection, name: str) -> Operator | Non
 
 
 async def set_operator_password(conn: asyncpg.Connection, name: str, pw_hash: str) -> bool:
-    r = await conn.execute(
+    r: str = await conn.execute(
         "UPDATE operator SET password_hash = $2, updated_at = now() WHERE name = $1", name, pw_hash
     )
     return r.endswith(" 1")

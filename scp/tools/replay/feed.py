@@ -21,6 +21,7 @@ from scp.codecs import sccp as sccp_codec
 from scp.codecs import tcap as tcap_codec
 from scp.codecs.ber import read_tlv, tlv
 from scp.codecs.opcodes import MapOpcode
+from scp.config import SsnConfig
 from scp.primitives import (
     SI_SCCP,
     MtpTransfer,
@@ -178,7 +179,7 @@ _ALERT_SC = (MapOpcode.ALERT_SERVICE_CENTRE, MapOpcode.ALERT_SERVICE_CENTRE_WITH
 
 
 def _our_ssn(cfg: Any, protocol: str | None, e: LadderEntry) -> int:
-    ssn = cfg.sccp.ssn
+    ssn: SsnConfig = cfg.sccp.ssn
     if protocol == "inap":
         return ssn.inap
     if protocol == "map":
@@ -287,7 +288,7 @@ def stream_capture(
                 emit(
                     "warning",
                     CaptureWarning(
-                        item.frame,  # type: ignore[union-attr]
+                        item.frame,
                         f"could not decode: {exc!r}",
                     ),
                 )

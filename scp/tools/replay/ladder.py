@@ -969,7 +969,7 @@ def decode_capture(
         try:
             entry = dec.decode(item)  # type: ignore[arg-type]
         except Exception as e:  # noqa: BLE001 - one bad frame is a warning, not the end
-            yield CaptureWarning(item.frame, f"could not decode: {type(e).__name__}: {e}")  # type: ignore[union-attr]
+            yield CaptureWarning(item.frame, f"could not decode: {type(e).__name__}: {e}")
             continue
         if entry is not None:
             yield entry

@@ -259,7 +259,7 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         _function_pages(app, site, name, section, subscriber)
 
 
-def _function_pages(app: FastAPI, site: Site, name: str, section, subscriber) -> None:  # type: ignore[no-untyped-def]
+def _function_pages(app: FastAPI, site: Site, name: str, section, subscriber) -> None:
     """GET /{name} shows the section, POST /{name} carries out its form."""
 
     @app.get(f"/{name}", include_in_schema=False, name=f"portal-{name}")
