@@ -26,42 +26,18 @@ import asyncio
 import itertools
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
+from scratch import free_port, scratch_database
 
 MCN_SCP = str(Path(sys.executable).parent / "mcn-scp")
-
-
-def with_db(dsn: str, name: str) -> str:
-    p = urlsplit(dsn)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
-
-
-async def admin(dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def phase(
@@ -130,18 +106,11 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     args = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="mcn-bench-api-"))
-    server = None
-    admin_dsn = os.environ.get("MCN_DATABASE_URL")
-    if not admin_dsn:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pgserver  # only when no server is given: a test dependency
-        server = pgserver.get_server(tmp / "pg", cleanup_mode="delete")
-        admin_dsn = server.get_uri()
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(admin(admin_dsn, f'CREATE DATABASE "{name}"'))
-    dsn = with_db(admin_dsn, name)
+    with scratch_database("mcn-bench-api-") as (dsn, tmp):
+        run(args, dsn, tmp)
+
+
+def run(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
     port = free_port()
     conf = tmp / "web.toml"
     conf.write_text(f'[web]\nlisten = "127.0.0.1:{port}"\n[log]\nlevel = "warning"\n')
@@ -186,9 +155,6 @@ def main() -> None:
         if web is not None:
             web.terminate()
             web.wait(15)
-        asyncio.run(admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        if server is not None:
-            server.cleanup()
 
 
 if __name__ == "__main__":

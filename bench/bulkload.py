@@ -20,18 +20,14 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-import warnings
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from scratch import scratch_database
 
 MCN_SCP = str(Path(sys.executable).parent / "mcn-scp")
 SERVICES = ("missed-call;busy", "missed-call", "missed-call;busy;voicemail", "busy")
@@ -50,11 +46,6 @@ def generate(path: Path, rows: int, *, imsi: bool, pin: bool = False, start: int
             if pin:
                 line += f",{(i * 7919) % 1000000:06d}"
             f.write(line + "\n")
-
-
-def with_db(dsn: str, name: str) -> str:
-    p = urlsplit(dsn)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
 
 
 def run_import(dsn: str, path: Path) -> dict[str, Any]:
@@ -108,14 +99,6 @@ async def timed_copy(dsn: str, path: Path, ddl: str) -> float:
         await conn.close()
 
 
-async def admin(dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def peak_rss_mb_children() -> float:
     import resource
 
@@ -129,78 +112,65 @@ def main() -> None:
     ap.add_argument("--no-imsi", action="store_true")
     args = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="mcn-bench-"))
-    server = None
-    admin_dsn = os.environ.get("MCN_DATABASE_URL")
-    if not admin_dsn:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pgserver
-        server = pgserver.get_server(tmp / "pg", cleanup_mode="delete")
-        admin_dsn = server.get_uri()
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(admin(admin_dsn, f'CREATE DATABASE "{name}"'))
-    dsn = with_db(admin_dsn, name)
-    try:
-        csv_path = tmp / "subscribers.csv"
-        t0 = time.perf_counter()
-        generate(csv_path, args.rows, imsi=not args.no_imsi)
-        gen_secs = time.perf_counter() - t0
-        # Schema first (outside the timing): the import would migrate an empty database itself.
-        subprocess.run(
-            [MCN_SCP, "db", "migrate"],
-            env={**os.environ, "MCN_DATABASE_URL": dsn},
-            check=True,
-            capture_output=True,
+    with scratch_database("mcn-bench-") as (dsn, tmp):
+        run(args, dsn, tmp)
+
+
+def run(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
+    csv_path = tmp / "subscribers.csv"
+    t0 = time.perf_counter()
+    generate(csv_path, args.rows, imsi=not args.no_imsi)
+    gen_secs = time.perf_counter() - t0
+    # Schema first (outside the timing): the import would migrate an empty database itself.
+    subprocess.run(
+        [MCN_SCP, "db", "migrate"],
+        env={**os.environ, "MCN_DATABASE_URL": dsn},
+        check=True,
+        capture_output=True,
+    )
+    first = run_import(dsn, csv_path)
+    rss_mb = peak_rss_mb_children()
+    again = run_import(dsn, csv_path)
+    copy_secs = asyncio.run(timed_copy(dsn, csv_path, BARE_TABLE))
+    floors = {k: asyncio.run(timed_copy(dsn, csv_path, ddl)) for k, ddl in KEYED_TABLES.items()}
+    pin_path = tmp / "pins.csv"
+    generate(pin_path, args.pin_rows, imsi=False, pin=True, start=50_000_000)
+    pins = run_import(dsn, pin_path) if args.pin_rows else None
+    n = args.rows
+    report = {
+        "rows": n,
+        "file_mb": round(csv_path.stat().st_size / 1e6, 1),
+        "imsi_column": not args.no_imsi,
+        "cpus": os.cpu_count(),
+        "generate_seconds": round(gen_secs, 2),
+        "import_seconds": round(first["seconds"], 2),
+        "import_rows_per_s": round(n / first["seconds"]),
+        "reload_seconds": round(again["seconds"], 2),
+        "reload_rows_per_s": round(n / again["seconds"]),
+        "reload_unchanged": again["result"]["unchanged"],
+        "plain_copy_seconds": round(copy_secs, 2),
+        "plain_copy_rows_per_s": round(n / copy_secs),
+        "import_vs_copy": round(copy_secs / first["seconds"], 3),
+        "reload_vs_copy": round(copy_secs / again["seconds"], 3),
+        # the same COPY into a table with only the subscriber table's keys: the ceiling of
+        # import_vs_copy for any import that can upsert (see KEYED_TABLES)
+        **{f"copy_with_{k}_seconds": round(v, 2) for k, v in floors.items()},
+        **{f"copy_with_{k}_vs_copy": round(copy_secs / v, 3) for k, v in floors.items()},
+        "import_peak_rss_mb": round(rss_mb, 1),
+        "import_phases_s": first["result"]["phases"],
+        "reload_phases_s": again["result"]["phases"],
+        "under_60s": first["seconds"] < 60,
+    }
+    if pins:
+        report.update(
+            {
+                "pin_rows": args.pin_rows,
+                "pin_import_seconds": round(pins["seconds"], 2),
+                "pin_rows_per_s": round(args.pin_rows / pins["seconds"]),
+                "pin_ms_per_row": round(pins["seconds"] * 1000 / args.pin_rows, 3),
+            }
         )
-        first = run_import(dsn, csv_path)
-        rss_mb = peak_rss_mb_children()
-        again = run_import(dsn, csv_path)
-        copy_secs = asyncio.run(timed_copy(dsn, csv_path, BARE_TABLE))
-        floors = {k: asyncio.run(timed_copy(dsn, csv_path, ddl)) for k, ddl in KEYED_TABLES.items()}
-        pin_path = tmp / "pins.csv"
-        generate(pin_path, args.pin_rows, imsi=False, pin=True, start=50_000_000)
-        pins = run_import(dsn, pin_path) if args.pin_rows else None
-        n = args.rows
-        report = {
-            "rows": n,
-            "file_mb": round(csv_path.stat().st_size / 1e6, 1),
-            "imsi_column": not args.no_imsi,
-            "cpus": os.cpu_count(),
-            "generate_seconds": round(gen_secs, 2),
-            "import_seconds": round(first["seconds"], 2),
-            "import_rows_per_s": round(n / first["seconds"]),
-            "reload_seconds": round(again["seconds"], 2),
-            "reload_rows_per_s": round(n / again["seconds"]),
-            "reload_unchanged": again["result"]["unchanged"],
-            "plain_copy_seconds": round(copy_secs, 2),
-            "plain_copy_rows_per_s": round(n / copy_secs),
-            "import_vs_copy": round(copy_secs / first["seconds"], 3),
-            "reload_vs_copy": round(copy_secs / again["seconds"], 3),
-            # the same COPY into a table with only the subscriber table's keys: the ceiling of
-            # import_vs_copy for any import that can upsert (see KEYED_TABLES)
-            **{f"copy_with_{k}_seconds": round(v, 2) for k, v in floors.items()},
-            **{f"copy_with_{k}_vs_copy": round(copy_secs / v, 3) for k, v in floors.items()},
-            "import_peak_rss_mb": round(rss_mb, 1),
-            "import_phases_s": first["result"]["phases"],
-            "reload_phases_s": again["result"]["phases"],
-            "under_60s": first["seconds"] < 60,
-        }
-        if pins:
-            report.update(
-                {
-                    "pin_rows": args.pin_rows,
-                    "pin_import_seconds": round(pins["seconds"], 2),
-                    "pin_rows_per_s": round(args.pin_rows / pins["seconds"]),
-                    "pin_ms_per_row": round(pins["seconds"] * 1000 / args.pin_rows, 3),
-                }
-            )
-        print(json.dumps(report, indent=2))
-    finally:
-        asyncio.run(admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        if server is not None:
-            server.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
