@@ -7,7 +7,7 @@ EstablishTemporaryConnection, AssistRequestInstructions, PlayAnnouncement,
 PromptAndCollectUserInformation (and its ReceivedInformation result),
 SpecializedResourceReport, CallInformationRequest / Report, FurnishChargingInformation,
 SendChargingInformation, ResetTimer, Cancel, InitiateCallAttempt, Continue,
-DisconnectForwardConnection and ActivityTest. Each conversion reads and writes pycrate's value
+DisconnectForwardConnection, ActivityTest and CallGap. Each conversion reads and writes pycrate's value
 notation, so it runs unchanged on the fast path's output (:mod:`scp.codecs.fastber`); where
 the two protocols name a component differently the codec's ``name()`` says which
 (``requestAnnouncementComplete`` in INAP), where a DEFAULT differs ``default()`` reads the
@@ -41,6 +41,7 @@ __all__ = [
     "HOT_DECODE",
     "HOT_ENCODE",
     "RESULT_CONVERSIONS",
+    "call_gap_conversion",
     "shared_conversions",
     "leg_from",
     "leg_to",
@@ -658,6 +659,57 @@ def enc_ica(c: OperationCodec, o: ops.InitiateCallAttempt, v: int) -> dict[str, 
     put(d, "callingPartyNumber", o.calling_party_number, _enc)
     d.update(o.extra)
     return d
+
+
+# ControlType (Q.1218 §6 / ETS 300 374-1 §6.3, TS 29.078 §7.6): ops.CallGap.control_type indexes it
+_CONTROL_TYPES = ("sCPOverloaded", "manuallyInitiated")
+
+
+def call_gap_conversion(*, basic: bool) -> Conversion:
+    """CallGap (ETS 300 374-1 §6.1 callGap, TS 29.078 §8.4), typed for gapOnService; other
+    gapCriteria are kept as they came, in ``extra``.
+
+    The two GapCriteria differ only in nesting: INAP CS-1's is the CHOICE of criteria itself;
+    CAP (from CS-2) puts that CHOICE under ``basicGapCriteria`` (``basic``) beside compound
+    criteria. The phase check applies to CAP (INAP's version is 0).
+    """
+
+    def criteria(d: Any) -> Any:
+        crit = d["gapCriteria"]
+        if basic:
+            return crit[1] if crit[0] == "basicGapCriteria" else None
+        return crit
+
+    def dec(c: OperationCodec, d: Any, v: int) -> ops.CallGap:
+        crit = criteria(d)
+        on_service = crit is not None and crit[0] == "gapOnService"
+        ind = d["gapIndicators"]
+        ctl = d.get("controlType")
+        known = ("gapIndicators", "controlType", *(("gapCriteria",) if on_service else ()))
+        return ops.CallGap(
+            crit[1]["serviceKey"] if on_service else None,
+            ind["duration"],
+            ind["gapInterval"],
+            None if ctl is None else _CONTROL_TYPES.index(ctl),
+            rest(d, known),
+        )
+
+    def enc(c: OperationCodec, o: ops.CallGap, v: int) -> dict[str, Any]:
+        if v and v < 3:
+            raise EncodeError(c.layer, "CallGap needs CAP v3 or v4 (CAMEL phase 2 has none)")
+        if o.service_key is None and "gapCriteria" not in o.extra:
+            raise EncodeError(c.layer, "CallGap needs service_key or gapCriteria in extra")
+        crit: Any = ("gapOnService", {"serviceKey": o.service_key})
+        d: dict[str, Any] = {
+            "gapCriteria": ("basicGapCriteria", crit) if basic else crit,
+            "gapIndicators": {"duration": o.duration, "gapInterval": o.gap_interval},
+        }
+        if o.control_type is not None:
+            d["controlType"] = _CONTROL_TYPES[o.control_type]
+        d.update(o.extra)
+        return d
+
+    return Conversion(ops.CallGap, dec, enc)
 
 
 def shared_conversions(release: Conversion) -> dict[int, Conversion]:

@@ -39,6 +39,7 @@ from scp.codecs.callcontrol import (
     HOT,
     HOT_RESULTS,
     RESULT_CONVERSIONS,
+    call_gap_conversion,
     shared_conversions,
 )
 from scp.codecs.errors import DecodeError, EncodeError
@@ -267,40 +268,6 @@ def enc_acr(c: OperationCodec, o: ops.ApplyChargingReport, v: int) -> bytes:
     return tlv(0xA0, body)
 
 
-_CONTROL_TYPES = ("sCPOverloaded", "manuallyInitiated")
-
-
-def dec_call_gap(c: OperationCodec, d: Any, v: int) -> ops.CallGap:
-    crit = d["gapCriteria"]
-    ind = d["gapIndicators"]
-    ctl = d.get("controlType")
-    on_service = crit[0] == "basicGapCriteria" and crit[1][0] == "gapOnService"
-    # other criteria (called address, compound...) are kept as they came, in extra
-    known = ("gapIndicators", "controlType", *(("gapCriteria",) if on_service else ()))
-    return ops.CallGap(
-        crit[1][1]["serviceKey"] if on_service else None,
-        ind["duration"],
-        ind["gapInterval"],
-        None if ctl is None else _CONTROL_TYPES.index(ctl),
-        rest(d, known),
-    )
-
-
-def enc_call_gap(c: OperationCodec, o: ops.CallGap, v: int) -> dict[str, Any]:
-    if v and v < 3:
-        raise EncodeError(c.layer, "CallGap needs CAP v3 or v4 (CAMEL phase 2 has no call gapping)")
-    d: dict[str, Any] = {
-        "gapCriteria": ("basicGapCriteria", ("gapOnService", {"serviceKey": o.service_key})),
-        "gapIndicators": {"duration": o.duration, "gapInterval": o.gap_interval},
-    }
-    if o.service_key is None and "gapCriteria" not in o.extra:
-        raise EncodeError(c.layer, "CallGap needs service_key or gapCriteria in extra")
-    if o.control_type is not None:
-        d["controlType"] = _CONTROL_TYPES[o.control_type]
-    d.update(o.extra)
-    return d
-
-
 # --------------------------------------------------------------------------------------------
 # The CAP schema
 # --------------------------------------------------------------------------------------------
@@ -402,8 +369,7 @@ def _build() -> OperationCodec:
         ops.ApplyChargingReport, dec_acr, enc_acr, fast=dec_acr_fast
     )
     typed[CapOpcode.CONTINUE_WITH_ARGUMENT] = Conversion(ops.ContinueWithArgument, dec_cwa, enc_cwa)
-    # CAP only (TS 29.078 §8.4): ETS 300 374-1 as transcribed in our INAP module lacks it.
-    typed[CapOpcode.CALL_GAP] = Conversion(ops.CallGap, dec_call_gap, enc_call_gap)
+    typed[CapOpcode.CALL_GAP] = call_gap_conversion(basic=True)
     return OperationCodec(
         "cap",
         args=args,

@@ -10,6 +10,7 @@ INAP and CAMEL share component names and tags for the operations the service use
 conversions of :mod:`scp.codecs.callcontrol` apply unchanged, with these INAP differences:
 
 * ReleaseCallArg is a bare Cause; SpecializedResourceReportArg a NULL.
+* CallGap's gapCriteria is the CS-1 CHOICE itself (CAP nests it under basicGapCriteria).
 * PlayAnnouncement's flag is ``requestAnnouncementComplete``.
 * ApplyCharging / ApplyChargingReport carry network-specific octet strings in CS-1 (§6.3
   AChBillingChargingCharacteristics, CallResult): they stay ``GenericOperation`` values.
@@ -24,7 +25,13 @@ from typing import Any
 
 from scp.codecs import asn as _asn
 from scp.codecs import ops
-from scp.codecs.callcontrol import HOT, HOT_RESULTS, RESULT_CONVERSIONS, shared_conversions
+from scp.codecs.callcontrol import (
+    HOT,
+    HOT_RESULTS,
+    RESULT_CONVERSIONS,
+    call_gap_conversion,
+    shared_conversions,
+)
 from scp.codecs.errors import DecodeError
 from scp.codecs.numbers import Cause
 from scp.codecs.opcodec import Conversion, Enumerated, OperationCodec
@@ -91,7 +98,10 @@ def _build() -> InapCodec:
         results=results,
         errors=errors,
         # CS-1 charging octet strings are network specific: not interpreted (docstring).
-        typed=shared_conversions(Conversion(ops.ReleaseCall, dec_release, enc_release)),
+        typed={
+            **shared_conversions(Conversion(ops.ReleaseCall, dec_release, enc_release)),
+            InapOpcode.CALL_GAP: call_gap_conversion(basic=False),
+        },
         typed_results=RESULT_CONVERSIONS,
         enums=enums,
         version_of=lambda ac: 0,  # one version; 0 keeps CAP phase checks out of the way

@@ -128,6 +128,7 @@ class InapOpcode(Code):
     FURNISH_CHARGING_INFORMATION = 34, "furnishChargingInformation"
     APPLY_CHARGING = 35, "applyCharging"
     APPLY_CHARGING_REPORT = 36, "applyChargingReport"
+    CALL_GAP = 41, "callGap"
     CALL_INFORMATION_REPORT = 44, "callInformationReport"
     CALL_INFORMATION_REQUEST = 45, "callInformationRequest"
     SEND_CHARGING_INFORMATION = 46, "sendChargingInformation"

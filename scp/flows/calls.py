@@ -844,12 +844,17 @@ class CallUser:
 
     async def _read(self, read: Any, deadline: float) -> Any:
         """``await read(conn)`` on a call-path connection, again on another one after a
-        transient failure, until ``deadline``; :class:`_OutOfBudget` past it."""
+        transient failure, until ``deadline``; :class:`_OutOfBudget` past it. The attempt that
+        answers is timed (connection and statements) in ``stats.db_latency``."""
+        loop = asyncio.get_running_loop()
         delay = DB_RETRY_MIN
         while True:
             try:
+                start = loop.time()
                 async with asyncio.timeout_at(deadline), self._db() as conn:
-                    return await read(conn)
+                    result = await read(conn)
+                self.stats.db_latency["read"].observe(loop.time() - start)
+                return result
             except TimeoutError as e:
                 raise _OutOfBudget("no answer within the budget") from e
             except Exception as e:
@@ -863,14 +868,17 @@ class CallUser:
         Run again after an error that proves nothing was committed; after one that leaves
         the outcome unknown only when the records hold a missed call (written once however
         often: migration 0250). What is not written is logged with its content and counted:
-        the caller is treated all the same.
+        the caller is treated all the same. The attempt that succeeds is timed in
+        ``stats.db_latency``.
         """
         idempotent = any(type(r) is C.RecordMissedCall for r in records)
+        loop = asyncio.get_running_loop()
         delay = DB_RETRY_MIN
         doubt = False  # an attempt so far may have committed
         while True:
             sent = False  # a statement may have reached the server
             try:
+                start = loop.time()
                 async with asyncio.timeout_at(deadline), self._db() as conn:
                     sent = True
                     ctx.missed_call_id = await write_records(
@@ -880,6 +888,7 @@ class CallUser:
                         missed_call_id=ctx.missed_call_id,
                         notify=self.notify,
                     )
+                self.stats.db_latency["write"].observe(loop.time() - start)
                 return
             except Exception as e:
                 if isinstance(e, TimeoutError):

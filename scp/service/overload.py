@@ -1,5 +1,5 @@
 """Overload control the IN way: CallGap toward the switches (TS 29.078 §8.4 CallGap, CAP v3/v4;
-Q.1214 §4.2.2.5 "SCF overload" for the model).
+ETS 300 374-1 §6.1 callGap, INAP CS-1; Q.1214 §4.2.2.5 "SCF overload" for the model).
 
 Above any ``[overload]`` limit (dialogues open, InitialDP-to-answer time, outbox age) the SCP
 is overloaded; the answer to each new InitialDP then carries a CallGap invoke (class 4, no
@@ -8,8 +8,8 @@ service key for ``gap_duration`` s, controlType sCPOverloaded. A switch is asked
 after half the duration (its gap is still running). Once every measure is below
 ``resume_ratio`` of its limit (hysteresis: no flapping at the edge) the SCP stops asking and
 the switches' gaps run out by themselves. CAMEL phase 2 (CAP v2) has no CallGap: those
-dialogues are answered as usual; INAP CS-1's CallGap is not in our transcription of ETS 300
-374-1 (README, Known limits).
+dialogues are answered as usual. An INAP CS-1 switch gets the same CallGap in its own syntax
+(INAP's codec), under the standard's application contexts only.
 
 Pure: measures and ``now`` are passed in; the node feeds them and sends what this returns.
 """
@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from scp.codecs import cap
+from scp.codecs import cap, inap
 from scp.codecs import ops as O
 from scp.codecs.appctx import Protocol, lookup
 from scp.codecs.errors import CodecError
+from scp.codecs.opcodec import OperationCodec
 from scp.config import OverloadConfig
 from scp.primitives import ApplicationContext, Invoke, TcContinue, TcEnd, TcPrimitive
 
@@ -94,14 +95,21 @@ class OverloadControl:
         if not self.overloaded or not isinstance(answer, (TcContinue, TcEnd)):
             return answer
         known = lookup(ac) if ac is not None else None
-        if known is None or known.protocol is not Protocol.CAP or known.version < 3:
+        if known is None:
+            return answer
+        codec: OperationCodec
+        if known.protocol is Protocol.INAP:
+            codec = inap.CODEC
+        elif known.protocol is Protocol.CAP and known.version >= 3:
+            codec = cap.CODEC
+        else:
             return answer
         asked = self._asked.get(switch)
         if asked is not None and now - asked < self.cfg.gap_duration / 2:
             return answer
         gap = O.CallGap(service_key, self.cfg.gap_duration, self.cfg.gap_interval, 0)
         try:
-            code, param = cap.CODEC.encode_arg(gap, ac=ac)
+            code, param = codec.encode_arg(gap, ac=ac)
         except CodecError:
             return answer
         if len(self._asked) >= MAX_SWITCHES:

@@ -52,6 +52,12 @@ class CallPathStats:
     # self-service requests (PIN check, service on/off...) answered "not done" because the
     # database did not answer within the budget
     requests_failed: int = 0
+    # the call path's database round trips that succeeded, by work ("read": the subscriber
+    # and its settings for an InitialDP; "write": a call decision's records), each from taking
+    # a connection to the answer: what a slow or busy PostgreSQL adds to a call
+    db_latency: dict[str, Histogram] = field(
+        default_factory=lambda: {"read": Histogram(), "write": Histogram()}
+    )
 
 
 # Operation names by protocol and local opcode, as the codecs know them (TS 29.078 §6

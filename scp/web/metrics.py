@@ -50,10 +50,21 @@ def _counter(name: str, doc: str, labels: Iterable[str], values: Mapping[Any, in
     return m
 
 
+def _buckets(h: Histogram) -> list[tuple[str, float]]:
+    out: list[tuple[str, float]] = [(repr(b), c) for b, c in zip(h.bounds, h.counts, strict=True)]
+    out.append(("+Inf", h.count))
+    return out
+
+
 def _histogram(name: str, doc: str, h: Histogram) -> Metric:
-    buckets = [(repr(b), c) for b, c in zip(h.bounds, h.counts, strict=True)]
-    buckets.append(("+Inf", h.count))
-    return HistogramMetricFamily(P + name, doc, buckets=buckets, sum_value=h.total)
+    return HistogramMetricFamily(P + name, doc, buckets=_buckets(h), sum_value=h.total)
+
+
+def _histograms(name: str, doc: str, label: str, hs: Mapping[str, Histogram]) -> Metric:
+    m = HistogramMetricFamily(P + name, doc, labels=[label])
+    for key, h in sorted(hs.items()):
+        m.add_metric([key], _buckets(h), sum_value=h.total)
+    return m
 
 
 def node_families(s: NodeSnapshot) -> list[Metric]:
@@ -145,6 +156,12 @@ def node_families(s: NodeSnapshot) -> list[Metric]:
             "Database work run again after a transient error",
             (),
             {(): calls.db_retries},
+        ),
+        _histograms(
+            "db_query_seconds",
+            "Call-path database round trips (connection taken to answer), by work: read, write",
+            "work",
+            calls.db_latency,
         ),
         _counter(
             "requests_failed",

@@ -145,6 +145,13 @@ async def test_metrics_move_as_the_calls_did(clean_pool) -> None:  # type: ignor
     assert value(after, "mcn_scp_db_pool_size") >= 1
     assert value(after, "mcn_scp_tcap_dialogues_open") == 0
     assert value(after, "mcn_scp_calls_continued_without_database_total") == 0
+    # the call path's database round trips: one subscriber read per InitialDP, and each call's
+    # missed call written (busy, with its SMS) in one write, each timed
+    assert moved("mcn_scp_db_query_seconds_count", work="read") == 3
+    assert moved("mcn_scp_db_query_seconds_bucket", work="read", le="+Inf") == 3
+    assert moved("mcn_scp_db_query_seconds_sum", work="read") > 0
+    assert moved("mcn_scp_db_query_seconds_count", work="write") == 3
+    assert moved("mcn_scp_db_query_seconds_sum", work="write") > 0
 
     # the dashboard queries only metrics the node exports
     dash = json.loads(DASHBOARD.read_text())

@@ -129,6 +129,15 @@ ARGS: dict[int, Any] = {
         "partyToCharge": ("sendingSideID", b"\x01"),
     },
     36: bytes.fromhex("a0058103000bb8"),
+    41: {  # CallGap on the calling party and service, released with a cause
+        "gapCriteria": (
+            "callingAddressAndService",
+            {"callingAddressValue": CORR, "serviceKey": 100, "locationNumber": CALLING[:5]},
+        ),
+        "gapIndicators": {"duration": -1, "gapInterval": 60000},
+        "controlType": "manuallyInitiated",
+        "gapTreatment": ("releaseCause", BUSY_CAUSE),
+    },
     44: {
         "requestedInformationList": [
             {
@@ -213,6 +222,19 @@ ERROR_PARAMS: dict[int, Any] = {
 # -----------------------------------------------------------------------------------------
 
 GOLDEN: list[tuple[str, int, Any, str]] = [
+    (
+        "callGap-gapOnService-sCPOverloaded",
+        41,
+        {
+            "gapCriteria": ("gapOnService", {"serviceKey": 100}),
+            "gapIndicators": {"duration": 30, "gapInterval": 1000},
+            "controlType": "sCPOverloaded",
+        },
+        "30 13"  # CallGapArg SEQUENCE, 19 octets
+        " a0 05 a2 03 80 01 64"  # [0] gapCriteria (CHOICE: explicit) [2] gapOnService {sk 100}
+        " a1 07 80 01 1e 81 02 03 e8"  # [1] gapIndicators {duration 30 s, gapInterval 1000 ms}
+        " 82 01 00",  # [2] controlType sCPOverloaded(0)
+    ),
     (
         "initialDP-minimal-TAA",
         0,

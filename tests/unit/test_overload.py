@@ -1,13 +1,19 @@
-"""CallGap's CAP encoding (golden bytes, both ways) and the overload decision with hysteresis
-(:class:`scp.service.overload.OverloadControl`), with ``now`` and the measures passed in."""
+"""CallGap's CAP and INAP CS-1 encodings (golden bytes, both ways) and the overload decision
+with hysteresis (:class:`scp.service.overload.OverloadControl`), with ``now`` and the measures
+passed in."""
 
 from __future__ import annotations
 
 import pytest
 
-from scp.codecs import cap
+from scp.codecs import cap, inap
 from scp.codecs import ops as O
-from scp.codecs.appctx import CAP_V2_GSMSSF_SCF, CAP_V3_GSMSSF_SCF, CAP_V4_GSMSSF_SCF
+from scp.codecs.appctx import (
+    CAP_V2_GSMSSF_SCF,
+    CAP_V3_GSMSSF_SCF,
+    CAP_V4_GSMSSF_SCF,
+    INAP_CS1_SSP_SCP,
+)
 from scp.codecs.errors import EncodeError
 from scp.config import parse_config
 from scp.primitives import Invoke, TcContinue, TcEnd, TcUAbort
@@ -26,6 +32,35 @@ CALL_GAP = bytes.fromhex(
 def test_call_gap_golden(ac: tuple[int, ...]) -> None:
     assert cap.CODEC.encode_arg(O.CallGap(100, 30, 1000, 0), ac=ac) == (41, CALL_GAP)
     assert cap.CODEC.decode_arg(41, CALL_GAP, ac=ac) == O.CallGap(100, 30, 1000, 0)
+
+
+# INAP CS-1 CallGapArg (ETS 300 374-1 §6.1 callGap): the same octets, since gapCriteria [0] is
+# the criteria CHOICE itself where CAP's untagged basicGapCriteria adds no octet
+INAP_CALL_GAP = CALL_GAP
+
+# gapCriteria calledAddressValue [0] Digits: not typed, kept as it came
+INAP_CALL_GAP_ON_ADDRESS = bytes.fromhex(
+    "3012"  # CallGapArg SEQUENCE
+    "a004 8002 0101"  # gapCriteria [0] -> calledAddressValue [0] Digits 01 01
+    "a107 80011e 810203e8"  # gapIndicators [1] {duration [0] 30, gapInterval [1] 1000}
+    "820101".replace(" ", "")  # controlType [2] manuallyInitiated (1)
+)
+
+
+def test_inap_call_gap_golden() -> None:
+    ac = INAP_CS1_SSP_SCP
+    assert inap.CODEC.encode_arg(O.CallGap(100, 30, 1000, 0), ac=ac) == (41, INAP_CALL_GAP)
+    assert inap.CODEC.decode_arg(41, INAP_CALL_GAP, ac=ac) == O.CallGap(100, 30, 1000, 0)
+    g = inap.CODEC.decode_arg(41, INAP_CALL_GAP_ON_ADDRESS, ac=ac)
+    assert g == O.CallGap(None, 30, 1000, 1, {"gapCriteria": ("calledAddressValue", b"\x01\x01")})
+    assert inap.CODEC.encode_arg(g, ac=ac) == (41, INAP_CALL_GAP_ON_ADDRESS)
+
+
+def test_inap_call_gap_refuses_what_cs1_does_not_allow() -> None:
+    with pytest.raises(EncodeError):  # Interval is -1..60000 ms (ETS 300 374-1 §6.3)
+        inap.CODEC.encode_arg(O.CallGap(100, 30, 60001, 0), ac=INAP_CS1_SSP_SCP)
+    with pytest.raises(EncodeError):
+        inap.CODEC.encode_arg(O.CallGap(None, 30, 1000, 0), ac=INAP_CS1_SSP_SCP)
 
 
 def test_call_gap_is_not_camel_phase_2() -> None:
@@ -79,4 +114,8 @@ def test_call_gap_added_once_per_switch_per_half_duration() -> None:
     assert gap(ctl, end, switch=203) is not end  # TC-END Continue carries it too
     assert gap(ctl, TcUAbort(9), switch=204) == TcUAbort(9)
     assert gap(ctl, switch=205, ac=CAP_V2_GSMSSF_SCF) is ANSWER  # phase 2: no CallGap
-    assert ctl.gaps_sent == 4
+    inap_answer = gap(ctl, switch=206, ac=INAP_CS1_SSP_SCP)  # INAP CS-1: its own CallGap
+    assert isinstance(inap_answer, TcContinue)
+    assert inap_answer.components[0] == Invoke(CALL_GAP_INVOKE_ID, 41, INAP_CALL_GAP, op_class=4)
+    assert gap(ctl, switch=207, ac=(1, 2, 826, 0, 1249, 51, 1, 1)) is ANSWER  # not ETSI's
+    assert ctl.gaps_sent == 5

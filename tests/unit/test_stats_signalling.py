@@ -93,6 +93,8 @@ def test_families_render_and_parse() -> None:
     stats.signalling.indication(begin(1, CAP_V2_GSMSSF_SCF, 0), now=0.0)
     stats.signalling.request(TcEnd(1, None, None, (Invoke(1, 31),)), now=0.003)
     stats.calls.records_lost["missed_call"] += 2
+    stats.calls.db_latency["read"].observe(0.004)
+    stats.calls.db_latency["write"].observe(0.02)
     snap = NodeSnapshot(
         stats=stats,
         asp_states={1: "active", 2: "inactive"},
@@ -129,6 +131,13 @@ def test_families_render_and_parse() -> None:
     assert got["mcn_scp_initial_dp_answer_seconds_bucket", (("le", "0.0025"),)] == 0
     assert got["mcn_scp_initial_dp_answer_seconds_bucket", (("le", "0.005"),)] == 1
     assert got["mcn_scp_call_records_lost_total", (("kind", "missed_call"),)] == 2
+    # the call path's database round trips, one labelled histogram by work
+    assert got["mcn_scp_db_query_seconds_bucket", (("le", "0.0025"), ("work", "read"))] == 0
+    assert got["mcn_scp_db_query_seconds_bucket", (("le", "0.005"), ("work", "read"))] == 1
+    assert got["mcn_scp_db_query_seconds_bucket", (("le", "0.01"), ("work", "write"))] == 0
+    assert got["mcn_scp_db_query_seconds_bucket", (("le", "0.025"), ("work", "write"))] == 1
+    assert got["mcn_scp_db_query_seconds_count", (("work", "write"),)] == 1
+    assert got["mcn_scp_db_query_seconds_sum", (("work", "read"),)] == 0.004
     assert got["mcn_scp_sccp_returns_total", (("cause", "subsystem_failure"),)] == 3
     assert got["mcn_scp_sms_throttled_total", ()] == 4
     assert got["mcn_scp_smpp_window_in_use", ()] == 5

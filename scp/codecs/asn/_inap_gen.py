@@ -89,9 +89,17 @@ class Core_INAP_CS1_DataTypes:
         'Tone',
         'DisplayInformation',
         'InformationToSend',
+        'Duration',
+        'Interval',
+        'GapOnService',
+        'GapCriteria',
+        'GapIndicators',
+        'ControlType',
+        'GapTreatment',
         'ApplyChargingArg',
         'ApplyChargingReportArg',
         'AssistRequestInstructionsArg',
+        'CallGapArg',
         'CallInformationReportArg',
         'CallInformationRequestArg',
         'CancelArg',
@@ -184,9 +192,17 @@ class Core_INAP_CS1_DataTypes:
         'Tone',
         'DisplayInformation',
         'InformationToSend',
+        'Duration',
+        'Interval',
+        'GapOnService',
+        'GapCriteria',
+        'GapIndicators',
+        'ControlType',
+        'GapTreatment',
         'ApplyChargingArg',
         'ApplyChargingReportArg',
         'AssistRequestInstructionsArg',
+        'CallGapArg',
         'CallInformationReportArg',
         'CallInformationRequestArg',
         'CancelArg',
@@ -765,6 +781,77 @@ class Core_INAP_CS1_DataTypes:
         ])
     InformationToSend._ext = None
     
+    #-----< Duration >-----#
+    Duration = INT(name='Duration', mode=MODE_TYPE)
+    Duration._const_val = ASN1Set(rv=[], rr=[ASN1RangeInt(lb=-2, ub=86400)], ev=None, er=[])
+    
+    #-----< Interval >-----#
+    Interval = INT(name='Interval', mode=MODE_TYPE)
+    Interval._const_val = ASN1Set(rv=[], rr=[ASN1RangeInt(lb=-1, ub=60000)], ev=None, er=[])
+    
+    #-----< GapOnService >-----#
+    GapOnService = SEQ(name='GapOnService', mode=MODE_TYPE)
+    _GapOnService_serviceKey = INT(name='serviceKey', mode=MODE_TYPE, tag=(0, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'ServiceKey')))
+    GapOnService._cont = ASN1Dict([
+        ('serviceKey', _GapOnService_serviceKey),
+        ])
+    GapOnService._ext = []
+    
+    #-----< GapCriteria >-----#
+    GapCriteria = CHOICE(name='GapCriteria', mode=MODE_TYPE)
+    _GapCriteria_calledAddressValue = OCT_STR(name='calledAddressValue', mode=MODE_TYPE, tag=(0, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'Digits')))
+    _GapCriteria_gapOnService = SEQ(name='gapOnService', mode=MODE_TYPE, tag=(2, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'GapOnService')))
+    _GapCriteria_calledAddressAndService = SEQ(name='calledAddressAndService', mode=MODE_TYPE, tag=(29, TAG_CONTEXT_SPEC, TAG_IMPLICIT))
+    __GapCriteria_calledAddressAndService_calledAddressValue = OCT_STR(name='calledAddressValue', mode=MODE_TYPE, tag=(0, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'Digits')))
+    __GapCriteria_calledAddressAndService_serviceKey = INT(name='serviceKey', mode=MODE_TYPE, tag=(1, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'ServiceKey')))
+    _GapCriteria_calledAddressAndService._cont = ASN1Dict([
+        ('calledAddressValue', __GapCriteria_calledAddressAndService_calledAddressValue),
+        ('serviceKey', __GapCriteria_calledAddressAndService_serviceKey),
+        ])
+    _GapCriteria_calledAddressAndService._ext = []
+    _GapCriteria_callingAddressAndService = SEQ(name='callingAddressAndService', mode=MODE_TYPE, tag=(30, TAG_CONTEXT_SPEC, TAG_IMPLICIT))
+    __GapCriteria_callingAddressAndService_callingAddressValue = OCT_STR(name='callingAddressValue', mode=MODE_TYPE, tag=(0, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'Digits')))
+    __GapCriteria_callingAddressAndService_serviceKey = INT(name='serviceKey', mode=MODE_TYPE, tag=(1, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'ServiceKey')))
+    __GapCriteria_callingAddressAndService_locationNumber = OCT_STR(name='locationNumber', mode=MODE_TYPE, tag=(2, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'LocationNumber')), opt=True)
+    _GapCriteria_callingAddressAndService._cont = ASN1Dict([
+        ('callingAddressValue', __GapCriteria_callingAddressAndService_callingAddressValue),
+        ('serviceKey', __GapCriteria_callingAddressAndService_serviceKey),
+        ('locationNumber', __GapCriteria_callingAddressAndService_locationNumber),
+        ])
+    _GapCriteria_callingAddressAndService._ext = []
+    GapCriteria._cont = ASN1Dict([
+        ('calledAddressValue', _GapCriteria_calledAddressValue),
+        ('gapOnService', _GapCriteria_gapOnService),
+        ('calledAddressAndService', _GapCriteria_calledAddressAndService),
+        ('callingAddressAndService', _GapCriteria_callingAddressAndService),
+        ])
+    GapCriteria._ext = None
+    
+    #-----< GapIndicators >-----#
+    GapIndicators = SEQ(name='GapIndicators', mode=MODE_TYPE)
+    _GapIndicators_duration = INT(name='duration', mode=MODE_TYPE, tag=(0, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'Duration')))
+    _GapIndicators_gapInterval = INT(name='gapInterval', mode=MODE_TYPE, tag=(1, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'Interval')))
+    GapIndicators._cont = ASN1Dict([
+        ('duration', _GapIndicators_duration),
+        ('gapInterval', _GapIndicators_gapInterval),
+        ])
+    GapIndicators._ext = []
+    
+    #-----< ControlType >-----#
+    ControlType = ENUM(name='ControlType', mode=MODE_TYPE)
+    ControlType._cont = ASN1Dict([('sCPOverloaded', 0), ('manuallyInitiated', 1)])
+    ControlType._ext = None
+    
+    #-----< GapTreatment >-----#
+    GapTreatment = CHOICE(name='GapTreatment', mode=MODE_TYPE)
+    _GapTreatment_informationToSend = CHOICE(name='informationToSend', mode=MODE_TYPE, tag=(0, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'InformationToSend')))
+    _GapTreatment_releaseCause = OCT_STR(name='releaseCause', mode=MODE_TYPE, tag=(1, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'Cause')))
+    GapTreatment._cont = ASN1Dict([
+        ('informationToSend', _GapTreatment_informationToSend),
+        ('releaseCause', _GapTreatment_releaseCause),
+        ])
+    GapTreatment._ext = None
+    
     #-----< ApplyChargingArg >-----#
     ApplyChargingArg = SEQ(name='ApplyChargingArg', mode=MODE_TYPE)
     _ApplyChargingArg_aChBillingChargingCharacteristics = OCT_STR(name='aChBillingChargingCharacteristics', mode=MODE_TYPE, tag=(0, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'AChBillingChargingCharacteristics')))
@@ -795,6 +882,22 @@ class Core_INAP_CS1_DataTypes:
         ('extensions', _AssistRequestInstructionsArg_extensions),
         ])
     AssistRequestInstructionsArg._ext = []
+    
+    #-----< CallGapArg >-----#
+    CallGapArg = SEQ(name='CallGapArg', mode=MODE_TYPE)
+    _CallGapArg_gapCriteria = CHOICE(name='gapCriteria', mode=MODE_TYPE, tag=(0, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'GapCriteria')))
+    _CallGapArg_gapIndicators = SEQ(name='gapIndicators', mode=MODE_TYPE, tag=(1, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'GapIndicators')))
+    _CallGapArg_controlType = ENUM(name='controlType', mode=MODE_TYPE, tag=(2, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'ControlType')), opt=True)
+    _CallGapArg_gapTreatment = CHOICE(name='gapTreatment', mode=MODE_TYPE, tag=(3, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'GapTreatment')), opt=True)
+    _CallGapArg_extensions = SEQ_OF(name='extensions', mode=MODE_TYPE, tag=(4, TAG_CONTEXT_SPEC, TAG_IMPLICIT), typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'Extensions')), opt=True)
+    CallGapArg._cont = ASN1Dict([
+        ('gapCriteria', _CallGapArg_gapCriteria),
+        ('gapIndicators', _CallGapArg_gapIndicators),
+        ('controlType', _CallGapArg_controlType),
+        ('gapTreatment', _CallGapArg_gapTreatment),
+        ('extensions', _CallGapArg_extensions),
+        ])
+    CallGapArg._ext = []
     
     #-----< CallInformationReportArg >-----#
     CallInformationReportArg = SEQ(name='CallInformationReportArg', mode=MODE_TYPE)
@@ -1278,6 +1381,27 @@ class Core_INAP_CS1_DataTypes:
         _InformationToSend_tone,
         _InformationToSend_displayInformation,
         InformationToSend,
+        Duration,
+        Interval,
+        _GapOnService_serviceKey,
+        GapOnService,
+        _GapCriteria_calledAddressValue,
+        _GapCriteria_gapOnService,
+        __GapCriteria_calledAddressAndService_calledAddressValue,
+        __GapCriteria_calledAddressAndService_serviceKey,
+        _GapCriteria_calledAddressAndService,
+        __GapCriteria_callingAddressAndService_callingAddressValue,
+        __GapCriteria_callingAddressAndService_serviceKey,
+        __GapCriteria_callingAddressAndService_locationNumber,
+        _GapCriteria_callingAddressAndService,
+        GapCriteria,
+        _GapIndicators_duration,
+        _GapIndicators_gapInterval,
+        GapIndicators,
+        ControlType,
+        _GapTreatment_informationToSend,
+        _GapTreatment_releaseCause,
+        GapTreatment,
         _ApplyChargingArg_aChBillingChargingCharacteristics,
         _ApplyChargingArg_sendCalculationToSCPIndication,
         _ApplyChargingArg_partyToCharge,
@@ -1289,6 +1413,12 @@ class Core_INAP_CS1_DataTypes:
         _AssistRequestInstructionsArg_iPSSPCapabilities,
         _AssistRequestInstructionsArg_extensions,
         AssistRequestInstructionsArg,
+        _CallGapArg_gapCriteria,
+        _CallGapArg_gapIndicators,
+        _CallGapArg_controlType,
+        _CallGapArg_gapTreatment,
+        _CallGapArg_extensions,
+        CallGapArg,
         _CallInformationReportArg_requestedInformationList,
         _CallInformationReportArg_correlationID,
         _CallInformationReportArg_extensions,
@@ -1450,6 +1580,7 @@ class Core_INAP_CS1_Operations:
         'furnishChargingInformation',
         'applyCharging',
         'applyChargingReport',
+        'callGap',
         'callInformationReport',
         'callInformationRequest',
         'sendChargingInformation',
@@ -1505,6 +1636,7 @@ class Core_INAP_CS1_Operations:
         'furnishChargingInformation',
         'applyCharging',
         'applyChargingReport',
+        'callGap',
         'callInformationReport',
         'callInformationRequest',
         'sendChargingInformation',
@@ -1553,6 +1685,7 @@ class Core_INAP_CS1_Operations:
         'furnishChargingInformation',
         'applyCharging',
         'applyChargingReport',
+        'callGap',
         'callInformationReport',
         'callInformationRequest',
         'sendChargingInformation',
@@ -1762,6 +1895,11 @@ class Core_INAP_CS1_Operations:
     _applyChargingReport_val_ArgumentType = OCT_STR(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'ApplyChargingReportArg')))
     applyChargingReport._val = dict([('ArgumentType', _applyChargingReport_val_ArgumentType), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 16))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 8))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_5), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_6), ('errorCode', ('local', 12))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 36))])
     
+    #-----< callGap >-----#
+    callGap = CLASS(name='callGap', mode=MODE_VALUE, typeref=ASN1RefType(('Core-INAP-CS1-Operations', 'OPERATION')))
+    _callGap_val_ArgumentType = SEQ(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'CallGapArg')))
+    callGap._val = dict([('ArgumentType', _callGap_val_ArgumentType), ('operationCode', ('local', 41))])
+    
     #-----< callInformationReport >-----#
     callInformationReport = CLASS(name='callInformationReport', mode=MODE_VALUE, typeref=ASN1RefType(('Core-INAP-CS1-Operations', 'OPERATION')))
     _callInformationReport_val_ArgumentType = SEQ(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'CallInformationReportArg')))
@@ -1826,15 +1964,16 @@ class Core_INAP_CS1_Operations:
     _Core_INAP_CS1_OperationSet_val_ArgumentType_15 = OCT_STR(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'FurnishChargingInformationArg')))
     _Core_INAP_CS1_OperationSet_val_ArgumentType_16 = SEQ(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'ApplyChargingArg')))
     _Core_INAP_CS1_OperationSet_val_ArgumentType_17 = OCT_STR(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'ApplyChargingReportArg')))
-    _Core_INAP_CS1_OperationSet_val_ArgumentType_18 = SEQ(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'CallInformationReportArg')))
-    _Core_INAP_CS1_OperationSet_val_ArgumentType_19 = SEQ(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'CallInformationRequestArg')))
-    _Core_INAP_CS1_OperationSet_val_ArgumentType_20 = SEQ(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'SendChargingInformationArg')))
-    _Core_INAP_CS1_OperationSet_val_ArgumentType_21 = SEQ(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'PlayAnnouncementArg')))
-    _Core_INAP_CS1_OperationSet_val_ArgumentType_22 = SEQ(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'PromptAndCollectUserInformationArg')))
-    _Core_INAP_CS1_OperationSet_val_ResultType_22 = CHOICE(name='ResultType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'ReceivedInformationArg')))
-    _Core_INAP_CS1_OperationSet_val_ArgumentType_23 = NULL(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'SpecializedResourceReportArg')))
-    _Core_INAP_CS1_OperationSet_val_ArgumentType_24 = CHOICE(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'CancelArg')))
-    Core_INAP_CS1_OperationSet._val = ASN1Set(rv=[dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_0), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 6))]), dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_3), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 0))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_1), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 6))]), dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_3), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 16))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_2), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 3))]), dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_3), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 17))]), dict([('Errors', ASN1Set(rv=[dict([('ParameterType', __OPERATION_Errors_val_ParameterType_0), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_1), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 18))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_4), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_1_0), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2_0), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 19))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_5), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_1_0), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2_0), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 20))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_6), ('operationCode', ('local', 22))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_7), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('errorCode', ('local', 8))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_3), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 23))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_8), ('operationCode', ('local', 24))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_9), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_1_0), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2_0), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 25))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_10), ('operationCode', ('local', 26))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_11), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('errorCode', ('local', 8))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_3), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 27))]), dict([('operationCode', ('local', 31))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_13), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_1_0), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2_0), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 32))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_14), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_1), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 33))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_15), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_1), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 34))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_16), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 16))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 8))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_5), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_6), ('errorCode', ('local', 12))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 35))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_17), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 16))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 8))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_5), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_6), ('errorCode', ('local', 12))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 36))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_18), ('operationCode', ('local', 44))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_19), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('errorCode', ('local', 8))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2_1), ('errorCode', ('local', 10))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_3_0), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_4), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 45))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_20), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 16))]), dict([('errorCode', ('local', 8))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_4_0), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_5_0), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 15))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 46))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_21), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 0))]), dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_3), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 13))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 47))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_22), ('ResultType', _Core_INAP_CS1_OperationSet_val_ResultType_22), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 0))]), dict([('errorCode', ('local', 4))]), dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_3_0), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_4), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 13))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 48))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_23), ('operationCode', ('local', 49))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_24), ('Errors', ASN1Set(rv=[dict([('ParameterType', __OPERATION_Errors_val_ParameterType_0_0), ('errorCode', ('local', 1))]), dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2_0), ('errorCode', ('local', 12))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 53))]), dict([('operationCode', ('local', 55))])], rr=[], ev=None, er=[])
+    _Core_INAP_CS1_OperationSet_val_ArgumentType_18 = SEQ(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'CallGapArg')))
+    _Core_INAP_CS1_OperationSet_val_ArgumentType_19 = SEQ(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'CallInformationReportArg')))
+    _Core_INAP_CS1_OperationSet_val_ArgumentType_20 = SEQ(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'CallInformationRequestArg')))
+    _Core_INAP_CS1_OperationSet_val_ArgumentType_21 = SEQ(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'SendChargingInformationArg')))
+    _Core_INAP_CS1_OperationSet_val_ArgumentType_22 = SEQ(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'PlayAnnouncementArg')))
+    _Core_INAP_CS1_OperationSet_val_ArgumentType_23 = SEQ(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'PromptAndCollectUserInformationArg')))
+    _Core_INAP_CS1_OperationSet_val_ResultType_23 = CHOICE(name='ResultType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'ReceivedInformationArg')))
+    _Core_INAP_CS1_OperationSet_val_ArgumentType_24 = NULL(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'SpecializedResourceReportArg')))
+    _Core_INAP_CS1_OperationSet_val_ArgumentType_25 = CHOICE(name='ArgumentType', mode=MODE_TYPE, typeref=ASN1RefType(('Core-INAP-CS1-DataTypes', 'CancelArg')))
+    Core_INAP_CS1_OperationSet._val = ASN1Set(rv=[dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_0), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 6))]), dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_3), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 0))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_1), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 6))]), dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_3), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 16))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_2), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 3))]), dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_3), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 17))]), dict([('Errors', ASN1Set(rv=[dict([('ParameterType', __OPERATION_Errors_val_ParameterType_0), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_1), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 18))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_4), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_1_0), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2_0), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 19))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_5), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_1_0), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2_0), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 20))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_6), ('operationCode', ('local', 22))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_7), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('errorCode', ('local', 8))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_3), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 23))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_8), ('operationCode', ('local', 24))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_9), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_1_0), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2_0), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 25))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_10), ('operationCode', ('local', 26))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_11), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('errorCode', ('local', 8))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_3), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 27))]), dict([('operationCode', ('local', 31))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_13), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_1_0), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2_0), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 32))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_14), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_1), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 33))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_15), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_1), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 34))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_16), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 16))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 8))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_5), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_6), ('errorCode', ('local', 12))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 35))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_17), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 16))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 8))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_5), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_6), ('errorCode', ('local', 12))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 36))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_18), ('operationCode', ('local', 41))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_19), ('operationCode', ('local', 44))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_20), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('errorCode', ('local', 8))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2_1), ('errorCode', ('local', 10))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_3_0), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_4), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 45))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_21), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 7))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 16))]), dict([('errorCode', ('local', 8))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_4_0), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_5_0), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 15))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 46))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_22), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 0))]), dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_3), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 13))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 47))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_23), ('ResultType', _Core_INAP_CS1_OperationSet_val_ResultType_23), ('Errors', ASN1Set(rv=[dict([('errorCode', ('local', 0))]), dict([('errorCode', ('local', 4))]), dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_3_0), ('errorCode', ('local', 11))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_4), ('errorCode', ('local', 12))]), dict([('errorCode', ('local', 13))]), dict([('errorCode', ('local', 14))]), dict([('errorCode', ('local', 15))]), dict([('errorCode', ('local', 16))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 48))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_24), ('operationCode', ('local', 49))]), dict([('ArgumentType', _Core_INAP_CS1_OperationSet_val_ArgumentType_25), ('Errors', ASN1Set(rv=[dict([('ParameterType', __OPERATION_Errors_val_ParameterType_0_0), ('errorCode', ('local', 1))]), dict([('errorCode', ('local', 7))]), dict([('ParameterType', __OPERATION_Errors_val_ParameterType_2_0), ('errorCode', ('local', 12))])], rr=[], ev=None, er=[])), ('operationCode', ('local', 53))]), dict([('operationCode', ('local', 55))])], rr=[], ev=None, er=[])
     
     #-----< core-INAP-CS1-SSP-to-SCP-AC >-----#
     core_INAP_CS1_SSP_to_SCP_AC = OID(name='core-INAP-CS1-SSP-to-SCP-AC', mode=MODE_VALUE)
@@ -1925,6 +2064,8 @@ class Core_INAP_CS1_Operations:
         __OPERATION_Errors_val_ParameterType_6,
         applyChargingReport,
         _applyChargingReport_val_ArgumentType,
+        callGap,
+        _callGap_val_ArgumentType,
         callInformationReport,
         _callInformationReport_val_ArgumentType,
         callInformationRequest,
@@ -1969,9 +2110,10 @@ class Core_INAP_CS1_Operations:
         _Core_INAP_CS1_OperationSet_val_ArgumentType_20,
         _Core_INAP_CS1_OperationSet_val_ArgumentType_21,
         _Core_INAP_CS1_OperationSet_val_ArgumentType_22,
-        _Core_INAP_CS1_OperationSet_val_ResultType_22,
         _Core_INAP_CS1_OperationSet_val_ArgumentType_23,
+        _Core_INAP_CS1_OperationSet_val_ResultType_23,
         _Core_INAP_CS1_OperationSet_val_ArgumentType_24,
+        _Core_INAP_CS1_OperationSet_val_ArgumentType_25,
         core_INAP_CS1_SSP_to_SCP_AC,
         core_INAP_CS1_assist_handoff_SSP_to_SCP_AC,
         core_INAP_CS1_IP_to_SCP_AC,

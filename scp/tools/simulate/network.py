@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from scp.codecs import cap as cap_codec
+from scp.codecs import inap as inap_codec
 from scp.codecs import map as map_codec
 from scp.codecs import ops
+from scp.codecs.appctx import Protocol, lookup
 from scp.codecs.errors import DecodeError, EncodeError
 from scp.codecs.numbers import (
     AddressString,
@@ -89,7 +91,8 @@ class Simulator:
     """The switch, SRF, HLR and VLR behaviour over one :class:`SimPeer`.
 
     ``cfg`` is the SCP's configuration (its SSNs, service keys, GT); ``timeout`` bounds each
-    wait for the SCP.
+    wait for the SCP. ``cap_ac`` is the call dialogue's context: an INAP CS-1 one (ETS 300
+    374-1 §6.5) makes the switch an INAP SSP (INAP syntax, the SCP's INAP SSN, no IMSI).
     """
 
     def __init__(
@@ -106,6 +109,9 @@ class Simulator:
         self.numbers = numbers or Numbers()
         self.timeout = timeout
         self.cap_ac = cap_ac
+        known = lookup(cap_ac)
+        self.inap = known is not None and known.protocol is Protocol.INAP
+        self.codec = inap_codec.CODEC if self.inap else cap_codec.CODEC
         self.present: set[str] = set()
         self.hlr_log: list[str] = []
         self._next_iid = 0
@@ -251,12 +257,12 @@ class Simulator:
             called_party_number=CalledPartyNumber(called),
             calling_party_number=CallingPartyNumber(calling),
             event_type_bcsm=12,
-            imsi=n.imsi if not selfcare else None,
+            imsi=n.imsi if not (selfcare or self.inap) else None,
             called_party_bcd_number=None,
         )
-        code, param = cap_codec.CODEC.encode_arg(idp, ac=self.cap_ac)
+        code, param = self.codec.encode_arg(idp, ac=self.cap_ac)
         did = self.peer.begin(
-            called_ssn=self.cfg.sccp.ssn.cap,
+            called_ssn=self.cfg.sccp.ssn.inap if self.inap else self.cfg.sccp.ssn.cap,
             calling_ssn=SSN_MSC,
             ac=self.cap_ac,
             components=(Invoke(1, code, param, op_class=2),),
@@ -304,7 +310,7 @@ class Simulator:
                 if type(c) is not Invoke:
                     continue
                 res.received.append(_name("cap", c.opcode))
-                op = cap_codec.CODEC.decode_arg(c.opcode, c.parameter, ac=self.cap_ac)
+                op = self.codec.decode_arg(c.opcode, c.parameter, ac=self.cap_ac)
                 if c.opcode == CapOpcode.REQUEST_REPORT_BCSM_EVENT:
                     st.armed |= {e.event_type_bcsm for e in op.bcsm_events}  # type: ignore[attr-defined]
                 elif c.opcode == CapOpcode.CONNECT:
@@ -378,11 +384,11 @@ class Simulator:
             leg_id=ops.LegID(2 if event != 17 else 1),
             message_type=1 if notify else 0,
         )
-        code, param = cap_codec.CODEC.encode_arg(erb, ac=self.cap_ac)
+        code, param = self.codec.encode_arg(erb, ac=self.cap_ac)
         return Invoke(self._iid(), code, param, op_class=4)
 
     def _srr(self) -> Invoke:
-        code, param = cap_codec.CODEC.encode_arg(ops.SpecializedResourceReport(), ac=self.cap_ac)
+        code, param = self.codec.encode_arg(ops.SpecializedResourceReport(), ac=self.cap_ac)
         return Invoke(self._iid(), code, param, op_class=4)
 
     def _digits_result(self, c: Invoke, st: _CallState) -> ReturnResult:
@@ -390,7 +396,7 @@ class Simulator:
         d = st.script.pop(0) if st.script else "0"
         ri = ops.ReceivedInformation(GenericDigits(d))
         return ReturnResult(
-            c.invoke_id, c.opcode, cap_codec.CODEC.encode_result(c.opcode, ri, ac=self.cap_ac)
+            c.invoke_id, c.opcode, self.codec.encode_result(c.opcode, ri, ac=self.cap_ac)
         )
 
     def _iid(self) -> int:
