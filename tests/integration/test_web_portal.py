@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -20,6 +21,7 @@ import pytest_asyncio
 
 from scp.config import parse_config
 from scp.flows import provisioning as prov
+from scp.flows import reports
 from scp.flows import selfservice as flows
 from scp.flows import voicemail as vm
 from scp.service.notifications import local_day
@@ -717,3 +719,38 @@ async def test_the_console_agent_plays_marks_and_deletes_a_subscribers_voicemail
         ("alice", "delete", "voicemail", str(b1)),
     ]
 
+
+async def test_the_dashboards_revenue_is_the_billing_reports(web: Any) -> None:
+    base, clock, pool = web
+    clock.advance(days=8)  # 3 December: the week holds the first day of the month
+    now = clock.now
+    await pool.execute(
+        "INSERT INTO monthly_fee (month, msisdn, service, days, month_days, fee, charge)"
+        " VALUES ('2026-12-01', $1, 'missed-call', 31, 31, 5, 5),"
+        " ('2026-11-01', $1, 'missed-call', 30, 30, 5, 5)",
+        A,
+    )
+    await pool.execute(
+        "INSERT INTO cdr (record_type, msisdn, service, started_at, charge) VALUES"
+        " ('fee', $1, 'callback', $2, 0.1), ('call', $1, NULL, $2, 2.25)",
+        A,
+        now - dt.timedelta(days=1),
+    )
+    d = await flows.dashboard(pool, now=now, cfg=CFG, days=7)
+    today = local_day(now, CFG)
+    report = await reports.daily_report(
+        pool, since=today - dt.timedelta(days=6), until=today, timezone=CFG.notify.timezone
+    )
+    assert d.revenue == tuple(x.revenue for x in report)
+    by_day = dict(zip(d.days, d.revenue, strict=True))
+    assert by_day[dt.date(2026, 12, 1)] == 5 and by_day[dt.date(2026, 12, 2)] == Decimal("2.35")
+    assert sum(d.revenue) == Decimal("7.35")  # November's fee is outside the week
+    async with Browser(base) as s:
+        await s.console_login("sam", "sam-password")
+        r = await s.get("/console/dashboard")
+        got = dict(
+            re.findall(
+                r'data-series="收入（元）" data-label="([^"]+)" data-value="([^"]+)"', r.text
+            )
+        )
+        assert Decimal(got["12/1"]) == 5 and Decimal(got["12/2"]) == Decimal("2.35")
