@@ -175,8 +175,6 @@ ZH: dict[str, str] = {
     "No callback requests.": "没有回拨请求。",
     "Voice messages left for you; the newest last. You can also call {number} to hear them.": "来电者给您的语音留言，最新的在最后。您也可以拨打 {number} 收听。",
     "No voice messages.": "没有语音留言。",
-    "Length": "时长",
-    "Listen": "收听",
     "new": "新留言",
     "heard": "已听",
     "Mark as heard": "标记为已听",

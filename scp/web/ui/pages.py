@@ -86,7 +86,7 @@ class Site:
             SERVICES=SERVICES,
             NOTIFY_MODES=NOTIFY_MODES,
             VOICEMAIL_NOTIFY=VOICEMAIL_NOTIFY,
-            VOICEMAIL_RETRIEVAL=CHINA.to_national(ctx.cfg.call.voicemail_retrieval),
+            VOICEMAIL_RETRIEVAL=ctx.cfg.call.voicemail_retrieval,
         )
         tz = zoneinfo.ZoneInfo(ctx.cfg.notify.timezone)
         self.env.filters["localtime"] = lambda at: (
