@@ -38,6 +38,14 @@ class DayReport:
     revenue_by_product: dict[str, Decimal] = field(default_factory=dict)
     revenue_by_category: dict[str, Decimal] = field(default_factory=dict)
 
+    @property
+    def revenue(self) -> Decimal:
+        """The day's whole revenue: the products' and the call categories' (disjoint records:
+        monthly fees and fee CDRs, call and SMS CDRs)."""
+        return sum(self.revenue_by_product.values(), Decimal(0)) + sum(
+            self.revenue_by_category.values(), Decimal(0)
+        )
+
 
 async def daily_report(db: Db, *, since: dt.date, until: dt.date, timezone: str) -> list[DayReport]:
     """One :class:`DayReport` per day from ``since`` to ``until``, both included."""

@@ -34,6 +34,7 @@ import asyncpg
 
 from scp.config import Config
 from scp.flows import provisioning as prov
+from scp.flows import reports
 from scp.service import webauth as auth
 from scp.service.notifications import local_day, render, templates_for
 from scp.service.provisioning import (
@@ -61,7 +62,6 @@ __all__ = [
     "list_operators",
     "load_session",
     "operator_login",
-    "revenue_by_day",
     "send_code",
     "service_fees",
     "set_operator_password",
@@ -436,14 +436,6 @@ async def service_fees(db: Db, *, today: dt.date) -> dict[str, Decimal]:
     return {}
 
 
-async def revenue_by_day(
-    db: Db, since: dt.datetime, until: dt.datetime, tz: str
-) -> dict[dt.date, Decimal]:
-    """Revenue per local day for the dashboard: the hook for the billing's reports. Until
-    they exist, the sum of the rated CDRs' charges (calls, SMS commands, per-use fees)."""
-    return {r["day"]: r["amount"] for r in await store.daily_charges(db, since, until, tz)}
-
-
 @dataclass(frozen=True)
 class Dashboard:
     """The supervisor's charts: per local day, oldest first."""
@@ -483,7 +475,8 @@ async def dashboard(db: Db, *, now: dt.datetime, cfg: Config, days: int = 7) -> 
     missed = await store.daily_missed_calls(db, since, until, tzname)
     sms = await store.daily_sms(db, since, until, tzname)
     cb = await store.daily_callbacks(db, since, until, tzname)
-    revenue = await revenue_by_day(db, since, until, tzname)
+    # revenue: the billing's daily report, so the dashboard and `report daily` agree
+    report = await reports.daily_report(db, since=ds[0], until=today, timezone=tzname)
     return Dashboard(
         days=ds,
         missed={
@@ -495,7 +488,7 @@ async def dashboard(db: Db, *, now: dt.datetime, cfg: Config, days: int = 7) -> 
             for bucket, statuses in SMS_BUCKETS.items()
         },
         callbacks=tuple(per_day(cb)),
-        revenue=tuple(Decimal(revenue.get(d, 0)) for d in ds),
+        revenue=tuple(d.revenue for d in report),
     )
 
 

@@ -11,7 +11,8 @@
 * :func:`list_messages`, :func:`message`, :func:`audio_length` / :func:`read_audio` (by range,
   so a player can seek), :func:`mark_heard`, :func:`delete_message`: the owner's side, played
   by the media server after the SCP connected the subscriber to the retrieval number, or by the
-  portal; :func:`mailbox_counts` for the self-service IVR and the ``LY`` SMS command.
+  portal and the console (``owner``: the page's subscriber, whose messages alone it reaches);
+  :func:`mailbox_counts` for the self-service IVR and the ``LY`` SMS command.
 * :func:`purge`: the retention job, once across all nodes (a transaction-level advisory lock
   that the other nodes' runs skip rather than wait on).
 
@@ -161,9 +162,13 @@ async def deposit(
     return Deposited(msg, sms_id)
 
 
-async def _owned(conn: asyncpg.Connection, vm_id: int, *, lock: bool = False) -> VoiceMessage:
+async def _owned(
+    conn: asyncpg.Connection, vm_id: int, *, lock: bool = False, owner: str | None = None
+) -> VoiceMessage:
+    """The message; NotFound when there is none or, with ``owner``, it is another's (the
+    same answer: a subscriber cannot even learn that someone else's message exists)."""
     msg = await store.get(conn, vm_id, lock=lock)
-    if msg is None:
+    if msg is None or (owner is not None and msg.callee != owner):
         raise NotFound(f"voice message {vm_id} does not exist")
     return msg
 
@@ -185,14 +190,16 @@ async def mailbox_counts(db: Db, msisdn: str) -> tuple[int, int]:
         return await store.mailbox_counts(conn, msisdn)
 
 
-async def message(db: Db, vm_id: int) -> VoiceMessage:
+async def message(db: Db, vm_id: int, *, owner: str | None = None) -> VoiceMessage:
     async with transaction(db) as conn:
-        return await _owned(conn, vm_id)
+        return await _owned(conn, vm_id, owner=owner)
 
 
-async def audio_length(db: Db, vm_id: int) -> tuple[int, str]:
-    """(octets, content type) of the recording (NotFound once deleted)."""
+async def audio_length(db: Db, vm_id: int, *, owner: str | None = None) -> tuple[int, str]:
+    """(octets, content type) of the recording (NotFound once deleted, or not ``owner``'s)."""
     async with transaction(db) as conn:
+        if owner is not None:
+            await _owned(conn, vm_id, owner=owner)
         found = await store.audio_length(conn, vm_id)
     if found is None:
         raise NotFound(f"voice message {vm_id} does not exist")
@@ -208,10 +215,12 @@ async def read_audio(db: Db, vm_id: int, start: int, length: int) -> bytes:
     return bytes(data)
 
 
-async def mark_heard(db: Db, actor: Actor, vm_id: int, *, at: dt.datetime) -> VoiceMessage:
-    """The owner heard it (the first time counts)."""
+async def mark_heard(
+    db: Db, actor: Actor, vm_id: int, *, at: dt.datetime, owner: str | None = None
+) -> VoiceMessage:
+    """The owner heard it (the first time counts); with ``owner``, only theirs."""
     async with transaction(db) as conn:
-        before = await _owned(conn, vm_id, lock=True)
+        before = await _owned(conn, vm_id, lock=True, owner=owner)
         await store.mark_heard(conn, vm_id, at)
         after = await _owned(conn, vm_id)
         if after != before:
@@ -219,10 +228,12 @@ async def mark_heard(db: Db, actor: Actor, vm_id: int, *, at: dt.datetime) -> Vo
     return after
 
 
-async def delete_message(db: Db, actor: Actor, vm_id: int, *, at: dt.datetime) -> None:
-    """The owner deleted it: the recording is gone at once."""
+async def delete_message(
+    db: Db, actor: Actor, vm_id: int, *, at: dt.datetime, owner: str | None = None
+) -> None:
+    """The owner deleted it: the recording is gone at once; with ``owner``, only theirs."""
     async with transaction(db) as conn:
-        before = await _owned(conn, vm_id, lock=True)
+        before = await _owned(conn, vm_id, lock=True, owner=owner)
         await store.soft_delete(conn, vm_id, at)
         await audit(conn, actor, "delete", "voicemail", str(vm_id), before, None)
 

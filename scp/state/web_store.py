@@ -347,18 +347,3 @@ async def daily_callbacks(
             tz,
         )
     )
-
-
-async def daily_charges(
-    db: Db, since: dt.datetime, until: dt.datetime, tz: str
-) -> list[asyncpg.Record]:
-    """The charges of the CDRs per local day they started."""
-    return list(
-        await db.fetch(
-            "SELECT (started_at AT TIME ZONE $3)::date AS day, sum(charge) AS amount"
-            " FROM cdr WHERE started_at >= $1 AND started_at < $2 GROUP BY 1 ORDER BY 1",
-            since,
-            until,
-            tz,
-        )
-    )

@@ -36,6 +36,7 @@ from scp.adapters.clock import utcnow
 from scp.config import parse_config
 from scp.flows import provisioning as prov
 from scp.flows import selfservice as flows
+from scp.flows import voicemail as vm
 from scp.service.notifications import local_day
 from scp.service.provisioning import Actor
 from scp.state.db import open_pool
@@ -43,6 +44,7 @@ from scp.tools.simulate.network import Simulator, run_scenario
 from scp.tools.simulate.scenarios import Numbers
 from scp.tools.simulate.transports import connect_in_process
 from tests import tshark
+from tests.integration.api_rig import wav
 from tests.integration.webclient import serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.tshark]
@@ -160,6 +162,32 @@ async def _seed(pool: asyncpg.Pool) -> None:
     await flows.add_operator(pool, OPS, "alice", "agent", "alice-password")
 
 
+# the first player on the page: loaded on demand (preload="none"), its length once known
+PLAYER_READY = """
+const a = document.querySelector('audio');
+if (a.readyState === 0 && a.networkState !== 2) { a.preload = 'auto'; a.load(); }
+return a.readyState >= 1 && isFinite(a.duration) ? a.duration : false;
+"""
+
+
+async def _voice_message(pool: asyncpg.Pool) -> int:
+    """A one-second recording for the subscriber, as the media server deposits it."""
+    now = utcnow()
+    await prov.enable_service(pool, OPS, N.subscriber, "voicemail", today=local_day(now, CFG))
+    done = await vm.deposit(
+        pool,
+        Actor("api", "media"),
+        CFG,
+        callee=N.subscriber,
+        caller=N.other,
+        audio=wav(1.0),
+        declared_seconds=1,
+        deposited_at=now,
+        now=now,
+    )
+    return done.message.id
+
+
 @pytest.mark.parametrize("width", [375, 1280])
 async def test_subscriber_and_agent_in_chromium(
     clean_pool: asyncpg.Pool, db_dsn: str, pcap: Path, width: int
@@ -204,6 +232,23 @@ async def test_subscriber_and_agent_in_chromium(
             )
             assert state == "on"
             await run(b.shot, f"portal-services-{width}")
+            # a voice message: the page's player loads it (Range requests), then it is heard
+            vm_id = await _voice_message(pool)
+            await run(b.d.get, base + "/voicemail")
+            seconds = await run(
+                lambda: WebDriverWait(b.d, 30).until(lambda d: d.execute_script(PLAYER_READY))
+            )
+            assert abs(float(seconds) - 1.0) < 0.05, seconds
+            await run(
+                lambda: b.click(
+                    b.d.find_element(By.CSS_SELECTOR, f"#vm-{vm_id}-play button[value=heard]")
+                )
+            )
+            status = await run(
+                lambda: b.d.find_element(By.ID, f"vm-{vm_id}").get_attribute("data-status")
+            )
+            assert status == "heard"
+            await run(b.shot, f"portal-voicemail-{width}")
             await run(b.d.get, base + "/")
             await run(b.shot, f"portal-home-{width}")
 

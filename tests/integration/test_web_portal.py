@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -20,9 +21,12 @@ import pytest_asyncio
 
 from scp.config import parse_config
 from scp.flows import provisioning as prov
+from scp.flows import reports
 from scp.flows import selfservice as flows
+from scp.flows import voicemail as vm
 from scp.service.notifications import local_day
-from scp.service.provisioning import Actor
+from scp.service.provisioning import Actor, NotFound
+from tests.integration.api_rig import wav
 from tests.integration.webclient import Browser, Clock, serve
 
 pytestmark = pytest.mark.integration
@@ -172,7 +176,7 @@ async def test_subscriber_logs_in_with_the_ivr_pin_and_uses_every_function(web: 
         r = await b.get("/callbacks")
         assert "13700001111" in r.text
         r = await b.get("/voicemail")
-        assert 'id="voicemail-unavailable"' in r.text
+        assert 'id="voicemail-list"' not in r.text and 'id="voicemail-notify"' in r.text
         await pool.execute(
             "INSERT INTO cdr (record_type, msisdn, service, started_at, charge)"
             " VALUES ('sms', $1, 'sms-command:cx', $2, 0.1), ('fee', $3, 'x', $2, 5)",
@@ -565,3 +569,188 @@ async def test_pins_passwords_and_codes_are_never_logged(
     dump = " ".join(str(dict(r)) for r in rows)
     for secret in ("975310", PIN_A, "alice-password", code):
         assert secret not in dump, secret
+
+
+# -- voicemail -------------------------------------------------------------------------------------
+
+
+async def deposit(pool: Any, callee: str, caller: str | None, audio: bytes, at: dt.datetime) -> int:
+    """A voice message as the media server leaves it (the flow the API's deposit calls)."""
+    done = await vm.deposit(
+        pool,
+        Actor("api", "media"),
+        CFG,
+        callee=callee,
+        caller=caller,
+        audio=audio,
+        declared_seconds=None,
+        deposited_at=at,
+        now=at,
+    )
+    return done.message.id
+
+
+async def mailboxes(pool: Any) -> tuple[list[int], int]:
+    """A's two messages (a caller's, a withheld one) and B's one; voicemail on for both."""
+    today = local_day(NOW, CFG)
+    for msisdn in (A, B):
+        await prov.enable_service(pool, OPS, msisdn, "voicemail", today=today)
+    a1 = await deposit(pool, A, CALLER, wav(1.5, seed=3), NOW - dt.timedelta(hours=2))
+    a2 = await deposit(pool, A, None, wav(0.5, seed=5), NOW - dt.timedelta(hours=1))
+    b1 = await deposit(pool, B, CALLER, wav(1.0, seed=7), NOW - dt.timedelta(minutes=30))
+    return [a1, a2], b1
+
+
+async def fetched_byte_exact(b: Browser, url: str, audio: bytes) -> None:
+    """The whole recording, a range, the last octets and a range past the end, as a player
+    asks for them (RFC 9110 §14)."""
+    r = await b.get(url)
+    assert r.status_code == 200 and r.content == audio
+    assert r.headers["content-type"] == "audio/wav" and r.headers["accept-ranges"] == "bytes"
+    r = await b.get(url, headers={"Range": "bytes=100-999"})
+    assert r.status_code == 206 and r.content == audio[100:1000]
+    assert r.headers["content-range"] == f"bytes 100-999/{len(audio)}"
+    r = await b.get(url, headers={"Range": "bytes=-50"})
+    assert r.status_code == 206 and r.content == audio[-50:]
+    r = await b.get(url, headers={"Range": f"bytes={len(audio)}-"})
+    assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{len(audio)}"
+
+
+async def test_the_portal_lists_plays_marks_and_deletes_the_subscribers_voicemail(
+    web: Any,
+) -> None:
+    base, _, pool = web
+    (a1, a2), b1 = await mailboxes(pool)
+    async with Browser(base) as b:
+        r = await b.get(f"/voicemail/{a1}/audio")  # logged out: the login page, no audio
+        assert r.url.path == "/login" and not r.headers["content-type"].startswith("audio")
+        await b.portal_login(A, PIN_A)
+        await b.get("/lang/en")
+        r = await b.get("/voicemail")
+        rows = re.findall(r'<tr id="vm-(\d+)" data-status="(\w+)"><td>([^<]*)</td>', r.text)
+        assert rows == [(str(a1), "new", "13700001111"), (str(a2), "new", "unknown number")]
+        assert f'src="/voicemail/{a1}/audio"' in r.text and f"vm-{b1}" not in r.text
+        assert "16:30" in text_of(r)  # the deposit's time, local (Shanghai)
+        # played in the page: byte for byte, with Range so the player can seek
+        await fetched_byte_exact(b, f"/voicemail/{a1}/audio", wav(1.5, seed=3))
+        # another subscriber's message is not there for this session, whatever the id
+        for url in (f"/voicemail/{b1}/audio", "/voicemail/0/audio", "/voicemail/x/audio"):
+            r = await b.get(url)
+            assert r.status_code == 404 and "No such voice message" in r.text, url
+        r = await b.get(f"/voicemail/{'9' * 30}/audio")
+        assert r.status_code == 404
+        await b.get("/voicemail")
+        for op in ("heard", "delete"):
+            r = await b.post("/voicemail", {"op": op, "id": str(b1)})
+            assert "No such voice message" in r.text
+        r = await b.post("/voicemail", {"op": "heard", "id": "12ab"})
+        assert "Please check the value" in r.text
+        assert (await vm.message(pool, b1)).status == "new"  # B's message untouched
+        # heard, deleted
+        r = await b.post("/voicemail", {"op": "heard", "id": str(a1)})
+        assert "Marked as heard." in r.text and f'<tr id="vm-{a1}" data-status="heard">' in r.text
+        r = await b.post("/voicemail", {"op": "delete", "id": str(a2)})
+        assert "Deleted." in r.text and f"vm-{a2}" not in r.text
+        assert (await b.get(f"/voicemail/{a2}/audio")).status_code == 404
+        # how new messages are told: not at all, then the next deposit queues no SMS
+        r = await b.post("/voicemail", {"op": "notify", "value": "none"})
+        assert "Saved." in r.text and '<option value="none" selected>' in r.text
+        r = await b.post("/voicemail", {"op": "notify", "value": "loud"})
+        assert "Please check the value" in r.text
+    assert (await prov.get_subscriber(pool, A)).voicemail_notify == "none"
+    assert (await vm.message(pool, a1)).heard_at == NOW
+    with pytest.raises(NotFound):
+        await vm.message(pool, a2)
+    sms_before = await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE destination = $1", A)
+    await deposit(pool, A, CALLER, wav(0.5), NOW)
+    sms_after = await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE destination = $1", A)
+    assert sms_before == 2 and sms_after == 2  # the two earlier deposits were told by SMS
+    audit = await pool.fetch(
+        "SELECT actor, action, entity, entity_key FROM audit_log WHERE channel = 'web' ORDER BY id"
+    )
+    assert [tuple(r) for r in audit] == [
+        (A, "heard", "voicemail", str(a1)),
+        (A, "delete", "voicemail", str(a2)),
+        (A, "update", "subscriber", A),
+    ]
+
+
+async def test_the_console_agent_plays_marks_and_deletes_a_subscribers_voicemail(
+    web: Any,
+) -> None:
+    base, _, pool = web
+    (a1, a2), b1 = await mailboxes(pool)
+    page = f"/console/subscribers/{B}"
+    async with Browser(base) as sub:  # a subscriber's session is no operator's
+        await sub.portal_login(B, PIN_B)
+        r = await sub.get(f"{page}/voicemail/{b1}/audio")
+        assert r.url.path == "/console/login"
+    async with Browser(base) as b:
+        await b.console_login("alice", "alice-password")
+        await b.get("/lang/en")
+        r = await b.get(page)
+        assert f'<tr id="vm-{b1}" data-status="new">' in r.text and f"vm-{a1}" not in r.text
+        assert f'src="{page}/voicemail/{b1}/audio"' in r.text
+        await fetched_byte_exact(b, f"{page}/voicemail/{b1}/audio", wav(1.0, seed=7))
+        # A's message is not B's, whichever page asks for it
+        r = await b.get(f"{page}/voicemail/{a1}/audio")
+        assert r.status_code == 404
+        await b.get(page)
+        r = await b.post(f"{page}/voicemail", {"op": "delete", "id": str(a1)})
+        assert "No such voice message" in r.text
+        r = await b.post(f"{page}/voicemail", {"op": "heard", "id": str(b1)})
+        assert "Marked as heard." in r.text and f'<tr id="vm-{b1}" data-status="heard">' in r.text
+        r = await b.post(f"{page}/voicemail", {"op": "notify", "value": "none"})
+        assert "Saved." in r.text
+        r = await b.post(f"{page}/voicemail", {"op": "delete", "id": str(b1)})
+        assert "Deleted." in r.text and "No voice messages." in r.text
+        assert (await b.get(f"{page}/voicemail/{b1}/audio")).status_code == 404
+    assert (await vm.message(pool, a1)).status == "new"
+    assert [m.id for m in await vm.list_messages(pool, A)] == [a1, a2]
+    assert await vm.list_messages(pool, B) == []
+    assert (await prov.get_subscriber(pool, B)).voicemail_notify == "none"
+    audit = await pool.fetch(
+        "SELECT actor, action, entity, entity_key FROM audit_log WHERE channel = 'operator'"
+        " ORDER BY id"
+    )
+    assert [tuple(r) for r in audit] == [
+        ("alice", "heard", "voicemail", str(b1)),
+        ("alice", "update", "subscriber", B),
+        ("alice", "delete", "voicemail", str(b1)),
+    ]
+
+
+async def test_the_dashboards_revenue_is_the_billing_reports(web: Any) -> None:
+    base, clock, pool = web
+    clock.advance(days=8)  # 3 December: the week holds the first day of the month
+    now = clock.now
+    await pool.execute(
+        "INSERT INTO monthly_fee (month, msisdn, service, days, month_days, fee, charge)"
+        " VALUES ('2026-12-01', $1, 'missed-call', 31, 31, 5, 5),"
+        " ('2026-11-01', $1, 'missed-call', 30, 30, 5, 5)",
+        A,
+    )
+    await pool.execute(
+        "INSERT INTO cdr (record_type, msisdn, service, started_at, charge) VALUES"
+        " ('fee', $1, 'callback', $2, 0.1), ('call', $1, NULL, $2, 2.25)",
+        A,
+        now - dt.timedelta(days=1),
+    )
+    d = await flows.dashboard(pool, now=now, cfg=CFG, days=7)
+    today = local_day(now, CFG)
+    report = await reports.daily_report(
+        pool, since=today - dt.timedelta(days=6), until=today, timezone=CFG.notify.timezone
+    )
+    assert d.revenue == tuple(x.revenue for x in report)
+    by_day = dict(zip(d.days, d.revenue, strict=True))
+    assert by_day[dt.date(2026, 12, 1)] == 5 and by_day[dt.date(2026, 12, 2)] == Decimal("2.35")
+    assert sum(d.revenue) == Decimal("7.35")  # November's fee is outside the week
+    async with Browser(base) as s:
+        await s.console_login("sam", "sam-password")
+        r = await s.get("/console/dashboard")
+        got = dict(
+            re.findall(
+                r'data-series="收入（元）" data-label="([^"]+)" data-value="([^"]+)"', r.text
+            )
+        )
+        assert Decimal(got["12/1"]) == 5 and Decimal(got["12/2"]) == Decimal("2.35")

@@ -7,24 +7,23 @@ deposit to deletion (the media-server contract of the README).
   notified (:func:`scp.flows.voicemail.deposit`).
 * ``GET /subscribers/{msisdn}/voicemail``, ``GET /voicemail/{id}``, ``GET /voicemail/{id}/audio``
   (HTTP Range, RFC 9110 §14: 206 with Content-Range, 416 beyond the end, so a player can
-  seek), ``POST /voicemail/{id}/heard``, ``DELETE /voicemail/{id}``.
+  seek; :mod:`scp.web.recording`, which the portal's player shares), ``POST /voicemail/{id}/heard``, ``DELETE /voicemail/{id}``.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from pydantic import AwareDatetime
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from scp.flows import ivr
 from scp.flows import voicemail as vm
 from scp.flows.api import ApiClient
 from scp.flows.provisioning import Db
 from scp.service.voicemail import VoiceMessage
+from scp.web import recording
 from scp.web.api.common import (
     Page,
     actor,
@@ -45,9 +44,7 @@ MEDIA = require("media")
 LISTS = require("media", "read")
 AUTH = (401, 403)
 ID = Annotated[int, Path(ge=1, le=2**63 - 1)]
-CHUNK = 256 * 1024  # octets read from PostgreSQL per step of a stream
 AUDIO_TYPES = ("audio/wav", "audio/amr", "audio/amr-wb")
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
 def _choice_route(choice: str, summary: str) -> Any:
@@ -202,38 +199,6 @@ async def one(
     return json_response(_out(await vm.message(ctx_of(request).pool, vm_id)))
 
 
-def _range(header: str | None, size: int) -> tuple[int, int] | None:
-    """The one range asked for as (first, last) octet; None: the whole recording. Several
-    ranges or a malformed header are ignored (RFC 9110 §14.2 allows it): the whole goes."""
-    if not header:
-        return None
-    m = _RANGE.fullmatch(header.strip())
-    if m is None or (not m.group(1) and not m.group(2)):
-        return None
-    first, last = m.group(1), m.group(2)
-    if not first:  # the last n octets
-        n = int(last)
-        if n == 0:
-            raise _unsatisfiable(size)
-        return max(0, size - n), size - 1
-    a = int(first)
-    b = min(int(last), size - 1) if last else size - 1
-    if a >= size or (last and int(last) < a):
-        raise _unsatisfiable(size)
-    return a, b
-
-
-def _unsatisfiable(size: int) -> ApiProblem:
-    return ApiProblem(
-        416,
-        "Range not satisfiable",
-        f"the recording has {size} octets",
-        kind=urn("range-not-satisfiable"),
-        field="Range",
-        headers={"Content-Range": f"bytes */{size}"},
-    )
-
-
 _AUDIO_CONTENT = {t: {"schema": {"type": "string", "format": "binary"}} for t in AUDIO_TYPES}
 
 
@@ -250,24 +215,17 @@ _AUDIO_CONTENT = {t: {"schema": {"type": "string", "format": "binary"}} for t in
 async def audio(
     request: Request, vm_id: ID, client: Annotated[ApiClient, Depends(MEDIA)]
 ) -> Response:
-    pool = ctx_of(request).pool
-    size, content_type = await vm.audio_length(pool, vm_id)
-    asked = _range(request.headers.get("range"), size)
-    first, last = asked if asked is not None else (0, size - 1)
-
-    async def body() -> AsyncIterator[bytes]:
-        pos = first
-        while pos <= last:
-            n = min(CHUNK, last - pos + 1)
-            yield await vm.read_audio(pool, vm_id, pos, n)
-            pos += n
-
-    headers = {"Accept-Ranges": "bytes", "Content-Length": str(last - first + 1)}
-    if asked is not None:
-        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-    return StreamingResponse(
-        body(), status_code=206 if asked else 200, media_type=content_type, headers=headers
-    )
+    try:
+        return await recording.stream(ctx_of(request).pool, vm_id, request.headers.get("range"))
+    except recording.Unsatisfiable as e:
+        raise ApiProblem(
+            416,
+            "Range not satisfiable",
+            str(e),
+            kind=urn("range-not-satisfiable"),
+            field="Range",
+            headers={"Content-Range": e.content_range},
+        ) from None
 
 
 @router.post(

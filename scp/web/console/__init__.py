@@ -2,7 +2,8 @@
 
 Staff log in with the name and password of ``mcn-scp operator add`` (sessions expire, logins
 are throttled). An **agent** finds a subscriber by number (``/console/subscribers/{msisdn}``
-is that subscriber's page) and does for them everything the portal does, plus the call
+is that subscriber's page) and does for them everything the portal does (their voice messages
+played, marked heard, deleted), plus the call
 inquiry for any number (来话点播 is open to all users), PIN reset and unlock, the subscriber's
 SMS with retry, and enrolling a new subscriber. A **supervisor** also manages the operator
 accounts, ads and tariffs, reads the audit log (by subscriber, agent, channel, time) and sees
@@ -232,6 +233,13 @@ def install(app: FastAPI, ctx: WebContext) -> None:
 
     for name in selfcare.ACTIONS:
         subscriber_action(name)
+
+    @app.get(PREFIX + "subscribers/{msisdn}/voicemail/{vm_id}/audio", include_in_schema=False)
+    @staff()
+    async def voicemail_audio(request: Request, sess: SessionInfo) -> Response:
+        """The subscriber page's player: that subscriber's recordings only."""
+        p = request.path_params
+        return await site.recording(request, p["vm_id"], owner=p["msisdn"])
 
     @app.post(PREFIX + "subscribers/{msisdn}/pin", include_in_schema=False)
     @change()

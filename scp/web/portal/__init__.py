@@ -4,7 +4,8 @@ A subscriber logs in with the mobile number and the PIN of the self-service IVR 
 check and the same lock: :func:`scp.flows.selfservice.subscriber_login`), or with a one-time
 code by SMS when there is no PIN, it is forgotten, or the number is not a subscriber yet (it is
 then enrolled); after a code the portal asks for a new PIN. Then: missed calls of the window
-(来话点播), callback requests, voicemail, each service on / off, the blacklist, forward-to
+(来话点播), callback requests, voicemail (listed, played in the page with HTTP Range, marked
+heard, deleted, how new ones are told), each service on / off, the blacklist, forward-to
 number, notification mode, language, PIN, charges (:data:`OFFERS`). Every change is the flow
 every channel calls, as channel ``web`` with the subscriber as actor; the number always comes
 from the session, never from the request, so no URL or form field reaches another subscriber.
@@ -241,11 +242,13 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         rows = await prov.list_callbacks(ctx.pool, callee=msisdn, limit=100)
         return site.page(request, "callbacks.html", await site.session(request), rows=rows)
 
-    @app.get("/voicemail", include_in_schema=False)
-    async def voicemail(request: Request) -> Response:
-        if await subscriber(request) is None:
+    @app.get("/voicemail/{vm_id}/audio", include_in_schema=False)
+    async def voicemail_audio(request: Request) -> Response:
+        """The page's player: the subscriber's own recordings only (another's is 404)."""
+        msisdn = await subscriber(request)
+        if msisdn is None:
             return site.to_login(request)
-        return site.page(request, "voicemail.html", await site.session(request))
+        return await site.recording(request, request.path_params["vm_id"], owner=msisdn)
 
     @app.get("/charges", include_in_schema=False)
     async def charges(request: Request) -> Response:

@@ -32,6 +32,8 @@ FORM_FIELDS = (
     "caller_prefixes",
     "user_groups",
     "code",
+    "voicemail_notify",
+    "id",
 )
 
 

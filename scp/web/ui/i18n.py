@@ -23,6 +23,7 @@ FLASH_OK = {
     "retried": "The SMS is queued again.",
     "enrolled": "The subscriber is enrolled.",
     "deleted": "Deleted.",
+    "heard": "Marked as heard.",
     "password-set": "The password is changed; its sessions are ended.",
 }
 FLASH_ERR = {
@@ -38,6 +39,7 @@ FLASH_ERR = {
     "not-found": "No such subscriber.",
     "exists": "It exists already.",
     "pin-mismatch": "The two PINs differ.",
+    "no-message": "No such voice message.",
 }
 
 ZH: dict[str, str] = {
@@ -71,6 +73,8 @@ ZH: dict[str, str] = {
     "The SMS is queued again.": "短信已重新排队发送。",
     "The subscriber is enrolled.": "用户已开户。",
     "Deleted.": "已删除。",
+    "Marked as heard.": "已标记为已听。",
+    "No such voice message.": "没有这条留言。",
     "The password is changed; its sessions are ended.": "密码已修改，原有登录已失效。",
     "Please check the value": "请检查输入",
     "That cannot be done for this subscriber now.": "该操作目前无法为此用户办理。",
@@ -109,6 +113,8 @@ ZH: dict[str, str] = {
     "caller_prefixes": "主叫号段",
     "user_groups": "用户组",
     "code": "验证码",
+    "voicemail_notify": "留言提醒",
+    "id": "留言",
     # services, reasons, kinds
     "missed-call": "来电提醒",
     "busy": "遇忙提示",
@@ -167,7 +173,15 @@ ZH: dict[str, str] = {
     "Told": "已通知",
     "not yet": "尚未",
     "No callback requests.": "没有回拨请求。",
-    "Voicemail is not available here yet: call the self-service number and press 2 to hear your messages.": "网上暂不提供语音留言，请拨打自助服务号码后按2收听留言。",
+    "Voice messages left for you; the newest last. You can also call {number} to hear them.": "来电者给您的语音留言，最新的在最后。您也可以拨打 {number} 收听。",
+    "No voice messages.": "没有语音留言。",
+    "new": "新留言",
+    "heard": "已听",
+    "Mark as heard": "标记为已听",
+    "How new voice messages are told": "新留言的提醒方式",
+    "vmnotify:sms": "短信通知（来电号码和时间）",
+    "vmnotify:none": "不通知",
+    "Your browser cannot play this recording: download it.": "您的浏览器无法播放此录音，请下载。",
     "Calls from these numbers (or numbers starting with a prefix) are not recorded or notified.": "来自这些号码（或以该前缀开头的号码）的来电不做记录、不发提醒。",
     "Number": "号码",
     "Kind": "类型",
@@ -180,7 +194,6 @@ ZH: dict[str, str] = {
     "Empty: no forwarding. Used by the call forwarding service.": "留空表示不转接；用于来电转接业务。",
     "Save": "保存",
     "Notification mode": "提醒方式",
-    "Voicemail notification": "留言提醒",
     "Language of SMS and pages": "短信及页面语言",
     "Total charged: {total} CNY": "合计：{total} 元",
     "Time": "时间",
@@ -275,6 +288,8 @@ EN: dict[str, str] = {
     "notify:sms": "one SMS per caller",
     "notify:digest": "one summary SMS",
     "notify:none": "no SMS",
+    "vmnotify:sms": "an SMS with the caller and the time",
+    "vmnotify:none": "not told",
     "missed-call": "Missed-call notification",
     "busy": "Busy notification",
     "delivery-receipt": "Delivery receipt",

@@ -28,8 +28,9 @@ from starlette.datastructures import FormData
 
 from scp.codecs.numbers import CHINA
 from scp.flows import selfservice as flows
-from scp.service.provisioning import NOTIFY_MODES, SERVICES
+from scp.service.provisioning import NOTIFY_MODES, SERVICES, VOICEMAIL_NOTIFY, NotFound
 from scp.service.webauth import SessionInfo, same_secret
+from scp.web import recording
 from scp.web.context import WebContext
 from scp.web.ui.forms import FORM_FIELDS
 from scp.web.ui.i18n import FLASH_ERR, FLASH_OK, LANGUAGES, translator
@@ -84,6 +85,8 @@ class Site:
             FIELDS=FORM_FIELDS,
             SERVICES=SERVICES,
             NOTIFY_MODES=NOTIFY_MODES,
+            VOICEMAIL_NOTIFY=VOICEMAIL_NOTIFY,
+            VOICEMAIL_RETRIEVAL=ctx.cfg.call.voicemail_retrieval,
         )
         tz = zoneinfo.ZoneInfo(ctx.cfg.notify.timezone)
         self.env.filters["localtime"] = lambda at: (
@@ -219,6 +222,27 @@ class Site:
     def refused(self, request: Request) -> HTMLResponse:
         """403 for a form without the right CSRF token (expired session, another site)."""
         return self.page(request, "message.html", None, status=403, message="form_expired")
+
+    # -- recordings -----------------------------------------------------------------------------
+
+    async def recording(self, request: Request, vm_id: str, *, owner: str) -> Response:
+        """A voice message of ``owner`` for the page's ``<audio>`` element, with HTTP Range
+        (:mod:`scp.web.recording`, the API's code); anyone else's, or none, is 404."""
+        sess = await self.session(request)
+        try:
+            n = int(vm_id) if vm_id.isascii() and vm_id.isdigit() and len(vm_id) <= 18 else 0
+            if n < 1:
+                raise NotFound(vm_id)
+            resp: Response = await recording.stream(
+                self.ctx.pool, n, request.headers.get("range"), owner=owner
+            )
+        except NotFound:
+            return self.page(request, "message.html", sess, status=404, message="no_message")
+        except recording.Unsatisfiable as e:
+            resp = Response(status_code=416, headers={"Content-Range": e.content_range})
+        resp.headers["Cache-Control"] = "no-store"
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        return resp
 
     # -- rendering ------------------------------------------------------------------------------
 

@@ -17,23 +17,27 @@ from typing import Any
 from scp.config import Config
 from scp.flows import provisioning as prov
 from scp.flows import selfservice as flows
+from scp.flows import voicemail as vm
 from scp.service.notifications import local_day
 from scp.service.provisioning import (
     LANGUAGES,
     NOTIFY_MODES,
     SERVICES,
+    VOICEMAIL_NOTIFY,
     Actor,
     BlacklistEntry,
     InvalidInput,
+    NotFound,
     ProvisioningError,
     Subscriber,
 )
+from scp.service.voicemail import VoiceMessage
 from scp.web.context import WebContext
 from scp.web.ui.forms import FORM_FIELDS, form_str
 
 # What each form posts to, below the subscriber's own URL (portal "/", console
 # "/console/subscribers/{msisdn}/"); the portal's pages are under the same names.
-ACTIONS = ("services", "blacklist", "settings")
+ACTIONS = ("services", "blacklist", "settings", "voicemail")
 
 
 @dataclass(frozen=True)
@@ -44,15 +48,18 @@ class View:
     today: dt.date
     fees: Mapping[str, Decimal]
     blacklist: list[BlacklistEntry]
+    voicemail: list[VoiceMessage]
 
 
 async def load(ctx: WebContext, msisdn: str, now: dt.datetime) -> View:
-    """The subscriber (NotFound), today's services, the fees, the blacklist."""
+    """The subscriber (NotFound), today's services, the fees, the blacklist, the mailbox
+    (all of it: ``[voicemail] max_messages`` bounds it)."""
     sub = await prov.get_subscriber(ctx.pool, msisdn)
     today = local_day(now, ctx.cfg)
     fees = await flows.service_fees(ctx.pool, today=today)
     entries = await prov.blacklist_list(ctx.pool, msisdn)
-    return View(sub, today, fees, entries)
+    messages = await vm.list_messages(ctx.pool, msisdn, limit=ctx.cfg.voicemail.max_messages)
+    return View(sub, today, fees, entries, messages)
 
 
 class Refused(Exception):
@@ -109,8 +116,40 @@ async def apply(
             else:
                 raise Refused("invalid", name if name in FORM_FIELDS else "")
             return "saved"
+        if action == "voicemail":
+            return await _voicemail(ctx, actor, msisdn, form, now)
     except InvalidInput as e:
         raise Refused("invalid", e.field if e.field in FORM_FIELDS else "") from None
     except ProvisioningError:
         raise Refused("refused") from None
     raise Refused("invalid")
+
+
+async def _voicemail(
+    ctx: WebContext, actor: Actor, msisdn: str, form: Mapping[str, Any], now: dt.datetime
+) -> str:
+    """Mark a message heard, delete it (only ``msisdn``'s own: another's is not found), or
+    set how new ones are told (voicemail_notify)."""
+    op = form_str(form, "op")
+    if op == "notify":
+        value = form_str(form, "value", 20)
+        if value not in VOICEMAIL_NOTIFY:
+            raise Refused("invalid", "voicemail_notify")
+        await prov.update_subscriber(ctx.pool, actor, msisdn, voicemail_notify=value)
+        return "saved"
+    if op not in ("heard", "delete"):
+        raise Refused("invalid", "op")
+    try:
+        vm_id = int(form_str(form, "id", 20))
+    except ValueError:
+        raise Refused("invalid", "id") from None
+    if not 1 <= vm_id < 2**63:
+        raise Refused("invalid", "id")
+    try:
+        if op == "heard":
+            await vm.mark_heard(ctx.pool, actor, vm_id, at=now, owner=msisdn)
+            return "heard"
+        await vm.delete_message(ctx.pool, actor, vm_id, at=now, owner=msisdn)
+    except NotFound:
+        raise Refused("no-message") from None
+    return "deleted"
