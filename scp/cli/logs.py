@@ -11,7 +11,7 @@ import enum
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -64,7 +64,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     root.setLevel(max(lvl, logging.WARNING))
 
 
-class _StderrHandler(logging.StreamHandler):
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """The one stdlib handler this command installs (libraries' log records go there)."""
 
 

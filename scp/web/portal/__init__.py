@@ -13,6 +13,7 @@ from the session, never from the request, so no URL or form field reaches anothe
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -262,12 +263,18 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         _function_pages(app, site, name, section, subscriber)
 
 
-def _function_pages(app: FastAPI, site: Site, name: str, section, subscriber) -> None:
+def _function_pages(
+    app: FastAPI,
+    site: Site,
+    name: str,
+    section: Callable[..., Awaitable[Response]],
+    subscriber: Callable[[Request], Awaitable[str | None]],
+) -> None:
     """GET /{name} shows the section, POST /{name} carries out its form."""
 
     @app.get(f"/{name}", include_in_schema=False, name=f"portal-{name}")
     async def show(request: Request) -> Response:
-        return await section(request, f"{name}.html")  # type: ignore[no-any-return]
+        return await section(request, f"{name}.html")
 
     @app.post(f"/{name}", include_in_schema=False, name=f"portal-{name}-post")
     async def change(request: Request) -> Response:
