@@ -15,7 +15,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,7 @@ from typing import Any
 import asyncpg
 
 from tests.conftest import _in_thread
+from tests.helpers import free_port
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -34,12 +34,6 @@ with warnings.catch_warnings():
 
 BIN = Path(pgserver.__file__).parent / "pginstall" / "bin"
 SYSTEM_USER = "pgserver" if os.geteuid() == 0 else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def workdir(prefix: str) -> Path:

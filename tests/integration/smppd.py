@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -21,13 +20,9 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import free_port
+
 SMPPD_DIR = Path(__file__).resolve().parent.parent / "smppd"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ensure_node_modules() -> None:
@@ -56,8 +51,8 @@ class Smppd:
         receipts: bool = True,
     ) -> None:
         self.log_path = log_path
-        self.port = _free_port()
-        self.control_port = _free_port()
+        self.port = free_port()
+        self.control_port = free_port()
         self.system_id = system_id
         self.password = password
         self.receipts = receipts

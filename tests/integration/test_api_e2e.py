@@ -14,7 +14,6 @@ Every frame both sides sent is read back by tshark.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +22,8 @@ import pytest
 
 from scp.adapters.capture import SctpPcapWriter
 from scp.adapters.clock import utcnow
-from scp.adapters.smpp import SmppGateway, SmppGatewayConfig
 from scp.config import parse_config
 from scp.flows import provisioning as prov
-from scp.flows.outbox import OutboxSender, build_outbox
 from scp.tools.simulate.network import Simulator
 from scp.tools.simulate.scenarios import Numbers
 from scp.tools.simulate.transports import connect_in_process
@@ -34,6 +31,7 @@ from tests import tshark
 from tests.dates import today
 from tests.integration.api_rig import serve_api, wav
 from tests.integration.smppd import Smppd, smppd_fixture
+from tests.integration.sms import send_outbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.tshark]
 
@@ -59,30 +57,17 @@ def texts_to(smppd: Smppd, destination: str) -> list[str]:
 
 
 async def deliver_outbox(pool: asyncpg.Pool, smppd: Smppd) -> None:
-    """Send every queued SMS to the SMSC and wait for its receipts (as the node's sender)."""
-    ob = build_outbox(pool, CFG)
-    gw = SmppGateway(
-        SmppGatewayConfig(host="127.0.0.1", port=smppd.port),
-        on_receipt=ob.record_receipt,
-        on_mo=ob.record_mo,
-    )
-    gw.start()
-    await gw.wait_ready()
-    try:
-        await OutboxSender(clock=utcnow, outbox=ob, gateway=gw, poll_interval=0.05).run_until_idle(
-            idle_for=0.5
-        )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30  # generous: a loaded machine, not a speed check
-        while waiting := await pool.fetch(
-            "SELECT idempotency_key, destination, status FROM sms_outbox"
-            " WHERE status <> 'delivered' AND next_attempt_at <= $1",  # busy SMS wait their turn
+    """Send every queued SMS to the SMSC and wait for its receipts (as the node's sender); an
+    SMS the SMSC found busy waits its turn."""
+    await send_outbox(
+        pool,
+        CFG,
+        smppd,
+        pending=lambda: pool.fetchval(
+            "SELECT count(*) FROM sms_outbox WHERE status <> 'delivered' AND next_attempt_at <= $1",
             utcnow(),
-        ):
-            assert loop.time() < deadline, f"receipts did not arrive: {waiting}"
-            await asyncio.sleep(0.05)
-    finally:
-        await gw.stop()
+        ),
+    )
 
 
 async def test_connect_mode_callback_and_voice_message_end_to_end(

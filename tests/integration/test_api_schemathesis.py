@@ -11,7 +11,6 @@ The token comes from the real command, ``mcn-scp api token create``.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.helpers import free_port
+
 pytestmark = pytest.mark.integration
 
 MAX_EXAMPLES = 20
@@ -43,16 +44,10 @@ CHECKS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory, db_dsn: str) -> Iterator[tuple[str, str]]:
     """(base URL, a token holding every scope) of a running ``mcn-scp web``."""
-    port = _free_port()
+    port = free_port()
     tmp = tmp_path_factory.mktemp("web")
     conf = tmp / "web.toml"
     conf.write_text(

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import os
@@ -36,6 +35,7 @@ from scp.service.rating import RatingRules
 from scp.state import calls_store
 from scp.state.migrate import migrate
 from tests.conftest import create_database, drop_database
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -291,11 +291,12 @@ async def _many(pool: asyncpg.Pool, n: int) -> list[str]:
 
 async def _wait_for(pool: asyncpg.Pool, query: str, *args: object, timeout: float = 60.0) -> None:
     """Until ``query`` is true (a condition, never a duration: it returns as soon as it holds)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await pool.fetchval(query, *args):
-        assert loop.time() < deadline, f"never true: {query}"
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: pool.fetchval(query, *args),
+        what=f"never true: {query}",
+        timeout=timeout,
+        interval=0.05,
+    )
 
 
 async def _hold(

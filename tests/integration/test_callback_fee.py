@@ -10,7 +10,6 @@ or whose SMS expires unsent, costs nothing.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
@@ -20,17 +19,16 @@ import asyncpg
 import pytest
 
 from scp.adapters.clock import utcnow
-from scp.adapters.smpp import SmppGateway, SmppGatewayConfig
 from scp.codecs import ops
 from scp.config import Config, parse_config
 from scp.flows import provisioning as prov
-from scp.flows.outbox import OutboxSender, build_outbox
 from scp.flows.presence import PresenceEvent, database_sink
 from scp.service.calls import RecordCallback
 from scp.state import calls_store
 from tests.dates import today
 from tests.integration import test_calls_e2e as e2e
 from tests.integration.smppd import Smppd, smppd_fixture
+from tests.integration.sms import send_outbox
 
 # The sender, the gateway and these rows run on the process's wall clock: on any day.
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]
@@ -60,27 +58,19 @@ async def reachable(pool: asyncpg.Pool, cfg: Config) -> None:
 
 async def send_all(pool: asyncpg.Pool, cfg: Config, smppd: Smppd, *, receipts: bool) -> None:
     """Send what is due through the real SMSC; with ``receipts`` wait for them all too."""
-    ob = build_outbox(pool, cfg)
-    gw = SmppGateway(
-        SmppGatewayConfig(host="127.0.0.1", port=smppd.port),
-        on_receipt=ob.record_receipt,
-        on_mo=ob.record_mo,
-    )
-    gw.start()
-    await gw.wait_ready()
-    try:
-        await OutboxSender(clock=utcnow, outbox=ob, gateway=gw, poll_interval=0.05).run_until_idle(
-            idle_for=0.5
+    await send_outbox(
+        pool,
+        cfg,
+        smppd,
+        pending=(
+            lambda: pool.fetchval(
+                "SELECT count(*) FROM sms_outbox"
+                " WHERE status NOT IN ('delivered', 'failed', 'expired')"
+            )
         )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30  # generous: a loaded machine, not a speed check
-        while receipts and await pool.fetchval(
-            "SELECT count(*) FROM sms_outbox WHERE status NOT IN ('delivered', 'failed', 'expired')"
-        ):
-            assert loop.time() < deadline, "receipts did not arrive"
-            await asyncio.sleep(0.05)
-    finally:
-        await gw.stop()
+        if receipts
+        else None,
+    )
 
 
 async def fees(pool: asyncpg.Pool) -> list[asyncpg.Record]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from scp.primitives import (
 )
 from scp.service.dialogue import AC_CAP_V2_GSMSSF_SCF, AC_CAP_V4_GSMSSF_SCF, AC_INAP_CS1_SSF_SCF
 from tests import tshark
+from tests.helpers import free_port
 from tests.integration.peer import PeerAsp, connect_peer
 
 # InitialDPArg { serviceKey [0] 100, eventTypeBCSM [28] termAttemptAuthorized (12) }; tag 28
@@ -199,18 +199,12 @@ async def test_heartbeat_timeout_drops_a_peer_that_hangs(tmp_path: Path) -> None
     assert ["3", "3"] in rows  # the BEAT that went unanswered
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.tshark
 async def test_mcn_scp_run_shuts_down_cleanly_on_sigterm_and_sigint(
     tmp_path: Path, db_dsn: str
 ) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
-        port = _free_port()
+        port = free_port()
         conf = tmp_path / f"node-{sig}.toml"
         conf.write_text(f'[m3ua]\nlisten = "127.0.0.1:{port}"\n[smpp]\nbackend = "console"\n')
         env = dict(os.environ, MCN_CONFIG=str(conf), MCN_DATABASE_URL=db_dsn)

@@ -26,7 +26,10 @@ from scp.flows import provisioning as prov
 from scp.flows.outbox import OutboxSender, build_outbox
 from scp.service.outbox import OutboundSms, RetryPolicy, SmppPermanentError, SmppTemporaryError
 from tests.dates import today
+from tests.fakes import FakeGateway
+from tests.helpers import eventually
 from tests.integration.smppd import Smppd, smppd_fixture
+from tests.integration.sms import outbox_gateway, send_outbox
 
 # Senders, the gateway and these rows all run on the process's wall clock: on any day.
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]
@@ -44,23 +47,6 @@ async def subscriber(pool: asyncpg.Pool, msisdn: str, services: list[str]) -> No
 @pytest.fixture(scope="module")
 def smppd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Smppd]:
     yield from smppd_fixture(tmp_path_factory, "smppd-outbox")
-
-
-class FakeGateway:
-    """Records every submit; ``fail`` decides per SMS what to raise."""
-
-    def __init__(self, fail: object = None, delay: float = 0.001) -> None:
-        self.submits: collections.Counter[int] = collections.Counter()
-        self.fail = fail
-        self.delay = delay
-        self.ready = True
-
-    async def submit(self, sms: OutboundSms) -> str:
-        self.submits[sms.id] += 1
-        await asyncio.sleep(self.delay)
-        if callable(self.fail):
-            self.fail(sms)
-        return f"mid-{sms.id}-{self.submits[sms.id]}"
 
 
 async def fill(pool: asyncpg.Pool, n: int, *, prefix: str = "k") -> list[int]:
@@ -97,7 +83,7 @@ async def test_retry_backoff_and_give_up_visible_in_sms_list(clean_pool: asyncpg
         if sms.id == ids[1]:
             raise SmppPermanentError("ESME_RINVDSTADR", 0x0B)
 
-    gw = FakeGateway(fail)
+    gw = FakeGateway(fail=fail)
     sender = OutboxSender(
         clock=utcnow,
         outbox=build_outbox(pool, CFG),
@@ -246,25 +232,14 @@ async def test_alert_to_handset_through_the_real_smsc(
             mc,
         )
     await database_sink(pool, CFG, utcnow)((PresenceEvent(True, "alert-sc", msisdn=callee),))
-    ob = build_outbox(pool, CFG)
-    gw = SmppGateway(
-        SmppGatewayConfig(host="127.0.0.1", port=smppd.port),
-        on_receipt=ob.record_receipt,
-        on_mo=ob.record_mo,
+    await send_outbox(
+        pool,
+        CFG,
+        smppd,
+        pending=lambda: pool.fetchval(
+            "SELECT count(*) FROM sms_outbox WHERE status <> 'delivered'"
+        ),
     )
-    gw.start()
-    await gw.wait_ready()
-    try:
-        await OutboxSender(clock=utcnow, outbox=ob, gateway=gw, poll_interval=0.05).run_until_idle(
-            idle_for=0.5
-        )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30  # generous: a loaded CI machine, not a speed check
-        while await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE status <> 'delivered'"):
-            assert loop.time() < deadline, "receipts did not arrive"
-            await asyncio.sleep(0.05)
-    finally:
-        await gw.stop()
     got = {s["destination"]: s for s in smppd.accepted() if s["destination"] in (callee, caller)}
     assert got[callee]["data_coding"] == 8  # UCS-2
     assert (
@@ -286,29 +261,17 @@ async def test_forwarded_receipt_of_a_subscribers_own_sms(
     owner, other, dst = "8613912345001", "8613912345002", "8613700000099"
     await subscriber(pool, owner, ["missed-call", "delivery-receipt"])
     await subscriber(pool, other, ["missed-call"])
-    ob = build_outbox(pool, CFG)
-    gw = SmppGateway(
-        SmppGatewayConfig(host="127.0.0.1", port=smppd.port),
-        on_receipt=ob.record_receipt,
-        on_mo=ob.record_mo,
-        on_foreign_receipt=ob.record_foreign_receipt,
-    )
-    gw.start()
-    await gw.wait_ready()
-    try:
+    async with outbox_gateway(pool, CFG, smppd, foreign_receipts=True):
         assert smppd.forward_receipt("ext-1", owner, dst) == 1
         assert smppd.forward_receipt("ext-2", other, dst) == 1
         # The gateway hands receipts over in order: once ext-3 is settled, ext-2 was too.
         assert smppd.forward_receipt("ext-3", owner, dst) == 1
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30  # generous: a loaded CI machine, not a speed check
-        while (
-            await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE destination = $1", owner) < 2
-        ):
-            assert loop.time() < deadline, "forwarded receipts did not arrive"
-            await asyncio.sleep(0.05)
-    finally:
-        await gw.stop()
+
+        async def both() -> bool:
+            n = await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE destination = $1", owner)
+            return bool(n >= 2)
+
+        await eventually(both, what="forwarded receipts did not arrive", timeout=30)
     rows = await pool.fetch("SELECT destination, text FROM sms_outbox ORDER BY id")
     assert [r["destination"] for r in rows] == [owner, owner]
     assert rows[0]["text"].startswith("您发给13700000099的短信已送达。")

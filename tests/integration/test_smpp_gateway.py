@@ -27,6 +27,7 @@ from scp.service.outbox import (
     SmppTemporaryError,
 )
 from tests import tshark
+from tests.helpers import eventually
 from tests.integration.smppd import Smppd, smppd_fixture, write_smpp_pcap
 
 pytestmark = pytest.mark.integration
@@ -76,14 +77,6 @@ class Recorder:
 
     def tap(self, direction: str, pdu: bytes) -> None:
         self.pdus.append((direction, pdu))
-
-
-async def eventually(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def started(server: Smppd, rec: Recorder, **kw: object) -> SmppGateway:
@@ -323,10 +316,10 @@ async def test_smsc_crash_and_restart_exactly_once(
         loop = asyncio.get_running_loop()
         at_crash = []
         for threshold in (100, 500):
-            await eventually(lambda t=threshold: outbox.count("submitted") >= t, 30)
+            await eventually(lambda t=threshold: outbox.count("submitted") >= t, timeout=30)
             at_crash.append(outbox.count("submitted"))
             await loop.run_in_executor(None, server.restart, 0.3)
-        await eventually(lambda: outbox.count("submitted") == n, 60)
+        await eventually(lambda: outbox.count("submitted") == n, timeout=60)
         assert max(at_crash) < n, at_crash  # both crashes came in the middle of the run
         sender.stop()
         await task

@@ -32,6 +32,7 @@ from scp.flows import provisioning as prov
 from scp.flows.outbox import OutboxSender, build_outbox
 from tests import tshark
 from tests.dates import today
+from tests.helpers import eventually
 from tests.integration.smppd import Smppd, smppd_fixture, write_smpp_pcap
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("any_day")]
@@ -53,14 +54,6 @@ class Tap:
 
     def __call__(self, direction: str, pdu: bytes) -> None:
         self.pdus.append((direction, pdu))
-
-
-async def wait_for(cond: Any, what: str, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await cond():
-        assert loop.time() < deadline, what
-        await asyncio.sleep(0.02)
 
 
 def check_pcap(tap: Tap, path: Path) -> None:
@@ -102,7 +95,7 @@ async def test_mo_answered_after_commit_and_failed_command_rescanned(
         async def answered() -> bool:
             return len(smppd.delivers()) > before
 
-        await wait_for(answered, "deliver_sm_resp for the MO")
+        await eventually(answered, what="deliver_sm_resp for the MO", timeout=20)
         [resp] = smppd.delivers()[before:]
         assert (resp["kind"], resp["attempt"], resp["status"]) == ("mo", 1, ESME_ROK)
         # answered after the row committed: the hook (which runs after that commit) came first
@@ -119,7 +112,7 @@ async def test_mo_answered_after_commit_and_failed_command_rescanned(
             return bool(await pool.fetchval("SELECT handled_at IS NOT NULL FROM sms_mo"))
 
         try:
-            await wait_for(handled, "the re-scan did not handle the MO")
+            await eventually(handled, what="the re-scan did not handle the MO", timeout=20)
             await asyncio.sleep(0.3)  # more re-scans: they must find nothing to do
         finally:
             stop.set()
@@ -184,12 +177,12 @@ async def test_failed_receipt_answered_rx_t_appn_and_redelivery_recorded(
                 == "delivered"
             )
 
-        await wait_for(delivered, "the redelivered receipt was not recorded")
+        await eventually(delivered, what="the redelivered receipt was not recorded", timeout=20)
 
         async def two_answers() -> bool:
             return len(smppd.delivers()) >= before + 2
 
-        await wait_for(two_answers, "the SMSC did not see both deliver_sm_resp")
+        await eventually(two_answers, what="the SMSC did not see both deliver_sm_resp", timeout=20)
     finally:
         await gw.stop()
     got = [(d["kind"], d["attempt"], d["status"]) for d in smppd.delivers()[before:]]
@@ -236,7 +229,7 @@ async def test_concatenated_mo_parts_answered_after_the_whole_is_stored(
         async def answered() -> bool:
             return len(smppd.delivers()) >= before + 2
 
-        await wait_for(answered, "deliver_sm_resp for both parts")
+        await eventually(answered, what="deliver_sm_resp for both parts", timeout=20)
     finally:
         await gw.stop()
     got = smppd.delivers()[before:]

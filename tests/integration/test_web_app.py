@@ -24,14 +24,9 @@ from scp.adapters.http import HttpServer
 from scp.config import ConfigError, parse_config
 from scp.web.app import create_app
 from scp.web.context import WebContext
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _serve(ctx: WebContext) -> HttpServer:
@@ -122,7 +117,7 @@ async def _stop(proc: subprocess.Popen[bytes], sig: int) -> tuple[int, str]:
 
 
 async def test_mcn_scp_run_serves_the_web_and_stops_it(tmp_path: Path, db_dsn: str) -> None:
-    m3ua, web = _free_port(), _free_port()
+    m3ua, web = free_port(), free_port()
     conf = tmp_path / "node.toml"
     conf.write_text(
         f'[m3ua]\nlisten = "127.0.0.1:{m3ua}"\n[smpp]\nbackend = "console"\n'
@@ -146,7 +141,7 @@ async def test_mcn_scp_run_serves_the_web_and_stops_it(tmp_path: Path, db_dsn: s
 
 
 async def test_mcn_scp_web_alone(tmp_path: Path, db_dsn: str) -> None:
-    web = _free_port()
+    web = free_port()
     conf = tmp_path / "web.toml"
     conf.write_text(f'[web]\nlisten = "127.0.0.1:{web}"\n[log]\nformat = "json"\n')
     proc = _start(["web"], conf, db_dsn)

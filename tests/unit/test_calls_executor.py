@@ -37,6 +37,7 @@ from scp.primitives import (
 from scp.service.calls import Callee
 from scp.service.dialogue import AC_CAP_V2_GSMSSF_SCF, AC_CAP_V4_GSMSSF_SCF, AC_INAP_CS1_SSF_SCF
 from scp.service.rating import RateTable
+from tests.helpers import eventually
 
 # Fixed times only: the same on any day and in any time zone (tests/dates.py).
 pytestmark = pytest.mark.usefixtures("any_day")
@@ -196,14 +197,6 @@ def _busy_call(user: Any, did: int = 1) -> None:
     user.handle(TcContinue(did, components=(Invoke(2, 24, erb_param(ac), op_class=4),)))
 
 
-async def _until(pred: Any, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        assert loop.time() < end, "condition not met"
-        await asyncio.sleep(0.005)
-
-
 # What a failed write proves (scp.state.calls_store): run again, and whether it may have
 # committed. asyncpg raises InterfaceError before sending anything; a server error aborts its
 # transaction; a connection lost mid-statement or a server going down leaves it unknown.
@@ -268,7 +261,7 @@ async def test_stale_connection_after_a_restart_is_replaced_at_once(
     monkeypatch.setattr(callflow, "write_records", stale_first)
     monkeypatch.setattr(callflow, "DB_RETRY_MIN", 60.0)  # a pause would fail the test
     _busy_call(user)
-    await _until(lambda: len(user.node.sent) == 2)
+    await eventually(lambda: len(user.node.sent) == 2)
     assert calls["n"] == 2 and [type(r).__name__ for r in user.written] == ["RecordMissedCall"]
     assert user.stats.db_retries == 1
 
@@ -290,7 +283,7 @@ async def test_missed_call_whose_commit_was_cut_off_is_written_again(
     monkeypatch.setattr(callflow, "write_records", cut_off)
     monkeypatch.setattr(callflow, "DB_RETRY_MIN", 0.0)
     _busy_call(user)
-    await _until(lambda: len(user.node.sent) == 2)
+    await eventually(lambda: len(user.node.sent) == 2)
     assert calls["n"] == 2 and user.written and not user.stats.records_in_doubt
 
 
@@ -337,7 +330,7 @@ async def test_database_past_the_budget_initialdp_gets_continue(
     user.budget = 0.05
     ac = AC_CAP_V2_GSMSSF_SCF
     user.handle(TcBegin(9, A, A, ac, components=(Invoke(1, 0, idp_param(ac)),)))
-    await _until(lambda: bool(user.node.sent))
+    await eventually(lambda: bool(user.node.sent))
     (end,) = user.node.sent
     assert isinstance(end, TcEnd) and [c.opcode for c in end.components] == [31]
     assert user.stats.continued_without_database == 1 and user.active_calls == 0
@@ -356,11 +349,11 @@ async def test_records_past_the_budget_the_call_is_still_routed(
 
     ac = AC_CAP_V2_GSMSSF_SCF
     user.handle(TcBegin(2, A, A, ac, components=(Invoke(1, 0, idp_param(ac)),)))
-    await _until(lambda: len(user.node.sent) == 1)  # the InitialDP was served: events armed
+    await eventually(lambda: len(user.node.sent) == 1)  # the InitialDP was served: events armed
     monkeypatch.setattr(callflow, "write_records", refused)
     user.budget = 0.1
     user.handle(TcContinue(2, components=(Invoke(2, 24, erb_param(ac), op_class=4),)))
-    await _until(lambda: len(user.node.sent) == 2)
+    await eventually(lambda: len(user.node.sent) == 2)
     routed = user.node.sent[-1]
     assert isinstance(routed, TcEnd) and [c.opcode for c in routed.components] == [20]
     assert tries["n"] >= 2  # tried again while the budget lasted

@@ -19,7 +19,7 @@ from scp.codecs.numbers import (
     TimeAndTimezone,
 )
 from tests import tshark
-from tests.unit.test_codecs_helpers import (
+from tests.unit.codec_frames import (
     PCAPS,
     components_from_pcap,
     invoke,

@@ -25,7 +25,7 @@ from tests import tshark
 from tests.unit import test_codecs_cap as tc
 from tests.unit import test_codecs_inap as ti
 from tests.unit import test_codecs_map as tm
-from tests.unit.test_codecs_helpers import PCAPS, components_from_pcap, invoke, wrap
+from tests.unit.codec_frames import PCAPS, components_from_pcap, invoke, wrap
 
 MUTATIONS = 10_000  # mutated parameters per hot operation
 V2, V4 = tc.V2, tc.V4

@@ -19,10 +19,11 @@ import pytest
 
 from scp.codecs import inap, ops
 from scp.codecs import map as m
+from tests.helpers import h
 from tests.unit import test_codecs_fastpath as fp
 from tests.unit import test_codecs_fastpath_encode as fe
 from tests.unit import test_inap_asn as ta
-from tests.unit.test_codecs_helpers import PCAPS, components_from_pcap
+from tests.unit.codec_frames import PCAPS, components_from_pcap
 
 INAP_AC = fp.ti.AC
 
@@ -43,7 +44,7 @@ def _inap_seeds() -> dict[tuple[int, str], list[bytes]]:
         if t is not None:
             add(code, inap.CODEC.ber_encode(t, value))
     for _n, code, _value, hexs in ta.GOLDEN:
-        add(code, ta._hex(hexs))
+        add(code, h(hexs))
     pcap = PCAPS / "inap_pcapr_ericsson-cs1plus_xudt-segmented_m2pa.pcap"
     for kind, code, p, _ac in components_from_pcap(pcap):
         add(code, p, "arg" if kind == "invoke" else "res")

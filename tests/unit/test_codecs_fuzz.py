@@ -14,6 +14,7 @@ import pytest
 from scp.codecs import cap, inap, ops
 from scp.codecs import map as m
 from scp.codecs.errors import CodecError, DecodeError
+from tests.helpers import mutate
 from tests.unit import test_codecs_cap as tc
 from tests.unit import test_codecs_inap as ti
 from tests.unit import test_codecs_map as tm
@@ -37,22 +38,12 @@ def _seeds_map() -> list[tuple[int, bytes | None, tuple[int, ...] | None]]:
     return [(*m.CODEC.encode_arg(op, ac=ac), ac) for _n, op, ac, _c in tm.ARGS]  # type: ignore[misc]
 
 
+# BER identifier and length octets the CAP / INAP / MAP parameters are made of.
+INTERESTING = (0x00, 0x30, 0x7F, 0x80, 0x81, 0x82, 0x9F, 0xA0, 0xBF, 0xFF)
+
+
 def _mutate(rng: random.Random, data: bytes) -> bytes:
-    b = bytearray(data)
-    for _ in range(rng.randrange(1, 4)):
-        what = rng.randrange(5)
-        if what == 0 and b:
-            b[rng.randrange(len(b))] = rng.randrange(256)
-        elif what == 1 and b:
-            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
-        elif what == 2 and b:
-            del b[rng.randrange(len(b)) :]
-        elif what == 3:
-            b.insert(rng.randrange(len(b) + 1), rng.randrange(256))
-        elif b:
-            i = rng.randrange(len(b))
-            b[i:i] = b[i : i + rng.randrange(1, 8)]
-    return bytes(b)
+    return mutate(rng, data, interesting=INTERESTING, rounds=(1, 2, 3))
 
 
 def _run(

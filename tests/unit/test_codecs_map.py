@@ -9,7 +9,7 @@ from scp.codecs import map as m
 from scp.codecs.errors import DecodeError
 from scp.codecs.numbers import AddressString
 from tests import tshark
-from tests.unit.test_codecs_helpers import (
+from tests.unit.codec_frames import (
     PCAPS,
     components_from_pcap,
     invoke,

@@ -57,7 +57,7 @@ from scp.primitives import (
     TcUAbort,
 )
 from tests import tshark
-from tests.unit.test_tcap_helpers import PC_PEER, PC_SCP, PEER, SCP, assert_tshark_clean
+from tests.unit.tcap_frames import PC_PEER, PC_SCP, PEER, SCP, assert_tshark_clean
 
 # -- the table itself ---------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from scp.codecs.ber import children, decode_integer, encode_integer, encode_oid,
 from scp.codecs.errors import DecodeError, EncodeError
 from scp.codecs.opcodes import InapErrorCode, InapOpcode, spec_names
 from tests import tshark
+from tests.helpers import h, m3ua_data, mutate, sccp_udt
 
 OPERATIONS = spec_names(InapOpcode)  # ETS 300 374-1 §6.4, the table the codec uses
 ERRORS = spec_names(InapErrorCode)
@@ -327,10 +328,6 @@ GOLDEN: list[tuple[str, int, Any, str]] = [
 ]
 
 
-def _hex(s: str) -> bytes:
-    return bytes.fromhex(s.replace(" ", ""))
-
-
 # -----------------------------------------------------------------------------------------
 # The generated module and the loader tables
 # -----------------------------------------------------------------------------------------
@@ -440,8 +437,8 @@ def test_result_and_error_parameters_round_trip() -> None:
 @pytest.mark.parametrize(("name", "opcode", "value", "wire"), GOLDEN, ids=[g[0] for g in GOLDEN])
 def test_golden(name: str, opcode: int, value: Any, wire: str) -> None:
     t = inap.inap_arg_type(opcode)
-    assert inap.encode_value(t, value).hex() == _hex(wire).hex()
-    assert inap.decode_value(t, _hex(wire)) == value
+    assert inap.encode_value(t, value).hex() == h(wire).hex()
+    assert inap.decode_value(t, h(wire)) == value
 
 
 def test_defaults_are_not_sent_and_come_back_absent() -> None:
@@ -458,27 +455,27 @@ def test_send_calculation_indication_is_the_standards_tag_1() -> None:
     # Wireshark's Q.1228 (CS-2) dissector dropped it, so the oracle frames leave it out.
     t = inap.inap_arg_type(35)
     value = {"aChBillingChargingCharacteristics": b"\x01", "sendCalculationToSCPIndication": True}
-    assert inap.encode_value(t, value) == _hex("30 06 80 01 01 81 01 ff")
-    assert inap.decode_value(t, _hex("30 06 80 01 01 81 01 ff")) == value
+    assert inap.encode_value(t, value) == h("30 06 80 01 01 81 01 ff")
+    assert inap.decode_value(t, h("30 06 80 01 01 81 01 ff")) == value
 
 
 def test_unknown_members_are_skipped_as_the_compatibility_rule_says() -> None:
     # ETS 300 374-1 §4.6.2: a receiver ignores parameters it does not know. Here a Q.1218
     # [11] miscCallInfo and an operator-specific [50] follow serviceKey in an InitialDP.
     # pycrate alone loses the members after such a tag, hence scp.codecs.asn._prune.
-    wire = _hex("30 11 80 01 64 ab 03 80 01 00 9f 32 03 010203 9c 01 0c")
+    wire = h("30 11 80 01 64 ab 03 80 01 00 9f 32 03 010203 9c 01 0c")
     assert inap.decode_value(inap.inap_arg_type(0), wire) == {
         "serviceKey": 100,
         "eventTypeBCSM": "termAttemptAuthorized",
     }
     # Nested, indefinite length: an unknown [5] inside a BCSMEvent, between known members.
-    wire = _hex("30 80 a0 80 30 80 80 01 0d 85 01 ff 81 01 00 00 00 00 00 00 00")
+    wire = h("30 80 a0 80 30 80 80 01 0d 85 01 ff 81 01 00 00 00 00 00 00 00")
     assert inap.decode_value(inap.inap_arg_type(23), wire) == {
         "bcsmEvents": [{"eventTypeBCSM": "tBusy", "monitorMode": "interrupted"}]
     }
     # A CHOICE without "..." (LegID) still refuses an alternative it does not define.
     with pytest.raises(DecodeError):
-        inap.decode_value(inap.inap_arg_type(24), _hex("30 08 80 01 0d a3 03 87 01 01"))
+        inap.decode_value(inap.inap_arg_type(24), h("30 08 80 01 0d a3 03 87 01 01"))
 
 
 @pytest.mark.parametrize(
@@ -495,7 +492,7 @@ def test_unknown_members_are_skipped_as_the_compatibility_rule_says() -> None:
 )
 def test_invalid_values_raise_decode_error(opcode: int, wire: str, where: str) -> None:
     with pytest.raises(DecodeError) as err:
-        inap.decode_value(inap.inap_arg_type(opcode), _hex(wire))
+        inap.decode_value(inap.inap_arg_type(opcode), h(wire))
     assert err.value.layer == "inap"
     assert where.lower() in str(err.value).lower()
 
@@ -536,28 +533,9 @@ def _tcap_end(dtid: int, components: list[bytes]) -> bytes:
     return tlv(0x64, tlv(0x49, dtid.to_bytes(4, "big")) + tlv(0x6C, b"".join(components)))
 
 
-def _sccp_udt(data: bytes, called_ssn: int = SSN_INAP, calling_ssn: int = SSN_INAP) -> bytes:
-    """Q.713 §4.10 UDT, class 1, both addresses route-on-SSN with only an SSN (AI 0x42)."""
-    called = bytes([0x42, called_ssn])
-    calling = bytes([0x42, calling_ssn])
-    assert len(data) <= 255
-    return (
-        bytes([0x09, 0x81, 3, 3 + len(called), 3 + len(called) + len(calling)])
-        + bytes([len(called)])
-        + called
-        + bytes([len(calling)])
-        + calling
-        + bytes([len(data)])
-        + data
-    )
-
-
-def _m3ua_data(sccp: bytes, opc: int = 100, dpc: int = 200, sls: int = 0) -> bytes:
-    """RFC 4666 §3.3.1 DATA with a Protocol Data parameter (0x0210): SI=3 SCCP, NI=2."""
-    pdata = struct.pack("!IIBBBB", opc, dpc, 3, 2, 0, sls) + sccp
-    param = struct.pack("!HH", 0x0210, 4 + len(pdata)) + pdata
-    param += b"\x00" * (-len(param) % 4)
-    return struct.pack("!BBBBI", 1, 0, 1, 1, 8 + len(param)) + param
+def _sccp_udt(data: bytes) -> bytes:
+    """Q.713 §4.10 UDT, class 1, both addresses route-on-SSN with only the INAP SSN (AI 0x42)."""
+    return sccp_udt(data, called_ssn=SSN_INAP, calling_ssn=SSN_INAP, protocol_class=0x81)
 
 
 def _frames() -> tuple[list[bytes], list[int]]:
@@ -569,22 +547,22 @@ def _frames() -> tuple[list[bytes], list[int]]:
         param = inap.encode_value(t, ARGS[op]) if t is not None else None
         ac = inap.AC_INAP_CS1_IP_TO_SCP if op in (16, 47, 48, 49) else inap.AC_INAP_CS1_SSP_TO_SCP
         tcap = _tcap_begin(0x1000 + i, [_invoke(1, op, param)], ac)
-        msgs.append(_m3ua_data(_sccp_udt(tcap), sls=i % 16))
+        msgs.append(m3ua_data(_sccp_udt(tcap), sls=i % 16))
         opcodes.append(op)
     # the golden encodings too, each in its own Begin
     for i, (_, op, _, wire) in enumerate(GOLDEN):
-        tcap = _tcap_begin(0x4000 + i, [_invoke(2, op, _hex(wire))], None)
-        msgs.append(_m3ua_data(_sccp_udt(tcap)))
+        tcap = _tcap_begin(0x4000 + i, [_invoke(2, op, h(wire))], None)
+        msgs.append(m3ua_data(_sccp_udt(tcap)))
         opcodes.append(op)
     # TC-END with the PACUI result: returnResultLast [2] {invokeID, SEQUENCE {opcode, result}}
     res = inap.encode_value(inap.inap_result_type(48), RESULT_48)
     rrl = tlv(0xA2, tlv(0x02, b"\x01") + tlv(0x30, tlv(0x02, b"\x30") + res))
-    msgs.append(_m3ua_data(_sccp_udt(_tcap_end(0x2000, [rrl]))))
+    msgs.append(m3ua_data(_sccp_udt(_tcap_end(0x2000, [rrl]))))
     # TC-END with each error that has a parameter: returnError [3] {invokeID, errcode, param}
     for code, value in ERROR_PARAMS.items():
         par = inap.encode_value(inap.inap_error_type(code), value)
         rer = tlv(0xA3, tlv(0x02, b"\x01") + tlv(0x02, encode_integer(code)) + par)
-        msgs.append(_m3ua_data(_sccp_udt(_tcap_end(0x3000 + code, [rer]))))
+        msgs.append(m3ua_data(_sccp_udt(_tcap_end(0x3000 + code, [rer]))))
     return msgs, opcodes
 
 
@@ -725,7 +703,7 @@ def test_ericsson_cs1plus_invokes_decode_as_far_as_the_core_set_goes() -> None:
     # STRING; the core type rightly refuses it.
     with pytest.raises(DecodeError, match="serviceInteractionIndicators"):
         inap.decode_value(inap.inap_arg_type(19), invokes[1][1])
-    assert invokes[1][1][:4] == _hex("30 0a 83 00")
+    assert invokes[1][1][:4] == h("30 0a 83 00")
     # The later RRBEs arm Ericsson-private event types (249, 250, 251): not in EventTypeBCSM.
     with pytest.raises(DecodeError, match="eventTypeBCSM"):
         inap.decode_value(inap.inap_arg_type(23), invokes[9][1])
@@ -738,22 +716,12 @@ def test_ericsson_cs1plus_invokes_decode_as_far_as_the_core_set_goes() -> None:
 # -----------------------------------------------------------------------------------------
 
 
+# BER octets worth planting: end-of-contents, high-tag-number and constructed forms, lengths.
+INTERESTING = (0x00, 0x1F, 0x30, 0x80, 0x81, 0x9F, 0xA0, 0xFF)
+
+
 def _mutate_bytes(rng: random.Random, data: bytes) -> bytes:
-    b = bytearray(data)
-    for _ in range(rng.randint(1, 3)):
-        kind = rng.randrange(5)
-        if kind == 0 and b:
-            b[rng.randrange(len(b))] = rng.randrange(256)
-        elif kind == 1 and b:
-            at = rng.randrange(len(b))
-            del b[at : at + rng.randint(1, 4)]
-        elif kind == 2:
-            b.insert(rng.randint(0, len(b)), rng.randrange(256))
-        elif kind == 3 and b:
-            b[rng.randrange(len(b))] = rng.choice([0x00, 0x1F, 0x30, 0x80, 0x81, 0x9F, 0xA0, 0xFF])
-        else:
-            b = b[: rng.randint(0, len(b))]
-    return bytes(b)
+    return mutate(rng, data, interesting=INTERESTING, rounds=(1, 2, 3))
 
 
 def _mutate(rng: random.Random, data: bytes) -> bytes:
@@ -779,7 +747,7 @@ def test_fuzz_decoders_raise_only_decode_error() -> None:
     types.append((48, inap.inap_result_type(48)))
     types += [(code, inap.inap_error_type(code)) for code in ERROR_PARAMS]
     seeds = {op: inap.encode_value(inap.inap_arg_type(op), v) for op, v in ARGS.items()}
-    seeds.update({op: _hex(w) for _, op, _, w in GOLDEN})
+    seeds.update({op: h(w) for _, op, _, w in GOLDEN})
     frames = typed = ok = 0
     for _ in range(650):
         for op, t in types:

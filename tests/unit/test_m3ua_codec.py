@@ -7,8 +7,6 @@ Each case is a value and its commented wire bytes; we check ``encode(value) == b
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from scp.codecs import m3ua as M
@@ -25,12 +23,7 @@ from scp.codecs.m3ua import MessageType as MT
 from scp.core.m3ua_framing import M3uaFramingError, M3uaStreamReader
 from scp.primitives import MtpTransfer
 from tests import tshark
-
-
-def h(text: str) -> bytes:
-    """Hex with ``#`` comments and any whitespace -> bytes."""
-    return bytes.fromhex(re.sub(r"#[^\n]*", "", text).replace(" ", "").replace("\n", ""))
-
+from tests.helpers import h
 
 XFER = MtpTransfer(opc=1, dpc=2, si=3, ni=2, mp=0, sls=5, data=b"abcde")
 

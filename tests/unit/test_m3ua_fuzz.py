@@ -17,6 +17,7 @@ from scp.codecs.m3ua import MessageType as MT
 from scp.core.m3ua_asp import AspState, Dropped, M3uaLayer, Transmit
 from scp.core.m3ua_framing import M3uaFramingError, M3uaStreamReader
 from scp.primitives import MtpTransfer
+from tests.helpers import mutate as shared_mutate
 
 SEED = 4666
 FRAMES = 12_000
@@ -56,24 +57,19 @@ def corpus() -> list[bytes]:
     return wires
 
 
+# Octets planted by the shared mutator: version, class, type and tag values at their limits.
+INTERESTING = (0x00, 0x01, 0x02, 0x03, 0x04, 0x09, 0x0A, 0x7F, 0x80, 0xFF)
+
+
 def mutate(rng: random.Random, seeds: list[bytes]) -> bytes:
     b = bytearray(rng.choice(seeds))
-    op = rng.randrange(7)
-    if op == 0:  # flip a few bits
-        for _ in range(rng.randint(1, 4)):
-            i = rng.randrange(len(b))
-            b[i] ^= 1 << rng.randrange(8)
-    elif op == 1:  # random byte values, header included
-        for _ in range(rng.randint(1, 3)):
-            b[rng.randrange(len(b))] = rng.randrange(256)
-    elif op == 2:  # truncate
-        del b[rng.randrange(len(b)) :]
-    elif op == 3:  # extend with junk
-        b += rng.randbytes(rng.randint(1, 12))
-    elif op == 4:  # splice a parameter of another message in
+    op = rng.randrange(5)
+    if op < 2:  # byte damage anywhere, header included
+        b = bytearray(shared_mutate(rng, bytes(b), interesting=INTERESTING))
+    elif op == 2:  # splice a parameter of another message in
         other = rng.choice(seeds)
         b += other[8:]
-    elif op == 5:  # mess with one parameter length field
+    elif op == 3:  # mess with one parameter length field
         if len(b) >= 12:
             b[10:12] = rng.randrange(65536).to_bytes(2, "big")
     else:  # pure noise

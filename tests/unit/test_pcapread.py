@@ -28,6 +28,7 @@ from scp.tools.pcapread import (
     read_capture,
 )
 from tests import tshark
+from tests.helpers import m3ua_data
 
 REAL = Path("/work/shared/pcaps/real")
 REAL_FILES = sorted(p for p in REAL.glob("*") if p.suffix in (".pcap", ".cap"))
@@ -48,18 +49,6 @@ SCCP_UDT = bytes.fromhex("0900030507024206024208086206480401020304")
 # ---------------------------------------------------------------------------------------------
 # Frame builders (the encode direction of the golden cases below)
 # ---------------------------------------------------------------------------------------------
-
-
-def m3ua_data(
-    opc: int, dpc: int, si: int, sls: int, data: bytes, ni: int = 2, mp: int = 0, rc: int | None = 1
-) -> bytes:
-    """M3UA DATA (RFC 4666 §3.3.1): [Routing Context] + Protocol Data, padded to 4 octets."""
-    params = b""
-    if rc is not None:
-        params += struct.pack("!HHI", 0x0006, 8, rc)
-    pd = struct.pack("!HHIIBBBB", 0x0210, 16 + len(data), opc, dpc, si, ni, mp, sls) + data
-    params += pd + b"\x00" * (-len(pd) % 4)
-    return struct.pack("!BBBBI", 1, 0, 1, 1, 8 + len(params)) + params
 
 
 M3UA_BEAT = bytes.fromhex("010003030000001000090008cafebabe")  # ASPSM BEAT + data
@@ -228,7 +217,7 @@ GOLDEN = [
             "010001010000002800060008000000010210001500001f9a00000e02030200050980030e19000000"
         ),
         MtpTransfer(opc=8090, dpc=3586, si=3, ni=2, mp=0, sls=5, data=bytes.fromhex("0980030e19")),
-        lambda: m3ua_data(8090, 3586, 3, 5, bytes.fromhex("0980030e19")),
+        lambda: m3ua_data(bytes.fromhex("0980030e19"), opc=8090, dpc=3586, si=3, sls=5, rc=1),
         id="m3ua-data",
     ),
     pytest.param(
@@ -398,7 +387,7 @@ def test_real_capture_details() -> None:
 
 
 def _msg(i: int) -> bytes:
-    return m3ua_data(100 + i, 200, 3, i & 15, SCCP_UDT)
+    return m3ua_data(SCCP_UDT, opc=100 + i, dpc=200, si=3, sls=i & 15, rc=1)
 
 
 @needs_tshark
@@ -423,7 +412,7 @@ def test_several_chunks_per_packet(tmp_path: Path) -> None:
 @needs_tshark
 @pytest.mark.tshark
 def test_fragmented_user_message_b_middle_e(tmp_path: Path) -> None:
-    big = m3ua_data(1, 2, 3, 4, SCCP_UDT * 20)
+    big = m3ua_data(SCCP_UDT * 20, opc=1, dpc=2, si=3, sls=4, rc=1)
     a, b, c = big[:150], big[150:300], big[300:]
     frames = [
         eth(ipv4(sctp([data_chunk(a, 100, ssn=7, flags=0x02)]))),  # B
@@ -450,7 +439,7 @@ def test_fragmented_user_message_b_middle_e(tmp_path: Path) -> None:
 
 
 def test_idata_fragments_and_unordered() -> None:
-    big = m3ua_data(5, 6, 3, 1, SCCP_UDT * 5)
+    big = m3ua_data(SCCP_UDT * 5, opc=5, dpc=6, si=3, sls=1, rc=1)
     parts = [big[:40], big[40:80], big[80:]]
     dec = CaptureDecoder()
     f1 = ipv4(sctp([idata_chunk(parts[0], 7, mid=3, ppid_fsn=3, flags=0x02)]))
@@ -482,7 +471,7 @@ def test_retransmitted_tsn_is_dropped_per_association() -> None:
     other = ipv4(sctp([data_chunk(_msg(1), 55)], vtag=0xBBBB), src="10.0.1.1", dst="10.0.1.2")
     assert len(dec.decode_frame(4, 0.3, 101, other)) == 1
     # A retransmission of a fragment does not duplicate the reassembled message.
-    big = m3ua_data(1, 2, 3, 4, SCCP_UDT * 4)
+    big = m3ua_data(SCCP_UDT * 4, opc=1, dpc=2, si=3, sls=4, rc=1)
     b = ipv4(sctp([data_chunk(big[:50], 60, flags=2)], vtag=0xAAAA))
     e = ipv4(sctp([data_chunk(big[50:], 61, flags=1)], vtag=0xAAAA))
     got = [dec.decode_frame(5 + i, 0.0, 101, f) for i, f in enumerate([b, b, e, e])]
@@ -711,7 +700,7 @@ def _seed_frames() -> dict[str, list[tuple[int, bytes]]]:
             carriers = {m.carrier for m in items if isinstance(m, CapturedMessage)}
             seeds[carriers.pop() if len(carriers) == 1 else "link"].append((reader.linktype, data))
         reader.close()
-    big = m3ua_data(1, 2, 3, 4, SCCP_UDT * 3)
+    big = m3ua_data(SCCP_UDT * 3, opc=1, dpc=2, si=3, sls=4, rc=1)
     seeds["sctp-fragments"] += [
         (101, ipv4(sctp([data_chunk(_msg(1), 1), data_chunk(M3UA_BEAT, 2)]))),
         (101, ipv4(sctp([data_chunk(big[:40], 3, flags=2)]))),
@@ -834,7 +823,7 @@ def test_tcp_gap_never_filled() -> None:
     assert [x.m3ua for x in end[1:]] == [m[2], m[3]]  # type: ignore[union-attr]
     # Held data beyond the bound: the gap is given up on while the capture goes on.
     dec = CaptureDecoder()
-    big = m3ua_data(1, 2, 3, 4, bytes(60_000))
+    big = m3ua_data(bytes(60_000), opc=1, dpc=2, si=3, sls=4, rc=1)
     seq = 0
     out: list = dec.decode_frame(
         1, 0.0, 101, ipv4(tcp(b"", 0xFFFFFFFF, sport=2905, dport=7001, flags=0x02), proto=6)

@@ -7,8 +7,6 @@ messages taken from /work/shared/pcaps/real/ (see its MANIFEST.md) are decode ve
 
 from __future__ import annotations
 
-import struct
-
 import pytest
 
 from scp.codecs.errors import DecodeError, EncodeError
@@ -31,19 +29,7 @@ from scp.codecs.sccp import (
 )
 from scp.primitives import GlobalTitle, RoutingIndicator, SccpAddress
 from tests import tshark
-
-
-def m3ua_data(sccp: bytes, *, opc: int = 200, dpc: int = 100, ni: int = 2, sls: int = 0) -> bytes:
-    """An M3UA DATA message (RFC 4666 §3.3.1) carrying one SCCP message (SI 3)."""
-    pd = struct.pack("!IIBBBB", opc, dpc, 3, ni, 0, sls) + sccp
-    param = struct.pack("!HH", 0x0210, 4 + len(pd)) + pd + b"\x00" * (-len(pd) % 4)
-    return struct.pack("!BBBBI", 1, 0, 1, 1, 8 + len(param)) + param
-
-
-def h(text: str) -> bytes:
-    """Hex with spaces and ``#`` comments (to the end of each line) removed."""
-    return bytes.fromhex("".join(line.split("#", 1)[0] for line in text.splitlines()))
-
+from tests.helpers import h, m3ua_data
 
 # A minimal TCAP Begin (otid 01020304) so that Wireshark's TCAP dissector stays clean.
 TCAP = bytes.fromhex("6206480401020304")
@@ -469,9 +455,12 @@ def test_gti2_odd_digits_keep_the_filler() -> None:
 
 @pytest.mark.tshark
 def test_golden_tshark_clean() -> None:
-    frames = [m3ua_data(wire) for _, wire in GOLDEN.values()]
+    frames = [m3ua_data(wire, opc=200, dpc=100) for _, wire in GOLDEN.values()]
     # SCMG messages travel between SSN 1 and SSN 1 in class 0 UDTs.
-    frames += [m3ua_data(encode(Udt(ssn(1), ssn(1), wire))) for _, wire in SCMG_GOLDEN.values()]
+    frames += [
+        m3ua_data(encode(Udt(ssn(1), ssn(1), wire)), opc=200, dpc=100)
+        for _, wire in SCMG_GOLDEN.values()
+    ]
     pcap = tshark.write_pcap(frames)
     tshark.assert_clean(pcap, expect_frames=len(frames))
     rows = tshark.fields(pcap, ["sccp.message_type", "sccp.called.ssn"])

@@ -40,7 +40,7 @@ from scp.primitives import (
     SccpAddress,
 )
 from tests import tshark
-from tests.unit.test_sccp_codec import m3ua_data
+from tests.helpers import m3ua_data
 
 OUR_PC = 100
 PEER_PC = 200

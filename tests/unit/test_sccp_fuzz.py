@@ -28,6 +28,7 @@ from scp.codecs.sccp import (
 )
 from scp.core.sccp import SccpLayer, SccpLog
 from scp.primitives import GlobalTitle, MtpTransfer, NUnitdata, RoutingIndicator, SccpAddress
+from tests.helpers import mutate
 from tests.unit.test_sccp_codec import GOLDEN, REAL
 from tests.unit.test_sccp_core import REAL_SEGMENTS
 
@@ -104,24 +105,19 @@ def _random_message(rng: random.Random) -> bytes:
     return encode(m)  # type: ignore[arg-type]
 
 
+# Message types (Q.713 §2.1: UDT, UDTS, XUDT, XUDTS, LUDT, LUDTS, connection-oriented, none)
+# planted at octet 0, and the pointer / length values that walk off the message.
+MESSAGE_TYPES = (0x09, 0x0A, 0x11, 0x12, 0x13, 0x14, 0x01, 0x00, 0xFF)
+POINTERS = (0x00, 0x01, 0x02, 0x03, 0x04, 0x7F, 0x80, 0xFE, 0xFF)
+
+
 def _mutate(rng: random.Random, frame: bytes) -> bytes:
-    b = bytearray(frame)
-    for _ in range(rng.randint(1, 4)):
-        op = rng.randrange(6)
-        if op == 0 and b:  # flip a byte
-            b[rng.randrange(len(b))] = rng.randrange(256)
-        elif op == 1 and b:  # nudge a pointer or length octet
-            i = rng.randrange(min(len(b), 12))
-            b[i] = (b[i] + rng.choice((-2, -1, 1, 2))) & 0xFF
-        elif op == 2:  # truncate
-            del b[rng.randrange(len(b) + 1) :]
-        elif op == 3:  # insert
-            i = rng.randrange(len(b) + 1)
-            b[i:i] = rng.randbytes(rng.randint(1, 4))
-        elif op == 4 and b:  # change the message type
-            b[0] = rng.choice((0x09, 0x0A, 0x11, 0x12, 0x13, 0x14, 0x01, 0x00, 0xFF))
-        else:  # append trailing garbage
-            b += rng.randbytes(rng.randint(1, 8))
+    b = bytearray(mutate(rng, frame, interesting=POINTERS))
+    if b and rng.random() < 0.2:
+        b[0] = rng.choice(MESSAGE_TYPES)
+    if b and rng.random() < 0.2:  # nudge a pointer or length octet of the fixed part
+        i = rng.randrange(min(len(b), 12))
+        b[i] = (b[i] + rng.choice((-2, -1, 1, 2))) & 0xFF
     return bytes(b)
 
 

@@ -18,6 +18,7 @@ from scp.service.outbox import (
     SmppPermanentError,
     SmppTemporaryError,
 )
+from tests.fakes import FakeGateway
 
 # Fixed times only: the same on any day and in any time zone (tests/dates.py).
 pytestmark = pytest.mark.usefixtures("any_day")
@@ -31,31 +32,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-class FakeGateway:
-    """Answers each submit from a script of outcomes (an exception or None = accepted)."""
-
-    def __init__(self, script: list[BaseException | None] | None = None) -> None:
-        self.script = list(script or [])
-        self.ready = True
-        self.calls: list[OutboundSms] = []
-        self.concurrent = 0
-        self.max_concurrent = 0
-
-    async def submit(self, sms: OutboundSms) -> str:
-        self.calls.append(sms)
-        mid = f"m{len(self.calls)}"
-        self.concurrent += 1
-        self.max_concurrent = max(self.max_concurrent, self.concurrent)
-        try:
-            await asyncio.sleep(0.001)
-            outcome = self.script.pop(0) if self.script else None
-            if outcome is not None:
-                raise outcome
-            return mid
-        finally:
-            self.concurrent -= 1
 
 
 async def test_window_and_all_submitted() -> None:

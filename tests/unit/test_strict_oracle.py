@@ -19,8 +19,8 @@ from scp.codecs.numbers import CalledPartyNumber, CallingPartyNumber
 from scp.codecs.tcap import Aare, Aarq, MessageType, TcapMessage
 from scp.primitives import Invoke, ReturnResult
 from tests import strict_asn1, tshark
+from tests.helpers import m3ua_data, sccp_udt
 from tests.strict_asn1 import check_pcap
-from tests.unit.test_codecs_helpers import m3ua_data, sccp_udt
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = sorted((ROOT / "pcaps").glob("*.pcap"))
@@ -53,7 +53,7 @@ def capture(path: Path, frames: list[tuple[bytes, tuple[str, int]]], ssn: int = 
     t = time.time()
     for i, (data, src) in enumerate(frames):
         w.write(
-            m3ua_data(sccp_udt(data, ssn, ssn)),
+            m3ua_data(sccp_udt(data, called_ssn=ssn, calling_ssn=ssn), rc=1),
             ts=t + i / 1000,
             src=src,
             dst=SCP if src == PEER else PEER,

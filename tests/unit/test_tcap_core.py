@@ -36,7 +36,7 @@ from scp.primitives import (
     TcUAbort,
     TcUni,
 )
-from tests.unit.test_tcap_helpers import PC_PEER, PC_SCP, PEER, SCP, assert_tshark_clean
+from tests.unit.tcap_frames import PC_PEER, PC_SCP, PEER, SCP, assert_tshark_clean
 
 CAP_V2 = (0, 4, 0, 0, 1, 0, 50, 1)
 CAP_V3 = (0, 4, 0, 0, 1, 21, 3, 4)

@@ -28,8 +28,8 @@ from scp.primitives import (
     TcEnd,
     TcUAbort,
 )
+from tests.unit.tcap_frames import PC_PEER, PEER, SCP, assert_tshark_clean
 from tests.unit.test_tcap_codec import GOLDEN
-from tests.unit.test_tcap_helpers import PC_PEER, PEER, SCP, assert_tshark_clean
 from tests.unit.test_tcap_real import REAL
 
 CAP_V2 = (0, 4, 0, 0, 1, 0, 50, 1)
@@ -39,6 +39,10 @@ SEEDS: list[bytes] = [w for _, _, w in GOLDEN] + [
 N_FRAMES = 12_000
 
 
+# Not yet on the shared mutator of tests/helpers.py: with it, test_codec_fuzz finds a Begin whose
+# AARQ carries an empty user-information ([30] ``be 00``) that decodes to b"" and re-encodes
+# without it (a defect of scp/codecs/tcap.py, pinned by the strict xfail in test_tcap_codec.py).
+# Switch once the codec is fixed.
 def mutate(rng: random.Random, data: bytes) -> bytes:
     b = bytearray(data)
     for _ in range(rng.choice((1, 1, 1, 2, 3, 5))):

@@ -1,12 +1,15 @@
-"""Helpers for the codec tests: wrap a component in TCAP/SCCP/M3UA, pull components from pcaps.
+"""Frames for the codec tests: wrap a component in TCAP/SCCP/M3UA, pull components from pcaps.
 
 Wrapping (for the Wireshark oracle): TCAP Begin/Continue/End (Q.773 §4.2) with an optional
 AARQ dialogue portion carrying the application context, in an SCCP UDT (Q.713 §4.10) routed on
-SSN, in an M3UA DATA message (RFC 4666 §3.3.1, Protocol Data tag 0x0210).
+SSN, in an M3UA DATA message (RFC 4666 §3.3.1, Protocol Data tag 0x0210) with Routing Context 1;
+the SCCP and M3UA framing comes from tests/helpers.py.
 
 Extraction (for the third-party captures): SCTP DATA chunks carrying M3UA (PPID 3), M2UA (2)
 or M2PA (5) down to SCCP UDT/XUDT (segments reassembled by local reference), then the TCAP
 components, each as (kind, opcode, parameter TLV, application context).
+
+Not a test module: the CAP, INAP, MAP, fast-path and strict-oracle tests import it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import struct
 from pathlib import Path
 
 from scp.codecs.ber import read_tlv
+from tests.helpers import m3ua_data, sccp_udt
 
 PCAPS = Path("/work/shared/pcaps/real")
 
@@ -92,32 +96,6 @@ def tcap(
     return tlv(tag, body)
 
 
-def sccp_udt(data: bytes, called_ssn: int, calling_ssn: int) -> bytes:
-    # Address indicator 0x42: route on SSN, SSN present, no PC, no GT (Q.713 §3.4.1).
-    called = bytes((0x42, called_ssn))
-    calling = bytes((0x42, calling_ssn))
-    p1 = 3
-    p2 = p1 + 1 + len(called) - 1
-    p3 = p2 + 1 + len(calling) - 1
-    return (
-        bytes((0x09, 0x80, p1, p2, p3))
-        + bytes((len(called),))
-        + called
-        + bytes((len(calling),))
-        + calling
-        + bytes((len(data),))
-        + data
-    )
-
-
-def m3ua_data(sccp: bytes, opc: int = 100, dpc: int = 200) -> bytes:
-    pd = struct.pack("!IIBBBB", opc, dpc, 3, 2, 0, 0) + sccp
-    pad = (-len(pd)) % 4
-    params = struct.pack("!HH", 0x0006, 8) + struct.pack("!I", 1)  # routing context 1
-    params += struct.pack("!HH", 0x0210, 4 + len(pd)) + pd + b"\x00" * pad
-    return struct.pack("!BBBBI", 1, 0, 1, 1, 8 + len(params)) + params
-
-
 def wrap(
     components: list[bytes],
     ac: tuple[int, ...] | None,
@@ -125,7 +103,8 @@ def wrap(
     calling_ssn: int,
     kind: str = "begin",
 ) -> bytes:
-    return m3ua_data(sccp_udt(tcap(components, ac, kind), called_ssn, calling_ssn))
+    udt = sccp_udt(tcap(components, ac, kind), called_ssn=called_ssn, calling_ssn=calling_ssn)
+    return m3ua_data(udt, rc=1)
 
 
 # ---------------------------------------------------------------------------------------------
