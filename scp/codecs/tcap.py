@@ -751,7 +751,8 @@ def _enc_version(v: bytes | None) -> bytes:
 
 
 def _enc_user_info(ui: bytes | None) -> bytes:
-    return tlv(TAG_USER_INFO, ui) if ui else b""
+    # None: absent; b"": present and empty (SEQUENCE OF EXTERNAL may be empty, Q.773 §4.2.2)
+    return tlv(TAG_USER_INFO, ui) if ui is not None else b""
 
 
 def encode_dialogue_portion(pdu: DialoguePdu) -> bytes:

@@ -619,6 +619,9 @@ def _selfcare_in(phase: Phase) -> SelfcareSession | None:
         s = SelfcareSession(settings(ivr_mode="etc"), call_ref="r", protocol="cap2")
         s.start(idp(key=200), Callee(CALLER, True, frozenset({"missed-call"})), 0.0, AT)
         return s
+    if phase is Phase.SC_LOGIN:  # a caller from another phone: the mobile number first
+        s, _ = selfcare(known=False)
+        return s
     if phase not in path:
         return None
     s, _ = selfcare()

@@ -597,10 +597,6 @@ def test_frames_of_the_tcap_tests_decode_as_tcap() -> None:
     assert_tshark_clean([bytes.fromhex("640e490206f76c08a10602010202011f")])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scp/codecs/tcap.py decodes an empty user-information to b'' but encodes b'' as absent",
-)
 def test_empty_user_information_survives_a_round_trip() -> None:
     # Found by the shared fuzz mutator (tests/helpers.py): an AARQ with user-information [30]
     # present and empty. Decode -> encode -> decode must give the same value.
