@@ -32,7 +32,6 @@ import json
 import os
 import pstats
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scratch import free_port  # noqa: E402
 
 from scp.codecs import cap, ops  # noqa: E402
 from scp.codecs.numbers import CalledPartyNumber, CallingPartyNumber, Cause  # noqa: E402
@@ -337,12 +338,6 @@ async def open_loop(d: Driver, rate: float, seconds: float) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _provision(dsn: str) -> None:
     import asyncpg
 
@@ -413,7 +408,7 @@ def _stop_scp(proc: subprocess.Popen[str]) -> None:
 
 async def _run(args: argparse.Namespace, dsn: str, tmp: Path) -> dict[str, Any]:
     await _provision(dsn)
-    port = _free_port()
+    port = free_port()
     config = tmp / "scp.toml"
     config.write_text(CONFIG.format(port=port, event_loop=args.event_loop))
     out: dict[str, Any] = {
@@ -453,7 +448,7 @@ async def _run(args: argparse.Namespace, dsn: str, tmp: Path) -> dict[str, Any]:
         _stop_scp(proc)
     out["profile"] = _profile_summary(prof)
     # the floor: the same driver, fixed answers, on its own process
-    floor_port = _free_port()
+    floor_port = free_port()
     proc = _start_scp(config, dsn, floor=floor_port)
     try:
         d = Driver(floor_port)
