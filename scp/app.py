@@ -123,11 +123,14 @@ class WorkerSeat:
 
 def worker_config(cfg: Config, index: int) -> Config:
     """The config of worker ``index`` (0-based) of the node ``cfg`` describes: its own worker ID
-    (``[node] worker_id`` + index) and, past the first, no web listener (one HTTP application
-    per node; the others would fight for its port)."""
+    (``[node] worker_id`` + index), its own ASP Identifier if one is set (``[m3ua]
+    asp_identifier`` + index: RFC 4666 §3.8.1, unique per ASP) and, past the first, no web
+    listener (one HTTP application per node; the others would fight for its port)."""
     node = replace(cfg.node, worker_id=cfg.node.worker_id + index, workers=1)
+    aid = cfg.m3ua.asp_identifier
+    m3ua = cfg.m3ua if aid is None else replace(cfg.m3ua, asp_identifier=aid + index)
     web = cfg.web if index == 0 else replace(cfg.web, listen="")
-    return replace(cfg, node=node, web=web)
+    return replace(cfg, node=node, m3ua=m3ua, web=web)
 
 
 def worker_seat(cfg: Config, directory: str, index: int) -> WorkerSeat:

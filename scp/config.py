@@ -742,6 +742,9 @@ class Config:
         self.screening.validate_pcs(self.m3ua.pcf.max_pc)
         if self.ivr.choice_window > self.service.window_hours * 3600:
             raise ConfigError("ivr.choice_window", "must not exceed service.window_hours")
+        # every worker is its own ASP: worker k identifies itself as asp_identifier + k
+        if (aid := self.m3ua.asp_identifier) is not None and aid + self.node.workers > 1 << 32:
+            raise ConfigError("m3ua.asp_identifier", "leaves no identifier for every worker")
 
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:

@@ -95,11 +95,11 @@ class Supervisor:
         try:
             w.proc = self._popen(w.command, preexec_fn=_unblock, process_group=0)
         except OSError as e:
-            log.error("worker could not start", worker=w.index, error=str(e))
+            log.error("worker could not start", index=w.index, error=str(e))
             self._schedule(w)
             return
         w.started = self._clock()
-        log.info("worker started", worker=w.index, pid=w.proc.pid)
+        log.info("worker started", index=w.index, pid=w.proc.pid)
 
     def _schedule(self, w: _Worker) -> None:
         now = self._clock()
@@ -107,7 +107,7 @@ class Supervisor:
             w.delay = self.restart_min
         w.proc = None
         w.restart_at = now + w.delay
-        log.warning("worker restarts", worker=w.index, retry_in=w.delay)
+        log.warning("worker restarts", index=w.index, retry_in=w.delay)
         w.delay = min(w.delay * 2, self.restart_max)
 
     def _reap(self) -> bool:
@@ -116,7 +116,7 @@ class Supervisor:
         for w in self.workers:
             if w.proc is None or (rc := w.proc.poll()) is None:
                 continue
-            log.error("worker died", worker=w.index, pid=w.proc.pid, status=rc)
+            log.error("worker died", index=w.index, pid=w.proc.pid, status=rc)
             if rc == EXIT_BAD_CONFIG:
                 bad = True
             self._schedule(w)

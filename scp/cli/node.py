@@ -100,12 +100,12 @@ def run(
 
 def _with_workers(cfg: Config, workers: int) -> Config:
     """``cfg`` with ``--workers`` in place of ``[node] workers`` (checked like the key)."""
-    node = dataclasses.replace(cfg.node, workers=workers)
+    cfg = dataclasses.replace(cfg, node=dataclasses.replace(cfg.node, workers=workers))
     try:
-        node.validate()
+        cfg.validate()
     except ConfigError as e:
         raise BadInputError(f"--workers: {e}") from None
-    return dataclasses.replace(cfg, node=node)
+    return cfg
 
 
 def _supervise(ctx: click.Context, cfg: Config, capture: str | None, demo: bool) -> int:

@@ -4,7 +4,8 @@ A simulated switch holds two associations that the kernel gave to different work
 a dialogue on the first (worker A answers with its TID), then sends the continuation, as an STP
 loadsharing over the ASPs of the application server would, on the second (worker B gets it).
 Worker B hands it to A over the node's local channel; A answers on its own association (the
-first, ARCHITECTURE §5). SIGTERM to the parent stops both workers cleanly. Every frame either
+first, ARCHITECTURE §5). A worker killed with SIGKILL is started again; SIGTERM to the parent
+stops both workers cleanly. Every frame either
 side saw goes through tshark and the strict ASN.1 oracle.
 """
 
@@ -166,6 +167,22 @@ async def test_continuation_on_the_other_workers_association_is_answered_by_its_
         # answered on the owner's own association: B's got no DATA at all
         assert not [m for m in b.peer.received if m[2:4] == b"\x01\x01"]
 
+        # A worker killed outright is started again by the parent and listens again.
+        (pid,) = [
+            e["pid"]
+            for e in _log(log)
+            if e.get("event") == "worker started" and e.get("index") == worker - FIRST_WORKER_ID
+        ]
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.wait_for(b.peer.closed.wait(), 10)
+        await _until(
+            "the killed worker up again",
+            lambda: sum(e.get("event") == "scp node up" for e in _log(log)) == 3,
+            proc,
+        )
+        peer, _ = await _connect(port, tmp_path / f"peer-{len(peers)}.pcap", proc, log)
+        peers.append(peer)
+
         proc.send_signal(signal.SIGTERM)
         for p in peers:
             if p.transport is not None:
@@ -181,7 +198,7 @@ async def test_continuation_on_the_other_workers_association_is_answered_by_its_
             p.finish()
     text = log.read_text()
     assert rc == 0, text
-    assert text.count("scp node stopped") == 2, text
+    assert text.count("scp node stopped") == 2, text  # the two workers up at the end
     assert "workers stopped" in text
     events = {e.get("event") for e in _log(log)}
     assert "message for another worker dropped" not in events
