@@ -394,7 +394,7 @@ class Node(AssociationHandler):
         """A message for a sibling worker's transaction goes to that worker (ARCHITECTURE §5)."""
         link = self.worker_link
         if link is None or not link.send(o.worker_id, encode_forward(o.ind, self.cfg.m3ua.pcf)):
-            self.log.warning("message for another worker dropped", worker=o.worker_id)
+            self.log.warning("message for another worker dropped", owner=o.worker_id)
 
     def _forwarded(self, frame: bytes) -> None:
         """A sibling handed us a message for one of our transactions: into our TCAP."""

@@ -1,7 +1,8 @@
 """The parent of ``mcn-scp run --workers N``: starts the worker processes and keeps them running.
 
 Each worker is a whole node process (``mcn-scp run`` with its worker index); the parent does no
-signalling itself. It restarts a worker that died (after a delay that doubles while the worker
+signalling itself. It tells each worker how many times it has been started (``START_ENV``: a
+restarted worker writes its capture to a new file). It restarts a worker that died (after a delay that doubles while the worker
 keeps dying young, so a worker that cannot start does not spin), passes SIGTERM / SIGINT on to
 every worker and waits for their clean stop (ASP down toward the peers), and gives up with the
 worker's exit status 2 when a worker refuses its configuration (restarting cannot cure that).
@@ -13,6 +14,7 @@ signals blocked), so a worker's death (SIGCHLD) and a stop request wake it at on
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -21,8 +23,9 @@ from typing import Any
 
 import structlog
 
-__all__ = ["Supervisor", "EXIT_BAD_CONFIG"]
+__all__ = ["Supervisor", "EXIT_BAD_CONFIG", "START_ENV"]
 
+START_ENV = "MCN_WORKER_START"  # 1 at a worker's first start, 2 at its first restart...
 EXIT_BAD_CONFIG = 2  # what `mcn-scp` exits with on bad input (a config the worker refused)
 _SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
 _STABLE = 60.0  # s a worker must have run for its next restart to be quick again
@@ -36,13 +39,14 @@ def _unblock() -> None:
 
 
 class _Worker:
-    __slots__ = ("index", "command", "proc", "started", "delay", "restart_at")
+    __slots__ = ("index", "command", "proc", "started", "starts", "delay", "restart_at")
 
     def __init__(self, index: int, command: Sequence[str], delay: float) -> None:
         self.index = index
         self.command = list(command)
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
+        self.starts = 0
         self.delay = delay
         self.restart_at: float | None = None
 
@@ -92,8 +96,10 @@ class Supervisor:
 
     def _spawn(self, w: _Worker) -> None:
         w.restart_at = None
+        w.starts += 1
+        env = dict(os.environ, **{START_ENV: str(w.starts)})
         try:
-            w.proc = self._popen(w.command, preexec_fn=_unblock, process_group=0)
+            w.proc = self._popen(w.command, env=env, preexec_fn=_unblock, process_group=0)
         except OSError as e:
             log.error("worker could not start", index=w.index, error=str(e))
             self._schedule(w)

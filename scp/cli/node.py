@@ -6,6 +6,7 @@ missed call become an SMS on it once it is up (:mod:`scp.tools.demo`, what ``mak
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import sys
 import tempfile
@@ -13,7 +14,7 @@ import tempfile
 import click
 import structlog
 
-from scp.adapters.supervisor import Supervisor
+from scp.adapters.supervisor import START_ENV, Supervisor
 from scp.app import Services, WorkerSeat, main_run, main_web, worker_config, worker_seat
 from scp.cli.common import BadInputError, get_config
 from scp.cli.logs import configure_logging
@@ -71,13 +72,16 @@ def run(
     if workers is not None:
         cfg = _with_workers(cfg, workers)
     seat: WorkerSeat | None = None
-    if worker_index is not None and worker_dir is not None:  # one of the parent's workers
+    if worker_index is not None:  # one of the parent's workers
+        if worker_dir is None:
+            raise BadInputError("--worker-index needs --worker-dir")
         if not 0 <= worker_index < cfg.node.workers:
             raise BadInputError(f"--worker-index {worker_index}: not one of {cfg.node.workers}")
         seat = worker_seat(cfg, worker_dir, worker_index)
         cfg = worker_config(cfg, worker_index)
-        if capture:
-            capture = f"{capture}.w{worker_index}"
+        if capture:  # one file per worker, and per life: a restart keeps what came before
+            start = os.environ.get(START_ENV, "1")
+            capture = f"{capture}.w{worker_index}" + (f".{start}" if start != "1" else "")
     elif cfg.node.workers > 1:
         ctx.exit(_supervise(ctx, cfg, capture, demo))
     on_started = None

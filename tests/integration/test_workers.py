@@ -180,8 +180,15 @@ async def test_continuation_on_the_other_workers_association_is_answered_by_its_
             lambda: sum(e.get("event") == "scp node up" for e in _log(log)) == 3,
             proc,
         )
-        peer, _ = await _connect(port, tmp_path / f"peer-{len(peers)}.pcap", proc, log)
-        peers.append(peer)
+        for _ in range(ATTEMPTS):
+            peer, up = await _connect(port, tmp_path / f"peer-{len(peers)}.pcap", proc, log)
+            peers.append(peer)
+            if up == worker:
+                break
+            peer.close()
+            await asyncio.wait_for(peer.closed.wait(), 5)
+        else:
+            raise AssertionError("no association reached the restarted worker")
 
         proc.send_signal(signal.SIGTERM)
         for p in peers:
@@ -205,15 +212,23 @@ async def test_continuation_on_the_other_workers_association_is_answered_by_its_
     assert "forwarded message failed" not in events
     rows = await clean_pool.fetch("SELECT callee, reason, cause FROM missed_call")
     assert [tuple(r) for r in rows] == [(CALLEE, "busy", 17)]
-    for w in (0, 1):
-        tshark.assert_clean(tmp_path / f"run.pcap.w{w}")
+    restarted = worker - FIRST_WORKER_ID
+    for name in ("run.pcap.w0", "run.pcap.w1", f"run.pcap.w{restarted}.2"):
+        tshark.assert_clean(tmp_path / name)
     for i in range(len(peers)):
         tshark.assert_clean(tmp_path / f"peer-{i}.pcap")
 
 
-def test_bad_worker_count_exits_2_naming_the_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ("[node]\nworker_id = 250\n", "node.workers"),  # IDs 250..256: past one octet
+        ('[m3ua]\nlisten = "127.0.0.1:0"\n', "m3ua.listen"),  # a port each: nothing shared
+    ],
+)
+def test_bad_workers_exit_2_naming_the_key(tmp_path: Path, toml: str, key: str) -> None:
     conf = tmp_path / "node.toml"
-    conf.write_text("[node]\nworker_id = 250\n")
+    conf.write_text(toml)
     out = subprocess.run(
         [sys.executable, "-m", "scp", "--config", str(conf), "run", "--workers", "7"],
         capture_output=True,
@@ -221,4 +236,4 @@ def test_bad_worker_count_exits_2_naming_the_key(tmp_path: Path) -> None:
         timeout=60,
     )
     assert out.returncode == 2, out.stderr
-    assert "node.workers" in out.stderr
+    assert key in out.stderr

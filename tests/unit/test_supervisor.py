@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scp.adapters.supervisor import EXIT_BAD_CONFIG, Supervisor
+from scp.adapters.supervisor import EXIT_BAD_CONFIG, START_ENV, Supervisor
 from scp.app import worker_config, worker_seat
 from scp.config import ConfigError, parse_config
 
@@ -60,15 +60,16 @@ def test_a_worker_refusing_its_config_stops_the_others_and_gives_2(tmp_path: Pat
 
 
 def test_a_dead_worker_is_restarted_and_sigterm_stops_all(tmp_path: Path) -> None:
-    """The worker dies at once twice (its starts are counted in a file), then stays up; the
-    test's SIGTERM to the parent, once the third start is seen, reaches it and ends the run."""
+    """The worker dies at once twice (each start writes its START_ENV to a file), then stays
+    up; the test's SIGTERM to the parent, once the third start is seen, reaches it and ends
+    the run."""
     starts = tmp_path / "starts"
     code = (
-        "import pathlib, signal, sys, time\n"
+        "import os, pathlib, signal, sys, time\n"
         f"p = pathlib.Path({str(starts)!r})\n"
-        "n = len(p.read_text()) if p.exists() else 0\n"
-        "p.write_text('x' * (n + 1))\n"
-        "if n < 2: sys.exit(1)\n"
+        "prev = p.read_text() if p.exists() else ''\n"
+        f"p.write_text(prev + os.environ[{START_ENV!r}])\n"
+        "if len(prev) < 2: sys.exit(1)\n"
         "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
         "time.sleep(60)\n"
     )
@@ -90,6 +91,6 @@ def test_a_dead_worker_is_restarted_and_sigterm_stops_all(tmp_path: Path) -> Non
     finally:
         done.set()
         watcher.join()
-    assert len(starts.read_text()) == 3
+    assert starts.read_text() == "123"
     (w,) = sup.workers
     assert w.proc is not None and w.proc.returncode == 0  # stopped by its SIGTERM
