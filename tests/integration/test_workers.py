@@ -5,8 +5,8 @@ a dialogue on the first (worker A answers with its TID), then sends the continua
 loadsharing over the ASPs of the application server would, on the second (worker B gets it).
 Worker B hands it to A over the node's local channel; A answers on its own association (the
 first, ARCHITECTURE §5). A worker killed with SIGKILL is started again; SIGTERM to the parent
-stops both workers cleanly. Every frame either
-side saw goes through tshark and the strict ASN.1 oracle.
+stops both workers cleanly. In the client role each worker brings up its own association.
+Every frame either side saw goes through tshark and the strict ASN.1 oracle.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from typing import Any
 
 import pytest
 
+from scp.app import Node
+from scp.config import parse_config
+from scp.core.m3ua_asp import AspState
 from scp.primitives import TcContinue, TcEnd
 from scp.service.dialogue import AC_CAP_V2_GSMSSF_SCF
 from tests import tshark
@@ -65,10 +68,10 @@ def _log(path: Path) -> list[dict[str, Any]]:
     return [e for e in out if isinstance(e, dict)]
 
 
-async def _until(what: str, found: Callable[[], Any], proc: subprocess.Popen[bytes]) -> Any:
+async def _until(what: str, found: Callable[[], Any], proc: subprocess.Popen[bytes] | None) -> Any:
     deadline = time.monotonic() + 60
     while not (got := found()):
-        assert proc.poll() is None, f"mcn-scp run exited while waiting for {what}"
+        assert proc is None or proc.poll() is None, f"mcn-scp run exited while waiting for {what}"
         assert time.monotonic() < deadline, f"no {what}"
         await asyncio.sleep(0.1)
     return got
@@ -237,3 +240,46 @@ def test_bad_workers_exit_2_naming_the_key(tmp_path: Path, toml: str, key: str) 
     )
     assert out.returncode == 2, out.stderr
     assert key in out.stderr
+
+
+async def test_client_role_workers_each_bring_up_their_own_association(
+    tmp_path: Path, db_dsn: str
+) -> None:
+    """[m3ua] role = client: each worker connects out on its own; the far end (our cores in
+    the server role, in this process) sees two ASPs active, and both go down on SIGTERM."""
+    far = Node(parse_config('[m3ua]\nlisten = "127.0.0.1:0"\n'), capture=tmp_path / "far.pcap")
+    await far.start()
+    port = far.transport.listening[0][1]
+    conf = tmp_path / "node.toml"
+    conf.write_text(
+        f"[node]\nworker_id = {FIRST_WORKER_ID}\nworkers = 2\n[m3ua]\nrole = 'client'\n"
+        f"peers = ['127.0.0.1:{port}']\nlocal_pc = 200\n[smpp]\nbackend = 'console'\n"
+    )
+    log = tmp_path / "run.log"
+    stderr = log.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scp", "--config", str(conf), "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        env=dict(os.environ, MCN_DATABASE_URL=db_dsn),
+    )
+    m3ua = far.stack.m3ua
+    try:
+        await _until(
+            "two ASPs active",
+            lambda: sum(m3ua.asp_state(a) is AspState.ACTIVE for a in far.association_ids) == 2,
+            proc,
+        )
+        proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30)
+        await _until("both associations gone", lambda: not far.association_ids, proc=None)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        stderr.close()
+        await far.stop()
+    text = log.read_text()
+    assert rc == 0, text
+    assert text.count("scp node stopped") == 2, text
+    tshark.assert_clean(tmp_path / "far.pcap")
