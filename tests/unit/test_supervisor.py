@@ -47,14 +47,21 @@ def _python(code: str) -> list[str]:
 
 
 def test_a_worker_refusing_its_config_stops_the_others_and_gives_2(tmp_path: Path) -> None:
-    stopped = tmp_path / "stopped"
+    stopped, ready = tmp_path / "stopped", tmp_path / "ready"
     waits = (
         "import pathlib, signal, sys, time\n"
         f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(stopped)!r}).touch(),"
         " sys.exit(0)))\n"
+        f"pathlib.Path({str(ready)!r}).touch()\n"
         "time.sleep(60)\n"
     )
-    sup = Supervisor([_python(waits), _python("import sys; sys.exit(2)")])
+    # refuses once the other one listens for SIGTERM (Python starts slowly on a busy machine)
+    refuses = (
+        "import pathlib, sys, time\n"
+        f"while not pathlib.Path({str(ready)!r}).exists(): time.sleep(0.01)\n"
+        "sys.exit(2)\n"
+    )
+    sup = Supervisor([_python(waits), _python(refuses)])
     assert sup.run() == EXIT_BAD_CONFIG
     assert stopped.exists()  # the other worker got SIGTERM, not SIGKILL
 
@@ -67,10 +74,10 @@ def test_a_dead_worker_is_restarted_and_sigterm_stops_all(tmp_path: Path) -> Non
     code = (
         "import os, pathlib, signal, sys, time\n"
         f"p = pathlib.Path({str(starts)!r})\n"
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"  # before it says it started
         "prev = p.read_text() if p.exists() else ''\n"
         f"p.write_text(prev + os.environ[{START_ENV!r}])\n"
         "if len(prev) < 2: sys.exit(1)\n"
-        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
         "time.sleep(60)\n"
     )
     main = threading.main_thread().ident
