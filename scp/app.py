@@ -20,6 +20,7 @@ import datetime as dt
 import signal
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from scp.adapters.sctp import SctpTransport, sctp_available
 from scp.adapters.smpp import make_gateway
 from scp.adapters.tcp import TcpTransport
 from scp.adapters.transport import AssociationHandler
+from scp.adapters.worker_link import WorkerLink
 from scp.config import Config, ConfigError, _host_port
 from scp.core.m3ua_asp import (
     AspState,
@@ -49,7 +51,8 @@ from scp.core.m3ua_asp import (
 )
 from scp.core.sccp import SccpLayer, SccpLog
 from scp.core.stack import SigtranStack, StackOutput
-from scp.core.tcap import DialogueState, TcapLayer, TcapLog
+from scp.core.tcap import DialogueState, ForwardToWorker, TcapLayer, TcapLog
+from scp.core.worker_link import WorkerLinkError, decode_forward, encode_forward
 from scp.flows import api as api_flow
 from scp.flows import voicemail as voicemail_flow
 from scp.flows.calls import CallUser, build_call_user
@@ -70,8 +73,9 @@ log = structlog.get_logger("scp.node")
 SHUTDOWN_GRACE = 1.0  # s to wait for ASPDN_ACK / queued writes before closing sockets
 
 
-def build_stack(cfg: Config) -> SigtranStack:
-    """The cores exactly as the live node uses them (replay, simulator and bench call this too)."""
+def build_stack(cfg: Config, *, siblings: frozenset[int] = frozenset()) -> SigtranStack:
+    """The cores exactly as the live node uses them (replay, simulator and bench call this too);
+    ``siblings``: the worker IDs of the node's other processes (``mcn-scp run --workers``)."""
     m = cfg.m3ua
     return SigtranStack(
         m3ua=M3uaLayer(
@@ -103,8 +107,36 @@ def build_stack(cfg: Config) -> SigtranStack:
             invoke_timeout=cfg.tcap.invoke_timeout,
             max_dialogues=cfg.tcap.max_dialogues,
             max_dialogues_per_peer=cfg.tcap.max_dialogues_per_peer,
+            siblings=siblings,
         ),
     )
+
+
+@dataclass(frozen=True)
+class WorkerSeat:
+    """Where a worker of ``mcn-scp run --workers N`` sits: the directory of the node's
+    worker sockets and the worker IDs of its siblings."""
+
+    directory: str
+    siblings: frozenset[int]
+
+
+def worker_config(cfg: Config, index: int) -> Config:
+    """The config of worker ``index`` (0-based) of the node ``cfg`` describes: its own worker ID
+    (``[node] worker_id`` + index), its own ASP Identifier if one is set (``[m3ua]
+    asp_identifier`` + index: RFC 4666 §3.8.1, unique per ASP) and, past the first, no web
+    listener (one HTTP application per node; the others would fight for its port)."""
+    node = replace(cfg.node, worker_id=cfg.node.worker_id + index, workers=1)
+    aid = cfg.m3ua.asp_identifier
+    m3ua = cfg.m3ua if aid is None else replace(cfg.m3ua, asp_identifier=aid + index)
+    web = cfg.web if index == 0 else replace(cfg.web, listen="")
+    return replace(cfg, node=node, m3ua=m3ua, web=web)
+
+
+def worker_seat(cfg: Config, directory: str, index: int) -> WorkerSeat:
+    """Worker ``index``'s seat among the ``[node] workers`` of the node ``cfg`` describes."""
+    ids = range(cfg.node.worker_id, cfg.node.worker_id + cfg.node.workers)
+    return WorkerSeat(directory, frozenset(i for i in ids if i != cfg.node.worker_id + index))
 
 
 class Node(AssociationHandler):
@@ -119,13 +151,20 @@ class Node(AssociationHandler):
         capture: str | Path | None = None,
         users: Callable[[Node], list[DialogueUser]] | None = None,
         stats: NodeStats | None = None,
+        workers: WorkerSeat | None = None,
     ) -> None:
         self.cfg = cfg
         # the TC boundary is counted here for /metrics (the TC-users count in the same object)
         self.stats = stats if stats is not None else getattr(users, "stats", None) or NodeStats()
         self.clock = clock
         self.wallclock = wallclock
-        self.stack = build_stack(cfg)
+        self.stack = build_stack(cfg, siblings=workers.siblings if workers else frozenset())
+        # the channel to the sibling workers (`mcn-scp run --workers N`), None when alone
+        self.worker_link = (
+            WorkerLink(workers.directory, cfg.node.worker_id, self._forwarded)
+            if workers is not None
+            else None
+        )
         # TC-users, first match wins on TC-BEGIN (TcUsers for the node with its database);
         # none given, the stack alone (tests, benchmarks) answers InitialDP with Continue.
         self.screener = Screener(cfg.screening, stats=self.stats.screening)
@@ -138,6 +177,8 @@ class Node(AssociationHandler):
         self._peers: dict[int, tuple[tuple[str, int], tuple[str, int]]] = {}
         self._capture = SctpPcapWriter.open(str(capture)) if capture else None
         self.log = log.bind(node=cfg.node.name)
+        if workers is not None:  # which of the node's processes says it
+            self.log = self.log.bind(worker=cfg.node.worker_id)
         self.driver: CoreDriver[StackOutput] = CoreDriver(
             self.stack, self._output, clock=clock, logger=self.log
         )
@@ -154,6 +195,7 @@ class Node(AssociationHandler):
             reconnect_min=m.reconnect_min,
             reconnect_max=m.reconnect_max,
             max_connections=m.max_connections,
+            reuse_port=self.worker_link is not None,
         )
         if m.transport == "sctp":
             ok, why = sctp_available()
@@ -219,6 +261,8 @@ class Node(AssociationHandler):
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.worker_link is not None:
+            self.worker_link.start()  # before the associations: a sibling may forward at once
         await self.transport.start()
         self.log.info(
             "scp node up",
@@ -265,6 +309,8 @@ class Node(AssociationHandler):
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.05)  # let the last writes leave the socket buffers
         await self.transport.stop()
+        if self.worker_link is not None:
+            self.worker_link.stop()
         self.driver.close()
         if self._capture is not None:
             self._capture.close()
@@ -332,6 +378,8 @@ class Node(AssociationHandler):
                 self.transport.close_association(o.assoc_id, o.reason)
             case AspStateChanged():
                 self.log.info("asp state", assoc=o.assoc_id, old=str(o.old), new=str(o.new))
+            case ForwardToWorker():
+                self._forward(o)
             case AsStateChanged() | Dropped() | MtpStatus() | PeerNotify() | SccpLog() | TcapLog():
                 self._log_output(o)
             case _:  # what remains is a TC indication: mypy checks handle() takes exactly that
@@ -341,6 +389,24 @@ class Node(AssociationHandler):
                 for req in self.user.handle(o):
                     req = self._outgoing(req, now)
                     self.driver.feed(partial(_tc_request, stack, req), "tc request")
+
+    def _forward(self, o: ForwardToWorker) -> None:
+        """A message for a sibling worker's transaction goes to that worker (ARCHITECTURE §5)."""
+        link = self.worker_link
+        if link is None or not link.send(o.worker_id, encode_forward(o.ind, self.cfg.m3ua.pcf)):
+            self.log.warning("message for another worker dropped", owner=o.worker_id)
+
+    def _forwarded(self, frame: bytes) -> None:
+        """A sibling handed us a message for one of our transactions: into our TCAP."""
+        try:
+            ind = decode_forward(frame, self.cfg.m3ua.pcf)
+        except WorkerLinkError as e:
+            self.log.warning("bad frame from a sibling worker dropped", error=str(e))
+            return
+        stack = self.stack
+        self.driver.feed(
+            lambda now: stack.receive_forwarded(ind, now), "forwarded message", data=ind.data
+        )
 
     def _transmit(self, o: Transmit) -> None:
         if not self.transport.send(o.assoc_id, o.stream, o.data):
@@ -416,7 +482,14 @@ class Services:
     down and the pool closes.
     """
 
-    def __init__(self, cfg: Config, pool: asyncpg.Pool, *, capture: str | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        pool: asyncpg.Pool,
+        *,
+        capture: str | None = None,
+        workers: WorkerSeat | None = None,
+    ) -> None:
         self.cfg = cfg
         self.pool = pool
         self.outbox = build_outbox(pool, cfg)
@@ -427,7 +500,7 @@ class Services:
             on_foreign_receipt=self.outbox.record_foreign_receipt,
         )
         self.users = build_users(pool, cfg)
-        self.node = Node(cfg, capture=capture, users=self.users)
+        self.node = Node(cfg, capture=capture, users=self.users, workers=workers)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.sender: OutboxSender | None = None
@@ -616,11 +689,13 @@ async def run_node(
     *,
     capture: str | None = None,
     on_started: Callable[[Services], object] | None = None,
+    workers: WorkerSeat | None = None,
 ) -> None:
-    """``mcn-scp run``: everything up, serve until SIGINT/SIGTERM, everything down cleanly."""
+    """``mcn-scp run``: everything up, serve until SIGINT/SIGTERM, everything down cleanly;
+    ``workers``: this process is one worker of several (``mcn-scp run --workers N``)."""
     pool = await open_migrated_pool(options=cfg.database)
     try:
-        services = Services(cfg, pool, capture=capture)
+        services = Services(cfg, pool, capture=capture, workers=workers)
         await services.start()
         try:
             extra: asyncio.Task[object] | None = None
@@ -653,10 +728,11 @@ def main_run(
     *,
     capture: str | None = None,
     on_started: Callable[[Services], object] | None = None,
+    workers: WorkerSeat | None = None,
 ) -> None:
     """:func:`run_node` until SIGINT/SIGTERM (the process's main loop)."""
     with contextlib.suppress(KeyboardInterrupt):
-        run_in_loop(cfg, run_node(cfg, capture=capture, on_started=on_started))
+        run_in_loop(cfg, run_node(cfg, capture=capture, on_started=on_started, workers=workers))
 
 
 async def run_stop_hooks(ctx: WebContext | None) -> None:

@@ -66,12 +66,16 @@ class NodeConfig:
 
     name: str = "scp-1"
     worker_id: int = 0
+    # `mcn-scp run` starts this many worker processes, with worker IDs worker_id,
+    # worker_id + 1 ... (ARCHITECTURE §5); `--workers` overrides it
+    workers: int = 1
     # the event loop `mcn-scp run` and `mcn-scp web` use: asyncio's own, or uvloop (libuv;
     # the optional dependency `pip install mcn-scp[uvloop]`)
     event_loop: Literal["asyncio", "uvloop"] = "asyncio"
 
     def validate(self) -> None:
         _range(self.worker_id, "node.worker_id", 0, 255)
+        _range(self.workers, "node.workers", 1, 256 - self.worker_id)
         if not self.name:
             raise ConfigError("node.name", "must not be empty")
         if self.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
@@ -738,6 +742,9 @@ class Config:
         self.screening.validate_pcs(self.m3ua.pcf.max_pc)
         if self.ivr.choice_window > self.service.window_hours * 3600:
             raise ConfigError("ivr.choice_window", "must not exceed service.window_hours")
+        # every worker is its own ASP: worker k identifies itself as asp_identifier + k
+        if (aid := self.m3ua.asp_identifier) is not None and aid + self.node.workers > 1 << 32:
+            raise ConfigError("m3ua.asp_identifier", "leaves no identifier for every worker")
 
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:

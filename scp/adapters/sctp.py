@@ -200,9 +200,13 @@ class SctpTransport:
         reconnect_max: float = 30.0,
         socket_factory: Callable[[], Any] = pysctp_socket_factory,
         max_connections: int = 64,
+        reuse_port: bool = False,
     ) -> None:
         self.handler = handler
         self.max_connections = max_connections
+        # SO_REUSEPORT: the workers of one node (`mcn-scp run --workers N`) listen on one
+        # address and the kernel spreads the incoming associations over them
+        self.reuse_port = reuse_port
         self.rationed = RationedLog(log)
         self.role = role
         self.listen_addr = listen
@@ -226,6 +230,8 @@ class SctpTransport:
             assert self.listen_addr is not None
             sk = self.socket_factory()
             sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.reuse_port:
+                sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sk.bind(self.listen_addr)
             sk.listen(16)
             sk.setblocking(False)

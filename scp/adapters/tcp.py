@@ -105,9 +105,13 @@ class TcpTransport:
         reconnect_min: float = 1.0,
         reconnect_max: float = 30.0,
         max_connections: int = 64,
+        reuse_port: bool = False,
     ) -> None:
         self.handler = handler
         self.max_connections = max_connections
+        # SO_REUSEPORT: the workers of one node (`mcn-scp run --workers N`) listen on one
+        # address and the kernel spreads the incoming associations over them
+        self.reuse_port = reuse_port
         self.rationed = RationedLog(log)
         self._loop_handler: Any = None
         self.role = role
@@ -132,7 +136,11 @@ class TcpTransport:
             assert self.listen_addr is not None
             host, port = self.listen_addr
             self._server = await loop.create_server(
-                lambda: _M3uaTcpProtocol(self), host, port, reuse_address=True
+                lambda: _M3uaTcpProtocol(self),
+                host,
+                port,
+                reuse_address=True,
+                reuse_port=self.reuse_port or None,
             )
             # asyncio reports accept() out of descriptors through the loop's exception handler,
             # with a traceback, at every retry: rationed to one line per interval here

@@ -23,14 +23,15 @@ from scp.core.m3ua_asp import (
     Transmit,
 )
 from scp.core.sccp import SccpLayer, SccpLog, SccpOutput
-from scp.core.tcap import TcapLayer, TcapLog, TcapOutput
+from scp.core.tcap import ForwardToWorker, TcapLayer, TcapLog, TcapOutput
 from scp.primitives import MtpTransfer, NNotice, NUnitdata, TcPrimitive
 
 __all__ = ["SigtranStack", "StackOutput", "Transmit", "CloseAssociation"]
 
-StackOutput = Transmit | M3uaEvent | SccpLog | TcapLog | TcPrimitive
+StackOutput = Transmit | M3uaEvent | SccpLog | TcapLog | ForwardToWorker | TcPrimitive
 """What leaves the stack: for the transport (Transmit, CloseAssociation), TC indications for the
-TC-user, and what is worth a log line. The primitives between the layers (MTP-TRANSFER,
+TC-user, a message for a sibling worker's transaction (ForwardToWorker) and what is worth a log
+line. The primitives between the layers (MTP-TRANSFER,
 N-UNITDATA, N-NOTICE) never leave it."""
 
 
@@ -53,6 +54,12 @@ class SigtranStack:
     def receive(self, assoc_id: int, data: bytes, now: float, stream: int = 0) -> list[StackOutput]:
         """One whole M3UA message from association ``assoc_id``."""
         return self._from_m3ua(self.m3ua.receive(assoc_id, data, now, stream), now)
+
+    def receive_forwarded(self, ind: NUnitdata, now: float) -> list[StackOutput]:
+        """An N-UNITDATA indication a sibling worker received for one of our transactions
+        (its :class:`~scp.core.tcap.ForwardToWorker`): into TCAP as if SCCP had delivered it,
+        so the answer leaves on this worker's own associations."""
+        return self._from_tcap(self.tcap.handle_n_unitdata(ind, now), now)
 
     def shutdown(self, now: float) -> list[StackOutput]:
         return self._from_m3ua(self.m3ua.shutdown(now), now)

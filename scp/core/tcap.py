@@ -91,6 +91,8 @@ from scp.primitives import (
 __all__ = [
     "TcapLayer",
     "TcapLog",
+    "ForwardToWorker",
+    "owner_worker",
     "TcapOutput",
     "TcRequest",
     "DialogueState",
@@ -111,6 +113,28 @@ class TcapLog:
     dialogue_id: int | None = None
     otid: bytes | None = None
     dtid: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardToWorker:
+    """A message for a sibling worker's transaction: hand ``ind`` to worker ``worker_id``."""
+
+    worker_id: int
+    ind: NUnitdata
+
+
+def owner_worker(dtid: bytes | None, own: int, siblings: frozenset[int]) -> int | None:
+    """The sibling worker that owns the transaction ``dtid`` names, or None.
+
+    Our transaction IDs are 4 octets whose first is the worker ID (ARCHITECTURE §5). A DTID of
+    that shape naming a worker of this node other than ``own`` belongs to that worker's dialogue,
+    which the STP's loadsharing brought here; anything else (ours, another node's, a malformed
+    ID) is not for a sibling.
+    """
+    if dtid is None or len(dtid) != 4:
+        return None
+    owner = dtid[0]
+    return owner if owner != own and owner in siblings else None
 
 
 class FifoTimers:
@@ -290,8 +314,9 @@ _RECEIVED_EVENT = {
 TcRequest = TcBegin | TcContinue | TcEnd | TcUAbort
 """The TC-user requests that drive a transaction (TC-UNI needs none)."""
 
-TcapOutput = NUnitdata | TcPrimitive | TcapLog
-"""Everything :class:`TcapLayer` returns: N-UNITDATA requests down, TC indications up, logs."""
+TcapOutput = NUnitdata | TcPrimitive | TcapLog | ForwardToWorker
+"""Everything :class:`TcapLayer` returns: N-UNITDATA requests down, TC indications up, logs,
+and continuations that belong to a sibling worker."""
 
 
 def _reject_source(r: Reject) -> str:
@@ -322,10 +347,14 @@ class TcapLayer:
         invoke_timeout: float = 10.0,
         max_dialogues: int = 100_000,
         max_dialogues_per_peer: int | None = None,
+        siblings: frozenset[int] = frozenset(),
     ) -> None:
         if not 0 <= worker_id <= 0xFF:
             raise ValueError("worker_id must fit the first octet of a transaction ID (0..255)")
         self.worker_id = worker_id
+        # the worker IDs of the other processes of this node (`mcn-scp run --workers N`): a
+        # continuation for one of them is handed over (ForwardToWorker), not dropped
+        self.siblings = siblings
         self.idle_timeout = idle_timeout
         self.invoke_timeout = invoke_timeout
         self.max_dialogues = max_dialogues
@@ -725,10 +754,14 @@ class TcapLayer:
         """Q.774 §3.2.1.1.5: P-Abort unrecognizedTransactionID if the sender can be answered.
 
         A DTID whose first byte names another worker belongs to a live dialogue of that worker
-        (ARCHITECTURE §5, loadshare across workers): aborting it would kill that worker's call,
-        so it is only logged and dropped here.
+        (ARCHITECTURE §5, loadshare across workers): aborting it would kill that worker's call.
+        A sibling worker of this node gets the message handed over (:func:`owner_worker`);
+        another node's is only logged and dropped here.
         """
         dtid = msg.dtid
+        owner = owner_worker(dtid, self.worker_id, self.siblings)
+        if owner is not None:
+            return [ForwardToWorker(owner, ind)]
         if dtid is not None and len(dtid) == 4 and dtid[0] != self.worker_id:
             return [
                 TcapLog(

@@ -26,7 +26,7 @@ from scp.core.m3ua_asp import (
 )
 from scp.core.sccp import SccpLog
 from scp.core.stack import StackOutput
-from scp.core.tcap import TcapLog
+from scp.core.tcap import ForwardToWorker, TcapLog
 from scp.primitives import (
     ApplicationContext,
     RoutingIndicator,
@@ -133,8 +133,9 @@ class SimPeer:
                 | PeerNotify()
                 | SccpLog()
                 | TcapLog()
+                | ForwardToWorker()
             ):
-                pass  # the simulator has one association and no log of its own
+                pass  # the simulator has one association, no siblings and no log of its own
             case _:  # what remains is a TC indication (mypy: _indication takes exactly that)
                 self._indication(o)
 
