@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from scp.primitives import TcContinue, TcEnd
 from scp.service.dialogue import AC_CAP_V2_GSMSSF_SCF
 from tests import tshark
 from tests.dates import today
+from tests.helpers import free_port
 from tests.integration.peer import PeerAsp, connect_peer
 from tests.integration.test_calls_e2e import ADMIN, CALLEE, Switch, erb, idp, names
 from tests.integration.test_calls_e2e import P as provisioning
@@ -43,12 +43,6 @@ pytestmark = [pytest.mark.tshark]
 
 FIRST_WORKER_ID = 10
 ATTEMPTS = 24  # associations tried to find one on the other worker: all on one is 2**-23
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _worker_of(peer: PeerAsp, did: int) -> int:
@@ -115,7 +109,7 @@ async def test_continuation_on_the_other_workers_association_is_answered_by_its_
     await provisioning.add_subscriber(
         clean_pool, ADMIN, CALLEE, today=today(), services=("missed-call", "busy", "voicemail")
     )
-    port = _free_port()
+    port = free_port()
     conf = tmp_path / "node.toml"
     conf.write_text(
         f'[node]\nworker_id = {FIRST_WORKER_ID}\n[m3ua]\nlisten = "127.0.0.1:{port}"\n'

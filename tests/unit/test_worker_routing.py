@@ -25,8 +25,8 @@ from scp.primitives import (
     TcContinue,
     TcEnd,
 )
+from tests.unit.tcap_frames import PC_PEER, PC_SCP, PEER, SCP
 from tests.unit.test_tcap_core import CAP_V2, ERB, IDP, RRBE, only, sent, up
-from tests.unit.test_tcap_helpers import PC_PEER, PC_SCP, PEER, SCP
 
 SIBLINGS_OF_1 = frozenset({2, 3})
 
