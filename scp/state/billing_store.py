@@ -29,6 +29,7 @@ __all__ = [
     "charge_callbacks",
     "chunk_end",
     "count_periods",
+    "defer_flush",
     "get_run",
     "list_prices",
     "lock_month",
@@ -93,6 +94,13 @@ _PERIODS = """
 # One chunk of the run: $1 lo, $2 hi, $3 month, $4 next month, $5-$8 the price segments
 # (service, first day, end day, monthly fee), $9 days of the month, $10 full (no proration).
 # Returns the periods read, the fee records written and their sum.
+#
+# A plain INSERT, no ON CONFLICT ... DO NOTHING and no RETURNING: a chunk's rows are committed
+# with the resume point past them, under the month's lock, so no chunk is ever inserted twice;
+# the unique key stays as the guard (a row already there is an error, not a silent skip). The
+# speculative insertion of ON CONFLICT probes the key once more per row and RETURNING feeds
+# every row through a CTE scan: together about a third of the statement's time
+# (README Benchmarks). The totals come from the computed rows (f) instead.
 BILL_CHUNK = f"""
 WITH p AS ({_PERIODS}),
 g AS (SELECT * FROM unnest($5::text[], $6::date[], $7::date[], $8::numeric[])
@@ -105,17 +113,19 @@ x AS (
       FROM p JOIN g ON g.service = p.service AND g.s < p.e AND p.s < g.e
      GROUP BY p.msisdn, p.service
 ),
+f AS (
+    SELECT msisdn, service, days, first_fee,
+           round(CASE WHEN $10::boolean THEN first_fee ELSE weighted / $9::int END, 2)
+               ::numeric(12, 4) AS charge  -- as stored: the totals keep the column's scale
+      FROM x
+),
 ins AS (
     INSERT INTO monthly_fee (month, msisdn, service, days, month_days, fee, charge)
-    SELECT $3::date, msisdn, service, days, $9::smallint, first_fee,
-           round(CASE WHEN $10::boolean THEN first_fee ELSE weighted / $9::int END, 2)
-      FROM x
-    ON CONFLICT (month, msisdn, service) DO NOTHING
-    RETURNING charge
+    SELECT $3::date, msisdn, service, days, $9::smallint, first_fee, charge FROM f
 )
 SELECT (SELECT count(*) FROM p) AS seen, count(*) AS records,
        coalesce(sum(charge), 0) AS total
-FROM ins
+FROM f
 """
 
 ADVANCE_RUN = """
@@ -230,6 +240,18 @@ async def bill_chunk(
         full,
     )
     return int(row["seen"]), int(row["records"]), Decimal(row["total"])
+
+
+async def defer_flush(conn: asyncpg.Connection) -> None:
+    """Let the current chunk's commit return before its WAL is on disk.
+
+    Safe for every chunk but the last: a chunk's fee rows and the resume point past them are one
+    transaction, and WAL is replayed in order, so a server crash can only lose the last few
+    chunks whole (rows and resume point together), which the next run bills again: no
+    duplicate, no gap. The last chunk, which marks the run done, commits with the server's
+    ``synchronous_commit`` and flushes every earlier one with it, so a run reported done is on
+    disk. Saves one WAL flush per chunk."""
+    await conn.execute("SET LOCAL synchronous_commit = off")
 
 
 async def advance_run(
