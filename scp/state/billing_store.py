@@ -22,6 +22,7 @@ from scp.service.billing import PriceSegment, ProductPrice
 from scp.service.rating import PairTariff
 
 __all__ = [
+    "FEE_ROWS",
     "NO_UPPER_BOUND",
     "Run",
     "advance_run",
@@ -91,17 +92,11 @@ _PERIODS = """
      WHERE msisdn > $1 AND msisdn <= $2 AND start_date < $4::date AND end_date > $3::date
 """
 
-# One chunk of the run: $1 lo, $2 hi, $3 month, $4 next month, $5-$8 the price segments
-# (service, first day, end day, monthly fee), $9 days of the month, $10 full (no proration).
-# Returns the periods read, the fee records written and their sum.
-#
-# A plain INSERT, no ON CONFLICT ... DO NOTHING and no RETURNING: a chunk's rows are committed
-# with the resume point past them, under the month's lock, so no chunk is ever inserted twice;
-# the unique key stays as the guard (a row already there is an error, not a silent skip). The
-# speculative insertion of ON CONFLICT probes the key once more per row and RETURNING feeds
-# every row through a CTE scan: together about a third of the statement's time
-# (README Benchmarks). The totals come from the computed rows (f) instead.
-BILL_CHUNK = f"""
+# The fee records of the subscribers in (lo, hi] (CTE f: msisdn, service, days, first_fee,
+# charge): $1 lo, $2 hi, $3 month, $4 next month, $5-$8 the price segments (service, first
+# day, end day, monthly fee), $9 days of the month, $10 full (no proration). bench/billing.py
+# times it alone, the computing part of the run.
+FEE_ROWS = f"""
 WITH p AS ({_PERIODS}),
 g AS (SELECT * FROM unnest($5::text[], $6::date[], $7::date[], $8::numeric[])
                AS g (service, s, e, fee)),
@@ -118,7 +113,18 @@ f AS (
            round(CASE WHEN $10::boolean THEN first_fee ELSE weighted / $9::int END, 2)
                ::numeric(12, 4) AS charge  -- as stored: the totals keep the column's scale
       FROM x
-),
+)"""
+
+# One chunk of the run (the parameters of FEE_ROWS): the periods read, the fee records
+# written and their sum.
+#
+# A plain INSERT, no ON CONFLICT ... DO NOTHING and no RETURNING: a chunk's rows are committed
+# with the resume point past them, under the month's lock, so no chunk is ever inserted twice;
+# the unique key stays as the guard (a row already there is an error, not a silent skip). The
+# speculative insertion of ON CONFLICT probes the key once more per row and RETURNING feeds
+# every written row through a CTE scan to be summed: the totals come from f instead (README
+# Benchmarks has what that saved).
+BILL_CHUNK = f"""{FEE_ROWS},
 ins AS (
     INSERT INTO monthly_fee (month, msisdn, service, days, month_days, fee, charge)
     SELECT $3::date, msisdn, service, days, $9::smallint, first_fee, charge FROM f
