@@ -41,8 +41,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from scp.service.billing import ProductPrice, month_bounds, price_segments
-from scp.state.billing_store import FEE_ROWS, NO_UPPER_BOUND
+from scp.service.billing import month_bounds, price_segments
+from scp.state import billing_store as store
 
 MCN_SCP = str(Path(sys.executable).parent / "mcn-scp")
 MONTH = "2024-06-01"
@@ -109,25 +109,18 @@ async def timed_compute(dsn: str) -> float:
     first, next_month, days = month_bounds(dt.date.fromisoformat(MONTH))
     conn = await asyncpg.connect(dsn)
     try:
-        prices = [
-            ProductPrice(**dict(r))
-            for r in await conn.fetch("SELECT service, valid_from, monthly_fee FROM product_price")
-        ]
-        segs = price_segments(prices, first)
-        t0 = time.perf_counter()
-        await conn.fetchrow(
-            FEE_ROWS + " SELECT count(*), sum(charge) FROM f",
-            "",
-            NO_UPPER_BOUND,
-            first,
-            next_month,
-            [g.service for g in segs],
-            [g.start for g in segs],
-            [g.end for g in segs],
-            [g.monthly_fee for g in segs],
-            days,
-            False,
+        segs = price_segments(await store.list_prices(conn), first)
+        args = store.fee_rows_args(
+            lo="",
+            hi=store.NO_UPPER_BOUND,
+            month=first,
+            next_month=next_month,
+            month_days=days,
+            segments=segs,
+            full=False,
         )
+        t0 = time.perf_counter()
+        await conn.fetchrow(store.FEE_ROWS + " SELECT count(*), sum(charge) FROM f", *args)
         return time.perf_counter() - t0
     finally:
         await conn.close()

@@ -208,20 +208,20 @@ async def run_month(
         while True:
             hi = await store.chunk_end(conn, after, cfg.billing.chunk)
             last = hi == store.NO_UPPER_BOUND
+            chunk = store.fee_rows_args(
+                lo=after,
+                hi=hi,
+                month=first,
+                next_month=next_month,
+                month_days=month_days,
+                segments=segments,
+                full=proration == "full",
+            )
             async with conn.transaction():
                 if not last:
                     await store.defer_flush(conn)
                 try:
-                    seen, n, total = await store.bill_chunk(
-                        conn,
-                        lo=after,
-                        hi=hi,
-                        month=first,
-                        next_month=next_month,
-                        month_days=month_days,
-                        segments=segments,
-                        full=proration == "full",
-                    )
+                    seen, n, total = await store.bill_chunk(conn, chunk)
                 except asyncpg.UniqueViolationError as e:
                     # not written by this run (its chunks commit with the resume point)
                     raise Conflict(

@@ -31,6 +31,7 @@ __all__ = [
     "chunk_end",
     "count_periods",
     "defer_flush",
+    "fee_rows_args",
     "get_run",
     "list_prices",
     "lock_month",
@@ -220,8 +221,7 @@ async def chunk_end(conn: asyncpg.Connection, after: str, chunk: int) -> str:
     return NO_UPPER_BOUND if hi is None else str(hi)
 
 
-async def bill_chunk(
-    conn: asyncpg.Connection,
+def fee_rows_args(
     *,
     lo: str,
     hi: str,
@@ -230,10 +230,9 @@ async def bill_chunk(
     month_days: int,
     segments: Sequence[PriceSegment],
     full: bool,
-) -> tuple[int, int, Decimal]:
-    """Write the fees of subscribers in (lo, hi]: (periods read, records written, their sum)."""
-    row = await conn.fetchrow(
-        BILL_CHUNK,
+) -> tuple[object, ...]:
+    """The parameters of :data:`FEE_ROWS` (and :data:`BILL_CHUNK`), in order."""
+    return (
         lo,
         hi,
         month,
@@ -245,6 +244,14 @@ async def bill_chunk(
         month_days,
         full,
     )
+
+
+async def bill_chunk(
+    conn: asyncpg.Connection, args: tuple[object, ...]
+) -> tuple[int, int, Decimal]:
+    """Write the fees of the chunk :func:`fee_rows_args` names: (periods read, records written,
+    their sum)."""
+    row = await conn.fetchrow(BILL_CHUNK, *args)
     return int(row["seen"]), int(row["records"]), Decimal(row["total"])
 
 
