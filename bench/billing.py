@@ -9,7 +9,11 @@ committed chunks), and in the same database the baselines:
 * ``bare``: ``INSERT INTO bare SELECT`` of the very rows the run wrote into a table with no key;
 * ``keyed``: the same into a table with only the run's unique key (month, msisdn, service): the
   floor of any writer that must be idempotent;
-* ``ratio`` = bare seconds / run seconds (target >= 0.5), ``keyed_vs_bare`` the floor's ratio.
+* ``compute``: the run's own fee computation (``scp.state.billing_store.FEE_ROWS``: periods
+  read, clipped, priced and summed) over all subscribers in one statement, nothing written;
+* ``ratio`` = bare seconds / run seconds (target >= 0.5), ``keyed_vs_bare`` the floor's ratio,
+  ``keyed_plus_compute_vs_bare`` the ratio of a run that did nothing but compute and insert
+  under the key (no chunks, no resume point).
 
 Runs against a throw-away database on ``$MCN_DATABASE_URL``'s server if set, else on a
 temporary pgserver instance (deleted afterwards). Usage:
@@ -36,6 +40,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+from scp.service.billing import month_bounds, price_segments
+from scp.state import billing_store as store
 
 MCN_SCP = str(Path(sys.executable).parent / "mcn-scp")
 MONTH = "2024-06-01"
@@ -97,6 +104,28 @@ async def timed_insert(dsn: str, ddl: str) -> float:
         await conn.close()
 
 
+async def timed_compute(dsn: str) -> float:
+    """Seconds of the run's fee computation over the whole month, nothing written."""
+    first, next_month, days = month_bounds(dt.date.fromisoformat(MONTH))
+    conn = await asyncpg.connect(dsn)
+    try:
+        segs = price_segments(await store.list_prices(conn), first)
+        args = store.fee_rows_args(
+            lo="",
+            hi=store.NO_UPPER_BOUND,
+            month=first,
+            next_month=next_month,
+            month_days=days,
+            segments=segs,
+            full=False,
+        )
+        t0 = time.perf_counter()
+        await conn.fetchrow(store.FEE_ROWS + " SELECT count(*), sum(charge) FROM f", *args)
+        return time.perf_counter() - t0
+    finally:
+        await conn.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--subscribers", type=int, default=500_000)
@@ -138,6 +167,7 @@ def main() -> None:
         rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         summary = json.loads(proc.stdout)
         base = {k: asyncio.run(timed_insert(dsn, ddl)) for k, ddl in BASELINES.items()}
+        base["compute"] = asyncio.run(timed_compute(dsn))
         rows = summary["written"]
         report = {
             "subscriber_products": args.subscribers * 2,
@@ -150,8 +180,12 @@ def main() -> None:
             "run_peak_rss_mb": round(rss_mb, 1),
             "bare_insert_select_seconds": round(base["bare"], 2),
             "keyed_insert_select_seconds": round(base["keyed"], 2),
+            "compute_seconds": round(base["compute"], 2),
             "ratio": round(base["bare"] / run_secs, 3),
             "keyed_vs_bare": round(base["bare"] / base["keyed"], 3),
+            "keyed_plus_compute_vs_bare": round(
+                base["bare"] / (base["keyed"] + base["compute"]), 3
+            ),
             "target_met": base["bare"] / run_secs >= 0.5,
             "total": summary["total"],
         }

@@ -84,7 +84,7 @@ def billing_run(ctx: click.Context, month_text: str, as_json: bool) -> None:
     bar: list[Any] = []
 
     def start(n: int) -> None:
-        if tty and n:
+        if n:
             bar.append(
                 stack.enter_context(
                     click.progressbar(length=n, label=f"billing {month:%Y-%m}", file=sys.stderr)
@@ -105,8 +105,9 @@ def billing_run(ctx: click.Context, month_text: str, as_json: bool) -> None:
                 month=month,
                 cfg=cfg,
                 clock=utcnow,
-                start=start,
-                progress=progress,
+                # no bar: no count of the month's periods up front (a pass over all of them)
+                start=start if tty else None,
+                progress=progress if tty else None,
                 waiting=waiting,
             )
 

@@ -10,7 +10,10 @@ Every channel calls these functions (``mcn-scp products`` / ``billing``; the web
   or charged in full (``[billing] proration``). It works through the subscribers in MSISDN
   order, ``[billing] chunk`` subscription rows per transaction, each committed with the run's
   resume point (``billing_run.after_msisdn``): run again, or after a crash half-way, it writes
-  no record twice and skips none. Several nodes may start it at once: the month's advisory
+  no record twice and skips none. That is what keeps a record from being written twice, so
+  the chunk is a plain insert; the unique key is the guard that refuses (:class:`Conflict`) a
+  record the run did not write. Every chunk but the last commits without waiting for its
+  WAL flush (:func:`scp.state.billing_store.defer_flush` says why that loses nothing). Several nodes may start it at once: the month's advisory
   lock lets one work while the others wait; a waiter that gets the lock finds the run done
   (nothing to do) or, if the worker died, resumes it.
 * :func:`charge_callbacks` is the outbox's charge hook: the callback fee (``[call]
@@ -205,17 +208,26 @@ async def run_month(
         while True:
             hi = await store.chunk_end(conn, after, cfg.billing.chunk)
             last = hi == store.NO_UPPER_BOUND
+            chunk = store.fee_rows_args(
+                lo=after,
+                hi=hi,
+                month=first,
+                next_month=next_month,
+                month_days=month_days,
+                segments=segments,
+                full=proration == "full",
+            )
             async with conn.transaction():
-                seen, n, total = await store.bill_chunk(
-                    conn,
-                    lo=after,
-                    hi=hi,
-                    month=first,
-                    next_month=next_month,
-                    month_days=month_days,
-                    segments=segments,
-                    full=proration == "full",
-                )
+                if not last:
+                    await store.defer_flush(conn)
+                try:
+                    seen, n, total = await store.bill_chunk(conn, chunk)
+                except asyncpg.UniqueViolationError as e:
+                    # not written by this run (its chunks commit with the resume point)
+                    raise Conflict(
+                        f"a {first:%Y-%m} fee record past the run's resume point exists"
+                        f" already ({e.detail or 'monthly_fee'}): remove it, then run again"
+                    ) from e
                 await store.advance_run(
                     conn, first, after=hi, records=n, total=total, done=last, at=clock()
                 )

@@ -149,6 +149,31 @@ async def test_a_resumed_run_keeps_its_proration(clean_pool: asyncpg.Pool) -> No
         await run(clean_pool, cfg("daily"))
 
 
+async def test_a_record_the_run_did_not_write_stops_it(clean_pool: asyncpg.Pool) -> None:
+    """The chunks insert plainly (the resume point keeps them from writing twice): a fee record
+    already there past the resume point is refused by the unique key, never skipped or
+    doubled; the chunks before it stay committed and the run resumes once it is gone."""
+    pool = clean_pool
+    await prices(pool)
+    await population(pool)
+    stray = ("8613800000004", "missed-call")
+    await pool.execute(
+        "INSERT INTO monthly_fee (month, msisdn, service, days, month_days, fee, charge)"
+        " VALUES ($1, $2, $3, 1, 30, 9, 9)",
+        JUNE,
+        *stray,
+    )
+    with pytest.raises(P.Conflict, match=r"2024-06 fee record .*8613800000004.*run again"):
+        await run(pool, cfg("daily", chunk=2))  # subscribers 01, 02-03, then 04 to 06
+    assert await pool.fetchval("SELECT after_msisdn FROM billing_run") == "8613800000003"
+    before = {k: v for k, v in EXPECTED_DAILY.items() if k[0] <= "8613800000003"}
+    assert await fees(pool) == before | {stray: (1, Decimal("9.0000"), Decimal("9.0000"))}
+    await pool.execute("DELETE FROM monthly_fee WHERE msisdn = $1", stray[0])
+    s = await run(pool, cfg("daily", chunk=2))
+    assert (s.status, s.written, s.records) == ("done", 3, 7)
+    assert await fees(pool) == EXPECTED_DAILY
+
+
 async def test_kept_periods_follow_the_subscription(clean_pool: asyncpg.Pool) -> None:
     """What the trigger keeps: a period replaced by a later start, the history of a
     renumbered subscriber, a deleted one's ended services; a backdated start absorbs."""
