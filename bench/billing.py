@@ -28,18 +28,14 @@ import datetime as dt
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-import warnings
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from scratch import scratch_database
 
 from scp.service.billing import month_bounds, price_segments
 from scp.state import billing_store as store
@@ -68,11 +64,6 @@ BASELINES = {
     "bare": f"CREATE TABLE timed_insert ({COLS})",
     "keyed": f"CREATE TABLE timed_insert ({COLS}, PRIMARY KEY (month, msisdn, service))",
 }
-
-
-def with_db(dsn: str, name: str) -> str:
-    p = urlsplit(dsn)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
 
 
 async def execute(dsn: str, sql: str, *args: Any) -> None:
@@ -132,69 +123,54 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=5000)
     args = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="mcn-bench-"))
-    server = None
-    admin_dsn = os.environ.get("MCN_DATABASE_URL")
-    if not admin_dsn:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pgserver  # deferred: only without a server given
-        server = pgserver.get_server(tmp / "pg", cleanup_mode="delete")
-        admin_dsn = server.get_uri()
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(execute(admin_dsn, f'CREATE DATABASE "{name}"'))
-    dsn = with_db(admin_dsn, name)
+    with scratch_database("mcn-bench-billing-") as (dsn, tmp):
+        run(args, dsn, tmp)
+
+
+def run(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
     env = {**os.environ, "MCN_DATABASE_URL": dsn}
     conf = tmp / "bench.toml"
     conf.write_text(f'[billing]\nproration = "daily"\nchunk = {args.chunk}\n', encoding="utf-8")
     env["MCN_CONFIG"] = str(conf)
-    try:
-        subprocess.run([MCN_SCP, "db", "migrate"], env=env, check=True, capture_output=True)
-        t0 = time.perf_counter()
-        asyncio.run(execute(dsn, SEED, args.subscribers))
-        seed_secs = time.perf_counter() - t0
-        asyncio.run(execute(dsn, "CHECKPOINT"))
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            [MCN_SCP, "billing", "run", "--month", MONTH[:7], "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        run_secs = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise SystemExit(f"billing run failed: {proc.stderr[-2000:]}")
-        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        summary = json.loads(proc.stdout)
-        base = {k: asyncio.run(timed_insert(dsn, ddl)) for k, ddl in BASELINES.items()}
-        base["compute"] = asyncio.run(timed_compute(dsn))
-        rows = summary["written"]
-        report = {
-            "subscriber_products": args.subscribers * 2,
-            "fee_records": rows,
-            "chunk": args.chunk,
-            "cpus": os.cpu_count(),
-            "seed_seconds": round(seed_secs, 2),
-            "run_seconds": round(run_secs, 2),
-            "run_rows_per_s": round(rows / run_secs),
-            "run_peak_rss_mb": round(rss_mb, 1),
-            "bare_insert_select_seconds": round(base["bare"], 2),
-            "keyed_insert_select_seconds": round(base["keyed"], 2),
-            "compute_seconds": round(base["compute"], 2),
-            "ratio": round(base["bare"] / run_secs, 3),
-            "keyed_vs_bare": round(base["bare"] / base["keyed"], 3),
-            "keyed_plus_compute_vs_bare": round(
-                base["bare"] / (base["keyed"] + base["compute"]), 3
-            ),
-            "target_met": base["bare"] / run_secs >= 0.5,
-            "total": summary["total"],
-        }
-        print(json.dumps(report, indent=2))
-    finally:
-        asyncio.run(execute(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        if server is not None:
-            server.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+    subprocess.run([MCN_SCP, "db", "migrate"], env=env, check=True, capture_output=True)
+    t0 = time.perf_counter()
+    asyncio.run(execute(dsn, SEED, args.subscribers))
+    seed_secs = time.perf_counter() - t0
+    asyncio.run(execute(dsn, "CHECKPOINT"))
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [MCN_SCP, "billing", "run", "--month", MONTH[:7], "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    run_secs = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"billing run failed: {proc.stderr[-2000:]}")
+    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    summary = json.loads(proc.stdout)
+    base = {k: asyncio.run(timed_insert(dsn, ddl)) for k, ddl in BASELINES.items()}
+    base["compute"] = asyncio.run(timed_compute(dsn))
+    rows = summary["written"]
+    report = {
+        "subscriber_products": args.subscribers * 2,
+        "fee_records": rows,
+        "chunk": args.chunk,
+        "cpus": os.cpu_count(),
+        "seed_seconds": round(seed_secs, 2),
+        "run_seconds": round(run_secs, 2),
+        "run_rows_per_s": round(rows / run_secs),
+        "run_peak_rss_mb": round(rss_mb, 1),
+        "bare_insert_select_seconds": round(base["bare"], 2),
+        "keyed_insert_select_seconds": round(base["keyed"], 2),
+        "compute_seconds": round(base["compute"], 2),
+        "ratio": round(base["bare"] / run_secs, 3),
+        "keyed_vs_bare": round(base["bare"] / base["keyed"], 3),
+        "keyed_plus_compute_vs_bare": round(base["bare"] / (base["keyed"] + base["compute"]), 3),
+        "target_met": base["bare"] / run_secs >= 0.5,
+        "total": summary["total"],
+    }
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
