@@ -459,6 +459,11 @@ class TcUsers:
         self.map = build_map_user(node, self.pool, self.cfg)
         return [self.call, self.map]
 
+    @property
+    def busy(self) -> bool:
+        """A TC-user is still working on something it was given (replay waits for it)."""
+        return any(u is not None and u.busy for u in (self.call, self.map))
+
     async def aclose(self) -> None:
         """MAP requests in flight finish, then the call path gives its connections back to the
         pool (before the pool closes)."""

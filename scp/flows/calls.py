@@ -989,6 +989,11 @@ class CallUser:
         """A connection for the call path (an async context manager)."""
         return self._lanes.conn()
 
+    @property
+    def busy(self) -> bool:
+        """Some call's indications are still being handled (database work in flight)."""
+        return any(c.task is not None for c in self.ctx.values())
+
     async def aclose(self) -> None:
         """Give the call path's connections back to the pool (before ``pool.close()``)."""
         await self._lanes.close()

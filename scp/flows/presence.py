@@ -463,6 +463,11 @@ class MapUser:
             )
         return f"{sri_note}, registered v{version}"
 
+    @property
+    def busy(self) -> bool:
+        """Some dialogue's database work is still in flight (its answer not yet sent)."""
+        return bool(self._tasks)
+
     async def drain(self) -> None:
         """Wait for answers still being recorded (tests, shutdown)."""
         while self._tasks:

@@ -112,14 +112,19 @@ class InProcessScp:
         self.feed(m3ua.encode_data(x, rc=self.cfg.m3ua.routing_context))
 
     async def settle(self, quiet: float = 0.05, limit: float = 3.0) -> None:
-        """Wait until the node has sent nothing for ``quiet`` s (its users may await the DB)."""
+        """Wait until the node's TC-users are idle (they may await the database: on a loaded
+        machine longer than any fixed pause) and it has then sent nothing for ``quiet`` s."""
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             self.changed.clear()
             try:
                 await asyncio.wait_for(self.changed.wait(), quiet)
             except TimeoutError:
-                return
+                if not self._users_busy():
+                    return
+
+    def _users_busy(self) -> bool:
+        return isinstance(self.users, TcUsers) and self.users.busy
 
     async def stop(self) -> None:
         self.node.association_down(self.assoc_id, "replay done")
