@@ -16,8 +16,10 @@ the same driver saturates a floor server (``--floor``: its own process too) that
 message with fixed bytes, no decoding and no database: the transaction ID the answer must
 carry is copied from a fixed place, the ASP handshake alone goes through a real M3UA layer.
 ``scp_vs_floor`` is SCP flows/s divided by floor flows/s: how close the SCP comes to what the
-driver, loopback TCP and the event loop allow. Prints one JSON object. Targets: >= 1,000
-flows/s, p99 < 20 ms at 500/s, scp_vs_floor >= 0.4.
+driver, loopback TCP and the event loop allow. Last, ``mcn-scp run --workers 2`` on the same
+address: flows/s and SCP CPU per flow of both workers together (``workers_2``), beside one
+worker's. Prints one JSON object. Targets: >= 1,000 flows/s, p99 < 20 ms at 500/s,
+scp_vs_floor >= 0.4.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import io
 import json
 import os
 import pstats
+import re
 import signal
 import subprocess
 import sys
@@ -62,6 +65,8 @@ MSC = SccpAddress(ri=RoutingIndicator.GT, ssn=146, gt=GlobalTitle("8613900000"))
 N_SUBSCRIBERS = 10_000
 ASYNC_COMMIT = "--async-commit" in sys.argv
 SUB_BASE = 8613900000000
+ASSOCIATIONS = 8  # the switch's associations toward `--workers 2`: all on one worker is 2**-7
+CONFIG_PORT = re.compile(r'listen = "127\.0\.0\.1:(\d+)"')
 
 CONFIG = """
 [node]
@@ -208,8 +213,10 @@ def _params() -> tuple[list[bytes], bytes]:
 class Driver:
     """The switch: a client-role stack over TCP; one future per dialogue answer."""
 
-    def __init__(self, port: int) -> None:
-        from tests.integration.peer import PeerAsp
+    def __init__(self, port: int, pc: int = 200) -> None:
+        from scp.app import build_stack
+        from scp.config import parse_config
+        from tests.integration.peer import PEER_CONFIG, PeerAsp
 
         self.port = port
         self.waiting: dict[int, asyncio.Future[object]] = {}
@@ -227,15 +234,22 @@ class Driver:
                     case _:
                         super()._output(o)
 
-        self.peer_cls = _Peer
+        def make_peer() -> _Peer:
+            # A switch of its own point code: each association is another switch (the SCP
+            # answers a point code over the association it is bound to, README "Hostile peers").
+            peer = _Peer(None)
+            text = PEER_CONFIG.format(beat=0.0).replace("local_pc = 200", f"local_pc = {pc}")
+            peer.cfg = parse_config(text)
+            peer.stack = build_stack(peer.cfg)
+            return peer
+
+        self.peer_cls = make_peer
         self.idps, self.erb = _params()
         self.i = 0
 
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
-        _, self.peer = await loop.create_connection(
-            lambda: self.peer_cls(None), "127.0.0.1", self.port
-        )
+        _, self.peer = await loop.create_connection(self.peer_cls, "127.0.0.1", self.port)
         await self.peer.wait(lambda: self.peer.active, timeout=10)
 
     def _wait(self, did: int) -> asyncio.Future[object]:
@@ -464,7 +478,66 @@ async def _run(args: argparse.Namespace, dsn: str, tmp: Path) -> dict[str, Any]:
         _stop_scp(proc)
     out["floor"] = floor
     out["scp_vs_floor"] = round(sat["flows_per_s"] / max(floor["flows_per_s"], 1e-9), 3)
+    out["workers_2"] = await _two_workers(args, config, dsn)
     return out
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(x) for x in f.read().split()]
+
+
+async def _two_workers(args: argparse.Namespace, config: Path, dsn: str) -> dict[str, Any]:
+    """`mcn-scp run --workers 2` on the same listen address (SO_REUSEPORT): the switch opens
+    several associations, which the kernel spreads over the two workers; flows/s and the CPU
+    per flow of both workers together, to set beside one worker's (``saturation``)."""
+    port = int(CONFIG_PORT.search(config.read_text()).group(1))  # type: ignore[union-attr]
+    env = dict(os.environ, MCN_DATABASE_URL=dsn)
+    mcn = str(Path(sys.executable).parent / "mcn-scp")
+    proc = subprocess.Popen(
+        [mcn, "run", "--workers", "2", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        drivers: list[Driver] = []
+        deadline = time.monotonic() + 60
+        while len(drivers) < ASSOCIATIONS:
+            d = Driver(port, pc=200 + len(drivers))
+            try:
+                await d.connect()
+            except (OSError, TimeoutError):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("mcn-scp run --workers 2 did not start") from None
+                await asyncio.sleep(0.2)
+                continue
+            drivers.append(d)
+        share = max(1, args.concurrency // len(drivers))
+        await asyncio.gather(*(saturate(d, 1.0, share) for d in drivers))  # warm-up
+        workers = _children(proc.pid)
+        cpu0 = sum(_cpu_seconds(w) for w in workers)
+        parts = await asyncio.gather(*(saturate(d, args.seconds, share) for d in drivers))
+        cpu = sum(_cpu_seconds(w) for w in workers) - cpu0
+        flows = sum(p["flows"] for p in parts)
+        seconds = max(p["seconds"] for p in parts)
+        for d in drivers:
+            d.peer.close()
+        return {
+            "associations": len(drivers),
+            "worker_processes": len(workers),
+            "flows": flows,
+            "failed": sum(p["failed"] for p in parts),
+            "flows_per_s": round(flows / seconds, 1),
+            "scp_cpu_ms_per_flow": round(cpu * 1000 / max(1, flows), 3),
+            "scp_cpu_utilisation": round(cpu / seconds, 2),
+        }
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 # Where self time goes, by layer (idle time in epoll excluded).
