@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import zoneinfo
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeAlias
@@ -452,42 +450,25 @@ SMS_BUCKETS = {
     "delivered": ("delivered",),
     "failed": ("failed", "expired"),
 }
-REASONS = ("busy", "not-reachable", "no-answer")
 
 
 async def dashboard(db: Db, *, now: dt.datetime, cfg: Config, days: int = 7) -> Dashboard:
-    """The last ``days`` local days ([notify] timezone) up to today."""
-    tzname = cfg.notify.timezone
-    tz = zoneinfo.ZoneInfo(tzname)
+    """The last ``days`` local days ([notify] timezone) up to today, drawn from the billing's
+    daily report, so the dashboard and `mcn-scp report daily` show the same numbers."""
     today = local_day(now, cfg)
-    ds = tuple(today - dt.timedelta(days=i) for i in range(days - 1, -1, -1))
-    since = dt.datetime.combine(ds[0], dt.time(), tz)
-    until = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tz)
-    index = {d: i for i, d in enumerate(ds)}
-
-    def per_day(rows: Sequence[Any], match: Any = None, value: str = "n") -> list[Any]:
-        out: list[Any] = [0] * days
-        for r in rows:
-            if r["day"] in index and (match is None or match(r)):
-                out[index[r["day"]]] += r[value]
-        return out
-
-    missed = await store.daily_missed_calls(db, since, until, tzname)
-    sms = await store.daily_sms(db, since, until, tzname)
-    cb = await store.daily_callbacks(db, since, until, tzname)
-    # revenue: the billing's daily report, so the dashboard and `report daily` agree
-    report = await reports.daily_report(db, since=ds[0], until=today, timezone=tzname)
+    since = today - dt.timedelta(days=days - 1)
+    report = await reports.daily_report(db, since=since, until=today, timezone=cfg.notify.timezone)
     return Dashboard(
-        days=ds,
+        days=tuple(d.day for d in report),
         missed={
-            reason: tuple(per_day(missed, lambda r, x=reason: r["reason"] == x))
-            for reason in REASONS
+            reason: tuple(d.missed_calls.get(reason, 0) for d in report)
+            for reason in reports.REASONS
         },
         sms={
-            bucket: tuple(per_day(sms, lambda r, st=statuses: r["status"] in st))
+            bucket: tuple(sum(d.sms.get(st, 0) for st in statuses) for d in report)
             for bucket, statuses in SMS_BUCKETS.items()
         },
-        callbacks=tuple(per_day(cb)),
+        callbacks=tuple(d.callback_requests for d in report),
         revenue=tuple(d.revenue for d in report),
     )
 
