@@ -31,9 +31,10 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from scp.config import Config
+from scp.flows import billing, reports
 from scp.flows import provisioning as prov
-from scp.flows import reports
 from scp.service import webauth as auth
+from scp.service.billing import price_on
 from scp.service.notifications import local_day, render, templates_for
 from scp.service.provisioning import (
     Actor,
@@ -426,12 +427,16 @@ async def audit_page(
 
 
 async def service_fees(db: Db, *, today: dt.date) -> dict[str, Decimal]:
-    """Each service's monthly fee, for the pages that switch services.
-
-    The hook for the billing's products and fees: until they exist in this schema no service
-    has a fee of its own, and the pages say so rather than show a number that is not one.
-    """
-    return {}
+    """Each product's monthly fee in force ``today`` (the billing's price lists, ``mcn-scp
+    products``), for the pages that switch services; a service without a price list is left
+    out, and the pages say "per your tariff" rather than show a number that is not one."""
+    lines = await billing.list_prices(db)
+    fees = {}
+    for service in {p.service for p in lines}:
+        line = price_on(lines, service, today)
+        if line is not None:
+            fees[service] = line.monthly_fee
+    return fees
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ import pytest
 import pytest_asyncio
 
 from scp.config import parse_config
+from scp.flows import billing, reports
 from scp.flows import provisioning as prov
-from scp.flows import reports
 from scp.flows import selfservice as flows
 from scp.flows import voicemail as vm
 from scp.service.notifications import local_day
@@ -754,3 +754,16 @@ async def test_the_dashboards_revenue_is_the_billing_reports(web: Any) -> None:
             )
         )
         assert Decimal(got["12/1"]) == 5 and Decimal(got["12/2"]) == Decimal("2.35")
+
+
+async def test_service_fees_are_the_products_price_lists(clean_pool: asyncpg.Pool) -> None:
+    """The pages that switch services show each product's monthly fee in force that day."""
+    today = local_day(NOW, CFG)
+    assert await flows.service_fees(clean_pool, today=today) == {}  # no price list: "per tariff"
+    await billing.set_price(clean_pool, OPS, "busy", "2.00", today=today)
+    await billing.set_price(
+        clean_pool, OPS, "busy", "3.50", today=today, valid_from=today + dt.timedelta(days=1)
+    )
+    assert await flows.service_fees(clean_pool, today=today) == {"busy": Decimal("2.00")}
+    tomorrow = today + dt.timedelta(days=1)
+    assert await flows.service_fees(clean_pool, today=tomorrow) == {"busy": Decimal("3.50")}
