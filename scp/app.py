@@ -53,12 +53,10 @@ from scp.core.sccp import SccpLayer, SccpLog
 from scp.core.stack import SigtranStack, StackOutput
 from scp.core.tcap import DialogueState, ForwardToWorker, TcapLayer, TcapLog
 from scp.core.worker_link import WorkerLinkError, decode_forward, encode_forward
-from scp.flows import api as api_flow
-from scp.flows import voicemail as voicemail_flow
 from scp.flows.calls import CallUser, build_call_user
 from scp.flows.outbox import OutboxSender, build_outbox, retry_policy
 from scp.flows.presence import MapUser, build_map_user, run_alert_originator
-from scp.flows.retention import run_retention
+from scp.flows.retention import run_retention, run_voicemail_retention
 from scp.primitives import TcBegin, TcEnd, TcPrimitive, TcUAbort
 from scp.service.dialogue import ContinueUser, DialogueUser, Dispatcher
 from scp.service.overload import Measures, OverloadControl
@@ -567,7 +565,10 @@ class Services:
             ),
             # voice messages past [voicemail] retention_days, spent Idempotency-Keys
             asyncio.create_task(
-                self._keep_running("voicemail-retention", lambda: self._retention(self._stop)),
+                self._keep_running(
+                    "voicemail-retention",
+                    lambda: run_voicemail_retention(self.pool, self.cfg, self.wall_now, self._stop),
+                ),
                 name="voicemail-retention",
             ),
             # records past their [retention], in small batches, one node at a time
@@ -622,23 +623,6 @@ class Services:
             _depth, self.node.overload.outbox_age = await self.outbox.backlog(self.wall_now())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), cfg.check_interval)
-
-    async def _retention(self, stop: asyncio.Event) -> None:
-        """Every ``[voicemail] retention_interval``: old voice messages go (once across the
-        nodes: the flow takes an advisory lock the others skip), and Idempotency-Keys older
-        than ``[api] idempotency_hours``."""
-        while not stop.is_set():
-            now = self.wall_now()
-            n = await voicemail_flow.purge(self.pool, self.cfg, now=now)
-            keys = await api_flow.purge_idempotency(
-                self.pool, before=now - dt.timedelta(hours=self.cfg.api.idempotency_hours)
-            )
-            if n or keys:
-                log.info("retention", voicemail_deleted=n, idempotency_keys_deleted=keys)
-            try:
-                await asyncio.wait_for(stop.wait(), self.cfg.voicemail.retention_interval)
-            except TimeoutError:
-                pass
 
     async def _m3ua_ready(self) -> tuple[bool, str]:
         active = self.node.stack.m3ua.is_active

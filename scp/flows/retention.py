@@ -7,6 +7,9 @@ nodes one works, the others skip the pass. It deletes in small batches (``batch`
 short transaction each, ``pause`` between them) so the call path never waits behind it. Rows
 that are not final (an open callback request, an SMS queued or in flight, an unhandled MO) are
 never taken, nor a CDR not yet in a written CDR file; monthly fee records are kept.
+
+:func:`run_voicemail_retention` is the voice mail's own job beside it (``[voicemail]
+retention_days``, and the API's spent Idempotency-Keys).
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from typing import TYPE_CHECKING
 import asyncpg
 import structlog
 
+from scp.flows import api as api_flow
+from scp.flows import voicemail as voicemail_flow
 from scp.state import retention_store as store
 
 if TYPE_CHECKING:
-    from scp.config import RetentionConfig
+    from scp.config import Config, RetentionConfig
 
-__all__ = ["retention_pass", "run_retention"]
+__all__ = ["retention_pass", "run_retention", "run_voicemail_retention"]
 
 log = structlog.get_logger(__name__)
 
@@ -78,5 +83,28 @@ async def run_retention(
             log.info("retention.pass", **deleted)
         try:
             await asyncio.wait_for(stop.wait(), cfg.interval)
+        except TimeoutError:
+            pass
+
+
+async def run_voicemail_retention(
+    pool: asyncpg.Pool,
+    cfg: Config,
+    clock: Callable[[], dt.datetime],
+    stop: asyncio.Event,
+) -> None:
+    """Every ``[voicemail] retention_interval`` until ``stop`` is set: voice messages older
+    than ``[voicemail] retention_days`` go (once across the nodes: the flow takes an advisory
+    lock the others skip), and Idempotency-Keys older than ``[api] idempotency_hours``."""
+    while not stop.is_set():
+        now = clock()
+        n = await voicemail_flow.purge(pool, cfg, now=now)
+        keys = await api_flow.purge_idempotency(
+            pool, before=now - dt.timedelta(hours=cfg.api.idempotency_hours)
+        )
+        if n or keys:
+            log.info("retention", voicemail_deleted=n, idempotency_keys_deleted=keys)
+        try:
+            await asyncio.wait_for(stop.wait(), cfg.voicemail.retention_interval)
         except TimeoutError:
             pass
