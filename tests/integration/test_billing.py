@@ -113,7 +113,19 @@ EXPECTED_DAILY = {
 async def test_daily_proration_named_cases(clean_pool: asyncpg.Pool) -> None:
     await prices(clean_pool)
     await population(clean_pool)
-    s = await run(clean_pool, cfg("daily"))
+    started: list[int] = []
+    steps: list[int] = []
+    async with clean_pool.acquire() as conn:
+        s = await billing.run_month(
+            conn,
+            month=JUNE,
+            cfg=cfg("daily", chunk=2),
+            clock=lambda: NOW,
+            start=started.append,
+            progress=steps.append,
+        )
+    # the progress bar ends full: every period read is told, the unpriced voicemail one too
+    assert len(started) == 1 and sum(steps) == started[0] > len(EXPECTED_DAILY)
     assert await fees(clean_pool) == EXPECTED_DAILY
     assert (s.status, s.written, s.records, s.already_done) == ("done", 7, 7, False)
     assert s.written_total == s.total == sum(v[2] for v in EXPECTED_DAILY.values())
