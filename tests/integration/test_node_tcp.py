@@ -8,6 +8,7 @@ both sides saw is read back by tshark.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -247,6 +248,13 @@ async def test_mcn_scp_run_shuts_down_cleanly_on_sigterm_and_sigint(
             err = proc.stderr.read().decode() if proc.stderr else ""
         assert rc == 0, err
         assert "scp node stopped" in err
+        # what was loaded at start (the codecs' ASN.1 above all) is out of the collector's reach
+        frozen = [
+            e["objects"]
+            for e in map(json.loads, filter(None, err.splitlines()))
+            if e["event"] == "long-lived objects frozen"
+        ]
+        assert frozen and frozen[0] > 100_000, err
         peer.finish()
         tshark.assert_clean(tmp_path / "run.pcap")
         tshark.assert_clean(tmp_path / f"peer-{sig}.pcap")
