@@ -689,8 +689,9 @@ async def run_node(
         await services.start()
         # What is loaded by now lives as long as the process, above all the codecs' compiled
         # ASN.1 (pycrate: a quarter of a million objects). Out of the collector's reach, a full
-        # collection no longer walks it: about 120 ms on this build machine, one stall every
-        # few thousand calls that was the p99 of InitialDP-to-answer.
+        # collection no longer walks it: about 120 ms of stalled signalling on this build
+        # machine each time the objects a long-running node accumulates trigger one. (The p99
+        # stall bench/calls.py printed at 500/s was the same walk in its driver, not here.)
         gc.collect()
         gc.freeze()
         log.info("long-lived objects frozen", objects=gc.get_freeze_count())
