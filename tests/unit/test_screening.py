@@ -179,4 +179,4 @@ def test_screener_log_memory_is_bounded() -> None:
     s = Screener(CFG)
     for i in range(MAX_LOG_SOURCES + 5):
         s.check(_begin(i, f"44{i:010d}"), opc=200, now=0.0)
-    assert len(s._logged) <= MAX_LOG_SOURCES
+    assert len(s.ration._logged) <= MAX_LOG_SOURCES
