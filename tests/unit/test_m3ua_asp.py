@@ -155,6 +155,14 @@ def errs(outs: list[M3uaOutput]) -> list[M.M3uaMessage]:
     return [M.decode(o.data) for o in outs if isinstance(o, Transmit) and o.data[2:4] == b"\0\0"]
 
 
+def routes(net: Net, dpc: int) -> set[int]:
+    """The associations the server's answers to ``dpc`` leave over, across every SLS."""
+    layer, now = net.server, net.now
+    outs = [o for s in range(16) for o in layer.send_transfer(xfer(sls=s, dpc=dpc), now)]
+    assert all(isinstance(o, Transmit) for o in outs), outs
+    return {o.assoc_id for o in outs if isinstance(o, Transmit)}
+
+
 def active(nets: list[Net], n: int = 1, **kw: Any) -> Net:
     net = make_net(nets, n, **kw)
     for i in net.clients:
@@ -231,16 +239,8 @@ def test_answers_go_back_over_the_association_that_reaches_the_switch(nets: list
     net = active(nets, 2)
     net.run(1, net.clients[1].send_transfer(xfer(sls=0, opc=201, dpc=100), net.now))
     net.run(2, net.clients[2].send_transfer(xfer(sls=0, opc=202, dpc=100), net.now))
-    for sls in range(16):
-        (o,) = net.server.send_transfer(xfer(sls=sls, opc=100, dpc=201), net.now)
-        assert isinstance(o, Transmit) and o.assoc_id == 1
-        (o,) = net.server.send_transfer(xfer(sls=sls, opc=100, dpc=202), net.now)
-        assert isinstance(o, Transmit) and o.assoc_id == 2
-    seen = {
-        net.server.send_transfer(xfer(sls=s, opc=100, dpc=300), net.now)[0].assoc_id  # type: ignore[union-attr]
-        for s in range(16)
-    }
-    assert seen == {1, 2}
+    assert routes(net, 201) == {1} and routes(net, 202) == {2}
+    assert routes(net, 300) == {1, 2}
     # The switch's association goes: its answers fall back to the AS-wide choice.
     net.disconnect(1)
     (o,) = net.server.send_transfer(xfer(sls=0, opc=100, dpc=201), net.now)
@@ -579,9 +579,7 @@ def test_a_foreign_opc_steals_no_answers(nets: list[Net]) -> None:
     net.run(1, net.clients[1].send_transfer(xfer(sls=0, opc=201, dpc=100), net.now))
     net.run(2, net.clients[2].send_transfer(xfer(sls=1, opc=201, dpc=100), net.now))
     assert sum(isinstance(e, Deliver) for e in net.events[SERVER]) == 2
-    for sls in range(16):
-        (o,) = net.server.send_transfer(xfer(sls=sls, opc=100, dpc=201), net.now)
-        assert isinstance(o, Transmit) and o.assoc_id == 1
+    assert routes(net, 201) == {1}
     # the owner's association goes: the point code is free again, the next sender owns it
     net.disconnect(1)
     net.run(2, net.clients[2].send_transfer(xfer(sls=0, opc=201, dpc=100), net.now))
@@ -682,15 +680,8 @@ def test_answers_to_a_bound_pc_leave_only_toward_its_address(nets: list[Net]) ->
     an unbound point code still loadshares over both."""
     net = bound_net(nets, (1, 2))
     net.inject(SERVER, 1, M.encode_data(xfer(opc=201, dpc=100), 1))
-    for sls in range(16):
-        for dpc in (201, 210, 219):
-            (o,) = net.server.send_transfer(xfer(sls=sls, opc=100, dpc=dpc), net.now)
-            assert isinstance(o, Transmit) and o.assoc_id == 2
-    seen = {
-        net.server.send_transfer(xfer(sls=s, opc=100, dpc=300), net.now)[0].assoc_id  # type: ignore[union-attr]
-        for s in range(16)
-    }
-    assert seen == {1, 2}
+    assert routes(net, 201) == routes(net, 210) == routes(net, 219) == {2}
+    assert routes(net, 300) == {1, 2}
     # the switch goes; the AS stays active through the impostor: the answer is dropped, said
     net.disconnect(2)
     assert net.server.as_state is AsState.ACTIVE
@@ -733,9 +724,7 @@ def test_unbound_opcs_are_learned_as_without_bindings(nets: list[Net]) -> None:
     net.run(2, net.clients[2].send_transfer(xfer(opc=300, dpc=100), net.now))
     assert sum(isinstance(e, Deliver) for e in net.events[SERVER]) == 2
     assert net.server._reaches == {300: {1}}  # first seen on the impostor's: as today
-    for sls in range(16):
-        (o,) = net.server.send_transfer(xfer(sls=sls, opc=100, dpc=300), net.now)
-        assert isinstance(o, Transmit) and o.assoc_id == 1
+    assert routes(net, 300) == {1}
 
 
 def test_an_association_of_unknown_address_sends_no_bound_opc(nets: list[Net]) -> None:
