@@ -213,8 +213,7 @@ class Dropped:
 
 @dataclass(frozen=True, slots=True)
 class OpcRefused:
-    """DATA refused (ERR sent) because its OPC is bound to other peer addresses than the one of
-    the association it came on (``pc_bindings``)."""
+    """DATA refused with ERR: its OPC is bound to other addresses than its peer's."""
 
     assoc_id: int
     peer: str | None
