@@ -47,6 +47,7 @@ from scp.core.m3ua_asp import (
     Dropped,
     M3uaLayer,
     MtpStatus,
+    OpcRefused,
     PeerNotify,
     Transmit,
 )
@@ -61,7 +62,7 @@ from scp.flows.retention import run_retention, run_voicemail_retention
 from scp.primitives import TcBegin, TcEnd, TcPrimitive, TcUAbort
 from scp.service.dialogue import ContinueUser, DialogueUser, Dispatcher
 from scp.service.overload import Measures, OverloadControl
-from scp.service.screening import Screener
+from scp.service.screening import LogRation, Screener
 from scp.service.stats import NodeStats
 from scp.state.migrate import open_migrated_pool
 from scp.web.app import create_app
@@ -89,6 +90,7 @@ def build_stack(cfg: Config, *, siblings: frozenset[int] = frozenset()) -> Sigtr
             ack_timeout=m.ack_timeout,
             max_pc=m.pcf.max_pc,
             aspup_timeout=m.aspup_timeout,
+            pc_bindings=m.pc_bindings(),
         ),
         sccp=SccpLayer(
             local_pc=m.local_pc,
@@ -167,6 +169,8 @@ class Node(AssociationHandler):
         # TC-users, first match wins on TC-BEGIN (TcUsers for the node with its database);
         # none given, the stack alone (tests, benchmarks) answers InitialDP with Continue.
         self.screener = Screener(cfg.screening, stats=self.stats.screening)
+        # DATA refused by [[m3ua.binding]]: one log line per peer address per interval
+        self._opc_refusals = LogRation(cfg.screening.log_interval)
         self.overload = OverloadControl(cfg.overload)
         self.user = Dispatcher(
             users(self) if users is not None else [ContinueUser()], screen=self._screen
@@ -233,6 +237,20 @@ class Node(AssociationHandler):
             switch=self.stack.tcap.peer_pc(did),
             now=now,
         )
+
+    def _opc_refused(self, o: OpcRefused) -> None:
+        """DATA from a peer with an OPC bound to other addresses ([[m3ua.binding]]): counted
+        with the screening refusals, logged at most once per peer address per interval."""
+        self.stats.screening.refused["m3ua", "DATA", "opc_binding"] += 1
+        suppressed = self._opc_refusals.due(str(o.peer), self.clock())
+        if suppressed is not None:
+            self.log.warning(
+                "m3ua DATA refused: OPC bound to other peers",
+                assoc=o.assoc_id,
+                peer=o.peer,
+                opc=o.opc,
+                not_logged_since=suppressed,
+            )
 
     def _screen(self, begin: TcBegin) -> TcPrimitive | None:
         """SS7 screening of a TC-BEGIN (``[screening]``): the refusal to send, or None."""
@@ -322,7 +340,8 @@ class Node(AssociationHandler):
         self._peers[assoc_id] = (peer, local)
         self.log.info("association up", assoc=assoc_id, peer=f"{peer[0]}:{peer[1]}")
         stack = self.stack
-        self.driver.feed(lambda now: stack.association_up(assoc_id, now), "association up")
+        host = peer[0]
+        self.driver.feed(lambda now: stack.association_up(assoc_id, now, host), "association up")
 
     def association_data(self, assoc_id: int, data: bytes, stream: int) -> None:
         if self._capture is not None:
@@ -379,6 +398,8 @@ class Node(AssociationHandler):
                 self.log.info("asp state", assoc=o.assoc_id, old=str(o.old), new=str(o.new))
             case ForwardToWorker():
                 self._forward(o)
+            case OpcRefused():
+                self._opc_refused(o)
             case AsStateChanged() | Dropped() | MtpStatus() | PeerNotify() | SccpLog() | TcapLog():
                 self._log_output(o)
             case _:  # what remains is a TC indication: mypy checks handle() takes exactly that

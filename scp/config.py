@@ -83,6 +83,37 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
+class PeerBinding:
+    """[[m3ua.binding]]: point codes (or ranges) whose DATA may come, and whose answers go, only
+    over associations from ``address`` (the peer's IP address, no port). A point code may be
+    bound to several addresses (a switch with more than one)."""
+
+    address: str = ""
+    point_codes: tuple[int | str, ...] = ()
+
+    def validate_as(self, key: str, max_pc: int, local_pc: int) -> None:
+        try:
+            ipaddress.ip_address(self.address)
+        except ValueError:
+            raise ConfigError(f"{key}.address", f"not an IP address: {self.address!r}") from None
+        if not self.point_codes:
+            raise ConfigError(f"{key}.point_codes", "must name at least one point code")
+        for i, lo, hi in self._ranges(key, max_pc):
+            if lo <= local_pc <= hi:
+                raise ConfigError(f"{key}.point_codes[{i}]", f"contains m3ua.local_pc {local_pc}")
+
+    def _ranges(self, key: str, max_pc: int) -> list[tuple[int, int, int]]:
+        return [
+            (i, *parse_pc_range(pc, f"{key}.point_codes[{i}]", max_pc))
+            for i, pc in enumerate(self.point_codes)
+        ]
+
+    def ranges(self, max_pc: int) -> tuple[tuple[int, int], ...]:
+        """The point codes as inclusive (low, high) ranges (validated already)."""
+        return tuple((lo, hi) for _i, lo, hi in self._ranges("m3ua.binding", max_pc))
+
+
+@dataclass(frozen=True)
 class M3uaConfig:
     """[m3ua]: the SIGTRAN association(s) and our point code."""
 
@@ -107,6 +138,9 @@ class M3uaConfig:
     # connection has to send ASP Up before it is closed (0: no limit)
     max_connections: int = 64
     aspup_timeout: float = 10.0
+    # point codes bound to peer addresses; none: a point code's answers follow the association
+    # it was first seen on (README, "Hostile peers on the M3UA listener")
+    binding: tuple[PeerBinding, ...] = ()
 
     def validate(self) -> None:
         if self.role == "server":
@@ -132,6 +166,12 @@ class M3uaConfig:
         _range(self.aspup_timeout, "m3ua.aspup_timeout", 0, 3600)
         if self.asp_identifier is not None:
             _range(self.asp_identifier, "m3ua.asp_identifier", 0, 0xFFFFFFFF)
+        for i, b in enumerate(self.binding):
+            b.validate_as(f"m3ua.binding[{i}]", self.pcf.max_pc, self.local_pc)
+
+    def pc_bindings(self) -> tuple[tuple[str, tuple[tuple[int, int], ...]], ...]:
+        """``binding`` as the M3UA layer takes it: (address, point-code ranges) pairs."""
+        return tuple((b.address, b.ranges(self.pcf.max_pc)) for b in self.binding)
 
     @property
     def pcf(self) -> PointCodeFormat:
@@ -749,6 +789,8 @@ class Config:
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against the annotation ``tp``; return it converted where lossless."""
+    if dataclasses.is_dataclass(tp):  # a table, e.g. one of an array of tables
+        return _build(tp, value, key)  # type: ignore[arg-type]
     origin = get_origin(tp)
     if origin is Literal:
         allowed = get_args(tp)

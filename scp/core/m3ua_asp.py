@@ -19,6 +19,14 @@ BEATs when ``beat_interval`` > 0, closing the association if no Ack comes within
 for the rest (§3.4.3, §4.5); a message we cannot accept gets an Error (§3.8.1, §4.5) with the
 first octets of the offending message as Diagnostic Information, and the association stays up.
 
+Answers to a point code (MTP-TRANSFER requests) leave over an association that reaches it. With
+no ``pc_bindings`` that is the association the point code was first seen on as OPC, while it
+stays up. ``pc_bindings`` ties point codes to peer addresses (``[[m3ua.binding]]``, the host the
+transport reports for each association): DATA whose OPC is bound, from an association whose
+peer is not one of its addresses, is refused with ERR and never delivered, and answers to a
+bound point code go only over active associations from its addresses. Point codes no binding
+names are learned as without bindings.
+
 The ASP state machine is a transition table per role (:data:`SERVER_ASP_FSM`,
 :data:`CLIENT_ASP_FSM`, in the style of :mod:`scp.core.fsm`): (ASP state, event) -> the action
 and the next state of §4.3.1 figure 3, the events being the messages received (named as §3
@@ -30,8 +38,9 @@ taking over). A message with no row for the ASP's state is illegal there and ans
 from __future__ import annotations
 
 import enum
+import ipaddress
 import struct
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -73,11 +82,13 @@ __all__ = [
     "AspStateChanged",
     "AsStateChanged",
     "Dropped",
+    "OpcRefused",
     "MtpStatus",
     "PeerNotify",
     "M3uaEvent",
     "M3uaOutput",
     "DATA_STREAMS",
+    "canonical_address",
 ]
 
 DATA_STREAMS = 16
@@ -201,6 +212,15 @@ class Dropped:
 
 
 @dataclass(frozen=True, slots=True)
+class OpcRefused:
+    """DATA refused with ERR: its OPC is bound to other addresses than its peer's."""
+
+    assoc_id: int
+    peer: str | None
+    opc: int
+
+
+@dataclass(frozen=True, slots=True)
 class MtpStatus:
     """MTP-PAUSE / MTP-RESUME / MTP-STATUS indication from SSNM (RFC 4666 §1.4.2.2, §3.4)."""
 
@@ -219,7 +239,15 @@ class PeerNotify:
     asp_identifier: int | None = None
 
 
-M3uaEvent = CloseAssociation | AspStateChanged | AsStateChanged | Dropped | MtpStatus | PeerNotify
+M3uaEvent = (
+    CloseAssociation
+    | AspStateChanged
+    | AsStateChanged
+    | Dropped
+    | OpcRefused
+    | MtpStatus
+    | PeerNotify
+)
 """What the layer reports besides the messages it carries: for the transport and the log."""
 
 M3uaOutput = Transmit | Deliver | M3uaEvent
@@ -271,6 +299,7 @@ class _Asp:
     """What we know about the ASP at the far end of one association (or, client role, us)."""
 
     assoc_id: int
+    peer: str | None = None  # the peer's address as the transport reported it (canonical)
     state: AspState = AspState.DOWN
     asp_identifier: int | None = None
     activated: int = 0  # order of activation, for override (the newest wins)
@@ -301,6 +330,7 @@ class M3uaLayer:
         max_pc: int = 0xFFFFFF,
         aspup_timeout: float = 0.0,
         max_pcs_per_association: int = 64,
+        pc_bindings: Iterable[tuple[str, Iterable[tuple[int, int]]]] = (),
     ) -> None:
         if role not in ("client", "server"):
             raise ValueError(f"role must be 'client' or 'server', not {role!r}")
@@ -327,8 +357,16 @@ class M3uaLayer:
         # over an association that reaches it, not to whichever ASP the SLS picks (several
         # switches, with different point codes, may be ASPs of our AS at once). A point code
         # belongs to the association it was first seen on while that one stays up: a peer that
-        # sends one DATA with another's OPC learns nothing and steals no answers.
+        # sends one DATA with another's OPC learns nothing and steals no answers. Bound point
+        # codes are never learned: their addresses come from ``pc_bindings``.
         self._reaches: dict[int, set[int]] = {}
+        # (low, high, peer address): the point codes DATA may come from, and answers go to,
+        # only over associations from that address
+        self._bindings: tuple[tuple[int, int, str], ...] = tuple(
+            (lo, hi, canonical_address(address))
+            for address, ranges in pc_bindings
+            for lo, hi in ranges
+        )
         self._timers = Timers()
         self._as_state = AsState.DOWN
         self._registered: set[int] = set()  # RCs handed out by REG REQ (server)
@@ -361,12 +399,17 @@ class M3uaLayer:
 
     # -- transport events --------------------------------------------------------------------
 
-    def association_up(self, assoc_id: int, now: float) -> list[M3uaOutput]:
-        """The transport connected; the client starts the ASP Up procedure (§4.3.4.1)."""
+    def association_up(
+        self, assoc_id: int, now: float, peer: str | None = None
+    ) -> list[M3uaOutput]:
+        """The transport connected, to the host ``peer`` (an IP address; None: unknown, an
+        in-process peer); the client starts the ASP Up procedure (§4.3.4.1)."""
         out: list[M3uaOutput] = []
         if assoc_id in self._asps:
             out += self._drop_asp(assoc_id, now)
-        asp = _Asp(assoc_id, last_rx=now)
+        asp = _Asp(
+            assoc_id, peer=canonical_address(peer) if peer is not None else None, last_rx=now
+        )
         self._asps[assoc_id] = asp
         if self.beat_interval > 0:
             self._timers.start(("beat", assoc_id), now, self.beat_interval)
@@ -427,9 +470,11 @@ class M3uaLayer:
         code: ErrorCode,
         reason: str,
         routing_context: int | None = None,
+        report: M3uaEvent | None = None,
     ) -> list[M3uaOutput]:
-        """ERR for a message we refuse (§3.8.1); an ERR itself is never answered (no loops)."""
-        dropped = Dropped(f"refused: {code.name}", f"assoc={asp.assoc_id} {reason}")
+        """ERR for a message we refuse (§3.8.1); an ERR itself is never answered (no loops).
+        ``report``: the event that says so, instead of a :class:`Dropped` naming the code."""
+        dropped = report or Dropped(f"refused: {code.name}", f"assoc={asp.assoc_id} {reason}")
         if data[2:4] == b"\x00\x00":
             return [dropped]
         err = make(
@@ -451,6 +496,10 @@ class M3uaLayer:
         if self.routing_context is not None:
             return self.routing_context
         return min(self._registered) if self._registered else None
+
+    def _bound_to(self, pc: int) -> frozenset[str]:
+        """The peer addresses ``pc`` is bound to (empty: none binds it)."""
+        return frozenset(a for lo, hi, a in self._bindings if lo <= pc <= hi)
 
     def _on_data(self, asp: _Asp, data: bytes, out: list[M3uaOutput]) -> None:
         d = decode_data(data)
@@ -475,7 +524,21 @@ class M3uaLayer:
                 f"OPC {opc} is {'ours' if opc == self.local_pc else 'out of range'}",
             )
             return
-        if opc not in self._reaches and asp.learned < self.max_pcs_per_association:
+        if self._bindings and (bound := self._bound_to(opc)):
+            if asp.peer not in bound:
+                # §3.8.1 "Invalid Parameter Value": the DATA is well formed and legal in
+                # ASP-ACTIVE (not "Unexpected Message"), and "Refused - Management Blocking" is
+                # defined for ASP Up / ASP Active only; what we refuse is the value of the OPC
+                # field from this association, as for an OPC out of range or our own above.
+                out += self._error(
+                    asp,
+                    data,
+                    ErrorCode.INVALID_PARAMETER_VALUE,
+                    f"OPC {opc} is bound to other peers",
+                    report=OpcRefused(asp.assoc_id, asp.peer, opc),
+                )
+                return
+        elif opc not in self._reaches and asp.learned < self.max_pcs_per_association:
             self._reaches[opc] = {asp.assoc_id}
             asp.learned += 1
         out.append(Deliver(d.xfer))
@@ -906,11 +969,19 @@ class M3uaLayer:
         active = [a for a in self._asps.values() if a.state is AspState.ACTIVE]
         if self.role == "client":
             active = [a for a in active if not any(u.covers(xfer.dpc) for u in a.unavailable)]
+        bound = self._bound_to(xfer.dpc) if self._bindings else frozenset()
+        if bound:
+            active = [a for a in active if a.peer in bound]
         if not active:
             if self._as_state is AsState.PENDING and len(self._pending_queue) < MAX_PENDING_QUEUE:
                 self._pending_queue.append(xfer)
                 return []
-            return [Dropped("no ASP active", f"dpc={xfer.dpc} sls={xfer.sls}")]
+            return [
+                Dropped(
+                    "no ASP active" + (" from the addresses bound to the DPC" if bound else ""),
+                    f"dpc={xfer.dpc} sls={xfer.sls}",
+                )
+            ]
         try:
             data = encode_data(xfer, self._our_rc)
         except CodecError as e:
@@ -996,6 +1067,19 @@ class M3uaLayer:
         self._transit(asp, AspEvent.ASSOCIATION_LOST, out)
         self._update_as(now, out)
         return out
+
+
+def canonical_address(host: str) -> str:
+    """``host`` as bindings compare it: an IP address in its canonical text, without an IPv6
+    zone, and an IPv4-mapped IPv6 address (what a dual-stack listener reports) as the IPv4 one;
+    anything else as it is."""
+    try:
+        ip = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
 
 
 _Action = Callable[[M3uaLayer, _Asp, M3uaMessage, bytes, float, list[M3uaOutput]], None]

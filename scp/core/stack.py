@@ -45,8 +45,11 @@ class SigtranStack:
 
     # -- inputs from the transport adapter -----------------------------------------------------
 
-    def association_up(self, assoc_id: int, now: float) -> list[StackOutput]:
-        return self._from_m3ua(self.m3ua.association_up(assoc_id, now), now)
+    def association_up(
+        self, assoc_id: int, now: float, peer: str | None = None
+    ) -> list[StackOutput]:
+        """The transport connected ``assoc_id`` to the host ``peer`` (its IP address)."""
+        return self._from_m3ua(self.m3ua.association_up(assoc_id, now, peer), now)
 
     def association_down(self, assoc_id: int, now: float) -> list[StackOutput]:
         return self._from_m3ua(self.m3ua.association_down(assoc_id, now), now)

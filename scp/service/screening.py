@@ -35,7 +35,16 @@ from scp.primitives import (
 )
 from scp.service.stats import ScreeningStats, operation_label
 
-__all__ = ["AllowList", "Refusal", "Screened", "Screener", "ScreeningPolicy", "refusal", "screen"]
+__all__ = [
+    "AllowList",
+    "LogRation",
+    "Refusal",
+    "Screened",
+    "Screener",
+    "ScreeningPolicy",
+    "refusal",
+    "screen",
+]
 
 OP_ALERT_SERVICE_CENTRE = 64
 OP_ALERT_SERVICE_CENTRE_WITHOUT_RESULT = 49
@@ -161,16 +170,45 @@ class Screened:
     suppressed: int
 
 
+class LogRation:
+    """At most one log line per source per ``interval`` seconds (``now`` passed in), in bounded
+    memory: :meth:`due` says whether to log a refusal of ``source`` now."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        # source -> (time of its last log line, refusals since then not logged)
+        self._logged: dict[str, tuple[float, int]] = {}
+
+    def due(self, source: str, now: float) -> int | None:
+        """None: not now (counted); else log now, saying how many were not logged since the
+        source's last line."""
+        last = self._logged.get(source)
+        if last is not None and now - last[0] < self.interval:
+            self._logged[source] = (last[0], last[1] + 1)
+            return None
+        if last is None and len(self._logged) >= MAX_LOG_SOURCES:
+            self._forget(now)
+        self._logged[source] = (now, 0)
+        return last[1] if last is not None else 0
+
+    def _forget(self, now: float) -> None:
+        """Make room: sources quiet for an interval go first, then the oldest half."""
+        quiet = [s for s, (t, _n) in self._logged.items() if now - t >= self.interval]
+        for s in quiet:
+            del self._logged[s]
+        if len(self._logged) >= MAX_LOG_SOURCES:
+            for s in list(self._logged)[: MAX_LOG_SOURCES // 2]:
+                del self._logged[s]
+
+
 class Screener:
     """:func:`screen` for the node: counts each refusal in ``stats`` and rations the log lines
     to one per source per ``log_interval`` seconds."""
 
     def __init__(self, cfg: ScreeningConfig, *, stats: ScreeningStats | None = None) -> None:
         self.policy = ScreeningPolicy.of(cfg)
-        self.log_interval = cfg.log_interval
         self.stats = stats if stats is not None else ScreeningStats()
-        # source -> (time of its last log line, refusals since then not logged)
-        self._logged: dict[str, tuple[float, int]] = {}
+        self.ration = LogRation(cfg.log_interval)
 
     def check(self, begin: TcBegin, *, opc: int | None, now: float) -> Screened | None:
         gt = begin.calling.gt.digits if begin.calling.gt is not None else None
@@ -182,20 +220,7 @@ class Screener:
             return None
         self.stats.refused[why.protocol, why.operation, why.reason] += 1
         source = f"gt {gt}" if gt is not None else f"opc {opc}"
-        last = self._logged.get(source)
-        if last is not None and now - last[0] < self.log_interval:
-            self._logged[source] = (last[0], last[1] + 1)
+        suppressed = self.ration.due(source, now)
+        if suppressed is None:
             return Screened(refusal(begin), why, source, False, 0)
-        if last is None and len(self._logged) >= MAX_LOG_SOURCES:
-            self._forget(now)
-        self._logged[source] = (now, 0)
-        return Screened(refusal(begin), why, source, True, last[1] if last is not None else 0)
-
-    def _forget(self, now: float) -> None:
-        """Make room: sources quiet for an interval go first, then the oldest half."""
-        quiet = [s for s, (t, _n) in self._logged.items() if now - t >= self.log_interval]
-        for s in quiet:
-            del self._logged[s]
-        if len(self._logged) >= MAX_LOG_SOURCES:
-            for s in list(self._logged)[: MAX_LOG_SOURCES // 2]:
-                del self._logged[s]
+        return Screened(refusal(begin), why, source, True, suppressed)

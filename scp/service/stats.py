@@ -228,7 +228,8 @@ def _u_abort_cause(a: TcUAbort) -> str:
 class ScreeningStats:
     """SS7 screening (:mod:`scp.service.screening`): messages refused, by protocol and reason."""
 
-    # (protocol, operation, reason) -> refused TC-BEGINs
+    # (protocol, operation, reason) -> refused TC-BEGINs, and M3UA DATA whose OPC is bound to
+    # other peer addresses ([[m3ua.binding]]) as ("m3ua", "DATA", "opc_binding")
     refused: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
 

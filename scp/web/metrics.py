@@ -129,7 +129,8 @@ def node_families(s: NodeSnapshot) -> list[Metric]:
         ),
         _counter(
             "screening_refused",
-            "TC-BEGINs refused by SS7 screening, by protocol, operation and reason",
+            "TC-BEGINs refused by SS7 screening, and M3UA DATA refused by [[m3ua.binding]]"
+            " (m3ua, DATA, opc_binding), by protocol, operation and reason",
             ("protocol", "operation", "reason"),
             s.stats.screening.refused,
         ),

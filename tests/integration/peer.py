@@ -150,7 +150,16 @@ class PeerAsp(asyncio.Protocol):
             self.pcap = None
 
 
-async def connect_peer(port: int, pcap: Path | None = None, *, beat: float = 0.0) -> PeerAsp:
+async def connect_peer(
+    port: int, pcap: Path | None = None, *, beat: float = 0.0, source: str | None = None
+) -> PeerAsp:
+    """A peer connected to the node on loopback ``port``; ``source``: the address to connect
+    from (e.g. 127.0.0.2, a host distinct from 127.0.0.1 as the node sees it)."""
     loop = asyncio.get_running_loop()
-    _, peer = await loop.create_connection(lambda: PeerAsp(pcap, beat=beat), "127.0.0.1", port)
+    _, peer = await loop.create_connection(
+        lambda: PeerAsp(pcap, beat=beat),
+        "127.0.0.1",
+        port,
+        local_addr=(source, 0) if source is not None else None,
+    )
     return peer

@@ -78,6 +78,49 @@ def test_bad_values_are_named(text: str, key: str) -> None:
     assert e.value.key == key, str(e.value)
 
 
+BIND = "[m3ua]\n{pcf}[[m3ua.binding]]\naddress = {address}\npoint_codes = {pcs}\n"
+
+
+@pytest.mark.parametrize(
+    ("pcf", "address", "pcs", "key"),
+    [
+        ("", "'10.0.0.300'", "[200]", "m3ua.binding[0].address"),
+        ("", "'10.0.0.1:2905'", "[200]", "m3ua.binding[0].address"),
+        ("", "'switch-1'", "[200]", "m3ua.binding[0].address"),
+        ("", "10", "[200]", "m3ua.binding[0].address"),
+        ("", "'10.0.0.1'", "[]", "m3ua.binding[0].point_codes"),
+        ("", "'10.0.0.1'", "[200, 'two hundred']", "m3ua.binding[0].point_codes[1]"),
+        ("", "'10.0.0.1'", "['300-200']", "m3ua.binding[0].point_codes[0]"),
+        ("", "'10.0.0.1'", "[200, true]", "m3ua.binding[0].point_codes[1]"),
+        ("", "'10.0.0.1'", "['90-110']", "m3ua.binding[0].point_codes[0]"),  # local_pc 100
+        # out of range for the network's point-code format: 14-bit ITU, 24-bit China
+        ("", "'10.0.0.1'", "[16384]", "m3ua.binding[0].point_codes[0]"),
+        ("", "'10.0.0.1'", "['16000-16384']", "m3ua.binding[0].point_codes[0]"),
+        ("pc_format = 'china'\n", "'10.0.0.1'", "[16777216]", "m3ua.binding[0].point_codes[0]"),
+    ],
+)
+def test_bad_bindings_are_named(pcf: str, address: str, pcs: str, key: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config(BIND.format(pcf=pcf, address=address, pcs=pcs))
+    assert e.value.key == key, str(e.value)
+
+
+def test_bindings_parse_into_ranges_per_address() -> None:
+    text = BIND.format(
+        pcf="pc_format = 'china'\n", address="'10.0.0.1'", pcs="[200, '70000-70100']"
+    )
+    text += "[[m3ua.binding]]\naddress = '2001:db8::7'\npoint_codes = [200]\n"
+    cfg = parse_config(text)
+    assert cfg.m3ua.pc_bindings() == (
+        ("10.0.0.1", ((200, 200), (70000, 70100))),
+        ("2001:db8::7", ((200, 200),)),
+    )
+    assert parse_config("").m3ua.pc_bindings() == ()
+    with pytest.raises(ConfigError) as e:
+        parse_config("[m3ua]\n[[m3ua.binding]]\naddress = '10.0.0.1'\npoint_code = [200]\n")
+    assert e.value.key == "m3ua.binding[0].point_code"
+
+
 def test_not_toml_is_an_error() -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         parse_config("[m3ua\nrole=", "x.toml")

@@ -24,7 +24,9 @@ from scp.core.m3ua_asp import (
     M3uaLayer,
     M3uaOutput,
     MtpStatus,
+    OpcRefused,
     Transmit,
+    canonical_address,
 )
 from scp.primitives import MtpTransfer
 from tests import tshark
@@ -41,8 +43,10 @@ class Net:
         *,
         server: dict[str, Any] | None = None,
         client: dict[str, Any] | None = None,
+        addresses: dict[int, str] | None = None,
     ) -> None:
         self.now = 0.0
+        self.addresses = addresses or {}  # association -> the client's address, as seen by TCP
         skw: dict[str, Any] = dict(role="server", local_pc=100, routing_context=1, beat_interval=0)
         skw.update(server or {})
         self.server = M3uaLayer(**skw)
@@ -81,7 +85,7 @@ class Net:
 
     def connect(self, i: int) -> None:
         self.connected.add(i)
-        self.run(SERVER, self.server.association_up(i, self.now))
+        self.run(SERVER, self.server.association_up(i, self.now, self.addresses.get(i)))
         self.run(i, self.clients[i].association_up(i, self.now))
 
     def disconnect(self, i: int) -> None:
@@ -149,6 +153,14 @@ def xfer(sls: int = 0, opc: int = 200, dpc: int = 100, data: bytes = UDT) -> Mtp
 
 def errs(outs: list[M3uaOutput]) -> list[M.M3uaMessage]:
     return [M.decode(o.data) for o in outs if isinstance(o, Transmit) and o.data[2:4] == b"\0\0"]
+
+
+def routes(net: Net, dpc: int) -> set[int]:
+    """The associations the server's answers to ``dpc`` leave over, across every SLS."""
+    layer, now = net.server, net.now
+    outs = [o for s in range(16) for o in layer.send_transfer(xfer(sls=s, dpc=dpc), now)]
+    assert all(isinstance(o, Transmit) for o in outs), outs
+    return {o.assoc_id for o in outs if isinstance(o, Transmit)}
 
 
 def active(nets: list[Net], n: int = 1, **kw: Any) -> Net:
@@ -227,16 +239,8 @@ def test_answers_go_back_over_the_association_that_reaches_the_switch(nets: list
     net = active(nets, 2)
     net.run(1, net.clients[1].send_transfer(xfer(sls=0, opc=201, dpc=100), net.now))
     net.run(2, net.clients[2].send_transfer(xfer(sls=0, opc=202, dpc=100), net.now))
-    for sls in range(16):
-        (o,) = net.server.send_transfer(xfer(sls=sls, opc=100, dpc=201), net.now)
-        assert isinstance(o, Transmit) and o.assoc_id == 1
-        (o,) = net.server.send_transfer(xfer(sls=sls, opc=100, dpc=202), net.now)
-        assert isinstance(o, Transmit) and o.assoc_id == 2
-    seen = {
-        net.server.send_transfer(xfer(sls=s, opc=100, dpc=300), net.now)[0].assoc_id  # type: ignore[union-attr]
-        for s in range(16)
-    }
-    assert seen == {1, 2}
+    assert routes(net, 201) == {1} and routes(net, 202) == {2}
+    assert routes(net, 300) == {1, 2}
     # The switch's association goes: its answers fall back to the AS-wide choice.
     net.disconnect(1)
     (o,) = net.server.send_transfer(xfer(sls=0, opc=100, dpc=201), net.now)
@@ -575,9 +579,7 @@ def test_a_foreign_opc_steals_no_answers(nets: list[Net]) -> None:
     net.run(1, net.clients[1].send_transfer(xfer(sls=0, opc=201, dpc=100), net.now))
     net.run(2, net.clients[2].send_transfer(xfer(sls=1, opc=201, dpc=100), net.now))
     assert sum(isinstance(e, Deliver) for e in net.events[SERVER]) == 2
-    for sls in range(16):
-        (o,) = net.server.send_transfer(xfer(sls=sls, opc=100, dpc=201), net.now)
-        assert isinstance(o, Transmit) and o.assoc_id == 1
+    assert routes(net, 201) == {1}
     # the owner's association goes: the point code is free again, the next sender owns it
     net.disconnect(1)
     net.run(2, net.clients[2].send_transfer(xfer(sls=0, opc=201, dpc=100), net.now))
@@ -633,3 +635,114 @@ def test_beat_only_on_an_idle_association(nets: list[Net]) -> None:
     assert "BEAT" not in net.names(SERVER)
     net.advance(0.1)  # 10 s quiet
     assert net.names(SERVER).count("BEAT") == 1
+
+
+# -- point codes bound to peer addresses ([[m3ua.binding]]) ------------------------------------
+
+SWITCH, IMPOSTOR = "10.0.0.1", "10.0.0.66"
+BOUND = {"pc_bindings": [(SWITCH, [(201, 201), (210, 219)])]}
+
+
+def bound_net(nets: list[Net], order: tuple[int, ...], **server: Any) -> Net:
+    """Client 1 is the impostor (10.0.0.66), client 2 the switch (10.0.0.1) that owns PCs 201
+    and 210-219; they connect in ``order`` and are left active."""
+    net = make_net(nets, 2, server={**BOUND, **server}, addresses={1: IMPOSTOR, 2: SWITCH})
+    for i in order:
+        net.connect(i)
+    net.clear()
+    return net
+
+
+def test_a_bound_opc_from_another_address_gets_err_and_is_not_delivered(nets: list[Net]) -> None:
+    net = bound_net(nets, (1, 2))
+    for opc in (201, 215):
+        data = M.encode_data(xfer(sls=3, opc=opc, dpc=100), 1)
+        outs = net.inject(SERVER, 1, data)
+        assert not any(isinstance(o, Deliver) for o in outs)
+        (err,) = errs(outs)
+        # RFC 4666 §3.8.1: Invalid Parameter Value, the offending DATA's first octets echoed
+        assert err.error_code == ErrorCode.INVALID_PARAMETER_VALUE == 0x11
+        assert err.diagnostic_information == data[:40]
+        assert [o for o in outs if isinstance(o, Transmit)][0].assoc_id == 1
+        assert OpcRefused(1, IMPOSTOR, opc) in outs
+        assert not any(isinstance(o, Dropped) for o in outs)  # logged by the node, rationed
+    assert net.server._reaches == {}  # it taught the routing nothing
+    assert net.server.asp_state(1) is AspState.ACTIVE  # the association stays up
+    # the switch, from its bound address, is served
+    net.clear()
+    net.run(2, net.clients[2].send_transfer(xfer(opc=201, dpc=100), net.now))
+    assert net.events[SERVER] == [Deliver(xfer(opc=201, dpc=100))]
+
+
+def test_answers_to_a_bound_pc_leave_only_toward_its_address(nets: list[Net]) -> None:
+    """The impostor connected first, is active and sent DATA with the switch's OPC: every
+    answer to the switch's point codes leaves over the switch's association, whatever the SLS;
+    an unbound point code still loadshares over both."""
+    net = bound_net(nets, (1, 2))
+    net.inject(SERVER, 1, M.encode_data(xfer(opc=201, dpc=100), 1))
+    assert routes(net, 201) == routes(net, 210) == routes(net, 219) == {2}
+    assert routes(net, 300) == {1, 2}
+    # the switch goes; the AS stays active through the impostor: the answer is dropped, said
+    net.disconnect(2)
+    assert net.server.as_state is AsState.ACTIVE
+    (o,) = net.server.send_transfer(xfer(opc=100, dpc=201), net.now)
+    assert isinstance(o, Dropped) and "bound" in o.reason
+    (o,) = net.server.send_transfer(xfer(opc=100, dpc=300), net.now)
+    assert isinstance(o, Transmit) and o.assoc_id == 1
+
+
+def test_broadcast_of_a_bound_pc_skips_other_addresses(nets: list[Net]) -> None:
+    net = make_net(
+        nets,
+        3,
+        server={**BOUND, "traffic_mode": "broadcast"},
+        client={"traffic_mode": "broadcast"},
+        addresses={1: IMPOSTOR, 2: SWITCH, 3: "::ffff:10.0.0.1"},  # dual-stack: the switch
+    )
+    for i in (1, 2, 3):
+        net.connect(i)
+    outs = net.server.send_transfer(xfer(opc=100, dpc=201), net.now)
+    assert sorted(o.assoc_id for o in outs if isinstance(o, Transmit)) == [2, 3]
+
+
+def test_a_bound_pc_is_queued_while_the_as_is_pending(nets: list[Net]) -> None:
+    """The switch's association drops and the AS is AS-PENDING (T(r)): answers to it wait and
+    leave over its new association once it is back."""
+    net = make_net(nets, 1, server=BOUND, addresses={1: SWITCH})
+    net.connect(1)
+    net.disconnect(1)
+    assert net.server.as_state is AsState.PENDING
+    assert net.server.send_transfer(xfer(opc=100, dpc=201), net.now) == []
+    net.clear()
+    net.connect(1)
+    assert Deliver(xfer(opc=100, dpc=201)) in net.events[1]
+
+
+def test_unbound_opcs_are_learned_as_without_bindings(nets: list[Net]) -> None:
+    net = bound_net(nets, (1, 2))
+    net.run(1, net.clients[1].send_transfer(xfer(opc=300, dpc=100), net.now))
+    net.run(2, net.clients[2].send_transfer(xfer(opc=300, dpc=100), net.now))
+    assert sum(isinstance(e, Deliver) for e in net.events[SERVER]) == 2
+    assert net.server._reaches == {300: {1}}  # first seen on the impostor's: as today
+    assert routes(net, 300) == {1}
+
+
+def test_an_association_of_unknown_address_sends_no_bound_opc(nets: list[Net]) -> None:
+    net = make_net(nets, 1, server=BOUND)  # association_up without a peer address
+    net.connect(1)
+    outs = net.inject(SERVER, 1, M.encode_data(xfer(opc=201, dpc=100), 1))
+    assert OpcRefused(1, None, 201) in outs and not any(isinstance(o, Deliver) for o in outs)
+
+
+@pytest.mark.parametrize(
+    ("host", "canonical"),
+    [
+        ("10.0.0.1", "10.0.0.1"),
+        ("::ffff:10.0.0.1", "10.0.0.1"),
+        ("2001:DB8:0::7", "2001:db8::7"),
+        ("fe80::1%eth0", "fe80::1"),
+        ("not-an-address", "not-an-address"),
+    ],
+)
+def test_peer_addresses_compare_canonically(host: str, canonical: str) -> None:
+    assert canonical_address(host) == canonical

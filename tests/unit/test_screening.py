@@ -24,6 +24,7 @@ from scp.primitives import (
 )
 from scp.service.screening import (
     MAX_LOG_SOURCES,
+    LogRation,
     Refusal,
     Screener,
     ScreeningPolicy,
@@ -179,4 +180,11 @@ def test_screener_log_memory_is_bounded() -> None:
     s = Screener(CFG)
     for i in range(MAX_LOG_SOURCES + 5):
         s.check(_begin(i, f"44{i:010d}"), opc=200, now=0.0)
-    assert len(s._logged) <= MAX_LOG_SOURCES
+    assert len(s.ration._logged) <= MAX_LOG_SOURCES
+
+
+def test_log_ration_gives_each_source_one_line_per_interval() -> None:
+    """What the node rations M3UA DATA refused by [[m3ua.binding]] with, per peer address."""
+    r = LogRation(10.0)
+    assert [r.due("10.0.0.66", float(t)) for t in range(12)] == [0] + [None] * 9 + [9, None]
+    assert r.due("10.0.0.67", 11.0) == 0  # another source has its own line

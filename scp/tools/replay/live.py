@@ -26,6 +26,7 @@ from scp.core.m3ua_asp import (
     M3uaLayer,
     M3uaOutput,
     MtpStatus,
+    OpcRefused,
     PeerNotify,
     Transmit,
 )
@@ -116,6 +117,7 @@ class M3uaClient(asyncio.Protocol):
                 | AspStateChanged()
                 | AsStateChanged()
                 | Dropped()
+                | OpcRefused()
                 | MtpStatus()
                 | PeerNotify()
             ):

@@ -21,6 +21,7 @@ from scp.core.m3ua_asp import (
     CloseAssociation,
     Dropped,
     MtpStatus,
+    OpcRefused,
     PeerNotify,
     Transmit,
 )
@@ -129,6 +130,7 @@ class SimPeer:
                 | AspStateChanged()
                 | AsStateChanged()
                 | Dropped()
+                | OpcRefused()
                 | MtpStatus()
                 | PeerNotify()
                 | SccpLog()
