@@ -15,7 +15,7 @@ fresh values for the other protocol. Enumerations are ints (IntEnum members wher
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,8 +33,37 @@ from scp.codecs.numbers import (
 Extra = Mapping[str, Any]
 
 
-def _extra() -> dict[str, Any]:
-    return {}
+class _NoExtra(Mapping[str, Any]):
+    """The empty ``extra`` of an operation built by the service: immutable and hashable, so an
+    operation with nothing in ``extra`` is hashable as a whole (the call path caches encodings
+    by operation). Equal to any empty mapping, shown as ``{}`` like one."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and not other
+
+    def __repr__(self) -> str:
+        return "{}"
+
+
+NO_EXTRA: Extra = _NoExtra()
+
+
+def _extra() -> Extra:
+    return NO_EXTRA
 
 
 class EventTypeBCSM(enum.IntEnum):

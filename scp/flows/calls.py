@@ -779,8 +779,15 @@ class CallUser:
         return op
 
     def _encode(self, leg: _Leg, op: ops.Operation) -> tuple[Any, bytes | None]:
-        key = (leg.ac, repr(op))
-        hit = self._enc.get(key)
+        # The operations the service builds are frozen dataclasses with nothing in ``extra``
+        # (ops.NO_EXTRA), so they are their own keys: hashing one costs a fraction of the
+        # repr that keyed this cache before (the repr alone was 4 % of a call's CPU).
+        key: tuple[Any, ...] = (leg.ac, op)
+        try:
+            hit = self._enc.get(key)
+        except TypeError:  # a field holds something unhashable: its repr is the key
+            key = (leg.ac, repr(op))
+            hit = self._enc.get(key)
         if hit is None:
             hit = leg.codec.encode_arg(op, ac=leg.ac)
             if len(self._enc) >= _CACHE_MAX:

@@ -372,6 +372,19 @@ def test_unknown_and_generic_are_lossless() -> None:
     assert cap.CODEC.encode_arg(g)[1] == wire
 
 
+def test_operations_built_by_the_service_are_hashable_and_equal_to_decoded_ones() -> None:
+    """Their empty ``extra`` is ops.NO_EXTRA: the call path's encoding cache keys on them."""
+    rrbe = ops.RequestReportBCSMEvent((ops.BCSMEvent(ops.EventTypeBCSM.T_BUSY),))
+    assert hash(rrbe) == hash(ops.RequestReportBCSMEvent((ops.BCSMEvent(13),)))
+    assert {rrbe: 1}[ops.RequestReportBCSMEvent((ops.BCSMEvent(13),))] == 1
+    decoded = cap.CODEC.decode_arg(23, cap.CODEC.encode_arg(rrbe)[1])
+    assert decoded == rrbe and rrbe == decoded and repr(decoded) == repr(rrbe)
+    assert ops.NO_EXTRA == {} and {} == ops.NO_EXTRA and not ops.NO_EXTRA
+    assert ops.NO_EXTRA != {"x": 1} and dict(ops.NO_EXTRA) == {}
+    with pytest.raises(TypeError):  # what a decoder kept in extra is a plain dict
+        hash(ops.Connect((CalledPartyNumber("861390000"),), extra={"x": 1}))
+
+
 def test_bad_input_raises_decode_error() -> None:
     for code, param in [
         (0, b"\x30\x03\x80\x01"),
