@@ -17,7 +17,7 @@ committed chunks), and in the same database the baselines:
 
 Runs against a throw-away database on ``$MCN_DATABASE_URL``'s server if set, else on a
 temporary pgserver instance (deleted afterwards). Usage:
-    python bench/billing.py [--subscribers 500000] [--chunk 5000]
+    python bench/billing.py [--subscribers 500000] [--chunk 20000]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from typing import Any
 import asyncpg
 from scratch import scratch_database
 
+from scp.config import BillingConfig
 from scp.service.billing import month_bounds, price_segments
 from scp.state import billing_store as store
 
@@ -123,7 +124,7 @@ async def timed_compute(dsn: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--subscribers", type=int, default=500_000)
-    ap.add_argument("--chunk", type=int, default=5000)
+    ap.add_argument("--chunk", type=int, default=BillingConfig().chunk)
     args = ap.parse_args()
 
     with scratch_database("mcn-bench-billing-") as (dsn, tmp):

@@ -501,7 +501,7 @@ class BillingConfig:
 
     proration: Literal["daily", "full"] = "daily"  # daily: by the days subscribed in the month
     callback_fee_on: Literal["submitted", "delivered"] = "submitted"  # its SMS reached...
-    chunk: int = 5000  # subscribers billed per committed chunk of a run (the resume point)
+    chunk: int = 20_000  # subscription rows billed per committed chunk of a run (the resume point)
 
     def validate(self) -> None:
         _range(self.chunk, "billing.chunk", 1, 1_000_000)
