@@ -290,6 +290,7 @@ class Node(AssociationHandler):
             local_pc=self.cfg.m3ua.local_pc,
             routing_context=self.cfg.m3ua.routing_context,
             gt=self.cfg.sccp.global_title,
+            event_loop=type(asyncio.get_running_loop()).__module__.partition(".")[0],
         )
 
     async def serve_forever(self, *, install_signals: bool = True, stop: bool = True) -> None:

@@ -204,10 +204,18 @@ async def test_heartbeat_timeout_drops_a_peer_that_hangs(tmp_path: Path) -> None
 async def test_mcn_scp_run_shuts_down_cleanly_on_sigterm_and_sigint(
     tmp_path: Path, db_dsn: str
 ) -> None:
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # the default loop with either signal, and uvloop ([node] event_loop) with one
+    for sig, loop in (
+        (signal.SIGTERM, "asyncio"),
+        (signal.SIGINT, "asyncio"),
+        (signal.SIGTERM, "uvloop"),
+    ):
         port = free_port()
-        conf = tmp_path / f"node-{sig}.toml"
-        conf.write_text(f'[m3ua]\nlisten = "127.0.0.1:{port}"\n[smpp]\nbackend = "console"\n')
+        conf = tmp_path / f"node-{sig}-{loop}.toml"
+        conf.write_text(
+            f'[node]\nevent_loop = "{loop}"\n[m3ua]\nlisten = "127.0.0.1:{port}"\n'
+            '[smpp]\nbackend = "console"\n'
+        )
         env = dict(os.environ, MCN_CONFIG=str(conf), MCN_DATABASE_URL=db_dsn)
         proc = subprocess.Popen(
             [
@@ -218,7 +226,7 @@ async def test_mcn_scp_run_shuts_down_cleanly_on_sigterm_and_sigint(
                 "--config",
                 str(conf),
                 "--capture",
-                str(tmp_path / "run.pcap"),
+                str(tmp_path / f"run-{sig}-{loop}.pcap"),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -229,7 +237,7 @@ async def test_mcn_scp_run_shuts_down_cleanly_on_sigterm_and_sigint(
             deadline = time.monotonic() + 20
             while peer is None:
                 try:
-                    peer = await connect_peer(port, tmp_path / f"peer-{sig}.pcap")
+                    peer = await connect_peer(port, tmp_path / f"peer-{sig}-{loop}.pcap")
                 except OSError:
                     if time.monotonic() > deadline or proc.poll() is not None:
                         raise
@@ -249,15 +257,12 @@ async def test_mcn_scp_run_shuts_down_cleanly_on_sigterm_and_sigint(
         assert rc == 0, err
         assert "scp node stopped" in err
         # what was loaded at start (the codecs' ASN.1 above all) is out of the collector's reach
-        frozen = [
-            e["objects"]
-            for e in map(json.loads, filter(None, err.splitlines()))
-            if e["event"] == "long-lived objects frozen"
-        ]
-        assert frozen and frozen[0] > 100_000, err
+        events = {e["event"]: e for e in map(json.loads, filter(None, err.splitlines()))}
+        assert events["scp node up"]["event_loop"] == loop, err
+        assert events["long-lived objects frozen"]["objects"] > 100_000, err
         peer.finish()
-        tshark.assert_clean(tmp_path / "run.pcap")
-        tshark.assert_clean(tmp_path / f"peer-{sig}.pcap")
+        tshark.assert_clean(tmp_path / f"run-{sig}-{loop}.pcap")
+        tshark.assert_clean(tmp_path / f"peer-{sig}-{loop}.pcap")
 
 
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
