@@ -103,7 +103,7 @@ _PERIODS = """
 # price segments); each subscription row then finds its days, weighted fee and first fee in t by
 # a hash lookup. Only the kept periods (subscription_period, few) are grouped per subscriber and
 # product, and joined to the current row by a full join: grouping the whole chunk, and sorting
-# each group for its first fee, was three quarters of the run's time. Periods of one (msisdn,
+# each group for its first fee, was three quarters of the computation. Periods of one (msisdn,
 # service) never overlap, so the days and weighted fees of the current and the kept periods
 # add up; the first fee is the one of the earliest period. A period no price covers is read
 # (counted in periods, the progress) but bills nothing: its first_fee is NULL.
