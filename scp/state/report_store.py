@@ -24,11 +24,19 @@ __all__ = ["daily_rows"]
 
 _DAY = "(({col}) AT TIME ZONE $3)::date"
 
+
+def _in_days(col: str) -> str:
+    """``col`` within the local days $1 .. $2 (exclusive) of the time zone $3."""
+    return (
+        f"{col} >= ($1::date::timestamp AT TIME ZONE $3)"
+        f" AND {col} < ($2::date::timestamp AT TIME ZONE $3)"
+    )
+
+
 MISSED = f"""
 SELECT {_DAY.format(col="occurred_at")} AS day, reason AS key, count(*) AS n, 0::numeric AS amount
   FROM missed_call
- WHERE occurred_at >= ($1::date::timestamp AT TIME ZONE $3)
-   AND occurred_at < ($2::date::timestamp AT TIME ZONE $3)
+ WHERE {_in_days("occurred_at")}
  GROUP BY 1, 2
 """
 
@@ -37,8 +45,7 @@ SELECT {_DAY.format(col="created_at")} AS day,
        CASE WHEN status IN ('queued', 'sending') THEN 'pending' ELSE status END AS key,
        count(*) AS n, 0::numeric AS amount
   FROM sms_outbox
- WHERE created_at >= ($1::date::timestamp AT TIME ZONE $3)
-   AND created_at < ($2::date::timestamp AT TIME ZONE $3)
+ WHERE {_in_days("created_at")}
  GROUP BY 1, 2
 """
 
@@ -48,8 +55,7 @@ SELECT {_DAY.format(col="c.requested_at")} AS day,
        count(*) AS n, 0::numeric AS amount
   FROM callback_request c
   LEFT JOIN sms_outbox o ON o.idempotency_key = 'callback:' || c.id
- WHERE c.requested_at >= ($1::date::timestamp AT TIME ZONE $3)
-   AND c.requested_at < ($2::date::timestamp AT TIME ZONE $3)
+ WHERE {_in_days("c.requested_at")}
  GROUP BY 1, 2
 """
 
@@ -61,8 +67,7 @@ SELECT month AS day, service AS key, count(*) AS n, sum(charge) AS amount
 UNION ALL
 SELECT {_DAY.format(col="started_at")}, service, count(*), sum(charge)
   FROM cdr
- WHERE record_type = 'fee' AND started_at >= ($1::date::timestamp AT TIME ZONE $3)
-   AND started_at < ($2::date::timestamp AT TIME ZONE $3)
+ WHERE record_type = 'fee' AND {_in_days("started_at")}
  GROUP BY 1, 2
 """
 
@@ -70,8 +75,7 @@ CATEGORIES = f"""
 SELECT {_DAY.format(col="started_at")} AS day, coalesce(call_category, 'none') AS key,
        count(*) AS n, sum(charge) AS amount
   FROM cdr
- WHERE record_type IN ('call', 'sms') AND started_at >= ($1::date::timestamp AT TIME ZONE $3)
-   AND started_at < ($2::date::timestamp AT TIME ZONE $3)
+ WHERE record_type IN ('call', 'sms') AND {_in_days("started_at")}
  GROUP BY 1, 2
 """
 

@@ -82,6 +82,15 @@ def install(app: FastAPI, ctx: WebContext) -> None:
     )
     cfg = ctx.cfg
 
+    def refusal(request: Request, sess: SessionInfo, supervisor: bool) -> Response | None:
+        """What a session that may not see the page gets: the login (no staff session) or a
+        403 (an agent on a supervisor's page); None: it may."""
+        if sess.kind != "operator":
+            return site.to_login(request)
+        if supervisor and sess.role != "supervisor":
+            return site.page(request, "message.html", sess, status=403, message="forbidden")
+        return None
+
     def staff(
         supervisor: bool = False,
     ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
@@ -90,11 +99,9 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         def wrap(fn: Handler) -> Callable[[Request], Awaitable[Response]]:
             async def page(request: Request) -> Response:
                 sess = await site.session(request)
-                if sess is None or sess.kind != "operator":
+                if sess is None:
                     return site.to_login(request)
-                if supervisor and sess.role != "supervisor":
-                    return site.page(request, "message.html", sess, status=403, message="forbidden")
-                return await fn(request, sess)
+                return refusal(request, sess, supervisor) or await fn(request, sess)
 
             page.__name__ = fn.__name__
             return page
@@ -111,11 +118,7 @@ def install(app: FastAPI, ctx: WebContext) -> None:
                 sess, _ = await site.checked_form(request)
                 if sess is None:
                     return site.refused(request)
-                if sess.kind != "operator":
-                    return site.to_login(request)
-                if supervisor and sess.role != "supervisor":
-                    return site.page(request, "message.html", sess, status=403, message="forbidden")
-                return await fn(request, sess)
+                return refusal(request, sess, supervisor) or await fn(request, sess)
 
             post.__name__ = fn.__name__
             return post
