@@ -7,9 +7,11 @@ an exporter reports it as a Prometheus counter and a test reads it directly.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from scp.codecs.appctx import Protocol, lookup
 from scp.codecs.opcodes import CapOpcode, InapOpcode, MapOpcode, spec_names
@@ -76,20 +78,26 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 @dataclass
 class Histogram:
-    """Cumulative-bucket histogram in the Prometheus model: ``counts[i]`` observations were
-    at most ``bounds[i]``; ``count`` and ``total`` over all of them."""
+    """Histogram in the Prometheus model: :meth:`cumulative` gives, for each of ``bounds``, how
+    many observations were at most that bound; ``count`` and ``total`` cover all of them.
+
+    An observation counts once, in the first bucket that holds it (``_in[i]``, the last one
+    past every bound): one bisection per call on the call path, the running sums are made when
+    the metrics are read."""
 
     bounds: tuple[float, ...] = LATENCY_BUCKETS
-    counts: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
     count: int = 0
     total: float = 0.0
+    _in: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1), repr=False)
 
     def observe(self, value: float) -> None:
         self.count += 1
         self.total += value
-        for i, bound in enumerate(self.bounds):
-            if value <= bound:
-                self.counts[i] += 1
+        self._in[bisect_left(self.bounds, value)] += 1
+
+    def cumulative(self) -> list[int]:
+        """Observations at most each bound, in the order of ``bounds``."""
+        return list(accumulate(self._in[: len(self.bounds)]))
 
 
 def ac_label(ac: ApplicationContext | None) -> str:
@@ -105,6 +113,26 @@ def operation_label(ac: ApplicationContext | None, opcode: object) -> str:
     known = lookup(ac) if ac is not None else None
     table: Mapping[int, str] = _OPERATIONS[known.protocol] if known is not None else {}
     return table.get(opcode, "other") if isinstance(opcode, int) else "other"
+
+
+@dataclass(frozen=True, slots=True)
+class _Labels:
+    """An open dialogue's application context and its metric labels."""
+
+    ac: ApplicationContext | None
+    ac_label: str
+    operations: Mapping[int, str]
+
+    def operation(self, opcode: object) -> str:
+        return self.operations.get(opcode, "other") if isinstance(opcode, int) else "other"
+
+
+def _labels(ac: ApplicationContext | None) -> _Labels:
+    known = lookup(ac) if ac is not None else None
+    return _Labels(ac, ac_label(ac), _OPERATIONS[known.protocol] if known is not None else {})
+
+
+_NO_LABELS = _labels(None)  # a dialogue the counters did not see begin
 
 
 @dataclass
@@ -133,7 +161,9 @@ class SignallingStats:
     event_report_latency: Histogram = field(default_factory=Histogram)
     # moving average of the InitialDP-to-answer time (s), what [overload] watches
     initial_dp_latency_avg: float = 0.0
-    _ac: dict[int, ApplicationContext | None] = field(default_factory=dict, repr=False)
+    # open dialogue -> its context with that context's labels, looked up once at its Begin:
+    # every component of the dialogue is counted under them
+    _ac: dict[int, _Labels] = field(default_factory=dict, repr=False)
     _waiting: dict[int, tuple[Histogram, float]] = field(default_factory=dict, repr=False)
 
     @property
@@ -142,7 +172,8 @@ class SignallingStats:
 
     def ac_of(self, dialogue_id: int) -> ApplicationContext | None:
         """The application context of an open dialogue."""
-        return self._ac.get(dialogue_id)
+        labels = self._ac.get(dialogue_id)
+        return labels.ac if labels is not None else None
 
     def indication(self, ind: object, now: float) -> None:
         """A TC indication on its way to the TC-user, at ``now`` (monotonic seconds)."""
@@ -150,16 +181,18 @@ class SignallingStats:
         if t is TcBegin or t is TcContinue:
             did = ind.dialogue_id  # type: ignore[attr-defined]
             if t is TcBegin:
-                self._ac[did] = ind.application_context  # type: ignore[attr-defined]
-                self.dialogues_opened[ac_label(ind.application_context), "in"] += 1  # type: ignore[attr-defined]
-            ac = self._ac.get(did)
+                labels = self._ac[did] = _labels(ind.application_context)  # type: ignore[attr-defined]
+                self.dialogues_opened[labels.ac_label, "in"] += 1
+            else:
+                labels = self._ac.get(did, _NO_LABELS)
             for c in ind.components:  # type: ignore[attr-defined]
                 ct = type(c)
                 if ct is Invoke:
-                    self.operations_in[ac_label(ac), operation_label(ac, c.opcode)] += 1
-                    if c.opcode == CapOpcode.INITIAL_DP:
+                    opcode = c.opcode
+                    self.operations_in[labels.ac_label, labels.operation(opcode)] += 1
+                    if opcode == CapOpcode.INITIAL_DP:
                         self._waiting[did] = (self.initial_dp_latency, now)
-                    elif c.opcode == CapOpcode.EVENT_REPORT_BCSM:
+                    elif opcode == CapOpcode.EVENT_REPORT_BCSM:
                         # timed to the SCP's next request in the dialogue (Connect, Continue,
                         # ReleaseCall...); a notify-mode report the switch ends is not timed
                         self._waiting.setdefault(did, (self.event_report_latency, now))
@@ -180,12 +213,14 @@ class SignallingStats:
         """A TC request from a TC-user on its way into TCAP, at ``now``; True when it is the
         answer to an InitialDP."""
         t = type(req)
-        did = getattr(req, "dialogue_id", None)
-        if did is None or t not in (TcBegin, TcContinue, TcEnd, TcUAbort):
+        if t is not TcContinue and t is not TcEnd and t is not TcBegin and t is not TcUAbort:
             return False
+        did: int = req.dialogue_id  # type: ignore[attr-defined]
         if t is TcBegin:
-            self._ac[did] = req.application_context  # type: ignore[attr-defined]
-            self.dialogues_opened[ac_label(req.application_context), "out"] += 1  # type: ignore[attr-defined]
+            labels = self._ac[did] = _labels(req.application_context)  # type: ignore[attr-defined]
+            self.dialogues_opened[labels.ac_label, "out"] += 1
+        else:
+            labels = self._ac.get(did, _NO_LABELS)
         waiting = self._waiting.pop(did, None)
         answers_idp = False
         if waiting is not None:
@@ -195,11 +230,10 @@ class SignallingStats:
             if histogram is self.initial_dp_latency:
                 answers_idp = True
                 self.initial_dp_latency_avg += (took - self.initial_dp_latency_avg) / 16
-        ac = self._ac.get(did)
         for c in getattr(req, "components", ()):
             ct = type(c)
             if ct is Invoke:
-                self.operations_out[ac_label(ac), operation_label(ac, c.opcode)] += 1
+                self.operations_out[labels.ac_label, labels.operation(c.opcode)] += 1
             elif ct is Reject:
                 self._reject("out", c)
         if t is TcEnd:
@@ -211,8 +245,9 @@ class SignallingStats:
 
     def _ended(self, did: int, outcome: str) -> None:
         self._waiting.pop(did, None)
-        if did in self._ac:
-            self.dialogues_ended[ac_label(self._ac.pop(did)), outcome] += 1
+        labels = self._ac.pop(did, None)
+        if labels is not None:
+            self.dialogues_ended[labels.ac_label, outcome] += 1
 
     def _reject(self, direction: str, r: Reject) -> None:
         self.rejects[direction, r.problem_type.name.lower(), r.problem_code] += 1

@@ -51,7 +51,9 @@ def _counter(name: str, doc: str, labels: Iterable[str], values: Mapping[Any, in
 
 
 def _buckets(h: Histogram) -> list[tuple[str, float]]:
-    out: list[tuple[str, float]] = [(repr(b), c) for b, c in zip(h.bounds, h.counts, strict=True)]
+    out: list[tuple[str, float]] = [
+        (repr(b), c) for b, c in zip(h.bounds, h.cumulative(), strict=True)
+    ]
     out.append(("+Inf", h.count))
     return out
 

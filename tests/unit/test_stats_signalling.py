@@ -3,6 +3,8 @@ and their Prometheus families (:func:`scp.web.metrics.node_families`) parsed bac
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
@@ -24,7 +26,7 @@ from scp.primitives import (
     TcPAbort,
     TcUAbort,
 )
-from scp.service.stats import NodeStats, SignallingStats
+from scp.service.stats import LATENCY_BUCKETS, Histogram, NodeStats, SignallingStats
 from scp.web.context import NodeSnapshot
 from scp.web.metrics import node_families
 
@@ -52,8 +54,10 @@ def test_a_call_is_counted_and_timed() -> None:
     }
     idp, erb = s.initial_dp_latency, s.event_report_latency
     assert (idp.count, erb.count) == (1, 1)
-    assert idp.counts[idp.bounds.index(0.1)] == 0 and idp.counts[idp.bounds.index(0.25)] == 1
-    assert erb.counts[erb.bounds.index(0.0025)] == 0 and erb.counts[erb.bounds.index(0.005)] == 1
+    idp_le, erb_le = idp.cumulative(), erb.cumulative()
+    assert idp_le[idp.bounds.index(0.1)] == 0 and idp_le[idp.bounds.index(0.25)] == 1
+    assert erb_le[erb.bounds.index(0.0025)] == 0 and erb_le[erb.bounds.index(0.005)] == 1
+    assert idp_le[-1] == erb_le[-1] == 1  # cumulative: every bound above holds it too
     assert s.open_dialogues == 0
 
 
@@ -145,3 +149,13 @@ def test_families_render_and_parse() -> None:
     assert got["mcn_scp_m3ua_asp_state", (("association", "2"), ("state", "inactive"))] == 1
     assert got["mcn_scp_m3ua_asp_state", (("association", "2"), ("state", "active"))] == 0
     assert got["mcn_scp_m3ua_as_state", (("state", "active"),)] == 1
+
+
+@given(st.lists(st.one_of(st.sampled_from(LATENCY_BUCKETS), st.floats(0, 10)), max_size=50))
+def test_histogram_buckets_count_each_observation_at_most_each_bound(values: list[float]) -> None:
+    h = Histogram()
+    for v in values:
+        h.observe(v)
+    # the Prometheus "le" rule, counted the slow way: a value on a bound is in that bucket
+    assert h.cumulative() == [sum(1 for v in values if v <= b) for b in h.bounds]
+    assert (h.count, h.total) == (len(values), sum(values))
