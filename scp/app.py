@@ -736,7 +736,7 @@ def run_in_loop(cfg: Config, main: Coroutine[Any, Any, None]) -> None:
     """Run ``main`` to the end on the event loop ``[node] event_loop`` names."""
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if cfg.node.event_loop == "uvloop":
-        import uvloop  # deferred: an optional dependency that only this setting needs
+        import uvloop  # deferred: the asyncio setting runs without it
 
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:

