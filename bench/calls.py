@@ -50,6 +50,7 @@ from scratch import free_port  # noqa: E402
 
 from scp.codecs import cap, ops  # noqa: E402
 from scp.codecs.numbers import CalledPartyNumber, CallingPartyNumber, Cause  # noqa: E402
+from scp.config import NodeConfig  # noqa: E402
 from scp.primitives import (  # noqa: E402
     GlobalTitle,
     Invoke,
@@ -387,12 +388,37 @@ def _cpu_seconds(pid: int) -> float:
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _postgres_cpu_seconds() -> float:
+    """CPU seconds of every PostgreSQL process on the machine so far (backends that end in
+    between are not counted: the SCP's pool keeps its connections)."""
+    total = 0.0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                head, tail = f.read().rsplit(")", 1)
+        except OSError:
+            continue  # gone meanwhile
+        if head.endswith("(postgres"):
+            parts = tail.split()
+            total += (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _loop_arg() -> str:
+    """The ``--event-loop`` this run was given (the floor process takes it too)."""
+    i = sys.argv.index("--event-loop") if "--event-loop" in sys.argv else -1
+    return sys.argv[i + 1] if 0 <= i < len(sys.argv) - 1 else NodeConfig().event_loop
+
+
 def _start_scp(
     config: Path, dsn: str, profile: str | None = None, *, floor: int | None = None
 ) -> subprocess.Popen[str]:
     cmd = [sys.executable, __file__, "--serve", str(config)]
     if floor is not None:
-        cmd = [sys.executable, __file__, "--floor", str(floor)]
+        # the floor on the SCP's loop: the comparison is the SCP's work, not the loops'
+        cmd = [sys.executable, __file__, "--floor", str(floor), "--event-loop", _loop_arg()]
     if "--no-notify" in sys.argv:
         cmd.append("--no-notify")
     if profile:
@@ -434,12 +460,15 @@ async def _measured(
     SCP's outbox, say: taken from the phase, so it shows)."""
     (name, proc), (idle_name, other) = server, idle
     cpu0, other0, me0 = _cpu_seconds(proc.pid), _cpu_seconds(other.pid), time.process_time()
+    pg0 = _postgres_cpu_seconds()
     r = await saturate(d, args.seconds, args.concurrency)
     secs = r["seconds"]
     cpu = _cpu_seconds(proc.pid) - cpu0
     r["driver_cpu_utilisation"] = round((time.process_time() - me0) / secs, 2)
     r[f"{name}_cpu_ms_per_flow"] = round(cpu * 1000 / max(1, r["flows"]), 3)
     r[f"{name}_cpu_utilisation"] = round(cpu / secs, 2)
+    # the machine's two cores are shared by the driver, the server and PostgreSQL
+    r["postgres_cpu_utilisation"] = round((_postgres_cpu_seconds() - pg0) / secs, 2)
     r[f"idle_{idle_name}_cpu_utilisation"] = round((_cpu_seconds(other.pid) - other0) / secs, 2)
     return r
 
@@ -523,7 +552,9 @@ def _children(pid: int) -> list[int]:
 async def _two_workers(args: argparse.Namespace, config: Path, dsn: str) -> dict[str, Any]:
     """`mcn-scp run --workers 2` on the same listen address (SO_REUSEPORT): the switch opens
     several associations, which the kernel spreads over the two workers; flows/s and the CPU
-    per flow of both workers together, to set beside one worker's (``saturation``)."""
+    per flow of both workers together, to set beside one worker's (``saturation``). The floor
+    is driven the same way (as many associations, the same flows in flight), in turns with
+    the workers, ``--rounds`` pairs, the median pair reported as for one worker."""
     port = int(CONFIG_PORT.search(config.read_text()).group(1))  # type: ignore[union-attr]
     env = dict(os.environ, MCN_DATABASE_URL=dsn)
     mcn = str(Path(sys.executable).parent / "mcn-scp")
@@ -533,8 +564,11 @@ async def _two_workers(args: argparse.Namespace, config: Path, dsn: str) -> dict
         stderr=subprocess.DEVNULL,
         env=env,
     )
+    floor_port = free_port()
+    fproc = _start_scp(config, dsn, floor=floor_port)
+    drivers: list[Driver] = []
+    floors: list[Driver] = []
     try:
-        drivers: list[Driver] = []
         deadline = time.monotonic() + 60
         while len(drivers) < ASSOCIATIONS:
             d = Driver(port, pc=200 + len(drivers))
@@ -546,31 +580,59 @@ async def _two_workers(args: argparse.Namespace, config: Path, dsn: str) -> dict
                 await asyncio.sleep(0.2)
                 continue
             drivers.append(d)
+        for i in range(ASSOCIATIONS):
+            floors.append(Driver(floor_port, pc=200 + i))
+            await floors[-1].connect()
         share = max(1, args.concurrency // len(drivers))
-        await asyncio.gather(*(saturate(d, 1.0, share) for d in drivers))  # warm-up
         workers = _children(proc.pid)
-        cpu0 = sum(_cpu_seconds(w) for w in workers)
-        parts = await asyncio.gather(*(saturate(d, args.seconds, share) for d in drivers))
-        cpu = sum(_cpu_seconds(w) for w in workers) - cpu0
-        flows = sum(p["flows"] for p in parts)
-        seconds = max(p["seconds"] for p in parts)
-        for d in drivers:
-            d.peer.close()
+        await _saturate_all(drivers, 1.0, share, workers)  # warm-up
+        await _saturate_all(floors, 1.0, share, [fproc.pid])
+        rounds = []
+        for _ in range(args.rounds):
+            scp = await _saturate_all(drivers, args.seconds, share, workers)
+            floor = await _saturate_all(floors, args.seconds, share, [fproc.pid])
+            rounds.append((scp["flows_per_s"] / max(floor["flows_per_s"], 1e-9), scp, floor))
+        rounds.sort(key=lambda r: r[0])
+        ratio, scp, floor = rounds[len(rounds) // 2]
         return {
             "associations": len(drivers),
             "worker_processes": len(workers),
-            "flows": flows,
-            "failed": sum(p["failed"] for p in parts),
-            "flows_per_s": round(flows / seconds, 1),
-            "scp_cpu_ms_per_flow": round(cpu * 1000 / max(1, flows), 3),
-            "scp_cpu_utilisation": round(cpu / seconds, 2),
+            **scp,
+            "floor_flows_per_s": floor["flows_per_s"],
+            "scp_vs_floor": round(ratio, 3),
+            "rounds": [
+                {"scp": r[1]["flows_per_s"], "floor": r[2]["flows_per_s"], "ratio": round(r[0], 3)}
+                for r in rounds
+            ],
         }
     finally:
+        for d in drivers + floors:
+            d.peer.close()
+        _stop_scp(fproc)
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+async def _saturate_all(
+    drivers: list[Driver], seconds: float, share: int, servers: list[int]
+) -> dict[str, Any]:
+    """Saturate every association of ``drivers`` at once, ``share`` flows in flight on each:
+    flows/s and the CPU per flow of the ``servers`` (process IDs) together."""
+    cpu0 = sum(_cpu_seconds(w) for w in servers)
+    parts = await asyncio.gather(*(saturate(d, seconds, share) for d in drivers))
+    cpu = sum(_cpu_seconds(w) for w in servers) - cpu0
+    flows = sum(p["flows"] for p in parts)
+    secs = max(p["seconds"] for p in parts)
+    return {
+        "flows": flows,
+        "failed": sum(p["failed"] for p in parts),
+        "flows_per_s": round(flows / secs, 1),
+        "scp_cpu_ms_per_flow": round(cpu * 1000 / max(1, flows), 3),
+        "scp_cpu_utilisation": round(cpu / secs, 2),
+    }
 
 
 # Where self time goes, by layer (idle time in epoll excluded).
@@ -623,7 +685,10 @@ def main() -> None:
     ap.add_argument("--profile", help="with --serve: write a cProfile here on exit")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument(
-        "--event-loop", choices=("asyncio", "uvloop"), default="asyncio", help="the SCP's loop"
+        "--event-loop",
+        choices=("asyncio", "uvloop"),
+        default=NodeConfig().event_loop,
+        help="the loop of the SCP and the floor (default: [node] event_loop's)",
     )
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3, help="SCP / floor saturation rounds")
@@ -648,7 +713,13 @@ def main() -> None:
     if args.floor:
         with contextlib.suppress(KeyboardInterrupt):
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-            asyncio.run(_floor(args.floor))
+            factory = None
+            if args.event_loop == "uvloop":
+                import uvloop  # the floor runs on the loop the SCP runs on
+
+                factory = uvloop.new_event_loop
+            with asyncio.Runner(loop_factory=factory) as runner:
+                runner.run(_floor(args.floor))
         return
     import warnings
 
