@@ -221,20 +221,18 @@ async def run_month(
                 if not last:
                     await store.defer_flush(conn)
                 try:
-                    seen, n, total = await store.bill_chunk(conn, chunk)
+                    billed = await store.bill_chunk(conn, chunk)
                 except asyncpg.UniqueViolationError as e:
                     # not written by this run (its chunks commit with the resume point)
                     raise Conflict(
                         f"a {first:%Y-%m} fee record past the run's resume point exists"
                         f" already ({e.detail or 'monthly_fee'}): remove it, then run again"
                     ) from e
-                await store.advance_run(
-                    conn, first, after=hi, records=n, total=total, done=last, at=clock()
-                )
-            written += n
-            written_total += total
+                await store.advance_run(conn, first, after=hi, billed=billed, done=last, at=clock())
+            written += billed.records
+            written_total += billed.total
             if progress is not None:
-                progress(seen)
+                progress(billed.seen)
             if last:
                 break
             after = hi

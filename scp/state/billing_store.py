@@ -1,7 +1,8 @@
 """Named SQL of billing: product price lists, the monthly run, the callback fee.
 
-Tables of migrations 0200 and 0210: ``product_price``, ``subscription`` with its kept periods
-``subscription_period``, ``billing_run``, ``monthly_fee`` and ``cdr``. The monthly run computes
+Tables of migrations 0200, 0210 and 0260: ``product_price``, ``subscription`` with its kept
+periods ``subscription_period``, ``billing_run`` with its totals per product
+``billing_run_product``, ``monthly_fee`` and ``cdr``. The monthly run computes
 :func:`scp.service.billing.monthly_fee`'s rule inside PostgreSQL, one statement per chunk of
 subscribers (:data:`BILL_CHUNK`): the price segments of the month come in as arrays, the
 subscribed periods are read, clipped, priced, summed per subscriber and product and inserted
@@ -24,6 +25,7 @@ from scp.service.rating import PairTariff
 __all__ = [
     "FEE_ROWS",
     "NO_UPPER_BOUND",
+    "ChunkBilled",
     "Run",
     "advance_run",
     "bill_chunk",
@@ -155,8 +157,8 @@ f AS (
       FROM x
 )"""
 
-# One chunk of the run (the parameters of FEE_ROWS): the periods read, the fee records
-# written and their sum.
+# One chunk of the run (the parameters of FEE_ROWS): per product, the periods read, the fee
+# records written and their sum.
 #
 # A plain INSERT, no ON CONFLICT ... DO NOTHING and no RETURNING: a chunk's rows are committed
 # with the resume point past them, under the month's lock, so no chunk is ever inserted twice;
@@ -170,12 +172,22 @@ ins AS (
     SELECT $3::date, msisdn, service, days, $9::smallint, first_fee, charge FROM f
      WHERE first_fee IS NOT NULL
 )
-SELECT coalesce(sum(periods), 0) AS seen, count(first_fee) AS records,
+SELECT service, sum(periods) AS seen, count(first_fee) AS records,
        coalesce(sum(charge) FILTER (WHERE first_fee IS NOT NULL), 0) AS total
-FROM f
+FROM f GROUP BY service
 """
 
+# The chunk's totals per product ($7 products, $8 records, $9 sums) are added in the same
+# statement as the resume point moves (one round trip, one transaction with the fee rows).
 ADVANCE_RUN = """
+WITH p AS (
+    INSERT INTO billing_run_product (month, service, records, total)
+    SELECT $1, u.service, u.records, u.total
+      FROM unnest($7::text[], $8::bigint[], $9::numeric[]) AS u (service, records, total)
+    ON CONFLICT (month, service) DO UPDATE
+       SET records = billing_run_product.records + EXCLUDED.records,
+           total = billing_run_product.total + EXCLUDED.total
+)
 UPDATE billing_run SET after_msisdn = $2, records = records + $3, total = total + $4,
        status = CASE WHEN $5::boolean THEN 'done' ELSE status END,
        finished_at = CASE WHEN $5::boolean THEN $6::timestamptz ELSE finished_at END
@@ -187,8 +199,8 @@ SELECT count(*) FROM ({_PERIODS}) p
 """
 
 MONTH_TOTALS = """
-SELECT service, count(*) AS records, sum(charge) AS total FROM monthly_fee WHERE month = $1
-GROUP BY service ORDER BY service
+SELECT service, records, total FROM billing_run_product WHERE month = $1 AND records > 0
+ORDER BY service
 """
 
 # The callback fee of each request whose SMS just reached the state that makes it due, once
@@ -286,13 +298,29 @@ def fee_rows_args(
     )
 
 
-async def bill_chunk(
-    conn: asyncpg.Connection, args: tuple[object, ...]
-) -> tuple[int, int, Decimal]:
-    """Write the fees of the chunk :func:`fee_rows_args` names: (periods read, records written,
-    their sum)."""
-    row = await conn.fetchrow(BILL_CHUNK, *args)
-    return int(row["seen"]), int(row["records"]), Decimal(row["total"])
+@dataclass(frozen=True, slots=True)
+class ChunkBilled:
+    """What one chunk wrote: periods read, and per product the records and their sum."""
+
+    seen: int
+    products: tuple[tuple[str, int, Decimal], ...]
+
+    @property
+    def records(self) -> int:
+        return sum(n for _, n, _ in self.products)
+
+    @property
+    def total(self) -> Decimal:
+        return sum((t for _, _, t in self.products), Decimal(0))
+
+
+async def bill_chunk(conn: asyncpg.Connection, args: tuple[object, ...]) -> ChunkBilled:
+    """Write the fees of the chunk :func:`fee_rows_args` names."""
+    rows = await conn.fetch(BILL_CHUNK, *args)
+    return ChunkBilled(
+        seen=sum(int(r["seen"]) for r in rows),
+        products=tuple((str(r["service"]), int(r["records"]), Decimal(r["total"])) for r in rows),
+    )
 
 
 async def defer_flush(conn: asyncpg.Connection) -> None:
@@ -312,13 +340,25 @@ async def advance_run(
     month: dt.date,
     *,
     after: str,
-    records: int,
-    total: Decimal,
+    billed: ChunkBilled,
     done: bool,
     at: dt.datetime,
 ) -> None:
-    """Move the run's resume point (in the chunk's transaction); ``done`` closes it."""
-    await conn.execute(ADVANCE_RUN, month, after, records, total, done, at)
+    """Move the run's resume point and add the chunk's totals (in the chunk's transaction);
+    ``done`` closes it."""
+    products = [p for p in billed.products if p[1] > 0]
+    await conn.execute(
+        ADVANCE_RUN,
+        month,
+        after,
+        billed.records,
+        billed.total,
+        done,
+        at,
+        [p[0] for p in products],
+        [p[1] for p in products],
+        [p[2] for p in products],
+    )
 
 
 async def count_periods(
@@ -329,7 +369,7 @@ async def count_periods(
 
 
 async def month_totals(conn: asyncpg.Connection, month: dt.date) -> list[tuple[str, int, Decimal]]:
-    """(product, records, sum) of the month's fee records."""
+    """(product, records, sum) of the month's run."""
     return [
         (r["service"], int(r["records"]), Decimal(r["total"]))
         for r in await conn.fetch(MONTH_TOTALS, month)

@@ -32,6 +32,7 @@ from scp.flows import billing
 from scp.flows import provisioning as P
 from scp.service.billing import ProductPrice, monthly_fee, price_segments
 from scp.service.rating import RatingRules
+from scp.state import billing_store as store
 from scp.state import calls_store
 from scp.state.migrate import migrate
 from tests.conftest import create_database, drop_database
@@ -275,6 +276,37 @@ async def test_the_database_bills_as_the_pure_rule_says(clean_pool: asyncpg.Pool
         assert got == want, proration
 
 
+async def test_runs_billed_before_0260_get_their_totals_per_product(pg_admin_dsn: str) -> None:
+    """Migration 0260: the totals per product of months billed before it come from their fee
+    records; a month without a run gets none."""
+    dsn = create_database(pg_admin_dsn, "mig", migrated=False)
+    try:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate(conn, target=250)
+            await conn.execute(
+                "INSERT INTO billing_run (month, proration, status, node, started_at)"
+                " VALUES ('2024-05-01', 'daily', 'done', 'scp-1', now())"
+            )
+            await conn.execute(
+                "INSERT INTO monthly_fee (month, msisdn, service, days, month_days, fee, charge)"
+                " VALUES ('2024-05-01', '8613700000001', 'busy', 31, 31, 2, 2.00),"
+                " ('2024-05-01', '8613700000002', 'busy', 10, 31, 2, 0.65),"
+                " ('2024-05-01', '8613700000001', 'missed-call', 31, 31, 2, 2.00),"
+                " ('2024-04-01', '8613700000001', 'busy', 30, 30, 2, 2.00)"
+            )
+            await migrate(conn)
+            assert await store.month_totals(conn, d("2024-05-01")) == [
+                ("busy", 2, Decimal("2.6500")),
+                ("missed-call", 1, Decimal("2.0000")),
+            ]
+            assert await store.month_totals(conn, d("2024-04-01")) == []
+        finally:
+            await conn.close()
+    finally:
+        drop_database(pg_admin_dsn, dsn)
+
+
 async def test_tariff_monthly_fees_become_product_prices(pg_admin_dsn: str) -> None:
     """Migration 0200: a monthly fee on tariff lines was never billed; it becomes the price of
     both notification products from the same day."""
@@ -420,6 +452,16 @@ async def test_killed_mid_run_then_run_again(
     assert out["resumed_after"] == msisdns[1199]
     assert (out["written"], out["records"], out["status"]) == (3600, 6000, "done")
     await _check_complete(pool, msisdns)
+    # the totals per product, kept chunk by chunk across the kill, are those of the records
+    by_product = await pool.fetch(
+        "SELECT service, count(*) AS records, sum(charge) AS total FROM monthly_fee"
+        " WHERE month = $1 GROUP BY service ORDER BY service",
+        JUNE,
+    )
+    assert [(p["service"], p["records"], Decimal(p["total"])) for p in out["products"]] == [
+        tuple(r) for r in by_product
+    ]
+    assert [p["records"] for p in out["products"]] == [3000, 3000]
 
 
 async def test_two_nodes_start_the_run_at_once(
