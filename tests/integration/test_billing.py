@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -21,6 +22,7 @@ import random
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -276,62 +278,62 @@ async def test_the_database_bills_as_the_pure_rule_says(clean_pool: asyncpg.Pool
         assert got == want, proration
 
 
-async def test_runs_billed_before_0260_get_their_totals_per_product(pg_admin_dsn: str) -> None:
-    """Migration 0260: the totals per product of months billed before it come from their fee
-    records; a month without a run gets none."""
+@contextlib.asynccontextmanager
+async def _database_at(pg_admin_dsn: str, version: int) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a new database migrated up to ``version`` (the test migrates the rest);
+    the database is dropped afterwards."""
     dsn = create_database(pg_admin_dsn, "mig", migrated=False)
     try:
         conn = await asyncpg.connect(dsn)
         try:
-            await migrate(conn, target=250)
-            await conn.execute(
-                "INSERT INTO billing_run (month, proration, status, node, started_at)"
-                " VALUES ('2024-05-01', 'daily', 'done', 'scp-1', now())"
-            )
-            await conn.execute(
-                "INSERT INTO monthly_fee (month, msisdn, service, days, month_days, fee, charge)"
-                " VALUES ('2024-05-01', '8613700000001', 'busy', 31, 31, 2, 2.00),"
-                " ('2024-05-01', '8613700000002', 'busy', 10, 31, 2, 0.65),"
-                " ('2024-05-01', '8613700000001', 'missed-call', 31, 31, 2, 2.00),"
-                " ('2024-04-01', '8613700000001', 'busy', 30, 30, 2, 2.00)"
-            )
-            await migrate(conn)
-            assert await store.month_totals(conn, d("2024-05-01")) == [
-                ("busy", 2, Decimal("2.6500")),
-                ("missed-call", 1, Decimal("2.0000")),
-            ]
-            assert await store.month_totals(conn, d("2024-04-01")) == []
+            await migrate(conn, target=version)
+            yield conn
         finally:
             await conn.close()
     finally:
         drop_database(pg_admin_dsn, dsn)
+
+
+async def test_runs_billed_before_0260_get_their_totals_per_product(pg_admin_dsn: str) -> None:
+    """Migration 0260: the totals per product of months billed before it come from their fee
+    records; a month without a run gets none."""
+    async with _database_at(pg_admin_dsn, 250) as conn:
+        await conn.execute(
+            "INSERT INTO billing_run (month, proration, status, node, started_at)"
+            " VALUES ('2024-05-01', 'daily', 'done', 'scp-1', now())"
+        )
+        await conn.execute(
+            "INSERT INTO monthly_fee (month, msisdn, service, days, month_days, fee, charge)"
+            " VALUES ('2024-05-01', '8613700000001', 'busy', 31, 31, 2, 2.00),"
+            " ('2024-05-01', '8613700000002', 'busy', 10, 31, 2, 0.65),"
+            " ('2024-05-01', '8613700000001', 'missed-call', 31, 31, 2, 2.00),"
+            " ('2024-04-01', '8613700000001', 'busy', 30, 30, 2, 2.00)"
+        )
+        await migrate(conn)
+        assert await store.month_totals(conn, d("2024-05-01")) == [
+            ("busy", 2, Decimal("2.6500")),
+            ("missed-call", 1, Decimal("2.0000")),
+        ]
+        assert await store.month_totals(conn, d("2024-04-01")) == []
 
 
 async def test_tariff_monthly_fees_become_product_prices(pg_admin_dsn: str) -> None:
     """Migration 0200: a monthly fee on tariff lines was never billed; it becomes the price of
     both notification products from the same day."""
-    dsn = create_database(pg_admin_dsn, "mig", migrated=False)
-    try:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await migrate(conn, target=60)
-            await conn.execute(
-                "INSERT INTO rate (call_category, prefix, monthly_fee, valid_from) VALUES"
-                " ('local', '', 2.00, '2024-01-01'), ('national', '', 2.50, '2024-01-01'),"
-                " ('local', '', 0, '2024-03-01')"
-            )
-            await migrate(conn)
-            rows = await conn.fetch(
-                "SELECT service, valid_from, monthly_fee FROM product_price ORDER BY 1, 2"
-            )
-            assert [tuple(r) for r in rows] == [
-                ("busy", d("2024-01-01"), Decimal("2.5000")),
-                ("missed-call", d("2024-01-01"), Decimal("2.5000")),
-            ]
-        finally:
-            await conn.close()
-    finally:
-        drop_database(pg_admin_dsn, dsn)
+    async with _database_at(pg_admin_dsn, 60) as conn:
+        await conn.execute(
+            "INSERT INTO rate (call_category, prefix, monthly_fee, valid_from) VALUES"
+            " ('local', '', 2.00, '2024-01-01'), ('national', '', 2.50, '2024-01-01'),"
+            " ('local', '', 0, '2024-03-01')"
+        )
+        await migrate(conn)
+        rows = await conn.fetch(
+            "SELECT service, valid_from, monthly_fee FROM product_price ORDER BY 1, 2"
+        )
+        assert [tuple(r) for r in rows] == [
+            ("busy", d("2024-01-01"), Decimal("2.5000")),
+            ("missed-call", d("2024-01-01"), Decimal("2.5000")),
+        ]
 
 
 # -- the command, as processes ------------------------------------------------------------------
