@@ -249,7 +249,9 @@ class Driver:
 
         self.peer_cls = make_peer
         self.idps, self.erb = _params()
-        self.i = 0
+        # each association calls its own stretch of the subscribers, as separate switches
+        # would: in step, two workers would write the same callees' rows at the same moment
+        self.i = (pc - 200) * N_SUBSCRIBERS // ASSOCIATIONS % N_SUBSCRIBERS
 
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
