@@ -81,19 +81,14 @@ CHUNK_END = """
 SELECT msisdn FROM subscription WHERE msisdn > $1 ORDER BY msisdn OFFSET $2 LIMIT 1
 """
 
-# Periods of every subscriber in (lo, hi] that overlap [m0, m1), clipped to it: the current
-# ones (subscription) and the kept ones (subscription_period).
-_PERIODS = """
-    SELECT msisdn, service, greatest(start_date, $3::date) AS s,
-           least(coalesce(end_date, $4::date), $4::date) AS e
-      FROM subscription
-     WHERE msisdn > $1 AND msisdn <= $2 AND start_date < $4::date
-       AND (end_date IS NULL OR end_date > $3::date)
-    UNION ALL
-    SELECT msisdn, service, greatest(start_date, $3::date), least(end_date, $4::date)
-      FROM subscription_period
-     WHERE msisdn > $1 AND msisdn <= $2 AND start_date < $4::date AND end_date > $3::date
-"""
+# The rows of every subscriber in (lo, hi] whose period overlaps the month [$3, $4): the
+# current ones (subscription, alias c: no end date while it runs) and the kept ones
+# (subscription_period, alias k). The run reads them (FEE_ROWS), the progress bar counts them
+# (COUNT_PERIODS).
+_CURRENT_IN_MONTH = """c.msisdn > $1 AND c.msisdn <= $2 AND c.start_date < $4::date
+       AND (c.end_date IS NULL OR c.end_date > $3::date)"""
+_KEPT_IN_MONTH = """k.msisdn > $1 AND k.msisdn <= $2 AND k.start_date < $4::date
+       AND k.end_date > $3::date"""
 
 # The fee records of the subscribers in (lo, hi] (CTE f: msisdn, service, days, first_fee,
 # charge, periods): $1 lo, $2 hi, $3 month, $4 next month, $5-$8 the price segments (service,
@@ -130,8 +125,7 @@ cur AS (
       FROM subscription c
       LEFT JOIN t ON t.service = c.service AND t.s = greatest(c.start_date, $3::date)
             AND t.e = least(coalesce(c.end_date, $4::date), $4::date)
-     WHERE c.msisdn > $1 AND c.msisdn <= $2 AND c.start_date < $4::date
-       AND (c.end_date IS NULL OR c.end_date > $3::date)
+     WHERE {_CURRENT_IN_MONTH}
 ),
 kept AS (
     SELECT k.msisdn, k.service, count(*) AS n, min(t.s) AS s, sum(t.days) AS days,
@@ -139,7 +133,7 @@ kept AS (
       FROM subscription_period k
       LEFT JOIN t ON t.service = k.service AND t.s = greatest(k.start_date, $3::date)
             AND t.e = least(k.end_date, $4::date)
-     WHERE k.msisdn > $1 AND k.msisdn <= $2 AND k.start_date < $4::date AND k.end_date > $3::date
+     WHERE {_KEPT_IN_MONTH}
      GROUP BY k.msisdn, k.service
 ),
 x AS (
@@ -195,7 +189,8 @@ WHERE month = $1
 """
 
 COUNT_PERIODS = f"""
-SELECT count(*) FROM ({_PERIODS}) p
+SELECT (SELECT count(*) FROM subscription c WHERE {_CURRENT_IN_MONTH})
+     + (SELECT count(*) FROM subscription_period k WHERE {_KEPT_IN_MONTH})
 """
 
 MONTH_TOTALS = """

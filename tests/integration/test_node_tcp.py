@@ -204,7 +204,7 @@ async def test_heartbeat_timeout_drops_a_peer_that_hangs(tmp_path: Path) -> None
 async def test_mcn_scp_run_shuts_down_cleanly_on_sigterm_and_sigint(
     tmp_path: Path, db_dsn: str
 ) -> None:
-    # the default loop with either signal, and uvloop ([node] event_loop) with one
+    # asyncio's loop with either signal, and uvloop ([node] event_loop's default) with one
     for sig, loop in (
         (signal.SIGTERM, "asyncio"),
         (signal.SIGINT, "asyncio"),
