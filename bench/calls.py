@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,32 +133,35 @@ async def _serve(config: str, profile: str | None) -> None:
 _TID = b"\xde\xad\xbe\xef"  # where the switch's transaction ID goes in a template
 
 
-def _floor_templates() -> tuple[bytes, bytes]:
+def _floor_templates(switch_pc: int) -> tuple[bytes, bytes, bytes, bytes]:
     """M3UA DATA carrying a TC-CONTINUE (AARE accepted, Continue) and a TC-END (Continue)
-    toward the switch, each with ``_TID`` where the switch's transaction ID goes."""
+    toward the switch at ``switch_pc``, each cut where the switch's transaction ID goes:
+    (CONTINUE before it, after it, END before it, after it)."""
     from scp.codecs import m3ua, sccp, tcap
     from scp.primitives import MtpTransfer
 
     def data(msg: tcap.TcapMessage) -> bytes:
         udt = sccp.encode(sccp.Udt(MSC, SCP, tcap.encode(msg)))
-        return m3ua.encode_data(MtpTransfer(100, 200, 3, 2, 0, 0, udt), 1)
+        return m3ua.encode_data(MtpTransfer(100, switch_pc, 3, 2, 0, 0, udt), 1)
 
     comps = (Invoke(1, 31, None, op_class=4),)
-    cont = tcap.TcapMessage(
-        tcap.MessageType.CONTINUE, b"\x00\x00\x00\x01", _TID, tcap.Aare(AC), comps
+    cont = data(
+        tcap.TcapMessage(tcap.MessageType.CONTINUE, b"\x00\x00\x00\x01", _TID, tcap.Aare(AC), comps)
     )
-    end = tcap.TcapMessage(tcap.MessageType.END, None, _TID, None, comps)
-    return data(cont), data(end)
+    end = data(tcap.TcapMessage(tcap.MessageType.END, None, _TID, None, comps))
+    c_at, e_at = cont.index(_TID), end.index(_TID)
+    return cont[:c_at], cont[c_at + 4 :], end[:e_at], end[e_at + 4 :]
 
 
 async def _floor(port: int) -> None:
     """Answer the driver with fixed bytes: a BEGIN gets the CONTINUE template, anything else
-    in DATA the END template, the switch's otid copied in (found after its tag, 48 04)."""
+    in DATA the END template, the switch's otid copied in (found after its tag, 48 04). Each
+    connection is one switch (its own point code): its templates are addressed to the OPC
+    of its first DATA, decoded once."""
+    from scp.codecs import m3ua
     from scp.core.m3ua_asp import M3uaLayer, Transmit
 
-    cont, end = _floor_templates()
-    c_at, e_at = cont.index(_TID), end.index(_TID)
-    c_pre, c_post, e_pre, e_post = cont[:c_at], cont[c_at + 4 :], end[:e_at], end[e_at + 4 :]
+    templates: dict[int, tuple[bytes, bytes, bytes, bytes]] = {}
 
     class Floor(asyncio.Protocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -165,6 +169,7 @@ async def _floor(port: int) -> None:
             self.buf = b""
             self.asp = M3uaLayer(role="server", local_pc=100, routing_context=1, beat_interval=0)
             self.asp.association_up(1, 0.0)
+            self.tpl: tuple[bytes, bytes, bytes, bytes] | None = None
 
         def data_received(self, data: bytes) -> None:
             buf = self.buf + data
@@ -177,6 +182,12 @@ async def _floor(port: int) -> None:
                 if m[2:4] != b"\x01\x01":  # the handshake: a real M3UA layer answers
                     out += [o.data for o in self.asp.receive(1, m, 0.0) if type(o) is Transmit]
                     continue
+                if self.tpl is None:
+                    opc = m3ua.decode_data(m).xfer.opc
+                    if opc not in templates:
+                        templates[opc] = _floor_templates(opc)
+                    self.tpl = templates[opc]
+                c_pre, c_post, e_pre, e_post = self.tpl
                 i = m.find(b"\x48\x04")
                 tid = m[i + 2 : i + 6]
                 if m[i + 6 : i + 8] == b"\x49\x04":  # otid then dtid: a CONTINUE
@@ -408,19 +419,14 @@ def _postgres_cpu_seconds() -> float:
     return total
 
 
-def _loop_arg() -> str:
-    """The ``--event-loop`` this run was given (the floor process takes it too)."""
-    i = sys.argv.index("--event-loop") if "--event-loop" in sys.argv else -1
-    return sys.argv[i + 1] if 0 <= i < len(sys.argv) - 1 else NodeConfig().event_loop
-
-
 def _start_scp(
     config: Path, dsn: str, profile: str | None = None, *, floor: int | None = None
 ) -> subprocess.Popen[str]:
     cmd = [sys.executable, __file__, "--serve", str(config)]
     if floor is not None:
-        # the floor on the SCP's loop: the comparison is the SCP's work, not the loops'
-        cmd = [sys.executable, __file__, "--floor", str(floor), "--event-loop", _loop_arg()]
+        # the floor on the SCP's loop (``config``'s [node] event_loop): the comparison is the
+        # SCP's work, not the loops'
+        cmd = [sys.executable, __file__, "--floor", str(floor), "--serve", str(config)]
     if "--no-notify" in sys.argv:
         cmd.append("--no-notify")
     if profile:
@@ -475,6 +481,28 @@ async def _measured(
     return r
 
 
+async def _in_turns(
+    scp: Callable[[], Awaitable[dict[str, Any]]],
+    floor: Callable[[], Awaitable[dict[str, Any]]],
+    rounds: int,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """``rounds`` pairs of phases, the SCP's then the floor's, seconds apart (this machine's
+    speed drifts by a quarter from one minute to the next, and the ratio of two close phases
+    cancels most of that): the median pair's two phases, and ``scp_vs_floor`` (its ratio) with
+    every pair listed under ``rounds``."""
+    pairs = []
+    for _ in range(rounds):
+        s, f = await scp(), await floor()
+        pairs.append((s["flows_per_s"] / max(f["flows_per_s"], 1e-9), s, f))
+    pairs.sort(key=lambda r: r[0])
+    ratio, s, f = pairs[len(pairs) // 2]
+    listed = [
+        {"scp": p[1]["flows_per_s"], "floor": p[2]["flows_per_s"], "ratio": round(p[0], 3)}
+        for p in pairs
+    ]
+    return s, f, {"scp_vs_floor": round(ratio, 3), "rounds": listed}
+
+
 def _freeze() -> None:
     """Move what is loaded by now (the codecs' ASN.1: a quarter of a million objects) out of
     the garbage collector's reach, as ``mcn-scp run`` does for the SCP. The driver and the floor
@@ -497,9 +525,7 @@ async def _run(args: argparse.Namespace, dsn: str, tmp: Path) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
     }
-    # The SCP and the floor run side by side and are saturated in turns, ``--rounds`` times:
-    # this machine's speed drifts by a quarter from one minute to the next, and a ratio of two
-    # phases taken seconds apart cancels most of that; the median round is reported.
+    # The SCP and the floor run side by side and are saturated in turns (_in_turns).
     proc = _start_scp(config, dsn)
     floor_port = free_port()
     fproc = _start_scp(config, dsn, floor=floor_port)
@@ -511,20 +537,14 @@ async def _run(args: argparse.Namespace, dsn: str, tmp: Path) -> dict[str, Any]:
         _freeze()  # the driver's codecs and stack are loaded now
         await saturate(d, 1.0, args.concurrency)  # warm-up
         await saturate(f, 1.0, args.concurrency)
-        rounds = []
-        for _ in range(args.rounds):
-            sat = await _measured(d, ("scp", proc), ("floor", fproc), args)
-            floor = await _measured(f, ("server", fproc), ("scp", proc), args)
-            rounds.append((sat["flows_per_s"] / max(floor["flows_per_s"], 1e-9), sat, floor))
-        rounds.sort(key=lambda r: r[0])
-        ratio, sat, floor = rounds[len(rounds) // 2]
+        sat, floor, paired = await _in_turns(
+            lambda: _measured(d, ("scp", proc), ("floor", fproc), args),
+            lambda: _measured(f, ("server", fproc), ("scp", proc), args),
+            args.rounds,
+        )
         out["saturation"] = sat
         out["floor"] = floor
-        out["scp_vs_floor"] = round(ratio, 3)
-        out["rounds"] = [
-            {"scp": r[1]["flows_per_s"], "floor": r[2]["flows_per_s"], "ratio": round(r[0], 3)}
-            for r in rounds
-        ]
+        out.update(paired)
         f.peer.close()
         out["half_load"] = await open_loop(d, round(sat["flows_per_s"] / 2), args.seconds)
         out["at_500_per_s"] = await open_loop(d, 500, args.seconds)
@@ -589,23 +609,18 @@ async def _two_workers(args: argparse.Namespace, config: Path, dsn: str) -> dict
         workers = _children(proc.pid)
         await _saturate_all(drivers, 1.0, share, workers)  # warm-up
         await _saturate_all(floors, 1.0, share, [fproc.pid])
-        rounds = []
-        for _ in range(args.rounds):
-            scp = await _saturate_all(drivers, args.seconds, share, workers)
-            floor = await _saturate_all(floors, args.seconds, share, [fproc.pid])
-            rounds.append((scp["flows_per_s"] / max(floor["flows_per_s"], 1e-9), scp, floor))
-        rounds.sort(key=lambda r: r[0])
-        ratio, scp, floor = rounds[len(rounds) // 2]
+        scp, floor, paired = await _in_turns(
+            lambda: _saturate_all(drivers, args.seconds, share, workers),
+            lambda: _saturate_all(floors, args.seconds, share, [fproc.pid]),
+            args.rounds,
+        )
         return {
             "associations": len(drivers),
             "worker_processes": len(workers),
             **scp,
             "floor_flows_per_s": floor["flows_per_s"],
-            "scp_vs_floor": round(ratio, 3),
-            "rounds": [
-                {"scp": r[1]["flows_per_s"], "floor": r[2]["flows_per_s"], "ratio": round(r[0], 3)}
-                for r in rounds
-            ],
+            "floor_failed": floor["failed"],
+            **paired,
         }
     finally:
         for d in drivers + floors:
@@ -705,23 +720,21 @@ def main() -> None:
         help="experiment: synchronous_commit = off on the bench database",
     )
     args = ap.parse_args()
+    if args.floor:
+        from scp.app import run_in_loop
+        from scp.config import load_config
+
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+            # on the loop the SCP runs on (its config's [node] event_loop)
+            run_in_loop(load_config(args.serve), _floor(args.floor))
+        return
     if args.serve:
         from scp.app import run_in_loop
         from scp.config import load_config
 
         # the loop [node] event_loop names, as `mcn-scp run` has it
         run_in_loop(load_config(args.serve), _serve(args.serve, args.profile))
-        return
-    if args.floor:
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-            factory = None
-            if args.event_loop == "uvloop":
-                import uvloop  # the floor runs on the loop the SCP runs on
-
-                factory = uvloop.new_event_loop
-            with asyncio.Runner(loop_factory=factory) as runner:
-                runner.run(_floor(args.floor))
         return
     import warnings
 
