@@ -2,27 +2,20 @@
 
 Reads: the called subscriber with its services in force on the call's day (passed in: the
 database's clock is not the node's) and whether the caller is on its blacklist, in one round
-trip (:data:`LOAD_CALLEE`, which also reads the subscriber as a notification recipient: the
-forecast of ``scp.flows.notify.record_missed_call``); the tariffs, the per-number
-category overrides and the number-pair tariffs for :class:`scp.service.rating.RateTable`. Writes: the missed call, the
-callback request, the voicemail record and the CDRs a call decision produces, one statement
-each; :func:`scp.flows.calls.write_records` puts them in one transaction with the
-notification flow. Schema: migrations 0001, 0010, 0030, 0220 and 0250 (a missed call is written
-once however often its write runs).
-
-Which failures a write may be run again after (:func:`nothing_committed`, :func:`transient`):
-asyncpg raises ``InterfaceError`` before it sends anything (a connection it knows is closed,
-one the pool took back when its server went away, "released back to the pool"); a connect
-that fails, and a transaction the server rolled back (serialization failure, deadlock, a
-read-only server), commit nothing either. A connection lost with a statement on its way
-(``ConnectionDoesNotExistError``, the server shutting down) leaves the outcome unknown: only a
-write that is safe to repeat is run again then (one holding a missed call, guarded by the
-``missed_call_once`` index).
+trip for the calls of a whole batch (:data:`LOAD_CALLEES`, which also reads the subscriber as
+a notification recipient: the forecast of ``scp.flows.notify.record_missed_call``); the
+tariffs, the per-number category overrides and the number-pair tariffs for
+:class:`scp.service.rating.RateTable`. Writes: the missed call, the callback request, the
+voicemail record and the CDRs a call decision produces, one statement each;
+:func:`scp.flows.calls.write_records` puts them in one transaction with the notification flow.
+Schema: migrations 0001, 0010, 0030, 0220 and 0250 (a missed call is written once however
+often its write runs).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -36,19 +29,31 @@ from scp.service.calls import (
 from scp.service.rating import PairTariff, RateTable, RatingRules, Tariff
 from scp.state import notify_store
 
-LOAD_CALLEE = """
-SELECT s.status = 'active' AS active, s.forward_to,
-       ARRAY(SELECT service FROM subscription u
-             WHERE u.msisdn = s.msisdn AND u.start_date <= $3::date
-               AND (u.end_date IS NULL OR $3::date < u.end_date)) AS services,
-       ($2::text IS NOT NULL AND EXISTS (
-           SELECT 1 FROM blacklist b WHERE b.owner = s.msisdn AND (
-               (b.kind = 'exact' AND b.number = $2) OR
-               (b.kind = 'prefix' AND left($2, length(b.number)) = b.number)))) AS blacklisted,
-       CASE WHEN r.msisdn IS NULL THEN NULL ELSE r::text END AS rcpt, r.language,
-       r.user_group, r.notify_mode, r.status AS rcpt_status, r.services AS rcpt_services
-FROM subscriber s CROSS JOIN LATERAL mcn_recipient(s.msisdn, $3::date) r
-WHERE s.msisdn = $1
+# The called subscribers of several calls in one round trip: for each (msisdn, caller, day) of
+# the arrays ($1, $2, $3), its index in them (from 1) and the subscriber with the services in
+# force on that day, whether the caller is on its blacklist, and the subscriber as a
+# notification recipient; no row for a number that is no subscriber. The lateral subquery
+# (OFFSET 0 keeps it one) makes each element one primary-key lookup whatever the planner
+# guesses of the arrays' length.
+LOAD_CALLEES = """
+SELECT q.i, c.*
+FROM unnest($1::text[], $2::text[], $3::date[]) WITH ORDINALITY AS q (msisdn, caller, day, i)
+CROSS JOIN LATERAL (
+    SELECT s.status = 'active' AS active, s.forward_to,
+           ARRAY(SELECT service FROM subscription u
+                 WHERE u.msisdn = s.msisdn AND u.start_date <= q.day
+                   AND (u.end_date IS NULL OR q.day < u.end_date)) AS services,
+           (q.caller IS NOT NULL AND EXISTS (
+               SELECT 1 FROM blacklist b WHERE b.owner = s.msisdn AND (
+                   (b.kind = 'exact' AND b.number = q.caller) OR
+                   (b.kind = 'prefix' AND left(q.caller, length(b.number)) = b.number))))
+               AS blacklisted,
+           CASE WHEN r.msisdn IS NULL THEN NULL ELSE r::text END AS rcpt, r.language,
+           r.user_group, r.notify_mode, r.status AS rcpt_status, r.services AS rcpt_services
+      FROM subscriber s CROSS JOIN LATERAL mcn_recipient(s.msisdn, q.day) r
+     WHERE s.msisdn = q.msisdn
+    OFFSET 0
+) c
 """
 
 INSERT_MISSED_CALL = """
@@ -89,32 +94,52 @@ FROM rate_pair
 """
 
 
+CalleeKey = tuple[str, str | None, dt.date]
+"""What a call reads its subscriber by: (called number, calling number or None, the call's
+calendar day in ``[notify] timezone``, ``scp.service.notifications.local_day``)."""
+
+
+async def load_callees(
+    db: asyncpg.Pool | asyncpg.Connection, keys: Sequence[CalleeKey]
+) -> list[Callee | None]:
+    """The subscriber of each key with the services in force on its day, in one round trip
+    (:data:`LOAD_CALLEES`); None where the number is not provisioned. The day is passed in:
+    the database's clock is not the node's."""
+    found: list[Callee | None] = [None] * len(keys)
+    if not keys:
+        return found
+    rows = await db.fetch(
+        LOAD_CALLEES, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
+    )
+    for row in rows:
+        msisdn = keys[row["i"] - 1][0]
+        # In passing, the notification recipient: the forecast a missed call of this call is
+        # decided on (checked by the write, migration 0030), which saves that call a round trip.
+        notify_store.remember_recipient(
+            msisdn,
+            row["rcpt"],
+            row["language"],
+            row["user_group"],
+            row["notify_mode"],
+            row["rcpt_status"],
+            row["rcpt_services"],
+        )
+        found[row["i"] - 1] = Callee(
+            msisdn,
+            bool(row["active"]),
+            frozenset(row["services"]),
+            row["forward_to"],
+            bool(row["blacklisted"]),
+        )
+    return found
+
+
 async def load_callee(
     db: asyncpg.Pool | asyncpg.Connection, msisdn: str, caller: str | None, day: dt.date
 ) -> Callee | None:
-    """The subscriber ``msisdn`` with the services in force on ``day`` (the call's calendar
-    day, ``scp.service.notifications.local_day``), or None if not provisioned."""
-    row = await db.fetchrow(LOAD_CALLEE, msisdn, caller, day)
-    if row is None:
-        return None
-    # In passing, the notification recipient: the forecast a missed call of this call is
-    # decided on (checked by the write, migration 0030), which saves that call a round trip.
-    notify_store.remember_recipient(
-        msisdn,
-        row["rcpt"],
-        row["language"],
-        row["user_group"],
-        row["notify_mode"],
-        row["rcpt_status"],
-        row["rcpt_services"],
-    )
-    return Callee(
-        msisdn,
-        bool(row["active"]),
-        frozenset(row["services"]),
-        row["forward_to"],
-        bool(row["blacklisted"]),
-    )
+    """The subscriber ``msisdn`` with the services in force on ``day``, or None if not
+    provisioned (:func:`load_callees` of one)."""
+    return (await load_callees(db, [(msisdn, caller, day)]))[0]
 
 
 async def load_rates(db: asyncpg.Pool | asyncpg.Connection, rules: RatingRules) -> RateTable:

@@ -54,6 +54,38 @@ async def test_load_callee_services_forward_and_blacklist(clean_pool: Any) -> No
     assert c is not None and not c.active
 
 
+async def test_load_callees_reads_each_key_as_one_read_would(clean_pool: Any) -> None:
+    """Several calls' subscribers in one statement: each key gets what it would get alone
+    (its own caller's blacklist, its own day), in the keys' order, None for a number that is
+    no subscriber, the same number twice answered twice."""
+    other = "8613912345600"
+    await P.add_subscriber(clean_pool, ADMIN, CALLEE, today=DAY, services=("missed-call",))
+    await P.add_subscriber(clean_pool, ADMIN, other, today=DAY, services=("busy",))
+    await P.blacklist_add(clean_pool, ADMIN, CALLEE, "861370000", prefix=True)
+    await P.blacklist_add(clean_pool, ADMIN, other, "8613600000000")
+    keys: list[store.CalleeKey] = [
+        (CALLEE, CALLER, DAY),  # blacklisted by prefix
+        ("8613900000000", CALLER, DAY),  # no subscriber
+        (other, CALLER, DAY),
+        (CALLEE, "8613600000000", DAY),  # another caller: not blacklisted
+        (other, "8613600000000", DAY - dt.timedelta(days=1)),  # before its services
+        (CALLEE, None, DAY),
+        (CALLEE, CALLER, DAY),  # the same key again
+    ]
+    got = await store.load_callees(clean_pool, keys)
+    assert got == [await store.load_callee(clean_pool, *k) for k in keys]
+    assert [None if c is None else (c.msisdn, c.blacklisted, sorted(c.services)) for c in got] == [
+        (CALLEE, True, ["missed-call"]),
+        None,
+        (other, False, ["busy"]),
+        (CALLEE, False, ["missed-call"]),
+        (other, True, []),
+        (CALLEE, False, ["missed-call"]),
+        (CALLEE, True, ["missed-call"]),
+    ]
+    assert await store.load_callees(clean_pool, []) == []
+
+
 async def test_records_in_one_transaction_with_the_notification_hook(clean_pool: Any) -> None:
     await P.add_subscriber(clean_pool, ADMIN, CALLEE, today=DAY, services=("missed-call",))
     seen: list[dict[str, Any]] = []

@@ -65,16 +65,15 @@ class FakeNode:
 def user(monkeypatch: pytest.MonkeyPatch) -> Any:
     written: list[object] = []
 
-    async def load_callee(
-        pool: Any, msisdn: str, caller: str | None, day: dt.date
-    ) -> Callee | None:
+    async def load_callees(pool: Any, keys: list[tuple[str, str | None, dt.date]]) -> list[Any]:
         # the node's wall clock says 2026-11-24 16:30 UTC, already the 25th in Shanghai: the
         # services are looked up on the network's day, not UTC's (nor the machine's)
-        assert day == dt.date(2026, 11, 25)
+        assert all(day == dt.date(2026, 11, 25) for _, _, day in keys)
         await asyncio.sleep(0)
-        if msisdn != CALLEE:
-            return None
-        return Callee(CALLEE, True, frozenset({"missed-call", "busy"}))
+        return [
+            Callee(CALLEE, True, frozenset({"missed-call", "busy"})) if msisdn == CALLEE else None
+            for msisdn, _, _ in keys
+        ]
 
     async def write_records(pool: Any, records: Any, **kw: Any) -> int:
         await asyncio.sleep(0)
@@ -84,7 +83,7 @@ def user(monkeypatch: pytest.MonkeyPatch) -> Any:
     async def load_rates(pool: Any, rules: Any) -> RateTable:
         return RateTable(rules)
 
-    monkeypatch.setattr(callflow.store, "load_callee", load_callee)
+    monkeypatch.setattr(callflow.store, "load_callees", load_callees)
     monkeypatch.setattr(callflow, "write_records", write_records)
     monkeypatch.setattr(callflow.store, "load_rates", load_rates)
     cfg = parse_config('[ivr]\nmode = "connect"\n')
@@ -322,11 +321,11 @@ async def test_database_past_the_budget_initialdp_gets_continue(
     once [database] budget is spent, counted; the switch's timer never runs out."""
     hung = asyncio.Event()
 
-    async def never(pool: Any, msisdn: str, caller: str | None, day: dt.date) -> Callee:
+    async def never(pool: Any, keys: Any) -> list[Callee]:
         await hung.wait()
         raise AssertionError("unreachable")
 
-    monkeypatch.setattr(callflow.store, "load_callee", never)
+    monkeypatch.setattr(callflow.store, "load_callees", never)
     user.budget = 0.05
     ac = AC_CAP_V2_GSMSSF_SCF
     user.handle(TcBegin(9, A, A, ac, components=(Invoke(1, 0, idp_param(ac)),)))
@@ -378,6 +377,113 @@ async def test_not_a_subscriber_and_non_idp_begin_continue(user: Any) -> None:
         ("TcEnd", 3, [31]),
         ("TcEnd", 4, [31]),
     ]
+
+
+def _begin_calls(user: Any, callees: dict[int, str]) -> None:
+    """InitialDPs for ``callees`` (dialogue -> called number) handed over in one pass."""
+    ac = AC_CAP_V2_GSMSSF_SCF
+    for did, callee in callees.items():
+        user.handle(TcBegin(did, A, A, ac, components=(Invoke(1, 0, idp_param(ac, callee)),)))
+
+
+def _answers(user: Any) -> dict[int, tuple[str, list[int]]]:
+    return {
+        r.dialogue_id: (type(r).__name__, [c.opcode for c in r.components]) for r in user.node.sent
+    }
+
+
+async def test_initial_dps_of_one_pass_share_one_read(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """InitialDPs handled in one pass of the loop ask for their subscribers in one statement,
+    and each call gets its own subscriber's answer."""
+    batches: list[list[str]] = []
+    real = callflow.store.load_callees
+
+    async def spy(conn: Any, keys: Any) -> list[Any]:
+        batches.append([k[0] for k in keys])
+        return await real(conn, keys)
+
+    monkeypatch.setattr(callflow.store, "load_callees", spy)
+    _begin_calls(user, {1: CALLEE, 2: "8613911112222", 3: CALLEE})
+    await settle()
+    assert batches == [[CALLEE, "8613911112222", CALLEE]]
+    assert _answers(user) == {
+        1: ("TcContinue", [23, 31]),  # armed
+        2: ("TcEnd", [31]),  # not a subscriber: the call continues
+        3: ("TcContinue", [23, 31]),
+    }
+    # a later InitialDP is a batch of its own
+    _begin_calls(user, {4: CALLEE})
+    await settle()
+    assert batches[1:] == [[CALLEE]] and _answers(user)[4] == ("TcContinue", [23, 31])
+
+
+async def test_a_batch_holds_at_most_its_size(user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    batches: list[int] = []
+    real = callflow.store.load_callees
+
+    async def spy(conn: Any, keys: Any) -> list[Any]:
+        batches.append(len(keys))
+        return await real(conn, keys)
+
+    monkeypatch.setattr(callflow.store, "load_callees", spy)
+    n = callflow._CalleeReads.batch + 1
+    _begin_calls(user, {did: CALLEE for did in range(1, n + 1)})
+    await settle()
+    assert batches == [n - 1, 1] and len(_answers(user)) == n
+
+
+async def test_a_failed_read_is_tried_again_by_each_call_of_its_batch(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refuses the batch's connection: every call of the batch tries again (a
+    read may always be repeated) and is answered; each retry is counted."""
+    batches: list[int] = []
+    real = callflow.store.load_callees
+
+    async def refused_once(conn: Any, keys: Any) -> list[Any]:
+        batches.append(len(keys))
+        if len(batches) == 1:
+            raise ConnectionRefusedError("database restarting")
+        return await real(conn, keys)
+
+    monkeypatch.setattr(callflow.store, "load_callees", refused_once)
+    monkeypatch.setattr(callflow, "DB_RETRY_MIN", 0.0)
+    _begin_calls(user, {1: CALLEE, 2: CALLEE})
+    for _ in range(5):
+        await settle()
+    assert batches[0] == 2 and sum(batches[1:]) == 2
+    assert _answers(user) == {1: ("TcContinue", [23, 31]), 2: ("TcContinue", [23, 31])}
+    assert user.stats.db_retries == 2 and user.stats.continued_without_database == 0
+
+
+async def test_a_call_past_its_budget_leaves_its_batch_to_the_others(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that outlasts one call's budget: that call continues without the service, while
+    the other call of the same batch, whose budget ends later, gets its subscriber when the
+    read answers."""
+    answer = asyncio.Event()
+    batches: list[int] = []
+    real = callflow.store.load_callees
+
+    async def slow(conn: Any, keys: Any) -> list[Any]:
+        batches.append(len(keys))
+        await answer.wait()
+        return await real(conn, keys)
+
+    monkeypatch.setattr(callflow.store, "load_callees", slow)
+    now = asyncio.get_running_loop().time()
+    deadlines = iter((now + 0.05, now + 5.0))  # the first call's budget ends first
+    monkeypatch.setattr(user, "_deadline", lambda: next(deadlines))
+    _begin_calls(user, {1: CALLEE, 2: CALLEE})
+    await eventually(lambda: 1 in _answers(user))
+    assert _answers(user) == {1: ("TcEnd", [31])}  # past its budget: Continue
+    answer.set()
+    await eventually(lambda: 2 in _answers(user))
+    assert batches == [2] and _answers(user)[2] == ("TcContinue", [23, 31])
+    assert user.stats.continued_without_database == 1
 
 
 def _random_component(rng: random.Random) -> object:
