@@ -164,6 +164,22 @@ async def timed_ceiling(dsn: str, parts: int) -> float:
             await k.close()
 
 
+def billing_run(env: dict[str, str]) -> tuple[float, dict[str, Any]]:
+    """Seconds and JSON summary of ``mcn-scp billing run`` for the bench's month."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [MCN_SCP, "billing", "run", "--month", MONTH[:7], "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    secs = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"billing run failed: {proc.stderr[-2000:]}")
+    summary: dict[str, Any] = json.loads(proc.stdout)
+    return secs, summary
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--subscribers", type=int, default=500_000)
@@ -184,29 +200,11 @@ def run(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
     asyncio.run(execute(dsn, SEED, args.subscribers))
     seed_secs = time.perf_counter() - t0
     asyncio.run(execute(dsn, "CHECKPOINT"))
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [MCN_SCP, "billing", "run", "--month", MONTH[:7], "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    run_secs = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"billing run failed: {proc.stderr[-2000:]}")
+    run_secs, summary = billing_run(env)
     rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    summary = json.loads(proc.stdout)
-    t0 = time.perf_counter()
-    again = subprocess.run(
-        [MCN_SCP, "billing", "run", "--month", MONTH[:7], "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    rerun_secs = time.perf_counter() - t0
-    if json.loads(again.stdout)["written"] != 0:
-        raise SystemExit(f"the second run wrote records: {again.stdout}")
+    rerun_secs, again = billing_run(env)
+    if again["written"] != 0:
+        raise SystemExit(f"the second run wrote records: {again}")
     base = {k: asyncio.run(timed_insert(dsn, ddl)) for k, ddl in BASELINES.items()}
     base["compute"] = asyncio.run(timed_compute(dsn))
     base["ceiling"] = asyncio.run(timed_ceiling(dsn, os.cpu_count() or 1))
