@@ -10,6 +10,15 @@ voicemail record and the CDRs a call decision produces, one statement each;
 :func:`scp.flows.calls.write_records` puts them in one transaction with the notification flow.
 Schema: migrations 0001, 0010, 0030, 0220 and 0250 (a missed call is written once however
 often its write runs).
+
+Which failures a write may be run again after (:func:`nothing_committed`, :func:`transient`):
+asyncpg raises ``InterfaceError`` before it sends anything (a connection it knows is closed,
+one the pool took back when its server went away, "released back to the pool"); a connect
+that fails, and a transaction the server rolled back (serialization failure, deadlock, a
+read-only server), commit nothing either. A connection lost with a statement on its way
+(``ConnectionDoesNotExistError``, the server shutting down) leaves the outcome unknown: only a
+write that is safe to repeat is run again then (one holding a missed call, guarded by the
+``missed_call_once`` index).
 """
 
 from __future__ import annotations
