@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -392,68 +393,68 @@ def _answers(user: Any) -> dict[int, tuple[str, list[int]]]:
     }
 
 
+def _reads(
+    monkeypatch: pytest.MonkeyPatch, before: Callable[[int], Awaitable[None]] | None = None
+) -> list[list[str]]:
+    """The called numbers of each shared read, in order; ``before`` (given the read's number,
+    from 1) runs ahead of the fixture's answer: it may wait or fail."""
+    reads: list[list[str]] = []
+    real = callflow.store.load_callees
+
+    async def spy(conn: Any, keys: Any) -> list[Any]:
+        reads.append([k[0] for k in keys])
+        if before is not None:
+            await before(len(reads))
+        return await real(conn, keys)
+
+    monkeypatch.setattr(callflow.store, "load_callees", spy)
+    return reads
+
+
 async def test_initial_dps_of_one_pass_share_one_read(
     user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """InitialDPs handled in one pass of the loop ask for their subscribers in one statement,
     and each call gets its own subscriber's answer."""
-    batches: list[list[str]] = []
-    real = callflow.store.load_callees
-
-    async def spy(conn: Any, keys: Any) -> list[Any]:
-        batches.append([k[0] for k in keys])
-        return await real(conn, keys)
-
-    monkeypatch.setattr(callflow.store, "load_callees", spy)
+    reads = _reads(monkeypatch)
     _begin_calls(user, {1: CALLEE, 2: "8613911112222", 3: CALLEE})
     await settle()
-    assert batches == [[CALLEE, "8613911112222", CALLEE]]
+    assert reads == [[CALLEE, "8613911112222", CALLEE]]
     assert _answers(user) == {
         1: ("TcContinue", [23, 31]),  # armed
         2: ("TcEnd", [31]),  # not a subscriber: the call continues
         3: ("TcContinue", [23, 31]),
     }
-    # a later InitialDP is a batch of its own
+    # a later InitialDP is a read of its own
     _begin_calls(user, {4: CALLEE})
     await settle()
-    assert batches[1:] == [[CALLEE]] and _answers(user)[4] == ("TcContinue", [23, 31])
+    assert reads[1:] == [[CALLEE]] and _answers(user)[4] == ("TcContinue", [23, 31])
 
 
-async def test_a_batch_holds_at_most_its_size(user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    batches: list[int] = []
-    real = callflow.store.load_callees
-
-    async def spy(conn: Any, keys: Any) -> list[Any]:
-        batches.append(len(keys))
-        return await real(conn, keys)
-
-    monkeypatch.setattr(callflow.store, "load_callees", spy)
+async def test_a_read_holds_at_most_its_batch(user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads = _reads(monkeypatch)
     n = callflow._CalleeReads.batch + 1
     _begin_calls(user, {did: CALLEE for did in range(1, n + 1)})
     await settle()
-    assert batches == [n - 1, 1] and len(_answers(user)) == n
+    assert [len(r) for r in reads] == [n - 1, 1] and len(_answers(user)) == n
 
 
 async def test_a_failed_read_is_tried_again_by_each_call_of_its_batch(
     user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The database refuses the batch's connection: every call of the batch tries again (a
+    """The database refuses the shared read's connection: every call of it tries again (a
     read may always be repeated) and is answered; each retry is counted."""
-    batches: list[int] = []
-    real = callflow.store.load_callees
 
-    async def refused_once(conn: Any, keys: Any) -> list[Any]:
-        batches.append(len(keys))
-        if len(batches) == 1:
+    async def refused_once(n: int) -> None:
+        if n == 1:
             raise ConnectionRefusedError("database restarting")
-        return await real(conn, keys)
 
-    monkeypatch.setattr(callflow.store, "load_callees", refused_once)
+    reads = _reads(monkeypatch, refused_once)
     monkeypatch.setattr(callflow, "DB_RETRY_MIN", 0.0)
     _begin_calls(user, {1: CALLEE, 2: CALLEE})
     for _ in range(5):
         await settle()
-    assert batches[0] == 2 and sum(batches[1:]) == 2
+    assert len(reads[0]) == 2 and sum(len(r) for r in reads[1:]) == 2
     assert _answers(user) == {1: ("TcContinue", [23, 31]), 2: ("TcContinue", [23, 31])}
     assert user.stats.db_retries == 2 and user.stats.continued_without_database == 0
 
@@ -462,18 +463,14 @@ async def test_a_call_past_its_budget_leaves_its_batch_to_the_others(
     user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A read that outlasts one call's budget: that call continues without the service, while
-    the other call of the same batch, whose budget ends later, gets its subscriber when the
+    the other call of the same read, whose budget ends later, gets its subscriber when the
     read answers."""
     answer = asyncio.Event()
-    batches: list[int] = []
-    real = callflow.store.load_callees
 
-    async def slow(conn: Any, keys: Any) -> list[Any]:
-        batches.append(len(keys))
+    async def slow(n: int) -> None:
         await answer.wait()
-        return await real(conn, keys)
 
-    monkeypatch.setattr(callflow.store, "load_callees", slow)
+    reads = _reads(monkeypatch, slow)
     now = asyncio.get_running_loop().time()
     deadlines = iter((now + 0.05, now + 5.0))  # the first call's budget ends first
     monkeypatch.setattr(user, "_deadline", lambda: next(deadlines))
@@ -482,7 +479,7 @@ async def test_a_call_past_its_budget_leaves_its_batch_to_the_others(
     assert _answers(user) == {1: ("TcEnd", [31])}  # past its budget: Continue
     answer.set()
     await eventually(lambda: 2 in _answers(user))
-    assert batches == [2] and _answers(user)[2] == ("TcContinue", [23, 31])
+    assert reads == [[CALLEE, CALLEE]] and _answers(user)[2] == ("TcContinue", [23, 31])
     assert user.stats.continued_without_database == 1
 
 
