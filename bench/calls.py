@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import cProfile
 import datetime as dt
-import gc
 import io
 import json
 import os
@@ -49,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scratch import free_port  # noqa: E402
 
+from scp.app import freeze_loaded  # noqa: E402
 from scp.codecs import cap, ops  # noqa: E402
 from scp.codecs.numbers import CalledPartyNumber, CallingPartyNumber, Cause  # noqa: E402
 from scp.config import NodeConfig  # noqa: E402
@@ -198,7 +198,7 @@ async def _floor(port: int) -> None:
             self.t.write(b"".join(out))
 
     server = await asyncio.get_running_loop().create_server(Floor, "127.0.0.1", port)
-    _freeze()
+    freeze_loaded()
     print("READY", flush=True)
     async with server:
         await server.serve_forever()
@@ -449,7 +449,7 @@ def _start_scp(
     return proc
 
 
-def _stop_scp(proc: subprocess.Popen[str]) -> None:
+def _stop_scp(proc: subprocess.Popen[Any]) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(30)
@@ -503,15 +503,6 @@ async def _in_turns(
     return s, f, {"scp_vs_floor": round(ratio, 3), "rounds": listed}
 
 
-def _freeze() -> None:
-    """Move what is loaded by now (the codecs' ASN.1: a quarter of a million objects) out of
-    the garbage collector's reach, as ``mcn-scp run`` does for the SCP. The driver and the floor
-    need it as much: each full collection walks that graph for about 120 ms, and one of them
-    in the driver during the 500/s phase was the 40-70 ms p99 this bench used to print."""
-    gc.collect()
-    gc.freeze()
-
-
 async def _run(args: argparse.Namespace, dsn: str, tmp: Path) -> dict[str, Any]:
     await _provision(dsn)
     port = free_port()
@@ -534,7 +525,7 @@ async def _run(args: argparse.Namespace, dsn: str, tmp: Path) -> dict[str, Any]:
         await d.connect()
         f = Driver(floor_port)
         await f.connect()
-        _freeze()  # the driver's codecs and stack are loaded now
+        freeze_loaded()  # the driver's codecs and stack are loaded now
         await saturate(d, 1.0, args.concurrency)  # warm-up
         await saturate(f, 1.0, args.concurrency)
         sat, floor, paired = await _in_turns(
@@ -626,11 +617,7 @@ async def _two_workers(args: argparse.Namespace, config: Path, dsn: str) -> dict
         for d in drivers + floors:
             d.peer.close()
         _stop_scp(fproc)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop_scp(proc)
 
 
 async def _saturate_all(

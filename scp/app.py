@@ -696,6 +696,20 @@ class Services:
         await self.users.aclose()
 
 
+def freeze_loaded() -> int:
+    """Move what is loaded by now out of the garbage collector's reach; the objects frozen.
+
+    What a process has loaded once it is up lives as long as it, above all the codecs' compiled
+    ASN.1 (pycrate: a quarter of a million objects). Out of the collector's reach, a full
+    collection no longer walks it: about 120 ms of stalled signalling on this build machine
+    each time the objects a long-running node accumulates trigger one. The node calls it once
+    up; so do the simulated switch and the floor of bench/calls.py, where such a walk in the
+    driver was the 40-70 ms p99 at 500/s the bench used to print."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 async def run_node(
     cfg: Config,
     *,
@@ -709,14 +723,7 @@ async def run_node(
     try:
         services = Services(cfg, pool, capture=capture, workers=workers)
         await services.start()
-        # What is loaded by now lives as long as the process, above all the codecs' compiled
-        # ASN.1 (pycrate: a quarter of a million objects). Out of the collector's reach, a full
-        # collection no longer walks it: about 120 ms of stalled signalling on this build
-        # machine each time the objects a long-running node accumulates trigger one. (The p99
-        # stall bench/calls.py printed at 500/s was the same walk in its driver, not here.)
-        gc.collect()
-        gc.freeze()
-        log.info("long-lived objects frozen", objects=gc.get_freeze_count())
+        log.info("long-lived objects frozen", objects=freeze_loaded())
         try:
             extra: asyncio.Task[object] | None = None
             if on_started is not None:

@@ -100,24 +100,9 @@ class Histogram:
         return list(accumulate(self._in[: len(self.bounds)]))
 
 
-def ac_label(ac: ApplicationContext | None) -> str:
-    """The metric label of an application context: its name when we know it, else "other"."""
-    known = lookup(ac) if ac is not None else None
-    if known is None:
-        return "other"
-    # MAP context names carry no version (TS 29.002 §17.3.3); CAP and INAP names do
-    return f"{known.name}-v{known.version}" if known.protocol is Protocol.MAP else known.name
-
-
-def operation_label(ac: ApplicationContext | None, opcode: object) -> str:
-    known = lookup(ac) if ac is not None else None
-    table: Mapping[int, str] = _OPERATIONS[known.protocol] if known is not None else {}
-    return table.get(opcode, "other") if isinstance(opcode, int) else "other"
-
-
 @dataclass(frozen=True, slots=True)
 class _Labels:
-    """An open dialogue's application context and its metric labels."""
+    """An application context and its metric labels."""
 
     ac: ApplicationContext | None
     ac_label: str
@@ -129,7 +114,21 @@ class _Labels:
 
 def _labels(ac: ApplicationContext | None) -> _Labels:
     known = lookup(ac) if ac is not None else None
-    return _Labels(ac, ac_label(ac), _OPERATIONS[known.protocol] if known is not None else {})
+    if known is None:
+        return _Labels(ac, "other", {})
+    # MAP context names carry no version (TS 29.002 §17.3.3); CAP and INAP names do
+    name = f"{known.name}-v{known.version}" if known.protocol is Protocol.MAP else known.name
+    return _Labels(ac, name, _OPERATIONS[known.protocol])
+
+
+def ac_label(ac: ApplicationContext | None) -> str:
+    """The metric label of an application context: its name when we know it, else "other"."""
+    return _labels(ac).ac_label
+
+
+def operation_label(ac: ApplicationContext | None, opcode: object) -> str:
+    """The metric label of an operation in ``ac``: its name in that protocol, else "other"."""
+    return _labels(ac).operation(opcode)
 
 
 _NO_LABELS = _labels(None)  # a dialogue the counters did not see begin

@@ -22,7 +22,10 @@ import asyncpg
 
 __all__ = ["daily_rows"]
 
-_DAY = "(({col}) AT TIME ZONE $3)::date"
+
+def _day(col: str) -> str:
+    """The local day of ``col`` in the time zone $3."""
+    return f"(({col}) AT TIME ZONE $3)::date"
 
 
 def _in_days(col: str) -> str:
@@ -34,14 +37,14 @@ def _in_days(col: str) -> str:
 
 
 MISSED = f"""
-SELECT {_DAY.format(col="occurred_at")} AS day, reason AS key, count(*) AS n, 0::numeric AS amount
+SELECT {_day("occurred_at")} AS day, reason AS key, count(*) AS n, 0::numeric AS amount
   FROM missed_call
  WHERE {_in_days("occurred_at")}
  GROUP BY 1, 2
 """
 
 SMS = f"""
-SELECT {_DAY.format(col="created_at")} AS day,
+SELECT {_day("created_at")} AS day,
        CASE WHEN status IN ('queued', 'sending') THEN 'pending' ELSE status END AS key,
        count(*) AS n, 0::numeric AS amount
   FROM sms_outbox
@@ -50,7 +53,7 @@ SELECT {_DAY.format(col="created_at")} AS day,
 """
 
 CALLBACKS = f"""
-SELECT {_DAY.format(col="c.requested_at")} AS day,
+SELECT {_day("c.requested_at")} AS day,
        CASE WHEN o.id IS NULL THEN 'requested' ELSE 'sms' END AS key,
        count(*) AS n, 0::numeric AS amount
   FROM callback_request c
@@ -65,14 +68,14 @@ SELECT month AS day, service AS key, count(*) AS n, sum(charge) AS amount
   FROM monthly_fee WHERE month >= $1::date AND month < $2::date
  GROUP BY 1, 2
 UNION ALL
-SELECT {_DAY.format(col="started_at")}, service, count(*), sum(charge)
+SELECT {_day("started_at")}, service, count(*), sum(charge)
   FROM cdr
  WHERE record_type = 'fee' AND {_in_days("started_at")}
  GROUP BY 1, 2
 """
 
 CATEGORIES = f"""
-SELECT {_DAY.format(col="started_at")} AS day, coalesce(call_category, 'none') AS key,
+SELECT {_day("started_at")} AS day, coalesce(call_category, 'none') AS key,
        count(*) AS n, sum(charge) AS amount
   FROM cdr
  WHERE record_type IN ('call', 'sms') AND {_in_days("started_at")}
