@@ -27,6 +27,7 @@ PostgreSQL coming back needs nothing from anyone: the next attempt opens a new c
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -325,7 +326,8 @@ class _CalleeReads:
     one pass go out together (:func:`scp.state.calls_store.load_callees`) at its end, on one
     lane, at most :attr:`batch` at a time. Each caller keeps its own budget: it stops waiting
     at its deadline, and the query stops at the latest of its callers'. A failure reaches every
-    caller of the batch, each of which decides on its own whether to try again.
+    caller of the batch (each as its own copy, :func:`_own_copy`), each of which decides on its
+    own whether to try again.
     """
 
     batch = 64
@@ -364,7 +366,7 @@ class _CalleeReads:
             for _, _, fut in live:
                 if not fut.done():
                     if isinstance(e, Exception):
-                        fut.set_exception(e)
+                        fut.set_exception(_own_copy(e))
                     else:  # cancelled (the node stopping): so are its callers
                         fut.cancel()
             if isinstance(e, Exception):
@@ -373,6 +375,23 @@ class _CalleeReads:
         for (_, _, fut), callee in zip(live, found, strict=True):
             if not fut.done():
                 fut.set_result(callee)
+
+
+def _own_copy(e: Exception) -> Exception:
+    """``e`` for one caller of a failed shared read: an object of its own, same type, message,
+    attributes and cause. Each caller raises what it gets and may keep it while it waits to
+    try again; raising one object in several tasks rewrites its traceback under the others
+    (asyncio gives it the future's traceback each time), so a call's log would show another
+    call's frames. ``e`` itself if it cannot be rebuilt from its arguments."""
+    try:
+        c = copy.copy(e)
+    except Exception:
+        return e
+    if type(c) is not type(e):
+        return e
+    c.__cause__, c.__context__ = e.__cause__, e.__context__
+    c.__suppress_context__ = e.__suppress_context__
+    return c.with_traceback(e.__traceback__)
 
 
 def _usable(c: Any) -> bool:

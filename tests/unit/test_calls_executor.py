@@ -5,9 +5,10 @@ raise nor hit the executor's last-resort handler."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -457,6 +458,32 @@ async def test_a_failed_read_is_tried_again_by_each_call_of_its_batch(
     assert len(reads[0]) == 2 and sum(len(r) for r in reads[1:]) == 2
     assert _answers(user) == {1: ("TcContinue", [23, 31]), 2: ("TcContinue", [23, 31])}
     assert user.stats.db_retries == 2 and user.stats.continued_without_database == 0
+
+
+async def test_each_call_of_a_failed_read_gets_its_own_exception() -> None:
+    """A failed shared read fails every caller's future with an exception of its own (same
+    type, arguments and cause): raising one object in several calls' tasks would rewrite its
+    traceback under each other."""
+
+    class Refusing:
+        @contextlib.asynccontextmanager
+        async def conn(self) -> AsyncIterator[Any]:
+            try:
+                raise OSError("socket closed")
+            except OSError as cause:
+                raise ConnectionRefusedError(111, "database restarting") from cause
+            yield None  # pragma: no cover - never reached
+
+    reads = callflow._CalleeReads(Refusing())
+    deadline = asyncio.get_running_loop().time() + 5.0
+    key = (CALLEE, None, dt.date(2026, 11, 25))
+    futs = [reads.get(key, deadline), reads.get(key, deadline)]
+    errors = await asyncio.gather(*futs, return_exceptions=True)
+    a, b = errors
+    assert isinstance(a, ConnectionRefusedError) and isinstance(b, ConnectionRefusedError)
+    assert a is not b and a.args == b.args == (111, "database restarting")
+    assert a.errno == b.errno == 111 and a.__cause__ is b.__cause__
+    assert isinstance(a.__cause__, OSError)
 
 
 async def test_a_call_past_its_budget_leaves_its_batch_to_the_others(
