@@ -7,7 +7,8 @@ notifications hook included when installed) and answers Connect to the IVR in a 
 
 The SCP runs in its own process (``--serve``: ``scp.app.run_node``, which is ``mcn-scp run``:
 migrated pool, call control and MAP users, console SMS sink, outbox sender) on an embedded
-PostgreSQL (pgserver); this process is the switch (the same cores as the peer of the integration tests) over loopback TCP.
+PostgreSQL (pgserver); this process is the switch (the same cores as the peer of the
+integration tests) over loopback TCP.
 
 Phases: saturation (closed loop, ``--concurrency`` flows in flight) gives flows/s, in turns
 with the same driver saturating a floor server (``--floor``: its own process too) that answers
@@ -16,11 +17,13 @@ carry is copied from a fixed place, the ASP handshake alone goes through a real 
 ``scp_vs_floor`` is SCP flows/s divided by floor flows/s: how close the SCP comes to what the
 driver, loopback TCP and the event loop allow; ``--rounds`` pairs of phases, the median pair
 reported with all of them listed (``rounds``). Then an open loop at half the SCP's rate gives
-p50 / p99 of InitialDP -> answer and EventReportBCSM -> answer, and one at 500/s; then the SCP
-is restarted under cProfile for a CPU profile of the same flows. Last, ``mcn-scp run
---workers 2`` on the same address: flows/s and SCP CPU per flow of both workers together
-(``workers_2``), beside one worker's. Prints one JSON object. Targets: >= 1,000 flows/s, p99
-< 20 ms at 500/s, scp_vs_floor >= 0.4.
+p50 / p99 of InitialDP -> answer and EventReportBCSM -> answer, and one at 500/s, with the
+SCP's peak RSS after them (``scp_peak_rss_mb``) and the TC indications the switch got that no
+flow waited for (``stray_indications``: late answers, rejects, aborts; 0 when every answer is
+well-formed and in time); then the SCP is restarted under cProfile for a CPU profile of the
+same flows. Last, ``mcn-scp run --workers 2`` on the same address: flows/s and SCP CPU per flow
+of both workers together (``workers_2``), beside one worker's. Prints one JSON object.
+Targets: >= 1,000 flows/s, p99 < 20 ms at 500/s, scp_vs_floor >= 0.4.
 """
 
 from __future__ import annotations
@@ -58,9 +61,13 @@ from scp.primitives import (  # noqa: E402
     RoutingIndicator,
     SccpAddress,
     TcBegin,
+    TcComponentEvent,
     TcContinue,
     TcEnd,
+    TcNotice,
+    TcPAbort,
     TcUAbort,
+    TcUni,
 )
 from scp.service.dialogue import AC_CAP_V2_GSMSSF_SCF as AC  # noqa: E402
 
@@ -144,11 +151,20 @@ def _floor_templates(switch_pc: int) -> tuple[bytes, bytes, bytes, bytes]:
         udt = sccp.encode(sccp.Udt(MSC, SCP, tcap.encode(msg)))
         return m3ua.encode_data(MtpTransfer(100, switch_pc, 3, 2, 0, 0, udt), 1)
 
-    comps = (Invoke(1, 31, None, op_class=4),)
+    # Each Continue has its invoke ID: the switch's TCAP rejects an invoke ID the dialogue's
+    # peer still holds (Q.774 §3.2.2.2), which would be work of its own on every flow.
     cont = data(
-        tcap.TcapMessage(tcap.MessageType.CONTINUE, b"\x00\x00\x00\x01", _TID, tcap.Aare(AC), comps)
+        tcap.TcapMessage(
+            tcap.MessageType.CONTINUE,
+            b"\x00\x00\x00\x01",
+            _TID,
+            tcap.Aare(AC),
+            (Invoke(1, 31, None, op_class=4),),
+        )
     )
-    end = data(tcap.TcapMessage(tcap.MessageType.END, None, _TID, None, comps))
+    end = data(
+        tcap.TcapMessage(tcap.MessageType.END, None, _TID, None, (Invoke(2, 31, None, op_class=4),))
+    )
     c_at, e_at = cont.index(_TID), end.index(_TID)
     return cont[:c_at], cont[c_at + 4 :], end[:e_at], end[e_at + 4 :]
 
@@ -235,6 +251,10 @@ class Driver:
 
         self.port = port
         self.waiting: dict[int, asyncio.Future[object]] = {}
+        # TC indications no flow waits for (a late answer, a reject, an abort), counted: the
+        # peer of the tests keeps them all, which over a bench's flows would be a heap for the
+        # collector to walk and its pauses in the latencies measured here
+        self.stray = 0
         driver = self
 
         class _Peer(PeerAsp):
@@ -244,8 +264,10 @@ class Driver:
                         f = driver.waiting.pop(o.dialogue_id, None)
                         if f is not None and not f.done():
                             f.set_result(o)
-                        elif type(o) is TcUAbort:
-                            super()._output(o)
+                        else:
+                            driver.stray += 1
+                    case TcBegin() | TcPAbort() | TcUni() | TcNotice() | TcComponentEvent():
+                        driver.stray += 1
                     case _:
                         super()._output(o)
 
@@ -328,7 +350,16 @@ async def open_loop(d: Driver, rate: float, seconds: float) -> dict[str, Any]:
     lat_idp: list[float] = []
     lat_erb: list[float] = []
     bad = 0
-    tasks = []
+    # the flows in flight only: the ones done go (a phase's every task, kept to its end, was a
+    # full collection of the driver's own in the phase)
+    tasks: set[asyncio.Future[None]] = set()
+    errors: list[BaseException] = []
+
+    def ended(t: asyncio.Future[None]) -> None:
+        tasks.discard(t)
+        e = None if t.cancelled() else t.exception()
+        if e is not None:
+            errors.append(e)
 
     async def one() -> None:
         nonlocal bad
@@ -348,8 +379,12 @@ async def open_loop(d: Driver, rate: float, seconds: float) -> dict[str, Any]:
         delay = t0 + k / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(one()))
+        t = asyncio.ensure_future(one())
+        tasks.add(t)
+        t.add_done_callback(ended)
     await asyncio.gather(*tasks)
+    if errors:  # a flow failed otherwise than by a timeout: the bench is wrong, say so
+        raise errors[0]
 
     def pct(v: list[float], q: float) -> float:
         v = sorted(v)
@@ -399,6 +434,13 @@ def _cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         parts = f.read().rsplit(")", 1)[1].split()
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return round(kib / 1024, 1)
 
 
 def _postgres_cpu_seconds() -> float:
@@ -539,6 +581,8 @@ async def _run(args: argparse.Namespace, dsn: str, tmp: Path) -> dict[str, Any]:
         f.peer.close()
         out["half_load"] = await open_loop(d, round(sat["flows_per_s"] / 2), args.seconds)
         out["at_500_per_s"] = await open_loop(d, 500, args.seconds)
+        out["scp_peak_rss_mb"] = _peak_rss_mb(proc.pid)  # after every phase above
+        out["stray_indications"] = d.stray + f.stray
         d.peer.close()
     finally:
         _stop_scp(fproc)
@@ -611,6 +655,7 @@ async def _two_workers(args: argparse.Namespace, config: Path, dsn: str) -> dict
             **scp,
             "floor_flows_per_s": floor["flows_per_s"],
             "floor_failed": floor["failed"],
+            "stray_indications": sum(x.stray for x in drivers + floors),
             **paired,
         }
     finally:
