@@ -260,13 +260,13 @@ class Driver:
         class _Peer(PeerAsp):
             def _output(self, o: Any) -> None:
                 match o:
-                    case TcContinue() | TcEnd() | TcUAbort():
+                    case TcContinue() | TcEnd() | TcUAbort() | TcPAbort():
                         f = driver.waiting.pop(o.dialogue_id, None)
                         if f is not None and not f.done():
                             f.set_result(o)
                         else:
                             driver.stray += 1
-                    case TcBegin() | TcPAbort() | TcUni() | TcNotice() | TcComponentEvent():
+                    case TcBegin() | TcUni() | TcNotice() | TcComponentEvent():
                         driver.stray += 1
                     case _:
                         super()._output(o)
