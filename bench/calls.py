@@ -61,13 +61,11 @@ from scp.primitives import (  # noqa: E402
     RoutingIndicator,
     SccpAddress,
     TcBegin,
-    TcComponentEvent,
     TcContinue,
     TcEnd,
-    TcNotice,
     TcPAbort,
+    TcPrimitive,
     TcUAbort,
-    TcUni,
 )
 from scp.service.dialogue import AC_CAP_V2_GSMSSF_SCF as AC  # noqa: E402
 
@@ -266,7 +264,7 @@ class Driver:
                             f.set_result(o)
                         else:
                             driver.stray += 1
-                    case TcBegin() | TcUni() | TcNotice() | TcComponentEvent():
+                    case _ if isinstance(o, TcPrimitive):
                         driver.stray += 1
                     case _:
                         super()._output(o)
@@ -350,16 +348,6 @@ async def open_loop(d: Driver, rate: float, seconds: float) -> dict[str, Any]:
     lat_idp: list[float] = []
     lat_erb: list[float] = []
     bad = 0
-    # the flows in flight only: the ones done go (a phase's every task, kept to its end, was a
-    # full collection of the driver's own in the phase)
-    tasks: set[asyncio.Future[None]] = set()
-    errors: list[BaseException] = []
-
-    def ended(t: asyncio.Future[None]) -> None:
-        tasks.discard(t)
-        e = None if t.cancelled() else t.exception()
-        if e is not None:
-            errors.append(e)
 
     async def one() -> None:
         nonlocal bad
@@ -375,16 +363,15 @@ async def open_loop(d: Driver, rate: float, seconds: float) -> dict[str, Any]:
 
     n = int(rate * seconds)
     t0 = time.perf_counter()
-    for k in range(n):
-        delay = t0 + k / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        t = asyncio.ensure_future(one())
-        tasks.add(t)
-        t.add_done_callback(ended)
-    await asyncio.gather(*tasks)
-    if errors:  # a flow failed otherwise than by a timeout: the bench is wrong, say so
-        raise errors[0]
+    # A task group holds the flows in flight only (a phase's every task, kept to its end, was a
+    # full collection of the driver's own in the phase), and a flow failing otherwise than by a
+    # timeout stops the bench.
+    async with asyncio.TaskGroup() as flows:
+        for k in range(n):
+            delay = t0 + k / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            flows.create_task(one())
 
     def pct(v: list[float], q: float) -> float:
         v = sorted(v)

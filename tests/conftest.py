@@ -6,7 +6,7 @@ Each test module that asks for ``db_dsn`` / ``pool`` gets a fresh database with 
 applied; ``clean_pool`` truncates every table before the test for full isolation.
 ``any_day`` is the date guard (tests/dates.py): the test runs on the real day and on fake ones.
 Between modules the session freezes what it holds, as a node does once up (see
-:func:`pytest_runtest_setup`).
+:func:`_frozen_session`).
 
 pytest-asyncio runs in auto mode with one session event loop (see pyproject), so pools
 created by module-scoped fixtures are usable from every test.
@@ -172,11 +172,8 @@ async def clean_pool(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
     yield pool
 
 
-_module_frozen: list[object] = [None]  # the module whose tests run on a frozen session
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
+@pytest.fixture(scope="module", autouse=True)
+def _frozen_session() -> None:
     """Before a module's first test, move what the session holds out of the garbage
     collector's reach (:func:`scp.app.freeze_loaded`, what a node does once up).
 
@@ -186,10 +183,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     loop by the end of the suite (measured), which a node up on its own never carries: a call
     missed its budget and went without the database. Frozen, a collection walks only what the
     current module made (5 ms at most in the outage and failover tests, measured)."""
-    module = getattr(item, "module", None)
-    if module is not _module_frozen[0]:
-        _module_frozen[0] = module
-        freeze_loaded()
+    freeze_loaded()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
