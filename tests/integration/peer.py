@@ -11,6 +11,7 @@ import asyncio
 import time
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 from scp.adapters.capture import SctpPcapWriter
 from scp.adapters.driver import CoreDriver
@@ -69,8 +70,8 @@ class PeerAsp(asyncio.Protocol):
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport (uvloop's is not an asyncio.Transport subclass, so no isinstance)
+        self.transport = cast(asyncio.Transport, transport)
         self.closed.clear()
         self.driver.feed(lambda now: self.stack.association_up(self.assoc_id, now))
 

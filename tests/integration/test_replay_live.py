@@ -8,6 +8,12 @@ written to a pcap and read back by tshark.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,10 +28,12 @@ from scp.tools.simulate.scenarios import Numbers
 from scp.tools.simulate.transports import connect_tcp
 from tests import tshark
 from tests.dates import today
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-DEMO = Path(__file__).resolve().parents[2] / "pcaps" / "demo-missed-call.pcap"
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "pcaps" / "demo-missed-call.pcap"
 PREFS = tshark.PREFS + ("-o", "gsm_map.tcap.ssn:6-9,145,147-150")
 N = Numbers()
 
@@ -152,8 +160,51 @@ async def test_run_demo_narrates_and_shows_the_sms(clean_pool, tmp_path: Path, c
     assert [tuple(r) for r in prices] == [("busy", 2), ("missed-call", 2)]
 
 
+@pytest.mark.tshark
+async def test_make_run_demo_on_the_default_event_loop(
+    clean_pool, db_dsn: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """What ``make run`` runs, as a process: conf/example.toml (uvloop, the default loop), the
+    demo's replay client on the node's own loop. The in-process test above runs on pytest's
+    asyncio loop, which let an ``isinstance(transport, asyncio.Transport)`` that uvloop's
+    transports fail hide the demo's failure from the suite."""
+    conf = tmp_path / "example.toml"
+    text = (ROOT / "conf" / "example.toml").read_text()
+    for addr in ("127.0.0.1:2905", "127.0.0.1:8080"):
+        assert addr in text, addr  # the ports make run uses, moved off the machine's own
+        text = text.replace(addr, f"127.0.0.1:{free_port()}")
+    conf.write_text(text)
+    env = dict(os.environ, MCN_DATABASE_URL=db_dsn, MCN_HOME=str(tmp_path / "home"))
+    cmd = [sys.executable, "-m", "scp", "run", "--config", str(conf), "--demo"]
+    cmd += ["--capture", str(tmp_path / "run.pcap")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def read_until_the_sms() -> list[str]:
+        lines: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "SMS to" in line or "stopped early" in line or "no SMS queued" in line:
+                break
+        return lines
+
+    try:
+        lines = await asyncio.wait_for(asyncio.to_thread(read_until_the_sms), 90)
+        proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.to_thread(proc.wait, 20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out, err = "".join(lines), proc.stderr.read() if proc.stderr else ""
+    assert rc == 0, err
+    assert "SMS to 8613800138000" in out, out + err
+    assert "stopped early" not in out and "Traceback" not in err, out + err
+    events = [json.loads(x) for x in err.splitlines() if x.startswith("{")]
+    assert any(e.get("event_loop") == "uvloop" for e in events), err
+    tshark.assert_clean(tmp_path / "run.pcap", prefs=PREFS)
+
+
 async def test_cli_live_replay_with_filter(clean_pool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    import asyncio
 
     from click.testing import CliRunner
 

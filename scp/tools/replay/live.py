@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, assert_never
+from typing import Any, assert_never, cast
 
 from scp.adapters.driver import CoreDriver
 from scp.codecs.errors import DecodeError, EncodeError
@@ -88,8 +88,8 @@ class M3uaClient(asyncio.Protocol):
         )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport (uvloop's is not an asyncio.Transport subclass, so no isinstance)
+        self.transport = cast(asyncio.Transport, transport)
         self.driver.feed(lambda now: self.m3ua.association_up(1, now))
 
     def data_received(self, data: bytes) -> None:

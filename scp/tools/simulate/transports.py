@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from scp.config import Config
 from scp.core.m3ua_framing import M3uaStreamReader
@@ -38,7 +38,8 @@ class _TcpPeer(asyncio.Protocol):
             self.transport.write(data)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # a stream transport (uvloop's is not an asyncio.Transport subclass, so no isinstance)
+        self.transport = cast(asyncio.Transport, transport)
         self.peer.connected()
 
     def data_received(self, data: bytes) -> None:
