@@ -72,8 +72,9 @@ async def test_live_replay_of_the_demo_capture_queues_the_sms(clean_pool, tmp_pa
     ]
     names = [o.name for e in ours for o in e.ops]
     assert names[:2] == ["requestReportBCSMEvent", "continue"]
-    # the AlertServiceCentre answer: the invoke ID alone (no value, so no opcode to name)
-    assert "connect" in names and names[-1] == "result"
+    # the AlertServiceCentre answer: the invoke ID alone (no value, so no opcode), named by
+    # the ladder after the invoke it answers
+    assert "connect" in names and names[-1] == "alertServiceCentre"
     assert s.unanswered == 0 and len(s.latencies) >= 3 and s.warnings == 0
     tshark.assert_clean(tmp_path / "replay.pcap", prefs=PREFS)
     tshark.assert_clean(tmp_path / "node.pcap", prefs=PREFS)

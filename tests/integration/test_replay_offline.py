@@ -75,10 +75,10 @@ async def test_demo_capture_offline_matches_the_capture(clean_pool, tmp_path: Pa
     ours = [o.name for e in call.our_answers for o in e.ops]
     theirs = [o.name for e in call.capture_answers for o in e.ops]
     assert ours == theirs == ["requestReportBCSMEvent", "continue", "connect"]
-    # AlertServiceCentre returns no value: the End carries the invoke ID alone, no opcode to
-    # name it by (Q.773 §3.2), as Wireshark shows it too.
-    assert [(o.kind, o.invoke_id, o.code) for e in alert.our_answers for o in e.ops] == [
-        ("result", 1, None)
+    # AlertServiceCentre returns no value: the End carries the invoke ID alone, no opcode
+    # (Q.773 §3.2); the ladder names it after the invoke of the dialogue it answers.
+    assert [(o.kind, o.invoke_id, o.code, o.name) for e in alert.our_answers for o in e.ops] == [
+        ("result", 1, None, "alertServiceCentre")
     ]
     assert [e.tcap for e in alert.our_answers] == ["End"]
     sms = [p for k, p in seen if k == "sms"]
@@ -146,10 +146,12 @@ async def test_filter_limits_the_ladder_not_the_replay(clean_pool) -> None:  # t
     )
     shown = [p for k, p in seen if k == "message"]
     assert s.fed == 3
-    # the HLR's AlertServiceCentre, and our answer to it (a result naming no operation)
-    assert [(e.source, [o.name for o in e.ops]) for e in shown] == [  # type: ignore[attr-defined]
-        ("capture", ["alertServiceCentre"]),
-        ("ours", ["result"]),
+    # the HLR's AlertServiceCentre, and the answers to it of the capture's SCP and of ours (a
+    # value-less result, named after the invoke it answers: the filter finds it by that name)
+    assert [(e.source, [o.text() for o in e.ops]) for e in shown] == [  # type: ignore[attr-defined]
+        ("capture", ["alertServiceCentre(msisdn=8613800138000 sc=8613800000)"]),
+        ("ours", ["result:alertServiceCentre"]),
+        ("capture", ["result:alertServiceCentre"]),
     ]
 
 

@@ -264,16 +264,19 @@ def stream_capture(
     summary: ReplaySummary,
     scp_pc: int | None,
     pcf: PointCodeFormat,
+    invoked: dict[tuple[bytes, int], str] | None = None,
 ) -> tuple[Iterator[tuple[CapturedMessage, LadderEntry]], int | None]:
     """The capture's SCCP messages with their ladder lines, streamed, and the SCP's point code.
 
     Two passes over the file: the first learns which protocol each subsystem carries and where
     the SCP is (:func:`survey_capture`, a small table); the second, lazily iterated, decodes
-    with it. Warnings are emitted (and counted) as the second pass meets them.
+    with it. Warnings are emitted (and counted) as the second pass meets them. ``invoked``:
+    the capture's invokes, shared with the decoder of the SCP's answers (which names its
+    value-less results after them).
     """
     survey = survey_capture(path, pcf, ssn_overrides)
     summary.learned = survey.protocols.table()
-    dec = LadderDecoder(ssn_overrides, pcf=pcf, learned=survey.protocols)
+    dec = LadderDecoder(ssn_overrides, pcf=pcf, learned=survey.protocols, invoked=invoked)
 
     def items() -> Iterator[tuple[CapturedMessage, LadderEntry]]:
         for item in read_capture(str(path), pcf):

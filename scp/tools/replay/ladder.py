@@ -484,6 +484,7 @@ class LadderDecoder:
         defaults: dict[int, str] | None = None,
         learned: LearnedProtocols | None = None,
         learn_from: str | Path | None = None,
+        invoked: dict[tuple[bytes, int], str] | None = None,
     ) -> None:
         self.pcf = pcf
         self.overrides = dict(ssn_overrides or {})
@@ -496,6 +497,12 @@ class LadderDecoder:
         self._segments: dict[tuple[int, int, int], list[bytes]] = {}
         self._field_cache: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._op_cache: dict[tuple[Any, ...], OpInfo] = {}
+        # (invoker's transaction ID, invoke ID) -> operation name: a ReturnResult without a
+        # value carries no operation code (Q.773 §3.1: the result sequence is left out), so
+        # the ladder names it after the invoke it answers, sent earlier in the dialogue
+        # (``invoked``: shared with the decoder of the other direction, as replay reads the
+        # capture and the SCP's answers with a decoder each)
+        self._invoked: dict[tuple[bytes, int], str] = {} if invoked is None else invoked
 
     def decode(self, msg: CapturedMessage, source: str = "capture") -> LadderEntry | None:
         """The ladder line of a captured message; None for M3UA management (no MSU)."""
@@ -679,7 +686,23 @@ class LadderDecoder:
             out.append(op)
         for b in t.bad_components:
             out.append(OpInfo("bad", b.invoke_id, None, b.reason))
-        return tuple(out)
+        return tuple(self._name_bare_results(t, out))
+
+    def _name_bare_results(self, t: tcap_codec.TcapMessage, ops: list[OpInfo]) -> list[OpInfo]:
+        """Remember this message's invokes; name its value-less results after theirs."""
+        invoked = self._invoked
+        for i, op in enumerate(ops):
+            if op.invoke_id is None:
+                continue
+            if op.kind == "invoke" and t.otid:
+                if len(invoked) > 100_000:
+                    invoked.clear()
+                invoked[(t.otid, op.invoke_id)] = op.name
+            elif op.kind == "result" and op.code is None and t.dtid:
+                name = invoked.get((t.dtid, op.invoke_id))
+                if name is not None:
+                    ops[i] = dataclasses.replace(op, name=name)
+        return ops
 
     def _component(self, c: Any, protocol: str | None, cac: tuple[int, ...] | None) -> OpInfo:
         codec = _codec(protocol) if protocol else None

@@ -174,9 +174,12 @@ async def replay_live(
     host, port = parse_target(target)
     summary = ReplaySummary()
     capture_pcf = capture_pcf or cfg.m3ua.pcf
-    items, scp = stream_capture(path, ssn_overrides, emit, summary, scp_pc, capture_pcf)
+    invoked: dict[tuple[bytes, int], str] = {}  # the capture's invokes name our bare results
+    items, scp = stream_capture(
+        path, ssn_overrides, emit, summary, scp_pc, capture_pcf, invoked=invoked
+    )
     writer = open_writer(capture_out)
-    ans_dec = LadderDecoder(ssn_overrides, pcf=cfg.m3ua.pcf)
+    ans_dec = LadderDecoder(ssn_overrides, pcf=cfg.m3ua.pcf, invoked=invoked)
     # our otid (sent) -> (send time, report); capture SCP tid -> target SCP tid
     pending: dict[bytes, float] = {}
     tid_map: dict[bytes, bytes] = {}

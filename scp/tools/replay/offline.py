@@ -100,9 +100,12 @@ async def replay_offline(
     """
     summary = ReplaySummary()
     capture_pcf = capture_pcf or cfg.m3ua.pcf
-    items, scp = stream_capture(path, ssn_overrides, emit, summary, scp_pc, capture_pcf)
+    invoked: dict[tuple[bytes, int], str] = {}  # the capture's invokes name our bare results
+    items, scp = stream_capture(
+        path, ssn_overrides, emit, summary, scp_pc, capture_pcf, invoked=invoked
+    )
     writer = open_writer(capture_out)
-    our_dec = LadderDecoder(ssn_overrides, pcf=cfg.m3ua.pcf)
+    our_dec = LadderDecoder(ssn_overrides, pcf=cfg.m3ua.pcf, invoked=invoked)
     # network otid -> report, for the dialogues still open in the capture (insertion order)
     dialogues: dict[bytes, DialogueReport] = {}
     by_capture_scp_tid: dict[bytes, DialogueReport] = {}

@@ -34,11 +34,13 @@ __all__ = [
 
 
 SCENARIOS: dict[str, str] = {
-    "busy": "subscriber busy (tBusy, busyCause 17); the caller takes menu choice 1",
-    "not-reachable-then-present": "subscriber absent (busyCause 20), caller asks for an SMS; "
-    "then the HLR sends AlertServiceCentre",
+    # the caller's menu choice runs here in [ivr] mode ctr / etc only: in connect mode the
+    # IVR platform runs the menu, and the verdict lists the choice as not exercised
+    "busy": "subscriber busy (tBusy, busyCause 17); the caller takes menu choice 1 (ctr/etc)",
+    "not-reachable-then-present": "subscriber absent (busyCause 20), caller asks for an SMS "
+    "(ctr/etc); then the HLR sends AlertServiceCentre",
     "present-vlr": "subscriber absent, then the VLR reports IMSI attach (NoteMM-Event)",
-    "no-answer": "subscriber does not answer (tNoAnswer); caller takes choice 1",
+    "no-answer": "subscriber does not answer (tNoAnswer); caller takes choice 1 (ctr/etc)",
     "menu-sms": "caller menu choice 1: SMS me when reachable",
     "menu-voicemail": "caller menu choice 2: leave a voice message",
     "menu-other-number": "caller menu choice 3: call another number",
