@@ -45,10 +45,6 @@ NOT_READ = {
     "tcap_wireshark-sample_japan_tcap_over_m2pa.pcap": "MTP3 Japan variant",
 }
 
-# MAP operation 46 is forwardSM up to MAP v2 and mo-ForwardSM from v3 (TS 29.002 §17.6.4,
-# 17.7: the same code); Wireshark names it after the context version, our MAP codec by v3.
-SAME_NAME = {"forwardsm": "moforwardsm"}
-
 
 def manifest_prefs(manifest: Path = MANIFEST) -> dict[str, tuple[str, ...]]:
     """File name -> the ``-o`` options of its "tshark prefs needed" column (none: empty)."""
@@ -66,8 +62,7 @@ def manifest_prefs(manifest: Path = MANIFEST) -> dict[str, tuple[str, ...]]:
 
 
 def _norm(name: str) -> str:
-    n = re.sub(r"[^a-z0-9]", "", name.lower())
-    return SAME_NAME.get(n, n)
+    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 Named = tuple[str, str, int, str]

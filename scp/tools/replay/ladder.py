@@ -39,7 +39,7 @@ from scp.codecs.numbers import (
     decode_tbcd,
 )
 from scp.codecs.opcodec import OperationCodec
-from scp.codecs.opcodes import CapOpcode
+from scp.codecs.opcodes import CapOpcode, MapOpcode
 from scp.codecs.ops import EventTypeBCSM
 from scp.primitives import (
     SI_SCCP,
@@ -713,7 +713,7 @@ class LadderDecoder:
                 "invoke",
                 c.invoke_id,
                 c.opcode,
-                names.get(c.opcode, _code(c.opcode)),
+                _versioned(protocol, cac, c.opcode, names.get(c.opcode, _code(c.opcode))),
                 self._fields(codec, "decode_arg", c.opcode, c.parameter, cac),
             )
         if isinstance(c, ReturnResult):
@@ -723,7 +723,7 @@ class LadderDecoder:
                 "result",
                 c.invoke_id,
                 c.opcode,
-                names.get(c.opcode, _code(c.opcode)),
+                _versioned(protocol, cac, c.opcode, names.get(c.opcode, _code(c.opcode))),
                 self._fields(codec, "decode_result", c.opcode, c.parameter, cac),
             )
         if isinstance(c, ReturnError):
@@ -770,6 +770,15 @@ class LadderDecoder:
             self._field_cache.clear()
         self._field_cache[key] = out
         return out
+
+
+def _versioned(protocol: str | None, ac: tuple[int, ...] | None, code: Any, name: str) -> str:
+    """The operation's name in its dialogue's version: MAP operation 46 is forwardSM up to MAP
+    v2 and mo-ForwardSM from v3 (TS 29.002 §17.6.4; v3 split it from mt-ForwardSM, 44), the
+    codec's table being v3's. A MAP context's last arc is its version (§17.3.2)."""
+    if protocol == "map" and code == MapOpcode.MO_FORWARD_SM and ac is not None and ac[-1] <= 2:
+        return "forwardSM"
+    return name
 
 
 # InitialDPArg (TS 29.078 §6.1.2.1 / 3GPP CAP ASN.1): context tags whose values the ladder
