@@ -1,8 +1,8 @@
 """The configuration contract (ARCHITECTURE §3): TOML in, frozen dataclasses out, validated once.
 
-Every section of the contract parses and is checked at start-up, even the ones whose behaviour
-lands later, so a typo in ``[ivr]`` stops the node today rather than surprising it next month.
-An unknown key or a bad value raises :class:`ConfigError` naming the key as ``section.key``.
+Every section parses and is checked at start-up, so a typo in ``[ivr]`` stops the node before
+it takes a call rather than when the first call needs the value. An unknown key or a bad value
+raises :class:`ConfigError` naming the key as ``section.key``.
 
 Environment overrides: ``MCN_CONFIG`` (the file when ``--config`` is not given), ``MCN_HOME``
 and ``MCN_DATABASE_URL`` (read by ``scp.state``; not part of the file).
