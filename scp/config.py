@@ -17,7 +17,9 @@ import os
 import tomllib
 import types
 import typing
+import zoneinfo
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -351,8 +353,6 @@ class CallConfig:
     announcements: AnnouncementConfig = field(default_factory=AnnouncementConfig)
 
     def validate(self) -> None:
-        from decimal import Decimal, InvalidOperation
-
         _range(self.no_answer_timer, "call.no_answer_timer", 1, 120)
         for i, c in enumerate(self.not_reachable_causes):
             _range(c, f"call.not_reachable_causes[{i}]", 1, 127)
@@ -440,8 +440,6 @@ class NotifyConfig:
     command_category: Literal["on-net", "local", "national", "hmt", "international"] = "local"
 
     def validate(self) -> None:
-        import zoneinfo
-
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
