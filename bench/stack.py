@@ -33,7 +33,7 @@ from scp.primitives import (  # noqa: E402
     SccpAddress,
     TcBegin,
 )
-from scp.service.dialogue import AC_CAP_V2_GSMSSF_SCF, TcUser  # noqa: E402
+from scp.service.dialogue import AC_CAP_V2_GSMSSF_SCF, ContinueUser, Dispatcher  # noqa: E402
 
 # A realistic InitialDP argument (about 60 bytes, as a GMSC sends for a T-CSI trigger):
 # serviceKey 100, calledPartyNumber, callingPartyNumber, eventTypeBCSM termAttemptAuthorized,
@@ -96,7 +96,7 @@ def idp_message(msc) -> bytes:  # type: ignore[no-untyped-def]
 
 
 def round_trips(node, data: bytes, n: int) -> float:  # type: ignore[no-untyped-def]
-    user = TcUser()
+    user = Dispatcher([ContinueUser()])  # the node's TC-user with no service wired
     receive = node.receive
     tc_request = node.tc_request
     answered = 0

@@ -1,11 +1,12 @@
 """Composition root: builds the protocol cores and the adapters from the config and wires them.
 
 The node owns one :class:`~scp.core.stack.SigtranStack` (M3UA + SCCP + TCAP cores), run by the
-one asyncio driver (:class:`~scp.adapters.driver.CoreDriver`), one TC-user
-(:class:`~scp.service.dialogue.TcUser`) and one transport adapter (TCP or SCTP). Everything
-protocol happens in the cores; this module only says where each of the stack's outputs goes:
-bytes to the transport, TC indications to the TC-user and its requests back to the stack, log
-lines to structlog.
+one asyncio driver (:class:`~scp.adapters.driver.CoreDriver`), one TC-user (a
+:class:`~scp.service.dialogue.Dispatcher` over the users :class:`TcUsers` wires: call control
+and MAP presence; :class:`~scp.service.dialogue.ContinueUser` alone when none is given) and one
+transport adapter (TCP or SCTP). Everything protocol happens in the cores; this module only
+says where each of the stack's outputs goes: bytes to the transport, TC indications to the
+TC-user and its requests back to the stack, log lines to structlog.
 
 Shutdown (SIGINT/SIGTERM, ARCHITECTURE §3): M3UA takes the ASPs down (ASPIA/ASPDN in client
 role, so the peer sees a clean stop), waits briefly for the acknowledgements, then closes every

@@ -1,8 +1,8 @@
 """The configuration contract (ARCHITECTURE §3): TOML in, frozen dataclasses out, validated once.
 
-Every section of the contract parses and is checked at start-up, even the ones whose behaviour
-lands later, so a typo in ``[ivr]`` stops the node today rather than surprising it next month.
-An unknown key or a bad value raises :class:`ConfigError` naming the key as ``section.key``.
+Every section parses and is checked at start-up, so a typo in ``[ivr]`` stops the node before
+it takes a call rather than when the first call needs the value. An unknown key or a bad value
+raises :class:`ConfigError` naming the key as ``section.key``.
 
 Environment overrides: ``MCN_CONFIG`` (the file when ``--config`` is not given), ``MCN_HOME``
 and ``MCN_DATABASE_URL`` (read by ``scp.state``; not part of the file).
@@ -17,7 +17,9 @@ import os
 import tomllib
 import types
 import typing
+import zoneinfo
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -351,8 +353,6 @@ class CallConfig:
     announcements: AnnouncementConfig = field(default_factory=AnnouncementConfig)
 
     def validate(self) -> None:
-        from decimal import Decimal, InvalidOperation
-
         _range(self.no_answer_timer, "call.no_answer_timer", 1, 120)
         for i, c in enumerate(self.not_reachable_causes):
             _range(c, f"call.not_reachable_causes[{i}]", 1, 127)
@@ -440,8 +440,6 @@ class NotifyConfig:
     command_category: Literal["on-net", "local", "national", "hmt", "international"] = "local"
 
     def validate(self) -> None:
-        import zoneinfo
-
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

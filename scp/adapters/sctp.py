@@ -43,7 +43,7 @@ MAX_MESSAGE = 65536
 def sctp_available() -> tuple[bool, str]:
     """Whether pysctp imports and the kernel opens an SCTP socket; the reason when not."""
     try:
-        import sctp  # noqa: F401
+        import sctp  # noqa: F401 - optional (mcn-scp[sctp]): the probe itself
     except ImportError as e:
         return False, f"pysctp is not installed ({e}); install mcn-scp[sctp] and libsctp"
     try:
@@ -56,7 +56,7 @@ def sctp_available() -> tuple[bool, str]:
 
 def pysctp_socket_factory(family: int = socket.AF_INET) -> Any:
     """A TCP-style pysctp socket with 17 outbound streams and data I/O events on."""
-    import sctp
+    import sctp  # optional (mcn-scp[sctp]): only a node with transport = "sctp" gets here
 
     sk = sctp.sctpsocket_tcp(family)
     init = sk.get_initmsg()

@@ -47,11 +47,11 @@ from scp.codecs.ber import (
     read_tlv,
 )
 
-__all__ = ["DECLINE", "decode", "encode", "plan_of", "ENABLED"]
+__all__ = ["DECLINE", "Declined", "decode", "encode", "plan_of", "ENABLED"]
 
 
-class _Declined:
-    """The sentinel type of :data:`DECLINE`."""
+class Declined:
+    """The type of :data:`DECLINE`, for annotations (``bytes | Declined``)."""
 
     __slots__ = ()
 
@@ -62,7 +62,7 @@ class _Declined:
         return False
 
 
-DECLINE: Final = _Declined()
+DECLINE: Final = Declined()
 """Returned when the fast path does not handle an input: use the pycrate path."""
 
 ENABLED: bool = True
@@ -500,7 +500,7 @@ def decode(t: Any, parameter: bytes, canon: bool = False) -> Any:
         return DECLINE
 
 
-def encode(t: Any, value: Any, canon: bool = False) -> bytes | _Declined:
+def encode(t: Any, value: Any, canon: bool = False) -> bytes | Declined:
     """pycrate's BER encoding of ``value`` as type ``t`` or DECLINE.
 
     ``canon``: members equal to their DEFAULT are left out (pycrate's ENC_DEF_CANON).

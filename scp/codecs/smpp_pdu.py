@@ -14,17 +14,22 @@ The session (:mod:`scp.core.smpp_esme`) uses only this module; smpplib is the or
 codecs are proven against in the tests, never a runtime dependency:
 
 * :func:`encode_submit_sm` returns exactly the octets smpplib's ``make_pdu("submit_sm",
-  ...).generate()`` returns for the same arguments, or None for arguments outside what it
-  builds (an address over 20 characters or not ASCII, a short_message over 254 octets, a value
-  that does not fit its octet). :func:`encode_bind` and the responses are smpplib's octets too.
+  ...).generate()`` returns for the same arguments, or declines (:data:`DECLINE`, the codecs'
+  one convention, as in :mod:`scp.codecs.fastber`) for arguments outside what it builds (an
+  address over 20 characters or not ASCII, a short_message over 254 octets, a value that does
+  not fit its octet); the session's own checks keep its submits inside.
+  :func:`encode_bind` and the responses are smpplib's octets too.
 * :func:`read_deliver_sm` reads any well-formed deliver_sm, every TLV above included, unknown
   TLVs skipped (§3.2.4: a receiver ignores optional parameters it does not support); a PDU it
-  cannot read raises :class:`SmppDecodeError` carrying the command_status to answer with.
-* :func:`decode_deliver_sm` is the same reading restricted to where it equals smpplib's
-  ``parse_pdu`` attribute for attribute, None ("decline") elsewhere: a missing NUL, a truncated
-  body, a short_message running past the end, a TLV other than receipted_message_id /
-  message_state / message_payload, a TLV of an unexpected length. The tests prove that
-  equivalence; :func:`read_deliver_sm` differs from it only where it declines.
+  cannot read raises :class:`SmppDecodeError` carrying the command_status to answer with. It is
+  what the session reads every deliver_sm with.
+* :func:`decode_deliver_sm` is not on the node's path: it is the same reading restricted to
+  where it equals smpplib's ``parse_pdu`` attribute for attribute, :data:`DECLINE` elsewhere (a
+  missing NUL, a truncated body, a short_message running past the end, a TLV other than
+  receipted_message_id / message_state / message_payload, a TLV of an unexpected length). It
+  states that boundary for ``tests/unit/test_smpp_pdu_fast.py``, which proves the equivalence
+  against smpplib, so that :func:`read_deliver_sm` is known to differ from smpplib only where
+  this declines.
 """
 
 from __future__ import annotations
@@ -33,9 +38,11 @@ import struct
 from dataclasses import dataclass
 
 from scp.codecs.errors import DecodeError, EncodeError
+from scp.codecs.fastber import DECLINE, Declined
 
 __all__ = [
     "ALERT_NOTIFICATION",
+    "DECLINE",
     "BIND_RECEIVER",
     "BIND_TRANSCEIVER",
     "BIND_TRANSMITTER",
@@ -57,6 +64,7 @@ __all__ = [
     "SUBMIT_SM",
     "UNBIND",
     "BindResp",
+    "Declined",
     "DeliverSm",
     "SmppDecodeError",
     "decode_deliver_sm",
@@ -202,9 +210,9 @@ def encode_submit_sm(
     data_coding: int,
     registered_delivery: int,
     short_message: bytes,
-) -> bytes | None:
+) -> bytes | Declined:
     """submit_sm (§4.4.1) with service_type, protocol_id, priority_flag, the two times,
-    replace_if_present_flag and sm_default_msg_id empty or zero and no TLV; None if outside
+    replace_if_present_flag and sm_default_msg_id empty or zero and no TLV; DECLINE if outside
     what it builds (see module doc)."""
     src = _cstr(source_addr)
     dst = _cstr(destination_addr)
@@ -224,7 +232,7 @@ def encode_submit_sm(
         or not all(0 <= v <= 0xFF for v in octets)
         or not 0 < sequence <= 0x7FFFFFFF
     ):
-        return None
+        return DECLINE
     body = b"".join(
         (
             b"\0",
@@ -436,10 +444,10 @@ def read_deliver_sm(raw: bytes) -> DeliverSm:
     return _read_deliver_sm(raw)[0]
 
 
-def decode_deliver_sm(raw: bytes) -> DeliverSm | None:
-    """A whole deliver_sm PDU read exactly as smpplib reads it, or None (see module doc)."""
+def decode_deliver_sm(raw: bytes) -> DeliverSm | Declined:
+    """A whole deliver_sm PDU read exactly as smpplib reads it, or DECLINE (see module doc)."""
     try:
         pdu, simple = _read_deliver_sm(raw)
     except SmppDecodeError:
-        return None
-    return pdu if simple else None
+        return DECLINE
+    return pdu if simple else DECLINE

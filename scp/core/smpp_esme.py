@@ -90,6 +90,7 @@ from scp.codecs.smpp_pdu import (
     RESPONSE,
     SUBMIT_SM,
     UNBIND,
+    Declined,
     DeliverSm,
     SmppDecodeError,
     encode_bind,
@@ -757,7 +758,7 @@ class EsmeSession:
                 registered_delivery=cfg.registered_delivery,
                 short_message=seg.short_message,
             )
-            if raw is None:  # unreachable after the checks of submit() and EsmeConfig
+            if isinstance(raw, Declined):  # unreachable after submit()'s and EsmeConfig's checks
                 self._fail(msg, FailureKind.PERMANENT, "cannot build submit_sm")
                 continue
             inflight[seq] = (msg, i, now)

@@ -466,7 +466,7 @@ class CallUser:
         self.stats = stats if stats is not None else CallPathStats()
         self.budget = cfg.database.budget
         # Leave a few pool connections to the other users (MAP, SMS sender, self-service).
-        size = pool.get_max_size() - 3 if hasattr(pool, "get_max_size") else 2
+        size = pool.get_max_size() - 3
         self._lanes = _Lanes(pool, max(1, size))
         self._callees = _CalleeReads(self._lanes)
         self.s = CallSettings.from_config(cfg)

@@ -32,7 +32,7 @@ import datetime as dt
 import enum
 import zoneinfo
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar, assert_never
 
@@ -47,6 +47,7 @@ from scp.codecs.numbers import (
     RedirectingNumber,
     encode_bcd,
 )
+from scp.config import Config
 from scp.core.fsm import Transition, TransitionTable
 from scp.service.rating import RateTable
 
@@ -145,14 +146,12 @@ class CallSettings:
     ann: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, cfg: object) -> CallSettings:
+    def from_config(cls, cfg: Config) -> CallSettings:
         """Build from a :class:`scp.config.Config`."""
-        from dataclasses import asdict
-
-        c = cfg.call  # type: ignore[attr-defined]
-        ivr = cfg.ivr  # type: ignore[attr-defined]
-        svc = cfg.service  # type: ignore[attr-defined]
-        gt = cfg.sccp.global_title  # type: ignore[attr-defined]
+        c = cfg.call
+        ivr = cfg.ivr
+        svc = cfg.service
+        gt = cfg.sccp.global_title
         return cls(
             ivr_mode=ivr.mode,
             ivr_number=ivr.number,
@@ -179,7 +178,7 @@ class CallSettings:
             release_cause=c.release_cause,
             callback_fee=Decimal(c.callback_fee),
             callback_hours=c.callback_hours,
-            timezone=cfg.notify.timezone,  # type: ignore[attr-defined]
+            timezone=cfg.notify.timezone,
             # ScfID (TS 29.078 §7.6): network specific; our GT in BCD identifies this SCF.
             scf_id=encode_bcd(gt)[:10],
             ann=asdict(c.announcements),

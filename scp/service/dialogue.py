@@ -163,8 +163,3 @@ class ContinueUser:
                 components=tuple(answer),
             )
         ]
-
-
-def TcUser() -> Dispatcher:  # noqa: N802 - kept as the bench's and tests' entry point
-    """The stack's TC-user alone: a dispatcher with only :class:`ContinueUser`."""
-    return Dispatcher([ContinueUser()])

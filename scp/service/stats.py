@@ -12,19 +12,26 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import accumulate
+from typing import assert_never
 
 from scp.codecs.appctx import Protocol, lookup
 from scp.codecs.opcodes import CapOpcode, InapOpcode, MapOpcode, spec_names
 from scp.primitives import (
     ApplicationContext,
+    Component,
     Invoke,
     Reject,
+    ReturnError,
+    ReturnResult,
     TcBegin,
     TcComponentEvent,
     TcContinue,
     TcEnd,
+    TcNotice,
     TcPAbort,
+    TcPrimitive,
     TcUAbort,
+    TcUni,
 )
 
 __all__ = ["CallPathStats", "Histogram", "NodeStats", "ScreeningStats", "SignallingStats"]
@@ -174,20 +181,37 @@ class SignallingStats:
         labels = self._ac.get(dialogue_id)
         return labels.ac if labels is not None else None
 
-    def indication(self, ind: object, now: float) -> None:
+    def indication(self, ind: TcPrimitive, now: float) -> None:
         """A TC indication on its way to the TC-user, at ``now`` (monotonic seconds)."""
-        t = type(ind)
-        if t is TcBegin or t is TcContinue:
-            did = ind.dialogue_id  # type: ignore[attr-defined]
-            if t is TcBegin:
-                labels = self._ac[did] = _labels(ind.application_context)  # type: ignore[attr-defined]
+        match ind:
+            case TcBegin():
+                labels = self._ac[ind.dialogue_id] = _labels(ind.application_context)
                 self.dialogues_opened[labels.ac_label, "in"] += 1
-            else:
-                labels = self._ac.get(did, _NO_LABELS)
-            for c in ind.components:  # type: ignore[attr-defined]
-                ct = type(c)
-                if ct is Invoke:
-                    opcode = c.opcode
+                self._components_in(ind.dialogue_id, labels, ind.components, now)
+            case TcContinue():
+                did = ind.dialogue_id
+                self._components_in(did, self._ac.get(did, _NO_LABELS), ind.components, now)
+            case TcEnd():
+                self._ended(ind.dialogue_id, "end_received")
+            case TcUAbort():
+                self.aborts["in", _u_abort_cause(ind)] += 1
+                self._ended(ind.dialogue_id, "u_abort_received")
+            case TcPAbort():
+                self.aborts["in", ind.cause.name.lower()] += 1
+                self._ended(ind.dialogue_id, "p_abort")
+            case TcComponentEvent(component=Reject() as reject):
+                self._reject("local", reject)
+            case TcComponentEvent() | TcUni() | TcNotice():
+                pass  # a TC-L-CANCEL, a dialogue-less TC-UNI, a returned message: not counted
+            case _:
+                assert_never(ind)
+
+    def _components_in(
+        self, did: int, labels: _Labels, components: tuple[Component, ...], now: float
+    ) -> None:
+        for c in components:
+            match c:
+                case Invoke(opcode=opcode):
                     self.operations_in[labels.ac_label, labels.operation(opcode)] += 1
                     if opcode == CapOpcode.INITIAL_DP:
                         self._waiting[did] = (self.initial_dp_latency, now)
@@ -195,31 +219,27 @@ class SignallingStats:
                         # timed to the SCP's next request in the dialogue (Connect, Continue,
                         # ReleaseCall...); a notify-mode report the switch ends is not timed
                         self._waiting.setdefault(did, (self.event_report_latency, now))
-                elif ct is Reject:
+                case Reject():
                     self._reject("in", c)
-        elif t is TcEnd:
-            self._ended(ind.dialogue_id, "end_received")  # type: ignore[attr-defined]
-        elif t is TcUAbort:
-            self.aborts["in", _u_abort_cause(ind)] += 1  # type: ignore[arg-type]
-            self._ended(ind.dialogue_id, "u_abort_received")  # type: ignore[attr-defined]
-        elif t is TcPAbort:
-            self.aborts["in", ind.cause.name.lower()] += 1  # type: ignore[attr-defined]
-            self._ended(ind.dialogue_id, "p_abort")  # type: ignore[attr-defined]
-        elif t is TcComponentEvent and type(ind.component) is Reject:  # type: ignore[attr-defined]
-            self._reject("local", ind.component)  # type: ignore[attr-defined]
+                case ReturnResult() | ReturnError():
+                    pass
+                case _:
+                    assert_never(c)
 
-    def request(self, req: object, now: float) -> bool:
+    def request(self, req: TcPrimitive, now: float) -> bool:
         """A TC request from a TC-user on its way into TCAP, at ``now``; True when it is the
         answer to an InitialDP."""
-        t = type(req)
-        if t is not TcContinue and t is not TcEnd and t is not TcBegin and t is not TcUAbort:
-            return False
-        did: int = req.dialogue_id  # type: ignore[attr-defined]
-        if t is TcBegin:
-            labels = self._ac[did] = _labels(req.application_context)  # type: ignore[attr-defined]
-            self.dialogues_opened[labels.ac_label, "out"] += 1
-        else:
-            labels = self._ac.get(did, _NO_LABELS)
+        did = req.dialogue_id
+        match req:
+            case TcBegin():
+                labels = self._ac[did] = _labels(req.application_context)
+                self.dialogues_opened[labels.ac_label, "out"] += 1
+            case TcContinue() | TcEnd() | TcUAbort():
+                labels = self._ac.get(did, _NO_LABELS)
+            case TcPAbort() | TcUni() | TcNotice() | TcComponentEvent():
+                return False  # not a request a TC-user sends in a dialogue
+            case _:
+                assert_never(req)
         waiting = self._waiting.pop(did, None)
         answers_idp = False
         if waiting is not None:
@@ -229,17 +249,17 @@ class SignallingStats:
             if histogram is self.initial_dp_latency:
                 answers_idp = True
                 self.initial_dp_latency_avg += (took - self.initial_dp_latency_avg) / 16
-        for c in getattr(req, "components", ()):
-            ct = type(c)
-            if ct is Invoke:
-                self.operations_out[labels.ac_label, labels.operation(c.opcode)] += 1
-            elif ct is Reject:
-                self._reject("out", c)
-        if t is TcEnd:
-            self._ended(did, "end")
-        elif t is TcUAbort:
-            self.aborts["out", _u_abort_cause(req)] += 1  # type: ignore[arg-type]
+        if isinstance(req, TcUAbort):
+            self.aborts["out", _u_abort_cause(req)] += 1
             self._ended(did, "u_abort_sent")
+            return answers_idp
+        for c in req.components:
+            if isinstance(c, Invoke):
+                self.operations_out[labels.ac_label, labels.operation(c.opcode)] += 1
+            elif isinstance(c, Reject):
+                self._reject("out", c)
+        if isinstance(req, TcEnd):
+            self._ended(did, "end")
         return answers_idp
 
     def _ended(self, did: int, outcome: str) -> None:

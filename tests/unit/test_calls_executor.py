@@ -95,6 +95,9 @@ def user(monkeypatch: pytest.MonkeyPatch) -> Any:
             return False
 
     class FakePool:
+        def get_max_size(self) -> int:
+            return 5  # two lanes for the call path, as asyncpg's pool of 5 gives
+
         async def acquire(self) -> object:
             return FakeConn()
 

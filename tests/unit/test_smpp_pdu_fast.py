@@ -9,7 +9,7 @@ from dataclasses import fields
 import pytest
 import smpplib.smpp
 
-from scp.codecs.smpp_pdu import DeliverSm, decode_deliver_sm, encode_submit_sm
+from scp.codecs.smpp_pdu import DECLINE, DeliverSm, decode_deliver_sm, encode_submit_sm
 from scp.codecs.sms import encode_sms
 from scp.core.smpp_esme import EsmeConfig
 from tests.unit.smpp_helpers import T0, bound, header, sent
@@ -52,7 +52,7 @@ def test_submit_sm_is_byte_identical_to_smpplib() -> None:
         seq = rng.choice((1, 0x7FFFFFFF, rng.randint(1, 0x7FFFFFFF)))
         args = _submit_args(rng)
         fast = encode_submit_sm(seq, **args)  # type: ignore[arg-type]
-        assert fast is not None
+        assert isinstance(fast, bytes)
         assert fast == _smpplib_submit(seq, **args), args
 
 
@@ -80,7 +80,7 @@ def test_submit_sm_outside_the_simple_case_is_declined(change: dict[str, object]
         "registered_delivery": 1,
         "short_message": b"hello",
     } | change
-    assert encode_submit_sm(7, **args) is None  # type: ignore[arg-type]
+    assert encode_submit_sm(7, **args) is DECLINE  # type: ignore[arg-type]
 
 
 def test_session_builds_the_submit_sm_smpplib_builds() -> None:
@@ -119,8 +119,9 @@ def _deliver(rng: random.Random, **kw: object) -> bytes:
 
 def _assert_same(raw: bytes) -> DeliverSm | None:
     fast = decode_deliver_sm(raw)
-    if fast is None:
+    if fast is DECLINE:
         return None
+    assert isinstance(fast, DeliverSm)
     ref = smpplib.smpp.parse_pdu(raw, client=_SeqClient(), allow_unknown_opt_params=True)
     for name in _ATTRS:
         mine, theirs = getattr(fast, name), getattr(ref, name)
@@ -247,7 +248,7 @@ def test_field_built_deliver_sm_is_smpplibs_answer_or_declined() -> None:
     ],
 )
 def test_odd_deliver_sm_is_declined(raw: bytes) -> None:
-    assert decode_deliver_sm(raw) is None
+    assert decode_deliver_sm(raw) is DECLINE
 
 
 def test_unknown_or_odd_tlvs_are_declined() -> None:
@@ -258,9 +259,9 @@ def test_unknown_or_odd_tlvs_are_declined() -> None:
         body = plain[16:] + struct.pack(">HH", tag, len(value)) + value
         return struct.pack(">IIII", 16 + len(body), 5, 0, 3) + body
 
-    assert decode_deliver_sm(with_tlv(0x0423, b"\x03\x00\x01")) is None  # network_error_code
-    assert decode_deliver_sm(with_tlv(0x1400, b"vendor")) is None
-    assert decode_deliver_sm(with_tlv(0x001E, b"abc")) is None  # no NUL: smpplib cuts the c
-    assert decode_deliver_sm(with_tlv(0x0427, b"\x00\x02")) is None  # wrong length
+    assert decode_deliver_sm(with_tlv(0x0423, b"\x03\x00\x01")) is DECLINE  # network_error_code
+    assert decode_deliver_sm(with_tlv(0x1400, b"vendor")) is DECLINE
+    assert decode_deliver_sm(with_tlv(0x001E, b"abc")) is DECLINE  # no NUL: smpplib cuts the c
+    assert decode_deliver_sm(with_tlv(0x0427, b"\x00\x02")) is DECLINE  # wrong length
     ok = _assert_same(with_tlv(0x001E, b"abc\0"))
     assert ok is not None and ok.receipted_message_id == b"abc"

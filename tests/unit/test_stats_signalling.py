@@ -15,16 +15,21 @@ from scp.primitives import (
     DialogueResult,
     GlobalTitle,
     Invoke,
+    LCancel,
     PAbortCause,
     ProblemType,
     Reject,
+    ReturnResult,
     RoutingIndicator,
     SccpAddress,
     TcBegin,
+    TcComponentEvent,
     TcContinue,
     TcEnd,
+    TcNotice,
     TcPAbort,
     TcUAbort,
+    TcUni,
 )
 from scp.service.stats import LATENCY_BUCKETS, Histogram, NodeStats, SignallingStats
 from scp.web.context import NodeSnapshot
@@ -90,6 +95,45 @@ def test_aborts_rejects_and_strangers() -> None:
     assert s.rejects == {("out", "invoke", 1): 1}
     # the aborted InitialDP-less dialogue was never timed; the rejected InitialDP was answered
     assert s.initial_dp_latency.count == 1 and s.open_dialogues == 0
+
+
+def test_every_indication_kind_from_the_peer_and_from_tcap() -> None:
+    s = SignallingStats()
+    s.indication(begin(1, CAP_V2_GSMSSF_SCF, 0), now=0.0)
+    s.indication(TcComponentEvent(1, Reject(1, ProblemType.INVOKE, 2, source="local")), now=0.1)
+    s.indication(TcComponentEvent(1, LCancel(2, 23)), now=0.1)  # a timer: not counted
+    reject_in = Reject(None, ProblemType.GENERAL, 0, source="remote")
+    s.indication(TcContinue(1, None, None, (ReturnResult(2), reject_in)), now=0.2)
+    s.indication(TcEnd(1), now=0.3)
+    s.indication(begin(2, CAP_V2_GSMSSF_SCF), now=0.0)
+    s.indication(TcUAbort(2, diagnostic=DialogueDiagnostic.NO_REASON_GIVEN), now=0.1)
+    s.indication(begin(3, CAP_V2_GSMSSF_SCF), now=0.0)
+    s.indication(TcUAbort(3), now=0.1)
+    s.indication(TcUni(4, A, A, CAP_V2_GSMSSF_SCF, None, (Invoke(1, 0),)), now=0.0)
+    s.indication(TcNotice(5, 1), now=0.0)
+    assert s.dialogues_opened == {(CAP, "in"): 3}
+    assert s.operations_in == {(CAP, "initialDP"): 1}  # the TC-UNI's invoke is not in it
+    assert s.rejects == {("local", "invoke", 2): 1, ("in", "general", 0): 1}
+    assert s.aborts == {("in", "no_reason_given"): 1, ("in", "user"): 1}
+    assert s.dialogues_ended == {
+        (CAP, "end_received"): 1,
+        (CAP, "u_abort_received"): 2,
+    }
+    assert s.open_dialogues == 0 and s.initial_dp_latency.count == 0
+
+
+def test_only_a_dialogue_request_is_counted_or_answers() -> None:
+    s = SignallingStats()
+    s.indication(begin(1, CAP_V2_GSMSSF_SCF, 0), now=0.0)
+    for stray in (TcPAbort(1, PAbortCause.RESOURCE_LIMITATION), TcNotice(1, 1)):
+        assert s.request(stray, now=0.1) is False
+    assert s.request(TcBegin(7, A, A, MAP_SHORT_MSG_ALERT_V2, None, (Invoke(1, 64),)), 0.2) is False
+    assert s.request(TcContinue(1, CAP_V2_GSMSSF_SCF), now=0.3) is True
+    assert s.request(TcUAbort(7), now=0.4) is False
+    assert s.dialogues_opened == {(CAP, "in"): 1, ("shortMsgAlertContext-v2", "out"): 1}
+    assert s.operations_out == {("shortMsgAlertContext-v2", "alertServiceCentre"): 1}
+    assert s.dialogues_ended == {("shortMsgAlertContext-v2", "u_abort_sent"): 1}
+    assert s.aborts == {("out", "user"): 1} and s.open_dialogues == 1
 
 
 def test_families_render_and_parse() -> None:

@@ -209,6 +209,7 @@ def decode_value(asn_type: Any, data: bytes, *, layer: str = "inap") -> Any:
     Trailing octets after the TLV are an error too: a parameter is exactly one value
     (X.690 §8.1.1). ``offset`` is where pycrate's reader stopped, the best position it gives.
     """
+    # deferred like the generated module: scp.codecs.asn's constants load no pycrate
     from pycrate_core.charpy import Charpy
 
     data = bytes(data)
@@ -233,6 +234,7 @@ def decode_value(asn_type: Any, data: bytes, *, layer: str = "inap") -> Any:
 
 def encode_value(asn_type: Any, value: Any, *, layer: str = "inap") -> bytes:
     """BER-encode ``value`` (pycrate's value notation) as ``asn_type``; failures: EncodeError."""
+    # deferred like the generated module: scp.codecs.asn's constants load no pycrate
     from pycrate_asn1rt.codecs import ASN1CodecBER
 
     name = getattr(asn_type, "_name", "value")

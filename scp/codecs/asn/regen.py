@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pycrate_asn1c.asnproc import GLOBAL, PycrateGenerator, compile_text, generate_modules
+
 HERE = Path(__file__).resolve().parent
 SOURCES: tuple[Path, ...] = (HERE / "inap_cs1.asn",)
 TARGET = HERE / "_inap_gen.py"
@@ -29,8 +31,6 @@ HEADER = (
 
 def generate() -> str:
     """Compile the ASN.1 sources and return the generated Python module text."""
-    from pycrate_asn1c.asnproc import GLOBAL, PycrateGenerator, compile_text, generate_modules
-
     GLOBAL.clear()
     texts = [p.read_text(encoding="utf-8") for p in SOURCES]
     compile_text(texts, filenames=[p.name for p in SOURCES])
