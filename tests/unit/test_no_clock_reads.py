@@ -49,16 +49,27 @@ _TIME_MODULE = {
 def clock_reads(source: str) -> list[str]:
     """Each place ``source`` reads the wall clock, a monotonic clock or the machine's zone."""
     found: list[str] = []
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    # the names the time module is bound to (``import time as t`` reads the clock as t.time())
+    time_names = {"time"} | {
+        a.asname
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for a in node.names
+        if a.name == "time" and a.asname
+    }
+    for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
             if node.attr in _ANY_BASE:
                 found.append(f"line {node.lineno}: .{node.attr}")
             elif (
                 node.attr in _TIME_MODULE
                 and isinstance(node.value, ast.Name)
-                and node.value.id == "time"
+                and node.value.id in time_names
             ):
-                found.append(f"line {node.lineno}: time.{node.attr}")
+                found.append(f"line {node.lineno}: {node.value.id}.{node.attr}")
+            elif node.attr == "time" and _is_event_loop(node.value):
+                found.append(f"line {node.lineno}: the event loop's clock")
         elif isinstance(node, ast.ImportFrom) and node.module == "time":
             found += [
                 f"line {node.lineno}: from time import {a.name}"
@@ -74,6 +85,17 @@ def clock_reads(source: str) -> list[str]:
         ):
             found.append(f"line {node.lineno}: astimezone() in the machine's zone")
     return sorted(found, key=lambda f: int(f.split(":")[0].split()[1]))
+
+
+def _is_event_loop(node: ast.expr) -> bool:
+    """``loop`` / ``self.loop`` / ``asyncio.get_running_loop()``: an event loop (its time() is
+    a monotonic clock), not a datetime (whose time() is the time of day it holds)."""
+    if isinstance(node, ast.Call):
+        f = node.func
+        name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+        return name in ("get_running_loop", "get_event_loop")
+    name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+    return name in ("loop", "_loop", "event_loop")
 
 
 @pytest.mark.parametrize("path", PURE, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -92,6 +114,11 @@ c = field(default_factory=dt.datetime.now)
 d = time.time()
 e = x.astimezone()
 f = x.astimezone(tz)
+import time as t
+g = t.monotonic()
+h = asyncio.get_running_loop().time()
+i = self.loop.time()
+j = when.time()
 """
     assert [r.split(":")[0] for r in clock_reads(src)] == [
         "line 3",
@@ -100,6 +127,9 @@ f = x.astimezone(tz)
         "line 7",
         "line 8",
         "line 9",
+        "line 12",
+        "line 13",
+        "line 14",
     ]
 
 
