@@ -32,6 +32,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from scp.adapters.capture import SctpPcapWriter
 from scp.codecs import map as map_codec
 from scp.codecs.errors import DecodeError
 from scp.config import parse_config
@@ -40,14 +41,20 @@ from scp.primitives import Invoke, TcBegin
 from scp.state.db import open_pool
 from scp.tools.simulate.network import Simulator
 from scp.tools.simulate.transports import Connection, connect_tcp
+from tests import tshark
 from tests.conftest import create_database, drop_database
 from tests.dates import today
 from tests.integration.callload import IVR, Load, N
 from tests.integration.smppd import Smppd, smppd_fixture
 from tests.pgcluster import free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.tshark,
+    pytest.mark.asyncio(loop_scope="session"),
+]
 
+PREFS = tshark.PREFS + ("-o", "gsm_map.tcap.ssn:6-9,145,147-150")
 OP_SRI_SM = 45
 LEASE = 5.0  # [notify] lease: an SMS claimed by the dead node is taken over after it
 ALERT_TIMEOUT = 1.0
@@ -133,12 +140,16 @@ class NodeProcess:
             env=env,
         )
         self.conn: Connection | None = None
+        # what the simulator and the node said to each other, for tshark and the strict oracle
+        # (the simulator's side: the killed node's own capture would end mid-record)
+        self.pcap = tmp / f"sim-{n}.pcap"
+        self.writer = SctpPcapWriter.open(str(self.pcap))
 
     async def connect(self) -> Simulator:
         deadline = time.monotonic() + 30
         while self.conn is None:
             try:
-                self.conn = await connect_tcp("127.0.0.1", self.port)
+                self.conn = await connect_tcp("127.0.0.1", self.port, capture=self.writer)
             except (OSError, TimeoutError):
                 if time.monotonic() > deadline or self.proc.poll() is not None:
                     raise AssertionError(f"node {self.n} did not start: {self.log()}") from None
@@ -161,6 +172,7 @@ class NodeProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         self.stderr.close()
+        self.writer.close()
 
 
 async def absent_call(sim: Simulator, callee: str, caller: str) -> None:
@@ -292,3 +304,5 @@ async def test_two_nodes_one_killed_every_record_and_sms_once(
             await node.stop()
         await pool.close()
         drop_database(pg_admin_dsn, dsn)
+    for node in nodes:
+        tshark.assert_clean(node.pcap, prefs=PREFS)
