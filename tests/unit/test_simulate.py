@@ -8,27 +8,36 @@ tests/integration/test_simulate_inprocess.py.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from scp.adapters.capture import SctpPcapWriter
 from scp.config import parse_config
 from scp.service.dialogue import ContinueUser
 from scp.tools.simulate.network import Simulator, run_scenario
 from scp.tools.simulate.transports import connect_in_process
+from tests import tshark
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_the_stack_alone_continues_and_refuses_map() -> None:
+@pytest.mark.tshark
+async def test_the_stack_alone_continues_and_refuses_map(tmp_path: Path) -> None:
     cfg = parse_config("")
-    conn, _ = await connect_in_process(cfg, users=lambda node: [ContinueUser()])
+    w = SctpPcapWriter.open(str(tmp_path / "sim.pcap"))
+    conn, _ = await connect_in_process(cfg, users=lambda node: [ContinueUser()], capture=w)
     try:
         sim = Simulator(conn.peer, cfg, timeout=2.0)
         res = await run_scenario(sim, "not-reachable-then-present", settle=0.01)
     finally:
         await conn.close()
+        w.close()
     assert res.outcome == "continue" and res.received == ["continue"]
     # No MAP user: the dialogue is refused (AARE application-context-name-not-supported).
     assert not res.ok and res.map_outcome and "aborted" in res.map_outcome
+    # the Continue and the refusal as Wireshark and the strict ASN.1 decoder read them
+    tshark.assert_clean(tmp_path / "sim.pcap")
 
 
 async def test_timeout_is_reported_not_raised() -> None:
