@@ -118,6 +118,11 @@ class _Printer:
             else:
                 where = f"frame {payload.frame}" if payload.frame else "file"
                 w(f"warning: {where}: {payload.reason}\n")
+        elif kind == "note":
+            if self.as_json:
+                w(json.dumps({"type": "note", "text": payload}, ensure_ascii=False) + "\n")
+            else:
+                w(f"note: {payload}\n")
         elif kind == "dialogue":
             self._dialogue(payload)
         elif kind == "sms":
@@ -190,6 +195,14 @@ async def _offline(
     from scp.tools.replay.offline import replay_offline
 
     async with tool_database(live_db) as pool:
+        if not await pool.fetchval("SELECT EXISTS (SELECT 1 FROM subscriber)"):
+            # else a call to the capture's callee is continued (not our subscriber), which
+            # reads like a fault to someone replaying a capture on a new installation
+            printer(
+                "note",
+                "the database holds no subscriber, so our SCP continues every call "
+                "(provision the capture's callees: mcn-scp subscriber add / import)",
+            )
         summary = await replay_offline(path, cfg, pool=pool, emit=printer, **kw)
     return summary.as_dict()
 

@@ -160,6 +160,8 @@ def test_fresh_mcn_home_replay_and_simulate_are_quiet_and_set_up_what_they_need(
         assert r.stderr == "", r.stderr  # quiet: no warning, no JSON log line
         assert "[cap] releaseCall(cause=16)" in r.stdout  # frame 5, learned: no --ssn given
         assert "learned_ssn=152:cap/200:cap" in r.stdout
+        # why our SCP continues the calls of a capture on an empty installation
+        assert "note: the database holds no subscriber" in r.stdout, r.stdout
         s = _mcn(home, "simulate", "busy")
         assert s.returncode == 0 and s.stderr == "", s.stderr
         assert s.stdout.startswith("busy: ok"), s.stdout  # subscriber set up in the scratch copy
