@@ -1,17 +1,19 @@
 """Benchmark: the portal's missed-calls page against a bare endpoint of the same server, and
-signalling latency with and without web load in the same process.
+signalling latency with and without web load on the node that serves the web too.
 
-The server process runs the whole web application (``scp.web.app.create_app``, uvicorn through
+First phase: the whole web application (``scp.web.app.create_app``, uvicorn through
 ``scp.adapters.http.HttpServer``) plus one bare route returning a fixed string, on an embedded
-PostgreSQL (pgserver), and an in-process SCP (the node's cores and TC-users,
-``connect_in_process``) in the same event loop. A subscriber has 1,000 missed calls (distinct
-callers, inside the window); the page shows them paginated.
+PostgreSQL (pgserver). A subscriber has 1,000 missed calls (distinct callers, inside the
+window); the page shows them paginated. Load comes from a separate process (``--client``:
+keep-alive HTTP/1.1 connections, closed loop), so the server's loop does only the server's
+work: requests/s and p99 of ``/missed?page=N`` (logged in, pages 1-20 in turn) and of the bare
+endpoint, same run; the ratio's target is >= 0.25.
 
-Load comes from a separate process (``--client``: keep-alive HTTP/1.1 connections, closed
-loop), so the server's loop does only the server's work: requests/s and p99 of
-``/missed?page=N`` (logged in, pages 1-20 in turn) and of the bare endpoint, same run; the
-ratio's target is >= 0.25. Then the simulator's busy call (InitialDP -> first answer) p50/p99
-alone, and again while the missed-calls page is under load. Prints one JSON object.
+Second phase: the node as ``mcn-scp run`` builds it (``scp.app.Services``: M3UA over TCP, the
+call and MAP users, the outbox, and the web application on ``[web] listen``, in one process and
+one event loop). The simulator's busy calls come from another process (``--calls``: an M3UA
+ASP over TCP, InitialDP -> first answer timed there), alone and then while a third process
+loads the node's missed-calls page. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from fastapi.responses import PlainTextResponse  # noqa: E402
 
 from scp.adapters.clock import utcnow  # noqa: E402
 from scp.adapters.http import HttpServer  # noqa: E402
+from scp.app import Services  # noqa: E402
 from scp.config import parse_config  # noqa: E402
 from scp.flows import provisioning as prov  # noqa: E402
 from scp.service.notifications import local_day  # noqa: E402
@@ -48,7 +51,7 @@ from scp.state.migrate import migrate  # noqa: E402
 from scp.tools.simulate.load import run_load  # noqa: E402
 from scp.tools.simulate.network import Simulator  # noqa: E402
 from scp.tools.simulate.scenarios import Numbers  # noqa: E402
-from scp.tools.simulate.transports import connect_in_process  # noqa: E402
+from scp.tools.simulate.transports import connect_tcp  # noqa: E402
 from scp.web.app import PARTS, create_app  # noqa: E402
 from scp.web.context import WebContext  # noqa: E402
 
@@ -159,6 +162,57 @@ def calls_summary(rep: Any) -> dict[str, Any]:
     }
 
 
+async def _calls_client(host: str, port: int, calls: int) -> dict[str, Any]:
+    """The switch: busy calls toward the node over M3UA/TCP, timed on this side."""
+    conn = await connect_tcp(host, port)
+    try:
+        sim = Simulator(conn.peer, CFG, numbers=N, timeout=5.0)
+        await run_load(sim, calls=50, concurrency=5)  # warm-up
+        return calls_summary(await run_load(sim, calls=calls, concurrency=5))
+    finally:
+        await conn.close()
+
+
+def calls_from_another_process(port: int, calls: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--calls", "127.0.0.1", str(port), str(calls)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def node_under_web_load(
+    pool: Any, seconds: float, conc: int, calls: int, in_flight: int | None
+) -> dict[str, Any]:
+    """Signalling latency of the node as ``mcn-scp run`` runs it, alone and under web load;
+    ``in_flight``: ``[web] node_in_flight`` (None: the default)."""
+    limit = "" if in_flight is None else f"node_in_flight = {in_flight}\n"
+    cfg = parse_config(
+        "[smpp]\nbackend = 'console'\n[m3ua]\nlisten = '127.0.0.1:0'\n"
+        "[web]\nlisten = '127.0.0.1:0'\nlogin_max_per_address = 0\n" + limit
+    )
+    services = Services(cfg, pool)
+    await services.start()
+    try:
+        assert services.http is not None
+        base = f"http://127.0.0.1:{services.http.port}"
+        port = services.node.transport.listening[0][1]
+        cookie = await login(base)
+        alone = await result(calls_from_another_process(port, calls))
+        busy = load(base, "/missed?page={page}", cookie, seconds, conc)
+        await asyncio.sleep(1.0)  # the load is running
+        loaded = await result(calls_from_another_process(port, calls))
+        page_during = await result(busy)
+    finally:
+        await services.stop()
+    return {
+        "node_in_flight": cfg.web.node_in_flight,
+        "alone": alone,
+        "under_web_load": loaded,
+        "missed_page_during_calls": page_during,
+    }
+
+
 async def serve(dsn: str, seconds: float, conc: int, calls: int) -> dict[str, Any]:
     pool = await open_pool(dsn, min_size=2, max_size=10)
     await migrate(pool)
@@ -169,22 +223,17 @@ async def serve(dsn: str, seconds: float, conc: int, calls: int) -> dict[str, An
     server = HttpServer(app, host="127.0.0.1", port=0, grace=1)
     await server.start()
     base = f"http://127.0.0.1:{server.port}"
-    conn, _scp = await connect_in_process(CFG, pool=pool)
-    sim = Simulator(conn.peer, CFG, numbers=N, timeout=5.0)
     try:
         cookie = await login(base)
         await result(load(base, "/bench/bare", cookie, 2, conc))  # warm-up
         await result(load(base, "/missed?page={page}", cookie, 2, conc))
         bare = await result(load(base, "/bench/bare", cookie, seconds, conc))
         page = await result(load(base, "/missed?page={page}", cookie, seconds, conc))
-        await run_load(sim, calls=50, concurrency=5)  # warm-up
-        quiet = await run_load(sim, calls=calls, concurrency=5)
-        busy = load(base, "/missed?page={page}", cookie, seconds, conc)
-        await asyncio.sleep(1.0)  # the load is running
-        loaded = await run_load(sim, calls=calls, concurrency=5)
-        page_during = await result(busy)
+        await server.stop()
+        node = await node_under_web_load(pool, seconds, conc, calls, None)
+        # the same without the node's gate on web requests in progress: what it saves
+        unlimited = await node_under_web_load(pool, seconds, conc, calls, 0)
     finally:
-        await conn.close()
         await server.stop()
         await pool.close()
     return {
@@ -195,10 +244,12 @@ async def serve(dsn: str, seconds: float, conc: int, calls: int) -> dict[str, An
         "missed_page": page,
         "ratio": round(page["req_per_s"] / bare["req_per_s"], 3),
         "target_ratio": 0.25,
-        "signalling_alone": calls_summary(quiet),
-        "signalling_under_web_load": calls_summary(loaded),
-        "missed_page_during_calls": page_during,
-        "note": "shared 2-core machine; the load generator is a separate process",
+        "node_in_flight": node["node_in_flight"],
+        "signalling_alone": node["alone"],
+        "signalling_under_web_load": node["under_web_load"],
+        "missed_page_during_calls": node["missed_page_during_calls"],
+        "without_the_gate": {k: v for k, v in unlimited.items() if k != "node_in_flight"},
+        "note": "shared 2-core machine; HTTP load and calls each from a process of their own",
     }
 
 
@@ -207,8 +258,13 @@ def main() -> None:
     ap.add_argument("--client", nargs=5, metavar=("BASE", "PATH", "COOKIE", "SECONDS", "CONC"))
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--calls", type=int, default=300)
+    ap.add_argument("--calls", nargs=3, metavar=("HOST", "PORT", "CALLS"))
+    ap.add_argument("--call-count", type=int, default=300)
     args = ap.parse_args()
+    if args.calls:
+        host, port, calls = args.calls
+        print(json.dumps(asyncio.run(_calls_client(host, int(port), int(calls)))))
+        return
     if args.client:
         base, path, cookie, seconds, conc = args.client
         print(json.dumps(asyncio.run(_client(base, path, cookie, float(seconds), int(conc)))))
@@ -222,7 +278,7 @@ def main() -> None:
         home = Path(d) / "pg"
         dsn = start_embedded(home)
         try:
-            out = asyncio.run(serve(dsn, args.seconds, args.concurrency, args.calls))
+            out = asyncio.run(serve(dsn, args.seconds, args.concurrency, args.call_count))
         finally:
             stop_embedded(home)
     print(json.dumps(out))
