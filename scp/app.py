@@ -168,7 +168,11 @@ class Node(AssociationHandler):
         )
         # TC-users, first match wins on TC-BEGIN (TcUsers for the node with its database);
         # none given, the stack alone (tests, benchmarks) answers InitialDP with Continue.
-        self.screener = Screener(cfg.screening, stats=self.stats.screening)
+        self.screener = Screener(
+            cfg.screening,
+            stats=self.stats.screening,
+            map_ssns=(cfg.sccp.ssn.map, cfg.sccp.ssn.sc),  # the MAP user's (v1 BEGINs)
+        )
         # DATA refused by [[m3ua.binding]]: one log line per peer address per interval
         self._opc_refusals = LogRation(cfg.screening.log_interval)
         self.overload = OverloadControl(cfg.overload)

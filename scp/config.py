@@ -679,14 +679,35 @@ class ScreeningList:
 @dataclass(frozen=True)
 class MapScreening(ScreeningList):
     """[screening.map]: every MAP dialogue, and per operation: AlertServiceCentre (v1
-    alertServiceCentreWithoutResult too) only from the HLRs, NoteMM-Event only from the VLRs."""
+    alertServiceCentreWithoutResult too) only from the HLRs, NoteMM-Event only from the VLRs,
+    ReadyForSM from its own list (empty: the AlertServiceCentre one)."""
 
     alert_service_centre: ScreeningList = field(default_factory=ScreeningList)
     note_mm_event: ScreeningList = field(default_factory=ScreeningList)
+    ready_for_sm: ScreeningList = field(default_factory=ScreeningList)
 
     @property
     def is_open(self) -> bool:
-        return super().is_open and self.alert_service_centre.is_open and self.note_mm_event.is_open
+        return super().is_open and all(
+            lst.is_open
+            for lst in (self.alert_service_centre, self.note_mm_event, self.ready_for_sm)
+        )
+
+    def open_operations(self) -> list[str]:
+        """The per-operation sections that let anyone send their operation: none when
+        [screening.map] itself is set (every MAP message passes it)."""
+        if not super().is_open:
+            return []
+        ready_open = self.ready_for_sm.is_open and self.alert_service_centre.is_open
+        return [
+            f"screening.map.{name}"
+            for name, is_open in (
+                ("alert_service_centre", self.alert_service_centre.is_open),
+                ("note_mm_event", self.note_mm_event.is_open),
+                ("ready_for_sm", ready_open),
+            )
+            if is_open
+        ]
 
 
 @dataclass(frozen=True)
@@ -705,18 +726,17 @@ class ScreeningConfig:
         self.map.validate_as("screening.map", max_pc)
         self.map.alert_service_centre.validate_as("screening.map.alert_service_centre", max_pc)
         self.map.note_mm_event.validate_as("screening.map.note_mm_event", max_pc)
+        self.map.ready_for_sm.validate_as("screening.map.ready_for_sm", max_pc)
         self.cap.validate_as("screening.cap", max_pc)
         self.inap.validate_as("screening.inap", max_pc)
 
     def open_lists(self) -> list[str]:
-        """The sections that allow anyone (the start-up warning names them)."""
-        return [
+        """The sections that allow anyone (the start-up warning names them): all of MAP as
+        ``screening.map``, else each MAP operation a per-operation list leaves open."""
+        mapping = ["screening.map"] if self.map.is_open else self.map.open_operations()
+        return mapping + [
             name
-            for name, lst in (
-                ("screening.map", self.map),
-                ("screening.cap", self.cap),
-                ("screening.inap", self.inap),
-            )
+            for name, lst in (("screening.cap", self.cap), ("screening.inap", self.inap))
             if lst.is_open
         ]
 
