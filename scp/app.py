@@ -108,6 +108,7 @@ def build_stack(cfg: Config, *, siblings: frozenset[int] = frozenset()) -> Sigtr
             invoke_timeout=cfg.tcap.invoke_timeout,
             max_dialogues=cfg.tcap.max_dialogues,
             max_dialogues_per_peer=cfg.tcap.max_dialogues_per_peer,
+            max_dialogues_per_association=cfg.tcap.max_dialogues_per_association,
             siblings=siblings,
         ),
     )

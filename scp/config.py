@@ -229,12 +229,23 @@ class TcapConfig:
     # dialogues one peer (by OPC) may hold open at once: its share of max_dialogues, so that one
     # peer cannot lock out the others; beyond it a TC-BEGIN gets an ABORT, resourceLimitation
     max_dialogues_per_peer: int = 50_000
+    # the same share for one association, whatever OPCs its peer writes (an unbound peer
+    # cannot dodge its share by sending from several point codes)
+    max_dialogues_per_association: int = 50_000
 
     def validate(self) -> None:
         _range(self.idle_timeout, "tcap.idle_timeout", 0.1, 3600)
         _range(self.invoke_timeout, "tcap.invoke_timeout", 0.1, 1800)
         _range(self.max_dialogues, "tcap.max_dialogues", 1, 10_000_000)
-        _range(self.max_dialogues_per_peer, "tcap.max_dialogues_per_peer", 1, 10_000_000)
+        for key in ("max_dialogues_per_peer", "max_dialogues_per_association"):
+            share = getattr(self, key)
+            _range(share, f"tcap.{key}", 1, 10_000_000)
+            if share >= self.max_dialogues:
+                # a share of everything protects no one: one peer could still fill the table
+                raise ConfigError(
+                    f"tcap.{key}",
+                    f"{share} is not below tcap.max_dialogues ({self.max_dialogues})",
+                )
 
 
 @dataclass(frozen=True)

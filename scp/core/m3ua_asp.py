@@ -172,9 +172,10 @@ class Transmit:
 
 @dataclass(frozen=True, slots=True)
 class Deliver:
-    """MTP-TRANSFER indication for the user part (SCCP)."""
+    """MTP-TRANSFER indication for the user part (SCCP), and the association it came on."""
 
     xfer: MtpTransfer
+    assoc_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -541,7 +542,7 @@ class M3uaLayer:
         elif opc not in self._reaches and asp.learned < self.max_pcs_per_association:
             self._reaches[opc] = {asp.assoc_id}
             asp.learned += 1
-        out.append(Deliver(d.xfer))
+        out.append(Deliver(d.xfer, asp.assoc_id))
 
     # -- ASPSM / ASPTM, server role (§4.3.4) ---------------------------------------------------
 

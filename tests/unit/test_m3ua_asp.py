@@ -194,12 +194,12 @@ def test_data_both_ways(nets: list[Net]) -> None:
     net = active(nets)
     up = xfer(sls=5, opc=200, dpc=100)
     net.run(1, net.clients[1].send_transfer(up, net.now))
-    assert net.events[SERVER] == [Deliver(up)]
+    assert net.events[SERVER] == [Deliver(up, 1)]
     down = xfer(sls=18, opc=100, dpc=200)
     outs = net.server.send_transfer(down, net.now)
     assert [type(o) for o in outs] == [Transmit] and outs[0].stream == 1 + 18 % 16  # type: ignore[union-attr]
     net.run(SERVER, outs)
-    assert net.events[1] == [Deliver(down)]
+    assert net.events[1] == [Deliver(down, 1)]
     data = M.decode_data(outs[0].data)  # type: ignore[union-attr]
     assert data.routing_context == 1
 
@@ -671,7 +671,7 @@ def test_a_bound_opc_from_another_address_gets_err_and_is_not_delivered(nets: li
     # the switch, from its bound address, is served
     net.clear()
     net.run(2, net.clients[2].send_transfer(xfer(opc=201, dpc=100), net.now))
-    assert net.events[SERVER] == [Deliver(xfer(opc=201, dpc=100))]
+    assert net.events[SERVER] == [Deliver(xfer(opc=201, dpc=100), 2)]
 
 
 def test_answers_to_a_bound_pc_leave_only_toward_its_address(nets: list[Net]) -> None:
@@ -715,7 +715,7 @@ def test_a_bound_pc_is_queued_while_the_as_is_pending(nets: list[Net]) -> None:
     assert net.server.send_transfer(xfer(opc=100, dpc=201), net.now) == []
     net.clear()
     net.connect(1)
-    assert Deliver(xfer(opc=100, dpc=201)) in net.events[1]
+    assert Deliver(xfer(opc=100, dpc=201), 1) in net.events[1]
 
 
 def test_unbound_opcs_are_learned_as_without_bindings(nets: list[Net]) -> None:
