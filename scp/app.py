@@ -210,7 +210,11 @@ class Node(AssociationHandler):
             if not ok:
                 raise ConfigError("m3ua.transport", f"sctp is not usable here: {why}")
             return SctpTransport(**kwargs)  # type: ignore[arg-type,return-value]
-        return TcpTransport(**kwargs)  # type: ignore[arg-type]
+        return TcpTransport(
+            **kwargs,  # type: ignore[arg-type]
+            max_connections_per_address=m.max_connections_per_address,
+            bound_addresses=m.bound_addresses(),
+        )
 
     @property
     def association_ids(self) -> list[int]:

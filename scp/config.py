@@ -137,9 +137,12 @@ class M3uaConfig:
     reconnect_min: float = 1.0
     reconnect_max: float = 30.0
     asp_identifier: int | None = None
-    # server role: connections at once (beyond, a new one is closed at once), and s a new
-    # connection has to send ASP Up before it is closed (0: no limit)
+    # server role: connections at once (beyond, a new one is closed at once), from one address
+    # (the same number kept free for each [[m3ua.binding]] address), and s a new connection
+    # has to reach ASP-ACTIVE before it is closed (0: no limit; bound addresses may stay
+    # ASP-INACTIVE once up, as standbys)
     max_connections: int = 64
+    max_connections_per_address: int = 8
     aspup_timeout: float = 10.0
     # point codes bound to peer addresses; none: a point code's answers follow the association
     # it was first seen on (README, "Hostile peers on the M3UA listener")
@@ -166,11 +169,16 @@ class M3uaConfig:
         _range(self.reconnect_min, "m3ua.reconnect_min", 0.01, 3600)
         _range(self.reconnect_max, "m3ua.reconnect_max", self.reconnect_min, 3600)
         _range(self.max_connections, "m3ua.max_connections", 1, 100_000)
+        _range(self.max_connections_per_address, "m3ua.max_connections_per_address", 1, 100_000)
         _range(self.aspup_timeout, "m3ua.aspup_timeout", 0, 3600)
         if self.asp_identifier is not None:
             _range(self.asp_identifier, "m3ua.asp_identifier", 0, 0xFFFFFFFF)
         for i, b in enumerate(self.binding):
             b.validate_as(f"m3ua.binding[{i}]", self.pcf.max_pc, self.local_pc)
+
+    def bound_addresses(self) -> frozenset[str]:
+        """The peer addresses ``binding`` names (the listener keeps places for them)."""
+        return frozenset(b.address for b in self.binding)
 
     def pc_bindings(self) -> tuple[tuple[str, tuple[tuple[int, int], ...]], ...]:
         """``binding`` as the M3UA layer takes it: (address, point-code ranges) pairs."""

@@ -623,6 +623,34 @@ def test_a_connection_that_never_brings_an_asp_up_is_closed(nets: list[Net]) -> 
     assert net.server.next_deadline() is None  # nothing left armed for association 1
 
 
+def test_a_connection_that_never_becomes_active_is_closed_unless_bound(nets: list[Net]) -> None:
+    """ASP Up and then nothing: closed at aspup_timeout like a silent one (a host holding
+    connections in ASP-INACTIVE would keep the real ASPs' places for ever). An ASP that was
+    active and went inactive stays; so does a standby from an address of [[m3ua.binding]]."""
+    net = make_net(
+        nets,
+        3,
+        server={"aspup_timeout": 5.0, "pc_bindings": (("10.0.0.9", ((300, 300),)),)},
+        addresses={1: "10.0.0.66", 2: "10.0.0.2", 3: "10.0.0.9"},
+    )
+    for i in (1, 3):  # ASP Up, never ASP Active
+        net.connected.add(i)
+        net.run(SERVER, net.server.association_up(i, net.now, net.addresses[i]))
+        net.inject(SERVER, i, M.encode(M.make(MT.ASPUP)))
+        assert net.server.asp_state(i) is AspState.INACTIVE
+    net.connect(2)  # active, then inactive again (maintenance)
+    net.inject(SERVER, 2, M.encode(M.make(MT.ASPIA, routing_context=1)))
+    assert net.server.asp_state(2) is AspState.INACTIVE
+    net.advance(4.9)
+    assert not any(isinstance(e, CloseAssociation) for e in net.events[SERVER])
+    net.advance(0.1)
+    closes = [e for e in net.events[SERVER] if isinstance(e, CloseAssociation)]
+    assert closes == [CloseAssociation(1, "not ASP-ACTIVE within 5.0 s")]
+    assert net.server.asp_state(1) is AspState.DOWN
+    assert net.server.asp_state(2) is AspState.INACTIVE
+    assert net.server.asp_state(3) is AspState.INACTIVE
+
+
 def test_beat_only_on_an_idle_association(nets: list[Net]) -> None:
     """README: BEAT every beat_interval on an association that has been quiet that long;
     traffic proves the peer alive."""
