@@ -263,8 +263,10 @@ class Node(AssociationHandler):
 
     def _screen(self, begin: TcBegin) -> TcPrimitive | None:
         """SS7 screening of a TC-BEGIN (``[screening]``): the refusal to send, or None."""
+        tcap = self.stack.tcap
+        did = begin.dialogue_id
         s = self.screener.check(
-            begin, opc=self.stack.tcap.peer_pc(begin.dialogue_id), now=self.clock()
+            begin, opc=tcap.peer_pc(did), now=self.clock(), assoc=tcap.peer_association(did)
         )
         if s is None:
             return None

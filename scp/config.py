@@ -733,7 +733,8 @@ class MapScreening(ScreeningList):
 class ScreeningConfig:
     """[screening]: SS7 screening of the TC-BEGINs that open dialogues (GSMA FS.11 categories,
     the SigFW model); a refused one gets TC-U-ABORT and changes nothing. ``log_interval``: at
-    most one log line per source (calling GT, else OPC) per that many seconds."""
+    most one log line per sender (association, else OPC, else calling GT) per that many
+    seconds."""
 
     log_interval: float = 60.0
     map: MapScreening = field(default_factory=MapScreening)

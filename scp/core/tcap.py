@@ -390,6 +390,11 @@ class TcapLayer:
         dlg = self._dialogues.get(dialogue_id)
         return dlg.dpc if dlg else None
 
+    def peer_association(self, dialogue_id: int) -> int | None:
+        """The association the peer's BEGIN of this dialogue came on, if known."""
+        dlg = self._dialogues.get(dialogue_id)
+        return dlg.assoc if dlg else None
+
     def open_dialogues(self) -> list[int]:
         """The dialogue IDs still open (e.g. to abort them toward their peers at shutdown)."""
         return list(self._dialogues)

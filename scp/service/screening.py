@@ -21,7 +21,9 @@ sender its message was wrong and invite a corrected retry; a policy refusal is a
 dialogue, and the reason is not given. Nothing else happens: no TC-user sees the dialogue.
 
 :func:`screen` is the pure decision; :class:`Screener` adds what the node needs around it
-(the counter, and a log line per source per interval, never a flood), with ``now`` passed in.
+(the counter, and a log line per sender per interval, never a flood), with ``now`` passed in.
+The sender is the association the BEGIN came on, else its OPC, else its calling GT: the
+calling GT is whatever the peer writes, and one rotating it must not get a line per GT.
 """
 
 from __future__ import annotations
@@ -191,8 +193,9 @@ def refusal(begin: TcBegin) -> TcUAbort:
 
 @dataclass(frozen=True, slots=True)
 class Screened:
-    """A refused TC-BEGIN: the answer to send, why, who sent it, and whether to log it now
-    (``suppressed``: refusals of that source not logged since its last line)."""
+    """A refused TC-BEGIN: the answer to send, why, who sent it (association, OPC and calling
+    GT as known), and whether to log it now (``suppressed``: refusals of that sender not logged
+    since its last line)."""
 
     answer: TcUAbort
     refusal: Refusal
@@ -247,7 +250,9 @@ class Screener:
         self.stats = stats if stats is not None else ScreeningStats()
         self.ration = LogRation(cfg.log_interval)
 
-    def check(self, begin: TcBegin, *, opc: int | None, now: float) -> Screened | None:
+    def check(
+        self, begin: TcBegin, *, opc: int | None, now: float, assoc: int | None = None
+    ) -> Screened | None:
         gt = begin.calling.gt.digits if begin.calling.gt is not None else None
         opcodes = tuple(c.opcode for c in begin.components if type(c) is Invoke)
         why = screen(
@@ -261,8 +266,19 @@ class Screener:
         if why is None:
             return None
         self.stats.refused[why.protocol, why.operation, why.reason] += 1
-        source = f"gt {gt}" if gt is not None else f"opc {opc}"
-        suppressed = self.ration.due(source, now)
+        source = " ".join(
+            f"{name} {value}"
+            for name, value in (("assoc", assoc), ("opc", opc), ("gt", gt))
+            if value is not None
+        )
+        # rationed by the first the node knows of association, OPC, GT (the most trustworthy)
+        if assoc is not None:
+            sender = f"assoc {assoc}"
+        elif opc is not None:
+            sender = f"opc {opc}"
+        else:
+            sender = f"gt {gt}"
+        suppressed = self.ration.due(sender, now)
         if suppressed is None:
             return Screened(refusal(begin), why, source, False, 0)
         return Screened(refusal(begin), why, source, True, suppressed)

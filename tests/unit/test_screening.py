@@ -280,15 +280,29 @@ def test_screener_counts_every_refusal_and_logs_one_line_per_source_per_interval
     logged = [(g.log, g.suppressed) for g in got if g is not None and g.log]
     # t=2 logs; t=3..11 are within 10 s of it (suppressed); t=12 logs with 9 not logged since
     assert logged == [(True, 0), (True, 9)]
-    other = s.check(_begin(20, "4479000001"), opc=200, now=13.0)
-    assert other is not None and other.log  # another source has its own line
+    other = s.check(_begin(20, "4479000001"), opc=201, now=13.0)
+    assert other is not None and other.log  # another point code has its own line
+    assert other.source == "opc 201 gt 4479000001"
     assert s.stats.refused == {("map", "*", "calling_gt"): 13}
+
+
+def test_a_sender_rotating_gts_or_point_codes_gets_one_line_per_interval() -> None:
+    """The calling GT and the OPC are what the peer writes: rationed by the association the
+    BEGINs came on (else the OPC), a peer rotating them still gets one line per interval."""
+    s = Screener(CFG)
+    by_gt = [s.check(_begin(i, f"44{i:08d}"), opc=200, now=0.0) for i in range(50)]
+    assert [g.log for g in by_gt if g is not None] == [True] + [False] * 49
+    on_assoc = [s.check(_begin(i, f"44{i:08d}"), opc=300 + i, now=0.0, assoc=7) for i in range(50)]
+    assert [g.log for g in on_assoc if g is not None] == [True] + [False] * 49
+    assert on_assoc[0] is not None and on_assoc[0].source == "assoc 7 opc 300 gt 4400000000"
+    later = s.check(_begin(99, "4499"), opc=399, now=10.0, assoc=7)
+    assert later is not None and later.log and later.suppressed == 49
 
 
 def test_screener_log_memory_is_bounded() -> None:
     s = Screener(CFG)
     for i in range(MAX_LOG_SOURCES + 5):
-        s.check(_begin(i, f"44{i:010d}"), opc=200, now=0.0)
+        s.check(_begin(i, f"44{i:010d}"), opc=None, now=0.0)
     assert len(s.ration._logged) <= MAX_LOG_SOURCES
 
 
