@@ -22,7 +22,7 @@ from scp.codecs.numbers import AddressString
 from scp.codecs.opcodes import MapOpcode
 from scp.config import parse_config
 from scp.flows import provisioning as prov
-from scp.primitives import ApplicationContext, Invoke, TcBegin
+from scp.primitives import ApplicationContext, Invoke
 from scp.tools.simulate.network import Simulator
 from scp.tools.simulate.scenarios import Numbers
 from scp.tools.simulate.transports import connect_tcp
@@ -72,17 +72,11 @@ async def _map_begin(
 ) -> str:
     """A MAP TC-BEGIN from the simulator's point code as given (``ac`` None: no dialogue
     portion, MAP v1), its outcome in words."""
-    peer = sim.peer
-    did = peer.stack.tcap.new_dialogue_id()
-    peer.queues[did] = asyncio.Queue()
-    peer.request(
-        TcBegin(
-            dialogue_id=did,
-            called=peer.scp_address(called_ssn),
-            calling=peer.address(6),  # the HLR's SSN
-            application_context=ac,
-            components=(Invoke(1, opcode, parameter, op_class=4 if ac is None else 1),),
-        )
+    did = sim.peer.begin(
+        called_ssn=called_ssn,
+        calling_ssn=6,  # the HLR's
+        ac=ac,
+        components=(Invoke(1, opcode, parameter, op_class=4 if ac is None else 1),),
     )
     return await sim._map_outcome(did, what)
 
