@@ -14,8 +14,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
-from scp.app import Node, build_users
+from scp.app import Node, Services, build_users
 from scp.codecs import map as mapc
 from scp.codecs import ops
 from scp.codecs.numbers import AddressString
@@ -154,3 +155,20 @@ async def test_alert_from_a_point_code_not_allowed_is_refused(clean_pool, tmp_pa
     # (the v1 alert's ABORT has no dialogue portion: its BEGIN had none, Q.774 §3.2.2.1)
     aborts = [r for r in rows if r[0] == "100"]
     assert sorted(aborts) == [["100", "", ""]] + [["100", "1", "1"]] * 3, rows
+
+
+async def test_the_node_names_the_map_operations_left_open_at_start_up(clean_pool) -> None:  # type: ignore[no-untyped-def]
+    """Only the alert list set: NoteMM-Event is open to every sender (ReadyForSM follows the
+    alert list); the live node says so once at start-up, naming it and CAP's and INAP's."""
+    cfg = parse_config(
+        CONFIG.replace("[screening.map.note_mm_event]\nallowed_opc = [200]", "")
+        + '[smpp]\nbackend = "console"\n'
+    )
+    with structlog.testing.capture_logs() as logs:
+        services = Services(cfg, clean_pool)
+        await services.start()
+        await services.stop()
+    warnings = [e for e in logs if e["event"] == "screening allows every sender"]
+    assert [w["sections"] for w in warnings] == [
+        ["screening.map.note_mm_event", "screening.cap", "screening.inap"]
+    ]
