@@ -203,6 +203,8 @@ class Node(AssociationHandler):
             reconnect_min=m.reconnect_min,
             reconnect_max=m.reconnect_max,
             max_connections=m.max_connections,
+            max_connections_per_address=m.max_connections_per_address,
+            bound_addresses=m.bound_addresses(),
             reuse_port=self.worker_link is not None,
         )
         if m.transport == "sctp":
@@ -210,11 +212,7 @@ class Node(AssociationHandler):
             if not ok:
                 raise ConfigError("m3ua.transport", f"sctp is not usable here: {why}")
             return SctpTransport(**kwargs)  # type: ignore[arg-type,return-value]
-        return TcpTransport(
-            **kwargs,  # type: ignore[arg-type]
-            max_connections_per_address=m.max_connections_per_address,
-            bound_addresses=m.bound_addresses(),
-        )
+        return TcpTransport(**kwargs)  # type: ignore[arg-type]
 
     @property
     def association_ids(self) -> list[int]:
