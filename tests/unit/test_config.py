@@ -70,6 +70,7 @@ def test_empty_file_gives_defaults() -> None:
         ("[node]\nworker_id = 256", "node.worker_id"),
         ("[nodes]\nname = 'x'", "nodes"),
         ("[tcap]\nidle_timeout = true", "tcap.idle_timeout"),
+        ("[m3ua]\nmax_connections_per_address = 0", "m3ua.max_connections_per_address"),
         # a share not below the whole table protects no one
         ("[tcap]\nmax_dialogues = 10000", "tcap.max_dialogues_per_peer"),
         (
