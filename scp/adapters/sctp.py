@@ -271,18 +271,10 @@ class SctpTransport:
                 loop.call_later(ACCEPT_RETRY_DELAY, self._resume_accept)
             return
         address = canonical_address(str(addr[0]))
-        why = self.limits.refuses(address)
-        if why is not None:
-            self.rationed.warning(
-                f"m3ua connection refused: {why}",
-                max_connections=self.limits.max_connections,
-                max_connections_per_address=self.limits.per_address,
-                peer=str(addr),
-            )
+        if not self.limits.admit(address, str(addr), self.rationed):
             with contextlib.suppress(OSError):
                 conn.close()
             return
-        self.limits.opened(address)
         SctpAssociation(self, conn, tuple(addr[:2]), admitted=address).open()
 
     def _resume_accept(self) -> None:

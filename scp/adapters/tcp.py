@@ -211,18 +211,9 @@ class TcpTransport:
                     self.rationed.warning("m3ua accept failed", error=str(e))
                 return
             address = canonical_address(str(addr[0]))
-            why = self.limits.refuses(address)
-            if why is not None:
-                # closed at once, never an association
-                self.rationed.warning(
-                    f"m3ua connection refused: {why}",
-                    max_connections=self.limits.max_connections,
-                    max_connections_per_address=self.limits.per_address,
-                    peer=f"{addr[0]}:{addr[1]}",
-                )
+            if not self.limits.admit(address, f"{addr[0]}:{addr[1]}", self.rationed):
                 conn.close()
                 continue
-            self.limits.opened(address)
             conn.setblocking(False)
             task = loop.create_task(self._set_up(conn, address))
             self._accepting.add(task)

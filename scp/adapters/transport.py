@@ -81,6 +81,22 @@ class ConnectionLimits:
                 return "places kept for [[m3ua.binding]] addresses"
         return None
 
+    def admit(self, address: str, peer: str, rationed: RationedLog) -> bool:
+        """Count one more connection from ``address`` if the limits allow it; else log the
+        refusal (rationed: a flood of connections is not a flood of lines) and say False,
+        for the listener to close it at once, never an association."""
+        why = self.refuses(address)
+        if why is None:
+            self.opened(address)
+            return True
+        rationed.warning(
+            f"m3ua connection refused: {why}",
+            max_connections=self.max_connections,
+            max_connections_per_address=self.per_address,
+            peer=peer,
+        )
+        return False
+
     def opened(self, address: str) -> None:
         self._open[address] = self._open.get(address, 0) + 1
 
