@@ -109,6 +109,7 @@ def build_stack(cfg: Config, *, siblings: frozenset[int] = frozenset()) -> Sigtr
             invoke_timeout=cfg.tcap.invoke_timeout,
             max_dialogues=cfg.tcap.max_dialogues,
             max_dialogues_per_peer=cfg.tcap.max_dialogues_per_peer,
+            max_dialogues_per_association=cfg.tcap.max_dialogues_per_association,
             siblings=siblings,
         ),
     )
@@ -169,7 +170,11 @@ class Node(AssociationHandler):
         )
         # TC-users, first match wins on TC-BEGIN (TcUsers for the node with its database);
         # none given, the stack alone (tests, benchmarks) answers InitialDP with Continue.
-        self.screener = Screener(cfg.screening, stats=self.stats.screening)
+        self.screener = Screener(
+            cfg.screening,
+            stats=self.stats.screening,
+            map_ssns=(cfg.sccp.ssn.map, cfg.sccp.ssn.sc),  # the MAP user's (v1 BEGINs)
+        )
         # DATA refused by [[m3ua.binding]]: one log line per peer address per interval
         self._opc_refusals = LogRation(cfg.screening.log_interval)
         self.overload = OverloadControl(cfg.overload)
@@ -199,6 +204,8 @@ class Node(AssociationHandler):
             reconnect_min=m.reconnect_min,
             reconnect_max=m.reconnect_max,
             max_connections=m.max_connections,
+            max_connections_per_address=m.max_connections_per_address,
+            bound_addresses=m.bound_addresses(),
             reuse_port=self.worker_link is not None,
         )
         if m.transport == "sctp":
@@ -255,8 +262,10 @@ class Node(AssociationHandler):
 
     def _screen(self, begin: TcBegin) -> TcPrimitive | None:
         """SS7 screening of a TC-BEGIN (``[screening]``): the refusal to send, or None."""
+        tcap = self.stack.tcap
+        did = begin.dialogue_id
         s = self.screener.check(
-            begin, opc=self.stack.tcap.peer_pc(begin.dialogue_id), now=self.clock()
+            begin, opc=tcap.peer_pc(did), now=self.clock(), assoc=tcap.peer_association(did)
         )
         if s is None:
             return None

@@ -139,9 +139,12 @@ class M3uaConfig:
     reconnect_min: float = 1.0
     reconnect_max: float = 30.0
     asp_identifier: int | None = None
-    # server role: connections at once (beyond, a new one is closed at once), and s a new
-    # connection has to send ASP Up before it is closed (0: no limit)
+    # server role: connections at once (beyond, a new one is closed at once), from one address
+    # (the same number kept free for each [[m3ua.binding]] address), and s a new connection
+    # has to reach ASP-ACTIVE before it is closed (0: no limit; bound addresses may stay
+    # ASP-INACTIVE once up, as standbys)
     max_connections: int = 64
+    max_connections_per_address: int = 8
     aspup_timeout: float = 10.0
     # point codes bound to peer addresses; none: a point code's answers follow the association
     # it was first seen on (README, "Hostile peers on the M3UA listener")
@@ -168,11 +171,16 @@ class M3uaConfig:
         _range(self.reconnect_min, "m3ua.reconnect_min", 0.01, 3600)
         _range(self.reconnect_max, "m3ua.reconnect_max", self.reconnect_min, 3600)
         _range(self.max_connections, "m3ua.max_connections", 1, 100_000)
+        _range(self.max_connections_per_address, "m3ua.max_connections_per_address", 1, 100_000)
         _range(self.aspup_timeout, "m3ua.aspup_timeout", 0, 3600)
         if self.asp_identifier is not None:
             _range(self.asp_identifier, "m3ua.asp_identifier", 0, 0xFFFFFFFF)
         for i, b in enumerate(self.binding):
             b.validate_as(f"m3ua.binding[{i}]", self.pcf.max_pc, self.local_pc)
+
+    def bound_addresses(self) -> frozenset[str]:
+        """The peer addresses ``binding`` names (the listener keeps places for them)."""
+        return frozenset(b.address for b in self.binding)
 
     def pc_bindings(self) -> tuple[tuple[str, tuple[tuple[int, int], ...]], ...]:
         """``binding`` as the M3UA layer takes it: (address, point-code ranges) pairs."""
@@ -231,12 +239,23 @@ class TcapConfig:
     # dialogues one peer (by OPC) may hold open at once: its share of max_dialogues, so that one
     # peer cannot lock out the others; beyond it a TC-BEGIN gets an ABORT, resourceLimitation
     max_dialogues_per_peer: int = 50_000
+    # the same share for one association, whatever OPCs its peer writes (an unbound peer
+    # cannot dodge its share by sending from several point codes)
+    max_dialogues_per_association: int = 50_000
 
     def validate(self) -> None:
         _range(self.idle_timeout, "tcap.idle_timeout", 0.1, 3600)
         _range(self.invoke_timeout, "tcap.invoke_timeout", 0.1, 1800)
         _range(self.max_dialogues, "tcap.max_dialogues", 1, 10_000_000)
-        _range(self.max_dialogues_per_peer, "tcap.max_dialogues_per_peer", 1, 10_000_000)
+        for key in ("max_dialogues_per_peer", "max_dialogues_per_association"):
+            share = getattr(self, key)
+            _range(share, f"tcap.{key}", 1, 10_000_000)
+            if share >= self.max_dialogues:
+                # a share of everything protects no one: one peer could still fill the table
+                raise ConfigError(
+                    f"tcap.{key}",
+                    f"{share} is not below tcap.max_dialogues ({self.max_dialogues})",
+                )
 
 
 @dataclass(frozen=True)
@@ -682,21 +701,43 @@ class ScreeningList:
 @dataclass(frozen=True)
 class MapScreening(ScreeningList):
     """[screening.map]: every MAP dialogue, and per operation: AlertServiceCentre (v1
-    alertServiceCentreWithoutResult too) only from the HLRs, NoteMM-Event only from the VLRs."""
+    alertServiceCentreWithoutResult too) only from the HLRs, NoteMM-Event only from the VLRs,
+    ReadyForSM from its own list (empty: the AlertServiceCentre one)."""
 
     alert_service_centre: ScreeningList = field(default_factory=ScreeningList)
     note_mm_event: ScreeningList = field(default_factory=ScreeningList)
+    ready_for_sm: ScreeningList = field(default_factory=ScreeningList)
 
     @property
     def is_open(self) -> bool:
-        return super().is_open and self.alert_service_centre.is_open and self.note_mm_event.is_open
+        return super().is_open and all(
+            lst.is_open
+            for lst in (self.alert_service_centre, self.note_mm_event, self.ready_for_sm)
+        )
+
+    def open_operations(self) -> list[str]:
+        """The per-operation sections that let anyone send their operation: none when
+        [screening.map] itself is set (every MAP message passes it)."""
+        if not super().is_open:
+            return []
+        ready_open = self.ready_for_sm.is_open and self.alert_service_centre.is_open
+        return [
+            f"screening.map.{name}"
+            for name, is_open in (
+                ("alert_service_centre", self.alert_service_centre.is_open),
+                ("note_mm_event", self.note_mm_event.is_open),
+                ("ready_for_sm", ready_open),
+            )
+            if is_open
+        ]
 
 
 @dataclass(frozen=True)
 class ScreeningConfig:
     """[screening]: SS7 screening of the TC-BEGINs that open dialogues (GSMA FS.11 categories,
     the SigFW model); a refused one gets TC-U-ABORT and changes nothing. ``log_interval``: at
-    most one log line per source (calling GT, else OPC) per that many seconds."""
+    most one log line per sender (association, else OPC, else calling GT) per that many
+    seconds."""
 
     log_interval: float = 60.0
     map: MapScreening = field(default_factory=MapScreening)
@@ -708,18 +749,17 @@ class ScreeningConfig:
         self.map.validate_as("screening.map", max_pc)
         self.map.alert_service_centre.validate_as("screening.map.alert_service_centre", max_pc)
         self.map.note_mm_event.validate_as("screening.map.note_mm_event", max_pc)
+        self.map.ready_for_sm.validate_as("screening.map.ready_for_sm", max_pc)
         self.cap.validate_as("screening.cap", max_pc)
         self.inap.validate_as("screening.inap", max_pc)
 
     def open_lists(self) -> list[str]:
-        """The sections that allow anyone (the start-up warning names them)."""
-        return [
+        """The sections that allow anyone (the start-up warning names them): all of MAP as
+        ``screening.map``, else each MAP operation a per-operation list leaves open."""
+        mapping = ["screening.map"] if self.map.is_open else self.map.open_operations()
+        return mapping + [
             name
-            for name, lst in (
-                ("screening.map", self.map),
-                ("screening.cap", self.cap),
-                ("screening.inap", self.inap),
-            )
+            for name, lst in (("screening.cap", self.cap), ("screening.inap", self.inap))
             if lst.is_open
         ]
 

@@ -25,15 +25,17 @@ import structlog
 
 from scp.adapters.transport import (
     ACCEPT_RESOURCE_ERRORS,
+    ACCEPT_RETRY_DELAY,
     AssociationHandler,
     Backoff,
+    ConnectionLimits,
     RationedLog,
     keep_connected,
     new_assoc_id,
 )
+from scp.core.m3ua_asp import canonical_address
 
 log = structlog.get_logger("scp.sctp")
-ACCEPT_RETRY_DELAY = 1.0  # s before accepting again after the descriptors ran out
 
 PPID_M3UA = 3
 OUT_STREAMS = 17  # stream 0 for management + 16 data streams chosen by SLS
@@ -83,10 +85,13 @@ class SctpAssociation:
         sock: Any,
         peer: tuple[str, int],
         on_lost: asyncio.Future[None] | None = None,
+        admitted: str | None = None,
     ) -> None:
         self.owner = owner
         self.sock = sock
         self.peer = peer
+        # server role: the address it was admitted from (counted in the limits until closed)
+        self.admitted = admitted
         self.assoc_id = new_assoc_id()
         self.on_lost = on_lost
         self._pending: collections.deque[tuple[int, bytes]] = collections.deque()
@@ -181,6 +186,8 @@ class SctpAssociation:
         with contextlib.suppress(OSError):
             self.sock.close()
         self.owner._assocs.pop(self.assoc_id, None)
+        if self.admitted is not None:
+            self.owner.limits.closed(self.admitted)
         self.owner.handler.association_down(self.assoc_id, reason)
         if self.on_lost is not None and not self.on_lost.done():
             self.on_lost.set_result(None)
@@ -200,10 +207,17 @@ class SctpTransport:
         reconnect_max: float = 30.0,
         socket_factory: Callable[[], Any] = pysctp_socket_factory,
         max_connections: int = 64,
+        max_connections_per_address: int = 8,
+        bound_addresses: frozenset[str] = frozenset(),
         reuse_port: bool = False,
     ) -> None:
         self.handler = handler
         self.max_connections = max_connections
+        self.limits = ConnectionLimits(
+            max_connections,
+            max_connections_per_address,
+            frozenset(canonical_address(a) for a in bound_addresses),
+        )
         # SO_REUSEPORT: the workers of one node (`mcn-scp run --workers N`) listen on one
         # address and the kernel spreads the incoming associations over them
         self.reuse_port = reuse_port
@@ -256,16 +270,12 @@ class SctpTransport:
                 loop.remove_reader(self._listener.fileno())
                 loop.call_later(ACCEPT_RETRY_DELAY, self._resume_accept)
             return
-        if len(self._assocs) >= self.max_connections:
-            self.rationed.warning(
-                "m3ua connection refused: max_connections reached",
-                max_connections=self.max_connections,
-                peer=str(addr),
-            )
+        address = canonical_address(str(addr[0]))
+        if not self.limits.admit(address, str(addr), self.rationed):
             with contextlib.suppress(OSError):
                 conn.close()
             return
-        SctpAssociation(self, conn, tuple(addr[:2])).open()
+        SctpAssociation(self, conn, tuple(addr[:2]), admitted=address).open()
 
     def _resume_accept(self) -> None:
         if self._listener is not None and not self._stopping:

@@ -5,6 +5,13 @@ is unavailable. The adapter is asyncio glue only: bytes in, whole messages out t
 :class:`~scp.adapters.transport.AssociationHandler`; framing lives in
 :mod:`scp.core.m3ua_framing`. Server role listens; client role keeps every configured peer
 connected, reconnecting with exponential backoff after a loss.
+
+The server accepts by itself (the listening socket in the loop's reader, then
+``loop.connect_accepted_socket``) rather than through ``loop.create_server``: each connection
+is admitted or refused by :class:`~scp.adapters.transport.ConnectionLimits` before it becomes
+an association, and accept() failing for want of descriptors (EMFILE ...) is seen, logged
+(rationed) and answered by a pause, the same on asyncio and on uvloop (whose own server
+handles EMFILE inside libuv, closing the excess connections without telling anyone).
 """
 
 from __future__ import annotations
@@ -18,44 +25,45 @@ import structlog
 
 from scp.adapters.transport import (
     ACCEPT_RESOURCE_ERRORS,
+    ACCEPT_RETRY_DELAY,
     AssociationHandler,
     Backoff,
+    ConnectionLimits,
     RationedLog,
     keep_connected,
     new_assoc_id,
 )
+from scp.core.m3ua_asp import canonical_address
 from scp.core.m3ua_framing import M3uaFramingError, M3uaStreamReader
 
 log = structlog.get_logger("scp.tcp")
 
 MAX_WRITE_BUFFER = 8 * 1024 * 1024  # bytes queued toward one peer before it counts as stuck
+ACCEPT_BATCH = 32  # connections accepted per wake-up of the listener (the backlog drains fast)
 
 
 class _M3uaTcpProtocol(asyncio.Protocol):
     """One TCP connection = one M3UA association."""
 
-    def __init__(self, owner: TcpTransport, on_lost: asyncio.Future[None] | None = None) -> None:
+    def __init__(
+        self,
+        owner: TcpTransport,
+        on_lost: asyncio.Future[None] | None = None,
+        admitted: str | None = None,
+    ) -> None:
         self.owner = owner
         self.assoc_id = new_assoc_id()
         self.reader = M3uaStreamReader()
         self.transport: asyncio.Transport | None = None
         self.on_lost = on_lost
         self.closing_reason = "peer closed"
-        self.refused = False  # over [m3ua] max_connections: closed at once, never reported
+        # server role: the address the connection was admitted from (counted in the limits
+        # until the connection is lost)
+        self.admitted = admitted
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # a stream transport (uvloop's is not an asyncio.Transport subclass, so no isinstance)
         self.transport = cast(asyncio.Transport, transport)
-        owner = self.owner
-        if owner.role == "server" and len(owner._conns) >= owner.max_connections:
-            self.refused = True
-            owner.rationed.warning(
-                "m3ua connection refused: max_connections reached",
-                max_connections=owner.max_connections,
-                peer=str(transport.get_extra_info("peername")),
-            )
-            self.transport.abort()
-            return
         sock = transport.get_extra_info("socket")
         if sock is not None:
             # Signalling is latency-bound: never wait for Nagle to fill a segment.
@@ -67,8 +75,6 @@ class _M3uaTcpProtocol(asyncio.Protocol):
         self.owner.handler.association_up(self.assoc_id, peer, local)
 
     def data_received(self, data: bytes) -> None:
-        if self.refused:
-            return
         try:
             messages = self.reader.feed(data)
         except M3uaFramingError as e:
@@ -83,8 +89,8 @@ class _M3uaTcpProtocol(asyncio.Protocol):
             handler.association_data(self.assoc_id, m, 0)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.refused:
-            return
+        if self.admitted is not None:
+            self.owner.limits.closed(self.admitted)
         self.owner._conns.pop(self.assoc_id, None)
         reason = self.closing_reason if exc is None else f"{self.closing_reason}: {exc}"
         self.owner.handler.association_down(self.assoc_id, reason)
@@ -105,47 +111,64 @@ class TcpTransport:
         reconnect_min: float = 1.0,
         reconnect_max: float = 30.0,
         max_connections: int = 64,
+        max_connections_per_address: int = 8,
+        bound_addresses: frozenset[str] = frozenset(),
         reuse_port: bool = False,
     ) -> None:
         self.handler = handler
         self.max_connections = max_connections
+        self.limits = ConnectionLimits(
+            max_connections,
+            max_connections_per_address,
+            frozenset(canonical_address(a) for a in bound_addresses),
+        )
         # SO_REUSEPORT: the workers of one node (`mcn-scp run --workers N`) listen on one
         # address and the kernel spreads the incoming associations over them
         self.reuse_port = reuse_port
         self.rationed = RationedLog(log)
-        self._loop_handler: Any = None
         self.role = role
         self.listen_addr = listen
         self.peers = peers
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
         self._conns: dict[int, _M3uaTcpProtocol] = {}
-        self._server: asyncio.Server | None = None
+        self._listeners: list[socket.socket] = []
+        self._accepting: set[asyncio.Task[Any]] = set()  # connections being set up
+        self._paused: asyncio.TimerHandle | None = None
         self._clients: list[asyncio.Task[None]] = []
         self._stopping = False
 
     @property
     def listening(self) -> list[tuple[str, int]]:
-        if self._server is None:
-            return []
-        return [s.getsockname()[:2] for s in self._server.sockets]
+        return [s.getsockname()[:2] for s in self._listeners]
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         if self.role == "server":
             assert self.listen_addr is not None
             host, port = self.listen_addr
-            self._server = await loop.create_server(
-                lambda: _M3uaTcpProtocol(self),
-                host,
-                port,
-                reuse_address=True,
-                reuse_port=self.reuse_port or None,
+            infos = await loop.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
             )
-            # asyncio reports accept() out of descriptors through the loop's exception handler,
-            # with a traceback, at every retry: rationed to one line per interval here
-            self._loop_handler = loop.get_exception_handler()
-            loop.set_exception_handler(self._on_loop_exception)
+            for family, kind, proto, _name, address in dict.fromkeys(
+                (i[0], i[1], i[2], i[3], i[4]) for i in infos
+            ):
+                sk = socket.socket(family, kind, proto)
+                try:
+                    sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    if self.reuse_port:
+                        sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                    if family == socket.AF_INET6:
+                        sk.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    sk.bind(address)
+                    sk.listen(128)
+                    sk.setblocking(False)
+                except OSError:
+                    sk.close()
+                    self._close_listeners()
+                    raise
+                self._listeners.append(sk)
+            self._resume_accept()
             log.info("m3ua tcp listening", addresses=self.listening)
         else:
             for peer in self.peers:
@@ -168,15 +191,68 @@ class TcpTransport:
             transport="tcp",
         )
 
-    def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        exc = context.get("exception")
-        if isinstance(exc, OSError) and exc.errno in ACCEPT_RESOURCE_ERRORS:
-            self.rationed.warning("m3ua accept failed: out of resources", error=str(exc))
+    # -- server role: accepting ------------------------------------------------------------------
+
+    def _on_accept(self, listener: socket.socket) -> None:
+        """The listener is readable: accept what is waiting, each admitted or refused."""
+        loop = asyncio.get_running_loop()
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno in ACCEPT_RESOURCE_ERRORS:
+                    self.rationed.warning("m3ua accept failed: out of resources", error=str(e))
+                    # the listener stays readable while descriptors are exhausted: pause, or
+                    # the loop would spin on it (asyncio's own servers wait a second too)
+                    self._pause_accept(loop)
+                else:
+                    self.rationed.warning("m3ua accept failed", error=str(e))
+                return
+            address = canonical_address(str(addr[0]))
+            if not self.limits.admit(address, f"{addr[0]}:{addr[1]}", self.rationed):
+                conn.close()
+                continue
+            conn.setblocking(False)
+            task = loop.create_task(self._set_up(conn, address))
+            self._accepting.add(task)
+            task.add_done_callback(self._accepting.discard)
+
+    async def _set_up(self, conn: socket.socket, address: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.connect_accepted_socket(
+                lambda: _M3uaTcpProtocol(self, admitted=address), conn
+            )
+        except OSError as e:  # the peer went before the transport was made
+            self.limits.closed(address)
+            conn.close()
+            log.info("m3ua connection lost while being set up", error=str(e))
+
+    def _pause_accept(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sk in self._listeners:
+            loop.remove_reader(sk.fileno())
+        if self._paused is None:
+            self._paused = loop.call_later(ACCEPT_RETRY_DELAY, self._resume_accept)
+
+    def _resume_accept(self) -> None:
+        self._paused = None
+        if self._stopping:
             return
-        if self._loop_handler is not None:
-            self._loop_handler(loop, context)
-        else:
-            loop.default_exception_handler(context)
+        loop = asyncio.get_running_loop()
+        for sk in self._listeners:
+            loop.add_reader(sk.fileno(), self._on_accept, sk)
+
+    def _close_listeners(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._paused is not None:
+            self._paused.cancel()
+            self._paused = None
+        for sk in self._listeners:
+            loop.remove_reader(sk.fileno())
+            sk.close()
+        self._listeners = []
 
     def send(self, assoc_id: int, stream: int, data: bytes) -> bool:
         conn = self._conns.get(assoc_id)
@@ -203,16 +279,13 @@ class TcpTransport:
         for t in self._clients:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-        if self._server is not None:
-            self._server.close()
+        self._close_listeners()
+        for task in list(self._accepting):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task
         for conn in list(self._conns.values()):
             conn.closing_reason = "shutdown"
             if conn.transport is not None:
                 conn.transport.close()
-        if self._server is not None:
-            await self._server.wait_closed()
-            loop = asyncio.get_running_loop()
-            if loop.get_exception_handler() == self._on_loop_exception:
-                loop.set_exception_handler(self._loop_handler)
         # Let connection_lost callbacks run so every association is reported down.
         await asyncio.sleep(0)

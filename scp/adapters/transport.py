@@ -49,6 +49,63 @@ class RationedLog:
 
 # errno values with which accept() says the process or the system is out of resources
 ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+ACCEPT_RETRY_DELAY = 1.0  # s before accepting again after the descriptors ran out
+
+
+class ConnectionLimits:
+    """Who may open one more connection to the listener (server role): at most
+    ``max_connections`` at once, at most ``per_address`` from one address, and ``per_address``
+    places kept for each address of ``[[m3ua.binding]]`` (``bound``), which connections from
+    elsewhere cannot take: a host opening connections and never activating an ASP cannot lock
+    the configured peers out. Addresses are compared in canonical form
+    (:func:`scp.core.m3ua_asp.canonical_address`)."""
+
+    def __init__(self, max_connections: int, per_address: int, bound: frozenset[str]) -> None:
+        self.max_connections = max_connections
+        self.per_address = per_address
+        self.bound = bound
+        # places connections from addresses not bound may fill
+        self.unbound_places = max(max_connections - per_address * len(bound), 0)
+        self._open: dict[str, int] = {}  # address -> connections open from it
+
+    def refuses(self, address: str) -> str | None:
+        """Why one more connection from ``address`` is refused (the limit's key), or None."""
+        total = sum(self._open.values())
+        if total >= self.max_connections:
+            return "max_connections"
+        if self._open.get(address, 0) >= self.per_address:
+            return "max_connections_per_address"
+        if address not in self.bound:
+            unbound = sum(n for a, n in self._open.items() if a not in self.bound)
+            if unbound >= self.unbound_places:
+                return "places kept for [[m3ua.binding]] addresses"
+        return None
+
+    def admit(self, address: str, peer: str, rationed: RationedLog) -> bool:
+        """Count one more connection from ``address`` if the limits allow it; else log the
+        refusal (rationed: a flood of connections is not a flood of lines) and say False,
+        for the listener to close it at once, never an association."""
+        why = self.refuses(address)
+        if why is None:
+            self.opened(address)
+            return True
+        rationed.warning(
+            f"m3ua connection refused: {why}",
+            max_connections=self.max_connections,
+            max_connections_per_address=self.per_address,
+            peer=peer,
+        )
+        return False
+
+    def opened(self, address: str) -> None:
+        self._open[address] = self._open.get(address, 0) + 1
+
+    def closed(self, address: str) -> None:
+        left = self._open.get(address, 0) - 1
+        if left > 0:
+            self._open[address] = left
+        else:
+            self._open.pop(address, None)
 
 
 class AssociationHandler(Protocol):

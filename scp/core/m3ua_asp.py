@@ -172,9 +172,10 @@ class Transmit:
 
 @dataclass(frozen=True, slots=True)
 class Deliver:
-    """MTP-TRANSFER indication for the user part (SCCP)."""
+    """MTP-TRANSFER indication for the user part (SCCP), and the association it came on."""
 
     xfer: MtpTransfer
+    assoc_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +368,7 @@ class M3uaLayer:
             for address, ranges in pc_bindings
             for lo, hi in ranges
         )
+        self._bound_addresses = frozenset(a for _lo, _hi, a in self._bindings)
         self._timers = Timers()
         self._as_state = AsState.DOWN
         self._registered: set[int] = set()  # RCs handed out by REG REQ (server)
@@ -541,7 +543,7 @@ class M3uaLayer:
         elif opc not in self._reaches and asp.learned < self.max_pcs_per_association:
             self._reaches[opc] = {asp.assoc_id}
             asp.learned += 1
-        out.append(Deliver(d.xfer))
+        out.append(Deliver(d.xfer, asp.assoc_id))
 
     # -- ASPSM / ASPTM, server role (§4.3.4) ---------------------------------------------------
 
@@ -560,7 +562,6 @@ class M3uaLayer:
         self, asp: _Asp, msg: M3uaMessage, data: bytes, now: float, out: list[M3uaOutput]
     ) -> None:
         was_active = asp.state is AspState.ACTIVE
-        self._timers.cancel(("aspup", asp.assoc_id))
         if msg.asp_identifier is not None:
             asp.asp_identifier = msg.asp_identifier
         self._send(asp, make(_MT.ASPUP_ACK, asp_identifier=self.asp_identifier), out)
@@ -1039,13 +1040,25 @@ class M3uaLayer:
             elif kind == "T_r":
                 self._update_as(now, out, recovery_expired=True)
             elif kind == "aspup":
-                asp = self._asps.get(name[1])
-                if asp is not None and asp.state is AspState.DOWN:
-                    out.append(
-                        CloseAssociation(name[1], f"no ASP Up within {self.aspup_timeout} s")
-                    )
-                    out += self._drop_asp(name[1], now)
+                self._on_aspup_timer(name[1], now, out)
         return out
+
+    def _on_aspup_timer(self, assoc_id: int, now: float, out: list[M3uaOutput]) -> None:
+        """``aspup_timeout`` after the connection: one that has not reached ASP-ACTIVE is
+        closed (a host holding connections in ASP-DOWN or ASP-INACTIVE would otherwise keep
+        the places of the real ASPs), unless it comes from an address of ``pc_bindings``: a
+        configured peer may wait there as the standby of an override AS (§4.3.4.3)."""
+        asp = self._asps.get(assoc_id)
+        if asp is None or asp.activated:
+            return
+        if asp.state is AspState.DOWN:
+            why = f"no ASP Up within {self.aspup_timeout} s"
+        elif asp.peer is not None and asp.peer in self._bound_addresses:
+            return
+        else:
+            why = f"not ASP-ACTIVE within {self.aspup_timeout} s"
+        out.append(CloseAssociation(assoc_id, why))
+        out += self._drop_asp(assoc_id, now)
 
     def _drop_asp(self, assoc_id: int, now: float) -> list[M3uaOutput]:
         out: list[M3uaOutput] = []

@@ -100,19 +100,24 @@ class SigtranStack:
         for o in outputs:
             match o:
                 case Deliver():  # MTP-TRANSFER indication
-                    result += self._from_sccp(self.sccp.handle_mtp_transfer(o.xfer, now), now)
+                    sccp_out = self.sccp.handle_mtp_transfer(o.xfer, now)
+                    result += self._from_sccp(sccp_out, now, o.assoc_id)
                 case _:
                     result.append(o)
         return result
 
-    def _from_sccp(self, outputs: Iterable[SccpOutput], now: float) -> list[StackOutput]:
+    def _from_sccp(
+        self, outputs: Iterable[SccpOutput], now: float, assoc: int | None = None
+    ) -> list[StackOutput]:
+        """SCCP's outputs; ``assoc``: the association an indication arrived on (TCAP counts
+        the dialogues each one opens against its share)."""
         result: list[StackOutput] = []
         for o in outputs:
             match o:
                 case MtpTransfer():  # request, down to M3UA
                     result += self.m3ua.send_transfer(o, now)
                 case NUnitdata():  # indication, up to TCAP
-                    result += self._from_tcap(self.tcap.handle_n_unitdata(o, now), now)
+                    result += self._from_tcap(self.tcap.handle_n_unitdata(o, now, assoc), now)
                 case NNotice():
                     result += self._from_tcap(self.tcap.handle_n_notice(o, now), now)
                 case SccpLog():

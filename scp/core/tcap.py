@@ -261,6 +261,7 @@ class _Dialogue:
         "peer",
         "local",
         "dpc",
+        "assoc",
         "ac",
         "aarq",
         "invokes",
@@ -289,6 +290,7 @@ class _Dialogue:
         self.peer = peer
         self.local = local
         self.dpc = dpc
+        self.assoc: int | None = None  # the association its BEGIN came on (peer-opened)
         self.ac = ac
         self.aarq = aarq  # an AARQ crossed (either way): dialogue portion in answers/aborts
         # Our pending invokes: invoke ID -> (operation class, opcode).
@@ -347,6 +349,7 @@ class TcapLayer:
         invoke_timeout: float = 10.0,
         max_dialogues: int = 100_000,
         max_dialogues_per_peer: int | None = None,
+        max_dialogues_per_association: int | None = None,
         siblings: frozenset[int] = frozenset(),
     ) -> None:
         if not 0 <= worker_id <= 0xFF:
@@ -359,10 +362,14 @@ class TcapLayer:
         self.invoke_timeout = invoke_timeout
         self.max_dialogues = max_dialogues
         # the share of max_dialogues one peer (by OPC) may hold open at once, so that one peer
-        # cannot take the whole table from the others (None: no share, the global limit alone)
+        # cannot take the whole table from the others (None: no share, the global limit alone);
+        # and the share of one association, which an unbound peer cannot dodge by sending from
+        # several point codes (the OPC is only what the peer writes in the routing label)
         self.max_dialogues_per_peer = max_dialogues_per_peer
-        self._opened_by: dict[int, int] = {}  # dialogue the peer opened -> its OPC
-        self._per_peer: dict[int, int] = {}  # OPC -> dialogues it opened still open
+        self.max_dialogues_per_association = max_dialogues_per_association
+        # dialogue the peer opened -> what it counts against: ("opc", pc), ("assoc", id)
+        self._opened_by: dict[int, tuple[tuple[str, int], ...]] = {}
+        self._per_peer: dict[tuple[str, int], int] = {}  # ("opc"|"assoc", n) -> open
         self._dialogues: dict[int, _Dialogue] = {}
         self._timers = FifoTimers()
         self._seq = 0
@@ -382,6 +389,11 @@ class TcapLayer:
         """The point code the dialogue's peer sent from (the MTP OPC of its BEGIN), if known."""
         dlg = self._dialogues.get(dialogue_id)
         return dlg.dpc if dlg else None
+
+    def peer_association(self, dialogue_id: int) -> int | None:
+        """The association the peer's BEGIN of this dialogue came on, if known."""
+        dlg = self._dialogues.get(dialogue_id)
+        return dlg.assoc if dlg else None
 
     def open_dialogues(self) -> list[int]:
         """The dialogue IDs still open (e.g. to abort them toward their peers at shutdown)."""
@@ -471,8 +483,11 @@ class TcapLayer:
 
     # -- from SCCP -----------------------------------------------------------------------------
 
-    def handle_n_unitdata(self, ind: NUnitdata, now: float) -> list[TcapOutput]:
-        """A TCAP message from the peer (N-UNITDATA indication)."""
+    def handle_n_unitdata(
+        self, ind: NUnitdata, now: float, assoc: int | None = None
+    ) -> list[TcapOutput]:
+        """A TCAP message from the peer (N-UNITDATA indication), arrived on association
+        ``assoc`` (None: not known, e.g. handed over by a sibling worker)."""
         try:
             try:
                 msg = decode(ind.data)
@@ -480,7 +495,7 @@ class TcapLayer:
                 return self._decode_error(ind, e)
             mtype = msg.message_type
             if mtype is _BEGIN:
-                return self._ind_begin(ind, msg, now)
+                return self._ind_begin(ind, msg, now, assoc)
             if mtype is _UNI:
                 return self._ind_uni(ind, msg, now)
             dlg = self._lookup(msg.dtid)
@@ -571,7 +586,9 @@ class TcapLayer:
             return None
         return self._dialogues.get(int.from_bytes(tid, "big"))
 
-    def _ind_begin(self, ind: NUnitdata, msg: TcapMessage, now: float) -> list[TcapOutput]:
+    def _ind_begin(
+        self, ind: NUnitdata, msg: TcapMessage, now: float, assoc: int | None = None
+    ) -> list[TcapOutput]:
         """A Begin: refused as a whole (resource limitation, a dialogue portion we cannot
         accept), or a TSM is created, idle, and the Begin moves it (Q.774 Annex A)."""
         otid = msg.otid
@@ -583,17 +600,21 @@ class TcapLayer:
                     "resource_limitation", f"{len(self._dialogues)} dialogues open", None, otid
                 ),
             ]
-        share = self.max_dialogues_per_peer
-        if share is not None and ind.opc is not None and self._per_peer.get(ind.opc, 0) >= share:
-            return [
-                self._p_abort_to(ind, otid, PAbortCause.RESOURCE_LIMITATION),
-                TcapLog(
-                    "resource_limitation",
-                    f"OPC {ind.opc} holds {share} dialogues, its share",
-                    None,
-                    otid,
-                ),
-            ]
+        for kind, n, share in (
+            ("opc", ind.opc, self.max_dialogues_per_peer),
+            ("assoc", assoc, self.max_dialogues_per_association),
+        ):
+            if share is not None and n is not None and self._per_peer.get((kind, n), 0) >= share:
+                return [
+                    self._p_abort_to(ind, otid, PAbortCause.RESOURCE_LIMITATION),
+                    TcapLog(
+                        "resource_limitation",
+                        f"{'OPC' if kind == 'opc' else 'association'} {n} holds {share}"
+                        " dialogues, its share",
+                        None,
+                        otid,
+                    ),
+                ]
         pdu = msg.dialogue
         if pdu is not None and type(pdu) is not Aarq:
             # Only an AARQ may open a dialogue (Q.774 §3.2.2.1): abort, provider side.
@@ -634,6 +655,7 @@ class TcapLayer:
             pdu is not None,
             ind.protocol_class,
         )
+        dlg.assoc = assoc
         return TSM_RECEIVED.lookup(_IDLE, TsmEvent.BEGIN_RECEIVED).action(self, dlg, ind, msg, now)
 
     def _begin_received(
@@ -644,9 +666,13 @@ class TcapLayer:
         dlg.sls = ind.sequence_control  # answers keep the peer's in-sequence stream
         dlg.state = _IR
         self._dialogues[did] = dlg
-        if ind.opc is not None:
-            self._opened_by[did] = ind.opc
-            self._per_peer[ind.opc] = self._per_peer.get(ind.opc, 0) + 1
+        counts = tuple(
+            (kind, n) for kind, n in (("opc", ind.opc), ("assoc", dlg.assoc)) if n is not None
+        )
+        if counts:
+            self._opened_by[did] = counts
+            for key in counts:
+                self._per_peer[key] = self._per_peer.get(key, 0) + 1
         self._timers.start(("idle", did), now, self.idle_timeout)
         comps, events, rejects = self._components_in(dlg, msg, now)
         dlg.pending.extend(rejects)  # sent with the TC-user's first answer
@@ -1150,13 +1176,12 @@ class TcapLayer:
     def _free(self, dlg: _Dialogue) -> None:
         if self._dialogues.pop(dlg.did, None) is None:
             return
-        opc = self._opened_by.pop(dlg.did, None)
-        if opc is not None:
-            left = self._per_peer[opc] - 1
+        for key in self._opened_by.pop(dlg.did, ()):
+            left = self._per_peer[key] - 1
             if left:
-                self._per_peer[opc] = left
+                self._per_peer[key] = left
             else:
-                del self._per_peer[opc]
+                del self._per_peer[key]
         self._timers.cancel(("idle", dlg.did))
         for iid in dlg.invokes:
             self._timers.cancel(("inv", dlg.did, iid))

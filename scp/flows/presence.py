@@ -29,14 +29,15 @@ import contextlib
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, assert_never
 
 import asyncpg
 import structlog
 
 from scp.codecs import map as mapc
 from scp.codecs import ops
-from scp.codecs.appctx import Protocol, lookup, map_ac_decision
+from scp.codecs.appctx import Protocol as AcProtocol
+from scp.codecs.appctx import lookup, map_ac_decision
 from scp.codecs.errors import DecodeError, EncodeError
 from scp.codecs.numbers import CHINA, AddressString, NatureOfAddress
 from scp.codecs.opcodes import MapErrorCode as Err
@@ -63,6 +64,7 @@ from scp.primitives import (
     TcPAbort,
     TcPrimitive,
     TcUAbort,
+    TcUni,
 )
 from scp.state import notify_store as store
 
@@ -147,7 +149,7 @@ def is_map_context(begin: TcBegin, map_ssns: tuple[int, ...]) -> bool:
         return begin.called.ssn in map_ssns
     known = lookup(ac)
     if known is not None:
-        return known.protocol is Protocol.MAP
+        return known.protocol is AcProtocol.MAP
     # an unknown MAP context (e.g. a version we lack): ours to refuse with the right AARE
     return len(ac) == 8 and tuple(ac[:6]) == (0, 4, 0, 0, 1, 0) and ac[6] not in (50, 51, 52)
 
@@ -297,11 +299,19 @@ class MapUser:
     def accepts(self, begin: TcBegin) -> bool:
         return is_map_context(begin, self.map_ssns)
 
-    def handle(self, ind: object) -> list[TcPrimitive]:
+    def handle(self, ind: TcPrimitive) -> list[TcPrimitive]:
         try:
-            if type(ind) is TcBegin:
-                return self._begin(ind)
-            return self._settle(ind)
+            match ind:
+                case TcBegin():
+                    return self._begin(ind)
+                case TcContinue() | TcEnd() | TcUAbort() | TcPAbort() | TcNotice():
+                    return self._settle(ind)
+                case TcComponentEvent():
+                    return self._settle(ind)
+                case TcUni():
+                    return []  # no dialogue: nothing of ours waits on it
+                case _:
+                    assert_never(ind)
         except Exception:  # noqa: BLE001 - never raise into the node
             log.exception("map.user_failed", indication=type(ind).__name__)
         return []
@@ -331,40 +341,47 @@ class MapUser:
             comps = plan.failed
         self.send(plan.end(comps))
 
-    def _settle(self, ind: object) -> list[TcPrimitive]:
+    def _settle(
+        self, ind: TcContinue | TcEnd | TcUAbort | TcPAbort | TcNotice | TcComponentEvent
+    ) -> list[TcPrimitive]:
         """Resolve the request waiting on this dialogue; requests that close it on our side."""
-        did = getattr(ind, "dialogue_id", None)
-        fut = self._waiters.get(did) if did is not None else None
+        fut = self._waiters.get(ind.dialogue_id)
         if fut is None or fut.done():
             return []
         outcome: Outcome | None = None
         close: list[TcPrimitive] = []
-        t = type(ind)
-        if t in (TcEnd, TcContinue):
-            for c in ind.components:  # type: ignore[attr-defined]
-                if type(c) is ReturnResult:
-                    outcome = Outcome("result", parameter=c.parameter)
-                elif type(c) is ReturnError:
-                    outcome = Outcome("error", parameter=c.parameter, error_code=c.error_code)
-                elif type(c) is Reject:
-                    outcome = Outcome("reject", error_code=c.problem_code)
-            if outcome is None and t is TcEnd:
-                outcome = Outcome("abort", error_code=None)  # ended with no answer
-            if outcome is not None and t is TcContinue:
-                close.append(TcEnd(dialogue_id=ind.dialogue_id))  # type: ignore[attr-defined]
-        elif t is TcUAbort:
-            if ind.diagnostic is DialogueDiagnostic.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED:  # type: ignore[attr-defined]
-                outcome = Outcome("refused", application_context=ind.application_context)  # type: ignore[attr-defined]
-            else:
-                outcome = Outcome("abort")
-        elif t in (TcPAbort, TcNotice):
-            outcome = Outcome(
-                "abort", error_code=getattr(ind, "cause", getattr(ind, "reason", None))
-            )
-        elif t is TcComponentEvent and type(ind.component) is LCancel:  # type: ignore[attr-defined]
-            outcome = Outcome("timeout")
-            # the HLR never answered: free the transaction now rather than at the idle timer
-            close.append(TcUAbort(dialogue_id=ind.dialogue_id))  # type: ignore[attr-defined]
+        match ind:
+            case TcEnd() | TcContinue():
+                for c in ind.components:
+                    match c:
+                        case ReturnResult():
+                            outcome = Outcome("result", parameter=c.parameter)
+                        case ReturnError():
+                            outcome = Outcome(
+                                "error", parameter=c.parameter, error_code=c.error_code
+                            )
+                        case Reject():
+                            outcome = Outcome("reject", error_code=c.problem_code)
+                if outcome is None and isinstance(ind, TcEnd):
+                    outcome = Outcome("abort", error_code=None)  # ended with no answer
+                if outcome is not None and isinstance(ind, TcContinue):
+                    close.append(TcEnd(dialogue_id=ind.dialogue_id))
+            case TcUAbort():
+                if ind.diagnostic is DialogueDiagnostic.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED:
+                    outcome = Outcome("refused", application_context=ind.application_context)
+                else:
+                    outcome = Outcome("abort")
+            case TcPAbort():
+                outcome = Outcome("abort", error_code=ind.cause)
+            case TcNotice():
+                outcome = Outcome("abort", error_code=ind.reason)
+            case TcComponentEvent():
+                if isinstance(ind.component, LCancel):
+                    outcome = Outcome("timeout")
+                    # the HLR never answered: free the transaction now, not at the idle timer
+                    close.append(TcUAbort(dialogue_id=ind.dialogue_id))
+            case _:
+                assert_never(ind)
         if outcome is not None:
             fut.set_result(outcome)
         return close
@@ -510,14 +527,24 @@ def database_sink(pool: asyncpg.Pool, cfg: Config, clock: Callable[[], dt.dateti
     return record
 
 
-def build_map_user(node: object, pool: asyncpg.Pool, cfg: Config) -> MapUser:
+class MapNode(Protocol):
+    """What the MAP user needs of the node (:class:`scp.app.Node`): sending TC requests, a
+    dialogue ID for each dialogue it opens, and the wall clock of business events."""
+
+    def tc_send(self, req: TcPrimitive) -> None: ...
+
+    def new_dialogue_id(self, user: MapUser) -> int: ...
+
+    def wall_now(self) -> dt.datetime: ...
+
+
+def build_map_user(node: MapNode, pool: asyncpg.Pool, cfg: Config) -> MapUser:
     """The MAP DialogueUser for ``Node(users=...)``; ``node`` gives tc_send / new_dialogue_id
     and its wall clock (``wall_now``)."""
-    wall_now: Callable[[], dt.datetime] = node.wall_now  # type: ignore[attr-defined]
     return MapUser(
-        send=node.tc_send,  # type: ignore[attr-defined]
-        new_dialogue_id=node.new_dialogue_id,  # type: ignore[attr-defined]
-        record=database_sink(pool, cfg, wall_now),
+        send=node.tc_send,
+        new_dialogue_id=node.new_dialogue_id,
+        record=database_sink(pool, cfg, node.wall_now),
         map_ssns=(cfg.sccp.ssn.map, cfg.sccp.ssn.sc),
         own_gt=cfg.sccp.global_title,
         sc_ssn=cfg.sccp.ssn.sc,

@@ -26,10 +26,8 @@ from scp.codecs.opcodec import OperationCodec
 from scp.config import OverloadConfig
 from scp.primitives import ApplicationContext, Invoke, TcContinue, TcEnd, TcPrimitive
 
-__all__ = ["CALL_GAP_INVOKE_ID", "Measures", "OverloadControl", "OP_CALL_GAP"]
+__all__ = ["CALL_GAP_INVOKE_ID", "Measures", "OverloadControl"]
 
-OP_CALL_GAP = 41
-OP_INITIAL_DP = 0
 # the invoke ID of our CallGap in an InitialDP's dialogue: the call user numbers its own
 # invokes from 1 up, a handful per dialogue; this one stays out of their way
 CALL_GAP_INVOKE_ID = 127

@@ -57,6 +57,12 @@ async def scrape(client: httpx.AsyncClient) -> tuple[Samples, set[str]]:
     return samples, names
 
 
+async def in_outbox(pool) -> int:  # type: ignore[no-untyped-def]
+    """Rows queued or being sent, as mcn_scp_outbox_depth counts them."""
+    n = await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE status IN ('queued', 'sending')")
+    return int(n)
+
+
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
@@ -81,9 +87,16 @@ async def test_metrics_move_as_the_calls_did(clean_pool) -> None:  # type: ignor
             assert value(before, "mcn_scp_m3ua_as_state", state="active") == 1
             calls = [await sim.call("busy", caller=f"86139{i:08d}") for i in range(3)]
             assert all(r.ok for r in calls), [r.outcome for r in calls]
+            # the outbox's depth against PostgreSQL's, read just before and after each scrape
+            # (rows only leave it from here on): waiting for presence, then after the alert
+            depths = [await in_outbox(clean_pool)]
+            mid, _ = await scrape(c)
+            depths.append(await in_outbox(clean_pool))
             alert = await sim.alert_service_centre(N.subscriber)
             assert alert.endswith("acknowledged"), alert
+            depths.append(await in_outbox(clean_pool))
             after, names = await scrape(c)
+            depths.append(await in_outbox(clean_pool))
     finally:
         await conn.close()
         await services.stop()
@@ -140,7 +153,8 @@ async def test_metrics_move_as_the_calls_did(clean_pool) -> None:  # type: ignor
     assert moved("mcn_scp_initial_dp_answer_seconds_sum") > 0
     # the three missed calls queued their SMS, and the alert made them due: the console sink
     # takes them, so the outbox drains (depth back to 0 once sent, never negative)
-    assert value(after, "mcn_scp_outbox_depth") >= 0
+    assert depths[0] >= value(mid, "mcn_scp_outbox_depth") >= depths[1]
+    assert depths[2] >= value(after, "mcn_scp_outbox_depth") >= depths[3]
     assert moved("mcn_scp_sms_submitted_total") + value(after, "mcn_scp_outbox_depth") >= 1
     assert value(after, "mcn_scp_db_pool_size") >= 1
     assert value(after, "mcn_scp_tcap_dialogues_open") == 0

@@ -70,6 +70,14 @@ def test_empty_file_gives_defaults() -> None:
         ("[node]\nworker_id = 256", "node.worker_id"),
         ("[nodes]\nname = 'x'", "nodes"),
         ("[tcap]\nidle_timeout = true", "tcap.idle_timeout"),
+        ("[m3ua]\nmax_connections_per_address = 0", "m3ua.max_connections_per_address"),
+        # a share not below the whole table protects no one
+        ("[tcap]\nmax_dialogues = 10000", "tcap.max_dialogues_per_peer"),
+        (
+            "[tcap]\nmax_dialogues = 10\nmax_dialogues_per_peer = 5\n"
+            "max_dialogues_per_association = 10",
+            "tcap.max_dialogues_per_association",
+        ),
     ],
 )
 def test_bad_values_are_named(text: str, key: str) -> None:

@@ -194,12 +194,12 @@ def test_data_both_ways(nets: list[Net]) -> None:
     net = active(nets)
     up = xfer(sls=5, opc=200, dpc=100)
     net.run(1, net.clients[1].send_transfer(up, net.now))
-    assert net.events[SERVER] == [Deliver(up)]
+    assert net.events[SERVER] == [Deliver(up, 1)]
     down = xfer(sls=18, opc=100, dpc=200)
     outs = net.server.send_transfer(down, net.now)
     assert [type(o) for o in outs] == [Transmit] and outs[0].stream == 1 + 18 % 16  # type: ignore[union-attr]
     net.run(SERVER, outs)
-    assert net.events[1] == [Deliver(down)]
+    assert net.events[1] == [Deliver(down, 1)]
     data = M.decode_data(outs[0].data)  # type: ignore[union-attr]
     assert data.routing_context == 1
 
@@ -623,6 +623,34 @@ def test_a_connection_that_never_brings_an_asp_up_is_closed(nets: list[Net]) -> 
     assert net.server.next_deadline() is None  # nothing left armed for association 1
 
 
+def test_a_connection_that_never_becomes_active_is_closed_unless_bound(nets: list[Net]) -> None:
+    """ASP Up and then nothing: closed at aspup_timeout like a silent one (a host holding
+    connections in ASP-INACTIVE would keep the real ASPs' places for ever). An ASP that was
+    active and went inactive stays; so does a standby from an address of [[m3ua.binding]]."""
+    net = make_net(
+        nets,
+        3,
+        server={"aspup_timeout": 5.0, "pc_bindings": (("10.0.0.9", ((300, 300),)),)},
+        addresses={1: "10.0.0.66", 2: "10.0.0.2", 3: "10.0.0.9"},
+    )
+    for i in (1, 3):  # ASP Up, never ASP Active
+        net.connected.add(i)
+        net.run(SERVER, net.server.association_up(i, net.now, net.addresses[i]))
+        net.inject(SERVER, i, M.encode(M.make(MT.ASPUP)))
+        assert net.server.asp_state(i) is AspState.INACTIVE
+    net.connect(2)  # active, then inactive again (maintenance)
+    net.inject(SERVER, 2, M.encode(M.make(MT.ASPIA, routing_context=1)))
+    assert net.server.asp_state(2) is AspState.INACTIVE
+    net.advance(4.9)
+    assert not any(isinstance(e, CloseAssociation) for e in net.events[SERVER])
+    net.advance(0.1)
+    closes = [e for e in net.events[SERVER] if isinstance(e, CloseAssociation)]
+    assert closes == [CloseAssociation(1, "not ASP-ACTIVE within 5.0 s")]
+    assert net.server.asp_state(1) is AspState.DOWN
+    assert net.server.asp_state(2) is AspState.INACTIVE
+    assert net.server.asp_state(3) is AspState.INACTIVE
+
+
 def test_beat_only_on_an_idle_association(nets: list[Net]) -> None:
     """README: BEAT every beat_interval on an association that has been quiet that long;
     traffic proves the peer alive."""
@@ -671,7 +699,7 @@ def test_a_bound_opc_from_another_address_gets_err_and_is_not_delivered(nets: li
     # the switch, from its bound address, is served
     net.clear()
     net.run(2, net.clients[2].send_transfer(xfer(opc=201, dpc=100), net.now))
-    assert net.events[SERVER] == [Deliver(xfer(opc=201, dpc=100))]
+    assert net.events[SERVER] == [Deliver(xfer(opc=201, dpc=100), 2)]
 
 
 def test_answers_to_a_bound_pc_leave_only_toward_its_address(nets: list[Net]) -> None:
@@ -715,7 +743,7 @@ def test_a_bound_pc_is_queued_while_the_as_is_pending(nets: list[Net]) -> None:
     assert net.server.send_transfer(xfer(opc=100, dpc=201), net.now) == []
     net.clear()
     net.connect(1)
-    assert Deliver(xfer(opc=100, dpc=201)) in net.events[1]
+    assert Deliver(xfer(opc=100, dpc=201), 1) in net.events[1]
 
 
 def test_unbound_opcs_are_learned_as_without_bindings(nets: list[Net]) -> None:

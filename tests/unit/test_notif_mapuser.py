@@ -19,6 +19,8 @@ from scp.primitives import (
     DialogueResult,
     GlobalTitle,
     Invoke,
+    LCancel,
+    PAbortCause,
     ProblemType,
     Reject,
     ReturnError,
@@ -26,7 +28,11 @@ from scp.primitives import (
     RoutingIndicator,
     SccpAddress,
     TcBegin,
+    TcComponentEvent,
+    TcContinue,
     TcEnd,
+    TcNotice,
+    TcPAbort,
     TcPrimitive,
     TcUAbort,
 )
@@ -230,3 +236,37 @@ async def test_answer_only_after_the_record_and_system_failure_when_it_fails() -
 def test_stray_indications_are_ignored(ind: object) -> None:
     user = MapUser(send=lambda p: None, new_dialogue_id=lambda u: 1, record=None)  # type: ignore[arg-type]
     assert user.handle(ind) == []
+
+
+_SETTLE_CASES = [
+    (TcEnd(5, components=(ReturnResult(1, 45, b"\x30\x00"),)), "result", []),
+    (TcContinue(5, components=(ReturnError(1, 6),)), "error", [TcEnd(dialogue_id=5)]),
+    (TcEnd(5), "abort", []),
+    (
+        TcUAbort(5, diagnostic=DialogueDiagnostic.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED),
+        "refused",
+        [],
+    ),
+    (TcPAbort(5, PAbortCause.RESOURCE_LIMITATION), "abort", []),
+    (TcNotice(5, 1), "abort", []),
+    (TcComponentEvent(5, LCancel(1)), "timeout", [TcUAbort(dialogue_id=5)]),
+]
+
+
+@pytest.mark.parametrize(
+    ("ind", "kind", "closes"), _SETTLE_CASES, ids=[type(c[0]).__name__ for c in _SETTLE_CASES]
+)
+def test_each_indication_settles_the_request_waiting_on_its_dialogue(
+    ind: TcPrimitive, kind: str, closes: list[TcPrimitive]
+) -> None:
+    """Whatever ends or answers a dialogue we opened toward the HLR gives the request its
+    outcome, and the requests that close it on our side."""
+
+    async def run() -> tuple[str, list[TcPrimitive]]:
+        user = MapUser(send=lambda p: None, new_dialogue_id=lambda u: 5, record=None)  # type: ignore[arg-type]
+        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        user._waiters[5] = fut  # type: ignore[assignment]
+        out = user.handle(ind)
+        return fut.result().kind, out  # type: ignore[attr-defined]
+
+    assert asyncio.run(run()) == (kind, closes)

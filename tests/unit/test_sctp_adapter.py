@@ -239,6 +239,36 @@ async def test_data_streams_fold_into_the_streams_the_peer_granted() -> None:
     await t.stop()
 
 
+async def test_connections_from_one_address_are_limited_until_one_closes() -> None:
+    """[m3ua] max_connections_per_address on the SCTP listener: a second association from
+    127.0.0.2 is closed at once, never reported; once the first is gone one gets in again."""
+    conns = [FakeSctpSocket() for _ in range(3)]
+    listener = FakeListener(list(conns))
+    rec = Recorder()
+    t = SctpTransport(
+        handler=rec,
+        role="server",
+        listen=("127.0.0.1", 2905),
+        socket_factory=lambda: listener,
+        max_connections_per_address=1,
+    )
+    await t.start()
+    listener.peer_connects()
+    await rec.wait_for("up")
+    listener.peer_connects()  # the same address again: refused
+    for _ in range(100):
+        if conns[1].closed:
+            break
+        await asyncio.sleep(0.01)
+    assert conns[1].closed and [e[0] for e in rec.events] == ["up"]
+    conns[0].peer_shuts_down()
+    await rec.wait_for("down")
+    listener.peer_connects()
+    await rec.wait_for("up", 2)
+    assert not conns[2].closed
+    await t.stop()
+
+
 @pytest.mark.parametrize(
     "scenario",
     [
@@ -246,6 +276,7 @@ async def test_data_streams_fold_into_the_streams_the_peer_granted() -> None:
         test_foreign_ppid_is_dropped_and_shutdown_event_closes,
         test_client_connects_and_reconnects_after_the_peer_shuts_down,
         test_data_streams_fold_into_the_streams_the_peer_granted,
+        test_connections_from_one_address_are_limited_until_one_closes,
     ],
     ids=lambda f: f.__name__.removeprefix("test_"),
 )

@@ -747,3 +747,31 @@ def test_one_peer_cannot_hold_more_than_its_share_of_dialogues() -> None:
     link.scp.handle_tc(TcEnd(opened[0][1]), link.now)
     assert type(link.open()[2]) is TcBegin
     assert len(link.scp) == 3
+
+
+def test_one_association_cannot_dodge_its_share_with_several_point_codes() -> None:
+    """[tcap] max_dialogues_per_association: dialogues opened on one association count against
+    its share whatever OPC each BEGIN carries; another association still opens dialogues."""
+    link = Link(max_dialogues=10, max_dialogues_per_peer=2, max_dialogues_per_association=3)
+
+    def begin_from(opc: int, assoc: int | None) -> list[object]:
+        mid = link.msc.new_dialogue_id()
+        (nu,) = sent(
+            link.msc.handle_tc(TcBegin(mid, SCP, PEER, CAP_V2, None, (Invoke(1, 0, IDP),)), 0.0)
+        )
+        ind = NUnitdata(nu.called, nu.calling, nu.data, opc=opc, dpc=PC_SCP)
+        return list(link.scp.handle_n_unitdata(ind, link.now, assoc))
+
+    # three point codes, one dialogue each, on association 1: its share of 3 is full
+    for opc in (PC_PEER, PC_PEER + 1, PC_PEER + 2):
+        assert type(only(up(begin_from(opc, 1)))) is TcBegin
+    out = begin_from(PC_PEER + 3, 1)  # a fourth point code, its own OPC share empty
+    assert up(out) == []
+    assert any("association 1 holds 3 dialogues, its share" in x.detail for x in logs(out))
+    # another association is not held back
+    assert type(only(up(begin_from(PC_PEER + 3, 2)))) is TcBegin
+    assert len(link.scp) == 4
+    # a dialogue of association 1 ends: its share has room again
+    did = next(iter(link.scp.open_dialogues()))
+    link.scp.handle_tc(TcEnd(did), link.now)
+    assert type(only(up(begin_from(PC_PEER + 4, 1)))) is TcBegin

@@ -166,9 +166,10 @@ class SimPeer:
         *,
         called_ssn: int,
         calling_ssn: int,
-        ac: ApplicationContext,
+        ac: ApplicationContext | None,
         components: tuple[Any, ...],
     ) -> int:
+        """Open a dialogue toward the SCP (``ac`` None: no dialogue portion, as MAP v1)."""
         did = self.stack.tcap.new_dialogue_id()
         self.queues[did] = asyncio.Queue()
         self.request(
