@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeAlias
 
 import asyncpg
+import structlog
 
 from scp.config import Config
 from scp.flows import billing, reports
@@ -49,11 +53,14 @@ from scp.state import web_store as store
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
+log = structlog.get_logger("scp.web")
+
 __all__ = [
     "Dashboard",
     "LoginResult",
     "WebSettings",
     "add_operator",
+    "anonymous_session",
     "check_code",
     "dashboard",
     "delete_operator",
@@ -61,6 +68,8 @@ __all__ = [
     "list_operators",
     "load_session",
     "operator_login",
+    "purge",
+    "run_purge",
     "send_code",
     "service_fees",
     "set_operator_password",
@@ -68,7 +77,7 @@ __all__ = [
     "subscriber_login",
 ]
 
-ANONYMOUS_LIFETIME = dt.timedelta(hours=1)  # a login form's session before anyone logs in
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # what auth.new_token() makes
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +121,11 @@ async def start_session(
     via: str | None = None,
     role: str | None = None,
 ) -> tuple[str, SessionInfo]:
-    """A new session; the token for the cookie and the session as requests will see it."""
+    """A new logged-in session; the token for the cookie and the session as requests will
+    see it."""
     token, csrf = auth.new_token(), auth.new_token()
     th = auth.token_hash(token)
-    lifetime = ANONYMOUS_LIFETIME if kind == "anonymous" else s.lifetime
+    lifetime = s.lifetime
     idle = min(s.idle, lifetime)
     await store.create_session(
         db,
@@ -128,6 +138,20 @@ async def start_session(
         expires_at=auth.session_expiry(now, now, idle=idle, lifetime=lifetime),
     )
     return token, SessionInfo(th, kind, subject, csrf, via, role)
+
+
+def anonymous_session(token: str | None = None) -> tuple[str, SessionInfo] | None:
+    """A login form's session, kept by the browser alone: no row, so a page view by anyone
+    writes nothing. The cookie's token is the secret and the form's CSRF token is derived
+    from it (a double-submit pair another site can neither read nor forge); a login then
+    starts a new stored session under a new token. ``token``: the browser's cookie (None if
+    it is not a token of ours); without one a new token."""
+    if token is None:
+        token = auth.new_token()
+    elif not _TOKEN.fullmatch(token):
+        return None
+    csrf = hashlib.sha256(b"mcn-login-form\0" + token.encode()).hexdigest()
+    return token, SessionInfo(auth.token_hash(token), "anonymous", None, csrf, None, None)
 
 
 async def load_session(db: Db, token: str, now: dt.datetime, s: WebSettings) -> SessionInfo | None:
@@ -478,6 +502,33 @@ async def dashboard(db: Db, *, now: dt.datetime, cfg: Config, days: int = 7) -> 
     )
 
 
-async def purge(db: Db, *, now: dt.datetime, s: WebSettings) -> None:
-    """Expired sessions, codes and old attempts out (any web process may run it)."""
-    await store.purge_expired(db, now, now - max(s.window, dt.timedelta(days=1)))
+async def purge(db: Db, *, now: dt.datetime, s: WebSettings) -> dict[str, int]:
+    """Expired sessions and codes out, and the attempts older than every window that counts
+    them (the logins' ``[web] login_window``, the codes' day); how many of each went. Any
+    process may run it at any time: it deletes only what no request can use any more."""
+    return await store.purge_expired(db, now, now - max(s.window, dt.timedelta(days=1)))
+
+
+async def run_purge(
+    pool: asyncpg.Pool,
+    s: WebSettings,
+    clock: Callable[[], dt.datetime],
+    stop: asyncio.Event,
+    every: float,
+) -> None:
+    """:func:`purge` now and then every ``every`` seconds until ``stop`` is set: the node's
+    retention and ``mcn-scp web`` both run it, so the web's tables stay bounded whichever
+    processes serve the pages. A failed pass (the database away) is logged and the next one
+    tries again."""
+    while not stop.is_set():
+        try:
+            gone = await purge(pool, now=clock(), s=s)
+        except (OSError, asyncpg.PostgresError):
+            log.exception("web.purge failed", retry_in=every)
+        else:
+            if any(gone.values()):
+                log.info("web.purge", **gone)
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+        except TimeoutError:
+            pass

@@ -93,11 +93,18 @@ async def delete_sessions_of(db: Db, kind: str, subject: str) -> int:
     return int(r.split()[-1])
 
 
-async def purge_expired(db: Db, now: dt.datetime, attempts_before: dt.datetime) -> None:
-    """Drop sessions past their expiry and attempts older than any throttling window."""
-    await db.execute("DELETE FROM web_session WHERE expires_at <= $1", now)
-    await db.execute("DELETE FROM web_attempt WHERE at < $1", attempts_before)
-    await db.execute("DELETE FROM web_code WHERE expires_at <= $1", now)
+async def purge_expired(db: Db, now: dt.datetime, attempts_before: dt.datetime) -> dict[str, int]:
+    """Drop sessions and codes past their expiry and attempts older than any throttling
+    window; how many rows of each went."""
+    gone = {}
+    for name, sql, at in (
+        ("sessions", "DELETE FROM web_session WHERE expires_at <= $1", now),
+        ("attempts", "DELETE FROM web_attempt WHERE at < $1", attempts_before),
+        ("codes", "DELETE FROM web_code WHERE expires_at <= $1", now),
+    ):
+        r: str = await db.execute(sql, at)
+        gone[name] = int(r.split()[-1])
+    return gone
 
 
 # -- throttling ----------------------------------------------------------------------------------
