@@ -71,8 +71,10 @@ __all__ = [
     "purge",
     "run_purge",
     "send_code",
+    "reset_pin",
     "service_fees",
     "set_operator_password",
+    "set_pin",
     "start_session",
     "subscriber_login",
 ]
@@ -165,6 +167,26 @@ async def load_session(db: Db, token: str, now: dt.datetime, s: WebSettings) -> 
 
 async def end_session(db: Db, session: SessionInfo) -> None:
     await store.delete_session(db, session.token_hash)
+
+
+async def set_pin(db: Db, actor: Actor, msisdn: str, pin: str) -> None:
+    """A subscriber's new PIN by the web (the portal or an agent): the provisioning's
+    :func:`~scp.flows.provisioning.set_pin` (6-10 digits, audited with the actor), and every
+    portal session of the subscriber ends in the same transaction: a browser logged in with
+    the old PIN is logged in no more (the portal logs its own browser in again)."""
+    m = valid_msisdn(msisdn, "msisdn")
+    async with prov.transaction(db) as conn:
+        await prov.set_pin(conn, actor, m, pin)
+        await store.delete_sessions_of(conn, "subscriber", m)
+
+
+async def reset_pin(db: Db, actor: Actor, msisdn: str) -> None:
+    """The PIN removed (:func:`~scp.flows.provisioning.reset_pin`, audited) and the
+    subscriber's portal sessions ended with it."""
+    m = valid_msisdn(msisdn, "msisdn")
+    async with prov.transaction(db) as conn:
+        await prov.reset_pin(conn, actor, m)
+        await store.delete_sessions_of(conn, "subscriber", m)
 
 
 # -- throttling ----------------------------------------------------------------------------------

@@ -474,6 +474,55 @@ async def test_the_console_does_for_a_subscriber_what_the_portal_does(web: Any) 
     )
 
 
+async def test_an_agent_sets_a_pin_and_the_subscribers_portal_sessions_end(web: Any) -> None:
+    base, _, pool = web
+    async with Browser(base) as sub, Browser(base) as agent:
+        assert (await sub.portal_login(B, PIN_B)).url.path == "/"
+        await agent.console_login("alice", "alice-password")
+        await agent.get("/lang/en")
+        page = await agent.get(f"/console/subscribers/{B}")
+        assert 'id="set-pin-form"' in page.text
+        url = f"/console/subscribers/{B}/pin"
+        r = await agent.post(url, {"op": "set", "new": "97531864", "again": "97531865"})
+        assert "e=pin-mismatch" in str(r.url) and "The two PINs differ." in r.text
+        r = await agent.post(url, {"op": "set", "new": "12", "again": "12"})
+        assert "e=invalid" in str(r.url) and "f=pin" in str(r.url)
+        assert (await sub.get("/")).url.path == "/"  # refusals change nothing
+        r = await agent.post(url, {"op": "set", "new": "97531864", "again": "97531864"})
+        assert "portal sessions are ended" in r.text
+        # the browser logged in with the old PIN is logged out; the new PIN works, IVR too
+        assert (await sub.get("/")).url.path == "/login"
+        assert "e=wrong" in str((await sub.portal_login(B, PIN_B)).url)
+        assert (await sub.portal_login(B, "97531864")).url.path == "/"
+        check = await prov.verify_pin(pool, Actor("ivr", B), B, "97531864")
+        assert check.outcome == "ok"
+        # a reset by the agent ends the sessions too
+        await agent.get(f"/console/subscribers/{B}")
+        await agent.post(url, {"op": "reset"})
+        assert (await sub.get("/")).url.path == "/login"
+    rows = await pool.fetch(
+        "SELECT channel, actor, action FROM audit_log WHERE entity_key = $1"
+        " AND action LIKE '%-pin' ORDER BY id",
+        B,
+    )
+    assert [tuple(r) for r in rows] == [
+        ("operator", "alice", "set-pin"),
+        ("operator", "alice", "reset-pin"),
+    ]
+
+
+async def test_a_pin_changed_in_the_portal_ends_the_other_browsers(web: Any) -> None:
+    base, _, _ = web
+    async with Browser(base) as here, Browser(base) as there:
+        await here.portal_login(A, PIN_A)
+        await there.portal_login(A, PIN_A)
+        await here.get("/pin")
+        r = await here.post("/pin", {"old": PIN_A, "new": "11223344", "again": "11223344"})
+        assert r.url.path == "/" and "m=pin-set" in str(r.url)
+        assert (await here.get("/missed")).url.path == "/missed"  # this browser stays in
+        assert (await there.get("/missed")).url.path == "/login"
+
+
 async def test_the_supervisor_manages_staff_ads_tariffs_and_sees_the_dashboard(web: Any) -> None:
     base, _, pool = web
     day = dt.timedelta(days=1)

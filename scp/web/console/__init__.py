@@ -59,7 +59,7 @@ OFFERS = {
     "forward-to": "/console/subscribers/{msisdn}#settings",
     "notify-mode": "/console/subscribers/{msisdn}#settings",
     "language": "/console/subscribers/{msisdn}#settings",
-    "change-pin": "/console/subscribers/{msisdn}#pin",
+    "change-pin": "/console/subscribers/{msisdn}#set-pin",
     "pin-reset-unlock": "/console/subscribers/{msisdn}#pin",
     "charges": "/console/subscribers/{msisdn}#charges",
     "sms-outbox": "/console/subscribers/{msisdn}#sms",
@@ -249,14 +249,24 @@ def install(app: FastAPI, ctx: WebContext) -> None:
     async def pin_action(request: Request, sess: SessionInfo) -> Response:
         msisdn = request.path_params["msisdn"]
         base = f"{PREFIX}subscribers/{quote(msisdn)}"
-        op = form_str(await request.form(), "op")
+        form = await request.form()
+        op = form_str(form, "op")
         try:
             if op == "unlock":
                 await prov.unlock_pin(ctx.pool, actor(sess), msisdn)
                 return redirect(f"{base}?m=unlocked#pin")
             if op == "reset":
-                await prov.reset_pin(ctx.pool, actor(sess), msisdn)
+                await flows.reset_pin(ctx.pool, actor(sess), msisdn)
                 return redirect(f"{base}?m=pin-reset#pin")
+            if op == "set":  # the subscriber tells the agent the new PIN (the portal's flow)
+                new = form_str(form, "new", 20)
+                if new != form_str(form, "again", 20):
+                    return redirect(f"{base}?e=pin-mismatch&f=pin#set-pin")
+                await flows.set_pin(ctx.pool, actor(sess), msisdn, new)
+                return redirect(f"{base}?m=pin-changed#set-pin")
+        except InvalidInput as e:
+            f = "pin" if e.field == "pin" else "msisdn"
+            return redirect(f"{base}?e=invalid&f={f}#set-pin")
         except ProvisioningError:
             return redirect(f"{base}?e=refused#pin")
         return redirect(f"{base}?e=invalid&f=op#pin")
