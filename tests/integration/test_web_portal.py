@@ -26,6 +26,7 @@ from scp.flows import selfservice as flows
 from scp.flows import voicemail as vm
 from scp.service.notifications import local_day
 from scp.service.provisioning import Actor, NotFound
+from scp.web import console, portal
 from tests.integration.api_rig import wav
 from tests.integration.webclient import Browser, Clock, serve
 
@@ -268,6 +269,7 @@ async def test_csrf_is_checked_on_every_form(web: Any) -> None:
 async def test_a_subscriber_reaches_only_their_own_data(web: Any) -> None:
     base, _, pool = web
     await missed(pool, CALLER, B, NOW - dt.timedelta(hours=1))
+    await missed(pool, "8613755556666", A, NOW - dt.timedelta(hours=1))
     async with Browser(base) as b:
         await b.portal_login(A, PIN_A)
         await b.get("/blacklist")
@@ -275,10 +277,13 @@ async def test_a_subscriber_reaches_only_their_own_data(web: Any) -> None:
         await b.post("/blacklist", {"op": "add", "number": CALLER, "owner": B, "msisdn": B})
         assert await prov.blacklist_list(pool, B) == []
         assert [e.number for e in await prov.blacklist_list(pool, A)] == [CALLER]
-        # neither does a URL: the console is another site with its own login
-        for url in (f"/console/subscribers/{B}", f"/missed?msisdn={B}", f"/missed?callee={B}"):
+        # neither does a URL: the missed calls shown are the session's (A's call from
+        # 13755556666), never B's (from 13700001111) whatever the query names; the console
+        # is another site with its own login
+        for url in (f"/missed?msisdn={B}", f"/missed?callee={B}", f"/missed?number={B}"):
             r = await b.get(url)
-            assert "13700001111" not in r.text or r.url.path != f"/console/subscribers/{B}"
+            assert r.status_code == 200 and r.url.path == "/missed", url
+            assert "13755556666" in r.text and "13700001111" not in r.text, url
         r = await b.get(f"/console/subscribers/{B}")
         assert r.url.path == "/console/login"
         r = await b.c.post(
@@ -521,6 +526,24 @@ async def test_a_pin_changed_in_the_portal_ends_the_other_browsers(web: Any) -> 
         assert r.url.path == "/" and "m=pin-set" in str(r.url)
         assert (await here.get("/missed")).url.path == "/missed"  # this browser stays in
         assert (await there.get("/missed")).url.path == "/login"
+
+
+async def test_every_declared_page_and_anchor_is_served(web: Any) -> None:
+    """The parity declarations (portal.OFFERS, console.OFFERS) against the pages as served,
+    for a subscriber with nothing in any list (an anchor must not depend on content)."""
+    base, _, _ = web
+    async with Browser(base) as sub, Browser(base) as agent:
+        await sub.portal_login(B, PIN_B)
+        for function, url in portal.OFFERS.items():
+            r = await sub.get(url)
+            assert r.status_code == 200 and r.url.path == url, function
+        await agent.console_login("alice", "alice-password")
+        for function, url in console.OFFERS.items():
+            path, _, anchor = url.replace("{msisdn}", B).partition("#")
+            r = await agent.get(path)
+            assert r.status_code == 200 and r.url.path == path, function
+            if anchor:
+                assert f'id="{anchor}"' in r.text, function
 
 
 async def test_the_supervisor_manages_staff_ads_tariffs_and_sees_the_dashboard(web: Any) -> None:

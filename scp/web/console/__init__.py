@@ -52,10 +52,10 @@ PREFIX = "/console/"
 # subscriber page's sections (anchors), and the console's own pages.
 OFFERS = {
     "missed-calls": "/console/subscribers/{msisdn}#missed",
-    "callbacks": "/console/subscribers/{msisdn}#callbacks",
+    "callbacks": "/console/subscribers/{msisdn}#callbacks-h",
     "voicemail": "/console/subscribers/{msisdn}#voicemail",
     "service-on-off": "/console/subscribers/{msisdn}#services",
-    "blacklist": "/console/subscribers/{msisdn}#blacklist",
+    "blacklist": "/console/subscribers/{msisdn}#blacklist-h",
     "forward-to": "/console/subscribers/{msisdn}#settings",
     "notify-mode": "/console/subscribers/{msisdn}#settings",
     "language": "/console/subscribers/{msisdn}#settings",
