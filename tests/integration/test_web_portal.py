@@ -528,6 +528,28 @@ async def test_a_pin_changed_in_the_portal_ends_the_other_browsers(web: Any) -> 
         assert (await there.get("/missed")).url.path == "/login"
 
 
+async def test_the_console_pages_a_subscribers_charges_on_their_own(web: Any) -> None:
+    base, _, pool = web
+    await missed(pool, CALLER, A, NOW - dt.timedelta(minutes=30))
+    await pool.executemany(
+        "INSERT INTO cdr (record_type, msisdn, service, started_at, charge)"
+        " VALUES ('fee', $1, $2, $3, 1)",
+        [(A, f"item-{i:02d}", NOW - dt.timedelta(minutes=i)) for i in range(1, 26)],
+    )
+    async with Browser(base) as b:
+        await b.console_login("alice", "alice-password")
+        r = await b.get(f"/console/subscribers/{A}")
+        shown = set(re.findall(r"item-\d\d", r.text))
+        assert shown == {f"item-{i:02d}" for i in range(1, 21)}  # the newest 20
+        older = f"/console/subscribers/{A}?charges_page=2#charges"
+        assert f'href="{older}"' in r.text
+        r = await b.get(older)
+        assert set(re.findall(r"item-\d\d", r.text)) == {f"item-{i:02d}" for i in range(21, 26)}
+        assert "13700001111" in r.text  # the missed calls stay on their first page
+        r = await b.get(f"/console/subscribers/{A}?page=2")  # the missed calls' page 2
+        assert len(set(re.findall(r"item-\d\d", r.text))) == 20
+
+
 async def test_every_declared_page_and_anchor_is_served(web: Any) -> None:
     """The parity declarations (portal.OFFERS, console.OFFERS) against the pages as served,
     for a subscriber with nothing in any list (an anchor must not depend on content)."""

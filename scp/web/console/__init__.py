@@ -206,7 +206,10 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         )
         callbacks = await prov.list_callbacks(ctx.pool, callee=m, limit=50)
         sms = await prov.list_sms(ctx.pool, destination=m, limit=50)
-        charges, total = await flows.charges_page(ctx.pool, m, page=1, per_page=20)
+        # its own page parameter: the missed calls' pager says "page"
+        charges, total = await flows.charges_page(
+            ctx.pool, m, page=page_number(request, "charges_page"), per_page=20
+        )
         return site.page(
             request,
             "subscriber.html",
