@@ -550,6 +550,31 @@ async def test_the_console_pages_a_subscribers_charges_on_their_own(web: Any) ->
         assert len(set(re.findall(r"item-\d\d", r.text))) == 20
 
 
+async def test_the_audit_filters_apply_or_say_what_is_wrong(web: Any) -> None:
+    base, _, pool = web
+    await prov.unlock_pin(pool, Actor("operator", "alice"), A)
+    async with Browser(base) as s:
+        await s.console_login("sam", "sam-password")
+        await s.get("/lang/en")
+        for query, field in (
+            ("since=notadate", "since"),
+            ("until=2026-13-01", "until"),
+            ("channel=carrier-pigeon", "channel"),
+            ("before=x", "before"),
+        ):
+            r = await s.get(f"/console/audit?subscriber={A}&{query}")
+            assert r.status_code == 400, query
+            assert f'data-field="{field}"' in r.text and "Please check the value" in r.text
+            assert 'id="audit"' not in r.text  # no unfiltered rows in its place
+        # the audit rows are written at the database's time: far dates select all or none
+        r = await s.get(f"/console/audit?subscriber={A}&channel=operator&since=2000-01-01")
+        assert r.status_code == 200 and "unlock-pin" in r.text and "filter-error" not in r.text
+        r = await s.get(f"/console/audit?subscriber={A}&until=2000-01-01")
+        assert r.status_code == 200 and "unlock-pin" not in r.text
+        r = await s.get(f"/console/audit?subscriber={A}&channel=web")
+        assert "unlock-pin" not in r.text
+
+
 async def test_every_declared_page_and_anchor_is_served(web: Any) -> None:
     """The parity declarations (portal.OFFERS, console.OFFERS) against the pages as served,
     for a subscriber with nothing in any list (an anchor must not depend on content)."""

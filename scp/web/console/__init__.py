@@ -464,22 +464,27 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         q = request.query_params
         tz = notify_tz(cfg)
         try:
-            since = _when(q.get("since", "")[:20], tz, "since")
-            until = _when(q.get("until", "")[:20], tz, "until")
-            before = _int(q.get("before", ""), "before") if q.get("before") else None
-        except InvalidInput:
-            since = until = before = None
-        channel = q.get("channel", "")
+            since = _when(q.get("since", "")[:40], tz, "since")
+            until = _when(q.get("until", "")[:40], tz, "until")
+            before = _int(q.get("before", "")[:20], "before") if q.get("before") else None
+            channel = q.get("channel", "")
+            if channel and channel not in CHANNELS:
+                raise InvalidInput("channel", f"{channel[:20]!r} is not a channel")
+        except InvalidInput as e:
+            # a filter that cannot be applied is said, never dropped: no unfiltered rows
+            return site.page(
+                request, "audit.html", sess, status=400, rows=[], channels=CHANNELS, bad=e.field
+            )
         rows = await flows.audit_page(
             ctx.pool,
             subject=q.get("subscriber", "")[:40] or None,
             agent=q.get("agent", "")[:40] or None,
-            channel=channel if channel in CHANNELS else None,
+            channel=channel or None,
             since=since,
             until=until,
             before_id=before,
         )
-        return site.page(request, "audit.html", sess, rows=rows, channels=CHANNELS)
+        return site.page(request, "audit.html", sess, rows=rows, channels=CHANNELS, bad="")
 
     @route("dashboard")
     @staff(supervisor=True)
