@@ -1,7 +1,9 @@
 """The pages' two languages: Chinese (the default) and English.
 
-Templates write the English text and call ``t("...")``; :data:`ZH` holds its Chinese. A test
-reads every ``t("...")`` of the templates and fails on one without a translation here.
+Templates write the English text and call ``t("...")``; :data:`ZH` holds its Chinese and
+:data:`EN` the English of a key that is not English as written. tests/unit/test_i18n.py reads
+every ``t("...")`` of the templates and of the web's code, and the values pages translate,
+and fails on one without both.
 Placeholders in braces are filled after translation (``t("Page {page} of {pages}", page=1)``).
 """
 
@@ -252,6 +254,7 @@ ZH: dict[str, str] = {
     "Ad text (1-160 characters)": "广告内容（1-160个字符）",
     "comma separated": "逗号分隔",
     "Category": "类别",
+    "on-net": "网内",
     "local": "本地",
     "national": "国内长途",
     "hmt": "港澳台",
@@ -300,6 +303,20 @@ EN: dict[str, str] = {
     "forwarding": "Call forwarding",
     "not-reachable": "not reachable",
     "no-answer": "no answer",
+    "on-net": "on-net",
+    "hmt": "Hong Kong, Macao, Taiwan",
+    # form fields a message names ("Please check the value: ...")
+    "forward_to": "forward-to number",
+    "notify_mode": "notification mode",
+    "call_category": "call category",
+    "per_minute": "per minute",
+    "per_sms": "per SMS",
+    "per_use": "per use",
+    "monthly_fee": "monthly fee",
+    "valid_from": "valid from",
+    "caller_prefixes": "caller prefixes",
+    "user_groups": "user groups",
+    "voicemail_notify": "voicemail notification",
 }
 
 
