@@ -96,6 +96,7 @@ CONSOLE_PAGES = [
     "/console/operators",
     "/console/ads",
     "/console/rates",
+    "/console/products",
     "/console/audit",
     "/console/dashboard",
 ]
@@ -303,6 +304,7 @@ async def test_an_agent_cannot_do_a_supervisors_work(web: Any) -> None:
             "/console/operators",
             "/console/ads",
             "/console/rates",
+            "/console/products",
             "/console/audit",
             "/console/dashboard",
         ):
@@ -573,6 +575,62 @@ async def test_the_audit_filters_apply_or_say_what_is_wrong(web: Any) -> None:
         assert r.status_code == 200 and "unlock-pin" not in r.text
         r = await s.get(f"/console/audit?subscriber={A}&channel=web")
         assert "unlock-pin" not in r.text
+
+
+async def test_the_supervisor_removes_rates_and_sets_product_prices(web: Any) -> None:
+    base, _, pool = web
+    today = local_day(NOW, CFG)
+    rate = await prov.add_rate(pool, OPS, "international", "852", today=today, per_minute="1.2")
+    async with Browser(base) as agent:
+        await agent.console_login("alice", "alice-password")
+        assert (await agent.get("/console/products")).status_code == 403
+        await agent.get("/console/")
+        for url, form in (
+            (f"/console/rates/{rate.id}/delete", {}),
+            ("/console/products", {"service": "busy", "monthly_fee": "9"}),
+        ):
+            assert (await agent.post(url, form)).status_code == 403, url
+    assert [r.id for r in await prov.list_rates(pool)] == [rate.id]
+    assert await billing.list_prices(pool) == []
+    async with Browser(base) as s, Browser(base) as sub:
+        await s.console_login("sam", "sam-password")
+        await s.get("/lang/en")
+        r = await s.get("/console/rates")
+        assert f'id="rate-del-{rate.id}"' in r.text
+        r = await s.post(f"/console/rates/{rate.id}/delete", {})
+        assert "m=deleted" in str(r.url) and f'id="rate-del-{rate.id}"' not in r.text
+        r = await s.post(f"/console/rates/{rate.id}/delete", {})
+        assert "e=refused" in str(r.url)
+        await s.get("/console/products")
+        for form, field, label in (
+            ({"service": "busy", "monthly_fee": "abc"}, "monthly_fee", "monthly fee"),
+            ({"service": "moon", "monthly_fee": "1"}, "service", "service"),
+            ({"service": "busy", "monthly_fee": "1", "valid_from": "soon"}, "valid_from", ""),
+        ):
+            r = await s.post("/console/products", form)
+            assert f"e=invalid&f={field}" in str(r.url) and "Please check the value" in r.text
+            assert label in r.text
+        r = await s.post(
+            "/console/products",
+            {"service": "busy", "monthly_fee": "3.50", "valid_from": today.isoformat()},
+        )
+        assert "m=saved" in str(r.url) and "in force" in r.text
+        # the fee the portal shows is the one just set
+        await sub.portal_login(A, PIN_A)
+        await sub.get("/lang/en")
+        page = text_of(await sub.get("/services"))
+        assert "Busy notification off Monthly fee: 3.5000 CNY" in page
+    assert [(p.service, p.valid_from, p.monthly_fee) for p in await billing.list_prices(pool)] == [
+        ("busy", today, Decimal("3.50"))
+    ]
+    rows = await pool.fetch(
+        "SELECT channel, actor, action, entity FROM audit_log WHERE entity IN ('rate', 'product')"
+        " AND channel = 'operator' ORDER BY id"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("operator", "sam", "delete", "rate"),
+        ("operator", "sam", "set-price", "product"),
+    ]
 
 
 async def test_every_declared_page_and_anchor_is_served(web: Any) -> None:

@@ -6,7 +6,8 @@ is that subscriber's page) and does for them everything the portal does (their v
 played, marked heard, deleted), plus the call
 inquiry for any number (来话点播 is open to all users), PIN reset and unlock, the subscriber's
 SMS with retry, and enrolling a new subscriber. A **supervisor** also manages the operator
-accounts, ads and tariffs, reads the audit log (by subscriber, agent, channel, time) and sees
+accounts, ads, tariffs (added and removed) and the products' price lists (the monthly fees),
+reads the audit log (by subscriber, agent, channel, time) and sees
 the dashboard's charts. Every change is the flow every channel calls, as channel
 ``operator`` with the agent's name in the audit log.
 """
@@ -22,8 +23,10 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from scp.flows import billing
 from scp.flows import provisioning as prov
 from scp.flows import selfservice as flows
+from scp.service.billing import PRODUCTS, price_on
 from scp.service.notifications import local_day, notify_tz
 from scp.service.provisioning import (
     CALL_CATEGORIES,
@@ -457,6 +460,52 @@ def install(app: FastAPI, ctx: WebContext) -> None:
             f = e.field if e.field in FORM_FIELDS else ""
             return redirect(f"{PREFIX}rates?e=invalid&f={f}")
         return redirect(f"{PREFIX}rates?m=added")
+
+    @app.post(PREFIX + "rates/{rate_id}/delete", include_in_schema=False)
+    @change(supervisor=True)
+    async def rate_del(request: Request, sess: SessionInfo) -> Response:
+        """`mcn-scp rates del`: the line goes; the one before it in time is in force again."""
+        try:
+            await prov.delete_rate(ctx.pool, actor(sess), int(request.path_params["rate_id"]))
+        except (ValueError, ProvisioningError):
+            return redirect(f"{PREFIX}rates?e=refused")
+        return redirect(f"{PREFIX}rates?m=deleted")
+
+    @route("products")
+    @staff(supervisor=True)
+    async def products(request: Request, sess: SessionInfo) -> Response:
+        """The products' price lists (`mcn-scp products list`): the monthly fees the portal shows."""
+        today = local_day(site.now(), cfg)
+        lines = await billing.list_prices(ctx.pool)
+        in_force = {p for s in PRODUCTS if (p := price_on(lines, s, today)) is not None}
+        return site.page(
+            request,
+            "products.html",
+            sess,
+            lines=lines,
+            in_force=in_force,
+            products=PRODUCTS,
+            today=today,
+        )
+
+    @route("products", "POST")
+    @change(supervisor=True)
+    async def product_set(request: Request, sess: SessionInfo) -> Response:
+        """`mcn-scp products set SERVICE --monthly-fee --valid-from`."""
+        form = await request.form()
+        try:
+            await billing.set_price(
+                ctx.pool,
+                actor(sess),
+                form_str(form, "service"),
+                form_str(form, "monthly_fee", 20),
+                today=local_day(site.now(), cfg),
+                valid_from=form_str(form, "valid_from", 20) or None,
+            )
+        except InvalidInput as e:
+            f = e.field if e.field in FORM_FIELDS else ""
+            return redirect(f"{PREFIX}products?e=invalid&f={f}")
+        return redirect(f"{PREFIX}products?m=saved")
 
     @route("audit")
     @staff(supervisor=True)
