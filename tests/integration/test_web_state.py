@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
+from typing import Any
 
 import asyncpg
 import pytest
@@ -134,3 +136,119 @@ async def test_run_purge_runs_at_once_then_every_interval(clean_pool: asyncpg.Po
         stop.set()
         await asyncio.wait_for(task, 10)
     assert task.done() and task.exception() is None
+
+
+# -- the limits of sessions, logins and codes, over HTTP with the test's clock ----------------
+
+
+def limits(**web: float) -> Any:
+    """CFG with some [web] keys changed."""
+    body = "".join(f"{k} = {v!r}\n" for k, v in web.items())
+    return parse_config(f"[web]\n{body}[smpp]\nbackend = 'console'\n")
+
+
+async def subscriber(pool: asyncpg.Pool, msisdn: str = A, pin: str | None = PIN_A) -> None:
+    await prov.add_subscriber(
+        pool, OPS, msisdn, today=local_day(NOW, CFG), services=("missed-call",), pin=pin
+    )
+
+
+async def test_a_session_ends_at_its_lifetime_however_busy(clean_pool: asyncpg.Pool) -> None:
+    await subscriber(clean_pool)
+    cfg = limits(session_idle=600.0, session_lifetime=3600.0)
+    clock = Clock(NOW)
+    async with serve(cfg, clean_pool, clock) as base, Browser(base) as b:
+        assert (await b.portal_login(A, PIN_A)).url.path == "/"
+        for _ in range(7):  # a request every 500 s: never idle, 3500 s in all
+            clock.advance(seconds=500)
+            assert (await b.get("/missed")).url.path == "/missed"
+        clock.advance(seconds=101)  # 3601 s after the login
+        assert (await b.get("/missed")).url.path == "/login"
+
+
+async def test_logins_are_throttled_per_number(clean_pool: asyncpg.Pool) -> None:
+    await subscriber(clean_pool)
+    await subscriber(clean_pool, "8613900139000", "135792")
+    cfg = limits(login_max_per_number=2, login_max_per_address=100, login_window=900.0)
+    clock = Clock(NOW)
+    async with serve(cfg, clean_pool, clock) as base, Browser(base) as b:
+        for _ in range(2):
+            assert "e=wrong" in str((await b.portal_login(A, "000000")).url)
+        r = await b.portal_login(A, PIN_A)  # the right PIN, but this number is throttled
+        assert "e=throttled" in str(r.url)
+        assert (await prov.get_subscriber(clean_pool, A)).pin_failed_attempts == 2
+        # the address is not: another number logs in from the same browser
+        assert (await b.portal_login("8613900139000", "135792")).url.path == "/"
+        await b.post("/logout", {})
+        clock.advance(seconds=901)
+        assert (await b.portal_login(A, PIN_A)).url.path == "/"
+
+
+async def code_sent(pool: asyncpg.Pool, msisdn: str) -> str:
+    """The code of the number's last code SMS."""
+    text = await pool.fetchval(
+        "SELECT text FROM sms_outbox WHERE destination = $1 ORDER BY id DESC LIMIT 1", msisdn
+    )
+    m = re.search(r"(?<!\d)\d{6}(?!\d)", text or "")
+    assert m, text
+    return m.group(0)
+
+
+async def ask_code(b: Browser, clock: Clock, number: str) -> str:
+    clock.advance(seconds=1)  # code_interval = 0 here: only the same instant is too soon
+    await b.get("/code")
+    r = await b.post("/code", {"number": number})
+    return "sent" if "m=code-sent" in str(r.url) else "throttled"
+
+
+async def test_codes_expire_allow_five_tries_and_are_limited_a_day(
+    clean_pool: asyncpg.Pool,
+) -> None:
+    await subscriber(clean_pool, pin=None)
+    cfg = limits(
+        code_ttl=300.0,
+        code_interval=0.0,
+        code_max_per_day=2,
+        login_max_per_number=100,
+        login_max_per_address=1000,
+    )
+    clock = Clock(NOW)
+    async with serve(cfg, clean_pool, clock) as base, Browser(base) as b:
+        # five tries: five wrong ones spend the code, the right one is refused after them
+        assert await ask_code(b, clock, A) == "sent"
+        code = await code_sent(clean_pool, A)
+        wrong = f"{(int(code) + 1) % 10**6:06d}"
+        for _ in range(5):
+            r = await b.post("/code/verify", {"number": A, "code": wrong})
+            assert "e=wrong-code" in str(r.url)
+        r = await b.post("/code/verify", {"number": A, "code": code})
+        assert "e=wrong-code" in str(r.url)
+        # the second code of the day, past its code_ttl
+        assert await ask_code(b, clock, A) == "sent"
+        code = await code_sent(clean_pool, A)
+        clock.advance(seconds=301)
+        r = await b.post("/code/verify", {"number": A, "code": code})
+        assert "e=wrong-code" in str(r.url)
+        # a third within the day is refused, and no SMS goes
+        assert await ask_code(b, clock, A) == "throttled"
+        assert await rows(clean_pool, "sms_outbox") == 2
+        clock.advance(days=1)
+        assert await ask_code(b, clock, A) == "sent"
+        # four right tries after four wrong ones: the fifth try is still good
+        code = await code_sent(clean_pool, A)
+        wrong = f"{(int(code) + 1) % 10**6:06d}"
+        for _ in range(4):
+            await b.post("/code/verify", {"number": A, "code": wrong})
+        r = await b.post("/code/verify", {"number": A, "code": code})
+        assert r.url.path == "/pin"
+
+
+async def test_codes_are_limited_per_client_address(clean_pool: asyncpg.Pool) -> None:
+    cfg = limits(code_interval=0.0, code_max_per_day=2)  # 8 a day from one address
+    clock = Clock(NOW)
+    async with serve(cfg, clean_pool, clock) as base, Browser(base) as b:
+        numbers = [f"86135001350{i:02d}" for i in range(9)]
+        assert [await ask_code(b, clock, n) for n in numbers] == ["sent"] * 8 + ["throttled"]
+        assert await rows(clean_pool, "sms_outbox") == 8
+        clock.advance(days=1, seconds=1)
+        assert await ask_code(b, clock, numbers[8]) == "sent"
