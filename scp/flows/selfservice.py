@@ -56,6 +56,7 @@ Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 log = structlog.get_logger("scp.web")
 
 __all__ = [
+    "CODE_SMS_KEY",
     "Dashboard",
     "LoginResult",
     "WebSettings",
@@ -78,6 +79,10 @@ __all__ = [
     "start_session",
     "subscriber_login",
 ]
+
+# the idempotency key prefix of a one-time code's SMS: the console shows agents that it went,
+# never the code
+CODE_SMS_KEY = "web-code:"
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # what auth.new_token() makes
 
@@ -280,7 +285,7 @@ async def send_code(
         await store.put_code(conn, msisdn, auth.code_hash(msisdn, code), now, now + s.code_ttl)
         await notify_store.enqueue_sms(
             conn,
-            key=f"web-code:{msisdn}:{auth.new_token()[:16]}",
+            key=f"{CODE_SMS_KEY}{msisdn}:{auth.new_token()[:16]}",
             destination=msisdn,
             text=render(t["web_code"], code=code, minutes=minutes),
             not_before=now,

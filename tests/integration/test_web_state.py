@@ -252,3 +252,17 @@ async def test_codes_are_limited_per_client_address(clean_pool: asyncpg.Pool) ->
         assert await rows(clean_pool, "sms_outbox") == 8
         clock.advance(days=1, seconds=1)
         assert await ask_code(b, clock, numbers[8]) == "sent"
+
+
+async def test_agents_see_that_a_code_went_never_the_code(clean_pool: asyncpg.Pool) -> None:
+    await subscriber(clean_pool)
+    await flows.add_operator(clean_pool, OPS, "alice", "agent", "alice-password")
+    clock = Clock(NOW)
+    async with serve(CFG, clean_pool, clock) as base, Browser(base) as b:
+        assert await ask_code(b, clock, A) == "sent"
+        code = await code_sent(clean_pool, A)
+        await b.console_login("alice", "alice-password")
+        await b.get("/lang/en")
+        r = await b.get(f"/console/subscribers/{A}")
+        assert 'id="sms-table"' in r.text and "One-time login code (not shown)" in r.text
+        assert code not in r.text

@@ -225,6 +225,7 @@ def install(app: FastAPI, ctx: WebContext) -> None:
             charges=charges,
             total=total,
             base=f"{PREFIX}subscribers/{m}",
+            CODE_SMS_KEY=flows.CODE_SMS_KEY,
         )
 
     def subscriber_action(name: str) -> None:

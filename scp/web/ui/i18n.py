@@ -238,6 +238,7 @@ ZH: dict[str, str] = {
     "Ads": "广告",
     "Tariffs": "资费",
     "Products": "产品资费",
+    "One-time login code (not shown)": "一次性登录验证码（不显示）",
     "Service": "业务",
     "in force": "当前生效",
     "Set a monthly fee": "设置月功能费",
