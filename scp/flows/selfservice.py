@@ -76,6 +76,7 @@ __all__ = [
     "service_fees",
     "set_operator_password",
     "set_pin",
+    "sms_is_for",
     "start_session",
     "subscriber_login",
 ]
@@ -437,6 +438,16 @@ async def calls_of_number(db: Db, number: str, *, now: dt.datetime, cfg: Config)
     n = valid_msisdn(number, "number")
     since = now - dt.timedelta(hours=cfg.service.window_hours)
     return await store.calls_of_number(db, n, since, 200)
+
+
+async def sms_is_for(db: Db, sms_id: int, msisdn: str) -> bool:
+    """Whether the outbox SMS ``sms_id`` went (or goes) to ``msisdn``: the console retries a
+    subscriber's SMS from that subscriber's page only."""
+    try:
+        m = valid_msisdn(msisdn, "msisdn")
+    except InvalidInput:
+        return False
+    return await store.sms_destination(db, sms_id) == m
 
 
 async def charges_page(

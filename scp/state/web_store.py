@@ -307,3 +307,9 @@ async def search_audit(
             limit,
         )
     )
+
+
+async def sms_destination(db: Db, sms_id: int) -> str | None:
+    """The number an outbox SMS is for (None: no such SMS)."""
+    dest: str | None = await db.fetchval("SELECT destination FROM sms_outbox WHERE id = $1", sms_id)
+    return dest

@@ -449,6 +449,16 @@ async def test_the_console_does_for_a_subscriber_what_the_portal_does(web: Any) 
         sms_id = await pool.fetchval("SELECT id FROM sms_outbox WHERE idempotency_key = 'k1'")
         r = await b.post(f"/console/subscribers/{A}/sms/{sms_id}/retry", {})
         assert "The SMS is queued again." in r.text
+        other = await pool.fetchval(
+            "INSERT INTO sms_outbox (idempotency_key, destination, text, status, attempts,"
+            " next_attempt_at) VALUES ('k2', $1, 'hi B', 'failed', 8, $2) RETURNING id",
+            B,
+            NOW,
+        )
+        for wrong in (str(other), "0", "99999999999999999999", "x"):
+            r = await b.post(f"/console/subscribers/{A}/sms/{wrong}/retry", {})
+            assert "e=refused" in str(r.url), wrong  # not A's: not from A's page
+        assert await pool.fetchval("SELECT status FROM sms_outbox WHERE id = $1", other) == "failed"
         r = await b.post(f"/console/subscribers/{A}/pin", {"op": "reset"})
         assert (await prov.get_subscriber(pool, A)).pin_set is False
         # call inquiry for a number that is no subscriber: the calls it made

@@ -285,9 +285,8 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         base = f"{PREFIX}subscribers/{quote(msisdn)}"
         try:
             sms_id = int(request.path_params["sms_id"])
-            rows = await prov.list_sms(ctx.pool, destination=msisdn, limit=1000)
-            if sms_id not in {r["id"] for r in rows}:  # only this subscriber's SMS from here
-                raise NotFound("sms")
+            if not 0 < sms_id < 2**63 or not await flows.sms_is_for(ctx.pool, sms_id, msisdn):
+                raise NotFound("sms")  # only this subscriber's SMS from here
             await prov.retry_sms(ctx.pool, actor(sess), sms_id, now=site.now())
         except (ValueError, ProvisioningError):
             return redirect(f"{base}?e=refused#sms")
