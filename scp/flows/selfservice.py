@@ -453,10 +453,10 @@ async def sms_is_for(db: Db, sms_id: int, msisdn: str) -> bool:
 async def charges_page(
     db: Db, msisdn: str, *, page: int = 1, per_page: int = 50
 ) -> tuple[Page, Any]:
+    """One page of the subscriber's CDRs, newest first, and the sum of all their charges."""
     page = max(1, page)
-    rows, total = await store.charges(db, msisdn, limit=per_page + 1, offset=(page - 1) * per_page)
-    more = len(rows) > per_page
-    return Page(rows[:per_page], page, page + 1 if more else page, len(rows)), total
+    rows, n, total = await store.charges(db, msisdn, limit=per_page, offset=(page - 1) * per_page)
+    return Page(rows, page, max(1, -(-n // per_page)), n), total
 
 
 async def audit_page(

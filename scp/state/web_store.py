@@ -263,8 +263,8 @@ async def calls_of_number(
 
 async def charges(
     db: Db, msisdn: str, *, limit: int, offset: int
-) -> tuple[list[asyncpg.Record], Any]:
-    """The subscriber's CDRs, newest first, and the sum of all their charges."""
+) -> tuple[list[asyncpg.Record], int, Any]:
+    """The subscriber's CDRs, newest first; how many in all; the sum of all their charges."""
     rows = await db.fetch(
         "SELECT id, record_type, caller, callee, service, call_category, started_at,"
         " duration_s, charge FROM cdr WHERE msisdn = $1 ORDER BY started_at DESC, id DESC"
@@ -273,8 +273,12 @@ async def charges(
         limit,
         offset,
     )
-    total = await db.fetchval("SELECT coalesce(sum(charge), 0) FROM cdr WHERE msisdn = $1", msisdn)
-    return list(rows), total
+    row = await db.fetchrow(
+        "SELECT count(*) AS n, coalesce(sum(charge), 0) AS total FROM cdr WHERE msisdn = $1",
+        msisdn,
+    )
+    assert row is not None  # an aggregate always has its row
+    return list(rows), int(row["n"]), row["total"]
 
 
 async def search_audit(

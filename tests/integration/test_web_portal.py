@@ -560,6 +560,8 @@ async def test_the_console_pages_a_subscribers_charges_on_their_own(web: Any) ->
         assert "13700001111" in r.text  # the missed calls stay on their first page
         r = await b.get(f"/console/subscribers/{A}?page=2")  # the missed calls' page 2
         assert len(set(re.findall(r"item-\d\d", r.text))) == 20
+    pg, total = await flows.charges_page(pool, A, page=2, per_page=20)
+    assert (pg.total, pg.pages, len(pg.rows), total) == (25, 2, 5, Decimal(25))
 
 
 async def test_the_audit_filters_apply_or_say_what_is_wrong(web: Any) -> None:
