@@ -68,11 +68,12 @@ __all__ = [
     "end_session",
     "list_operators",
     "load_session",
+    "new_anonymous_session",
     "operator_login",
     "purge",
+    "reset_pin",
     "run_purge",
     "send_code",
-    "reset_pin",
     "service_fees",
     "set_operator_password",
     "set_pin",
@@ -133,8 +134,6 @@ async def start_session(
     see it."""
     token, csrf = auth.new_token(), auth.new_token()
     th = auth.token_hash(token)
-    lifetime = s.lifetime
-    idle = min(s.idle, lifetime)
     await store.create_session(
         db,
         token_hash=th,
@@ -143,23 +142,28 @@ async def start_session(
         csrf=csrf,
         via=via,
         now=now,
-        expires_at=auth.session_expiry(now, now, idle=idle, lifetime=lifetime),
+        expires_at=auth.session_expiry(now, now, idle=min(s.idle, s.lifetime), lifetime=s.lifetime),
     )
     return token, SessionInfo(th, kind, subject, csrf, via, role)
 
 
-def anonymous_session(token: str | None = None) -> tuple[str, SessionInfo] | None:
+def anonymous_session(token: str) -> SessionInfo | None:
     """A login form's session, kept by the browser alone: no row, so a page view by anyone
     writes nothing. The cookie's token is the secret and the form's CSRF token is derived
     from it (a double-submit pair another site can neither read nor forge); a login then
-    starts a new stored session under a new token. ``token``: the browser's cookie (None if
-    it is not a token of ours); without one a new token."""
-    if token is None:
-        token = auth.new_token()
-    elif not _TOKEN.fullmatch(token):
+    starts a stored session under a new token. None: ``token`` is not a token of ours."""
+    if not _TOKEN.fullmatch(token):
         return None
     csrf = hashlib.sha256(b"mcn-login-form\0" + token.encode()).hexdigest()
-    return token, SessionInfo(auth.token_hash(token), "anonymous", None, csrf, None, None)
+    return SessionInfo(auth.token_hash(token), "anonymous", None, csrf, None, None)
+
+
+def new_anonymous_session() -> tuple[str, SessionInfo]:
+    """A new login form's session (:func:`anonymous_session`): the cookie's token and it."""
+    token = auth.new_token()
+    sess = anonymous_session(token)
+    assert sess is not None  # new_token() makes what _TOKEN matches
+    return token, sess
 
 
 async def load_session(db: Db, token: str, now: dt.datetime, s: WebSettings) -> SessionInfo | None:

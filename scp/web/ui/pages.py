@@ -134,10 +134,9 @@ class Site:
             return sess
         anon = flows.anonymous_session(request.cookies.get(self.cookie, ""))
         if anon is None:
-            anon = flows.anonymous_session()
-            assert anon is not None  # a new token is always one of ours
-            request.scope["mcn_new_token"] = anon[0]
-        return anon[1]
+            token, anon = flows.new_anonymous_session()
+            request.scope["mcn_new_token"] = token
+        return anon
 
     def set_cookie(self, request: Request, response: Response, token: str) -> None:
         response.set_cookie(
@@ -217,8 +216,7 @@ class Site:
         form = await request.form()
         sess = await self.session(request)
         if sess is None:  # a login form's: nothing stored, the cookie's token is the key
-            anon = flows.anonymous_session(request.cookies.get(self.cookie, ""))
-            sess = anon[1] if anon is not None else None
+            sess = flows.anonymous_session(request.cookies.get(self.cookie, ""))
         token = form.get("csrf")
         if sess is None or not same_secret(sess.csrf, token if isinstance(token, str) else None):
             return None, form
