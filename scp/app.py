@@ -60,6 +60,7 @@ from scp.flows.calls import CallUser, build_call_user
 from scp.flows.outbox import OutboxSender, build_outbox, retry_policy
 from scp.flows.presence import MapUser, build_map_user, run_alert_originator
 from scp.flows.retention import run_retention, run_voicemail_retention
+from scp.flows.selfservice import WebSettings, run_purge
 from scp.primitives import TcBegin, TcEnd, TcPrimitive, TcUAbort
 from scp.service.dialogue import ContinueUser, DialogueUser, Dispatcher
 from scp.service.overload import Measures, OverloadControl
@@ -612,6 +613,20 @@ class Services:
                 ),
                 name="retention",
             ),
+            # the web's expired sessions and codes, old login attempts (at [retention] interval)
+            asyncio.create_task(
+                self._keep_running(
+                    "web-purge",
+                    lambda: run_purge(
+                        self.pool,
+                        WebSettings.from_config(self.cfg),
+                        self.wall_now,
+                        self._stop,
+                        self.cfg.retention.interval,
+                    ),
+                ),
+                name="web-purge",
+            ),
             # MO SMS whose command failed stay stored and unhandled: retried with backoff.
             asyncio.create_task(
                 self._keep_running(
@@ -807,10 +822,14 @@ async def run_web(cfg: Config, *, on_started: Callable[[HttpServer], object] | N
         ctx = WebContext(cfg=cfg, pool=pool, wall_now=utcnow, role="web")
         server = build_http_server(cfg, ctx)
         await server.start()
+        stopped = asyncio.Event()
+        purge = asyncio.create_task(
+            run_purge(pool, WebSettings.from_config(cfg), utcnow, stopped, cfg.retention.interval),
+            name="web-purge",
+        )
         try:
             if on_started is not None:
                 on_started(server)
-            stopped = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stopped.set)
@@ -821,8 +840,10 @@ async def run_web(cfg: Config, *, on_started: Callable[[HttpServer], object] | N
                     loop.remove_signal_handler(sig)
             log.info("shutdown requested")
         finally:
+            stopped.set()
             await server.stop()
             await run_stop_hooks(ctx)
+            await purge
     finally:
         await pool.close()
     log.info("web stopped")

@@ -17,7 +17,7 @@ import click
 
 from scp.cli.logs import configure_logging
 
-__all__ = ["main"]
+__all__ = ["OFFERS", "main"]
 
 # command name -> "module:attribute" of its click command or group
 COMMANDS = {
@@ -41,6 +41,24 @@ COMMANDS = {
     "sms": "scp.cli.records:sms_group",
     "subscriber": "scp.cli.subscribers:subscriber_group",
     "web": "scp.cli.node:web",
+}
+
+# What the CLI offers, against the self-service table (scp.service.parity.FUNCTIONS): each
+# function's command ("a|b": both subcommands; "--x": an option the command must have).
+OFFERS = {
+    "missed-calls": "missed-calls list --callee",
+    "callbacks": "callbacks list --callee",
+    "service-on-off": "service enable|disable",
+    "blacklist": "blacklist add|del|list",
+    "forward-to": "subscriber set --forward-to",
+    "notify-mode": "subscriber set --notify-mode",
+    "language": "subscriber set --language",
+    "change-pin": "pin set",
+    "charges": "cdr export",
+    "enrol": "subscriber add",
+    "pin-reset-unlock": "pin reset|unlock",
+    "sms-outbox": "sms list|retry",
+    "call-inquiry": "missed-calls list --callee",
 }
 
 # Tools whose output is their stdout (a ladder, a verdict): the node they run in-process logs

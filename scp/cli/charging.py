@@ -96,6 +96,14 @@ def rates_add(
     emit(rate, as_json, lambda r: f"rate {r.id} saved")
 
 
+@rates_group.command("del")
+@click.argument("rate_id", type=int)
+def rates_del(rate_id: int) -> None:
+    """Remove a tariff line (by its id, `rates list`); exit 1 if there is none."""
+    run_db(lambda c: prov.delete_rate(c, actor(), rate_id))
+    click.echo("deleted")
+
+
 @rates_group.command("list")
 @click.option("--category", default=None)
 @json_option

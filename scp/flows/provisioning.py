@@ -820,6 +820,18 @@ async def import_rates(
     return len(vals)
 
 
+async def delete_rate(db: Db, actor: Actor, rate_id: int) -> Rate:
+    """Remove a tariff line (NotFound if absent); the line before it in time, if any, is in
+    force again. The CDRs already rated keep their charges."""
+    async with transaction(db) as conn:
+        row = await conn.fetchrow(f"DELETE FROM rate WHERE id = $1 RETURNING {_RATE_COLS}", rate_id)
+        if row is None:
+            raise NotFound(f"rate {rate_id} does not exist")
+        rate = Rate(**dict(row))
+        await audit(conn, actor, "delete", "rate", str(rate_id), rate, None)
+    return rate
+
+
 async def list_rates(db: Db, *, call_category: str | None = None) -> list[Rate]:
     """Tariff lines by category, prefix and validity."""
     if call_category:

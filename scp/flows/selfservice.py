@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeAlias
 
 import asyncpg
+import structlog
 
 from scp.config import Config
 from scp.flows import billing, reports
@@ -49,26 +53,40 @@ from scp.state import web_store as store
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
+log = structlog.get_logger("scp.web")
+
 __all__ = [
+    "CODE_SMS_KEY",
     "Dashboard",
     "LoginResult",
     "WebSettings",
     "add_operator",
+    "anonymous_session",
     "check_code",
     "dashboard",
     "delete_operator",
     "end_session",
     "list_operators",
     "load_session",
+    "new_anonymous_session",
     "operator_login",
+    "purge",
+    "reset_pin",
+    "run_purge",
     "send_code",
     "service_fees",
     "set_operator_password",
+    "set_pin",
+    "sms_is_for",
     "start_session",
     "subscriber_login",
 ]
 
-ANONYMOUS_LIFETIME = dt.timedelta(hours=1)  # a login form's session before anyone logs in
+# the idempotency key prefix of a one-time code's SMS: the console shows agents that it went,
+# never the code
+CODE_SMS_KEY = "web-code:"
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # what auth.new_token() makes
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +130,10 @@ async def start_session(
     via: str | None = None,
     role: str | None = None,
 ) -> tuple[str, SessionInfo]:
-    """A new session; the token for the cookie and the session as requests will see it."""
+    """A new logged-in session; the token for the cookie and the session as requests will
+    see it."""
     token, csrf = auth.new_token(), auth.new_token()
     th = auth.token_hash(token)
-    lifetime = ANONYMOUS_LIFETIME if kind == "anonymous" else s.lifetime
-    idle = min(s.idle, lifetime)
     await store.create_session(
         db,
         token_hash=th,
@@ -125,9 +142,28 @@ async def start_session(
         csrf=csrf,
         via=via,
         now=now,
-        expires_at=auth.session_expiry(now, now, idle=idle, lifetime=lifetime),
+        expires_at=auth.session_expiry(now, now, idle=min(s.idle, s.lifetime), lifetime=s.lifetime),
     )
     return token, SessionInfo(th, kind, subject, csrf, via, role)
+
+
+def anonymous_session(token: str) -> SessionInfo | None:
+    """A login form's session, kept by the browser alone: no row, so a page view by anyone
+    writes nothing. The cookie's token is the secret and the form's CSRF token is derived
+    from it (a double-submit pair another site can neither read nor forge); a login then
+    starts a stored session under a new token. None: ``token`` is not a token of ours."""
+    if not _TOKEN.fullmatch(token):
+        return None
+    csrf = hashlib.sha256(b"mcn-login-form\0" + token.encode()).hexdigest()
+    return SessionInfo(auth.token_hash(token), "anonymous", None, csrf, None, None)
+
+
+def new_anonymous_session() -> tuple[str, SessionInfo]:
+    """A new login form's session (:func:`anonymous_session`): the cookie's token and it."""
+    token = auth.new_token()
+    sess = anonymous_session(token)
+    assert sess is not None  # new_token() makes what _TOKEN matches
+    return token, sess
 
 
 async def load_session(db: Db, token: str, now: dt.datetime, s: WebSettings) -> SessionInfo | None:
@@ -141,6 +177,26 @@ async def load_session(db: Db, token: str, now: dt.datetime, s: WebSettings) -> 
 
 async def end_session(db: Db, session: SessionInfo) -> None:
     await store.delete_session(db, session.token_hash)
+
+
+async def set_pin(db: Db, actor: Actor, msisdn: str, pin: str) -> None:
+    """A subscriber's new PIN by the web (the portal or an agent): the provisioning's
+    :func:`~scp.flows.provisioning.set_pin` (6-10 digits, audited with the actor), and every
+    portal session of the subscriber ends in the same transaction: a browser logged in with
+    the old PIN is logged in no more (the portal logs its own browser in again)."""
+    m = valid_msisdn(msisdn, "msisdn")
+    async with prov.transaction(db) as conn:
+        await prov.set_pin(conn, actor, m, pin)
+        await store.delete_sessions_of(conn, "subscriber", m)
+
+
+async def reset_pin(db: Db, actor: Actor, msisdn: str) -> None:
+    """The PIN removed (:func:`~scp.flows.provisioning.reset_pin`, audited) and the
+    subscriber's portal sessions ended with it."""
+    m = valid_msisdn(msisdn, "msisdn")
+    async with prov.transaction(db) as conn:
+        await prov.reset_pin(conn, actor, m)
+        await store.delete_sessions_of(conn, "subscriber", m)
 
 
 # -- throttling ----------------------------------------------------------------------------------
@@ -234,7 +290,7 @@ async def send_code(
         await store.put_code(conn, msisdn, auth.code_hash(msisdn, code), now, now + s.code_ttl)
         await notify_store.enqueue_sms(
             conn,
-            key=f"web-code:{msisdn}:{auth.new_token()[:16]}",
+            key=f"{CODE_SMS_KEY}{msisdn}:{auth.new_token()[:16]}",
             destination=msisdn,
             text=render(t["web_code"], code=code, minutes=minutes),
             not_before=now,
@@ -388,13 +444,23 @@ async def calls_of_number(db: Db, number: str, *, now: dt.datetime, cfg: Config)
     return await store.calls_of_number(db, n, since, 200)
 
 
+async def sms_is_for(db: Db, sms_id: int, msisdn: str) -> bool:
+    """Whether the outbox SMS ``sms_id`` went (or goes) to ``msisdn``: the console retries a
+    subscriber's SMS from that subscriber's page only."""
+    try:
+        m = valid_msisdn(msisdn, "msisdn")
+    except InvalidInput:
+        return False
+    return await store.sms_destination(db, sms_id) == m
+
+
 async def charges_page(
     db: Db, msisdn: str, *, page: int = 1, per_page: int = 50
 ) -> tuple[Page, Any]:
+    """One page of the subscriber's CDRs, newest first, and the sum of all their charges."""
     page = max(1, page)
-    rows, total = await store.charges(db, msisdn, limit=per_page + 1, offset=(page - 1) * per_page)
-    more = len(rows) > per_page
-    return Page(rows[:per_page], page, page + 1 if more else page, len(rows)), total
+    rows, n, total = await store.charges(db, msisdn, limit=per_page, offset=(page - 1) * per_page)
+    return Page(rows, page, max(1, -(-n // per_page)), n), total
 
 
 async def audit_page(
@@ -478,6 +544,33 @@ async def dashboard(db: Db, *, now: dt.datetime, cfg: Config, days: int = 7) -> 
     )
 
 
-async def purge(db: Db, *, now: dt.datetime, s: WebSettings) -> None:
-    """Expired sessions, codes and old attempts out (any web process may run it)."""
-    await store.purge_expired(db, now, now - max(s.window, dt.timedelta(days=1)))
+async def purge(db: Db, *, now: dt.datetime, s: WebSettings) -> dict[str, int]:
+    """Expired sessions and codes out, and the attempts older than every window that counts
+    them (the logins' ``[web] login_window``, the codes' day); how many of each went. Any
+    process may run it at any time: it deletes only what no request can use any more."""
+    return await store.purge_expired(db, now, now - max(s.window, dt.timedelta(days=1)))
+
+
+async def run_purge(
+    pool: asyncpg.Pool,
+    s: WebSettings,
+    clock: Callable[[], dt.datetime],
+    stop: asyncio.Event,
+    every: float,
+) -> None:
+    """:func:`purge` now and then every ``every`` seconds until ``stop`` is set: the node's
+    retention and ``mcn-scp web`` both run it, so the web's tables stay bounded whichever
+    processes serve the pages. A failed pass (the database away) is logged and the next one
+    tries again."""
+    while not stop.is_set():
+        try:
+            gone = await purge(pool, now=clock(), s=s)
+        except (OSError, asyncpg.PostgresError):
+            log.exception("web.purge failed", retry_in=every)
+        else:
+            if any(gone.values()):
+                log.info("web.purge", **gone)
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+        except TimeoutError:
+            pass

@@ -4,7 +4,7 @@ The brief asks for self-service "on your own (IVR, SMS), assisted by an operator
 and on the internet", and that the IVR and the web "offer exactly the same functions". Each
 channel declares what it offers against the keys of :data:`FUNCTIONS` (the IVR menu in
 :mod:`scp.service.selfcare`, the SMS commands in :mod:`scp.service.smscmd`, the portal and the
-console in :mod:`scp.web`, the CLI below), and the tests hold the declarations to this table and
+console in :mod:`scp.web`, the CLI in :mod:`scp.cli`), and the tests hold the declarations to this table and
 this table to the rule: whatever the IVR offers, the web and the console offer too
 (:func:`parity_gaps`). The README shows the matrix (:func:`matrix_markdown`).
 
@@ -23,41 +23,32 @@ CHANNELS = ("ivr", "sms", "web", "operator", "cli")
 
 @dataclass(frozen=True, slots=True)
 class Function:
-    """One self-service function: what it does and who offers it (``cli``: the command)."""
+    """One self-service function: what it does and who offers it."""
 
     title: str
     channels: frozenset[str]
-    cli: str = ""
 
 
-def _f(title: str, channels: str, cli: str = "") -> Function:
-    return Function(title, frozenset(channels.split()), cli)
+def _f(title: str, channels: str) -> Function:
+    return Function(title, frozenset(channels.split()))
 
 
 FUNCTIONS: dict[str, Function] = {
-    "missed-calls": _f(
-        "missed calls of the window (来话点播)", "ivr sms web operator cli", "missed-calls list"
-    ),
-    "callbacks": _f("callback requests", "web operator cli", "callbacks list"),
+    "missed-calls": _f("missed calls of the window (来话点播)", "ivr sms web operator cli"),
+    "callbacks": _f("callback requests", "web operator cli"),
     "voicemail": _f("voicemail", "ivr web operator"),
-    "service-on-off": _f(
-        "each service on / off", "ivr sms web operator cli", "service enable|disable"
-    ),
-    "blacklist": _f("blacklist: numbers and prefixes", "ivr sms web operator cli", "blacklist"),
-    "forward-to": _f("forward-to number", "web operator cli", "subscriber set --forward-to"),
-    "notify-mode": _f(
-        "notification mode (per caller / digest / off)",
-        "ivr web operator cli",
-        "subscriber set --notify-mode",
-    ),
-    "language": _f("language", "web operator cli", "subscriber set --language"),
-    "change-pin": _f("change PIN", "ivr web operator cli", "pin set"),
-    "charges": _f("my charges (CDRs)", "web operator cli", "cdr export"),
-    "enrol": _f("enrol (subscribe)", "sms web operator cli", "subscriber add"),
+    "service-on-off": _f("each service on / off", "ivr sms web operator cli"),
+    "blacklist": _f("blacklist: numbers and prefixes", "ivr sms web operator cli"),
+    "forward-to": _f("forward-to number", "web operator cli"),
+    "notify-mode": _f("notification mode (per caller / digest / off)", "ivr web operator cli"),
+    "language": _f("language", "web operator cli"),
+    "change-pin": _f("change PIN", "ivr web operator cli"),
+    "charges": _f("my charges (CDRs)", "web operator cli"),
+    "enrol": _f("enrol (subscribe)", "sms web operator cli"),
     "operator": _f("talk to an operator (人工坐席)", "ivr web operator"),
-    "pin-reset-unlock": _f("PIN reset and unlock", "operator cli", "pin reset|unlock"),
-    "sms-outbox": _f("the subscriber's SMS, retry", "operator cli", "sms list|retry"),
-    "call-inquiry": _f("call inquiry for any number", "operator cli", "missed-calls list"),
+    "pin-reset-unlock": _f("PIN reset and unlock", "operator cli"),
+    "sms-outbox": _f("the subscriber's SMS, retry", "operator cli"),
+    "call-inquiry": _f("call inquiry for any number", "operator cli"),
 }
 
 

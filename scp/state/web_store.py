@@ -93,11 +93,18 @@ async def delete_sessions_of(db: Db, kind: str, subject: str) -> int:
     return int(r.split()[-1])
 
 
-async def purge_expired(db: Db, now: dt.datetime, attempts_before: dt.datetime) -> None:
-    """Drop sessions past their expiry and attempts older than any throttling window."""
-    await db.execute("DELETE FROM web_session WHERE expires_at <= $1", now)
-    await db.execute("DELETE FROM web_attempt WHERE at < $1", attempts_before)
-    await db.execute("DELETE FROM web_code WHERE expires_at <= $1", now)
+async def purge_expired(db: Db, now: dt.datetime, attempts_before: dt.datetime) -> dict[str, int]:
+    """Drop sessions and codes past their expiry and attempts older than any throttling
+    window; how many rows of each went."""
+    gone = {}
+    for name, sql, at in (
+        ("sessions", "DELETE FROM web_session WHERE expires_at <= $1", now),
+        ("attempts", "DELETE FROM web_attempt WHERE at < $1", attempts_before),
+        ("codes", "DELETE FROM web_code WHERE expires_at <= $1", now),
+    ):
+        r: str = await db.execute(sql, at)
+        gone[name] = int(r.split()[-1])
+    return gone
 
 
 # -- throttling ----------------------------------------------------------------------------------
@@ -256,8 +263,8 @@ async def calls_of_number(
 
 async def charges(
     db: Db, msisdn: str, *, limit: int, offset: int
-) -> tuple[list[asyncpg.Record], Any]:
-    """The subscriber's CDRs, newest first, and the sum of all their charges."""
+) -> tuple[list[asyncpg.Record], int, Any]:
+    """The subscriber's CDRs, newest first; how many in all; the sum of all their charges."""
     rows = await db.fetch(
         "SELECT id, record_type, caller, callee, service, call_category, started_at,"
         " duration_s, charge FROM cdr WHERE msisdn = $1 ORDER BY started_at DESC, id DESC"
@@ -266,8 +273,12 @@ async def charges(
         limit,
         offset,
     )
-    total = await db.fetchval("SELECT coalesce(sum(charge), 0) FROM cdr WHERE msisdn = $1", msisdn)
-    return list(rows), total
+    row = await db.fetchrow(
+        "SELECT count(*) AS n, coalesce(sum(charge), 0) AS total FROM cdr WHERE msisdn = $1",
+        msisdn,
+    )
+    assert row is not None  # an aggregate always has its row
+    return list(rows), int(row["n"]), row["total"]
 
 
 async def search_audit(
@@ -300,3 +311,9 @@ async def search_audit(
             limit,
         )
     )
+
+
+async def sms_destination(db: Db, sms_id: int) -> str | None:
+    """The number an outbox SMS is for (None: no such SMS)."""
+    dest: str | None = await db.fetchval("SELECT destination FROM sms_outbox WHERE id = $1", sms_id)
+    return dest

@@ -203,6 +203,12 @@ async def test_blacklist_pin_ads_rates_sms_cdr(
     f.write_text("call_category,prefix,per_minute\nlocal,,0.1\nspace,1,1\n")
     r = cli(db_dsn, "rates", "import", str(f))
     assert r.exit_code == 2 and "line 3: call_category" in r.stderr
+    rates = json.loads(ok(cli(db_dsn, "rates", "list", "--json")).stdout)
+    gone = next(x["id"] for x in rates if x["prefix"] == "852")
+    ok(cli(db_dsn, "rates", "del", str(gone)))
+    r = ok(cli(db_dsn, "rates", "list", "--json"))
+    assert {x["prefix"] for x in json.loads(r.stdout)} == {"", "853"}
+    assert cli(db_dsn, "rates", "del", str(gone)).exit_code == 1
 
     long_ago = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     sid = await clean_pool.fetchval(

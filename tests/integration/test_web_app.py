@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -140,13 +141,60 @@ async def test_mcn_scp_run_serves_the_web_and_stops_it(tmp_path: Path, db_dsn: s
     assert "scp node stopped" in err
 
 
-async def test_mcn_scp_web_alone(tmp_path: Path, db_dsn: str) -> None:
+async def _expired_session(pool: asyncpg.Pool, token_hash: str) -> None:
+    """A subscriber's session that ended a day ago (by the database's clock, as the process
+    under test reads it)."""
+    await pool.execute(
+        "INSERT INTO web_session (token_hash, kind, subject, csrf, via, created_at, seen_at,"
+        " expires_at) VALUES ($1, 'subscriber', '8613800138000', 'c', 'pin',"
+        " now() - interval '2 days', now() - interval '2 days', now() - interval '1 day')",
+        token_hash,
+    )
+
+
+async def _until_gone(pool: asyncpg.Pool, token_hash: str) -> None:
+    """The purge runs at the process's start: wait (up to 30 s) until the row is gone."""
+    q = "SELECT count(*) FROM web_session WHERE token_hash = $1"
+    for _ in range(300):
+        if await pool.fetchval(q, token_hash) == 0:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the expired session was not purged")
+
+
+async def test_mcn_scp_run_purges_expired_web_sessions(
+    tmp_path: Path, db_dsn: str, pool: asyncpg.Pool
+) -> None:
+    await _expired_session(pool, "gone-by-the-node")
+    conf = tmp_path / "node.toml"
+    conf.write_text(
+        f'[m3ua]\nlisten = "127.0.0.1:{free_port()}"\n[smpp]\nbackend = "console"\n'
+        '[log]\nformat = "json"\n'
+    )
+    proc = _start(["run"], conf, db_dsn)
+    try:
+        await _until_gone(pool, "gone-by-the-node")
+    finally:
+        rc, err = await _stop(proc, signal.SIGTERM)
+    assert rc == 0, err
+
+
+async def test_mcn_scp_web_alone(tmp_path: Path, db_dsn: str, pool: asyncpg.Pool) -> None:
+    await _expired_session(pool, "gone-by-the-web")
     web = free_port()
     conf = tmp_path / "web.toml"
     conf.write_text(f'[web]\nlisten = "127.0.0.1:{web}"\n[log]\nformat = "json"\n')
     proc = _start(["web"], conf, db_dsn)
     r = await _until_up(proc, f"http://127.0.0.1:{web}/readyz")
     assert r.status_code == 200 and list(r.json()["checks"]) == ["database"]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web}") as c:
+        for url, form in (
+            ("/login", 'action="/login"'),
+            ("/console/login", 'action="/console/login"'),
+        ):
+            page = await c.get(url)
+            assert page.status_code == 200 and form in page.text and 'name="csrf"' in page.text
+    await _until_gone(pool, "gone-by-the-web")
     rc, err = await _stop(proc, signal.SIGINT)
     assert rc == 0, err
     assert "web stopped" in err

@@ -26,6 +26,7 @@ from scp.flows import selfservice as flows
 from scp.flows import voicemail as vm
 from scp.service.notifications import local_day
 from scp.service.provisioning import Actor, NotFound
+from scp.web import console, portal
 from tests.integration.api_rig import wav
 from tests.integration.webclient import Browser, Clock, serve
 
@@ -95,6 +96,7 @@ CONSOLE_PAGES = [
     "/console/operators",
     "/console/ads",
     "/console/rates",
+    "/console/products",
     "/console/audit",
     "/console/dashboard",
 ]
@@ -268,6 +270,7 @@ async def test_csrf_is_checked_on_every_form(web: Any) -> None:
 async def test_a_subscriber_reaches_only_their_own_data(web: Any) -> None:
     base, _, pool = web
     await missed(pool, CALLER, B, NOW - dt.timedelta(hours=1))
+    await missed(pool, "8613755556666", A, NOW - dt.timedelta(hours=1))
     async with Browser(base) as b:
         await b.portal_login(A, PIN_A)
         await b.get("/blacklist")
@@ -275,10 +278,13 @@ async def test_a_subscriber_reaches_only_their_own_data(web: Any) -> None:
         await b.post("/blacklist", {"op": "add", "number": CALLER, "owner": B, "msisdn": B})
         assert await prov.blacklist_list(pool, B) == []
         assert [e.number for e in await prov.blacklist_list(pool, A)] == [CALLER]
-        # neither does a URL: the console is another site with its own login
-        for url in (f"/console/subscribers/{B}", f"/missed?msisdn={B}", f"/missed?callee={B}"):
+        # neither does a URL: the missed calls shown are the session's (A's call from
+        # 13755556666), never B's (from 13700001111) whatever the query names; the console
+        # is another site with its own login
+        for url in (f"/missed?msisdn={B}", f"/missed?callee={B}", f"/missed?number={B}"):
             r = await b.get(url)
-            assert "13700001111" not in r.text or r.url.path != f"/console/subscribers/{B}"
+            assert r.status_code == 200 and r.url.path == "/missed", url
+            assert "13755556666" in r.text and "13700001111" not in r.text, url
         r = await b.get(f"/console/subscribers/{B}")
         assert r.url.path == "/console/login"
         r = await b.c.post(
@@ -298,6 +304,7 @@ async def test_an_agent_cannot_do_a_supervisors_work(web: Any) -> None:
             "/console/operators",
             "/console/ads",
             "/console/rates",
+            "/console/products",
             "/console/audit",
             "/console/dashboard",
         ):
@@ -442,6 +449,16 @@ async def test_the_console_does_for_a_subscriber_what_the_portal_does(web: Any) 
         sms_id = await pool.fetchval("SELECT id FROM sms_outbox WHERE idempotency_key = 'k1'")
         r = await b.post(f"/console/subscribers/{A}/sms/{sms_id}/retry", {})
         assert "The SMS is queued again." in r.text
+        other = await pool.fetchval(
+            "INSERT INTO sms_outbox (idempotency_key, destination, text, status, attempts,"
+            " next_attempt_at) VALUES ('k2', $1, 'hi B', 'failed', 8, $2) RETURNING id",
+            B,
+            NOW,
+        )
+        for wrong in (str(other), "0", "99999999999999999999", "x"):
+            r = await b.post(f"/console/subscribers/{A}/sms/{wrong}/retry", {})
+            assert "e=refused" in str(r.url), wrong  # not A's: not from A's page
+        assert await pool.fetchval("SELECT status FROM sms_outbox WHERE id = $1", other) == "failed"
         r = await b.post(f"/console/subscribers/{A}/pin", {"op": "reset"})
         assert (await prov.get_subscriber(pool, A)).pin_set is False
         # call inquiry for a number that is no subscriber: the calls it made
@@ -472,6 +489,178 @@ async def test_the_console_does_for_a_subscriber_what_the_portal_does(web: Any) 
         set(new.active_services(local_day(NOW, CFG))) == {"missed-call", "busy"}
         and new.language == "en"
     )
+
+
+async def test_an_agent_sets_a_pin_and_the_subscribers_portal_sessions_end(web: Any) -> None:
+    base, _, pool = web
+    async with Browser(base) as sub, Browser(base) as agent:
+        assert (await sub.portal_login(B, PIN_B)).url.path == "/"
+        await agent.console_login("alice", "alice-password")
+        await agent.get("/lang/en")
+        page = await agent.get(f"/console/subscribers/{B}")
+        assert 'id="set-pin-form"' in page.text
+        url = f"/console/subscribers/{B}/pin"
+        r = await agent.post(url, {"op": "set", "new": "97531864", "again": "97531865"})
+        assert "e=pin-mismatch" in str(r.url) and "The two PINs differ." in r.text
+        r = await agent.post(url, {"op": "set", "new": "12", "again": "12"})
+        assert "e=invalid" in str(r.url) and "f=pin" in str(r.url)
+        assert (await sub.get("/")).url.path == "/"  # refusals change nothing
+        r = await agent.post(url, {"op": "set", "new": "97531864", "again": "97531864"})
+        assert "portal sessions are ended" in r.text
+        # the browser logged in with the old PIN is logged out; the new PIN works, IVR too
+        assert (await sub.get("/")).url.path == "/login"
+        assert "e=wrong" in str((await sub.portal_login(B, PIN_B)).url)
+        assert (await sub.portal_login(B, "97531864")).url.path == "/"
+        check = await prov.verify_pin(pool, Actor("ivr", B), B, "97531864")
+        assert check.outcome == "ok"
+        # a reset by the agent ends the sessions too
+        await agent.get(f"/console/subscribers/{B}")
+        await agent.post(url, {"op": "reset"})
+        assert (await sub.get("/")).url.path == "/login"
+    rows = await pool.fetch(
+        "SELECT channel, actor, action FROM audit_log WHERE entity_key = $1"
+        " AND action LIKE '%-pin' ORDER BY id",
+        B,
+    )
+    assert [tuple(r) for r in rows] == [
+        ("operator", "alice", "set-pin"),
+        ("operator", "alice", "reset-pin"),
+    ]
+
+
+async def test_a_pin_changed_in_the_portal_ends_the_other_browsers(web: Any) -> None:
+    base, _, _ = web
+    async with Browser(base) as here, Browser(base) as there:
+        await here.portal_login(A, PIN_A)
+        await there.portal_login(A, PIN_A)
+        await here.get("/pin")
+        r = await here.post("/pin", {"old": PIN_A, "new": "11223344", "again": "11223344"})
+        assert r.url.path == "/" and "m=pin-set" in str(r.url)
+        assert (await here.get("/missed")).url.path == "/missed"  # this browser stays in
+        assert (await there.get("/missed")).url.path == "/login"
+
+
+async def test_the_console_pages_a_subscribers_charges_on_their_own(web: Any) -> None:
+    base, _, pool = web
+    await missed(pool, CALLER, A, NOW - dt.timedelta(minutes=30))
+    await pool.executemany(
+        "INSERT INTO cdr (record_type, msisdn, service, started_at, charge)"
+        " VALUES ('fee', $1, $2, $3, 1)",
+        [(A, f"item-{i:02d}", NOW - dt.timedelta(minutes=i)) for i in range(1, 26)],
+    )
+    async with Browser(base) as b:
+        await b.console_login("alice", "alice-password")
+        r = await b.get(f"/console/subscribers/{A}")
+        shown = set(re.findall(r"item-\d\d", r.text))
+        assert shown == {f"item-{i:02d}" for i in range(1, 21)}  # the newest 20
+        older = f"/console/subscribers/{A}?charges_page=2#charges"
+        assert f'href="{older}"' in r.text
+        r = await b.get(older)
+        assert set(re.findall(r"item-\d\d", r.text)) == {f"item-{i:02d}" for i in range(21, 26)}
+        assert "13700001111" in r.text  # the missed calls stay on their first page
+        r = await b.get(f"/console/subscribers/{A}?page=2")  # the missed calls' page 2
+        assert len(set(re.findall(r"item-\d\d", r.text))) == 20
+    pg, total = await flows.charges_page(pool, A, page=2, per_page=20)
+    assert (pg.total, pg.pages, len(pg.rows), total) == (25, 2, 5, Decimal(25))
+
+
+async def test_the_audit_filters_apply_or_say_what_is_wrong(web: Any) -> None:
+    base, _, pool = web
+    await prov.unlock_pin(pool, Actor("operator", "alice"), A)
+    async with Browser(base) as s:
+        await s.console_login("sam", "sam-password")
+        await s.get("/lang/en")
+        for query, field in (
+            ("since=notadate", "since"),
+            ("until=2026-13-01", "until"),
+            ("channel=carrier-pigeon", "channel"),
+            ("before=x", "before"),
+        ):
+            r = await s.get(f"/console/audit?subscriber={A}&{query}")
+            assert r.status_code == 400, query
+            assert f'data-field="{field}"' in r.text and "Please check the value" in r.text
+            assert 'id="audit"' not in r.text  # no unfiltered rows in its place
+        # the audit rows are written at the database's time: far dates select all or none
+        r = await s.get(f"/console/audit?subscriber={A}&channel=operator&since=2000-01-01")
+        assert r.status_code == 200 and "unlock-pin" in r.text and "filter-error" not in r.text
+        r = await s.get(f"/console/audit?subscriber={A}&until=2000-01-01")
+        assert r.status_code == 200 and "unlock-pin" not in r.text
+        r = await s.get(f"/console/audit?subscriber={A}&channel=web")
+        assert "unlock-pin" not in r.text
+
+
+async def test_the_supervisor_removes_rates_and_sets_product_prices(web: Any) -> None:
+    base, _, pool = web
+    today = local_day(NOW, CFG)
+    rate = await prov.add_rate(pool, OPS, "international", "852", today=today, per_minute="1.2")
+    async with Browser(base) as agent:
+        await agent.console_login("alice", "alice-password")
+        assert (await agent.get("/console/products")).status_code == 403
+        await agent.get("/console/")
+        for url, form in (
+            (f"/console/rates/{rate.id}/delete", {}),
+            ("/console/products", {"service": "busy", "monthly_fee": "9"}),
+        ):
+            assert (await agent.post(url, form)).status_code == 403, url
+    assert [r.id for r in await prov.list_rates(pool)] == [rate.id]
+    assert await billing.list_prices(pool) == []
+    async with Browser(base) as s, Browser(base) as sub:
+        await s.console_login("sam", "sam-password")
+        await s.get("/lang/en")
+        r = await s.get("/console/rates")
+        assert f'id="rate-del-{rate.id}"' in r.text
+        r = await s.post(f"/console/rates/{rate.id}/delete", {})
+        assert "m=deleted" in str(r.url) and f'id="rate-del-{rate.id}"' not in r.text
+        r = await s.post(f"/console/rates/{rate.id}/delete", {})
+        assert "e=refused" in str(r.url)
+        await s.get("/console/products")
+        for form, field, label in (
+            ({"service": "busy", "monthly_fee": "abc"}, "monthly_fee", "monthly fee"),
+            ({"service": "moon", "monthly_fee": "1"}, "service", "service"),
+            ({"service": "busy", "monthly_fee": "1", "valid_from": "soon"}, "valid_from", ""),
+        ):
+            r = await s.post("/console/products", form)
+            assert f"e=invalid&f={field}" in str(r.url) and "Please check the value" in r.text
+            assert label in r.text
+        r = await s.post(
+            "/console/products",
+            {"service": "busy", "monthly_fee": "3.50", "valid_from": today.isoformat()},
+        )
+        assert "m=saved" in str(r.url) and "in force" in r.text
+        # the fee the portal shows is the one just set
+        await sub.portal_login(A, PIN_A)
+        await sub.get("/lang/en")
+        page = text_of(await sub.get("/services"))
+        assert "Busy notification off Monthly fee: 3.5000 CNY" in page
+    assert [(p.service, p.valid_from, p.monthly_fee) for p in await billing.list_prices(pool)] == [
+        ("busy", today, Decimal("3.50"))
+    ]
+    rows = await pool.fetch(
+        "SELECT channel, actor, action, entity FROM audit_log WHERE entity IN ('rate', 'product')"
+        " AND channel = 'operator' ORDER BY id"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("operator", "sam", "delete", "rate"),
+        ("operator", "sam", "set-price", "product"),
+    ]
+
+
+async def test_every_declared_page_and_anchor_is_served(web: Any) -> None:
+    """The parity declarations (portal.OFFERS, console.OFFERS) against the pages as served,
+    for a subscriber with nothing in any list (an anchor must not depend on content)."""
+    base, _, _ = web
+    async with Browser(base) as sub, Browser(base) as agent:
+        await sub.portal_login(B, PIN_B)
+        for function, url in portal.OFFERS.items():
+            r = await sub.get(url)
+            assert r.status_code == 200 and r.url.path == url, function
+        await agent.console_login("alice", "alice-password")
+        for function, url in console.OFFERS.items():
+            path, _, anchor = url.replace("{msisdn}", B).partition("#")
+            r = await agent.get(path)
+            assert r.status_code == 200 and r.url.path == path, function
+            if anchor:
+                assert f'id="{anchor}"' in r.text, function
 
 
 async def test_the_supervisor_manages_staff_ads_tariffs_and_sees_the_dashboard(web: Any) -> None:

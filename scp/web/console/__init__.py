@@ -6,7 +6,8 @@ is that subscriber's page) and does for them everything the portal does (their v
 played, marked heard, deleted), plus the call
 inquiry for any number (来话点播 is open to all users), PIN reset and unlock, the subscriber's
 SMS with retry, and enrolling a new subscriber. A **supervisor** also manages the operator
-accounts, ads and tariffs, reads the audit log (by subscriber, agent, channel, time) and sees
+accounts, ads, tariffs (added and removed) and the products' price lists (the monthly fees),
+reads the audit log (by subscriber, agent, channel, time) and sees
 the dashboard's charts. Every change is the flow every channel calls, as channel
 ``operator`` with the agent's name in the audit log.
 """
@@ -22,8 +23,10 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from scp.flows import billing
 from scp.flows import provisioning as prov
 from scp.flows import selfservice as flows
+from scp.service.billing import PRODUCTS, price_on
 from scp.service.notifications import local_day, notify_tz
 from scp.service.provisioning import (
     CALL_CATEGORIES,
@@ -52,14 +55,14 @@ PREFIX = "/console/"
 # subscriber page's sections (anchors), and the console's own pages.
 OFFERS = {
     "missed-calls": "/console/subscribers/{msisdn}#missed",
-    "callbacks": "/console/subscribers/{msisdn}#callbacks",
+    "callbacks": "/console/subscribers/{msisdn}#callbacks-h",
     "voicemail": "/console/subscribers/{msisdn}#voicemail",
     "service-on-off": "/console/subscribers/{msisdn}#services",
-    "blacklist": "/console/subscribers/{msisdn}#blacklist",
+    "blacklist": "/console/subscribers/{msisdn}#blacklist-h",
     "forward-to": "/console/subscribers/{msisdn}#settings",
     "notify-mode": "/console/subscribers/{msisdn}#settings",
     "language": "/console/subscribers/{msisdn}#settings",
-    "change-pin": "/console/subscribers/{msisdn}#pin",
+    "change-pin": "/console/subscribers/{msisdn}#set-pin",
     "pin-reset-unlock": "/console/subscribers/{msisdn}#pin",
     "charges": "/console/subscribers/{msisdn}#charges",
     "sms-outbox": "/console/subscribers/{msisdn}#sms",
@@ -206,7 +209,10 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         )
         callbacks = await prov.list_callbacks(ctx.pool, callee=m, limit=50)
         sms = await prov.list_sms(ctx.pool, destination=m, limit=50)
-        charges, total = await flows.charges_page(ctx.pool, m, page=1, per_page=20)
+        # its own page parameter: the missed calls' pager says "page"
+        charges, total = await flows.charges_page(
+            ctx.pool, m, page=page_number(request, "charges_page"), per_page=20
+        )
         return site.page(
             request,
             "subscriber.html",
@@ -219,6 +225,7 @@ def install(app: FastAPI, ctx: WebContext) -> None:
             charges=charges,
             total=total,
             base=f"{PREFIX}subscribers/{m}",
+            CODE_SMS_KEY=flows.CODE_SMS_KEY,
         )
 
     def subscriber_action(name: str) -> None:
@@ -249,14 +256,24 @@ def install(app: FastAPI, ctx: WebContext) -> None:
     async def pin_action(request: Request, sess: SessionInfo) -> Response:
         msisdn = request.path_params["msisdn"]
         base = f"{PREFIX}subscribers/{quote(msisdn)}"
-        op = form_str(await request.form(), "op")
+        form = await request.form()
+        op = form_str(form, "op")
         try:
             if op == "unlock":
                 await prov.unlock_pin(ctx.pool, actor(sess), msisdn)
                 return redirect(f"{base}?m=unlocked#pin")
             if op == "reset":
-                await prov.reset_pin(ctx.pool, actor(sess), msisdn)
+                await flows.reset_pin(ctx.pool, actor(sess), msisdn)
                 return redirect(f"{base}?m=pin-reset#pin")
+            if op == "set":  # the subscriber tells the agent the new PIN (the portal's flow)
+                new = form_str(form, "new", 20)
+                if new != form_str(form, "again", 20):
+                    return redirect(f"{base}?e=pin-mismatch&f=pin#set-pin")
+                await flows.set_pin(ctx.pool, actor(sess), msisdn, new)
+                return redirect(f"{base}?m=pin-changed#set-pin")
+        except InvalidInput as e:
+            f = "pin" if e.field == "pin" else "msisdn"
+            return redirect(f"{base}?e=invalid&f={f}#set-pin")
         except ProvisioningError:
             return redirect(f"{base}?e=refused#pin")
         return redirect(f"{base}?e=invalid&f=op#pin")
@@ -268,9 +285,8 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         base = f"{PREFIX}subscribers/{quote(msisdn)}"
         try:
             sms_id = int(request.path_params["sms_id"])
-            rows = await prov.list_sms(ctx.pool, destination=msisdn, limit=1000)
-            if sms_id not in {r["id"] for r in rows}:  # only this subscriber's SMS from here
-                raise NotFound("sms")
+            if not 0 < sms_id < 2**63 or not await flows.sms_is_for(ctx.pool, sms_id, msisdn):
+                raise NotFound("sms")  # only this subscriber's SMS from here
             await prov.retry_sms(ctx.pool, actor(sess), sms_id, now=site.now())
         except (ValueError, ProvisioningError):
             return redirect(f"{base}?e=refused#sms")
@@ -445,28 +461,79 @@ def install(app: FastAPI, ctx: WebContext) -> None:
             return redirect(f"{PREFIX}rates?e=invalid&f={f}")
         return redirect(f"{PREFIX}rates?m=added")
 
+    @app.post(PREFIX + "rates/{rate_id}/delete", include_in_schema=False)
+    @change(supervisor=True)
+    async def rate_del(request: Request, sess: SessionInfo) -> Response:
+        """`mcn-scp rates del`: the line goes; the one before it in time is in force again."""
+        try:
+            await prov.delete_rate(ctx.pool, actor(sess), int(request.path_params["rate_id"]))
+        except (ValueError, ProvisioningError):
+            return redirect(f"{PREFIX}rates?e=refused")
+        return redirect(f"{PREFIX}rates?m=deleted")
+
+    @route("products")
+    @staff(supervisor=True)
+    async def products(request: Request, sess: SessionInfo) -> Response:
+        """The products' price lists (`mcn-scp products list`): the monthly fees the portal shows."""
+        today = local_day(site.now(), cfg)
+        lines = await billing.list_prices(ctx.pool)
+        in_force = {p for s in PRODUCTS if (p := price_on(lines, s, today)) is not None}
+        return site.page(
+            request,
+            "products.html",
+            sess,
+            lines=lines,
+            in_force=in_force,
+            products=PRODUCTS,
+            today=today,
+        )
+
+    @route("products", "POST")
+    @change(supervisor=True)
+    async def product_set(request: Request, sess: SessionInfo) -> Response:
+        """`mcn-scp products set SERVICE --monthly-fee --valid-from`."""
+        form = await request.form()
+        try:
+            await billing.set_price(
+                ctx.pool,
+                actor(sess),
+                form_str(form, "service"),
+                form_str(form, "monthly_fee", 20),
+                today=local_day(site.now(), cfg),
+                valid_from=form_str(form, "valid_from", 20) or None,
+            )
+        except InvalidInput as e:
+            f = e.field if e.field in FORM_FIELDS else ""
+            return redirect(f"{PREFIX}products?e=invalid&f={f}")
+        return redirect(f"{PREFIX}products?m=saved")
+
     @route("audit")
     @staff(supervisor=True)
     async def audit(request: Request, sess: SessionInfo) -> Response:
         q = request.query_params
         tz = notify_tz(cfg)
         try:
-            since = _when(q.get("since", "")[:20], tz, "since")
-            until = _when(q.get("until", "")[:20], tz, "until")
-            before = _int(q.get("before", ""), "before") if q.get("before") else None
-        except InvalidInput:
-            since = until = before = None
-        channel = q.get("channel", "")
+            since = _when(q.get("since", "")[:40], tz, "since")
+            until = _when(q.get("until", "")[:40], tz, "until")
+            before = _int(q.get("before", "")[:20], "before") if q.get("before") else None
+            channel = q.get("channel", "")
+            if channel and channel not in CHANNELS:
+                raise InvalidInput("channel", f"{channel[:20]!r} is not a channel")
+        except InvalidInput as e:
+            # a filter that cannot be applied is said, never dropped: no unfiltered rows
+            return site.page(
+                request, "audit.html", sess, status=400, rows=[], channels=CHANNELS, bad=e.field
+            )
         rows = await flows.audit_page(
             ctx.pool,
             subject=q.get("subscriber", "")[:40] or None,
             agent=q.get("agent", "")[:40] or None,
-            channel=channel if channel in CHANNELS else None,
+            channel=channel or None,
             since=since,
             until=until,
             before_id=before,
         )
-        return site.page(request, "audit.html", sess, rows=rows, channels=CHANNELS)
+        return site.page(request, "audit.html", sess, rows=rows, channels=CHANNELS, bad="")
 
     @route("dashboard")
     @staff(supervisor=True)

@@ -192,7 +192,8 @@ def install(app: FastAPI, ctx: WebContext) -> None:
             if res.outcome != "ok":
                 return redirect(f"/pin?e={'locked' if res.outcome == 'locked' else 'wrong'}")
         try:
-            await prov.set_pin(ctx.pool, Actor("web", msisdn), msisdn, new)
+            # every session of the number ends, this one too: it is replaced just below
+            await flows.set_pin(ctx.pool, Actor("web", msisdn), msisdn, new)
         except InvalidInput:
             return redirect("/pin?e=invalid&f=pin")
         # from now on the session is an ordinary one: changing the PIN again needs the PIN

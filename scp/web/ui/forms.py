@@ -43,8 +43,9 @@ def form_str(form: Mapping[str, Any], name: str, limit: int = 200) -> str:
     return v.strip()[:limit] if isinstance(v, str) else ""
 
 
-def page_number(request: Request) -> int:
+def page_number(request: Request, param: str = "page") -> int:
+    """The page asked for by the query parameter ``param`` (1 when absent or not a number)."""
     try:
-        return max(1, min(100_000, int(request.query_params.get("page", "1"))))
+        return max(1, min(100_000, int(request.query_params.get(param, "1"))))
     except ValueError:
         return 1

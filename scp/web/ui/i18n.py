@@ -1,7 +1,9 @@
 """The pages' two languages: Chinese (the default) and English.
 
-Templates write the English text and call ``t("...")``; :data:`ZH` holds its Chinese. A test
-reads every ``t("...")`` of the templates and fails on one without a translation here.
+Templates write the English text and call ``t("...")``; :data:`ZH` holds its Chinese and
+:data:`EN` the English of a key that is not English as written. tests/unit/test_i18n.py reads
+every ``t("...")`` of the templates and of the web's code, and the values pages translate,
+and fails on one without both.
 Placeholders in braces are filled after translation (``t("Page {page} of {pages}", page=1)``).
 """
 
@@ -20,6 +22,7 @@ FLASH_OK = {
     "pin-set": "Your new PIN is set. It works for the IVR too.",
     "unlocked": "The PIN is unlocked.",
     "pin-reset": "The PIN is removed: the subscriber sets a new one with an SMS code.",
+    "pin-changed": "The new PIN is set (for the IVR too); the subscriber's portal sessions are ended.",
     "retried": "The SMS is queued again.",
     "enrolled": "The subscriber is enrolled.",
     "deleted": "Deleted.",
@@ -70,6 +73,8 @@ ZH: dict[str, str] = {
     "Your new PIN is set. It works for the IVR too.": "新密码已设置，语音自助服务同样适用。",
     "The PIN is unlocked.": "密码已解锁。",
     "The PIN is removed: the subscriber sets a new one with an SMS code.": "密码已清除：用户可凭短信验证码设置新密码。",
+    "The new PIN is set (for the IVR too); the subscriber's portal sessions are ended.": "新密码已设置（语音自助同样适用），该用户的网上营业厅登录已全部退出。",
+    "The subscriber's portal sessions end.": "该用户的网上营业厅登录将全部退出。",
     "The SMS is queued again.": "短信已重新排队发送。",
     "The subscriber is enrolled.": "用户已开户。",
     "Deleted.": "已删除。",
@@ -232,6 +237,12 @@ ZH: dict[str, str] = {
     "Operators": "坐席账号",
     "Ads": "广告",
     "Tariffs": "资费",
+    "Products": "产品资费",
+    "One-time login code (not shown)": "一次性登录验证码（不显示）",
+    "Service": "业务",
+    "in force": "当前生效",
+    "Set a monthly fee": "设置月功能费",
+    "The monthly fee of each service, from a day on; the portal shows the one in force.": "各业务自某日起的月功能费；网上营业厅显示当前生效的一条。",
     "Audit log": "操作日志",
     "Dashboard": "统计图表",
     "Role": "角色",
@@ -249,6 +260,7 @@ ZH: dict[str, str] = {
     "Ad text (1-160 characters)": "广告内容（1-160个字符）",
     "comma separated": "逗号分隔",
     "Category": "类别",
+    "on-net": "网内",
     "local": "本地",
     "national": "国内长途",
     "hmt": "港澳台",
@@ -297,6 +309,20 @@ EN: dict[str, str] = {
     "forwarding": "Call forwarding",
     "not-reachable": "not reachable",
     "no-answer": "no answer",
+    "on-net": "on-net",
+    "hmt": "Hong Kong, Macao, Taiwan",
+    # form fields a message names ("Please check the value: ...")
+    "forward_to": "forward-to number",
+    "notify_mode": "notification mode",
+    "call_category": "call category",
+    "per_minute": "per minute",
+    "per_sms": "per SMS",
+    "per_use": "per use",
+    "monthly_fee": "monthly fee",
+    "valid_from": "valid from",
+    "caller_prefixes": "caller prefixes",
+    "user_groups": "user groups",
+    "voicemail_notify": "voicemail notification",
 }
 
 

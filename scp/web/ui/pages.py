@@ -6,8 +6,9 @@
   proxy says the browser came over HTTPS (uvicorn believes ``X-Forwarded-Proto`` only from
   ``[web] trusted_proxies``). The portal and the console have cookies of their own.
 * Every form carries the session's CSRF token (the login forms too: a browser gets an
-  anonymous session with the first login page); a POST without the right one is refused
-  with 403 before anything else happens.
+  anonymous session with the first login page, kept in its cookie only, so anonymous page
+  views write no row); a POST without the right one is refused with 403 before anything
+  else happens.
 * The page language is the ``mcn_lang`` cookie (the switch in every page's header; a
   subscriber's login sets it to their language preference), Chinese by default.
 """
@@ -125,17 +126,17 @@ class Site:
         return sess
 
     async def form_session(self, request: Request) -> SessionInfo:
-        """The session a form page posts with: the browser's, or a new anonymous one (its
-        cookie goes out with the page, :meth:`page`)."""
+        """The session a login form posts with: the browser's, or an anonymous one that only
+        the browser keeps (:func:`scp.flows.selfservice.anonymous_session`: a page view
+        writes nothing); a new one's cookie goes out with the page, :meth:`page`."""
         sess = await self.session(request)
         if sess is not None:
             return sess
-        token, sess = await flows.start_session(
-            self.ctx.pool, "anonymous", None, self.now(), self.settings
-        )
-        request.scope["mcn_session"] = sess
-        request.scope["mcn_new_token"] = token
-        return sess
+        anon = flows.anonymous_session(request.cookies.get(self.cookie, ""))
+        if anon is None:
+            token, anon = flows.new_anonymous_session()
+            request.scope["mcn_new_token"] = token
+        return anon
 
     def set_cookie(self, request: Request, response: Response, token: str) -> None:
         response.set_cookie(
@@ -214,6 +215,8 @@ class Site:
         """The posted form, if it carries the CSRF token of the browser's session."""
         form = await request.form()
         sess = await self.session(request)
+        if sess is None:  # a login form's: nothing stored, the cookie's token is the key
+            sess = flows.anonymous_session(request.cookies.get(self.cookie, ""))
         token = form.get("csrf")
         if sess is None or not same_secret(sess.csrf, token if isinstance(token, str) else None):
             return None, form
