@@ -52,6 +52,7 @@ from scp.service.provisioning import (
     valid_rate,
     valid_services,
 )
+from scp.state import web_store
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
@@ -507,7 +508,8 @@ async def is_blacklisted(db: Db, owner: str, caller: str) -> bool:
 
 
 async def set_pin(db: Db, actor: Actor, msisdn: str, pin: str) -> None:
-    """Set a new PIN; clears failed attempts and the lock."""
+    """Set a new PIN; clears failed attempts and the lock, and ends the subscriber's portal
+    sessions in the same transaction."""
     m = valid_msisdn(msisdn)
     # scrypt costs tens of ms: off the event loop, or every call in flight stalls meanwhile.
     h = await asyncio.to_thread(pins.hash_pin, valid_pin(pin))
@@ -521,10 +523,14 @@ async def set_pin(db: Db, actor: Actor, msisdn: str, pin: str) -> None:
         )
         # The hash is never written to the audit log, only the fact.
         await audit(conn, actor, "set-pin", "subscriber", m, None, {"pin_set": True})
+        # whatever the channel (IVR, SMS, CLI, API, web): a portal browser logged in with the
+        # old PIN is logged in no more
+        await web_store.delete_sessions_of(conn, "subscriber", m)
 
 
 async def reset_pin(db: Db, actor: Actor, msisdn: str) -> None:
-    """Remove the PIN (the subscriber must set a new one); clears counters and lock."""
+    """Remove the PIN (the subscriber must set a new one); clears counters and lock, and ends
+    the subscriber's portal sessions."""
     m = valid_msisdn(msisdn)
     async with transaction(db) as conn:
         before = await _must_load(conn, m, lock=True)
@@ -542,6 +548,7 @@ async def reset_pin(db: Db, actor: Actor, msisdn: str) -> None:
             {"pin_set": before.pin_set, "pin_locked": before.pin_locked},
             {"pin_set": False, "pin_locked": False},
         )
+        await web_store.delete_sessions_of(conn, "subscriber", m)
 
 
 async def unlock_pin(db: Db, actor: Actor, msisdn: str) -> None:

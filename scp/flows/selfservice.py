@@ -181,22 +181,16 @@ async def end_session(db: Db, session: SessionInfo) -> None:
 
 async def set_pin(db: Db, actor: Actor, msisdn: str, pin: str) -> None:
     """A subscriber's new PIN by the web (the portal or an agent): the provisioning's
-    :func:`~scp.flows.provisioning.set_pin` (6-10 digits, audited with the actor), and every
-    portal session of the subscriber ends in the same transaction: a browser logged in with
-    the old PIN is logged in no more (the portal logs its own browser in again)."""
-    m = valid_msisdn(msisdn, "msisdn")
-    async with prov.transaction(db) as conn:
-        await prov.set_pin(conn, actor, m, pin)
-        await store.delete_sessions_of(conn, "subscriber", m)
+    :func:`~scp.flows.provisioning.set_pin` (6-10 digits, audited with the actor), which ends
+    every portal session of the subscriber in the same transaction, as it does for every
+    channel (the portal logs its own browser in again)."""
+    await prov.set_pin(db, actor, valid_msisdn(msisdn, "msisdn"), pin)
 
 
 async def reset_pin(db: Db, actor: Actor, msisdn: str) -> None:
     """The PIN removed (:func:`~scp.flows.provisioning.reset_pin`, audited) and the
     subscriber's portal sessions ended with it."""
-    m = valid_msisdn(msisdn, "msisdn")
-    async with prov.transaction(db) as conn:
-        await prov.reset_pin(conn, actor, m)
-        await store.delete_sessions_of(conn, "subscriber", m)
+    await prov.reset_pin(db, actor, valid_msisdn(msisdn, "msisdn"))
 
 
 # -- throttling ----------------------------------------------------------------------------------

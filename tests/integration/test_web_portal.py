@@ -540,6 +540,24 @@ async def test_a_pin_changed_in_the_portal_ends_the_other_browsers(web: Any) -> 
         assert (await there.get("/missed")).url.path == "/login"
 
 
+@pytest.mark.parametrize("channel", ["ivr", "cli", "api"])
+async def test_a_pin_set_or_reset_by_another_channel_ends_the_portal_sessions(
+    web: Any, channel: str
+) -> None:
+    """The IVR's, the CLI's and the API's PIN changes go through the same provisioning
+    function as the web's, which ends the subscriber's portal sessions with it."""
+    base, _, pool = web
+    async with Browser(base) as b:
+        await b.portal_login(A, PIN_A)
+        await prov.set_pin(pool, Actor(channel, "x"), A, "55667788")
+        assert (await b.get("/missed")).url.path == "/login"
+        await b.portal_login(A, "55667788")
+        assert (await b.get("/missed")).url.path == "/missed"
+        await prov.reset_pin(pool, Actor(channel, "x"), A)
+        assert (await b.get("/missed")).url.path == "/login"
+    await prov.set_pin(pool, Actor("cli", "test"), A, PIN_A)  # as the other tests expect
+
+
 async def test_the_console_pages_a_subscribers_charges_on_their_own(web: Any) -> None:
     base, _, pool = web
     await missed(pool, CALLER, A, NOW - dt.timedelta(minutes=30))
