@@ -229,7 +229,8 @@ def plan_begin(begin: TcBegin) -> BeginPlan:
                 )
             # RESULT NoteMM-Event-Res is mandatory (TS 29.002 §8.11.2), here empty:
             # NoteMM-Event-Res ::= SEQUENCE { extensionContainer OPTIONAL, ... }
-            ok.append(ReturnResult(invoke_id=iid, opcode=op, parameter=b"\x30\x00"))
+            res = mapc.CODEC.encode_result(op, None, ac=ac)
+            ok.append(ReturnResult(invoke_id=iid, opcode=op, parameter=res))
             failed.append(ReturnError(invoke_id=iid, error_code=Err.SYSTEM_FAILURE))
             continue
         if op == Op.READY_FOR_SM and isinstance(arg, ops.ReadyForSM):
