@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import fastapi_offline
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse
 from starlette.routing import Mount
 
 from scp.flows import api as api_flow
-from scp.web.api import billing, bulk, media, problems, provisioning
+from scp.web.api import billing, bulk, common, media, problems, provisioning
 from scp.web.context import WebContext
 
 PREFIX = "/api/v1"
@@ -57,6 +57,7 @@ def build(ctx: WebContext) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(common.no_nul)],
     )
     api.state.ctx = ctx
     api.state.import_tasks = set()

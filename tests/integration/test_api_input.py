@@ -1,0 +1,93 @@
+"""Bad input to the carrier API is a 422 naming the field, never a 500: each case below is an
+input that once reached PostgreSQL unchecked (a time PostgreSQL or Python cannot hold once in
+UTC, a NUL character PostgreSQL refuses in text), in a query value, a JSON body, a multipart
+form and a cursor. And the other field names the errors give: a duplicate IMSI, a bad number
+in a path, a body that is not JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import asyncpg
+import pytest
+
+from scp.config import parse_config
+from tests.integration.api_rig import serve_api, wav
+from tests.integration.test_api import CALLEE, problem
+
+pytestmark = pytest.mark.integration
+
+EARLY = "0001-01-01T00:00:00+14:00"  # before year 1 once in UTC
+LATE = "9999-12-31T23:59:59-14:00"  # after year 9999 once in UTC
+
+
+def cursor(**key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).rstrip(b"=").decode()
+
+
+# (name, method, path, keyword arguments of the request, the field the 422 names)
+CASES: list[tuple[str, str, str, dict[str, Any], str]] = [
+    ("cdrs since year 0", "GET", "/cdrs", {"params": {"since": EARLY}}, "query.since"),
+    ("cdrs until year 10000", "GET", "/cdrs", {"params": {"until": LATE}}, "query.until"),
+    ("cdrs since 1899", "GET", "/cdrs", {"params": {"since": "1899-12-31T23:59:59Z"}}, "query.since"),
+    ("ad valid_from year 10000", "POST", "/ads", {"json": {"text": "hi", "valid_from": LATE}}, "body.valid_from"),
+    ("ad valid_until year 0", "POST", "/ads", {"json": {"text": "hi", "valid_until": EARLY}}, "body.valid_until"),
+    ("ad text NUL", "POST", "/ads", {"json": {"text": "hi\u0000there"}}, "body.text"),
+    ("ad user group NUL", "POST", "/ads", {"json": {"text": "hi", "user_groups": ["a\u0000"]}}, "body.user_groups"),
+    ("subscriber group NUL", "PUT", f"/subscribers/{CALLEE}", {"json": {"group": "a\u0000b"}}, "body.group"),
+    ("patch forward_to NUL", "PATCH", f"/subscribers/{CALLEE}", {"json": {"forward_to": "\u0000"}}, "body.forward_to"),
+    ("blacklist number NUL", "POST", f"/subscribers/{CALLEE}/blacklist", {"json": {"number": "1\u0000"}}, "body.number"),
+    ("callback caller NUL", "POST", "/callbacks", {"json": {"caller": "\u0000", "callee": CALLEE}}, "body.caller"),
+    ("list group NUL", "GET", "/subscribers", {"params": {"group": "a\u0000b"}}, "group"),
+    ("cdrs msisdn NUL", "GET", "/cdrs", {"params": {"msisdn": "86139\u0000"}}, "msisdn"),
+    ("path msisdn NUL", "GET", "/subscribers/86139%00", {}, "msisdn"),
+    ("unblock number NUL", "DELETE", f"/subscribers/{CALLEE}/blacklist/1%00", {}, "number"),
+    ("subscribers cursor NUL", "GET", "/subscribers", {"params": {"cursor": cursor(msisdn="a\u0000")}}, "cursor"),
+    ("missed-calls cursor year 0", "GET", f"/subscribers/{CALLEE}/missed-calls", {"params": {"cursor": cursor(at=EARLY, id=1)}}, "cursor"),
+    ("missed-calls cursor naive", "GET", f"/subscribers/{CALLEE}/missed-calls", {"params": {"cursor": cursor(at="2026-01-01T00:00:00", id=1)}}, "cursor"),
+    ("cdrs cursor year 10000", "GET", "/cdrs", {"params": {"cursor": cursor(at=LATE, id=1)}}, "cursor"),
+    ("cdrs cursor NUL", "GET", "/cdrs", {"params": {"cursor": cursor(at="2026-01-01T00:00:00+00:00\u0000", id=1)}}, "cursor"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kw", "field"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+async def test_bad_input_is_422_naming_the_field(
+    clean_pool: asyncpg.Pool, method: str, path: str, kw: dict[str, Any], field: str
+) -> None:
+    async with serve_api(clean_pool) as api:
+        token = await api.token("boss")
+        async with api.client(token) as c:
+            assert (await c.put(f"/subscribers/{CALLEE}", json={})).status_code == 201
+            problem(await c.request(method, path, **kw), 422, field)
+
+
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ({"deposited_at": LATE}, "body.deposited_at"),
+        ({"deposited_at": EARLY}, "body.deposited_at"),
+        ({"caller": "8613700001111\u0000"}, "body.caller"),
+        ({"callee": CALLEE + "\u0000"}, "body.callee"),
+    ],
+    ids=["deposited_at year 10000", "deposited_at year 0", "caller NUL", "callee NUL"],
+)
+async def test_bad_deposit_form_is_422_naming_the_field(
+    clean_pool: asyncpg.Pool, form: dict[str, str], field: str
+) -> None:
+    cfg = parse_config("[voicemail]\nmax_seconds = 10\nmax_bytes = 200000\n")
+    async with serve_api(clean_pool, cfg) as api:
+        token = await api.token("ivr")
+        async with api.client(token) as c:
+            put = await c.put(f"/subscribers/{CALLEE}", json={"services": ["voicemail"]})
+            assert put.status_code == 201
+            data = {"callee": CALLEE, "deposited_at": "2026-01-01T00:00:00Z", "duration": "1"}
+            r = await c.post(
+                "/voicemail", data=data | form, files={"audio": ("m.wav", wav(1.0), "audio/wav")}
+            )
+            problem(r, 422, field)
+            assert await clean_pool.fetchval("SELECT count(*) FROM voicemail") == 0
