@@ -15,10 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -38,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 from scp.config import parse_config
 from scp.web.api import build
 from scp.web.context import WebContext
-from tests.helpers import free_port
+from tests.integration.api_rig import make_token, web_process, write_web_conf
 
 pytestmark = pytest.mark.integration
 
@@ -72,58 +68,20 @@ DATE_TIMES = st.one_of(
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory, db_dsn: str) -> Iterator[tuple[str, str]]:
     """(base URL, a token holding every scope) of a running ``mcn-scp web``."""
-    port = free_port()
     tmp = tmp_path_factory.mktemp("web")
-    conf = tmp / "web.toml"
-    conf.write_text(
-        f'[web]\nlisten = "127.0.0.1:{port}"\n[log]\nformat = "json"\nlevel = "error"\n'
-    )
-    env = dict(os.environ, MCN_DATABASE_URL=db_dsn)
-    cmd = [sys.executable, "-m", "scp", "--config", str(conf)]
-    made = subprocess.run(
-        [*cmd, "api", "token", "create", "fuzzer", "--scope", "provisioning,media,billing,read"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    token = made.stdout.splitlines()[0]
-    assert token.startswith("mcn_")
-    # the log goes to a file: a pipe nobody reads while the run goes on would fill and stop
-    # the server in the middle of a write
-    log_path = tmp / "web.log"
-    log_file = log_path.open("wb")
-    proc = subprocess.Popen([*cmd, "web"], env=env, stdout=subprocess.DEVNULL, stderr=log_file)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{base}/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    log_path.read_text(errors="replace")[-4000:] or "no start"
-                ) from None
-            time.sleep(0.1)
-    # something to find: a subscriber with services, a blacklist entry
-    auth = {"Authorization": f"Bearer {token}"}
-    sub = {"services": ["missed-call", "voicemail"], "group": "vip"}
-    httpx.put(f"{base}/api/v1/subscribers/8613912345678", json=sub, headers=auth).raise_for_status()
-    try:
+    base = write_web_conf(tmp)
+    token = make_token(tmp, db_dsn, "fuzzer")
+    with web_process(tmp, db_dsn, base):
+        # something to find: a subscriber with services, a blacklist entry
+        auth = {"Authorization": f"Bearer {token}"}
+        sub = {"services": ["missed-call", "voicemail"], "group": "vip"}
+        httpx.put(
+            f"{base}/api/v1/subscribers/8613912345678", json=sub, headers=auth
+        ).raise_for_status()
         yield base, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log_file.close()
-        err = log_path.read_text(errors="replace")
-        # a 500 is also logged, and refused input must not be: no traceback of a request
-        assert "api request failed" not in err and "Traceback" not in err, err[-4000:]
+    err = (tmp / "web.log").read_text(errors="replace")
+    # a 500 is also logged, and refused input must not be: no traceback of a request
+    assert "api request failed" not in err and "Traceback" not in err, err[-4000:]
 
 
 @pytest.fixture(scope="module")
