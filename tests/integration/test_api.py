@@ -109,7 +109,7 @@ async def test_subscriber_lifecycle_audited_as_the_client(clean_pool: asyncpg.Po
                 content=b"{not json",
                 headers={"content-type": "application/json"},
             )
-            problem(r, 422)
+            problem(r, 400, "body")  # not JSON at all
             assert (await c.delete(f"/subscribers/{CALLEE}")).status_code == 204
             problem(await c.get(f"/subscribers/{CALLEE}"), 404)
             problem(await c.delete(f"/subscribers/{CALLEE}"), 404)

@@ -91,3 +91,39 @@ async def test_bad_deposit_form_is_422_naming_the_field(
             )
             problem(r, 422, field)
             assert await clean_pool.fetchval("SELECT count(*) FROM voicemail") == 0
+
+
+async def test_errors_name_the_field_at_fault(clean_pool: asyncpg.Pool) -> None:
+    other = "8613912345679"
+    async with serve_api(clean_pool) as api:
+        token = await api.token("boss")
+        async with api.client(token) as c:
+            assert (
+                await c.put(f"/subscribers/{CALLEE}", json={"imsi": "460001234567890"})
+            ).status_code == 201
+            # an IMSI another subscriber holds: on create, on replace, on change
+            r = await c.put(f"/subscribers/{other}", json={"imsi": "460001234567890"})
+            problem(r, 409, "imsi")
+            assert (await c.put(f"/subscribers/{other}", json={})).status_code == 201
+            problem(
+                await c.put(f"/subscribers/{other}", json={"imsi": "460001234567890"}), 409, "imsi"
+            )
+            problem(
+                await c.patch(f"/subscribers/{other}", json={"imsi": "460001234567890"}),
+                409,
+                "imsi",
+            )
+            # the call inquiry of a number that is not one names the path's msisdn
+            problem(await c.get("/subscribers/12ab/missed-calls"), 422, "msisdn")
+            # a body that is not JSON at all: 400 naming the body, as the README says
+            for method, path in (("PUT", f"/subscribers/{other}"), ("POST", "/ads")):
+                r = await c.request(
+                    method,
+                    path,
+                    content=b'{"group": ',
+                    headers={"Content-Type": "application/json"},
+                )
+                body = problem(r, 400, "body")
+                assert "JSON" in body["detail"], body
+            # JSON, but not the shape: 422 naming the part
+            problem(await c.put(f"/subscribers/{other}", json=[1]), 422, "body")
