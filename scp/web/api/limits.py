@@ -13,6 +13,11 @@ Before the 413 of a counted body goes out, up to :data:`LINGER` more octets are 
 dropped: a server that closes a connection with unread octets makes its kernel send a reset,
 which can destroy the answer before the client reads it (RFC 9112 §9.6, "lingering close"), so
 a sender that stops soon after the limit does get the 413.
+
+Why not the ``max_body_size`` of FastAPI / Starlette's ``RequestBodyLimitMiddleware``: its 413
+is plain text (or ``{"detail"}``), not a problem document naming the field; its per-route
+limits are fixed where the route is declared, while these come from the configuration; and it
+closes without the lingering read above.
 """
 
 from __future__ import annotations
