@@ -143,16 +143,10 @@ async def create_import_job(
     return job
 
 
-async def own_import_job(pool: asyncpg.Pool, job_id: int) -> asyncpg.Connection:
-    """A connection of ``pool`` holding the job's lock: the job's owner, handed to
-    :func:`run_import_job` (which gives it back), or to :func:`disown_import_job`."""
-    conn: asyncpg.Connection = await pool.acquire()
-    try:
-        await store.own_job(conn, job_id)
-    except BaseException:
-        await pool.release(conn)
-        raise
-    return conn
+async def own_import_job(owner: asyncpg.Connection, job_id: int) -> None:
+    """Take the job's lock on ``owner``, the connection that then runs it
+    (:func:`run_import_job`, which gives it back to the pool)."""
+    await store.own_job(owner, job_id)
 
 
 async def disown_import_job(pool: asyncpg.Pool, owner: asyncpg.Connection, job_id: int) -> None:
@@ -184,18 +178,22 @@ async def run_import_job(
     skip_bad: bool,
     clock: Callable[[], dt.datetime],
 ) -> None:
-    """Run the importer over ``stream`` on ``owner`` (from :func:`own_import_job`, given back
-    to ``pool`` at the end) and record the outcome on the job."""
+    """Run the importer over ``stream`` on ``owner`` (holding the job's lock, from
+    :func:`own_import_job`; given back to ``pool`` at the end) and record the outcome. The
+    job's row is written on ``owner`` too (outside the import's transaction): a job never
+    needs a second connection to finish, so loads at once cannot hold the pool between them."""
 
     async def work() -> None:
-        await store.start_job(pool, job_id, clock())
+        await store.start_job(owner, job_id, clock())
         last = [0]
 
         def progress(line: int) -> None:
             last[0] = line
 
         async def report() -> None:
-            # the importer reports synchronously between chunks; the row is updated apart
+            # the importer reports synchronously between chunks; the row is updated apart, on
+            # a connection of the pool (the owner's is in the import's transaction); a busy
+            # pool delays the progress, never the import
             while True:
                 await asyncio.sleep(0.5)
                 await store.job_progress(pool, job_id, last[0])
@@ -213,19 +211,19 @@ async def run_import_job(
             )
         except importer.ImportFileError as e:
             await store.finish_job(
-                pool, job_id, status="failed", at=clock(), error=str(e), lines=last[0]
+                owner, job_id, status="failed", at=clock(), error=str(e), lines=last[0]
             )
             return
         except Exception as e:  # the job must say it failed; the traceback goes to the log
             log.exception("import job failed", job=job_id)
             await store.finish_job(
-                pool, job_id, status="failed", at=clock(), error=f"{type(e).__name__}: {e}"[:500]
+                owner, job_id, status="failed", at=clock(), error=f"{type(e).__name__}: {e}"[:500]
             )
             return
         finally:
             reporter.cancel()
         await store.finish_job(
-            pool,
+            owner,
             job_id,
             status="loaded" if result.loaded else "rejected",
             at=clock(),

@@ -322,6 +322,31 @@ async def test_bulk_import_job_same_importer(clean_pool: asyncpg.Pool) -> None:
     assert jobs and all(j["channel"] == "api" and j["actor"] == "oss" for j in jobs)
 
 
+async def test_bulk_loads_at_once_do_not_wait_on_the_pool(clean_pool: asyncpg.Pool) -> None:
+    """More loads at once than the pool has connections (5 in the tests), each with its
+    Idempotency-Key: each takes one connection for its request and its job, never a second."""
+    async with serve_api(clean_pool) as api:
+        token = await api.token("oss", "provisioning")
+        async with api.client(token, headers={"Content-Type": "text/csv"}) as c:
+
+            async def load(i: int) -> int:
+                csv = f"msisdn,services,group,language\n861391110{i:04d},missed-call,oss,zh\n"
+                r = await c.post("/imports", content=csv, headers={"Idempotency-Key": f"k{i}"})
+                assert r.status_code == 202, r.text
+                job_id: int = r.json()["id"]
+                return job_id
+
+            ids = await asyncio.wait_for(asyncio.gather(*(load(i) for i in range(12))), 60)
+            for job_id in ids:
+                for _ in range(400):
+                    job = (await c.get(f"/imports/{job_id}")).json()
+                    if job["status"] not in ("queued", "running"):
+                        break
+                    await asyncio.sleep(0.05)
+                assert job["status"] == "loaded", job
+    assert await clean_pool.fetchval("SELECT count(*) FROM subscriber") == 12
+
+
 async def test_media_server_choices_only_for_real_missed_calls(clean_pool: asyncpg.Pool) -> None:
     cfg = parse_config('[call]\ncallback_fee = "0.20"\n')
     async with serve_api(clean_pool, cfg) as api:

@@ -93,27 +93,38 @@ async def post_import(
     except BaseException:
         spool.close()
         raise
-    started: list[tuple[int, asyncpg.Connection]] = []
+    # One connection per bulk load, taken here and held until the job ends: the request's
+    # transaction and then the import run on it (no second connection asked of the pool while
+    # holding one, which many loads at once could wait on for ever), and it holds the job's lock.
+    owner: asyncpg.Connection = await ctx.pool.acquire()
+    started: list[int] = []
 
     async def run(db: Db) -> Response:
-        job = await api_flow.create_import_job(
-            db, actor(client), skip_bad=skip_bad, size=size, now=ctx.wall_now()
-        )
-        # owned before the row commits: nobody can see the job without its owner
-        started.append((job["id"], await api_flow.own_import_job(ctx.pool, job["id"])))
+        async with owner.transaction():
+            job = await api_flow.create_import_job(
+                owner, actor(client), skip_bad=skip_bad, size=size, now=ctx.wall_now()
+            )
+            # owned before the row commits: nobody can see the job without its owner
+            await api_flow.own_import_job(owner, job["id"])
+        started.append(job["id"])
         return json_response(job, 202, location=f"/api/v1/imports/{job['id']}")
 
     try:
-        resp = await idempotent(request, client, fingerprint(request, digest.digest()), run)
+        resp = await idempotent(
+            request, client, fingerprint(request, digest.digest()), run, conn=owner
+        )
     except BaseException:
         spool.close()
-        for job_id, owner in started:  # rolled back: no job to run
-            await api_flow.disown_import_job(ctx.pool, owner, job_id)
+        if started:  # rolled back: no job to run, but the session lock is held
+            await api_flow.disown_import_job(ctx.pool, owner, started[0])
+        else:
+            await ctx.pool.release(owner)
         raise
     if resp.headers.get("idempotent-replayed"):
         # a retry gets its job as it stands now, not the "queued" of the first answer: a job
         # whose process died is failed by now, and the client sees it
         spool.close()
+        await ctx.pool.release(owner)
         first = json.loads(bytes(resp.body)) if resp.status_code == 202 else None
         if first is None:
             return resp
@@ -125,7 +136,7 @@ async def post_import(
         jobs: set[asyncio.Task[None]] = request.app.state.import_tasks
         today = local_day(ctx.wall_now(), ctx.cfg)
 
-        job_id, owner = started[0]
+        job_id = started[0]
 
         async def work() -> None:
             try:
@@ -148,6 +159,7 @@ async def post_import(
         task.add_done_callback(jobs.discard)
     else:
         spool.close()
+        await ctx.pool.release(owner)
     return resp
 
 

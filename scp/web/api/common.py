@@ -20,7 +20,8 @@ import base64
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Generic, TypeVar
 
 import asyncpg
@@ -191,17 +192,31 @@ def fingerprint(request: Request, *parts: bytes | str) -> bytes:
     return h.digest()
 
 
+@asynccontextmanager
+async def _borrowed(
+    pool: asyncpg.Pool, given: asyncpg.Connection | None
+) -> AsyncIterator[asyncpg.Connection]:
+    if given is not None:
+        yield given
+    else:
+        async with pool.acquire() as conn:
+            yield conn
+
+
 async def idempotent(
     request: Request,
     client: ApiClient,
     request_sha256: bytes,
     run: Callable[[Db], Awaitable[Response]],
+    *,
+    conn: asyncpg.Connection | None = None,
 ) -> Response:
-    """Run a POST's ``run`` under its Idempotency-Key, if it has one (see the module doc)."""
+    """Run a POST's ``run`` under its Idempotency-Key, if it has one (see the module doc); on
+    ``conn`` if given (the caller's own), else on the pool."""
     ctx = ctx_of(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
-        return await run(ctx.pool)
+        return await run(conn if conn is not None else ctx.pool)
     if not 1 <= len(key) <= 255 or not key.isprintable():
         raise ApiProblem(
             422,
@@ -210,7 +225,7 @@ async def idempotent(
             kind=urn("invalid-input"),
             field=IDEMPOTENCY_HEADER,
         )
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with _borrowed(ctx.pool, conn) as conn, conn.transaction():
         await conn.execute(f"SET LOCAL lock_timeout = '{KEY_WAIT}'")
         try:
             seen = await api_flow.reserve_key(conn, client, key, request_sha256, ctx.wall_now())
