@@ -11,7 +11,10 @@ bulk-load jobs it runs through the OSS importer.
   uploaded file to :func:`scp.flows.importer.import_subscribers` - the very importer of
   ``mcn-scp subscriber import``: same validation, one transaction, idempotent - and keeps the
   job row up to date (lines read, then the outcome and the bad lines) from a second connection,
-  so progress is visible while the import's own transaction is still open.
+  so progress is visible while the import's own transaction is still open. The connection the
+  import runs on holds the job's session advisory lock (:func:`own_import_job`) from before the
+  job row commits until it is finished; a process that dies loses it, and whoever reads the job
+  next marks it failed (:func:`get_import_job`), so no job stays "running" after a crash.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
     "create_client",
     "create_import_job",
     "get_import_job",
+    "own_import_job",
     "list_clients",
     "purge_idempotency",
     "remember_answer",
@@ -139,8 +143,24 @@ async def create_import_job(
     return job
 
 
-async def get_import_job(db: Db, job_id: int) -> dict[str, Any]:
+async def own_import_job(owner: asyncpg.Connection, job_id: int) -> None:
+    """Take the job's lock on ``owner``, the connection that then runs it
+    (:func:`run_import_job`, which gives it back to the pool)."""
+    await store.own_job(owner, job_id)
+
+
+async def disown_import_job(pool: asyncpg.Pool, owner: asyncpg.Connection, job_id: int) -> None:
+    try:
+        await store.disown_job(owner, job_id)
+    finally:
+        await pool.release(owner)  # asyncpg's reset also drops any session lock left
+
+
+async def get_import_job(db: Db, job_id: int, *, now: dt.datetime) -> dict[str, Any]:
+    """The job as it stands; one whose owner is gone is marked failed first."""
     async with transaction(db) as conn:
+        if await store.fail_orphaned_jobs(conn, now, job_id):
+            log.warning("import job orphaned: marked failed", job=job_id)
         job = await store.get_job(conn, job_id)
     if job is None:
         raise NotFound(f"import job {job_id} does not exist")
@@ -149,6 +169,7 @@ async def get_import_job(db: Db, job_id: int) -> dict[str, Any]:
 
 async def run_import_job(
     pool: asyncpg.Pool,
+    owner: asyncpg.Connection,
     actor: Actor,
     job_id: int,
     stream: IO[bytes],
@@ -157,24 +178,30 @@ async def run_import_job(
     skip_bad: bool,
     clock: Callable[[], dt.datetime],
 ) -> None:
-    """Run the importer over ``stream`` and record the outcome on the job."""
-    await store.start_job(pool, job_id, clock())
-    last = [0]
+    """Run the importer over ``stream`` on ``owner`` (holding the job's lock, from
+    :func:`own_import_job`; given back to ``pool`` at the end) and record the outcome. The
+    job's row is written on ``owner`` too (outside the import's transaction): a job never
+    needs a second connection to finish, so loads at once cannot hold the pool between them."""
 
-    def progress(line: int) -> None:
-        last[0] = line
+    async def work() -> None:
+        await store.start_job(owner, job_id, clock())
+        last = [0]
 
-    async def report() -> None:
-        # the importer reports synchronously between chunks; the row is updated apart
-        while True:
-            await asyncio.sleep(0.5)
-            await store.job_progress(pool, job_id, last[0])
+        def progress(line: int) -> None:
+            last[0] = line
 
-    reporter = asyncio.ensure_future(report())
-    try:
-        async with pool.acquire() as conn:
+        async def report() -> None:
+            # the importer reports synchronously between chunks; the row is updated apart, on
+            # a connection of the pool (the owner's is in the import's transaction); a busy
+            # pool delays the progress, never the import
+            while True:
+                await asyncio.sleep(0.5)
+                await store.job_progress(pool, job_id, last[0])
+
+        reporter = asyncio.ensure_future(report())
+        try:
             result = await importer.import_subscribers(
-                conn,
+                owner,
                 actor,
                 stream,
                 today=today,
@@ -182,27 +209,32 @@ async def run_import_job(
                 source=f"api:import_job:{job_id}",
                 progress=progress,
             )
-    except importer.ImportFileError as e:
+        except importer.ImportFileError as e:
+            await store.finish_job(
+                owner, job_id, status="failed", at=clock(), error=str(e), lines=last[0]
+            )
+            return
+        except Exception as e:  # the job must say it failed; the traceback goes to the log
+            log.exception("import job failed", job=job_id)
+            await store.finish_job(
+                owner, job_id, status="failed", at=clock(), error=f"{type(e).__name__}: {e}"[:500]
+            )
+            return
+        finally:
+            reporter.cancel()
         await store.finish_job(
-            pool, job_id, status="failed", at=clock(), error=str(e), lines=last[0]
+            owner,
+            job_id,
+            status="loaded" if result.loaded else "rejected",
+            at=clock(),
+            result=result.to_json(),
+            lines=last[0],
         )
-        return
-    except Exception as e:  # the job must say it failed; the traceback goes to the log
-        log.exception("import job failed", job=job_id)
-        await store.finish_job(
-            pool, job_id, status="failed", at=clock(), error=f"{type(e).__name__}: {e}"[:500]
-        )
-        return
+
+    try:
+        await work()
     finally:
-        reporter.cancel()
-    await store.finish_job(
-        pool,
-        job_id,
-        status="loaded" if result.loaded else "rejected",
-        at=clock(),
-        result=result.to_json(),
-        lines=last[0],
-    )
+        await disown_import_job(pool, owner, job_id)
 
 
 async def fail_unfinished_jobs(

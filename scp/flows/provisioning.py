@@ -174,7 +174,7 @@ async def add_subscriber(
             )
         except asyncpg.UniqueViolationError as e:
             what = "imsi" if "imsi" in (e.constraint_name or "") else "msisdn"
-            raise Conflict(f"subscriber with this {what} already exists") from None
+            raise Conflict(f"subscriber with this {what} already exists", field=what) from None
         if svcs:
             await conn.executemany(
                 "INSERT INTO subscription (msisdn, service, start_date) VALUES ($1, $2, $3)",
@@ -242,7 +242,7 @@ async def update_subscriber(
                     *changes.values(),
                 )
             except asyncpg.UniqueViolationError:
-                raise Conflict("another subscriber has this imsi") from None
+                raise Conflict("another subscriber has this imsi", field="imsi") from None
         after = await _must_load(conn, m)
         if after != before:
             await audit(conn, actor, "update", "subscriber", m, before, after)

@@ -54,7 +54,12 @@ class NotFound(ProvisioningError):
 
 
 class Conflict(ProvisioningError):
-    """The entity already exists or the change contradicts the stored state."""
+    """The entity already exists or the change contradicts the stored state; ``field`` names
+    the value at fault when one is (a duplicate IMSI)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)

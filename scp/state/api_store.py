@@ -15,6 +15,7 @@ __all__ = [
     "ApiClient",
     "Remembered",
     "client_by_digest",
+    "fail_orphaned_jobs",
     "finish_job",
     "get_job",
     "insert_client",
@@ -24,6 +25,8 @@ __all__ = [
     "remember",
     "reserve_key",
     "revoke_client",
+    "own_job",
+    "disown_job",
     "start_job",
     "job_progress",
     "touch_client",
@@ -239,3 +242,44 @@ async def finish_job(
         error,
         lines,
     )
+
+
+# The owner of a queued or running job holds the session advisory lock (JOB_LOCK, job id) on a
+# connection of its own from before the job row is committed until the job is finished. A
+# process that dies (kill -9, OOM, power) loses its connections and with them the lock: a job
+# whose lock anyone can take has no owner any more, and its import's transaction rolled back.
+JOB_LOCK = 0x6D636E0F
+
+
+def _objid(job_id: int) -> int:
+    return job_id % 2**31  # the int4 second key; ids 2**31 apart share one, which is harmless
+
+
+async def own_job(conn: asyncpg.Connection, job_id: int) -> None:
+    """Hold the job's lock on ``conn`` (a session lock: it outlives transactions)."""
+    await conn.execute("SELECT pg_advisory_lock($1, $2)", JOB_LOCK, _objid(job_id))
+
+
+async def disown_job(conn: asyncpg.Connection, job_id: int) -> None:
+    await conn.execute("SELECT pg_advisory_unlock($1, $2)", JOB_LOCK, _objid(job_id))
+
+
+async def fail_orphaned_jobs(
+    db: asyncpg.Pool | asyncpg.Connection, at: dt.datetime, job_id: int | None = None
+) -> list[int]:
+    """Mark failed the unfinished jobs (all, or ``job_id``) whose owner is gone; their ids.
+
+    One statement, one transaction: the transaction-level try-lock succeeds only where no
+    session holds the owner's lock, and is released at commit."""
+    rows = await db.fetch(
+        "UPDATE import_job SET status = 'failed', finished_at = $1,"
+        " error = 'interrupted: the process running it is gone; nothing was loaded'"
+        " WHERE id IN (SELECT id FROM import_job WHERE status IN ('queued', 'running')"
+        "   AND ($2::bigint IS NULL OR id = $2) FOR UPDATE SKIP LOCKED)"
+        " AND pg_try_advisory_xact_lock($3, (id % 2147483648)::int4)"
+        " RETURNING id",
+        at,
+        job_id,
+        JOB_LOCK,
+    )
+    return [r["id"] for r in rows]

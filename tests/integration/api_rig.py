@@ -5,10 +5,15 @@ a real PostgreSQL behind it, clients with real tokens, and recordings made here.
 from __future__ import annotations
 
 import io
+import os
 import struct
+import subprocess
+import sys
+import time
 import wave
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +25,7 @@ from scp.flows import api as api_flow
 from scp.service.provisioning import Actor
 from scp.web.app import create_app
 from scp.web.context import WebContext
+from tests.helpers import free_port
 
 ADMIN = Actor("cli", "test")
 ALL_SCOPES = ("provisioning", "media", "billing", "read")
@@ -57,6 +63,72 @@ async def serve_api(pool: Any, cfg: Config | None = None) -> AsyncIterator[Api]:
         await server.stop()
         for hook in ctx.stop_hooks:
             await hook()
+
+
+def cli(tmp: Path, db_dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``mcn-scp --config tmp/web.toml ARGS`` (as :func:`web_process` runs it)."""
+    return subprocess.run(
+        [sys.executable, "-m", "scp", "--config", str(tmp / "web.toml"), *args],
+        env=dict(os.environ, MCN_DATABASE_URL=db_dsn),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
+def make_token(tmp: Path, db_dsn: str, name: str, scopes: str = ",".join(ALL_SCOPES)) -> str:
+    """A token made by the real command ``mcn-scp api token create``."""
+    token = cli(tmp, db_dsn, "api", "token", "create", name, "--scope", scopes).stdout
+    assert token.startswith("mcn_"), token
+    return token.splitlines()[0]
+
+
+def write_web_conf(tmp: Path) -> str:
+    """``tmp/web.toml`` on a free port; its base URL."""
+    port = free_port()
+    (tmp / "web.toml").write_text(
+        f'[web]\nlisten = "127.0.0.1:{port}"\n[log]\nformat = "json"\nlevel = "error"\n'
+    )
+    return f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def web_process(tmp: Path, db_dsn: str, base: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``mcn-scp web`` as its own process (``tmp/web.toml``), serving once this yields; stopped
+    (SIGTERM) at the end unless the caller ended it. Its log is ``tmp/web.log`` - a file: a pipe
+    nobody reads while the run goes on would fill and stop the server in the middle of a write.
+    """
+    cmd = [sys.executable, "-m", "scp", "--config", str(tmp / "web.toml"), "web"]
+    log_path = tmp / "web.log"
+    with log_path.open("ab") as log_file:
+        proc = subprocess.Popen(
+            cmd,
+            env=dict(os.environ, MCN_DATABASE_URL=db_dsn),
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    httpx.get(f"{base}/healthz", timeout=1)
+                    break
+                except httpx.TransportError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(
+                            log_path.read_text(errors="replace")[-4000:] or "no start"
+                        ) from None
+                    time.sleep(0.1)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
 
 
 def wav(seconds: float, *, rate: int = 8000, seed: int = 1) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -109,7 +110,7 @@ async def test_subscriber_lifecycle_audited_as_the_client(clean_pool: asyncpg.Po
                 content=b"{not json",
                 headers={"content-type": "application/json"},
             )
-            problem(r, 422)
+            problem(r, 400, "body")  # not JSON at all
             assert (await c.delete(f"/subscribers/{CALLEE}")).status_code == 204
             problem(await c.get(f"/subscribers/{CALLEE}"), 404)
             problem(await c.delete(f"/subscribers/{CALLEE}"), 404)
@@ -199,6 +200,87 @@ async def test_lists_page_with_opaque_cursors(clean_pool: asyncpg.Pool) -> None:
             problem(await c.get("/subscribers", params={"limit": 0}), 422, "query.limit")
 
 
+async def pages(c: Any, path: str, limit: int, **params: Any) -> tuple[list[Any], int]:
+    """Every item of a paged list, following next_cursor; (items, pages)."""
+    items: list[Any] = []
+    cursor, n = None, 0
+    while True:
+        q = {"limit": limit, **params} | ({"cursor": cursor} if cursor else {})
+        r = await c.get(path, params=q)
+        assert r.status_code == 200, r.text
+        n += 1
+        items += r.json()["items"]
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            return items, n
+
+
+async def test_call_inquiry_voicemail_and_cdrs_page_with_cursors(clean_pool: asyncpg.Pool) -> None:
+    t0 = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)
+    cfg = parse_config("[voicemail]\nmax_messages = 10\nmax_seconds = 10\n")
+    async with serve_api(clean_pool, cfg) as api:
+        async with api.client(await api.token("all")) as c:
+            await c.put(f"/subscribers/{CALLEE}", json={"services": ["voicemail"]})
+            await c.put("/subscribers/8613900000002", json={})
+            # 25 calls CALLEE missed, three of them at one instant (the id breaks the tie), one
+            # another number missed, and one CALLEE made and the other missed: not CALLEE's inquiry
+            async with clean_pool.acquire() as conn:
+                ids = [
+                    await calls_store.insert_missed_call(
+                        conn,
+                        RecordMissedCall(
+                            CALLER,
+                            CALLEE,
+                            "not-reachable",
+                            20,
+                            f"scp-1:{i:08x}",
+                            t0 + dt.timedelta(minutes=i // 3 * 3),
+                        ),
+                    )
+                    for i in range(25)
+                ]
+                for ref, caller in (("scp-1:1000abce", CALLER), ("scp-1:1000abcf", CALLEE)):
+                    await calls_store.insert_missed_call(
+                        conn, RecordMissedCall(caller, "8613900000002", "busy", 17, ref, t0)
+                    )
+                for i in range(7):
+                    await conn.execute(
+                        calls_store.INSERT_CDR,
+                        "sms",
+                        CALLEE if i % 2 else CALLER,
+                        None,
+                        None,
+                        "missed-call",
+                        None,
+                        t0 + dt.timedelta(hours=i // 2),
+                        None,
+                        None,
+                        Decimal("0.1"),
+                        None,
+                    )
+            got, n = await pages(c, f"/subscribers/0{CALLEE[2:]}/missed-calls", 10)
+            assert n == 3 and [m["id"] for m in got] == sorted(ids, reverse=True)  # newest first
+            assert {(m["caller"], m["callee"]) for m in got} == {(CALLER, CALLEE)}
+            for i in range(5):
+                at = (t0 + dt.timedelta(minutes=i)).isoformat()
+                data = {"callee": CALLEE, "caller": "", "deposited_at": at, "duration": "1"}
+                files = {"audio": ("a", wav(1.0, seed=i + 1), "audio/wav")}
+                assert (await c.post("/voicemail", data=data, files=files)).status_code == 201
+            msgs, n = await pages(c, f"/subscribers/{CALLEE}/voicemail", 2)
+            assert (
+                n == 3
+                and len(msgs) == 5
+                and [m["id"] for m in msgs] == sorted(m["id"] for m in msgs)
+            )
+            cdrs, n = await pages(c, "/cdrs", 3, since=t0.isoformat())
+            assert n == 3 and len(cdrs) == 7
+            assert [(x["started_at"], x["id"]) for x in cdrs] == sorted(
+                (x["started_at"], x["id"]) for x in cdrs
+            )
+            mine, _ = await pages(c, "/cdrs", 2, msisdn=CALLEE)
+            assert len(mine) == 3 and {x["msisdn"] for x in mine} == {CALLEE}
+
+
 async def test_bulk_import_job_same_importer(clean_pool: asyncpg.Pool) -> None:
     csv = "msisdn,services,group,language,notify_mode\n" + "".join(
         f"86139100{i:05d},missed-call;busy,oss,zh,sms\n" for i in range(300)
@@ -238,6 +320,31 @@ async def test_bulk_import_job_same_importer(clean_pool: asyncpg.Pool) -> None:
     assert await clean_pool.fetchval("SELECT count(*) FROM subscriber") == 300
     jobs = await audit_rows(clean_pool, entity="subscriber-import")
     assert jobs and all(j["channel"] == "api" and j["actor"] == "oss" for j in jobs)
+
+
+async def test_bulk_loads_at_once_do_not_wait_on_the_pool(clean_pool: asyncpg.Pool) -> None:
+    """More loads at once than the pool has connections (5 in the tests), each with its
+    Idempotency-Key: each takes one connection for its request and its job, never a second."""
+    async with serve_api(clean_pool) as api:
+        token = await api.token("oss", "provisioning")
+        async with api.client(token, headers={"Content-Type": "text/csv"}) as c:
+
+            async def load(i: int) -> int:
+                csv = f"msisdn,services,group,language\n861391110{i:04d},missed-call,oss,zh\n"
+                r = await c.post("/imports", content=csv, headers={"Idempotency-Key": f"k{i}"})
+                assert r.status_code == 202, r.text
+                job_id: int = r.json()["id"]
+                return job_id
+
+            ids = await asyncio.wait_for(asyncio.gather(*(load(i) for i in range(12))), 60)
+            for job_id in ids:
+                for _ in range(400):
+                    job = (await c.get(f"/imports/{job_id}")).json()
+                    if job["status"] not in ("queued", "running"):
+                        break
+                    await asyncio.sleep(0.05)
+                assert job["status"] == "loaded", job
+    assert await clean_pool.fetchval("SELECT count(*) FROM subscriber") == 12
 
 
 async def test_media_server_choices_only_for_real_missed_calls(clean_pool: asyncpg.Pool) -> None:

@@ -8,7 +8,8 @@ from this process (``/api/v1/assets/``, the files the PyPI package ``fastapi-off
 a carrier's network has no way to a CDN.
 
 Routers: :mod:`.provisioning`, :mod:`.media`, :mod:`.bulk`, :mod:`.billing`; shared machinery in
-:mod:`.common` (tokens and scopes, cursors, Idempotency-Key) and :mod:`.problems` (RFC 9457).
+:mod:`.common` (tokens and scopes, cursors, Idempotency-Key), :mod:`.problems` (RFC 9457) and
+:mod:`.limits` (request bodies refused before they are read whole).
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import fastapi_offline
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse
 from starlette.routing import Mount
 
 from scp.flows import api as api_flow
-from scp.web.api import billing, bulk, media, problems, provisioning
+from scp.web.api import billing, bulk, common, limits, media, problems, provisioning
 from scp.web.context import WebContext
 
 PREFIX = "/api/v1"
@@ -57,8 +58,10 @@ def build(ctx: WebContext) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(common.no_nul)],
     )
     api.state.ctx = ctx
+    api.add_middleware(limits.BodyLimit, cfg=lambda: ctx.cfg)
     api.state.import_tasks = set()
     problems.install(api)
     for r in (provisioning.router, media.router, bulk.router, billing.router):
@@ -113,8 +116,9 @@ def _problems_only(doc: dict[str, Any]) -> dict[str, Any]:
     error shape, which this API never sends)."""
     for item in doc.get("paths", {}).values():
         for op in item.values():
-            if "requestBody" in op:  # a body that is not JSON / multipart at all
+            if "requestBody" in op:  # a body that is not JSON / multipart at all, or too large
                 op["responses"].setdefault("400", {"description": "The body cannot be parsed"})
+                op["responses"].setdefault("413", {"description": "Content too large"})
             for status, r in op.get("responses", {}).items():
                 if status.isdigit() and int(status) >= 400:
                     r["content"] = {

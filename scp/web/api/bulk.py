@@ -5,16 +5,21 @@ its progress, outcome and bad lines.
 The body is streamed to a temporary file as it arrives (flat memory, up to
 ``[api] max_import_bytes``), the job row is written (with the Idempotency-Key's answer, if any),
 and the import runs in this process's event loop after the answer: one transaction, the same
-validation, loading the same file twice changes nothing (:mod:`scp.flows.importer`).
+validation, loading the same file twice changes nothing (:mod:`scp.flows.importer`). The job's
+owner lock is taken before its row commits (:func:`scp.flows.api.own_import_job`), so a job
+whose process died reads as failed; a retry with the job's Idempotency-Key gets the job as it
+stands now.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import tempfile
 from typing import Annotated
 
+import asyncpg
 from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
 
@@ -88,30 +93,58 @@ async def post_import(
     except BaseException:
         spool.close()
         raise
+    # One connection per bulk load, taken here and held until the job ends: the request's
+    # transaction and then the import run on it (no second connection asked of the pool while
+    # holding one, which many loads at once could wait on for ever), and it holds the job's lock.
+    owner: asyncpg.Connection = await ctx.pool.acquire()
     started: list[int] = []
 
     async def run(db: Db) -> Response:
-        job = await api_flow.create_import_job(
-            db, actor(client), skip_bad=skip_bad, size=size, now=ctx.wall_now()
-        )
+        async with owner.transaction():
+            job = await api_flow.create_import_job(
+                owner, actor(client), skip_bad=skip_bad, size=size, now=ctx.wall_now()
+            )
+            # owned before the row commits: nobody can see the job without its owner
+            await api_flow.own_import_job(owner, job["id"])
         started.append(job["id"])
         return json_response(job, 202, location=f"/api/v1/imports/{job['id']}")
 
     try:
-        resp = await idempotent(request, client, fingerprint(request, digest.digest()), run)
+        resp = await idempotent(
+            request, client, fingerprint(request, digest.digest()), run, conn=owner
+        )
     except BaseException:
         spool.close()
+        if started:  # rolled back: no job to run, but the session lock is held
+            await api_flow.disown_import_job(ctx.pool, owner, started[0])
+        else:
+            await ctx.pool.release(owner)
         raise
+    if resp.headers.get("idempotent-replayed"):
+        # a retry gets its job as it stands now, not the "queued" of the first answer: a job
+        # whose process died is failed by now, and the client sees it
+        spool.close()
+        await ctx.pool.release(owner)
+        first = json.loads(bytes(resp.body)) if resp.status_code == 202 else None
+        if first is None:
+            return resp
+        job = await api_flow.get_import_job(ctx.pool, first["id"], now=ctx.wall_now())
+        out = json_response(job, 202, location=f"/api/v1/imports/{job['id']}")
+        out.headers["Idempotent-Replayed"] = "true"
+        return out
     if started:  # a new job (not a replayed answer): run it now that its row is committed
         jobs: set[asyncio.Task[None]] = request.app.state.import_tasks
         today = local_day(ctx.wall_now(), ctx.cfg)
+
+        job_id = started[0]
 
         async def work() -> None:
             try:
                 await api_flow.run_import_job(
                     ctx.pool,
+                    owner,
                     actor(client),
-                    started[0],
+                    job_id,
                     spool,
                     today=today,
                     skip_bad=skip_bad,
@@ -120,12 +153,13 @@ async def post_import(
             finally:
                 spool.close()
 
-        task = asyncio.create_task(work(), name=f"import-job-{started[0]}")
-        task.job_id = started[0]  # type: ignore[attr-defined]
+        task = asyncio.create_task(work(), name=f"import-job-{job_id}")
+        task.job_id = job_id  # type: ignore[attr-defined]
         jobs.add(task)
         task.add_done_callback(jobs.discard)
     else:
         spool.close()
+        await ctx.pool.release(owner)
     return resp
 
 
@@ -140,4 +174,5 @@ async def get_import(
     job_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     client: Annotated[ApiClient, Depends(require("provisioning", "read"))],
 ) -> Response:
-    return json_response(await api_flow.get_import_job(ctx_of(request).pool, job_id))
+    ctx = ctx_of(request)
+    return json_response(await api_flow.get_import_job(ctx.pool, job_id, now=ctx.wall_now()))

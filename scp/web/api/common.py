@@ -5,7 +5,9 @@ Idempotency-Key of POST requests, and JSON answers.
   ``WWW-Authenticate: Bearer``; a token without a scope the route needs: 403
   (``error="insufficient_scope"``). The client's name is the audit actor of every write.
 * Cursors: opaque (base64url of the last key seen); lists are in a stable key order, so a page
-  never repeats or skips a row whatever is written meanwhile.
+  never repeats or skips a row whatever is written meanwhile. A cursor's values meet the rules
+  of any other input (:mod:`.models`): a forged one is 422 naming ``cursor``.
+* No query or path value holds a NUL character (:func:`no_nul`, a dependency of every route).
 * Idempotency-Key (IETF draft "The Idempotency-Key HTTP Header Field"): the first request's
   effect and its answer commit in one transaction; a retry with the same key and the same
   request gets that answer again (``Idempotent-Replayed: true``), with another request 422; a
@@ -15,9 +17,11 @@ Idempotency-Key of POST requests, and JSON answers.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Generic, TypeVar
 
 import asyncpg
@@ -30,6 +34,7 @@ from scp.flows import api as api_flow
 from scp.flows.api import ApiClient
 from scp.flows.provisioning import Db
 from scp.service.provisioning import Actor, to_json
+from scp.web.api.models import check_instant, check_text
 from scp.web.api.problems import ApiProblem, urn
 from scp.web.context import WebContext
 
@@ -97,6 +102,19 @@ def require(*scopes: str) -> Callable[..., Awaitable[ApiClient]]:
     return client
 
 
+async def no_nul(request: Request) -> None:
+    """Refuse a query or path value holding a NUL character: 422 naming its parameter."""
+    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
+        if isinstance(value, str) and "\x00" in value:
+            raise ApiProblem(
+                422,
+                "Invalid input",
+                f"{name}: a NUL character is not allowed",
+                kind=urn("invalid-input"),
+                field=name,
+            )
+
+
 def actor(client: ApiClient) -> Actor:
     return Actor("api", client.name)
 
@@ -117,12 +135,36 @@ def json_response(data: Any, status: int = 200, *, location: str | None = None) 
 
 
 def encode_cursor(**key: Any) -> str:
-    raw = json.dumps(key, separators=(",", ":"), default=str).encode()
+    raw = json.dumps(
+        {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in key.items()},
+        separators=(",", ":"),
+    ).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def _cursor_value(v: Any, t: type) -> Any:
+    """The value of type ``t`` a cursor's JSON value stands for; ValueError if none."""
+    if isinstance(v, bool):
+        raise ValueError("bool")
+    if t is dt.datetime:
+        if not isinstance(v, str):
+            raise ValueError("at")
+        at = dt.datetime.fromisoformat(check_text(v))
+        if at.tzinfo is None:
+            raise ValueError("naive")
+        return check_instant(at)
+    if not isinstance(v, t):
+        raise ValueError("type")
+    if isinstance(v, int) and not 0 <= v < 2**63:
+        raise ValueError("range")
+    if isinstance(v, str):
+        check_text(v)
+    return v
+
+
 def decode_cursor(cursor: str | None, **types: type) -> dict[str, Any] | None:
-    """The key a cursor carries (None for the first page); 422 naming ``cursor`` if forged."""
+    """The key a cursor carries (None for the first page), each value of its type (str, int,
+    or an aware datetime); 422 naming ``cursor`` if forged."""
     if not cursor:
         return None
     try:
@@ -130,11 +172,7 @@ def decode_cursor(cursor: str | None, **types: type) -> dict[str, Any] | None:
         key = json.loads(raw)
         if not isinstance(key, dict) or set(key) != set(types):
             raise ValueError("keys")
-        for k, t in types.items():
-            if not isinstance(key[k], t) or isinstance(key[k], bool):
-                raise ValueError(k)
-            if t is int and not 0 <= key[k] < 2**63:
-                raise ValueError(k)
+        return {k: _cursor_value(key[k], t) for k, t in types.items()}
     except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError):
         raise ApiProblem(
             422,
@@ -143,7 +181,6 @@ def decode_cursor(cursor: str | None, **types: type) -> dict[str, Any] | None:
             kind=urn("invalid-input"),
             field="cursor",
         ) from None
-    return key
 
 
 def fingerprint(request: Request, *parts: bytes | str) -> bytes:
@@ -155,17 +192,31 @@ def fingerprint(request: Request, *parts: bytes | str) -> bytes:
     return h.digest()
 
 
+@asynccontextmanager
+async def _borrowed(
+    pool: asyncpg.Pool, given: asyncpg.Connection | None
+) -> AsyncIterator[asyncpg.Connection]:
+    if given is not None:
+        yield given
+    else:
+        async with pool.acquire() as conn:
+            yield conn
+
+
 async def idempotent(
     request: Request,
     client: ApiClient,
     request_sha256: bytes,
     run: Callable[[Db], Awaitable[Response]],
+    *,
+    conn: asyncpg.Connection | None = None,
 ) -> Response:
-    """Run a POST's ``run`` under its Idempotency-Key, if it has one (see the module doc)."""
+    """Run a POST's ``run`` under its Idempotency-Key, if it has one (see the module doc); on
+    ``conn`` if given (the caller's own), else on the pool."""
     ctx = ctx_of(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
-        return await run(ctx.pool)
+        return await run(conn if conn is not None else ctx.pool)
     if not 1 <= len(key) <= 255 or not key.isprintable():
         raise ApiProblem(
             422,
@@ -174,7 +225,7 @@ async def idempotent(
             kind=urn("invalid-input"),
             field=IDEMPOTENCY_HEADER,
         )
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with _borrowed(ctx.pool, conn) as conn, conn.transaction():
         await conn.execute(f"SET LOCAL lock_timeout = '{KEY_WAIT}'")
         try:
             seen = await api_flow.reserve_key(conn, client, key, request_sha256, ctx.wall_now())

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
-from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from scp.flows import ivr
@@ -35,7 +34,7 @@ from scp.web.api.common import (
     json_response,
     require,
 )
-from scp.web.api.models import ChoiceIn, ChoiceOut, DepositOut, VoiceMessageOut
+from scp.web.api.models import ChoiceIn, ChoiceOut, DepositOut, Instant, Text, VoiceMessageOut
 from scp.web.api.problems import ApiProblem, responses, urn
 
 router = APIRouter(tags=["media server"])
@@ -119,13 +118,13 @@ def _out(m: VoiceMessage, **extra: Any) -> dict[str, Any]:
 async def deposit(
     request: Request,
     client: Annotated[ApiClient, Depends(MEDIA)],
-    callee: Annotated[str, Form(min_length=1, max_length=32)],
-    deposited_at: Annotated[AwareDatetime, Form(description="when the recording ended")],
+    callee: Annotated[Text, Form(min_length=1, max_length=32)],
+    deposited_at: Annotated[Instant, Form(description="when the recording ended")],
     duration: Annotated[
         int, Form(ge=0, le=86400, description="seconds, as the media server counted")
     ],
     audio: Annotated[UploadFile, File(description="the recording: WAV (RIFF) or AMR / AMR-WB")],
-    caller: Annotated[str, Form(max_length=32, description="empty when withheld")] = "",
+    caller: Annotated[Text, Form(max_length=32, description="empty when withheld")] = "",
 ) -> Response:
     ctx = ctx_of(request)
     data = await audio.read(ctx.cfg.voicemail.max_bytes + 1)

@@ -1,6 +1,12 @@
 """The API's JSON shapes (pydantic): what the OpenAPI document publishes and requests are read
 by. Field names follow the provisioning values (:mod:`scp.service.provisioning`); the rules a
 value must meet (E.164 numbers, PINs, groups) are checked by the flows, which name the field.
+
+Two rules hold for every value a request carries (body, form, query, path, cursor), because
+PostgreSQL or Python would otherwise fail on them with a server error: no string holds a NUL
+character (PostgreSQL text cannot), and a time lies in :data:`EARLIEST` .. :data:`LATEST` once
+in UTC (``9999-12-31T23:59:59-14:00`` is accepted by RFC 3339 but is past the year 9999 in UTC,
+beyond Python's datetime; the margin keeps a local day or a window added to it in range).
 """
 
 from __future__ import annotations
@@ -8,7 +14,40 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
+
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # exclusive
+
+
+def check_instant(v: dt.datetime) -> dt.datetime:
+    """``v`` (aware) if it lies in EARLIEST .. LATEST once in UTC; ValueError if not."""
+    try:
+        utc = v.astimezone(dt.UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError(f"a time from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d} UTC")
+    return v
+
+
+def check_text(v: str) -> str:
+    """``v`` if it has no NUL character (PostgreSQL text cannot hold one); ValueError if not."""
+    if "\x00" in v:
+        raise ValueError("a NUL character is not allowed")
+    return v
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(check_instant)]
+Text = Annotated[str, AfterValidator(check_text)]
 
 Service = Literal["missed-call", "busy", "delivery-receipt", "voicemail", "forwarding"]
 Language = Literal["zh", "en"]
@@ -24,6 +63,14 @@ Number = Field(
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, v: object) -> object:
+        for s in v if isinstance(v, list) else [v]:
+            if isinstance(s, str):
+                check_text(s)
+        return v
 
 
 class SubscriberIn(_In):
@@ -116,8 +163,8 @@ class AdIn(_In):
     caller_prefixes: list[str] = Field(default_factory=list, max_length=100)
     user_groups: list[str] = Field(default_factory=list, max_length=100)
     priority: int = Field(0, ge=-(2**31), le=2**31 - 1)
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: Instant | None = None
+    valid_until: Instant | None = None
 
     @field_validator("window_start", "window_end")
     @classmethod

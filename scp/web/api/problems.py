@@ -6,7 +6,7 @@ Every error of the API has this one shape: ``type`` (a URN naming the kind of pr
 listing each one when there are several. The service layer's errors map onto it in one place
 (:func:`from_exception`): bad input 422, unknown 404, contradicts the stored state 409,
 recording too large 413, not WAV / AMR 415. FastAPI's own request validation becomes the same
-422, so bad input is never a 500.
+422, so bad input is never a 500; a body that is not JSON at all is 400 naming ``body``.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def from_exception(e: Exception) -> ApiProblem | None:
     if isinstance(e, NotFound):
         return ApiProblem(404, "Not found", str(e), kind=urn("not-found"))
     if isinstance(e, Conflict):
-        return ApiProblem(409, "Conflict", str(e), kind=urn("conflict"))
+        return ApiProblem(409, "Conflict", str(e), kind=urn("conflict"), field=e.field)
     return None
 
 
@@ -141,6 +141,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, e: RequestValidationError) -> Response:
+        broken = [err for err in e.errors() if err.get("type") == "json_invalid"]
+        if broken:  # not JSON at all: nothing to name but the body (the position is a detail)
+            where = broken[0].get("loc", ())
+            at = f" at octet {where[-1]}" if where and isinstance(where[-1], int) else ""
+            reason = str(broken[0].get("ctx", {}).get("error", "not JSON"))
+            return response(
+                ApiProblem(
+                    400,
+                    "Bad request",
+                    f"body: cannot be parsed as JSON{at}: {reason}",
+                    kind=urn("unparsable-body"),
+                    field="body",
+                )
+            )
         errors = [
             FieldError(field=_loc(err.get("loc", ())), reason=str(err.get("msg", "invalid")))
             for err in e.errors()

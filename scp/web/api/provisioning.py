@@ -18,6 +18,7 @@ from scp.flows import provisioning as prov
 from scp.flows.api import ApiClient
 from scp.flows.provisioning import Db
 from scp.service.notifications import local_day
+from scp.service.provisioning import valid_msisdn
 from scp.web.api.common import (
     Page,
     actor,
@@ -291,20 +292,13 @@ async def missed_calls(
     cursor: str | None = None,
     limit: LIMIT = 100,
 ) -> Response:
-    key = decode_cursor(cursor, at=str, id=int)
-    before = None
-    if key is not None:
-        try:
-            before = (dt.datetime.fromisoformat(key["at"]), key["id"])
-        except ValueError:
-            decode_cursor("!", at=str, id=int)  # the same 422 as any forged cursor
+    key = decode_cursor(cursor, at=dt.datetime, id=int)
+    before = (key["at"], key["id"]) if key is not None else None
     rows = await prov.list_missed_calls(
-        ctx_of(request).pool, callee=msisdn, limit=limit, before=before
+        ctx_of(request).pool, callee=valid_msisdn(msisdn), limit=limit, before=before
     )
     nxt = (
-        encode_cursor(at=rows[-1]["occurred_at"].isoformat(), id=rows[-1]["id"])
-        if len(rows) == limit
-        else None
+        encode_cursor(at=rows[-1]["occurred_at"], id=rows[-1]["id"]) if len(rows) == limit else None
     )
     return json_response({"items": rows, "next_cursor": nxt})
 
