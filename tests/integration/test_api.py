@@ -22,6 +22,9 @@ from scp.state import calls_store
 from tests.integration.api_rig import ADMIN, amr, serve_api, wav
 
 pytestmark = pytest.mark.integration
+# the tests whose defaults or windows come from the day (the API's local_day(wall_now())): run
+# on the real day and on the date guard's fake ones (tests/dates.py)
+DATED = pytest.mark.usefixtures("any_day")
 
 CALLEE = "8613912345678"
 CALLER = "8613700001111"
@@ -50,6 +53,7 @@ async def missed_call(pool: asyncpg.Pool, at: dt.datetime, caller: str = CALLER)
         )
 
 
+@DATED
 async def test_subscriber_lifecycle_audited_as_the_client(clean_pool: asyncpg.Pool) -> None:
     async with serve_api(clean_pool) as api:
         token = await api.token("boss", "provisioning")
@@ -121,6 +125,7 @@ async def test_subscriber_lifecycle_audited_as_the_client(clean_pool: asyncpg.Po
     assert {"enable-service", "disable-service", "update", "reset-pin"} <= set(actions)
 
 
+@DATED
 async def test_idempotency_key_replays_and_refuses_another_body(clean_pool: asyncpg.Pool) -> None:
     async with serve_api(clean_pool) as api:
         token = await api.token("crm", "provisioning")
@@ -165,6 +170,7 @@ async def test_idempotency_key_replays_and_refuses_another_body(clean_pool: asyn
     assert len(creates) == 3
 
 
+@DATED
 async def test_lists_page_with_opaque_cursors(clean_pool: asyncpg.Pool) -> None:
     async with serve_api(clean_pool) as api:
         token = await api.token("crm", "provisioning", "read")
@@ -215,6 +221,7 @@ async def pages(c: Any, path: str, limit: int, **params: Any) -> tuple[list[Any]
             return items, n
 
 
+@DATED
 async def test_call_inquiry_voicemail_and_cdrs_page_with_cursors(clean_pool: asyncpg.Pool) -> None:
     t0 = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)
     cfg = parse_config("[voicemail]\nmax_messages = 10\nmax_seconds = 10\n")
@@ -281,6 +288,7 @@ async def test_call_inquiry_voicemail_and_cdrs_page_with_cursors(clean_pool: asy
             assert len(mine) == 3 and {x["msisdn"] for x in mine} == {CALLEE}
 
 
+@DATED
 async def test_bulk_import_job_same_importer(clean_pool: asyncpg.Pool) -> None:
     csv = "msisdn,services,group,language,notify_mode\n" + "".join(
         f"86139100{i:05d},missed-call;busy,oss,zh,sms\n" for i in range(300)
@@ -347,6 +355,7 @@ async def test_bulk_loads_at_once_do_not_wait_on_the_pool(clean_pool: asyncpg.Po
     assert await clean_pool.fetchval("SELECT count(*) FROM subscriber") == 12
 
 
+@DATED
 async def test_media_server_choices_only_for_real_missed_calls(clean_pool: asyncpg.Pool) -> None:
     cfg = parse_config('[call]\ncallback_fee = "0.20"\n')
     async with serve_api(clean_pool, cfg) as api:
@@ -386,6 +395,7 @@ async def test_media_server_choices_only_for_real_missed_calls(clean_pool: async
     assert acts == ["ivr-callback", "ivr-voicemail", "ivr-operator"]
 
 
+@DATED
 async def test_voicemail_deposit_to_deletion(clean_pool: asyncpg.Pool) -> None:
     cfg = parse_config("[voicemail]\nmax_messages = 2\nmax_seconds = 10\nmax_bytes = 200000\n")
     rec = wav(3.0, seed=3)
@@ -474,6 +484,7 @@ async def test_voicemail_deposit_to_deletion(clean_pool: asyncpg.Pool) -> None:
     assert await clean_pool.fetchval("SELECT audio FROM voicemail WHERE id = $1", msg["id"]) is None
 
 
+@DATED
 async def test_voicemail_notify_none_stores_without_sms(clean_pool: asyncpg.Pool) -> None:
     async with serve_api(clean_pool) as api:
         token = await api.token("all")
@@ -492,6 +503,7 @@ async def test_voicemail_notify_none_stores_without_sms(clean_pool: asyncpg.Pool
     assert await clean_pool.fetchval("SELECT count(*) FROM sms_outbox") == 0
 
 
+@DATED
 async def test_retention_deletes_old_messages_once(clean_pool: asyncpg.Pool) -> None:
     from scp.flows import voicemail as vm
 

@@ -47,7 +47,7 @@ from tests import tshark
 from tests.integration.api_rig import wav
 from tests.integration.webclient import serve
 
-pytestmark = [pytest.mark.integration, pytest.mark.tshark]
+pytestmark = [pytest.mark.integration, pytest.mark.tshark, pytest.mark.usefixtures("any_day")]
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "screenshots"
