@@ -21,7 +21,7 @@ from scp.config import parse_config
 from scp.state.db import open_pool
 from scp.tools.simulate.transports import connect_tcp
 from tests.integration.smppd import Smppd, smppd_fixture
-from tests.pgcluster import PgCluster, remove, workdir
+from tests.pgcluster import PgCluster, cluster_fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -44,13 +44,7 @@ alert_via_hlr = false
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PgCluster]:
-    base = workdir("mcn-readyz-")
-    c = PgCluster(base).init()
-    c.start()
-    try:
-        yield c
-    finally:
-        remove(base, c)
+    yield from cluster_fixture("mcn-readyz-")
 
 
 @pytest.fixture(scope="module")
