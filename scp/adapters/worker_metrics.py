@@ -68,15 +68,16 @@ class MetricsServer:
 async def fetch(
     directory: str | Path, worker_id: int, timeout: float = FETCH_TIMEOUT
 ) -> bytes | None:
-    """Worker ``worker_id``'s metrics text, or None if it did not hand them over in time."""
+    """Worker ``worker_id``'s metrics text, or None if it did not hand any over in time."""
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_unix_connection(
                 str(metrics_socket(directory, worker_id))
             )
             try:
-                return await reader.read()
+                text = await reader.read()
             finally:
                 writer.close()
     except (OSError, TimeoutError):
         return None
+    return text or None  # nothing: its rendering failed (it logged why)
