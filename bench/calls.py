@@ -24,6 +24,15 @@ well-formed and in time); then the SCP is restarted under cProfile for a CPU pro
 same flows. Last, ``mcn-scp run --workers 2`` on the same address: flows/s and SCP CPU per flow
 of both workers together (``workers_2``), beside one worker's. Prints one JSON object.
 Targets: >= 1,000 flows/s, p99 < 20 ms at 500/s, scp_vs_floor >= 0.4.
+
+A flow counts only when the SCP did its work: the first answer a TC-CONTINUE with
+RequestReportBCSMEvent, the second a TC-END with Connect (anything else is ``failed``, and
+``not_connect`` says how many of those were well-formed answers of another kind). Past
+``[database] budget`` the SCP still routes the call without writing it, so each SCP phase is
+also checked against what the node recorded (``check``): the missed-call rows written in the
+phase beside the flows counted, and the node's own counters of records lost or in doubt and of
+InitialDPs continued without the database, read from its ``/metrics``. ``loss`` sums them over
+every SCP phase: all zero when every counted flow left its missed call in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -54,6 +63,7 @@ from scratch import free_port  # noqa: E402
 from scp.app import freeze_loaded  # noqa: E402
 from scp.codecs import cap, ops  # noqa: E402
 from scp.codecs.numbers import CalledPartyNumber, CallingPartyNumber, Cause  # noqa: E402
+from scp.codecs.opcodes import CapOpcode  # noqa: E402
 from scp.config import NodeConfig  # noqa: E402
 from scp.primitives import (  # noqa: E402
     GlobalTitle,
@@ -76,6 +86,7 @@ ASYNC_COMMIT = "--async-commit" in sys.argv
 SUB_BASE = 8613900000000
 ASSOCIATIONS = 8  # the switch's associations toward `--workers 2`: all on one worker is 2**-7
 CONFIG_PORT = re.compile(r'listen = "127\.0\.0\.1:(\d+)"')
+CONNECT, RRBE = CapOpcode.CONNECT, CapOpcode.REQUEST_REPORT_BCSM_EVENT
 
 CONFIG = """
 [node]
@@ -83,6 +94,8 @@ event_loop = "{event_loop}"
 [m3ua]
 listen = "127.0.0.1:{port}"
 beat_interval = 0
+[web]
+listen = "127.0.0.1:{web_port}"
 [tcap]
 idle_timeout = 30.0
 [ivr]
@@ -139,9 +152,10 @@ _TID = b"\xde\xad\xbe\xef"  # where the switch's transaction ID goes in a templa
 
 
 def _floor_templates(switch_pc: int) -> tuple[bytes, bytes, bytes, bytes]:
-    """M3UA DATA carrying a TC-CONTINUE (AARE accepted, Continue) and a TC-END (Continue)
-    toward the switch at ``switch_pc``, each cut where the switch's transaction ID goes:
-    (CONTINUE before it, after it, END before it, after it)."""
+    """M3UA DATA carrying a TC-CONTINUE (AARE accepted, an RRBE invoke) and a TC-END (a
+    Connect invoke), the operations the driver checks for, without arguments (the switch
+    decodes none), toward the switch at ``switch_pc``, each cut where the switch's transaction
+    ID goes: (CONTINUE before it, after it, END before it, after it)."""
     from scp.codecs import m3ua, sccp, tcap
     from scp.primitives import MtpTransfer
 
@@ -149,7 +163,7 @@ def _floor_templates(switch_pc: int) -> tuple[bytes, bytes, bytes, bytes]:
         udt = sccp.encode(sccp.Udt(MSC, SCP, tcap.encode(msg)))
         return m3ua.encode_data(MtpTransfer(100, switch_pc, 3, 2, 0, 0, udt), 1)
 
-    # Each Continue has its invoke ID: the switch's TCAP rejects an invoke ID the dialogue's
+    # Each invoke has its invoke ID: the switch's TCAP rejects an invoke ID the dialogue's
     # peer still holds (Q.774 §3.2.2.2), which would be work of its own on every flow.
     cont = data(
         tcap.TcapMessage(
@@ -157,11 +171,13 @@ def _floor_templates(switch_pc: int) -> tuple[bytes, bytes, bytes, bytes]:
             b"\x00\x00\x00\x01",
             _TID,
             tcap.Aare(AC),
-            (Invoke(1, 31, None, op_class=4),),
+            (Invoke(1, RRBE, None, op_class=2),),
         )
     )
     end = data(
-        tcap.TcapMessage(tcap.MessageType.END, None, _TID, None, (Invoke(2, 31, None, op_class=4),))
+        tcap.TcapMessage(
+            tcap.MessageType.END, None, _TID, None, (Invoke(2, CONNECT, None, op_class=2),)
+        )
     )
     c_at, e_at = cont.index(_TID), end.index(_TID)
     return cont[:c_at], cont[c_at + 4 :], end[:e_at], end[e_at + 4 :]
@@ -253,6 +269,8 @@ class Driver:
         # peer of the tests keeps them all, which over a bench's flows would be a heap for the
         # collector to walk and its pauses in the latencies measured here
         self.stray = 0
+        # answers of the right TC kind without the operation the flow expects (RRBE, Connect)
+        self.not_connect = 0
         driver = self
 
         class _Peer(PeerAsp):
@@ -306,6 +324,9 @@ class Driver:
         t1 = time.perf_counter()
         if type(a) is not TcContinue:
             return None
+        if not _invokes(a, RRBE):
+            self.not_connect += 1
+            return None
         f = self._wait(did)
         t2 = time.perf_counter()
         p.request(TcContinue(did, components=(Invoke(2, 24, self.erb, op_class=4),)))
@@ -313,7 +334,67 @@ class Driver:
         t3 = time.perf_counter()
         if type(b) is not TcEnd:
             return None
+        if not _invokes(b, CONNECT):
+            self.not_connect += 1
+            return None
         return t1 - t0, t3 - t2
+
+
+def _invokes(p: TcContinue | TcEnd, opcode: int) -> bool:
+    """``p`` carries an invoke of ``opcode`` (the opcode alone: no decoding on the driver)."""
+    return any(type(c) is Invoke and c.opcode == opcode for c in p.components)
+
+
+class Ledger:
+    """What the SCP recorded, read around each of its phases: the missed-call rows in
+    PostgreSQL, and its counters of call records lost or in doubt and of InitialDPs continued
+    without the database, from its ``/metrics`` (every worker's, under ``--workers``)."""
+
+    LOSS = {
+        "records_lost": "mcn_scp_call_records_lost_total",
+        "records_in_doubt": "mcn_scp_call_records_in_doubt_total",
+        "continued_without_database": "mcn_scp_calls_continued_without_database_total",
+    }
+
+    def __init__(self, dsn: str, web_port: int) -> None:
+        self.dsn = dsn
+        self.url = f"http://127.0.0.1:{web_port}/metrics"
+        self.loss: dict[str, int] = dict.fromkeys(["flows_without_missed_call", *self.LOSS], 0)
+
+    async def _read(self) -> dict[str, int]:
+        import asyncpg
+        import httpx
+        from prometheus_client.parser import text_string_to_metric_families
+
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            got = {"missed_calls": await conn.fetchval("SELECT count(*) FROM missed_call")}
+        finally:
+            await conn.close()
+        async with httpx.AsyncClient() as c:
+            r = await c.get(self.url)
+            r.raise_for_status()
+        samples = [s for f in text_string_to_metric_families(r.text) for s in f.samples]
+        for key, name in self.LOSS.items():
+            got[key] = round(sum(s.value for s in samples if s.name == name))
+        return got
+
+    async def checked(self, phase: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """``phase``'s result with its ``check``: the rows and counters it moved."""
+        before = await self._read()
+        r = await phase()
+        after = await self._read()
+        moved = {k: after[k] - before[k] for k in after}
+        written = moved.pop("missed_calls")
+        check = {
+            "missed_calls_written": written,
+            "flows_without_missed_call": max(0, r["flows"] - written),
+            **moved,
+        }
+        for k in self.loss:
+            self.loss[k] += check[k]
+        r["check"] = check
+        return r
 
 
 async def saturate(d: Driver, seconds: float, concurrency: int) -> dict[str, Any]:
@@ -406,11 +487,13 @@ async def _provision(dsn: str) -> None:
         await conn.execute("TRUNCATE subscriber, missed_call, cdr RESTART IDENTITY CASCADE")
         subs = [(str(SUB_BASE + i),) for i in range(N_SUBSCRIBERS)]
         await conn.copy_records_to_table("subscriber", records=subs, columns=["msisdn"])
-        # in force since long before any run of the bench (the date is the caller's to give)
+        # in force since long before any run of the bench (the date is the caller's to give);
+        # "busy" (遇忙提示) is the product that serves a busy call: with "missed-call" alone
+        # the SCP answers tBusy with Continue and records nothing (PRODUCT_OF_REASON)
         since = dt.date(2020, 1, 1)
         await conn.copy_records_to_table(
             "subscription",
-            records=[(s[0], "missed-call", since) for s in subs],
+            records=[(s[0], svc, since) for s in subs for svc in ("missed-call", "busy")],
             columns=["msisdn", "service", "start_date"],
         )
     finally:
@@ -534,9 +617,10 @@ async def _in_turns(
 
 async def _run(args: argparse.Namespace, dsn: str, tmp: Path) -> dict[str, Any]:
     await _provision(dsn)
-    port = free_port()
+    port, web_port = free_port(), free_port()
     config = tmp / "scp.toml"
-    config.write_text(CONFIG.format(port=port, event_loop=args.event_loop))
+    config.write_text(CONFIG.format(port=port, web_port=web_port, event_loop=args.event_loop))
+    ledger = Ledger(dsn, web_port)
     out: dict[str, Any] = {
         "bench": "calls",
         "flow": "CAP v2 IDP -> RRBE+Continue; ERB tBusy -> missed call written -> Connect(IVR)",
@@ -558,7 +642,7 @@ async def _run(args: argparse.Namespace, dsn: str, tmp: Path) -> dict[str, Any]:
         await saturate(d, 1.0, args.concurrency)  # warm-up
         await saturate(f, 1.0, args.concurrency)
         sat, floor, paired = await _in_turns(
-            lambda: _measured(d, ("scp", proc), ("floor", fproc), args),
+            lambda: ledger.checked(lambda: _measured(d, ("scp", proc), ("floor", fproc), args)),
             lambda: _measured(f, ("server", fproc), ("scp", proc), args),
             args.rounds,
         )
@@ -566,10 +650,12 @@ async def _run(args: argparse.Namespace, dsn: str, tmp: Path) -> dict[str, Any]:
         out["floor"] = floor
         out.update(paired)
         f.peer.close()
-        out["half_load"] = await open_loop(d, round(sat["flows_per_s"] / 2), args.seconds)
-        out["at_500_per_s"] = await open_loop(d, 500, args.seconds)
+        half = round(sat["flows_per_s"] / 2)
+        out["half_load"] = await ledger.checked(lambda: open_loop(d, half, args.seconds))
+        out["at_500_per_s"] = await ledger.checked(lambda: open_loop(d, 500, args.seconds))
         out["scp_peak_rss_mb"] = _peak_rss_mb(proc.pid)  # after every phase above
         out["stray_indications"] = d.stray + f.stray
+        out["not_connect"] = d.not_connect
         d.peer.close()
     finally:
         _stop_scp(fproc)
@@ -584,7 +670,8 @@ async def _run(args: argparse.Namespace, dsn: str, tmp: Path) -> dict[str, Any]:
     finally:
         _stop_scp(proc)
     out["profile"] = _profile_summary(prof)
-    out["workers_2"] = await _two_workers(args, config, dsn)
+    out["workers_2"] = await _two_workers(args, config, dsn, ledger)
+    out["loss"] = ledger.loss
     return out
 
 
@@ -593,7 +680,9 @@ def _children(pid: int) -> list[int]:
         return [int(x) for x in f.read().split()]
 
 
-async def _two_workers(args: argparse.Namespace, config: Path, dsn: str) -> dict[str, Any]:
+async def _two_workers(
+    args: argparse.Namespace, config: Path, dsn: str, ledger: Ledger
+) -> dict[str, Any]:
     """`mcn-scp run --workers 2` on the same listen address (SO_REUSEPORT): the switch opens
     several associations, which the kernel spreads over the two workers; flows/s and the CPU
     per flow of both workers together, to set beside one worker's (``saturation``). The floor
@@ -632,7 +721,7 @@ async def _two_workers(args: argparse.Namespace, config: Path, dsn: str) -> dict
         await _saturate_all(drivers, 1.0, share, workers)  # warm-up
         await _saturate_all(floors, 1.0, share, [fproc.pid])
         scp, floor, paired = await _in_turns(
-            lambda: _saturate_all(drivers, args.seconds, share, workers),
+            lambda: ledger.checked(lambda: _saturate_all(drivers, args.seconds, share, workers)),
             lambda: _saturate_all(floors, args.seconds, share, [fproc.pid]),
             args.rounds,
         )
@@ -643,6 +732,7 @@ async def _two_workers(args: argparse.Namespace, config: Path, dsn: str) -> dict
             "floor_flows_per_s": floor["flows_per_s"],
             "floor_failed": floor["failed"],
             "stray_indications": sum(x.stray for x in drivers + floors),
+            "not_connect": sum(x.not_connect for x in drivers),
             **paired,
         }
     finally:

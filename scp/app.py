@@ -39,6 +39,7 @@ from scp.adapters.smpp import make_gateway
 from scp.adapters.tcp import TcpTransport
 from scp.adapters.transport import AssociationHandler
 from scp.adapters.worker_link import WorkerLink
+from scp.adapters.worker_metrics import MetricsServer, fetch
 from scp.config import Config, ConfigError, _host_port
 from scp.core.m3ua_asp import (
     AspState,
@@ -68,7 +69,8 @@ from scp.service.screening import LogRation, Screener
 from scp.service.stats import NodeStats
 from scp.state.migrate import open_migrated_pool
 from scp.web.app import create_app
-from scp.web.context import NodeSnapshot, WebContext
+from scp.web.context import NodeSnapshot, WebContext, WorkerMetrics
+from scp.web.metrics import process_families, render
 
 log = structlog.get_logger("scp.node")
 
@@ -538,6 +540,13 @@ class Services:
         )
         self.users = build_users(pool, cfg)
         self.node = Node(cfg, capture=capture, users=self.users, workers=workers)
+        self.seat = workers
+        # under --workers each worker hands its metrics to worker 0, which serves /metrics
+        self.metrics_server = (
+            MetricsServer(workers.directory, cfg.node.worker_id, self._own_metrics)
+            if workers is not None
+            else None
+        )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.sender: OutboxSender | None = None
@@ -556,6 +565,8 @@ class Services:
             )
         await self.node.start()
         self.gateway.start()
+        if self.metrics_server is not None:
+            await self.metrics_server.start()
         if self.cfg.web.listen:
             self.web_ctx = WebContext(
                 cfg=self.cfg,
@@ -563,6 +574,7 @@ class Services:
                 wall_now=self.wall_now,
                 ready_checks={"m3ua": self._m3ua_ready, "smsc": self._smsc_ready},
                 node_metrics=self.metrics_snapshot,
+                worker_metrics=self.worker_metrics if self.seat is not None else None,
             )
             self.http = build_http_server(self.cfg, self.web_ctx)
             await self.http.start()
@@ -662,6 +674,18 @@ class Services:
             call_gaps_sent=self.node.overload.gaps_sent,
         )
 
+    async def _own_metrics(self) -> bytes:
+        """This worker's families, as worker 0 reads them for ``/metrics``."""
+        return render(process_families(self.pool, await self.metrics_snapshot()))
+
+    async def worker_metrics(self) -> WorkerMetrics:
+        """Each sibling worker's metrics, read now (all at once, each within its timeout)."""
+        seat = self.seat
+        assert seat is not None  # wired into the web context only under --workers
+        ids = sorted(seat.siblings)
+        texts = await asyncio.gather(*(fetch(seat.directory, i) for i in ids))
+        return WorkerMetrics(self.cfg.node.worker_id, dict(zip(ids, texts, strict=True)))
+
     async def _watch_outbox_age(self) -> None:
         """``[overload] max_outbox_age``: the outbox age read every ``check_interval``."""
         cfg = self.cfg.overload
@@ -703,6 +727,8 @@ class Services:
         if self.http is not None:  # no new web work once the node is going down
             await self.http.stop()
             await run_stop_hooks(self.web_ctx)
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         if self.sender is not None:
             self.sender.stop()
         self._stop.set()

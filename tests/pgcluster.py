@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +209,15 @@ def remove(base: Path, *clusters: PgCluster) -> None:
             except (RuntimeError, OSError, subprocess.SubprocessError):
                 pass
     shutil.rmtree(base, ignore_errors=True)
+
+
+def cluster_fixture(prefix: str) -> Iterator[PgCluster]:
+    """A test module's own running server (for ``yield from`` in a module-scoped fixture),
+    removed at the end whatever state the tests left it in."""
+    base = workdir(prefix)
+    c = PgCluster(base).init()
+    c.start()
+    try:
+        yield c
+    finally:
+        remove(base, c)

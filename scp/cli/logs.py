@@ -1,8 +1,10 @@
 """Logging of every ``mcn-scp`` command: the only place it is configured.
 
 Logs are structured (structlog): human-readable on a terminal, one JSON object per line
-otherwise, so a log shipper can index them. Values are readable (enums by value), and
-pycrate's decoding detail shows only when debugging.
+otherwise, so a log shipper can index them. The libraries' own records (stdlib ``logging``:
+asyncio, asyncpg, uvicorn, pycrate) go the same way: in JSON they are JSON lines too, with
+their ``logger`` name and any traceback under ``exception``. Values are readable (enums by
+value), and pycrate's decoding detail shows only when debugging.
 """
 
 from __future__ import annotations
@@ -39,16 +41,15 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         if use_console
         else structlog.processors.JSONRenderer(ensure_ascii=False)
     )
+    # what every line gets, ours and the libraries' alike
+    common: list[structlog.typing.Processor] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.StackInfoRenderer(),
-            structlog.processors.format_exc_info,
-            readable_values,
-            renderer,
-        ],
+        processors=[structlog.contextvars.merge_contextvars, *common, readable_values, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
@@ -57,8 +58,15 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     handler = next((h for h in root.handlers if isinstance(h, _StderrHandler)), None)
     if handler is None:
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
+    handler.setFormatter(
+        logging.Formatter("%(levelname)s %(name)s: %(message)s")
+        if use_console
+        else structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *common],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
     handler.setStream(sys.stderr)
     handler.filters = [_LibraryDetail(debug=lvl <= logging.DEBUG)]
     root.setLevel(max(lvl, logging.WARNING))

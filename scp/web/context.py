@@ -36,6 +36,15 @@ class NodeSnapshot:
     call_gaps_sent: int = 0
 
 
+@dataclass(frozen=True)
+class WorkerMetrics:
+    """The node's worker processes at scrape time (``mcn-scp run --workers N``): this one's
+    worker ID and each sibling's own ``/metrics`` text, None for a sibling that did not answer."""
+
+    worker_id: int
+    siblings: Mapping[int, bytes | None]
+
+
 # A readiness check: name -> callable answering (ready, detail). The node adds its own (M3UA
 # AS active, SMSC bound); a web-only process has the database check alone.
 ReadyCheck = Callable[[], Awaitable[tuple[bool, str]]]
@@ -54,5 +63,7 @@ class WebContext:
     role: str = "node"
     # the node's counters and state for /metrics, read at each scrape (None: a web-only process)
     node_metrics: Callable[[], Awaitable[NodeSnapshot]] | None = None
+    # the sibling workers' metrics, read at each scrape (None: the node runs one process)
+    worker_metrics: Callable[[], Awaitable[WorkerMetrics]] | None = None
     # run once the server stopped taking requests (a part's own clean-up: jobs it runs)
     stop_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

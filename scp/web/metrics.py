@@ -7,6 +7,11 @@ outbox sender, the pool) from a :class:`~scp.web.context.NodeSnapshot` that the 
 query is the outbox backlog (on the claim index). A web-only process (``mcn-scp web``) exports
 its database pool alone. Metric names are the contract the Grafana dashboard in
 ``docs/grafana-dashboard.json`` queries (a test checks each one is exported).
+
+Under ``mcn-scp run --workers N`` each worker counts its own traffic and only worker 0 serves
+HTTP: it reads every sibling's families at scrape time (:mod:`scp.adapters.worker_metrics`) and
+exports them beside its own, each sample labelled with its ``worker`` ID, with how many workers
+are configured and how many answered.
 """
 
 from __future__ import annotations
@@ -24,12 +29,21 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from scp.service.stats import Histogram
-from scp.web.context import NodeSnapshot, WebContext
+from scp.web.context import NodeSnapshot, WebContext, WorkerMetrics
 
-__all__ = ["NodeSnapshot", "install", "node_families", "pool_families"]
+__all__ = [
+    "NodeSnapshot",
+    "install",
+    "node_families",
+    "pool_families",
+    "process_families",
+    "render",
+    "worker_families",
+]
 
 P = "mcn_scp_"
 # generate_latest writes the classic text format 0.0.4, which every Prometheus reads; say so
@@ -230,6 +244,63 @@ def pool_families(pool: asyncpg.Pool) -> list[Metric]:
     ]
 
 
+def process_families(pool: asyncpg.Pool, snapshot: NodeSnapshot | None) -> list[Metric]:
+    """What one process exports: its pool, and its node's families if it runs a node."""
+    families = pool_families(pool)
+    if snapshot is not None:
+        families += node_families(snapshot)
+    return families
+
+
+def _workers(configured: int, alive: int) -> list[Metric]:
+    return [
+        GaugeMetricFamily(
+            P + "workers", "Worker processes of the node ([node] workers)", configured
+        ),
+        GaugeMetricFamily(
+            P + "workers_alive",
+            "Worker processes whose metrics this scrape read (the serving one included)",
+            alive,
+        ),
+    ]
+
+
+def _labelled(families: list[Metric], worker: int) -> list[Metric]:
+    """``families`` with every sample labelled ``worker``."""
+    for m in families:
+        m.samples = [s._replace(labels={**s.labels, "worker": str(worker)}) for s in m.samples]
+    return families
+
+
+def worker_families(own: list[Metric], workers: WorkerMetrics) -> list[Metric]:
+    """The families of every worker of the node, each sample labelled with its worker ID (one
+    family per name: Prometheus refuses a name twice), and the worker counts. A sibling whose
+    text does not parse counts as not answering."""
+    merged: dict[str, Metric] = {m.name: m for m in _labelled(own, workers.worker_id)}
+    alive = 1
+    for worker_id, text in sorted(workers.siblings.items()):
+        if text is None:
+            continue
+        try:
+            theirs = list(text_string_to_metric_families(text.decode()))
+        except ValueError:  # UnicodeDecodeError included
+            continue
+        alive += 1
+        for m in _labelled(theirs, worker_id):
+            if (mine := merged.get(m.name)) is not None and mine.type == m.type:
+                mine.samples += m.samples
+            elif mine is None:
+                merged[m.name] = m
+    return [*merged.values(), *_workers(1 + len(workers.siblings), alive)]
+
+
+def render(families: list[Metric]) -> bytes:
+    """``families`` in the text exposition format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry)
+
+
 class _Families(Collector):
     """A collector over families built for one scrape."""
 
@@ -243,9 +314,10 @@ class _Families(Collector):
 def install(app: FastAPI, ctx: WebContext) -> None:
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        families = pool_families(ctx.pool)
-        if ctx.node_metrics is not None:
-            families += node_families(await ctx.node_metrics())
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Families(families))
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE)
+        snapshot = await ctx.node_metrics() if ctx.node_metrics is not None else None
+        families = process_families(ctx.pool, snapshot)
+        if ctx.worker_metrics is not None:
+            families = worker_families(families, await ctx.worker_metrics())
+        elif snapshot is not None:
+            families += _workers(1, 1)
+        return Response(render(families), media_type=CONTENT_TYPE)

@@ -25,7 +25,7 @@ import pytest
 from scp.config import parse_config
 from scp.state.db import open_pool
 from tests.integration.callload import CallBench, Load
-from tests.pgcluster import PgCluster, remove, workdir
+from tests.pgcluster import PgCluster, cluster_fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -46,13 +46,7 @@ alert_via_hlr = false
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PgCluster]:
-    base = workdir("mcn-outage-")
-    c = PgCluster(base).init()
-    c.start()
-    try:
-        yield c
-    finally:
-        remove(base, c)
+    yield from cluster_fixture("mcn-outage-")
 
 
 async def test_restart_freeze_and_stop_under_call_load(cluster: PgCluster) -> None:

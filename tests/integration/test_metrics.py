@@ -7,8 +7,13 @@ same). The Grafana dashboard in docs/ may only query metrics the node exports.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -18,10 +23,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from scp.app import Services
 from scp.config import parse_config
 from scp.flows import provisioning as prov
+from scp.primitives import TcEnd
 from scp.tools.simulate.network import Simulator
 from scp.tools.simulate.scenarios import Numbers
 from scp.tools.simulate.transports import connect_tcp
+from tests import tshark
 from tests.dates import today
+from tests.helpers import free_port
+from tests.integration import test_workers as workers
+from tests.integration.peer import PeerAsp
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -159,6 +169,7 @@ async def test_metrics_move_as_the_calls_did(clean_pool) -> None:  # type: ignor
     assert value(after, "mcn_scp_db_pool_size") >= 1
     assert value(after, "mcn_scp_tcap_dialogues_open") == 0
     assert value(after, "mcn_scp_calls_continued_without_database_total") == 0
+    assert value(after, "mcn_scp_workers") == value(after, "mcn_scp_workers_alive") == 1
     # the call path's database round trips: one subscriber read per InitialDP, and each call's
     # missed call written (busy, with its SMS) in one write, each timed
     assert moved("mcn_scp_db_query_seconds_count", work="read") == 3
@@ -180,3 +191,106 @@ async def test_metrics_move_as_the_calls_did(clean_pool) -> None:  # type: ignor
     # parser names a counter's family without _total, a histogram's without _bucket
     missing = {m for m in queried if re.sub(r"_(total|bucket|sum|count)$", "", m) not in names}
     assert not missing, f"the dashboard queries metrics the node does not export: {missing}"
+
+
+@pytest.mark.tshark
+async def test_metrics_of_every_worker(tmp_path: Path, db_dsn: str, clean_pool) -> None:  # type: ignore[no-untyped-def]
+    """``mcn-scp run --workers 2``: worker 0 serves /metrics, and a call on an association the
+    other worker holds shows there under that worker's ID; a worker that does not answer (here
+    stopped with SIGSTOP) is not counted alive."""
+    await workers.provisioning.add_subscriber(
+        clean_pool,
+        workers.ADMIN,
+        workers.CALLEE,
+        today=today(),
+        services=("missed-call", "busy", "voicemail"),
+    )
+    port, web = free_port(), free_port()
+    first = workers.FIRST_WORKER_ID
+    conf = tmp_path / "node.toml"
+    conf.write_text(
+        f'[node]\nworker_id = {first}\n[m3ua]\nlisten = "127.0.0.1:{port}"\n'
+        f'[web]\nlisten = "127.0.0.1:{web}"\n[smpp]\nbackend = "console"\n'
+        '[ivr]\nmode = "connect"\n[rating]\nlocal_prefixes = ["86139"]\n'
+    )
+    log = tmp_path / "run.log"
+    stderr = log.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scp", "--config", str(conf), "run", "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        env=dict(os.environ, MCN_DATABASE_URL=db_dsn),
+    )
+    peers: list[PeerAsp] = []
+    stopped: int | None = None
+    try:
+        await workers._until(
+            "two workers up",
+            lambda: sum(e.get("event") == "scp node up" for e in workers._log(log)) == 2,
+            proc,
+        )
+        # an association held by the worker that does not serve HTTP
+        for i in range(workers.ATTEMPTS):
+            peer, worker = await workers._connect(port, tmp_path / f"peer-{i}.pcap", proc, log)
+            peers.append(peer)
+            if worker == first + 1:
+                break
+            peer.close()
+            await asyncio.wait_for(peer.closed.wait(), 5)
+        else:
+            raise AssertionError("every association landed on worker 0")
+        sw = workers.Switch(peers[-1])
+        did, armed_by = await workers._open(sw)
+        assert armed_by == first + 1
+        sw.cont(did, workers.erb(13, 17))
+        end = (await sw.next(did, 2))[1]
+        assert isinstance(end, TcEnd), end
+
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web}") as c:
+            got, _ = await scrape(c)
+            cap = "CAP-v2-gsmSSF-to-gsmSCF-AC"
+            idps = {
+                w: value(
+                    got,
+                    "mcn_scp_operations_received_total",
+                    application_context=cap,
+                    operation="initialDP",
+                    worker=str(w),
+                )
+                for w in (first, first + 1)
+            }
+            assert idps == {first: 0, first + 1: 1}
+            assert value(got, "mcn_scp_initial_dp_answer_seconds_count", worker=str(first + 1)) == 1
+            assert value(got, "mcn_scp_db_pool_size", worker=str(first + 1)) >= 1
+            assert value(got, "mcn_scp_workers") == 2
+            assert value(got, "mcn_scp_workers_alive") == 2
+
+            (pid,) = [
+                e["pid"]
+                for e in workers._log(log)
+                if e.get("event") == "worker started" and e.get("index") == 1
+            ]
+            os.kill(pid, signal.SIGSTOP)
+            stopped = pid
+            got, _ = await scrape(c)
+            assert value(got, "mcn_scp_workers") == 2
+            assert value(got, "mcn_scp_workers_alive") == 1
+            assert not any(dict(labels).get("worker") == str(first + 1) for _, labels in got)
+            os.kill(pid, signal.SIGCONT)
+            stopped = None
+
+        proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30)
+    finally:
+        if stopped is not None:
+            os.kill(stopped, signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        stderr.close()
+        for p in peers:
+            p.close()
+            p.finish()
+    assert rc == 0, log.read_text()
+    for i in range(len(peers)):
+        tshark.assert_clean(tmp_path / f"peer-{i}.pcap")

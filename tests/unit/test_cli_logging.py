@@ -9,6 +9,7 @@ to stderr on a capture that makes pycrate talk.
 from __future__ import annotations
 
 import enum
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,40 @@ def test_replay_decode_only_leaves_stderr_empty() -> None:
         cwd=ROOT,
     )
     assert "pycrate.asn1rt" in debug.stderr  # asked for: the decoder's detail is there
+
+
+LIBRARY_LINES = """
+import logging
+import structlog
+from scp.cli.logs import configure_logging
+
+configure_logging("info", "json")
+structlog.get_logger("scp").warning("ours", k=1)
+logging.getLogger("pycrate_asn1rt").warning("forgiven %s", "extension")
+try:
+    1 / 0
+except ZeroDivisionError:
+    logging.getLogger("asyncio").error("Task exception was never retrieved", exc_info=True)
+logging.getLogger("pycrate_asn1rt").info("decoding detail")
+"""
+
+
+def test_library_records_are_json_lines_in_the_json_format() -> None:
+    """In ``format = "json"`` a library's WARNING / ERROR (stdlib logging) is a JSON line like
+    ours, with its logger's name and its traceback, not a line of plain text in the stream."""
+    out = subprocess.run(
+        [sys.executable, "-c", LIBRARY_LINES],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stderr.splitlines()]  # every line JSON
+    assert [(x["event"], x["level"], x.get("logger")) for x in lines] == [
+        ("ours", "warning", None),
+        ("forgiven extension", "warning", "pycrate_asn1rt"),
+        ("Task exception was never retrieved", "error", "asyncio"),
+    ]
+    assert all(x["timestamp"].endswith("Z") for x in lines)
+    assert lines[2]["exception"].endswith("ZeroDivisionError: division by zero")

@@ -32,8 +32,8 @@ from scp.primitives import (
     TcUni,
 )
 from scp.service.stats import LATENCY_BUCKETS, Histogram, NodeStats, SignallingStats
-from scp.web.context import NodeSnapshot
-from scp.web.metrics import node_families
+from scp.web.context import NodeSnapshot, WorkerMetrics
+from scp.web.metrics import node_families, render, worker_families
 
 A = SccpAddress(ri=RoutingIndicator.GT, ssn=146, gt=GlobalTitle("8613800000"))
 CAP = "CAP-v2-gsmSSF-to-gsmSCF-AC"
@@ -203,3 +203,51 @@ def test_histogram_buckets_count_each_observation_at_most_each_bound(values: lis
     # the Prometheus "le" rule, counted the slow way: a value on a bound is in that bucket
     assert h.cumulative() == [sum(1 for v in values if v <= b) for b in h.bounds]
     assert (h.count, h.total) == (len(values), sum(values))
+
+
+def _snapshot(idps: int) -> NodeSnapshot:
+    stats = NodeStats()
+    for did in range(idps):
+        stats.signalling.indication(begin(did, CAP_V2_GSMSSF_SCF, 0), now=0.0)
+        stats.signalling.request(TcEnd(did, None, None, (Invoke(1, 31),)), now=0.002)
+    return NodeSnapshot(
+        stats=stats,
+        asp_states={1: "active"},
+        as_state="active",
+        sccp_returns={},
+        smpp={},
+        smpp_window_in_use=0,
+        smpp_window=10,
+        sms_submitted=0,
+        sms_failed=0,
+        sms_retried=0,
+        outbox_depth=0,
+        outbox_oldest_age=0.0,
+    )
+
+
+def test_worker_families_label_each_workers_samples() -> None:
+    """Worker 10 serves /metrics: its own families and its siblings' (their text, as they hand
+    it over) under one family each, every sample labelled with its worker; a sibling that did
+    not answer or handed over no exposition text is not alive."""
+    theirs = render(node_families(_snapshot(2)))
+    families = worker_families(
+        node_families(_snapshot(1)),
+        WorkerMetrics(10, {11: theirs, 12: None, 13: b"\xff not metrics"}),
+    )
+    text = render(families).decode()
+    assert text.count("# TYPE mcn_scp_operations_received_total counter") == 1
+    got = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+    for worker, idps in (("10", 1), ("11", 2)):
+        labels = (("application_context", CAP), ("operation", "initialDP"), ("worker", worker))
+        assert got["mcn_scp_operations_received_total", labels] == idps
+        assert got["mcn_scp_initial_dp_answer_seconds_count", (("worker", worker),)] == idps
+        bucket = (("le", "0.0025"), ("worker", worker))
+        assert got["mcn_scp_initial_dp_answer_seconds_bucket", bucket] == idps
+    assert not [k for k in got if ("worker", "12") in k[1] or ("worker", "13") in k[1]]
+    assert got["mcn_scp_workers", ()] == 4
+    assert got["mcn_scp_workers_alive", ()] == 2
