@@ -68,7 +68,9 @@ async def prices(pool: asyncpg.Pool) -> None:
 
 async def run(pool: asyncpg.Pool, conf: Config, month: dt.date = JUNE) -> billing.RunSummary:
     async with pool.acquire() as conn:
-        return await billing.run_month(conn, month=month, cfg=conf, clock=lambda: NOW)
+        return await billing.run_month(
+            conn, month=month, cfg=conf, today=NOW.date(), clock=lambda: NOW
+        )
 
 
 async def fees(pool: asyncpg.Pool, month: dt.date = JUNE) -> dict[tuple[str, str], tuple]:
@@ -123,6 +125,7 @@ async def test_daily_proration_named_cases(clean_pool: asyncpg.Pool) -> None:
             conn,
             month=JUNE,
             cfg=cfg("daily", chunk=2),
+            today=NOW.date(),
             clock=lambda: NOW,
             start=started.append,
             progress=steps.append,
@@ -137,6 +140,25 @@ async def test_daily_proration_named_cases(clean_pool: asyncpg.Pool) -> None:
     again = await run(clean_pool, cfg("daily"))
     assert (again.written, again.already_done, again.records) == (0, True, 7)
     assert await fees(clean_pool) == EXPECTED_DAILY
+
+
+async def test_a_month_not_over_is_refused(clean_pool: asyncpg.Pool) -> None:
+    """Billed on its last day, June would miss a service starting that day and charge one
+    that ended early as if it ran to the end, and the run, once done, is never redone: the
+    run refuses it (naming the month) until the network's day is 1 July, and writes nothing."""
+    await prices(clean_pool)
+    await population(clean_pool)
+    for today in (d("2024-05-20"), d("2024-06-01"), d("2024-06-30")):
+        async with clean_pool.acquire() as conn:
+            with pytest.raises(P.InvalidInput, match=r"^month: 2024-06 is not over in Asia"):
+                await billing.run_month(conn, month=JUNE, cfg=cfg(), today=today, clock=lambda: NOW)
+    assert await clean_pool.fetchval("SELECT count(*) FROM billing_run") == 0
+    assert await fees(clean_pool) == {}
+    async with clean_pool.acquire() as conn:
+        s = await billing.run_month(
+            conn, month=JUNE, cfg=cfg(), today=d("2024-07-01"), clock=lambda: NOW
+        )
+    assert (s.status, s.records) == ("done", len(EXPECTED_DAILY))
 
 
 async def test_full_month_whatever_the_days(clean_pool: asyncpg.Pool) -> None:
@@ -530,6 +552,12 @@ async def test_summary_text_and_bad_month(
         [MCN_SCP, "billing", "run", "--month", "June"], env=env, capture_output=True, text=True
     )
     assert bad.returncode == 2 and "month: expected YYYY-MM" in bad.stderr
+    # a month not over on any day this test can run (the refusal's edge is tested above)
+    early = subprocess.run(
+        [MCN_SCP, "billing", "run", "--month", "2999-12"], env=env, capture_output=True, text=True
+    )
+    assert early.returncode == 2 and "month: 2999-12 is not over in" in early.stderr
+    assert await clean_pool.fetchval("SELECT count(*) FROM billing_run") == 1
 
 
 async def test_pair_tariffs_reach_the_call_path(
