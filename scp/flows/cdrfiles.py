@@ -108,7 +108,8 @@ async def reexport_period(
     conn: asyncpg.Connection, *, period: str, directory: Path
 ) -> list[CdrFile]:
     """Write the files of ``period`` again (those already written), identical to the first
-    time; Conflict if a file's records changed since (its checksum differs)."""
+    time; Conflict if a file's records changed since (its checksum differs), the file on disk
+    left as it was."""
     if not directory.is_dir():
         raise InvalidInput("dir", f"not a directory: {directory}")
     out = []
@@ -116,15 +117,21 @@ async def reexport_period(
         for f in await store.files_of_period(conn, period):
             if not f["written"]:
                 continue  # the next export writes it
-            got = await _write(conn, f, directory)
-            if got.sha256 != f["sha256"] or got.records != f["records"]:
-                raise Conflict(f"{f['name']}: its records changed since it was exported")
-            out.append(got)
+            out.append(await _write(conn, f, directory, expect_sha256=f["sha256"]))
     return out
 
 
-async def _write(conn: asyncpg.Connection, f: asyncpg.Record, directory: Path) -> CdrFile:
-    """Stream file ``f``'s records into a temporary file, fsync, rename into place."""
+async def _write(
+    conn: asyncpg.Connection,
+    f: asyncpg.Record,
+    directory: Path,
+    *,
+    expect_sha256: str | None = None,
+) -> CdrFile:
+    """Stream file ``f``'s records into a temporary file, fsync, rename into place.
+
+    ``expect_sha256`` (a file written before): records hashing otherwise raise Conflict before
+    the rename, so the file mediation may already hold is never replaced by other bytes."""
     final = directory / f["name"]
     tmp = directory / f".{f['name']}.{os.getpid()}.tmp"
     h = hashlib.sha256()
@@ -139,6 +146,8 @@ async def _write(conn: asyncpg.Connection, f: asyncpg.Record, directory: Path) -
                 n += 1
             if n != f["records"]:
                 raise Conflict(f"{f['name']}: {n} records found, {f['records']} exported")
+            if expect_sha256 is not None and h.hexdigest() != expect_sha256:
+                raise Conflict(f"{f['name']}: its records changed since it was exported")
             fh.write(trailer_line(n, h.hexdigest()).encode())
             fh.flush()
             os.fsync(fh.fileno())

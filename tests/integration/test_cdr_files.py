@@ -195,11 +195,14 @@ async def test_unwritten_file_and_reexport(
         text=True,
     )
     assert bad.returncode == 2 and "period:" in bad.stderr
-    # a changed record is refused, not silently exported differently
+    # a changed record is refused, not silently exported differently: the file mediation
+    # may hold already stays byte for byte, and no temporary file is left behind
     await pool.execute("UPDATE cdr SET charge = 9")
     with pytest.raises(cdrfiles.Conflict, match="changed"):
         async with pool.acquire() as conn:
             await cdrfiles.reexport_period(conn, period="20240610", directory=tmp_path)
+    assert (tmp_path / "MCN_scp-1_20240610_0001.cdr").read_bytes() == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["MCN_scp-1_20240610_0001.cdr"]
 
 
 async def test_hourly_rotation(clean_pool: asyncpg.Pool, tmp_path: Path) -> None:
