@@ -11,6 +11,10 @@ committed but not written (the node stopped in between) is written by the next e
 node (claimed with SKIP LOCKED), byte for byte as it would have been: its records are fixed by
 its period and transaction range, its header by the node and time stored with it.
 
+Fee files: the same export records, under the same lock, one fee file per month whose
+billing run is done and not yet exported (``billing_run.exported`` set in that transaction),
+holding the month's monthly fee records; written, claimed and re-written like the CDR files.
+
 Atomic write: a temporary name in the target directory, fsync, rename, fsync of the directory;
 a reader never sees a half file under a CDR file name. ``--period`` writes the files of a
 period again, identical (checked against the stored SHA-256).
@@ -27,7 +31,11 @@ from pathlib import Path
 
 import asyncpg
 
+from scp.service.billing import month_bounds
 from scp.service.cdrfile import (
+    FEE_FIELDS,
+    FIELDS,
+    fee_file_name,
     file_name,
     header_line,
     period_of,
@@ -62,8 +70,9 @@ async def export_files(
     timezone: str,
     now: dt.datetime,
 ) -> list[CdrFile]:
-    """Export every CDR not yet in a file; write the files this and earlier exports committed
-    and no node wrote. The files written, in period order."""
+    """Export every CDR not yet in a file, and the fee records of every month billed since;
+    write the files this and earlier exports committed and no node wrote. The files written,
+    in period order."""
     if rotation not in _UNITS:
         raise InvalidInput("cdr.rotation", f"must be daily or hourly, got {rotation!r}")
     if not directory.is_dir():
@@ -92,6 +101,25 @@ async def export_files(
                     created_at=now,
                 )
             await store.move_watermark(conn, horizon)
+        for month, n in await store.unexported_months(conn):
+            period = f"{month:%Y%m}"
+            seq = await store.next_seq(conn, period)
+            first, next_month, _days = month_bounds(month)
+            await store.add_file(
+                conn,
+                name=fee_file_name(node, period, seq),
+                period=period,
+                seq=seq,
+                node=node,
+                period_start=dt.datetime.combine(first, dt.time(), tz).astimezone(dt.UTC),
+                period_end=dt.datetime.combine(next_month, dt.time(), tz).astimezone(dt.UTC),
+                tx_lo=0,
+                tx_hi=0,
+                records=n,
+                created_at=now,
+                kind="fee",
+            )
+            await store.fee_file_added(conn, month)
     written = []
     while True:
         async with conn.transaction():
@@ -134,13 +162,15 @@ async def _write(
     the rename, so the file mediation may already hold is never replaced by other bytes."""
     final = directory / f["name"]
     tmp = directory / f".{f['name']}.{os.getpid()}.tmp"
+    fields = FEE_FIELDS if f["kind"] == "fee" else FIELDS
     h = hashlib.sha256()
     n = 0
     try:
         with open(tmp, "wb") as fh:
-            fh.write(header_line(f["node"], f["period"], f["seq"], f["created_at"]).encode())
+            head = header_line(f["node"], f["period"], f["seq"], f["created_at"], f["kind"])
+            fh.write(head.encode())
             async for r in store.iter_records(conn, f):
-                line = record_line(r).encode("utf-8")
+                line = record_line(r, fields).encode("utf-8")
                 h.update(line)
                 fh.write(line)
                 n += 1

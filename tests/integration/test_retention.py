@@ -227,11 +227,19 @@ async def test_cdrs_only_after_export(clean_pool: asyncpg.Pool, tmp_path: Path) 
     old = [await cdr(OLD) for _ in range(5)]
     young = await cdr(YOUNG)
     assert await retention_pass(pool, cfg, NOW) == {"cdr": 0}  # nothing exported yet
+    # a billed month: the export records its fee file too
+    await pool.execute(
+        "INSERT INTO billing_run (month, proration, status, node, started_at) VALUES"
+        " ('2024-04-01', 'daily', 'done', 'scp-1', $1)",
+        NOW,
+    )
     async with pool.acquire() as conn:
         await cdrfiles.export_files(
             conn, node="scp-1", directory=tmp_path, rotation="daily", timezone="UTC", now=NOW
         )
     late = await cdr(OLD)  # an old start, written after the export
+    # a fee file not written yet holds no CDR back
+    await pool.execute("UPDATE cdr_file SET written = false WHERE kind = 'fee'")
     assert await retention_pass(pool, cfg, NOW) == {"cdr": 5}
     left = {r["id"] for r in await pool.fetch("SELECT id FROM cdr")}
     assert left == {young, late} and not set(old) & left

@@ -9,7 +9,15 @@ from decimal import Decimal
 
 import pytest
 
-from scp.service.cdrfile import FIELDS, file_name, parse_period, period_of, record_line, render
+from scp.service.cdrfile import (
+    FIELDS,
+    fee_file_name,
+    file_name,
+    parse_period,
+    period_of,
+    record_line,
+    render,
+)
 
 UTC = dt.UTC
 
@@ -54,7 +62,9 @@ def test_period_of(
 def test_names_and_periods() -> None:
     assert file_name("scp 1/a", "20240610", 7) == "MCN_scp-1-a_20240610_0007.cdr"
     assert parse_period("2024061023") == "2024061023"
-    for bad in ("2024-06-10", "20241310", "2024061024", "2024", "2024061x"):
+    assert parse_period("202406") == "202406"  # a month of fee files
+    assert fee_file_name("scp 1/a", "202406", 1) == "MCN_scp-1-a_202406_0001.fee"
+    for bad in ("2024-06-10", "20241310", "2024061024", "2024", "2024061x", "202413"):
         with pytest.raises(ValueError):
             parse_period(bad)
 
