@@ -42,7 +42,7 @@ from scp.service.cdrfile import (
     record_line,
     trailer_line,
 )
-from scp.service.provisioning import Conflict, InvalidInput
+from scp.service.provisioning import Conflict, InvalidInput, NotFound
 from scp.state import cdrfile_store as store
 
 __all__ = ["CdrFile", "export_files", "reexport_period"]
@@ -137,15 +137,23 @@ async def reexport_period(
 ) -> list[CdrFile]:
     """Write the files of ``period`` again (those already written), identical to the first
     time; Conflict if a file's records changed since (its checksum differs), the file on disk
-    left as it was."""
+    left as it was, or if none is written yet; NotFound if the period has no file."""
     if not directory.is_dir():
         raise InvalidInput("dir", f"not a directory: {directory}")
     out = []
     async with conn.transaction():
-        for f in await store.files_of_period(conn, period):
+        files = await store.files_of_period(conn, period)
+        if not files:
+            raise NotFound(f"period {period}: no file was exported for it, nothing to write")
+        for f in files:
             if not f["written"]:
                 continue  # the next export writes it
             out.append(await _write(conn, f, directory, expect_sha256=f["sha256"]))
+    if not out:
+        raise Conflict(
+            f"period {period}: its {len(files)} file(s) are not written yet:"
+            " `mcn-scp cdr export --files` writes them"
+        )
     return out
 
 

@@ -5,10 +5,12 @@ of one period (a day or an hour of the network's time zone, ``[cdr] rotation``) 
 together; its name is ``MCN_<node>_<period>_<seq>.cdr`` (seq from 1 per period, 4 digits).
 UTF-8, one line per item, LF ends every line:
 
-* header ``H|MCNCDR|1|<node>|<period>|<seq>|<created at, ISO 8601 UTC>``;
+* header ``H|MCNCDR|1|<node>|<period>|<seq>|<created at, ISO 8601 UTC>``, escaped like a
+  record;
 * one record line per CDR, the fields of :data:`FIELDS` joined by ``|`` (times ISO 8601 UTC,
-  charge in CNY with 4 decimals, empty for none; ``\\``, ``|`` and line breaks inside a field
-  escaped as ``\\\\``, ``\\|``, ``\\n``, ``\\r``);
+  with microseconds when they are not whole seconds; charge in CNY with 4 decimals, empty
+  for none; ``\\``, ``|`` and line breaks inside a field escaped as ``\\\\``, ``\\|``,
+  ``\\n``, ``\\r``);
 * trailer ``T|<record count>|<SHA-256, lowercase hex, of the record lines with their LFs>``.
 
 Fee files carry the monthly fee records of a billed month the same way: named
@@ -83,10 +85,14 @@ def period_of(at: dt.datetime, rotation: str, tz: str) -> tuple[str, dt.datetime
 def parse_period(raw: str) -> str:
     """``YYYYMMDD`` or ``YYYYMMDDHH`` (a day or an hour of CDR files), ``YYYYMM`` (a month of
     fee files); ValueError otherwise."""
+    expected = f"expected YYYYMMDD, YYYYMMDDHH or YYYYMM (a real day, hour or month), got {raw!r}"
     fmt = {6: "%Y%m", 8: "%Y%m%d", 10: "%Y%m%d%H"}.get(len(raw))
     if fmt is None or not raw.isdigit():
-        raise ValueError(f"expected YYYYMMDD, YYYYMMDDHH or YYYYMM, got {raw!r}")
-    dt.datetime.strptime(raw, fmt)  # a real day / hour
+        raise ValueError(expected)
+    try:
+        dt.datetime.strptime(raw, fmt)  # a real day / hour / month
+    except ValueError:
+        raise ValueError(expected) from None
     return raw
 
 
@@ -118,7 +124,16 @@ def record_line(row: Mapping[str, Any], fields: tuple[str, ...] = FIELDS) -> str
 def header_line(
     node: str, period: str, seq: int, created_at: dt.datetime, kind: str = "cdr"
 ) -> str:
-    fields = ("H", FORMATS[kind], FORMAT_VERSION, node, period, str(seq), _field(created_at))
+    # [node] name refuses | and line breaks; escaped all the same, like any field
+    fields = (
+        "H",
+        FORMATS[kind],
+        FORMAT_VERSION,
+        _field(node),
+        period,
+        str(seq),
+        _field(created_at),
+    )
     return "|".join(fields) + "\n"
 
 

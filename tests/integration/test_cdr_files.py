@@ -278,3 +278,32 @@ async def test_fee_files_once_per_billed_month(
         async with pool.acquire() as conn:
             await cdrfiles.reexport_period(conn, period="202406", directory=tmp_path)
     assert path.read_bytes() == first
+
+
+async def test_cli_answers_name_the_problem(
+    clean_pool: asyncpg.Pool, db_dsn: str, tmp_path: Path
+) -> None:
+    await add_cdrs(clean_pool, T10, 1)
+    await export(clean_pool, tmp_path)
+    env = {**os.environ, "MCN_DATABASE_URL": db_dsn}
+
+    def cdr_export(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [MCN_SCP, "cdr", "export", *args, "--dir", str(tmp_path)],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+        )
+
+    bad = cdr_export("--period", "2024061099")
+    assert bad.returncode == 2
+    assert "period: expected YYYYMMDD, YYYYMMDDHH or YYYYMM" in bad.stderr
+    none = cdr_export("--period", "20240101")
+    assert none.returncode == 1
+    assert "period 20240101: no file was exported for it" in none.stderr
+    # [node] name goes into file headers: a name with a separator is refused at load
+    conf = tmp_path / "bad.toml"
+    conf.write_text('[node]\nname = "scp|1"\n', encoding="utf-8")
+    named = cdr_export("--files", MCN_CONFIG=str(conf))
+    assert named.returncode == 2 and "node.name" in named.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["MCN_scp-1_20240610_0001.cdr", "bad.toml"]
