@@ -613,3 +613,44 @@ async def test_pair_tariffs_reach_the_call_path(
         [MCN_SCP, "rates", "pair-set", "86x", "8622"], env=env, capture_output=True, text=True
     )
     assert bad.returncode == 2 and "origin_prefix" in bad.stderr
+
+
+async def test_products_set_and_list_commands(
+    clean_pool: asyncpg.Pool, db_dsn: str, tmp_path: Path
+) -> None:
+    """`mcn-scp products set|list` as an operator runs them: the lines stored, the price in
+    force today marked (the dates bracket any day this test can run), bad input exit 2."""
+    env = _env(db_dsn, _conf(tmp_path, "scp-1", chunk=10))
+
+    def products(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([MCN_SCP, "products", *args], env=env, capture_output=True, text=True)
+
+    for fee, day in (("2.00", "2024-01-01"), ("1.50", "2000-01-01"), ("3.00", "2999-01-01")):
+        res = products("set", "missed-call", "--monthly-fee", fee, "--valid-from", day)
+        assert res.returncode == 0, res.stderr
+    res = products("set", "busy", "--monthly-fee", "2", "--valid-from", "2024-01-01")
+    assert res.stdout.strip() == "busy: 2.0000 CNY a month from 2024-01-01"
+    listed = products("list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [
+        (p["service"], p["valid_from"], p["monthly_fee"], p["in_force"])
+        for p in json.loads(listed.stdout)
+    ] == [
+        ("busy", "2024-01-01", "2.0000", True),
+        ("missed-call", "2000-01-01", "1.5000", False),
+        ("missed-call", "2024-01-01", "2.0000", True),
+        ("missed-call", "2999-01-01", "3.0000", False),
+    ]
+    only = products("list", "--service", "busy")
+    assert only.returncode == 0 and "missed-call" not in only.stdout and "True" in only.stdout
+    for args, field in (
+        (("set", "busy", "--monthly-fee", "two"), "monthly_fee"),
+        (("set", "busy", "--monthly-fee", "-1"), "monthly_fee"),
+        (("set", "busy", "--monthly-fee", "2", "--valid-from", "2024-13-01"), "valid_from"),
+        (("set", "voicemail-x", "--monthly-fee", "2"), "'voicemail-x' is not one of"),
+        (("list", "--service", "nope"), "--service"),
+    ):
+        bad = products(*args)
+        assert bad.returncode == 2 and field in bad.stderr, (args, bad.stderr)
+    # nothing stored by the refused lines
+    assert await clean_pool.fetchval("SELECT count(*) FROM product_price") == 4
