@@ -18,7 +18,8 @@ Every channel calls these functions (``mcn-scp products`` / ``billing``; the web
   record the run did not write. Every chunk but the last commits without waiting for its
   WAL flush (:func:`scp.state.billing_store.defer_flush` says why that loses nothing). Several nodes may start it at once: the month's advisory
   lock lets one work while the others wait; a waiter that gets the lock finds the run done
-  (nothing to do) or, if the worker died, resumes it.
+  (nothing to do) or, if the worker died, resumes it. A done month goes to mediation in a fee
+  file (:func:`scp.flows.cdrfiles.export_files`).
 * :func:`charge_callbacks` is the outbox's charge hook: the callback fee (``[call]
   callback_fee``, charged to the caller who pressed 1) is written when the request's SMS is
   submitted, or delivered (``[billing] callback_fee_on``), in the transaction that records it,
