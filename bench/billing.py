@@ -3,8 +3,18 @@
 Prints one JSON object: seconds and rows/s of ``mcn-scp billing run --month 2024-06`` (a
 subprocess, as ops would run it) over ``--subscribers`` subscribers with two products each (1M
 subscriber-products by default, half of them with a price change mid-month so the daily
-proration really weighs two prices), the run's peak RSS (memory must stay flat: the run works in
-committed chunks), and in the same database the baselines:
+proration really weighs two prices), its memory (it must stay flat: the run works in committed
+chunks), and in the same database the baselines.
+
+Memory: while the run works, the bench samples every ``SAMPLE_EVERY`` seconds the command's
+resident set (``VmRSS`` of its process) and the private memory of its PostgreSQL backend
+(``RssAnon``: shared buffers excluded; the backend is the one holding the month's advisory
+lock), beside the records the run has committed so far (``billing_run.records``).
+``memory`` prints a few of those samples across the run (records, client MB, backend MB), the
+peak of each in the first and in the second half of the records, and the command's peak
+(``VmHWM``): flat memory is a second half no higher than the first.
+
+Baselines:
 
 * ``bare``: ``INSERT INTO bare SELECT`` of the very rows the run wrote into a table with no key;
 * ``keyed``: the same into a table with only the run's unique key (month, msisdn, service): the
@@ -34,7 +44,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -164,6 +173,92 @@ async def timed_ceiling(dsn: str, parts: int) -> float:
             await k.close()
 
 
+SAMPLE_EVERY = 0.1  # s between two memory samples of a run
+_RUN_LOCK_KEY = 0x6D636E02  # scp.state.billing_store._RUN_LOCK: the month's advisory lock
+
+
+def _proc_kb(pid: int, field: str) -> int | None:
+    """A ``/proc/<pid>/status`` field in kB (None once the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+async def sampled_billing_run(
+    env: dict[str, str], dsn: str
+) -> tuple[float, dict[str, Any], dict[str, Any]]:
+    """:func:`billing_run` with memory samples (see the module docstring)."""
+    month = dt.date.fromisoformat(MONTH)
+    probe = await asyncpg.connect(dsn)
+    samples: list[tuple[int, float, float | None]] = []  # records, client MB, backend MB
+    peak_kb = 0
+    try:
+        t0 = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            MCN_SCP,
+            "billing",
+            "run",
+            "--month",
+            MONTH[:7],
+            "--json",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        done = asyncio.ensure_future(proc.communicate())
+        while not done.done():
+            rss = _proc_kb(proc.pid, "VmRSS")
+            peak_kb = max(peak_kb, _proc_kb(proc.pid, "VmHWM") or 0)
+            backend = await probe.fetchval(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND classid = $1::bigint::oid",
+                _RUN_LOCK_KEY,
+            )
+            records = await probe.fetchval(
+                "SELECT records FROM billing_run WHERE month = $1", month
+            )
+            anon = _proc_kb(backend, "RssAnon") if backend else None
+            if rss is not None and records is not None:
+                samples.append((int(records), rss / 1024, anon / 1024 if anon else None))
+            await asyncio.wait([done], timeout=SAMPLE_EVERY)
+        out, err = done.result()
+        secs = time.perf_counter() - t0
+    finally:
+        await probe.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"billing run failed: {err.decode()[-2000:]}")
+    summary: dict[str, Any] = json.loads(out)
+    return secs, summary, _memory(samples, summary["written"], peak_kb)
+
+
+def _memory(
+    samples: list[tuple[int, float, float | None]], rows: int, peak_kb: int
+) -> dict[str, Any]:
+    def peak(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return round(max(known), 1) if known else None
+
+    first = [v for v in samples if v[0] <= rows // 2]
+    second = [v for v in samples if v[0] > rows // 2]
+    step = max(1, len(samples) // 8)
+    return {
+        "samples": len(samples),
+        "by_records": [
+            [r, round(c, 1), None if b is None else round(b, 1)] for r, c, b in samples[::step]
+        ],
+        "client_peak_mb_first_half": peak([c for _, c, _ in first]),
+        "client_peak_mb_second_half": peak([c for _, c, _ in second]),
+        "backend_peak_mb_first_half": peak([b for _, _, b in first]),
+        "backend_peak_mb_second_half": peak([b for _, _, b in second]),
+        "client_vmhwm_mb": round(peak_kb / 1024, 1),
+    }
+
+
 def billing_run(env: dict[str, str]) -> tuple[float, dict[str, Any]]:
     """Seconds and JSON summary of ``mcn-scp billing run`` for the bench's month."""
     t0 = time.perf_counter()
@@ -200,8 +295,7 @@ def run(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
     asyncio.run(execute(dsn, SEED, args.subscribers))
     seed_secs = time.perf_counter() - t0
     asyncio.run(execute(dsn, "CHECKPOINT"))
-    run_secs, summary = billing_run(env)
-    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    run_secs, summary, memory = asyncio.run(sampled_billing_run(env, dsn))
     rerun_secs, again = billing_run(env)
     if again["written"] != 0:
         raise SystemExit(f"the second run wrote records: {again}")
@@ -217,7 +311,8 @@ def run(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
         "seed_seconds": round(seed_secs, 2),
         "run_seconds": round(run_secs, 2),
         "run_rows_per_s": round(rows / run_secs),
-        "run_peak_rss_mb": round(rss_mb, 1),
+        "run_peak_rss_mb": memory["client_vmhwm_mb"],
+        "memory": memory,
         "bare_insert_select_seconds": round(base["bare"], 2),
         "keyed_insert_select_seconds": round(base["keyed"], 2),
         "compute_seconds": round(base["compute"], 2),

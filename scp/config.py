@@ -81,6 +81,11 @@ class NodeConfig:
         _range(self.workers, "node.workers", 1, 256 - self.worker_id)
         if not self.name:
             raise ConfigError("node.name", "must not be empty")
+        if not self.name.isprintable() or set(self.name) & {"|", "\\"}:
+            # it is a field of CDR / fee file headers (docs/cdr-format.md) and of call refs
+            raise ConfigError(
+                "node.name", f"{self.name!r}: no line breaks, control characters, | or \\"
+            )
         if self.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
             raise ConfigError(
                 "node.event_loop", 'uvloop is not installed: install it, or set "asyncio"'

@@ -72,12 +72,13 @@ def billing_group() -> None:
 @click.pass_context
 def billing_run(ctx: click.Context, month_text: str, as_json: bool) -> None:
     """Write one fee record per subscriber per product for MONTH (prorated by [billing]
-    proration). Safe to run twice, to rerun after a crash, and on several nodes at once."""
+    proration), once MONTH is over in [notify] timezone. Safe to run twice, to rerun after a crash, and on several nodes at once."""
     try:
         month = parse_month(month_text, "month")
     except InvalidInput as e:
         raise BadInputError(str(e)) from None
     cfg = get_config(ctx)
+    today = network_today()
     # the bar only on a terminal; the summary always, on stdout (--json: data only there)
     tty = sys.stderr.isatty()
     stack = contextlib.ExitStack()
@@ -104,6 +105,7 @@ def billing_run(ctx: click.Context, month_text: str, as_json: bool) -> None:
                 conn,
                 month=month,
                 cfg=cfg,
+                today=today,
                 clock=utcnow,
                 # no bar: no count of the month's periods up front (a pass over all of them)
                 start=start if tty else None,

@@ -204,10 +204,15 @@ def cdr_group() -> None:
 @click.option(
     "--files",
     is_flag=True,
-    help="Write the CDRs not yet exported into rotating CDR files (docs/cdr-format.md).",
+    help="Write the CDRs not yet exported into rotating CDR files, and each billed month's"
+    " fee records into a fee file (docs/cdr-format.md).",
 )
 @click.option("--dir", "directory", default=None, help="Directory of the files ([cdr] directory).")
-@click.option("--period", default=None, help="YYYYMMDD[HH]: write that period's files again.")
+@click.option(
+    "--period",
+    default=None,
+    help="YYYYMMDD[HH]: write that period's CDR files again; YYYYMM: that month's fee file.",
+)
 @click.pass_context
 def cdr_export(
     ctx: click.Context,
@@ -220,7 +225,8 @@ def cdr_export(
     period: str | None,
 ) -> None:
     """Stream CDRs in start order to a CSV or JSON-lines file (default stdout); with --files,
-    write each CDR exactly once (across all nodes) into the period's CDR files."""
+    write each CDR exactly once (across all nodes) into the period's CDR files, and the fee
+    records of each month billed since into its fee file."""
     if files or period:
         _cdr_files(get_config(ctx), directory, period)
         return
@@ -273,4 +279,4 @@ def _cdr_files(cfg: Config, directory: str | None, period: str | None) -> None:
         )
     for f in done:
         click.echo(f"{f.path}  {f.records} records  sha256 {f.sha256}")
-    click.echo(f"{len(done)} CDR files written", err=True)
+    click.echo(f"{len(done)} files written", err=True)

@@ -7,7 +7,10 @@ Every channel calls these functions (``mcn-scp products`` / ``billing``; the web
   every change audited in its transaction.
 * :func:`run_month` writes one fee record per subscriber per product for a month (table
   ``monthly_fee``, unique per month, subscriber and product), prorated by the days subscribed
-  or charged in full (``[billing] proration``). It works through the subscribers in MSISDN
+  or charged in full (``[billing] proration``). Only a month that is over in the network's
+  time zone is billed (the caller's ``today``): a month still running would be billed before
+  its late starts and with its early ends charged as if subscribed to its last day, and a run
+  marked done is never redone. It works through the subscribers in MSISDN
   order, ``[billing] chunk`` subscription rows per transaction, each committed with the run's
   resume point (``billing_run.after_msisdn``): run again, or after a crash half-way, it writes
   no record twice and skips none. That is what keeps a record from being written twice, so
@@ -15,7 +18,8 @@ Every channel calls these functions (``mcn-scp products`` / ``billing``; the web
   record the run did not write. Every chunk but the last commits without waiting for its
   WAL flush (:func:`scp.state.billing_store.defer_flush` says why that loses nothing). Several nodes may start it at once: the month's advisory
   lock lets one work while the others wait; a waiter that gets the lock finds the run done
-  (nothing to do) or, if the worker died, resumes it.
+  (nothing to do) or, if the worker died, resumes it. A done month goes to mediation in a fee
+  file (:func:`scp.flows.cdrfiles.export_files`).
 * :func:`charge_callbacks` is the outbox's charge hook: the callback fee (``[call]
   callback_fee``, charged to the caller who pressed 1) is written when the request's SMS is
   submitted, or delivered (``[billing] callback_fee_on``), in the transaction that records it,
@@ -167,19 +171,28 @@ async def run_month(
     *,
     month: dt.date,
     cfg: Config,
+    today: dt.date,
     clock: Callable[[], dt.datetime],
     start: Callable[[int], None] | None = None,
     progress: Progress | None = None,
     waiting: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Bill ``month`` (its first day) on ``conn``, a connection of its own (it holds the
-    month's session lock). ``clock`` dates the run; ``start`` is told how many subscription
+    month's session lock). ``today`` is the network's day (``[notify] timezone``): a month
+    that has not ended by then is refused (InvalidInput naming ``month``). ``clock`` dates
+    the run; ``start`` is told how many subscription
     periods are left to bill, ``progress`` each chunk's, ``waiting`` the node it waits for."""
     proration = cfg.billing.proration
     if proration not in PRORATIONS:
         raise InvalidInput("billing.proration", f"must be one of {', '.join(PRORATIONS)}")
     node = cfg.node.name
     first, next_month, month_days = month_bounds(month)
+    if today < next_month:
+        raise InvalidInput(
+            "month",
+            f"{first:%Y-%m} is not over in {cfg.notify.timezone} (today is {today}):"
+            f" bill it from {next_month} on",
+        )
     waited_for: str | None = None
     if not await store.try_lock_month(conn, first):
         holder = await store.get_run(conn, first)

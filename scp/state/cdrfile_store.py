@@ -1,8 +1,11 @@
-"""Named SQL of the CDR files (scp.flows.cdrfiles; tables of migration 0230 and ``cdr``).
+"""Named SQL of the CDR files and fee files (scp.flows.cdrfiles; tables of migrations 0230 and
+0270, ``cdr``, ``billing_run`` and ``monthly_fee``).
 
 :data:`LOCK_WATERMARK` serialises exports across nodes (the row lock of ``cdr_export``);
 :data:`HORIZON` is the oldest transaction still running: every CDR written by a transaction
-below it is committed (or gone) and visible, so ``[high_tx, horizon)`` is final.
+below it is committed (or gone) and visible, so ``[high_tx, horizon)`` is final. Under the
+same lock, :data:`UNEXPORTED_MONTHS` finds the billed months no fee file holds yet
+(``billing_run.exported``).
 """
 
 from __future__ import annotations
@@ -12,19 +15,21 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 
-from scp.service.cdrfile import FIELDS
+from scp.service.cdrfile import FEE_FIELDS, FIELDS
 
 __all__ = [
     "HORIZON",
     "LOCK_WATERMARK",
     "add_file",
     "claim_unwritten",
+    "fee_file_added",
     "files_of_period",
     "iter_records",
     "mark_written",
     "move_watermark",
     "new_periods",
     "next_seq",
+    "unexported_months",
 ]
 
 # the row (made again if a wipe removed it) locked till the export's transaction ends
@@ -45,14 +50,28 @@ NEXT_SEQ = "SELECT coalesce(max(seq), 0) + 1 FROM cdr_file WHERE period = $1"
 
 ADD_FILE = """
 INSERT INTO cdr_file (name, period, seq, node, period_start, period_end, tx_lo, tx_hi, records,
-                      created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                      created_at, kind)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 """
 
 _FILE_COLS = (
     "name, period, seq, node, period_start, period_end, tx_lo, tx_hi, records, sha256,"
-    " created_at, written"
+    " created_at, written, kind"
 )
+
+# months billed in full and in no fee file yet, with their record count (the run is done: its
+# rows are final), locked with the run till the export's transaction ends
+UNEXPORTED_MONTHS = """
+SELECT r.month, (SELECT count(*) FROM monthly_fee f WHERE f.month = r.month) AS n
+  FROM billing_run r WHERE r.status = 'done' AND NOT r.exported
+ ORDER BY r.month FOR UPDATE OF r
+"""
+MARK_MONTH_EXPORTED = "UPDATE billing_run SET exported = true WHERE month = $1"
+
+FEE_RECORDS = f"""
+SELECT to_char(month, 'YYYY-MM') AS month, {", ".join(FEE_FIELDS[1:])} FROM monthly_fee
+ WHERE month = $1 ORDER BY msisdn, service
+"""
 
 # one file committed and not yet written, locked while this node writes it
 CLAIM_UNWRITTEN = f"""
@@ -97,7 +116,18 @@ async def add_file(conn: asyncpg.Connection, **f: object) -> None:
         f["tx_hi"],
         f["records"],
         f["created_at"],
+        f.get("kind", "cdr"),
     )
+
+
+async def unexported_months(conn: asyncpg.Connection) -> list[tuple[dt.date, int]]:
+    """(month, fee records) of the billed months no fee file holds yet, locked."""
+    return [(r["month"], int(r["n"])) for r in await conn.fetch(UNEXPORTED_MONTHS)]
+
+
+async def fee_file_added(conn: asyncpg.Connection, month: dt.date) -> None:
+    """The month is in a fee file (recorded in this transaction): never exported again."""
+    await conn.execute(MARK_MONTH_EXPORTED, month)
 
 
 async def move_watermark(conn: asyncpg.Connection, horizon: int) -> None:
@@ -119,8 +149,14 @@ async def files_of_period(conn: asyncpg.Connection, period: str) -> list[asyncpg
 async def iter_records(
     conn: asyncpg.Connection, f: asyncpg.Record
 ) -> AsyncIterator[asyncpg.Record]:
-    """The records of file ``f`` in file order (inside a transaction: a server-side cursor)."""
-    async for r in conn.cursor(
-        RECORDS, f["tx_lo"], f["tx_hi"], f["period_start"], f["period_end"], prefetch=2000
-    ):
+    """The records of file ``f`` in file order (inside a transaction: a server-side cursor):
+    its CDRs, or for a fee file its month's fee records."""
+    if f["kind"] == "fee":
+        month = dt.datetime.strptime(f["period"], "%Y%m").date()
+        cursor = conn.cursor(FEE_RECORDS, month, prefetch=2000)
+    else:
+        cursor = conn.cursor(
+            RECORDS, f["tx_lo"], f["tx_hi"], f["period_start"], f["period_end"], prefetch=2000
+        )
+    async for r in cursor:
         yield r

@@ -6,8 +6,9 @@ Each query groups one kind of record by its calendar day in the network's time z
 * missed calls by reason (``missed_call.occurred_at``);
 * SMS by outcome (``sms_outbox``, the day it was queued): submitted (still waiting for its
   receipt), delivered, failed, expired; queued and sending are counted as pending;
-* callback requests (the day the caller pressed 1) and how many of them had an SMS queued
-  (``sms_outbox.idempotency_key = 'callback:<id>'``);
+* callback requests (the day the caller pressed 1) and how many of them got their SMS: the
+  SMS (``sms_outbox.idempotency_key = 'callback:<id>'``) submitted to the SMSC or delivered;
+  one queued, in flight, failed or expired does not count;
 * revenue per product: monthly fee records (on the first day of the month they bill) and the
   callback fee CDRs (product ``callback``), per call category: call and SMS CDRs.
 
@@ -54,7 +55,7 @@ SELECT {_day("created_at")} AS day,
 
 CALLBACKS = f"""
 SELECT {_day("c.requested_at")} AS day,
-       CASE WHEN o.id IS NULL THEN 'requested' ELSE 'sms' END AS key,
+       CASE WHEN o.status IN ('submitted', 'delivered') THEN 'sms' ELSE 'requested' END AS key,
        count(*) AS n, 0::numeric AS amount
   FROM callback_request c
   LEFT JOIN sms_outbox o ON o.idempotency_key = 'callback:' || c.id

@@ -5,8 +5,8 @@ passes: the database's clock is not business time), picked by primary key with S
 a batch never waits on a row another transaction holds. Only rows that are final are taken:
 a callback request still open, an SMS queued or in flight, an MO SMS whose command has not run
 are kept whatever their age, and a CDR only goes once it is in a written CDR file: below the
-export watermark and below every file still to write (migration 0230). Monthly fee records
-are not CDR-file records and are kept. Tables of migrations 0001, 0020 and 0230. The run lock (:data:`LOCK`) keeps the job to one node.
+export watermark and below every CDR file still to write (migration 0230; a fee file, 0270,
+holds no CDR). Monthly fee records are kept. Tables of migrations 0001, 0020 and 0230. The run lock (:data:`LOCK`) keeps the job to one node.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ DELETES: dict[str, tuple[str, ...]] = {
             "cdr",
             "started_at < $1"
             " AND tx < (SELECT coalesce(min(high_tx), 0) FROM cdr_export WHERE stream = 'cdr')"
-            " AND tx < coalesce((SELECT min(tx_lo) FROM cdr_file WHERE NOT written),"
+            " AND tx < coalesce((SELECT min(tx_lo) FROM cdr_file WHERE NOT written AND kind = 'cdr'),"
             " 9223372036854775807)",
         ),
     ),

@@ -68,7 +68,9 @@ async def prices(pool: asyncpg.Pool) -> None:
 
 async def run(pool: asyncpg.Pool, conf: Config, month: dt.date = JUNE) -> billing.RunSummary:
     async with pool.acquire() as conn:
-        return await billing.run_month(conn, month=month, cfg=conf, clock=lambda: NOW)
+        return await billing.run_month(
+            conn, month=month, cfg=conf, today=NOW.date(), clock=lambda: NOW
+        )
 
 
 async def fees(pool: asyncpg.Pool, month: dt.date = JUNE) -> dict[tuple[str, str], tuple]:
@@ -123,6 +125,7 @@ async def test_daily_proration_named_cases(clean_pool: asyncpg.Pool) -> None:
             conn,
             month=JUNE,
             cfg=cfg("daily", chunk=2),
+            today=NOW.date(),
             clock=lambda: NOW,
             start=started.append,
             progress=steps.append,
@@ -137,6 +140,25 @@ async def test_daily_proration_named_cases(clean_pool: asyncpg.Pool) -> None:
     again = await run(clean_pool, cfg("daily"))
     assert (again.written, again.already_done, again.records) == (0, True, 7)
     assert await fees(clean_pool) == EXPECTED_DAILY
+
+
+async def test_a_month_not_over_is_refused(clean_pool: asyncpg.Pool) -> None:
+    """Billed on its last day, June would miss a service starting that day and charge one
+    that ended early as if it ran to the end, and the run, once done, is never redone: the
+    run refuses it (naming the month) until the network's day is 1 July, and writes nothing."""
+    await prices(clean_pool)
+    await population(clean_pool)
+    for today in (d("2024-05-20"), d("2024-06-01"), d("2024-06-30")):
+        async with clean_pool.acquire() as conn:
+            with pytest.raises(P.InvalidInput, match=r"^month: 2024-06 is not over in Asia"):
+                await billing.run_month(conn, month=JUNE, cfg=cfg(), today=today, clock=lambda: NOW)
+    assert await clean_pool.fetchval("SELECT count(*) FROM billing_run") == 0
+    assert await fees(clean_pool) == {}
+    async with clean_pool.acquire() as conn:
+        s = await billing.run_month(
+            conn, month=JUNE, cfg=cfg(), today=d("2024-07-01"), clock=lambda: NOW
+        )
+    assert (s.status, s.records) == ("done", len(EXPECTED_DAILY))
 
 
 async def test_full_month_whatever_the_days(clean_pool: asyncpg.Pool) -> None:
@@ -530,6 +552,12 @@ async def test_summary_text_and_bad_month(
         [MCN_SCP, "billing", "run", "--month", "June"], env=env, capture_output=True, text=True
     )
     assert bad.returncode == 2 and "month: expected YYYY-MM" in bad.stderr
+    # a month not over on any day this test can run (the refusal's edge is tested above)
+    early = subprocess.run(
+        [MCN_SCP, "billing", "run", "--month", "2999-12"], env=env, capture_output=True, text=True
+    )
+    assert early.returncode == 2 and "month: 2999-12 is not over in" in early.stderr
+    assert await clean_pool.fetchval("SELECT count(*) FROM billing_run") == 1
 
 
 async def test_pair_tariffs_reach_the_call_path(
@@ -585,3 +613,44 @@ async def test_pair_tariffs_reach_the_call_path(
         [MCN_SCP, "rates", "pair-set", "86x", "8622"], env=env, capture_output=True, text=True
     )
     assert bad.returncode == 2 and "origin_prefix" in bad.stderr
+
+
+async def test_products_set_and_list_commands(
+    clean_pool: asyncpg.Pool, db_dsn: str, tmp_path: Path
+) -> None:
+    """`mcn-scp products set|list` as an operator runs them: the lines stored, the price in
+    force today marked (the dates bracket any day this test can run), bad input exit 2."""
+    env = _env(db_dsn, _conf(tmp_path, "scp-1", chunk=10))
+
+    def products(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([MCN_SCP, "products", *args], env=env, capture_output=True, text=True)
+
+    for fee, day in (("2.00", "2024-01-01"), ("1.50", "2000-01-01"), ("3.00", "2999-01-01")):
+        res = products("set", "missed-call", "--monthly-fee", fee, "--valid-from", day)
+        assert res.returncode == 0, res.stderr
+    res = products("set", "busy", "--monthly-fee", "2", "--valid-from", "2024-01-01")
+    assert res.stdout.strip() == "busy: 2.0000 CNY a month from 2024-01-01"
+    listed = products("list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [
+        (p["service"], p["valid_from"], p["monthly_fee"], p["in_force"])
+        for p in json.loads(listed.stdout)
+    ] == [
+        ("busy", "2024-01-01", "2.0000", True),
+        ("missed-call", "2000-01-01", "1.5000", False),
+        ("missed-call", "2024-01-01", "2.0000", True),
+        ("missed-call", "2999-01-01", "3.0000", False),
+    ]
+    only = products("list", "--service", "busy")
+    assert only.returncode == 0 and "missed-call" not in only.stdout and "True" in only.stdout
+    for args, field in (
+        (("set", "busy", "--monthly-fee", "two"), "monthly_fee"),
+        (("set", "busy", "--monthly-fee", "-1"), "monthly_fee"),
+        (("set", "busy", "--monthly-fee", "2", "--valid-from", "2024-13-01"), "valid_from"),
+        (("set", "voicemail-x", "--monthly-fee", "2"), "'voicemail-x' is not one of"),
+        (("list", "--service", "nope"), "--service"),
+    ):
+        bad = products(*args)
+        assert bad.returncode == 2 and field in bad.stderr, (args, bad.stderr)
+    # nothing stored by the refused lines
+    assert await clean_pool.fetchval("SELECT count(*) FROM product_price") == 4

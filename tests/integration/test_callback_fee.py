@@ -6,6 +6,11 @@ the request's SMS is submitted (``[billing] callback_fee_on = "submitted"``) or 
 records the submit_sm_resp or the receipt (scp.flows.billing.charge_callbacks). Pressing 1
 twice before the callee is reachable is one request, one SMS, one fee; a request that expires,
 or whose SMS expires unsent, costs nothing.
+
+The last test runs the project's own simulator (scp.tools.simulate: the switch and the HLR)
+against a whole node (scp.app.Services: call control, MAP presence, the outbox sender, the SMPP
+gateway to the real SMSC): the caller presses 1 in two calls, the HLR's AlertServiceCentre
+comes on the wire, and the node's own sender submits the SMS: one fee.
 """
 
 from __future__ import annotations
@@ -19,13 +24,19 @@ import asyncpg
 import pytest
 
 from scp.adapters.clock import utcnow
+from scp.app import Services
 from scp.codecs import ops
 from scp.config import Config, parse_config
 from scp.flows import provisioning as prov
 from scp.flows.presence import PresenceEvent, database_sink
 from scp.service.calls import RecordCallback
 from scp.state import calls_store
+from scp.tools.simulate.network import Simulator
+from scp.tools.simulate.scenarios import Numbers
+from scp.tools.simulate.transports import connect_tcp
+from tests import tshark
 from tests.dates import today
+from tests.helpers import eventually
 from tests.integration import test_calls_e2e as e2e
 from tests.integration.smppd import Smppd, smppd_fixture
 from tests.integration.sms import send_outbox
@@ -209,3 +220,60 @@ async def test_fee_of_a_real_call(tmp_path: Path, clean_pool: asyncpg.Pool, smpp
     ]
     sent = {s["destination"] for s in smppd.accepted()}
     assert e2e.CALLER in sent  # the callback SMS really reached the SMSC
+
+
+@pytest.mark.tshark
+async def test_fee_through_the_simulator_and_the_node(
+    tmp_path: Path, clean_pool: asyncpg.Pool, smppd: Smppd
+) -> None:
+    pool, n = clean_pool, Numbers()
+    cfg = parse_config(
+        '[m3ua]\nlisten = "127.0.0.1:0"\nbeat_interval = 0\n'
+        f'[smpp]\nhost = "127.0.0.1"\nport = {smppd.port}\n'
+        '[billing]\ncallback_fee_on = "submitted"\n[call]\ncallback_fee = "0.10"\n'
+        '[notify]\nalert_via_hlr = false\n[ivr]\nmode = "ctr"\n'
+    )
+    await prov.add_subscriber(
+        pool, prov.Actor("cli", "test"), n.subscriber, today=today(cfg), services=["missed-call"]
+    )
+    seen = len(smppd.accepted())  # the SMSC is the module's
+    pcap = tmp_path / "node.pcap"
+    services = Services(cfg, pool, capture=str(pcap))
+    await services.start()
+    try:
+        conn = await connect_tcp("127.0.0.1", services.node.transport.listening[0][1])
+        sim = Simulator(conn.peer, cfg, numbers=n, timeout=10.0)
+        for _ in range(2):  # absent callee, the caller presses 1 (SMS me when reachable)
+            res = await sim.call("not-reachable-then-present")
+            assert res.ok, res.outcome
+        (req,) = await pool.fetch("SELECT id, caller, callee FROM callback_request")
+        assert (req["caller"], req["callee"]) == (n.caller, n.subscriber)
+        assert await fees(pool) == []  # nothing at the key press
+        outcome = await sim.alert_service_centre(n.subscriber)
+        assert "acknowledged" in outcome, outcome
+
+        async def submitted() -> bool:
+            return bool(
+                await pool.fetchval(
+                    "SELECT count(*) FROM sms_outbox WHERE idempotency_key = $1"
+                    " AND status IN ('submitted', 'delivered')",
+                    f"callback:{req['id']}",
+                )
+            )
+
+        await eventually(submitted, what="the callback SMS was not submitted", timeout=30)
+        # the callee reachable once more: no second SMS, no second fee
+        outcome = await sim.alert_service_centre(n.subscriber)
+        assert "acknowledged" in outcome, outcome
+        await conn.close()
+    finally:
+        await services.stop()
+    got = await fees(pool)
+    assert [(r["msisdn"], r["charge"], r["call_ref"]) for r in got] == [
+        (n.caller, Decimal("0.1000"), f"callback:{req['id']}")
+    ]
+    assert [s["destination"] for s in smppd.accepted()[seen:]].count(n.caller) == 1
+    assert (
+        await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE destination = $1", n.caller) == 1
+    )
+    tshark.assert_clean(pcap)

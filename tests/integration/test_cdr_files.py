@@ -6,7 +6,9 @@
 * two `mcn-scp cdr export --files` processes at once: every CDR in exactly one file;
 * a file committed but not written (the node stopped in between) is written by the next
   export, byte for byte; `--period` writes a period again, identical;
-* hourly rotation names.
+* hourly rotation names;
+* fee files: a month whose billing run is done goes, with its monthly fee records, into one
+  fee file exactly once (a month still running waits), re-written identical on request.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from scp.flows import cdrfiles
+from scp.config import parse_config
+from scp.flows import billing, cdrfiles
+from scp.flows import provisioning as P
 from scp.state import cdrfile_store
 
 pytestmark = pytest.mark.integration
@@ -48,13 +52,13 @@ async def add_cdrs(db: asyncpg.Pool | asyncpg.Connection, at: dt.datetime, n: in
     )
 
 
-def parse(path: Path) -> tuple[list[str], list[str], list[str]]:
+def parse(path: Path, fmt: str = "MCNCDR") -> tuple[list[str], list[str], list[str]]:
     """(header fields, record lines, trailer fields); checks count and checksum."""
     raw = path.read_bytes()
     assert raw.endswith(b"\n")
     lines = raw.decode("utf-8").split("\n")[:-1]
     head, records, tail = lines[0].split("|"), lines[1:-1], lines[-1].split("|")
-    assert head[:3] == ["H", "MCNCDR", "1"] and tail[0] == "T"
+    assert head[:3] == ["H", fmt, "1"] and tail[0] == "T"
     assert int(tail[1]) == len(records)
     body = "".join(r + "\n" for r in records).encode("utf-8")
     assert tail[2] == hashlib.sha256(body).hexdigest()
@@ -195,11 +199,14 @@ async def test_unwritten_file_and_reexport(
         text=True,
     )
     assert bad.returncode == 2 and "period:" in bad.stderr
-    # a changed record is refused, not silently exported differently
+    # a changed record is refused, not silently exported differently: the file mediation
+    # may hold already stays byte for byte, and no temporary file is left behind
     await pool.execute("UPDATE cdr SET charge = 9")
     with pytest.raises(cdrfiles.Conflict, match="changed"):
         async with pool.acquire() as conn:
             await cdrfiles.reexport_period(conn, period="20240610", directory=tmp_path)
+    assert (tmp_path / "MCN_scp-1_20240610_0001.cdr").read_bytes() == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["MCN_scp-1_20240610_0001.cdr"]
 
 
 async def test_hourly_rotation(clean_pool: asyncpg.Pool, tmp_path: Path) -> None:
@@ -211,3 +218,92 @@ async def test_hourly_rotation(clean_pool: asyncpg.Pool, tmp_path: Path) -> None
         "MCN_scp-1_2024061010_0001.cdr",
         "MCN_scp-1_2024061011_0001.cdr",
     ]
+
+
+async def test_fee_files_once_per_billed_month(
+    clean_pool: asyncpg.Pool, db_dsn: str, tmp_path: Path
+) -> None:
+    pool = clean_pool
+    admin = P.Actor("cli", "test")
+    june = dt.date(2024, 6, 1)
+    for service in ("missed-call", "busy"):
+        await billing.set_price(pool, admin, service, "2.00", today=dt.date(2024, 1, 1))
+    await P.add_subscriber(
+        pool, admin, "8613800000002", today=dt.date(2024, 6, 16), services=["missed-call"]
+    )
+    await P.add_subscriber(
+        pool, admin, "8613800000001", today=dt.date(2024, 5, 1), services=["missed-call", "busy"]
+    )
+    async with pool.acquire() as conn:
+        await billing.run_month(
+            conn, month=june, cfg=parse_config(""), today=dt.date(2024, 7, 1), clock=lambda: NOW
+        )
+    # July's run is not done: its fees are not final yet
+    await pool.execute(
+        "INSERT INTO billing_run (month, proration, node, started_at) VALUES"
+        " ('2024-07-01', 'daily', 'scp-2', $1)",
+        NOW,
+    )
+    files = await export(pool, tmp_path)
+    assert [(Path(f.path).name, f.records) for f in files] == [("MCN_scp-1_202406_0001.fee", 3)]
+    path = tmp_path / "MCN_scp-1_202406_0001.fee"
+    head, records, _tail = parse(path, "MCNFEE")
+    assert head[3:] == ["scp-1", "202406", "1", "2024-06-12T01:00:00Z"]
+    assert records == [
+        "2024-06|8613800000001|busy|30|30|2.0000|2.0000",
+        "2024-06|8613800000001|missed-call|30|30|2.0000|2.0000",
+        "2024-06|8613800000002|missed-call|15|30|2.0000|1.0000",
+    ]
+    exported = {r["month"]: r["exported"] for r in await pool.fetch("SELECT * FROM billing_run")}
+    assert exported == {june: True, dt.date(2024, 7, 1): False}
+    assert await export(pool, tmp_path, node="scp-2") == []  # once, whichever node exports
+    first = path.read_bytes()
+    # recorded, not written (the node stopped in between): the next export writes it
+    path.unlink()
+    await pool.execute("UPDATE cdr_file SET written = false, sha256 = '' WHERE kind = 'fee'")
+    (again,) = await export(pool, tmp_path, node="scp-2")
+    assert Path(again.path) == path and path.read_bytes() == first
+    # on request, the same bytes; a changed fee is refused and the file left as it was
+    path.unlink()
+    res = subprocess.run(
+        [MCN_SCP, "cdr", "export", "--period", "202406", "--dir", str(tmp_path)],
+        env={**os.environ, "MCN_DATABASE_URL": db_dsn},
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    assert path.read_bytes() == first
+    await pool.execute("UPDATE monthly_fee SET charge = 0.5 WHERE msisdn = '8613800000002'")
+    with pytest.raises(cdrfiles.Conflict, match="changed"):
+        async with pool.acquire() as conn:
+            await cdrfiles.reexport_period(conn, period="202406", directory=tmp_path)
+    assert path.read_bytes() == first
+
+
+async def test_cli_answers_name_the_problem(
+    clean_pool: asyncpg.Pool, db_dsn: str, tmp_path: Path
+) -> None:
+    await add_cdrs(clean_pool, T10, 1)
+    await export(clean_pool, tmp_path)
+    env = {**os.environ, "MCN_DATABASE_URL": db_dsn}
+
+    def cdr_export(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [MCN_SCP, "cdr", "export", *args, "--dir", str(tmp_path)],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+        )
+
+    bad = cdr_export("--period", "2024061099")
+    assert bad.returncode == 2
+    assert "period: expected YYYYMMDD, YYYYMMDDHH or YYYYMM" in bad.stderr
+    none = cdr_export("--period", "20240101")
+    assert none.returncode == 1
+    assert "period 20240101: no file was exported for it" in none.stderr
+    # [node] name goes into file headers: a name with a separator is refused at load
+    conf = tmp_path / "bad.toml"
+    conf.write_text('[node]\nname = "scp|1"\n', encoding="utf-8")
+    named = cdr_export("--files", MCN_CONFIG=str(conf))
+    assert named.returncode == 2 and "node.name" in named.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["MCN_scp-1_20240610_0001.cdr", "bad.toml"]

@@ -44,15 +44,16 @@ async def seed(pool: asyncpg.Pool) -> None:
             f"86137000000{i:02d}",
             callee,
             T,
-            T if i < 2 else None,
+            T,
         )
         for i in range(3)
     ]
     for i, (key, status) in enumerate(
         (
+            # got their SMS: delivered, submitted; not: expired unsent
             (f"callback:{ids[0]}", "delivered"),
             (f"callback:{ids[1]}", "expired"),
-            ("present:x:1", "submitted"),
+            (f"callback:{ids[2]}", "submitted"),
             ("present:x:2", "failed"),
             ("present:x:3", "queued"),
         )

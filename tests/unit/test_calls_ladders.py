@@ -42,7 +42,7 @@ from scp.service.calls import (
     classify_busy,
     event_of,
 )
-from scp.service.rating import RateTable, RatingRules, Tariff
+from scp.service.rating import PairTariff, RateTable, RatingRules, Tariff
 from scp.service.selfcare import SELFCARE_FSM, SelfcareSession, ServiceAnswer, ServiceRequest
 
 # Fixed times only: the same on any day and in any time zone (tests/dates.py).
@@ -108,13 +108,17 @@ def names(a: object) -> list[str]:
 
 
 def armed(
-    mode: str = "connect", callee: Callee = SUB, protocol: str = "cap2", **kw: object
+    mode: str = "connect",
+    callee: Callee = SUB,
+    protocol: str = "cap2",
+    rates: RateTable = RATES,
+    **kw: object,
 ) -> CallSession:
     s = CallSession(
         settings(ivr_mode=mode, **kw),
         call_ref="scp-1:1",
         protocol=protocol,
-        rates=RATES,
+        rates=rates,
         correlation_id="0000000001",
     )
     out = s.start(idp(), callee, 0.0, AT)
@@ -433,6 +437,43 @@ def test_tariff_day_is_the_networks_not_utcs() -> None:
         rep = ops.CallInformationReport((ops.RequestedInformation(2, 600),))
         (cdr, *_) = s.handle(OpReceived(rep), 61.0, at + dt.timedelta(minutes=1))
         assert isinstance(cdr, WriteCdr) and cdr.charge == Decimal(charge), tz
+
+
+# Pair tariffs (rate_pair) over RATES: each would be wrong if the call path rated by another
+# number than the paying subscriber's (the forwarding subscriber; the caller for menu 3).
+PAIR_RATES = RateTable(
+    RATES.rules,
+    RATES.tariffs,
+    pairs=(
+        PairTariff("861391234", "86139555", "on-net", per_minute=Decimal("0.05")),
+        PairTariff("8613700", "8610", "local", Decimal("0.20"), per_use=Decimal("0.50")),
+        # the other party's number: never the payer in these calls
+        PairTariff("8613700", "86139555", "international", Decimal("9.00")),
+        PairTariff("861391234", "8610", "international", Decimal("9.00")),
+    ),
+)
+
+
+def test_forwarded_call_is_rated_by_the_forwarding_subscribers_pair() -> None:
+    sub = Callee(CALLEE, True, frozenset({"forwarding"}), "8613955556666")
+    s = armed(callee=sub, protocol="inap", rates=PAIR_RATES)
+    s.handle(erb(13), 1.0, AT)
+    rep = ops.CallInformationReport((ops.RequestedInformation(2, 600),))
+    (cdr, *_) = s.handle(OpReceived(rep), 61.0, AT + dt.timedelta(minutes=1))
+    assert isinstance(cdr, WriteCdr) and cdr.service == "forwarding"
+    # by the category table it would be local at 0.10
+    assert (cdr.msisdn, cdr.call_category, cdr.charge) == (CALLEE, "on-net", Decimal("0.05"))
+
+
+def test_menu_3_call_is_rated_by_the_callers_pair() -> None:
+    s = menu_session(rates=PAIR_RATES)
+    s.handle(DigitsCollected("3"), 2.0, AT)
+    s.handle(DigitsCollected("0108888777"), 3.0, AT)
+    acr = ops.ApplyChargingReport(ops.LegID(1), ops.TimeInformation(3601), call_active=False)
+    (cdr, *_) = s.handle(OpReceived(acr), 360.0, AT + dt.timedelta(minutes=6))
+    assert isinstance(cdr, WriteCdr) and cdr.service == "other-number"
+    # 0.50 a use + 7 started minutes at 0.20 (the category table: national, 2.10)
+    assert (cdr.msisdn, cdr.call_category, cdr.charge) == (CALLER, "local", Decimal("1.90"))
 
 
 def test_out_of_sequence_operation_is_refused() -> None:

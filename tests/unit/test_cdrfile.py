@@ -9,7 +9,17 @@ from decimal import Decimal
 
 import pytest
 
-from scp.service.cdrfile import FIELDS, file_name, parse_period, period_of, record_line, render
+from scp.config import ConfigError, parse_config
+from scp.service.cdrfile import (
+    FIELDS,
+    fee_file_name,
+    file_name,
+    header_line,
+    parse_period,
+    period_of,
+    record_line,
+    render,
+)
 
 UTC = dt.UTC
 
@@ -54,9 +64,24 @@ def test_period_of(
 def test_names_and_periods() -> None:
     assert file_name("scp 1/a", "20240610", 7) == "MCN_scp-1-a_20240610_0007.cdr"
     assert parse_period("2024061023") == "2024061023"
-    for bad in ("2024-06-10", "20241310", "2024061024", "2024", "2024061x"):
-        with pytest.raises(ValueError):
+    assert parse_period("202406") == "202406"  # a month of fee files
+    assert fee_file_name("scp 1/a", "202406", 1) == "MCN_scp-1-a_202406_0001.fee"
+    for bad in ("2024-06-10", "20241310", "2024061024", "2024061099", "2024", "2024061x", "202413"):
+        # the message says what is expected, never strptime's own words
+        with pytest.raises(ValueError, match=r"^expected YYYYMMDD, YYYYMMDDHH or YYYYMM \(a real"):
             parse_period(bad)
+
+
+def test_header_fields_are_escaped_and_the_node_name_checked() -> None:
+    at = dt.datetime(2024, 6, 12, 1, 0, 0, 92601, tzinfo=UTC)
+    line = header_line("scp|1\nx", "20240610", 1, at)
+    assert line == "H|MCNCDR|1|scp\\|1\\nx|20240610|1|2024-06-12T01:00:00.092601Z\n"
+    assert header_line("scp-1", "202406", 1, at, "fee").startswith("H|MCNFEE|1|scp-1|202406|1|")
+    # a name that would need it is refused at configuration load (exit 2 naming the key)
+    for bad in ("scp|1", "scp\\n1", "scp\\\\1", "scp\\t1"):
+        with pytest.raises(ConfigError, match="^node.name: "):
+            parse_config(f'[node]\nname = "{bad}"\n')
+    assert parse_config('[node]\nname = "scp-1.bj 2"\n').node.name == "scp-1.bj 2"
 
 
 ROW = {
