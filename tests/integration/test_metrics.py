@@ -20,6 +20,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from scp.adapters.capture import SctpPcapWriter
 from scp.app import Services
 from scp.config import parse_config
 from scp.flows import provisioning as prov
@@ -36,6 +37,7 @@ from tests.integration.peer import PeerAsp
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 N = Numbers()
+MAP_SSN_PREFS = ("-o", "gsm_map.tcap.ssn:6-9,145,147-150")  # the HLR side of the calls
 DASHBOARD = Path(__file__).parents[2] / "docs" / "grafana-dashboard.json"
 CONFIG = """
 [m3ua]
@@ -77,7 +79,8 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-async def test_metrics_move_as_the_calls_did(clean_pool) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.tshark
+async def test_metrics_move_as_the_calls_did(clean_pool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg = parse_config(CONFIG)
     await prov.add_subscriber(
         clean_pool,
@@ -88,9 +91,10 @@ async def test_metrics_move_as_the_calls_did(clean_pool) -> None:  # type: ignor
     )
     services = Services(cfg, clean_pool)
     await services.start()
+    wire = SctpPcapWriter.open(str(tmp_path / "sim.pcap"))  # for tshark and the strict oracle
     try:
         assert services.http is not None
-        conn = await connect_tcp("127.0.0.1", services.node.transport.listening[0][1])
+        conn = await connect_tcp("127.0.0.1", services.node.transport.listening[0][1], capture=wire)
         sim = Simulator(conn.peer, cfg, numbers=N, timeout=10.0)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{services.http.port}") as c:
             before, _ = await scrape(c)
@@ -110,6 +114,8 @@ async def test_metrics_move_as_the_calls_did(clean_pool) -> None:  # type: ignor
     finally:
         await conn.close()
         await services.stop()
+        wire.close()
+    tshark.assert_clean(tmp_path / "sim.pcap", prefs=tshark.PREFS + MAP_SSN_PREFS)
 
     def moved(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
