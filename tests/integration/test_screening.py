@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
-import structlog.testing
 
 from scp.app import Node, Services, build_users
 from scp.codecs import map as mapc
@@ -157,6 +157,22 @@ async def test_alert_from_a_point_code_not_allowed_is_refused(clean_pool, tmp_pa
     assert sorted(aborts) == [["100", "", ""]] + [["100", "1", "1"]] * 3, rows
 
 
+class _LogRecorder:
+    """A stand-in for the node's bound logger: each call kept as capture_logs would keep it."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+
+    def bind(self, **kw: Any) -> _LogRecorder:
+        return self
+
+    def __getattr__(self, level: str) -> Any:
+        def log(event: str, **kw: Any) -> None:
+            self.lines.append({"event": event, "log_level": level, **kw})
+
+        return log
+
+
 async def test_the_node_names_the_map_operations_left_open_at_start_up(clean_pool) -> None:  # type: ignore[no-untyped-def]
     """Only the alert list set: NoteMM-Event is open to every sender (ReadyForSM follows the
     alert list); the live node says so once at start-up, naming it and CAP's and INAP's."""
@@ -164,11 +180,15 @@ async def test_the_node_names_the_map_operations_left_open_at_start_up(clean_poo
         CONFIG.replace("[screening.map.note_mm_event]\nallowed_opc = [200]", "")
         + '[smpp]\nbackend = "console"\n'
     )
-    with structlog.testing.capture_logs() as logs:
-        services = Services(cfg, clean_pool)
-        await services.start()
-        await services.stop()
-    warnings = [e for e in logs if e["event"] == "screening allows every sender"]
+    services = Services(cfg, clean_pool)
+    # the node's log lines recorded as they are made: structlog.testing.capture_logs would miss
+    # them once an earlier test of the session has configured the CLI's logging in-process
+    # (it caches each logger at first use with the processors of then)
+    logs = _LogRecorder()
+    services.node.log = logs  # type: ignore[assignment]
+    await services.start()
+    await services.stop()
+    warnings = [e for e in logs.lines if e["event"] == "screening allows every sender"]
     assert [w["sections"] for w in warnings] == [
         ["screening.map.note_mm_event", "screening.cap", "screening.inap"]
     ]

@@ -56,6 +56,7 @@ pytestmark = [
 
 PREFS = tshark.PREFS + ("-o", "gsm_map.tcap.ssn:6-9,145,147-150")
 OP_SRI_SM = 45
+WINDOW = 10  # [smpp] window, the default: SMS each node has at the SMSC unanswered at most
 LEASE = 5.0  # [notify] lease: an SMS claimed by the dead node is taken over after it
 ALERT_TIMEOUT = 1.0
 ALERT_LEASE = 2 * (ALERT_TIMEOUT + 1.0) * 3 + 5  # scp.flows.presence.alert_once
@@ -230,6 +231,13 @@ async def test_two_nodes_one_killed_every_record_and_sms_once(
         # but the node has not heard of yet, as at any instant of a busy link
         await asyncio.to_thread(smppd.hold, True)
         await asyncio.sleep(0.3)
+        # both nodes' windows full of held submits: more than one window's worth held means the
+        # node about to die has some (a sender claims no more than its window has room for;
+        # the survivor's sender could otherwise have claimed every SMS due meanwhile)
+        deadline = time.monotonic() + 5
+        while (await asyncio.to_thread(smppd.stats))["held"] <= WINDOW:
+            assert time.monotonic() < deadline, smppd.stats()
+            await asyncio.sleep(0.05)
         nodes[0].proc.send_signal(signal.SIGKILL)  # mid-run: calls, SMS and alerts in flight
         killed = time.monotonic()
         nodes[0].proc.wait(10)
