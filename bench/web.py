@@ -181,15 +181,11 @@ def calls_from_another_process(port: int, calls: int) -> subprocess.Popen[str]:
     )
 
 
-async def node_under_web_load(
-    pool: Any, seconds: float, conc: int, calls: int, in_flight: int | None
-) -> dict[str, Any]:
-    """Signalling latency of the node as ``mcn-scp run`` runs it, alone and under web load;
-    ``in_flight``: ``[web] node_in_flight`` (None: the default)."""
-    limit = "" if in_flight is None else f"node_in_flight = {in_flight}\n"
+async def node_under_web_load(pool: Any, seconds: float, conc: int, calls: int) -> dict[str, Any]:
+    """Signalling latency of the node as ``mcn-scp run`` runs it, alone and under web load."""
     cfg = parse_config(
         "[smpp]\nbackend = 'console'\n[m3ua]\nlisten = '127.0.0.1:0'\n"
-        "[web]\nlisten = '127.0.0.1:0'\nlogin_max_per_address = 0\n" + limit
+        "[web]\nlisten = '127.0.0.1:0'\nlogin_max_per_address = 0\n"
     )
     services = Services(cfg, pool)
     await services.start()
@@ -206,7 +202,6 @@ async def node_under_web_load(
     finally:
         await services.stop()
     return {
-        "node_in_flight": cfg.web.node_in_flight,
         "alone": alone,
         "under_web_load": loaded,
         "missed_page_during_calls": page_during,
@@ -230,9 +225,7 @@ async def serve(dsn: str, seconds: float, conc: int, calls: int) -> dict[str, An
         bare = await result(load(base, "/bench/bare", cookie, seconds, conc))
         page = await result(load(base, "/missed?page={page}", cookie, seconds, conc))
         await server.stop()
-        node = await node_under_web_load(pool, seconds, conc, calls, None)
-        # the same without the node's gate on web requests in progress: what it saves
-        unlimited = await node_under_web_load(pool, seconds, conc, calls, 0)
+        node = await node_under_web_load(pool, seconds, conc, calls)
     finally:
         await server.stop()
         await pool.close()
@@ -244,11 +237,9 @@ async def serve(dsn: str, seconds: float, conc: int, calls: int) -> dict[str, An
         "missed_page": page,
         "ratio": round(page["req_per_s"] / bare["req_per_s"], 3),
         "target_ratio": 0.25,
-        "node_in_flight": node["node_in_flight"],
         "signalling_alone": node["alone"],
         "signalling_under_web_load": node["under_web_load"],
         "missed_page_during_calls": node["missed_page_during_calls"],
-        "without_the_gate": {k: v for k, v in unlimited.items() if k != "node_in_flight"},
         "note": "shared 2-core machine; HTTP load and calls each from a process of their own",
     }
 

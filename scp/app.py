@@ -823,8 +823,7 @@ async def run_stop_hooks(ctx: WebContext | None) -> None:
 
 
 def build_http_server(cfg: Config, ctx: WebContext) -> HttpServer:
-    """The one HTTP application (:mod:`scp.web`) on ``[web] listen``; in the node
-    (``ctx.role`` "node") at most ``[web] node_in_flight`` requests at once."""
+    """The one HTTP application (:mod:`scp.web`) on ``[web] listen``."""
     host, port = _host_port(cfg.web.listen, "web.listen")
     return HttpServer(
         create_app(ctx),
@@ -834,7 +833,6 @@ def build_http_server(cfg: Config, ctx: WebContext) -> HttpServer:
         tls_key=cfg.web.tls_key,
         trusted_proxies=cfg.web.trusted_proxies,
         max_connections=cfg.web.max_connections,
-        in_flight=cfg.web.node_in_flight if ctx.role == "node" else 0,
     )
 
 

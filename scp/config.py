@@ -596,10 +596,6 @@ class WebConfig:
     trusted_proxies: tuple[str, ...] = ()
     # concurrent connections above which new ones are refused (uvicorn limit_concurrency)
     max_connections: int = 1000
-    # requests `mcn-scp run` handles at once, the others waiting their turn: the web shares
-    # the signalling's event loop, and each request in progress can delay an answer to the
-    # switch (README "Known limits"). 0: no limit. `mcn-scp web` alone has none.
-    node_in_flight: int = 2
     # sessions (portal and console): ended after session_idle s without a request, and
     # session_lifetime s after the login whatever happens
     session_idle: float = 1800.0
@@ -636,7 +632,6 @@ class WebConfig:
                     f"web.trusted_proxies[{i}]", f"not an address or network: {a!r}"
                 ) from None
         _range(self.max_connections, "web.max_connections", 1, 1_000_000)
-        _range(self.node_in_flight, "web.node_in_flight", 0, 100_000)
 
     @property
     def tls(self) -> bool:

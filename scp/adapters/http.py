@@ -32,37 +32,8 @@ class _Server(uvicorn.Server):
         yield
 
 
-# answered whatever the limit: the load balancer's and Prometheus's probes must not queue
-# behind portal pages
-_UNLIMITED_PATHS = frozenset(("/healthz", "/readyz", "/metrics"))
-
-
-class InFlightLimit:
-    """ASGI middleware: at most ``limit`` HTTP requests handled at once, the others waiting
-    (without cost) for a turn.
-
-    Why, in the node: the web shares the signalling's event loop, which runs its ready
-    callbacks in turn. With many requests in progress, an InitialDP that arrives waits behind
-    one stretch of work of each (a template rendered, a response built), so its answer is
-    delayed by all of them; with two at most, by two at most. Web throughput hardly changes
-    (the loop does the same work), only the queueing moves from the loop to this gate.
-    """
-
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app = app
-        self.gate = asyncio.Semaphore(limit)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("path") in _UNLIMITED_PATHS:
-            await self.app(scope, receive, send)
-            return
-        async with self.gate:
-            await self.app(scope, receive, send)
-
-
 class HttpServer:
-    """One uvicorn server on ``host:port`` (port 0: any free port, see :attr:`port`).
-    ``in_flight``: requests handled at once (:class:`InFlightLimit`; 0: no limit)."""
+    """One uvicorn server on ``host:port`` (port 0: any free port, see :attr:`port`)."""
 
     def __init__(
         self,
@@ -74,11 +45,8 @@ class HttpServer:
         tls_key: str = "",
         trusted_proxies: tuple[str, ...] = (),
         max_connections: int = 1000,
-        in_flight: int = 0,
         grace: int = 5,
     ) -> None:
-        if in_flight > 0:
-            app = InFlightLimit(app, in_flight)
         self.host = host
         self._requested_port = port
         self.port = port
