@@ -215,19 +215,20 @@ async def serve(dsn: str, seconds: float, conc: int, calls: int) -> dict[str, An
     app = create_app(
         WebContext(cfg=CFG, pool=pool, wall_now=utcnow, role="node"), parts=(*PARTS, bare_part)
     )
-    server = HttpServer(app, host="127.0.0.1", port=0, grace=1)
-    await server.start()
-    base = f"http://127.0.0.1:{server.port}"
     try:
-        cookie = await login(base)
-        await result(load(base, "/bench/bare", cookie, 2, conc))  # warm-up
-        await result(load(base, "/missed?page={page}", cookie, 2, conc))
-        bare = await result(load(base, "/bench/bare", cookie, seconds, conc))
-        page = await result(load(base, "/missed?page={page}", cookie, seconds, conc))
-        await server.stop()
+        server = HttpServer(app, host="127.0.0.1", port=0, grace=1)
+        await server.start()
+        base = f"http://127.0.0.1:{server.port}"
+        try:
+            cookie = await login(base)
+            await result(load(base, "/bench/bare", cookie, 2, conc))  # warm-up
+            await result(load(base, "/missed?page={page}", cookie, 2, conc))
+            bare = await result(load(base, "/bench/bare", cookie, seconds, conc))
+            page = await result(load(base, "/missed?page={page}", cookie, seconds, conc))
+        finally:
+            await server.stop()
         node = await node_under_web_load(pool, seconds, conc, calls)
     finally:
-        await server.stop()
         await pool.close()
     return {
         "bench": "web",

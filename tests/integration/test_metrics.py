@@ -290,13 +290,7 @@ async def test_metrics_of_every_worker(tmp_path: Path, db_dsn: str, clean_pool) 
     finally:
         if stopped is not None:
             os.kill(stopped, signal.SIGCONT)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        stderr.close()
-        for p in peers:
-            p.close()
-            p.finish()
+        workers._reap(proc, stderr, peers)
     assert rc == 0, log.read_text()
     for i in range(len(peers)):
         tshark.assert_clean(tmp_path / f"peer-{i}.pcap")

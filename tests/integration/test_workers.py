@@ -19,9 +19,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -92,6 +92,18 @@ async def _connect(
         proc,
     )
     return peer, worker
+
+
+def _reap(proc: subprocess.Popen[bytes], stderr: IO[bytes], peers: Sequence[PeerAsp] = ()) -> None:
+    """After a test of ``mcn-scp run``: the node killed if it still runs, its log closed, the
+    switches' sockets and captures closed."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    stderr.close()
+    for p in peers:
+        p.close()
+        p.finish()
 
 
 async def _open(sw: Switch) -> tuple[int, int]:
@@ -193,13 +205,7 @@ async def test_continuation_on_the_other_workers_association_is_answered_by_its_
                 await asyncio.wait_for(p.closed.wait(), 10)
         rc = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        stderr.close()
-        for p in peers:
-            p.close()
-            p.finish()
+        _reap(proc, stderr, peers)
     text = log.read_text()
     assert rc == 0, text
     assert text.count("scp node stopped") == 2, text  # the two workers up at the end
@@ -268,10 +274,7 @@ async def test_client_role_workers_each_bring_up_their_own_association(
         rc = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30)
         await _until("both associations gone", lambda: not far.association_ids, proc=None)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        stderr.close()
+        _reap(proc, stderr)
         await far.stop()
     text = log.read_text()
     assert rc == 0, text
