@@ -71,11 +71,15 @@ async def peer() -> AsyncIterator[tuple[_Peer, int]]:
         await server.wait_closed()
 
 
-async def _link(port: int) -> tuple[smpp._Link, _Gateway, socket.socket]:
+async def _link(peer: tuple[_Peer, int]) -> tuple[smpp._Link, _Gateway, socket.socket]:
+    """A link to the peer, once the peer has the connection."""
+    p, port = peer
     loop = asyncio.get_running_loop()
     sock = await smpp._connect(loop, "127.0.0.1", port)
     gw = _Gateway()
-    return smpp._Link(gw, sock, loop), gw, sock  # type: ignore[arg-type]
+    link = smpp._Link(gw, sock, loop)  # type: ignore[arg-type]
+    await p.connected.wait()
+    return link, gw, sock
 
 
 def _writer_threads() -> list[threading.Thread]:
@@ -85,9 +89,8 @@ def _writer_threads() -> list[threading.Thread]:
 async def test_writes_arrive_whole_and_in_order_through_a_full_buffer(
     peer: tuple[_Peer, int],
 ) -> None:
-    p, port = peer
-    link, gw, sock = await _link(port)
-    await p.connected.wait()
+    p, _ = peer
+    link, gw, sock = await _link(peer)
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     p.paused.set()  # the peer stops reading: the kernel buffers fill, the writer waits
     chunks = [i.to_bytes(4, "big") * 1000 for i in range(10_000)]  # 40 MB: more than any buffer
@@ -107,10 +110,9 @@ async def test_writes_arrive_whole_and_in_order_through_a_full_buffer(
 async def test_reads_reach_the_gateway_and_the_peers_close_ends_the_link_once(
     peer: tuple[_Peer, int],
 ) -> None:
-    p, port = peer
+    p, _ = peer
     before = len(_writer_threads())
-    link, gw, sock = await _link(port)
-    await p.connected.wait()
+    link, gw, sock = await _link(peer)
     assert p.writer is not None
     p.writer.write(b"\x00\x00\x00\x10abcdefghijkl")
     await p.writer.drain()
@@ -126,9 +128,8 @@ async def test_reads_reach_the_gateway_and_the_peers_close_ends_the_link_once(
 
 
 async def test_close_sends_what_was_queued_first(peer: tuple[_Peer, int]) -> None:
-    p, port = peer
-    link, gw, sock = await _link(port)
-    await p.connected.wait()
+    p, _ = peer
+    link, gw, sock = await _link(peer)
     link.write(b"unbind")
     link.write(b"_resp")
     link.close()
@@ -142,10 +143,9 @@ async def test_close_sends_what_was_queued_first(peer: tuple[_Peer, int]) -> Non
 async def test_a_reset_under_a_blocked_writer_ends_the_link_with_its_reason(
     peer: tuple[_Peer, int],
 ) -> None:
-    p, port = peer
+    p, _ = peer
     before = len(_writer_threads())
-    link, gw, sock = await _link(port)
-    await p.connected.wait()
+    link, gw, sock = await _link(peer)
     p.paused.set()
     for _ in range(2000):
         link.write(b"x" * 10_000)  # more than the buffers hold: the writer blocks
