@@ -381,6 +381,16 @@ def test_operations_built_by_the_service_are_hashable_and_equal_to_decoded_ones(
     assert decoded == rrbe and rrbe == decoded and repr(decoded) == repr(rrbe)
     assert ops.NO_EXTRA == {} and {} == ops.NO_EXTRA and not ops.NO_EXTRA
     assert ops.NO_EXTRA != {"x": 1} and dict(ops.NO_EXTRA) == {}
+    assert "x" not in ops.NO_EXTRA and ops.NO_EXTRA.get("x", 1) == 1  # what encoders ask
+    for change in (
+        lambda e: e.__setitem__("x", 1),
+        lambda e: e.update(x=1),
+        lambda e: e.setdefault("x", 1),
+        lambda e: e.__ior__({"x": 1}),
+    ):
+        with pytest.raises(TypeError):  # shared by every operation: never written to
+            change(ops.NO_EXTRA)
+    assert not ops.NO_EXTRA
     with pytest.raises(TypeError):  # what a decoder kept in extra is a plain dict
         hash(ops.Connect((CalledPartyNumber("861390000"),), extra={"x": 1}))
 
