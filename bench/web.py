@@ -10,10 +10,11 @@ work: requests/s and p99 of ``/missed?page=N`` (logged in, pages 1-20 in turn) a
 endpoint, same run; the ratio's target is >= 0.25.
 
 Second phase: the node as ``mcn-scp run`` builds it (``scp.app.Services``: M3UA over TCP, the
-call and MAP users, the outbox, and the web application on ``[web] listen``, in one process and
-one event loop). The simulator's busy calls come from another process (``--calls``: an M3UA
-ASP over TCP, InitialDP -> first answer timed there), alone and then while a third process
-loads the node's missed-calls page. Prints one JSON object.
+call and MAP users and the outbox in this process, and the web application on ``[web] listen``
+served by the node's web child, a process of its own at ``[web] nice``). The simulator's busy
+calls come from another process (``--calls``: an M3UA ASP over TCP, InitialDP -> first answer
+timed there), alone and then while a third process loads the node's missed-calls page. Prints
+one JSON object.
 """
 
 from __future__ import annotations
@@ -181,17 +182,19 @@ def calls_from_another_process(port: int, calls: int) -> subprocess.Popen[str]:
     )
 
 
-async def node_under_web_load(pool: Any, seconds: float, conc: int, calls: int) -> dict[str, Any]:
+async def node_under_web_load(
+    pool: Any, dsn: str, seconds: float, conc: int, calls: int
+) -> dict[str, Any]:
     """Signalling latency of the node as ``mcn-scp run`` runs it, alone and under web load."""
     cfg = parse_config(
         "[smpp]\nbackend = 'console'\n[m3ua]\nlisten = '127.0.0.1:0'\n"
-        "[web]\nlisten = '127.0.0.1:0'\nlogin_max_per_address = 0\n"
+        "[web]\nlisten = '127.0.0.1:0'\nlogin_max_per_address = 0\n[log]\nlevel = 'warning'\n"
     )
-    services = Services(cfg, pool)
+    services = Services(cfg, pool, dsn=dsn)
     await services.start()
     try:
-        assert services.http is not None
-        base = f"http://127.0.0.1:{services.http.port}"
+        assert services.web is not None
+        base = f"http://127.0.0.1:{services.web.port}"
         port = services.node.transport.listening[0][1]
         cookie = await login(base)
         alone = await result(calls_from_another_process(port, calls))
@@ -227,7 +230,7 @@ async def serve(dsn: str, seconds: float, conc: int, calls: int) -> dict[str, An
             page = await result(load(base, "/missed?page={page}", cookie, seconds, conc))
         finally:
             await server.stop()
-        node = await node_under_web_load(pool, seconds, conc, calls)
+        node = await node_under_web_load(pool, dsn, seconds, conc, calls)
     finally:
         await pool.close()
     return {
@@ -241,7 +244,9 @@ async def serve(dsn: str, seconds: float, conc: int, calls: int) -> dict[str, An
         "signalling_alone": node["alone"],
         "signalling_under_web_load": node["under_web_load"],
         "missed_page_during_calls": node["missed_page_during_calls"],
-        "note": "shared 2-core machine; HTTP load and calls each from a process of their own",
+        "web_nice": CFG.web.nice,
+        "note": "shared 2-core machine; HTTP load and calls each from a process of their own;"
+        " the node's web in its web child",
     }
 
 

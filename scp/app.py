@@ -19,9 +19,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import gc
+import json
+import shutil
 import signal
+import socket
+import sys
+import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -38,6 +43,7 @@ from scp.adapters.sctp import SctpTransport, sctp_available
 from scp.adapters.smpp import make_gateway
 from scp.adapters.tcp import TcpTransport
 from scp.adapters.transport import AssociationHandler
+from scp.adapters.web_child import ChildLink, Handover, WebChild, lower_priority
 from scp.adapters.worker_link import WorkerLink
 from scp.adapters.worker_metrics import MetricsServer, fetch
 from scp.config import Config, ConfigError, _host_port
@@ -69,7 +75,7 @@ from scp.service.screening import LogRation, Screener
 from scp.service.stats import NodeStats
 from scp.state.migrate import open_migrated_pool
 from scp.web.app import create_app
-from scp.web.context import NodeSnapshot, WebContext, WorkerMetrics
+from scp.web.context import NodeMetrics, NodeSnapshot, WebContext
 from scp.web.metrics import process_families, render
 
 log = structlog.get_logger("scp.node")
@@ -515,10 +521,17 @@ def build_users(pool: asyncpg.Pool, cfg: Config, *, stats: NodeStats | None = No
 class Services:
     """The node with its service side: call control, MAP presence, the SMS outbox and gateway.
 
-    Start order: database (migrated) -> node (TC-users wired) -> SMPP gateway -> outbox sender
-    and HLR-alert originator. Stop order is the reverse, so nothing in flight is dropped: the
-    sender stops claiming, MAP requests in flight finish, the gateway unbinds, then M3UA goes
-    down and the pool closes.
+    Start order: database (migrated) -> node (TC-users wired) -> SMPP gateway -> the
+    node-local link -> the web child (``[web] listen``) -> outbox sender and HLR-alert
+    originator. Stop order is the reverse, so nothing in flight is dropped: the web child
+    stops, the sender stops claiming, MAP requests in flight finish, the gateway unbinds, then
+    M3UA goes down and the pool closes.
+
+    The web application runs in a child process (:mod:`scp.adapters.web_child`), never on
+    this process's loop; it reads the node's readiness and metrics over the node-local link
+    (:mod:`scp.adapters.worker_metrics`), which every process of a ``--workers`` node serves
+    and, for its child, a node of one process too. ``dsn`` is the database the child opens
+    (None: it resolves it as every command does, ``$MCN_DATABASE_URL`` or the embedded server).
     """
 
     def __init__(
@@ -528,9 +541,11 @@ class Services:
         *,
         capture: str | None = None,
         workers: WorkerSeat | None = None,
+        dsn: str | None = None,
     ) -> None:
         self.cfg = cfg
         self.pool = pool
+        self.dsn = dsn
         self.outbox = build_outbox(pool, cfg)
         self.gateway = make_gateway(
             cfg.smpp,
@@ -541,17 +556,15 @@ class Services:
         self.users = build_users(pool, cfg)
         self.node = Node(cfg, capture=capture, users=self.users, workers=workers)
         self.seat = workers
-        # under --workers each worker hands its metrics to worker 0, which serves /metrics
-        self.metrics_server = (
-            MetricsServer(workers.directory, cfg.node.worker_id, self._own_metrics)
-            if workers is not None
-            else None
-        )
+        # the node-local link: each process of the node answers the web child on it (under
+        # --workers in the parent's worker directory, alone in a private one of its own)
+        self._own_directory: str | None = None
+        self.link_directory = workers.directory if workers is not None else None
+        self.metrics_server: MetricsServer | None = None
+        self.web: WebChild | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.sender: OutboxSender | None = None
-        self.http: HttpServer | None = None
-        self.web_ctx: WebContext | None = None
 
     def wall_now(self) -> dt.datetime:
         """The node's wall clock as the background loops and the database see it."""
@@ -565,19 +578,15 @@ class Services:
             )
         await self.node.start()
         self.gateway.start()
-        if self.metrics_server is not None:
+        if self.cfg.web.listen and self.link_directory is None:
+            self.link_directory = self._own_directory = tempfile.mkdtemp(prefix="mcn-scp-node-")
+        if self.link_directory is not None:
+            self.metrics_server = MetricsServer(
+                self.link_directory, self.cfg.node.worker_id, self._own_metrics, self._readiness
+            )
             await self.metrics_server.start()
         if self.cfg.web.listen:
-            self.web_ctx = WebContext(
-                cfg=self.cfg,
-                pool=self.pool,
-                wall_now=self.wall_now,
-                ready_checks={"m3ua": self._m3ua_ready, "smsc": self._smsc_ready},
-                node_metrics=self.metrics_snapshot,
-                worker_metrics=self.worker_metrics if self.seat is not None else None,
-            )
-            self.http = build_http_server(self.cfg, self.web_ctx)
-            await self.http.start()
+            await self._start_web(self.link_directory)
         self.sender = OutboxSender(
             outbox=self.outbox,
             gateway=self.gateway,
@@ -674,17 +683,36 @@ class Services:
             call_gaps_sent=self.node.overload.gaps_sent,
         )
 
+    async def _start_web(self, directory: str | None) -> None:
+        """The web child on ``[web] listen`` (:mod:`scp.adapters.web_child`), linked to this
+        node: one per node, started by the process that has the listen address (worker 0)."""
+        assert directory is not None
+        me = self.cfg.node.worker_id
+        siblings = sorted(self.seat.siblings) if self.seat is not None else []
+        host, port = _host_port(self.cfg.web.listen, "web.listen")
+        self.web = WebChild(
+            web_child_command(),
+            Handover(
+                config=self.cfg,
+                dsn=self.dsn,
+                directory=directory,
+                workers=(me, *siblings),
+                per_worker=self.seat is not None,
+            ),
+            host=host,
+            port=port,
+            logger=self.node.log,
+        )
+        await self.web.start()
+
     async def _own_metrics(self) -> bytes:
-        """This worker's families, as worker 0 reads them for ``/metrics``."""
+        """This process's families, as the web child reads them for ``/metrics``."""
         return render(process_families(self.pool, await self.metrics_snapshot()))
 
-    async def worker_metrics(self) -> WorkerMetrics:
-        """Each sibling worker's metrics, read now (all at once, each within its timeout)."""
-        seat = self.seat
-        assert seat is not None  # wired into the web context only under --workers
-        ids = sorted(seat.siblings)
-        texts = await asyncio.gather(*(fetch(seat.directory, i) for i in ids))
-        return WorkerMetrics(self.cfg.node.worker_id, dict(zip(ids, texts, strict=True)))
+    async def _readiness(self) -> bytes:
+        """This process's readiness checks, as the web child reads them for ``/readyz``."""
+        checks = {"m3ua": await self._m3ua_ready(), "smsc": await self._smsc_ready()}
+        return json.dumps(checks).encode()
 
     async def _watch_outbox_age(self) -> None:
         """``[overload] max_outbox_age``: the outbox age read every ``check_interval``."""
@@ -724,11 +752,12 @@ class Services:
                 delay = min(delay * 2, 60.0)
 
     async def stop(self) -> None:
-        if self.http is not None:  # no new web work once the node is going down
-            await self.http.stop()
-            await run_stop_hooks(self.web_ctx)
+        if self.web is not None:  # no new web work once the node is going down
+            await self.web.stop()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
+        if self._own_directory is not None:
+            shutil.rmtree(self._own_directory, ignore_errors=True)
         if self.sender is not None:
             self.sender.stop()
         self._stop.set()
@@ -822,8 +851,11 @@ async def run_stop_hooks(ctx: WebContext | None) -> None:
             log.exception("web stop hook failed")
 
 
-def build_http_server(cfg: Config, ctx: WebContext) -> HttpServer:
-    """The one HTTP application (:mod:`scp.web`) on ``[web] listen``."""
+def build_http_server(
+    cfg: Config, ctx: WebContext, *, sock: socket.socket | None = None
+) -> HttpServer:
+    """The one HTTP application (:mod:`scp.web`) on ``[web] listen`` (on ``sock``, the node's
+    listening socket, in its web child)."""
     host, port = _host_port(cfg.web.listen, "web.listen")
     return HttpServer(
         create_app(ctx),
@@ -833,24 +865,84 @@ def build_http_server(cfg: Config, ctx: WebContext) -> HttpServer:
         tls_key=cfg.web.tls_key,
         trusted_proxies=cfg.web.trusted_proxies,
         max_connections=cfg.web.max_connections,
+        sock=sock,
     )
 
 
-async def run_web(cfg: Config, *, on_started: Callable[[HttpServer], object] | None = None) -> None:
+def web_child_command() -> list[str]:
+    """The web child of ``mcn-scp run``: this same ``mcn-scp`` in its ``web`` role (its link to
+    the node, ``--node-link FD``, is added by :class:`~scp.adapters.web_child.WebChild`)."""
+    return [sys.executable, "-m", "scp", "web"]
+
+
+@dataclass(frozen=True)
+class NodeSide:
+    """What the web child reads from its node over the node-local link
+    (:mod:`scp.adapters.worker_metrics`) at each request: the readiness of the process that
+    started it, and the metrics of every process of the node."""
+
+    directory: str
+    workers: tuple[int, ...]
+    per_worker: bool
+
+    async def ready(self) -> Mapping[str, tuple[bool, str]]:
+        """The node's checks; a node that does not answer is not ready, and says so."""
+        raw = await fetch(self.directory, self.workers[0], "ready")
+        if raw is None:
+            return {"node": (False, "the node does not answer on its link")}
+        try:
+            return {str(k): (bool(ok), str(why)) for k, (ok, why) in json.loads(raw).items()}
+        except (ValueError, TypeError, AttributeError):
+            return {"node": (False, "the node's answer on its link is not readable")}
+
+    async def metrics(self) -> NodeMetrics:
+        """Every node process's metrics, read now (all at once, each within its timeout)."""
+        texts = await asyncio.gather(*(fetch(self.directory, i) for i in self.workers))
+        return NodeMetrics(dict(zip(self.workers, texts, strict=True)), self.per_worker)
+
+
+async def run_web(
+    cfg: Config,
+    *,
+    on_started: Callable[[HttpServer], object] | None = None,
+    link: ChildLink | None = None,
+) -> None:
     """``mcn-scp web``: the HTTP application alone on the shared database, no signalling, until
-    SIGINT/SIGTERM. Any number of these may run beside the nodes."""
+    SIGINT/SIGTERM. Any number of these may run beside the nodes.
+
+    With ``link``, the web child of ``mcn-scp run`` (:mod:`scp.adapters.web_child`): on the
+    node's listening socket, its CPU priority lowered by ``[web] nice``, ``/readyz`` and
+    ``/metrics`` speaking for the node too; it stops when the node's end of the link closes.
+    The node runs the web's expired-session purge: the child does not run it twice."""
     if not cfg.web.listen:
         raise ConfigError("web.listen", "is empty: nothing to serve")
-    pool = await open_migrated_pool(options=cfg.database)
+    h = link.handover if link is not None else None
+    if h is not None:
+        log.info("web child of the node", nice=lower_priority(cfg.web.nice), workers=h.workers)
+    pool = await open_migrated_pool(h.dsn if h is not None else None, options=cfg.database)
     try:
         ctx = WebContext(cfg=cfg, pool=pool, wall_now=utcnow, role="web")
-        server = build_http_server(cfg, ctx)
+        sock = None
+        if h is not None:
+            side = NodeSide(h.directory, h.workers, h.per_worker)
+            ctx.role, ctx.node_ready, ctx.node_metrics = "node", side.ready, side.metrics
+            sock = socket.socket(fileno=h.listen_fd)
+        server = build_http_server(cfg, ctx, sock=sock)
         await server.start()
         stopped = asyncio.Event()
-        purge = asyncio.create_task(
-            run_purge(pool, WebSettings.from_config(cfg), utcnow, stopped, cfg.retention.interval),
-            name="web-purge",
-        )
+        purge: asyncio.Task[None] | None = None
+        watch: asyncio.Task[None] | None = None
+        if link is not None:
+            await link.open()
+            link.serving()
+            watch = asyncio.create_task(_until_gone(link, stopped), name="node-link")
+        else:
+            purge = asyncio.create_task(
+                run_purge(
+                    pool, WebSettings.from_config(cfg), utcnow, stopped, cfg.retention.interval
+                ),
+                name="web-purge",
+            )
         try:
             if on_started is not None:
                 on_started(server)
@@ -867,13 +959,28 @@ async def run_web(cfg: Config, *, on_started: Callable[[HttpServer], object] | N
             stopped.set()
             await server.stop()
             await run_stop_hooks(ctx)
-            await purge
+            if purge is not None:
+                await purge
+            if watch is not None:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
+            if link is not None:
+                link.close()
     finally:
         await pool.close()
     log.info("web stopped")
 
 
-def main_web(cfg: Config) -> None:
+async def _until_gone(link: ChildLink, stopped: asyncio.Event) -> None:
+    """Stop the web child once its node is gone (its end of the link closed)."""
+    await link.node_gone()
+    if not stopped.is_set():
+        log.warning("the node is gone: web child stopping")
+        stopped.set()
+
+
+def main_web(cfg: Config, *, link: ChildLink | None = None) -> None:
     """:func:`run_web` as the process's main loop."""
     with contextlib.suppress(KeyboardInterrupt):
-        run_in_loop(cfg, run_web(cfg))
+        run_in_loop(cfg, run_web(cfg, link=link))

@@ -610,8 +610,12 @@ class WebConfig:
     code_ttl: float = 600.0
     code_interval: float = 60.0
     code_max_per_day: int = 5
+    # `mcn-scp run` serves the application from a child process of its own, its CPU priority
+    # lowered by this much (os.nice) so that the signalling process wins the CPU under web load
+    nice: int = 10
 
     def validate(self) -> None:
+        _range(self.nice, "web.nice", 0, 19)
         if self.listen:
             _host_port(self.listen, "web.listen")
         _range(self.session_idle, "web.session_idle", 60, 86400)
@@ -904,6 +908,31 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError("", f"{source}: not valid TOML: {e}") from None
+    cfg: Config = _build(Config, data, "")
+    cfg = dataclasses.replace(cfg, source=source)
+    cfg.validate()
+    return cfg
+
+
+def config_to_data(cfg: Config) -> dict[str, Any]:
+    """``cfg`` as the plain values its TOML holds (tables as dicts, arrays as lists, an unset
+    optional key left out): what :func:`config_from_data` reads back to an equal config.
+    ``mcn-scp run`` hands its config to its web process so (``scp.adapters.web_child``)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items() if x is not None}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+
+    data: dict[str, Any] = plain(dataclasses.asdict(cfg))
+    data.pop("source", None)
+    return data
+
+
+def config_from_data(data: Any, source: str) -> Config:
+    """The config whose plain values :func:`config_to_data` gave, validated again."""
     cfg: Config = _build(Config, data, "")
     cfg = dataclasses.replace(cfg, source=source)
     cfg.validate()

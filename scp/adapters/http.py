@@ -1,9 +1,9 @@
-"""HTTP server glue: runs an ASGI application with uvicorn inside the node's own event loop.
+"""HTTP server glue: runs an ASGI application with uvicorn inside the event loop of the process
+that serves it: ``mcn-scp web``, alone or as the web child of ``mcn-scp run``.
 
 The application itself (routes, templates, authentication) lives in :mod:`scp.web`; this
-adapter only binds the socket, serves, and stops cleanly. Running in the node's loop keeps one
-process per worker (ARCHITECTURE §5) and lets the web share the node's database pool; a carrier
-that wants web load away from signalling runs ``mcn-scp web`` as processes of their own.
+adapter only binds the socket (or takes one already bound: the node binds ``[web] listen`` for
+its web child, :mod:`scp.adapters.web_child`), serves, and stops cleanly.
 
 Shutdown: :meth:`HttpServer.stop` stops accepting, lets requests in flight finish for up to
 ``grace`` seconds, then closes what is left (uvicorn's graceful shutdown).
@@ -32,8 +32,24 @@ class _Server(uvicorn.Server):
         yield
 
 
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host:port`` (port 0: any free port); OSError when the
+    address is taken, so a busy port fails at start-up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class HttpServer:
-    """One uvicorn server on ``host:port`` (port 0: any free port, see :attr:`port`)."""
+    """One uvicorn server on ``host:port`` (port 0: any free port, see :attr:`port`), or on
+    ``sock``, a listening socket bound already (``host`` and ``port`` then only name it)."""
 
     def __init__(
         self,
@@ -46,10 +62,12 @@ class HttpServer:
         trusted_proxies: tuple[str, ...] = (),
         max_connections: int = 1000,
         grace: int = 5,
+        sock: socket.socket | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
         self.port = port
+        self._given = sock
         self._sock: socket.socket | None = None
         self._config = uvicorn.Config(
             app,
@@ -72,15 +90,8 @@ class HttpServer:
 
     async def start(self) -> None:
         """Bind (so a busy port fails here, at start-up) and serve in the background."""
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self._requested_port))
-        except OSError:
-            sock.close()
-            raise
-        sock.listen(2048)
+        sock = self._given or bind_listener(self.host, self._requested_port)
+        self._given = None
         sock.setblocking(False)
         self._sock = sock
         self.port = sock.getsockname()[1]

@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["Supervisor", "EXIT_BAD_CONFIG", "START_ENV"]
+__all__ = ["RestartBackoff", "Supervisor", "EXIT_BAD_CONFIG", "START_ENV"]
 
 START_ENV = "MCN_WORKER_START"  # 1 at a worker's first start, 2 at its first restart...
 EXIT_BAD_CONFIG = 2  # what `mcn-scp` exits with on bad input (a config the worker refused)
@@ -33,21 +33,47 @@ _STABLE = 60.0  # s a worker must have run for its next restart to be quick agai
 log = structlog.get_logger("scp.supervisor")
 
 
+class RestartBackoff:
+    """How long to wait before starting a process that ended again: ``restart_min`` at first,
+    doubling up to ``restart_max`` while the process keeps dying young, back to ``restart_min``
+    once it had run ``stable`` seconds. The workers here and the web child of ``mcn-scp run``
+    (:mod:`scp.adapters.web_child`) restart so."""
+
+    __slots__ = ("restart_min", "restart_max", "stable", "_next")
+
+    def __init__(
+        self, restart_min: float = 1.0, restart_max: float = 30.0, stable: float = _STABLE
+    ) -> None:
+        self.restart_min = restart_min
+        self.restart_max = restart_max
+        self.stable = stable
+        self._next = restart_min
+
+    def after(self, ran_for: float | None) -> float:
+        """The delay before the next start of a process that ran ``ran_for`` s (None: it
+        could not even start)."""
+        if ran_for is not None and ran_for >= self.stable:
+            self._next = self.restart_min
+        delay = self._next
+        self._next = min(delay * 2, self.restart_max)
+        return delay
+
+
 def _unblock() -> None:
     """In the worker, before exec: the parent's blocked signals are inherited, unblock them."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
 
 
 class _Worker:
-    __slots__ = ("index", "command", "proc", "started", "starts", "delay", "restart_at")
+    __slots__ = ("index", "command", "proc", "started", "starts", "backoff", "restart_at")
 
-    def __init__(self, index: int, command: Sequence[str], delay: float) -> None:
+    def __init__(self, index: int, command: Sequence[str], backoff: RestartBackoff) -> None:
         self.index = index
         self.command = list(command)
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
         self.starts = 0
-        self.delay = delay
+        self.backoff = backoff
         self.restart_at: float | None = None
 
 
@@ -64,7 +90,9 @@ class Supervisor:
         clock: Callable[[], float] = time.monotonic,
         popen: Callable[..., Any] = subprocess.Popen,
     ) -> None:
-        self.workers = [_Worker(i, c, restart_min) for i, c in enumerate(commands)]
+        self.workers = [
+            _Worker(i, c, RestartBackoff(restart_min, restart_max)) for i, c in enumerate(commands)
+        ]
         self.restart_min = restart_min
         self.restart_max = restart_max
         self.stop_timeout = stop_timeout
@@ -109,12 +137,10 @@ class Supervisor:
 
     def _schedule(self, w: _Worker) -> None:
         now = self._clock()
-        if w.proc is not None and now - w.started >= _STABLE:
-            w.delay = self.restart_min
+        delay = w.backoff.after(now - w.started if w.proc is not None else None)
         w.proc = None
-        w.restart_at = now + w.delay
-        log.warning("worker restarts", index=w.index, retry_in=w.delay)
-        w.delay = min(w.delay * 2, self.restart_max)
+        w.restart_at = now + delay
+        log.warning("worker restarts", index=w.index, retry_in=delay)
 
     def _reap(self) -> bool:
         """Workers that ended are scheduled for restart; True if one refused its config."""

@@ -1,11 +1,17 @@
-"""How worker 0 of a node reads the metrics of its sibling workers: a Unix stream socket each.
+"""The node-local link to the web process: each node process's metrics and readiness on a Unix
+stream socket of its own.
 
-``mcn-scp run --workers N`` runs N processes, each counting its own traffic, and only worker 0
-serves ``[web] listen``. So that ``/metrics`` covers the whole node, every worker serves its
-own exposition text on ``<dir>/metrics-<id>.sock`` (the directory of the worker link, mode
-0600) and worker 0 reads each sibling's at scrape time: connect, read to the end, done. A
-sibling that is down, restarting or slower than the timeout gives nothing (:func:`fetch`
-returns None), which the exporter counts as a worker not alive.
+``mcn-scp run`` serves its web application from a child process (:mod:`scp.adapters.web_child`),
+and under ``--workers N`` runs N node processes, each counting its own traffic. So that
+``/metrics`` and ``/readyz`` speak for the node, every node process serves
+``<dir>/metrics-<id>.sock`` (in a private directory, mode 0600) and the web process asks at
+each request: it connects, sends one request line and reads the answer to the end.
+
+* ``metrics``: the process's own families in the Prometheus text format.
+* ``ready``: its readiness checks as a JSON object ``{"m3ua": [true, "..."], ...}``.
+
+A process that is down, restarting or slower than the timeout gives nothing (:func:`fetch`
+returns None): the exporter counts it as not alive, ``/readyz`` says the node does not answer.
 """
 
 from __future__ import annotations
@@ -15,43 +21,60 @@ import contextlib
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Literal
 
 import structlog
 
-__all__ = ["FETCH_TIMEOUT", "MetricsServer", "fetch", "metrics_socket"]
+__all__ = ["FETCH_TIMEOUT", "MetricsServer", "Request", "fetch", "metrics_socket"]
 
-FETCH_TIMEOUT = 1.0  # s a sibling has to hand over its metrics (Prometheus's own is 10 s)
+FETCH_TIMEOUT = 1.0  # s a node process has to answer (Prometheus's own scrape timeout is 10 s)
+MAX_REQUEST = 64  # octets of a request line; a client that sends more is not ours
+
+Request = Literal["metrics", "ready"]
 
 log = structlog.get_logger("scp.worker_metrics")
 
 
 def metrics_socket(directory: str | Path, worker_id: int) -> Path:
-    """Where worker ``worker_id`` of the node running in ``directory`` serves its metrics."""
+    """Where node process (worker) ``worker_id`` of the node running in ``directory`` answers."""
     return Path(directory) / f"metrics-{worker_id}.sock"
 
 
 class MetricsServer:
-    """This worker's metrics, rendered by ``render`` for each sibling that connects."""
+    """This process's answers: its metrics rendered by ``render``, its readiness by ``ready``
+    (a JSON document), for each client that connects and asks."""
 
     def __init__(
-        self, directory: str | Path, worker_id: int, render: Callable[[], Awaitable[bytes]]
+        self,
+        directory: str | Path,
+        worker_id: int,
+        render: Callable[[], Awaitable[bytes]],
+        ready: Callable[[], Awaitable[bytes]] | None = None,
     ) -> None:
         self.path = metrics_socket(directory, worker_id)
-        self._render = render
+        self._answers: dict[bytes, Callable[[], Awaitable[bytes]]] = {b"metrics": render}
+        if ready is not None:
+            self._answers[b"ready"] = ready
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()  # left by this worker's previous life (it was killed)
+            self.path.unlink()  # left by this process's previous life (it was killed)
         self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
         os.chmod(self.path, 0o600)  # the node's counters are for the node's own user
 
-    async def _serve(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            writer.write(await self._render())
-            await writer.drain()
-        except Exception as e:  # the reader counts this worker as not answering
-            log.warning("metrics for a sibling worker failed", error=f"{type(e).__name__}: {e}")
+            async with asyncio.timeout(FETCH_TIMEOUT):
+                line = await reader.readuntil(b"\n")
+            answer = self._answers.get(line.strip()) if len(line) <= MAX_REQUEST else None
+            if answer is not None:
+                writer.write(await answer())
+                await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            pass  # not a request: closed without an answer
+        except Exception as e:  # the reader counts this process as not answering
+            log.warning("answer on the node link failed", error=f"{type(e).__name__}: {e}")
         finally:
             writer.close()
 
@@ -66,15 +89,19 @@ class MetricsServer:
 
 
 async def fetch(
-    directory: str | Path, worker_id: int, timeout: float = FETCH_TIMEOUT
+    directory: str | Path,
+    worker_id: int,
+    what: Request = "metrics",
+    timeout: float = FETCH_TIMEOUT,
 ) -> bytes | None:
-    """Worker ``worker_id``'s metrics text, or None if it did not hand any over in time."""
+    """Node process ``worker_id``'s answer to ``what``, or None if none came in time."""
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_unix_connection(
                 str(metrics_socket(directory, worker_id))
             )
             try:
+                writer.write(what.encode() + b"\n")
                 text = await reader.read()
             finally:
                 writer.close()

@@ -1,6 +1,7 @@
 """``mcn-scp run``: the SCP node (:mod:`scp.app`) until SIGINT/SIGTERM; ``--demo`` shows a
 missed call become an SMS on it once it is up (:mod:`scp.tools.demo`, what ``make run`` does).
-``mcn-scp web``: the HTTP application alone (:mod:`scp.web`), beside the nodes.
+``mcn-scp web``: the HTTP application alone (:mod:`scp.web`), beside the nodes, or (hidden
+``--node-link``) as the web child of ``mcn-scp run`` (:mod:`scp.adapters.web_child`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import click
 import structlog
 
 from scp.adapters.supervisor import START_ENV, Supervisor
+from scp.adapters.web_child import ChildLink
 from scp.app import Services, WorkerSeat, main_run, main_web, worker_config, worker_seat
 from scp.cli.common import BadInputError, get_config
 from scp.cli.logs import configure_logging
@@ -69,6 +71,8 @@ def run(
         ctx.obj["config_path"] = config_path
     cfg = get_config(ctx)
     configure_logging(ctx.obj.get("log_level") or cfg.log.level, cfg.log.format)
+    if ctx.obj.get("log_level"):  # so that the web child logs as its node does
+        cfg = dataclasses.replace(cfg, log=dataclasses.replace(cfg.log, level=ctx.obj["log_level"]))
     if workers is not None:
         cfg = _with_workers(cfg, workers)
     seat: WorkerSeat | None = None
@@ -149,15 +153,24 @@ def _supervise(ctx: click.Context, cfg: Config, capture: str | None, demo: bool)
     default=None,
     help="TOML config file ([web] listen says where to serve).",
 )
+@click.option("--node-link", type=int, default=None, hidden=True)
 @click.pass_context
-def web(ctx: click.Context, config_path: str | None) -> None:
+def web(ctx: click.Context, config_path: str | None, node_link: int | None) -> None:
     """Serve the portal, console, API and health pages alone, without signalling."""
-    if config_path:
-        ctx.obj["config_path"] = config_path
-    cfg = get_config(ctx)
+    link: ChildLink | None = None
+    if node_link is not None:  # the web child of `mcn-scp run`: its node's config, not a file
+        try:
+            link = ChildLink.accept(node_link)
+        except ValueError as e:
+            raise BadInputError(f"--node-link: {e}") from None
+        cfg = link.handover.config
+    else:
+        if config_path:
+            ctx.obj["config_path"] = config_path
+        cfg = get_config(ctx)
     configure_logging(ctx.obj.get("log_level") or cfg.log.level, cfg.log.format)
     try:
-        main_web(cfg)
+        main_web(cfg, link=link)
     except ConfigError as e:
         raise BadInputError(f"config: {e}") from None
     except (SchemaVersionError, DatabaseError) as e:

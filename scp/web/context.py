@@ -14,7 +14,8 @@ from scp.service.stats import NodeStats
 
 @dataclass(frozen=True)
 class NodeSnapshot:
-    """What a node exports at ``/metrics`` (:mod:`scp.web.metrics`), read at scrape time."""
+    """What a node process exports at ``/metrics`` (:mod:`scp.web.metrics`), read at scrape
+    time and handed to the web child as text (:mod:`scp.adapters.worker_metrics`)."""
 
     stats: NodeStats
     # association -> ASP state (RFC 4666 §4.3.1); the AS state of our routing context
@@ -37,33 +38,37 @@ class NodeSnapshot:
 
 
 @dataclass(frozen=True)
-class WorkerMetrics:
-    """The node's worker processes at scrape time (``mcn-scp run --workers N``): this one's
-    worker ID and each sibling's own ``/metrics`` text, None for a sibling that did not answer."""
+class NodeMetrics:
+    """The metrics of the node a web child serves for (``mcn-scp run``), read at scrape time
+    over the node-local link: each node process's exposition text by worker ID, None for one
+    that did not answer; ``per_worker``: the node runs ``--workers N`` processes, so each
+    one's samples are labelled with its worker ID."""
 
-    worker_id: int
-    siblings: Mapping[int, bytes | None]
+    texts: Mapping[int, bytes | None]
+    per_worker: bool = False
 
 
-# A readiness check: name -> callable answering (ready, detail). The node adds its own (M3UA
-# AS active, SMSC bound); a web-only process has the database check alone.
+# A readiness check: name -> callable answering (ready, detail). A web-only process has the
+# database check alone; the node's web child adds the node's own (M3UA AS active, SMSC bound).
 ReadyCheck = Callable[[], Awaitable[tuple[bool, str]]]
+# Several checks answered at once, name -> (ready, detail): the node's, over its link
+ReadyChecks = Callable[[], Awaitable[Mapping[str, tuple[bool, str]]]]
 
 
 @dataclass
 class WebContext:
     """What every part of the web application may use: the config, the database pool and the
-    wall clock (the one the node's flows use), plus readiness checks and shared state."""
+    wall clock, plus readiness checks and shared state."""
 
     cfg: Config
     pool: asyncpg.Pool
     wall_now: Callable[[], dt.datetime]
     ready_checks: dict[str, ReadyCheck] = field(default_factory=dict)
-    # "web" when run alone by `mcn-scp web`, "node" inside `mcn-scp run`
+    # "web" when run alone by `mcn-scp web`, "node" as the web child of `mcn-scp run`
     role: str = "node"
-    # the node's counters and state for /metrics, read at each scrape (None: a web-only process)
-    node_metrics: Callable[[], Awaitable[NodeSnapshot]] | None = None
-    # the sibling workers' metrics, read at each scrape (None: the node runs one process)
-    worker_metrics: Callable[[], Awaitable[WorkerMetrics]] | None = None
+    # the node's checks (M3UA, SMSC), asked at each /readyz (None: a web-only process)
+    node_ready: ReadyChecks | None = None
+    # the node's processes' metrics, read at each scrape (None: a web-only process)
+    node_metrics: Callable[[], Awaitable[NodeMetrics]] | None = None
     # run once the server stopped taking requests (a part's own clean-up: jobs it runs)
     stop_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

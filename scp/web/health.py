@@ -1,5 +1,6 @@
 """``/healthz`` (the process is alive and its event loop answers) and ``/readyz`` (it can do its
-work: database reachable, and on a node the M3UA application server active and the SMSC bound),
+work: database reachable, and for a node the M3UA application server active and the SMSC bound,
+as the node answers over its link; a node that does not answer is not ready),
 for the carrier's load balancer and orchestration (Kubernetes probe semantics: 200 or 503).
 """
 
@@ -35,6 +36,9 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         for name, check in checks.items():
             ok, detail = await check()
             results[name] = {"ready": ok, "detail": detail}
+        if ctx.node_ready is not None:
+            for name, (ok, detail) in (await ctx.node_ready()).items():
+                results[name] = {"ready": ok, "detail": detail}
         ready = all(r["ready"] for r in results.values())
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": results},

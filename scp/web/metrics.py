@@ -8,10 +8,12 @@ query is the outbox backlog (on the claim index). A web-only process (``mcn-scp 
 its database pool alone. Metric names are the contract the Grafana dashboard in
 ``docs/grafana-dashboard.json`` queries (a test checks each one is exported).
 
-Under ``mcn-scp run --workers N`` each worker counts its own traffic and only worker 0 serves
-HTTP: it reads every sibling's families at scrape time (:mod:`scp.adapters.worker_metrics`) and
-exports them beside its own, each sample labelled with its ``worker`` ID, with how many workers
-are configured and how many answered.
+``mcn-scp run`` serves its web application from a child process: at each scrape the child reads
+each node process's families, rendered by that process (:func:`process_families`, :func:`render`),
+over the node-local link (:mod:`scp.adapters.worker_metrics`) and exports them beside its own
+pool's, which carry ``process="web"`` (:func:`linked_families`). Under ``--workers N`` each
+worker counts its own traffic, and each sample is labelled with its ``worker`` ID; how many
+processes the node has and how many answered are exported too.
 """
 
 from __future__ import annotations
@@ -33,16 +35,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from scp.service.stats import Histogram
-from scp.web.context import NodeSnapshot, WebContext, WorkerMetrics
+from scp.web.context import NodeMetrics, NodeSnapshot, WebContext
 
 __all__ = [
     "NodeSnapshot",
     "install",
+    "linked_families",
     "node_families",
     "pool_families",
     "process_families",
     "render",
-    "worker_families",
 ]
 
 P = "mcn_scp_"
@@ -265,20 +267,30 @@ def _workers(configured: int, alive: int) -> list[Metric]:
     ]
 
 
-def _labelled(families: list[Metric], worker: int) -> list[Metric]:
-    """``families`` with every sample labelled ``worker``."""
+def _labelled(families: list[Metric], **labels: str) -> list[Metric]:
+    """``families`` with every sample labelled ``labels`` too."""
     for m in families:
-        m.samples = [s._replace(labels={**s.labels, "worker": str(worker)}) for s in m.samples]
+        m.samples = [s._replace(labels={**s.labels, **labels}) for s in m.samples]
     return families
 
 
-def worker_families(own: list[Metric], workers: WorkerMetrics) -> list[Metric]:
-    """The families of every worker of the node, each sample labelled with its worker ID (one
-    family per name: Prometheus refuses a name twice), and the worker counts. A sibling whose
-    text does not parse counts as not answering."""
-    merged: dict[str, Metric] = {m.name: m for m in _labelled(own, workers.worker_id)}
-    alive = 1
-    for worker_id, text in sorted(workers.siblings.items()):
+def linked_families(node: NodeMetrics, web: list[Metric]) -> list[Metric]:
+    """What the node's web child exports: every node process's families (their text, as each
+    hands it over; labelled with its ``worker`` ID under ``--workers``), the web process's own
+    ``web`` labelled ``process="web"``, one family per name (Prometheus refuses a name twice),
+    and how many node processes there are and answered. A text that does not parse counts as
+    a process not answering."""
+    merged: dict[str, Metric] = {}
+
+    def merge(families: list[Metric]) -> None:
+        for m in families:
+            if (mine := merged.get(m.name)) is None:
+                merged[m.name] = m
+            elif mine.type == m.type:
+                mine.samples += m.samples
+
+    alive = 0
+    for worker_id, text in sorted(node.texts.items()):
         if text is None:
             continue
         try:
@@ -286,12 +298,9 @@ def worker_families(own: list[Metric], workers: WorkerMetrics) -> list[Metric]:
         except ValueError:  # UnicodeDecodeError included
             continue
         alive += 1
-        for m in _labelled(theirs, worker_id):
-            if (mine := merged.get(m.name)) is not None and mine.type == m.type:
-                mine.samples += m.samples
-            elif mine is None:
-                merged[m.name] = m
-    return [*merged.values(), *_workers(1 + len(workers.siblings), alive)]
+        merge(_labelled(theirs, worker=str(worker_id)) if node.per_worker else theirs)
+    merge(_labelled(web, process="web"))
+    return [*merged.values(), *_workers(len(node.texts), alive)]
 
 
 def render(families: list[Metric]) -> bytes:
@@ -314,10 +323,7 @@ class _Families(Collector):
 def install(app: FastAPI, ctx: WebContext) -> None:
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        snapshot = await ctx.node_metrics() if ctx.node_metrics is not None else None
-        families = process_families(ctx.pool, snapshot)
-        if ctx.worker_metrics is not None:
-            families = worker_families(families, await ctx.worker_metrics())
-        elif snapshot is not None:
-            families += _workers(1, 1)
+        families = pool_families(ctx.pool)
+        if ctx.node_metrics is not None:
+            families = linked_families(await ctx.node_metrics(), families)
         return Response(render(families), media_type=CONTENT_TYPE)

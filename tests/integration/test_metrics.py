@@ -1,5 +1,5 @@
-"""``/metrics`` scraped over real HTTP from a running node (its web application on the node's
-loop) while the simulator's switch and HLR talk to it over M3UA/TCP; the text is parsed with
+"""``/metrics`` scraped over real HTTP from a running node (its web child, which reads the node's
+families over their link) while the simulator's switch and HLR talk to it over M3UA/TCP; the text is parsed with
 ``prometheus_client.parser`` and each value must have moved exactly as the calls did. Real
 PostgreSQL; the console SMS sink (no SMSC: the SMPP counters stay 0 and are exported all the
 same). The Grafana dashboard in docs/ may only query metrics the node exports.
@@ -12,8 +12,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -80,7 +78,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 @pytest.mark.tshark
-async def test_metrics_move_as_the_calls_did(clean_pool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_metrics_move_as_the_calls_did(clean_pool, db_dsn: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg = parse_config(CONFIG)
     await prov.add_subscriber(
         clean_pool,
@@ -89,14 +87,14 @@ async def test_metrics_move_as_the_calls_did(clean_pool, tmp_path: Path) -> None
         today=today(),
         services=("missed-call", "busy"),
     )
-    services = Services(cfg, clean_pool)
+    services = Services(cfg, clean_pool, dsn=db_dsn)
     await services.start()
     wire = SctpPcapWriter.open(str(tmp_path / "sim.pcap"))  # for tshark and the strict oracle
     try:
-        assert services.http is not None
+        assert services.web is not None
         conn = await connect_tcp("127.0.0.1", services.node.transport.listening[0][1], capture=wire)
         sim = Simulator(conn.peer, cfg, numbers=N, timeout=10.0)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{services.http.port}") as c:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{services.web.port}") as c:
             before, _ = await scrape(c)
             assert value(before, "mcn_scp_m3ua_as_state", state="active") == 1
             calls = [await sim.call("busy", caller=f"86139{i:08d}") for i in range(3)]
@@ -173,6 +171,7 @@ async def test_metrics_move_as_the_calls_did(clean_pool, tmp_path: Path) -> None
     assert depths[2] >= value(after, "mcn_scp_outbox_depth") >= depths[3]
     assert moved("mcn_scp_sms_submitted_total") + value(after, "mcn_scp_outbox_depth") >= 1
     assert value(after, "mcn_scp_db_pool_size") >= 1
+    assert value(after, "mcn_scp_db_pool_size", process="web") >= 1  # the web child's own
     assert value(after, "mcn_scp_tcap_dialogues_open") == 0
     assert value(after, "mcn_scp_calls_continued_without_database_total") == 0
     assert value(after, "mcn_scp_workers") == value(after, "mcn_scp_workers_alive") == 1
@@ -201,7 +200,7 @@ async def test_metrics_move_as_the_calls_did(clean_pool, tmp_path: Path) -> None
 
 @pytest.mark.tshark
 async def test_metrics_of_every_worker(tmp_path: Path, db_dsn: str, clean_pool) -> None:  # type: ignore[no-untyped-def]
-    """``mcn-scp run --workers 2``: worker 0 serves /metrics, and a call on an association the
+    """``mcn-scp run --workers 2``: worker 0's web child serves /metrics, and a call on an association the
     other worker holds shows there under that worker's ID; a worker that does not answer (here
     stopped with SIGSTOP) is not counted alive."""
     await workers.provisioning.add_subscriber(
@@ -220,13 +219,7 @@ async def test_metrics_of_every_worker(tmp_path: Path, db_dsn: str, clean_pool) 
         '[ivr]\nmode = "connect"\n[rating]\nlocal_prefixes = ["86139"]\n'
     )
     log = tmp_path / "run.log"
-    stderr = log.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scp", "--config", str(conf), "run", "--workers", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        env=dict(os.environ, MCN_DATABASE_URL=db_dsn),
-    )
+    proc, stderr = workers.start_run(conf, log, db_dsn, "--workers", "2")
     peers: list[PeerAsp] = []
     stopped: int | None = None
     try:
@@ -268,6 +261,7 @@ async def test_metrics_of_every_worker(tmp_path: Path, db_dsn: str, clean_pool) 
             assert idps == {first: 0, first + 1: 1}
             assert value(got, "mcn_scp_initial_dp_answer_seconds_count", worker=str(first + 1)) == 1
             assert value(got, "mcn_scp_db_pool_size", worker=str(first + 1)) >= 1
+            assert value(got, "mcn_scp_db_pool_size", process="web") >= 1
             assert value(got, "mcn_scp_workers") == 2
             assert value(got, "mcn_scp_workers_alive") == 2
 

@@ -2,7 +2,8 @@
 the test stops and starts, the test SMSC (tests/smppd, npm ``smpp``) the node binds to, and the
 simulator's switch holding an active ASP over M3UA/TCP. Ready (200) while all three are there;
 503 naming the check that failed, the others still ready, when PostgreSQL is stopped and when
-the SMSC is gone; ready again once each is back, with nobody restarting the node.
+the SMSC is gone; ready again once each is back, with nobody restarting the node. The node's
+web child answers (``mcn-scp run``'s web), asking the node for its checks over their link.
 """
 
 from __future__ import annotations
@@ -74,14 +75,15 @@ async def test_readyz_follows_the_database_and_the_smsc(
     cluster: PgCluster, smppd: Smppd, tmp_path: Path
 ) -> None:
     cfg = parse_config(CONFIG.format(smsc=smppd.port))
-    pool = await open_pool(cluster.create_database("readyz"), options=cfg.database)
-    services = Services(cfg, pool)
+    dsn = cluster.create_database("readyz")
+    pool = await open_pool(dsn, options=cfg.database)
+    services = Services(cfg, pool, dsn=dsn)
     await services.start()
     conn = None
     try:
-        assert services.http is not None
+        assert services.web is not None  # the web child, asking the node over its link
         conn = await connect_tcp("127.0.0.1", services.node.transport.listening[0][1])
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{services.http.port}") as c:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{services.web.port}") as c:
             checks = await _readyz(c, 200)
             assert checks == {
                 "database": {"ready": True, "detail": "reachable"},

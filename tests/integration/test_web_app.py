@@ -1,5 +1,5 @@
-"""The one HTTP application, served for real: in-process on the node's loop, inside
-``mcn-scp run`` when ``[web] listen`` is set, and alone by ``mcn-scp web``.
+"""The one HTTP application, served for real: in-process (as ``mcn-scp web`` runs it), by
+``mcn-scp run``'s web child when ``[web] listen`` is set, and alone by ``mcn-scp web``.
 
 Real sockets, real PostgreSQL, real HTTP (httpx); nothing mocked.
 """

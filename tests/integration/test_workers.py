@@ -94,6 +94,21 @@ async def _connect(
     return peer, worker
 
 
+def start_run(
+    conf: Path, log: Path, db_dsn: str, *args: str
+) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    """``mcn-scp run`` on ``conf`` and the database ``db_dsn``, its log in ``log``; the process
+    and the log's file (:func:`_reap` closes it)."""
+    stderr = log.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scp", "--config", str(conf), "run", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        env=dict(os.environ, MCN_DATABASE_URL=db_dsn),
+    )
+    return proc, stderr
+
+
 def _reap(proc: subprocess.Popen[bytes], stderr: IO[bytes], peers: Sequence[PeerAsp] = ()) -> None:
     """After a test of ``mcn-scp run``: the node killed if it still runs, its log closed, the
     switches' sockets and captures closed."""
@@ -128,14 +143,14 @@ async def test_continuation_on_the_other_workers_association_is_answered_by_its_
         '[smpp]\nbackend = "console"\n[ivr]\nmode = "connect"\n'
         '[rating]\nlocal_prefixes = ["86139"]\n'
     )
-    env = dict(os.environ, MCN_DATABASE_URL=db_dsn)
-    stderr = (tmp_path / "run.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scp", "--config", str(conf), "run", "--workers", "2"]
-        + ["--capture", str(tmp_path / "run.pcap")],
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        env=env,
+    proc, stderr = start_run(
+        conf,
+        tmp_path / "run.log",
+        db_dsn,
+        "--workers",
+        "2",
+        "--capture",
+        str(tmp_path / "run.pcap"),
     )
     log = tmp_path / "run.log"
     peers: list[PeerAsp] = []
@@ -256,13 +271,7 @@ async def test_client_role_workers_each_bring_up_their_own_association(
         f"peers = ['127.0.0.1:{port}']\nlocal_pc = 200\n[smpp]\nbackend = 'console'\n"
     )
     log = tmp_path / "run.log"
-    stderr = log.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scp", "--config", str(conf), "run"],
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        env=dict(os.environ, MCN_DATABASE_URL=db_dsn),
-    )
+    proc, stderr = start_run(conf, log, db_dsn)
     m3ua = far.stack.m3ua
     try:
         await _until(

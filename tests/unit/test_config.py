@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
 
 from scp.app import run_in_loop
-from scp.config import DEFAULT_CONFIG, ConfigError, load_config, parse_config
+from scp.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    config_from_data,
+    config_to_data,
+    load_config,
+    parse_config,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,6 +76,8 @@ def test_empty_file_gives_defaults() -> None:
         ("[service]\nselfcare_service_key = 100", "service.selfcare_service_key"),
         ("[service]\nwindow_hours = 0", "service.window_hours"),
         ("[node]\nworker_id = 256", "node.worker_id"),
+        ("[web]\nnice = 20", "web.nice"),
+        ("[web]\nnice = -1", "web.nice"),
         ("[nodes]\nname = 'x'", "nodes"),
         ("[tcap]\nidle_timeout = true", "tcap.idle_timeout"),
         ("[m3ua]\nmax_connections_per_address = 0", "m3ua.max_connections_per_address"),
@@ -127,6 +137,21 @@ def test_bindings_parse_into_ranges_per_address() -> None:
     with pytest.raises(ConfigError) as e:
         parse_config("[m3ua]\n[[m3ua.binding]]\naddress = '10.0.0.1'\npoint_code = [200]\n")
     assert e.value.key == "m3ua.binding[0].point_code"
+
+
+def test_the_config_handed_to_the_web_child_reads_back_equal() -> None:
+    """``mcn-scp run`` hands its config to its web child as plain values (JSON): every section,
+    arrays of tables, tuples, an unset optional key and the source come back equal."""
+    text = (REPO / "conf" / "example.toml").read_text()
+    text += BIND.format(pcf="", address="'10.0.0.1'", pcs="[200, '300-310']").replace(
+        "[m3ua]\n", ""
+    )
+    for cfg in (parse_config(text, "node.toml"), parse_config("[m3ua]\nasp_identifier = 7\n")):
+        data = json.loads(json.dumps(config_to_data(cfg)))
+        assert config_from_data(data, cfg.source) == cfg
+    with pytest.raises(ConfigError) as e:  # and is validated again on the way in
+        config_from_data({"web": {"nice": 99}}, "x")
+    assert e.value.key == "web.nice"
 
 
 def test_not_toml_is_an_error() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
@@ -32,8 +33,8 @@ from scp.primitives import (
     TcUni,
 )
 from scp.service.stats import LATENCY_BUCKETS, Histogram, NodeStats, SignallingStats
-from scp.web.context import NodeSnapshot, WorkerMetrics
-from scp.web.metrics import node_families, render, worker_families
+from scp.web.context import NodeMetrics, NodeSnapshot
+from scp.web.metrics import linked_families, node_families, render
 
 A = SccpAddress(ri=RoutingIndicator.GT, ssn=146, gt=GlobalTitle("8613800000"))
 CAP = "CAP-v2-gsmSSF-to-gsmSCF-AC"
@@ -226,22 +227,32 @@ def _snapshot(idps: int) -> NodeSnapshot:
     )
 
 
-def test_worker_families_label_each_workers_samples() -> None:
-    """Worker 10 serves /metrics: its own families and its siblings' (their text, as they hand
-    it over) under one family each, every sample labelled with its worker; a sibling that did
-    not answer or handed over no exposition text is not alive."""
-    theirs = render(node_families(_snapshot(2)))
-    families = worker_families(
-        node_families(_snapshot(1)),
-        WorkerMetrics(10, {11: theirs, 12: None, 13: b"\xff not metrics"}),
-    )
+def _scraped(families: list[Metric]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     text = render(families).decode()
-    assert text.count("# TYPE mcn_scp_operations_received_total counter") == 1
-    got = {
+    assert text.count("# TYPE mcn_scp_operations_received_total counter") <= 1
+    return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for fam in text_string_to_metric_families(text)
         for s in fam.samples
     }
+
+
+def test_linked_families_label_each_workers_samples() -> None:
+    """The web child of a ``--workers`` node: every worker's families (their text, as they hand
+    it over) under one family each, every sample labelled with its worker; a worker that did
+    not answer or handed over no exposition text is not alive; the web's own pool beside them,
+    labelled ``process="web"``."""
+    node = NodeMetrics(
+        {
+            10: render(node_families(_snapshot(1))),
+            11: render(node_families(_snapshot(2))),
+            12: None,
+            13: b"\xff not metrics",
+        },
+        per_worker=True,
+    )
+    web = [GaugeMetricFamily("mcn_scp_db_pool_size", "Connections open in the pool", 3)]
+    got = _scraped(linked_families(node, web))
     for worker, idps in (("10", 1), ("11", 2)):
         labels = (("application_context", CAP), ("operation", "initialDP"), ("worker", worker))
         assert got["mcn_scp_operations_received_total", labels] == idps
@@ -249,5 +260,24 @@ def test_worker_families_label_each_workers_samples() -> None:
         bucket = (("le", "0.0025"), ("worker", worker))
         assert got["mcn_scp_initial_dp_answer_seconds_bucket", bucket] == idps
     assert not [k for k in got if ("worker", "12") in k[1] or ("worker", "13") in k[1]]
+    assert got["mcn_scp_db_pool_size", (("process", "web"),)] == 3
     assert got["mcn_scp_workers", ()] == 4
     assert got["mcn_scp_workers_alive", ()] == 2
+
+
+def test_linked_families_of_one_process_and_of_a_silent_node() -> None:
+    """A node of one process: its samples as it renders them, unlabelled. A node that does not
+    answer: the web's own families all the same, and no node process alive."""
+    web = [GaugeMetricFamily("mcn_scp_db_pool_size", "Connections open in the pool", 2)]
+    got = _scraped(linked_families(NodeMetrics({5: render(node_families(_snapshot(3)))}), web))
+    labels = (("application_context", CAP), ("operation", "initialDP"))
+    assert got["mcn_scp_operations_received_total", labels] == 3
+    assert got["mcn_scp_db_pool_size", (("process", "web"),)] == 2
+    assert got["mcn_scp_workers", ()] == got["mcn_scp_workers_alive", ()] == 1
+    web = [GaugeMetricFamily("mcn_scp_db_pool_size", "Connections open in the pool", 2)]
+    got = _scraped(linked_families(NodeMetrics({5: None}), web))
+    assert got == {
+        ("mcn_scp_db_pool_size", (("process", "web"),)): 2,
+        ("mcn_scp_workers", ()): 1,
+        ("mcn_scp_workers_alive", ()): 0,
+    }

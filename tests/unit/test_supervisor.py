@@ -1,5 +1,6 @@
-"""The parent of ``mcn-scp run --workers N``: each worker's config, and the supervision itself
-(real child processes, tiny Python commands standing for the workers)."""
+"""The parent of ``mcn-scp run --workers N``: each worker's config, the restart delays (which the
+web child of ``mcn-scp run`` shares), and the supervision itself (real child processes, tiny
+Python commands standing for the workers)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scp.adapters.supervisor import EXIT_BAD_CONFIG, START_ENV, Supervisor
+from scp.adapters.supervisor import EXIT_BAD_CONFIG, START_ENV, RestartBackoff, Supervisor
 from scp.app import worker_config, worker_seat
 from scp.config import ConfigError, parse_config
 
@@ -40,6 +41,14 @@ def test_a_worker_count_without_ids_for_all_is_refused(toml: str, key: str) -> N
     with pytest.raises(ConfigError) as e:
         parse_config(toml)
     assert e.value.key == key
+
+
+def test_restart_delays_double_while_young_and_start_again_once_stable() -> None:
+    b = RestartBackoff(1.0, 30.0, stable=60.0)
+    assert [b.after(0.5) for _ in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+    assert b.after(None) == 30  # could not even start: no younger than dying at once
+    assert b.after(60.0) == 1  # it had run long enough: quick again
+    assert b.after(3.0) == 2
 
 
 def _python(code: str) -> list[str]:
