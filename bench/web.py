@@ -13,23 +13,30 @@ Second phase: the node as ``mcn-scp run`` builds it (``scp.app.Services``: M3UA 
 call and MAP users and the outbox in this process, and the web application on ``[web] listen``
 served by the node's web child, a process of its own at ``[web] nice``). The simulator's busy
 calls come from another process (``--calls``: an M3UA ASP over TCP, InitialDP -> first answer
-timed there), alone and then while a third process loads the node's missed-calls page. Prints
-one JSON object.
+timed there), alone, then while a third process loads the node's missed-calls page, then
+under the same load on a ``mcn-scp web`` that is no part of the node (same database, same
+priority as the child): the last is what the machine's shared cores and PostgreSQL cost the
+calls whoever serves the web, so the difference between the two loaded runs is what serving
+the web from the node's child costs the node itself. Prints one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +118,8 @@ async def _client(base: str, path: str, cookie: str, seconds: float, conc: int) 
 
 def load(base: str, path: str, cookie: str, seconds: float, conc: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, __file__, "--client", base, path, cookie, str(seconds), str(conc)],
+        # one JSON argument: a session cookie may begin with "-", which argparse takes for an option
+        [sys.executable, __file__, "--client", json.dumps([base, path, cookie, seconds, conc])],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -198,17 +206,72 @@ async def node_under_web_load(
         port = services.node.transport.listening[0][1]
         cookie = await login(base)
         alone = await result(calls_from_another_process(port, calls))
-        busy = load(base, "/missed?page={page}", cookie, seconds, conc)
-        await asyncio.sleep(1.0)  # the load is running
-        loaded = await result(calls_from_another_process(port, calls))
-        page_during = await result(busy)
+        loaded, page_during = await calls_under_load(base, cookie, port, seconds, conc, calls)
+        # the same load on a web process that is no part of the node (`mcn-scp web`, the
+        # deployment README recommends for heavy portal traffic), the node's web idle: what
+        # web load costs the calls through the machine alone (shared cores, one PostgreSQL)
+        with separate_web(dsn) as other:
+            other_cookie = await login(other)
+            apart, page_apart = await calls_under_load(
+                other, other_cookie, port, seconds, conc, calls
+            )
     finally:
         await services.stop()
     return {
         "alone": alone,
         "under_web_load": loaded,
         "missed_page_during_calls": page_during,
+        "under_web_load_on_a_separate_web_process": apart,
+        "missed_page_during_calls_separate": page_apart,
     }
+
+
+async def calls_under_load(
+    base: str, cookie: str, port: int, seconds: float, conc: int, calls: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The calls' latency while another process loads ``base``'s missed-calls page."""
+    busy = load(base, "/missed?page={page}", cookie, seconds, conc)
+    await asyncio.sleep(1.0)  # the load is running
+    loaded = await result(calls_from_another_process(port, calls))
+    return loaded, await result(busy)
+
+
+@contextlib.contextmanager
+def separate_web(dsn: str) -> Iterator[str]:
+    """``mcn-scp web`` on the same database, as a process of its own (the README's advice for
+    heavy portal traffic), at the web child's priority (``[web] nice``) so that the one
+    difference is whose process it is; its base URL."""
+    with socket.socket() as s:  # a free port for it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.NamedTemporaryFile("w", suffix=".toml") as conf:
+        conf.write(
+            f"[smpp]\nbackend = 'console'\n[web]\nlisten = '127.0.0.1:{port}'\n"
+            "login_max_per_address = 0\n[log]\nlevel = 'warning'\n"
+        )
+        conf.flush()
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("mcn-scp")), "web", "--config", conf.name],
+            env={**os.environ, "MCN_DATABASE_URL": dsn},
+            stdout=subprocess.DEVNULL,
+            preexec_fn=lambda: os.nice(CFG.web.nice),
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("mcn-scp web did not start")
+                time.sleep(0.1)
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(30)
 
 
 async def serve(dsn: str, seconds: float, conc: int, calls: int) -> dict[str, Any]:
@@ -244,6 +307,10 @@ async def serve(dsn: str, seconds: float, conc: int, calls: int) -> dict[str, An
         "signalling_alone": node["alone"],
         "signalling_under_web_load": node["under_web_load"],
         "missed_page_during_calls": node["missed_page_during_calls"],
+        "signalling_under_web_load_on_a_separate_web_process": node[
+            "under_web_load_on_a_separate_web_process"
+        ],
+        "missed_page_during_calls_separate": node["missed_page_during_calls_separate"],
         "web_nice": CFG.web.nice,
         "note": "shared 2-core machine; HTTP load and calls each from a process of their own;"
         " the node's web in its web child",
@@ -252,18 +319,18 @@ async def serve(dsn: str, seconds: float, conc: int, calls: int) -> dict[str, An
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--client", nargs=5, metavar=("BASE", "PATH", "COOKIE", "SECONDS", "CONC"))
+    ap.add_argument("--client", metavar="[BASE, PATH, COOKIE, SECONDS, CONC]")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--calls", nargs=3, metavar=("HOST", "PORT", "CALLS"))
-    ap.add_argument("--call-count", type=int, default=300)
+    ap.add_argument("--call-count", type=int, default=1000)
     args = ap.parse_args()
     if args.calls:
         host, port, calls = args.calls
         print(json.dumps(asyncio.run(_calls_client(host, int(port), int(calls)))))
         return
     if args.client:
-        base, path, cookie, seconds, conc = args.client
+        base, path, cookie, seconds, conc = json.loads(args.client)
         print(json.dumps(asyncio.run(_client(base, path, cookie, float(seconds), int(conc)))))
         return
     structlog.configure(

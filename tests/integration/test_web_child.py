@@ -2,7 +2,8 @@
 (scp/adapters/web_child.py), run here as a real process on a real PostgreSQL, with the
 simulator's switch over M3UA/TCP (its frames read by tshark and the strict ASN.1 oracle):
 
-* the pages answer, from a process whose CPU priority is ``[web] nice`` below the node's;
+* the pages answer, from a process whose CPU priority is ``[web] nice`` below the node's, in
+  the node's session (where, with autogroup scheduling, that priority counts);
 * ``/readyz`` and ``/metrics`` show the node's own state (its active ASP, the call it took)
   through the child; with the node not answering on its link (SIGSTOP), ``/readyz`` is 503
   naming the node and ``/metrics`` still serves the web process's own families;
@@ -98,6 +99,9 @@ async def test_the_node_runs_its_web_in_a_child(
         assert os.getpriority(os.PRIO_PROCESS, first) == min(
             19, os.getpriority(os.PRIO_PROCESS, proc.pid) + 7
         )
+        # in the node's session (with autogroup scheduling a session of its own would void
+        # that priority against the node), in a process group of its own (no terminal Ctrl-C)
+        assert os.getsid(first) == os.getsid(proc.pid) and os.getpgid(first) == first
         async with httpx.AsyncClient(base_url=base, timeout=10) as c:
             page = await c.get("/login")
             assert page.status_code == 200 and 'action="/login"' in page.text
