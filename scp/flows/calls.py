@@ -21,6 +21,10 @@ connection after a transient failure until the budget is spent, then the call ge
 after an error that proves nothing was committed (or, for a write holding a missed call, after
 any lost outcome: migration 0250 makes it once), then the call is routed all the same and
 what was not written is logged with its content and counted (:class:`CallPathStats`).
+The calls handled in one pass of the event loop share their database work: the InitialDPs'
+subscriber reads are one statement (:class:`_CalleeReads`), and so are the EventReportBCSMs'
+missed calls, with one commit (:class:`_MissedCallWrites`), each call keeping its budget and
+its retry rules.
 PostgreSQL coming back needs nothing from anyone: the next attempt opens a new connection.
 """
 
@@ -74,7 +78,13 @@ from scp.state import calls_store as store
 
 log = structlog.get_logger("scp.flows.calls")
 
-__all__ = ["CallUser", "MissedCallNotifier", "build_call_user", "write_records"]
+__all__ = [
+    "CallUser",
+    "MissedCallNotifier",
+    "build_call_user",
+    "write_missed_calls",
+    "write_records",
+]
 
 # Pause before another attempt after a failed connect (the server is away), doubled up to the
 # cap and never past the budget; a stale connection is replaced at once.
@@ -122,6 +132,14 @@ class MissedCallNotifier(Protocol):
         cfg: Any,
     ) -> int | None: ...
 
+    async def record_missed_calls(
+        self,
+        conn: asyncpg.Connection,
+        calls: Sequence[notify_flow.MissedCall],
+        *,
+        cfg: Any,
+    ) -> list[int | None]: ...
+
     async def on_missed_call(
         self,
         conn: asyncpg.Connection,
@@ -166,6 +184,24 @@ async def write_records(
         mc = next(r for r in records if type(r) is C.RecordMissedCall)
         assert isinstance(mc, C.RecordMissedCall)
         return await store.missed_call_id(db, mc)
+
+
+async def write_missed_calls(
+    conn: asyncpg.Connection,
+    records: Sequence[C.RecordMissedCall],
+    *,
+    cfg: Any,
+    notify: MissedCallNotifier,
+) -> list[int | None]:
+    """The missed calls of several calls, each with its notifications, in ONE statement and
+    one commit (``notify.record_missed_calls``, migration 0280): the id of each, or None for
+    one the statement declined (its forecast still wrong: the caller writes it with
+    :func:`write_records`). An error writes none of them."""
+    calls = [
+        notify_flow.MissedCall(r.caller, r.callee, r.reason, r.cause, r.call_ref, r.at)
+        for r in records
+    ]
+    return await notify.record_missed_calls(conn, calls, cfg=cfg)
 
 
 async def _write_records(
@@ -377,6 +413,99 @@ class _CalleeReads:
                 fut.set_result(callee)
 
 
+@dataclass(eq=False, slots=True)
+class _MissedCallAsk:
+    """One call's missed call waiting for its pass's statement (:class:`_MissedCallWrites`)."""
+
+    record: C.RecordMissedCall
+    deadline: float
+    fut: asyncio.Future[int | None]
+    taken: bool = False  # in a statement sent: its outcome is that statement's
+
+
+class _MissedCallWrites:
+    """The missed calls that the calls of one pass of the event loop write, as one statement.
+
+    Under load a TCP read brings several EventReportBCSMs and their calls ask for their
+    missed calls (each with its SMS or HLR alert) in the same pass. One statement and one
+    commit each cost PostgreSQL a statement's and a commit's fixed work and this process a
+    round trip per call; so, as :class:`_CalleeReads` does for the InitialDPs' reads, the
+    missed calls asked for in one pass go out together at its end (:func:`write_missed_calls`,
+    migration 0280), on one lane, at most :attr:`batch` at a time: one round trip, one
+    statement, one commit. Nothing is answered before that commit.
+
+    Each caller keeps its own deadline (the statement runs until the latest of them) and its
+    own retry rules (:meth:`CallUser._write`): a failure of the database or of the way to it
+    reaches every caller of the batch, each as its own copy (:func:`_own_copy`); any other
+    failure (a bad row: a callee deleted since its InitialDP, say) wrote nothing, so each call
+    of the batch is then written on its own (the future's None, as for a call whose forecast
+    the statement declined to the end), and only the bad one fails.
+    """
+
+    batch = 64
+
+    def __init__(self, lanes: _Lanes, cfg: Any, notify: MissedCallNotifier, logger: Any) -> None:
+        self.lanes = lanes
+        self.cfg = cfg
+        self.notify = notify
+        self.log = logger
+        self.pending: list[_MissedCallAsk] = []
+        self.running: set[asyncio.Task[None]] = set()
+
+    def put(self, record: C.RecordMissedCall, deadline: float) -> _MissedCallAsk:
+        """Ask for ``record`` to be written by ``deadline``: the ask's future gives its missed
+        call's id once committed, or None (write it on your own)."""
+        loop = asyncio.get_running_loop()
+        ask = _MissedCallAsk(record, deadline, loop.create_future())
+        if not self.pending:
+            loop.call_soon(self._flush)
+        self.pending.append(ask)
+        if len(self.pending) >= self.batch:
+            self._flush()
+        return ask
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._write(batch))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+
+    async def _write(self, batch: list[_MissedCallAsk]) -> None:
+        live = [a for a in batch if not a.fut.done()]  # a caller may have given up already
+        if not live:
+            return
+        for a in live:
+            a.taken = True
+        try:
+            async with asyncio.timeout_at(max(a.deadline for a in live)), self.lanes.conn() as conn:
+                ids = await write_missed_calls(
+                    conn, [a.record for a in live], cfg=self.cfg, notify=self.notify
+                )
+        except BaseException as e:
+            if not isinstance(e, Exception):  # cancelled (the node stopping): so are its callers
+                for a in live:
+                    a.fut.cancel()
+                raise
+            alone = not (isinstance(e, TimeoutError) or store.transient(e))
+            if alone and len(live) > 1:
+                self.log.warning(
+                    "missed calls of one pass not written together: each on its own",
+                    calls=len(live),
+                    error=_why(e),
+                )
+            for a in live:
+                if not a.fut.done():
+                    if alone:
+                        a.fut.set_result(None)
+                    else:
+                        a.fut.set_exception(_own_copy(e))
+            return
+        for a, mc_id in zip(live, ids, strict=True):
+            if not a.fut.done():
+                a.fut.set_result(mc_id)
+
+
 def _own_copy(e: Exception) -> Exception:
     """``e`` for one caller of a failed shared read: an object of its own, same type, message,
     attributes and cause. Each caller raises what it gets and may keep it while it waits to
@@ -469,6 +598,14 @@ class CallUser:
         size = pool.get_max_size() - 3
         self._lanes = _Lanes(pool, max(1, size))
         self._callees = _CalleeReads(self._lanes)
+        self.log = log.bind(node=cfg.node.name)
+        # the batch form of the notification flow, when the one given has it (test doubles
+        # and ``notify=None`` write each call on its own)
+        self._missed = (
+            _MissedCallWrites(self._lanes, cfg, notify, self.log)
+            if notify is not None and getattr(notify, "record_missed_calls", None) is not None
+            else None
+        )
         self.s = CallSettings.from_config(cfg)
         self.rules = RatingRules(
             cfg.rating.country_code,
@@ -484,7 +621,6 @@ class CallUser:
         self._dec: dict[tuple[Any, ...], ops.Operation] = {}
         self._enc: dict[tuple[Any, ...], tuple[Any, bytes | None]] = {}
         self.by_corr: dict[str, _Ctx] = {}
-        self.log = log.bind(node=cfg.node.name)
 
     # -- DialogueUser ---------------------------------------------------------------------------
 
@@ -957,25 +1093,38 @@ class CallUser:
         ``stats.db_latency``.
         """
         idempotent = any(type(r) is C.RecordMissedCall for r in records)
+        # a lone missed call goes with the others of its pass (_MissedCallWrites)
+        together = self._missed is not None and len(records) == 1 and idempotent
         loop = asyncio.get_running_loop()
         delay = DB_RETRY_MIN
         doubt = False  # an attempt so far may have committed
         while True:
             sent = False  # a statement may have reached the server
+            ask: _MissedCallAsk | None = None
             try:
                 start = loop.time()
-                async with asyncio.timeout_at(deadline), self._db() as conn:
-                    sent = True
-                    ctx.missed_call_id = await write_records(
-                        conn,
-                        records,
-                        cfg=self.cfg,
-                        missed_call_id=ctx.missed_call_id,
-                        notify=self.notify,
-                    )
+                async with asyncio.timeout_at(deadline):
+                    mc_id: int | None = None
+                    if together:
+                        assert self._missed is not None
+                        ask = self._missed.put(records[0], deadline)
+                        mc_id = await ask.fut
+                        ask = None
+                    if mc_id is None:  # on its own (and as always for anything else)
+                        async with self._db() as conn:
+                            sent = True
+                            mc_id = await write_records(
+                                conn,
+                                records,
+                                cfg=self.cfg,
+                                missed_call_id=ctx.missed_call_id,
+                                notify=self.notify,
+                            )
+                    ctx.missed_call_id = mc_id
                 self.stats.db_latency["write"].observe(loop.time() - start)
                 return
             except Exception as e:
+                sent = sent or (ask is not None and ask.taken)
                 if isinstance(e, TimeoutError):
                     return self._not_written(ctx, records, e, in_doubt=doubt or sent)
                 safe = not sent or store.nothing_committed(e)

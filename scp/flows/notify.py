@@ -15,6 +15,8 @@ Flows (ARCHITECTURE §4 "Subscriber present"):
   :func:`on_missed_call`'s decision written by one statement (migration 0030), the decision
   taken in Python on a forecast of the state that the statement checks under the same locks;
   a wrong forecast costs one more round trip, never a different row.
+  :func:`record_missed_calls` does it for the calls of one pass of the node's loop in one
+  statement and one commit (migration 0280).
 * :func:`on_present` runs when MAP AlertServiceCentre (§12.5) / NoteMM-Event (§8.11.2) /
   ReadyForSM or an SMSC delivery receipt shows the subscriber reachable: one SMS per caller
   (``notify_mode`` sms) or one digest (``digest``) to the callee, and "callee reachable" to every
@@ -38,6 +40,8 @@ decides, it never does I/O); the coroutines here load what they need through
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -69,12 +73,14 @@ if TYPE_CHECKING:
     from scp.config import Config
 
 __all__ = [
+    "MissedCall",
     "Queued",
     "on_absent",
     "on_missed_call",
     "on_present",
     "on_subscriber_receipt",
     "record_missed_call",
+    "record_missed_calls",
     "with_ad",
 ]
 
@@ -221,44 +227,108 @@ async def record_missed_call(
     missed call's id, or None after ``attempts`` tries without a write (nothing written: the
     caller runs the transactional path, insert + :func:`on_missed_call`).
     """
-    day = local_day(at, cfg)
-    prefix: str | None = None
-    if reason != "not-reachable":
-        prefix = f"{'busy' if reason == 'busy' else 'missed'}:{callee}:{caller or '-'}:"
+    call = MissedCall(caller, callee, reason, cause, call_ref, at)
+    return (await record_missed_calls(conn, [call], cfg=cfg, attempts=attempts))[0]
+
+
+@dataclass(frozen=True, slots=True)
+class MissedCall:
+    """A missed call to record (:func:`record_missed_calls`)."""
+
+    caller: str | None
+    callee: str
+    reason: str
+    cause: int | None
+    call_ref: str | None
+    at: dt.datetime
+
+
+async def record_missed_calls(
+    conn: asyncpg.Connection,
+    calls: Sequence[MissedCall],
+    *,
+    cfg: Config,
+    attempts: int = 3,
+) -> list[int | None]:
+    """:func:`record_missed_call` for several calls at once: each round is ONE statement and
+    one commit for the calls it carries (``notify_store.record_missed_calls``, migration
+    0280). Each call keeps its own decision: one whose forecast was wrong is decided again on
+    the state it found and goes in the next round, the others are written. Calls that share
+    a busy SMS (same callee, caller and reason) go one per round: the later one's forecast is
+    what the earlier one leaves, known only once it is written. The id of each missed call, or
+    None for one the statement declined ``attempts`` times (the caller runs the transactional
+    path for it). An error raises and writes none of the round's calls.
+    """
     want_ads = cfg.notify.ad_segment_budget > 0
-    st = store.forecast_missed_call(callee=callee, prefix=prefix, at=at, ads=want_ads)
     refresh = dt.timedelta(seconds=cfg.notify.alert_refresh)
-    for _ in range(attempts):
-        plan = (
-            plan_missed_call(st, caller=caller, callee=callee, reason=reason, at=at, cfg=cfg)
-            if st is not None
-            else MissedCallPlan()
-        )
-        w = await store.record_missed_call(
-            conn,
-            caller=caller,
-            callee=callee,
-            at=at,
-            reason=reason,
-            cause=cause,
-            call_ref=call_ref,
-            day=day,
-            state=st,
-            hlr=plan.hlr,
-            refresh=refresh,
-            prefix=prefix,
-            count=plan.count,
-            first_at=plan.first_at,
-            text=plan.text,
-            not_before=plan.not_before,
-            expires_at=plan.expires_at,
-            outcome=plan.outcome,
-            want_ads=want_ads,
-        )
-        if w.done:
-            return w.missed_call_id
-        st = w.state
-    return None
+    ids: list[int | None] = [None] * len(calls)
+    # per call still to write: its index, key prefix, day, state to decide on, rounds sent
+    todo: list[tuple[int, str | None, dt.date, MissedCallState | None, int]] = []
+    for k, c in enumerate(calls):
+        prefix: str | None = None
+        if c.reason != "not-reachable":
+            prefix = f"{'busy' if c.reason == 'busy' else 'missed'}:{c.callee}:{c.caller or '-'}:"
+        st = store.forecast_missed_call(callee=c.callee, prefix=prefix, at=c.at, ads=want_ads)
+        todo.append((k, prefix, local_day(c.at, cfg), st, 0))
+    while todo:
+        sent: list[tuple[int, str | None, dt.date, MissedCallState | None, int]] = []
+        later: list[tuple[int, str | None, dt.date, MissedCallState | None, int]] = []
+        prefixes: set[str] = set()
+        for item in todo:
+            if item[1] is not None and item[1] in prefixes:
+                later.append(item)
+            else:
+                sent.append(item)
+                if item[1] is not None:
+                    prefixes.add(item[1])
+        decisions = []
+        for k, prefix, day, st, _ in sent:
+            c = calls[k]
+            plan = (
+                plan_missed_call(
+                    st, caller=c.caller, callee=c.callee, reason=c.reason, at=c.at, cfg=cfg
+                )
+                if st is not None
+                else MissedCallPlan()
+            )
+            decisions.append(
+                store.MissedCallDecision(
+                    c.caller,
+                    c.callee,
+                    c.at,
+                    c.reason,
+                    c.cause,
+                    c.call_ref,
+                    day,
+                    st,
+                    plan.hlr,
+                    refresh,
+                    prefix,
+                    plan.count,
+                    plan.first_at,
+                    plan.text,
+                    plan.not_before,
+                    plan.expires_at,
+                    plan.outcome,
+                    want_ads,
+                )
+            )
+        writes = await store.record_missed_calls(conn, decisions)
+        todo = []
+        for (k, prefix, day, _, n), w in zip(sent, writes, strict=True):
+            if w.done:
+                ids[k] = w.missed_call_id
+            elif n + 1 < attempts:
+                todo.append((k, prefix, day, w.state, n + 1))
+        for k, prefix, day, st, n in later:
+            # what the earlier call of its SMS left is the forecast now
+            c = calls[k]
+            again = store.forecast_missed_call(
+                callee=c.callee, prefix=prefix, at=c.at, ads=want_ads
+            )
+            todo.append((k, prefix, day, again if again is not None else st, n))
+        todo.sort()  # the calls' order
+    return ids
 
 
 async def on_present(

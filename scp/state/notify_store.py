@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -38,10 +38,12 @@ __all__ = [
     "hlr_alert_registered",
     "hlr_alert_retry",
     "insert_cdr",
+    "MissedCallDecision",
     "MissedCallWrite",
     "forecast_missed_call",
     "forget_forecasts",
     "record_missed_call",
+    "record_missed_calls",
     "remember_recipient",
     "insert_mo",
     "load_recipient",
@@ -177,6 +179,70 @@ _RECORD = (
     "SELECT * FROM mcn_record_missed_call($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
     " $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
 )
+# Several calls in one statement (migration 0280): the same arguments as arrays, but for the
+# refresh interval and want_ads ($11, $17), which are the node's configuration.
+_RECORD_MANY = (
+    "SELECT * FROM mcn_record_missed_calls($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+    " $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MissedCallDecision:
+    """One missed call and what was decided for it on ``state`` (see
+    :func:`record_missed_call` for the fields), as :func:`record_missed_calls` writes it."""
+
+    caller: str | None
+    callee: str
+    at: dt.datetime
+    reason: str
+    cause: int | None
+    call_ref: str | None
+    day: dt.date
+    state: MissedCallState | None
+    hlr: bool
+    refresh: dt.timedelta
+    prefix: str | None
+    count: int
+    first_at: dt.datetime | None
+    text: str | None
+    not_before: dt.datetime | None
+    expires_at: dt.datetime | None
+    outcome: str | None
+    want_ads: bool
+
+
+def _arguments(d: MissedCallDecision) -> tuple[object, ...]:
+    """``mcn_record_missed_call``'s 21 arguments for ``d``, in order."""
+    st, text = d.state, d.text
+    return (
+        d.caller,
+        d.callee,
+        d.at,
+        d.reason,
+        d.cause,
+        d.call_ref,
+        d.day,
+        st is not None,
+        st.rcpt if st else None,
+        d.hlr,
+        d.refresh,
+        d.prefix,
+        st.open_id if st and text is not None else None,
+        d.count,
+        d.first_at,
+        st.ads_digest if st and text is not None and d.want_ads else None,
+        d.want_ads,
+        text,
+        d.not_before,
+        d.expires_at,
+        d.outcome,
+    )
+
+
+def _lock_order(d: MissedCallDecision) -> tuple[str, str]:
+    # callee, then key prefix (none last: the HLR alert row comes after the callee's SMS)
+    return (d.callee, "\U0010ffff" if d.prefix is None else d.prefix)
 
 
 async def record_missed_call(
@@ -206,9 +272,7 @@ async def record_missed_call(
     the call marked ``outcome``), if under the locks the state is ``state``; else nothing is
     written and the state found is returned (``state`` None: only read it). Must not run
     inside a transaction that expects the write (it may not happen)."""
-    known = state is not None
-    r = await conn.fetchrow(
-        _RECORD,
+    d = MissedCallDecision(
         caller,
         callee,
         at,
@@ -216,22 +280,55 @@ async def record_missed_call(
         cause,
         call_ref,
         day,
-        known,
-        state.rcpt if state else None,
+        state,
         hlr,
         refresh,
         prefix,
-        state.open_id if state and text is not None else None,
         count,
         first_at,
-        state.ads_digest if state and text is not None and want_ads else None,
-        want_ads,
         text,
         not_before,
         expires_at,
         outcome,
+        want_ads,
     )
-    assert r is not None
+    return (await record_missed_calls(conn, [d]))[0]
+
+
+async def record_missed_calls(
+    conn: asyncpg.Connection, decisions: Sequence[MissedCallDecision]
+) -> list[MissedCallWrite]:
+    """:func:`record_missed_call` for each of ``decisions`` in ONE statement, one transaction
+    (migration 0280; a lone one: 0030's statement): each written, or the state it found
+    returned with nothing of it written. The calls go in the order of the locks they take
+    (callee, then key prefix), the same in every batch, so two batches cannot deadlock. An
+    error raises and writes nothing of any of them. They share ``refresh`` and ``want_ads``
+    (the node's configuration)."""
+    if not decisions:
+        return []
+    if len(decisions) == 1:
+        row = await conn.fetchrow(_RECORD, *_arguments(decisions[0]))
+        assert row is not None
+        return [_outcome(decisions[0], row)]
+    order = sorted(range(len(decisions)), key=lambda k: _lock_order(decisions[k]))
+    columns: list[Any] = [
+        list(c) for c in zip(*(_arguments(decisions[k]) for k in order), strict=True)
+    ]
+    refresh, want_ads = decisions[0].refresh, decisions[0].want_ads
+    assert all(d.refresh == refresh and d.want_ads == want_ads for d in decisions)
+    columns[10], columns[16] = refresh, want_ads  # one for all: scalars
+    rows = await conn.fetch(_RECORD_MANY, *columns)
+    out: list[MissedCallWrite | None] = [None] * len(decisions)
+    for row in rows:
+        k = order[row["i"] - 1]
+        out[k] = _outcome(decisions[k], row)
+    assert all(w is not None for w in out)
+    return out  # type: ignore[return-value]
+
+
+def _outcome(d: MissedCallDecision, r: asyncpg.Record) -> MissedCallWrite:
+    """What the statement's row ``r`` says of ``d``; the forecasts learn from it."""
+    callee, prefix, state, text, want_ads = d.callee, d.prefix, d.state, d.text, d.want_ads
     if not r["done"] and want_ads and r["ads_digest"] is not None:  # the ads read again
         rules = tuple(
             AdRule(
@@ -256,11 +353,13 @@ async def record_missed_call(
                 _open_seen.pop(prefix, None)
             elif r["open_id"] is not None:  # its text updated: one more call counted
                 _bounded_put(
-                    _open_seen, prefix, (sms_id, r["open_key"], first_at, count, r["open_due"])
+                    _open_seen,
+                    prefix,
+                    (sms_id, r["open_key"], d.first_at, d.count, r["open_due"]),
                 )
-            elif not_before is not None:
+            elif d.not_before is not None:
                 _bounded_put(
-                    _open_seen, prefix, (sms_id, prefix + str(mc_id), first_at, 1, not_before)
+                    _open_seen, prefix, (sms_id, prefix + str(mc_id), d.first_at, 1, d.not_before)
                 )
         return MissedCallWrite(True, mc_id, r["sms_id"], bool(r["hlr_alert"]))
     rcpt = _recipient(callee, r) if r["rcpt"] is not None else None

@@ -16,11 +16,14 @@ from typing import Any
 import asyncpg
 import pytest
 
+from scp.codecs import cap
 from scp.config import Config, parse_config
+from scp.flows import calls as calls_flow
 from scp.flows import notify as notifications
 from scp.flows import provisioning as P
-from scp.flows.calls import write_records
+from scp.flows.calls import CallUser, write_missed_calls, write_records
 from scp.service.calls import RecordMissedCall
+from scp.service.dialogue import AC_CAP_V2_GSMSSF_SCF
 from scp.service.notifications import MissedCallState, local_day
 from scp.state import calls_store as store
 from scp.state import notify_store
@@ -372,3 +375,266 @@ async def test_concurrent_attempts_make_one_sms(pool: asyncpg.Pool) -> None:
         await pool.fetchval("SELECT count(*) FROM missed_call WHERE notify_outcome = 'queued'")
         == 20
     )
+
+
+# -- the missed calls of one pass in one statement (migration 0280) ---------------------------
+
+
+def _normalised(dump: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
+    """A dump without the ids, which follow the order of inserts: each missed call named by its
+    call reference, an SMS key's missed-call id by that call's reference."""
+    ref = {r[0]: r[6] for r in dump["missed_call"]}
+    calls = sorted((r[1:] for r in dump["missed_call"]), key=lambda r: r[5])  # call_ref
+    sms = []
+    for r in dump["sms_outbox"]:
+        head, _, last = r[1].rpartition(":")
+        key = f"{head}:{ref[int(last)]}" if last.isdigit() and int(last) in ref else r[1]
+        sms.append((key, *r[2:]))
+    sms.sort(key=lambda r: r[0])  # the keys are unique
+    return {"missed_call": calls, "sms_outbox": sms, "hlr_alert": dump["hlr_alert"]}
+
+
+def _records(script: list[tuple[str | None, str, str, int]]) -> list[RecordMissedCall]:
+    return [
+        RecordMissedCall(
+            caller,
+            callee,
+            reason,
+            17 if reason == "busy" else None,
+            f"scp-1:{i}",
+            T0 + dt.timedelta(seconds=s),
+        )
+        for i, (caller, callee, reason, s) in enumerate(script)
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+async def test_a_pass_writes_what_its_calls_write_one_by_one(pool: asyncpg.Pool, name: str) -> None:
+    """The script's calls in passes of five (each pass's calls close enough in time to be
+    concurrent): what the passes write is what the calls write one after the other, the
+    repeated busy attempts of one caller in one pass included (the second one's forecast is
+    wrong: decided again, written in a second round)."""
+    cfg = CONFIGS[name]
+    records = _records(SCRIPT)
+    await _setup(pool)
+    for rec in records:
+        await store.load_callee(pool, rec.callee, rec.caller, DAY)
+        await write_records(pool, [rec], cfg=cfg)
+    one_by_one = _normalised(await _dump(pool))
+    for idp in (False, True):
+        notify_store.forget_forecasts()
+        await _setup(pool)
+        for i in range(0, len(records), 5):
+            batch = records[i : i + 5]
+            if idp:
+                await store.load_callees(pool, [(r.callee, r.caller, DAY) for r in batch])
+            async with pool.acquire() as conn:
+                ids = await write_missed_calls(conn, batch, cfg=cfg, notify=notifications)
+            assert None not in ids and len(set(ids)) == len(batch)
+        assert _normalised(await _dump(pool)) == one_by_one, idp
+    assert any("3" in r[3] for r in one_by_one["sms_outbox"])  # aggregation was exercised
+
+
+async def test_a_pass_is_one_statement_and_one_commit(pool: asyncpg.Pool) -> None:
+    """Six calls of one pass to six subscribers (busy, no-answer, not-reachable), forecasts
+    right: one statement, no BEGIN / COMMIT of ours, and every row written (the missed calls,
+    their SMS, the HLR alerts) carries the same transaction id: one commit. Each call gets its
+    own missed call's id."""
+    await _setup(pool)
+    subs = [f"86139000000{i:02d}" for i in range(6)]
+    for s in subs:
+        await P.add_subscriber(
+            pool,
+            ADMIN,
+            s,
+            today=DAY - dt.timedelta(days=30),
+            services=("missed-call", "busy"),  # type: ignore[arg-type]
+        )
+    notify_store.forget_forecasts()  # none left by an earlier test (its rows are gone)
+    reasons = ["busy", "no-answer", "not-reachable"] * 2
+    records = [
+        RecordMissedCall(A, s, r, None, f"pass:{i}", T0 + dt.timedelta(milliseconds=i))
+        for i, (s, r) in enumerate(zip(subs, reasons, strict=True))
+    ]
+    await store.load_callees(pool, [(r.callee, r.caller, DAY) for r in records])
+    seen: list[str] = []
+
+    def logger(q: Any) -> None:
+        seen.append(q.query)
+
+    async with pool.acquire() as conn:
+        # first use on a connection: asyncpg introspects the result's ad_rule[] type once;
+        # and the ads are read (the forecast of the next write)
+        warm = [RecordMissedCall(B, SUB, "busy", 17, f"warm:{i}", T0) for i in range(2)]
+        await write_missed_calls(conn, warm, cfg=Config(), notify=notifications)
+        conn.add_query_logger(logger)
+        try:
+            ids = await write_missed_calls(conn, records, cfg=Config(), notify=notifications)
+        finally:
+            conn.remove_query_logger(logger)
+    assert len(seen) == 1 and "mcn_record_missed_calls" in seen[0], seen
+    rows = await pool.fetch(
+        "SELECT id, call_ref, xmin::text AS tx FROM missed_call WHERE call_ref LIKE 'pass:%'"
+    )
+    assert {r["call_ref"]: r["id"] for r in rows} == {
+        r.call_ref: i for r, i in zip(records, ids, strict=True)
+    }
+    txs = {r["tx"] for r in rows}
+    txs |= {
+        r["tx"]
+        for r in await pool.fetch(
+            "SELECT xmin::text AS tx FROM sms_outbox WHERE destination = ANY($1)", subs
+        )
+    }
+    txs |= {
+        r["tx"]
+        for r in await pool.fetch(
+            "SELECT xmin::text AS tx FROM hlr_alert WHERE msisdn = ANY($1)", subs
+        )
+    }
+    assert len(txs) == 1
+    assert (
+        await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE destination = ANY($1)", subs)
+        == 4
+    )  # busy and no-answer: at once (held for the busy window)
+    assert await pool.fetchval("SELECT count(*) FROM hlr_alert WHERE msisdn = ANY($1)", subs) == 2
+
+
+async def test_a_bad_call_fails_its_statement_and_writes_nothing(pool: asyncpg.Pool) -> None:
+    """One call of the pass is to a number that is no longer a subscriber (deleted since its
+    InitialDP): the statement fails as a whole and writes nothing of the others either (the
+    call path then writes each on its own: CallUser tests below)."""
+    await _setup(pool)
+    records = [
+        RecordMissedCall(A, SUB, "busy", 17, "bad:0", T0),
+        RecordMissedCall(A, "8613999999999", "busy", 17, "bad:1", T0),
+        RecordMissedCall(B, EN, "busy", 17, "bad:2", T0),
+    ]
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await write_missed_calls(conn, records, cfg=Config(), notify=notifications)
+    assert await pool.fetchval("SELECT count(*) FROM missed_call") == 0
+    assert await pool.fetchval("SELECT count(*) FROM sms_outbox WHERE attempts = 0") == 0
+
+
+class _Node:
+    """What the call path needs of a node to write a call's records: its clocks."""
+
+    def clock(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def wall_now(self) -> dt.datetime:
+        return T0
+
+    def tc_send(self, req: object) -> None:
+        raise AssertionError("nothing is sent by a write")
+
+
+async def test_calls_of_a_pass_write_together_and_a_bad_one_alone(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call path (CallUser) with its missed calls asked for in one pass: one statement
+    and one commit for all, each call with its own id. Then a pass with one call whose callee
+    was deleted since its InitialDP: the batch fails, each call is written on its own, the
+    others are written and the bad one alone is counted lost."""
+    await _setup(pool)
+    notify_store.forget_forecasts()
+    subs = [f"86139000001{i:02d}" for i in range(5)]
+    for s in subs:
+        await P.add_subscriber(
+            pool,
+            ADMIN,
+            s,
+            today=DAY - dt.timedelta(days=30),
+            services=("missed-call", "busy"),  # type: ignore[arg-type]
+        )
+    statements: list[int] = []
+    real = notify_store.record_missed_calls
+
+    async def counted(conn: Any, decisions: Any) -> Any:
+        statements.append(len(decisions))
+        return await real(conn, decisions)
+
+    monkeypatch.setattr(notify_store, "record_missed_calls", counted)
+    user = CallUser(_Node(), pool, Config())
+    try:
+
+        async def a_pass(tag: str, bad: int | None = None, cause: int = 17) -> list[Any]:
+            # the InitialDPs' read leaves the forecasts the write is decided on
+            await store.load_callees(pool, [(s, A, DAY) for s in subs])
+            ctxs = [
+                calls_flow._Ctx(
+                    call=calls_flow._Leg(i, AC_CAP_V2_GSMSSF_SCF, cap.CODEC), proto="cap2"
+                )
+                for i in range(len(subs))
+            ]
+            deadline = asyncio.get_running_loop().time() + 5
+            await asyncio.gather(
+                *(
+                    user._write(
+                        ctx,
+                        [
+                            RecordMissedCall(
+                                A, s, "busy", cause if i == bad else 17, f"{tag}:{i}", T0
+                            )
+                        ],
+                        deadline,
+                    )
+                    for i, (ctx, s) in enumerate(zip(ctxs, subs, strict=True))
+                )
+            )
+            return ctxs
+
+        await a_pass("warm")  # a process's first write reads the ads to forecast them
+        statements.clear()
+        ctxs = await a_pass("together")
+        assert statements == [len(subs)]
+        rows = await pool.fetch(
+            "SELECT id, call_ref, xmin::text AS tx FROM missed_call WHERE call_ref LIKE 'together:%'"
+        )
+        assert sorted(r["id"] for r in rows) == sorted(c.missed_call_id for c in ctxs)
+        assert len({r["tx"] for r in rows}) == 1
+        assert not user.stats.records_lost and not user.stats.records_in_doubt
+
+        # a value the statement cannot take (a smallint cause out of range): the batch fails
+        # before anything is sent, each call is written on its own, the bad one alone fails
+        statements.clear()
+        ctxs = await a_pass("alone", bad=1, cause=70_000)
+        assert statements[0] == len(subs) and len(statements) == 1 + len(subs)
+        await _written_alone(pool, "alone", subs, bad=subs[1])
+        assert [c.missed_call_id is None for c in ctxs] == [False, True, False, False, False]
+        assert user.stats.records_lost == {"missed_call": 1} and not user.stats.records_in_doubt
+
+        # a callee deleted since its InitialDP: the statement declines that call (no such
+        # recipient: nothing of it written) and writes the others; decided again, its own
+        # round fails on the missed call's foreign key: written on its own, it is lost alone
+        await pool.execute("DELETE FROM subscriber WHERE msisdn = $1", subs[3])
+        statements.clear()
+        ctxs = await a_pass("deleted", bad=3)
+        assert statements[:2] == [len(subs), 1]
+        rows = await pool.fetch(
+            "SELECT callee, xmin::text AS tx FROM missed_call WHERE call_ref LIKE 'deleted:%'"
+        )
+        assert sorted(r["callee"] for r in rows) == [s for s in subs if s != subs[3]]
+        assert len({r["tx"] for r in rows}) == 1
+        assert [c.missed_call_id is None for c in ctxs] == [False, False, False, True, False]
+        assert user.stats.records_lost == {"missed_call": 2} and not user.stats.records_in_doubt
+    finally:
+        await user.aclose()
+
+
+async def _written_alone(pool: asyncpg.Pool, tag: str, subs: list[str], *, bad: str) -> None:
+    """Every call of the pass but ``bad`` written, each in its own transaction with its SMS."""
+    written = await pool.fetch(
+        "SELECT id, callee, xmin::text AS tx FROM missed_call WHERE call_ref LIKE $1", f"{tag}:%"
+    )
+    assert sorted(r["callee"] for r in written) == [s for s in subs if s != bad]
+    assert len({r["tx"] for r in written}) == len(subs) - 1  # one commit each
+    sms = {
+        r["destination"]: r["tx"]
+        for r in await pool.fetch(
+            "SELECT destination, xmin::text AS tx FROM sms_outbox WHERE destination = ANY($1)",
+            subs,
+        )
+    }
+    assert all(sms[r["callee"]] == r["tx"] for r in written)  # the SMS text updated with it

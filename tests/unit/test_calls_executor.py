@@ -85,9 +85,20 @@ def user(monkeypatch: pytest.MonkeyPatch) -> Any:
     async def load_rates(pool: Any, rules: Any) -> RateTable:
         return RateTable(rules)
 
+    batches: list[list[object]] = []
+
+    async def write_missed_calls(conn: Any, records: Any, **kw: Any) -> list[int | None]:
+        # the missed calls of one pass: each through write_records as looked up now (a test
+        # may have put a failing one in its place); one failing fails the batch, as the one
+        # statement does
+        batches.append(list(records))
+        kw.pop("notify")
+        return [await callflow.write_records(conn, [r], **kw) for r in records]
+
     monkeypatch.setattr(callflow.store, "load_callees", load_callees)
     monkeypatch.setattr(callflow, "write_records", write_records)
     monkeypatch.setattr(callflow.store, "load_rates", load_rates)
+    monkeypatch.setattr(callflow, "write_missed_calls", write_missed_calls)
     cfg = parse_config('[ivr]\nmode = "connect"\n')
 
     class FakeConn:
@@ -106,6 +117,7 @@ def user(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     u = callflow.CallUser(FakeNode(), FakePool(), cfg)
     u.written = written
+    u.batches = batches
 
     u.failures = []
 
@@ -433,6 +445,68 @@ async def test_initial_dps_of_one_pass_share_one_read(
     _begin_calls(user, {4: CALLEE})
     await settle()
     assert reads[1:] == [[CALLEE]] and _answers(user)[4] == ("TcContinue", [23, 31])
+
+
+async def test_event_reports_of_one_pass_write_their_missed_calls_together(user: Any) -> None:
+    """EventReportBCSMs handled in one pass ask for their missed calls in one write; each
+    call is answered (Connect) only once that write is done, and a later one writes alone."""
+    _begin_calls(user, {1: CALLEE, 2: CALLEE, 3: CALLEE})
+    await settle()
+    ac = AC_CAP_V2_GSMSSF_SCF
+    for did in (1, 2, 3):
+        user.handle(TcContinue(did, components=(Invoke(2, 24, erb_param(ac), op_class=4),)))
+    await settle()
+    assert [len(b) for b in user.batches] == [3]
+    assert {d: a[0] for d, a in _answers(user).items()} == {1: "TcEnd", 2: "TcEnd", 3: "TcEnd"}
+    _begin_calls(user, {4: CALLEE})
+    await settle()
+    user.handle(TcContinue(4, components=(Invoke(2, 24, erb_param(ac), op_class=4),)))
+    await settle()
+    assert [len(b) for b in user.batches] == [3, 1] and _answers(user)[4][0] == "TcEnd"
+
+
+async def test_a_failed_batch_writes_each_call_on_its_own(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that fails for a reason of its own (not the database's: a bad value) wrote
+    nothing: each of its calls is then written on its own, so only a bad call fails."""
+
+    async def bad(conn: Any, records: Any, **kw: Any) -> list[int | None]:
+        raise asyncpg.DataError("invalid input for query argument $5")
+
+    monkeypatch.setattr(callflow, "write_missed_calls", bad)
+    _begin_calls(user, {1: CALLEE, 2: CALLEE})
+    await settle()
+    ac = AC_CAP_V2_GSMSSF_SCF
+    for did in (1, 2):
+        user.handle(TcContinue(did, components=(Invoke(2, 24, erb_param(ac), op_class=4),)))
+    await settle()
+    assert [type(r).__name__ for r in user.written] == ["RecordMissedCall"] * 2
+    assert _answers(user)[1][0] == _answers(user)[2][0] == "TcEnd"
+    assert not user.stats.records_lost and not user.stats.db_retries
+
+
+async def test_a_call_past_its_budget_in_a_batch_is_in_doubt(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's statement was sent and does not answer within the call's budget: the
+    call is routed all the same, its missed call counted in doubt (it may commit), never
+    lost."""
+    hung = asyncio.Event()
+
+    async def never(conn: Any, records: Any, **kw: Any) -> list[int | None]:
+        await hung.wait()
+        raise AssertionError("unreachable")
+
+    _begin_calls(user, {1: CALLEE})
+    await settle()
+    monkeypatch.setattr(callflow, "write_missed_calls", never)
+    user.budget = 0.05
+    ac = AC_CAP_V2_GSMSSF_SCF
+    user.handle(TcContinue(1, components=(Invoke(2, 24, erb_param(ac), op_class=4),)))
+    await eventually(lambda: len(user.node.sent) == 2)
+    assert _answers(user)[1] == ("TcEnd", [20])
+    assert user.stats.records_in_doubt == {"missed_call": 1} and not user.stats.records_lost
 
 
 async def test_a_read_holds_at_most_its_batch(user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
