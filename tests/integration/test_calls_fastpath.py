@@ -435,14 +435,9 @@ async def test_a_pass_writes_what_its_calls_write_one_by_one(pool: asyncpg.Pool,
     assert any("3" in r[3] for r in one_by_one["sms_outbox"])  # aggregation was exercised
 
 
-async def test_a_pass_is_one_statement_and_one_commit(pool: asyncpg.Pool) -> None:
-    """Six calls of one pass to six subscribers (busy, no-answer, not-reachable), forecasts
-    right: one statement, no BEGIN / COMMIT of ours, and every row written (the missed calls,
-    their SMS, the HLR alerts) carries the same transaction id: one commit. Each call gets its
-    own missed call's id."""
-    await _setup(pool)
-    subs = [f"86139000000{i:02d}" for i in range(6)]
-    for s in subs:
+async def _subscribers(pool: asyncpg.Pool, numbers: list[str]) -> None:
+    """``numbers`` as subscribers to missed-call and busy since a month before DAY."""
+    for s in numbers:
         await P.add_subscriber(
             pool,
             ADMIN,
@@ -450,6 +445,16 @@ async def test_a_pass_is_one_statement_and_one_commit(pool: asyncpg.Pool) -> Non
             today=DAY - dt.timedelta(days=30),
             services=("missed-call", "busy"),  # type: ignore[arg-type]
         )
+
+
+async def test_a_pass_is_one_statement_and_one_commit(pool: asyncpg.Pool) -> None:
+    """Six calls of one pass to six subscribers (busy, no-answer, not-reachable), forecasts
+    right: one statement, no BEGIN / COMMIT of ours, and every row written (the missed calls,
+    their SMS, the HLR alerts) carries the same transaction id: one commit. Each call gets its
+    own missed call's id."""
+    await _setup(pool)
+    subs = [f"86139000000{i:02d}" for i in range(6)]
+    await _subscribers(pool, subs)
     notify_store.forget_forecasts()  # none left by an earlier test (its rows are gone)
     reasons = ["busy", "no-answer", "not-reachable"] * 2
     records = [
@@ -540,14 +545,7 @@ async def test_calls_of_a_pass_write_together_and_a_bad_one_alone(
     await _setup(pool)
     notify_store.forget_forecasts()
     subs = [f"86139000001{i:02d}" for i in range(5)]
-    for s in subs:
-        await P.add_subscriber(
-            pool,
-            ADMIN,
-            s,
-            today=DAY - dt.timedelta(days=30),
-            services=("missed-call", "busy"),  # type: ignore[arg-type]
-        )
+    await _subscribers(pool, subs)
     statements: list[int] = []
     real = notify_store.record_missed_calls
 

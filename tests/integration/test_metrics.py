@@ -13,6 +13,7 @@ import os
 import re
 import signal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -77,16 +78,21 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-@pytest.mark.tshark
-async def test_metrics_move_as_the_calls_did(clean_pool, db_dsn: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    cfg = parse_config(CONFIG)
+async def add_busy_subscriber(pool: Any) -> None:
+    """The simulator's subscriber, to missed-call and busy since today."""
     await prov.add_subscriber(
-        clean_pool,
+        pool,
         prov.Actor("cli", "test"),
         N.subscriber,
         today=today(),
         services=("missed-call", "busy"),
     )
+
+
+@pytest.mark.tshark
+async def test_metrics_move_as_the_calls_did(clean_pool, db_dsn: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = parse_config(CONFIG)
+    await add_busy_subscriber(clean_pool)
     services = Services(cfg, clean_pool, dsn=db_dsn)
     await services.start()
     wire = SctpPcapWriter.open(str(tmp_path / "sim.pcap"))  # for tshark and the strict oracle

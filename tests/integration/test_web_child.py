@@ -25,14 +25,12 @@ import pytest
 
 from scp.adapters.capture import SctpPcapWriter
 from scp.config import parse_config
-from scp.flows import provisioning as prov
 from scp.tools.simulate.network import Simulator
 from scp.tools.simulate.scenarios import Numbers
 from scp.tools.simulate.transports import connect_tcp
 from tests import tshark
-from tests.dates import today
 from tests.helpers import eventually, free_port
-from tests.integration.test_metrics import scrape, value
+from tests.integration.test_metrics import add_busy_subscriber, scrape, value
 from tests.integration.test_workers import _log, _reap, _until, start_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -74,13 +72,7 @@ async def _get(url: str) -> httpx.Response | None:
 async def test_the_node_runs_its_web_in_a_child(
     tmp_path: Path, db_dsn: str, clean_pool: Any
 ) -> None:
-    await prov.add_subscriber(
-        clean_pool,
-        prov.Actor("cli", "test"),
-        N.subscriber,
-        today=today(),
-        services=("missed-call", "busy"),
-    )
+    await add_busy_subscriber(clean_pool)
     m3ua, web = free_port(), free_port()
     conf = tmp_path / "node.toml"
     conf.write_text(_config(m3ua, web))
