@@ -116,11 +116,9 @@ async def _dump(pool: asyncpg.Pool) -> dict[str, list[tuple[Any, ...]]]:
     return {k: [tuple(r) for r in await pool.fetch(q)] for k, q in TABLES.items()}
 
 
-async def _run(pool: asyncpg.Pool, cfg: Config, *, fast: bool, idp: bool = False) -> None:
-    for i, (caller, callee, reason, s) in enumerate(SCRIPT):
-        if idp:  # the InitialDP's lookup leaves the recipient forecast
-            await store.load_callee(pool, callee, caller, DAY)
-        rec = RecordMissedCall(
+def _records(script: list[tuple[str | None, str, str, int]]) -> list[RecordMissedCall]:
+    return [
+        RecordMissedCall(
             caller,
             callee,
             reason,
@@ -128,6 +126,14 @@ async def _run(pool: asyncpg.Pool, cfg: Config, *, fast: bool, idp: bool = False
             f"scp-1:{i}",
             T0 + dt.timedelta(seconds=s),
         )
+        for i, (caller, callee, reason, s) in enumerate(script)
+    ]
+
+
+async def _run(pool: asyncpg.Pool, cfg: Config, *, fast: bool, idp: bool = False) -> None:
+    for rec in _records(SCRIPT):
+        if idp:  # the InitialDP's lookup leaves the recipient forecast
+            await store.load_callee(pool, rec.callee, rec.caller, DAY)
         if fast:
             await write_records(pool, [rec], cfg=cfg)
         else:
@@ -392,20 +398,6 @@ def _normalised(dump: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[
         sms.append((key, *r[2:]))
     sms.sort(key=lambda r: r[0])  # the keys are unique
     return {"missed_call": calls, "sms_outbox": sms, "hlr_alert": dump["hlr_alert"]}
-
-
-def _records(script: list[tuple[str | None, str, str, int]]) -> list[RecordMissedCall]:
-    return [
-        RecordMissedCall(
-            caller,
-            callee,
-            reason,
-            17 if reason == "busy" else None,
-            f"scp-1:{i}",
-            T0 + dt.timedelta(seconds=s),
-        )
-        for i, (caller, callee, reason, s) in enumerate(script)
-    ]
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
