@@ -37,6 +37,7 @@ import asyncio
 import collections
 import contextlib
 import inspect
+import queue
 import select
 import socket
 import sys
@@ -44,7 +45,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import IO, TYPE_CHECKING, Any, Protocol, assert_never
+from typing import IO, TYPE_CHECKING, Any, Protocol, assert_never, cast
 
 import structlog
 
@@ -158,8 +159,9 @@ class _Link:
         self._gateway = gateway
         self._sock = sock
         self._loop = loop
-        self._out: collections.deque[bytes] = collections.deque()
-        self._cv = threading.Condition()
+        # the writer's queue: bytes in order, then _END; a SimpleQueue (C, no lock of ours)
+        # because every batch the session writes goes through it
+        self._out: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._closing = False  # no more writes; the thread ends once the queue is sent
         self._abort = False  # the link is gone: the thread ends without sending the rest
         self._reading = True
@@ -172,16 +174,13 @@ class _Link:
     # -- the loop's side ------------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        with self._cv:
-            if self._closing:
-                return
-            self._out.append(data)
-            self._cv.notify()
+        if not self._closing:
+            self._out.put(data)
 
     def close(self) -> None:
-        with self._cv:
+        if not self._closing:
             self._closing = True
-            self._cv.notify()
+            self._out.put(_END)
 
     def is_closing(self) -> bool:
         return self._closing
@@ -206,10 +205,10 @@ class _Link:
         self._lost_called = True
         self._loop.remove_reader(self._sock.fileno())
         self._reading = False
-        with self._cv:
-            self._closing = self._abort = True
-            self._out.clear()
-            self._cv.notify()
+        self._abort = True
+        if not self._closing:
+            self._closing = True
+            self._out.put(_END)
         with contextlib.suppress(OSError):  # wakes a writer blocked on a full buffer
             self._sock.shutdown(socket.SHUT_RDWR)
         self._release()
@@ -235,15 +234,19 @@ class _Link:
     def _write_loop(self) -> None:
         exc: Exception | None = None
         try:
-            while True:
-                with self._cv:
-                    while not self._out and not self._closing:
-                        self._cv.wait()
-                    if self._abort or (self._closing and not self._out):
-                        break
-                    data = b"".join(self._out)
-                    self._out.clear()
-                self._send_all(data)
+            end = False
+            while not end:
+                chunks = [self._out.get()]  # what was queued meanwhile goes in the same send
+                with contextlib.suppress(queue.Empty):
+                    while chunks[-1] is not _END:
+                        chunks.append(self._out.get_nowait())
+                if chunks[-1] is _END:
+                    chunks.pop()
+                    end = True
+                if self._abort:
+                    break
+                if chunks:
+                    self._send_all(b"".join(cast(list[bytes], chunks)))
         except Exception as e:  # the connection broke under a send
             exc = e
         finally:
@@ -252,18 +255,21 @@ class _Link:
 
     def _send_all(self, data: bytes) -> None:
         view = memoryview(data)
-        poller = select.poll()
-        poller.register(self._sock.fileno(), select.POLLOUT)
+        poller: select.poll | None = None
         while view:
             if self._abort:
                 return
             try:
                 view = view[self._sock.send(view) :]
             except (BlockingIOError, InterruptedError):
-                poller.poll(self._POLL * 1000)  # the peer reads slowly: wait for room
+                if poller is None:  # the peer reads slowly: wait for room
+                    poller = select.poll()
+                    poller.register(self._sock.fileno(), select.POLLOUT)
+                poller.poll(self._POLL * 1000)
 
 
 _RECV_SIZE = 65536
+_END = None  # in the writer's queue: what came before is all there is
 
 
 class SmppGateway:
