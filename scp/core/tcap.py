@@ -270,6 +270,7 @@ class _Dialogue:
         "pending",
         "protocol_class",
         "sls",
+        "counted",
     )
 
     def __init__(
@@ -291,6 +292,7 @@ class _Dialogue:
         self.local = local
         self.dpc = dpc
         self.assoc: int | None = None  # the association its BEGIN came on (peer-opened)
+        self.counted = False  # in the per-OPC / per-association shares (peer-opened)
         self.ac = ac
         self.aarq = aarq  # an AARQ crossed (either way): dialogue portion in answers/aborts
         # Our pending invokes: invoke ID -> (operation class, opcode).
@@ -368,8 +370,10 @@ class TcapLayer:
         self.max_dialogues_per_peer = max_dialogues_per_peer
         self.max_dialogues_per_association = max_dialogues_per_association
         # dialogue the peer opened -> what it counts against: ("opc", pc), ("assoc", id)
-        self._opened_by: dict[int, tuple[tuple[str, int], ...]] = {}
-        self._per_peer: dict[tuple[str, int], int] = {}  # ("opc"|"assoc", n) -> open
+        # dialogues open per peer, by OPC and by association, for the shares above (plain int
+        # keys, counted on the dialogue: this is on every Begin's path)
+        self._per_opc: dict[int, int] = {}
+        self._per_assoc: dict[int, int] = {}
         self._dialogues: dict[int, _Dialogue] = {}
         self._timers = FifoTimers()
         self._seq = 0
@@ -600,21 +604,12 @@ class TcapLayer:
                     "resource_limitation", f"{len(self._dialogues)} dialogues open", None, otid
                 ),
             ]
-        for kind, n, share in (
-            ("opc", ind.opc, self.max_dialogues_per_peer),
-            ("assoc", assoc, self.max_dialogues_per_association),
-        ):
-            if share is not None and n is not None and self._per_peer.get((kind, n), 0) >= share:
-                return [
-                    self._p_abort_to(ind, otid, PAbortCause.RESOURCE_LIMITATION),
-                    TcapLog(
-                        "resource_limitation",
-                        f"{'OPC' if kind == 'opc' else 'association'} {n} holds {share}"
-                        " dialogues, its share",
-                        None,
-                        otid,
-                    ),
-                ]
+        opc, share = ind.opc, self.max_dialogues_per_peer
+        if share is not None and opc is not None and self._per_opc.get(opc, 0) >= share:
+            return self._over_share(ind, otid, f"OPC {opc}", share)
+        share = self.max_dialogues_per_association
+        if share is not None and assoc is not None and self._per_assoc.get(assoc, 0) >= share:
+            return self._over_share(ind, otid, f"association {assoc}", share)
         pdu = msg.dialogue
         if pdu is not None and type(pdu) is not Aarq:
             # Only an AARQ may open a dialogue (Q.774 §3.2.2.1): abort, provider side.
@@ -658,6 +653,13 @@ class TcapLayer:
         dlg.assoc = assoc
         return TSM_RECEIVED.lookup(_IDLE, TsmEvent.BEGIN_RECEIVED).action(self, dlg, ind, msg, now)
 
+    def _over_share(self, ind: NUnitdata, otid: bytes, who: str, share: int) -> list[TcapOutput]:
+        """A Begin from a peer that holds its share of dialogues ([tcap]): refused, aborted."""
+        return [
+            self._p_abort_to(ind, otid, PAbortCause.RESOURCE_LIMITATION),
+            TcapLog("resource_limitation", f"{who} holds {share} dialogues, its share", None, otid),
+        ]
+
     def _begin_received(
         self, dlg: _Dialogue, ind: NUnitdata, msg: TcapMessage, now: float
     ) -> list[TcapOutput]:
@@ -666,13 +668,12 @@ class TcapLayer:
         dlg.sls = ind.sequence_control  # answers keep the peer's in-sequence stream
         dlg.state = _IR
         self._dialogues[did] = dlg
-        counts = tuple(
-            (kind, n) for kind, n in (("opc", ind.opc), ("assoc", dlg.assoc)) if n is not None
-        )
-        if counts:
-            self._opened_by[did] = counts
-            for key in counts:
-                self._per_peer[key] = self._per_peer.get(key, 0) + 1
+        dlg.counted = True
+        opc, assoc = ind.opc, dlg.assoc
+        if opc is not None:
+            self._per_opc[opc] = self._per_opc.get(opc, 0) + 1
+        if assoc is not None:
+            self._per_assoc[assoc] = self._per_assoc.get(assoc, 0) + 1
         self._timers.start(("idle", did), now, self.idle_timeout)
         comps, events, rejects = self._components_in(dlg, msg, now)
         dlg.pending.extend(rejects)  # sent with the TC-user's first answer
@@ -1176,12 +1177,10 @@ class TcapLayer:
     def _free(self, dlg: _Dialogue) -> None:
         if self._dialogues.pop(dlg.did, None) is None:
             return
-        for key in self._opened_by.pop(dlg.did, ()):
-            left = self._per_peer[key] - 1
-            if left:
-                self._per_peer[key] = left
-            else:
-                del self._per_peer[key]
+        if dlg.counted:  # peer-opened: its dpc is still the OPC of its Begin (only a Begin
+            # of ours takes its dpc from the first answer)
+            _uncount(self._per_opc, dlg.dpc)
+            _uncount(self._per_assoc, dlg.assoc)
         self._timers.cancel(("idle", dlg.did))
         for iid in dlg.invokes:
             self._timers.cancel(("inv", dlg.did, iid))
@@ -1192,6 +1191,18 @@ _Received = Callable[[TcapLayer, _Dialogue, NUnitdata, TcapMessage, float], list
 _Requested = Callable[[TcapLayer, _Dialogue, TcRequest, float], list[TcapOutput]]
 _L = TcapLayer
 _E = TsmEvent
+
+
+def _uncount(counts: dict[int, int], key: int | None) -> None:
+    """One dialogue fewer for ``key`` in a share's counts (its entry gone at zero)."""
+    if key is None:
+        return
+    left = counts.get(key, 0) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
+
 
 TSM_RECEIVED: TransitionTable[DialogueState, TsmEvent, _Received] = TransitionTable(
     "TCAP TSM",
