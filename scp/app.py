@@ -24,7 +24,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
@@ -45,7 +44,7 @@ from scp.adapters.tcp import TcpTransport
 from scp.adapters.transport import AssociationHandler
 from scp.adapters.web_child import ChildLink, Handover, WebChild, lower_priority
 from scp.adapters.worker_link import WorkerLink
-from scp.adapters.worker_metrics import MetricsServer, fetch
+from scp.adapters.worker_metrics import MetricsServer, fetch, private_directory
 from scp.config import Config, ConfigError, _host_port
 from scp.core.m3ua_asp import (
     AspState,
@@ -579,7 +578,7 @@ class Services:
         await self.node.start()
         self.gateway.start()
         if self.cfg.web.listen and self.link_directory is None:
-            self.link_directory = self._own_directory = tempfile.mkdtemp(prefix="mcn-scp-node-")
+            self.link_directory = self._own_directory = private_directory("node")
         if self.link_directory is not None:
             self.metrics_server = MetricsServer(
                 self.link_directory, self.cfg.node.worker_id, self._own_metrics, self._readiness

@@ -12,6 +12,10 @@ each request: it connects, sends one request line and reads the answer to the en
 
 A process that is down, restarting or slower than the timeout gives nothing (:func:`fetch`
 returns None): the exporter counts it as not alive, ``/readyz`` says the node does not answer.
+
+The private directory (:func:`private_directory`) is named after the process that made it, so
+that the directories of processes killed with SIGKILL, which could not remove their own, are
+removed by the next node to start on the machine.
 """
 
 from __future__ import annotations
@@ -19,13 +23,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
+import stat
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
 
 import structlog
 
-__all__ = ["FETCH_TIMEOUT", "MetricsServer", "Request", "fetch", "metrics_socket"]
+__all__ = [
+    "FETCH_TIMEOUT",
+    "MetricsServer",
+    "Request",
+    "fetch",
+    "metrics_socket",
+    "private_directory",
+]
 
 FETCH_TIMEOUT = 1.0  # s a node process has to answer (Prometheus's own scrape timeout is 10 s)
 MAX_REQUEST = 64  # octets of a request line; a client that sends more is not ours
@@ -33,6 +47,38 @@ MAX_REQUEST = 64  # octets of a request line; a client that sends more is not ou
 Request = Literal["metrics", "ready"]
 
 log = structlog.get_logger("scp.worker_metrics")
+
+
+def private_directory(kind: str, parent: str | None = None) -> str:
+    """A new directory for the node-local sockets (mode 0700), ``mcn-scp-<kind>-<pid>-*`` in
+    ``parent`` (the system's temporary directory). This user's directories of that kind whose
+    process no longer runs go first: a node killed with SIGKILL leaves its own behind."""
+    parent = parent or tempfile.gettempdir()
+    prefix = f"mcn-scp-{kind}-"
+    with contextlib.suppress(OSError), os.scandir(parent) as entries:
+        for e in entries:
+            pid = e.name[len(prefix) :].split("-", 1)[0] if e.name.startswith(prefix) else ""
+            if not pid.isdigit() or _running(int(pid)):
+                continue
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid():
+                shutil.rmtree(e.path, ignore_errors=True)
+                log.info("stale link directory removed", path=e.path)
+    return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists (a reused pid keeps a stale directory: harmless)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def metrics_socket(directory: str | Path, worker_id: int) -> Path:

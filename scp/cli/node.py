@@ -10,13 +10,13 @@ import dataclasses
 import os
 import shutil
 import sys
-import tempfile
 
 import click
 import structlog
 
 from scp.adapters.supervisor import START_ENV, Supervisor
 from scp.adapters.web_child import ChildLink
+from scp.adapters.worker_metrics import private_directory
 from scp.app import Services, WorkerSeat, main_run, main_web, worker_config, worker_seat
 from scp.cli.common import BadInputError, get_config
 from scp.cli.logs import configure_logging
@@ -126,7 +126,7 @@ def _supervise(ctx: click.Context, cfg: Config, capture: str | None, demo: bool)
         head += ["--log-level", ctx.obj["log_level"]]
     if ctx.obj.get("config_path"):
         head += ["--config", ctx.obj["config_path"]]
-    directory = tempfile.mkdtemp(prefix="mcn-scp-workers-")
+    directory = private_directory("workers")
     try:
         commands = []
         for i in range(cfg.node.workers):
