@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from scratch import free_port, scratch_database
+from scratch import free_port, scratch_database, wait_for_http
 
 MCN_SCP = str(Path(sys.executable).parent / "mcn-scp")
 
@@ -128,15 +128,8 @@ def run(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
         ).stdout.splitlines()[0]
         web = subprocess.Popen([*cmd, "web"], env=env, stdout=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                if web.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("mcn-scp web did not start") from None
-                time.sleep(0.1)
+        if not wait_for_http(f"{base}/healthz", web):
+            raise SystemExit("mcn-scp web did not start")
         res = asyncio.run(drive(base, token, args.seconds, args.concurrency))
         report = {
             "seconds_per_phase": args.seconds,

@@ -1,4 +1,4 @@
-"""What the benchmarks share: a throw-away database and a free port.
+"""What the benchmarks share: a throw-away database, a free port, waiting for a web server.
 
 A benchmark runs against a database of its own, created on ``$MCN_DATABASE_URL``'s server when
 that is set, else on a temporary pgserver instance (the PyPI package the tests use); both are
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
+import sys
 import tempfile
 import uuid
 import warnings
@@ -20,6 +20,12 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+# the tests' helpers (free_port, wait_for_http) serve the benchmarks too
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.helpers import free_port, wait_for_http  # noqa: E402
+
+__all__ = ["free_port", "scratch_database", "wait_for_http", "with_db"]
 
 
 def with_db(dsn: str, name: str) -> str:
@@ -35,12 +41,6 @@ async def admin(dsn: str, sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

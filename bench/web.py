@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -62,6 +61,7 @@ from scp.tools.simulate.scenarios import Numbers  # noqa: E402
 from scp.tools.simulate.transports import connect_tcp  # noqa: E402
 from scp.web.app import PARTS, create_app  # noqa: E402
 from scp.web.context import WebContext  # noqa: E402
+from tests.helpers import free_port, wait_for_http  # noqa: E402
 
 CFG = parse_config("[smpp]\nbackend = 'console'\n[web]\nlogin_max_per_address = 0\n")
 N = Numbers()
@@ -241,9 +241,7 @@ def separate_web(dsn: str) -> Iterator[str]:
     """``mcn-scp web`` on the same database, as a process of its own (the README's advice for
     heavy portal traffic), at the web child's priority (``[web] nice``) so that the one
     difference is whose process it is; its base URL."""
-    with socket.socket() as s:  # a free port for it
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with tempfile.NamedTemporaryFile("w", suffix=".toml") as conf:
         conf.write(
             f"[smpp]\nbackend = 'console'\n[web]\nlisten = '127.0.0.1:{port}'\n"
@@ -258,16 +256,8 @@ def separate_web(dsn: str) -> Iterator[str]:
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("mcn-scp web did not start")
-                time.sleep(0.1)
+            if not wait_for_http(f"{base}/healthz", proc, timeout=60):
+                raise RuntimeError("mcn-scp web did not start")
             yield base
         finally:
             proc.terminate()

@@ -15,7 +15,12 @@ import inspect
 import random
 import socket
 import struct
+import subprocess
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import httpx
 
 # ---------------------------------------------------------------------------------------------
 # Sockets
@@ -27,6 +32,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_for_http(url: str, proc: subprocess.Popen[Any], timeout: float = 30.0) -> bool:
+    """Poll ``url`` until the server answers (any status); False if ``proc`` ended or
+    ``timeout`` s passed first. For a server started as a process of its own (``mcn-scp web``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(url, timeout=1)
+            return True
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
 
 
 # ---------------------------------------------------------------------------------------------

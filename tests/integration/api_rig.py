@@ -9,7 +9,6 @@ import os
 import struct
 import subprocess
 import sys
-import time
 import wave
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -25,7 +24,7 @@ from scp.flows import api as api_flow
 from scp.service.provisioning import Actor
 from scp.web.app import create_app
 from scp.web.context import WebContext
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_for_http
 
 ADMIN = Actor("cli", "test")
 ALL_SCOPES = ("provisioning", "media", "billing", "read")
@@ -109,17 +108,8 @@ def web_process(tmp: Path, db_dsn: str, base: str) -> Iterator[subprocess.Popen[
             stderr=log_file,
         )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"{base}/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(
-                            log_path.read_text(errors="replace")[-4000:] or "no start"
-                        ) from None
-                    time.sleep(0.1)
+            if not wait_for_http(f"{base}/healthz", proc):
+                raise RuntimeError(log_path.read_text(errors="replace")[-4000:] or "no start")
             yield proc
         finally:
             if proc.poll() is None:
