@@ -349,15 +349,22 @@ async def test_cap_v3_forwarding_with_apply_charging(tmp_path: Path, clean_pool:
     assert tuple(cdr) == (CALLEE, "8613855556666", "forwarding", "national", 420, Decimal("2.10"))
 
 
+async def selfcare_call(sw: Any, caller: str) -> tuple[int, Any]:
+    """``caller`` dials the self-care number (service key 200): the dialogue and its first
+    answer, the IVR's prompt for the PIN (ConnectToResource + PromptAndCollect)."""
+    did = sw.begin(AC_CAP_V2_GSMSSF_SCF, idp(callee="8613800888", caller=caller, key=200))
+    (m1,) = await sw.next(did)
+    assert names(sw, m1) == ["ConnectToResource", "PromptAndCollectUserInformation"]
+    return did, m1
+
+
 async def test_selfcare_pin_then_blacklist_add(tmp_path: Path, clean_pool: Any) -> None:
     await provision(clean_pool)
     await P.set_pin(clean_pool, ADMIN, CALLEE, "123456")
     rig = await start(tmp_path, clean_pool, "ctr")
     sw = rig.sw
     try:
-        did = sw.begin(AC_CAP_V2_GSMSSF_SCF, idp(callee="8613800888", caller=CALLEE, key=200))
-        (m1,) = await sw.next(did)
-        assert names(sw, m1) == ["ConnectToResource", "PromptAndCollectUserInformation"]
+        did, m1 = await selfcare_call(sw, CALLEE)
         sw.result(did, sw.ops_of(m1)[1][0], "654321")  # wrong PIN
         m = await sw.next(did, 2)
         sw.result(did, sw.ops_of(m[1])[0][0], "123456")

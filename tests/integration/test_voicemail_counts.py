@@ -19,7 +19,7 @@ from scp.flows import voicemail as vm
 from scp.flows.outbox import build_outbox
 from scp.service.notifications import local_day
 from tests.integration.api_rig import ADMIN, wav
-from tests.integration.test_calls_e2e import AC_CAP_V2_GSMSSF_SCF, idp, names, start, stop
+from tests.integration.test_calls_e2e import selfcare_call, start, stop
 
 pytestmark = pytest.mark.integration
 
@@ -104,9 +104,7 @@ async def test_ivr_menu_2_announces_the_new_count(
     rig = await start(tmp_path, clean_pool, "ctr")
     sw = rig.sw
     try:
-        did = sw.begin(AC_CAP_V2_GSMSSF_SCF, idp(callee="8613800888", caller=CALLEE, key=200))
-        (m1,) = await sw.next(did)
-        assert names(sw, m1) == ["ConnectToResource", "PromptAndCollectUserInformation"]
+        did, m1 = await selfcare_call(sw, CALLEE)
         sw.result(did, sw.ops_of(m1)[1][0], "123456")
         m = await sw.next(did, 2)
         sw.result(did, sw.ops_of(m[1])[0][0], "2")  # how many voice messages
