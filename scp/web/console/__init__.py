@@ -308,8 +308,7 @@ def install(app: FastAPI, ctx: WebContext) -> None:
                 language=form_str(form, "language") or "zh",
             )
         except InvalidInput as e:
-            f = e.field if e.field in FORM_FIELDS else ""
-            return redirect(f"{PREFIX}enrol?msisdn={quote(msisdn)}&e=invalid&f={f}")
+            return _invalid(f"{PREFIX}enrol?msisdn={quote(msisdn)}&", e)
         except Conflict:
             return redirect(f"{PREFIX}enrol?msisdn={quote(msisdn)}&e=exists")
         return redirect(f"{PREFIX}subscribers/{sub.msisdn}?m=enrolled")
@@ -415,8 +414,7 @@ def install(app: FastAPI, ctx: WebContext) -> None:
                 valid_until=_when(form_str(form, "valid_until"), tz, "valid_until"),
             )
         except InvalidInput as e:
-            f = e.field if e.field in FORM_FIELDS else ""
-            return redirect(f"{PREFIX}ads?e=invalid&f={f}")
+            return _invalid(f"{PREFIX}ads?", e)
         return redirect(f"{PREFIX}ads?m=added")
 
     @app.post(PREFIX + "ads/{ad_id}/delete", include_in_schema=False)
@@ -457,8 +455,7 @@ def install(app: FastAPI, ctx: WebContext) -> None:
                 valid_from=form_str(form, "valid_from") or None,
             )
         except InvalidInput as e:
-            f = e.field if e.field in FORM_FIELDS else ""
-            return redirect(f"{PREFIX}rates?e=invalid&f={f}")
+            return _invalid(f"{PREFIX}rates?", e)
         return redirect(f"{PREFIX}rates?m=added")
 
     @app.post(PREFIX + "rates/{rate_id}/delete", include_in_schema=False)
@@ -503,8 +500,7 @@ def install(app: FastAPI, ctx: WebContext) -> None:
                 valid_from=form_str(form, "valid_from", 20) or None,
             )
         except InvalidInput as e:
-            f = e.field if e.field in FORM_FIELDS else ""
-            return redirect(f"{PREFIX}products?e=invalid&f={f}")
+            return _invalid(f"{PREFIX}products?", e)
         return redirect(f"{PREFIX}products?m=saved")
 
     @route("audit")
@@ -570,6 +566,13 @@ def install(app: FastAPI, ctx: WebContext) -> None:
         return site.page(
             request, "dashboard.html", sess, charts=charts, days=len(d.days), tz=cfg.notify.timezone
         )
+
+
+def _invalid(back: str, e: InvalidInput) -> Response:
+    """Back to the form at ``back`` (a URL ending in ``?`` or ``&``), saying which field was
+    refused (only a field the form has: the page names it beside that input)."""
+    f = e.field if e.field in FORM_FIELDS else ""
+    return redirect(f"{back}e=invalid&f={f}")
 
 
 def _csv(v: str) -> list[str]:
