@@ -164,9 +164,8 @@ class _Link:
         self._out: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._closing = False  # no more writes; the thread ends once the queue is sent
         self._abort = False  # the link is gone: the thread ends without sending the rest
-        self._reading = True
         self._writing = True
-        self._lost_called = False
+        self._lost_called = False  # the read side saw the end: the loop no longer reads
         loop.add_reader(sock.fileno(), self._readable)
         self._thread = threading.Thread(target=self._write_loop, name="smpp-writer", daemon=True)
         self._thread.start()
@@ -204,7 +203,6 @@ class _Link:
             return
         self._lost_called = True
         self._loop.remove_reader(self._sock.fileno())
-        self._reading = False
         self._abort = True
         if not self._closing:
             self._closing = True
@@ -226,7 +224,7 @@ class _Link:
         self._release()
 
     def _release(self) -> None:
-        if not self._reading and not self._writing and self._sock.fileno() >= 0:
+        if self._lost_called and not self._writing and self._sock.fileno() >= 0:
             self._sock.close()
 
     # -- the writer thread ----------------------------------------------------------------------
